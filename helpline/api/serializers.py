@@ -1,0 +1,70 @@
+"""The public inquiry API's shapes. Field errors come back per field, in the request's language."""
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+from phonenumber_field.serializerfields import PhoneNumberField
+from rest_framework import serializers
+
+from helpline.models import Case, Message
+
+# Bosnian, Croatian and Serbian (either script) are answered in one reply language.
+LANGUAGE_ALIASES = {"bs": "bs", "hr": "bs", "sr": "bs", "sr-latn": "bs", "cnr": "bs", "en": "en"}
+
+
+def encodable_text(value: str) -> str:
+    """Reject text that cannot be stored (lone surrogates from a broken client)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise serializers.ValidationError(_("The text contains characters that cannot be stored.")) from None
+    return value
+
+
+class SafeContactSerializer(serializers.Serializer):
+    call = serializers.BooleanField(required=False, allow_null=True, default=None, help_text=_("Is it safe to call?"))
+    text = serializers.BooleanField(required=False, allow_null=True, default=None, help_text=_("Is it safe to text?"))
+    note = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=500, validators=[encodable_text],
+        help_text=_("When it is safe to contact you, in your own words."),
+    )  # fmt: skip
+
+
+class InquiryCreateSerializer(serializers.Serializer):
+    message = serializers.CharField(max_length=settings.MAX_MESSAGE_LENGTH, validators=[encodable_text])
+    name = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=200, validators=[encodable_text]
+    )
+    phone = PhoneNumberField(required=False, allow_blank=True, default="", region="BA")
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    language = serializers.ChoiceField(choices=sorted(LANGUAGE_ALIASES), required=False, allow_null=True, default=None)
+    safe_contact = SafeContactSerializer(required=False, default=dict)
+
+    def validate_language(self, value: str | None) -> str | None:
+        return LANGUAGE_ALIASES[value] if value else None
+
+
+class InquiryCreatedSerializer(serializers.Serializer):
+    reference = serializers.CharField()
+    token = serializers.CharField(help_text=_("Keep it secret: with the reference, it shows your case's status."))
+    status_url = serializers.URLField()
+
+
+class FollowUpSerializer(serializers.Serializer):
+    message = serializers.CharField(max_length=settings.MAX_MESSAGE_LENGTH, validators=[encodable_text])
+
+
+class CitizenReplySerializer(serializers.ModelSerializer):
+    text = serializers.CharField(source="body")
+    sent_at = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Message
+        fields = ["text", "sent_at"]
+
+
+class InquiryStatusSerializer(serializers.ModelSerializer):
+    status_label = serializers.CharField(source="get_status_display")
+    replies = CitizenReplySerializer(many=True, source="citizen_replies")
+
+    class Meta:
+        model = Case
+        fields = ["reference", "status", "status_label", "created_at", "replies"]

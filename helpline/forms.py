@@ -1,0 +1,53 @@
+"""The public contact form and the citizen's status check."""
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+from phonenumber_field.formfields import PhoneNumberField
+
+YES_NO_UNSURE = [("yes", _("Yes")), ("no", _("No")), ("", _("I am not sure"))]
+
+
+def _yes_no(value: str) -> bool | None:
+    return {"yes": True, "no": False}.get(value)
+
+
+class InquiryForm(forms.Form):
+    message = forms.CharField(
+        label=_("What is happening? How can we help?"),
+        max_length=settings.MAX_MESSAGE_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 8}),
+    )
+    name = forms.CharField(
+        label=_("Your name"), required=False, max_length=200, help_text=_("Optional. You may stay anonymous.")
+    )
+    phone = PhoneNumberField(
+        label=_("Phone number"), required=False, region="BA", help_text=_("Optional. For example 061 123 456.")
+    )
+    email = forms.EmailField(label=_("E-mail"), required=False, help_text=_("Optional."))
+    safe_to_call = forms.TypedChoiceField(
+        label=_("Is it safe for us to call you?"),
+        choices=YES_NO_UNSURE, coerce=_yes_no, empty_value=None, required=False, widget=forms.RadioSelect,
+    )  # fmt: skip
+    safe_to_text = forms.TypedChoiceField(
+        label=_("Is it safe for us to send you an SMS?"),
+        choices=YES_NO_UNSURE, coerce=_yes_no, empty_value=None, required=False, widget=forms.RadioSelect,
+    )  # fmt: skip
+    safe_contact_note = forms.CharField(
+        label=_("When is it safe to contact you?"),
+        required=False,
+        max_length=500,
+        help_text=_("For example: weekdays between 9 and 12, when I am alone."),
+    )
+    # A trap for bots, hidden from people and screen readers. Named so that browsers do not autofill it.
+    leave_this_empty = forms.CharField(required=False, label=_("Leave this field empty"))
+
+
+class StatusCheckForm(forms.Form):
+    reference = forms.CharField(label=_("Case number"), max_length=20, help_text=_("For example SOS-2026-00042."))
+    code = forms.CharField(label=_("Your secret code"), max_length=100)
+
+
+class FollowUpForm(StatusCheckForm):
+    message = forms.CharField(
+        label=_("Write to us again"), max_length=settings.MAX_MESSAGE_LENGTH, widget=forms.Textarea(attrs={"rows": 5})
+    )

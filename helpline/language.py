@@ -1,0 +1,92 @@
+"""Which language and script a citizen wrote in, and writing our answers in the script they used.
+
+Bosnian, Croatian and Serbian share one reply language ("bs"); Serbian Cyrillic maps one-to-one onto the Latin
+alphabet, so an answer is written in Latin and transliterated for a citizen who wrote in Cyrillic.
+"""
+
+import re
+import unicodedata
+
+_CYRILLIC_TO_LATIN = {
+    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "ђ": "đ", "е": "e", "ж": "ž", "з": "z", "и": "i",
+    "ј": "j", "к": "k", "л": "l", "љ": "lj", "м": "m", "н": "n", "њ": "nj", "о": "o", "п": "p", "р": "r",
+    "с": "s", "т": "t", "ћ": "ć", "у": "u", "ф": "f", "х": "h", "ц": "c", "ч": "č", "џ": "dž", "ш": "š",
+}  # fmt: skip
+_LATIN_DIGRAPHS_TO_CYRILLIC = {"lj": "љ", "nj": "њ", "dž": "џ"}
+_LATIN_TO_CYRILLIC = {latin: cyrillic for cyrillic, latin in _CYRILLIC_TO_LATIN.items() if len(latin) == 1}
+
+# Runs of text that must stay as they are in a Cyrillic answer: case references, placeholders, URLs, e-mail
+# addresses and words in capitals such as SOS or STOP (a citizen must be able to type them back).
+_KEEP_AS_IS = re.compile(r"(%\([a-z_]+\)s|\{[a-z_]+\}|[A-Z]{2,}(?:-\d+)*|https?://\S+|\S+@\S+|SOS-\d{4}-\d+)")
+
+_ENGLISH_MARKERS = frozenset(
+    "the an my me he she is are am was were have has had help please and you your not to of in on with "
+    "what how when where who can need want am hurt scared afraid he's i'm don't can't will would ".split()
+)
+_BOSNIAN_MARKERS = frozenset(
+    "je sam si smo ste su da ne me mi se na za od do sa kako sta šta što gdje gde ko tko molim pomoc "
+    "pomoć treba trebam nije nisam moj moja moje mene meni ja on ona oni mu joj ih ali ili jer kad kada "
+    "vas vam hvala dobar dan bih bi biti ce će hoće hoce muz muž dijete djeca dete deca ".split()
+)
+
+
+def is_cyrillic(text: str) -> bool:
+    """True when most letters of the text are Cyrillic."""
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return False
+    cyrillic = sum(1 for ch in letters if "CYRILLIC" in unicodedata.name(ch, ""))
+    return cyrillic * 2 > len(letters)
+
+
+def cyrillic_to_latin(text: str) -> str:
+    """Serbian Cyrillic to Latin, keeping capitals (Љ becomes Lj) and leaving other characters alone."""
+    out = []
+    for ch in text:
+        latin = _CYRILLIC_TO_LATIN.get(ch.lower())
+        if latin is None:
+            out.append(ch)
+        elif ch.isupper():
+            out.append(latin[0].upper() + latin[1:])
+        else:
+            out.append(latin)
+    return "".join(out)
+
+
+def _transliterate_run(text: str) -> str:
+    out = []
+    i = 0
+    while i < len(text):
+        pair = text[i : i + 2]
+        cyrillic = _LATIN_DIGRAPHS_TO_CYRILLIC.get(pair.lower())
+        step = 2
+        if cyrillic is None:
+            cyrillic = _LATIN_TO_CYRILLIC.get(text[i].lower())
+            pair, step = text[i], 1
+        if cyrillic is None:
+            out.append(text[i])
+        else:
+            out.append(cyrillic.upper() if pair[0].isupper() else cyrillic)
+        i += step
+    return "".join(out)
+
+
+def latin_to_cyrillic(text: str) -> str:
+    """Bosnian/Serbian Latin to Serbian Cyrillic, leaving references, placeholders and addresses untouched."""
+    parts = _KEEP_AS_IS.split(text)
+    # re.split with one capturing group alternates: text, kept, text, kept, ...
+    return "".join(part if index % 2 else _transliterate_run(part) for index, part in enumerate(parts))
+
+
+def detect_language(text: str) -> str:
+    """'en' when the text reads as English, otherwise 'bs' (the default reply language of the helpline)."""
+    if is_cyrillic(text):
+        return "bs"
+    words = re.findall(r"[\w']+", text.lower())
+    english = sum(1 for word in words if word in _ENGLISH_MARKERS)
+    bosnian = sum(1 for word in words if word in _BOSNIAN_MARKERS)
+    return "en" if english > bosnian else "bs"
+
+
+def detect_script(text: str) -> str:
+    return "cyrillic" if is_cyrillic(text) else "latin"

@@ -1,0 +1,470 @@
+"""Everything that changes a case: intake on every channel, status changes and the timeline.
+
+Each function stores what arrived in one transaction and schedules its follow-up work (triage) only after that
+transaction commits, so a contact is durable before anything else happens and a dead broker loses nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from helpline import selectors
+from helpline.dispatch import enqueue_after_commit
+from helpline.language import cyrillic_to_latin, detect_language, detect_script
+from helpline.models import (
+    OPEN_STATUSES,
+    ActorKind,
+    Caller,
+    Case,
+    CaseReferenceSequence,
+    CaseStatus,
+    Channel,
+    Direction,
+    EventKind,
+    Heartbeat,
+    Message,
+    TimelineEvent,
+)
+
+logger = logging.getLogger(__name__)
+
+TRIAGE_TASK = "triage.tasks.triage_case"
+
+# Which status may follow which. Moving a resolved or closed case back to triaged or assigned is a reopen.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    CaseStatus.NEW: frozenset({CaseStatus.TRIAGED, CaseStatus.ASSIGNED, CaseStatus.RESOLVED, CaseStatus.CLOSED}),
+    CaseStatus.TRIAGED: frozenset({CaseStatus.ASSIGNED, CaseStatus.RESOLVED, CaseStatus.CLOSED}),
+    CaseStatus.ASSIGNED: frozenset(
+        {CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS, CaseStatus.TRIAGED, CaseStatus.RESOLVED}
+    ),
+    CaseStatus.ACKNOWLEDGED: frozenset({CaseStatus.IN_PROGRESS, CaseStatus.ASSIGNED, CaseStatus.RESOLVED}),
+    CaseStatus.IN_PROGRESS: frozenset({CaseStatus.ASSIGNED, CaseStatus.RESOLVED}),
+    CaseStatus.RESOLVED: frozenset({CaseStatus.CLOSED, CaseStatus.TRIAGED, CaseStatus.ASSIGNED}),
+    CaseStatus.CLOSED: frozenset({CaseStatus.TRIAGED, CaseStatus.ASSIGNED}),
+}
+
+# Twilio's standard opt-out and opt-in keywords; a citizen may also type them in Cyrillic (СТОП).
+OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+OPT_IN_KEYWORDS = frozenset({"START", "UNSTOP", "YES"})
+
+# What Twilio puts in From when the caller withheld their number.
+WITHHELD_NUMBERS = frozenset({"anonymous", "restricted", "unknown", "+266696687", "+7378742833", "+2562533"})
+
+
+class CaseTransitionError(Exception):
+    """The requested status change is not allowed from the case's current status."""
+
+
+# --- Timeline and status -----------------------------------------------------------------------------------
+
+
+def record_event(
+    case: Case,
+    kind: str,
+    *,
+    actor: AbstractBaseUser | None = None,
+    actor_kind: str = ActorKind.SYSTEM,
+    **details: Any,
+) -> TimelineEvent:
+    """Append one event to a case's timeline. Details must never hold a citizen's message text."""
+    if actor is not None:
+        actor_kind = ActorKind.STAFF
+    return TimelineEvent.objects.create(case=case, kind=kind, actor=actor, actor_kind=actor_kind, details=details)
+
+
+@transaction.atomic
+def change_case_status(
+    case: Case,
+    to_status: str,
+    *,
+    actor: AbstractBaseUser | None = None,
+    actor_kind: str = ActorKind.SYSTEM,
+    reason: str = "",
+    **details: Any,
+) -> Case:
+    """The one way a case's status changes: checks the transition under a row lock and writes the timeline.
+
+    Returns the locked, updated case; the caller's own copy may be stale.
+    """
+    locked = Case.objects.select_for_update().get(pk=case.pk)
+    from_status = locked.status
+    if to_status not in ALLOWED_TRANSITIONS.get(from_status, ()):
+        raise CaseTransitionError(
+            f"A case that is {CaseStatus(from_status).label.lower()} cannot become "
+            f"{CaseStatus(to_status).label.lower()}."
+        )
+    is_reopen = from_status in (CaseStatus.RESOLVED, CaseStatus.CLOSED)
+    if is_reopen and locked.caller_id is not None:
+        other = selectors.open_case_for_caller(locked.caller)
+        if other is not None:
+            raise CaseTransitionError(f"The caller already has an open case, {other.reference}; continue there.")
+    locked.status = to_status
+    if to_status == CaseStatus.RESOLVED:
+        locked.resolved_at = timezone.now()
+    elif is_reopen:
+        locked.resolved_at = None
+    locked.save(update_fields=["status", "resolved_at", "updated_at"])
+    record_event(
+        locked,
+        EventKind.STATUS_CHANGED,
+        actor=actor,
+        actor_kind=actor_kind,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        reopened=is_reopen,
+        **details,
+    )
+    case.status, case.resolved_at = locked.status, locked.resolved_at
+    return locked
+
+
+# --- Shared intake steps -----------------------------------------------------------------------------------
+
+
+def next_case_reference() -> str:
+    """SOS-2026-00042: the year (local time) and a per-year sequence. Must run inside a transaction.
+
+    The UPDATE takes a row lock on the year's counter until commit, so two intakes never get the same number.
+    """
+    year = timezone.localdate().year
+    CaseReferenceSequence.objects.get_or_create(year=year)
+    CaseReferenceSequence.objects.filter(year=year).update(last_number=F("last_number") + 1)
+    number = CaseReferenceSequence.objects.filter(year=year).values_list("last_number", flat=True).get()
+    return f"SOS-{year}-{number:05d}"
+
+
+def normalise_phone(raw: str | None) -> str | None:
+    """The number in E.164, or None for a withheld, empty or invalid number (the contact is then anonymous)."""
+    if not raw or raw.strip().lower() in WITHHELD_NUMBERS:
+        return None
+    try:
+        parsed = phonenumbers.parse(raw, "BA")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _caller_for(phone_e164: str | None) -> Caller | None:
+    if phone_e164 is None:
+        return None
+    caller, _ = Caller.objects.get_or_create(phone=phone_e164)
+    return caller
+
+
+def _create_case(*, channel: str, caller: Caller | None, text: str = "", **fields: Any) -> Case:
+    case = Case.objects.create(
+        reference=next_case_reference(),
+        channel=channel,
+        caller=caller,
+        language=fields.pop("language", None) or detect_language(text),
+        script=detect_script(text),
+        **fields,
+    )
+    record_event(
+        case,
+        EventKind.CREATED,
+        actor_kind=ActorKind.CITIZEN,
+        channel=channel,
+        anonymous=caller is None and not case.contact_phone,
+    )
+    return case
+
+
+def _open_or_create_case(*, channel: str, caller: Caller | None, text: str) -> tuple[Case, bool]:
+    """The caller's open case, locked, or a new one. Anonymous contacts always get a new case."""
+    if caller is not None:
+        existing = selectors.open_case_for_caller(caller, lock=True)
+        if existing is not None:
+            return existing, False
+    return _create_case(channel=channel, caller=caller, text=text), True
+
+
+def _schedule_triage(case: Case) -> None:
+    enqueue_after_commit(TRIAGE_TASK, case.pk)
+
+
+def _with_retry_on_race(record):
+    """Run an intake transaction; a unique-constraint race with a concurrent copy of the same contact is retried.
+
+    Twilio may deliver one webhook twice at once, and one caller may text twice at once: the loser of the race
+    sees the winner's rows on the next attempt.
+    """
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                return record()
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            logger.info("intake race lost, retrying (attempt %s)", attempt + 1)
+    raise AssertionError("unreachable")
+
+
+# --- SMS ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmsIntake:
+    """What an inbound SMS did: the case it joined (None for an opt-out with no open case) and what it was."""
+
+    case: Case | None
+    kind: str  # "message", "opt_out" or "opt_in"
+    language: str
+    script: str
+    is_new_case: bool = False
+
+
+def _sms_keyword(body: str) -> str:
+    return cyrillic_to_latin(body).strip().strip(".!").upper()
+
+
+def record_inbound_sms(*, message_sid: str, from_number: str, body: str, num_media: int = 0) -> SmsIntake:
+    """Store an inbound SMS on the sender's open case (or a new one) and schedule triage after commit.
+
+    A MessageSid already stored returns the same outcome without storing anything again.
+    """
+    keyword = _sms_keyword(body)
+    language, script = detect_language(body), detect_script(body)
+
+    def record() -> SmsIntake:
+        already = Message.objects.select_related("case").filter(twilio_sid=message_sid).first()
+        if already is not None:
+            return SmsIntake(already.case, _sms_kind(keyword), already.case.language, already.case.script)
+        caller = _caller_for(normalise_phone(from_number))
+        if keyword in OPT_OUT_KEYWORDS | OPT_IN_KEYWORDS and caller is not None:
+            return _record_opt_change(caller, keyword, message_sid, body, language, script)
+        case, is_new = _open_or_create_case(channel=Channel.SMS, caller=caller, text=body)
+        message = Message.objects.create(
+            case=case, direction=Direction.INBOUND, channel=Channel.SMS, body=body, twilio_sid=message_sid
+        )
+        if not is_new:
+            record_event(
+                case, EventKind.MESSAGE_RECEIVED, actor_kind=ActorKind.CITIZEN, message_id=message.pk,
+                channel=Channel.SMS, num_media=num_media,
+            )  # fmt: skip
+        _schedule_triage(case)
+        return SmsIntake(case, "message", case.language, case.script, is_new_case=is_new)
+
+    outcome = _with_retry_on_race(record)
+    if outcome.case is not None:
+        logger.info("sms stored on %s (new case: %s)", outcome.case.reference, outcome.is_new_case)
+    return outcome
+
+
+def _sms_kind(keyword: str) -> str:
+    if keyword in OPT_OUT_KEYWORDS:
+        return "opt_out"
+    if keyword in OPT_IN_KEYWORDS:
+        return "opt_in"
+    return "message"
+
+
+def _record_opt_change(
+    caller: Caller, keyword: str, message_sid: str, body: str, language: str, script: str
+) -> SmsIntake:
+    opting_out = keyword in OPT_OUT_KEYWORDS
+    Caller.objects.filter(pk=caller.pk).update(has_opted_out=opting_out)
+    case = selectors.open_case_for_caller(caller, lock=True)
+    if case is not None:
+        message = Message.objects.create(
+            case=case, direction=Direction.INBOUND, channel=Channel.SMS, body=body, twilio_sid=message_sid
+        )
+        record_event(
+            case,
+            EventKind.OPTED_OUT if opting_out else EventKind.OPTED_IN,
+            actor_kind=ActorKind.CITIZEN,
+            message_id=message.pk,
+        )
+        language, script = case.language, case.script
+    return SmsIntake(case, "opt_out" if opting_out else "opt_in", language, script)
+
+
+# --- Voice -------------------------------------------------------------------------------------------------
+
+
+def record_incoming_call(*, call_sid: str, from_number: str) -> Case:
+    """Store a call as a message on the caller's open case (or a new case). Idempotent on CallSid."""
+
+    def record() -> Case:
+        already = Message.objects.select_related("case").filter(twilio_sid=call_sid).first()
+        if already is not None:
+            return already.case
+        caller = _caller_for(normalise_phone(from_number))
+        case, _is_new = _open_or_create_case(channel=Channel.VOICE, caller=caller, text="")
+        message = Message.objects.create(
+            case=case, direction=Direction.INBOUND, channel=Channel.VOICE, twilio_sid=call_sid, call_status="ringing"
+        )
+        record_event(case, EventKind.CALL_RECEIVED, actor_kind=ActorKind.CITIZEN, message_id=message.pk)
+        _schedule_triage(case)
+        return case
+
+    case = _with_retry_on_race(record)
+    logger.info("call stored on %s", case.reference)
+    return case
+
+
+def _call_message(call_sid: str, *, lock: bool = False) -> Message | None:
+    messages = Message.objects.select_related("case").filter(twilio_sid=call_sid, channel=Channel.VOICE)
+    if lock:
+        messages = messages.select_for_update(of=("self",))
+    return messages.first()
+
+
+@transaction.atomic
+def record_call_language(*, call_sid: str, language: str) -> Case | None:
+    """The caller chose a language on the keypad; later prompts and replies use it."""
+    message = _call_message(call_sid, lock=True)
+    if message is None:
+        return None
+    case = message.case
+    if case.language != language:
+        Case.objects.filter(pk=case.pk).update(language=language)
+        case.language = language
+        record_event(case, EventKind.LANGUAGE_CHOSEN, actor_kind=ActorKind.CITIZEN, language=language)
+    return case
+
+
+@transaction.atomic
+def attach_voicemail(*, call_sid: str, recording_sid: str, recording_url: str, seconds: int | None) -> Case | None:
+    """Attach a finished voicemail recording to its call. Twilio may report it twice; it is attached once."""
+    message = _call_message(call_sid, lock=True)
+    if message is None:
+        logger.warning("voicemail for a call we never stored; ignored")
+        return None
+    if message.recording_sid == recording_sid:
+        return message.case
+    message.recording_sid = recording_sid
+    message.recording_url = recording_url
+    message.recording_seconds = seconds
+    message.save(update_fields=["recording_sid", "recording_url", "recording_seconds"])
+    record_event(
+        message.case, EventKind.VOICEMAIL_RECEIVED, actor_kind=ActorKind.CITIZEN, message_id=message.pk,
+        seconds=seconds,
+    )  # fmt: skip
+    _schedule_triage(message.case)
+    return message.case
+
+
+# Call statuses after which nobody is on the line any more.
+FINAL_CALL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
+
+
+@transaction.atomic
+def record_call_status(*, call_sid: str, call_status: str, duration: int | None = None) -> Case | None:
+    """Record how a call ended. A call that ended without a voicemail or a staff member is a missed call, and the
+    case is marked for a call back (when the number is known)."""
+    message = _call_message(call_sid, lock=True)
+    if message is None:
+        logger.warning("status for a call we never stored; ignored")
+        return None
+    case = message.case
+    if message.call_status in FINAL_CALL_STATUSES:
+        return case  # a repeated callback changes nothing
+    message.call_status = call_status
+    message.save(update_fields=["call_status"])
+    if call_status in FINAL_CALL_STATUSES and not message.recording_sid:
+        can_call_back = case.caller_id is not None
+        if can_call_back and not case.needs_callback:
+            Case.objects.filter(pk=case.pk).update(needs_callback=True)
+            case.needs_callback = True
+        record_event(
+            case, EventKind.CALL_MISSED, actor_kind=ActorKind.CITIZEN, message_id=message.pk,
+            call_status=call_status, seconds=duration, can_call_back=can_call_back,
+        )  # fmt: skip
+    return case
+
+
+# --- Web ---------------------------------------------------------------------------------------------------
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def citizen_token_matches(case: Case, token: str) -> bool:
+    return bool(case.citizen_token_hash) and hmac.compare_digest(case.citizen_token_hash, _hash_token(token))
+
+
+@dataclass(frozen=True)
+class WebIntake:
+    case: Case
+    token: str  # shown to the citizen once; only its hash is stored
+
+
+def record_web_inquiry(
+    *,
+    message: str,
+    name: str = "",
+    phone: str = "",
+    email: str = "",
+    language: str | None = None,
+    safe_to_call: bool | None = None,
+    safe_to_text: bool | None = None,
+    safe_contact_note: str = "",
+    suspected_automated: bool = False,
+) -> WebIntake:
+    """A web inquiry always opens its own case: whoever knows a phone number must not read that person's case.
+
+    The phone given is kept on the case for a call back and for linking repeat contacts, not as the case's caller.
+    """
+    token = secrets.token_urlsafe(24)
+
+    def record() -> Case:
+        case = _create_case(
+            channel=Channel.WEB,
+            caller=None,
+            text=message,
+            language=language,
+            contact_name=name,
+            contact_phone=phone or "",
+            contact_email=email,
+            safe_to_call=safe_to_call,
+            safe_to_text=safe_to_text,
+            safe_contact_note=safe_contact_note,
+            suspected_automated=suspected_automated,
+            citizen_token_hash=_hash_token(token),
+        )
+        Message.objects.create(case=case, direction=Direction.INBOUND, channel=Channel.WEB, body=message)
+        if suspected_automated:
+            record_event(case, EventKind.FLAGGED, reason="hidden form field filled in")
+        _schedule_triage(case)
+        return case
+
+    case = _with_retry_on_race(record)
+    logger.info("web inquiry stored on %s", case.reference)
+    return WebIntake(case, token)
+
+
+def add_citizen_follow_up(case: Case, text: str) -> Message:
+    """A citizen writes again on their web case; a resolved or closed case is reopened, because they need us."""
+    with transaction.atomic():
+        locked = Case.objects.select_for_update().get(pk=case.pk)
+        message = Message.objects.create(case=locked, direction=Direction.INBOUND, channel=Channel.WEB, body=text)
+        record_event(locked, EventKind.MESSAGE_RECEIVED, actor_kind=ActorKind.CITIZEN, message_id=message.pk)
+        if locked.status not in OPEN_STATUSES:
+            reopen_to = CaseStatus.ASSIGNED if locked.assigned_to_id else CaseStatus.TRIAGED
+            change_case_status(
+                locked, reopen_to, actor_kind=ActorKind.CITIZEN, reason="The citizen wrote again."
+            )
+        _schedule_triage(locked)
+    return message
+
+
+# --- Periodic ----------------------------------------------------------------------------------------------
+
+
+def record_heartbeat(name: str) -> None:
+    Heartbeat.objects.update_or_create(name=name, defaults={"beat_at": timezone.now()})

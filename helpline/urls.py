@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from helpline import views, webhooks
+
+webhook_patterns = [
+    path("sms/", webhooks.inbound_sms, name="sms"),
+    path("voice/", webhooks.inbound_call, name="voice"),
+    path("voice/language/", webhooks.call_language_chosen, name="voice-language"),
+    path("voice/recorded/", webhooks.voicemail_recorded, name="voice-recorded"),
+    path("voice/recording/", webhooks.voicemail_recording_status, name="voice-recording"),
+    path("voice/status/", webhooks.call_status, name="voice-status"),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="inquiry-form", permanent=False)),
+    path("inquiry/", views.inquiry_form, name="inquiry-form"),
+    path("inquiry/status/", views.inquiry_status, name="inquiry-status"),
+    path("healthz/", views.healthz, name="healthz"),
+    path("webhooks/twilio/", include((webhook_patterns, "webhooks"))),
+    path("api/v1/", include("helpline.api.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,1 @@
+"""Staff notifications, acknowledgement deadlines and escalation (filled by the notifications issue)."""

@@ -1,0 +1,99 @@
+"""Shared fixtures: signed Twilio webhooks, the real broker's queues, and the throttle cache."""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pytest
+from django.core.cache import cache
+from twilio.request_validator import RequestValidator
+
+from helpline.celery import app as celery_app
+
+PUBLIC_BASE_URL = "https://sos.example.test"
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def twilio_settings(settings):
+    settings.TWILIO_AUTH_TOKEN = AUTH_TOKEN
+    settings.TWILIO_ACCOUNT_SID = "AC" + "0" * 32
+    settings.TWILIO_PHONE_NUMBER = "+38733000111"
+    settings.PUBLIC_BASE_URL = PUBLIC_BASE_URL
+    return settings
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle_counters():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def sign(path: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
+    return RequestValidator(token).compute_signature(PUBLIC_BASE_URL + path, params)
+
+
+class Twilio:
+    """Posts webhooks the way Twilio does: form-encoded, signed over the public URL."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def post(self, path: str, params: dict[str, str], *, signature: str | None = None):
+        headers = {"HTTP_X_TWILIO_SIGNATURE": sign(path, params) if signature is None else signature}
+        return self.client.post(
+            path, data=urlencode(params), content_type="application/x-www-form-urlencoded", **headers
+        )
+
+    def sms(self, body: str, *, sid: str, from_number: str = "+38761123456", **extra: str):
+        params = {"MessageSid": sid, "AccountSid": "AC" + "0" * 32, "From": from_number, "To": "+38733000111",
+                  "Body": body, "NumMedia": "0", **extra}  # fmt: skip
+        return self.post("/webhooks/twilio/sms/", params)
+
+    def call(self, path: str = "/webhooks/twilio/voice/", *, sid: str, from_number: str = "+38761123456", **extra):
+        params = {"CallSid": sid, "AccountSid": "AC" + "0" * 32, "From": from_number, "To": "+38733000111",
+                  "CallStatus": "ringing", **extra}  # fmt: skip
+        return self.post(path, params)
+
+
+@pytest.fixture
+def twilio(client) -> Twilio:
+    return Twilio(client)
+
+
+class Queues:
+    """The real broker's queues (Redis in CI, the filesystem transport locally)."""
+
+    def size(self, name: str) -> int:
+        with celery_app.connection_for_write() as conn:
+            return conn.default_channel.queue_declare(queue=name, passive=False, durable=True).message_count
+
+    def purge(self, *names: str) -> None:
+        with celery_app.connection_for_write() as conn:
+            for name in names:
+                conn.default_channel.queue_declare(queue=name, durable=True)
+                conn.default_channel.queue_purge(name)
+
+
+@pytest.fixture
+def queues() -> Queues:
+    queues = Queues()
+    queues.purge("triage", "critical", "default")
+    yield queues
+    queues.purge("triage", "critical", "default")
+
+
+@pytest.fixture
+def unreachable_broker():
+    """Point the Celery app at a port where nothing listens, as when Redis is down."""
+    # Settings come from Django's CELERY_ namespace, so the prefixed key is the one Celery reads.
+    original = celery_app.conf["CELERY_BROKER_URL"]
+
+    def repoint(url: str) -> None:
+        celery_app.conf["CELERY_BROKER_URL"] = url
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    repoint("redis://127.0.0.1:1/0")
+    yield
+    repoint(original)

@@ -1,0 +1,40 @@
+"""factory_boy factories for the case domain."""
+import factory
+from django.contrib.auth import get_user_model
+
+from helpline.models import Caller, Case, Channel, Direction, Message
+from helpline.services import next_case_reference
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ["username"]
+
+    username = factory.Sequence(lambda n: f"worker{n}")
+
+
+class CallerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Caller
+
+    phone = factory.Sequence(lambda n: f"+3876155{n:04d}")
+
+
+class CaseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Case
+
+    reference = factory.LazyFunction(next_case_reference)
+    channel = Channel.SMS
+    caller = factory.SubFactory(CallerFactory)
+
+
+class MessageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Message
+
+    case = factory.SubFactory(CaseFactory)
+    direction = Direction.INBOUND
+    channel = Channel.SMS
+    body = "Treba mi pomoć."

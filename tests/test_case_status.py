@@ -1,0 +1,89 @@
+"""Every status change goes through one function that checks the transition and writes the timeline."""
+import datetime as dt
+
+import pytest
+import time_machine
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpline import services
+from helpline.models import CaseStatus, EventKind
+from tests.factories import CaseFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_allowed_change_is_on_the_timeline_with_who_and_why():
+    case = CaseFactory()
+    worker = UserFactory()
+    services.change_case_status(case, CaseStatus.TRIAGED)
+    services.change_case_status(case, CaseStatus.ASSIGNED)
+    services.change_case_status(case, CaseStatus.ACKNOWLEDGED, actor=worker, reason="I am calling her now")
+
+    case.refresh_from_db()
+    assert case.status == CaseStatus.ACKNOWLEDGED
+    event = case.timeline.filter(kind=EventKind.STATUS_CHANGED).last()
+    assert event.actor == worker and event.actor_kind == "staff"
+    assert event.details["from_status"] == "assigned" and event.details["to_status"] == "acknowledged"
+    assert event.details["reason"] == "I am calling her now"
+
+
+def test_a_forbidden_change_is_refused_and_changes_nothing():
+    case = CaseFactory()
+    with pytest.raises(services.CaseTransitionError, match="cannot become acknowledged"):
+        services.change_case_status(case, CaseStatus.ACKNOWLEDGED)
+    case.refresh_from_db()
+    assert case.status == CaseStatus.NEW
+    assert not case.timeline.exists()
+
+
+def test_a_resolved_case_can_be_reopened_and_says_so():
+    case = CaseFactory(status=CaseStatus.IN_PROGRESS)
+    services.change_case_status(case, CaseStatus.RESOLVED, reason="safe at her sister's")
+    assert case.resolved_at is not None
+    services.change_case_status(case, CaseStatus.ASSIGNED, reason="she wrote again")
+    case.refresh_from_db()
+    assert case.status == CaseStatus.ASSIGNED and case.resolved_at is None
+    assert case.timeline.last().details["reopened"] is True
+
+
+def test_reopening_is_refused_while_the_caller_has_another_open_case():
+    old = CaseFactory(status=CaseStatus.RESOLVED)
+    newer = CaseFactory(caller=old.caller)
+    with pytest.raises(services.CaseTransitionError, match=newer.reference):
+        services.change_case_status(old, CaseStatus.TRIAGED)
+
+
+def test_the_reference_year_follows_sarajevo_time_not_utc():
+    # 23:30 UTC on New Year's Eve is already 00:30 on 1 January in Sarajevo.
+    with time_machine.travel(dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.UTC), tick=False):
+        assert services.next_case_reference() == "SOS-2027-00001"
+    with time_machine.travel(dt.datetime(2026, 12, 31, 22, 30, tzinfo=dt.UTC), tick=False):
+        assert services.next_case_reference() == "SOS-2026-00001"
+        assert services.next_case_reference() == "SOS-2026-00002"
+
+
+statuses = st.sampled_from([s.value for s in CaseStatus])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(statuses, max_size=12))
+def test_any_sequence_of_requests_keeps_the_case_in_an_allowed_state(steps):
+    case = CaseFactory(caller=None)
+    expected, changes = CaseStatus.NEW, 0
+    for step in steps:
+        allowed = step in services.ALLOWED_TRANSITIONS[expected]
+        try:
+            services.change_case_status(case, step)
+        except services.CaseTransitionError:
+            assert not allowed
+        else:
+            assert allowed
+            expected, changes = step, changes + 1
+    case.refresh_from_db()
+    assert case.status == expected
+    assert case.timeline.filter(kind=EventKind.STATUS_CHANGED).count() == changes
+    if expected == CaseStatus.RESOLVED:
+        assert case.resolved_at is not None
+    elif case.is_open:
+        assert case.resolved_at is None

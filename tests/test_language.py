@@ -1,0 +1,38 @@
+"""Citizens write in Latin or Cyrillic, with or without diacritics; answers follow their script."""
+from hypothesis import given
+from hypothesis import strategies as st
+
+from helpline.language import cyrillic_to_latin, detect_language, detect_script, latin_to_cyrillic
+
+SERBIAN_LATIN = "abcčćddžđefghijklljmnnjoprsštuvzž "
+
+
+def test_latin_answer_becomes_serbian_cyrillic_letter_for_letter():
+    assert latin_to_cyrillic("Ljubav, njega, džep, đak, ćup, čaša, šuma, žaba") == (
+        "Љубав, њега, џеп, ђак, ћуп, чаша, шума, жаба"
+    )
+
+
+def test_references_placeholders_and_capitals_stay_latin_in_a_cyrillic_answer():
+    text = "SOS telefon: broj SOS-2026-00042, %(police)s, https://sos.ba/x, pošaljite START"
+    assert latin_to_cyrillic(text) == "SOS телефон: број SOS-2026-00042, %(police)s, https://sos.ba/x, пошаљите START"
+
+
+@given(st.text(alphabet=SERBIAN_LATIN, max_size=60))
+def test_latin_to_cyrillic_and_back_gives_the_same_text(text):
+    assert cyrillic_to_latin(latin_to_cyrillic(text)) == text
+
+
+@given(st.text(max_size=80))
+def test_transliteration_never_fails_and_keeps_non_letters(text):
+    converted = latin_to_cyrillic(text)
+    assert [ch for ch in converted if not ch.isalpha()] == [ch for ch in text if not ch.isalpha()]
+
+
+def test_script_and_language_are_detected():
+    assert detect_script("Помозите ми") == "cyrillic"
+    assert detect_script("Pomozite mi") == "latin"
+    assert detect_language("Please help me, I am scared") == "en"
+    assert detect_language("Molim vas pomozite, muz me tuce") == "bs"
+    assert detect_language("Помозите ми") == "bs"
+    assert detect_language("ok") == "bs"  # undecided: the helpline's own language

@@ -1,0 +1,80 @@
+"""Intake must not depend on anything behind the database: a dead broker costs the citizen nothing."""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpline.models import Case
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sms_intake_answers_within_a_second_with_the_broker_unreachable(twilio, unreachable_broker):
+    started = time.perf_counter()
+    response = twilio.sms("Pomozite, hitno je", sid="SM900")
+    elapsed = time.perf_counter() - started
+
+    assert response.status_code == 200
+    assert elapsed < 1.0
+    case = Case.objects.get()
+    assert case.reference in response.content.decode()
+    assert case.messages.get().twilio_sid == "SM900"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_web_intake_answers_within_a_second_with_the_broker_unreachable(client, unreachable_broker):
+    started = time.perf_counter()
+    response = client.post("/api/v1/inquiries/", data={"message": "Pomoć"}, content_type="application/json")
+    elapsed = time.perf_counter() - started
+
+    assert response.status_code == 201
+    assert elapsed < 1.0
+    assert Case.objects.filter(reference=response.json()["reference"]).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_voice_intake_answers_within_a_second_with_the_broker_unreachable(twilio, unreachable_broker):
+    started = time.perf_counter()
+    response = twilio.call(sid="CA900")
+    assert response.status_code == 200 and time.perf_counter() - started < 1.0
+    assert Case.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_health_reports_database_and_broker(client):
+    response = client.get("/healthz/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["database"] == "ok" and body["broker"] == "ok" and body["status"] == "ok"
+
+
+@pytest.mark.django_db
+def test_health_reports_an_unreachable_broker_but_stays_up(client, unreachable_broker):
+    response = client.get("/healthz/")
+    assert response.status_code == 200
+    assert response.json()["broker"] == "unreachable"
+
+
+def test_health_answers_503_when_the_database_is_unreachable():
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgres://nobody@127.0.0.1:1/nothing",
+        "ALLOWED_HOSTS": "testserver",
+        "DJANGO_SETTINGS_MODULE": "helpline.settings",
+    }
+    script = (
+        "import django, json; django.setup();"
+        "from django.test import Client; r = Client().get('/healthz/');"
+        "print(json.dumps({'status': r.status_code, 'body': r.json()}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["status"] == 503
+    assert outcome["body"]["database"] == "unreachable"

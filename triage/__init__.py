@@ -1,0 +1,1 @@
+"""Classification, roster, routing and assignment."""
