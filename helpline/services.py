@@ -17,6 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from helpline import selectors
 from helpline.dispatch import enqueue_after_commit
@@ -100,14 +101,15 @@ def change_case_status(
     from_status = locked.status
     if to_status not in ALLOWED_TRANSITIONS.get(from_status, ()):
         raise CaseTransitionError(
-            f"A case that is {CaseStatus(from_status).label.lower()} cannot become "
-            f"{CaseStatus(to_status).label.lower()}."
+            _("A case that is %(from_status)s cannot become %(to_status)s.")
+            % {"from_status": CaseStatus(from_status).label.lower(), "to_status": CaseStatus(to_status).label.lower()}
         )
     is_reopen = from_status in (CaseStatus.RESOLVED, CaseStatus.CLOSED)
     if is_reopen and locked.caller_id is not None:
         other = selectors.open_case_for_caller(locked.caller)
         if other is not None:
-            raise CaseTransitionError(f"The caller already has an open case, {other.reference}; continue there.")
+            message = _("The caller already has an open case, %(reference)s; continue there.")
+            raise CaseTransitionError(message % {"reference": other.reference})
     locked.status = to_status
     if to_status == CaseStatus.RESOLVED:
         locked.resolved_at = timezone.now()
@@ -242,7 +244,11 @@ def record_inbound_sms(*, message_sid: str, from_number: str, body: str, num_med
     def record() -> SmsIntake:
         already = Message.objects.select_related("case").filter(twilio_sid=message_sid).first()
         if already is not None:
-            return SmsIntake(already.case, _sms_kind(keyword), already.case.language, already.case.script)
+            # Twilio retried: answer exactly as the first time.
+            opened_the_case = not already.case.messages.filter(pk__lt=already.pk).exists()
+            return SmsIntake(
+                already.case, _sms_kind(keyword), already.case.language, already.case.script, opened_the_case
+            )
         caller = _caller_for(normalise_phone(from_number))
         if keyword in OPT_OUT_KEYWORDS | OPT_IN_KEYWORDS and caller is not None:
             return _record_opt_change(caller, keyword, message_sid, body, language, script)

@@ -84,16 +84,20 @@ def queues() -> Queues:
 
 
 @pytest.fixture
-def unreachable_broker():
+def unreachable_broker(monkeypatch):
     """Point the Celery app at a port where nothing listens, as when Redis is down."""
-    # Settings come from Django's CELERY_ namespace, so the prefixed key is the one Celery reads.
+    # Celery reads CELERY_BROKER_URL from the environment first, then from Django's CELERY_ settings.
     original = celery_app.conf["CELERY_BROKER_URL"]
+    dead = "redis://127.0.0.1:1/0"
 
     def repoint(url: str) -> None:
         celery_app.conf["CELERY_BROKER_URL"] = url
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
 
-    repoint("redis://127.0.0.1:1/0")
+    monkeypatch.setenv("CELERY_BROKER_URL", dead)
+    repoint(dead)
+    assert celery_app.connection_for_write().as_uri().startswith(dead[:-2])
     yield
+    monkeypatch.undo()
     repoint(original)

@@ -3,6 +3,7 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.utils import translation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +31,7 @@ def test_an_allowed_change_is_on_the_timeline_with_who_and_why():
 
 def test_a_forbidden_change_is_refused_and_changes_nothing():
     case = CaseFactory()
-    with pytest.raises(services.CaseTransitionError, match="cannot become acknowledged"):
+    with translation.override("en"), pytest.raises(services.CaseTransitionError, match="cannot become acknowledged"):
         services.change_case_status(case, CaseStatus.ACKNOWLEDGED)
     case.refresh_from_db()
     assert case.status == CaseStatus.NEW

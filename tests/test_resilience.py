@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sms_intake_answers_within_a_second_with_the_broker_unreachable(twilio, unreachable_broker):
+def test_sms_intake_answers_within_a_second_with_the_broker_unreachable(twilio, unreachable_broker, caplog):
     started = time.perf_counter()
     response = twilio.sms("Pomozite, hitno je", sid="SM900")
     elapsed = time.perf_counter() - started
@@ -24,10 +24,11 @@ def test_sms_intake_answers_within_a_second_with_the_broker_unreachable(twilio, 
     case = Case.objects.get()
     assert case.reference in response.content.decode()
     assert case.messages.get().twilio_sid == "SM900"
+    assert "could not publish triage.tasks.triage_case" in caplog.text  # the broker really was down
 
 
 @pytest.mark.django_db(transaction=True)
-def test_web_intake_answers_within_a_second_with_the_broker_unreachable(client, unreachable_broker):
+def test_web_intake_answers_within_a_second_with_the_broker_unreachable(client, unreachable_broker, caplog):
     started = time.perf_counter()
     response = client.post("/api/v1/inquiries/", data={"message": "Pomoć"}, content_type="application/json")
     elapsed = time.perf_counter() - started
@@ -35,14 +36,16 @@ def test_web_intake_answers_within_a_second_with_the_broker_unreachable(client, 
     assert response.status_code == 201
     assert elapsed < 1.0
     assert Case.objects.filter(reference=response.json()["reference"]).exists()
+    assert "could not publish triage.tasks.triage_case" in caplog.text
 
 
 @pytest.mark.django_db(transaction=True)
-def test_voice_intake_answers_within_a_second_with_the_broker_unreachable(twilio, unreachable_broker):
+def test_voice_intake_answers_within_a_second_with_the_broker_unreachable(twilio, unreachable_broker, caplog):
     started = time.perf_counter()
     response = twilio.call(sid="CA900")
     assert response.status_code == 200 and time.perf_counter() - started < 1.0
     assert Case.objects.count() == 1
+    assert "could not publish triage.tasks.triage_case" in caplog.text
 
 
 @pytest.mark.django_db
