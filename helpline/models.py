@@ -125,6 +125,13 @@ class Case(models.Model):
         _("suspected automated"), default=False, help_text=_("The web form's hidden trap field was filled in.")
     )
 
+    linked_cases = models.ManyToManyField(
+        "self", verbose_name=_("linked cases"), blank=True, help_text=_("Earlier contacts from the same person.")
+    )
+    # When the case's next escalation step is due; set now for a case nobody on duty could take.
+    escalation_due_at = models.DateTimeField(_("escalation due"), null=True, blank=True, db_index=True)
+    triage_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     triaged_at = models.DateTimeField(_("triaged"), null=True, blank=True)
@@ -193,7 +200,10 @@ class EventKind(models.TextChoices):
     VOICEMAIL_RECEIVED = "voicemail_received", _("Voicemail received")
     STATUS_CHANGED = "status_changed", _("Status changed")
     TRIAGED = "triaged", _("Triaged")
+    RECLASSIFIED = "reclassified", _("Priority or category changed by staff")
+    LINKED = "linked", _("Linked to earlier contacts")
     ASSIGNED = "assigned", _("Assigned")
+    UNASSIGNED = "unassigned", _("Nobody could take the case")
     ACKNOWLEDGED = "acknowledged", _("Acknowledged")
     ESCALATED = "escalated", _("Escalated")
     NOTE = "note", _("Note")

@@ -131,6 +131,119 @@ def change_case_status(
     return locked
 
 
+# --- Triage results, assignment, reclassification (called by the triage app) -----------------------------
+
+PRIORITY_RANK = {"": 0, "low": 1, "normal": 2, "high": 3, "critical": 4}
+
+
+def higher_priority(a: str, b: str) -> str:
+    return a if PRIORITY_RANK.get(a, 0) >= PRIORITY_RANK.get(b, 0) else b
+
+
+@transaction.atomic
+def record_triage(
+    case: Case,
+    *,
+    priority: str,
+    category: str,
+    reasons: list[str],
+    up_to_message_id: int | None,
+    raised_by_earlier_contact: str = "",
+) -> Case:
+    """Store a classification. Automatic triage never lowers a priority a case already has: a follow-up that
+    sounds calmer does not make the danger smaller."""
+    locked = Case.objects.select_for_update().get(pk=case.pk)
+    new_priority = higher_priority(priority, locked.priority)
+    changed = new_priority != locked.priority
+    if changed or not locked.category:
+        locked.category = category
+    locked.priority = new_priority
+    locked.triaged_at = timezone.now()
+    locked.save(update_fields=["priority", "category", "triaged_at", "updated_at"])
+    record_event(
+        locked,
+        EventKind.TRIAGED,
+        priority=locked.priority,
+        category=locked.category,
+        suggested_priority=priority,
+        reasons=reasons,
+        up_to_message_id=up_to_message_id,
+        raised_by_earlier_contact=raised_by_earlier_contact,
+    )
+    if locked.status == CaseStatus.NEW:
+        change_case_status(locked, CaseStatus.TRIAGED, reason="triage")
+    case.priority, case.category, case.status = locked.priority, locked.category, locked.status
+    return locked
+
+
+@transaction.atomic
+def link_cases(case: Case, earlier: list[Case]) -> None:
+    """Link a contact to the same person's earlier cases, once, on both timelines."""
+    already = set(case.linked_cases.values_list("pk", flat=True))
+    new = [other for other in earlier if other.pk not in already and other.pk != case.pk]
+    if not new:
+        return
+    case.linked_cases.add(*new)
+    record_event(case, EventKind.LINKED, references=[other.reference for other in new])
+
+
+@transaction.atomic
+def assign_case(
+    case: Case, assignee: AbstractBaseUser, *, by: AbstractBaseUser | None = None, explanation: str = ""
+) -> Case:
+    """Give the case to a staff member; the status becomes assigned and the timeline says why."""
+    locked = Case.objects.select_for_update().get(pk=case.pk)
+    previous = locked.assigned_to
+    if locked.status != CaseStatus.ASSIGNED:
+        change_case_status(locked, CaseStatus.ASSIGNED, actor=by, reason=explanation)
+    locked.assigned_to = assignee
+    locked.escalation_due_at = None
+    locked.save(update_fields=["assigned_to", "escalation_due_at", "updated_at"])
+    record_event(
+        locked,
+        EventKind.ASSIGNED,
+        actor=by,
+        assignee_id=assignee.pk,
+        assignee=assignee.get_username(),
+        previous=previous.get_username() if previous else None,
+        explanation=explanation,
+    )
+    case.assigned_to, case.status = locked.assigned_to, locked.status
+    return locked
+
+
+@transaction.atomic
+def flag_unassignable(case: Case, *, explanation: str) -> Case:
+    """Nobody on duty can take the case: it waits unassigned and is due for escalation at once."""
+    locked = Case.objects.select_for_update().get(pk=case.pk)
+    already_flagged = locked.escalation_due_at is not None
+    if not already_flagged:
+        locked.escalation_due_at = timezone.now()
+        locked.save(update_fields=["escalation_due_at", "updated_at"])
+        record_event(locked, EventKind.UNASSIGNED, explanation=explanation)
+    return locked
+
+
+@transaction.atomic
+def reclassify_case(case: Case, *, priority: str, category: str, reason: str, by: AbstractBaseUser) -> Case:
+    """A social worker or supervisor overrides triage, with a reason, on the timeline."""
+    if not reason.strip():
+        raise ValueError(_("A reason is required to change priority or category."))
+    locked = Case.objects.select_for_update().get(pk=case.pk)
+    before = {"priority": locked.priority, "category": locked.category}
+    locked.priority, locked.category = priority, category
+    locked.save(update_fields=["priority", "category", "updated_at"])
+    record_event(
+        locked, EventKind.RECLASSIFIED, actor=by, before=before, priority=priority, category=category, reason=reason
+    )
+    case.priority, case.category = priority, category
+    return locked
+
+
+def mark_triage_requested(case_ids: list[int]) -> None:
+    Case.objects.filter(pk__in=case_ids).update(triage_requested_at=timezone.now())
+
+
 # --- Shared intake steps -----------------------------------------------------------------------------------
 
 
@@ -194,8 +307,13 @@ def _open_or_create_case(*, channel: str, caller: Caller | None, text: str) -> t
     return _create_case(channel=channel, caller=caller, text=text), True
 
 
-def _schedule_triage(case: Case) -> None:
-    enqueue_after_commit(TRIAGE_TASK, case.pk)
+def _schedule_triage(case: Case, text: str = "") -> None:
+    """Ring triage after commit. A message that reads as critical goes on the critical queue, so a surge of
+    normal cases never stands in front of it."""
+    from triage.services import queue_for_text  # triage owns the rules; imported late to keep apps decoupled
+
+    Case.objects.filter(pk=case.pk).update(triage_requested_at=timezone.now())
+    enqueue_after_commit(TRIAGE_TASK, case.pk, queue=queue_for_text(text))
 
 
 def _with_retry_on_race(record):
@@ -261,7 +379,7 @@ def record_inbound_sms(*, message_sid: str, from_number: str, body: str, num_med
                 case, EventKind.MESSAGE_RECEIVED, actor_kind=ActorKind.CITIZEN, message_id=message.pk,
                 channel=Channel.SMS, num_media=num_media,
             )  # fmt: skip
-        _schedule_triage(case)
+        _schedule_triage(case, body)
         return SmsIntake(case, "message", case.language, case.script, is_new_case=is_new)
 
     outcome = _with_retry_on_race(record)
@@ -446,7 +564,7 @@ def record_web_inquiry(
         Message.objects.create(case=case, direction=Direction.INBOUND, channel=Channel.WEB, body=message)
         if suspected_automated:
             record_event(case, EventKind.FLAGGED, reason="hidden form field filled in")
-        _schedule_triage(case)
+        _schedule_triage(case, message)
         return case
 
     case = _with_retry_on_race(record)
@@ -465,7 +583,7 @@ def add_citizen_follow_up(case: Case, text: str) -> Message:
             change_case_status(
                 locked, reopen_to, actor_kind=ActorKind.CITIZEN, reason="The citizen wrote again."
             )
-        _schedule_triage(locked)
+        _schedule_triage(locked, text)
     return message
 
 

@@ -188,6 +188,8 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "helpline.tasks.record_heartbeat", "schedule": 15.0},
+    "sweep-untriaged": {"task": "triage.tasks.sweep_untriaged", "schedule": 10.0},
+    "generate-shifts": {"task": "triage.tasks.generate_shifts", "schedule": 3600.0},
 }
 
 # --- Twilio and SMS --------------------------------------------------------------------------------------

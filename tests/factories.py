@@ -1,6 +1,9 @@
 """factory_boy factories for the case domain."""
+import datetime as dt
+
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from helpline.models import Caller, Case, Channel, Direction, Message
 from helpline.services import next_case_reference
@@ -38,3 +41,24 @@ class MessageFactory(factory.django.DjangoModelFactory):
     direction = Direction.INBOUND
     channel = Channel.SMS
     body = "Treba mi pomoć."
+
+
+class StaffFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "triage.StaffProfile"
+
+    user = factory.SubFactory(UserFactory)
+    role = "worker"
+    phone = factory.Sequence(lambda n: f"+3876200{n:04d}")
+    languages = factory.LazyFunction(lambda: ["bs"])
+    skills = factory.LazyFunction(list)
+    max_open_cases = 5
+
+
+class ShiftFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "triage.Shift"
+
+    staff = factory.SubFactory(StaffFactory)
+    starts_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(hours=1))
+    ends_at = factory.LazyAttribute(lambda shift: shift.starts_at + dt.timedelta(hours=8))

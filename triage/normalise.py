@@ -19,7 +19,8 @@ _FUTURE_CLITICS = frozenset({"cu", "ces", "ce", "cemo", "cete"})
 def fold(text: str) -> str:
     """Lower case, Cyrillic to Latin, Bosnian diacritics folded (č ć → c, đ → dj, š → s, ž → z), other accents
     removed."""
-    text = cyrillic_to_latin(text.lower()).translate(_FOLD)
+    # "can't" and "don't" are one word each, as the rules write them ("cant", "dont").
+    text = cyrillic_to_latin(text.lower()).translate(_FOLD).replace("'", "").replace("\u2019", "")
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 

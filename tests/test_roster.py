@@ -1,0 +1,100 @@
+"""Who is on duty at a moment: rotations over midnight and clock changes, absences, and gaps found in advance."""
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+
+from tests.factories import ShiftFactory, StaffFactory
+from triage.models import Absence, RotationPattern, RotationSlot, Shift
+from triage.roster import generate_shifts, roster_gaps, shift_window
+from triage.selectors import on_duty
+
+pytestmark = pytest.mark.django_db
+SARAJEVO = ZoneInfo("Europe/Sarajevo")
+
+
+def local(*args) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=SARAJEVO)
+
+
+def test_a_night_shift_ends_the_next_morning():
+    starts, ends = shift_window(dt.date(2026, 11, 20), dt.time(22), dt.time(6))
+    assert (starts, ends) == (local(2026, 11, 20, 22), local(2026, 11, 21, 6))
+
+
+def test_the_night_the_clocks_go_back_the_night_shift_is_nine_hours():
+    starts, ends = shift_window(dt.date(2026, 10, 24), dt.time(22), dt.time(6))
+    assert ends - starts == dt.timedelta(hours=9)
+
+
+def test_the_night_the_clocks_go_forward_the_night_shift_is_seven_hours():
+    starts, ends = shift_window(dt.date(2026, 3, 28), dt.time(22), dt.time(6))
+    assert ends - starts == dt.timedelta(hours=7)
+
+
+def test_a_shift_starting_in_the_skipped_hour_starts_when_the_clock_resumes():
+    starts, _ = shift_window(dt.date(2026, 3, 29), dt.time(2, 30), dt.time(10))
+    assert starts == local(2026, 3, 29, 3, 30)
+
+
+def rotation(*slots, cycle_days=2, starts_on=dt.date(2026, 3, 27)):
+    pattern = RotationPattern.objects.create(name="Test", starts_on=starts_on, cycle_days=cycle_days)
+    for staff, day, start, end in slots:
+        RotationSlot.objects.create(pattern=pattern, staff=staff, day_in_cycle=day, start_time=start, end_time=end)
+    return pattern
+
+
+def test_a_rotation_generates_each_shift_once_and_covers_the_dst_night():
+    ana, bob = StaffFactory(), StaffFactory()
+    pattern = rotation((ana, 0, dt.time(22), dt.time(6)), (bob, 1, dt.time(22), dt.time(6)))
+    created = generate_shifts(pattern, dt.date(2026, 3, 27), dt.date(2026, 3, 30))
+    again = generate_shifts(pattern, dt.date(2026, 3, 27), dt.date(2026, 3, 30))
+
+    assert (created, again) == (4, 0)
+    # 28 March is day 1 (bob): on 29 March at 05:30 local (after the clock jumped) bob is still on duty.
+    assert list(on_duty(local(2026, 3, 29, 5, 30))) == [bob]
+    assert list(on_duty(local(2026, 3, 29, 6, 30))) == []
+    assert list(on_duty(local(2026, 3, 29, 23))) == [ana]
+
+
+def test_on_duty_answers_for_a_moment_over_midnight():
+    night = StaffFactory()
+    Shift.objects.create(staff=night, starts_at=local(2026, 11, 21, 22), ends_at=local(2026, 11, 22, 6))
+    assert list(on_duty(local(2026, 11, 22, 0, 30))) == [night]
+    assert list(on_duty(local(2026, 11, 22, 6, 0))) == []  # the end is exclusive: the next shift has begun
+
+
+def test_sick_leave_takes_someone_off_duty():
+    sick = ShiftFactory().staff
+    Absence.objects.create(staff=sick, starts_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2),
+                           ends_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=2), reason="sick")  # fmt: skip
+    assert sick not in on_duty(dt.datetime.now(dt.UTC))
+
+
+def test_inactive_staff_are_never_on_duty():
+    staff = ShiftFactory().staff
+    staff.is_active = False
+    staff.save()
+    assert not on_duty(dt.datetime.now(dt.UTC)).exists()
+
+
+def test_gaps_show_hours_without_a_worker_or_supervisor_and_people_without_a_phone():
+    start = local(2026, 11, 23, 0)
+    worker = StaffFactory(phone="")
+    supervisor = StaffFactory(role="supervisor")
+    Shift.objects.create(staff=worker, starts_at=start, ends_at=start + dt.timedelta(hours=12))
+    Shift.objects.create(staff=supervisor, starts_at=start, ends_at=start + dt.timedelta(hours=24))
+
+    gaps = roster_gaps(start, start + dt.timedelta(hours=24))
+    problems = {(gap.problem, gap.starts_at, gap.ends_at) for gap in gaps}
+    assert ("no worker on duty", start + dt.timedelta(hours=12), start + dt.timedelta(hours=24)) in problems
+    assert any(p.startswith("on duty without a phone") and s == start for p, s, _ in problems)
+    assert not any(p == "no supervisor on duty" for p, _, _ in problems)
+
+
+def test_the_gap_report_is_shown_to_supervisors_in_the_admin(admin_client):
+    with time_machine.travel(local(2026, 11, 23, 9), tick=False):
+        response = admin_client.get("/admin/triage/shift/gaps/")
+    assert response.status_code == 200
+    assert "no worker on duty" in response.content.decode()

@@ -1,0 +1,119 @@
+"""Triage reads messages the way people write them and explains itself to the social worker."""
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from triage.classification import compile_rule, word_matches
+from triage.models import TriageRule
+from triage.normalise import fold, tokens
+from triage.services import classify, queue_for_text
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("text", ["ubiti", "ubiće me", "убити", "ubit ce me", "UBIT ĆE ME", "Убиће ме", "ubice me"])
+def test_every_spelling_of_a_threat_to_kill_is_critical(text):
+    result = classify(text + " on")
+    assert result.priority == "critical", result.reasons
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("Popila sam sve tablete iz kutije", "suicide_self_harm"),
+        ("попила сам све таблете", "suicide_self_harm"),
+        ("stojim na mostu i ne mogu vise", "suicide_self_harm"),
+        ("I took 20 pills an hour ago", "suicide_self_harm"),
+        ("Muž me tuče, zaključao nas je u stan", "domestic_violence"),
+        ("muz me tuce sad", "domestic_violence"),
+        ("He is outside the door with a knife", "domestic_violence"),
+        ("beba plače cijeli dan, majka je pijana i spava", "child_protection"),
+        ("komsinica baka lezi na podu i ne moze ustat", "elderly_disability"),
+    ],
+)
+def test_life_threatening_messages_are_critical_in_the_right_category(text, category):
+    result = classify(text)
+    assert (result.priority, result.category) == ("critical", category), result.reasons
+
+
+def test_a_denial_is_not_read_as_intent():
+    result = classify("Ne želim se ubiti, samo mi treba neko za razgovor.")
+    assert result.priority != "critical", result.reasons
+
+
+def test_despair_before_intent_is_not_taken_for_a_denial():
+    assert classify("ne mogu vise ubit cu se").priority == "critical"
+
+
+def test_a_negation_in_another_clause_does_not_cancel_the_danger():
+    assert classify("Nije pijan, ali me tuče svaki dan").priority == "critical"
+
+
+def test_a_typo_in_a_longer_word_still_matches():
+    assert classify("popila sam tabelte").priority == "critical"
+    assert word_matches("tablet", "tabelte")
+    assert not word_matches("bills", "pills")
+
+
+def test_the_reasons_name_the_rule_and_the_citizens_words():
+    result = classify("Prijeti da će me ubiti, ima nož")
+    assert result.reasons[0].startswith("Prijetnja ubistvom (critical): ") or "Oružje" in result.reasons[0]
+    assert any("'ubiti'" in reason or "'me ubiti'" in reason for reason in result.reasons)
+
+
+def test_an_information_question_is_low():
+    result = classify("Koje dokumente trebam za dječiji doplatak? Koje je radno vrijeme?")
+    assert (result.priority, result.category) == ("low", "information")
+
+
+def test_nothing_matched_is_normal_and_says_a_person_must_read_it():
+    result = classify("xyz qwerty")
+    assert (result.priority, result.category) == ("normal", "other")
+    assert "person must read" in result.reasons[0]
+
+
+def test_language_and_script_are_reported():
+    assert (classify("Помозите").language, classify("Помозите").script) == ("bs", "cyrillic")
+    assert classify("Please help me, my father hits me").language == "en"
+
+
+def test_a_call_without_a_message_is_high_so_someone_calls_back():
+    assert classify("", channel="voice").priority == "high"
+
+
+def test_supervisors_can_change_the_rules_and_triage_follows_at_once():
+    assert classify("zmaj u kuhinji").priority == "normal"
+    TriageRule.objects.create(name="Zmaj", category="other", priority="high", terms="zmaj + kuhinj")
+    assert classify("zmaj u kuhinji").priority == "high"
+
+
+def test_a_rule_switched_off_no_longer_matches():
+    TriageRule.objects.filter(name="Oružje").update(is_active=False)
+    result = classify("ima pištolj")
+    assert "Oružje" not in " ".join(result.reasons)
+
+
+def test_critical_messages_are_sent_to_the_critical_queue():
+    assert queue_for_text("popila sam sve tablete") == "critical"
+    assert queue_for_text("koje je radno vrijeme") == "triage"
+
+
+def test_a_phrase_allows_two_words_between_its_words():
+    rule = compile_rule(name="r", category="other", priority="high", terms="popi tablet")
+    from triage.classification import find_matches
+
+    assert find_matches("popila sam sve tablete", [rule])
+    assert not find_matches("popila sam jucer sve one tablete", [rule])
+
+
+@given(st.text(alphabet="абвгдђежзијклљмнњопрстћуфхцчџш ", max_size=40))
+def test_cyrillic_and_its_latin_spelling_give_the_same_tokens(text):
+    from helpline.language import cyrillic_to_latin
+
+    assert tokens(text) == tokens(cyrillic_to_latin(text))
+
+
+@given(st.text(max_size=60))
+def test_folding_never_fails_and_leaves_no_diacritics(text):
+    folded = fold(text)
+    assert not set("čćšžđČĆŠŽĐ") & set(folded)

@@ -1,0 +1,64 @@
+"""Reads for triage: the active rules, compiled once per change, and who is on duty."""
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
+
+from helpline.models import OPEN_STATUSES, Case
+from triage.classification import CompiledRule, compile_rule
+from triage.models import Absence, Role, Shift, StaffProfile, TriageRule
+
+_compiled_cache: dict[str, object] = {"stamp": None, "rules": []}
+
+
+def active_rules() -> list[CompiledRule]:
+    """The active rules, compiled; recompiled only when a supervisor changed them (one cheap query per call)."""
+    stamp = TriageRule.objects.aggregate(changed=Max("updated_at"), count=Count("id"))
+    if stamp != _compiled_cache["stamp"]:
+        _compiled_cache["rules"] = [
+            compile_rule(
+                name=rule.name,
+                category=rule.category,
+                priority=rule.priority,
+                terms=rule.terms,
+                can_be_negated=rule.can_be_negated,
+            )
+            for rule in TriageRule.objects.filter(is_active=True)
+        ]
+        _compiled_cache["stamp"] = stamp
+    return _compiled_cache["rules"]  # type: ignore[return-value]
+
+
+def on_duty(at: dt.datetime, *, role: str | None = None) -> QuerySet[StaffProfile]:
+    """Active staff with a shift covering `at` and no absence covering it."""
+    covering_shift = Shift.objects.filter(staff=OuterRef("pk"), starts_at__lte=at, ends_at__gt=at)
+    covering_absence = Absence.objects.filter(staff=OuterRef("pk"), starts_at__lte=at, ends_at__gt=at)
+    staff = StaffProfile.objects.filter(is_active=True, user__is_active=True).filter(
+        Exists(covering_shift), ~Exists(covering_absence)
+    )
+    if role is not None:
+        staff = staff.filter(role=role)
+    return staff.select_related("user")
+
+
+def with_open_case_counts(staff: QuerySet[StaffProfile]) -> QuerySet[StaffProfile]:
+    return staff.annotate(
+        open_cases=Count("user__assigned_cases", filter=Q(user__assigned_cases__status__in=OPEN_STATUSES))
+    )
+
+
+def recent_cases_of_same_caller(case: Case, *, since: dt.datetime) -> QuerySet[Case]:
+    """Earlier cases from the same phone number (caller or number given on the web) since a moment."""
+    numbers = [str(n) for n in (case.caller.phone if case.caller_id else None, case.contact_phone) if n]
+    if not numbers:
+        return Case.objects.none()
+    return (
+        Case.objects.filter(Q(caller__phone__in=numbers) | Q(contact_phone__in=numbers), created_at__gte=since)
+        .exclude(pk=case.pk)
+        .order_by("created_at")
+    )
+
+
+def supervisors_on_duty(at: dt.datetime) -> QuerySet[StaffProfile]:
+    return on_duty(at, role=Role.SUPERVISOR)
