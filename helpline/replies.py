@@ -93,3 +93,24 @@ def voice_goodbye(*, language: str) -> str:
         return " ".join(
             [gettext("Thank you. A social worker will call you back as soon as possible."), emergency_sentence()]
         )
+
+
+def voice_connecting(*, language: str) -> str:
+    with translation.override(language):
+        return gettext("We are connecting you to a social worker on duty. Please stay on the line.")
+
+
+def voice_whisper(*, reference: str, priority: str) -> str:
+    """What the worker hears before the caller is put through (in the centre's language)."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return gettext("%(helpline)s: a call for case %(reference)s, priority %(priority)s. Press 1 to take it.") % {
+            **_numbers(),
+            "reference": spoken_reference(reference),
+            "priority": _priority_label(priority),
+        }
+
+
+def _priority_label(priority: str) -> str:
+    from helpline.models import Priority
+
+    return str(Priority(priority).label).lower() if priority in Priority.values else gettext("not yet known")

@@ -221,6 +221,8 @@ QUICK_EXIT_URL = env.str("QUICK_EXIT_URL", default="https://www.google.com/searc
 MAX_MESSAGE_LENGTH = 5000
 # The longest voicemail a caller may leave, in seconds.
 VOICEMAIL_MAX_SECONDS = env.int("VOICEMAIL_MAX_SECONDS", default=180)
+# How long each person in the live-call hunt is rung before the next one.
+VOICE_RING_SECONDS = env.int("VOICE_RING_SECONDS", default=20)
 
 LOGGING = {
     "version": 1,

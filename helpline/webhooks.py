@@ -9,11 +9,12 @@ from functools import wraps
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
-from twilio.twiml.voice_response import Gather, VoiceResponse
+from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from helpline import replies, selectors, services
 
@@ -138,8 +139,31 @@ def call_language_chosen(request: HttpRequest) -> HttpResponse:
     case = services.record_call_language(call_sid=call_sid, language=language)
     if case is None:
         case = services.record_incoming_call(call_sid=call_sid, from_number=_param(request, "From"))
+    return _twiml(_connect_or_voicemail(request, case, language, attempt=0))
+
+
+def _connect_or_voicemail(request: HttpRequest, case, language: str, *, attempt: int) -> VoiceResponse:
+    """Ring the next person in the hunt list; when nobody is left (or nobody is on duty), take a voicemail."""
+    from triage.selectors import voice_hunt_list  # triage owns the roster
+
+    hunt = voice_hunt_list(case, timezone.now())
     response = VoiceResponse()
-    # The routing issue connects the caller to the on-duty worker here (Dial hunt); until then, voicemail.
+    if attempt < len(hunt):
+        staff = hunt[attempt]
+        if attempt == 0:
+            _say(response, replies.voice_connecting(language=language), language)
+        dial = Dial(
+            timeout=settings.VOICE_RING_SECONDS,
+            action=_absolute(request, "webhooks:voice-dial-result") + f"?attempt={attempt}",
+            method="POST",
+            caller_id=settings.TWILIO_PHONE_NUMBER or None,
+            answer_on_bridge=True,
+        )
+        # The whisper asks the worker to press 1, so a voicemail box that picks up never counts as an answer.
+        whisper = _absolute(request, "webhooks:voice-whisper") + f"?case={case.reference}&staff={staff.pk}"
+        dial.number(str(staff.phone), url=whisper, method="POST")
+        response.append(dial)
+        return response
     _say(response, replies.voice_voicemail_prompt(reference=case.reference, language=language), language)
     response.record(
         action=_absolute(request, "webhooks:voice-recorded"),
@@ -151,7 +175,63 @@ def call_language_chosen(request: HttpRequest) -> HttpResponse:
         recording_status_callback_event="completed",
     )
     _say(response, replies.voice_goodbye(language=language), language)
+    return response
+
+
+@twilio_webhook
+def dial_result(request: HttpRequest) -> HttpResponse:
+    """Dial's action: the person rung has hung up, or never took the call. Done if they pressed 1; otherwise
+    ring the next one, and after the last, voicemail."""
+    from triage.services import call_was_accepted
+
+    case = selectors.case_for_call(_param(request, "CallSid"))
+    if case is None:
+        return _missing("CallSid")
+    if call_was_accepted(case):
+        response = VoiceResponse()
+        response.hangup()
+        return _twiml(response)
+    attempt = int(request.GET.get("attempt", "0")) if request.GET.get("attempt", "0").isdigit() else 0
+    return _twiml(_connect_or_voicemail(request, case, case.language, attempt=attempt + 1))
+
+
+def _hunt_target(request: HttpRequest):
+    from triage.models import StaffProfile
+
+    case = selectors.case_by_reference(request.GET.get("case", ""))
+    staff_id = request.GET.get("staff", "")
+    staff = StaffProfile.objects.filter(pk=staff_id).select_related("user").first() if staff_id.isdigit() else None
+    return case, staff
+
+
+@twilio_webhook
+def whisper(request: HttpRequest) -> HttpResponse:
+    """Played to the worker who picked up, before the caller is connected."""
+    case, staff = _hunt_target(request)
+    response = VoiceResponse()
+    if case is None or staff is None:
+        response.hangup()
+        return _twiml(response)
+    accept_url = _absolute(request, "webhooks:voice-whisper-accept") + f"?case={case.reference}&staff={staff.pk}"
+    gather = Gather(num_digits=1, action=accept_url, method="POST", timeout=8)
+    language = settings.LANGUAGE_CODE
+    _say(gather, replies.voice_whisper(reference=case.reference, priority=case.priority), language)
+    response.append(gather)
+    response.hangup()  # no key pressed: not an answer; the caller's hunt moves on
     return _twiml(response)
+
+
+@twilio_webhook
+def whisper_accept(request: HttpRequest) -> HttpResponse:
+    from triage.services import accept_call
+
+    case, staff = _hunt_target(request)
+    response = VoiceResponse()
+    if case is None or staff is None or _param(request, "Digits") != "1":
+        response.hangup()
+        return _twiml(response)
+    accept_call(case, staff)
+    return _twiml(response)  # an empty response ends the whisper and bridges the two calls
 
 
 @twilio_webhook

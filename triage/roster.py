@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from triage.models import Absence, Role, RotationPattern, Shift
 
@@ -98,10 +99,12 @@ def roster_gaps(start: dt.datetime, end: dt.datetime, *, step: dt.timedelta = dt
         ]
         problems = []
         if not any(staff.role == Role.WORKER for staff in on_duty):
-            problems.append("no worker on duty")
+            problems.append(gettext("no worker on duty"))
         if not any(staff.role == Role.SUPERVISOR for staff in on_duty):
-            problems.append("no supervisor on duty")
-        problems += sorted({f"on duty without a phone: {staff}" for staff in on_duty if not staff.phone})
+            problems.append(gettext("no supervisor on duty"))
+        problems += sorted(
+            {gettext("on duty without a phone: %(name)s") % {"name": staff} for staff in on_duty if not staff.phone}
+        )
         for problem in problems:
             previous = next((g for g in reversed(gaps) if g.problem == problem and g.ends_at == at), None)
             if previous is not None:

@@ -62,3 +62,13 @@ def recent_cases_of_same_caller(case: Case, *, since: dt.datetime) -> QuerySet[C
 
 def supervisors_on_duty(at: dt.datetime) -> QuerySet[StaffProfile]:
     return on_duty(at, role=Role.SUPERVISOR)
+
+
+def voice_hunt_list(case: Case, at: dt.datetime, *, limit: int = 3) -> list[StaffProfile]:
+    """Whom a live call rings, in order: workers on duty who speak the caller's language and have a phone, fewest
+    open cases first, then the supervisor on duty. A few at most, so nobody in crisis waits minutes."""
+    staff = with_open_case_counts(on_duty(at)).exclude(phone="")
+    speakers = [s for s in staff if case.language in (s.languages or [])]
+    workers = sorted((s for s in speakers if s.role == Role.WORKER), key=lambda s: (s.open_cases, s.pk))
+    supervisors = sorted((s for s in staff if s.role == Role.SUPERVISOR), key=lambda s: (s.open_cases, s.pk))
+    return (workers[: limit - 1] + supervisors[:1]) if supervisors else workers[:limit]

@@ -167,3 +167,22 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
             publish("triage.tasks.triage_case", case_id, queue=queue_for_text(first_messages.get(case_id) or ""))
         logger.warning("sweep re-sent triage for %s cases", len(case_ids))
     return len(case_ids)
+
+
+@transaction.atomic
+def accept_call(case: Case, staff: StaffProfile) -> Case:
+    """A staff member pressed 1 on a live call: the case is theirs and acknowledged."""
+    locked = Case.objects.select_for_update().get(pk=case.pk)
+    if locked.assigned_to_id != staff.user_id:
+        locked = case_services.assign_case(locked, staff.user, explanation="answered the live call")
+    if locked.status == CaseStatus.ASSIGNED:
+        locked = case_services.change_case_status(
+            locked, CaseStatus.ACKNOWLEDGED, actor=staff.user, reason="answered the live call"
+        )
+    return locked
+
+
+def call_was_accepted(case: Case) -> bool:
+    return case.status in (CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS) and case.timeline.filter(
+        kind=EventKind.STATUS_CHANGED, details__reason="answered the live call"
+    ).exists()

@@ -1,0 +1,96 @@
+"""A live call rings the people on duty one after another; whoever presses 1 takes the case."""
+import pytest
+
+from helpline.models import Case, CaseStatus
+from tests.factories import ShiftFactory, StaffFactory
+
+pytestmark = pytest.mark.django_db
+
+VOICE = "/webhooks/twilio/voice/"
+
+
+def on_duty(**profile):
+    return ShiftFactory(staff=StaffFactory(**profile)).staff
+
+
+def start_call(twilio, sid="CA500", digits="1"):
+    twilio.call(sid=sid)
+    return twilio.call(VOICE + "language/", sid=sid, Digits=digits).content.decode()
+
+
+def test_after_the_language_choice_the_call_rings_the_worker_on_duty(twilio):
+    worker = on_duty(phone="+38761555001")
+    twiml = start_call(twilio)
+    assert "<Dial" in twiml and 'timeout="20"' in twiml and 'answerOnBridge="true"' in twiml
+    assert "dial-result/?attempt=0" in twiml
+    assert f">{worker.phone}</Number>" in twiml
+    assert "voice/whisper/?case=" in twiml
+    assert "<Record" not in twiml
+
+
+def test_workers_are_rung_before_the_supervisor(twilio):
+    worker = on_duty(phone="+38761555001")
+    supervisor = on_duty(role="supervisor", phone="+38761555009")
+    first = start_call(twilio)
+    assert str(worker.phone) in first and str(supervisor.phone) not in first
+    second = twilio.call(VOICE + "dial-result/?attempt=0", sid="CA500", DialCallStatus="no-answer").content.decode()
+    assert str(supervisor.phone) in second and "attempt=1" in second
+
+
+def test_someone_who_does_not_speak_the_callers_language_is_not_rung(twilio):
+    on_duty(phone="+38761555001", languages=["bs"])
+    twiml = start_call(twilio, digits="2")
+    assert "<Dial" not in twiml and "<Record" in twiml
+
+
+def test_when_nobody_answers_the_caller_leaves_a_voicemail(twilio):
+    on_duty(phone="+38761555001")
+    start_call(twilio)
+    twiml = twilio.call(VOICE + "dial-result/?attempt=0", sid="CA500", DialCallStatus="no-answer").content.decode()
+    assert "<Record" in twiml and "<Dial" not in twiml
+
+
+def test_staff_without_a_phone_are_skipped(twilio):
+    on_duty(phone="")
+    assert "<Dial" not in start_call(twilio)
+
+
+def test_the_worker_hears_the_case_and_must_press_1(twilio):
+    worker = on_duty(phone="+38761555001")
+    start_call(twilio)
+    case = Case.objects.get()
+    twiml = twilio.post(f"{VOICE}whisper/?case={case.reference}&staff={worker.pk}", {"CallSid": "CA501"}).content
+    twiml = twiml.decode()
+    assert "<Gather" in twiml and "Pritisnite 1" in twiml and twiml.endswith("<Hangup /></Response>")
+
+
+def test_pressing_1_gives_the_worker_the_case_acknowledged_and_ends_the_hunt(twilio):
+    worker = on_duty(phone="+38761555001")
+    on_duty(role="supervisor", phone="+38761555009")
+    start_call(twilio)
+    case = Case.objects.get()
+    accept = f"{VOICE}whisper/accept/?case={case.reference}&staff={worker.pk}"
+    twilio.post(accept, {"CallSid": "CA501", "Digits": "1"})
+
+    case.refresh_from_db()
+    assert case.assigned_to == worker.user and case.status == CaseStatus.ACKNOWLEDGED
+    after = twilio.call(VOICE + "dial-result/?attempt=0", sid="CA500", DialCallStatus="completed").content.decode()
+    assert "<Hangup />" in after and "<Dial" not in after
+
+
+def test_another_key_is_not_an_answer(twilio):
+    worker = on_duty(phone="+38761555001")
+    start_call(twilio)
+    case = Case.objects.get()
+    twilio.post(f"{VOICE}whisper/accept/?case={case.reference}&staff={worker.pk}", {"CallSid": "CA501", "Digits": "9"})
+    case.refresh_from_db()
+    assert case.assigned_to is None
+
+
+def test_a_forged_whisper_accept_is_refused(twilio):
+    worker = on_duty(phone="+38761555001")
+    start_call(twilio)
+    case = Case.objects.get()
+    path = f"{VOICE}whisper/accept/?case={case.reference}&staff={worker.pk}"
+    assert twilio.post(path, {"CallSid": "CA501", "Digits": "1"}, signature="forged").status_code == 403
+    assert Case.objects.get().assigned_to is None
