@@ -130,6 +130,11 @@ class Case(models.Model):
     )
     # When the case's next escalation step is due; set now for a case nobody on duty could take.
     escalation_due_at = models.DateTimeField(_("escalation due"), null=True, blank=True, db_index=True)
+    # How many escalation steps have run: the fencing token that stops a step from running twice.
+    escalation_step = models.PositiveIntegerField(_("escalation steps run"), default=0)
+    is_escalated = models.BooleanField(_("escalated"), default=False, db_index=True)
+    acknowledge_by = models.DateTimeField(_("acknowledge by"), null=True, blank=True, db_index=True)
+    acknowledged_at = models.DateTimeField(_("acknowledged"), null=True, blank=True)
     triage_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)

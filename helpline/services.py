@@ -197,8 +197,7 @@ def assign_case(
     if locked.status != CaseStatus.ASSIGNED:
         change_case_status(locked, CaseStatus.ASSIGNED, actor=by, reason=explanation)
     locked.assigned_to = assignee
-    locked.escalation_due_at = None
-    locked.save(update_fields=["assigned_to", "escalation_due_at", "updated_at"])
+    locked.save(update_fields=["assigned_to", "updated_at"])
     record_event(
         locked,
         EventKind.ASSIGNED,
@@ -238,6 +237,36 @@ def reclassify_case(case: Case, *, priority: str, category: str, reason: str, by
     )
     case.priority, case.category = priority, category
     return locked
+
+
+_UNCHANGED = object()
+
+
+def set_escalation_state(
+    case: Case,
+    *,
+    due_at: object = _UNCHANGED,
+    step: int | None = None,
+    escalated: bool | None = None,
+    acknowledge_by: object = _UNCHANGED,
+    acknowledged_at: object = _UNCHANGED,
+) -> None:
+    """Where the case stands on the escalation ladder (the notifications app drives it; the case stores it)."""
+    changes: dict[str, object] = {}
+    if due_at is not _UNCHANGED:
+        changes["escalation_due_at"] = due_at
+    if step is not None:
+        changes["escalation_step"] = step
+    if escalated is not None:
+        changes["is_escalated"] = escalated
+    if acknowledge_by is not _UNCHANGED:
+        changes["acknowledge_by"] = acknowledge_by
+    if acknowledged_at is not _UNCHANGED:
+        changes["acknowledged_at"] = acknowledged_at
+    if changes:
+        Case.objects.filter(pk=case.pk).update(**changes, updated_at=timezone.now())
+        for field, value in changes.items():
+            setattr(case, field, value)
 
 
 def mark_triage_requested(case_ids: list[int]) -> None:

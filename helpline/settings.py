@@ -8,6 +8,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "django_filters",
     "phonenumber_field",
     "helpline",
@@ -180,22 +182,43 @@ CELERY_TASK_ACKS_LATE = True  # a worker that dies mid-task leaves the message f
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Every task names its queue (a test checks): a surge on one never starves another.
 CELERY_TASK_ROUTES = {
-    "triage.tasks.*": {"queue": "triage"},
-    "notifications.tasks.*": {"queue": "notifications"},
+    "helpline.tasks.record_heartbeat": {"queue": "default"},
+    "triage.tasks.triage_case": {"queue": "triage"},
+    "triage.tasks.sweep_untriaged": {"queue": "triage"},
+    "triage.tasks.generate_shifts": {"queue": "default"},
+    "notifications.tasks.send_notification": {"queue": "notifications"},
+    "notifications.tasks.relay_notifications": {"queue": "notifications"},
+    "notifications.tasks.run_escalations": {"queue": "notifications"},
+    "notifications.tasks.send_roster_gap_report": {"queue": "notifications"},
 }
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 10.0  # finish or hand back running tasks on a warm shutdown
+CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "helpline.tasks.record_heartbeat", "schedule": 15.0},
     "sweep-untriaged": {"task": "triage.tasks.sweep_untriaged", "schedule": 10.0},
     "generate-shifts": {"task": "triage.tasks.generate_shifts", "schedule": 3600.0},
+    "run-escalations": {"task": "notifications.tasks.run_escalations", "schedule": 5.0},
+    "relay-notifications": {"task": "notifications.tasks.relay_notifications", "schedule": 10.0},
+    "roster-gap-report": {
+        "task": "notifications.tasks.send_roster_gap_report",
+        "schedule": crontab(hour=7, minute=0),
+    },
 }
 
 # --- Twilio and SMS --------------------------------------------------------------------------------------
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_PHONE_NUMBER = env.str("TWILIO_PHONE_NUMBER", default="")
+# Only for tests and drills: send Twilio API requests to a local stub instead of api.twilio.com.
+TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
+SMS_PER_SECOND = env.int("SMS_PER_SECOND", default=1)  # a Twilio long code takes about one message a second
+NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=6)
+NOTIFICATION_RETRY_BASE_SECONDS = env.float("NOTIFICATION_RETRY_BASE_SECONDS", default=5.0)
+STAFF_CALL_RETRY_SECONDS = env.int("STAFF_CALL_RETRY_SECONDS", default=60)
 SMS_BACKEND = env.str("SMS_BACKEND", default="console")
 # <Say> has no Bosnian voice; Croatian is the closest one Twilio offers. Each can be changed per deployment.
 TWILIO_SAY_VOICES = {

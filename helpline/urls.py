@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from helpline import views, webhooks
+from notifications import webhooks as notification_webhooks
 
 webhook_patterns = [
     path("sms/", webhooks.inbound_sms, name="sms"),
@@ -14,6 +15,10 @@ webhook_patterns = [
     path("voice/recorded/", webhooks.voicemail_recorded, name="voice-recorded"),
     path("voice/recording/", webhooks.voicemail_recording_status, name="voice-recording"),
     path("voice/status/", webhooks.call_status, name="voice-status"),
+    path("message-status/", notification_webhooks.message_status, name="message-status"),
+    path("voice/staff-call/", notification_webhooks.staff_call, name="staff-call"),
+    path("voice/staff-call/accept/", notification_webhooks.staff_call_accept, name="staff-call-accept"),
+    path("voice/staff-call/status/", notification_webhooks.staff_call_status, name="staff-call-status"),
 ]
 
 urlpatterns = [

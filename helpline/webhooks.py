@@ -17,6 +17,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from helpline import replies, selectors, services
+from notifications import services as notification_services
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,12 @@ def inbound_sms(request: HttpRequest) -> HttpResponse:
     missing = [name for name, value in (("MessageSid", message_sid), ("From", from_number)) if not value]
     if missing:
         return _missing(*missing)
+    staff = notification_services.staff_for_number(services.normalise_phone(from_number))
+    if staff is not None:
+        # A registered staff phone sends commands (OK SOS-2026-00042), never a citizen case.
+        response = MessagingResponse()
+        response.message(notification_services.handle_staff_sms(staff, _param(request, "Body")))
+        return _twiml(response)
     outcome = services.record_inbound_sms(
         message_sid=message_sid,
         from_number=from_number,

@@ -78,9 +78,9 @@ class Queues:
 @pytest.fixture
 def queues() -> Queues:
     queues = Queues()
-    queues.purge("triage", "critical", "default")
+    queues.purge("triage", "critical", "notifications", "default")
     yield queues
-    queues.purge("triage", "critical", "default")
+    queues.purge("triage", "critical", "notifications", "default")
 
 
 @pytest.fixture
@@ -101,3 +101,15 @@ def unreachable_broker(monkeypatch):
     yield
     monkeypatch.undo()
     repoint(original)
+
+
+@pytest.fixture
+def twilio_api(settings):
+    """The real twilio REST client, talking to a local stub instead of api.twilio.com."""
+    from tests.twilio_stub import TwilioStub
+
+    with TwilioStub() as stub:
+        settings.SMS_BACKEND = "twilio"
+        settings.TWILIO_API_BASE_URL = stub.url
+        settings.SMS_PER_SECOND = 1000
+        yield stub

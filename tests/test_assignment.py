@@ -183,7 +183,7 @@ def test_a_case_waiting_for_someone_on_duty_is_assigned_when_they_come(queues):
 
 
 @requires_postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_workers_triaging_the_same_case_at_once_assign_it_once():
     on_duty_worker()
     on_duty_worker()
@@ -211,7 +211,7 @@ def test_two_workers_triaging_the_same_case_at_once_assign_it_once():
 
 
 @requires_postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_assignments_never_push_a_worker_over_the_maximum():
     workers = [on_duty_worker(max_open_cases=2) for _ in range(2)]
     on_duty_worker(role="supervisor")

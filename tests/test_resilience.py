@@ -13,7 +13,7 @@ from helpline.models import Case
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_sms_intake_answers_within_a_second_with_the_broker_unreachable(twilio, unreachable_broker, caplog):
     started = time.perf_counter()
     response = twilio.sms("Pomozite, hitno je", sid="SM900")
@@ -27,7 +27,7 @@ def test_sms_intake_answers_within_a_second_with_the_broker_unreachable(twilio, 
     assert "could not publish triage.tasks.triage_case" in caplog.text  # the broker really was down
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_web_intake_answers_within_a_second_with_the_broker_unreachable(client, unreachable_broker, caplog):
     started = time.perf_counter()
     response = client.post("/api/v1/inquiries/", data={"message": "Pomoć"}, content_type="application/json")
@@ -39,7 +39,7 @@ def test_web_intake_answers_within_a_second_with_the_broker_unreachable(client, 
     assert "could not publish triage.tasks.triage_case" in caplog.text
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_voice_intake_answers_within_a_second_with_the_broker_unreachable(twilio, unreachable_broker, caplog):
     started = time.perf_counter()
     response = twilio.call(sid="CA900")

@@ -246,7 +246,7 @@ def test_existing_case_factory_and_intake_share_the_sequence(twilio):
     assert Case.objects.count() == 2
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @requires_postgres
 def test_the_same_sms_delivered_twice_at_once_is_stored_once(twilio_settings):
     errors: list[Exception] = []
@@ -271,7 +271,7 @@ def test_the_same_sms_delivered_twice_at_once_is_stored_once(twilio_settings):
     assert Case.objects.count() == 1
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @requires_postgres
 def test_two_texts_from_one_new_number_at_once_share_one_case(twilio_settings):
     errors: list[Exception] = []

@@ -134,10 +134,14 @@ def assign_by_policy(case: Case) -> Case:
     if choice.staff is None:
         logger.warning("nobody on duty for %s; flagged for immediate escalation", case.reference)
         return case_services.flag_unassignable(case, explanation=choice.explanation)
+    from notifications.services import start_acknowledgement_clock  # notifications owns deadlines
+
     StaffProfile.objects.filter(pk=choice.staff.pk).update(last_assigned_at=now)
     open_cases = getattr(choice.staff, "open_cases", None)
     explanation = f"{choice.staff}: {choice.explanation} ({open_cases} open cases before this one)"
-    return case_services.assign_case(case, choice.staff.user, explanation=explanation)
+    assigned = case_services.assign_case(case, choice.staff.user, explanation=explanation)
+    start_acknowledgement_clock(assigned, choice.staff)
+    return assigned
 
 
 def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
@@ -169,20 +173,24 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
     return len(case_ids)
 
 
-@transaction.atomic
+LIVE_CALL = "live call"
+
+
 def accept_call(case: Case, staff: StaffProfile) -> Case:
-    """A staff member pressed 1 on a live call: the case is theirs and acknowledged."""
-    locked = Case.objects.select_for_update().get(pk=case.pk)
-    if locked.assigned_to_id != staff.user_id:
-        locked = case_services.assign_case(locked, staff.user, explanation="answered the live call")
-    if locked.status == CaseStatus.ASSIGNED:
-        locked = case_services.change_case_status(
-            locked, CaseStatus.ACKNOWLEDGED, actor=staff.user, reason="answered the live call"
-        )
-    return locked
+    """A staff member pressed 1 on a live call: the case is theirs and acknowledged (supervisors may take any)."""
+    from notifications.services import NotAllowed, acknowledge_case
+
+    with transaction.atomic():
+        locked = Case.objects.select_for_update().get(pk=case.pk)
+        if locked.assigned_to_id != staff.user_id:
+            locked = case_services.assign_case(locked, staff.user, explanation="answered the live call")
+        try:
+            return acknowledge_case(locked, by=staff.user, via=LIVE_CALL)
+        except NotAllowed:  # cannot happen: the case was just given to them
+            return locked
 
 
 def call_was_accepted(case: Case) -> bool:
     return case.status in (CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS) and case.timeline.filter(
-        kind=EventKind.STATUS_CHANGED, details__reason="answered the live call"
+        kind=EventKind.ACKNOWLEDGED, details__via=LIVE_CALL
     ).exists()

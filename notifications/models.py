@@ -1,0 +1,137 @@
+"""The outbox (every message the helpline sends), its delivery attempts, and the escalation ladder's policies."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from phonenumber_field.modelfields import PhoneNumberField
+
+from helpline.models import Case, Priority
+
+
+class NotificationChannel(models.TextChoices):
+    SMS = "sms", _("SMS")
+    VOICE = "voice", _("Voice call")
+    EMAIL = "email", _("E-mail")
+
+
+class NotificationKind(models.TextChoices):
+    ASSIGNMENT = "assignment", _("Assignment")
+    REMINDER = "reminder", _("Reminder")
+    ESCALATION = "escalation", _("Escalation")
+    CITIZEN_REPLY = "citizen_reply", _("Reply to the citizen")
+    ROSTER_GAPS = "roster_gaps", _("Roster gaps")
+    COMMAND_REPLY = "command_reply", _("Answer to a staff command")
+
+
+class DeliveryStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    DELIVERED = "delivered", _("Delivered")
+    UNDELIVERED = "undelivered", _("Undelivered")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+# How far a message has got; a status callback never moves a notification back (callbacks arrive out of order).
+DELIVERY_PROGRESS = {
+    DeliveryStatus.QUEUED: 0,
+    DeliveryStatus.SENDING: 1,
+    DeliveryStatus.SENT: 2,
+    DeliveryStatus.DELIVERED: 3,
+    DeliveryStatus.UNDELIVERED: 3,
+    DeliveryStatus.FAILED: 3,
+    DeliveryStatus.CANCELLED: 3,
+}
+
+
+class Notification(models.Model):
+    """One message to send, written in the same transaction as the event that causes it."""
+
+    case = models.ForeignKey(
+        Case, verbose_name=_("case"), null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("staff member"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    to_number = PhoneNumberField(_("to"))
+    channel = models.CharField(_("channel"), max_length=10, choices=NotificationChannel.choices)
+    kind = models.CharField(_("kind"), max_length=20, choices=NotificationKind.choices)
+    body = models.TextField(_("text"))
+    status = models.CharField(
+        _("status"), max_length=20, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED, db_index=True
+    )
+    provider_sid = models.CharField(_("Twilio SID"), max_length=64, unique=True, null=True, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
+    last_error_code = models.CharField(_("last error code"), max_length=20, blank=True)
+    # No retry, redelivered task or second sweep may send the same thing twice.
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    is_drill = models.BooleanField(default=False, editable=False)
+
+    class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.status}"
+
+
+class DeliveryAttempt(models.Model):
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="delivery_attempts")
+    at = models.DateTimeField(_("time"), auto_now_add=True)
+    result = models.CharField(_("result"), max_length=20)
+    error_code = models.CharField(_("error code"), max_length=20, blank=True)
+    detail = models.CharField(_("detail"), max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = _("delivery attempt")
+        verbose_name_plural = _("delivery attempts")
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.notification_id} {self.result}"
+
+
+class StepAction(models.TextChoices):
+    REMIND_ASSIGNEE = "remind_assignee", _("Remind the assigned worker")
+    REASSIGN = "reassign", _("Give the case to the next worker on duty")
+    NOTIFY_SUPERVISOR_ON_DUTY = "notify_supervisor_on_duty", _("Notify the supervisor on duty")
+    NOTIFY_ALL_SUPERVISORS = "notify_all_supervisors", _("Notify all supervisors and mark the case escalated")
+
+
+class EscalationPolicy(models.Model):
+    """How long a case of a priority may wait for acknowledgement, and what happens when it waits longer."""
+
+    priority = models.CharField(_("priority"), max_length=10, choices=Priority.choices, unique=True)
+    acknowledge_within_minutes = models.PositiveIntegerField(_("acknowledge within (minutes)"))
+
+    class Meta:
+        verbose_name = _("escalation policy")
+        verbose_name_plural = _("escalation policies")
+
+    def __str__(self) -> str:
+        return str(self.get_priority_display())
+
+
+class EscalationStep(models.Model):
+    policy = models.ForeignKey(EscalationPolicy, on_delete=models.CASCADE, related_name="steps")
+    number = models.PositiveIntegerField(_("step"), help_text=_("1 runs first, when the deadline has passed."))
+    action = models.CharField(_("action"), max_length=40, choices=StepAction.choices)
+    wait_minutes = models.PositiveIntegerField(
+        _("then wait (minutes)"), help_text=_("How long after this step the next one runs, if nobody acknowledged.")
+    )
+
+    class Meta:
+        verbose_name = _("escalation step")
+        verbose_name_plural = _("escalation steps")
+        ordering = ["policy", "number"]
+        constraints = [models.UniqueConstraint(fields=["policy", "number"], name="one_step_per_number")]
+
+    def __str__(self) -> str:
+        return f"{self.policy}: {self.number}. {self.get_action_display()}"

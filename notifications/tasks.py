@@ -1,0 +1,27 @@
+"""Notification and escalation tasks: doorbells over the database, each safe to run twice."""
+from celery import shared_task
+
+from notifications import services
+
+
+@shared_task(acks_late=True)
+def send_notification(notification_id: int) -> None:
+    outcome = services.deliver(notification_id)
+    if outcome is not None and outcome.retry_in is not None:
+        # A short countdown only: the due time is on the row, and the relay finds it if this message is lost.
+        send_notification.apply_async((notification_id,), countdown=min(outcome.retry_in, 300), queue="notifications")
+
+
+@shared_task
+def relay_notifications() -> None:
+    services.relay_queued()
+
+
+@shared_task
+def run_escalations() -> None:
+    services.run_due_escalations()
+
+
+@shared_task
+def send_roster_gap_report() -> None:
+    services.send_roster_gap_report()
