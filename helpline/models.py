@@ -245,6 +245,22 @@ class TimelineEvent(models.Model):
         return f"{self.case_id} {self.kind}"
 
 
+class CaseRead(models.Model):
+    """Who opened a case's detail, and when: cases hold the most sensitive data a municipality has."""
+
+    case = models.ForeignKey(Case, verbose_name=_("case"), on_delete=models.CASCADE, related_name="reads")
+    reader = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("read by"), on_delete=models.PROTECT)
+    read_at = models.DateTimeField(_("time"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("case read")
+        verbose_name_plural = _("case reads")
+        ordering = ["-read_at"]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.reader_id}"
+
+
 class Heartbeat(models.Model):
     """When a periodic task last ran; /healthz/ reports its age, so a stopped worker or beat is visible."""
 

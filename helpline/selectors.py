@@ -1,9 +1,12 @@
 """Reads of the case domain that views, services and tasks share."""
+
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import BooleanField, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case as Case_
+from django.utils import timezone
 
-from helpline.models import OPEN_STATUSES, Caller, Case, Channel, Direction, Message
+from helpline.models import OPEN_STATUSES, Caller, Case, Channel, Direction, EventKind, Message, TimelineEvent
 
 
 def open_case_for_caller(caller: Caller, *, lock: bool = False) -> Case | None:
@@ -26,3 +29,50 @@ def replies_for_citizen(case: Case) -> QuerySet[Message]:
 def case_for_call(call_sid: str) -> Case | None:
     message = Message.objects.select_related("case").filter(twilio_sid=call_sid, channel=Channel.VOICE).first()
     return message.case if message is not None else None
+
+
+def is_supervisor(user) -> bool:
+    profile = getattr(user, "staff_profile", None)
+    return bool(user.is_superuser or (profile is not None and profile.role == "supervisor"))
+
+
+def cases_visible_to(user) -> QuerySet[Case]:
+    """A supervisor sees every case; a worker the cases assigned to them now or before, and the unassigned queue.
+    Anything else does not exist for them (404, no hint)."""
+    cases = Case.objects.all()
+    if is_supervisor(user):
+        return cases
+    ever_assigned = TimelineEvent.objects.filter(kind=EventKind.ASSIGNED, details__assignee_id=user.pk).values(
+        "case_id"
+    )
+    return cases.filter(Q(assigned_to=user) | Q(assigned_to__isnull=True) | Q(pk__in=ever_assigned))
+
+
+def with_urgency(cases: QuerySet[Case]) -> QuerySet[Case]:
+    """Adds `urgency` (critical 4 ... untriaged 0) and `is_overdue` (acknowledgement deadline passed)."""
+    now = timezone.now()
+    return cases.annotate(
+        urgency=Case_(
+            When(priority="critical", then=Value(4)),
+            When(priority="high", then=Value(3)),
+            When(priority="normal", then=Value(2)),
+            When(priority="low", then=Value(1)),
+            default=Value(0),
+            output_field=IntegerField(),
+        ),
+        # A CASE, not a bare comparison: with no deadline SQL would answer NULL, not false.
+        is_overdue=Case_(
+            When(Q(acknowledge_by__lt=now, acknowledged_at__isnull=True, status__in=OPEN_STATUSES), then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
+    )
+
+
+def earlier_cases_of(case: Case) -> QuerySet[Case]:
+    """The same person's other cases: by caller, by the number they gave, and cases linked by triage."""
+    numbers = [str(n) for n in (case.caller.phone if case.caller_id else None, case.contact_phone) if n]
+    same_person = Q(pk__in=case.linked_cases.values("pk"))
+    if numbers:
+        same_person |= Q(caller__phone__in=numbers) | Q(contact_phone__in=numbers)
+    return Case.objects.filter(same_person).exclude(pk=case.pk).order_by("-created_at")

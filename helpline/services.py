@@ -269,6 +269,21 @@ def set_escalation_state(
             setattr(case, field, value)
 
 
+def add_note(case: Case, text: str, *, by: AbstractBaseUser) -> TimelineEvent:
+    """An internal note: on the timeline for staff, never shown to the citizen."""
+    return record_event(case, EventKind.NOTE, actor=by, text=text)
+
+
+def record_reply(case: Case, text: str, *, by: AbstractBaseUser, channel: str, delivery_status: str = "") -> Message:
+    """A reply written to the citizen: a message on the case they may read (status page or SMS)."""
+    message = Message.objects.create(
+        case=case, direction=Direction.OUTBOUND, channel=channel, body=text, is_visible_to_citizen=True,
+        delivery_status=delivery_status,
+    )  # fmt: skip
+    record_event(case, EventKind.MESSAGE_SENT, actor=by, message_id=message.pk, channel=channel)
+    return message
+
+
 def mark_triage_requested(case_ids: list[int]) -> None:
     Case.objects.filter(pk__in=case_ids).update(triage_requested_at=timezone.now())
 

@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "phonenumber_field",
     "helpline",
     "triage",
@@ -147,13 +149,27 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         "inquiries": env.str("INQUIRY_THROTTLE_RATE", default="10/minute"),
         "inquiry_status": env.str("INQUIRY_STATUS_THROTTLE_RATE", default="60/minute"),
+        "login": env.str("LOGIN_THROTTLE_RATE", default="10/minute"),
     },
     # How many proxies stand before the app; 0 trusts no X-Forwarded-For, so a client cannot dodge the
     # per-IP throttle by sending its own header.
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "SOS helpline API",
+    "DESCRIPTION": "Public inquiries for citizens; cases, roster and figures for staff.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The docs page's assets come from the drf-spectacular-sidecar package: no internet needed.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Celery ----------------------------------------------------------------------------------------------

@@ -72,6 +72,10 @@ class Notification(models.Model):
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     is_drill = models.BooleanField(default=False, editable=False)
+    # A reply to a citizen is also a message on the case; its delivery status is kept there too.
+    message = models.ForeignKey(
+        "helpline.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications"
+    )
 
     class Meta:
         verbose_name = _("notification")

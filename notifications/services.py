@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from helpline import services as case_services
 from helpline.dispatch import enqueue_after_commit, publish
-from helpline.models import OPEN_STATUSES, Case, CaseStatus, EventKind, Priority
+from helpline.models import OPEN_STATUSES, Case, CaseStatus, Channel, EventKind, Message, Priority
 from notifications import texts
 from notifications.backends import OutgoingMessage, get_backend
 from notifications.models import (
@@ -60,6 +60,7 @@ def queue_notification(
     case: Case | None = None,
     recipient: AbstractBaseUser | None = None,
     channel: str = NotificationChannel.SMS,
+    message: Message | None = None,
 ) -> Notification | None:
     """Write one notification (once per key) and ring the sender after commit. Returns None when the key exists."""
     if not to_number:
@@ -69,7 +70,7 @@ def queue_notification(
         with transaction.atomic():
             notification = Notification.objects.create(
                 idempotency_key=key[:200], to_number=to_number, body=body, kind=kind, case=case,
-                recipient=recipient, channel=channel,
+                recipient=recipient, channel=channel, message=message,
             )  # fmt: skip
     except IntegrityError:
         return None  # already written by an earlier run: never twice
@@ -217,6 +218,7 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
         if reason:
             notification.status, notification.last_error = DeliveryStatus.CANCELLED, reason
             notification.save(update_fields=["status", "last_error"])
+            _mirror_to_message(notification, f"not sent: {reason}")
             DeliveryAttempt.objects.create(notification=notification, result="cancelled", detail=reason)
             return DeliveryOutcome(DeliveryStatus.CANCELLED)
         if not _take_send_slot():
@@ -243,7 +245,8 @@ def _record_send_result(notification: Notification, result) -> DeliveryOutcome:
             DeliveryStatus.SENT, result.provider_sid, timezone.now()
         )  # fmt: skip
         notification.save(update_fields=["status", "provider_sid", "sent_at"])
-        if notification.case_id:
+        _mirror_to_message(notification, DeliveryStatus.SENT)
+        if notification.case_id and notification.message_id is None:
             case_services.record_event(
                 notification.case, EventKind.MESSAGE_SENT, notification_id=notification.pk,
                 notification_kind=notification.kind,
@@ -260,8 +263,33 @@ def _record_send_result(notification: Notification, result) -> DeliveryOutcome:
         return DeliveryOutcome(DeliveryStatus.QUEUED, retry_in=delay.total_seconds())
     notification.status = DeliveryStatus.FAILED
     notification.save(update_fields=["status", "last_error", "last_error_code"])
+    _mirror_to_message(notification, DeliveryStatus.FAILED)
     logger.error("notification %s failed for good: %s", notification.pk, result.error_code)
     return DeliveryOutcome(DeliveryStatus.FAILED)
+
+
+def _mirror_to_message(notification: Notification, status: str) -> None:
+    if notification.message_id:
+        Message.objects.filter(pk=notification.message_id).update(delivery_status=status[:20])
+
+
+def reply_to_citizen(case: Case, text: str, *, by: AbstractBaseUser) -> Message:
+    """A reply goes out through the case's channel: SMS for calls and texts (if the person allows SMS and has not
+    opted out, checked again right before sending); for web inquiries, the citizen's status page, plus an SMS
+    only when they said SMS is safe."""
+    with transaction.atomic():
+        number = str(case.caller.phone) if case.caller_id else str(case.contact_phone or "")
+        by_sms = bool(number) and (case.channel != Channel.WEB or case.safe_to_text is True)
+        message = case_services.record_reply(
+            case, text, by=by, channel=Channel.SMS if by_sms else Channel.WEB,
+            delivery_status=DeliveryStatus.QUEUED if by_sms else "",
+        )  # fmt: skip
+        if by_sms:
+            queue_notification(
+                key=f"reply:{message.pk}", to_number=number, body=text, kind=NotificationKind.CITIZEN_REPLY,
+                case=case, message=message,
+            )  # fmt: skip
+    return message
 
 
 def relay_queued(now: dt.datetime | None = None, *, limit: int = 200) -> int:
@@ -295,6 +323,7 @@ def record_delivery_status(*, provider_sid: str, status: str, error_code: str = 
             if error_code:
                 notification.last_error_code = error_code
             notification.save(update_fields=["status", "last_error_code"])
+            _mirror_to_message(notification, status)
             DeliveryAttempt.objects.create(notification=notification, result=status, error_code=error_code)
     return notification
 

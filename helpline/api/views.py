@@ -1,7 +1,9 @@
 """The public inquiry API: open an inquiry, read its status with the secret token, write again."""
+
 from django.http import Http404
 from django.urls import reverse
-from rest_framework import status
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,9 +35,18 @@ def citizen_case_or_404(request: Request, reference: str) -> Case:
     return case
 
 
+TOKEN_HEADER = OpenApiParameter(
+    "X-Inquiry-Token", str, OpenApiParameter.HEADER, required=True, description="The token the inquiry returned."
+)
+
+
 class InquiryCreateView(PublicAPIView):
     throttle_classes = [InquiryRateThrottle]
 
+    @extend_schema(
+        request=InquiryCreateSerializer,
+        responses={201: InquiryCreatedSerializer, 400: OpenApiResponse(description="Field errors"), 429: None},
+    )
     def post(self, request: Request) -> Response:
         serializer = InquiryCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -65,6 +76,7 @@ class InquiryCreateView(PublicAPIView):
 class InquiryStatusView(PublicAPIView):
     throttle_classes = [InquiryStatusRateThrottle]
 
+    @extend_schema(parameters=[TOKEN_HEADER], responses={200: InquiryStatusSerializer, 404: None, 429: None})
     def get(self, request: Request, reference: str) -> Response:
         case = citizen_case_or_404(request, reference)
         case.citizen_replies = selectors.replies_for_citizen(case)
@@ -74,6 +86,18 @@ class InquiryStatusView(PublicAPIView):
 class InquiryFollowUpView(PublicAPIView):
     throttle_classes = [InquiryRateThrottle]
 
+    @extend_schema(
+        parameters=[TOKEN_HEADER],
+        request=FollowUpSerializer,
+        responses={
+            201: inline_serializer(
+                "FollowUpAccepted", {"reference": serializers.CharField(), "status": serializers.CharField()}
+            ),
+            400: OpenApiResponse(description="Field errors"),
+            404: None,
+            429: None,
+        },
+    )
     def post(self, request: Request, reference: str) -> Response:
         case = citizen_case_or_404(request, reference)
         serializer = FollowUpSerializer(data=request.data)

@@ -1,0 +1,133 @@
+"""The staff member's own view (`me`), figures for the period (`stats`) and token login."""
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+
+from django.db.models import Count, F
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from helpline import selectors
+from helpline.api.cases import STAFF_AUTHENTICATION
+from helpline.api.staff_serializers import CaseListSerializer
+from helpline.models import OPEN_STATUSES, Case
+from triage.selectors import on_duty
+
+
+class LoginRateThrottle(AnonRateThrottle):
+    scope = "login"
+
+    def get_cache_key(self, request, view):
+        # Every attempt counts, signed in or not: this is what slows down password guessing.
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class TokenLoginView(ObtainAuthToken):
+    """POST username and password, get `{token}` for the Authorization header (`Token <token>`)."""
+
+    throttle_classes = [LoginRateThrottle]
+
+
+class MeView(APIView):
+    authentication_classes = STAFF_AUTHENTICATION
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Me",
+            {
+                "id": serializers.IntegerField(),
+                "username": serializers.CharField(),
+                "name": serializers.CharField(),
+                "role": serializers.CharField(),
+                "is_on_duty": serializers.BooleanField(),
+                "open_cases": CaseListSerializer(many=True),
+            },
+        )
+    )
+    def get(self, request: Request) -> Response:
+        user = request.user
+        profile = getattr(user, "staff_profile", None)
+        cases = (
+            selectors.with_urgency(Case.objects.filter(assigned_to=user, status__in=OPEN_STATUSES))
+            .select_related("caller", "assigned_to")
+            .order_by("-urgency", "acknowledge_by")
+        )
+        return Response(
+            {
+                "id": user.pk,
+                "username": user.get_username(),
+                "name": user.get_full_name() or user.get_username(),
+                "role": "supervisor" if selectors.is_supervisor(user) else (profile.role if profile else "staff"),
+                "is_on_duty": profile is not None and on_duty(timezone.now()).filter(pk=profile.pk).exists(),
+                "open_cases": CaseListSerializer(cases, many=True, context={"request": request}).data,
+            }
+        )
+
+
+def _seconds(deltas: list[dt.timedelta]) -> dict[str, float | None]:
+    values = sorted(d.total_seconds() for d in deltas)
+    if not values:
+        return {"median": None, "p90": None}
+    return {
+        "median": round(statistics.median(values), 1),
+        "p90": round(values[min(len(values) - 1, round(0.9 * (len(values) - 1)))], 1),
+    }
+
+
+class StatsView(APIView):
+    authentication_classes = STAFF_AUTHENTICATION
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("created_after", str, description="ISO date-time; default: 7 days ago"),
+            OpenApiParameter("created_before", str, description="ISO date-time; default: now"),
+        ],
+        responses=inline_serializer("Stats", {"period": serializers.DictField(), "cases": serializers.IntegerField()}),
+    )
+    def get(self, request: Request) -> Response:
+        now = timezone.now()
+        start = parse_datetime(request.query_params.get("created_after", "") or "") or now - dt.timedelta(days=7)
+        end = parse_datetime(request.query_params.get("created_before", "") or "") or now
+        if timezone.is_naive(start):
+            start = timezone.make_aware(start)
+        if timezone.is_naive(end):
+            end = timezone.make_aware(end)
+        cases = selectors.cases_visible_to(request.user).filter(created_at__gte=start, created_at__lt=end)
+        total = cases.count()
+
+        def counts(field: str) -> dict[str, int]:
+            return {row[field] or "": row["n"] for row in cases.values(field).annotate(n=Count("id")).order_by(field)}
+
+        acknowledged = cases.filter(acknowledged_at__isnull=False).annotate(wait=F("acknowledged_at") - F("created_at"))
+        resolved = cases.filter(resolved_at__isnull=False).annotate(took=F("resolved_at") - F("created_at"))
+        body = {
+            "period": {"from": start, "to": end},
+            "cases": total,
+            "by_status": counts("status"),
+            "by_priority": counts("priority"),
+            "by_category": counts("category"),
+            "by_channel": counts("channel"),
+            "time_to_acknowledge_seconds": _seconds(list(acknowledged.values_list("wait", flat=True))),
+            "time_to_resolve_seconds": _seconds(list(resolved.values_list("took", flat=True))),
+            "escalation_rate": round(cases.filter(is_escalated=True).count() / total, 3) if total else 0.0,
+        }
+        if selectors.is_supervisor(request.user):
+            per_worker = {}
+            for row in acknowledged.values("assigned_to", "assigned_to__username", "wait"):
+                per_worker.setdefault(row["assigned_to__username"] or "-", []).append(row["wait"])
+            body["per_worker"] = {
+                name: {"acknowledged": len(waits), "time_to_acknowledge_seconds": _seconds(waits)}
+                for name, waits in per_worker.items()
+            }
+        return Response(body)

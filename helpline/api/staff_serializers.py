@@ -1,0 +1,127 @@
+"""Shapes of the staff case API. Caller numbers are masked except for the assigned worker and supervisors."""
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from helpline.models import Case, CaseStatus, Message, Priority, TimelineEvent
+from helpline.selectors import is_supervisor
+from triage.models import Category
+
+
+def mask(number: str) -> str:
+    return f"{number[:6]} *** {number[-3:]}" if len(number) > 9 else ("***" if number else "")
+
+
+class StaffRefSerializer(serializers.ModelSerializer):
+    name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = get_user_model()
+        fields = ["id", "name"]
+
+    def get_name(self, user) -> str:
+        return user.get_full_name() or user.get_username()
+
+
+class CaseListSerializer(serializers.ModelSerializer):
+    caller = serializers.SerializerMethodField()
+    assigned_to = StaffRefSerializer(read_only=True)
+    is_overdue = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Case
+        fields = [
+            "id", "reference", "channel", "status", "priority", "category", "language", "caller", "assigned_to",
+            "created_at", "acknowledge_by", "acknowledged_at", "is_overdue", "is_escalated", "needs_callback",
+        ]  # fmt: skip
+
+    def _number(self, case: Case) -> str:
+        if case.caller_id:
+            return str(case.caller.phone)
+        return str(case.contact_phone or "")
+
+    @extend_schema_field(serializers.CharField())
+    def get_caller(self, case: Case) -> str:
+        return mask(self._number(case))
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    # Blank when there is none, so declared as text: an empty string is no URL.
+    recording_url = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Message
+        fields = ["id", "direction", "channel", "body", "created_at", "delivery_status", "recording_url",
+                  "is_visible_to_citizen"]  # fmt: skip
+
+
+class TimelineSerializer(serializers.ModelSerializer):
+    actor = StaffRefSerializer(read_only=True)
+
+    class Meta:
+        model = TimelineEvent
+        fields = ["kind", "actor_kind", "actor", "created_at", "details"]
+
+
+class EarlierCaseSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Case
+        fields = ["id", "reference", "status", "priority", "category", "created_at"]
+
+
+class CaseDetailSerializer(CaseListSerializer):
+    caller_phone = serializers.SerializerMethodField()
+    contact_email = serializers.CharField(read_only=True)  # blank when not given
+    messages = MessageSerializer(many=True, read_only=True)
+    timeline = TimelineSerializer(many=True, read_only=True)
+    earlier_cases = serializers.SerializerMethodField()
+
+    class Meta(CaseListSerializer.Meta):
+        fields = [
+            *CaseListSerializer.Meta.fields, "caller_phone", "contact_name", "contact_email", "safe_to_call",
+            "safe_to_text", "safe_contact_note", "escalation_step", "messages", "timeline", "earlier_cases",
+        ]  # fmt: skip
+
+    @extend_schema_field(serializers.CharField())
+    def get_caller_phone(self, case: Case) -> str:
+        """The full number for the assigned worker and supervisors; masked for anyone else."""
+        user = self.context["request"].user
+        number = self._number(case)
+        return number if (case.assigned_to_id == user.pk or is_supervisor(user)) else mask(number)
+
+    @extend_schema_field(EarlierCaseSerializer(many=True))
+    def get_earlier_cases(self, case: Case) -> list[dict]:
+        return EarlierCaseSerializer(self.context.get("earlier_cases", []), many=True).data
+
+
+class ResolveSerializer(serializers.Serializer):
+    outcome = serializers.CharField(max_length=1000)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+
+
+class AssignSerializer(serializers.Serializer):
+    staff_id = serializers.IntegerField(help_text="The user id of the staff member.")
+
+
+class NoteSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=5000)
+
+
+class ReplySerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=1600)
+
+
+class ReclassifySerializer(serializers.Serializer):
+    priority = serializers.ChoiceField(choices=Priority.choices)
+    category = serializers.ChoiceField(choices=Category.choices)
+    reason = serializers.CharField(max_length=1000)
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+STATUS_CHOICES = CaseStatus.choices

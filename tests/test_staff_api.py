@@ -1,0 +1,272 @@
+"""Social workers and supervisors work cases through the API; each sees only what their role allows."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from helpline.models import Case, CaseRead, CaseStatus, Direction, EventKind
+from notifications.models import Notification
+from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def client_for(staff=None) -> APIClient:
+    client = APIClient()
+    if staff is not None:
+        token, _ = Token.objects.get_or_create(user=staff.user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def people():
+    worker = StaffFactory(phone="+38761300001")
+    other = StaffFactory(phone="+38761300002")
+    supervisor = StaffFactory(role="supervisor", phone="+38761300009")
+    return {"worker": worker, "other": other, "supervisor": supervisor}
+
+
+@pytest.fixture
+def cases(people):
+    mine = CaseFactory(assigned_to=people["worker"].user, status=CaseStatus.ASSIGNED, priority="high")
+    MessageFactory(case=mine, body="Muž me tuče")
+    theirs = CaseFactory(assigned_to=people["other"].user, status=CaseStatus.ASSIGNED, priority="critical")
+    queue = CaseFactory(status=CaseStatus.TRIAGED, priority="normal")
+    return {"mine": mine, "theirs": theirs, "queue": queue}
+
+
+def test_a_token_is_issued_for_a_username_and_password(people):
+    user = people["worker"].user
+    user.set_password("correct horse battery")
+    user.save()
+    response = APIClient().post("/api/v1/auth/token/", {"username": user.username, "password": "correct horse battery"})
+    assert response.status_code == 200 and len(response.json()["token"]) == 40
+    assert APIClient().post("/api/v1/auth/token/", {"username": user.username, "password": "x"}).status_code == 400
+
+
+def test_failed_logins_are_rate_limited(people):
+    client = APIClient()
+    codes = [client.post("/api/v1/auth/token/", {"username": "x", "password": "y"}).status_code for _ in range(11)]
+    assert codes[:10] == [400] * 10 and codes[10] == 429
+
+
+def test_a_worker_sees_their_cases_and_the_unassigned_queue_only(people, cases):
+    response = client_for(people["worker"]).get("/api/v1/cases/")
+    references = {row["reference"] for row in response.json()["results"]}
+    assert references == {cases["mine"].reference, cases["queue"].reference}
+
+
+def test_a_supervisor_sees_every_case_most_urgent_first(people, cases):
+    rows = client_for(people["supervisor"]).get("/api/v1/cases/").json()["results"]
+    assert [row["priority"] for row in rows] == ["critical", "high", "normal"]
+
+
+def test_someone_elses_case_does_not_exist_for_a_worker(people, cases):
+    client = client_for(people["worker"])
+    assert client.get(f"/api/v1/cases/{cases['theirs'].pk}/").status_code == 404
+    assert client.post(f"/api/v1/cases/{cases['theirs'].pk}/note/", {"text": "x"}).status_code == 404
+
+
+def test_a_case_once_assigned_to_a_worker_stays_visible_to_them(people, cases):
+    from helpline import services
+
+    services.assign_case(cases["mine"], people["worker"].user, explanation="first")
+    services.assign_case(cases["mine"], people["other"].user, explanation="handover")
+    assert client_for(people["worker"]).get(f"/api/v1/cases/{cases['mine'].pk}/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "path", "expected"),
+    [
+        (None, "get", "/api/v1/cases/", 401),
+        (None, "get", "/api/v1/me/", 401),
+        (None, "get", "/api/v1/stats/", 401),
+        (None, "get", "/api/v1/staff/", 401),
+        ("worker", "get", "/api/v1/cases/", 200),
+        ("worker", "get", "/api/v1/me/", 200),
+        ("worker", "get", "/api/v1/stats/", 200),
+        ("worker", "get", "/api/v1/staff/", 403),
+        ("worker", "get", "/api/v1/shifts/", 403),
+        ("worker", "post", "/api/v1/cases/{mine}/assign/", 403),
+        ("worker", "post", "/api/v1/cases/{mine}/start/", 200),
+        ("worker", "post", "/api/v1/cases/{queue}/start/", 403),
+        ("worker", "post", "/api/v1/cases/{theirs}/start/", 404),
+        ("other", "get", "/api/v1/cases/{mine}/", 404),
+        ("supervisor", "get", "/api/v1/cases/{theirs}/", 200),
+        ("supervisor", "get", "/api/v1/staff/", 200),
+        ("supervisor", "get", "/api/v1/shifts/", 200),
+        ("supervisor", "post", "/api/v1/cases/{theirs}/start/", 200),
+    ],
+)
+def test_permission_matrix(people, cases, who, method, path, expected):
+    client = client_for(people[who]) if who else APIClient()
+    path = path.format(**{name: case.pk for name, case in cases.items()})
+    response = getattr(client, method)(path, {}, format="json") if method == "post" else client.get(path)
+    assert response.status_code in ((401, 403) if expected == 401 else (expected,)), response.content
+
+
+def test_every_detail_read_is_on_record_for_supervisors(people, cases):
+    client_for(people["worker"]).get(f"/api/v1/cases/{cases['mine'].pk}/")
+    read = CaseRead.objects.get()
+    assert (read.case, read.reader) == (cases["mine"], people["worker"].user)
+
+
+def test_numbers_are_masked_in_lists_and_whole_only_for_the_assignee_and_supervisors(people, cases):
+    number = str(cases["mine"].caller.phone)
+    row = next(
+        r for r in client_for(people["worker"]).get("/api/v1/cases/").json()["results"] if r["id"] == cases["mine"].pk
+    )
+    assert row["caller"] == f"{number[:6]} *** {number[-3:]}"
+    assert client_for(people["worker"]).get(f"/api/v1/cases/{cases['mine'].pk}/").json()["caller_phone"] == number
+    queue_number = str(cases["queue"].caller.phone)
+    detail = client_for(people["worker"]).get(f"/api/v1/cases/{cases['queue'].pk}/").json()
+    assert detail["caller_phone"] != queue_number and "***" in detail["caller_phone"]
+
+
+def test_the_detail_has_the_conversation_timeline_and_earlier_cases(people, cases):
+    earlier = CaseFactory(caller=cases["mine"].caller, status=CaseStatus.RESOLVED)
+    body = client_for(people["supervisor"]).get(f"/api/v1/cases/{cases['mine'].pk}/").json()
+    assert [m["body"] for m in body["messages"]] == ["Muž me tuče"]
+    assert [c["reference"] for c in body["earlier_cases"]] == [earlier.reference]
+    assert isinstance(body["timeline"], list)
+
+
+def test_work_a_case_from_acknowledgement_to_resolution_and_reopening(people, cases):
+    client = client_for(people["worker"])
+    base = f"/api/v1/cases/{cases['mine'].pk}"
+    assert client.post(f"{base}/acknowledge/").json()["status"] == "acknowledged"
+    assert client.post(f"{base}/start/", {}, format="json").json()["status"] == "in_progress"
+    assert client.post(f"{base}/resolve/", {}, format="json").status_code == 400  # an outcome is required
+    assert client.post(f"{base}/resolve/", {"outcome": "safe house"}, format="json").json()["status"] == "resolved"
+    assert client.post(f"{base}/reopen/", {"reason": "she wrote again"}, format="json").json()["status"] == "assigned"
+    kinds = list(
+        cases["mine"].timeline.filter(kind=EventKind.STATUS_CHANGED).values_list("details__to_status", flat=True)
+    )
+    assert kinds == ["acknowledged", "in_progress", "resolved", "assigned"]
+
+
+def test_an_illegal_transition_is_a_409_with_the_reason(people, cases):
+    client = client_for(people["worker"])
+    response = client.post(f"/api/v1/cases/{cases['mine'].pk}/reopen/", {}, format="json")
+    assert response.status_code == 409 and "detail" in response.json()
+
+
+def test_a_supervisor_reassigns_and_the_new_worker_is_notified(people, cases):
+    response = client_for(people["supervisor"]).post(
+        f"/api/v1/cases/{cases['theirs'].pk}/assign/", {"staff_id": people["worker"].user.pk}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["assigned_to"]["id"] == people["worker"].user.pk
+    assert Notification.objects.filter(recipient=people["worker"].user, kind="assignment").exists()
+
+
+def test_a_note_is_internal_and_a_reply_reaches_the_citizen_through_the_outbox(people, cases):
+    client = client_for(people["worker"])
+    base = f"/api/v1/cases/{cases['mine'].pk}"
+    assert client.post(f"{base}/note/", {"text": "Called the police."}, format="json").status_code == 201
+    reply = client.post(f"{base}/reply/", {"text": "Pomoć stiže."}, format="json")
+    assert reply.status_code == 201 and reply.json()["delivery_status"] == "queued"
+    sms = Notification.objects.get(kind="citizen_reply")
+    assert str(sms.to_number) == str(cases["mine"].caller.phone) and sms.body == "Pomoć stiže."
+    assert cases["mine"].messages.filter(direction=Direction.OUTBOUND).count() == 1  # the note is not a message
+
+
+def test_a_reply_on_a_web_case_appears_on_the_citizens_status_page_without_an_sms(people, client):
+    created = client.post("/api/v1/inquiries/", {"message": "Pomoć"}, content_type="application/json").json()
+    case = Case.objects.get()
+    case.assigned_to, case.status = people["worker"].user, CaseStatus.ASSIGNED
+    case.save()
+    client_for(people["worker"]).post(f"/api/v1/cases/{case.pk}/reply/", {"text": "Zovemo sutra."}, format="json")
+    status = client.get(created["status_url"], HTTP_X_INQUIRY_TOKEN=created["token"]).json()
+    assert [r["text"] for r in status["replies"]] == ["Zovemo sutra."]
+    assert not Notification.objects.filter(kind="citizen_reply").exists()
+
+
+def test_reclassify_needs_a_reason_and_is_on_the_timeline(people, cases):
+    client = client_for(people["worker"])
+    base = f"/api/v1/cases/{cases['mine'].pk}/reclassify/"
+    assert client.post(base, {"priority": "critical", "category": "child_protection"}, format="json").status_code == 400
+    ok = client.post(base, {"priority": "critical", "category": "child_protection", "reason": "djeca"}, format="json")
+    assert ok.json()["priority"] == "critical"
+    assert cases["mine"].timeline.get(kind=EventKind.RECLASSIFIED).details["reason"] == "djeca"
+
+
+def test_filters(people, cases):
+    client = client_for(people["supervisor"])
+
+    def refs(query: str) -> set[str]:
+        return {row["reference"] for row in client.get(f"/api/v1/cases/?{query}").json()["results"]}
+
+    assert refs("priority=critical&priority=high") == {cases["theirs"].reference, cases["mine"].reference}
+    assert refs("status=triaged") == {cases["queue"].reference}
+    assert refs(f"assigned_to={people['other'].user.pk}") == {cases["theirs"].reference}
+    assert refs("search=tuče") == {cases["mine"].reference}
+    assert refs(f"search={cases['queue'].reference}") == {cases["queue"].reference}
+    Case.objects.filter(pk=cases["theirs"].pk).update(acknowledge_by=timezone.now() - dt.timedelta(minutes=1))
+    assert refs("overdue=true") == {cases["theirs"].reference}
+    assert refs("ordering=-created")
+
+
+def test_assigned_to_me(people, cases):
+    rows = client_for(people["worker"]).get("/api/v1/cases/?assigned_to=me").json()["results"]
+    assert [row["reference"] for row in rows] == [cases["mine"].reference]
+
+
+def test_the_list_takes_the_same_number_of_queries_for_a_few_or_many_cases(people, django_assert_max_num_queries):
+    client = client_for(people["supervisor"])
+    for _ in range(3):
+        CaseFactory(assigned_to=people["worker"].user, status=CaseStatus.ASSIGNED)
+    with django_assert_max_num_queries(6):
+        client.get("/api/v1/cases/?page_size=100")
+    for _ in range(40):
+        CaseFactory(assigned_to=people["worker"].user, status=CaseStatus.ASSIGNED)
+    with django_assert_max_num_queries(6):
+        assert len(client.get("/api/v1/cases/?page_size=100").json()["results"]) == 43
+
+
+def test_the_detail_takes_a_constant_number_of_queries(people, cases, django_assert_max_num_queries):
+    client = client_for(people["supervisor"])
+    for _ in range(20):
+        MessageFactory(case=cases["mine"], body="još")
+    with django_assert_max_num_queries(12):
+        client.get(f"/api/v1/cases/{cases['mine'].pk}/")
+
+
+def test_me_tells_whether_i_am_on_duty_and_my_open_cases(people, cases):
+    ShiftFactory(staff=people["worker"])
+    body = client_for(people["worker"]).get("/api/v1/me/").json()
+    assert body["is_on_duty"] is True and [c["reference"] for c in body["open_cases"]] == [cases["mine"].reference]
+
+
+def test_a_shift_ending_before_it_starts_is_a_400(people):
+    client = client_for(people["supervisor"])
+    start = timezone.now()
+    bad = {
+        "staff": people["worker"].pk,
+        "starts_at": start.isoformat(),
+        "ends_at": (start - dt.timedelta(hours=1)).isoformat(),
+    }
+    response = client.post("/api/v1/shifts/", bad, format="json")
+    assert response.status_code == 400 and "ends_at" in response.json()
+    good = {**bad, "ends_at": (start + dt.timedelta(hours=8)).isoformat()}
+    assert client.post("/api/v1/shifts/", good, format="json").status_code == 201
+    assert client.post("/api/v1/shifts/", good, format="json").status_code == 201  # overlapping shifts are allowed
+
+
+def test_stats_count_and_time_acknowledgements(people, cases):
+    Case.objects.filter(pk=cases["mine"].pk).update(acknowledged_at=cases["mine"].created_at + dt.timedelta(seconds=90))
+    body = client_for(people["supervisor"]).get("/api/v1/stats/").json()
+    assert body["cases"] == 3 and body["by_priority"] == {"critical": 1, "high": 1, "normal": 1}
+    assert body["time_to_acknowledge_seconds"]["median"] == 90.0
+    assert people["worker"].user.username in body["per_worker"]
+    assert "per_worker" not in client_for(people["worker"]).get("/api/v1/stats/").json()
+
+
+def test_the_schema_and_its_docs_page_are_served_without_the_internet(client):
+    schema = client.get("/api/v1/schema/")
+    assert schema.status_code == 200 and b"/api/v1/cases/{id}/acknowledge/" in schema.content
+    docs = client.get("/api/v1/docs/").content.decode()
+    assert "drf_spectacular_sidecar/swagger-ui-dist" in docs and "cdn" not in docs.lower()
