@@ -52,6 +52,7 @@ class CompiledRule:
 class Match:
     rule: CompiledRule
     words: tuple[str, ...]  # the citizen's words that matched, folded
+    parts: int = 1  # how many parts of a combined pattern ("beba + pijan") matched: more specific, more weight
 
 
 @dataclass
@@ -164,7 +165,7 @@ def find_matches(text: str, rules: Iterable[CompiledRule]) -> list[Match]:
                 for options in alternative
             ]
             if all(found):
-                matches.append(Match(rule, tuple(word for words in found for word in words)))
+                matches.append(Match(rule, tuple(word for words in found for word in words), len(alternative)))
                 break
     return matches
 
@@ -179,14 +180,25 @@ def classify_text(text: str, rules: Iterable[CompiledRule], channel: str | None 
     top = max(PRIORITY_RANK[m.rule.priority] for m in matches)
     scores: dict[str, float] = {}
     for match in matches:
-        weight = PRIORITY_RANK[match.rule.priority] ** 2
+        weight = PRIORITY_RANK[match.rule.priority] ** 2 * match.parts
         scores[match.rule.category] = scores.get(match.rule.category, 0) + weight
-    leading = [m for m in matches if PRIORITY_RANK[m.rule.priority] == top]
-    category = max(leading, key=lambda m: (scores[m.rule.category], -_category_order(m.rule.category))).rule.category
+    category = _choose_category(matches, top, scores)
     ordered = sorted(matches, key=lambda m: -PRIORITY_RANK[m.rule.priority])
     reasons = [f"{m.rule.name} ({m.rule.priority}): '{' '.join(m.words)}'" for m in ordered]
     priority = next(p for p, rank in PRIORITY_RANK.items() if rank == top)
     return Classification(priority, category, language, script, reasons, [m.rule.name for m in ordered])
+
+
+def _choose_category(matches: list[Match], top: int, scores: dict[str, float]) -> str:
+    """The category of the highest-priority matches (most weight first). 'other' is only a fallback; a
+    question about a procedure with no danger in it is an information request."""
+    categories = {m.rule.category for m in matches}
+    if "information" in categories and top <= PRIORITY_RANK["normal"]:
+        return "information"
+    leading = [m for m in matches if PRIORITY_RANK[m.rule.priority] == top and m.rule.category != "other"]
+    if not leading:
+        leading = [m for m in matches if m.rule.category != "other"] or matches
+    return max(leading, key=lambda m: (scores[m.rule.category], -_category_order(m.rule.category))).rule.category
 
 
 # When two categories tie, the one a worker must see first wins.
