@@ -270,3 +270,19 @@ def test_the_schema_and_its_docs_page_are_served_without_the_internet(client):
     assert schema.status_code == 200 and b"/api/v1/cases/{id}/acknowledge/" in schema.content
     docs = client.get("/api/v1/docs/").content.decode()
     assert "drf_spectacular_sidecar/swagger-ui-dist" in docs and "cdn" not in docs.lower()
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [("9384-11-02T11:20:14-23:44", 200), ("not-a-date", 400), ("0001-01-01T00:10:00+05:00", 400)],
+)
+def test_any_date_gets_an_answer_or_a_400_never_a_500(people, moment, expected):
+    client = client_for(people["supervisor"])
+    assert client.get("/api/v1/cases/", {"created_before": moment}).status_code == expected
+    assert client.get("/api/v1/stats/", {"created_after": moment}).status_code == expected
+
+
+def test_a_date_with_an_unusual_offset_is_understood(people, cases):
+    client = client_for(people["supervisor"])
+    response = client.get("/api/v1/cases/", {"created_after": "2000-01-01T00:00:00-09:30"})
+    assert response.status_code == 200 and response.json()["count"] == 3

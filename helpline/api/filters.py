@@ -1,8 +1,30 @@
 """Filters for the staff case list (django-filter)."""
+import datetime as dt
+
 import django_filters
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
+from django_filters.fields import IsoDateTimeField
 
 from helpline.models import Case, CaseStatus, Channel, Priority
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """Any offset a client sends, as UTC; a moment outside what the database stores is a field error, not a 500."""
+    try:
+        return value.astimezone(dt.UTC) if value.tzinfo else value
+    except OverflowError:
+        raise ValidationError("Date and time out of range.", code="invalid") from None
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        return as_utc(parsed) if parsed is not None else None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 class CaseFilter(django_filters.FilterSet):
@@ -13,8 +35,8 @@ class CaseFilter(django_filters.FilterSet):
     assigned_to = django_filters.CharFilter(method="filter_assigned_to", help_text="A staff user id, or `me`.")
     escalated = django_filters.BooleanFilter(field_name="is_escalated")
     overdue = django_filters.BooleanFilter(field_name="is_overdue", help_text="The acknowledgement deadline passed.")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     search = django_filters.CharFilter(method="filter_search", help_text="Reference or message text.")
     ordering = django_filters.OrderingFilter(
         fields=(("urgency", "priority"), ("created_at", "created"), ("acknowledge_by", "deadline"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -18,6 +19,7 @@ from rest_framework.views import APIView
 
 from helpline import selectors
 from helpline.api.cases import STAFF_AUTHENTICATION
+from helpline.api.filters import as_utc
 from helpline.api.staff_serializers import CaseListSerializer
 from helpline.models import OPEN_STATUSES, Case
 from triage.selectors import on_duty
@@ -74,6 +76,16 @@ class MeView(APIView):
         )
 
 
+def _moment(request: Request, name: str) -> dt.datetime | None:
+    raw = request.query_params.get(name, "")
+    if not raw:
+        return None
+    parsed = parse_datetime(raw)
+    if parsed is None:
+        raise ValueError(name)
+    return as_utc(parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed))
+
+
 def _seconds(deltas: list[dt.timedelta]) -> dict[str, float | None]:
     values = sorted(d.total_seconds() for d in deltas)
     if not values:
@@ -97,12 +109,11 @@ class StatsView(APIView):
     )
     def get(self, request: Request) -> Response:
         now = timezone.now()
-        start = parse_datetime(request.query_params.get("created_after", "") or "") or now - dt.timedelta(days=7)
-        end = parse_datetime(request.query_params.get("created_before", "") or "") or now
-        if timezone.is_naive(start):
-            start = timezone.make_aware(start)
-        if timezone.is_naive(end):
-            end = timezone.make_aware(end)
+        try:
+            start = _moment(request, "created_after") or now - dt.timedelta(days=7)
+            end = _moment(request, "created_before") or now
+        except (ValueError, OverflowError, DjangoValidationError):
+            return Response({"detail": "created_after and created_before must be ISO date-times."}, status=400)
         cases = selectors.cases_visible_to(request.user).filter(created_at__gte=start, created_at__lt=end)
         total = cases.count()
 
