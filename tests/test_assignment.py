@@ -1,15 +1,14 @@
 """Every case gets a priority, a category and the right person on duty; nothing is assigned twice."""
 
 import datetime as dt
-import threading
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connections
 from django.utils import timezone
 
 from helpline import services as case_services
 from helpline.models import Case, CaseStatus, EventKind
+from tests.concurrency import run_at_once
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
 from triage import services
 
@@ -188,23 +187,7 @@ def test_two_workers_triaging_the_same_case_at_once_assign_it_once():
     on_duty_worker()
     on_duty_worker()
     case = case_saying("popila sam sve tablete")
-    errors: list[Exception] = []
-    barrier = threading.Barrier(4)
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            services.triage_case(case.pk)
-        except Exception as exc:  # collected and asserted below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _, errors = run_at_once(services.triage_case, [(case.pk,)] * 4)
     assert errors == []
     assert case.timeline.filter(kind=EventKind.TRIAGED).count() == 1
     assert case.timeline.filter(kind=EventKind.ASSIGNED).count() == 1
@@ -216,23 +199,7 @@ def test_concurrent_assignments_never_push_a_worker_over_the_maximum():
     workers = [on_duty_worker(max_open_cases=2) for _ in range(2)]
     on_duty_worker(role="supervisor")
     cases = [case_saying("treba nam pomoć oko ogrjeva") for _ in range(6)]
-    errors: list[Exception] = []
-    barrier = threading.Barrier(len(cases))
-
-    def run(case_id: int) -> None:
-        try:
-            barrier.wait()
-            services.triage_case(case_id)
-        except Exception as exc:  # collected and asserted below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(case.pk,)) for case in cases]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _, errors = run_at_once(services.triage_case, [(case.pk,) for case in cases])
     assert errors == []
     for worker in workers:
         assert Case.objects.filter(assigned_to=worker.user).count() == 2

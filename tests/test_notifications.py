@@ -1,11 +1,9 @@
 """No case stays unanswered: the assignee is told, must take the case in time, or the ladder climbs."""
 import datetime as dt
-import threading
 
 import pytest
 import time_machine
 from django.conf import settings as django_settings
-from django.db import connections
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -13,6 +11,7 @@ from helpline.celery import app as celery_app
 from helpline.models import Case, CaseStatus, EventKind
 from notifications import services
 from notifications.models import DeliveryStatus, Notification, NotificationKind
+from tests.concurrency import run_at_once
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
 from triage import services as triage
 
@@ -359,22 +358,8 @@ def test_two_concurrent_sweeps_run_each_step_once():
         triage.triage_case(case.pk)
         cases.append(case)
     Case.objects.update(escalation_due_at=now - dt.timedelta(seconds=1))
-    barrier = threading.Barrier(2)
-    counts: list[int] = []
-
-    def sweep() -> None:
-        try:
-            barrier.wait()
-            counts.append(services.run_due_escalations())
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=sweep) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sum(counts) == 5
+    counts, errors = run_at_once(services.run_due_escalations, [(), ()])
+    assert errors == [] and sum(counts) == 5
     for case in cases:
         assert case.timeline.filter(kind=EventKind.ESCALATED).count() == 1
         assert Case.objects.get(pk=case.pk).escalation_step == 1

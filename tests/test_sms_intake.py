@@ -1,13 +1,11 @@
 """A citizen texts the SOS line: the text becomes a case at once and they get a reference and the emergency numbers."""
-import threading
-
 import pytest
 from django.conf import settings as django_settings
-from django.db import connections
 from twilio.twiml.messaging_response import MessagingResponse
 
 from helpline import services
 from helpline.models import Caller, Case, CaseStatus, EventKind, Message
+from tests.concurrency import run_at_once
 from tests.factories import CaseFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db
@@ -249,23 +247,10 @@ def test_existing_case_factory_and_intake_share_the_sequence(twilio):
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @requires_postgres
 def test_the_same_sms_delivered_twice_at_once_is_stored_once(twilio_settings):
-    errors: list[Exception] = []
-    barrier = threading.Barrier(4)
-
     def deliver() -> None:
-        try:
-            barrier.wait()
-            services.record_inbound_sms(message_sid="SM200", from_number="+38761999888", body="Pomoć")
-        except Exception as exc:  # collected and asserted below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        services.record_inbound_sms(message_sid="SM200", from_number="+38761999888", body="Pomoć")
 
-    threads = [threading.Thread(target=deliver) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _, errors = run_at_once(deliver, [()] * 4)
     assert errors == []
     assert Message.objects.filter(twilio_sid="SM200").count() == 1
     assert Case.objects.count() == 1
@@ -274,23 +259,10 @@ def test_the_same_sms_delivered_twice_at_once_is_stored_once(twilio_settings):
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @requires_postgres
 def test_two_texts_from_one_new_number_at_once_share_one_case(twilio_settings):
-    errors: list[Exception] = []
-    barrier = threading.Barrier(4)
-
     def deliver(n: int) -> None:
-        try:
-            barrier.wait()
-            services.record_inbound_sms(message_sid=f"SM21{n}", from_number="+38761777666", body="Pomoć")
-        except Exception as exc:  # collected and asserted below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        services.record_inbound_sms(message_sid=f"SM21{n}", from_number="+38761777666", body="Pomoć")
 
-    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _, errors = run_at_once(deliver, [(n,) for n in range(4)])
     assert errors == []
     assert Case.objects.count() == 1
     assert Message.objects.count() == 4

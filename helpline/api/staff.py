@@ -21,6 +21,7 @@ from helpline import selectors
 from helpline.api.cases import STAFF_AUTHENTICATION
 from helpline.api.filters import as_utc
 from helpline.api.staff_serializers import CaseListSerializer
+from helpline.figures import percentile
 from helpline.models import OPEN_STATUSES, Case
 from triage.selectors import on_duty
 
@@ -90,10 +91,7 @@ def _seconds(deltas: list[dt.timedelta]) -> dict[str, float | None]:
     values = sorted(d.total_seconds() for d in deltas)
     if not values:
         return {"median": None, "p90": None}
-    return {
-        "median": round(statistics.median(values), 1),
-        "p90": round(values[min(len(values) - 1, round(0.9 * (len(values) - 1)))], 1),
-    }
+    return {"median": round(statistics.median(values), 1), "p90": round(percentile(values, 0.9), 1)}
 
 
 class StatsView(APIView):

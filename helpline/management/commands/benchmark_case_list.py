@@ -15,13 +15,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from helpline.figures import percentile
 from helpline.models import Case, CaseStatus, Channel, Direction, Message, Priority
 from triage.models import Role, StaffProfile
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 class Command(BaseCommand):

@@ -13,13 +13,9 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from helpline import services as case_services
+from helpline.figures import percentile
 from helpline.models import Case, CaseStatus, Channel, EventKind, TimelineEvent
 from triage.models import StaffProfile
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 class Command(BaseCommand):

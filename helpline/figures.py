@@ -1,0 +1,8 @@
+"""Small statistics shared by the stats endpoint and the measuring commands."""
+from __future__ import annotations
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The value below which `share` of the values lie (nearest rank). `values` must not be empty."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
