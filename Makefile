@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint install migrate messages clean
+.PHONY: run test lint bench install migrate messages clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ run: migrate
 # The test suite; against PostgreSQL and Redis when DATABASE_URL and CELERY_BROKER_URL say so.
 test: install
 	CELERY_BROKER_DIR=$(CURDIR)/var/test-broker $(BIN)/pytest
+
+bench: install
+	$(BIN)/python benchmarks/run.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -259,6 +259,8 @@ EMERGENCY_NUMBERS = {
 # Where the quick-exit button on the public form leaves to: a neutral site that does not look like help.
 QUICK_EXIT_URL = env.str("QUICK_EXIT_URL", default="https://www.google.com/search?q=vremenska+prognoza")
 MAX_MESSAGE_LENGTH = 5000
+# Only for benchmarks/run.py: mounts a bare insert endpoint, the ceiling intake is compared with.
+BENCHMARK_ENDPOINTS = env.bool("BENCHMARK_ENDPOINTS", default=False)
 # The longest voicemail a caller may leave, in seconds.
 VOICEMAIL_MAX_SECONDS = env.int("VOICEMAIL_MAX_SECONDS", default=180)
 # How long each person in the live-call hunt is rung before the next one.

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -31,3 +32,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]
+
+if settings.BENCHMARK_ENDPOINTS:
+    from helpline.benchmark_views import BareInsertView
+
+    urlpatterns.append(path("bench/bare-insert/", BareInsertView.as_view()))

@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 SEND_TASK = "notifications.tasks.send_notification"
 NOTIFICATIONS_QUEUE = "notifications"
+CRITICAL_QUEUE = "critical"
 # Sending to staff about a case stops once someone has taken the case.
 STOPS_WHEN_ACKNOWLEDGED = (NotificationKind.ASSIGNMENT, NotificationKind.REMINDER, NotificationKind.ESCALATION)
 WAITING_FOR_ACKNOWLEDGEMENT = (CaseStatus.NEW, CaseStatus.TRIAGED, CaseStatus.ASSIGNED)
@@ -74,7 +75,9 @@ def queue_notification(
             )  # fmt: skip
     except IntegrityError:
         return None  # already written by an earlier run: never twice
-    enqueue_after_commit(SEND_TASK, notification.pk, queue=NOTIFICATIONS_QUEUE)
+    # About a critical case, the message rides the critical queue: a surge of other notifications never delays it.
+    queue = CRITICAL_QUEUE if case is not None and case.priority == Priority.CRITICAL else NOTIFICATIONS_QUEUE
+    enqueue_after_commit(SEND_TASK, notification.pk, queue=queue)
     return notification
 
 

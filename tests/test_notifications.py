@@ -374,3 +374,11 @@ def test_a_priority_whose_policy_was_deleted_still_escalates_by_the_built_in_lad
     assert case.acknowledge_by == START + dt.timedelta(minutes=15)
     clock.shift(dt.timedelta(minutes=15))
     assert services.run_due_escalations() == 1
+
+
+def test_a_notification_about_a_critical_case_rides_the_critical_queue(queues, django_capture_on_commit_callbacks):
+    critical, normal = CaseFactory(priority="critical"), CaseFactory(priority="normal")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.queue_notification(key="c", to_number="+38761999000", body="x", kind="assignment", case=critical)
+        services.queue_notification(key="n", to_number="+38761999000", body="x", kind="assignment", case=normal)
+    assert (queues.size("critical"), queues.size("notifications")) == (1, 1)

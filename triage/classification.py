@@ -46,6 +46,9 @@ class CompiledRule:
     # one or more phrases, any of which will do ("beba|dijete + pijan|drogiran").
     alternatives: tuple[tuple[tuple[Phrase, ...], ...], ...]
     can_be_negated: bool = True
+    # For each alternative, each part's possible first two letters: an alternative whose part cannot start in the
+    # message is skipped without matching (a slip in a word's first two letters is not forgiven; that is the price).
+    openings: tuple[tuple[frozenset[str], ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,11 @@ def compile_rule(*, name: str, category: str, priority: str, terms: str, can_be_
         for line in terms.splitlines()
         if line.strip()
     )
-    return CompiledRule(name, category, priority, alternatives, can_be_negated)
+    openings = tuple(
+        tuple(frozenset(phrase.words[0].lstrip("=")[:2] for phrase in part) for part in alternative)
+        for alternative in alternatives
+    )
+    return CompiledRule(name, category, priority, alternatives, can_be_negated, openings)
 
 
 def _within_one_edit(a: str, b: str) -> bool:
@@ -154,9 +161,12 @@ def _find_in_message(phrase: Phrase, parts: list[list[str]], can_be_negated: boo
 
 def find_matches(text: str, rules: Iterable[CompiledRule]) -> list[Match]:
     parts = clauses(text)
+    present = {word[:2] for words in parts for word in words}
     matches = []
     for rule in rules:
-        for alternative in rule.alternatives:
+        for alternative, openings in zip(rule.alternatives, rule.openings, strict=True):
+            if not all(present & options for options in openings):
+                continue
             found = [
                 next(
                     (words for phrase in options if (words := _find_in_message(phrase, parts, rule.can_be_negated))),

@@ -1,0 +1,407 @@
+#!/usr/bin/env python
+"""End-to-end benchmark of the helpline on this machine: the real stack under an open-loop load.
+
+Starts gunicorn, a critical-queue worker, a general worker and beat against PostgreSQL and Redis (a throwaway
+database and Redis database of their own), with the real twilio client sending to a local stub. Then:
+1. the ceiling: a bare Django REST framework endpoint that inserts one row, driven as hard as it goes, and the
+   intake mix driven the same way; intake throughput is printed as a share of the ceiling;
+2. an open-loop run: contacts at a fixed arrival rate (signed SMS and voice webhooks, web inquiries, a few per cent
+   critical) whatever the responses do; latency counts from the planned send time, so a slow server cannot hide
+   its queue (no coordinated omission);
+3. drains the backlog and reads the database: intake to assignment and to the notification handed to Twilio
+   (critical cases apart), escalation lateness, contacts sent against cases and messages stored (lost and
+   duplicated), and the peak memory of each process.
+
+    make bench                                  # 100 contacts a second for 30 s
+    .venv/bin/python benchmarks/run.py --surge  # 10,000 contacts within a minute
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.twilio_stub import TwilioStub  # noqa: E402 - the same local Twilio stand-in the tests use
+
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+BIN = ROOT / ".venv" / "bin"
+AUTH_TOKEN = "benchmark-auth-token"  # noqa: S105 - signs local test webhooks only
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+@dataclass
+class Sent:
+    kind: str
+    planned: float
+    latency_ms: float = 0.0
+    status: int = 0
+    key: str = ""  # MessageSid, CallSid or the inquiry reference
+    is_critical: bool = False
+
+
+@dataclass
+class Stack:
+    port: int
+    env: dict
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start(self, log_dir: Path) -> None:
+        commands = {
+            "web": [str(BIN / "gunicorn"), "helpline.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
+                    "--workers", "2", "--threads", "8", "--timeout", "30"],
+            "critical-worker": [str(BIN / "celery"), "--app", "helpline", "worker", "--queues", "critical",
+                                "--hostname", "critical@%h", "--concurrency", "1", "--loglevel", "WARNING"],
+            "worker": [str(BIN / "celery"), "--app", "helpline", "worker", "--queues",
+                       "critical,triage,notifications,default", "--hostname", "worker@%h", "--concurrency", "3",
+                       "--loglevel", "WARNING"],
+            "beat": [str(BIN / "celery"), "--app", "helpline", "beat", "--loglevel", "WARNING",
+                     "--schedule", str(log_dir / "beat-schedule")],
+        }  # fmt: skip
+        for name, command in commands.items():
+            log = open(log_dir / f"{name}.log", "w")  # noqa: SIM115 - kept open for the process's life
+            self.processes[name] = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+
+    def peak_memory_mb(self) -> dict[str, float]:
+        """Peak resident memory (VmHWM) of each process and its children (gunicorn workers, Celery pool)."""
+        children: dict[int, list[int]] = {}
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+                children.setdefault(int(fields["PPid"]), []).append(int(fields["Pid"]))
+            except (OSError, KeyError, ValueError):
+                continue
+        peaks = {}
+        for name, process in self.processes.items():
+            pids, stack = [], [process.pid]
+            while stack:
+                pid = stack.pop()
+                pids.append(pid)
+                stack.extend(children.get(pid, []))
+            for pid in pids:
+                try:
+                    text = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                hwm = next((int(line.split()[1]) for line in text.splitlines() if line.startswith("VmHWM")), 0)
+                label = name if pid == process.pid else f"{name} (child {pid})"
+                peaks[label] = hwm / 1024
+        return peaks
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+class Client:
+    """One keep-alive connection per thread to the web server."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.local = threading.local()
+
+    def post(self, path: str, body: bytes, headers: dict) -> tuple[int, bytes]:
+        for _ in range(2):
+            connection = getattr(self.local, "connection", None)
+            if connection is None:
+                connection = self.local.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            try:
+                connection.request("POST", path, body=body, headers=headers)
+                response = connection.getresponse()
+                return response.status, response.read()
+            except (http.client.HTTPException, OSError):
+                connection.close()
+                self.local.connection = None
+        return 0, b""
+
+
+class Contacts:
+    """A realistic mix: 60 % SMS, 15 % calls, 25 % web inquiries; a few per cent read as critical."""
+
+    def __init__(self, port: int, critical_share: float, seed: int = 7) -> None:
+        from twilio.request_validator import RequestValidator
+
+        self.base = f"http://127.0.0.1:{port}"
+        self.validator = RequestValidator(AUTH_TOKEN)
+        self.random = random.Random(seed)  # noqa: S311 - a reproducible load, not secrecy
+        rows = [json.loads(line) for line in (ROOT / "triage/evaluation/messages.jsonl").read_text().splitlines()]
+        self.critical = [r["text"] for r in rows if r["priority"] == "critical"]
+        self.calm = [r["text"] for r in rows if r["priority"] in ("normal", "low", "high")]
+        self.critical_share = critical_share
+
+    def next(self) -> tuple[str, str, bytes, dict, bool, str]:
+        is_critical = self.random.random() < self.critical_share
+        text = self.random.choice(self.critical if is_critical else self.calm)
+        roll = self.random.random()
+        number = f"+3876{self.random.randint(1000000, 9999999)}"
+        if roll < 0.60:
+            sid = "SM" + uuid.uuid4().hex
+            params = {"MessageSid": sid, "From": number, "To": "+38733000111", "Body": text, "NumMedia": "0"}
+            return ("sms", "/webhooks/twilio/sms/", *self._signed("/webhooks/twilio/sms/", params), is_critical, sid)
+        if roll < 0.75:
+            sid = "CA" + uuid.uuid4().hex
+            params = {"CallSid": sid, "From": number, "To": "+38733000111", "CallStatus": "ringing"}
+            return ("voice", "/webhooks/twilio/voice/", *self._signed("/webhooks/twilio/voice/", params), False, sid)
+        body = json.dumps({"message": text, "safe_contact": {"text": False}}).encode()
+        return ("web", "/api/v1/inquiries/", body, {"Content-Type": "application/json"}, is_critical, "")
+
+    def _signed(self, path: str, params: dict) -> tuple[bytes, dict]:
+        signature = self.validator.compute_signature(self.base + path, params)
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
+        return urllib.parse.urlencode(params).encode(), headers
+
+
+def closed_loop_rate(client: Client, make_request, seconds: float, threads: int = 32) -> float:
+    """As many requests as `threads` senders get through in `seconds`: this stack's throughput."""
+    stop_at = time.perf_counter() + seconds
+    done = Counter()
+
+    def run() -> None:
+        while time.perf_counter() < stop_at:
+            path, body, headers = make_request()
+            status, _ = client.post(path, body, headers)
+            done[status] += 1
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    ok = sum(n for status, n in done.items() if 200 <= status < 300)
+    return ok / (time.perf_counter() - started)
+
+
+def open_loop(client: Client, contacts: Contacts, rate: float, seconds: float, threads: int = 96) -> list[Sent]:
+    """Send at planned times (rate per second) regardless of responses; latency from the planned time."""
+    total = int(rate * seconds)
+    plan = [i / rate for i in range(total)]
+    sent: list[Sent] = []
+    lock = threading.Lock()
+    next_index = iter(range(total))
+    start = time.perf_counter() + 0.5
+
+    def run() -> None:
+        while True:
+            with lock:
+                index = next(next_index, None)
+                if index is None:
+                    return
+                kind, path, body, headers, is_critical, key = contacts.next()
+            planned = start + plan[index]
+            delay = planned - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            status, answer = client.post(path, body, headers)
+            latency = (time.perf_counter() - planned) * 1000
+            if kind == "web" and status == 201:
+                key = json.loads(answer)["reference"]
+            with lock:
+                sent.append(Sent(kind, planned - start, latency, status, key, is_critical))
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sent
+
+
+DB_REPORT = r"""
+import json, sys, statistics
+from django.db.models import Count, Min
+from helpline.models import Case, Message, TimelineEvent
+from notifications.models import Notification
+keys = json.load(open(sys.argv[-1]))
+sids = set(keys["sids"]); refs = set(keys["refs"])
+messages = Message.objects.filter(twilio_sid__in=sids).values("twilio_sid").annotate(n=Count("id"))
+dupes = sum(1 for m in messages if m["n"] > 1)
+found = {m["twilio_sid"] for m in messages}
+found_refs = set(Case.objects.filter(reference__in=refs).values_list("reference", flat=True))
+cases = Case.objects.filter(created_at__gte=keys["since"])
+def seconds(rows):
+    return [r.total_seconds() for r in rows if r is not None]
+events = TimelineEvent.objects.filter(case__in=cases, kind="assigned").values("case_id")
+assigned = {e["case_id"]: e["first"] for e in events.annotate(first=Min("created_at"))}
+sent = Notification.objects.filter(case__in=cases, kind="assignment", sent_at__isnull=False).values("case_id")
+handed = {n["case_id"]: n["first"] for n in sent.annotate(first=Min("sent_at"))}
+out = {"lost": len(sids - found) + len(refs - found_refs), "duplicated": dupes, "cases": cases.count(),
+       "untriaged": cases.filter(triaged_at__isnull=True).count(),
+       "unassigned": cases.filter(assigned_to__isnull=True).count()}
+for label, query in (("all", cases), ("critical", cases.filter(priority="critical"))):
+    rows = list(query.values_list("pk", "created_at"))
+    out[f"assign_{label}"] = [(assigned[pk] - created).total_seconds() for pk, created in rows if pk in assigned]
+    out[f"notify_{label}"] = [(handed[pk] - created).total_seconds() for pk, created in rows if pk in handed]
+steps = TimelineEvent.objects.filter(case__in=cases, kind="escalated").values_list("details", flat=True)
+out["escalation_lateness"] = [e["lateness_seconds"] for e in steps if e.get("lateness_seconds") is not None]
+print(json.dumps(out))
+"""
+
+
+def manage(env: dict, *args: str, capture: bool = False) -> str:
+    result = subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=capture, text=True
+    )
+    return result.stdout if capture else ""
+
+
+def reset_database(url: str) -> None:
+    import psycopg
+
+    parsed = urllib.parse.urlsplit(url)
+    name = parsed.path.lstrip("/")
+    admin = parsed._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def wait_for(port: int, seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/healthz/")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit("the web server did not come up")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=100.0, help="contacts per second (open loop)")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--surge", action="store_true", help="10,000 contacts within a minute")
+    parser.add_argument("--critical-share", type=float, default=0.03)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
+                        "postgres://postgres@127.0.0.1:5432/helpline_bench"))  # fmt: skip
+    parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379"))
+    parser.add_argument("--drain-timeout", type=float, default=300.0)
+    args = parser.parse_args()
+    if args.surge:
+        args.rate, args.seconds = 10000 / 60, 60.0
+
+    log_dir = ROOT / "var" / "bench"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with TwilioStub() as stub:
+        env = {
+            **os.environ, "DATABASE_URL": args.database_url, "CELERY_BROKER_URL": f"{args.redis}/13",
+            "CACHE_URL": f"{args.redis}/12", "VAR_DIR": str(log_dir / "var"), "SECRET_KEY": "benchmark-only",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost", "PUBLIC_BASE_URL": f"http://127.0.0.1:{args.port}",
+            "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_PHONE_NUMBER": "+38733000111", "SMS_BACKEND": "twilio", "TWILIO_API_BASE_URL": stub.url,
+            "SMS_PER_SECOND": "100000", "INQUIRY_THROTTLE_RATE": "100000000/minute", "BENCHMARK_ENDPOINTS": "true",
+            "LOG_LEVEL": "WARNING", "CONN_MAX_AGE": "60",
+        }  # fmt: skip
+        print(f"database {args.database_url}, broker {args.redis}/13; logs in {log_dir}")
+        reset_database(args.database_url)
+        subprocess.run(["redis-cli", "-u", f"{args.redis}/13", "flushdb"], check=False, capture_output=True)
+        manage(env, "migrate", "--noinput", "-v", "0")
+        manage(env, "load_demo_data", capture=True)
+        # One minute to acknowledge, so the run shows escalation steps and their lateness.
+        manage(env, "shell", "-c", "from notifications.models import EscalationPolicy as P; "
+                                   "P.objects.update(acknowledge_within_minutes=1)")  # fmt: skip
+        stack = Stack(args.port, env)
+        stack.start(log_dir)
+        try:
+            wait_for(args.port)
+            client = Client(args.port)
+            contacts = Contacts(args.port, args.critical_share)
+            time.sleep(3)  # workers and beat connect
+
+            def bare() -> tuple[str, bytes, dict]:
+                return "/bench/bare-insert/", b"{}", {"Content-Type": "application/json"}
+
+            def intake() -> tuple[str, bytes, dict]:
+                _, path, body, headers, _, _ = contacts.next()
+                return path, body, headers
+
+            since = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+            print(f"\nopen loop: {args.rate:.0f} contacts/s for {args.seconds:.0f} s ...")
+            started = time.perf_counter()
+            sent = open_loop(client, contacts, args.rate, args.seconds)
+            sending_took = time.perf_counter() - started
+            keys = {
+                "sids": [s.key for s in sent if s.kind in ("sms", "voice") and s.key and s.status == 200],
+                "refs": [s.key for s in sent if s.kind == "web" and s.key],
+                "since": since,
+            }
+            keys_file = log_dir / "keys.json"
+            keys_file.write_text(json.dumps(keys))
+            drain_started = time.perf_counter()
+            report = {}
+            while time.perf_counter() - drain_started < args.drain_timeout:
+                report = _db_report(env, keys_file)
+                settled = report["untriaged"] == 0 and report["unassigned"] == 0
+                if settled and len(report["notify_all"]) >= report["cases"]:
+                    break
+                time.sleep(2)
+            drained_in = time.perf_counter() - drain_started
+            memory = stack.peak_memory_mb()
+            ceiling = closed_loop_rate(client, bare, 10)
+            intake_rate = closed_loop_rate(client, intake, 10)
+            print_report(args, sent, sending_took, report, drained_in, memory, ceiling, intake_rate, stub)
+        finally:
+            stack.stop()
+
+
+def _db_report(env: dict, keys_file: Path) -> dict:
+    script = DB_REPORT.replace("sys.argv[-1]", repr(str(keys_file)))
+    return json.loads(manage(env, "shell", "-c", script, capture=True).strip().splitlines()[-1])
+
+
+def print_report(args, sent, sending_took, report, drained_in, memory, ceiling, intake_rate, stub) -> None:
+    ok = [s for s in sent if 200 <= s.status < 300]
+    latencies = [s.latency_ms for s in ok]
+    print(f"offered {args.rate:.0f}/s, achieved {len(ok) / sending_took:.1f}/s "
+          f"({len(ok)} of {len(sent)} answered 2xx; statuses {dict(Counter(s.status for s in sent))})")  # fmt: skip
+    print(f"intake latency ms: median {statistics.median(latencies):.1f}, p95 {percentile(latencies, 0.95):.1f}, "
+          f"p99 {percentile(latencies, 0.99):.1f}, max {max(latencies):.1f}")  # fmt: skip
+    for label in ("all", "critical"):
+        assign, notify = report[f"assign_{label}"], report[f"notify_{label}"]
+        if assign:
+            notify_median = statistics.median(notify) if notify else float("nan")
+            print(f"{label:>8}: intake->assigned s: median {statistics.median(assign):.2f}, "
+                  f"p99 {percentile(assign, 0.99):.2f} | intake->SMS handed to Twilio s: median {notify_median:.2f}, "
+                  f"p99 {percentile(notify, 0.99):.2f} ({len(assign)} cases)")  # fmt: skip
+    lateness = report["escalation_lateness"]
+    if lateness:
+        print(f"escalation lateness s: median {statistics.median(lateness):.2f}, p99 {percentile(lateness, 0.99):.2f}, "
+              f"max {max(lateness):.2f} ({len(lateness)} steps)")  # fmt: skip
+    print(f"backlog drained {drained_in:.1f} s after the last contact; cases {report['cases']}, lost {report['lost']}, "
+          f"duplicated {report['duplicated']}, untriaged {report['untriaged']}, unassigned {report['unassigned']}; "
+          f"Twilio stub got {len(stub.messages)} SMS and {len(stub.calls)} calls")  # fmt: skip
+    print("peak memory (MB): " + ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(memory.items())))
+    print(f"ceiling (bare DRF insert, 32 senders): {ceiling:.0f}/s; intake mix the same way: {intake_rate:.0f}/s "
+          f"= {intake_rate / ceiling:.2f} of the ceiling")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
