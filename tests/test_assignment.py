@@ -165,7 +165,11 @@ def test_the_sweep_rings_again_for_cases_never_triaged(queues):
     Case.objects.filter(pk=stale.pk).update(created_at=timezone.now() - dt.timedelta(minutes=2))
     assert services.sweep_untriaged() == 1
     assert queues.size("critical") == 1 and queues.size("triage") == 0
-    assert services.sweep_untriaged() == 0  # not again until the grace time has passed once more
+    assert services.sweep_untriaged() == 0  # not again at once: the message may just be waiting in a long queue
+    Case.objects.filter(pk=stale.pk).update(triage_requested_at=timezone.now() - dt.timedelta(minutes=1))
+    assert services.sweep_untriaged() == 0  # a re-sent case waits five minutes before the next copy
+    Case.objects.filter(pk=stale.pk).update(triage_requested_at=timezone.now() - dt.timedelta(minutes=6))
+    assert services.sweep_untriaged() == 1
     fresh.refresh_from_db()
     assert fresh.status == CaseStatus.NEW
 

@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from helpline import services as case_services
@@ -24,6 +25,9 @@ logger = logging.getLogger(__name__)
 CRITICAL_QUEUE, TRIAGE_QUEUE = "critical", "triage"
 REPEAT_CONTACT_WINDOW = dt.timedelta(hours=24)
 UNTRIAGED_GRACE = dt.timedelta(seconds=30)
+# After the first re-send, a case is re-sent only this often: in a surge the queue is long, not lost, and
+# re-sending every sweep would flood it with copies exactly when the workers are busiest.
+RESEND_BACKOFF = dt.timedelta(minutes=5)
 
 
 def classify(text: str, channel: str | None = None) -> Classification:
@@ -149,9 +153,11 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
     someone to come on duty. Returns how many were re-sent."""
     now = now or timezone.now()
     stale = now - UNTRIAGED_GRACE
+    never_resent = Q(triage_requested_at__lt=F("created_at") + dt.timedelta(seconds=5))
+    due_again = Q(triage_requested_at__lt=now - RESEND_BACKOFF) | Q(triage_requested_at__isnull=True)
     waiting = list(
         Case.objects.filter(status=CaseStatus.NEW, created_at__lt=stale)
-        .exclude(triage_requested_at__gte=stale)
+        .filter(never_resent | due_again)
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
     )
