@@ -75,10 +75,13 @@ def queue_notification(
             )  # fmt: skip
     except IntegrityError:
         return None  # already written by an earlier run: never twice
-    # About a critical case, the message rides the critical queue: a surge of other notifications never delays it.
-    queue = CRITICAL_QUEUE if case is not None and case.priority == Priority.CRITICAL else NOTIFICATIONS_QUEUE
-    enqueue_after_commit(SEND_TASK, notification.pk, queue=queue)
+    enqueue_after_commit(SEND_TASK, notification.pk, queue=queue_for(case))
     return notification
+
+
+def queue_for(case: Case | None) -> str:
+    """About a critical case, a message rides the critical queue: a surge of other notifications never delays it."""
+    return CRITICAL_QUEUE if case is not None and case.priority == Priority.CRITICAL else NOTIFICATIONS_QUEUE
 
 
 def notify_staff(
@@ -201,6 +204,7 @@ def _why_not_send(notification: Notification) -> str:
 class DeliveryOutcome:
     status: str
     retry_in: float | None = None
+    queue: str = "notifications"  # where a retry goes: a critical case's messages stay on the critical queue
 
 
 def deliver(notification_id: int) -> DeliveryOutcome | None:
@@ -227,7 +231,7 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
         if not _take_send_slot():
             notification.next_attempt_at = now + dt.timedelta(seconds=1)
             notification.save(update_fields=["next_attempt_at"])
-            return DeliveryOutcome(DeliveryStatus.QUEUED, retry_in=1)
+            return DeliveryOutcome(DeliveryStatus.QUEUED, retry_in=1, queue=queue_for(notification.case))
         notification.status = DeliveryStatus.SENDING
         notification.attempts += 1
         notification.save(update_fields=["status", "attempts"])
@@ -263,7 +267,8 @@ def _record_send_result(notification: Notification, result) -> DeliveryOutcome:
         notification.save(update_fields=["status", "next_attempt_at", "last_error", "last_error_code"])
         logger.warning("notification %s: transient failure %s, retry in %.0fs", notification.pk, result.error_code,
                        delay.total_seconds())  # fmt: skip
-        return DeliveryOutcome(DeliveryStatus.QUEUED, retry_in=delay.total_seconds())
+        retry_queue = queue_for(notification.case)
+        return DeliveryOutcome(DeliveryStatus.QUEUED, retry_in=delay.total_seconds(), queue=retry_queue)
     notification.status = DeliveryStatus.FAILED
     notification.save(update_fields=["status", "last_error", "last_error_code"])
     _mirror_to_message(notification, DeliveryStatus.FAILED)

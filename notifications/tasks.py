@@ -9,7 +9,7 @@ def send_notification(notification_id: int) -> None:
     outcome = services.deliver(notification_id)
     if outcome is not None and outcome.retry_in is not None:
         # A short countdown only: the due time is on the row, and the relay finds it if this message is lost.
-        send_notification.apply_async((notification_id,), countdown=min(outcome.retry_in, 300), queue="notifications")
+        send_notification.apply_async((notification_id,), countdown=min(outcome.retry_in, 300), queue=outcome.queue)
 
 
 @shared_task

@@ -298,7 +298,17 @@ def test_sending_keeps_to_the_numbers_rate(clock, twilio_api, settings):
         services.queue_notification(key=f"r{n}", to_number="+38761999000", body="x", kind="reminder", case=case)
     outcomes = [services.deliver(pk) for pk in Notification.objects.order_by("pk").values_list("pk", flat=True)]
     assert outcomes[0].status == "sent" and outcomes[1].retry_in == 1
+    assert outcomes[1].queue == "notifications"
     assert len(twilio_api.messages) == 1
+
+
+def test_a_retry_about_a_critical_case_stays_on_the_critical_queue(clock, twilio_api):
+    on_duty()
+    assigned_case("ubit će me, ima nož")
+    twilio_api.error(503, 20503, "Service Unavailable")
+    sms = Notification.objects.get(channel="sms")
+    outcome = services.deliver(sms.pk)
+    assert (outcome.status, outcome.queue) == ("queued", "critical")
 
 
 def test_a_notification_written_while_the_broker_is_down_stays_queued_for_the_relay(
