@@ -40,6 +40,18 @@ class Priority(models.TextChoices):
     LOW = "low", _("Low")
 
 
+# How urgent each priority is; blank (not yet triaged) ranks lowest. Used in Python and to order in SQL.
+PRIORITY_RANK = {"": 0, Priority.LOW: 1, Priority.NORMAL: 2, Priority.HIGH: 3, Priority.CRITICAL: 4}
+
+
+def mask_phone(number: str) -> str:
+    """A number with its middle hidden (+387 61 *** 222), for lists and logs; blank stays blank."""
+    number = str(number or "")
+    if not number:
+        return ""
+    return f"{number[:6]} *** {number[-3:]}" if len(number) > 9 else "***"
+
+
 class Language(models.TextChoices):
     # One reply language for Bosnian, Croatian and Serbian: every one of their speakers reads it.
     BOSNIAN = "bs", _("Bosnian, Croatian, Serbian")
@@ -70,9 +82,7 @@ class Caller(models.Model):
 
     @property
     def masked_phone(self) -> str:
-        """The number with its middle hidden (+387 61 *** 222), for lists and logs."""
-        number = str(self.phone)
-        return f"{number[:6]} *** {number[-3:]}" if len(number) > 9 else "***"
+        return mask_phone(self.phone)
 
 
 class CaseReferenceSequence(models.Model):

@@ -6,7 +6,17 @@ from django.db.models import BooleanField, IntegerField, Q, QuerySet, Value, Whe
 from django.db.models import Case as Case_
 from django.utils import timezone
 
-from helpline.models import OPEN_STATUSES, Caller, Case, Channel, Direction, EventKind, Message, TimelineEvent
+from helpline.models import (
+    OPEN_STATUSES,
+    PRIORITY_RANK,
+    Caller,
+    Case,
+    Channel,
+    Direction,
+    EventKind,
+    Message,
+    TimelineEvent,
+)
 
 
 def open_case_for_caller(caller: Caller, *, lock: bool = False) -> Case | None:
@@ -26,8 +36,16 @@ def replies_for_citizen(case: Case) -> QuerySet[Message]:
     return case.messages.filter(direction=Direction.OUTBOUND, is_visible_to_citizen=True).order_by("created_at")
 
 
+def call_message(call_sid: str, *, lock: bool = False) -> Message | None:
+    """The message a call was stored as; with lock=True its row stays locked until the transaction ends."""
+    messages = Message.objects.select_related("case").filter(twilio_sid=call_sid, channel=Channel.VOICE)
+    if lock:
+        messages = messages.select_for_update(of=("self",))
+    return messages.first()
+
+
 def case_for_call(call_sid: str) -> Case | None:
-    message = Message.objects.select_related("case").filter(twilio_sid=call_sid, channel=Channel.VOICE).first()
+    message = call_message(call_sid)
     return message.case if message is not None else None
 
 
@@ -53,10 +71,7 @@ def with_urgency(cases: QuerySet[Case]) -> QuerySet[Case]:
     now = timezone.now()
     return cases.annotate(
         urgency=Case_(
-            When(priority="critical", then=Value(4)),
-            When(priority="high", then=Value(3)),
-            When(priority="normal", then=Value(2)),
-            When(priority="low", then=Value(1)),
+            *(When(priority=priority, then=Value(rank)) for priority, rank in PRIORITY_RANK.items() if rank),
             default=Value(0),
             output_field=IntegerField(),
         ),

@@ -24,6 +24,7 @@ from helpline.dispatch import enqueue_after_commit
 from helpline.language import cyrillic_to_latin, detect_language, detect_script
 from helpline.models import (
     OPEN_STATUSES,
+    PRIORITY_RANK,
     ActorKind,
     Caller,
     Case,
@@ -132,9 +133,6 @@ def change_case_status(
 
 
 # --- Triage results, assignment, reclassification (called by the triage app) -----------------------------
-
-PRIORITY_RANK = {"": 0, "low": 1, "normal": 2, "high": 3, "critical": 4}
-
 
 def higher_priority(a: str, b: str) -> str:
     return a if PRIORITY_RANK.get(a, 0) >= PRIORITY_RANK.get(b, 0) else b
@@ -507,17 +505,10 @@ def record_incoming_call(*, call_sid: str, from_number: str) -> Case:
     return case
 
 
-def _call_message(call_sid: str, *, lock: bool = False) -> Message | None:
-    messages = Message.objects.select_related("case").filter(twilio_sid=call_sid, channel=Channel.VOICE)
-    if lock:
-        messages = messages.select_for_update(of=("self",))
-    return messages.first()
-
-
 @transaction.atomic
 def record_call_language(*, call_sid: str, language: str) -> Case | None:
     """The caller chose a language on the keypad; later prompts and replies use it."""
-    message = _call_message(call_sid, lock=True)
+    message = selectors.call_message(call_sid, lock=True)
     if message is None:
         return None
     case = message.case
@@ -531,7 +522,7 @@ def record_call_language(*, call_sid: str, language: str) -> Case | None:
 @transaction.atomic
 def attach_voicemail(*, call_sid: str, recording_sid: str, recording_url: str, seconds: int | None) -> Case | None:
     """Attach a finished voicemail recording to its call. Twilio may report it twice; it is attached once."""
-    message = _call_message(call_sid, lock=True)
+    message = selectors.call_message(call_sid, lock=True)
     if message is None:
         logger.warning("voicemail for a call we never stored; ignored")
         return None
@@ -557,7 +548,7 @@ FINAL_CALL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "
 def record_call_status(*, call_sid: str, call_status: str, duration: int | None = None) -> Case | None:
     """Record how a call ended. A call that ended without a voicemail or a staff member is a missed call, and the
     case is marked for a call back (when the number is known)."""
-    message = _call_message(call_sid, lock=True)
+    message = selectors.call_message(call_sid, lock=True)
     if message is None:
         logger.warning("status for a call we never stored; ignored")
         return None

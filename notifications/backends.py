@@ -17,6 +17,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from helpline.models import mask_phone
+
 logger = logging.getLogger(__name__)
 
 # Twilio error codes that no retry can fix.
@@ -44,8 +46,7 @@ class ConsoleBackend:
     """Development: writes what would be sent to the log. Never reaches a phone."""
 
     def send(self, message: OutgoingMessage) -> SendResult:
-        masked = f"{message.to[:6]}***{message.to[-3:]}"
-        logger.warning("[console %s to %s] %s", message.channel, masked, message.body)
+        logger.warning("[console %s to %s] %s", message.channel, mask_phone(message.to), message.body)
         return SendResult(ok=True, provider_sid=f"console-{uuid.uuid4().hex}")
 
 

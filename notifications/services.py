@@ -24,6 +24,7 @@ from django.utils import timezone
 from helpline import services as case_services
 from helpline.dispatch import enqueue_after_commit, publish
 from helpline.models import OPEN_STATUSES, Case, CaseStatus, Channel, EventKind, Message, Priority
+from helpline.selectors import is_supervisor
 from notifications import texts
 from notifications.backends import OutgoingMessage, get_backend
 from notifications.models import (
@@ -148,9 +149,7 @@ def acknowledge_case(case: Case, *, by: AbstractBaseUser, via: str) -> Case:
     """The assignee (or a supervisor) has taken the case: the ladder stops at once and queued reminders are
     cancelled. Acknowledging twice is harmless."""
     locked = Case.objects.select_for_update().get(pk=case.pk)
-    profile = StaffProfile.objects.filter(user=by).first()
-    is_supervisor = by.is_superuser or (profile is not None and profile.role == Role.SUPERVISOR)
-    if locked.assigned_to_id not in (None, by.pk) and not is_supervisor:
+    if locked.assigned_to_id not in (None, by.pk) and not is_supervisor(by):
         raise NotAllowed
     if locked.status in (CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS):
         return locked

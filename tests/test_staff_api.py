@@ -207,7 +207,8 @@ def test_filters(people, cases):
     assert refs(f"search={cases['queue'].reference}") == {cases["queue"].reference}
     Case.objects.filter(pk=cases["theirs"].pk).update(acknowledge_by=timezone.now() - dt.timedelta(minutes=1))
     assert refs("overdue=true") == {cases["theirs"].reference}
-    assert refs("ordering=-created")
+    newest_first = [row["reference"] for row in client.get("/api/v1/cases/?ordering=-created").json()["results"]]
+    assert newest_first == [cases[name].reference for name in ("queue", "theirs", "mine")]
 
 
 def test_assigned_to_me(people, cases):

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from helpline.language import detect_language, detect_script
+from helpline.models import PRIORITY_RANK
 from triage.normalise import fold, tokens
 
-PRIORITY_RANK = {"low": 1, "normal": 2, "high": 3, "critical": 4}
 # Words after which a phrase is denied ("ne želim se ubiti", "nije me udario", "I don't want to die").
 NEGATIONS = frozenset(
     "ne nije nisam nisi nismo niste nisu nece necu neces nemoj nikad nikada not never dont doesnt didnt isnt wasnt "
@@ -195,7 +195,7 @@ def classify_text(text: str, rules: Iterable[CompiledRule], channel: str | None 
     category = _choose_category(matches, top, scores)
     ordered = sorted(matches, key=lambda m: -PRIORITY_RANK[m.rule.priority])
     reasons = [f"{m.rule.name} ({m.rule.priority}): '{' '.join(m.words)}'" for m in ordered]
-    priority = next(p for p, rank in PRIORITY_RANK.items() if rank == top)
+    priority = str(next(p for p, rank in PRIORITY_RANK.items() if rank == top))
     return Classification(priority, category, language, script, reasons, [m.rule.name for m in ordered])
 
 

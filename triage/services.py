@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from helpline import services as case_services
 from helpline.dispatch import publish
-from helpline.models import Case, CaseStatus, Channel, Direction, EventKind, Priority
+from helpline.models import PRIORITY_RANK, Case, CaseStatus, Channel, Direction, EventKind, Priority
 from triage import selectors
-from triage.classification import PRIORITY_RANK, Classification, classify_text
+from triage.classification import Classification, classify_text
 from triage.models import StaffProfile
 
 logger = logging.getLogger(__name__)

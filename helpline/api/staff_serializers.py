@@ -3,13 +3,9 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from helpline.models import Case, CaseStatus, Message, Priority, TimelineEvent
+from helpline.models import Case, CaseStatus, Message, Priority, TimelineEvent, mask_phone
 from helpline.selectors import is_supervisor
 from triage.models import Category
-
-
-def mask(number: str) -> str:
-    return f"{number[:6]} *** {number[-3:]}" if len(number) > 9 else ("***" if number else "")
 
 
 class StaffRefSerializer(serializers.ModelSerializer):
@@ -42,7 +38,7 @@ class CaseListSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.CharField())
     def get_caller(self, case: Case) -> str:
-        return mask(self._number(case))
+        return mask_phone(self._number(case))
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -87,7 +83,7 @@ class CaseDetailSerializer(CaseListSerializer):
         """The full number for the assigned worker and supervisors; masked for anyone else."""
         user = self.context["request"].user
         number = self._number(case)
-        return number if (case.assigned_to_id == user.pk or is_supervisor(user)) else mask(number)
+        return number if (case.assigned_to_id == user.pk or is_supervisor(user)) else mask_phone(number)
 
     @extend_schema_field(EarlierCaseSerializer(many=True))
     def get_earlier_cases(self, case: Case) -> list[dict]:
