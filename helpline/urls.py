@@ -29,6 +29,7 @@ urlpatterns = [
     path("healthz/", views.healthz, name="healthz"),
     path("webhooks/twilio/", include((webhook_patterns, "webhooks"))),
     path("api/v1/", include("helpline.api.urls")),
+    path("console/", include("helpline.console.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]
