@@ -117,3 +117,63 @@ def test_cyrillic_and_its_latin_spelling_give_the_same_tokens(text):
 def test_folding_never_fails_and_leaves_no_diacritics(text):
     folded = fold(text)
     assert not set("čćšžđČĆŠŽĐ") & set(folded)
+
+
+def test_violence_with_now_in_the_same_sentence_is_critical_but_not_across_sentences():
+    assert classify("Tuče me upravo sada, dođite").priority == "critical"
+    past = classify("Tukao me prije dvije godine. Sada trebam savjet o razvodu.")
+    assert past.priority != "critical", past.reasons
+
+
+def test_a_rule_with_and_needs_its_parts_in_one_clause():
+    from triage.classification import classify_text
+
+    rule = compile_rule(name="Now", category="domestic_violence", priority="critical", terms="tuc & =sad")
+    assert classify_text("tuce me sad", [rule]).priority == "critical"
+    assert classify_text("tukao me je. sad sam dobro", [rule]).priority == "normal"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ne smijem pisati dugo, on je tu",
+        "Nazovite me kao da ste iz banke, molim",
+        "he is here and I'm scared, can't talk",
+    ],
+)
+def test_a_person_who_cannot_speak_freely_is_critical(text):
+    result = classify(text)
+    assert (result.priority, result.category) == ("critical", "domestic_violence"), result.reasons
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("Imam uže i večeras ću završiti sa svim", "suicide_self_harm"),
+        ("popila sam sve tablete i flašu rakije", "suicide_self_harm"),
+        ("posjekla sam se duboko i krv ne prestaje", "suicide_self_harm"),
+        ("moja trogodišnja je sama na balkonu", "child_protection"),
+    ],
+)
+def test_means_timing_and_a_childs_age_are_read_without_the_obvious_words(text, category):
+    result = classify(text)
+    assert (result.priority, result.category) == ("critical", category), result.reasons
+
+
+def test_shipped_rules_reach_an_existing_installation_only_when_asked(db):
+    from triage.services import install_default_rules
+
+    rule = TriageRule.objects.get(name="Oružje")
+    rule.terms = "=noz"
+    rule.save()
+    TriageRule.objects.filter(name="Ne može slobodno govoriti").delete()
+
+    kept = install_default_rules()
+    assert kept.added == ["Ne može slobodno govoriti"]
+    rule.refresh_from_db()
+    assert rule.terms == "=noz"  # a supervisor's edit is kept
+
+    reset = install_default_rules(update=True)
+    assert "Oružje" in reset.updated
+    rule.refresh_from_db()
+    assert "pistolj" in rule.terms

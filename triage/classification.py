@@ -46,6 +46,8 @@ class CompiledRule:
     # one or more phrases, any of which will do ("beba|dijete + pijan|drogiran").
     alternatives: tuple[tuple[tuple[Phrase, ...], ...], ...]
     can_be_negated: bool = True
+    # For each alternative: must its parts stand in one clause ("tuče & sada")? Written with "&" instead of "+".
+    same_clause: tuple[bool, ...] = ()
     # For each alternative, each part's possible first two letters: an alternative whose part cannot start in the
     # message is skipped without matching (a slip in a word's first two letters is not forgiven; that is the price).
     openings: tuple[tuple[frozenset[str], ...], ...] = ()
@@ -69,20 +71,21 @@ class Classification:
 
 
 def compile_rule(*, name: str, category: str, priority: str, terms: str, can_be_negated: bool = True) -> CompiledRule:
+    lines = [line for line in terms.splitlines() if line.strip()]
+    same_clause = tuple("&" in line for line in lines)
     alternatives = tuple(
         tuple(
             tuple(Phrase.parse(option) for option in part.split("|") if option.strip())
-            for part in line.split("+")
+            for part in re.split(r"[+&]", line)
             if part.strip()
         )
-        for line in terms.splitlines()
-        if line.strip()
+        for line in lines
     )
     openings = tuple(
         tuple(frozenset(phrase.words[0].lstrip("=")[:2] for phrase in part) for part in alternative)
         for alternative in alternatives
     )
-    return CompiledRule(name, category, priority, alternatives, can_be_negated, openings)
+    return CompiledRule(name, category, priority, alternatives, can_be_negated, same_clause, openings)
 
 
 def _within_one_edit(a: str, b: str) -> bool:
@@ -164,20 +167,32 @@ def find_matches(text: str, rules: Iterable[CompiledRule]) -> list[Match]:
     present = {word[:2] for words in parts for word in words}
     matches = []
     for rule in rules:
-        for alternative, openings in zip(rule.alternatives, rule.openings, strict=True):
+        for alternative, openings, same_clause in zip(rule.alternatives, rule.openings, rule.same_clause, strict=True):
             if not all(present & options for options in openings):
                 continue
-            found = [
-                next(
-                    (words for phrase in options if (words := _find_in_message(phrase, parts, rule.can_be_negated))),
-                    None,
-                )
-                for options in alternative
-            ]
-            if all(found):
+            # "a & b" must hold within one clause; "a + b" anywhere in the message.
+            scopes = [[clause] for clause in parts] if same_clause else [parts]
+            found = next(
+                (found for scope in scopes if all(found := _find_parts(alternative, scope, rule.can_be_negated))),
+                None,
+            )
+            if found:
                 matches.append(Match(rule, tuple(word for words in found for word in words), len(alternative)))
                 break
     return matches
+
+
+def _find_parts(
+    alternative: tuple[tuple[Phrase, ...], ...], parts: list[list[str]], can_be_negated: bool
+) -> list[list[str] | None]:
+    """For each part of a combined pattern, the words of the first of its phrases found (None: not found)."""
+    found: list[list[str] | None] = []
+    for options in alternative:
+        words = next((words for phrase in options if (words := _find_in_message(phrase, parts, can_be_negated))), None)
+        found.append(words)
+        if words is None:
+            break  # one part missing is enough to fail; the rest need not be searched
+    return found
 
 
 def classify_text(text: str, rules: Iterable[CompiledRule], channel: str | None = None) -> Classification:

@@ -6,8 +6,10 @@ messages were already triaged is left as it is.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.db import transaction
 from django.db.models import F, Q
@@ -18,7 +20,7 @@ from helpline.dispatch import publish
 from helpline.models import PRIORITY_RANK, Case, CaseStatus, Channel, Direction, EventKind, Priority
 from triage import selectors
 from triage.classification import Classification, classify_text
-from triage.models import StaffProfile
+from triage.models import StaffProfile, TriageRule
 
 logger = logging.getLogger(__name__)
 
@@ -200,3 +202,36 @@ def call_was_accepted(case: Case) -> bool:
     return case.status in (CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS) and case.timeline.filter(
         kind=EventKind.ACKNOWLEDGED, details__via=LIVE_CALL
     ).exists()
+
+
+DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "data" / "default_rules.json"
+
+
+@dataclass(frozen=True)
+class DefaultRulesResult:
+    added: list[str]
+    updated: list[str]
+
+
+@transaction.atomic
+def install_default_rules(*, update: bool = False) -> DefaultRulesResult:
+    """Add the shipped rules this installation lacks (by name). With update, also bring rules of the same name
+    back to the shipped terms, priority and category: a supervisor's edits to those rules are overwritten, so it
+    is a deliberate choice, never automatic."""
+    added, updated = [], []
+    for shipped in json.loads(DEFAULT_RULES_FILE.read_text(encoding="utf-8")):
+        fields = {
+            "category": shipped["category"],
+            "priority": shipped["priority"],
+            "terms": "\n".join(shipped["terms"]),
+            "can_be_negated": shipped["can_be_negated"],
+        }
+        rule, created = TriageRule.objects.get_or_create(name=shipped["name"], defaults=fields)
+        if created:
+            added.append(rule.name)
+        elif update and any(getattr(rule, key) != value for key, value in fields.items()):
+            for key, value in fields.items():
+                setattr(rule, key, value)
+            rule.save()
+            updated.append(rule.name)
+    return DefaultRulesResult(added, updated)

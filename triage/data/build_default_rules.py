@@ -1,7 +1,7 @@
 """The default triage rules, written for people: run `python triage/data/build_default_rules.py > triage/data/default_rules.json`.
 
 Terms: lower-case Latin without diacritics; each word matches the beginning of a word, "=word" a whole word;
-"a + b" needs both somewhere in the message; "a|b" either; up to two words may stand between the words of a
+"a + b" needs both somewhere in the message, "a & b" both within one clause (between punctuation); "a|b" either; up to two words may stand between the words of a
 phrase. The JSON is what the data migration loads on a new installation; afterwards supervisors own the rules in
 the admin.
 """
@@ -13,7 +13,12 @@ def rule(name, category, priority, terms, negatable=None):
         negatable = priority in ("critical", "high") or category == "domestic_violence"
     R.append({"name": name, "category": category, "priority": priority, "terms": terms, "can_be_negated": negatable})
 
-KIDS_ALTS = "dijet|djec|djet|dete|deca|decu|beba|bebu|=sin|=sina|sinu|kcer|cerk|child|kids|baby|=son|daughter|maloljet|malodob|ucenik|ucenic|djevojcic|devojcic|djecak|decak|tinejdz|teen|unuk|unuc|malog brat|malu sestr|mladj brat|mladj sestr|mladjeg brat|mladju sestr"
+# "moja trogodišnja", "petogodišnjak": people name a child by its age.
+AGES = "|".join(
+    number + "godisnj"
+    for number in "jedno dvo tro cetvoro cetvero peto sesto sedmo osmo devet deset jedanaest dvanaest".split()
+) + "|toddler|infant|newborn|novorodj|malisan|little boy|little girl|=mala od|=mali od|malo dijete|malo dete|nephew|niece|necak|necakinj|sestric|bratic"
+KIDS_ALTS = "dijet|djec|djet|dete|deca|decu|beba|bebu|=sin|=sina|sinu|kcer|cerk|child|kids|baby|=son|daughter|maloljet|malodob|ucenik|ucenic|djevojcic|devojcic|djecak|decak|tinejdz|teen|unuk|unuc|malog brat|malu sestr|mladj brat|mladj sestr|mladjeg brat|mladju sestr|" + AGES
 KIDS = ["dijet", "djec", "djet", "dete", "deca", "decu", "decom", "beba", "bebu", "bebi", "sin", "sina", "kcer", "cerk", "malodob", "maloljet", "klinac", "klinc", "=kid", "kids", "child", "baby", "son", "daughter", "unuk", "unuc"]
 
 # --- Suicide and self-harm ---------------------------------------------------------------------------
@@ -37,13 +42,27 @@ rule("Pokušaj ili plan samoubistva u toku", "suicide_self_harm", "critical", [
     "zadnj poruk", "posljednj poruk", "poslednj poruk", "oprostite mi + svi", "zbogom", "last message", "goodbye",
     "jump off", "on the bridge", "on the roof", "hang myself", "rope",
     "uzel|uzeo|uzimam|uzmem|pojel|pojeo + bocic|kutij|cijel|sve|puno|mnogo + tablet|lijek|lek|pilul",
-    "konopac", "konopc", "=konop", "omc", "oprostajn", "oprosten pismo", "necete me vidjet", "vise me necete",
+    "konopac", "konopc", "=konop", "=uze", "uzetom", "noose", "omc", "oprostajn",
+    # Pills named, or with alcohol, in a quantity: an overdose in the making.
+    "tablete za spavanj|sleeping pill|apaurin|bensedin|xanax|ksanaks|diazepam|lexaurin|normabel|trodon|tramal + "
+    "sve|cijel|citav|kutij|bocic|=all|whole|bottle|box|popi|progut|uzel|uzeo|took|swallow",
+    "sve|cijel|citav|kutij|=all|whole|entire + tablet|lijek|lek|pilul|pills + alkohol|rakij|votk|vodk|viski|whisk|"
+    "=vino|=pivo|alcohol|wine|beer",
+    # A time set for the end: tonight is the plan, not a thought.
+    "veceras|noceras|nocas|tonight & zavrs sa|nestat|umr|=die|=end it|end everything|sve ce bit gotovo|zbogom|goodbye",
+    # A wound that will not stop bleeding, or a deep cut, is an emergency whatever the intent.
+    "=krv|=krvi|krvar|bleed|blood & ne prestaj|ne staje|nece da stane|nece stat|ne mogu zaustav|ne mogu da zaustav|"
+    "wont stop|cant stop|svuda|everywhere|lokv",
+    "duboko|deep|preduboko & rez|posjek|posek|isjek|isek|sjekl|sekl|cut",
+ "oprosten pismo", "necete me vidjet", "vise me necete",
     "nikad me vise", "=zbogom",
 ], negatable=True)
 rule("Spominje samoubistvo ili samopovređivanje", "suicide_self_harm", "high", [
+    "pod voz", "pod vlak", "pod auto", "pod kamion", "under a train", "in front of a train", "in front of a car",
+    "bacim se", "baci se", "bacit se", "se bacim", "se baci",
     "samoubi", "samoubo", "suicid", "samopovr", "povrijed sebe", "povred sebe", "povredj sebe", "rez se", "sijec se",
     "se rez", "se sijec", "se sjec", "zilet", "pomisl na smrt", "pomisl o smrt",
-    "secem se", "sjecem se", "rezem ruk", "rezem se", "self harm", "selfharm", "hurt myself", "hurting myself",
+    "secem se", "sjecem se", "rezem ruk", "rezem se", "posjekl|posekl|isjekl|isekl|izrezal|izrezao & se|ruk|=cut", "self harm", "selfharm", "hurt myself", "hurting myself",
     "cutting myself", "mislim o smrt", "razmisl o smrt", "misl na smrt", "better off dead", "bolje da me nema",
     "bolje bi bilo da me nema", "da me nema", "nema smisla ziv", "nema smisla",
 ])
@@ -75,6 +94,23 @@ rule("Nasilje se dešava sada", "domestic_violence", "critical", [
     "fear for my life", "sakri", "skriv", "hiding", "pobjeg", "pobeg", "=bjezim", "=bezim", "bjezimo", "bezimo",
     "running from", "=escaped",
 ])
+NOW = ("=sad|=sada|upravo|trenutno|veceras|noceras|nocas|ovog trena|ovog momenta|ovaj cas|u ovom trenutku|"
+       "=now|right now|tonight|as we speak|at the moment")
+VIOLENCE = "tuc|tuk|=bije|udar|davi|napad|pretuk|prebi|siluj|hitting|beating|attack|strangl|=hurting"
+rule("Nasilje upravo sada", "domestic_violence", "critical", [
+    f"{VIOLENCE} & {NOW}",
+])
+# A person who cannot speak freely: the abuser is in the room, or back, and she is afraid.
+rule("Ne može slobodno govoriti", "domestic_violence", "critical", [
+    "ne mogu|ne smijem|ne smem|=cant|cannot & pricat|govori|zvat|glasno|pisat|dugo|talk|speak|=call|text|write & "
+    "cuje|slusa|=tu|ovdje|ovde|pored mene|kraj mene|=hear|listening|=here|next to me|in the room",
+    # A call asked for under a pretext ("as if you were the bank") means someone is watching.
+    "kao da ste iz|kao da ste sa|kao da ste s|as if you were|as if youre|pretend to be|pretend youre + nazov|zovi|call|pozov",
+    "on je tu|on je ovdje|on je ovde|on je opet tu|opet je tu|on je vani|on je napolju|on je ispred|on je pred|"
+    "=he =is =here|=hes =here|=he =is back|=hes back|=he =is outside|=hes outside|=he =is home|=hes home + "
+    "bojim|strah|plasim|prepad|scared|afraid|terrified|frightened|pomoz|help|dodj|dodit|come|ne smijem|ne smem|"
+    "ne mogu prica|ne mogu govori|cant talk|cannot talk|cant speak",
+])
 rule("Nasilje u porodici", "domestic_violence", "high", [
     "nasil", "batin", "tuk", "tuc", "=bije", "bio me", "udara", "udario", "udarila", "udarao", "sutnu", "samar", "samari",
     "modric", "masnic", "ozljed", "povrijedi", "povredi", "zlostav", "maltret", "abus", "violen", "=hit me", "hit her",
@@ -87,6 +123,9 @@ rule("Nasilje u porodici", "domestic_violence", "high", [
 rule("Porodični sukob", "domestic_violence", "normal", [
     "vice na", "=vice", "lupa vratim", "vrijedj", "vredj", "vrijedja", "psuje me", "ponizava", "kontrolis", "ljubomor",
     "svadj", "razvod", "razves", "razvest", "agresiv", "control",
+    "checks my phone", "tracks my", "wont let me", "doesnt let me", "ne da mi da", "ne dozvoljava mi", "ne dopusta mi",
+    "zabranjuje mi", "uzima mi telefon", "cita mi poruk", "provjerava mi telefon", "proverava mi telefon", "trapped",
+    "zarobljen",
     "zabran prilask", "zastitn mjer", "zastitnu mjeru", "yelling", "shouting", "controls me", "divorce", "restraining order",
     "bivsi muz", "bivsi suprug", "bivsa zena", "ex husband", "ex wife", "ex partner",
 ])
@@ -99,16 +138,19 @@ rule("Životna opasnost", "other", "critical", [
 # --- Child protection ----------------------------------------------------------------------------------
 rule("Dijete u neposrednoj opasnosti", "child_protection", "critical",
     [f"{verb} {kid}" for verb in ["tuc", "bij", "udar", "davi", "zakljuc", "pretuk"] for kid in ["dijet", "djec", "dete", "dec", "bebu", "sina", "kcer", "cerk"]]
-    + [KIDS_ALTS + " + =sama u|=sam u|=sami u|=same u|=samu u|samo u autu|samo u stanu|samo kod kuc|sama kod kuc|sami kod kuc|djecu samu|decu samu|zivi sam|alone|luta|lutaju|ostavi|ostavlj|napust|zaboravi|pijan|drunk|nesvijest|nesvest|krvar|=noz|ubi|kill|zakljuc|locked"]
+    + [KIDS_ALTS + " + =sama u|=sam u|=sami u|=same u|=samu u|samo u autu|samo u stanu|samo kod kuc|sama kod kuc|sami kod kuc|djecu samu|decu samu|zivi sam|alone|nikog nema|niko nije s|nobody|no one|smrz|freezing|luta|lutaju|ostavi|ostavlj|napust|zaboravi|pijan|drunk|nesvijest|nesvest|krvar|=noz|ubi|kill|zakljuc|locked"]
+    + [KIDS_ALTS + f" & {VIOLENCE}|zlostav|abus & {NOW}"]
     + ["udar|tuc|bij|davi + malog brat|malu sestr|mladj brat|mladj sestr|mladjeg brat|mladju sestr"]
     + [KIDS_ALTS + " + balkon|prozor|sprat|krov|rijek|jezer|bazen|=struj|vatr|=dim|dimom|pozar|=plin|cesti|cesta|autoput|road|window|fire"]
     + ["hitting the child", "hitting the kids", "beating the child", "beating my son", "beating my daughter",
        "dira + dijet", "dira + djevojcic", "dira + kcer", "dira + cerk", "dira + sin", "pipa + dijet", "pedofil",
        "seksual + dijet", "seksual + djec", "seksual + dete", "seksual + kcer", "seksual + maloljet", "touching + daughter",
-       "touches + child", "molest"],
+       "touches + child", "molest",
+       "=dira me|dirao me|dirala me|pipa me|pipao me|touches me|touched me|touching me + ocuh|ocus|=otac|=tata|ujak|stric|"
+       "dajdz|tetak|=brat|mamin|stepfather|stepdad|father|=dad|uncle|godina|years old|=im 1"],
 )
 rule("Dijete u riziku", "child_protection", "high",
-    [KIDS_ALTS + " + " + "|".join(["gladn", "ne jed", "=nije jel", "nisu jel", "ne jedu", "hungry", "zanemar", "neglect", "prljav", "prosj", "prosi", "beg", "na ulici", "bez nadzor", "tuk", "=bije", "udar", "zlostav", "abus", "modric", "bruis", "=hit", "vrsnjack", "bully", "maltret", "pijan", "drunk", "prose", "bez hran", "bez struj", "bez grijanj", "=samu", "same"])]
+    [KIDS_ALTS + " + " + "|".join(["gladn", "ne jed", "=nije jel", "nisu jel", "ne jedu", "hungry", "zanemar", "neglect", "prljav", "prosj", "prosi", "beg", "na ulici", "bez nadzor", "tuk", "=bije", "udar", "zlostav", "abus", "modric", "bruis", "=hit", "vrsnjack", "bully", "maltret", "pijan", "drunk", "belt", "kais", "remen", "opasac", "=hits", "beats", "marks", "tragov", "prose", "bez hran", "bez struj", "bez grijanj", "=samu", "same"])]
     + ["zanemaruje djecu", "vrsnjack nasil", "bullying"],
 )
 rule("Dijete i porodica: potrebna podrška", "child_protection", "normal",
@@ -123,7 +165,7 @@ rule("Stara ili nemoćna osoba u neposrednoj opasnosti", "elderly_disability", "
     ["|".join(OLD) + " + " + "|".join(["pao", "pala", "ne moze ustat", "ne moze da ustan", "na podu", "lezi na pod", "ne javlja", "ne otvara", "bez svijest", "bez svest", "nesvijest", "nesvest", "not answering", "fell", "on the floor", "unconscious", "smrz", "bez grijanj", "freezing", "days without food"]), "|".join(OLD) + " + danima|days + ne jed|bez hran|without food"],
 )
 rule("Stara ili nemoćna osoba u riziku", "elderly_disability", "high",
-    ["|".join(OLD) + " + " + "|".join(["zivi sam", "zivi sama", "=sama u", "=sam u", "sam kod kuc", "sama kod kuc", "alone", "zanemar", "neglect", "gladn", "hungry", "uzima penzij", "uzima mu penzij", "uzima joj penzij", "otima", "takes her pension", "takes his pension", "tuk", "tuc", "=bije", "udara", "zlostav", "abus", "niko ne brin", "nema ko", "no one", "nobody"])],
+    ["|".join(OLD) + " + " + "|".join(["zivi sam", "zivi sama", "=sama u", "=sam u", "sam kod kuc", "sama kod kuc", "alone", "zanemar", "neglect", "gladn", "hungry", "uzima penzij", "uzima mu penzij", "uzima joj penzij", "otima", "takes her pension", "takes his pension", "dozivotn izdrz", "dozivotnom izdrz", "tuk", "tuc", "=bije", "udara", "zlostav", "abus", "niko ne brin", "nema ko", "no one", "nobody"])],
 )
 rule("Stari i nemoćni: potrebna njega", "elderly_disability", "normal", [
     "njeg", "kucna pomoc", "pomoc u kuc", "dom za star", "domu za star", "starack dom", "smjestaj", "smestaj",
@@ -137,14 +179,17 @@ rule("Akutna psihička kriza", "mental_health", "high", [
     "cuje glas", "cujem glas", "glasov", "halucin", "psihoz", "paranoj", "=ne mog vise", "ne mogu vise", "nmg vise",
     "hears voices", "hearing voices", "psychos", "cant go on", "cant take it", "cant cope", "breakdown", "slom",
     "poludi", "poludet", "poludjet", "prica sam sa sobom", "prica sama sa sobom", "misl da + prat|proganj|truj",
-    "ne izlazi iz krevet", "ne ustaje iz krevet",
+    "ne izlazi iz krevet", "ne ustaje iz krevet", "preko televiz", "kroz televiz", "kroz zid", "ne spava danima",
+    "ne spava nocima", "days without sleep", "hasnt slept",
 ])
 rule("Psihičke teškoće", "mental_health", "normal", [
     "depres", "anksioz", "anksiozn", "panic", "panik", "strah", "usamljen", "tuzn", "tuzan", "tuga", "povucen",
     "ne mogu spavat", "feel empty", "feel sad", "so sad",
     "nesanic", "psiholog", "psihijatr", "terapij", "stres", "izgubljen", "bezvoljn", "prazn", "lonely", "anxiety",
     "anxious", "sad all", "cant sleep", "stress", "therapist", "counsel", "razgovor", "razgovarat", "porazgovarat",
-    "talk to someone", "someone to talk",
+    "talk to someone", "someone to talk", "saslusa", "da pricam s", "da razgovaram s", "nocne more", "nightmare",
+    "flashback", "ptsp", "ptsd", "trauma", "ne prica ni sa kim", "ne prica ni s kim", "savjetoval", "savetoval",
+    "mentaln zdrav", "mental health", "bad week", "bad day", "=zatvoren u sebe", "povukao se", "povukla se",
 ])
 
 # --- Addiction -----------------------------------------------------------------------------------------
@@ -152,7 +197,9 @@ rule("Ovisnost", "addiction", "normal", [
     "alkohol", "alkoholi", "pijan", "=pije", "pije svaki", "pije stalno", "pijanstv", "drog", "narkoman", "heroin",
     "kokain", "marihuan", "trav", "tablet + ovis", "ovisn", "zavisn", "kock", "kladion", "automat", "kladi",
     "alcohol", "drunk", "drinking", "drinks", "drugs", "addict", "gambl", "betting", "lijecen + alkohol", "rehab", "odvikavanj",
-    "metadon",
+    "metadon", "pijem svak", "pijem svaku", "pijem previse", "pijem puno", "pijem da", "drink every", "drinking every",
+    "igra na aparat", "aparatima", "=komuni", "=komunu", "=komuna", "=aa =meeting", "=na =meeting", "anonimn alkohol",
+    "apstinenc", "sober", "trezn",
 ])
 
 # --- Material need -------------------------------------------------------------------------------------
@@ -186,6 +233,9 @@ rule("Pitanje o postupku ili informacija", "information", "low", [
     "which documents", "how do i apply", "how to apply", "how can i apply", "where are you", "information", "am i entitled",
     "foster", "adopt", "eligib", "office", "papir", "potvrd", "uvjerenj", "uverenj", "rjesenj", "resenj", "procedur",
     "postupak", "postupk", "da li radite", "radite li", "zakaz", "licn kart", "uslov", "address", "centr + gdje|gde|adres",
+    "broj telefon", "phone number", "radionic", "workshop", "brosur", "brochure", "leaflet", "besplatn", "free of charge",
+    "koliko dugo vazi", "vazi li", "nalaz komisij", "kategorizacij", "support group", "grupa za", "grupe za",
+    "group for", "zanima me", "interested in", "da li postoji", "postoji li", "is there a", "are there",
 ])
 
 # --- Other ---------------------------------------------------------------------------------------------
