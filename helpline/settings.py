@@ -298,3 +298,18 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- Staff console ---
+LOGIN_URL = "console:login"
+LOGIN_REDIRECT_URL = "console:queue"
+LOGOUT_REDIRECT_URL = "console:login"
+# A signed-in session lasts a night shift at most; after CONSOLE_IDLE_MINUTES without a click it ends. The
+# queue's polling is not a click: an unattended screen must not keep a session open (helpline.console.middleware).
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
+CONSOLE_IDLE_MINUTES = env.int("CONSOLE_IDLE_MINUTES", default=30)
+# Failed console logins per IP address and username before the login page answers 429 for the window.
+CONSOLE_LOGIN_ATTEMPTS = env.int("CONSOLE_LOGIN_ATTEMPTS", default=5)
+CONSOLE_LOGIN_WINDOW_SECONDS = env.int("CONSOLE_LOGIN_WINDOW_SECONDS", default=15 * 60)
+# How often the queue and the board ask the server for news.
+CONSOLE_POLL_SECONDS = env.int("CONSOLE_POLL_SECONDS", default=5)
+MIDDLEWARE = [*MIDDLEWARE, "helpline.console.middleware.IdleSessionMiddleware"]

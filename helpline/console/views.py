@@ -1,7 +1,296 @@
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+"""The console's pages for every staff member: log in and out, my queue, a case, search.
+
+Thin: reads come from helpline.console.selectors, every change from helpline.console.services.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import requests
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from helpline import selectors as case_selectors
+from helpline.api.filters import CaseFilter
+from helpline.console import selectors, services
+from helpline.console.access import forbidden, staff_page
+from helpline.console.forms import (
+    LoginForm,
+    NoteForm,
+    ReasonForm,
+    ReassignForm,
+    ReclassifyForm,
+    ReplyForm,
+    ResolveForm,
+)
+from helpline.console.middleware import LAST_ACTIVE_KEY, polling
+from helpline.models import CaseRead
+from helpline.services import CaseTransitionError
+
+# --- Logging in and out --------------------------------------------------------------------------------------
 
 
-@login_required
+def _client_ip(request: HttpRequest) -> str:
+    # REMOTE_ADDR only: behind a proxy, configure it to pass the client's address (no header is trusted here).
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def _safe_next(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
+        return target
+    return default
+
+
+@never_cache
+def login_page(request: HttpRequest) -> HttpResponse:
+    next_url = _safe_next(request, reverse("console:queue"))
+    idle_logout = request.session.pop("console_idle_logout", False)
+    if request.method != "POST":
+        if request.user.is_authenticated:
+            return redirect(next_url)
+        form = LoginForm(request)
+        return render(request, "console/login.html", {"form": form, "next": next_url, "idle_logout": idle_logout})
+    ip, username = _client_ip(request), request.POST.get("username", "")
+    if services.login_is_throttled(ip, username):
+        response = render(request, "console/too_many_logins.html", status=429)
+        response["Retry-After"] = str(settings.CONSOLE_LOGIN_WINDOW_SECONDS)
+        return response
+    form = LoginForm(request, data=request.POST)
+    if not form.is_valid():
+        services.record_failed_login(ip, username)
+        return render(request, "console/login.html", {"form": form, "next": next_url}, status=400)
+    services.clear_failed_logins(ip, username)
+    login(request, form.get_user())
+    request.session[LAST_ACTIVE_KEY] = int(time.time())
+    return redirect(next_url)
+
+
+@require_POST
+def logout_page(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return redirect("console:login")
+
+
+# --- My queue ------------------------------------------------------------------------------------------------
+
+
+def _queue_context(request: HttpRequest) -> dict:
+    return {
+        "my_cases": list(selectors.my_open_cases(request.user)),
+        "unassigned": list(selectors.unassigned_cases()),
+        "now": timezone.now(),
+        "poll_seconds": settings.CONSOLE_POLL_SECONDS,
+    }
+
+
+@never_cache
+@require_GET
+@staff_page
 def my_queue(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("")
+    return render(request, "console/queue.html", _queue_context(request))
+
+
+@polling
+@never_cache
+@require_GET
+@staff_page
+def my_queue_live(request: HttpRequest) -> HttpResponse:
+    return render(request, "console/_queue_lists.html", _queue_context(request))
+
+
+@require_POST
+@staff_page
+def take_next(request: HttpRequest) -> HttpResponse:
+    case = services.take_next_case(request.user)
+    if case is None:
+        messages.info(request, _("Nobody is waiting: the queue is empty."))
+        return redirect("console:queue")
+    messages.success(request, _("Case %(reference)s is yours now.") % {"reference": case.reference})
+    return redirect("console:case", pk=case.pk)
+
+
+# --- A case ----------------------------------------------------------------------------------------------------
+
+
+def _case_context(request: HttpRequest, case, **forms) -> dict:
+    user = request.user
+    is_supervisor = case_selectors.is_supervisor(user)
+    context = {
+        "case": case,
+        "reasons": selectors.triage_reasons(case),
+        "earlier": list(selectors.earlier_cases_for(user, case)),
+        "may_work": services.may_work_on(user, case),
+        "is_supervisor": is_supervisor,
+        "reply_form": ReplyForm(),
+        "note_form": NoteForm(),
+        "resolve_form": ResolveForm(),
+        "reason_form": ReasonForm(),
+        "reclassify_form": ReclassifyForm(initial={"priority": case.priority, "category": case.category}),
+        "reassign_form": ReassignForm(initial={"staff": getattr(case.assigned_to, "staff_profile", None)})
+        if is_supervisor
+        else None,
+        "poll_seconds": settings.CONSOLE_POLL_SECONDS,
+    }
+    context.update(forms)
+    return context
+
+
+def _case_or_404(request: HttpRequest, pk: int):
+    case = selectors.case_for_page(request.user, pk)
+    if case is None:
+        raise Http404
+    return case
+
+
+@never_cache
+@require_GET
+@staff_page
+def case_page(request: HttpRequest, pk: int) -> HttpResponse:
+    case = _case_or_404(request, pk)
+    CaseRead.objects.create(case=case, reader=request.user)
+    return render(request, "console/case.html", _case_context(request, case))
+
+
+@polling
+@never_cache
+@require_GET
+@staff_page
+def conversation_live(request: HttpRequest, pk: int) -> HttpResponse:
+    return render(request, "console/_conversation.html", {"case": _case_or_404(request, pk)})
+
+
+TWILIO_API = "https://api.twilio.com/"
+
+
+@never_cache
+@require_GET
+@staff_page
+def voicemail(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
+    """The voicemail's audio, fetched from Twilio with the account's credentials: recordings are not public, and
+    the Content-Security-Policy lets the page play media from this site only."""
+    case = selectors.visible_case(request.user, pk)
+    message = case.messages.filter(pk=message_id).exclude(recording_url="").first() if case else None
+    if message is None:
+        raise Http404
+    allowed = (TWILIO_API, settings.TWILIO_API_BASE_URL or TWILIO_API)
+    if not message.recording_url.startswith(allowed):
+        raise Http404
+    try:
+        upstream = requests.get(
+            f"{message.recording_url}.mp3", auth=(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN),
+            timeout=10, stream=True,
+        )  # fmt: skip
+        upstream.raise_for_status()
+    except requests.RequestException:
+        return HttpResponse(_("The recording could not be fetched from Twilio."), status=502)
+    response = StreamingHttpResponse(upstream.iter_content(64 * 1024), content_type="audio/mpeg")
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@dataclass(frozen=True)
+class CaseAction:
+    form: type | None
+    form_name: str
+    who: str  # "anyone" who sees the case, the assigned "worker" (or a supervisor), or a "supervisor"
+    run: Callable
+    done: str
+
+
+CASE_ACTIONS: dict[str, CaseAction] = {
+    "acknowledge": CaseAction(None, "", "anyone", lambda case, user, data: services.acknowledge(case, by=user),
+                              gettext_lazy("Acknowledged: the case is yours and the escalation stopped.")),
+    "start": CaseAction(ReasonForm, "reason_form", "worker",
+                        lambda case, user, data: services.start_work(case, by=user, reason=data["reason"]),
+                        gettext_lazy("Work started.")),
+    "resolve": CaseAction(ResolveForm, "resolve_form", "worker",
+                          lambda case, user, data: services.resolve(case, by=user, outcome=data["outcome"]),
+                          gettext_lazy("The case is resolved.")),
+    "reopen": CaseAction(ReasonForm, "reason_form", "worker",
+                         lambda case, user, data: services.reopen(case, by=user, reason=data["reason"]),
+                         gettext_lazy("The case is open again.")),
+    "reply": CaseAction(ReplyForm, "reply_form", "worker",
+                        lambda case, user, data: services.reply(case, by=user, text=data["text"]),
+                        gettext_lazy("Your reply is on its way.")),
+    "note": CaseAction(NoteForm, "note_form", "worker",
+                       lambda case, user, data: services.add_note(case, by=user, text=data["text"]),
+                       gettext_lazy("Note added.")),
+    "reclassify": CaseAction(ReclassifyForm, "reclassify_form", "worker",
+                             lambda case, user, data: services.reclassify(case, by=user, **data),
+                             gettext_lazy("Priority and category changed.")),
+    "reassign": CaseAction(ReassignForm, "reassign_form", "supervisor",
+                           lambda case, user, data: services.reassign(case, by=user, staff=data["staff"]),
+                           gettext_lazy("The case was given to someone else.")),
+}  # fmt: skip
+
+
+@require_POST
+@staff_page
+def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    spec = CASE_ACTIONS.get(action)
+    case = selectors.visible_case(request.user, pk)
+    if spec is None or case is None:
+        raise Http404
+    if spec.who == "supervisor" and not case_selectors.is_supervisor(request.user):
+        return forbidden(request, _("Only a supervisor may do this."))
+    if spec.who == "worker" and not services.may_work_on(request.user, case):
+        return forbidden(request, _("Only the assigned worker or a supervisor may do this."))
+    form = spec.form(request.POST) if spec.form else None
+    if form is not None and not form.is_valid():
+        return _case_again(request, pk, {spec.form_name: form}, status=400)
+    try:
+        spec.run(case, request.user, form.cleaned_data if form is not None else {})
+    except (CaseTransitionError, services.CaseNotOpen) as error:
+        return _case_again(request, pk, {"action_error": str(error)}, status=409)
+    messages.success(request, str(spec.done))
+    return redirect(_safe_next(request, reverse("console:case", args=[pk])))
+
+
+def _case_again(request: HttpRequest, pk: int, extra: dict, *, status: int) -> HttpResponse:
+    case = _case_or_404(request, pk)
+    return render(request, "console/case.html", _case_context(request, case, **extra), status=status)
+
+
+# --- Search ------------------------------------------------------------------------------------------------
+
+SEARCH_LABELS = {
+    "status": gettext_lazy("Status"), "priority": gettext_lazy("Priority"), "category": gettext_lazy("Category"),
+    "channel": gettext_lazy("Channel"), "assigned_to": gettext_lazy("Assigned to (user id or “me”)"),
+    "escalated": gettext_lazy("Escalated"), "overdue": gettext_lazy("Overdue"),
+    "created_after": gettext_lazy("Created after"), "created_before": gettext_lazy("Created before"),
+    "search": gettext_lazy("Reference or message text"), "ordering": gettext_lazy("Order"),
+}  # fmt: skip
+
+
+@never_cache
+@require_GET
+@staff_page
+def search(request: HttpRequest) -> HttpResponse:
+    """The staff API's case filters, as a form; the results are what the person may see, most urgent first."""
+    visible = case_selectors.with_urgency(case_selectors.cases_visible_to(request.user))
+    visible = visible.select_related("caller", "assigned_to").order_by("-urgency", "-created_at", "pk")
+    filterset = CaseFilter(request.GET or None, queryset=visible, request=request)
+    for name, label in SEARCH_LABELS.items():
+        filterset.form.fields[name].label = label
+    is_valid = filterset.is_valid() if request.GET else True
+    page = None
+    if request.GET and is_valid:
+        page = Paginator(filterset.qs, 25).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"filterset": filterset, "form": filterset.form, "page": page, "query": query.urlencode()}
+    return render(request, "console/search.html", context, status=200 if is_valid else 400)

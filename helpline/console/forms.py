@@ -1,0 +1,117 @@
+"""The console's forms: every field has a label a screen reader reads and an error message in the page's language."""
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+from django.utils.translation import gettext_lazy as _
+
+from helpline.console.selectors import active_staff
+from helpline.models import Priority
+from triage.models import Category, StaffProfile
+from triage.roster import LOCAL, shift_window
+
+
+class LoginForm(AuthenticationForm):
+    username = forms.CharField(
+        label=_("Username"), max_length=150, widget=forms.TextInput(attrs={"autocomplete": "username",
+                                                                           "autocapitalize": "none"})
+    )
+    password = forms.CharField(
+        label=_("Password"), strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(label=_("Reason (optional)"), max_length=1000, required=False)
+
+
+class ResolveForm(forms.Form):
+    outcome = forms.CharField(
+        label=_("Outcome"), max_length=1000, help_text=_("What was done, in a sentence or two."),
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )  # fmt: skip
+
+
+class ReplyForm(forms.Form):
+    text = forms.CharField(
+        label=_("Reply to the person"), max_length=1600, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Sent through the case's channel; an SMS only where it is safe and allowed."),
+    )  # fmt: skip
+
+
+class NoteForm(forms.Form):
+    text = forms.CharField(
+        label=_("Internal note"), max_length=5000, widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("Staff only; the person never sees it."),
+    )  # fmt: skip
+
+
+class ReclassifyForm(forms.Form):
+    priority = forms.ChoiceField(label=_("Priority"), choices=Priority.choices)
+    category = forms.ChoiceField(label=_("Category"), choices=Category.choices)
+    reason = forms.CharField(
+        label=_("Reason for the change"), max_length=1000,
+        error_messages={"required": _("A reason is required to change priority or category.")},
+    )  # fmt: skip
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError(_("A reason is required to change priority or category."))
+        return reason
+
+
+class StaffChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, profile: StaffProfile) -> str:
+        return str(profile)
+
+
+class ReassignForm(forms.Form):
+    staff = StaffChoiceField(label=_("Give the case to"), queryset=StaffProfile.objects.none())
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["staff"].queryset = active_staff()
+
+
+class ShiftForm(forms.Form):
+    """A shift in local wall-clock time; an end at or before the start is on the next day (a night shift)."""
+
+    staff = StaffChoiceField(label=_("Staff member"), queryset=StaffProfile.objects.none())
+    day = forms.DateField(label=_("Day"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    starts = forms.TimeField(label=_("Starts"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
+    ends = forms.TimeField(
+        label=_("Ends"), widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        help_text=_("An end at or before the start is on the next day."),
+    )  # fmt: skip
+    note = forms.CharField(label=_("Note"), max_length=200, required=False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["staff"].queryset = active_staff()
+
+    @classmethod
+    def initial_for(cls, shift) -> dict:
+        starts, ends = shift.starts_at.astimezone(LOCAL), shift.ends_at.astimezone(LOCAL)
+        return {"staff": shift.staff_id, "day": starts.date(), "starts": starts.time(), "ends": ends.time(),
+                "note": shift.note}  # fmt: skip
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if all(data.get(name) is not None for name in ("day", "starts", "ends")):
+            if data["starts"] == data["ends"]:
+                self.add_error("ends", _("A shift must end after it starts."))
+            else:
+                data["starts_at"], data["ends_at"] = shift_window(data["day"], data["starts"], data["ends"])
+        return data
+
+
+def parse_week(value: str | None, today: dt.date) -> dt.date:
+    """The Monday of the week a ?week=YYYY-MM-DD names; this week for anything unreadable."""
+    try:
+        day = dt.date.fromisoformat(value) if value else today
+    except ValueError:
+        day = today
+    return day - dt.timedelta(days=day.weekday())
