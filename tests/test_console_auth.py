@@ -1,0 +1,107 @@
+"""Logging in to the console: throttled guessing, and sessions that end when nobody uses them."""
+import datetime as dt
+
+import pytest
+import time_machine
+
+from tests.factories import StaffFactory
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def worker():
+    staff = StaffFactory()
+    staff.user.set_password(PASSWORD)
+    staff.user.save()
+    return staff.user
+
+
+def test_a_worker_logs_in_and_lands_on_their_queue(client, worker):
+    response = client.post("/console/login/", {"username": worker.username, "password": PASSWORD})
+    assert response.status_code == 302 and response["Location"] == "/console/"
+    assert client.get("/console/").status_code == 200
+
+
+def test_login_goes_back_to_the_page_asked_for_but_never_to_another_site(client, worker):
+    data = {"username": worker.username, "password": PASSWORD}
+    assert client.post("/console/login/?next=/console/roster/", data)["Location"] == "/console/roster/"
+    client.logout()
+    assert client.post("/console/login/?next=https://evil.example/", data)["Location"] == "/console/"
+
+
+def test_a_wrong_password_is_a_field_error_not_a_login(client, worker):
+    response = client.post("/console/login/", {"username": worker.username, "password": "nope"})
+    assert response.status_code == 400 and "error-summary" in response.content.decode()
+    assert client.get("/console/").status_code == 302
+
+
+def test_guessing_is_stopped_after_five_failures_even_with_the_right_password(client, worker, settings):
+    settings.CONSOLE_LOGIN_ATTEMPTS = 5
+    codes = [client.post("/console/login/", {"username": worker.username, "password": f"guess{n}"}).status_code
+             for n in range(5)]  # fmt: skip
+    assert codes == [400] * 5
+    response = client.post("/console/login/", {"username": worker.username, "password": PASSWORD})
+    assert response.status_code == 429 and "Retry-After" in response
+    assert client.get("/console/").status_code == 302
+
+
+def test_the_throttle_is_per_username_and_address(client, worker):
+    for n in range(5):
+        client.post("/console/login/", {"username": "someone-else", "password": f"guess{n}"})
+    response = client.post("/console/login/", {"username": worker.username, "password": PASSWORD})
+    assert response.status_code == 302
+    client.logout()
+    other_address = client.post(
+        "/console/login/", {"username": "someone-else", "password": "x"}, REMOTE_ADDR="10.0.0.9"
+    )
+    assert other_address.status_code == 400
+
+
+def test_the_throttle_ends_after_its_window(client, worker, settings):
+    with time_machine.travel(dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC), tick=False) as traveller:
+        for n in range(5):
+            client.post("/console/login/", {"username": worker.username, "password": f"guess{n}"})
+        assert client.post("/console/login/", {"username": worker.username, "password": PASSWORD}).status_code == 429
+        traveller.shift(dt.timedelta(seconds=settings.CONSOLE_LOGIN_WINDOW_SECONDS + 1))
+        assert client.post("/console/login/", {"username": worker.username, "password": PASSWORD}).status_code == 302
+
+
+def test_logging_out_needs_a_post_and_ends_the_session(client, worker):
+    client.force_login(worker)
+    client.get("/console/")
+    assert client.get("/console/logout/").status_code == 405
+    assert client.post("/console/logout/").status_code == 302
+    assert client.get("/console/").status_code == 302
+
+
+def test_a_session_ends_after_half_an_hour_without_activity_however_often_the_queue_polls(client, worker, settings):
+    settings.CONSOLE_IDLE_MINUTES = 30
+    start = dt.datetime(2026, 11, 24, 22, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False) as traveller:
+        client.post("/console/login/", {"username": worker.username, "password": PASSWORD})
+        for _ in range(7):  # 35 minutes of polling every 5 minutes, and nobody clicks
+            traveller.shift(dt.timedelta(minutes=5))
+            response = client.get("/console/queue/live/", HTTP_HX_REQUEST="true")
+        assert response.status_code == 204 and response["HX-Redirect"].startswith("/console/login/")
+        login_page = client.get("/console/").url
+        assert login_page.startswith("/console/login/")
+
+
+def test_a_click_keeps_the_session_alive(client, worker, settings):
+    settings.CONSOLE_IDLE_MINUTES = 30
+    with time_machine.travel(dt.datetime(2026, 11, 24, 22, 0, tzinfo=dt.UTC), tick=False) as traveller:
+        client.post("/console/login/", {"username": worker.username, "password": PASSWORD})
+        for _ in range(4):
+            traveller.shift(dt.timedelta(minutes=20))
+            assert client.get("/console/").status_code == 200
+
+
+def test_the_login_page_says_why_the_session_ended(client, worker, settings):
+    with time_machine.travel(dt.datetime(2026, 11, 24, 22, 0, tzinfo=dt.UTC), tick=False) as traveller:
+        client.post("/console/login/", {"username": worker.username, "password": PASSWORD})
+        traveller.shift(dt.timedelta(minutes=settings.CONSOLE_IDLE_MINUTES + 1))
+        response = client.get("/console/", follow=True)
+    assert response.status_code == 200 and 'class="notice"' in response.content.decode()
