@@ -21,14 +21,11 @@ import argparse
 import http.client
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,26 +33,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from helpline.figures import percentile  # noqa: E402
+from helpline.loadgen import Client, Contacts, closed_loop_rate, open_loop  # noqa: E402
 from tests.twilio_stub import TwilioStub  # noqa: E402 - the same local Twilio stand-in the tests use
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 BIN = ROOT / ".venv" / "bin"
 AUTH_TOKEN = "benchmark-auth-token"  # noqa: S105 - signs local test webhooks only
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))] if ordered else float("nan")
-
-
-@dataclass
-class Sent:
-    kind: str
-    planned: float
-    latency_ms: float = 0.0
-    status: int = 0
-    key: str = ""  # MessageSid, CallSid or the inquiry reference
-    is_critical: bool = False
 
 
 @dataclass
@@ -116,148 +100,15 @@ class Stack:
                 process.kill()
 
 
-class Client:
-    """One keep-alive connection per thread to the web server."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.local = threading.local()
-
-    def post(self, path: str, body: bytes, headers: dict) -> tuple[int, bytes]:
-        for _ in range(2):
-            connection = getattr(self.local, "connection", None)
-            if connection is None:
-                connection = self.local.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            try:
-                connection.request("POST", path, body=body, headers=headers)
-                response = connection.getresponse()
-                return response.status, response.read()
-            except (http.client.HTTPException, OSError):
-                connection.close()
-                self.local.connection = None
-        return 0, b""
-
-
-class Contacts:
-    """A realistic mix: 60 % SMS, 15 % calls, 25 % web inquiries; a few per cent read as critical."""
-
-    def __init__(self, port: int, critical_share: float, seed: int = 7) -> None:
-        from twilio.request_validator import RequestValidator
-
-        self.base = f"http://127.0.0.1:{port}"
-        self.validator = RequestValidator(AUTH_TOKEN)
-        self.random = random.Random(seed)  # noqa: S311 - a reproducible load, not secrecy
-        rows = [json.loads(line) for line in (ROOT / "triage/evaluation/messages.jsonl").read_text().splitlines()]
-        self.critical = [r["text"] for r in rows if r["priority"] == "critical"]
-        self.calm = [r["text"] for r in rows if r["priority"] in ("normal", "low", "high")]
-        self.critical_share = critical_share
-
-    def next(self) -> tuple[str, str, bytes, dict, bool, str]:
-        is_critical = self.random.random() < self.critical_share
-        text = self.random.choice(self.critical if is_critical else self.calm)
-        roll = self.random.random()
-        number = f"+3876{self.random.randint(1000000, 9999999)}"
-        if roll < 0.60:
-            sid = "SM" + uuid.uuid4().hex
-            params = {"MessageSid": sid, "From": number, "To": "+38733000111", "Body": text, "NumMedia": "0"}
-            return ("sms", "/webhooks/twilio/sms/", *self._signed("/webhooks/twilio/sms/", params), is_critical, sid)
-        if roll < 0.75:
-            sid = "CA" + uuid.uuid4().hex
-            params = {"CallSid": sid, "From": number, "To": "+38733000111", "CallStatus": "ringing"}
-            return ("voice", "/webhooks/twilio/voice/", *self._signed("/webhooks/twilio/voice/", params), False, sid)
-        body = json.dumps({"message": text, "safe_contact": {"text": False}}).encode()
-        return ("web", "/api/v1/inquiries/", body, {"Content-Type": "application/json"}, is_critical, "")
-
-    def _signed(self, path: str, params: dict) -> tuple[bytes, dict]:
-        signature = self.validator.compute_signature(self.base + path, params)
-        headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
-        return urllib.parse.urlencode(params).encode(), headers
-
-
-def closed_loop_rate(client: Client, make_request, seconds: float, threads: int = 32) -> float:
-    """As many requests as `threads` senders get through in `seconds`: this stack's throughput."""
-    stop_at = time.perf_counter() + seconds
-    done = Counter()
-
-    def run() -> None:
-        while time.perf_counter() < stop_at:
-            path, body, headers = make_request()
-            status, _ = client.post(path, body, headers)
-            done[status] += 1
-
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    ok = sum(n for status, n in done.items() if 200 <= status < 300)
-    return ok / (time.perf_counter() - started)
-
-
-def open_loop(client: Client, contacts: Contacts, rate: float, seconds: float, threads: int = 96) -> list[Sent]:
-    """Send at planned times (rate per second) regardless of responses; latency from the planned time."""
-    total = int(rate * seconds)
-    plan = [i / rate for i in range(total)]
-    sent: list[Sent] = []
-    lock = threading.Lock()
-    next_index = iter(range(total))
-    start = time.perf_counter() + 0.5
-
-    def run() -> None:
-        while True:
-            with lock:
-                index = next(next_index, None)
-                if index is None:
-                    return
-                kind, path, body, headers, is_critical, key = contacts.next()
-            planned = start + plan[index]
-            delay = planned - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            status, answer = client.post(path, body, headers)
-            latency = (time.perf_counter() - planned) * 1000
-            if kind == "web" and status == 201:
-                key = json.loads(answer)["reference"]
-            with lock:
-                sent.append(Sent(kind, planned - start, latency, status, key, is_critical))
-
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return sent
-
-
 DB_REPORT = r"""
-import json, sys, statistics
-from django.db.models import Count, Min
-from helpline.models import Case, Message, TimelineEvent
-from notifications.models import Notification
+import json, sys
+from helpline.drill import contact_figures
+from helpline.models import Case
 keys = json.load(open(sys.argv[-1]))
-sids = set(keys["sids"]); refs = set(keys["refs"])
-messages = Message.objects.filter(twilio_sid__in=sids).values("twilio_sid").annotate(n=Count("id"))
-dupes = sum(1 for m in messages if m["n"] > 1)
-found = {m["twilio_sid"] for m in messages}
-found_refs = set(Case.objects.filter(reference__in=refs).values_list("reference", flat=True))
 cases = Case.objects.filter(created_at__gte=keys["since"])
-def seconds(rows):
-    return [r.total_seconds() for r in rows if r is not None]
-events = TimelineEvent.objects.filter(case__in=cases, kind="assigned").values("case_id")
-assigned = {e["case_id"]: e["first"] for e in events.annotate(first=Min("created_at"))}
-sent = Notification.objects.filter(case__in=cases, kind="assignment", sent_at__isnull=False).values("case_id")
-handed = {n["case_id"]: n["first"] for n in sent.annotate(first=Min("sent_at"))}
-out = {"lost": len(sids - found) + len(refs - found_refs), "duplicated": dupes, "cases": cases.count(),
-       "untriaged": cases.filter(triaged_at__isnull=True).count(),
-       "unassigned": cases.filter(assigned_to__isnull=True).count()}
-for label, query in (("all", cases), ("critical", cases.filter(priority="critical"))):
-    rows = list(query.values_list("pk", "created_at"))
-    out[f"assign_{label}"] = [(assigned[pk] - created).total_seconds() for pk, created in rows if pk in assigned]
-    out[f"notify_{label}"] = [(handed[pk] - created).total_seconds() for pk, created in rows if pk in handed]
-steps = TimelineEvent.objects.filter(case__in=cases, kind="escalated").values_list("details", flat=True)
-out["escalation_lateness"] = [e["lateness_seconds"] for e in steps if e.get("lateness_seconds") is not None]
-print(json.dumps(out))
+figures = contact_figures(cases, sids=keys["sids"], references=keys["refs"])
+figures.pop("assign_all_at"); figures.pop("assign_critical_at")
+print(json.dumps(figures))
 """
 
 
@@ -332,8 +183,10 @@ def main() -> None:
         stack.start(log_dir)
         try:
             wait_for(args.port)
-            client = Client(args.port)
-            contacts = Contacts(args.port, args.critical_share)
+            client = Client(f"http://127.0.0.1:{args.port}")
+            contacts = Contacts(
+                auth_token=AUTH_TOKEN, signing_base=f"http://127.0.0.1:{args.port}", critical_share=args.critical_share
+            )
             time.sleep(3)  # workers and beat connect
 
             def bare() -> tuple[str, bytes, dict]:

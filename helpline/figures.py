@@ -3,6 +3,6 @@ from __future__ import annotations
 
 
 def percentile(values: list[float], share: float) -> float:
-    """The value below which `share` of the values lie (nearest rank). `values` must not be empty."""
+    """The value below which `share` of the values lie (nearest rank); NaN for no values."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))] if ordered else float("nan")

@@ -146,6 +146,9 @@ class Case(models.Model):
     acknowledge_by = models.DateTimeField(_("acknowledge by"), null=True, blank=True, db_index=True)
     acknowledged_at = models.DateTimeField(_("acknowledged"), null=True, blank=True)
     triage_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A rehearsal contact (`manage.py drill`): worked like any case, but its notifications never reach a phone and
+    # it is left out of the figures.
+    is_drill = models.BooleanField(_("drill"), default=False, editable=False)
 
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -159,8 +162,9 @@ class Case(models.Model):
         indexes = [models.Index(fields=["status", "created_at"], name="case_status_created")]
         constraints = [
             # At most one open case per caller: a second contact joins it (the intake relies on this).
+            # A drill's case for a number stands apart from that number's real case (see is_drill).
             models.UniqueConstraint(
-                fields=["caller"],
+                fields=["caller", "is_drill"],
                 condition=models.Q(status__in=[s.value for s in OPEN_STATUSES]),
                 name="one_open_case_per_caller",
             )

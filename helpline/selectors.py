@@ -19,9 +19,10 @@ from helpline.models import (
 )
 
 
-def open_case_for_caller(caller: Caller, *, lock: bool = False) -> Case | None:
-    """The caller's one open case, if any; with lock=True the row stays locked until the transaction ends."""
-    cases = Case.objects.filter(caller=caller, status__in=OPEN_STATUSES)
+def open_case_for_caller(caller: Caller, *, lock: bool = False, is_drill: bool = False) -> Case | None:
+    """The caller's one open case, if any; with lock=True the row stays locked until the transaction ends.
+    A drill contact never joins a real case, nor a real contact a drill case."""
+    cases = Case.objects.filter(caller=caller, status__in=OPEN_STATUSES, is_drill=is_drill)
     if lock:
         cases = cases.select_for_update()
     return cases.first()

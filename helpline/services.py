@@ -5,6 +5,7 @@ transaction commits, so a contact is durable before anything else happens and a 
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import logging
@@ -355,13 +356,13 @@ def _create_case(*, channel: str, caller: Caller | None, text: str = "", **field
     return case
 
 
-def _open_or_create_case(*, channel: str, caller: Caller | None, text: str) -> tuple[Case, bool]:
+def _open_or_create_case(*, channel: str, caller: Caller | None, text: str, is_drill: bool) -> tuple[Case, bool]:
     """The caller's open case, locked, or a new one. Anonymous contacts always get a new case."""
     if caller is not None:
-        existing = selectors.open_case_for_caller(caller, lock=True)
+        existing = selectors.open_case_for_caller(caller, lock=True, is_drill=is_drill)
         if existing is not None:
             return existing, False
-    return _create_case(channel=channel, caller=caller, text=text), True
+    return _create_case(channel=channel, caller=caller, text=text, is_drill=is_drill), True
 
 
 def triage_queue_for(text: str) -> str:
@@ -415,7 +416,9 @@ def _sms_keyword(body: str) -> str:
     return cyrillic_to_latin(body).strip().strip(".!").upper()
 
 
-def record_inbound_sms(*, message_sid: str, from_number: str, body: str, num_media: int = 0) -> SmsIntake:
+def record_inbound_sms(
+    *, message_sid: str, from_number: str, body: str, num_media: int = 0, is_drill: bool = False
+) -> SmsIntake:
     """Store an inbound SMS on the sender's open case (or a new one) and schedule triage after commit.
 
     A MessageSid already stored returns the same outcome without storing anything again.
@@ -435,7 +438,7 @@ def record_inbound_sms(*, message_sid: str, from_number: str, body: str, num_med
         caller = _caller_for(normalise_phone(from_number))
         if keyword in OPT_OUT_KEYWORDS | OPT_IN_KEYWORDS and caller is not None:
             return _record_opt_change(caller, keyword, message_sid, body, language, script)
-        case, is_new = _open_or_create_case(channel=Channel.SMS, caller=caller, text=body)
+        case, is_new = _open_or_create_case(channel=Channel.SMS, caller=caller, text=body, is_drill=is_drill)
         message = Message.objects.create(
             case=case, direction=Direction.INBOUND, channel=Channel.SMS, body=body, twilio_sid=message_sid
         )
@@ -484,7 +487,7 @@ def _record_opt_change(
 # --- Voice -------------------------------------------------------------------------------------------------
 
 
-def record_incoming_call(*, call_sid: str, from_number: str) -> Case:
+def record_incoming_call(*, call_sid: str, from_number: str, is_drill: bool = False) -> Case:
     """Store a call as a message on the caller's open case (or a new case). Idempotent on CallSid."""
 
     def record() -> Case:
@@ -492,7 +495,7 @@ def record_incoming_call(*, call_sid: str, from_number: str) -> Case:
         if already is not None:
             return already.case
         caller = _caller_for(normalise_phone(from_number))
-        case, _is_new = _open_or_create_case(channel=Channel.VOICE, caller=caller, text="")
+        case, _is_new = _open_or_create_case(channel=Channel.VOICE, caller=caller, text="", is_drill=is_drill)
         message = Message.objects.create(
             case=case, direction=Direction.INBOUND, channel=Channel.VOICE, twilio_sid=call_sid, call_status="ringing"
         )
@@ -597,6 +600,7 @@ def record_web_inquiry(
     safe_to_text: bool | None = None,
     safe_contact_note: str = "",
     suspected_automated: bool = False,
+    is_drill: bool = False,
 ) -> WebIntake:
     """A web inquiry always opens its own case: whoever knows a phone number must not read that person's case.
 
@@ -619,6 +623,7 @@ def record_web_inquiry(
             safe_contact_note=safe_contact_note,
             suspected_automated=suspected_automated,
             citizen_token_hash=_hash_token(token),
+            is_drill=is_drill,
         )
         Message.objects.create(case=case, direction=Direction.INBOUND, channel=Channel.WEB, body=message)
         if suspected_automated:
@@ -652,3 +657,16 @@ def add_citizen_follow_up(case: Case, text: str) -> Message:
 
 def record_heartbeat(name: str) -> None:
     Heartbeat.objects.update_or_create(name=name, defaults={"beat_at": timezone.now()})
+
+
+def end_drill(started_at: dt.datetime) -> int:
+    """Resolve the drill's cases still open, so they leave the queues and stop escalating. Returns how many."""
+    open_drill_cases = Case.objects.filter(is_drill=True, created_at__gte=started_at, status__in=OPEN_STATUSES)
+    ended = 0
+    for case in open_drill_cases.only("pk"):
+        try:
+            change_case_status(case, CaseStatus.RESOLVED, reason="drill ended", outcome="drill")
+            ended += 1
+        except CaseTransitionError:
+            continue  # someone moved it meanwhile; it is theirs to finish
+    return ended

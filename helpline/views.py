@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from helpline import selectors, services
 from helpline.celery import app as celery_app
+from helpline.drill import is_drill_request
 from helpline.forms import FollowUpForm, InquiryForm, StatusCheckForm
 from helpline.language import detect_language
 from helpline.models import Channel, Heartbeat
@@ -54,6 +55,7 @@ def inquiry_form(request: HttpRequest) -> HttpResponse:
         safe_to_text=data["safe_to_text"],
         safe_contact_note=data["safe_contact_note"],
         suspected_automated=bool(data["leave_this_empty"]),
+        is_drill=is_drill_request(request),
     )
     # Rendered, not redirected: the secret code must never sit in a URL or the browser's history.
     return render(

@@ -17,6 +17,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from helpline import replies, selectors, services
+from helpline.drill import is_drill_request
 from notifications import services as notification_services
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def inbound_sms(request: HttpRequest) -> HttpResponse:
         from_number=from_number,
         body=_param(request, "Body"),
         num_media=_int_param(request, "NumMedia") or 0,
+        is_drill=is_drill_request(request),
     )
     if outcome.kind == "opt_out":
         text = replies.sms_opt_out_reply(language=outcome.language, script=outcome.script)
@@ -125,7 +127,9 @@ def inbound_call(request: HttpRequest) -> HttpResponse:
     call_sid = _param(request, "CallSid")
     if not call_sid:
         return _missing("CallSid")
-    services.record_incoming_call(call_sid=call_sid, from_number=_param(request, "From"))
+    services.record_incoming_call(
+        call_sid=call_sid, from_number=_param(request, "From"), is_drill=is_drill_request(request)
+    )
     response = VoiceResponse()
     greeting = replies.voice_greeting()
     gather = Gather(num_digits=1, action=_absolute(request, "webhooks:voice-language"), method="POST", timeout=6)

@@ -50,6 +50,14 @@ class ConsoleBackend:
         return SendResult(ok=True, provider_sid=f"console-{uuid.uuid4().hex}")
 
 
+class DrillBackend:
+    """Where a drill case's notifications go, whatever SMS_BACKEND says: logged, never sent to a phone."""
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        logger.info("[drill %s to %s, not sent] %s", message.channel, mask_phone(message.to), message.body)
+        return SendResult(ok=True, provider_sid=f"drill-{uuid.uuid4().hex}")
+
+
 class MemoryBackend:
     """Tests: keeps what was sent in `outbox`; `fail_next` makes the next sends fail as a provider would."""
 

@@ -26,7 +26,7 @@ from helpline.dispatch import enqueue_after_commit, publish
 from helpline.models import OPEN_STATUSES, Case, CaseStatus, Channel, EventKind, Message, Priority
 from helpline.selectors import is_supervisor
 from notifications import texts
-from notifications.backends import OutgoingMessage, get_backend
+from notifications.backends import DrillBackend, OutgoingMessage, get_backend
 from notifications.models import (
     DELIVERY_PROGRESS,
     DeliveryAttempt,
@@ -72,7 +72,7 @@ def queue_notification(
         with transaction.atomic():
             notification = Notification.objects.create(
                 idempotency_key=key[:200], to_number=to_number, body=body, kind=kind, case=case,
-                recipient=recipient, channel=channel, message=message,
+                recipient=recipient, channel=channel, message=message, is_drill=bool(case and case.is_drill),
             )  # fmt: skip
     except IntegrityError:
         return None  # already written by an earlier run: never twice
@@ -235,8 +235,8 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
         notification.attempts += 1
         notification.save(update_fields=["status", "attempts"])
     message = OutgoingMessage(notification.pk, str(notification.to_number), notification.body, notification.channel)
-    result = get_backend().send(message)
-    return _record_send_result(notification, result)
+    backend = DrillBackend() if notification.is_drill else get_backend()
+    return _record_send_result(notification, backend.send(message))
 
 
 @transaction.atomic

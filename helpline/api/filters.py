@@ -34,6 +34,7 @@ class CaseFilter(django_filters.FilterSet):
     channel = django_filters.ChoiceFilter(choices=Channel.choices)
     assigned_to = django_filters.CharFilter(method="filter_assigned_to", help_text="A staff user id, or `me`.")
     escalated = django_filters.BooleanFilter(field_name="is_escalated")
+    drill = django_filters.BooleanFilter(field_name="is_drill", help_text="Rehearsal cases from `manage.py drill`.")
     overdue = django_filters.BooleanFilter(field_name="is_overdue", help_text="The acknowledgement deadline passed.")
     created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")

@@ -112,7 +112,10 @@ class StatsView(APIView):
             end = _moment(request, "created_before") or now
         except (ValueError, OverflowError, DjangoValidationError):
             return Response({"detail": "created_after and created_before must be ISO date-times."}, status=400)
-        cases = selectors.cases_visible_to(request.user).filter(created_at__gte=start, created_at__lt=end)
+        # Drill cases are rehearsals: they never count in the figures.
+        cases = selectors.cases_visible_to(request.user).filter(
+            created_at__gte=start, created_at__lt=end, is_drill=False
+        )
         total = cases.count()
 
         def counts(field: str) -> dict[str, int]:

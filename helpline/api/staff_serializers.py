@@ -29,6 +29,7 @@ class CaseListSerializer(serializers.ModelSerializer):
         fields = [
             "id", "reference", "channel", "status", "priority", "category", "language", "caller", "assigned_to",
             "created_at", "acknowledge_by", "acknowledged_at", "is_overdue", "is_escalated", "needs_callback",
+            "is_drill",
         ]  # fmt: skip
 
     def _number(self, case: Case) -> str:

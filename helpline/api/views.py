@@ -16,6 +16,7 @@ from helpline.api.serializers import (
     InquiryCreateSerializer,
     InquiryStatusSerializer,
 )
+from helpline.drill import is_drill_request
 from helpline.models import Case, Channel
 from helpline.throttles import InquiryRateThrottle, InquiryStatusRateThrottle
 
@@ -61,6 +62,7 @@ class InquiryCreateView(PublicAPIView):
             safe_to_call=safe.get("call"),
             safe_to_text=safe.get("text"),
             safe_contact_note=safe.get("note", ""),
+            is_drill=is_drill_request(request),
         )
         reference = intake.case.reference
         body = InquiryCreatedSerializer(

@@ -1,0 +1,118 @@
+"""A centre rehearses a surge: drill contacts are worked like real ones, never reach a phone or the figures."""
+import datetime as dt
+import json
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from helpline import services
+from helpline.drill import DRILL_HEADER, contact_figures, new_drill_marker
+from helpline.models import Case, CaseStatus
+from notifications import services as notifications
+from notifications.models import Notification
+from tests.factories import CaseFactory, ShiftFactory, StaffFactory
+from triage import services as triage
+
+pytestmark = pytest.mark.django_db
+
+
+def drill_sms(twilio, body: str, *, sid: str, marker: str | None = None, from_number: str = "+38769111222"):
+    params = {"MessageSid": sid, "AccountSid": "AC" + "0" * 32, "From": from_number, "To": "+38733000111",
+              "Body": body, "NumMedia": "0"}  # fmt: skip
+    from tests.conftest import sign
+
+    headers = {"HTTP_X_TWILIO_SIGNATURE": sign("/webhooks/twilio/sms/", params)}
+    if marker is not None:
+        headers["HTTP_" + DRILL_HEADER.upper().replace("-", "_")] = marker
+    from urllib.parse import urlencode
+
+    return twilio.client.post(
+        "/webhooks/twilio/sms/", data=urlencode(params), content_type="application/x-www-form-urlencoded", **headers
+    )
+
+
+def test_a_drill_contact_is_worked_but_its_notifications_never_reach_twilio(twilio, twilio_api):
+    worker = StaffFactory(phone="+38761200300")
+    ShiftFactory(staff=worker)
+
+    response = drill_sms(twilio, "Muž me tuče, upomoć", sid="SMdrill1", marker=new_drill_marker())
+    assert response.status_code == 200
+    case = Case.objects.get()
+    assert case.is_drill
+    triage.triage_case(case.pk)
+    for notification in Notification.objects.filter(status="queued"):
+        notifications.deliver(notification.pk)
+
+    case.refresh_from_db()
+    assert case.assigned_to == worker.user and case.priority == "critical"
+    sent = Notification.objects.filter(case=case)
+    assert sent.exists() and all(n.is_drill and n.status == "sent" for n in sent)
+    assert all(n.provider_sid.startswith("drill-") for n in sent)
+    assert twilio_api.messages == [] and twilio_api.calls == []
+
+
+def test_a_forged_drill_marker_is_ignored_and_the_contact_is_real(twilio):
+    drill_sms(twilio, "Pomozite", sid="SMforged", marker="cafe:not-the-signature")
+    assert Case.objects.get().is_drill is False
+
+
+def test_a_drill_contact_never_joins_a_real_open_case(twilio):
+    twilio.sms("Treba mi pomoć", sid="SMreal", from_number="+38769111222")
+    drill_sms(twilio, "Vježba", sid="SMdrill2", marker=new_drill_marker(), from_number="+38769111222")
+    assert sorted(Case.objects.values_list("is_drill", flat=True)) == [False, True]
+
+
+def test_drill_inquiries_are_not_throttled_per_address(client):
+    marker = new_drill_marker()
+    body = json.dumps({"message": "vježba", "safe_contact": {"text": False}})
+    headers = {"HTTP_" + DRILL_HEADER.upper().replace("-", "_"): marker}
+    codes = {client.post("/api/v1/inquiries/", body, content_type="application/json", **headers).status_code
+             for _ in range(15)}  # fmt: skip
+    assert codes == {201}  # the public limit is 10 a minute per address
+
+
+def test_drill_cases_are_left_out_of_the_figures(client):
+    supervisor = StaffFactory(role="supervisor").user
+    CaseFactory()
+    CaseFactory(is_drill=True)
+    token = Token.objects.create(user=supervisor)
+    stats = client.get("/api/v1/stats/", HTTP_AUTHORIZATION=f"Token {token.key}").json()
+    assert stats["cases"] == 1
+
+
+def test_ending_a_drill_resolves_its_open_cases_only():
+    started = timezone.now() - dt.timedelta(seconds=1)
+    real = CaseFactory()
+    drill = CaseFactory(is_drill=True)
+    assert services.end_drill(started) == 1
+    drill.refresh_from_db()
+    real.refresh_from_db()
+    assert (drill.status, real.status) == (CaseStatus.RESOLVED, CaseStatus.NEW)
+    assert drill.timeline.filter(details__reason="drill ended").exists()
+
+
+def test_contact_figures_count_lost_and_duplicated(twilio):
+    twilio.sms("Pomoć", sid="SMone")
+    figures = contact_figures(Case.objects.all(), sids=["SMone", "SMmissing"], references=["SOS-2026-99999"])
+    assert (figures["lost"], figures["duplicated"], figures["cases"]) == (2, 0, 1)
+
+
+def test_the_drill_command_refuses_a_nonsense_rate():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError):
+        call_command("drill", "--rate", "0")
+
+
+def test_the_drill_chart_is_a_png(tmp_path):
+    from helpline.loadgen import Sent
+    from helpline.management.commands.drill import draw_chart
+
+    started = timezone.now()
+    sent = [Sent("sms", 0.1, 12.0, 200, "SMx"), Sent("web", 0.2, 30.0, 429, "")]
+    figures = {"assign_all_at": [(started, 0.4)], "assign_critical_at": []}
+    draw_chart(tmp_path / "drill.png", sent, figures, started)
+    assert (tmp_path / "drill.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
