@@ -211,6 +211,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
         "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
+        # kombu polls the folder once a second by default, which limits each worker to about one task a second.
+        "polling_interval": 0.1,
     }
 else:
     # Intake must answer within a second even when the broker is gone: fail fast, the sweep recovers.
