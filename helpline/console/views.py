@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
@@ -39,6 +40,7 @@ from helpline.console.forms import (
 from helpline.console.middleware import LAST_ACTIVE_KEY, polling
 from helpline.models import CaseRead
 from helpline.services import CaseTransitionError
+from triage.models import Category
 
 # --- Logging in and out --------------------------------------------------------------------------------------
 
@@ -276,6 +278,15 @@ SEARCH_LABELS = {
 }  # fmt: skip
 
 
+def _label_search_form(form) -> None:
+    """The API's FilterSet, with labels in the page's language, no API-flavoured help, categories to pick from."""
+    for name, field in form.fields.items():
+        field.label = SEARCH_LABELS.get(name, field.label)
+        field.help_text = ""
+    if "category" in form.fields:
+        form.fields["category"].widget = forms.Select(choices=[("", "---------"), *Category.choices])
+
+
 @never_cache
 @require_GET
 @staff_page
@@ -284,8 +295,7 @@ def search(request: HttpRequest) -> HttpResponse:
     visible = case_selectors.with_urgency(case_selectors.cases_visible_to(request.user))
     visible = visible.select_related("caller", "assigned_to").order_by("-urgency", "-created_at", "pk")
     filterset = CaseFilter(request.GET or None, queryset=visible, request=request)
-    for name, label in SEARCH_LABELS.items():
-        filterset.form.fields[name].label = label
+    _label_search_form(filterset.form)
     is_valid = filterset.is_valid() if request.GET else True
     page = None
     if request.GET and is_valid:

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from helpline.models import CaseStatus, EventKind, Priority
+from notifications.models import DeliveryStatus
 from triage.models import Category
 
 register = template.Library()
@@ -26,6 +27,11 @@ def category_label(value: str) -> str:
 @register.filter
 def priority_label(value: str) -> str:
     return str(Priority(value).label) if value in Priority.values else _("not triaged yet")
+
+
+@register.filter
+def delivery_label(value: str) -> str:
+    return str(DeliveryStatus(value).label) if value in DeliveryStatus.values else value
 
 
 @register.filter

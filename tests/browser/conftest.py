@@ -1,0 +1,70 @@
+"""Playwright against Debian's Chromium (no browser download here) and pytest-django's live server."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--autoplay-policy=no-user-gesture-required",
+]  # fmt: skip
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread, which makes Django refuse ORM calls from the
+    # test itself; the test's own queries are synchronous, so the guard is lifted for these tests only.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page_for(browser, live_server):
+    """A fresh browser context (cookies of its own) per person, with CSP violations collected."""
+    contexts = []
+
+    def open_page(width: int = 1280, height: int = 900):
+        context = browser.new_context(viewport={"width": width, "height": height}, locale="bs-BA")
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        page.csp_errors = []
+        page.on("console", lambda message: "Content Security Policy" in message.text
+                and page.csp_errors.append(message.text))  # fmt: skip
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def fast_polling(settings):
+    settings.CONSOLE_POLL_SECONDS = 1
+    return settings
+
+
+def log_in(page, base_url: str, username: str) -> None:
+    page.goto(f"{base_url}/console/login/")
+    page.get_by_label("Korisničko ime").fill(username)
+    page.get_by_label("Lozinka").fill(PASSWORD)
+    page.get_by_role("button", name="Prijava").click()
+    page.wait_for_url(f"{base_url}/console/")
