@@ -177,3 +177,11 @@ def test_shipped_rules_reach_an_existing_installation_only_when_asked(db):
     assert "Oružje" in reset.updated
     rule.refresh_from_db()
     assert "pistolj" in rule.terms
+
+
+def test_the_quick_critical_check_on_the_request_path_agrees_with_full_triage():
+    from triage.evaluation.metrics import EVALUATION_SET, load_messages
+
+    for row in load_messages(EVALUATION_SET):
+        expected = "critical" if classify(row["text"]).priority == "critical" else "triage"
+        assert queue_for_text(row["text"]) == expected, row["text"]

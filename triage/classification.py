@@ -162,7 +162,13 @@ def _find_in_message(phrase: Phrase, parts: list[list[str]], can_be_negated: boo
     return None
 
 
-def find_matches(text: str, rules: Iterable[CompiledRule]) -> list[Match]:
+def reads_as_critical(text: str, critical_rules: Iterable[CompiledRule]) -> bool:
+    """Whether any of the given (critical) rules matches: the request path's cheap question, answered at the
+    first match, without the language, category and reasons that the worker's full classification adds."""
+    return bool(find_matches(text, critical_rules, first_only=True))
+
+
+def find_matches(text: str, rules: Iterable[CompiledRule], *, first_only: bool = False) -> list[Match]:
     parts = clauses(text)
     present = {word[:2] for words in parts for word in words}
     matches = []
@@ -178,6 +184,8 @@ def find_matches(text: str, rules: Iterable[CompiledRule]) -> list[Match]:
             )
             if found:
                 matches.append(Match(rule, tuple(word for words in found for word in words), len(alternative)))
+                if first_only:
+                    return matches
                 break
     return matches
 

@@ -30,6 +30,11 @@ def active_rules() -> list[CompiledRule]:
     return _compiled_cache["rules"]  # type: ignore[return-value]
 
 
+def critical_rules() -> list[CompiledRule]:
+    """The active critical rules, compiled (the same cache as active_rules)."""
+    return [rule for rule in active_rules() if rule.priority == "critical"]
+
+
 def on_duty(at: dt.datetime, *, role: str | None = None) -> QuerySet[StaffProfile]:
     """Active staff with a shift covering `at` and no absence covering it."""
     covering_shift = Shift.objects.filter(staff=OuterRef("pk"), starts_at__lte=at, ends_at__gt=at)

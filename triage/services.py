@@ -19,7 +19,7 @@ from helpline import services as case_services
 from helpline.dispatch import publish
 from helpline.models import PRIORITY_RANK, Case, CaseStatus, Channel, Direction, EventKind, Priority
 from triage import selectors
-from triage.classification import Classification, classify_text
+from triage.classification import Classification, classify_text, reads_as_critical
 from triage.models import StaffProfile, TriageRule
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def classify(text: str, channel: str | None = None) -> Classification:
 def queue_for_text(text: str) -> str:
     """The Celery queue for a new message: critical-sounding messages never wait behind a surge."""
     try:
-        return CRITICAL_QUEUE if text and classify(text).priority == Priority.CRITICAL else TRIAGE_QUEUE
+        return CRITICAL_QUEUE if text and reads_as_critical(text, selectors.critical_rules()) else TRIAGE_QUEUE
     except Exception:  # intake must never fail on triage; the worker classifies again anyway
         logger.exception("quick classification failed; using the triage queue")
         return TRIAGE_QUEUE
