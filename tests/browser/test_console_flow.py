@@ -104,11 +104,17 @@ def test_a_supervisor_sees_an_overdue_case_on_the_board_and_reassigns_it(page_fo
                           acknowledge_by=timezone.now() - dt.timedelta(minutes=4))  # fmt: skip
     expect(board).to_contain_text(overdue.reference)  # arrives by polling
     assert calm.reference not in board.inner_text()
-    page.get_by_label(f"Dodijeli {overdue.reference}").select_option(value=str(free.pk))
+    choice = page.get_by_label(f"Dodijeli {overdue.reference}")
+    choice.focus()
+    choice.select_option(value=str(free.pk))
+    page.wait_for_timeout(2500)  # two polls: the list must not be replaced under a choice being made
+    expect(choice).to_have_value(str(free.pk))
     page.locator(f"form:has(#reassign-{overdue.pk})").get_by_role("button", name="Dodijeli drugome").click()
     expect(page.locator(".flash")).to_contain_text("dodijeljen nekom drugom")
     overdue.refresh_from_db()
     assert overdue.assigned_to == free.user and overdue.acknowledge_by > timezone.now()
     assert page.url.endswith("/console/board/")
     expect(board).not_to_contain_text(overdue.reference)
+    page.get_by_role("button", name="EN").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Supervisor board")
     assert page.csp_errors == []

@@ -94,6 +94,14 @@
     alert.classList.add("flash-on");
     beep();
   }
+  // A poll must not replace a form control someone is using (a half-chosen reassignment would be lost). Links
+  // and buttons keep their focus across a swap through their stable ids (htmx refocuses by id).
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var active = document.activeElement;
+    if (active && event.detail.elt.contains(active) && active.matches("select, input, textarea")) {
+      event.preventDefault();
+    }
+  });
   document.addEventListener("DOMContentLoaded", function () { tick(); checkForNews(true); });
   document.addEventListener("htmx:afterSettle", function () { tick(); checkForNews(false); });
 })();
