@@ -28,7 +28,7 @@ def test_an_empty_queue_says_so(client):
     assert response.status_code == 200 and 'class="flash' in response.content.decode()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_workers_pressing_at_once_get_two_different_cases():
     first, second = StaffFactory(), StaffFactory()
     cases = [CaseFactory(status=CaseStatus.TRIAGED, priority="critical") for _ in range(2)]
@@ -39,7 +39,7 @@ def test_two_workers_pressing_at_once_get_two_different_cases():
     assert owners == {first.user.pk, second.user.pk}
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_when_one_case_waits_and_two_press_one_gets_it_and_the_other_nothing():
     first, second = StaffFactory(), StaffFactory()
     case = CaseFactory(status=CaseStatus.TRIAGED, priority="high")

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 import time
 
+import pytest
 import requests
 from django.utils import timezone
 from playwright.sync_api import expect
@@ -16,6 +17,9 @@ from tests.browser.conftest import PASSWORD, log_in
 from tests.conftest import sign
 from tests.factories import CaseFactory, ShiftFactory, StaffFactory
 from triage import services as triage_services
+
+# Restores the migrations' data (triage rules, escalation policies) that the live server's flush removes.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def staff_member(**fields):

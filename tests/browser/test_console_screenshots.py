@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 
+import pytest
 from django.utils import timezone
 
 from helpline import services as case_services
@@ -24,6 +25,9 @@ MESSAGES = [
     ("+38761555004", "Kako da se prijavim za dječiji doplatak?"),
     ("+38761555005", "Ne mogu više, hoću da se ubijem"),
 ]
+
+# Restores the migrations' data (triage rules, escalation policies) that the live server's flush removes.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def a_busy_evening() -> dict:
