@@ -54,7 +54,9 @@ class Stack:
                     "--workers", "2", "--threads", "8", "--timeout", "30"],
             "critical-worker": [str(BIN / "celery"), "--app", "helpline", "worker", "--queues", "critical",
                                 "--hostname", "critical@%h", "--concurrency", "1", "--loglevel", "WARNING"],
-            "worker": [str(BIN / "celery"), "--app", "helpline", "worker", "--queues",
+            # The general worker yields the CPU to intake and the critical worker (nice 10), as in the Procfile:
+            # under a surge, answering the citizen and critical cases come first; the rest drains after.
+            "worker": ["nice", "-n", "10", str(BIN / "celery"), "--app", "helpline", "worker", "--queues",
                        "critical,triage,notifications,default", "--hostname", "worker@%h", "--concurrency", "3",
                        "--loglevel", "WARNING"],
             "beat": [str(BIN / "celery"), "--app", "helpline", "beat", "--loglevel", "WARNING",

@@ -329,10 +329,26 @@ def normalise_phone(raw: str | None) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+# One statement instead of get_or_create's four (select, savepoint, insert, release); a concurrent first contact
+# from the same number simply finds the row. `inserted` is true when this statement created the caller.
+_UPSERT_CALLER_SQL = (
+    "INSERT INTO helpline_caller (phone, name, has_opted_out, created_at) VALUES (%s, '', false, %s) "
+    "ON CONFLICT (phone) DO UPDATE SET phone = EXCLUDED.phone "
+    "RETURNING id, phone, name, has_opted_out, created_at, (xmax = 0) AS inserted"
+)
+
+
 def _caller_for(phone_e164: str | None) -> Caller | None:
+    """The caller with this number, created if new. On PostgreSQL the caller carries `is_new`: a caller created
+    just now can have no open case, so the intake skips looking for one."""
     if phone_e164 is None:
         return None
-    caller, _ = Caller.objects.get_or_create(phone=phone_e164)
+    if connection.vendor == "postgresql":
+        caller = next(iter(Caller.objects.raw(_UPSERT_CALLER_SQL, [phone_e164, timezone.now()])))
+        caller.is_new = caller.inserted
+        return caller
+    caller, created = Caller.objects.get_or_create(phone=phone_e164)
+    caller.is_new = created
     return caller
 
 
@@ -358,7 +374,7 @@ def _create_case(*, channel: str, caller: Caller | None, text: str = "", **field
 
 def _open_or_create_case(*, channel: str, caller: Caller | None, text: str, is_drill: bool) -> tuple[Case, bool]:
     """The caller's open case, locked, or a new one. Anonymous contacts always get a new case."""
-    if caller is not None:
+    if caller is not None and not getattr(caller, "is_new", False):
         existing = selectors.open_case_for_caller(caller, lock=True, is_drill=is_drill)
         if existing is not None:
             return existing, False

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 
@@ -30,9 +31,20 @@ def active_rules() -> list[CompiledRule]:
     return _compiled_cache["rules"]  # type: ignore[return-value]
 
 
+_critical_cache: dict[str, object] = {"checked_at": 0.0, "rules": [], "source": None}
+CRITICAL_RULES_RECHECK_SECONDS = 5.0
+
+
 def critical_rules() -> list[CompiledRule]:
-    """The active critical rules, compiled (the same cache as active_rules)."""
-    return [rule for rule in active_rules() if rule.priority == "critical"]
+    """The active critical rules, for the request path's choice of queue. Rechecked for changes at most every
+    5 seconds, sparing each intake a query: a rule edited a moment ago only decides the queue, and the worker's
+    full triage (which always rechecks) sets the priority."""
+    now = time.monotonic()
+    stale = now - _critical_cache["checked_at"] > CRITICAL_RULES_RECHECK_SECONDS  # type: ignore[operator]
+    if stale or _critical_cache["source"] is not _compiled_cache["rules"]:  # recompiled in this process meanwhile
+        _critical_cache["rules"] = [rule for rule in active_rules() if rule.priority == "critical"]
+        _critical_cache["source"], _critical_cache["checked_at"] = _compiled_cache["rules"], now
+    return _critical_cache["rules"]  # type: ignore[return-value]
 
 
 def on_duty(at: dt.datetime, *, role: str | None = None) -> QuerySet[StaffProfile]:
