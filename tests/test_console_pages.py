@@ -224,3 +224,42 @@ def test_every_page_sends_a_strict_content_security_policy(client, people, cases
         assert response["X-Frame-Options"] == "DENY"
         page = response.content.decode()
         assert " style=" not in page and "onclick" not in page and "<script>" not in page
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/console/roster/?week=9999-12-31",
+        "/console/roster/?week=0001-01-01",
+        "/console/roster/?week=next",
+        "/console/cases/99999999999999999999999/",
+        "/console/cases/99999999999999999999999/conversation/",
+        "/console/search/?created_after=9999-12-31T23:59:59-14:00&page=x",
+        "/console/search/?assigned_to=%00&status=nope&ordering=evil",
+        "/console/search/?priority=critical&page=99999",
+    ],
+)
+def test_odd_addresses_never_break_a_page(client, people, cases, url):
+    response = signed_in(client, people["supervisor"]).get(url)
+    assert response.status_code in (200, 400, 404)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"day": "9999-12-31", "starts": "22:00", "ends": "06:00"},
+        {"day": "0001-01-01", "starts": "00:30", "ends": "06:00"},
+        {"day": "2026-11-24", "starts": "25:00", "ends": "06:00"},
+        {"day": "2026-11-24", "starts": "08:00", "ends": "08:00"},
+    ],
+)
+def test_impossible_shifts_are_field_errors(client, people, data):
+    response = signed_in(client, people["supervisor"]).post("/console/roster/shifts/",
+                                                            {"staff": people["worker"].pk, **data})  # fmt: skip
+    assert response.status_code == 400 and not Shift.objects.exists()
+
+
+def test_a_posted_action_on_a_case_out_of_range_is_not_found(client, people):
+    response = signed_in(client, people["supervisor"]).post("/console/cases/99999999999999999999999/note/",
+                                                            {"text": "x"})  # fmt: skip
+    assert response.status_code == 404

@@ -92,6 +92,12 @@ class ShiftForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["staff"].queryset = active_staff()
 
+    def clean_day(self) -> dt.date:
+        day = self.cleaned_data["day"]
+        if not is_plannable(day):
+            raise forms.ValidationError(_("Choose a day from a year ago to two years ahead."))
+        return day
+
     @classmethod
     def initial_for(cls, shift) -> dict:
         starts, ends = shift.starts_at.astimezone(LOCAL), shift.ends_at.astimezone(LOCAL)
@@ -108,10 +114,18 @@ class ShiftForm(forms.Form):
         return data
 
 
+def is_plannable(day: dt.date, today: dt.date | None = None) -> bool:
+    """A roster covers a year back and two years ahead; further is a typing mistake (and past what dates hold)."""
+    today = today or dt.date.today()
+    return today - dt.timedelta(days=366) <= day <= today + dt.timedelta(days=2 * 366)
+
+
 def parse_week(value: str | None, today: dt.date) -> dt.date:
-    """The Monday of the week a ?week=YYYY-MM-DD names; this week for anything unreadable."""
+    """The Monday of the week a ?week=YYYY-MM-DD names; this week for anything unreadable or out of range."""
     try:
         day = dt.date.fromisoformat(value) if value else today
     except ValueError:
+        day = today
+    if not is_plannable(day, today):
         day = today
     return day - dt.timedelta(days=day.weekday())
