@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from helpline.language import detect_language, detect_script
 from helpline.models import PRIORITY_RANK
@@ -115,8 +116,14 @@ def word_matches(pattern: str, token: str) -> bool:
         return True
     # People type fast in a crisis: one slip in a longer word still counts ("tabelte", "ubitii", "samoubsitvo").
     if len(pattern) >= MIN_TYPO_LENGTH and len(token) >= len(pattern) - 1:
-        return any(_within_one_edit(pattern, token[:n]) for n in (len(pattern) - 1, len(pattern), len(pattern) + 1))
+        return _is_slip_of(pattern, token)
     return False
+
+
+@lru_cache(maxsize=100_000)
+def _is_slip_of(pattern: str, token: str) -> bool:
+    # Cached: the same words meet the same patterns message after message, and this is the engine's costliest step.
+    return any(_within_one_edit(pattern, token[:n]) for n in (len(pattern) - 1, len(pattern), len(pattern) + 1))
 
 
 def _is_negated(words: list[str], start: int) -> bool:
