@@ -68,3 +68,12 @@ def log_in(page, base_url: str, username: str) -> None:
     page.get_by_label("Lozinka").fill(PASSWORD)
     page.get_by_role("button", name="Prijava").click()
     page.wait_for_url(f"{base_url}/console/")
+
+
+@pytest.fixture(autouse=True)
+def triage_rules(live_server):
+    """The shipped triage rules, as a fresh installation has them. serialized_rollback restores them too, but
+    not when another test module ran first in the session (the connection then lacks the serialized copy)."""
+    from triage.services import install_default_rules
+
+    install_default_rules()

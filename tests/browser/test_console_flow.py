@@ -119,6 +119,6 @@ def test_a_supervisor_sees_an_overdue_case_on_the_board_and_reassigns_it(page_fo
     assert overdue.assigned_to == free.user and overdue.acknowledge_by > timezone.now()
     assert page.url.endswith("/console/board/")
     expect(board).not_to_contain_text(overdue.reference)
-    page.get_by_role("button", name="EN").click()
+    page.get_by_role("button", name="English").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Supervisor board")
     assert page.csp_errors == []
