@@ -92,6 +92,36 @@ class Stack:
                 peaks[label] = hwm / 1024
         return peaks
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time used so far by each part of the system: our processes (with their children), PostgreSQL,
+        Redis, and this script (the load generator and the Twilio stub)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        used: dict[str, float] = Counter()
+        parents: dict[int, int] = {}
+        times: dict[int, float] = {}
+        names: dict[int, str] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue
+            pid = int(text.split(" ", 1)[0])
+            name, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+            parents[pid], times[pid], names[pid] = int(rest[1]), (int(rest[11]) + int(rest[12])) / ticks, name
+        owner = {process.pid: name for name, process in self.processes.items()}
+        for pid, seconds in times.items():
+            ancestor = pid
+            while ancestor in parents and ancestor not in owner and ancestor > 1:
+                ancestor = parents[ancestor]
+            if ancestor in owner:
+                used[owner[ancestor]] += seconds
+            elif names[pid].startswith("postgres"):
+                used["postgresql"] += seconds
+            elif names[pid].startswith("redis"):
+                used["redis"] += seconds
+        used["load generator + Twilio stub"] = time.process_time()
+        return dict(used)
+
     def stop(self) -> None:
         for process in self.processes.values():
             process.terminate()
@@ -200,9 +230,9 @@ def main() -> None:
 
             since = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
             print(f"\nopen loop: {args.rate:.0f} contacts/s for {args.seconds:.0f} s ...")
-            started = time.perf_counter()
+            started, cpu_at_start = time.perf_counter(), stack.cpu_seconds()
             sent = open_loop(client, contacts, args.rate, args.seconds)
-            sending_took = time.perf_counter() - started
+            sending_took, cpu_while_sending = time.perf_counter() - started, stack.cpu_seconds()
             keys = {
                 "sids": [s.key for s in sent if s.kind in ("sms", "voice") and s.key and s.status == 200],
                 "refs": [s.key for s in sent if s.kind == "web" and s.key],
@@ -219,10 +249,13 @@ def main() -> None:
                     break
                 time.sleep(2)
             drained_in = time.perf_counter() - drain_started
+            cpu_at_end = stack.cpu_seconds()
             memory = stack.peak_memory_mb()
             ceiling = closed_loop_rate(client, bare, 10)
             intake_rate = closed_loop_rate(client, intake, 10)
             print_report(args, sent, sending_took, report, drained_in, memory, ceiling, intake_rate, stub)
+            print_cpu("CPU while sending", cpu_at_start, cpu_while_sending, sending_took)
+            print_cpu("CPU while draining", cpu_while_sending, cpu_at_end, drained_in)
         finally:
             stack.stop()
 
@@ -256,6 +289,15 @@ def print_report(args, sent, sending_took, report, drained_in, memory, ceiling, 
     print("peak memory (MB): " + ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(memory.items())))
     print(f"ceiling (bare DRF insert, 32 senders): {ceiling:.0f}/s; intake mix the same way: {intake_rate:.0f}/s "
           f"= {intake_rate / ceiling:.2f} of the ceiling")  # fmt: skip
+
+
+def print_cpu(title: str, before: dict[str, float], after: dict[str, float], wall_seconds: float) -> None:
+    """Where the CPU went: seconds per part, and as a share of both cores over the period."""
+    cores = os.cpu_count() or 1
+    used = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+    parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(used.items(), key=lambda kv: -kv[1]))
+    busy = sum(used.values()) / (cores * wall_seconds)
+    print(f"{title} ({wall_seconds:.0f} s, {cores} cores, {busy:.0%} busy): {parts}")
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ class Caller(models.Model):
 
 
 class CaseReferenceSequence(models.Model):
-    """The last reference number handed out in a year; a row lock makes the numbers gap-free and unique."""
+    """The last reference number handed out in a year, where no PostgreSQL sequence serves (SQLite; after 2125)."""
 
     year = models.PositiveIntegerField(primary_key=True)
     last_number = models.PositiveIntegerField(default=0)

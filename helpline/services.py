@@ -296,16 +296,22 @@ _NEXT_REFERENCE_SQL = (
     "ON CONFLICT (year) DO UPDATE SET last_number = helpline_casereferencesequence.last_number + 1 "
     "RETURNING last_number"
 )
+# Years with a PostgreSQL sequence of their own (migration 0006).
+SEQUENCE_YEARS = range(2025, 2126)
 
 
 def next_case_reference() -> str:
-    """SOS-2026-00042: the year (local time) and a per-year sequence. Must run inside a transaction.
+    """SOS-2026-00042: the year (local time) and a per-year number. Must run inside a transaction.
 
-    The UPDATE takes a row lock on the year's counter until commit, so two intakes never get the same number.
+    On PostgreSQL the number comes from the year's sequence: no lock, so concurrent intakes never wait for each
+    other; a rolled-back intake leaves a gap. Elsewhere a counter row, locked until commit, gives the number.
     """
     year = timezone.localdate().year
-    if connection.vendor == "postgresql":
-        # One round trip instead of three on the hottest row of the intake path.
+    if connection.vendor == "postgresql" and year in SEQUENCE_YEARS:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT nextval('helpline_case_reference_{year:d}')")  # an int, never input
+            number = cursor.fetchone()[0]
+    elif connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(_NEXT_REFERENCE_SQL, [year])
             number = cursor.fetchone()[0]

@@ -231,11 +231,13 @@ def test_retried_sms_does_not_ring_triage_again(twilio, queues, django_capture_o
     assert queues.size("triage") == 1
 
 
-def test_case_references_are_numbered_per_year_without_gaps(twilio):
+def test_case_references_are_numbered_in_order_within_the_year(twilio):
     for n in range(3):
         twilio.sms("Pomoć", sid=f"SM16{n}", from_number=f"+3876100000{n}")
-    numbers = sorted(int(ref.rsplit("-", 1)[1]) for ref in Case.objects.values_list("reference", flat=True))
-    assert numbers == [1, 2, 3]
+    references = list(Case.objects.order_by("pk").values_list("reference", flat=True))
+    numbers = [int(reference.rsplit("-", 1)[1]) for reference in references]
+    # Consecutive here; on PostgreSQL an intake that rolls back leaves a gap (the sequence takes no lock).
+    assert numbers == [numbers[0], numbers[0] + 1, numbers[0] + 2]
 
 
 def test_existing_case_factory_and_intake_share_the_sequence(twilio):
