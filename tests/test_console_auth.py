@@ -105,3 +105,15 @@ def test_the_login_page_says_why_the_session_ended(client, worker, settings):
         traveller.shift(dt.timedelta(minutes=settings.CONSOLE_IDLE_MINUTES + 1))
         response = client.get("/console/", follow=True)
     assert response.status_code == 200 and 'class="notice"' in response.content.decode()
+
+
+def test_typing_a_long_reply_keeps_the_session_alive(client, worker, settings):
+    """The page reports key presses now and then (POST still-here); that counts as activity, polling does not."""
+    settings.CONSOLE_IDLE_MINUTES = 30
+    with time_machine.travel(dt.datetime(2026, 11, 24, 22, 0, tzinfo=dt.UTC), tick=False) as traveller:
+        client.post("/console/login/", {"username": worker.username, "password": PASSWORD})
+        for _ in range(3):
+            traveller.shift(dt.timedelta(minutes=20))
+            client.get("/console/queue/live/", HTTP_HX_REQUEST="true")
+            assert client.post("/console/still-here/").status_code == 204
+        assert client.get("/console/").status_code == 200

@@ -23,32 +23,47 @@ class LoginForm(AuthenticationForm):
     )
 
 
-class ReasonForm(forms.Form):
+class CaseForm(forms.Form):
+    """The case page holds several forms; each gets its own element ids, so every label points at its field."""
+
+    id_prefix = "case"
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("auto_id", f"{self.id_prefix}_%s")
+        super().__init__(*args, **kwargs)
+
+
+class ReasonForm(CaseForm):
+    id_prefix = "reason"
     reason = forms.CharField(label=_("Reason (optional)"), max_length=1000, required=False)
 
 
-class ResolveForm(forms.Form):
+class ResolveForm(CaseForm):
+    id_prefix = "resolve"
     outcome = forms.CharField(
         label=_("Outcome"), max_length=1000, help_text=_("What was done, in a sentence or two."),
         widget=forms.Textarea(attrs={"rows": 2}),
     )  # fmt: skip
 
 
-class ReplyForm(forms.Form):
+class ReplyForm(CaseForm):
+    id_prefix = "reply"
     text = forms.CharField(
         label=_("Reply to the person"), max_length=1600, widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("Sent through the case's channel; an SMS only where it is safe and allowed."),
     )  # fmt: skip
 
 
-class NoteForm(forms.Form):
+class NoteForm(CaseForm):
+    id_prefix = "note"
     text = forms.CharField(
         label=_("Internal note"), max_length=5000, widget=forms.Textarea(attrs={"rows": 2}),
         help_text=_("Staff only; the person never sees it."),
     )  # fmt: skip
 
 
-class ReclassifyForm(forms.Form):
+class ReclassifyForm(CaseForm):
+    id_prefix = "reclassify"
     priority = forms.ChoiceField(label=_("Priority"), choices=Priority.choices)
     category = forms.ChoiceField(label=_("Category"), choices=Category.choices)
     reason = forms.CharField(
@@ -68,7 +83,8 @@ class StaffChoiceField(forms.ModelChoiceField):
         return str(profile)
 
 
-class ReassignForm(forms.Form):
+class ReassignForm(CaseForm):
+    id_prefix = "reassign"
     staff = StaffChoiceField(label=_("Give the case to"), queryset=StaffProfile.objects.none())
 
     def __init__(self, *args, **kwargs) -> None:

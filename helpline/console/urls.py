@@ -10,6 +10,7 @@ urlpatterns = [
     path("queue/take-next/", views.take_next, name="take-next"),
     path("login/", views.login_page, name="login"),
     path("logout/", views.logout_page, name="logout"),
+    path("still-here/", views.still_here, name="still-here"),
     path("cases/<int:pk>/", views.case_page, name="case"),
     path("cases/<int:pk>/conversation/", views.conversation_live, name="conversation-live"),
     path("cases/<int:pk>/voicemail/<int:message_id>/", views.voicemail, name="voicemail"),

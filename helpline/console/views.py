@@ -87,6 +87,14 @@ def logout_page(request: HttpRequest) -> HttpResponse:
     return redirect("console:login")
 
 
+@require_POST
+@staff_page
+def still_here(request: HttpRequest) -> HttpResponse:
+    """The page saw the person type or click (writing a long reply makes no request): the session stays alive.
+    Not marked as polling, so the idle-session middleware counts it; the page sends it only after real input."""
+    return HttpResponse(status=204)
+
+
 # --- My queue ------------------------------------------------------------------------------------------------
 
 

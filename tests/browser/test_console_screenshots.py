@@ -59,6 +59,15 @@ def shoot(page, name: str, width: int) -> None:
     page.wait_for_load_state("networkidle")
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width}px"
+    unlabelled = page.evaluate("""Array.from(document.querySelectorAll(
+        'input:not([type=hidden]), select, textarea, button'))
+        .filter(el => el.labels ? (el.labels.length === 0 && !el.getAttribute('aria-label')
+                                   && !(el.tagName === 'BUTTON' && el.textContent.trim())) : false)
+        .map(el => el.outerHTML.slice(0, 80))""")
+    assert unlabelled == [], f"{name}: form controls without a label: {unlabelled}"
+    assert page.locator("main").count() == 1 and page.locator("h1").count() == 1, name
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip-link", f"{name}: Tab does not reach the skip link"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
 

@@ -102,6 +102,22 @@
       event.preventDefault();
     }
   });
+  // --- Typing is activity --------------------------------------------------------------------------------
+  // The session ends after a spell without requests from the person; someone writing a long reply makes none,
+  // so the page says "still here" now and then, but only after real key presses or clicks (never by itself).
+  var lastInput = 0;
+  var lastSaid = Date.now();
+  ["keydown", "pointerdown", "input"].forEach(function (name) {
+    document.addEventListener(name, function () { lastInput = Date.now(); }, { capture: true, passive: true });
+  });
+  setInterval(function () {
+    var url = document.body.dataset.stillHere;
+    if (!url || lastInput <= lastSaid || Date.now() - lastSaid < 4 * 60 * 1000) { return; }
+    lastSaid = Date.now();
+    var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
+    fetch(url, { method: "POST", headers: headers, credentials: "same-origin" });
+  }, 30 * 1000);
+
   document.addEventListener("DOMContentLoaded", function () { tick(); checkForNews(true); });
   document.addEventListener("htmx:afterSettle", function () { tick(); checkForNews(false); });
 })();
