@@ -122,3 +122,12 @@ def test_a_supervisor_sees_an_overdue_case_on_the_board_and_reassigns_it(page_fo
     page.get_by_role("button", name="English").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Supervisor board")
     assert page.csp_errors == []
+
+
+def test_an_idle_queue_page_goes_back_to_the_login_page_by_itself(page_for, live_server, fast_polling):
+    staff_member(user__username="amra")
+    page = page_for()
+    log_in(page, live_server.url, "amra")
+    fast_polling.CONSOLE_IDLE_MINUTES = 0  # any second without a click is too long
+    page.wait_for_url(re.compile(r"/console/login/"), timeout=10000)  # the next poll is told to leave
+    expect(page.locator(".notice")).to_contain_text("bez aktivnosti")

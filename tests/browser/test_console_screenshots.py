@@ -72,7 +72,7 @@ def shoot(page, name: str, width: int) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
 
 
-def test_every_page_fits_a_phone_and_a_desk(page_for, live_server):
+def test_every_page_fits_a_phone_and_a_desk(page_for, live_server, queues):
     scene = a_busy_evening()
     base = live_server.url
     for width in (360, 1280):
