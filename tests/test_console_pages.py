@@ -263,3 +263,10 @@ def test_a_posted_action_on_a_case_out_of_range_is_not_found(client, people):
     response = signed_in(client, people["supervisor"]).post("/console/cases/99999999999999999999999/note/",
                                                             {"text": "x"})  # fmt: skip
     assert response.status_code == 404
+
+
+def test_the_roster_shows_a_supervisor_the_weeks_gaps(client, people):
+    ShiftFactory(staff=people["worker"])
+    page = signed_in(client, people["supervisor"]).get("/console/roster/").content.decode()
+    gaps = page.split('id="gaps-title"')[1].split("</section>")[0]
+    assert "nema dežurnog supervizora" in gaps and "nema dežurnog" in gaps

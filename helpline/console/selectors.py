@@ -17,7 +17,7 @@ from helpline import selectors as case_selectors
 from helpline.figures import percentile
 from helpline.models import OPEN_STATUSES, Case, EventKind, Message, TimelineEvent
 from triage.models import Shift, StaffProfile
-from triage.roster import LOCAL, local_moment
+from triage.roster import LOCAL, Gap, local_moment, roster_gaps
 from triage.selectors import on_duty, with_open_case_counts
 
 
@@ -158,3 +158,8 @@ def roster_week(monday: dt.date) -> list[RosterDay]:
     for shift in shifts.order_by("starts_at", "pk"):
         days[shift.starts_at.astimezone(LOCAL).date()].append(shift)
     return [RosterDay(day, shifts) for day, shifts in days.items()]
+
+
+def week_gaps(monday: dt.date) -> list[Gap]:
+    """Stretches of the week with no worker, no supervisor, or someone on duty without a phone."""
+    return roster_gaps(local_moment(monday, dt.time(0)), local_moment(monday + dt.timedelta(days=7), dt.time(0)))

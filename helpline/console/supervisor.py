@@ -71,6 +71,7 @@ def _roster_context(request: HttpRequest, monday: dt.date, form: ShiftForm) -> d
         "next_week": _week_url(monday + dt.timedelta(days=7)),
         "today": timezone.now().astimezone(LOCAL).date(),
         "may_edit": is_supervisor(request.user),
+        "gaps": selectors.week_gaps(monday) if is_supervisor(request.user) else [],
         "form": form,
     }
 
