@@ -270,3 +270,10 @@ def test_the_roster_shows_a_supervisor_the_weeks_gaps(client, people):
     page = signed_in(client, people["supervisor"]).get("/console/roster/").content.decode()
     gaps = page.split('id="gaps-title"')[1].split("</section>")[0]
     assert "nema dežurnog supervizora" in gaps and "nema dežurnog" in gaps
+
+
+def test_a_drill_case_is_marked_as_one(client, people):
+    drill = CaseFactory(status=CaseStatus.TRIAGED, priority="critical", is_drill=True)
+    page = signed_in(client, people["worker"]).get("/console/").content.decode()
+    row = page.split(drill.reference)[1].split("</li>")[0]
+    assert 'class="badge drill"' in row
