@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from helpline import services as case_services
 from helpline.models import Case, CaseStatus
@@ -94,6 +95,10 @@ def test_every_page_fits_a_phone_and_a_desk(page_for, live_server, queues):
         shoot(supervisor, "roster", width)
         supervisor.goto(f"{base}/console/search/?priority=critical&priority=high")
         shoot(supervisor, "search", width)
+        supervisor.get_by_role("button", name="English").click()
+        expect(supervisor.get_by_role("heading", level=1)).to_have_text("Search cases")
+        supervisor.goto(f"{base}/console/cases/{scene['case'].pk}/")
+        shoot(supervisor, "case-en", width)
         for page in (anonymous, worker, supervisor):
             assert page.csp_errors == []
     DOCS.mkdir(parents=True, exist_ok=True)
