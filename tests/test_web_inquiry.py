@@ -217,3 +217,11 @@ def test_the_citizen_can_write_again_from_the_status_page(client):
     )
     assert page.status_code == 200
     assert case.messages.count() == 2
+
+
+def test_no_other_site_learns_where_a_person_came_from_yet_forms_still_post(client):
+    # "no-referrer" would make Chromium send "Origin: null" on the form's POST, which CSRF refuses (see the
+    # browser test); "same-origin" keeps the referrer on our own pages only.
+    response = client.get("/inquiry/")
+    assert response["Referrer-Policy"] == "same-origin"
+    assert '<meta name="referrer" content="same-origin">' in response.content.decode()

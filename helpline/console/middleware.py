@@ -36,12 +36,7 @@ class IdleSessionMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
-        if request.path.startswith(reverse("console:queue")):
-            # The site's "no-referrer" makes Chrome send `Origin: null` with every form POST, which Django's
-            # CSRF check rejects; "same-origin" still tells no other site where the page was.
-            response["Referrer-Policy"] = "same-origin"
-        return response
+        return self.get_response(request)
 
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
         user = getattr(request, "user", None)

@@ -48,7 +48,7 @@ class Command(BaseCommand):
         created = generate_upcoming_shifts()
         self.stdout.write(
             self.style.SUCCESS(
-                f"Demo staff created ({created} shifts). Log in at /admin/ as 'supervisor' (or amra, dario, jelena) "
+                f"Demo staff created ({created} shifts). Log in at /console/ as 'supervisor' (or amra, dario, jelena) "
                 f"with password {password}"
             )
         )
