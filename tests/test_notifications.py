@@ -341,8 +341,11 @@ def test_every_task_names_its_queue():
     assert ours
     routes = django_settings.CELERY_TASK_ROUTES
     assert [name for name in ours if name not in routes] == []
-    escalation_and_sending = {routes[n]["queue"] for n in ours if n.startswith("notifications.")}
-    assert escalation_and_sending == {"notifications"}
+    sending = {routes[n]["queue"] for n in ours if n.startswith("notifications.") and "escalation" not in n}
+    assert sending == {"notifications"}
+    # The escalation tick never waits behind a backlog of notifications.
+    assert routes["notifications.tasks.run_escalations"]["queue"] == "critical"
+    assert django_settings.CELERY_BEAT_SCHEDULE["run-escalations"]["options"]["expires"] <= 5
 
 
 def test_the_gap_report_goes_to_every_supervisor_once_a_day(clock):
