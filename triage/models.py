@@ -40,7 +40,8 @@ class TriageRule(models.Model):
         _("terms"),
         help_text=_(
             "One phrase per line, lower case, no diacritics. Each word matches the beginning of a word; "
-            "start a word with = to match it whole; words of a phrase may have up to two words between them."
+            "start a word with = to match it whole; words of a phrase may have up to two words between them. "
+            "'a|b' matches either; 'a + b' needs both anywhere in the message; 'a & b' needs both in one sentence."
         ),
     )
     can_be_negated = models.BooleanField(
