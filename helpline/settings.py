@@ -225,7 +225,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "inte
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True  # a worker that dies mid-task leaves the message for another worker
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# On Redis a worker takes one message at a time, so a long task never holds others back. The filesystem broker
+# runs Celery's blocking loop, which fetches again only after a 2 s wait once its prefetch is used up: there a
+# worker takes up to 16 at a time (a crash loses them either way with that broker; the sweeps re-send them).
+CELERY_WORKER_PREFETCH_MULTIPLIER = 16 if CELERY_BROKER_URL.startswith("filesystem://") else 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Every task names its queue (a test checks): a surge on one never starves another.
 CELERY_TASK_ROUTES = {
