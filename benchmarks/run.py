@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from helpline.figures import percentile  # noqa: E402
-from helpline.loadgen import Client, Contacts, closed_loop_rate, open_loop  # noqa: E402
+from helpline.cases.figures import percentile  # noqa: E402
+from helpline.drill.traffic import Client, Contacts, closed_loop_rate, open_loop  # noqa: E402
 from tests.twilio_stub import TwilioStub  # noqa: E402 - the same local Twilio stand-in the tests use
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -50,15 +50,15 @@ class Stack:
 
     def start(self, log_dir: Path) -> None:
         commands = {
-            "web": [str(BIN / "gunicorn"), "helpline.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
+            "web": [str(BIN / "gunicorn"), "helpline.project.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
                     "--workers", "2", "--threads", "8", "--timeout", "30"],
-            "critical-worker": [str(BIN / "celery"), "--app", "helpline", "worker", "--queues", "critical",
+            "critical-worker": [str(BIN / "celery"), "--app", "helpline", "worker", "--queues", "critical,escalation",
                                 "--hostname", "critical@%h", "--concurrency", "1", "--loglevel", "WARNING"],
             # The general worker yields the CPU to intake and the critical worker (nice 10), as in the Procfile:
             # under a surge, answering the citizen and critical cases come first; the rest drains after.
             "worker": ["nice", "-n", "10", str(BIN / "celery"), "--app", "helpline", "worker", "--queues",
-                       "critical,triage,notifications,default", "--hostname", "worker@%h", "--concurrency", "3",
-                       "--loglevel", "WARNING"],
+                       "critical,escalation,triage,notifications,retries,default", "--hostname", "worker@%h",
+                       "--concurrency", "3", "--loglevel", "WARNING"],
             "beat": [str(BIN / "celery"), "--app", "helpline", "beat", "--loglevel", "WARNING",
                      "--schedule", str(log_dir / "beat-schedule")],
         }  # fmt: skip
@@ -134,8 +134,8 @@ class Stack:
 
 DB_REPORT = r"""
 import json, sys
-from helpline.drill import contact_figures
-from helpline.models import Case
+from helpline.drill.marker import contact_figures
+from helpline.cases.models import Case
 keys = json.load(open(sys.argv[-1]))
 cases = Case.objects.filter(created_at__gte=keys["since"])
 figures = contact_figures(cases, sids=keys["sids"], references=keys["refs"])
@@ -200,7 +200,8 @@ def main() -> None:
             "ALLOWED_HOSTS": "127.0.0.1,localhost", "PUBLIC_BASE_URL": f"http://127.0.0.1:{args.port}",
             "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "TWILIO_PHONE_NUMBER": "+38733000111", "SMS_BACKEND": "twilio", "TWILIO_API_BASE_URL": stub.url,
-            "SMS_PER_SECOND": "100000", "INQUIRY_THROTTLE_RATE": "100000000/minute", "BENCHMARK_ENDPOINTS": "true",
+            "SMS_PER_SECOND": "100000", "INQUIRY_THROTTLE_RATE": "100000000/minute",
+            "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
             "LOG_LEVEL": "WARNING", "CONN_MAX_AGE": "60",
         }  # fmt: skip
         print(f"database {args.database_url}, broker {args.redis}/13; logs in {log_dir}")

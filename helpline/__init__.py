@@ -1,4 +1,4 @@
 """The helpline project: settings, Celery app, the case domain and the intake channels."""
-from helpline.celery import app as celery_app
+from helpline.project.celery import app as celery_app
 
 __all__ = ["celery_app"]

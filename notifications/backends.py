@@ -17,7 +17,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from helpline.models import mask_phone
+from helpline.cases.models import mask_phone
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
 
-from helpline.models import Case, Priority
+from helpline.cases.models import Case, Priority
 
 
 class NotificationChannel(models.TextChoices):
@@ -72,6 +72,9 @@ class Notification(models.Model):
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     is_drill = models.BooleanField(default=False, editable=False)
+    # The one-time code a staff notification carries: an SMS "OK <code>" from its recipient acknowledges the case.
+    ack_code = models.CharField(_("acknowledgement code"), max_length=8, blank=True, editable=False)
+    ack_code_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     # A reply to a citizen is also a message on the case; its delivery status is kept there too.
     message = models.ForeignKey(
         "helpline.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications"
@@ -106,7 +109,8 @@ class StepAction(models.TextChoices):
     REMIND_ASSIGNEE = "remind_assignee", _("Remind the assigned worker")
     REASSIGN = "reassign", _("Give the case to the next worker on duty")
     NOTIFY_SUPERVISOR_ON_DUTY = "notify_supervisor_on_duty", _("Notify the supervisor on duty")
-    NOTIFY_ALL_SUPERVISORS = "notify_all_supervisors", _("Notify all supervisors and mark the case escalated")
+    NOTIFY_ALL_SUPERVISORS = "notify_all_supervisors", _("Notify all supervisors")
+    NOTIFY_FALLBACK_CONTACTS = "notify_fallback_contacts", _("Call the centre's fallback numbers (head of centre)")
 
 
 class EscalationPolicy(models.Model):
@@ -114,6 +118,11 @@ class EscalationPolicy(models.Model):
 
     priority = models.CharField(_("priority"), max_length=10, choices=Priority.choices, unique=True)
     acknowledge_within_minutes = models.PositiveIntegerField(_("acknowledge within (minutes)"))
+    repeat_from_step = models.PositiveIntegerField(
+        _("repeat from step"), null=True, blank=True,
+        help_text=_("After the last step the ladder starts again here, and repeats until someone takes the case. "
+                    "Empty: the last step repeats."),
+    )  # fmt: skip
 
     class Meta:
         verbose_name = _("escalation policy")

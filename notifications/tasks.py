@@ -1,12 +1,12 @@
 """Notification and escalation tasks: doorbells over the database, each safe to run twice."""
 from celery import shared_task
 
-from notifications import services
+from notifications import ladder, outbox
 
 
 @shared_task(acks_late=True)
 def send_notification(notification_id: int) -> None:
-    outcome = services.deliver(notification_id)
+    outcome = outbox.deliver(notification_id)
     if outcome is not None and outcome.retry_in is not None:
         # A short countdown only: the due time is on the row, and the relay finds it if this message is lost.
         send_notification.apply_async((notification_id,), countdown=min(outcome.retry_in, 300), queue=outcome.queue)
@@ -14,14 +14,14 @@ def send_notification(notification_id: int) -> None:
 
 @shared_task
 def relay_notifications() -> None:
-    services.relay_queued()
+    outbox.relay_queued()
 
 
 @shared_task
 def run_escalations() -> None:
-    services.run_due_escalations()
+    ladder.run_due_escalations()
 
 
 @shared_task
 def send_roster_gap_report() -> None:
-    services.send_roster_gap_report()
+    outbox.send_roster_gap_report()

@@ -5,7 +5,8 @@ from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext
 
-from helpline.models import Case, Priority
+from helpline.cases.models import Case, Priority
+from triage.models import Category
 
 
 def _in_staff_language(render) -> str:
@@ -13,37 +14,60 @@ def _in_staff_language(render) -> str:
         return render()
 
 
-def _facts(case: Case) -> dict[str, str]:
-    from triage.models import Category
-
+def _facts(case: Case, code: str = "") -> dict[str, str]:
     priority = str(Priority(case.priority).label).lower() if case.priority in Priority.values else "-"
     category = str(Category(case.category).label).lower() if case.category in Category.values else "-"
-    return {"reference": case.reference, "priority": priority, "category": category, "helpline": settings.HELPLINE_NAME}
+    return {
+        "reference": case.reference, "priority": priority, "category": category, "helpline": settings.HELPLINE_NAME,
+        "code": code or "",
+    }  # fmt: skip
 
 
-def assignment(case: Case) -> str:
+# Every message about a case carries the one-time code that alone can acknowledge it by SMS ("OK 4821").
+def assignment(case: Case, code: str = "") -> str:
     return _in_staff_language(
         lambda: gettext(
-            "%(helpline)s: case %(reference)s is yours (%(priority)s, %(category)s). Reply OK %(reference)s to take it."
+            "%(helpline)s: case %(reference)s is yours (%(priority)s, %(category)s). Reply OK %(code)s to take it."
         )
-        % _facts(case)
+        % _facts(case, code)
     )
 
 
-def reminder(case: Case) -> str:
+def reminder(case: Case, code: str = "") -> str:
     return _in_staff_language(
-        lambda: gettext("%(helpline)s reminder: case %(reference)s (%(priority)s) is waiting. Reply OK %(reference)s.")
-        % _facts(case)
+        lambda: gettext("%(helpline)s reminder: case %(reference)s (%(priority)s) is waiting. Reply OK %(code)s.")
+        % _facts(case, code)
     )
 
 
-def escalation(case: Case) -> str:
+def escalation(case: Case, code: str = "") -> str:
     return _in_staff_language(
         lambda: gettext(
             "%(helpline)s ESCALATION: case %(reference)s (%(priority)s, %(category)s) has not been taken in time. "
-            "Reply OK %(reference)s to take it."
+            "Reply OK %(code)s to take it."
         )
-        % _facts(case)
+        % _facts(case, code)
+    )
+
+
+def use_the_code() -> str:
+    return _in_staff_language(
+        lambda: gettext("Not taken: reply OK with the 4-digit code from the message you received, or take the case "
+                        "in the console.")
+    )
+
+
+def code_not_recognised() -> str:
+    return _in_staff_language(
+        lambda: gettext("Not taken: that code was not sent to this phone. Use the code from your message, or the "
+                        "console.")
+    )
+
+
+def code_already_used(case: Case) -> str:
+    return _in_staff_language(
+        lambda: gettext("Case %(reference)s is no longer waiting: that code cannot be used again.")
+        % {"reference": case.reference}
     )
 
 
@@ -56,7 +80,9 @@ def staff_call(case: Case) -> str:
 
 def command_help() -> str:
     return _in_staff_language(
-        lambda: gettext("%(helpline)s: reply OK to take your newest case, or OK SOS-2026-00042 for a given one.")
+        lambda: gettext(
+            "%(helpline)s: reply OK to take the most urgent case sent to you, or OK and the code from its message."
+        )
         % {"helpline": settings.HELPLINE_NAME}
     )
 

@@ -7,7 +7,7 @@ import pytest
 from django.core.cache import cache
 from twilio.request_validator import RequestValidator
 
-from helpline.celery import app as celery_app
+from helpline.project.celery import app as celery_app
 
 PUBLIC_BASE_URL = "https://sos.example.test"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"

@@ -5,8 +5,8 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from helpline.models import Caller, Case, Channel, Direction, Message
-from helpline.services import next_case_reference
+from helpline.cases.intake import next_case_reference
+from helpline.cases.models import Caller, Case, Channel, Direction, Message
 
 
 class UserFactory(factory.django.DjangoModelFactory):

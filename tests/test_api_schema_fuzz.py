@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from helpline.wsgi import application
+from helpline.project.wsgi import application
 from tests.factories import CaseFactory, MessageFactory, StaffFactory
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", application)

@@ -6,11 +6,11 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from helpline import services as case_services
-from helpline.models import Case, CaseStatus, EventKind
+from helpline.cases import services as case_services
+from helpline.cases.models import Case, CaseStatus, EventKind
+from helpline.casework import actions
 from tests.concurrency import run_at_once
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
-from triage import services
 
 pytestmark = pytest.mark.django_db
 requires_postgres = pytest.mark.skipif(
@@ -31,7 +31,7 @@ def case_saying(text: str, **fields) -> Case:
 def test_triage_records_priority_category_and_reasons_on_the_timeline():
     on_duty_worker()
     case = case_saying("Muž me tuče, djeca plaču")
-    services.triage_case(case.pk)
+    actions.do_triage_case(case.pk)
     case.refresh_from_db()
     assert (case.priority, case.category, case.status) == ("critical", "domestic_violence", CaseStatus.ASSIGNED)
     triaged = case.timeline.get(kind=EventKind.TRIAGED)
@@ -42,7 +42,7 @@ def test_the_case_goes_to_a_worker_who_speaks_the_language():
     on_duty_worker(languages=["bs"])
     english_speaker = on_duty_worker(languages=["bs", "en"])
     case = case_saying("Please help, my father hits me", language="en")
-    services.triage_case(case.pk)
+    actions.do_triage_case(case.pk)
     case.refresh_from_db()
     assert case.assigned_to == english_speaker.user
 
@@ -51,7 +51,7 @@ def test_a_worker_trained_for_the_category_is_preferred():
     on_duty_worker(skills=["material_need"])
     specialist = on_duty_worker(skills=["suicide_self_harm"])
     case = case_saying("popila sam sve tablete")
-    services.triage_case(case.pk)
+    actions.do_triage_case(case.pk)
     assert Case.objects.get(pk=case.pk).assigned_to == specialist.user
 
 
@@ -61,7 +61,7 @@ def test_the_worker_with_fewest_open_cases_then_idle_longest_gets_it():
     free.last_assigned_at = timezone.now()
     free.save()
     case = case_saying("treba nam pomoć oko ogrjeva")
-    services.triage_case(case.pk)
+    actions.do_triage_case(case.pk)
     assert Case.objects.get(pk=case.pk).assigned_to == also_free.user
 
 
@@ -70,7 +70,7 @@ def test_a_full_worker_gets_no_normal_case_but_the_supervisor_does():
     CaseFactory(assigned_to=full.user, status=CaseStatus.ASSIGNED)
     supervisor = on_duty_worker(role="supervisor")
     case = case_saying("treba nam pomoć oko ogrjeva")
-    services.triage_case(case.pk)
+    actions.do_triage_case(case.pk)
     case.refresh_from_db()
     assert case.assigned_to == supervisor.user
     assert "supervisor" in case.timeline.get(kind=EventKind.ASSIGNED).details["explanation"]
@@ -81,7 +81,7 @@ def test_a_critical_case_goes_over_the_maximum_rather_than_wait():
     CaseFactory(assigned_to=full.user, status=CaseStatus.ASSIGNED)
     on_duty_worker(role="supervisor")
     case = case_saying("ubit će me, ima nož")
-    services.triage_case(case.pk)
+    actions.do_triage_case(case.pk)
     case.refresh_from_db()
     assert case.assigned_to == full.user
     assert "over the worker's maximum" in case.timeline.get(kind=EventKind.ASSIGNED).details["explanation"]
@@ -89,7 +89,7 @@ def test_a_critical_case_goes_over_the_maximum_rather_than_wait():
 
 def test_nobody_on_duty_leaves_the_case_unassigned_and_due_for_escalation_now():
     case = case_saying("ubit će me")
-    services.triage_case(case.pk)
+    actions.do_triage_case(case.pk)
     case.refresh_from_db()
     assert case.assigned_to is None and case.status == CaseStatus.TRIAGED
     assert case.escalation_due_at is not None and case.escalation_due_at <= timezone.now()
@@ -99,7 +99,7 @@ def test_nobody_on_duty_leaves_the_case_unassigned_and_due_for_escalation_now():
 def test_someone_off_shift_is_not_given_cases():
     StaffFactory()  # exists, but no shift now
     case = case_saying("treba nam pomoć")
-    services.triage_case(case.pk)
+    actions.do_triage_case(case.pk)
     assert Case.objects.get(pk=case.pk).assigned_to is None
 
 
@@ -107,8 +107,8 @@ def test_triage_twice_gives_one_classification_and_one_assignment():
     on_duty_worker()
     on_duty_worker()
     case = case_saying("popila sam sve tablete")
-    services.triage_case(case.pk)
-    services.triage_case(case.pk)
+    actions.do_triage_case(case.pk)
+    actions.do_triage_case(case.pk)
     assert case.timeline.filter(kind=EventKind.TRIAGED).count() == 1
     assert case.timeline.filter(kind=EventKind.ASSIGNED).count() == 1
 
@@ -116,9 +116,9 @@ def test_triage_twice_gives_one_classification_and_one_assignment():
 def test_a_calmer_follow_up_never_lowers_the_priority():
     on_duty_worker()
     case = case_saying("ubit će me")
-    services.triage_case(case.pk)
+    actions.do_triage_case(case.pk)
     MessageFactory(case=case, body="Sve je u redu sad, hvala.")
-    services.triage_case(case.pk)
+    actions.do_triage_case(case.pk)
     case.refresh_from_db()
     assert case.priority == "critical"
     assert case.timeline.filter(kind=EventKind.TRIAGED).count() == 2
@@ -126,9 +126,9 @@ def test_a_calmer_follow_up_never_lowers_the_priority():
 
 def test_a_repeat_contact_within_24_hours_is_linked_and_keeps_the_higher_priority():
     first = case_saying("Muž me tuče", status=CaseStatus.RESOLVED)
-    services.triage_case(first.pk)
+    actions.do_triage_case(first.pk)
     second = case_saying("koje je radno vrijeme", caller=first.caller)
-    services.triage_case(second.pk)
+    actions.do_triage_case(second.pk)
     second.refresh_from_db()
     assert list(second.linked_cases.all()) == [first]
     assert second.priority == "critical"
@@ -139,7 +139,7 @@ def test_a_contact_after_more_than_24_hours_is_not_linked():
     first = case_saying("Muž me tuče", status=CaseStatus.RESOLVED)
     Case.objects.filter(pk=first.pk).update(created_at=timezone.now() - dt.timedelta(hours=30))
     second = case_saying("koje je radno vrijeme", caller=first.caller)
-    services.triage_case(second.pk)
+    actions.do_triage_case(second.pk)
     second.refresh_from_db()
     assert not second.linked_cases.exists() and second.priority == "low"
 
@@ -147,7 +147,7 @@ def test_a_contact_after_more_than_24_hours_is_not_linked():
 def test_staff_can_override_priority_and_category_with_a_reason():
     worker = on_duty_worker()
     case = case_saying("koje je radno vrijeme")
-    services.triage_case(case.pk)
+    actions.do_triage_case(case.pk)
     case_services.reclassify_case(
         case, priority="high", category="child_protection", reason="dijete samo", by=worker.user
     )
@@ -163,25 +163,25 @@ def test_the_sweep_rings_again_for_cases_never_triaged(queues):
     stale = case_saying("popila sam sve tablete")
     fresh = case_saying("treba mi pomoć")
     Case.objects.filter(pk=stale.pk).update(created_at=timezone.now() - dt.timedelta(minutes=2))
-    assert services.sweep_untriaged() == 1
+    assert actions.sweep_untriaged() == 1
     assert queues.size("critical") == 1 and queues.size("triage") == 0
-    assert services.sweep_untriaged() == 0  # not again at once: the message may just be waiting in a long queue
+    assert actions.sweep_untriaged() == 0  # not again at once: the message may just be waiting in a long queue
     Case.objects.filter(pk=stale.pk).update(triage_requested_at=timezone.now() - dt.timedelta(minutes=1))
-    assert services.sweep_untriaged() == 0  # a re-sent case waits five minutes before the next copy
+    assert actions.sweep_untriaged() == 0  # a re-sent case waits five minutes before the next copy
     Case.objects.filter(pk=stale.pk).update(triage_requested_at=timezone.now() - dt.timedelta(minutes=6))
-    assert services.sweep_untriaged() == 1
+    assert actions.sweep_untriaged() == 1
     fresh.refresh_from_db()
     assert fresh.status == CaseStatus.NEW
 
 
 def test_a_case_waiting_for_someone_on_duty_is_assigned_when_they_come(queues):
     case = case_saying("treba mi pomoć")
-    services.triage_case(case.pk)
+    actions.do_triage_case(case.pk)
     assert Case.objects.get(pk=case.pk).assigned_to is None
     worker = on_duty_worker()
     Case.objects.filter(pk=case.pk).update(triage_requested_at=timezone.now() - dt.timedelta(minutes=5))
-    assert services.sweep_untriaged() == 1
-    services.triage_case(case.pk)  # what the worker does with the swept message
+    assert actions.sweep_untriaged() == 1
+    actions.do_triage_case(case.pk)  # what the worker does with the swept message
     assert Case.objects.get(pk=case.pk).assigned_to == worker.user
 
 
@@ -191,7 +191,7 @@ def test_two_workers_triaging_the_same_case_at_once_assign_it_once():
     on_duty_worker()
     on_duty_worker()
     case = case_saying("popila sam sve tablete")
-    _, errors = run_at_once(services.triage_case, [(case.pk,)] * 4)
+    _, errors = run_at_once(actions.do_triage_case, [(case.pk,)] * 4)
     assert errors == []
     assert case.timeline.filter(kind=EventKind.TRIAGED).count() == 1
     assert case.timeline.filter(kind=EventKind.ASSIGNED).count() == 1
@@ -203,7 +203,7 @@ def test_concurrent_assignments_never_push_a_worker_over_the_maximum():
     workers = [on_duty_worker(max_open_cases=2) for _ in range(2)]
     on_duty_worker(role="supervisor")
     cases = [case_saying("treba nam pomoć oko ogrjeva") for _ in range(6)]
-    _, errors = run_at_once(services.triage_case, [(case.pk,) for case in cases])
+    _, errors = run_at_once(actions.do_triage_case, [(case.pk,) for case in cases])
     assert errors == []
     for worker in workers:
         assert Case.objects.filter(assigned_to=worker.user).count() == 2

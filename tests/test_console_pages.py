@@ -4,10 +4,10 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from helpline.models import Case, CaseRead, CaseStatus, Direction, EventKind
+from helpline.cases.models import Case, CaseRead, CaseStatus, Direction, EventKind
+from helpline.roster.models import Shift
 from notifications.models import Notification
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory, UserFactory
-from triage.models import Shift
 
 pytestmark = pytest.mark.django_db
 

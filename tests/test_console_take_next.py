@@ -2,8 +2,8 @@
 import pytest
 from django.conf import settings as django_settings
 
-from helpline.console import services
-from helpline.models import Case, CaseStatus, EventKind
+from helpline.cases.models import Case, CaseStatus, EventKind
+from helpline.casework import actions
 from tests.concurrency import run_at_once
 from tests.factories import CaseFactory, StaffFactory
 
@@ -39,7 +39,7 @@ def test_an_empty_queue_says_so(client):
 def test_two_workers_pressing_at_once_get_two_different_cases():
     first, second = StaffFactory(), StaffFactory()
     cases = [CaseFactory(status=CaseStatus.TRIAGED, priority="critical") for _ in range(2)]
-    results, errors = run_at_once(services.take_next_case, [(first.user,), (second.user,)])
+    results, errors = run_at_once(actions.do_take_next, [(first.user,), (second.user,)])
     assert errors == []
     assert sorted(case.pk for case in results) == sorted(case.pk for case in cases)
     owners = set(Case.objects.values_list("assigned_to", flat=True))
@@ -51,7 +51,7 @@ def test_two_workers_pressing_at_once_get_two_different_cases():
 def test_when_one_case_waits_and_two_press_one_gets_it_and_the_other_nothing():
     first, second = StaffFactory(), StaffFactory()
     case = CaseFactory(status=CaseStatus.TRIAGED, priority="high")
-    results, errors = run_at_once(services.take_next_case, [(first.user,), (second.user,)])
+    results, errors = run_at_once(actions.do_take_next, [(first.user,), (second.user,)])
     assert errors == []
     assert sorted(results, key=lambda r: r is None)[0].pk == case.pk and None in results
     assert case.timeline.filter(kind=EventKind.ASSIGNED).count() == 1

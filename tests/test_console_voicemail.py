@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from helpline.models import CaseStatus, Channel
+from helpline.cases.models import CaseStatus, Channel
 from tests.factories import CaseFactory, MessageFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db

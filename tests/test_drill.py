@@ -7,13 +7,13 @@ from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from helpline import services
-from helpline.drill import DRILL_HEADER, contact_figures, new_drill_marker
-from helpline.models import Case, CaseStatus
-from notifications import services as notifications
+from helpline.cases import services
+from helpline.cases.models import Case, CaseStatus
+from helpline.casework import actions
+from helpline.drill.marker import DRILL_HEADER, contact_figures, new_drill_marker
+from notifications import outbox
 from notifications.models import Notification
 from tests.factories import CaseFactory, ShiftFactory, StaffFactory
-from triage import services as triage
 
 pytestmark = pytest.mark.django_db
 
@@ -41,9 +41,9 @@ def test_a_drill_contact_is_worked_but_its_notifications_never_reach_twilio(twil
     assert response.status_code == 200
     case = Case.objects.get()
     assert case.is_drill
-    triage.triage_case(case.pk)
+    actions.do_triage_case(case.pk)
     for notification in Notification.objects.filter(status="queued"):
-        notifications.deliver(notification.pk)
+        outbox.deliver(notification.pk)
 
     case.refresh_from_db()
     assert case.assigned_to == worker.user and case.priority == "critical"
@@ -107,8 +107,8 @@ def test_the_drill_command_refuses_a_nonsense_rate():
 
 
 def test_the_drill_chart_is_a_png(tmp_path):
-    from helpline.loadgen import Sent
-    from helpline.management.commands.drill import draw_chart
+    from helpline.drill.management.commands.drill import draw_chart
+    from helpline.drill.traffic import Sent
 
     started = timezone.now()
     sent = [Sent("sms", 0.1, 12.0, 200, "SMx"), Sent("web", 0.2, 30.0, 429, "")]

@@ -2,7 +2,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpline.language import cyrillic_to_latin, detect_language, detect_script, latin_to_cyrillic
+from helpline.cases.language import cyrillic_to_latin, detect_language, detect_script, latin_to_cyrillic
 
 SERBIAN_LATIN = "abcčćddžđefghijklljmnnjoprsštuvzž "
 

@@ -7,13 +7,12 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from helpline.celery import app as celery_app
-from helpline.models import Case, CaseStatus, EventKind
-from notifications import services
+from helpline.cases.models import Case, CaseStatus, EventKind
+from helpline.casework import actions
+from notifications import acknowledgement, ladder, outbox
 from notifications.models import DeliveryStatus, Notification, NotificationKind
 from tests.concurrency import run_at_once
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
-from triage import services as triage
 
 pytestmark = pytest.mark.django_db
 requires_postgres = pytest.mark.skipif(
@@ -31,14 +30,14 @@ def on_duty(**profile):
 def assigned_case(text="treba nam pomoć oko ogrjeva", **fields):
     case = CaseFactory(**fields)
     MessageFactory(case=case, body=text)
-    triage.triage_case(case.pk)
+    actions.do_triage_case(case.pk)
     case.refresh_from_db()
     return case
 
 
 def send_all_queued():
     for notification_id in Notification.objects.filter(status="queued").values_list("pk", flat=True):
-        services.deliver(notification_id)
+        outbox.deliver(notification_id)
 
 
 @pytest.fixture
@@ -77,14 +76,14 @@ def test_a_server_error_is_retried_with_backoff_then_succeeds(clock, twilio_api)
     twilio_api.error(500, 20500, "Internal Server Error")
     notification = Notification.objects.get()
 
-    first = services.deliver(notification.pk)
+    first = outbox.deliver(notification.pk)
     notification.refresh_from_db()
     assert first.status == "queued" and 4 <= first.retry_in <= 6
     assert notification.last_error_code == "20500" and notification.attempts == 1
-    assert services.deliver(notification.pk) is None  # not due yet: no second try early
+    assert outbox.deliver(notification.pk) is None  # not due yet: no second try early
 
     clock.shift(dt.timedelta(seconds=7))
-    assert services.deliver(notification.pk).status == "sent"
+    assert outbox.deliver(notification.pk).status == "sent"
     notification.refresh_from_db()
     assert notification.attempts == 2 and len(twilio_api.messages) == 2
     assert list(notification.delivery_attempts.values_list("result", flat=True)) == ["retry", "sent"]
@@ -94,11 +93,11 @@ def test_an_invalid_number_fails_at_once_and_the_ladder_goes_on(clock, twilio_ap
     on_duty()
     case = assigned_case()
     twilio_api.error(400, 21211, "The 'To' number is not a valid phone number.")
-    assert services.deliver(Notification.objects.get().pk).status == "failed"
+    assert outbox.deliver(Notification.objects.get().pk).status == "failed"
     assert len(twilio_api.messages) == 1
 
     clock.shift(dt.timedelta(minutes=16))
-    assert services.run_due_escalations() == 1
+    assert ladder.run_due_escalations() == 1
     case.refresh_from_db()
     assert case.escalation_step == 1
 
@@ -143,7 +142,7 @@ def test_acknowledging_by_api_stops_the_ladder_and_cancels_reminders(clock, clie
     assert case.escalation_due_at is None and case.acknowledged_at == START
     assert Notification.objects.get().status == DeliveryStatus.CANCELLED
     clock.shift(dt.timedelta(hours=2))
-    assert services.run_due_escalations() == 0
+    assert ladder.run_due_escalations() == 0
     assert case.timeline.get(kind=EventKind.ACKNOWLEDGED).details["via"] == "API"
 
 
@@ -161,11 +160,13 @@ def test_acknowledging_needs_a_login(client):
     assert client.post(f"/api/v1/cases/{case.pk}/acknowledge/").status_code in (401, 403)
 
 
-@pytest.mark.parametrize("reply", ["OK", "ok {reference}", "1", "Ok, {reference}"])
+@pytest.mark.parametrize("reply", ["OK", "ok {code}", "1", "Ok, {code}", "ДА {code}"])
 def test_acknowledging_by_sms_reply_from_the_workers_phone(clock, twilio, reply):
     worker = on_duty(phone="+38761200300")
     case = assigned_case()
-    response = twilio.sms(reply.format(reference=case.reference), sid="SMack", from_number="+38761200300")
+    code = Notification.objects.get(recipient=worker.user).ack_code
+    assert len(code) == 4 and code in Notification.objects.get().body
+    response = twilio.sms(reply.format(code=code), sid="SMack", from_number="+38761200300")
 
     assert response.status_code == 200 and case.reference in response.content.decode()
     case.refresh_from_db()
@@ -176,7 +177,7 @@ def test_acknowledging_by_sms_reply_from_the_workers_phone(clock, twilio, reply)
 def test_an_unknown_staff_command_gets_a_short_help_reply(clock, twilio):
     on_duty(phone="+38761200300")
     response = twilio.sms("what now?", sid="SMhelp", from_number="+38761200300")
-    assert "OK SOS-2026-00042" in response.content.decode()
+    assert "OK" in response.content.decode()
     assert not Case.objects.exists()
 
 
@@ -200,7 +201,7 @@ def test_a_busy_worker_phone_is_called_once_more_before_the_ladder_moves(clock, 
     call.refresh_from_db()
     assert call.status == DeliveryStatus.QUEUED and call.next_attempt_at == START + dt.timedelta(seconds=60)
     clock.shift(dt.timedelta(seconds=61))
-    services.deliver(call.pk)
+    outbox.deliver(call.pk)
     call.refresh_from_db()
     twilio.post("/webhooks/twilio/voice/staff-call/status/", {"CallSid": call.provider_sid, "CallStatus": "busy"})
     call.refresh_from_db()
@@ -217,24 +218,23 @@ def test_the_full_ladder_with_its_timings_for_a_critical_case(clock, twilio_api)
 
     def step_at(minutes_after_start: float) -> Case:
         clock.move_to(START + dt.timedelta(minutes=minutes_after_start))
-        services.run_due_escalations()
+        ladder.run_due_escalations()
         case.refresh_from_db()
         return case
 
-    assert step_at(1.9).escalation_step == 0  # not yet due
-    assert step_at(2).escalation_step == 1  # reminder to the assignee
+    assert step_at(1.9).escalation_step == 0 and not case.is_escalated  # not yet due
+    assert step_at(2).escalation_step == 1 and case.is_escalated  # reminder; escalated from the first step on
     assert Notification.objects.filter(kind=NotificationKind.REMINDER, recipient=first.user).count() == 2  # SMS+call
     assert step_at(3).escalation_step == 2  # reassigned to the next worker on duty
     assert case.assigned_to == second.user
-    assert step_at(5).escalation_step == 3  # the supervisor on duty
-    assert Notification.objects.filter(kind=NotificationKind.ESCALATION, recipient=supervisor.user).exists()
-    assert not case.is_escalated
-    assert step_at(7).escalation_step == 4  # all supervisors, and the case is marked escalated
-    assert case.is_escalated and case.escalation_due_at is None
+    assert step_at(5).escalation_step == 3  # the supervisor on duty, called too for a critical case
+    assert Notification.objects.filter(kind=NotificationKind.ESCALATION, recipient=supervisor.user).count() == 2
+    assert step_at(7).escalation_step == 4  # all supervisors
     assert Notification.objects.filter(kind=NotificationKind.ESCALATION, recipient=off_duty_supervisor.user).exists()
+    assert case.escalation_due_at == START + dt.timedelta(minutes=12)  # the ladder never goes quiet
     steps = case.timeline.filter(kind=EventKind.ESCALATED).order_by("id")
     assert [e.details["action"] for e in steps] == [
-        "remind_assignee", "reassign", "notify_supervisor_on_duty", "notify_all_supervisors", "notify_all_supervisors",
+        "remind_assignee", "reassign", "notify_supervisor_on_duty", "notify_all_supervisors",
     ]  # fmt: skip
     assert all(e.details.get("lateness_seconds") in (None, 0.0) for e in steps)
 
@@ -244,10 +244,10 @@ def test_acknowledgement_in_the_middle_of_the_ladder_stops_it_at_once(clock):
     on_duty(phone="+38761200302")
     case = assigned_case("ubit će me, ima nož")
     clock.move_to(START + dt.timedelta(minutes=2))
-    services.run_due_escalations()
-    services.acknowledge_case(case, by=worker.user, via="API")
+    ladder.run_due_escalations()
+    acknowledgement.acknowledge_case(case, by=worker.user, via="API")
     clock.move_to(START + dt.timedelta(minutes=30))
-    assert services.run_due_escalations() == 0
+    assert ladder.run_due_escalations() == 0
     assert Notification.objects.filter(status="queued").count() == 0
 
 
@@ -255,8 +255,8 @@ def test_a_case_nobody_on_duty_can_take_goes_straight_to_the_supervisors(clock):
     supervisor = StaffFactory(role="supervisor", phone="+38761200309")  # not on duty
     case = CaseFactory()
     MessageFactory(case=case, body="treba nam pomoć")
-    triage.triage_case(case.pk)
-    assert services.run_due_escalations() == 1
+    actions.do_triage_case(case.pk)
+    assert ladder.run_due_escalations() == 1
     case.refresh_from_db()
     assert case.is_escalated
     assert Notification.objects.get(kind=NotificationKind.ESCALATION).recipient == supervisor.user
@@ -266,18 +266,18 @@ def test_a_reminder_for_a_case_taken_meanwhile_is_not_sent(clock, twilio_api):
     worker = on_duty()
     case = assigned_case()
     Case.objects.filter(pk=case.pk).update(status=CaseStatus.ACKNOWLEDGED)  # taken by another path
-    services.deliver(Notification.objects.get(recipient=worker.user).pk)
+    outbox.deliver(Notification.objects.get(recipient=worker.user).pk)
     assert twilio_api.messages == []
     assert Notification.objects.get().status == DeliveryStatus.CANCELLED
 
 
 def test_a_reply_to_a_citizen_who_said_sms_is_unsafe_is_never_sent(clock, twilio_api):
     case = CaseFactory(safe_to_text=False)
-    notification = services.queue_notification(
+    notification = outbox.queue_notification(
         key="reply:1", to_number="+38761999000", body="Zovemo vas sutra.", kind=NotificationKind.CITIZEN_REPLY,
         case=case,
     )  # fmt: skip
-    services.deliver(notification.pk)
+    outbox.deliver(notification.pk)
     notification.refresh_from_db()
     assert notification.status == DeliveryStatus.CANCELLED and "not safe" in notification.last_error
     assert twilio_api.messages == []
@@ -285,8 +285,8 @@ def test_a_reply_to_a_citizen_who_said_sms_is_unsafe_is_never_sent(clock, twilio
 
 def test_the_same_notification_key_is_written_once(clock):
     case = CaseFactory()
-    first = services.queue_notification(key="k", to_number="+38761999000", body="x", kind="reminder", case=case)
-    second = services.queue_notification(key="k", to_number="+38761999000", body="x", kind="reminder", case=case)
+    first = outbox.queue_notification(key="k", to_number="+38761999000", body="x", kind="reminder", case=case)
+    second = outbox.queue_notification(key="k", to_number="+38761999000", body="x", kind="reminder", case=case)
     assert first is not None and second is None
     assert Notification.objects.count() == 1
 
@@ -295,8 +295,8 @@ def test_sending_keeps_to_the_numbers_rate(clock, twilio_api, settings):
     settings.SMS_PER_SECOND = 1
     case = CaseFactory()
     for n in range(2):
-        services.queue_notification(key=f"r{n}", to_number="+38761999000", body="x", kind="reminder", case=case)
-    outcomes = [services.deliver(pk) for pk in Notification.objects.order_by("pk").values_list("pk", flat=True)]
+        outbox.queue_notification(key=f"r{n}", to_number="+38761999000", body="x", kind="reminder", case=case)
+    outcomes = [outbox.deliver(pk) for pk in Notification.objects.order_by("pk").values_list("pk", flat=True)]
     assert outcomes[0].status == "sent" and outcomes[1].retry_in == 1
     assert outcomes[1].queue == "notifications"
     assert len(twilio_api.messages) == 1
@@ -307,7 +307,7 @@ def test_a_retry_about_a_critical_case_stays_on_the_critical_queue(clock, twilio
     assigned_case("ubit će me, ima nož")
     twilio_api.error(503, 20503, "Service Unavailable")
     sms = Notification.objects.get(channel="sms")
-    outcome = services.deliver(sms.pk)
+    outcome = outbox.deliver(sms.pk)
     assert (outcome.status, outcome.queue) == ("queued", "critical")
 
 
@@ -316,43 +316,30 @@ def test_a_notification_written_while_the_broker_is_down_stays_queued_for_the_re
 ):
     case = CaseFactory()
     with django_capture_on_commit_callbacks(execute=True):
-        services.queue_notification(key="outage", to_number="+38761999000", body="x", kind="reminder", case=case)
+        outbox.queue_notification(key="outage", to_number="+38761999000", body="x", kind="reminder", case=case)
     notification = Notification.objects.get()
     assert notification.status == DeliveryStatus.QUEUED  # the doorbell was lost, the row was not
 
 
 def test_the_relay_rings_again_for_queued_notifications_and_sending_happens_once(clock, twilio_api, queues):
     case = CaseFactory()
-    notification = services.queue_notification(
+    notification = outbox.queue_notification(
         key="lost", to_number="+38761999000", body="x", kind="reminder", case=case
     )
-    assert services.relay_queued() == 0  # too fresh: the task may still be on its way
+    assert outbox.relay_queued() == 0  # too fresh: the task may still be on its way
     clock.shift(dt.timedelta(seconds=11))
-    assert services.relay_queued() == 1
+    assert outbox.relay_queued() == 1
     assert queues.size("notifications") == 1
-    services.deliver(notification.pk)
-    services.deliver(notification.pk)  # the original doorbell arrives late
+    outbox.deliver(notification.pk)
+    outbox.deliver(notification.pk)  # the original doorbell arrives late
     assert len(twilio_api.messages) == 1
-
-
-def test_every_task_names_its_queue():
-    celery_app.autodiscover_tasks(["helpline", "triage", "notifications"], force=True)
-    ours = [name for name in celery_app.tasks if name.split(".")[0] in ("helpline", "triage", "notifications")]
-    assert ours
-    routes = django_settings.CELERY_TASK_ROUTES
-    assert [name for name in ours if name not in routes] == []
-    sending = {routes[n]["queue"] for n in ours if n.startswith("notifications.") and "escalation" not in n}
-    assert sending == {"notifications"}
-    # The escalation tick never waits behind a backlog of notifications.
-    assert routes["notifications.tasks.run_escalations"]["queue"] == "critical"
-    assert django_settings.CELERY_BEAT_SCHEDULE["run-escalations"]["options"]["expires"] <= 5
 
 
 def test_the_gap_report_goes_to_every_supervisor_once_a_day(clock):
     StaffFactory(role="supervisor", phone="+38761200309")
     StaffFactory(role="supervisor", phone="+38761200310")
-    assert services.send_roster_gap_report() == 2
-    assert services.send_roster_gap_report() == 0
+    assert outbox.send_roster_gap_report() == 2
+    assert outbox.send_roster_gap_report() == 0
     body = Notification.objects.filter(kind=NotificationKind.ROSTER_GAPS).first().body
     assert "nema dežurnog socijalnog radnika" in body
 
@@ -368,10 +355,10 @@ def test_two_concurrent_sweeps_run_each_step_once():
     for _ in range(5):
         case = CaseFactory()
         MessageFactory(case=case, body="treba nam pomoć oko ogrjeva")
-        triage.triage_case(case.pk)
+        actions.do_triage_case(case.pk)
         cases.append(case)
     Case.objects.update(escalation_due_at=now - dt.timedelta(seconds=1))
-    counts, errors = run_at_once(services.run_due_escalations, [(), ()])
+    counts, errors = run_at_once(ladder.run_due_escalations, [(), ()])
     assert errors == [] and sum(counts) == 5
     for case in cases:
         assert case.timeline.filter(kind=EventKind.ESCALATED).count() == 1
@@ -386,12 +373,12 @@ def test_a_priority_whose_policy_was_deleted_still_escalates_by_the_built_in_lad
     case = assigned_case()
     assert case.acknowledge_by == START + dt.timedelta(minutes=15)
     clock.shift(dt.timedelta(minutes=15))
-    assert services.run_due_escalations() == 1
+    assert ladder.run_due_escalations() == 1
 
 
 def test_a_notification_about_a_critical_case_rides_the_critical_queue(queues, django_capture_on_commit_callbacks):
     critical, normal = CaseFactory(priority="critical"), CaseFactory(priority="normal")
     with django_capture_on_commit_callbacks(execute=True):
-        services.queue_notification(key="c", to_number="+38761999000", body="x", kind="assignment", case=critical)
-        services.queue_notification(key="n", to_number="+38761999000", body="x", kind="assignment", case=normal)
+        outbox.queue_notification(key="c", to_number="+38761999000", body="x", kind="assignment", case=critical)
+        outbox.queue_notification(key="n", to_number="+38761999000", body="x", kind="assignment", case=normal)
     assert (queues.size("critical"), queues.size("notifications")) == (1, 1)

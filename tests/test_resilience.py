@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpline.models import Case
+from helpline.cases.models import Case
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,7 +24,7 @@ def test_sms_intake_answers_within_a_second_with_the_broker_unreachable(twilio, 
     case = Case.objects.get()
     assert case.reference in response.content.decode()
     assert case.messages.get().twilio_sid == "SM900"
-    assert "could not publish triage.tasks.triage_case" in caplog.text  # the broker really was down
+    assert "could not publish helpline.casework.tasks.triage_case" in caplog.text  # the broker really was down
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -36,7 +36,7 @@ def test_web_intake_answers_within_a_second_with_the_broker_unreachable(client, 
     assert response.status_code == 201
     assert elapsed < 1.0
     assert Case.objects.filter(reference=response.json()["reference"]).exists()
-    assert "could not publish triage.tasks.triage_case" in caplog.text
+    assert "could not publish helpline.casework.tasks.triage_case" in caplog.text
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -45,7 +45,7 @@ def test_voice_intake_answers_within_a_second_with_the_broker_unreachable(twilio
     response = twilio.call(sid="CA900")
     assert response.status_code == 200 and time.perf_counter() - started < 1.0
     assert Case.objects.count() == 1
-    assert "could not publish triage.tasks.triage_case" in caplog.text
+    assert "could not publish helpline.casework.tasks.triage_case" in caplog.text
 
 
 @pytest.mark.django_db
@@ -68,7 +68,7 @@ def test_health_answers_503_when_the_database_is_unreachable():
         **os.environ,
         "DATABASE_URL": "postgres://nobody@127.0.0.1:1/nothing",
         "ALLOWED_HOSTS": "testserver",
-        "DJANGO_SETTINGS_MODULE": "helpline.settings",
+        "DJANGO_SETTINGS_MODULE": "helpline.project.settings",
     }
     script = (
         "import django, json; django.setup();"

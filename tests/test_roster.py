@@ -6,10 +6,10 @@ import pytest
 import time_machine
 from django.utils import translation
 
+from helpline.roster.models import Absence, RotationPattern, RotationSlot, Shift
+from helpline.roster.selectors import on_duty
+from helpline.roster.services import generate_shifts, roster_gaps, shift_window
 from tests.factories import ShiftFactory, StaffFactory
-from triage.models import Absence, RotationPattern, RotationSlot, Shift
-from triage.roster import generate_shifts, roster_gaps, shift_window
-from triage.selectors import on_duty
 
 pytestmark = pytest.mark.django_db
 SARAJEVO = ZoneInfo("Europe/Sarajevo")

@@ -3,8 +3,8 @@ import pytest
 from django.conf import settings as django_settings
 from twilio.twiml.messaging_response import MessagingResponse
 
-from helpline import services
-from helpline.models import Caller, Case, CaseStatus, EventKind, Message
+from helpline.cases import intake, services
+from helpline.cases.models import Caller, Case, CaseStatus, EventKind, Message
 from tests.concurrency import run_at_once
 from tests.factories import CaseFactory, MessageFactory
 
@@ -250,7 +250,7 @@ def test_existing_case_factory_and_intake_share_the_sequence(twilio):
 @requires_postgres
 def test_the_same_sms_delivered_twice_at_once_is_stored_once(twilio_settings):
     def deliver() -> None:
-        services.record_inbound_sms(message_sid="SM200", from_number="+38761999888", body="Pomoć")
+        intake.record_inbound_sms(message_sid="SM200", from_number="+38761999888", body="Pomoć")
 
     _, errors = run_at_once(deliver, [()] * 4)
     assert errors == []
@@ -262,7 +262,7 @@ def test_the_same_sms_delivered_twice_at_once_is_stored_once(twilio_settings):
 @requires_postgres
 def test_two_texts_from_one_new_number_at_once_share_one_case(twilio_settings):
     def deliver(n: int) -> None:
-        services.record_inbound_sms(message_sid=f"SM21{n}", from_number="+38761777666", body="Pomoć")
+        intake.record_inbound_sms(message_sid=f"SM21{n}", from_number="+38761777666", body="Pomoć")
 
     _, errors = run_at_once(deliver, [(n,) for n in range(4)])
     assert errors == []

@@ -7,7 +7,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from helpline.models import Case, CaseRead, CaseStatus, Direction, EventKind
+from helpline.cases.models import Case, CaseRead, CaseStatus, Direction, EventKind
 from notifications.models import Notification
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
 
@@ -72,7 +72,7 @@ def test_someone_elses_case_does_not_exist_for_a_worker(people, cases):
 
 
 def test_a_case_once_assigned_to_a_worker_stays_visible_to_them(people, cases):
-    from helpline import services
+    from helpline.cases import services
 
     services.assign_case(cases["mine"], people["worker"].user, explanation="first")
     services.assign_case(cases["mine"], people["other"].user, explanation="handover")

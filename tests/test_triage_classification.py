@@ -108,7 +108,7 @@ def test_a_phrase_allows_two_words_between_its_words():
 
 @given(st.text(alphabet="абвгдђежзијклљмнњопрстћуфхцчџш ", max_size=40))
 def test_cyrillic_and_its_latin_spelling_give_the_same_tokens(text):
-    from helpline.language import cyrillic_to_latin
+    from helpline.cases.language import cyrillic_to_latin
 
     assert tokens(text) == tokens(cyrillic_to_latin(text))
 

@@ -1,7 +1,7 @@
 """A citizen calls the SOS line: the call is a case at once, they choose a language and can leave a voicemail."""
 import pytest
 
-from helpline.models import Case, EventKind, Message
+from helpline.cases.models import Case, EventKind, Message
 
 pytestmark = pytest.mark.django_db
 

@@ -1,7 +1,7 @@
 """A live call rings the people on duty one after another; whoever presses 1 takes the case."""
 import pytest
 
-from helpline.models import Case, CaseStatus
+from helpline.cases.models import Case, CaseStatus
 from tests.factories import ShiftFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db

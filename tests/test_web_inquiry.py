@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from helpline.models import Case, Direction, EventKind, Message
+from helpline.cases.models import Case, Direction, EventKind, Message
 from tests.factories import MessageFactory
 
 pytestmark = pytest.mark.django_db
@@ -68,7 +68,7 @@ def test_status_of_an_unknown_reference_is_not_found(client):
 
 
 def test_a_follow_up_joins_the_case_and_reopens_it_when_resolved(client):
-    from helpline import services
+    from helpline.cases import services
 
     created = post_json(client, API, {"message": "Pomoć"}).json()
     case = Case.objects.get()

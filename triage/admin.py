@@ -4,8 +4,9 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
-from triage.models import Absence, RotationPattern, RotationSlot, Shift, StaffProfile, TriageRule
-from triage.roster import coming_week_gaps
+from helpline.roster.models import Absence, RotationPattern, RotationSlot, Shift, StaffProfile
+from helpline.roster.services import coming_week_gaps
+from triage.models import TriageRule
 
 
 @admin.register(TriageRule)

@@ -4,11 +4,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 
-from helpline.models import OPEN_STATUSES, Case
+from helpline.cases.models import Case
 from triage.classification import CompiledRule, compile_rule
-from triage.models import Absence, Role, Shift, StaffProfile, TriageRule
+from triage.models import TriageRule
 
 _compiled_cache: dict[str, object] = {"stamp": None, "rules": []}
 
@@ -47,24 +47,6 @@ def critical_rules() -> list[CompiledRule]:
     return _critical_cache["rules"]  # type: ignore[return-value]
 
 
-def on_duty(at: dt.datetime, *, role: str | None = None) -> QuerySet[StaffProfile]:
-    """Active staff with a shift covering `at` and no absence covering it."""
-    covering_shift = Shift.objects.filter(staff=OuterRef("pk"), starts_at__lte=at, ends_at__gt=at)
-    covering_absence = Absence.objects.filter(staff=OuterRef("pk"), starts_at__lte=at, ends_at__gt=at)
-    staff = StaffProfile.objects.filter(is_active=True, user__is_active=True).filter(
-        Exists(covering_shift), ~Exists(covering_absence)
-    )
-    if role is not None:
-        staff = staff.filter(role=role)
-    return staff.select_related("user")
-
-
-def with_open_case_counts(staff: QuerySet[StaffProfile]) -> QuerySet[StaffProfile]:
-    return staff.annotate(
-        open_cases=Count("user__assigned_cases", filter=Q(user__assigned_cases__status__in=OPEN_STATUSES))
-    )
-
-
 def recent_cases_of_same_caller(case: Case, *, since: dt.datetime) -> QuerySet[Case]:
     """Earlier cases from the same phone number (caller or number given on the web) since a moment."""
     numbers = [str(n) for n in (case.caller.phone if case.caller_id else None, case.contact_phone) if n]
@@ -75,17 +57,3 @@ def recent_cases_of_same_caller(case: Case, *, since: dt.datetime) -> QuerySet[C
         .exclude(pk=case.pk)
         .order_by("created_at")
     )
-
-
-def supervisors_on_duty(at: dt.datetime) -> QuerySet[StaffProfile]:
-    return on_duty(at, role=Role.SUPERVISOR)
-
-
-def voice_hunt_list(case: Case, at: dt.datetime, *, limit: int = 3) -> list[StaffProfile]:
-    """Whom a live call rings, in order: workers on duty who speak the caller's language and have a phone, fewest
-    open cases first, then the supervisor on duty. A few at most, so nobody in crisis waits minutes."""
-    staff = with_open_case_counts(on_duty(at)).exclude(phone="")
-    speakers = [s for s in staff if case.language in (s.languages or [])]
-    workers = sorted((s for s in speakers if s.role == Role.WORKER), key=lambda s: (s.open_cases, s.pk))
-    supervisors = sorted((s for s in staff if s.role == Role.SUPERVISOR), key=lambda s: (s.open_cases, s.pk))
-    return (workers[: limit - 1] + supervisors[:1]) if supervisors else workers[:limit]

@@ -1,26 +1,25 @@
 """The staff case API: the queue, a case with its conversation and timeline, and the actions on it.
 
-Thin: visibility and reads come from helpline.selectors, every change from a service that writes the timeline.
+Thin: visibility, reads and the read log come from helpline.casework.selectors, every action (and who may take it)
+from helpline.casework.actions, the same functions the console calls.
 A case a person may not see answers 404 (no hint it exists); an action their role may not take answers 403; an
 illegal status change answers 409 with the reason.
 """
 
 from __future__ import annotations
 
-from django.db.models import Prefetch
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from helpline import selectors, services
 from helpline.api.filters import CaseFilter
 from helpline.api.staff_serializers import (
     AssignSerializer,
@@ -34,9 +33,11 @@ from helpline.api.staff_serializers import (
     ReplySerializer,
     ResolveSerializer,
 )
-from helpline.models import Case, CaseRead, CaseStatus, Message, TimelineEvent
-from notifications import services as notification_services
-from triage.models import StaffProfile
+from helpline.cases.models import Case, Message
+from helpline.cases.selectors import with_urgency
+from helpline.cases.services import CaseTransitionError
+from helpline.casework import actions, selectors
+from helpline.roster.models import StaffProfile
 
 STAFF_AUTHENTICATION = [SessionAuthentication, TokenAuthentication]
 
@@ -64,126 +65,103 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     queryset = Case.objects.none()  # for the schema; get_queryset answers per person
 
     def get_queryset(self):
-        cases = selectors.with_urgency(selectors.cases_visible_to(self.request.user))
-        cases = cases.select_related("caller", "assigned_to")
-        if self.action == "retrieve":
-            cases = cases.prefetch_related(
-                Prefetch("messages", queryset=Message.objects.order_by("created_at", "id")),
-                Prefetch(
-                    "timeline", queryset=TimelineEvent.objects.select_related("actor").order_by("created_at", "id")
-                ),
-            )
+        cases = with_urgency(selectors.cases_visible_to(self.request.user)).select_related("caller", "assigned_to")
         return cases.order_by("-urgency", "acknowledge_by", "created_at")
 
     def get_serializer_class(self):
         return CaseDetailSerializer if self.action == "retrieve" else CaseListSerializer
 
-    def _is_supervisor(self) -> bool:
-        return selectors.is_supervisor(self.request.user)
-
     def retrieve(self, request: Request, *args, **kwargs) -> Response:
-        case = self.get_object()
-        CaseRead.objects.create(case=case, reader=request.user)
-        earlier = selectors.cases_visible_to(request.user).filter(pk__in=selectors.earlier_cases_of(case))
+        case = selectors.read_case(request.user, _case_id(kwargs.get("pk")), via="api")
+        if case is None:
+            raise NotFound
+        earlier = selectors.earlier_cases_for(request.user, case)
         serializer = CaseDetailSerializer(case, context={"request": request, "earlier_cases": list(earlier)})
         return Response(serializer.data)
 
-    # --- actions ---------------------------------------------------------------------------------------------
+    # --- actions: each one call into helpline.casework.actions -------------------------------------------------
 
-    def _case_for_action(self, *, supervisor_only: bool = False, own_only: bool = True) -> Case:
+    def _run(self, act, request_shape=None, code: int = status.HTTP_200_OK) -> Response:
+        """Find the case the person may see (404 before anything else), read the request's fields (400), run the
+        action, and answer in the API's terms: 403 for a role, 409 for an illegal change."""
         case = self.get_object()
-        if supervisor_only and not self._is_supervisor():
-            raise PermissionDenied(_("Only a supervisor may do this."))
-        if own_only and not self._is_supervisor() and case.assigned_to_id != self.request.user.pk:
-            raise PermissionDenied(_("Only the assigned worker or a supervisor may do this."))
-        return case
-
-    def _answer(self, case: Case, code: int = status.HTTP_200_OK) -> Response:
+        data = _valid(request_shape, self.request) if request_shape else {}
+        try:
+            result = act(case, data)
+        except actions.CaseNotVisible:
+            raise NotFound from None
+        except actions.NotPermitted as error:
+            raise PermissionDenied(str(error)) from None
+        except (CaseTransitionError, actions.CaseNotOpen) as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        if isinstance(result, Message):
+            return Response(MessageSerializer(result).data, status=code)
         fresh = self.get_queryset().get(pk=case.pk)
         return Response(CaseListSerializer(fresh, context={"request": self.request}).data, status=code)
-
-    def _change_status(self, case: Case, to_status: str, reason: str) -> Response:
-        try:
-            services.change_case_status(case, to_status, actor=self.request.user, reason=reason)
-        except services.CaseTransitionError as error:
-            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
-        return self._answer(case)
 
     @extend_schema(request=None, responses=ACTION_RESPONSES)
     @action(detail=True, methods=["post"])
     def acknowledge(self, request: Request, pk=None) -> Response:
-        case = self._case_for_action(own_only=False)
-        try:
-            case = notification_services.acknowledge_case(case, by=request.user, via="API")
-        except notification_services.NotAllowed:
-            raise PermissionDenied(_("This case is assigned to someone else.")) from None
-        except services.CaseTransitionError as error:
-            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
-        return self._answer(case)
+        return self._run(lambda case, data: actions.do_acknowledge(case, by=request.user, via="API"))
 
     @extend_schema(request=ReasonSerializer, responses=ACTION_RESPONSES)
     @action(detail=True, methods=["post"])
     def start(self, request: Request, pk=None) -> Response:
-        case = self._case_for_action()
-        data = _valid(ReasonSerializer, request)
-        return self._change_status(case, CaseStatus.IN_PROGRESS, data["reason"] or "started work")
+        return self._run(lambda case, data: actions.do_start(case, by=request.user, reason=data["reason"]),
+                         ReasonSerializer)  # fmt: skip
 
     @extend_schema(request=ResolveSerializer, responses=ACTION_RESPONSES)
     @action(detail=True, methods=["post"])
     def resolve(self, request: Request, pk=None) -> Response:
-        case = self._case_for_action()
-        data = _valid(ResolveSerializer, request)
-        return self._change_status(case, CaseStatus.RESOLVED, data["outcome"])
+        return self._run(lambda case, data: actions.do_resolve(case, by=request.user, outcome=data["outcome"]),
+                         ResolveSerializer)  # fmt: skip
 
     @extend_schema(request=ReasonSerializer, responses=ACTION_RESPONSES)
     @action(detail=True, methods=["post"])
     def reopen(self, request: Request, pk=None) -> Response:
-        case = self._case_for_action()
-        data = _valid(ReasonSerializer, request)
-        target = CaseStatus.ASSIGNED if case.assigned_to_id else CaseStatus.TRIAGED
-        return self._change_status(case, target, data["reason"] or "reopened")
+        return self._run(lambda case, data: actions.do_reopen(case, by=request.user, reason=data["reason"]),
+                         ReasonSerializer)  # fmt: skip
 
     @extend_schema(request=AssignSerializer, responses=ACTION_RESPONSES)
     @action(detail=True, methods=["post"])
     def assign(self, request: Request, pk=None) -> Response:
-        case = self._case_for_action(supervisor_only=True, own_only=False)
-        data = _valid(AssignSerializer, request)
-        staff = StaffProfile.objects.select_related("user").filter(user_id=data["staff_id"], is_active=True).first()
-        if staff is None:
-            return Response({"staff_id": [_("No active staff member with this id.")]}, status=400)
-        if not case.is_open:
-            return Response({"detail": _("A closed or resolved case must be reopened first.")}, status=409)
-        case = services.assign_case(case, staff.user, by=request.user, explanation="assigned by a supervisor")
-        notification_services.start_acknowledgement_clock(case, staff)
-        return self._answer(case)
+        def assign(case: Case, data: dict) -> Case:
+            staff = None
+            if data.get("staff_id") is not None:
+                staff = StaffProfile.objects.select_related("user").filter(user_id=data["staff_id"], is_active=True)
+                staff = staff.first()
+                if staff is None:
+                    raise ValidationError({"staff_id": [_("No active staff member with this id.")]})
+            return actions.do_assign(case, by=request.user, staff=staff)
+
+        return self._run(assign, AssignSerializer)
 
     @extend_schema(
         request=NoteSerializer, responses={201: OpenApiResponse(description="Note added"), **ACTION_RESPONSES}
     )
     @action(detail=True, methods=["post"])
     def note(self, request: Request, pk=None) -> Response:
-        case = self._case_for_action()
-        services.add_note(case, _valid(NoteSerializer, request)["text"], by=request.user)
-        return self._answer(case, status.HTTP_201_CREATED)
+        return self._run(
+            lambda case, data: actions.do_add_note(case, by=request.user, text=data["text"]) or case,
+            NoteSerializer, status.HTTP_201_CREATED,
+        )  # fmt: skip
 
     @extend_schema(request=ReplySerializer, responses={201: MessageSerializer, **ACTION_RESPONSES})
     @action(detail=True, methods=["post"])
     def reply(self, request: Request, pk=None) -> Response:
-        case = self._case_for_action()
-        message = notification_services.reply_to_citizen(
-            case, _valid(ReplySerializer, request)["text"], by=request.user
-        )
-        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+        return self._run(lambda case, data: actions.do_reply(case, by=request.user, text=data["text"]),
+                         ReplySerializer, status.HTTP_201_CREATED)  # fmt: skip
 
     @extend_schema(request=ReclassifySerializer, responses=ACTION_RESPONSES)
     @action(detail=True, methods=["post"])
     def reclassify(self, request: Request, pk=None) -> Response:
-        case = self._case_for_action()
-        data = _valid(ReclassifySerializer, request)
-        services.reclassify_case(
-            case, priority=data["priority"], category=data["category"], reason=data["reason"], by=request.user
-        )
-        return self._answer(case)
+        return self._run(lambda case, data: actions.do_reclassify(case, by=request.user, **data), ReclassifySerializer)
+
+
+def _case_id(raw) -> int:
+    if not str(raw).isdigit():
+        raise NotFound
+    return int(raw)
 
 
 def _valid(serializer_class, request: Request) -> dict:

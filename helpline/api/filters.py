@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django_filters.fields import IsoDateTimeField
 
-from helpline.models import Case, CaseStatus, Channel, Priority
+from helpline.cases.models import Case, CaseStatus, Channel, Priority
 
 
 def as_utc(value: dt.datetime) -> dt.datetime:

@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from phonenumber_field.serializerfields import PhoneNumberField
 from rest_framework import serializers
 
-from helpline.models import Case, Message
+from helpline.cases.models import Case, Message
 
 # Bosnian, Croatian and Serbian (either script) are answered in one reply language.
 LANGUAGE_ALIASES = {"bs": "bs", "hr": "bs", "sr": "bs", "sr-latn": "bs", "cnr": "bs", "en": "en"}

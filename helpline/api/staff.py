@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import statistics
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Count, F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -17,13 +15,13 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from helpline import selectors
 from helpline.api.cases import STAFF_AUTHENTICATION
 from helpline.api.filters import as_utc
 from helpline.api.staff_serializers import CaseListSerializer
-from helpline.figures import percentile
-from helpline.models import OPEN_STATUSES, Case
-from triage.selectors import on_duty
+from helpline.cases.models import OPEN_STATUSES, Case
+from helpline.cases.selectors import by_urgency
+from helpline.casework import selectors
+from helpline.roster.selectors import is_supervisor, on_duty
 
 
 class LoginRateThrottle(AnonRateThrottle):
@@ -60,17 +58,15 @@ class MeView(APIView):
     def get(self, request: Request) -> Response:
         user = request.user
         profile = getattr(user, "staff_profile", None)
-        cases = (
-            selectors.with_urgency(Case.objects.filter(assigned_to=user, status__in=OPEN_STATUSES))
-            .select_related("caller", "assigned_to")
-            .order_by("-urgency", "acknowledge_by")
+        cases = by_urgency(Case.objects.filter(assigned_to=user, status__in=OPEN_STATUSES)).select_related(
+            "caller", "assigned_to"
         )
         return Response(
             {
                 "id": user.pk,
                 "username": user.get_username(),
                 "name": user.get_full_name() or user.get_username(),
-                "role": "supervisor" if selectors.is_supervisor(user) else (profile.role if profile else "staff"),
+                "role": "supervisor" if is_supervisor(user) else (profile.role if profile else "staff"),
                 "is_on_duty": profile is not None and on_duty(timezone.now()).filter(pk=profile.pk).exists(),
                 "open_cases": CaseListSerializer(cases, many=True, context={"request": request}).data,
             }
@@ -85,13 +81,6 @@ def _moment(request: Request, name: str) -> dt.datetime | None:
     if parsed is None:
         raise ValueError(name)
     return as_utc(parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed))
-
-
-def _seconds(deltas: list[dt.timedelta]) -> dict[str, float | None]:
-    values = sorted(d.total_seconds() for d in deltas)
-    if not values:
-        return {"median": None, "p90": None}
-    return {"median": round(statistics.median(values), 1), "p90": round(percentile(values, 0.9), 1)}
 
 
 class StatsView(APIView):
@@ -112,34 +101,4 @@ class StatsView(APIView):
             end = _moment(request, "created_before") or now
         except (ValueError, OverflowError, DjangoValidationError):
             return Response({"detail": "created_after and created_before must be ISO date-times."}, status=400)
-        # Drill cases are rehearsals: they never count in the figures.
-        cases = selectors.cases_visible_to(request.user).filter(
-            created_at__gte=start, created_at__lt=end, is_drill=False
-        )
-        total = cases.count()
-
-        def counts(field: str) -> dict[str, int]:
-            return {row[field] or "": row["n"] for row in cases.values(field).annotate(n=Count("id")).order_by(field)}
-
-        acknowledged = cases.filter(acknowledged_at__isnull=False).annotate(wait=F("acknowledged_at") - F("created_at"))
-        resolved = cases.filter(resolved_at__isnull=False).annotate(took=F("resolved_at") - F("created_at"))
-        body = {
-            "period": {"from": start, "to": end},
-            "cases": total,
-            "by_status": counts("status"),
-            "by_priority": counts("priority"),
-            "by_category": counts("category"),
-            "by_channel": counts("channel"),
-            "time_to_acknowledge_seconds": _seconds(list(acknowledged.values_list("wait", flat=True))),
-            "time_to_resolve_seconds": _seconds(list(resolved.values_list("took", flat=True))),
-            "escalation_rate": round(cases.filter(is_escalated=True).count() / total, 3) if total else 0.0,
-        }
-        if selectors.is_supervisor(request.user):
-            per_worker = {}
-            for row in acknowledged.values("assigned_to", "assigned_to__username", "wait"):
-                per_worker.setdefault(row["assigned_to__username"] or "-", []).append(row["wait"])
-            body["per_worker"] = {
-                name: {"acknowledged": len(waits), "time_to_acknowledge_seconds": _seconds(waits)}
-                for name, waits in per_worker.items()
-            }
-        return Response(body)
+        return Response(selectors.case_stats(request.user, start, end))

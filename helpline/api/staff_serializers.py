@@ -3,8 +3,8 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from helpline.models import Case, CaseStatus, Message, Priority, TimelineEvent, mask_phone
-from helpline.selectors import is_supervisor
+from helpline.cases.models import Case, CaseStatus, Message, Priority, TimelineEvent, mask_phone
+from helpline.roster.selectors import is_supervisor
 from triage.models import Category
 
 
@@ -100,7 +100,11 @@ class ReasonSerializer(serializers.Serializer):
 
 
 class AssignSerializer(serializers.Serializer):
-    staff_id = serializers.IntegerField(help_text="The user id of the staff member.")
+    staff_id = serializers.IntegerField(
+        required=False, allow_null=True,
+        help_text="The user id of the staff member; omitted, whoever the assignment policy picks besides the current "
+        "worker.",
+    )  # fmt: skip
 
 
 class NoteSerializer(serializers.Serializer):

@@ -3,7 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from helpline.api import cases, staff, views
-from triage.api import ShiftViewSet, StaffViewSet
+from helpline.api.roster import ShiftViewSet, StaffViewSet
 
 app_name = "api"
 

@@ -9,16 +9,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from helpline import selectors, services
 from helpline.api.serializers import (
     FollowUpSerializer,
     InquiryCreatedSerializer,
     InquiryCreateSerializer,
     InquiryStatusSerializer,
 )
-from helpline.drill import is_drill_request
-from helpline.models import Case, Channel
-from helpline.throttles import InquiryRateThrottle, InquiryStatusRateThrottle
+from helpline.cases import intake, selectors
+from helpline.cases.models import Case, Channel
+from helpline.drill.marker import is_drill_request
+from helpline.intake import services
+from helpline.intake.throttles import InquiryRateThrottle, InquiryStatusRateThrottle
 
 
 class PublicAPIView(APIView):
@@ -31,7 +32,7 @@ def citizen_case_or_404(request: Request, reference: str) -> Case:
     """The web case with this reference, if the X-Inquiry-Token matches; otherwise 404, whatever was wrong."""
     case = selectors.case_by_reference(reference)
     token = request.headers.get("X-Inquiry-Token", "")
-    if case is None or case.channel != Channel.WEB or not services.citizen_token_matches(case, token):
+    if case is None or case.channel != Channel.WEB or not intake.citizen_token_matches(case, token):
         raise Http404
     return case
 
@@ -53,7 +54,7 @@ class InquiryCreateView(PublicAPIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         safe = data["safe_contact"]
-        intake = services.record_web_inquiry(
+        received = services.receive_web_inquiry(
             message=data["message"],
             name=data["name"],
             phone=str(data["phone"] or ""),
@@ -64,11 +65,11 @@ class InquiryCreateView(PublicAPIView):
             safe_contact_note=safe.get("note", ""),
             is_drill=is_drill_request(request),
         )
-        reference = intake.case.reference
+        reference = received.case.reference
         body = InquiryCreatedSerializer(
             {
                 "reference": reference,
-                "token": intake.token,
+                "token": received.token,
                 "status_url": request.build_absolute_uri(reverse("api:inquiry-status", args=[reference])),
             }
         ).data
@@ -104,6 +105,6 @@ class InquiryFollowUpView(PublicAPIView):
         case = citizen_case_or_404(request, reference)
         serializer = FollowUpSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.add_citizen_follow_up(case, serializer.validated_data["message"])
+        services.receive_follow_up(case, serializer.validated_data["message"])
         case.refresh_from_db()
         return Response({"reference": case.reference, "status": case.status}, status=status.HTTP_201_CREATED)

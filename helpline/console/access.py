@@ -8,11 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from helpline.console.middleware import to_login
-from helpline.selectors import is_supervisor
-
-
-def is_staff_member(user) -> bool:
-    return bool(user.is_authenticated and (user.is_superuser or hasattr(user, "staff_profile")))
+from helpline.roster.selectors import is_staff_member, is_supervisor
 
 
 def forbidden(request: HttpRequest, reason: str = "") -> HttpResponse:

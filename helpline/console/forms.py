@@ -7,10 +7,11 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
-from helpline.console.selectors import active_staff
-from helpline.models import Priority
-from triage.models import Category, StaffProfile
-from triage.roster import LOCAL, shift_window
+from helpline.cases.models import Priority
+from helpline.roster.models import StaffProfile
+from helpline.roster.selectors import active_staff
+from helpline.roster.services import LOCAL, shift_window
+from triage.models import Category
 
 
 class LoginForm(AuthenticationForm):

@@ -13,21 +13,22 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from helpline.casework import selectors as case_reads
 from helpline.console import selectors, services
 from helpline.console.access import staff_page, supervisor_page
 from helpline.console.forms import ReassignForm, ShiftForm, parse_week
 from helpline.console.middleware import polling
-from helpline.selectors import is_supervisor
-from triage.models import Shift
-from triage.roster import LOCAL
+from helpline.roster.models import Shift
+from helpline.roster.selectors import is_supervisor
+from helpline.roster.services import LOCAL
 
 
 def _board_context() -> dict:
     now = timezone.now()
     return {
-        "waiting": list(selectors.escalated_or_overdue()),
-        "staff": selectors.staff_loads(now),
-        "figures": selectors.figures_for_day(now),
+        "waiting": list(case_reads.escalated_or_overdue()),
+        "staff": case_reads.staff_loads(now),
+        "figures": case_reads.figures_for_day(now),
         "reassign_form": ReassignForm(),
         "now": now,
         "poll_seconds": settings.CONSOLE_POLL_SECONDS,

@@ -1,6 +1,7 @@
 """The console's pages for every staff member: log in and out, my queue, a case, search.
 
-Thin: reads come from helpline.console.selectors, every change from helpline.console.services.
+Thin: case reads come from helpline.casework.selectors and every action from helpline.casework.actions, the
+functions the staff API calls; logging in is helpline.console.services.
 """
 from __future__ import annotations
 
@@ -24,9 +25,12 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from helpline import selectors as case_selectors
 from helpline.api.filters import CaseFilter
-from helpline.console import selectors, services
+from helpline.cases.selectors import with_urgency
+from helpline.cases.services import CaseTransitionError, record_read
+from helpline.casework import actions, selectors
+from helpline.casework.actions import Act
+from helpline.console import services
 from helpline.console.access import forbidden, staff_page
 from helpline.console.forms import (
     LoginForm,
@@ -38,8 +42,7 @@ from helpline.console.forms import (
     ResolveForm,
 )
 from helpline.console.middleware import LAST_ACTIVE_KEY, polling
-from helpline.models import CaseRead
-from helpline.services import CaseTransitionError
+from helpline.roster.selectors import is_supervisor as is_supervisor_user
 from triage.models import Category
 
 # --- Logging in and out --------------------------------------------------------------------------------------
@@ -125,7 +128,7 @@ def my_queue_live(request: HttpRequest) -> HttpResponse:
 @require_POST
 @staff_page
 def take_next(request: HttpRequest) -> HttpResponse:
-    case = services.take_next_case(request.user)
+    case = actions.do_take_next(request.user)
     if case is None:
         messages.info(request, _("Nobody is waiting: the queue is empty."))
         return redirect("console:queue")
@@ -138,12 +141,12 @@ def take_next(request: HttpRequest) -> HttpResponse:
 
 def _case_context(request: HttpRequest, case, **forms) -> dict:
     user = request.user
-    is_supervisor = case_selectors.is_supervisor(user)
+    is_supervisor = is_supervisor_user(user)
     context = {
         "case": case,
         "reasons": selectors.triage_reasons(case),
         "earlier": list(selectors.earlier_cases_for(user, case)),
-        "may_work": services.may_work_on(user, case),
+        "may_work": actions.may(user, case, Act.START),
         "is_supervisor": is_supervisor,
         "reply_form": ReplyForm(),
         "note_form": NoteForm(),
@@ -159,8 +162,13 @@ def _case_context(request: HttpRequest, case, **forms) -> dict:
     return context
 
 
-def _case_or_404(request: HttpRequest, pk: int):
-    case = selectors.case_for_page(request.user, pk)
+def _case_or_404(request: HttpRequest, pk: int, *, via: str = ""):
+    """The case with its conversation, if the person may see it; `via` records the read (a page, not a poll)."""
+    if via:
+        case = selectors.read_case(request.user, pk, via=via)
+    else:
+        visible = with_urgency(selectors.cases_visible_to(request.user)).select_related("caller", "assigned_to")
+        case = selectors.with_conversation(visible).filter(pk=pk).first()
     if case is None:
         raise Http404
     return case
@@ -170,8 +178,7 @@ def _case_or_404(request: HttpRequest, pk: int):
 @require_GET
 @staff_page
 def case_page(request: HttpRequest, pk: int) -> HttpResponse:
-    case = _case_or_404(request, pk)
-    CaseRead.objects.create(case=case, reader=request.user)
+    case = _case_or_404(request, pk, via="console")
     return render(request, "console/case.html", _case_context(request, case))
 
 
@@ -196,6 +203,7 @@ def voicemail(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
     message = case.messages.filter(pk=message_id).exclude(recording_url="").first() if case else None
     if message is None:
         raise Http404
+    record_read(case, reader=request.user, via="voicemail")
     allowed = (TWILIO_API, settings.TWILIO_API_BASE_URL or TWILIO_API)
     if not message.recording_url.startswith(allowed):
         raise Http404
@@ -216,34 +224,33 @@ def voicemail(request: HttpRequest, pk: int, message_id: int) -> HttpResponse:
 class CaseAction:
     form: type | None
     form_name: str
-    who: str  # "anyone" who sees the case, the assigned "worker" (or a supervisor), or a "supervisor"
     run: Callable
     done: str
 
 
 CASE_ACTIONS: dict[str, CaseAction] = {
-    "acknowledge": CaseAction(None, "", "anyone", lambda case, user, data: services.acknowledge(case, by=user),
+    "acknowledge": CaseAction(None, "", lambda case, user, data: actions.do_acknowledge(case, by=user, via="console"),
                               gettext_lazy("Acknowledged: the case is yours and the escalation stopped.")),
-    "start": CaseAction(ReasonForm, "reason_form", "worker",
-                        lambda case, user, data: services.start_work(case, by=user, reason=data["reason"]),
+    "start": CaseAction(ReasonForm, "reason_form",
+                        lambda case, user, data: actions.do_start(case, by=user, reason=data["reason"]),
                         gettext_lazy("Work started.")),
-    "resolve": CaseAction(ResolveForm, "resolve_form", "worker",
-                          lambda case, user, data: services.resolve(case, by=user, outcome=data["outcome"]),
+    "resolve": CaseAction(ResolveForm, "resolve_form",
+                          lambda case, user, data: actions.do_resolve(case, by=user, outcome=data["outcome"]),
                           gettext_lazy("The case is resolved.")),
-    "reopen": CaseAction(ReasonForm, "reason_form", "worker",
-                         lambda case, user, data: services.reopen(case, by=user, reason=data["reason"]),
+    "reopen": CaseAction(ReasonForm, "reason_form",
+                         lambda case, user, data: actions.do_reopen(case, by=user, reason=data["reason"]),
                          gettext_lazy("The case is open again.")),
-    "reply": CaseAction(ReplyForm, "reply_form", "worker",
-                        lambda case, user, data: services.reply(case, by=user, text=data["text"]),
+    "reply": CaseAction(ReplyForm, "reply_form",
+                        lambda case, user, data: actions.do_reply(case, by=user, text=data["text"]),
                         gettext_lazy("Your reply is on its way.")),
-    "note": CaseAction(NoteForm, "note_form", "worker",
-                       lambda case, user, data: services.add_note(case, by=user, text=data["text"]),
+    "note": CaseAction(NoteForm, "note_form",
+                       lambda case, user, data: actions.do_add_note(case, by=user, text=data["text"]),
                        gettext_lazy("Note added.")),
-    "reclassify": CaseAction(ReclassifyForm, "reclassify_form", "worker",
-                             lambda case, user, data: services.reclassify(case, by=user, **data),
+    "reclassify": CaseAction(ReclassifyForm, "reclassify_form",
+                             lambda case, user, data: actions.do_reclassify(case, by=user, **data),
                              gettext_lazy("Priority and category changed.")),
-    "reassign": CaseAction(ReassignForm, "reassign_form", "supervisor",
-                           lambda case, user, data: services.reassign(case, by=user, staff=data["staff"]),
+    "reassign": CaseAction(ReassignForm, "reassign_form",
+                           lambda case, user, data: actions.do_assign(case, by=user, staff=data["staff"]),
                            gettext_lazy("The case was given to someone else.")),
 }  # fmt: skip
 
@@ -255,16 +262,16 @@ def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     case = selectors.visible_case(request.user, pk)
     if spec is None or case is None:
         raise Http404
-    if spec.who == "supervisor" and not case_selectors.is_supervisor(request.user):
-        return forbidden(request, _("Only a supervisor may do this."))
-    if spec.who == "worker" and not services.may_work_on(request.user, case):
-        return forbidden(request, _("Only the assigned worker or a supervisor may do this."))
     form = spec.form(request.POST) if spec.form else None
     if form is not None and not form.is_valid():
         return _case_again(request, pk, {spec.form_name: form}, status=400)
     try:
         spec.run(case, request.user, form.cleaned_data if form is not None else {})
-    except (CaseTransitionError, services.CaseNotOpen) as error:
+    except actions.CaseNotVisible:
+        raise Http404 from None
+    except actions.NotPermitted as error:
+        return forbidden(request, str(error))
+    except (CaseTransitionError, actions.CaseNotOpen) as error:
         return _case_again(request, pk, {"action_error": str(error)}, status=409)
     messages.success(request, str(spec.done))
     return redirect(_safe_next(request, reverse("console:case", args=[pk])))
@@ -300,7 +307,7 @@ def _label_search_form(form) -> None:
 @staff_page
 def search(request: HttpRequest) -> HttpResponse:
     """The staff API's case filters, as a form; the results are what the person may see, most urgent first."""
-    visible = case_selectors.with_urgency(case_selectors.cases_visible_to(request.user))
+    visible = with_urgency(selectors.cases_visible_to(request.user))
     visible = visible.select_related("caller", "assigned_to").order_by("-urgency", "-created_at", "pk")
     filterset = CaseFilter(request.GET or None, queryset=visible, request=request)
     _label_search_form(filterset.form)

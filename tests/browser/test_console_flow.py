@@ -11,12 +11,12 @@ import requests
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from helpline.models import Case, CaseStatus, Direction
+from helpline.cases.models import Case, CaseStatus, Direction
+from helpline.casework import actions
 from notifications.models import Notification, NotificationKind
 from tests.browser.conftest import PASSWORD, log_in
 from tests.conftest import sign
 from tests.factories import CaseFactory, ShiftFactory, StaffFactory
-from triage import services as triage_services
 
 # Restores the migrations' data (triage rules, escalation policies) that the live server's flush removes.
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -63,7 +63,7 @@ def test_a_worker_sees_a_new_sms_case_arrive_acknowledges_it_and_replies(page_fo
     expect(page.locator("#unassigned-title + ol")).to_contain_text(case.reference)
 
     # The triage worker's job (its task only calls this service): critical, and assigned by the roster.
-    triage_services.triage_case(case.pk)
+    actions.do_triage_case(case.pk)
     case.refresh_from_db()
     assert case.priority == "critical" and case.assigned_to == worker.user
     alert = page.locator("#critical-alert")

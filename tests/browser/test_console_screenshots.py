@@ -10,13 +10,14 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from helpline import services as case_services
-from helpline.models import Case, CaseStatus
-from notifications import services as notification_services
+from helpline.cases import intake
+from helpline.cases import services as case_services
+from helpline.cases.models import Case, CaseStatus
+from helpline.casework import actions
+from notifications import acknowledgement, outbox
 from tests.browser.conftest import SCREENSHOTS, log_in
 from tests.browser.test_console_flow import staff_member
 from tests.factories import CaseFactory, ShiftFactory
-from triage import services as triage_services
 
 DOCS = SCREENSHOTS.parents[1] / "docs" / "screenshots"
 
@@ -43,11 +44,11 @@ def a_busy_evening() -> dict:
     ShiftFactory(staff=dario, starts_at=timezone.now() + dt.timedelta(days=1))
     cases = []
     for n, (number, body) in enumerate(MESSAGES):
-        intake = case_services.record_inbound_sms(message_sid=f"SM{n:032d}", from_number=number, body=body)
-        cases.append(triage_services.triage_case(intake.case.pk))
+        stored = intake.record_inbound_sms(message_sid=f"SM{n:032d}", from_number=number, body=body)
+        cases.append(actions.do_triage_case(stored.case.pk))
     first = Case.objects.get(pk=cases[0].pk)
-    notification_services.acknowledge_case(first, by=first.assigned_to, via="console")
-    notification_services.reply_to_citizen(first, "Jeste li sada na sigurnom? Možete li razgovarati?",
+    acknowledgement.acknowledge_case(first, by=first.assigned_to, via="console")
+    outbox.reply_to_citizen(first, "Jeste li sada na sigurnom? Možete li razgovarati?",
                                            by=first.assigned_to)  # fmt: skip
     case_services.add_note(first, "Policija obaviještena (122), patrola na putu.", by=first.assigned_to)
     Case.objects.filter(pk=cases[1].pk).update(acknowledge_by=timezone.now() - dt.timedelta(minutes=6))

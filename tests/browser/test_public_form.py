@@ -1,7 +1,7 @@
 """A citizen sends the public form from a real browser and gets a reference (Chromium, not the test client)."""
 import pytest
 
-from helpline.models import Case
+from helpline.cases.models import Case
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

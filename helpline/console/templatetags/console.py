@@ -7,7 +7,7 @@ from django import template
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from helpline.models import CaseStatus, EventKind, Priority
+from helpline.cases.models import CaseStatus, EventKind, Priority
 from notifications.models import DeliveryStatus
 from triage.models import Category
 

@@ -10,12 +10,15 @@ import time
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand
+from django.db import transaction
 from django.utils import timezone
 
-from helpline import services as case_services
-from helpline.figures import percentile
-from helpline.models import Case, CaseStatus, Channel, EventKind, TimelineEvent
-from triage.models import StaffProfile
+from helpline.cases import services as case_services
+from helpline.cases.figures import percentile
+from helpline.cases.intake import next_case_reference
+from helpline.cases.models import Case, CaseStatus, Channel, EventKind, TimelineEvent
+from helpline.roster.models import StaffProfile
+from notifications.ladder import ladder_for
 
 
 class Command(BaseCommand):
@@ -38,7 +41,8 @@ class Command(BaseCommand):
                 category="other", assigned_to=staff.user,
             )  # fmt: skip
             due = now + timedelta(seconds=random.uniform(3, spread))  # noqa: S311 - spread, not secrecy
-            case_services.set_escalation_state(case, due_at=due, acknowledge_by=due, step=0)
+            ladder = ladder_for(case.priority).as_snapshot()
+            case_services.start_escalation_clock(case, acknowledge_by=due, ladder=ladder)
             made.append(case.pk)
         self.stdout.write(f"{cases} cases due over the next {spread} s; waiting for their first step ...")
         deadline = time.monotonic() + spread + 60
@@ -63,7 +67,5 @@ class Command(BaseCommand):
 
 
 def _reference() -> str:
-    from django.db import transaction
-
     with transaction.atomic():
-        return case_services.next_case_reference()
+        return next_case_reference()

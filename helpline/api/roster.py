@@ -1,0 +1,54 @@
+"""The roster API for supervisors: staff profiles and shifts."""
+from django.utils.translation import gettext_lazy as _
+from rest_framework import permissions, serializers, viewsets
+
+from helpline.api.cases import STAFF_AUTHENTICATION
+from helpline.roster.models import Shift, StaffProfile
+from helpline.roster.selectors import is_supervisor
+
+
+class IsSupervisor(permissions.BasePermission):
+    message = _("Only a supervisor may do this.")
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and is_supervisor(request.user))
+
+
+class StaffProfileSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+    name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = StaffProfile
+        fields = ["id", "user", "username", "name", "role", "phone", "languages", "skills", "max_open_cases",
+                  "is_active"]  # fmt: skip
+
+    def get_name(self, profile: StaffProfile) -> str:
+        return profile.user.get_full_name() or profile.user.get_username()
+
+
+class ShiftSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Shift
+        fields = ["id", "staff", "starts_at", "ends_at", "note"]
+
+    def validate(self, data: dict) -> dict:
+        starts = data.get("starts_at", getattr(self.instance, "starts_at", None))
+        ends = data.get("ends_at", getattr(self.instance, "ends_at", None))
+        if starts and ends and ends <= starts:
+            raise serializers.ValidationError({"ends_at": [_("A shift must end after it starts.")]})
+        return data
+
+
+class StaffViewSet(viewsets.ModelViewSet):
+    authentication_classes = STAFF_AUTHENTICATION
+    permission_classes = [IsSupervisor]
+    serializer_class = StaffProfileSerializer
+    queryset = StaffProfile.objects.select_related("user").order_by("pk")
+
+
+class ShiftViewSet(viewsets.ModelViewSet):
+    authentication_classes = STAFF_AUTHENTICATION
+    permission_classes = [IsSupervisor]
+    serializer_class = ShiftSerializer
+    queryset = Shift.objects.order_by("starts_at", "pk")

@@ -1,0 +1,65 @@
+"""Admin for the case domain. The timeline is append-only, so it is shown read-only everywhere."""
+from django.contrib import admin
+
+from helpline.cases.models import Caller, Case, Message, TimelineEvent
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "direction", "channel", "body", "call_status", "recording_url", "delivery_status"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class TimelineInline(admin.TabularInline):
+    model = TimelineEvent
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "kind", "actor_kind", "actor", "details"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Case)
+class CaseAdmin(admin.ModelAdmin):
+    list_display = ["reference", "channel", "status", "priority", "category", "language", "assigned_to", "created_at"]
+    list_filter = ["status", "priority", "channel", "language", "needs_callback"]
+    search_fields = ["reference"]
+    date_hierarchy = "created_at"
+    inlines = [MessageInline, TimelineInline]
+    # Status and assignment change only through the services, which write the timeline.
+    readonly_fields = [
+        "reference", "channel", "status", "priority", "category", "caller", "assigned_to", "created_at",
+        "updated_at", "triaged_at", "resolved_at", "suspected_automated",
+    ]  # fmt: skip
+    exclude = ["citizen_token_hash"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Caller)
+class CallerAdmin(admin.ModelAdmin):
+    list_display = ["masked_phone", "name", "has_opted_out", "created_at"]
+    search_fields = ["phone", "name"]
+
+
+@admin.register(TimelineEvent)
+class TimelineEventAdmin(admin.ModelAdmin):
+    list_display = ["case", "kind", "actor_kind", "actor", "created_at"]
+    list_filter = ["kind", "actor_kind"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,290 @@
+"""The case domain: callers, cases, the messages on a case and its append-only timeline.
+
+Rows here change only through helpline.cases.services; other apps call those functions rather than writing these tables.
+"""
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from phonenumber_field.modelfields import PhoneNumberField
+
+
+class Channel(models.TextChoices):
+    VOICE = "voice", _("Voice call")
+    SMS = "sms", _("SMS")
+    WEB = "web", _("Web")
+
+
+class CaseStatus(models.TextChoices):
+    NEW = "new", _("New")
+    TRIAGED = "triaged", _("Triaged")
+    ASSIGNED = "assigned", _("Assigned")
+    ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+    IN_PROGRESS = "in_progress", _("In progress")
+    RESOLVED = "resolved", _("Resolved")
+    CLOSED = "closed", _("Closed")
+
+
+OPEN_STATUSES = (
+    CaseStatus.NEW,
+    CaseStatus.TRIAGED,
+    CaseStatus.ASSIGNED,
+    CaseStatus.ACKNOWLEDGED,
+    CaseStatus.IN_PROGRESS,
+)
+
+
+class Priority(models.TextChoices):
+    CRITICAL = "critical", _("Critical")
+    HIGH = "high", _("High")
+    NORMAL = "normal", _("Normal")
+    LOW = "low", _("Low")
+
+
+# How urgent each priority is; blank (not yet triaged) ranks lowest. Used in Python and to order in SQL.
+PRIORITY_RANK = {"": 0, Priority.LOW: 1, Priority.NORMAL: 2, Priority.HIGH: 3, Priority.CRITICAL: 4}
+
+
+def mask_phone(number: str) -> str:
+    """A number with its middle hidden (+387 61 *** 222), for lists and logs; blank stays blank."""
+    number = str(number or "")
+    if not number:
+        return ""
+    return f"{number[:6]} *** {number[-3:]}" if len(number) > 9 else "***"
+
+
+class Language(models.TextChoices):
+    # One reply language for Bosnian, Croatian and Serbian: every one of their speakers reads it.
+    BOSNIAN = "bs", _("Bosnian, Croatian, Serbian")
+    ENGLISH = "en", _("English")
+
+
+class Script(models.TextChoices):
+    LATIN = "latin", _("Latin")
+    CYRILLIC = "cyrillic", _("Cyrillic")
+
+
+class Caller(models.Model):
+    """A person who contacted the helpline from a phone number. Web inquiries without a number have none."""
+
+    phone = PhoneNumberField(_("phone"), unique=True)
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    has_opted_out = models.BooleanField(
+        _("opted out of SMS"), default=False, help_text=_("The caller texted STOP; no SMS may be sent to them.")
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("caller")
+        verbose_name_plural = _("callers")
+
+    def __str__(self) -> str:
+        return self.masked_phone
+
+    @property
+    def masked_phone(self) -> str:
+        return mask_phone(self.phone)
+
+
+class CaseReferenceSequence(models.Model):
+    """The last reference number handed out in a year, where no PostgreSQL sequence serves (SQLite; after 2125)."""
+
+    year = models.PositiveIntegerField(primary_key=True)
+    last_number = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last_number}"
+
+
+class Case(models.Model):
+    reference = models.CharField(_("reference"), max_length=20, unique=True)
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    status = models.CharField(_("status"), max_length=20, choices=CaseStatus.choices, default=CaseStatus.NEW)
+    # Blank until triage has run: an untriaged case must not look like a normal one.
+    priority = models.CharField(_("priority"), max_length=10, choices=Priority.choices, blank=True)
+    category = models.CharField(_("category"), max_length=40, blank=True)
+    language = models.CharField(_("language"), max_length=5, choices=Language.choices, default=Language.BOSNIAN)
+    script = models.CharField(_("script"), max_length=10, choices=Script.choices, default=Script.LATIN)
+    caller = models.ForeignKey(
+        Caller, verbose_name=_("caller"), null=True, blank=True, on_delete=models.PROTECT, related_name="cases"
+    )
+    contact_name = models.CharField(_("name given"), max_length=200, blank=True)
+    contact_phone = PhoneNumberField(_("phone given"), blank=True)
+    contact_email = models.EmailField(_("e-mail given"), blank=True)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("assigned to"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="assigned_cases",
+    )
+
+    # Safe contact: an abuser may read the person's phone. None means the person was not asked.
+    safe_to_call = models.BooleanField(_("safe to call"), null=True, blank=True)
+    safe_to_text = models.BooleanField(_("safe to text"), null=True, blank=True)
+    safe_contact_note = models.CharField(
+        _("when it is safe to contact"), max_length=500, blank=True, help_text=_("In the person's own words.")
+    )
+
+    # Web inquiries: the citizen reads their case's status with a secret token; only its hash is stored.
+    citizen_token_hash = models.CharField(max_length=64, blank=True, editable=False)
+    needs_callback = models.BooleanField(
+        _("needs a call back"), default=False, help_text=_("A call was missed or abandoned before a voicemail.")
+    )
+    suspected_automated = models.BooleanField(
+        _("suspected automated"), default=False, help_text=_("The web form's hidden trap field was filled in.")
+    )
+
+    linked_cases = models.ManyToManyField(
+        "self", verbose_name=_("linked cases"), blank=True, help_text=_("Earlier contacts from the same person.")
+    )
+    # When the case's next escalation step is due; set now for a case nobody on duty could take.
+    escalation_due_at = models.DateTimeField(_("escalation due"), null=True, blank=True, db_index=True)
+    # How many escalation steps have run: the fencing token that stops a step from running twice.
+    escalation_step = models.PositiveIntegerField(_("escalation steps run"), default=0)
+    # How many times the ladder's repeating steps have run again (a critical case is chased until someone takes it).
+    escalation_loop = models.PositiveIntegerField(_("escalation loops"), default=0)
+    # The escalation policy's steps as they were when the clock started: [[number, action, wait minutes], ...].
+    escalation_ladder = models.JSONField(_("escalation steps"), default=list, blank=True, editable=False)
+    is_escalated = models.BooleanField(_("escalated"), default=False, db_index=True)
+    acknowledge_by = models.DateTimeField(_("acknowledge by"), null=True, blank=True, db_index=True)
+    acknowledged_at = models.DateTimeField(_("acknowledged"), null=True, blank=True)
+    triage_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A rehearsal contact (`manage.py drill`): worked like any case, but its notifications never reach a phone and
+    # it is left out of the figures.
+    is_drill = models.BooleanField(_("drill"), default=False, editable=False)
+
+    created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    triaged_at = models.DateTimeField(_("triaged"), null=True, blank=True)
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("case")
+        verbose_name_plural = _("cases")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"], name="case_status_created")]
+        constraints = [
+            # At most one open case per caller: a second contact joins it (the intake relies on this).
+            # A drill's case for a number stands apart from that number's real case (see is_drill).
+            models.UniqueConstraint(
+                fields=["caller", "is_drill"],
+                condition=models.Q(status__in=[s.value for s in OPEN_STATUSES]),
+                name="one_open_case_per_caller",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class Direction(models.TextChoices):
+    INBOUND = "inbound", _("Inbound")
+    OUTBOUND = "outbound", _("Outbound")
+
+
+class Message(models.Model):
+    """One inbound or outbound message or call on a case."""
+
+    case = models.ForeignKey(Case, verbose_name=_("case"), on_delete=models.CASCADE, related_name="messages")
+    direction = models.CharField(_("direction"), max_length=10, choices=Direction.choices)
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    body = models.TextField(_("text"), blank=True)
+    # MessageSid or CallSid; unique, so a webhook Twilio retries is stored once.
+    twilio_sid = models.CharField(_("Twilio SID"), max_length=64, unique=True, null=True, blank=True)
+    call_status = models.CharField(_("call status"), max_length=20, blank=True)
+    recording_url = models.URLField(_("voicemail recording"), max_length=500, blank=True)
+    recording_sid = models.CharField(max_length=64, blank=True)
+    recording_seconds = models.PositiveIntegerField(_("voicemail length (s)"), null=True, blank=True)
+    delivery_status = models.CharField(_("delivery status"), max_length=20, blank=True)
+    # Replies a citizen may read on their status page; internal notes never are messages.
+    is_visible_to_citizen = models.BooleanField(_("visible to the citizen"), default=True)
+    created_at = models.DateTimeField(_("time"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.direction} {self.channel}"
+
+
+class EventKind(models.TextChoices):
+    CREATED = "created", _("Case created")
+    MESSAGE_RECEIVED = "message_received", _("Message received")
+    MESSAGE_SENT = "message_sent", _("Message sent")
+    CALL_RECEIVED = "call_received", _("Call received")
+    CALL_MISSED = "call_missed", _("Call missed or abandoned")
+    VOICEMAIL_RECEIVED = "voicemail_received", _("Voicemail received")
+    STATUS_CHANGED = "status_changed", _("Status changed")
+    TRIAGED = "triaged", _("Triaged")
+    RECLASSIFIED = "reclassified", _("Priority or category changed by staff")
+    LINKED = "linked", _("Linked to earlier contacts")
+    ASSIGNED = "assigned", _("Assigned")
+    UNASSIGNED = "unassigned", _("Nobody could take the case")
+    ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+    ESCALATED = "escalated", _("Escalated")
+    NOTE = "note", _("Note")
+    OPTED_OUT = "opted_out", _("Caller opted out of SMS")
+    OPTED_IN = "opted_in", _("Caller opted in to SMS again")
+    LANGUAGE_CHOSEN = "language_chosen", _("Language chosen")
+    FLAGGED = "flagged", _("Flagged")
+
+
+class ActorKind(models.TextChoices):
+    CITIZEN = "citizen", _("Citizen")
+    STAFF = "staff", _("Staff")
+    SYSTEM = "system", _("System")
+
+
+class TimelineEvent(models.Model):
+    """Append-only: one row per thing that happens to a case. Nothing updates or deletes these rows."""
+
+    case = models.ForeignKey(Case, verbose_name=_("case"), on_delete=models.CASCADE, related_name="timeline")
+    kind = models.CharField(_("kind"), max_length=30, choices=EventKind.choices)
+    actor_kind = models.CharField(_("actor kind"), max_length=10, choices=ActorKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("staff member"), null=True, blank=True, on_delete=models.PROTECT
+    )
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("time"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("timeline event")
+        verbose_name_plural = _("timeline events")
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.kind}"
+
+
+class CaseRead(models.Model):
+    """Who opened a case's detail, and when: cases hold the most sensitive data a municipality has."""
+
+    case = models.ForeignKey(Case, verbose_name=_("case"), on_delete=models.CASCADE, related_name="reads")
+    reader = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("read by"), on_delete=models.PROTECT)
+    via = models.CharField(_("where"), max_length=30, blank=True)
+    read_at = models.DateTimeField(_("time"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("case read")
+        verbose_name_plural = _("case reads")
+        ordering = ["-read_at"]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.reader_id}"
+
+
+class Heartbeat(models.Model):
+    """When a periodic task last ran; /healthz/ reports its age, so a stopped worker or beat is visible."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.name

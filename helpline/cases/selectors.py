@@ -1,0 +1,81 @@
+"""Reads of the case domain that views, services and tasks share."""
+
+from __future__ import annotations
+
+from django.db.models import BooleanField, F, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case as Case_
+from django.utils import timezone
+
+from helpline.cases.models import (
+    OPEN_STATUSES,
+    PRIORITY_RANK,
+    Caller,
+    Case,
+    Channel,
+    Direction,
+    Message,
+)
+
+
+def open_case_for_caller(caller: Caller, *, lock: bool = False, is_drill: bool = False) -> Case | None:
+    """The caller's one open case, if any; with lock=True the row stays locked until the transaction ends.
+    A drill contact never joins a real case, nor a real contact a drill case."""
+    cases = Case.objects.filter(caller=caller, status__in=OPEN_STATUSES, is_drill=is_drill)
+    if lock:
+        cases = cases.select_for_update()
+    return cases.first()
+
+
+def case_by_reference(reference: str) -> Case | None:
+    return Case.objects.filter(reference=reference.strip().upper()).first()
+
+
+def replies_for_citizen(case: Case) -> QuerySet[Message]:
+    """What staff wrote to the citizen and meant them to see; never internal notes or staff details."""
+    return case.messages.filter(direction=Direction.OUTBOUND, is_visible_to_citizen=True).order_by("created_at")
+
+
+def call_message(call_sid: str, *, lock: bool = False) -> Message | None:
+    """The message a call was stored as; with lock=True its row stays locked until the transaction ends."""
+    messages = Message.objects.select_related("case").filter(twilio_sid=call_sid, channel=Channel.VOICE)
+    if lock:
+        messages = messages.select_for_update(of=("self",))
+    return messages.first()
+
+
+def case_for_call(call_sid: str) -> Case | None:
+    message = call_message(call_sid)
+    return message.case if message is not None else None
+
+
+def with_urgency(cases: QuerySet[Case]) -> QuerySet[Case]:
+    """Adds `urgency` (critical 4 ... untriaged 0) and `is_overdue` (acknowledgement deadline passed)."""
+    now = timezone.now()
+    return cases.annotate(
+        urgency=Case_(
+            *(When(priority=priority, then=Value(rank)) for priority, rank in PRIORITY_RANK.items() if rank),
+            default=Value(0),
+            output_field=IntegerField(),
+        ),
+        # A CASE, not a bare comparison: with no deadline SQL would answer NULL, not false.
+        is_overdue=Case_(
+            When(Q(acknowledge_by__lt=now, acknowledged_at__isnull=True, status__in=OPEN_STATUSES), then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
+    )
+
+
+def by_urgency(cases: QuerySet[Case]) -> QuerySet[Case]:
+    """The one urgency order: critical first (by rank, never by the priority's text), then the nearest
+    acknowledgement deadline, then the oldest."""
+    return with_urgency(cases).order_by("-urgency", F("acknowledge_by").asc(nulls_last=True), "created_at", "pk")
+
+
+def earlier_cases_of(case: Case) -> QuerySet[Case]:
+    """The same person's other cases: by caller, by the number they gave, and cases linked by triage."""
+    numbers = [str(n) for n in (case.caller.phone if case.caller_id else None, case.contact_phone) if n]
+    same_person = Q(pk__in=case.linked_cases.values("pk"))
+    if numbers:
+        same_person |= Q(caller__phone__in=numbers) | Q(contact_phone__in=numbers)
+    return Case.objects.filter(same_person).exclude(pk=case.pk).order_by("-created_at")

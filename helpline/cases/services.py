@@ -1,0 +1,307 @@
+"""Everything that changes a stored case: its status, timeline, triage result, assignee and escalation state.
+
+The one function that changes a status is `change_case_status`; every function here writes the timeline in the same
+transaction. Storing new contacts is helpline.cases.intake.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from helpline.cases import selectors
+from helpline.cases.models import (
+    OPEN_STATUSES,
+    PRIORITY_RANK,
+    ActorKind,
+    Case,
+    CaseRead,
+    CaseStatus,
+    Direction,
+    EventKind,
+    Heartbeat,
+    Message,
+    TimelineEvent,
+)
+
+logger = logging.getLogger(__name__)
+
+# Which status may follow which. Moving a resolved or closed case back to triaged or assigned is a reopen.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    CaseStatus.NEW: frozenset({CaseStatus.TRIAGED, CaseStatus.ASSIGNED, CaseStatus.RESOLVED, CaseStatus.CLOSED}),
+    CaseStatus.TRIAGED: frozenset({CaseStatus.ASSIGNED, CaseStatus.RESOLVED, CaseStatus.CLOSED}),
+    CaseStatus.ASSIGNED: frozenset(
+        {CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS, CaseStatus.TRIAGED, CaseStatus.RESOLVED}
+    ),
+    CaseStatus.ACKNOWLEDGED: frozenset({CaseStatus.IN_PROGRESS, CaseStatus.ASSIGNED, CaseStatus.RESOLVED}),
+    CaseStatus.IN_PROGRESS: frozenset({CaseStatus.ASSIGNED, CaseStatus.RESOLVED}),
+    CaseStatus.RESOLVED: frozenset({CaseStatus.CLOSED, CaseStatus.TRIAGED, CaseStatus.ASSIGNED}),
+    CaseStatus.CLOSED: frozenset({CaseStatus.TRIAGED, CaseStatus.ASSIGNED}),
+}
+
+class CaseTransitionError(Exception):
+    """The requested status change is not allowed from the case's current status."""
+
+
+# --- Timeline and status -----------------------------------------------------------------------------------
+
+
+def record_event(
+    case: Case,
+    kind: str,
+    *,
+    actor: AbstractBaseUser | None = None,
+    actor_kind: str = ActorKind.SYSTEM,
+    **details: Any,
+) -> TimelineEvent:
+    """Append one event to a case's timeline. Details must never hold a citizen's message text."""
+    if actor is not None:
+        actor_kind = ActorKind.STAFF
+    return TimelineEvent.objects.create(case=case, kind=kind, actor=actor, actor_kind=actor_kind, details=details)
+
+
+@transaction.atomic
+def change_case_status(
+    case: Case,
+    to_status: str,
+    *,
+    actor: AbstractBaseUser | None = None,
+    actor_kind: str = ActorKind.SYSTEM,
+    reason: str = "",
+    **details: Any,
+) -> Case:
+    """The one way a case's status changes: checks the transition under a row lock and writes the timeline.
+
+    Returns the locked, updated case; the caller's own copy may be stale.
+    """
+    locked = Case.objects.select_for_update().get(pk=case.pk)
+    from_status = locked.status
+    if to_status not in ALLOWED_TRANSITIONS.get(from_status, ()):
+        raise CaseTransitionError(
+            _("A case that is %(from_status)s cannot become %(to_status)s.")
+            % {"from_status": CaseStatus(from_status).label.lower(), "to_status": CaseStatus(to_status).label.lower()}
+        )
+    is_reopen = from_status in (CaseStatus.RESOLVED, CaseStatus.CLOSED)
+    if is_reopen and locked.caller_id is not None:
+        other = selectors.open_case_for_caller(locked.caller)
+        if other is not None:
+            message = _("The caller already has an open case, %(reference)s; continue there.")
+            raise CaseTransitionError(message % {"reference": other.reference})
+    locked.status = to_status
+    if to_status == CaseStatus.RESOLVED:
+        locked.resolved_at = timezone.now()
+    elif is_reopen:
+        locked.resolved_at = None
+    locked.save(update_fields=["status", "resolved_at", "updated_at"])
+    record_event(
+        locked,
+        EventKind.STATUS_CHANGED,
+        actor=actor,
+        actor_kind=actor_kind,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        reopened=is_reopen,
+        **details,
+    )
+    case.status, case.resolved_at = locked.status, locked.resolved_at
+    return locked
+
+
+# --- Triage results, assignment, reclassification (called by the triage app) -----------------------------
+
+def higher_priority(a: str, b: str) -> str:
+    return a if PRIORITY_RANK.get(a, 0) >= PRIORITY_RANK.get(b, 0) else b
+
+
+@transaction.atomic
+def record_triage(
+    case: Case,
+    *,
+    priority: str,
+    category: str,
+    reasons: list[str],
+    up_to_message_id: int | None,
+    raised_by_earlier_contact: str = "",
+) -> Case:
+    """Store a classification. Automatic triage never lowers a priority a case already has: a follow-up that
+    sounds calmer does not make the danger smaller."""
+    locked = Case.objects.select_for_update().get(pk=case.pk)
+    new_priority = higher_priority(priority, locked.priority)
+    changed = new_priority != locked.priority
+    if changed or not locked.category:
+        locked.category = category
+    locked.priority = new_priority
+    locked.triaged_at = timezone.now()
+    locked.save(update_fields=["priority", "category", "triaged_at", "updated_at"])
+    record_event(
+        locked,
+        EventKind.TRIAGED,
+        priority=locked.priority,
+        category=locked.category,
+        suggested_priority=priority,
+        reasons=reasons,
+        up_to_message_id=up_to_message_id,
+        raised_by_earlier_contact=raised_by_earlier_contact,
+    )
+    if locked.status == CaseStatus.NEW:
+        change_case_status(locked, CaseStatus.TRIAGED, reason="triage")
+    case.priority, case.category, case.status = locked.priority, locked.category, locked.status
+    return locked
+
+
+@transaction.atomic
+def link_cases(case: Case, earlier: list[Case]) -> None:
+    """Link a contact to the same person's earlier cases, once, on both timelines."""
+    already = set(case.linked_cases.values_list("pk", flat=True))
+    new = [other for other in earlier if other.pk not in already and other.pk != case.pk]
+    if not new:
+        return
+    case.linked_cases.add(*new)
+    record_event(case, EventKind.LINKED, references=[other.reference for other in new])
+
+
+@transaction.atomic
+def assign_case(
+    case: Case, assignee: AbstractBaseUser, *, by: AbstractBaseUser | None = None, explanation: str = ""
+) -> Case:
+    """Give the case to a staff member; the status becomes assigned and the timeline says why."""
+    locked = Case.objects.select_for_update().get(pk=case.pk)
+    previous = locked.assigned_to
+    if locked.status != CaseStatus.ASSIGNED:
+        change_case_status(locked, CaseStatus.ASSIGNED, actor=by, reason=explanation)
+    locked.assigned_to = assignee
+    locked.save(update_fields=["assigned_to", "updated_at"])
+    record_event(
+        locked,
+        EventKind.ASSIGNED,
+        actor=by,
+        assignee_id=assignee.pk,
+        assignee=assignee.get_username(),
+        previous=previous.get_username() if previous else None,
+        explanation=explanation,
+    )
+    case.assigned_to, case.status = locked.assigned_to, locked.status
+    return locked
+
+
+@transaction.atomic
+def flag_unassignable(case: Case, *, explanation: str) -> Case:
+    """Nobody on duty can take the case: it waits unassigned and is due for escalation at once."""
+    locked = Case.objects.select_for_update().get(pk=case.pk)
+    already_flagged = locked.escalation_due_at is not None
+    if not already_flagged:
+        escalate_at_once(locked)
+        record_event(locked, EventKind.UNASSIGNED, explanation=explanation)
+    return locked
+
+
+@transaction.atomic
+def reclassify_case(case: Case, *, priority: str, category: str, reason: str, by: AbstractBaseUser) -> Case:
+    """A social worker or supervisor overrides triage, with a reason, on the timeline."""
+    if not reason.strip():
+        raise ValueError(_("A reason is required to change priority or category."))
+    locked = Case.objects.select_for_update().get(pk=case.pk)
+    before = {"priority": locked.priority, "category": locked.category}
+    locked.priority, locked.category = priority, category
+    locked.save(update_fields=["priority", "category", "updated_at"])
+    record_event(
+        locked, EventKind.RECLASSIFIED, actor=by, before=before, priority=priority, category=category, reason=reason
+    )
+    case.priority, case.category = priority, category
+    return locked
+
+
+def _save_escalation_fields(case: Case, **changes: Any) -> None:
+    Case.objects.filter(pk=case.pk).update(**changes, updated_at=timezone.now())
+    for field, value in changes.items():
+        setattr(case, field, value)
+
+
+def start_escalation_clock(case: Case, *, acknowledge_by: dt.datetime, ladder: list[list]) -> None:
+    """Someone was given the case: the acknowledgement deadline starts and the escalation policy's steps are copied
+    onto the case, so that editing or deleting a policy later can never end this case's ladder silently.
+
+    `ladder` is a list of [step number, action, minutes to wait after it]. The caller holds the case's row lock."""
+    _save_escalation_fields(
+        case, acknowledge_by=acknowledge_by, escalation_due_at=acknowledge_by, escalation_step=0,
+        escalation_loop=0, escalation_ladder=ladder, acknowledged_at=None,
+    )  # fmt: skip
+
+
+def advance_escalation(
+    case: Case, *, step: int, due_at: dt.datetime | None, loop: int | None = None, escalated: bool = True
+) -> None:
+    """A step of the ladder ran: record which (the fencing token the next run compares) and when the next is due.
+    A case past its deadline is escalated from its first step on."""
+    changes: dict[str, Any] = {"escalation_step": step, "escalation_due_at": due_at, "is_escalated": escalated}
+    if loop is not None:
+        changes["escalation_loop"] = loop
+    _save_escalation_fields(case, **changes)
+
+
+def escalate_at_once(case: Case) -> None:
+    """Nobody could be given the case: its first escalation step is due now."""
+    _save_escalation_fields(case, escalation_due_at=timezone.now())
+
+
+def stop_escalation(case: Case, *, acknowledged_at: dt.datetime | None = None) -> None:
+    """Someone took the case (or it left the waiting states): no further step runs."""
+    changes: dict[str, Any] = {"escalation_due_at": None}
+    if acknowledged_at is not None:
+        changes["acknowledged_at"] = acknowledged_at
+    _save_escalation_fields(case, **changes)
+
+
+def reopen_target(case: Case) -> str:
+    """What a reopened case returns to: its worker's desk if it had one, else the triaged queue."""
+    return CaseStatus.ASSIGNED if case.assigned_to_id else CaseStatus.TRIAGED
+
+
+def add_note(case: Case, text: str, *, by: AbstractBaseUser) -> TimelineEvent:
+    """An internal note: on the timeline for staff, never shown to the citizen."""
+    return record_event(case, EventKind.NOTE, actor=by, text=text)
+
+
+def record_reply(case: Case, text: str, *, by: AbstractBaseUser, channel: str, delivery_status: str = "") -> Message:
+    """A reply written to the citizen: a message on the case they may read (status page or SMS)."""
+    message = Message.objects.create(
+        case=case, direction=Direction.OUTBOUND, channel=channel, body=text, is_visible_to_citizen=True,
+        delivery_status=delivery_status,
+    )  # fmt: skip
+    record_event(case, EventKind.MESSAGE_SENT, actor=by, message_id=message.pk, channel=channel)
+    return message
+
+
+def record_read(case: Case, *, reader: AbstractBaseUser, via: str) -> None:
+    """Who opened a case's personal data, and where (console page, API, conversation poll, voicemail, admin)."""
+    CaseRead.objects.create(case=case, reader=reader, via=via[:30])
+
+
+def mark_triage_requested(case_ids: list[int]) -> None:
+    Case.objects.filter(pk__in=case_ids).update(triage_requested_at=timezone.now())
+
+
+# --- Periodic ----------------------------------------------------------------------------------------------
+
+
+def record_heartbeat(name: str) -> None:
+    Heartbeat.objects.update_or_create(name=name, defaults={"beat_at": timezone.now()})
+
+
+def end_drill(started_at: dt.datetime) -> int:
+    """Resolve the drill's cases still open, so they leave the queues and stop escalating. Returns how many."""
+    open_drill_cases = Case.objects.filter(is_drill=True, created_at__gte=started_at, status__in=OPEN_STATUSES)
+    ended = 0
+    for case in open_drill_cases.only("pk"):
+        try:
+            change_case_status(case, CaseStatus.RESOLVED, reason="drill ended", outcome="drill")
+            ended += 1
+        except CaseTransitionError:
+            continue  # someone moved it meanwhile; it is theirs to finish
+    return ended

@@ -1,0 +1,203 @@
+"""Case work, as Zulip shapes its actions: `check_may` answers whether this person may do this to this case (one
+rule for workers, supervisors, former assignees and unassigned cases), and each `do_*` checks, then changes the case
+under its row lock through the layer that owns the change, which writes the timeline. The staff API and the
+console are thin adapters over these functions, so their answers cannot drift apart again.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from helpline.cases import services as case_services
+from helpline.cases.dispatch import publish
+from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, Message
+from helpline.cases.selectors import by_urgency
+from helpline.casework.selectors import cases_visible_to
+from helpline.roster.models import StaffProfile
+from helpline.roster.selectors import is_staff_member, is_supervisor
+from notifications import acknowledgement, ladder, outbox
+from triage import services as triage
+
+logger = logging.getLogger(__name__)
+
+TRIAGE_TASK = "helpline.casework.tasks.triage_case"
+UNTRIAGED_GRACE = dt.timedelta(seconds=30)
+# After the first re-send, a case is re-sent only this often: in a surge the queue is long, not lost, and
+# re-sending every sweep would flood it with copies exactly when the workers are busiest.
+RESEND_BACKOFF = dt.timedelta(minutes=5)
+
+
+class Act(enum.StrEnum):
+    VIEW = "view"
+    ACKNOWLEDGE = "acknowledge"
+    START = "start"
+    RESOLVE = "resolve"
+    REOPEN = "reopen"
+    REPLY = "reply"
+    NOTE = "note"
+    RECLASSIFY = "reclassify"
+    ASSIGN = "assign"
+
+
+class CaseNotVisible(Exception):
+    """Not this person's to see: surfaces answer 404, with no hint that the case exists."""
+
+
+class NotPermitted(Exception):
+    """This person may see the case but not do this to it: surfaces answer 403 with the message."""
+
+
+class CaseNotOpen(Exception):
+    """A closed or resolved case must be reopened before it is given to someone (409)."""
+
+
+# The two kinds of "no", in the words a worker reads.
+def _only_assignee_or_supervisor() -> str:
+    return _("Only the assigned worker or a supervisor may do this.")
+
+
+def check_may(user: AbstractBaseUser, case: Case, act: Act) -> None:
+    """The one permission rule. Supervisors may do everything. Other staff see the cases assigned to them now or
+    before and every unassigned case; they take (acknowledge) a case that is theirs or nobody's, and they work on
+    (start, resolve, reopen, reply, note, reclassify) only the case assigned to them now. Assigning is for
+    supervisors. Raises CaseNotVisible or NotPermitted."""
+    if not is_staff_member(user) or not cases_visible_to(user).filter(pk=case.pk).exists():
+        raise CaseNotVisible
+    if is_supervisor(user) or act == Act.VIEW:
+        return
+    if act == Act.ASSIGN:
+        raise NotPermitted(_("Only a supervisor may do this."))
+    if act == Act.ACKNOWLEDGE:
+        if case.assigned_to_id not in (None, user.pk):
+            raise NotPermitted(_("This case is assigned to someone else."))
+        return
+    if case.assigned_to_id != user.pk:
+        raise NotPermitted(_only_assignee_or_supervisor())
+
+
+def may(user: AbstractBaseUser, case: Case, act: Act) -> bool:
+    """For showing or hiding a button; the action itself checks again."""
+    try:
+        check_may(user, case, act)
+    except (CaseNotVisible, NotPermitted):
+        return False
+    return True
+
+
+# --- Staff actions ------------------------------------------------------------------------------------------------
+
+
+def do_acknowledge(case: Case, *, by: AbstractBaseUser, via: str) -> Case:
+    check_may(by, case, Act.ACKNOWLEDGE)
+    try:
+        return acknowledgement.acknowledge_case(case, by=by, via=via)
+    except acknowledgement.NotAllowed:  # taken by someone else meanwhile
+        raise NotPermitted(_("This case is assigned to someone else.")) from None
+
+
+def do_start(case: Case, *, by: AbstractBaseUser, reason: str = "") -> Case:
+    check_may(by, case, Act.START)
+    return case_services.change_case_status(case, CaseStatus.IN_PROGRESS, actor=by, reason=reason or "started work")
+
+
+def do_resolve(case: Case, *, by: AbstractBaseUser, outcome: str) -> Case:
+    check_may(by, case, Act.RESOLVE)
+    return case_services.change_case_status(case, CaseStatus.RESOLVED, actor=by, reason=outcome)
+
+
+def do_reopen(case: Case, *, by: AbstractBaseUser, reason: str = "") -> Case:
+    check_may(by, case, Act.REOPEN)
+    target = case_services.reopen_target(case)
+    return case_services.change_case_status(case, target, actor=by, reason=reason or "reopened")
+
+
+def do_reply(case: Case, *, by: AbstractBaseUser, text: str) -> Message:
+    """Sent through the case's channel by the outbox, which also obeys the caller's opt-out and safe-contact wish."""
+    check_may(by, case, Act.REPLY)
+    return outbox.reply_to_citizen(case, text, by=by)
+
+
+def do_add_note(case: Case, *, by: AbstractBaseUser, text: str) -> None:
+    check_may(by, case, Act.NOTE)
+    case_services.add_note(case, text, by=by)
+
+
+def do_reclassify(case: Case, *, by: AbstractBaseUser, priority: str, category: str, reason: str) -> Case:
+    check_may(by, case, Act.RECLASSIFY)
+    return case_services.reclassify_case(case, priority=priority, category=category, reason=reason, by=by)
+
+
+def do_assign(case: Case, *, by: AbstractBaseUser, staff: StaffProfile | None = None) -> Case:
+    """A supervisor gives the case to a person, or (no person named) to whoever the assignment policy picks besides
+    its current worker. Their acknowledgement clock starts and they are told."""
+    check_may(by, case, Act.ASSIGN)
+    if not case.is_open:
+        raise CaseNotOpen(_("A closed or resolved case must be reopened first."))
+    if staff is None:
+        return ladder.assign_by_policy(case, exclude=case.assigned_to_id, reason="assigned by a supervisor")
+    return ladder.hand_over(case, staff, by=by, explanation="assigned by a supervisor")
+
+
+def do_take_next(user: AbstractBaseUser) -> Case | None:
+    """Give the worker the most urgent case nobody has, and count it as acknowledged: they chose to take it.
+
+    Two workers pressing at once get two different cases: the candidate row is locked with SKIP LOCKED, so the
+    second press passes over the case the first one is taking instead of waiting for it and failing.
+    """
+    with transaction.atomic():
+        waiting = Case.objects.filter(assigned_to__isnull=True, status__in=OPEN_STATUSES)
+        case = by_urgency(waiting).select_for_update(skip_locked=True).first()
+        if case is None:
+            return None
+        return do_acknowledge(case, by=user, via="console: take next")
+
+
+# --- What the service does by itself ------------------------------------------------------------------------------
+
+
+def do_triage_case(case_id: int) -> Case | None:
+    """Classify the case (triage), then, if nobody has it yet, give it to someone by the assignment policy and
+    start their acknowledgement clock (notifications). One transaction: the case row stays locked throughout."""
+    with transaction.atomic():
+        case = triage.triage_case(case_id)
+        if case is not None and case.assigned_to_id is None and case.status == CaseStatus.TRIAGED:
+            case = ladder.assign_by_policy(case)
+    return case
+
+
+def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
+    """Ring triage again for cases the broker lost: still new 30 s after intake, or triaged but waiting for
+    someone to come on duty. Returns how many were re-sent."""
+    now = now or timezone.now()
+    stale = now - UNTRIAGED_GRACE
+    never_resent = Q(triage_requested_at__lt=F("created_at") + dt.timedelta(seconds=5))
+    due_again = Q(triage_requested_at__lt=now - RESEND_BACKOFF) | Q(triage_requested_at__isnull=True)
+    waiting = list(
+        Case.objects.filter(status=CaseStatus.NEW, created_at__lt=stale)
+        .filter(never_resent | due_again)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    unassigned = list(
+        Case.objects.filter(status=CaseStatus.TRIAGED, assigned_to__isnull=True)
+        .exclude(triage_requested_at__gte=stale)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    case_ids = waiting + unassigned
+    if case_ids:
+        case_services.mark_triage_requested(case_ids)
+        first_messages = dict(
+            Case.objects.filter(pk__in=waiting).values_list("pk", "messages__body").order_by("pk", "messages__id")
+        )
+        for case_id in case_ids:
+            publish(TRIAGE_TASK, case_id, queue=triage.queue_for_text(first_messages.get(case_id) or ""))
+        logger.warning("sweep re-sent triage for %s cases", len(case_ids))
+    return len(case_ids)

@@ -1,0 +1,193 @@
+"""Reads of case work that the staff API and the console share: who sees which case, the queues, a case with
+everything around it (its read recorded), the board and the figures. One rule each, so the surfaces cannot drift."""
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models.functions import ExtractHour
+from django.utils import timezone
+
+from helpline.cases import services as case_services
+from helpline.cases.figures import percentile
+from helpline.cases.models import OPEN_STATUSES, Case, EventKind, Message, TimelineEvent
+from helpline.cases.selectors import by_urgency, earlier_cases_of, with_urgency
+from helpline.roster.models import StaffProfile
+from helpline.roster.selectors import active_staff, is_supervisor, on_duty, with_open_case_counts
+from helpline.roster.services import LOCAL, local_moment
+
+
+def cases_visible_to(user) -> QuerySet[Case]:
+    """A supervisor sees every case; a worker the cases assigned to them now or before, and the unassigned queue.
+    Anything else does not exist for them (404, no hint)."""
+    cases = Case.objects.all()
+    if is_supervisor(user):
+        return cases
+    ever_assigned = TimelineEvent.objects.filter(kind=EventKind.ASSIGNED, details__assignee_id=user.pk).values(
+        "case_id"
+    )
+    return cases.filter(Q(assigned_to=user) | Q(assigned_to__isnull=True) | Q(pk__in=ever_assigned))
+
+
+def my_open_cases(user: AbstractBaseUser) -> QuerySet[Case]:
+    cases = Case.objects.filter(assigned_to=user, status__in=OPEN_STATUSES)
+    return by_urgency(cases).select_related("caller")
+
+
+def unassigned_cases(*, limit: int = 50) -> QuerySet[Case]:
+    """Open cases nobody has: every worker sees these (the staff API's rule), the most urgent first."""
+    cases = Case.objects.filter(assigned_to__isnull=True, status__in=OPEN_STATUSES)
+    return by_urgency(cases).select_related("caller")[:limit]
+
+
+def with_conversation(cases: QuerySet[Case]) -> QuerySet[Case]:
+    """Prefetches a case's conversation and timeline, in the order a reader reads them."""
+    return cases.prefetch_related(
+        Prefetch("messages", queryset=Message.objects.order_by("created_at", "id")),
+        Prefetch("timeline", queryset=TimelineEvent.objects.select_related("actor").order_by("created_at", "id")),
+    )
+
+
+def read_case(user: AbstractBaseUser, pk: int, *, via: str) -> Case | None:
+    """The case with its conversation and timeline, if the person may see it, and the read recorded (who opened
+    which case, and where: cases hold the most sensitive data a municipality has). None means 404."""
+    cases = with_urgency(cases_visible_to(user)).select_related("caller", "assigned_to")
+    case = with_conversation(cases).filter(pk=pk).first()
+    if case is not None:
+        case_services.record_read(case, reader=user, via=via)
+    return case
+
+
+def visible_case(user: AbstractBaseUser, pk: int) -> Case | None:
+    return cases_visible_to(user).select_related("caller", "assigned_to").filter(pk=pk).first()
+
+
+def triage_reasons(case: Case) -> list[str]:
+    """Why triage chose the priority: the reasons of the latest classification (from the prefetched timeline)."""
+    triaged = [event for event in case.timeline.all() if event.kind == EventKind.TRIAGED]
+    return list(triaged[-1].details.get("reasons") or []) if triaged else []
+
+
+def earlier_cases_for(user: AbstractBaseUser, case: Case) -> QuerySet[Case]:
+    """The same person's other cases, as far as this staff member may see them."""
+    return cases_visible_to(user).filter(pk__in=earlier_cases_of(case)).order_by(
+        "-created_at"
+    )[:20]
+
+
+# --- The supervisor's board ----------------------------------------------------------------------------------
+
+
+def escalated_or_overdue(*, limit: int = 100) -> QuerySet[Case]:
+    now = timezone.now()
+    waiting = Q(acknowledge_by__lt=now, acknowledged_at__isnull=True)
+    cases = Case.objects.filter(Q(is_escalated=True) | waiting, status__in=OPEN_STATUSES)
+    return by_urgency(cases).select_related("caller", "assigned_to")[:limit]
+
+
+def staff_loads(at: dt.datetime) -> list[StaffProfile]:
+    """Every active staff member with `open_cases` and `is_on_duty`, those on duty first, the busiest first."""
+    duty_ids = set(on_duty(at).values_list("pk", flat=True))
+    staff = list(with_open_case_counts(active_staff()))
+    for profile in staff:
+        profile.is_on_duty = profile.pk in duty_ids
+    return sorted(staff, key=lambda s: (not s.is_on_duty, -s.open_cases, str(s)))
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    cases: int
+    escalated: int
+    acknowledged: int
+    median_acknowledge_seconds: float | None
+    p90_acknowledge_seconds: float | None
+    per_hour: list[tuple[int, int, int]]  # (hour, cases, critical)
+
+    @property
+    def escalation_rate(self) -> float:
+        return self.escalated / self.cases if self.cases else 0.0
+
+
+def local_day_start(at: dt.datetime) -> dt.datetime:
+    return local_moment(at.astimezone(LOCAL).date(), dt.time(0))
+
+
+def figures_for_day(at: dt.datetime) -> DayFigures:
+    """Today's figures (local day): cases, acknowledgement times, escalation rate, contacts by hour."""
+    start = local_day_start(at)
+    today = counted_cases().filter(created_at__gte=start, created_at__lt=start + dt.timedelta(days=1))
+    totals = today.aggregate(
+        cases=Count("id"), escalated=Count("id", filter=Q(is_escalated=True))
+    )
+    waits = sorted(
+        wait.total_seconds()
+        for wait in today.filter(acknowledged_at__isnull=False)
+        .annotate(wait=F("acknowledged_at") - F("created_at"))
+        .values_list("wait", flat=True)
+    )
+    hours = {
+        row["hour"]: (row["n"], row["critical"])
+        for row in today.annotate(hour=ExtractHour("created_at", tzinfo=LOCAL))
+        .values("hour")
+        .annotate(n=Count("id"), critical=Count("id", filter=Q(priority="critical")))
+    }
+    return DayFigures(
+        cases=totals["cases"],
+        escalated=totals["escalated"],
+        acknowledged=len(waits),
+        median_acknowledge_seconds=statistics.median(waits) if waits else None,
+        p90_acknowledge_seconds=percentile(waits, 0.9) if waits else None,
+        per_hour=[(hour, *hours.get(hour, (0, 0))) for hour in range(24)],
+    )
+
+
+# --- Figures for a period (the staff API's stats) -----------------------------------------------------------------
+
+
+def counted_cases() -> QuerySet[Case]:
+    """The cases figures count: drill cases are rehearsals and never count, on the board or in the API."""
+    return Case.objects.filter(is_drill=False)
+
+
+def _seconds(deltas: list[dt.timedelta]) -> dict[str, float | None]:
+    values = sorted(d.total_seconds() for d in deltas)
+    if not values:
+        return {"median": None, "p90": None}
+    return {"median": round(statistics.median(values), 1), "p90": round(percentile(values, 0.9), 1)}
+
+
+def case_stats(user: AbstractBaseUser, start: dt.datetime, end: dt.datetime) -> dict:
+    """Counts and times for the cases this person may see, created in [start, end)."""
+    visible = cases_visible_to(user).values("pk")
+    cases = counted_cases().filter(pk__in=visible, created_at__gte=start, created_at__lt=end)
+    total = cases.count()
+
+    def counts(field: str) -> dict[str, int]:
+        return {row[field] or "": row["n"] for row in cases.values(field).annotate(n=Count("id")).order_by(field)}
+
+    acknowledged = cases.filter(acknowledged_at__isnull=False).annotate(wait=F("acknowledged_at") - F("created_at"))
+    resolved = cases.filter(resolved_at__isnull=False).annotate(took=F("resolved_at") - F("created_at"))
+    body = {
+        "period": {"from": start, "to": end},
+        "cases": total,
+        "by_status": counts("status"),
+        "by_priority": counts("priority"),
+        "by_category": counts("category"),
+        "by_channel": counts("channel"),
+        "time_to_acknowledge_seconds": _seconds(list(acknowledged.values_list("wait", flat=True))),
+        "time_to_resolve_seconds": _seconds(list(resolved.values_list("took", flat=True))),
+        "escalated": cases.filter(is_escalated=True).count(),
+        "escalation_rate": round(cases.filter(is_escalated=True).count() / total, 3) if total else 0.0,
+    }
+    if is_supervisor(user):
+        per_worker: dict[str, list] = {}
+        for row in acknowledged.values("assigned_to", "assigned_to__username", "wait"):
+            per_worker.setdefault(row["assigned_to__username"] or "-", []).append(row["wait"])
+        body["per_worker"] = {
+            name: {"acknowledged": len(waits), "time_to_acknowledge_seconds": _seconds(waits)}
+            for name, waits in per_worker.items()
+        }
+    return body

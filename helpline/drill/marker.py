@@ -1,0 +1,80 @@
+"""Telling a rehearsal contact from a real one.
+
+`manage.py drill` sends its contacts through the real webhooks and API with an X-Helpline-Drill header: a drill
+id and its HMAC under the SECRET_KEY. Nobody without the key can mark a contact as a drill, so a real person
+can never be quietly kept away from the on-duty phones by a forged header; an invalid marker is simply ignored
+and the contact is treated as real.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterable
+
+from django.db.models import Count, Min, QuerySet
+from django.http import HttpRequest
+from django.utils.crypto import constant_time_compare, salted_hmac
+
+from helpline.cases.models import Case, EventKind, Message, TimelineEvent
+from notifications.models import Notification
+
+DRILL_HEADER = "X-Helpline-Drill"
+_SALT = "helpline.drill"
+
+
+def new_drill_marker() -> str:
+    drill_id = secrets.token_hex(8)
+    return f"{drill_id}:{salted_hmac(_SALT, drill_id).hexdigest()}"
+
+
+def is_drill_request(request: HttpRequest) -> bool:
+    marker = request.headers.get(DRILL_HEADER, "")
+    drill_id, _, signature = marker.partition(":")
+    return bool(drill_id and signature) and constant_time_compare(signature, salted_hmac(_SALT, drill_id).hexdigest())
+
+
+def contact_figures(cases: QuerySet[Case], *, sids: Iterable[str], references: Iterable[str]) -> dict:
+    """What happened to contacts sent by a load run: lost and duplicated (against the Twilio SIDs and inquiry
+    references sent), and per case the seconds from intake to assignment and to the assignment SMS handed to the
+    SMS backend (all cases and critical ones), and each escalation step's lateness."""
+
+    sids, references = set(sids), set(references)
+    stored = Message.objects.filter(twilio_sid__in=sids).values("twilio_sid").annotate(n=Count("id"))
+    found_sids = {row["twilio_sid"] for row in stored}
+    found_references = set(Case.objects.filter(reference__in=references).values_list("reference", flat=True))
+    assigned = dict(
+        TimelineEvent.objects.filter(case__in=cases, kind=EventKind.ASSIGNED)
+        .values("case_id")
+        .annotate(first=Min("created_at"))
+        .values_list("case_id", "first")
+    )
+    handed = dict(
+        Notification.objects.filter(case__in=cases, kind="assignment", sent_at__isnull=False)
+        .values("case_id")
+        .annotate(first=Min("sent_at"))
+        .values_list("case_id", "first")
+    )
+    figures: dict = {
+        "lost": len(sids - found_sids) + len(references - found_references),
+        "duplicated": sum(1 for row in stored if row["n"] > 1),
+        "cases": cases.count(),
+        "untriaged": cases.filter(triaged_at__isnull=True).count(),
+        "unassigned": cases.filter(assigned_to__isnull=True).count(),
+    }
+    for label, subset in (("all", cases), ("critical", cases.filter(priority="critical"))):
+        created = list(subset.values_list("pk", "created_at"))
+        figures[f"assign_{label}"] = [_seconds(assigned[pk] - at) for pk, at in created if pk in assigned]
+        figures[f"notify_{label}"] = [_seconds(handed[pk] - at) for pk, at in created if pk in handed]
+        figures[f"assign_{label}_at"] = [(at, _seconds(assigned[pk] - at)) for pk, at in created if pk in assigned]
+    steps = TimelineEvent.objects.filter(case__in=cases, kind=EventKind.ESCALATED)
+    figures["escalation_lateness"] = [
+        details["lateness_seconds"]
+        for details in steps.values_list("details", flat=True)
+        if details.get("lateness_seconds") is not None
+    ]
+    return figures
+
+
+def _seconds(delta: dt.timedelta) -> float:
+    return delta.total_seconds()

@@ -1,0 +1,58 @@
+"""Twilio's callbacks about what we sent: delivery status of SMS, and the call to a worker about a critical case."""
+from django.http import HttpRequest, HttpResponse
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from helpline.intake.webhooks import _absolute, _missing, _param, _say, _twiml, twilio_webhook
+from notifications import acknowledgement, outbox, texts
+from notifications.models import Notification
+
+
+@twilio_webhook
+def message_status(request: HttpRequest) -> HttpResponse:
+    sid, status = _param(request, "MessageSid"), _param(request, "MessageStatus")
+    if not sid or not status:
+        return _missing(*[name for name, value in (("MessageSid", sid), ("MessageStatus", status)) if not value])
+    outbox.record_delivery_status(provider_sid=sid, status=status, error_code=_param(request, "ErrorCode"))
+    return HttpResponse(status=204)
+
+
+def _notification(request: HttpRequest) -> Notification | None:
+    raw = request.GET.get("notification", "")
+    return Notification.objects.select_related("case").filter(pk=raw).first() if raw.isdigit() else None
+
+
+@twilio_webhook
+def staff_call(request: HttpRequest) -> HttpResponse:
+    """What a worker hears when called about a critical case: a summary, and press 1 to take it."""
+    notification = _notification(request)
+    response = VoiceResponse()
+    if notification is None or notification.case is None:
+        response.hangup()
+        return _twiml(response)
+    accept = _absolute(request, "webhooks:staff-call-accept") + f"?notification={notification.pk}"
+    gather = Gather(num_digits=1, action=accept, method="POST", timeout=10)
+    _say(gather, texts.staff_call(notification.case), "bs")
+    response.append(gather)
+    response.hangup()
+    return _twiml(response)
+
+
+@twilio_webhook
+def staff_call_accept(request: HttpRequest) -> HttpResponse:
+    notification = _notification(request)
+    response = VoiceResponse()
+    if notification is not None and _param(request, "Digits") == "1" and acknowledgement.acknowledged_by_key_press(
+        notification.pk
+    ):
+        _say(response, texts.acknowledged(notification.case), "bs")
+    response.hangup()
+    return _twiml(response)
+
+
+@twilio_webhook
+def staff_call_status(request: HttpRequest) -> HttpResponse:
+    sid, status = _param(request, "CallSid"), _param(request, "CallStatus")
+    if not sid or not status:
+        return _missing("CallSid", "CallStatus")
+    outbox.record_staff_call_outcome(provider_sid=sid, call_status=status)
+    return HttpResponse(status=204)

@@ -1,0 +1,115 @@
+"""What the helpline says to a citizen: always the case reference, what happens next and the emergency numbers,
+in the citizen's language, and in Cyrillic when they wrote in Cyrillic."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext
+
+from helpline.cases.language import latin_to_cyrillic
+from helpline.cases.models import Priority
+
+
+def _in_citizens_words(language: str, script: str, render) -> str:
+    with translation.override(language):
+        text = render()
+    return latin_to_cyrillic(text) if script == "cyrillic" and language == "bs" else text
+
+
+def _numbers() -> dict[str, str]:
+    return {"helpline": settings.HELPLINE_NAME, **settings.EMERGENCY_NUMBERS}
+
+
+def emergency_sentence() -> str:
+    return gettext(
+        "If you are in immediate danger, call the police on %(police)s or an ambulance on %(ambulance)s."
+    ) % _numbers()
+
+
+def sms_case_reply(*, reference: str, is_new_case: bool, language: str, script: str) -> str:
+    def render() -> str:
+        if is_new_case:
+            first = gettext("%(helpline)s: we have received your message. Your case number is %(reference)s.")
+        else:
+            first = gettext("%(helpline)s: your message has been added to case %(reference)s.")
+        next_step = gettext("A social worker will contact you as soon as possible.")
+        return " ".join([first % {**_numbers(), "reference": reference}, next_step, emergency_sentence()])
+
+    return _in_citizens_words(language, script, render)
+
+
+def sms_opt_out_reply(*, language: str, script: str) -> str:
+    def render() -> str:
+        return " ".join(
+            [
+                gettext("%(helpline)s: you will receive no more SMS from us. Send START to receive them again.")
+                % _numbers(),
+                emergency_sentence(),
+            ]
+        )
+
+    return _in_citizens_words(language, script, render)
+
+
+def sms_opt_in_reply(*, language: str, script: str) -> str:
+    def render() -> str:
+        return " ".join(
+            [gettext("%(helpline)s: you will receive our SMS again.") % _numbers(), emergency_sentence()]
+        )
+
+    return _in_citizens_words(language, script, render)
+
+
+def spoken_reference(reference: str) -> str:
+    """SOS-2026-00042 read aloud digit by digit, so the caller can write it down."""
+    return ", ".join(" ".join(part) for part in reference.split("-"))
+
+
+def voice_greeting() -> dict[str, str]:
+    """The language menu, each line in its own language."""
+    with translation.override("bs"):
+        bosnian = gettext("You have reached %(helpline)s. For Bosnian, Croatian or Serbian, press 1.") % _numbers()
+    with translation.override("en"):
+        english = gettext("For English, press 2.")
+    return {"bs": bosnian, "en": english}
+
+
+def voice_voicemail_prompt(*, reference: str, language: str) -> str:
+    with translation.override(language):
+        return " ".join(
+            [
+                gettext("Your call has been recorded under case number %(reference)s.")
+                % {"reference": spoken_reference(reference)},
+                emergency_sentence(),
+                gettext(
+                    "Please leave a message after the tone: tell us what is happening, where you are, and "
+                    "whether it is safe to call you back. Then hang up."
+                ),
+            ]
+        )
+
+
+def voice_goodbye(*, language: str) -> str:
+    with translation.override(language):
+        return " ".join(
+            [gettext("Thank you. A social worker will call you back as soon as possible."), emergency_sentence()]
+        )
+
+
+def voice_connecting(*, language: str) -> str:
+    with translation.override(language):
+        return gettext("We are connecting you to a social worker on duty. Please stay on the line.")
+
+
+def voice_whisper(*, reference: str, priority: str) -> str:
+    """What the worker hears before the caller is put through (in the centre's language)."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return gettext("%(helpline)s: a call for case %(reference)s, priority %(priority)s. Press 1 to take it.") % {
+            **_numbers(),
+            "reference": spoken_reference(reference),
+            "priority": _priority_label(priority),
+        }
+
+
+def _priority_label(priority: str) -> str:
+    return str(Priority(priority).label).lower() if priority in Priority.values else gettext("not yet known")

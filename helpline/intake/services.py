@@ -1,0 +1,67 @@
+"""What intake decides before it stores a contact: is this SMS a staff command or a citizen, which triage queue a
+message rides (the quick danger check), and which language a contact is in. Views and webhooks only parse and
+answer; the storing itself is helpline.cases.intake."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from helpline.cases import intake
+from helpline.cases.language import detect_language
+from helpline.cases.models import Case
+from helpline.roster.models import StaffProfile
+from helpline.roster.selectors import staff_for_number, voice_hunt_list
+from notifications import acknowledgement
+from triage.services import queue_for_text
+
+
+@dataclass(frozen=True)
+class SmsReceived:
+    """A citizen's SMS stored (`intake` set), or a staff command answered (`staff_reply` set)."""
+
+    intake: intake.SmsIntake | None = None
+    staff_reply: str = ""
+
+
+def receive_sms(
+    *, message_sid: str, from_number: str, body: str, num_media: int = 0, is_drill: bool = False
+) -> SmsReceived:
+    """A registered staff phone sends commands (OK 4821), never a citizen case; everyone else's SMS is stored."""
+    staff = staff_for_number(intake.normalise_phone(from_number))
+    if staff is not None:
+        return SmsReceived(staff_reply=acknowledgement.handle_staff_sms(staff, body))
+    stored = intake.record_inbound_sms(
+        message_sid=message_sid, from_number=from_number, body=body, num_media=num_media, is_drill=is_drill,
+        triage_queue=queue_for_text(body),
+    )  # fmt: skip
+    return SmsReceived(intake=stored)
+
+
+def receive_web_inquiry(
+    *, message: str, language: str | None = None, is_drill: bool = False, **contact
+) -> intake.WebIntake:
+    """The case's language is the language the citizen wrote in, never the language of the page they used; an API
+    client may state it explicitly."""
+    return intake.record_web_inquiry(
+        message=message, language=language or detect_language(message), is_drill=is_drill,
+        triage_queue=queue_for_text(message), **contact,
+    )  # fmt: skip
+
+
+def receive_follow_up(case: Case, text: str):
+    return intake.add_citizen_follow_up(case, text, triage_queue=queue_for_text(text))
+
+
+def who_to_ring(case: Case, attempt: int) -> StaffProfile | None:
+    """The live call's hunt: the `attempt`-th person to ring, or None when the list is exhausted (voicemail)."""
+    hunt = voice_hunt_list(case, timezone.now())
+    return hunt[attempt] if attempt < len(hunt) else None
+
+
+def accept_live_call(case: Case, staff: StaffProfile) -> None:
+    acknowledgement.accept_call(case, staff)
+
+
+def live_call_was_accepted(case: Case) -> bool:
+    return acknowledgement.call_was_accepted(case)

@@ -1,0 +1,330 @@
+"""Settings for the helpline service, read once from the environment (django-environ).
+
+With no environment at all the service runs on embedded defaults: SQLite (WAL) and a filesystem Celery broker
+under var/, so `make run` works on a fresh machine with Python alone. DATABASE_URL and CELERY_BROKER_URL point
+it at PostgreSQL and Redis.
+"""
+import secrets
+from pathlib import Path
+
+import environ
+from celery.schedules import crontab
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent  # the repository: helpline/project/settings.py
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")  # optional; real deployments set the environment
+
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _local_secret_key() -> str:
+    """A secret key kept under var/, so a development machine needs no configuration and keeps its sessions."""
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret_key()
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# The https origin Twilio calls, e.g. https://sos.example.ba. Twilio signs the public URL; behind a proxy
+# Django sees another scheme and host, so signatures are checked against this origin plus the request path.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "phonenumber_field",
+    "django_htmx",
+    "csp",
+    "helpline.cases",
+    "helpline.intake",
+    "helpline.console",
+    "helpline.drill",
+    "helpline.operations",
+    "triage",
+    "notifications",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "helpline.project.urls"
+WSGI_APPLICATION = "helpline.project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------------
+SQLITE_PATH = VAR_DIR / "helpline.sqlite3"
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web, worker and beat processes read while one writes; IMMEDIATE takes the write lock at
+    # BEGIN, so two writers queue for `timeout` seconds instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# One process-local cache by default; set CACHE_URL (e.g. redis://redis:6379/1) when several web processes
+# must share throttling counters.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Language and time -----------------------------------------------------------------------------------
+LANGUAGE_CODE = "bs"
+LANGUAGES = [("bs", _("Bosnian")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "helpline" / "locale"]
+TIME_ZONE = "Europe/Sarajevo"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files ----------------------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+# --- Security --------------------------------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+# No other site ever learns where a person came from (the quick-exit link above all). Not "no-referrer": with it,
+# Chromium sends "Origin: null" on form posts and Django's CSRF check refuses every submitted form.
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_HTTPS_PROXY", False) else None
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("BEHIND_HTTPS_PROXY", default=False)
+
+# A strict Content Security Policy (django-csp): scripts and styles only from our own static files, so an
+# injected message text can never run in a social worker's browser. The API docs use drf-spectacular's
+# split view for the same reason (its script is a file, not inline).
+from csp.constants import NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "media-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# --- REST framework --------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {
+        "inquiries": env.str("INQUIRY_THROTTLE_RATE", default="10/minute"),
+        "inquiry_status": env.str("INQUIRY_STATUS_THROTTLE_RATE", default="60/minute"),
+        "login": env.str("LOGIN_THROTTLE_RATE", default="10/minute"),
+    },
+    # How many proxies stand before the app; 0 trusts no X-Forwarded-For, so a client cannot dodge the
+    # per-IP throttle by sending its own header.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "SOS helpline API",
+    "DESCRIPTION": "Public inquiries for citizens; cases, roster and figures for staff.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The docs page's assets come from the drf-spectacular-sidecar package: no internet needed.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Celery ----------------------------------------------------------------------------------------------
+CELERY_BROKER_DIR = Path(env.str("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu's filesystem transport needs no server; it can lose a message in a crash, which is acceptable only
+    # because the database is the truth and periodic sweeps find work whose message was lost.
+    for folder in ("queue", "processed", "control"):
+        (CELERY_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
+        "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
+        "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
+        "store_processed": False,
+        # kombu polls the folder once a second by default, which limits each worker to about one task a second.
+        "polling_interval": 0.1,
+    }
+else:
+    # Intake must answer within a second even when the broker is gone: fail fast, the sweep recovers.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 5}
+CELERY_BROKER_CONNECTION_TIMEOUT = 0.5
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True  # a worker that dies mid-task leaves the message for another worker
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# On Redis a worker takes one message at a time, so a long task never holds others back. The filesystem broker
+# runs Celery's blocking loop, which fetches again only after a 2 s wait once its prefetch is used up: there a
+# worker takes up to 16 at a time (a crash loses them either way with that broker; the sweeps re-send them).
+CELERY_WORKER_PREFETCH_MULTIPLIER = 16 if CELERY_BROKER_URL.startswith("filesystem://") else 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+# Every task names its queue (a test checks): a surge on one never starves another.
+CELERY_TASK_ROUTES = {
+    "helpline.cases.tasks.record_heartbeat": {"queue": "default"},
+    "helpline.casework.tasks.triage_case": {"queue": "triage"},
+    "helpline.casework.tasks.sweep_untriaged": {"queue": "default"},
+    "triage.tasks.generate_shifts": {"queue": "default"},
+    "notifications.tasks.send_notification": {"queue": "notifications"},
+    "notifications.tasks.relay_notifications": {"queue": "default"},
+    # The escalation tick is how an unanswered case reaches someone: it has its own queue and the critical
+    # worker takes it, never behind a surge's backlog of notifications (the surge benchmark measured 42 s there).
+    "notifications.tasks.run_escalations": {"queue": "escalation"},
+    "notifications.tasks.send_roster_gap_report": {"queue": "notifications"},
+}
+# Tasks outside an app's tasks.py (the case-work layer is not a Django app of its own).
+CELERY_IMPORTS = ["helpline.casework.tasks"]
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 10.0  # finish or hand back running tasks on a warm shutdown
+CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = True
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "heartbeat": {"task": "helpline.cases.tasks.record_heartbeat", "schedule": 15.0},
+    "sweep-untriaged": {"task": "helpline.casework.tasks.sweep_untriaged", "schedule": 10.0},
+    "generate-shifts": {"task": "triage.tasks.generate_shifts", "schedule": 3600.0},
+    # Every second: one indexed query, and a due step runs at most about a second late.
+    # A tick not started within 5 s is dropped: the next one does the same work, and ticks must not pile up.
+    "run-escalations": {"task": "notifications.tasks.run_escalations", "schedule": 1.0, "options": {"expires": 5}},
+    "relay-notifications": {"task": "notifications.tasks.relay_notifications", "schedule": 10.0},
+    "roster-gap-report": {
+        "task": "notifications.tasks.send_roster_gap_report",
+        "schedule": crontab(hour=7, minute=0),
+    },
+}
+
+# --- Twilio and SMS --------------------------------------------------------------------------------------
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_PHONE_NUMBER = env.str("TWILIO_PHONE_NUMBER", default="")
+# Only for tests and drills: send Twilio API requests to a local stub instead of api.twilio.com.
+TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
+SMS_PER_SECOND = env.int("SMS_PER_SECOND", default=1)  # a Twilio long code takes about one message a second
+NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=6)
+NOTIFICATION_RETRY_BASE_SECONDS = env.float("NOTIFICATION_RETRY_BASE_SECONDS", default=5.0)
+STAFF_CALL_RETRY_SECONDS = env.int("STAFF_CALL_RETRY_SECONDS", default=60)
+# Called (and texted) when a case's ladder reaches its last resort: for example the head of the centre. E.164.
+ESCALATION_FALLBACK_NUMBERS = env.list("ESCALATION_FALLBACK_NUMBERS", default=[])
+SMS_BACKEND = env.str("SMS_BACKEND", default="console")
+# <Say> has no Bosnian voice; Croatian is the closest one Twilio offers. Each can be changed per deployment.
+TWILIO_SAY_VOICES = {
+    "bs": {"language": env.str("TWILIO_SAY_LANGUAGE_BS", default="hr-HR"), "voice": env.str("TWILIO_VOICE_BS", "")},
+    "en": {"language": env.str("TWILIO_SAY_LANGUAGE_EN", default="en-GB"), "voice": env.str("TWILIO_VOICE_EN", "")},
+}
+
+PHONENUMBER_DEFAULT_REGION = "BA"
+PHONENUMBER_DB_FORMAT = "E164"
+
+# --- The helpline's world (DOMAIN.md) --------------------------------------------------------------------
+HELPLINE_NAME = env.str("HELPLINE_NAME", default="SOS telefon")
+EMERGENCY_NUMBERS = {
+    "police": env.str("EMERGENCY_POLICE", default="122"),
+    "fire": env.str("EMERGENCY_FIRE", default="123"),
+    "ambulance": env.str("EMERGENCY_AMBULANCE", default="124"),
+    "domestic_violence_fbih": env.str("EMERGENCY_DV_FBIH", default="1265"),
+    "domestic_violence_rs": env.str("EMERGENCY_DV_RS", default="1264"),
+    "children": env.str("EMERGENCY_CHILDREN", default="080 05 03 05"),
+}
+# Where the quick-exit button on the public form leaves to: a neutral site that does not look like help.
+QUICK_EXIT_URL = env.str("QUICK_EXIT_URL", default="https://www.google.com/search?q=vremenska+prognoza")
+MAX_MESSAGE_LENGTH = 5000
+# The longest voicemail a caller may leave, in seconds.
+VOICEMAIL_MAX_SECONDS = env.int("VOICEMAIL_MAX_SECONDS", default=180)
+# How long each person in the live-call hunt is rung before the next one.
+VOICE_RING_SECONDS = env.int("VOICE_RING_SECONDS", default=20)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+# --- Staff console ---
+LOGIN_URL = "console:login"
+LOGIN_REDIRECT_URL = "console:queue"
+LOGOUT_REDIRECT_URL = "console:login"
+# A signed-in session lasts a night shift at most; after CONSOLE_IDLE_MINUTES without a click it ends. The
+# queue's polling is not a click: an unattended screen must not keep a session open (helpline.console.middleware).
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
+CONSOLE_IDLE_MINUTES = env.int("CONSOLE_IDLE_MINUTES", default=30)
+# Failed console logins per IP address and username before the login page answers 429 for the window.
+CONSOLE_LOGIN_ATTEMPTS = env.int("CONSOLE_LOGIN_ATTEMPTS", default=5)
+CONSOLE_LOGIN_WINDOW_SECONDS = env.int("CONSOLE_LOGIN_WINDOW_SECONDS", default=15 * 60)
+# How often the queue and the board ask the server for news.
+CONSOLE_POLL_SECONDS = env.int("CONSOLE_POLL_SECONDS", default=5)
+MIDDLEWARE = [*MIDDLEWARE, "helpline.console.middleware.IdleSessionMiddleware"]

@@ -1,0 +1,136 @@
+"""Staff profiles, rotation patterns, shifts and absences: who works when.
+
+The tables were first made by the triage app, and these models keep its app label (`triage_staffprofile`, ...), so
+moving the code here changed no table, migration or admin address. Migrations stay in triage/migrations.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from phonenumber_field.modelfields import PhoneNumberField
+
+
+class Role(models.TextChoices):
+    WORKER = "worker", _("Social worker")
+    SUPERVISOR = "supervisor", _("Supervisor")
+
+
+class StaffProfile(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.CASCADE, related_name="staff_profile"
+    )
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.WORKER)
+    phone = PhoneNumberField(_("phone"), blank=True)
+    languages = models.JSONField(_("languages"), default=list, blank=True, help_text=_('For example ["bs", "en"].'))
+    skills = models.JSONField(
+        _("skills"),
+        default=list,
+        blank=True,
+        help_text=_('Categories this person is trained for, e.g. ["child_protection"].'),
+    )
+    max_open_cases = models.PositiveIntegerField(_("maximum open cases"), default=8)
+    is_active = models.BooleanField(_("active"), default=True)
+    last_assigned_at = models.DateTimeField(_("last assigned"), null=True, blank=True)
+
+    class Meta:
+        app_label = "triage"
+        verbose_name = _("staff profile")
+        verbose_name_plural = _("staff profiles")
+
+    def __str__(self) -> str:
+        return self.user.get_full_name() or self.user.get_username()
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role == Role.SUPERVISOR
+
+
+class RotationPattern(models.Model):
+    """A repeating roster: a cycle of days, each with who works from when to when (local time)."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    starts_on = models.DateField(_("first day of the cycle"))
+    cycle_days = models.PositiveIntegerField(_("days in the cycle"), default=7)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        app_label = "triage"
+        verbose_name = _("rotation pattern")
+        verbose_name_plural = _("rotation patterns")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RotationSlot(models.Model):
+    """One shift in a rotation. An end time at or before the start time ends on the next day."""
+
+    pattern = models.ForeignKey(RotationPattern, on_delete=models.CASCADE, related_name="slots")
+    staff = models.ForeignKey(StaffProfile, verbose_name=_("staff member"), on_delete=models.CASCADE)
+    day_in_cycle = models.PositiveIntegerField(_("day in the cycle"), help_text=_("0 is the cycle's first day."))
+    start_time = models.TimeField(_("starts"))
+    end_time = models.TimeField(_("ends"))
+
+    class Meta:
+        app_label = "triage"
+        verbose_name = _("rotation slot")
+        verbose_name_plural = _("rotation slots")
+        ordering = ["day_in_cycle", "start_time"]
+
+    def __str__(self) -> str:
+        return f"{self.pattern}: {self.day_in_cycle} {self.start_time}-{self.end_time}"
+
+
+class Shift(models.Model):
+    """Someone on duty from a moment to a moment. Generated from rotations or entered by hand."""
+
+    staff = models.ForeignKey(
+        StaffProfile, verbose_name=_("staff member"), on_delete=models.CASCADE, related_name="shifts"
+    )
+    starts_at = models.DateTimeField(_("starts"))
+    ends_at = models.DateTimeField(_("ends"))
+    pattern = models.ForeignKey(RotationPattern, null=True, blank=True, on_delete=models.SET_NULL, editable=False)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+
+    class Meta:
+        app_label = "triage"
+        verbose_name = _("shift")
+        verbose_name_plural = _("shifts")
+        ordering = ["starts_at"]
+        indexes = [models.Index(fields=["starts_at", "ends_at"], name="shift_window")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="shift_ends_after_start"
+            ),
+            models.UniqueConstraint(fields=["staff", "starts_at", "pattern"], name="one_generated_shift_per_slot"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.staff} {self.starts_at:%Y-%m-%d %H:%M}"
+
+
+class Absence(models.Model):
+    """A one-off override: sick leave, leave, or the giving side of a swap. It takes precedence over shifts."""
+
+    staff = models.ForeignKey(
+        StaffProfile, verbose_name=_("staff member"), on_delete=models.CASCADE, related_name="absences"
+    )
+    starts_at = models.DateTimeField(_("starts"))
+    ends_at = models.DateTimeField(_("ends"))
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+
+    class Meta:
+        app_label = "triage"
+        verbose_name = _("absence")
+        verbose_name_plural = _("absences")
+        ordering = ["starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="absence_ends_after_start"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.staff} {self.starts_at:%Y-%m-%d}"

@@ -1,0 +1,70 @@
+"""Who is on duty, and with how many open cases: the reads assignment, the live-call hunt and the board share."""
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+
+from helpline.cases.models import OPEN_STATUSES, Case
+from helpline.roster.models import Absence, Role, Shift, StaffProfile
+
+
+def is_supervisor(user) -> bool:
+    """Supervisors (and Django superusers) see and may act on every case."""
+    profile = getattr(user, "staff_profile", None)
+    return bool(user.is_superuser or (profile is not None and profile.role == Role.SUPERVISOR))
+
+
+def is_staff_member(user) -> bool:
+    """Signed in with a staff profile (or a superuser): the one test the console and the staff API both use."""
+    return bool(user.is_authenticated and (user.is_superuser or hasattr(user, "staff_profile")))
+
+
+def staff_for_number(phone_e164: str | None) -> StaffProfile | None:
+    """The active staff member whose registered phone this is: an SMS from it is a staff command."""
+    if not phone_e164:
+        return None
+    return StaffProfile.objects.select_related("user").filter(phone=phone_e164, is_active=True).first()
+
+
+def all_supervisors() -> list[StaffProfile]:
+    """Every active supervisor with a phone, on duty or not: the ladder's last resort."""
+    return list(StaffProfile.objects.filter(role=Role.SUPERVISOR, is_active=True).exclude(phone="").order_by("pk"))
+
+
+def active_staff() -> QuerySet[StaffProfile]:
+    return StaffProfile.objects.filter(is_active=True, user__is_active=True).select_related("user").order_by(
+        "user__first_name", "user__username"
+    )
+
+
+def on_duty(at: dt.datetime, *, role: str | None = None) -> QuerySet[StaffProfile]:
+    """Active staff with a shift covering `at` and no absence covering it."""
+    covering_shift = Shift.objects.filter(staff=OuterRef("pk"), starts_at__lte=at, ends_at__gt=at)
+    covering_absence = Absence.objects.filter(staff=OuterRef("pk"), starts_at__lte=at, ends_at__gt=at)
+    staff = StaffProfile.objects.filter(is_active=True, user__is_active=True).filter(
+        Exists(covering_shift), ~Exists(covering_absence)
+    )
+    if role is not None:
+        staff = staff.filter(role=role)
+    return staff.select_related("user")
+
+
+def with_open_case_counts(staff: QuerySet[StaffProfile]) -> QuerySet[StaffProfile]:
+    return staff.annotate(
+        open_cases=Count("user__assigned_cases", filter=Q(user__assigned_cases__status__in=OPEN_STATUSES))
+    )
+
+
+def supervisors_on_duty(at: dt.datetime) -> QuerySet[StaffProfile]:
+    return on_duty(at, role=Role.SUPERVISOR)
+
+
+def voice_hunt_list(case: Case, at: dt.datetime, *, limit: int = 3) -> list[StaffProfile]:
+    """Whom a live call rings, in order: workers on duty who speak the caller's language and have a phone, fewest
+    open cases first, then the supervisor on duty. A few at most, so nobody in crisis waits minutes."""
+    staff = with_open_case_counts(on_duty(at)).exclude(phone="")
+    speakers = [s for s in staff if case.language in (s.languages or [])]
+    workers = sorted((s for s in speakers if s.role == Role.WORKER), key=lambda s: (s.open_cases, s.pk))
+    supervisors = sorted((s for s in staff if s.role == Role.SUPERVISOR), key=lambda s: (s.open_cases, s.pk))
+    return (workers[: limit - 1] + supervisors[:1]) if supervisors else workers[:limit]

@@ -1,0 +1,126 @@
+"""The duty roster: shifts generated from rotation patterns, and the gaps a citizen must never find first.
+
+Shift times are wall-clock times in Europe/Sarajevo. A night shift 22:00-06:00 on the night clocks change is
+7 or 9 hours long, as the people working it experience it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from helpline.roster.models import Absence, Role, RotationPattern, Shift, StaffProfile
+
+LOCAL = ZoneInfo(settings.TIME_ZONE)
+
+
+def local_moment(day: dt.date, time: dt.time) -> dt.datetime:
+    """The moment (in UTC) a local wall-clock time happens on a day. A time that does not exist (skipped at the
+    spring change) is moved an hour on; a time that happens twice (autumn) is the first one. UTC, because Python
+    subtracts two datetimes of one zone by their wall clocks, which is wrong across a change."""
+    naive = dt.datetime.combine(day, time)
+    moment = naive.replace(tzinfo=LOCAL)
+    round_trip = moment.astimezone(dt.UTC).astimezone(LOCAL).replace(tzinfo=None)
+    if round_trip != naive:  # in the spring gap
+        moment = (naive + dt.timedelta(hours=1)).replace(tzinfo=LOCAL)
+    return moment.astimezone(dt.UTC)
+
+
+def shift_window(day: dt.date, start: dt.time, end: dt.time) -> tuple[dt.datetime, dt.datetime]:
+    """Start and end of a shift that starts on `day`; an end at or before the start is on the next day."""
+    end_day = day + dt.timedelta(days=1) if end <= start else day
+    return local_moment(day, start), local_moment(end_day, end)
+
+
+@transaction.atomic
+def generate_shifts(pattern: RotationPattern, first_day: dt.date, last_day: dt.date) -> int:
+    """Create the pattern's shifts for the days given; shifts that exist already are left alone."""
+    created = 0
+    slots = list(pattern.slots.select_related("staff"))
+    day = max(first_day, pattern.starts_on)
+    while day <= last_day:
+        index = (day - pattern.starts_on).days % pattern.cycle_days
+        for slot in slots:
+            if slot.day_in_cycle != index:
+                continue
+            starts_at, ends_at = shift_window(day, slot.start_time, slot.end_time)
+            _, was_created = Shift.objects.get_or_create(
+                staff=slot.staff, starts_at=starts_at, pattern=pattern, defaults={"ends_at": ends_at}
+            )
+            created += was_created
+        day += dt.timedelta(days=1)
+    return created
+
+
+def generate_upcoming_shifts(days: int = 21) -> int:
+    today = timezone.localdate()
+    return sum(
+        generate_shifts(pattern, today, today + dt.timedelta(days=days))
+        for pattern in RotationPattern.objects.filter(is_active=True)
+    )
+
+
+@dataclass(frozen=True)
+class Gap:
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    problem: str  # "no worker", "no supervisor", "on duty without a phone: NAME"
+
+    @property
+    def hours(self) -> float:
+        return (self.ends_at - self.starts_at).total_seconds() / 3600
+
+
+def _covered(intervals: list[tuple[dt.datetime, dt.datetime]], at: dt.datetime) -> bool:
+    return any(start <= at < end for start, end in intervals)
+
+
+def roster_gaps(start: dt.datetime, end: dt.datetime, *, step: dt.timedelta = dt.timedelta(minutes=15)) -> list[Gap]:
+    """Stretches between start and end with no worker, no supervisor, or someone on duty who cannot be
+    reached by phone. Checked every `step`; neighbouring stretches with the same problem are merged."""
+    shifts = list(
+        Shift.objects.filter(starts_at__lt=end, ends_at__gt=start, staff__is_active=True).select_related("staff__user")
+    )
+    absences = list(Absence.objects.filter(starts_at__lt=end, ends_at__gt=start))
+    away: dict[int, list[tuple[dt.datetime, dt.datetime]]] = {}
+    for absence in absences:
+        away.setdefault(absence.staff_id, []).append((absence.starts_at, absence.ends_at))
+
+    gaps: list[Gap] = []
+    at = start
+    while at < end:
+        on_duty = [
+            s.staff for s in shifts if s.starts_at <= at < s.ends_at and not _covered(away.get(s.staff_id, []), at)
+        ]
+        problems = []
+        if not any(staff.role == Role.WORKER for staff in on_duty):
+            problems.append(gettext("no worker on duty"))
+        if not any(staff.role == Role.SUPERVISOR for staff in on_duty):
+            problems.append(gettext("no supervisor on duty"))
+        problems += sorted(
+            {gettext("on duty without a phone: %(name)s") % {"name": staff} for staff in on_duty if not staff.phone}
+        )
+        for problem in problems:
+            previous = next((g for g in reversed(gaps) if g.problem == problem and g.ends_at == at), None)
+            if previous is not None:
+                gaps[gaps.index(previous)] = Gap(previous.starts_at, at + step, problem)
+            else:
+                gaps.append(Gap(at, at + step, problem))
+        at += step
+    return sorted(gaps, key=lambda gap: (gap.starts_at, gap.problem))
+
+
+def coming_week_gaps() -> list[Gap]:
+    now = timezone.now().replace(second=0, microsecond=0)
+    now -= dt.timedelta(minutes=now.minute % 15)
+    return roster_gaps(now, now + dt.timedelta(days=7))
+
+
+def mark_assigned(staff: StaffProfile, at: dt.datetime) -> None:
+    """Idle time counts from a person's last assignment, whoever made it (triage, the ladder, a supervisor)."""
+    StaffProfile.objects.filter(pk=staff.pk).update(last_assigned_at=at)

@@ -1,0 +1,144 @@
+"""Taking a case: acknowledgement stops the ladder and cancels what was still queued to staff about it.
+
+Acknowledging by SMS trusts nothing a stranger could forge. Caller ID can be spoofed and Twilio's signature only
+proves that Twilio relayed the message, so an SMS acknowledges a case only when it comes from a person who was
+notified about that case and carries the one-time code that notification carried ("OK 4821"). A plain "OK" takes
+the most urgent waiting case notified to that person. Anything else changes nothing and is answered and recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from helpline.cases import services as case_services
+from helpline.cases.models import Case, CaseStatus, EventKind, mask_phone
+from helpline.cases.selectors import by_urgency
+from helpline.roster.models import StaffProfile
+from helpline.roster.selectors import is_supervisor
+from notifications import texts
+from notifications.models import DeliveryStatus, Notification
+from notifications.outbox import STOPS_WHEN_ACKNOWLEDGED, WAITING_FOR_ACKNOWLEDGEMENT
+
+logger = logging.getLogger(__name__)
+
+LIVE_CALL = "live call"
+ACCEPT_WORDS = frozenset({"OK", "1", "DA", "YES", "ОК", "ДА"})
+_CODE = re.compile(r"^\d{4,6}$")
+
+
+class NotAllowed(Exception):
+    """The person may not acknowledge this case (it is someone else's)."""
+
+
+@transaction.atomic
+def acknowledge_case(case: Case, *, by: AbstractBaseUser, via: str) -> Case:
+    """The assignee (or a supervisor, or anyone while the case is unassigned) has taken the case: the ladder stops
+    at once and queued reminders are cancelled. Acknowledging twice is harmless."""
+    locked = Case.objects.select_for_update().get(pk=case.pk)
+    if locked.assigned_to_id not in (None, by.pk) and not is_supervisor(by):
+        raise NotAllowed
+    if locked.status in (CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS):
+        return locked
+    if locked.assigned_to_id != by.pk:
+        locked = case_services.assign_case(locked, by, by=by, explanation=f"took the case ({via})")
+    locked = case_services.change_case_status(locked, CaseStatus.ACKNOWLEDGED, actor=by, reason=via)
+    case_services.stop_escalation(locked, acknowledged_at=timezone.now())
+    case_services.record_event(locked, EventKind.ACKNOWLEDGED, actor=by, via=via)
+    Notification.objects.filter(case=locked, kind__in=STOPS_WHEN_ACKNOWLEDGED, status=DeliveryStatus.QUEUED).update(
+        status=DeliveryStatus.CANCELLED, last_error="case acknowledged"
+    )
+    case.status = locked.status
+    return locked
+
+
+# --- By SMS from a staff phone ----------------------------------------------------------------------------------
+
+
+def _notified_waiting_cases(staff: StaffProfile):
+    """Cases still waiting for someone that were notified to this person (as assignee or escalation recipient)."""
+    notified = Notification.objects.filter(recipient=staff.user, case__isnull=False).values("case_id")
+    return Case.objects.filter(pk__in=notified, status__in=WAITING_FOR_ACKNOWLEDGEMENT)
+
+
+def _refuse(staff: StaffProfile, case: Case | None, why: str) -> None:
+    logger.warning("SMS acknowledgement refused from %s: %s", mask_phone(str(staff.phone)), why)
+    if case is not None:
+        case_services.record_event(case, EventKind.FLAGGED, reason=f"SMS acknowledgement refused: {why}",
+                                   staff_id=staff.user_id)  # fmt: skip
+
+
+def handle_staff_sms(staff: StaffProfile, body: str) -> str:
+    """An SMS from a registered staff phone is a command, never a citizen case: "OK", or "OK 4821" with the code
+    of a notification this person received. Returns the reply to send back."""
+    words = body.strip().upper().replace(",", " ").split()
+    if not words or words[0] not in ACCEPT_WORDS:
+        return texts.command_help()
+    waiting = _notified_waiting_cases(staff)
+    if len(words) == 1:
+        case = by_urgency(waiting).first()
+        if case is None:
+            return texts.nothing_to_acknowledge()
+        return _acknowledge_by_sms(case, staff)
+    code = words[1]
+    if not _CODE.match(code):
+        named = Case.objects.filter(reference=code).first()
+        _refuse(staff, named, "a reference instead of the notification's code")
+        return texts.use_the_code()
+    with transaction.atomic():
+        notification = (
+            Notification.objects.select_for_update(of=("self",)).select_related("case")
+            .filter(recipient=staff.user, ack_code=code, case__isnull=False).order_by("-created_at").first()
+        )  # fmt: skip
+        if notification is None:
+            _refuse(staff, None, "a code this person was never sent")
+            return texts.code_not_recognised()
+        case = notification.case
+        if case.status not in WAITING_FOR_ACKNOWLEDGEMENT or notification.ack_code_used_at is not None:
+            _refuse(staff, case, "a code already used, or for a case already taken")
+            return texts.code_already_used(case)
+        Notification.objects.filter(case=case, ack_code=code).update(ack_code_used_at=timezone.now())
+        return _acknowledge_by_sms(case, staff)
+
+
+def _acknowledge_by_sms(case: Case, staff: StaffProfile) -> str:
+    try:
+        acknowledge_case(case, by=staff.user, via="SMS")
+    except NotAllowed:
+        return texts.not_yours(case)
+    return texts.acknowledged(case)
+
+
+# --- By key press on a call the service placed ------------------------------------------------------------------
+
+
+def acknowledged_by_key_press(notification_id: int) -> bool:
+    """The person the service called pressed 1: only that person, only for that notification's case."""
+    notification = Notification.objects.select_related("case", "recipient").filter(pk=notification_id).first()
+    if notification is None or notification.case is None or notification.recipient is None:
+        return False
+    try:
+        acknowledge_case(notification.case, by=notification.recipient, via="key press")
+    except NotAllowed:
+        return False
+    return True
+
+
+def accept_call(case: Case, staff: StaffProfile) -> Case:
+    """A staff member pressed 1 on a live call: the case is theirs and acknowledged (supervisors may take any)."""
+    with transaction.atomic():
+        locked = Case.objects.select_for_update().get(pk=case.pk)
+        if locked.assigned_to_id != staff.user_id:
+            locked = case_services.assign_case(locked, staff.user, explanation="answered the live call")
+        return acknowledge_case(locked, by=staff.user, via=LIVE_CALL)
+
+
+def call_was_accepted(case: Case) -> bool:
+    return case.status in (CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS) and case.timeline.filter(
+        Q(kind=EventKind.ACKNOWLEDGED, details__via=LIVE_CALL)
+    ).exists()

@@ -1,0 +1,250 @@
+"""The escalation ladder: a case nobody has taken is chased, step by step, until a person takes it.
+
+As in Grafana OnCall: when the acknowledgement clock starts, the policy's steps are copied onto the case (an edit or
+a gap in the admin cannot end a running ladder), the next step's due time lives on the case, and a step runs only
+if the case is still at the step it was sent for (a fencing token). The ladder never ends by itself: after its
+last step it repeats from the policy's repeat step until someone acknowledges. A step that can reach nobody (a
+reassign with nobody to take the case, no supervisor on duty) falls through to the next step at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from helpline.cases import services as case_services
+from helpline.cases.models import Case, EventKind, Priority
+from helpline.roster.models import StaffProfile
+from helpline.roster.selectors import all_supervisors, supervisors_on_duty
+from helpline.roster.services import mark_assigned
+from notifications import texts
+from notifications.models import EscalationPolicy, Notification, NotificationChannel, NotificationKind, StepAction
+from notifications.outbox import WAITING_FOR_ACKNOWLEDGEMENT, notify_staff, queue_notification
+from triage.assignment import choose_assignee
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """A policy's steps as copied onto a case: (number, action, minutes to wait after it), and where repeats start."""
+
+    acknowledge_within_minutes: int
+    steps: tuple[tuple[int, str, int], ...]
+    repeat_from: int
+
+    def as_snapshot(self) -> dict:
+        return {"steps": [list(step) for step in self.steps], "repeat_from": self.repeat_from}
+
+    @classmethod
+    def from_snapshot(cls, snapshot: dict) -> Ladder:
+        steps = tuple(tuple(step) for step in snapshot["steps"])
+        return cls(0, steps, snapshot.get("repeat_from") or steps[-1][0])  # type: ignore[arg-type]
+
+    def step_at(self, position: int) -> tuple[str, int, int]:
+        """The action and wait of the `position`-th step run on a case (1-based, counting repeats), and which
+        loop it belongs to (0 on the first pass). Positions past the end cycle through the repeating steps."""
+        if position <= len(self.steps):
+            _, action, wait = self.steps[position - 1]
+            return action, wait, 0
+        repeating = [step for step in self.steps if step[0] >= self.repeat_from] or [self.steps[-1]]
+        beyond = position - len(self.steps) - 1
+        _, action, wait = repeating[beyond % len(repeating)]
+        return action, wait, beyond // len(repeating) + 1
+
+
+_ACTIONS = (
+    StepAction.REMIND_ASSIGNEE, StepAction.REASSIGN, StepAction.NOTIFY_SUPERVISOR_ON_DUTY,
+    StepAction.NOTIFY_ALL_SUPERVISORS, StepAction.NOTIFY_FALLBACK_CONTACTS,
+)  # fmt: skip
+# Used when a priority has no usable policy in the database: a deleted policy must never stop a case escalating.
+# (deadline, waits after each step, the step the ladder repeats from)
+_FALLBACK_SHAPES = {
+    Priority.CRITICAL: (2, (1, 2, 2, 5, 5), 4),
+    Priority.HIGH: (5, (3, 5, 5, 10, 10), 4),
+    Priority.NORMAL: (15, (10, 15, 15, 30, 30), 4),
+    Priority.LOW: (60, (30, 60, 60, 120, 120), 4),
+}
+FALLBACK_LADDERS = {
+    priority: Ladder(deadline, tuple((n, a, w) for n, (a, w) in enumerate(zip(_ACTIONS, waits, strict=True), 1)), rep)
+    for priority, (deadline, waits, rep) in _FALLBACK_SHAPES.items()
+}
+# A case nobody on duty could take: every supervisor, then the centre's fallback numbers, until someone takes it.
+NOBODY_ON_DUTY_LADDER = Ladder(
+    0, ((1, StepAction.NOTIFY_ALL_SUPERVISORS, 3), (2, StepAction.NOTIFY_FALLBACK_CONTACTS, 5)), 1
+)
+
+
+def ladder_for(priority: str) -> Ladder:
+    """The policy of a priority as it stands now (the admin's), or the shipped fallback."""
+    priority = priority or Priority.NORMAL
+    policy = EscalationPolicy.objects.filter(priority=priority).first()
+    steps = tuple(policy.steps.values_list("number", "action", "wait_minutes").order_by("number")) if policy else ()
+    if policy is None or not steps:
+        return FALLBACK_LADDERS.get(priority, FALLBACK_LADDERS[Priority.NORMAL])
+    repeat_from = policy.repeat_from_step or steps[-1][0]
+    return Ladder(policy.acknowledge_within_minutes, steps, repeat_from)
+
+
+# --- Handing a case to someone ----------------------------------------------------------------------------------
+
+
+def hand_over(
+    case: Case, staff: StaffProfile, *, by: AbstractBaseUser | None = None, explanation: str, restart_clock: bool = True
+) -> Case:
+    """Give the case to a person and tell them (a call too when it is critical). With restart_clock (triage, a
+    supervisor's reassign) their acknowledgement deadline starts and the policy is copied onto the case; the
+    ladder's own reassign step keeps the ladder running instead."""
+    now = timezone.now()
+    with transaction.atomic():
+        case = case_services.assign_case(case, staff.user, by=by, explanation=explanation)
+        mark_assigned(staff, now)
+        if restart_clock:
+            ladder = ladder_for(case.priority)
+            deadline = now + dt.timedelta(minutes=ladder.acknowledge_within_minutes)
+            case_services.start_escalation_clock(case, acknowledge_by=deadline, ladder=ladder.as_snapshot())
+        notify_staff(
+            staff, case, kind=NotificationKind.ASSIGNMENT,
+            key=f"assign:{case.pk}:{staff.pk}:{case.escalation_step}:{int(now.timestamp())}",
+            body=texts.assignment, call_too=case.priority == Priority.CRITICAL,
+        )  # fmt: skip
+    return case
+
+
+def assign_by_policy(case: Case, *, exclude: int | None = None, reason: str = "") -> Case:
+    """The one way the service gives a case to someone by itself: ask the assignment policy, hand over, or, with
+    nobody on duty, flag the case for immediate escalation."""
+    choice = choose_assignee(case, timezone.now(), exclude=exclude)
+    if choice.staff is None:
+        logger.warning("nobody on duty for %s; flagged for immediate escalation", case.reference)
+        return case_services.flag_unassignable(case, explanation=choice.explanation)
+    explanation = f"{reason}: {choice.summary}" if reason else choice.summary
+    return hand_over(case, choice.staff, explanation=explanation)
+
+
+# --- Running due steps ------------------------------------------------------------------------------------------
+
+
+def run_due_escalations(now: dt.datetime | None = None, *, limit: int = 100) -> int:
+    """Claim cases whose next step is due and run each step once. Safe with two beats: SKIP LOCKED plus the
+    step-number check. Each case's step runs in its own savepoint: one failing case never holds back the rest."""
+    now = now or timezone.now()
+    done = 0
+    with transaction.atomic():
+        due = list(
+            Case.objects.select_for_update(skip_locked=True)
+            .filter(escalation_due_at__lte=now, status__in=WAITING_FOR_ACKNOWLEDGEMENT)
+            .order_by("escalation_due_at")[:limit]
+        )
+        for case in due:
+            try:
+                with transaction.atomic():
+                    done += run_escalation_step(case, expected_step=case.escalation_step + 1, now=now)
+            except Exception:
+                logger.exception("escalation step for %s failed; retried on the next tick", case.reference)
+    return done
+
+
+def run_escalation_step(case: Case, *, expected_step: int, now: dt.datetime) -> bool:
+    """Run step `expected_step` of the case's ladder if the case is still waiting for it (fencing token). A step
+    that reached nobody falls through to the next at once, at most one full pass of the ladder per tick."""
+    with transaction.atomic():
+        locked = Case.objects.select_for_update().get(pk=case.pk)
+        if (
+            locked.escalation_step != expected_step - 1
+            or locked.escalation_due_at is None
+            or locked.status not in WAITING_FOR_ACKNOWLEDGEMENT
+        ):
+            return False
+        ladder = _ladder_of(locked)
+        due = locked.escalation_due_at
+        position, wait, loop = expected_step, 0, 0
+        for _ in range(len(ladder.steps) + 1):
+            action, wait, loop = ladder.step_at(position)
+            reached = _run_action(locked, action, position)
+            case_services.record_event(
+                locked, EventKind.ESCALATED, step=position, loop=loop, action=action, reached=reached,
+                lateness_seconds=round((now - due).total_seconds(), 1) if due else None,
+            )  # fmt: skip
+            if reached:
+                break
+            position += 1
+        case_services.advance_escalation(
+            locked, step=position, loop=loop, due_at=now + dt.timedelta(minutes=max(wait, 1))
+        )
+        return True
+
+
+def _ladder_of(case: Case) -> Ladder:
+    if case.assigned_to_id is None:
+        return NOBODY_ON_DUTY_LADDER
+    if case.escalation_ladder:
+        return Ladder.from_snapshot(case.escalation_ladder)
+    return ladder_for(case.priority)  # a case whose clock started before ladders were copied onto cases
+
+
+def _run_action(case: Case, action: str, step: int) -> bool:
+    """Run one step; True when somebody was told or given the case."""
+    key = f"step:{case.pk}:{step}"
+    urgent = case.priority in (Priority.CRITICAL, Priority.HIGH)
+    if action == StepAction.REMIND_ASSIGNEE:
+        assignee = StaffProfile.objects.filter(user_id=case.assigned_to_id).first()
+        if assignee is None:
+            return False
+        return bool(notify_staff(
+            assignee, case, kind=NotificationKind.REMINDER, key=key, body=texts.reminder,
+            call_too=case.priority == Priority.CRITICAL,
+        ))  # fmt: skip
+    if action == StepAction.REASSIGN:
+        return _reassign(case, step)
+    if action == StepAction.NOTIFY_SUPERVISOR_ON_DUTY:
+        supervisors = list(supervisors_on_duty(timezone.now()).exclude(phone="").exclude(user_id=case.assigned_to_id))
+        return _tell(supervisors[:1], case, key, call_too=case.priority == Priority.CRITICAL)
+    if action == StepAction.NOTIFY_ALL_SUPERVISORS:
+        return _tell(all_supervisors(), case, key, call_too=urgent)
+    if action == StepAction.NOTIFY_FALLBACK_CONTACTS:
+        return _call_fallback_contacts(case, key)
+    logger.error("unknown escalation action %r on %s", action, case.reference)
+    return False
+
+
+def _tell(people: list[StaffProfile], case: Case, key: str, *, call_too: bool) -> bool:
+    told = False
+    for person in people:
+        told |= bool(notify_staff(
+            person, case, kind=NotificationKind.ESCALATION, key=f"{key}:{person.pk}", body=texts.escalation,
+            call_too=call_too,
+        ))  # fmt: skip
+    return told
+
+
+def _reassign(case: Case, step: int) -> bool:
+    """The same policy as triage, minus the person who let the case wait; the on-duty supervisor when no other
+    worker can take it. The ladder keeps running: the new person has the time until the next step."""
+    choice = choose_assignee(case, timezone.now(), exclude=case.assigned_to_id)
+    if choice.staff is None:
+        return False
+    hand_over(
+        case, choice.staff, explanation=f"escalation step {step}, not acknowledged in time: {choice.summary}",
+        restart_clock=False,
+    )
+    return True
+
+
+def _call_fallback_contacts(case: Case, key: str) -> bool:
+    """The numbers the centre configures for when nobody answers (the head of the centre): a call and an SMS."""
+    told = False
+    for index, number in enumerate(settings.ESCALATION_FALLBACK_NUMBERS):
+        for channel in (NotificationChannel.VOICE, NotificationChannel.SMS):
+            notification: Notification | None = queue_notification(
+                key=f"{key}:fallback:{index}:{channel}", to_number=number, body=texts.escalation(case),
+                kind=NotificationKind.ESCALATION, case=case, channel=channel,
+            )  # fmt: skip
+            told |= notification is not None
+    return told

@@ -1,0 +1,65 @@
+"""Every task lands on a queue some worker consumes: by its route, and by the queue= the code passes when it
+publishes. A task sent to a queue nobody reads is a case nobody triages."""
+import ast
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+
+from helpline.cases import dispatch
+from helpline.project.celery import app as celery_app
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = ("helpline", "triage", "notifications")
+
+
+def _consumed_queues(text: str) -> list[set[str]]:
+    return [set(found.split(",")) for found in re.findall(r"--queues[\"', ]+([a-z,]+)", text)]
+
+
+def test_every_task_has_a_route_to_a_known_queue():
+    celery_app.autodiscover_tasks(list(APPS), force=True)
+    celery_app.loader.import_default_modules()
+    ours = [name for name in celery_app.tasks if name.split(".")[0] in APPS]
+    assert "helpline.casework.tasks.triage_case" in ours
+    routes = django_settings.CELERY_TASK_ROUTES
+    assert [name for name in ours if name not in routes] == []
+    assert {route["queue"] for route in routes.values()} <= set(dispatch.QUEUES)
+    # The escalation tick never waits behind a backlog of notifications.
+    assert routes["notifications.tasks.run_escalations"]["queue"] == dispatch.ESCALATION_QUEUE
+    assert django_settings.CELERY_BEAT_SCHEDULE["run-escalations"]["options"]["expires"] <= 5
+
+
+@pytest.mark.parametrize("path", ["Procfile", "docker-compose.yml"])
+def test_every_queue_is_consumed_by_a_worker_and_the_critical_worker_takes_critical_work(path):
+    workers = _consumed_queues((ROOT / path).read_text())
+    assert set().union(*workers) == set(dispatch.QUEUES)
+    assert {dispatch.CRITICAL_QUEUE, dispatch.ESCALATION_QUEUE} in workers  # a worker of their own
+
+
+def _queue_arguments(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            for keyword in node.keywords:
+                if keyword.arg == "queue":
+                    yield keyword.value
+
+
+def test_the_queue_the_code_passes_when_it_publishes_is_always_a_known_one():
+    """A literal queue name must be one of dispatch.QUEUES; a named one must be dispatch's own constant."""
+    known_names = {name for name in vars(dispatch) if name.endswith("_QUEUE")}
+    checked = 0
+    for path in [p for app in APPS for p in (ROOT / app).rglob("*.py") if "migrations" not in p.parts]:
+        for value in _queue_arguments(ast.parse(path.read_text(), str(path))):
+            checked += 1
+            if isinstance(value, ast.Constant):
+                assert value.value in dispatch.QUEUES, f"{path}: queue={value.value!r}"
+            elif isinstance(value, ast.Name) and value.id.endswith("_QUEUE"):
+                assert value.id in known_names, f"{path}: queue={value.id}"
+    assert checked > 5
+
+
+def test_publishing_to_an_unknown_queue_fails_loudly_instead_of_losing_the_task():
+    with pytest.raises(ValueError, match="unknown queue"):
+        dispatch.publish("helpline.casework.tasks.triage_case", 1, queue="critcal")
