@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "helpline.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "helpline.project.settings")
 
 import django  # noqa: E402
 
@@ -32,11 +32,12 @@ from django.db.models import Count, Q  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from helpline import services as case_services  # noqa: E402
-from helpline.figures import percentile  # noqa: E402
-from helpline.models import OPEN_STATUSES, Case, CaseStatus  # noqa: E402
-from notifications import services as notification_services  # noqa: E402
-from triage import services as triage_services  # noqa: E402
+from helpline.cases import services as case_services  # noqa: E402
+from helpline.cases.figures import percentile  # noqa: E402
+from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus  # noqa: E402
+from helpline.cases import intake as case_intake  # noqa: E402
+from helpline.casework import actions  # noqa: E402
+from notifications import acknowledgement, outbox  # noqa: E402
 
 TEXTS = [
     "Muž me tuče i prijeti da će me ubiti", "Dijete je samo kod kuće već dva dana", "Ne mogu više, hoću da se ubijem",
@@ -53,16 +54,16 @@ def load_cases(target: int) -> None:
     supervisor = get_user_model().objects.get(username="supervisor")
     for n in range(have, target):
         text = rng.choice(TEXTS)
-        intake = case_services.record_inbound_sms(
+        intake = case_intake.record_inbound_sms(
             message_sid=f"SMBENCH{n:026d}", from_number=f"+387617{n:05d}", body=f"{text} ({n})"
         )
-        case = triage_services.triage_case(intake.case.pk)
+        case = actions.do_triage_case(intake.case.pk)
         if case is None or case.assigned_to_id is None:
             continue
         roll = rng.random()
         if roll < 0.6:
-            case = notification_services.acknowledge_case(case, by=case.assigned_to, via="benchmark")
-            notification_services.reply_to_citizen(case, "Tu smo. Je li sigurno da vas nazovemo?", by=case.assigned_to)
+            case = acknowledgement.acknowledge_case(case, by=case.assigned_to, via="benchmark")
+            outbox.reply_to_citizen(case, "Tu smo. Je li sigurno da vas nazovemo?", by=case.assigned_to)
             case_services.add_note(case, "Razgovor obavljen.", by=case.assigned_to)
         if roll < 0.45:
             case_services.change_case_status(case, CaseStatus.RESOLVED, actor=case.assigned_to, reason="upućeno")

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from helpline.language import detect_language, detect_script
-from helpline.models import PRIORITY_RANK
+from helpline.cases.language import detect_language, detect_script
+from helpline.cases.models import PRIORITY_RANK
 from triage.normalise import fold, tokens
 
 # Words after which a phrase is denied ("ne želim se ubiti", "nije me udario", "I don't want to die").

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from helpline.language import cyrillic_to_latin
+from helpline.cases.language import cyrillic_to_latin
 
 _FOLD = str.maketrans({"č": "c", "ć": "c", "š": "s", "ž": "z", "đ": "dj"})
 _WORD = re.compile(r"[a-z0-9]+")
