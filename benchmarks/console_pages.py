@@ -32,10 +32,10 @@ from django.db.models import Count, Q  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from helpline.cases import intake as case_intake  # noqa: E402
 from helpline.cases import services as case_services  # noqa: E402
 from helpline.cases.figures import percentile  # noqa: E402
 from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus  # noqa: E402
-from helpline.cases import intake as case_intake  # noqa: E402
 from helpline.casework import actions  # noqa: E402
 from notifications import acknowledgement, outbox  # noqa: E402
 
