@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from helpline.cases import services as case_services
 from helpline.cases.models import Case, EventKind, Priority
@@ -79,6 +80,34 @@ FALLBACK_LADDERS = {
 NOBODY_ON_DUTY_LADDER = Ladder(
     0, ((1, StepAction.NOTIFY_ALL_SUPERVISORS, 3), (2, StepAction.NOTIFY_FALLBACK_CONTACTS, 5)), 1
 )
+
+
+# Steps that reach someone whoever is on duty: the repeating part of a ladder must hold one, or a night with
+# nobody on duty would repeat a reminder to nobody.
+REACHES_SOMEONE_ALWAYS = (StepAction.NOTIFY_ALL_SUPERVISORS, StepAction.NOTIFY_FALLBACK_CONTACTS)
+
+
+def ladder_problems(steps: list[tuple[int, str, int]], repeat_from: int | None) -> list[str]:
+    """Why a ladder a supervisor wrote could leave a case unanswered; empty when it cannot. The ladder repeats from
+    `repeat_from` (its last step when None) until someone acknowledges, so what repeats must always reach a person."""
+    if not steps:
+        return [gettext("A ladder needs at least one step.")]
+    numbers = sorted(number for number, _, _ in steps)
+    problems = []
+    if numbers != list(range(1, len(numbers) + 1)):
+        problems.append(gettext("Number the steps 1, 2, 3, ... without gaps or repeats."))
+    if any(wait < 1 for _, _, wait in steps):
+        problems.append(gettext("Every step must wait at least one minute before the next."))
+    first_repeating = repeat_from or numbers[-1]
+    if first_repeating not in numbers:
+        problems.append(gettext("The ladder must repeat from one of its own steps."))
+    repeating = {action for number, action, _ in steps if number >= first_repeating}
+    if not repeating & set(REACHES_SOMEONE_ALWAYS):
+        problems.append(gettext(
+            "The steps that repeat must include 'notify all supervisors' or 'call the fallback numbers': otherwise a "
+            "case can wait unanswered when nobody is on duty."
+        ))  # fmt: skip
+    return problems
 
 
 def ladder_for(priority: str) -> Ladder:

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
+from simple_history.models import HistoricalRecords
 
 from helpline.cases.models import Case, Priority
 
@@ -22,6 +23,7 @@ class NotificationKind(models.TextChoices):
     CITIZEN_REPLY = "citizen_reply", _("Reply to the citizen")
     ROSTER_GAPS = "roster_gaps", _("Roster gaps")
     COMMAND_REPLY = "command_reply", _("Answer to a staff command")
+    FOLLOW_UP = "follow_up", _("The citizen wrote again")
 
 
 class DeliveryStatus(models.TextChoices):
@@ -123,6 +125,8 @@ class EscalationPolicy(models.Model):
         help_text=_("After the last step the ladder starts again here, and repeats until someone takes the case. "
                     "Empty: the last step repeats."),
     )  # fmt: skip
+    # Who changed a ladder, when, from what: a ladder decides who is woken at night.
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name = _("escalation policy")
@@ -139,6 +143,7 @@ class EscalationStep(models.Model):
     wait_minutes = models.PositiveIntegerField(
         _("then wait (minutes)"), help_text=_("How long after this step the next one runs, if nobody acknowledged.")
     )
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name = _("escalation step")

@@ -214,6 +214,22 @@ def _mirror_to_message(notification: Notification, status: str) -> None:
         Message.objects.filter(pk=notification.message_id).update(delivery_status=status[:20])
 
 
+def tell_assignee_of_follow_up(case: Case) -> Notification | None:
+    """The citizen wrote again on a case someone has: for a critical or high case its worker gets an SMS (the
+    console shows every follow-up as unread). The escalation ladder is left as it is: a taken case is not
+    escalated again, and an untaken one keeps climbing."""
+    if case.priority not in (Priority.CRITICAL, Priority.HIGH):
+        return None
+    staff = StaffProfile.objects.filter(user_id=case.assigned_to_id, is_active=True).first()
+    if staff is None:
+        return None
+    latest = case.messages.filter(direction="inbound").order_by("-id").values_list("pk", flat=True).first()
+    return queue_notification(
+        key=f"follow-up:{case.pk}:{latest}", to_number=str(staff.phone or ""), body=texts.follow_up(case),
+        kind=NotificationKind.FOLLOW_UP, case=case, recipient=staff.user,
+    )  # fmt: skip
+
+
 def reply_to_citizen(case: Case, text: str, *, by: AbstractBaseUser) -> Message:
     """A reply goes out through the case's channel: SMS for calls and texts (if the person allows SMS and has not
     opted out, checked again right before sending); for web inquiries, the citizen's status page, plus an SMS

@@ -50,6 +50,13 @@ def escalation(case: Case, code: str = "") -> str:
     )
 
 
+def follow_up(case: Case) -> str:
+    return _in_staff_language(
+        lambda: gettext("%(helpline)s: the citizen wrote again on case %(reference)s (%(priority)s). Open it in "
+                        "the console.") % _facts(case)
+    )
+
+
 def use_the_code() -> str:
     return _in_staff_language(
         lambda: gettext("Not taken: reply OK with the 4-digit code from the message you received, or take the case "

@@ -57,15 +57,25 @@ def _last_triaged_message_id(case: Case) -> int | None:
 
 
 @transaction.atomic
-def triage_case(case_id: int) -> Case | None:
+@dataclass(frozen=True)
+class TriageRun:
+    """The locked case, and whether this run read a follow-up: a message that came after an earlier triage."""
+
+    case: Case
+    read_follow_up: bool = False
+
+
+def triage_case(case_id: int) -> TriageRun | None:
     """Classify the case's messages and link the caller's recent cases, under the case's row lock; messages
-    already triaged are not classified again. Returns the locked case (assignment is the caller's next step)."""
+    already triaged are not classified again. Assignment is the caller's next step."""
     case = Case.objects.select_for_update().filter(pk=case_id).first()
     if case is None:
         logger.warning("triage for a case that does not exist (id %s)", case_id)
         return None
     text, last_message_id = _inbound_text(case)
+    read_follow_up = False
     if case.triaged_at is None or last_message_id != _last_triaged_message_id(case):
+        read_follow_up = case.triaged_at is not None
         result = classify(text, case.channel)
         earlier = list(selectors.recent_cases_of_same_caller(case, since=case.created_at - REPEAT_CONTACT_WINDOW))
         raised_by = ""
@@ -83,7 +93,7 @@ def triage_case(case_id: int) -> Case | None:
             raised_by_earlier_contact=raised_by,
         )
         logger.info("triaged %s as %s/%s", case.reference, case.priority, case.category)
-    return case
+    return TriageRun(case, read_follow_up)
 
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "data" / "default_rules.json"

@@ -76,7 +76,11 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         if case is None:
             raise NotFound
         earlier = selectors.earlier_cases_for(request.user, case)
-        serializer = CaseDetailSerializer(case, context={"request": request, "earlier_cases": list(earlier)})
+        context = {
+            "request": request, "earlier_cases": list(earlier),
+            "notification_log": selectors.notification_logs([case.pk]).get(case.pk, []),
+        }  # fmt: skip
+        serializer = CaseDetailSerializer(case, context=context)
         return Response(serializer.data)
 
     # --- actions: each one call into helpline.casework.actions -------------------------------------------------

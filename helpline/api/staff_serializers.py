@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from helpline.cases.models import Case, CaseStatus, Message, Priority, TimelineEvent, mask_phone
 from helpline.roster.selectors import is_supervisor
+from notifications.models import Notification
 from triage.models import Category
 
 
@@ -28,8 +29,8 @@ class CaseListSerializer(serializers.ModelSerializer):
         model = Case
         fields = [
             "id", "reference", "channel", "status", "priority", "category", "language", "caller", "assigned_to",
-            "created_at", "acknowledge_by", "acknowledged_at", "is_overdue", "is_escalated", "needs_callback",
-            "is_drill",
+            "created_at", "acknowledge_by", "acknowledged_at", "is_overdue", "is_escalated", "escalation_step",
+            "escalation_loop", "needs_callback", "is_drill",
         ]  # fmt: skip
 
     def _number(self, case: Case) -> str:
@@ -66,17 +67,28 @@ class EarlierCaseSerializer(serializers.ModelSerializer):
         fields = ["id", "reference", "status", "priority", "category", "created_at"]
 
 
+class NotificationLogSerializer(serializers.ModelSerializer):
+    """Who was told about the case, by which channel, and the delivery status Twilio reported."""
+
+    recipient = StaffRefSerializer(read_only=True)
+
+    class Meta:
+        model = Notification
+        fields = ["id", "created_at", "kind", "channel", "recipient", "status", "attempts", "sent_at"]
+
+
 class CaseDetailSerializer(CaseListSerializer):
     caller_phone = serializers.SerializerMethodField()
     contact_email = serializers.CharField(read_only=True)  # blank when not given
     messages = MessageSerializer(many=True, read_only=True)
     timeline = TimelineSerializer(many=True, read_only=True)
     earlier_cases = serializers.SerializerMethodField()
+    notifications = serializers.SerializerMethodField()
 
     class Meta(CaseListSerializer.Meta):
         fields = [
             *CaseListSerializer.Meta.fields, "caller_phone", "contact_name", "contact_email", "safe_to_call",
-            "safe_to_text", "safe_contact_note", "escalation_step", "messages", "timeline", "earlier_cases",
+            "safe_to_text", "safe_contact_note", "messages", "timeline", "earlier_cases", "notifications",
         ]  # fmt: skip
 
     @extend_schema_field(serializers.CharField())
@@ -89,6 +101,10 @@ class CaseDetailSerializer(CaseListSerializer):
     @extend_schema_field(EarlierCaseSerializer(many=True))
     def get_earlier_cases(self, case: Case) -> list[dict]:
         return EarlierCaseSerializer(self.context.get("earlier_cases", []), many=True).data
+
+    @extend_schema_field(NotificationLogSerializer(many=True))
+    def get_notifications(self, case: Case) -> list[dict]:
+        return NotificationLogSerializer(self.context.get("notification_log", []), many=True).data
 
 
 class ResolveSerializer(serializers.Serializer):

@@ -164,11 +164,17 @@ def do_take_next(user: AbstractBaseUser) -> Case | None:
 
 def do_triage_case(case_id: int) -> Case | None:
     """Classify the case (triage), then, if nobody has it yet, give it to someone by the assignment policy and
-    start their acknowledgement clock (notifications). One transaction: the case row stays locked throughout."""
+    start their acknowledgement clock (notifications); if someone has it and the citizen wrote again, tell them.
+    One transaction: the case row stays locked throughout."""
     with transaction.atomic():
-        case = triage.triage_case(case_id)
-        if case is not None and case.assigned_to_id is None and case.status == CaseStatus.TRIAGED:
+        run = triage.triage_case(case_id)
+        if run is None:
+            return None
+        case = run.case
+        if case.assigned_to_id is None and case.status == CaseStatus.TRIAGED:
             case = ladder.assign_by_policy(case)
+        elif run.read_follow_up and case.assigned_to_id is not None and case.is_open:
+            outbox.tell_assignee_of_follow_up(case)
     return case
 
 

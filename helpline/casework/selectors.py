@@ -7,17 +7,28 @@ import statistics
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import ExtractHour
 from django.utils import timezone
 
 from helpline.cases import services as case_services
 from helpline.cases.figures import percentile
-from helpline.cases.models import OPEN_STATUSES, Case, EventKind, Message, TimelineEvent
+from helpline.cases.models import (
+    OPEN_STATUSES,
+    Case,
+    CaseRead,
+    CaseStatus,
+    Direction,
+    EventKind,
+    Message,
+    Priority,
+    TimelineEvent,
+)
 from helpline.cases.selectors import by_urgency, earlier_cases_of, with_urgency
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import active_staff, is_supervisor, on_duty, with_open_case_counts
 from helpline.roster.services import LOCAL, local_moment
+from notifications.models import Notification
 
 
 def cases_visible_to(user) -> QuerySet[Case]:
@@ -32,9 +43,19 @@ def cases_visible_to(user) -> QuerySet[Case]:
     return cases.filter(Q(assigned_to=user) | Q(assigned_to__isnull=True) | Q(pk__in=ever_assigned))
 
 
+def with_unread(cases: QuerySet[Case], user: AbstractBaseUser) -> QuerySet[Case]:
+    """Adds `has_unread`: the citizen wrote after this person last opened the case (or they never opened it)."""
+    reads = CaseRead.objects.filter(case=OuterRef("case_id"), reader=user)
+    last_read = reads.order_by("-read_at").values("read_at")[:1]
+    newer = Message.objects.filter(case=OuterRef("pk"), direction=Direction.INBOUND).annotate(
+        seen_at=Subquery(last_read)
+    ).filter(Q(seen_at__isnull=True) | Q(created_at__gt=F("seen_at")))
+    return cases.annotate(has_unread=Exists(newer))
+
+
 def my_open_cases(user: AbstractBaseUser) -> QuerySet[Case]:
     cases = Case.objects.filter(assigned_to=user, status__in=OPEN_STATUSES)
-    return by_urgency(cases).select_related("caller")
+    return with_unread(by_urgency(cases), user).select_related("caller")
 
 
 def unassigned_cases(*, limit: int = 50) -> QuerySet[Case]:
@@ -81,11 +102,33 @@ def earlier_cases_for(user: AbstractBaseUser, case: Case) -> QuerySet[Case]:
 # --- The supervisor's board ----------------------------------------------------------------------------------
 
 
-def escalated_or_overdue(*, limit: int = 100) -> QuerySet[Case]:
+WAITING_FOR_A_PERSON = (CaseStatus.NEW, CaseStatus.TRIAGED, CaseStatus.ASSIGNED)
+
+
+def waiting_for_a_person(*, limit: int = 100) -> list[Case]:
+    """What the board watches: every critical and high case nobody has taken yet (inside its deadline too), and
+    any case escalated or past its deadline, most urgent first, each with who was told what, by which channel, and
+    what Twilio reported (`notification_log`)."""
     now = timezone.now()
-    waiting = Q(acknowledge_by__lt=now, acknowledged_at__isnull=True)
-    cases = Case.objects.filter(Q(is_escalated=True) | waiting, status__in=OPEN_STATUSES)
-    return by_urgency(cases).select_related("caller", "assigned_to")[:limit]
+    overdue = Q(acknowledge_by__lt=now, acknowledged_at__isnull=True)
+    urgent = Q(priority__in=[Priority.CRITICAL, Priority.HIGH])
+    cases = Case.objects.filter(urgent | overdue | Q(is_escalated=True), status__in=WAITING_FOR_A_PERSON)
+    cases = list(by_urgency(cases).select_related("caller", "assigned_to")[:limit])
+    logs = notification_logs([case.pk for case in cases], per_case=6)
+    for case in cases:
+        case.notification_log = logs.get(case.pk, [])
+    return cases
+
+
+def notification_logs(case_ids: list[int], *, per_case: int | None = None) -> dict[int, list[Notification]]:
+    """Each case's notifications, newest first: recipient, channel, kind, delivery status. One query."""
+    found: dict[int, list[Notification]] = {}
+    rows = Notification.objects.filter(case_id__in=case_ids).select_related("recipient").order_by("-created_at", "-pk")
+    for notification in rows.defer("body"):
+        entries = found.setdefault(notification.case_id, [])
+        if per_case is None or len(entries) < per_case:
+            entries.append(notification)
+    return found
 
 
 def staff_loads(at: dt.datetime) -> list[StaffProfile]:

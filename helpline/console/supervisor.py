@@ -26,7 +26,7 @@ from helpline.roster.services import LOCAL
 def _board_context() -> dict:
     now = timezone.now()
     return {
-        "waiting": list(case_reads.escalated_or_overdue()),
+        "waiting": case_reads.waiting_for_a_person(),
         "staff": case_reads.staff_loads(now),
         "figures": case_reads.figures_for_day(now),
         "reassign_form": ReassignForm(),

@@ -145,6 +145,7 @@ def _case_context(request: HttpRequest, case, **forms) -> dict:
     context = {
         "case": case,
         "reasons": selectors.triage_reasons(case),
+        "notification_log": selectors.notification_logs([case.pk]).get(case.pk, []),
         "earlier": list(selectors.earlier_cases_for(user, case)),
         "may_work": actions.may(user, case, Act.START),
         "is_supervisor": is_supervisor,

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "phonenumber_field",
     "django_htmx",
     "csp",
+    "simple_history",
     "helpline.cases",
     "helpline.intake",
     "helpline.console",
@@ -71,6 +72,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Records who made each change kept in history (escalation policies), as the admin's user.
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",

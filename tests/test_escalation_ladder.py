@@ -1,0 +1,234 @@
+"""A critical case is chased until a person takes it: the ladder never goes quiet, a step that can reach nobody
+gives way to the next at once, and acknowledgement at any point stops every further send."""
+import datetime as dt
+
+import pytest
+import time_machine
+from rest_framework.test import APIClient
+
+from helpline.cases.models import Case, CaseStatus, EventKind
+from helpline.casework import actions, selectors
+from notifications import acknowledgement, ladder
+from notifications.models import EscalationPolicy, Notification, NotificationChannel, NotificationKind, StepAction
+from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
+
+pytestmark = pytest.mark.django_db
+START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+FALLBACK = "+38733999000"
+
+
+def on_duty(**profile):
+    staff = StaffFactory(**profile)
+    ShiftFactory(staff=staff, starts_at=START - dt.timedelta(hours=1), ends_at=START + dt.timedelta(hours=12))
+    return staff
+
+
+def critical_case():
+    case = CaseFactory()
+    MessageFactory(case=case, body="ubit će me, ima nož")
+    actions.do_triage_case(case.pk)
+    case.refresh_from_db()
+    return case
+
+
+@pytest.fixture
+def clock(settings):
+    settings.ESCALATION_FALLBACK_NUMBERS = [FALLBACK]
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+def tick_at(clock, minutes: float) -> None:
+    clock.move_to(START + dt.timedelta(minutes=minutes))
+    ladder.run_due_escalations()
+
+
+def escalations_to(**recipient) -> int:
+    return Notification.objects.filter(kind=NotificationKind.ESCALATION, **recipient).count()
+
+
+def test_a_critical_case_nobody_takes_is_chased_for_an_hour_and_more(clock):
+    worker = on_duty(phone="+38761200301")
+    supervisor = StaffFactory(role="supervisor", phone="+38761200309")  # not on duty tonight
+    case = critical_case()
+    assert case.assigned_to == worker.user
+
+    tick_at(clock, 2)  # the deadline: a reminder, by SMS and a call
+    assert Notification.objects.filter(kind=NotificationKind.REMINDER, recipient=worker.user).count() == 2
+
+    tick_at(clock, 3)  # reassign: nobody else on duty, so the next steps run at once, in the same minute
+    case.refresh_from_db()
+    steps = case.timeline.filter(kind=EventKind.ESCALATED)
+    actions_run = list(steps.values_list("details__action", "details__reached"))
+    assert actions_run[1:] == [
+        ("reassign", False), ("notify_supervisor_on_duty", False), ("notify_all_supervisors", True),
+    ]  # fmt: skip
+    # The off-duty supervisor is called and texted: a critical case wakes someone.
+    assert {n.channel for n in Notification.objects.filter(recipient=supervisor.user)} == {"sms", "voice"}
+
+    tick_at(clock, 8)  # the centre's fallback numbers, by voice and SMS
+    assert Notification.objects.filter(to_number=FALLBACK, channel=NotificationChannel.VOICE).count() == 1
+
+    sent_before = escalations_to()
+    for minute in range(9, 75):  # more than an hour: it never goes quiet
+        tick_at(clock, minute)
+    case.refresh_from_db()
+    assert case.escalation_loop >= 6 and case.escalation_due_at is not None and case.is_escalated
+    assert escalations_to(recipient=supervisor.user) >= 2 * 6  # SMS and a call each round
+    assert Notification.objects.filter(to_number=FALLBACK).count() >= 2 * 6
+    assert escalations_to() > sent_before
+
+
+@pytest.mark.parametrize("taken_at_minute", [1, 2.5, 8, 40])
+def test_acknowledgement_at_any_point_stops_every_further_send(clock, taken_at_minute):
+    worker = on_duty(phone="+38761200301")
+    StaffFactory(role="supervisor", phone="+38761200309")
+    case = critical_case()
+    for minute in range(1, int(taken_at_minute) + 1):
+        tick_at(clock, minute)
+    clock.move_to(START + dt.timedelta(minutes=taken_at_minute))
+    acknowledgement.acknowledge_case(case, by=worker.user, via="API")
+    written = Notification.objects.count()
+    assert not Notification.objects.filter(status="queued", kind__in=["reminder", "escalation"]).exists()
+
+    for minute in range(int(taken_at_minute) + 1, 120):
+        tick_at(clock, minute)
+    assert Notification.objects.count() == written
+    case.refresh_from_db()
+    assert case.status == CaseStatus.ACKNOWLEDGED and case.escalation_due_at is None
+
+
+def test_the_supervisor_on_duty_takes_the_case_when_no_other_worker_can(clock):
+    worker = on_duty(phone="+38761200301")
+    supervisor = on_duty(role="supervisor", phone="+38761200309")
+    case = critical_case()
+    tick_at(clock, 2)
+    tick_at(clock, 3)
+    case.refresh_from_db()
+    assert case.assigned_to == supervisor.user and case.assigned_to != worker.user
+    assert Notification.objects.filter(kind=NotificationKind.ASSIGNMENT, recipient=supervisor.user).count() == 2
+
+
+def test_a_policy_edited_after_the_clock_started_does_not_change_a_running_ladder(clock):
+    on_duty(phone="+38761200301")
+    StaffFactory(role="supervisor", phone="+38761200309")
+    case = critical_case()
+    EscalationPolicy.objects.filter(priority="critical").delete()  # a mistake in the admin
+    tick_at(clock, 2)
+    case.refresh_from_db()
+    assert case.escalation_step == 1 and case.escalation_ladder["steps"][0][1] == StepAction.REMIND_ASSIGNEE
+
+
+def test_one_failing_case_does_not_hold_back_the_escalation_of_the_others(clock, monkeypatch):
+    on_duty(phone="+38761200301")
+    broken, healthy = critical_case(), critical_case()
+    original = ladder._run_action
+
+    def fail_for_one(case, action, step):
+        if case.pk == broken.pk:
+            raise RuntimeError("a bad row")
+        return original(case, action, step)
+
+    monkeypatch.setattr(ladder, "_run_action", fail_for_one)
+    tick_at(clock, 2)
+    broken.refresh_from_db()
+    healthy.refresh_from_db()
+    assert (broken.escalation_step, healthy.escalation_step) == (0, 1)
+
+
+def test_escalated_counts_agree_on_the_api_the_board_and_the_stats(clock):
+    worker = on_duty(phone="+38761200301")
+    supervisor = on_duty(role="supervisor", phone="+38761200309")
+    waiting, inside_deadline = critical_case(), critical_case()
+    Case.objects.filter(pk=inside_deadline.pk).update(acknowledge_by=START + dt.timedelta(minutes=30),
+                                                      escalation_due_at=START + dt.timedelta(minutes=30))
+    tick_at(clock, 2)
+    api = APIClient()
+    api.force_authenticate(supervisor.user)
+    escalated = api.get("/api/v1/cases/?escalated=true").json()
+    stats = api.get("/api/v1/stats/").json()
+    board = selectors.waiting_for_a_person()
+    assert escalated["count"] == stats["escalated"] == selectors.figures_for_day(START).escalated == 1
+    # The board shows the critical case still inside its deadline too, each with who was told what.
+    assert {case.pk for case in board} == {waiting.pk, inside_deadline.pk}
+    told = {n.recipient_id for case in board if case.pk == waiting.pk for n in case.notification_log}
+    assert worker.user.pk in told
+
+
+def test_a_ladder_that_could_end_while_a_case_waits_is_refused():
+    assert ladder.ladder_problems([(1, StepAction.REMIND_ASSIGNEE, 5), (2, StepAction.REASSIGN, 5)], None)
+    assert ladder.ladder_problems([], None)
+    assert ladder.ladder_problems([(1, StepAction.NOTIFY_ALL_SUPERVISORS, 0)], None)  # no wait: a storm
+    assert ladder.ladder_problems(
+        [(1, StepAction.NOTIFY_ALL_SUPERVISORS, 5), (2, StepAction.REMIND_ASSIGNEE, 5)], 2
+    )  # repeats only a reminder
+    assert not ladder.ladder_problems(
+        [(1, StepAction.REMIND_ASSIGNEE, 2), (2, StepAction.NOTIFY_ALL_SUPERVISORS, 5)], None
+    )
+
+
+def _policy_form(policy, steps, repeat_from=""):
+    data = {
+        "priority": policy.priority, "acknowledge_within_minutes": "2", "repeat_from_step": str(repeat_from),
+        "steps-TOTAL_FORMS": str(len(steps)), "steps-INITIAL_FORMS": "0", "steps-MIN_NUM_FORMS": "1",
+        "steps-MAX_NUM_FORMS": "1000",
+    }  # fmt: skip
+    for index, (number, action, wait) in enumerate(steps):
+        data.update({f"steps-{index}-number": str(number), f"steps-{index}-action": action,
+                     f"steps-{index}-wait_minutes": str(wait)})  # fmt: skip
+    return data
+
+
+def test_the_admin_refuses_a_ladder_that_could_end_and_keeps_who_changed_one(client, django_user_model):
+    admin = django_user_model.objects.create_superuser("head", "head@example.test", "x")
+    client.force_login(admin)
+    policy = EscalationPolicy.objects.get(priority="critical")
+    url = f"/admin/notifications/escalationpolicy/{policy.pk}/change/"
+    assert client.get("/admin/notifications/escalationpolicy/").status_code == 200
+    policy.steps.all().delete()  # the form below brings its own steps
+
+    refused = client.post(url, _policy_form(policy, [(1, StepAction.REMIND_ASSIGNEE, 2)]))
+    assert refused.status_code == 200 and "notify all supervisors" in refused.content.decode()
+    assert not policy.steps.exists()
+
+    accepted = client.post(url, _policy_form(
+        policy, [(1, StepAction.REMIND_ASSIGNEE, 2), (2, StepAction.NOTIFY_ALL_SUPERVISORS, 5)], repeat_from=2,
+    ))  # fmt: skip
+    assert accepted.status_code == 302
+    assert list(policy.steps.values_list("action", flat=True)) == ["remind_assignee", "notify_all_supervisors"]
+    assert policy.history.first().history_user == admin
+    assert policy.steps.first().history.first().history_user == admin
+
+
+def test_a_citizen_writing_again_on_a_critical_case_reaches_its_worker(clock, twilio):
+    worker = on_duty(phone="+38761200301")
+    twilio.sms("ubit će me, ima nož", sid="SMfirst", from_number="+38761555111")
+    case = Case.objects.get()
+    actions.do_triage_case(case.pk)
+    acknowledgement.acknowledge_case(case, by=worker.user, via="API")
+    assert selectors.my_open_cases(worker.user).get().has_unread  # never opened yet
+
+    client_cases = selectors.my_open_cases(worker.user)
+    selectors.read_case(worker.user, case.pk, via="console")
+    assert not client_cases.get().has_unread  # read: nothing new
+
+    clock.shift(dt.timedelta(minutes=1))
+    twilio.sms("on je opet ovdje, adresa je Titova 5", sid="SMsecond", from_number="+38761555111")
+    actions.do_triage_case(case.pk)
+    assert selectors.my_open_cases(worker.user).get().has_unread
+    follow_up = Notification.objects.get(kind=NotificationKind.FOLLOW_UP)
+    assert follow_up.recipient == worker.user and case.reference in follow_up.body
+    case.refresh_from_db()
+    assert case.status == CaseStatus.ACKNOWLEDGED and case.escalation_due_at is None  # no new ladder
+
+
+def test_a_citizen_writing_again_on_a_waiting_case_keeps_its_ladder_running(clock, twilio):
+    on_duty(phone="+38761200301")
+    twilio.sms("ubit će me, ima nož", sid="SMfirst", from_number="+38761555111")
+    case = Case.objects.get()
+    actions.do_triage_case(case.pk)
+    tick_at(clock, 2)
+    twilio.sms("molim vas brzo", sid="SMsecond", from_number="+38761555111")
+    actions.do_triage_case(case.pk)
+    case.refresh_from_db()
+    assert case.escalation_step == 1 and case.escalation_due_at == START + dt.timedelta(minutes=3)
