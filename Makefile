@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
+# Where the embedded database, broker, logs and secret key live (settings.py reads the same variable).
+VAR_DIR ?= $(CURDIR)/var
+export VAR_DIR
 
 .PHONY: run test lint bench install migrate messages clean
 
@@ -18,18 +21,23 @@ install: $(BIN)/.installed
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
-# Set up a fresh machine and start web (gunicorn), worker and beat together; Ctrl-C stops all three.
+# Set up a fresh machine and start web (gunicorn), workers and beat under supervisord (deploy/supervisord.conf),
+# which restarts any of them that dies; Ctrl-C stops them all.
 run: migrate
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py load_demo_data
-	$(BIN)/honcho start --procfile Procfile --port $(PORT)
+	mkdir -p $(VAR_DIR)/log
+	BIN=$(abspath $(BIN)) $(BIN)/supervisord --configuration deploy/supervisord.conf
 
 # The test suite; against PostgreSQL and Redis when DATABASE_URL and CELERY_BROKER_URL say so.
+# Without CELERY_BROKER_URL the tests get an embedded broker of their own, apart from a running `make run`.
+test: export CELERY_BROKER_URL ?= sqlite:///$(VAR_DIR)/test-broker.sqlite3
 test: install
-	CELERY_BROKER_DIR=$(CURDIR)/var/test-broker $(BIN)/pytest
+	$(BIN)/pytest
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+faults: install ; $(BIN)/python benchmarks/faults.py  # fault injection on a stack of its own, ~15 min; not in `make test`
 
 lint: install
 	$(BIN)/ruff check .

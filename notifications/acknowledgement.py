@@ -21,7 +21,7 @@ from helpline.cases.models import Case, CaseStatus, EventKind, mask_phone
 from helpline.cases.selectors import by_urgency
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import is_supervisor
-from notifications import texts
+from notifications import surge, texts
 from notifications.models import DeliveryStatus, Notification
 from notifications.outbox import STOPS_WHEN_ACKNOWLEDGED, WAITING_FOR_ACKNOWLEDGEMENT
 
@@ -76,6 +76,9 @@ def _refuse(staff: StaffProfile, case: Case | None, why: str) -> None:
 def handle_staff_sms(staff: StaffProfile, body: str) -> str:
     """An SMS from a registered staff phone is a command, never a citizen case: "OK", or "OK 4821" with the code
     of a notification this person received. Returns the reply to send back."""
+    answer = surge.answer_call_out(staff, body)  # "1" to a call-out means "I am coming", not "I take a case"
+    if answer is not None:
+        return answer
     words = body.strip().upper().replace(",", " ").split()
     if not words or words[0] not in ACCEPT_WORDS:
         return texts.command_help()

@@ -5,8 +5,10 @@ permanent (invalid number 21211, unsubscribed 21610, ...), which fail at once an
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -23,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 # Twilio error codes that no retry can fix.
 PERMANENT_TWILIO_ERRORS = frozenset({"21211", "21214", "21408", "21610", "21612", "21614", "21606", "21660"})
+# The error code of a send whose connection failed: Twilio may or may not have taken the message.
+NETWORK_ERROR = "network"
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class OutgoingMessage:
     to: str
     body: str
     channel: str  # "sms" or "voice"
+    # Another sender for alerts about failing deliveries: a second number or a Messaging Service SID ("MG...").
+    sender: str = ""
 
 
 @dataclass(frozen=True)
@@ -42,12 +48,28 @@ class SendResult:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """What the provider says about a send a lost worker may or may not have made. `known` is False when the
+    provider could not be asked: then nobody can tell, and nothing is sent again yet."""
+
+    known: bool
+    provider_sid: str = ""
+
+    @property
+    def was_sent(self) -> bool:
+        return bool(self.provider_sid)
+
+
 class ConsoleBackend:
     """Development: writes what would be sent to the log. Never reaches a phone."""
 
     def send(self, message: OutgoingMessage) -> SendResult:
         logger.warning("[console %s to %s] %s", message.channel, mask_phone(message.to), message.body)
         return SendResult(ok=True, provider_sid=f"console-{uuid.uuid4().hex}")
+
+    def find_sent(self, message: OutgoingMessage, *, since: dt.datetime, known_sids: frozenset[str]) -> Lookup:
+        return Lookup(known=True)  # a log line reaches no phone: sending it again harms nobody
 
 
 class DrillBackend:
@@ -57,12 +79,16 @@ class DrillBackend:
         logger.info("[drill %s to %s, not sent] %s", message.channel, mask_phone(message.to), message.body)
         return SendResult(ok=True, provider_sid=f"drill-{uuid.uuid4().hex}")
 
+    def find_sent(self, message: OutgoingMessage, *, since: dt.datetime, known_sids: frozenset[str]) -> Lookup:
+        return Lookup(known=True)
+
 
 class MemoryBackend:
     """Tests: keeps what was sent in `outbox`; `fail_next` makes the next sends fail as a provider would."""
 
     outbox: list[OutgoingMessage] = []
     _failures: list[SendResult] = []
+    _sids: dict[int, str] = {}
     _lock = threading.Lock()
 
     @classmethod
@@ -70,6 +96,7 @@ class MemoryBackend:
         with cls._lock:
             cls.outbox.clear()
             cls._failures.clear()
+            cls._sids.clear()
 
     @classmethod
     def fail_next(cls, *results: SendResult) -> None:
@@ -81,7 +108,17 @@ class MemoryBackend:
             if self._failures:
                 return self._failures.pop(0)
             self.outbox.append(message)
-        return SendResult(ok=True, provider_sid=f"SM{uuid.uuid4().hex}")
+            sid = self._sids[message.notification_id] = f"SM{uuid.uuid4().hex}"
+        return SendResult(ok=True, provider_sid=sid)
+
+    def find_sent(self, message: OutgoingMessage, *, since: dt.datetime, known_sids: frozenset[str]) -> Lookup:
+        with self._lock:
+            return Lookup(known=True, provider_sid=self._sids.get(message.notification_id, ""))
+
+
+def _folded(text: str) -> str:
+    """Twilio may rewrite look-alike characters (smart encoding) or prefix a trial notice: compare loosely."""
+    return " ".join(unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().split()).casefold()
 
 
 class RedirectedHttpClient(TwilioHttpClient):
@@ -117,15 +154,21 @@ class TwilioBackend:
                     from_=settings.TWILIO_PHONE_NUMBER,
                     url=self._callback(f"/webhooks/twilio/voice/staff-call/?notification={message.notification_id}"),
                     method="POST",
-                    status_callback=self._callback("/webhooks/twilio/voice/staff-call/status/"),
+                    # The notification travels in the callback URL: a callback for a call whose SID a lost worker
+                    # never recorded still finds its notification.
+                    status_callback=self._callback(
+                        f"/webhooks/twilio/voice/staff-call/status/?n={message.notification_id}"
+                    ),
                     status_callback_method="POST",
                 )
             else:
+                sender = message.sender or settings.TWILIO_PHONE_NUMBER
+                via = {"messaging_service_sid": sender} if sender.startswith("MG") else {"from_": sender}
                 created = self.client.messages.create(
                     to=message.to,
-                    from_=settings.TWILIO_PHONE_NUMBER,
                     body=message.body,
                     status_callback=self._callback("/webhooks/twilio/message-status/"),
+                    **via,
                 )
         except TwilioRestException as error:
             code = str(error.code or "")
@@ -135,8 +178,28 @@ class TwilioBackend:
             error_code = code or str(error.status)
             return SendResult(ok=False, transient=transient, error_code=error_code, detail=error.msg[:500])
         except (TwilioException, OSError) as error:  # network trouble: try again later
-            return SendResult(ok=False, transient=True, error_code="network", detail=str(error)[:500])
+            return SendResult(ok=False, transient=True, error_code=NETWORK_ERROR, detail=str(error)[:500])
         return SendResult(ok=True, provider_sid=created.sid)
+
+    def find_sent(self, message: OutgoingMessage, *, since: dt.datetime, known_sids: frozenset[str]) -> Lookup:
+        """Did Twilio take this message although nobody recorded its SID (a worker killed inside the call)?
+        An SMS is recognised by its text, which carries the notification's one-time code; a call by its number
+        and time, among the calls whose SID no notification has recorded."""
+        try:
+            if message.channel == "voice":
+                calls = self.client.calls.list(to=message.to, from_=settings.TWILIO_PHONE_NUMBER, limit=50)
+                found = [c for c in calls if c.sid not in known_sids and (c.date_created or since) >= since]
+                return Lookup(known=True, provider_sid=found[-1].sid if found else "")
+            ours = _folded(message.body)
+            for sent in self.client.messages.list(to=message.to, limit=50):
+                is_recent = (sent.date_created or since) >= since
+                if is_recent and sent.sid not in known_sids and ours in _folded(sent.body or ""):
+                    return Lookup(known=True, provider_sid=sent.sid)
+            return Lookup(known=True)
+        except (TwilioException, OSError) as error:
+            logger.warning("could not look up notification %s at Twilio: %s", message.notification_id,
+                           type(error).__name__)  # fmt: skip
+            return Lookup(known=False)
 
 
 BACKENDS = {

@@ -24,7 +24,7 @@ from helpline.cases.models import Case, EventKind, Priority
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import all_supervisors, supervisors_on_duty
 from helpline.roster.services import mark_assigned
-from notifications import texts
+from notifications import surge, texts
 from notifications.models import EscalationPolicy, Notification, NotificationChannel, NotificationKind, StepAction
 from notifications.outbox import WAITING_FOR_ACKNOWLEDGEMENT, notify_staff, queue_notification
 from triage.assignment import choose_assignee
@@ -138,11 +138,12 @@ def hand_over(
             ladder = ladder_for(case.priority)
             deadline = now + dt.timedelta(minutes=ladder.acknowledge_within_minutes)
             case_services.start_escalation_clock(case, acknowledge_by=deadline, ladder=ladder.as_snapshot())
-        notify_staff(
-            staff, case, kind=NotificationKind.ASSIGNMENT,
-            key=f"assign:{case.pk}:{staff.pk}:{case.escalation_step}:{int(now.timestamp())}",
-            body=texts.assignment, call_too=case.priority == Priority.CRITICAL,
-        )  # fmt: skip
+        if not surge.is_quiet_for(case):  # in surge mode the worker learns of it from the minute's digest
+            notify_staff(
+                staff, case, kind=NotificationKind.ASSIGNMENT,
+                key=f"assign:{case.pk}:{staff.pk}:{case.escalation_step}:{int(now.timestamp())}",
+                body=texts.assignment, call_too=case.priority == Priority.CRITICAL,
+            )  # fmt: skip
     return case
 
 
@@ -219,8 +220,11 @@ def _ladder_of(case: Case) -> Ladder:
 
 
 def _run_action(case: Case, action: str, step: int) -> bool:
-    """Run one step; True when somebody was told or given the case."""
+    """Run one step; True when somebody was told or given the case. In surge mode a case that is not critical is
+    told in the minute's digest instead, and is given to someone else only if someone has room."""
     key = f"step:{case.pk}:{step}"
+    if surge.is_quiet_for(case):
+        return _reassign(case, step, require_room=True) if action == StepAction.REASSIGN else True
     urgent = case.priority in (Priority.CRITICAL, Priority.HIGH)
     if action == StepAction.REMIND_ASSIGNEE:
         assignee = StaffProfile.objects.filter(user_id=case.assigned_to_id).first()
@@ -253,10 +257,10 @@ def _tell(people: list[StaffProfile], case: Case, key: str, *, call_too: bool) -
     return told
 
 
-def _reassign(case: Case, step: int) -> bool:
+def _reassign(case: Case, step: int, *, require_room: bool = False) -> bool:
     """The same policy as triage, minus the person who let the case wait; the on-duty supervisor when no other
     worker can take it. The ladder keeps running: the new person has the time until the next step."""
-    choice = choose_assignee(case, timezone.now(), exclude=case.assigned_to_id)
+    choice = choose_assignee(case, timezone.now(), exclude=case.assigned_to_id, require_room=require_room)
     if choice.staff is None:
         return False
     hand_over(

@@ -24,6 +24,8 @@ class NotificationKind(models.TextChoices):
     ROSTER_GAPS = "roster_gaps", _("Roster gaps")
     COMMAND_REPLY = "command_reply", _("Answer to a staff command")
     FOLLOW_UP = "follow_up", _("The citizen wrote again")
+    DIGEST = "digest", _("Surge digest")
+    CALL_OUT = "call_out", _("Call-out")
 
 
 class DeliveryStatus(models.TextChoices):
@@ -153,3 +155,54 @@ class EscalationStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.policy}: {self.number}. {self.get_action_display()}"
+
+
+class SurgeMode(models.Model):
+    """A period in which contacts outnumber the people on duty (a flood, an earthquake). While it lasts, staff get
+    one digest a minute instead of a message per case, except for critical cases, which keep their full ladder."""
+
+    name = models.CharField(_("crisis event"), max_length=120, help_text=_("For example: Poplava Maglaj."))
+    started_at = models.DateTimeField(_("started"), auto_now_add=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("started by"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+    is_on = models.BooleanField(_("on"), default=True, editable=False)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("ended by"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    citizen_notice = models.TextField(
+        _("notice for citizens"), blank=True,
+        help_text=_("Added to every answer while it lasts: the delay, where shelters and help points are."),
+    )  # fmt: skip
+
+    class Meta:
+        verbose_name = _("surge mode")
+        verbose_name_plural = _("surge modes")
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_on"], condition=models.Q(is_on=True), name="one_surge_at_a_time")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CallOut(models.Model):
+    """An SMS asking an off-duty or reserve staff member to come in, and their answer."""
+
+    surge = models.ForeignKey(SurgeMode, on_delete=models.CASCADE, related_name="call_outs")
+    staff = models.ForeignKey("triage.StaffProfile", on_delete=models.CASCADE, related_name="call_outs")
+    sent_at = models.DateTimeField(auto_now_add=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    is_coming = models.BooleanField(null=True)
+
+    class Meta:
+        verbose_name = _("call-out")
+        verbose_name_plural = _("call-outs")
+        constraints = [models.UniqueConstraint(fields=["surge", "staff"], name="one_call_out_per_surge")]
+
+    def __str__(self) -> str:
+        return f"{self.staff} {self.is_coming}"

@@ -15,7 +15,8 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Case as SqlCase
+from django.db.models import F, OuterRef, Q, Subquery, When
 from django.utils import timezone
 
 from helpline.cases import services as case_services
@@ -25,7 +26,7 @@ from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import all_supervisors
 from helpline.roster.services import coming_week_gaps
 from notifications import texts
-from notifications.backends import DrillBackend, OutgoingMessage, get_backend
+from notifications.backends import NETWORK_ERROR, DrillBackend, OutgoingMessage, SendResult, get_backend
 from notifications.models import (
     DELIVERY_PROGRESS,
     DeliveryAttempt,
@@ -41,6 +42,13 @@ SEND_TASK = "notifications.tasks.send_notification"
 # Sending to staff about a case stops once someone has taken the case.
 STOPS_WHEN_ACKNOWLEDGED = (NotificationKind.ASSIGNMENT, NotificationKind.REMINDER, NotificationKind.ESCALATION)
 WAITING_FOR_ACKNOWLEDGEMENT = (CaseStatus.NEW, CaseStatus.TRIAGED, CaseStatus.ASSIGNED)
+# What a send attempt records (a status callback records "callback <status>", a lost worker "lost").
+SENT, RETRY, FAILED = "sent", "retry", "failed"
+# A send claims its row for this long: longer than the Twilio client's connect and read timeouts (10 s each), so a
+# worker still inside the call is never mistaken for a lost one. After it, the relay asks Twilio what happened.
+SENDING_GRACE = dt.timedelta(seconds=30)
+# Alerts about failing staff alerts: they go by another sender where one is configured (delivery_health.py).
+DELIVERY_ALERT_PREFIX = "delivery-alert:"
 
 
 # --- Writing to the outbox ---------------------------------------------------------------------------------
@@ -57,6 +65,7 @@ def queue_notification(
     channel: str = NotificationChannel.SMS,
     message: Message | None = None,
     ack_code: str = "",
+    queue: str | None = None,
 ) -> Notification | None:
     """Write one notification (once per key) and ring the sender after commit. Returns None when the key exists."""
     if not to_number:
@@ -71,7 +80,7 @@ def queue_notification(
             )  # fmt: skip
     except IntegrityError:
         return None  # already written by an earlier run: never twice
-    enqueue_after_commit(SEND_TASK, notification.pk, queue=queue_for(case))
+    enqueue_after_commit(SEND_TASK, notification.pk, queue=queue or queue_for(case))
     return notification
 
 
@@ -164,33 +173,54 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
             notification.next_attempt_at = now + dt.timedelta(seconds=1)
             notification.save(update_fields=["next_attempt_at"])
             return DeliveryOutcome(DeliveryStatus.QUEUED, retry_in=1, queue=queue_for(notification.case))
+        # The claim: while the row says "sending", nobody else sends it; next_attempt_at is when the relay may ask
+        # Twilio whether a worker lost inside the call got the message out.
         notification.status = DeliveryStatus.SENDING
         notification.attempts += 1
-        notification.save(update_fields=["status", "attempts"])
-    message = OutgoingMessage(notification.pk, str(notification.to_number), notification.body, notification.channel)
+        notification.next_attempt_at = now + SENDING_GRACE
+        notification.save(update_fields=["status", "attempts", "next_attempt_at"])
     backend = DrillBackend() if notification.is_drill else get_backend()
-    return _record_send_result(notification, backend.send(message))
+    if notification.last_error_code == NETWORK_ERROR and notification.sent_at is None:
+        # The last try lost its connection: Twilio may have taken the message before the answer was lost.
+        lookup = backend.find_sent(
+            _outgoing(notification), since=notification.created_at - dt.timedelta(seconds=5),
+            known_sids=_known_sids(notification),
+        )  # fmt: skip
+        if lookup.was_sent:
+            result = SendResult(ok=True, provider_sid=lookup.provider_sid, detail="an earlier try had got through")
+            return _record_send_result(notification, result, claimed_attempt=notification.attempts)
+    result = backend.send(_outgoing(notification))
+    return _record_send_result(notification, result, claimed_attempt=notification.attempts)
+
+
+def _known_sids(notification: Notification) -> frozenset[str]:
+    """The SIDs already recorded for this number: a message or call among them belongs to another notification."""
+    return frozenset(
+        Notification.objects.filter(to_number=notification.to_number, provider_sid__isnull=False)
+        .exclude(pk=notification.pk)
+        .values_list("provider_sid", flat=True)
+    )
+
+
+def _outgoing(notification: Notification) -> OutgoingMessage:
+    is_alert = notification.idempotency_key.startswith(DELIVERY_ALERT_PREFIX)
+    sender = getattr(settings, "DELIVERY_ALERT_SENDER", "") if is_alert else ""
+    return OutgoingMessage(
+        notification.pk, str(notification.to_number), notification.body, notification.channel, sender=sender
+    )
 
 
 @transaction.atomic
-def _record_send_result(notification: Notification, result) -> DeliveryOutcome:
+def _record_send_result(notification: Notification, result: SendResult, *, claimed_attempt: int) -> DeliveryOutcome:
     notification = Notification.objects.select_for_update().get(pk=notification.pk)
     DeliveryAttempt.objects.create(
-        notification=notification, result="sent" if result.ok else ("retry" if result.transient else "failed"),
+        notification=notification, result=SENT if result.ok else (RETRY if result.transient else FAILED),
         error_code=result.error_code, detail=result.detail,
     )  # fmt: skip
+    if notification.status != DeliveryStatus.SENDING or notification.attempts != claimed_attempt:
+        return _record_late_result(notification, result)
     if result.ok:
-        notification.status, notification.provider_sid, notification.sent_at = (
-            DeliveryStatus.SENT, result.provider_sid, timezone.now()
-        )  # fmt: skip
-        notification.save(update_fields=["status", "provider_sid", "sent_at"])
-        _mirror_to_message(notification, DeliveryStatus.SENT)
-        if notification.case_id and notification.message_id is None:
-            case_services.record_event(
-                notification.case, EventKind.MESSAGE_SENT, notification_id=notification.pk,
-                notification_kind=notification.kind,
-                channel=notification.channel, recipient_id=notification.recipient_id,
-            )  # fmt: skip
+        _mark_sent(notification, result.provider_sid)
         return DeliveryOutcome(DeliveryStatus.SENT)
     notification.last_error, notification.last_error_code = result.detail[:500], result.error_code
     if result.transient and notification.attempts < settings.NOTIFICATION_MAX_ATTEMPTS:
@@ -207,6 +237,32 @@ def _record_send_result(notification: Notification, result) -> DeliveryOutcome:
     _mirror_to_message(notification, DeliveryStatus.FAILED)
     logger.error("notification %s failed for good: %s", notification.pk, result.error_code)
     return DeliveryOutcome(DeliveryStatus.FAILED)
+
+
+def _mark_sent(notification: Notification, provider_sid: str) -> None:
+    notification.status, notification.provider_sid, notification.sent_at = (
+        DeliveryStatus.SENT, provider_sid or None, timezone.now()
+    )  # fmt: skip
+    notification.next_attempt_at = None
+    notification.save(update_fields=["status", "provider_sid", "sent_at", "next_attempt_at"])
+    _mirror_to_message(notification, DeliveryStatus.SENT)
+    if notification.case_id and notification.message_id is None:
+        case_services.record_event(
+            notification.case, EventKind.MESSAGE_SENT, notification_id=notification.pk,
+            notification_kind=notification.kind,
+            channel=notification.channel, recipient_id=notification.recipient_id,
+        )  # fmt: skip
+
+
+def _record_late_result(notification: Notification, result: SendResult) -> DeliveryOutcome | None:
+    """A worker that was taken for lost comes back (its Twilio call outlived the grace). A success still counts,
+    so the relay does not send the message again; anything else leaves the row to whoever holds it now."""
+    if result.ok and DELIVERY_PROGRESS[notification.status] < DELIVERY_PROGRESS[DeliveryStatus.SENT]:
+        _mark_sent(notification, result.provider_sid)
+        return DeliveryOutcome(DeliveryStatus.SENT)
+    if result.ok and result.provider_sid != notification.provider_sid:
+        logger.error("notification %s: a late send came back after the message had gone out", notification.pk)
+    return None
 
 
 def _mirror_to_message(notification: Notification, status: str) -> None:
@@ -250,12 +306,12 @@ def reply_to_citizen(case: Case, text: str, *, by: AbstractBaseUser) -> Message:
 
 
 def relay_queued(now: dt.datetime | None = None, *, limit: int = 200) -> int:
-    """Rings the sender again for notifications still queued (the broker was down, a task was lost) and
-    recovers sends a crashed worker left half-done."""
+    """Rings the sender again for notifications still queued (the broker was down, a task was lost), settles sends
+    a lost worker left half-done (asking Twilio first), and queues again the staff alerts a Twilio outage made
+    fail while their case still waits. Returns how many doorbells it rang."""
     now = now or timezone.now()
-    Notification.objects.filter(status=DeliveryStatus.SENDING, created_at__lt=now - dt.timedelta(minutes=5)).update(
-        status=DeliveryStatus.QUEUED
-    )
+    reconcile_interrupted_sends(now)
+    requeue_after_outage(now)
     due = list(
         Notification.objects.filter(status=DeliveryStatus.QUEUED, created_at__lt=now - dt.timedelta(seconds=10))
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
@@ -267,12 +323,127 @@ def relay_queued(now: dt.datetime | None = None, *, limit: int = 200) -> int:
     return len(due)
 
 
-def record_delivery_status(*, provider_sid: str, status: str, error_code: str = "") -> Notification | None:
-    """Twilio's status callback. Callbacks arrive out of order; a notification only ever moves forward."""
+# --- After a lost worker or a provider outage ----------------------------------------------------------------
+
+
+def reconcile_interrupted_sends(now: dt.datetime, *, limit: int = 50) -> int:
+    """A row still "sending" after its grace belongs to a worker that died, maybe inside the Twilio call. Twilio
+    is asked whether it has the message; only when it has not is the notification queued again. When Twilio
+    cannot be asked, the row waits: sending blindly is how a worker's SMS went out twice."""
+    stuck = list(
+        Notification.objects.filter(status=DeliveryStatus.SENDING)
+        .filter(Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True, created_at__lt=now - SENDING_GRACE))
+        .order_by("next_attempt_at", "pk")[:limit]
+    )
+    for notification in stuck:
+        if not _reconcile(notification, now):
+            break  # Twilio cannot be asked: the others wait for the next tick rather than for timeouts
+    return len(stuck)
+
+
+def _reconcile(notification: Notification, now: dt.datetime) -> bool:
+    """Settles one interrupted send; False when the provider could not be asked."""
+    claimed_at = notification.next_attempt_at - SENDING_GRACE if notification.next_attempt_at else None
+    # An SMS is matched by its text (its one-time code), so any message since the row was written is it; a call
+    # has no text, so only calls from a little before the claim count.
+    since = notification.created_at if notification.channel != NotificationChannel.VOICE else (
+        claimed_at or notification.created_at
+    )
+    since -= dt.timedelta(seconds=5)  # Twilio's clock and ours
+    backend = DrillBackend() if notification.is_drill else get_backend()
+    lookup = backend.find_sent(_outgoing(notification), since=since, known_sids=_known_sids(notification))
+    with transaction.atomic():
+        current = (
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("case")
+            .filter(pk=notification.pk, status=DeliveryStatus.SENDING, attempts=notification.attempts)
+            .first()
+        )
+        if current is None:
+            return True  # the worker was not lost after all, or another relay settled it
+        if not lookup.known:
+            current.next_attempt_at = now + SENDING_GRACE
+            current.save(update_fields=["next_attempt_at"])
+            logger.warning("notification %s: sending interrupted, Twilio cannot be asked yet", current.pk)
+            return False
+        if lookup.was_sent:
+            DeliveryAttempt.objects.create(
+                notification=current, result=SENT, detail="found at the provider after its worker was lost"
+            )
+            _mark_sent(current, lookup.provider_sid)
+            logger.warning("notification %s: the lost worker had sent it; not sent again", current.pk)
+            return True
+        DeliveryAttempt.objects.create(notification=current, result="lost", detail="its worker was lost before sending")
+        current.status, current.next_attempt_at = DeliveryStatus.QUEUED, now
+        current.save(update_fields=["status", "next_attempt_at"])
+        logger.warning("notification %s: its worker was lost before the provider had it; queued again", current.pk)
+    return True
+
+
+def _last_attempt(field: str) -> Subquery:
+    attempts = DeliveryAttempt.objects.filter(notification=OuterRef("pk")).order_by("-at", "-pk")
+    return Subquery(attempts.values(field)[:1])
+
+
+def last_successful_send() -> dt.datetime | None:
+    """When the provider last took a message (drills and alerts about the provider itself aside)."""
+    return (
+        DeliveryAttempt.objects.filter(result=SENT, notification__is_drill=False)
+        .exclude(notification__idempotency_key__startswith=DELIVERY_ALERT_PREFIX)
+        .order_by("-at")
+        .values_list("at", flat=True)
+        .first()
+    )
+
+
+def requeue_after_outage(now: dt.datetime, *, limit: int = 200) -> int:
+    """Staff alerts that failed for good on transient errors (Twilio 503s for minutes) while their case still
+    waits are queued again once Twilio took any message after their last try. Until then one of them, the most
+    urgent, is tried every NOTIFICATION_OUTAGE_PROBE_SECONDS as a probe. Never one whose case was taken, whose
+    recipient no longer holds the case, or that failed on a permanent error (invalid number, unsubscribed)."""
+    probe_every = dt.timedelta(seconds=getattr(settings, "NOTIFICATION_OUTAGE_PROBE_SECONDS", 60))
+    failed = (
+        Notification.objects.filter(
+            status=DeliveryStatus.FAILED, provider_sid__isnull=True, is_drill=False,
+            kind__in=STOPS_WHEN_ACKNOWLEDGED, case__status__in=WAITING_FOR_ACKNOWLEDGEMENT,
+            created_at__gte=now - dt.timedelta(days=1),
+        )
+        .exclude(
+            Q(kind__in=(NotificationKind.ASSIGNMENT, NotificationKind.REMINDER))
+            & ~Q(recipient_id=F("case__assigned_to_id"))
+        )
+        .annotate(last_result=_last_attempt("result"), last_at=_last_attempt("at"))
+        .filter(last_result=RETRY)
+    )  # fmt: skip
+    recovered_at = last_successful_send()
+    requeued = []
+    if recovered_at is not None:
+        requeued = list(failed.filter(last_at__lt=recovered_at).values_list("pk", flat=True)[:limit])
+    if not requeued:
+        probe = (
+            failed.filter(last_at__lte=now - probe_every)
+            .order_by(SqlCase(When(case__priority=Priority.CRITICAL, then=0), default=1), "last_at")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        requeued = [probe] if probe is not None else []
+    if requeued:
+        Notification.objects.filter(pk__in=requeued, status=DeliveryStatus.FAILED).update(
+            status=DeliveryStatus.QUEUED, next_attempt_at=now
+        )
+        logger.warning("%d staff alerts that failed during a provider outage queued again", len(requeued))
+    return len(requeued)
+
+
+def record_delivery_status(
+    *, provider_sid: str, status: str, error_code: str = "", notification_id: int | None = None
+) -> Notification | None:
+    """Twilio's status callback. Callbacks arrive out of order; a notification only ever moves forward.
+    `notification_id` (the token in the callback URL) finds a notification whose SID a lost worker never wrote."""
     if status not in DELIVERY_PROGRESS:
         return None
     with transaction.atomic():
-        notification = Notification.objects.select_for_update().filter(provider_sid=provider_sid).first()
+        notification = _by_sid_or_token(provider_sid, notification_id)
         if notification is None:
             return None
         if DELIVERY_PROGRESS[status] > DELIVERY_PROGRESS[notification.status]:
@@ -281,14 +452,30 @@ def record_delivery_status(*, provider_sid: str, status: str, error_code: str = 
                 notification.last_error_code = error_code
             notification.save(update_fields=["status", "last_error_code"])
             _mirror_to_message(notification, status)
-            DeliveryAttempt.objects.create(notification=notification, result=status, error_code=error_code)
+            DeliveryAttempt.objects.create(notification=notification, result=f"callback {status}"[:20],
+                                           error_code=error_code)  # fmt: skip
     return notification
 
 
-def record_staff_call_outcome(*, provider_sid: str, call_status: str) -> None:
+def _by_sid_or_token(provider_sid: str, notification_id: int | None) -> Notification | None:
+    notification = Notification.objects.select_for_update().filter(provider_sid=provider_sid).first()
+    if notification is not None or notification_id is None:
+        return notification
+    notification = (
+        Notification.objects.select_for_update()
+        .filter(pk=notification_id, provider_sid__isnull=True, status=DeliveryStatus.SENDING)
+        .first()
+    )
+    if notification is not None:  # Twilio has it: it went out, whatever happened to the worker
+        DeliveryAttempt.objects.create(notification=notification, result=SENT, detail="told by a status callback")
+        _mark_sent(notification, provider_sid)
+    return notification
+
+
+def record_staff_call_outcome(*, provider_sid: str, call_status: str, notification_id: int | None = None) -> None:
     """A critical-case call to a worker that was busy or not answered is tried once more after a short wait."""
     with transaction.atomic():
-        notification = Notification.objects.select_for_update().filter(provider_sid=provider_sid).first()
+        notification = _by_sid_or_token(provider_sid, notification_id)
         if notification is None:
             return
         DeliveryAttempt.objects.create(notification=notification, result=f"call {call_status}")

@@ -1,7 +1,7 @@
 """Notification and escalation tasks: doorbells over the database, each safe to run twice."""
 from celery import shared_task
 
-from notifications import ladder, outbox
+from notifications import delivery_health, ladder, outbox, surge
 
 
 @shared_task(acks_late=True)
@@ -25,3 +25,14 @@ def run_escalations() -> None:
 @shared_task
 def send_roster_gap_report() -> None:
     outbox.send_roster_gap_report()
+
+
+@shared_task
+def alert_on_failing_delivery() -> None:
+    """Supervisors hear, once per outage, that staff alerts are failing, and again when they get out."""
+    delivery_health.alert_supervisors_of_failing_delivery()
+
+
+@shared_task
+def send_surge_digests() -> None:
+    surge.send_digests()

@@ -9,7 +9,8 @@ from helpline.cases.models import Case, Priority
 from triage.models import Category
 
 
-def _in_staff_language(render) -> str:
+def in_staff_language(render) -> str:
+    """Staff phones get the centre's language, whatever language the request or task runs in."""
     with translation.override(settings.LANGUAGE_CODE):
         return render()
 
@@ -25,7 +26,7 @@ def _facts(case: Case, code: str = "") -> dict[str, str]:
 
 # Every message about a case carries the one-time code that alone can acknowledge it by SMS ("OK 4821").
 def assignment(case: Case, code: str = "") -> str:
-    return _in_staff_language(
+    return in_staff_language(
         lambda: gettext(
             "%(helpline)s: case %(reference)s is yours (%(priority)s, %(category)s). Reply OK %(code)s to take it."
         )
@@ -34,14 +35,14 @@ def assignment(case: Case, code: str = "") -> str:
 
 
 def reminder(case: Case, code: str = "") -> str:
-    return _in_staff_language(
+    return in_staff_language(
         lambda: gettext("%(helpline)s reminder: case %(reference)s (%(priority)s) is waiting. Reply OK %(code)s.")
         % _facts(case, code)
     )
 
 
 def escalation(case: Case, code: str = "") -> str:
-    return _in_staff_language(
+    return in_staff_language(
         lambda: gettext(
             "%(helpline)s ESCALATION: case %(reference)s (%(priority)s, %(category)s) has not been taken in time. "
             "Reply OK %(code)s to take it."
@@ -51,42 +52,42 @@ def escalation(case: Case, code: str = "") -> str:
 
 
 def follow_up(case: Case) -> str:
-    return _in_staff_language(
+    return in_staff_language(
         lambda: gettext("%(helpline)s: the citizen wrote again on case %(reference)s (%(priority)s). Open it in "
                         "the console.") % _facts(case)
     )
 
 
 def use_the_code() -> str:
-    return _in_staff_language(
+    return in_staff_language(
         lambda: gettext("Not taken: reply OK with the 4-digit code from the message you received, or take the case "
                         "in the console.")
     )
 
 
 def code_not_recognised() -> str:
-    return _in_staff_language(
+    return in_staff_language(
         lambda: gettext("Not taken: that code was not sent to this phone. Use the code from your message, or the "
                         "console.")
     )
 
 
 def code_already_used(case: Case) -> str:
-    return _in_staff_language(
+    return in_staff_language(
         lambda: gettext("Case %(reference)s is no longer waiting: that code cannot be used again.")
         % {"reference": case.reference}
     )
 
 
 def staff_call(case: Case) -> str:
-    return _in_staff_language(
+    return in_staff_language(
         lambda: gettext("%(helpline)s: critical case %(reference)s, %(category)s. Press 1 to take it.")
         % {**_facts(case), "reference": " ".join(case.reference.replace("-", " "))}
     )
 
 
 def command_help() -> str:
-    return _in_staff_language(
+    return in_staff_language(
         lambda: gettext(
             "%(helpline)s: reply OK to take the most urgent case sent to you, or OK and the code from its message."
         )
@@ -95,17 +96,17 @@ def command_help() -> str:
 
 
 def nothing_to_acknowledge() -> str:
-    return _in_staff_language(lambda: gettext("No case is waiting for you to take it."))
+    return in_staff_language(lambda: gettext("No case is waiting for you to take it."))
 
 
 def not_yours(case: Case) -> str:
-    return _in_staff_language(
+    return in_staff_language(
         lambda: gettext("Case %(reference)s is assigned to someone else.") % {"reference": case.reference}
     )
 
 
 def acknowledged(case: Case) -> str:
-    return _in_staff_language(
+    return in_staff_language(
         lambda: gettext("Case %(reference)s is yours. Thank you.") % {"reference": case.reference}
     )
 
@@ -120,7 +121,7 @@ def roster_gaps(gaps) -> str:
             lines.append(gettext("and %(count)s more; see the admin.") % {"count": len(gaps) - 8})
         return "\n".join(lines)
 
-    return _in_staff_language(render)
+    return in_staff_language(render)
 
 
 def timezone_local(moment):

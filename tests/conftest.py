@@ -23,6 +23,13 @@ def twilio_settings(settings):
 
 
 @pytest.fixture(autouse=True)
+def second_factor_not_required(settings):
+    """Production asks supervisors and admin users for a second factor (SECOND_FACTOR_REQUIRED); tests about other
+    things sign them in with force_login and set none up. tests/test_second_factor.py turns the requirement on."""
+    settings.SECOND_FACTOR_REQUIRED = False
+
+
+@pytest.fixture(autouse=True)
 def fresh_throttle_counters():
     cache.clear()
     yield

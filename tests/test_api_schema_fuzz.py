@@ -6,12 +6,12 @@ import schemathesis
 from django.core import signals
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from helpline.project.wsgi import application
 from tests.factories import CaseFactory, MessageFactory, StaffFactory
+from tests.tokens import api_token
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", application)
 
@@ -32,7 +32,7 @@ def supervisor_token(db):
     supervisor = StaffFactory(role="supervisor")
     case = CaseFactory(assigned_to=supervisor.user, status="assigned", priority="high")
     MessageFactory(case=case)
-    return Token.objects.create(user=supervisor.user).key
+    return api_token(supervisor.user)
 
 
 @pytest.mark.django_db

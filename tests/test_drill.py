@@ -3,9 +3,9 @@ import datetime as dt
 import json
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from helpline.cases import services
 from helpline.cases.models import Case, CaseStatus
@@ -14,6 +14,7 @@ from helpline.drill.marker import DRILL_HEADER, contact_figures, new_drill_marke
 from notifications import outbox
 from notifications.models import Notification
 from tests.factories import CaseFactory, ShiftFactory, StaffFactory
+from tests.tokens import api_token
 
 pytestmark = pytest.mark.django_db
 
@@ -64,21 +65,38 @@ def test_a_drill_contact_never_joins_a_real_open_case(twilio):
     assert sorted(Case.objects.values_list("is_drill", flat=True)) == [False, True]
 
 
-def test_drill_inquiries_are_not_throttled_per_address(client):
-    marker = new_drill_marker()
+def _drill_inquiry(client, marker: str):
     body = json.dumps({"message": "vježba", "safe_contact": {"text": False}})
     headers = {"HTTP_" + DRILL_HEADER.upper().replace("-", "_"): marker}
-    codes = {client.post("/api/v1/inquiries/", body, content_type="application/json", **headers).status_code
-             for _ in range(15)}  # fmt: skip
+    return client.post("/api/v1/inquiries/", body, content_type="application/json", **headers)
+
+
+def test_drill_inquiries_are_not_throttled_per_address(client):
+    codes = {_drill_inquiry(client, new_drill_marker()).status_code for _ in range(15)}
     assert codes == {201}  # the public limit is 10 a minute per address
+
+
+def test_a_drill_marker_is_accepted_once(client):
+    marker = new_drill_marker()
+    codes = [_drill_inquiry(client, marker).status_code for _ in range(12)]
+    # The first is the drill's; each replay is a real contact, under the public limit of 10 a minute per address.
+    assert codes == [201] * 11 + [429]
+    assert sorted(Case.objects.values_list("is_drill", flat=True)) == [False] * 10 + [True]
+
+
+def test_an_expired_drill_marker_is_ignored(client):
+    with time_machine.travel(dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC), tick=False) as traveller:
+        marker = new_drill_marker(lifetime_seconds=60)
+        traveller.shift(dt.timedelta(seconds=61))
+        assert _drill_inquiry(client, marker).status_code == 201
+    assert list(Case.objects.values_list("is_drill", flat=True)) == [False]
 
 
 def test_drill_cases_are_left_out_of_the_figures(client):
     supervisor = StaffFactory(role="supervisor").user
     CaseFactory()
     CaseFactory(is_drill=True)
-    token = Token.objects.create(user=supervisor)
-    stats = client.get("/api/v1/stats/", HTTP_AUTHORIZATION=f"Token {token.key}").json()
+    stats = client.get("/api/v1/stats/", HTTP_AUTHORIZATION=f"Token {api_token(supervisor)}").json()
     assert stats["cases"] == 1
 
 

@@ -5,7 +5,6 @@ import pytest
 import time_machine
 from django.conf import settings as django_settings
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from helpline.cases.models import Case, CaseStatus, EventKind
 from helpline.casework import actions
@@ -13,6 +12,7 @@ from notifications import acknowledgement, ladder, outbox
 from notifications.models import DeliveryStatus, Notification, NotificationKind
 from tests.concurrency import run_at_once
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
+from tests.tokens import api_token
 
 pytestmark = pytest.mark.django_db
 requires_postgres = pytest.mark.skipif(
@@ -134,9 +134,9 @@ def test_a_forged_status_callback_changes_nothing(clock, twilio_api, twilio):
 def test_acknowledging_by_api_stops_the_ladder_and_cancels_reminders(clock, client):
     worker = on_duty()
     case = assigned_case()
-    token = Token.objects.create(user=worker.user)
+    token = api_token(worker.user)
 
-    response = client.post(f"/api/v1/cases/{case.pk}/acknowledge/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = client.post(f"/api/v1/cases/{case.pk}/acknowledge/", HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 200 and response.json()["status"] == "acknowledged"
     case.refresh_from_db()
     assert case.escalation_due_at is None and case.acknowledged_at == START
@@ -150,8 +150,8 @@ def test_another_workers_case_cannot_be_acknowledged_and_looks_absent(clock, cli
     on_duty()
     other = StaffFactory()
     case = assigned_case()
-    token = Token.objects.create(user=other.user)
-    response = client.post(f"/api/v1/cases/{case.pk}/acknowledge/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    token = api_token(other.user)
+    response = client.post(f"/api/v1/cases/{case.pk}/acknowledge/", HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 404
 
 

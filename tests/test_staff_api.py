@@ -4,12 +4,12 @@ import datetime as dt
 
 import pytest
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from helpline.cases.models import Case, CaseRead, CaseStatus, Direction, EventKind
 from notifications.models import Notification
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
+from tests.tokens import api_token
 
 pytestmark = pytest.mark.django_db
 
@@ -17,8 +17,7 @@ pytestmark = pytest.mark.django_db
 def client_for(staff=None) -> APIClient:
     client = APIClient()
     if staff is not None:
-        token, _ = Token.objects.get_or_create(user=staff.user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {api_token(staff.user)}")
     return client
 
 
@@ -44,13 +43,14 @@ def test_a_token_is_issued_for_a_username_and_password(people):
     user.set_password("correct horse battery")
     user.save()
     response = APIClient().post("/api/v1/auth/token/", {"username": user.username, "password": "correct horse battery"})
-    assert response.status_code == 200 and len(response.json()["token"]) == 40
+    assert response.status_code == 200 and len(response.json()["token"]) == 64 and response.json()["expiry"]
     assert APIClient().post("/api/v1/auth/token/", {"username": user.username, "password": "x"}).status_code == 400
 
 
 def test_failed_logins_are_rate_limited(people):
     client = APIClient()
-    codes = [client.post("/api/v1/auth/token/", {"username": "x", "password": "y"}).status_code for _ in range(11)]
+    # A different name each time, so the login lockout (test_login_lockout) is not what stops them here.
+    codes = [client.post("/api/v1/auth/token/", {"username": f"x{n}", "password": "y"}).status_code for n in range(11)]
     assert codes[:10] == [400] * 10 and codes[10] == 429
 
 

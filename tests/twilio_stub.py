@@ -1,12 +1,17 @@
-"""A local stand-in for Twilio's REST API: records each request and answers with queued responses."""
+"""A local stand-in for Twilio's REST API: records each request, answers with queued responses, keeps the messages
+and calls it accepted (so they can be listed as Twilio lists them), and can play an outage or a slow answer."""
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import threading
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -14,12 +19,22 @@ class Recorded:
     method: str
     path: str
     form: dict[str, str]
+    at: float = field(default_factory=time.time)
 
 
 class TwilioStub:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        # What Twilio accepted: one dict per message or call, as the list endpoints return them.
+        self.accepted: list[dict] = []
         self._answers: list[tuple[int, dict]] = []
+        self._outage: tuple[int, dict] | None = None
+        self.outage_covers_lookups = True
+        # Seconds to hold each create request after accepting it: a worker can be killed "inside the call".
+        self.delay_seconds = 0.0
+        # How many of the next accepted creates lose their answer (the connection drops): "Twilio took it, the
+        # client never heard".
+        self.hang_up_after_accepting = 0
         self._lock = threading.Lock()
         stub = self
 
@@ -29,21 +44,63 @@ class TwilioStub:
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
                 with stub._lock:
                     stub.requests.append(Recorded("POST", self.path, form))
-                    status, body = stub._answers.pop(0) if stub._answers else (201, {})
-                if status < 300:
-                    prefix = "CA" if self.path.endswith("/Calls.json") else "SM"
-                    body = {"sid": f"{prefix}{uuid.uuid4().hex}", "status": "queued", "to": form.get("To"), **body}
+                    if stub._outage is not None:
+                        status, body = stub._outage
+                    else:
+                        status, body = stub._answers.pop(0) if stub._answers else (201, {})
+                    if status < 300:
+                        is_call = self.path.endswith("/Calls.json")
+                        body = {
+                            "sid": f"{'CA' if is_call else 'SM'}{uuid.uuid4().hex}", "status": "queued",
+                            "to": form.get("To"), "from": form.get("From") or form.get("MessagingServiceSid"),
+                            "body": "" if is_call else form.get("Body", ""), "parent_call_sid": None,
+                            "url": form.get("Url"),
+                            "date_created": format_datetime(dt.datetime.now(dt.UTC)),
+                            "kind": "call" if is_call else "sms", **body,
+                        }  # fmt: skip
+                        stub.accepted.append(body)
+                    delay = stub.delay_seconds if status < 300 else 0
+                    hang_up = status < 300 and stub.hang_up_after_accepting > 0
+                    stub.hang_up_after_accepting -= hang_up
+                if delay:
+                    time.sleep(delay)
+                if hang_up:
+                    self.close_connection = True
+                    return
+                self._answer(status, body)
+
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                with stub._lock:
+                    stub.requests.append(Recorded("GET", self.path, query))
+                    if stub._outage is not None and stub.outage_covers_lookups:
+                        self._answer(*stub._outage)
+                        return
+                    kind, key = ("call", "calls") if url.path.endswith("/Calls.json") else ("sms", "messages")
+                    found = [
+                        dict(resource) for resource in reversed(stub.accepted)
+                        if resource["kind"] == kind
+                        and resource["to"] == query.get("To", resource["to"])
+                        and resource["from"] == query.get("From", resource["from"])
+                    ]  # fmt: skip
+                size = int(query.get("PageSize", 50))
+                self._answer(200, {key: found[:size], "page": 0, "page_size": size, "next_page_uri": None})
+
+            def _answer(self, status: int, body: dict) -> None:
                 payload = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                with contextlib.suppress(OSError):  # the client is gone (a killed worker): Twilio kept the message
+                    self.wfile.write(payload)
 
             def log_message(self, *args) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -54,13 +111,34 @@ class TwilioStub:
     def error(self, status: int, code: int, message: str = "error") -> None:
         self.answer(status, {"code": code, "message": message, "status": status, "more_info": ""})
 
+    def outage(self, status: int = 503, code: int = 20503, message: str = "Service Unavailable") -> None:
+        """Answer every request with this error until `recover()`."""
+        with self._lock:
+            self._outage = (status, {"code": code, "message": message, "status": status, "more_info": ""})
+
+    def recover(self) -> None:
+        with self._lock:
+            self._outage = None
+
     @property
     def messages(self) -> list[Recorded]:
-        return [r for r in self.requests if r.path.endswith("/Messages.json")]
+        return [r for r in self.requests if r.method == "POST" and r.path.endswith("/Messages.json")]
 
     @property
     def calls(self) -> list[Recorded]:
-        return [r for r in self.requests if r.path.endswith("/Calls.json")]
+        return [r for r in self.requests if r.method == "POST" and r.path.endswith("/Calls.json")]
+
+    @property
+    def lookups(self) -> list[Recorded]:
+        return [r for r in self.requests if r.method == "GET"]
+
+    def accepted_messages(self) -> list[dict]:
+        with self._lock:
+            return [dict(resource) for resource in self.accepted if resource["kind"] == "sms"]
+
+    def accepted_calls(self) -> list[dict]:
+        with self._lock:
+            return [dict(resource) for resource in self.accepted if resource["kind"] == "call"]
 
     def __enter__(self) -> TwilioStub:
         self.thread.start()

@@ -29,10 +29,13 @@ def _idlest(pool: list[StaffProfile]) -> StaffProfile:
     return min(pool, key=lambda w: (w.open_cases, w.last_assigned_at or never, w.pk))
 
 
-def choose_assignee(case: Case, at: dt.datetime, *, exclude: int | None = None) -> AssignmentChoice:
+def choose_assignee(
+    case: Case, at: dt.datetime, *, exclude: int | None = None, require_room: bool = False
+) -> AssignmentChoice:
     """On-duty workers who speak the case's language; skills matching the category first; below their maximum
     (a critical case may go over it rather than wait); fewest open cases, then idle longest. Else the on-duty
-    supervisor. Nobody on duty: nobody. `exclude` is a user id (the worker who let the case wait).
+    supervisor. Nobody on duty: nobody. `exclude` is a user id (the worker who let the case wait). With
+    `require_room` (a surge) nobody is chosen who has no room, whatever the priority.
 
     Must run inside a transaction: the candidates' rows are locked (in one order, so two transactions cannot
     deadlock), which serialises assignments, so two workers never both push someone over the maximum."""
@@ -48,7 +51,7 @@ def choose_assignee(case: Case, at: dt.datetime, *, exclude: int | None = None) 
         return AssignmentChoice(_idlest(skilled), "on duty, speaks the language, trained for the category, has room")
     if available:
         return AssignmentChoice(_idlest(available), "on duty, speaks the language, has room")
-    if case.priority == Priority.CRITICAL and speakers:
+    if case.priority == Priority.CRITICAL and speakers and not require_room:
         skilled_full = [w for w in speakers if case.category in (w.skills or [])]
         return AssignmentChoice(
             _idlest(skilled_full or speakers), "critical case: given over the worker's maximum rather than wait"
@@ -56,7 +59,7 @@ def choose_assignee(case: Case, at: dt.datetime, *, exclude: int | None = None) 
     supervisors = with_open_case_counts(supervisors_on_duty(at))
     if exclude is not None:
         supervisors = supervisors.exclude(user_id=exclude)
-    supervisors = list(supervisors)
+    supervisors = [s for s in supervisors if not require_room or s.open_cases < s.max_open_cases]
     if supervisors:
         reason = "no worker on duty" if not workers else "no worker on duty who speaks the language and has room"
         if exclude is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
 from helpline.cases.models import Priority
 from helpline.roster.models import Absence, Role, RotationPattern, RotationSlot, Shift, StaffProfile
@@ -53,6 +54,7 @@ class TriageRule(models.Model):
     )
     is_active = models.BooleanField(_("active"), default=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    history = HistoricalRecords()  # who changed a rule, when, and what it said before
 
     class Meta:
         verbose_name = _("triage rule")

@@ -56,7 +56,6 @@ def _last_triaged_message_id(case: Case) -> int | None:
     return event.details.get("up_to_message_id") if event else None
 
 
-@transaction.atomic
 @dataclass(frozen=True)
 class TriageRun:
     """The locked case, and whether this run read a follow-up: a message that came after an earlier triage."""
@@ -65,6 +64,7 @@ class TriageRun:
     read_follow_up: bool = False
 
 
+@transaction.atomic
 def triage_case(case_id: int) -> TriageRun | None:
     """Classify the case's messages and link the caller's recent cases, under the case's row lock; messages
     already triaged are not classified again. Assignment is the caller's next step."""

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
@@ -20,6 +20,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from helpline.access.authentication import StaffTokenAuthentication
 from helpline.api.filters import CaseFilter
 from helpline.api.staff_serializers import (
     AssignSerializer,
@@ -39,7 +40,8 @@ from helpline.cases.services import CaseTransitionError
 from helpline.casework import actions, selectors
 from helpline.roster.models import StaffProfile
 
-STAFF_AUTHENTICATION = [SessionAuthentication, TokenAuthentication]
+# Knox tokens expire and are revoked by logout, a password change and deactivation (helpline.access).
+STAFF_AUTHENTICATION = [SessionAuthentication, StaffTokenAuthentication]
 
 
 class CasePagination(PageNumberPagination):

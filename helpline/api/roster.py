@@ -1,4 +1,5 @@
 """The roster API for supervisors: staff profiles and shifts."""
+from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
 from rest_framework import permissions, serializers, viewsets
 
@@ -52,3 +53,20 @@ class ShiftViewSet(viewsets.ModelViewSet):
     permission_classes = [IsSupervisor]
     serializer_class = ShiftSerializer
     queryset = Shift.objects.order_by("starts_at", "pk")
+
+    def _save(self, serializer) -> None:
+        # The database, not a read before the write, knows whether this person already has this rotation's shift
+        # at that time (one_generated_shift_per_slot): a clash is the client's 400, never a 500.
+        try:
+            with transaction.atomic():
+                serializer.save()
+        except IntegrityError:
+            raise serializers.ValidationError(
+                {"starts_at": [_("This person already has a shift starting at that time.")]}
+            ) from None
+
+    def perform_create(self, serializer) -> None:
+        self._save(serializer)
+
+    def perform_update(self, serializer) -> None:
+        self._save(serializer)

@@ -3,18 +3,28 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from knox.views import LoginView as KnoxLoginView
+from knox.views import LogoutAllView as KnoxLogoutAllView
+from knox.views import LogoutView as KnoxLogoutView
 from rest_framework import serializers
-from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
+from helpline.access import second_factor
+from helpline.access.authentication import StaffTokenAuthentication
+from helpline.access.lockout import is_locked_out, retry_after_seconds
+from helpline.access.revocation import has_access
 from helpline.api.cases import STAFF_AUTHENTICATION
 from helpline.api.filters import as_utc
 from helpline.api.staff_serializers import CaseListSerializer
@@ -32,10 +42,71 @@ class LoginRateThrottle(AnonRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
-class TokenLoginView(ObtainAuthToken):
-    """POST username and password, get `{token}` for the Authorization header (`Token <token>`)."""
+class TokenLoginView(KnoxLoginView):
+    """POST username and password (and `otp_token`, the authenticator code, for anyone with a second factor and
+    every supervisor), get `{token, expiry}` for the Authorization header (`Token <token>`).
 
+    Each login is a new token (one per device), valid for API_TOKEN_HOURS; logging out revokes it. The password
+    check goes through the same lockout as the admin and the console (helpline.access.lockout)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
     throttle_classes = [LoginRateThrottle]
+    parser_classes = [JSONParser, FormParser, MultiPartParser]  # as DRF's token login took them
+
+    @extend_schema(
+        request=AuthTokenSerializer,
+        responses=inline_serializer("Token", {"token": serializers.CharField(), "expiry": serializers.DateTimeField()}),
+    )
+    def post(self, request: Request, format=None) -> Response:
+        # Axes reads and marks the Django request, not DRF's wrapper around it.
+        credentials = AuthTokenSerializer(data=request.data, context={"request": request._request})
+        is_valid = credentials.is_valid()
+        if is_locked_out(request._request):
+            return Response(
+                {"detail": _("Too many failed logins. Try again later.")},
+                status=429,
+                headers={"Retry-After": str(retry_after_seconds())},
+            )
+        if not is_valid or not has_access(credentials.validated_data["user"]):
+            raise serializers.ValidationError(
+                credentials.errors or {"non_field_errors": [_("Unable to log in with provided credentials.")]}
+            )
+        user = credentials.validated_data["user"]
+        if second_factor.has_second_factor(user) or second_factor.must_have_second_factor(user):
+            code = str(request.data.get("otp_token", ""))
+            if second_factor.device_for_code(user, code) is None:
+                # A wrong code counts towards the lockout like a wrong password.
+                user_login_failed.send(
+                    sender=__name__, credentials={"username": user.get_username()}, request=request._request
+                )
+                if not second_factor.has_second_factor(user):
+                    problem = _("Set up a second factor in the console first.")
+                else:
+                    problem = _("The code from your authenticator app is needed.")
+                raise serializers.ValidationError({"otp_token": [problem]})
+        request.user = user
+        return super().post(request, format)
+
+
+class TokenLogoutView(KnoxLogoutView):
+    """Revokes the token this request carries; the person's other devices stay signed in."""
+
+    authentication_classes = [StaffTokenAuthentication]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request, format=None) -> Response:
+        return super().post(request, format)
+
+
+class TokenLogoutEverywhereView(KnoxLogoutAllView):
+    """Revokes every token of the person (a lost phone)."""
+
+    authentication_classes = [StaffTokenAuthentication]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request, format=None) -> Response:
+        return super().post(request, format)
 
 
 class MeView(APIView):

@@ -1,10 +1,11 @@
-"""Shapes of the staff case API. Caller numbers are masked except for the assigned worker and supervisors."""
+"""Shapes of the staff case API. Contact details are masked except for the assigned worker and supervisors
+(helpline.casework.contact_details)."""
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from helpline.cases.models import Case, CaseStatus, Message, Priority, TimelineEvent, mask_phone
-from helpline.roster.selectors import is_supervisor
+from helpline.casework.contact_details import ContactDetails, contact_details
 from notifications.models import Notification
 from triage.models import Category
 
@@ -78,8 +79,12 @@ class NotificationLogSerializer(serializers.ModelSerializer):
 
 
 class CaseDetailSerializer(CaseListSerializer):
+    """Contact details follow helpline.casework.contact_details: in clear for the assignee and supervisors only."""
+
     caller_phone = serializers.SerializerMethodField()
-    contact_email = serializers.CharField(read_only=True)  # blank when not given
+    contact_name = serializers.SerializerMethodField()
+    contact_email = serializers.SerializerMethodField()  # blank when not given
+    safe_contact_note = serializers.SerializerMethodField()
     messages = MessageSerializer(many=True, read_only=True)
     timeline = TimelineSerializer(many=True, read_only=True)
     earlier_cases = serializers.SerializerMethodField()
@@ -91,12 +96,24 @@ class CaseDetailSerializer(CaseListSerializer):
             "safe_to_text", "safe_contact_note", "messages", "timeline", "earlier_cases", "notifications",
         ]  # fmt: skip
 
+    def _contact(self, case: Case) -> ContactDetails:
+        return contact_details(case, self.context["request"].user)
+
     @extend_schema_field(serializers.CharField())
     def get_caller_phone(self, case: Case) -> str:
-        """The full number for the assigned worker and supervisors; masked for anyone else."""
-        user = self.context["request"].user
-        number = self._number(case)
-        return number if (case.assigned_to_id == user.pk or is_supervisor(user)) else mask_phone(number)
+        return self._contact(case).phone
+
+    @extend_schema_field(serializers.CharField())
+    def get_contact_name(self, case: Case) -> str:
+        return self._contact(case).name
+
+    @extend_schema_field(serializers.CharField())
+    def get_contact_email(self, case: Case) -> str:
+        return self._contact(case).email
+
+    @extend_schema_field(serializers.CharField())
+    def get_safe_contact_note(self, case: Case) -> str:
+        return self._contact(case).safe_contact_note
 
     @extend_schema_field(EarlierCaseSerializer(many=True))
     def get_earlier_cases(self, case: Case) -> list[dict]:

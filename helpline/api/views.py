@@ -1,9 +1,17 @@
-"""The public inquiry API: open an inquiry, read its status with the secret token, write again."""
+"""The public inquiry API: open an inquiry, read its status with the secret token, write again.
 
+An inquiry or follow-up that cannot be stored (the database is away) is spooled and answered 202 with its
+reference (helpline.intake.spool); an Idempotency-Key header makes a retried request store one inquiry."""
+
+import logging
+import uuid
+
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,8 +26,10 @@ from helpline.api.serializers import (
 from helpline.cases import intake, selectors
 from helpline.cases.models import Case, Channel
 from helpline.drill.marker import is_drill_request
-from helpline.intake import services
+from helpline.intake import services, spool
 from helpline.intake.throttles import InquiryRateThrottle, InquiryStatusRateThrottle
+
+logger = logging.getLogger(__name__)
 
 
 class PublicAPIView(APIView):
@@ -40,40 +50,106 @@ def citizen_case_or_404(request: Request, reference: str) -> Case:
 TOKEN_HEADER = OpenApiParameter(
     "X-Inquiry-Token", str, OpenApiParameter.HEADER, required=True, description="The token the inquiry returned."
 )
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="A value unique to this submission (a UUID). Sending the request again with the same key and the "
+    "same message stores it once and returns the first answer.",
+)
 
 
-class InquiryCreateView(PublicAPIView):
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        return None
+    if len(key) > 100 or not key.isprintable() or not key.isascii():
+        raise ValidationError({"idempotency_key": ["At most 100 printable ASCII characters."]})
+    return key
+
+
+class SpoolsWhenStoringFails:
+    """Any failure that is not an answer (a field error, a throttle, a 404) spools the request and answers 202."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, APIException | Http404 | PermissionDenied):
+            return super().handle_exception(exc)
+        logger.error("public API %s failed (%s); spooling the request", self.request.path, type(exc).__name__)
+        try:
+            return self.spool()
+        except Exception as error:
+            logger.critical("could not spool a request on %s (%s)", self.request.path, type(error).__name__)
+            return Response({"detail": "Temporarily unavailable."}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+    def spool(self) -> Response:
+        raise NotImplementedError
+
+
+def _inquiry(request: Request) -> dict:
+    serializer = InquiryCreateSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    safe = data["safe_contact"]
+    return {
+        "message": data["message"],
+        "name": data["name"],
+        "phone": str(data["phone"] or ""),
+        "email": data["email"],
+        "language": data["language"],
+        "safe_to_call": safe.get("call"),
+        "safe_to_text": safe.get("text"),
+        "safe_contact_note": safe.get("note", ""),
+        "is_drill": is_drill_request(request),
+    }
+
+
+def _created(request: Request, reference: str, token: str, answer: int) -> Response:
+    body = InquiryCreatedSerializer(
+        {
+            "reference": reference,
+            "token": token,
+            "status_url": request.build_absolute_uri(reverse("api:inquiry-status", args=[reference])),
+        }
+    ).data
+    return Response(body, status=answer)
+
+
+class InquiryCreateView(SpoolsWhenStoringFails, PublicAPIView):
     throttle_classes = [InquiryRateThrottle]
 
     @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
         request=InquiryCreateSerializer,
-        responses={201: InquiryCreatedSerializer, 400: OpenApiResponse(description="Field errors"), 429: None},
+        responses={
+            201: InquiryCreatedSerializer,
+            202: OpenApiResponse(InquiryCreatedSerializer, description="Received; stored shortly"),
+            400: OpenApiResponse(description="Field errors"),
+            422: OpenApiResponse(description="Idempotency-Key already used for another message"),
+            429: None,
+        },
     )
     def post(self, request: Request) -> Response:
-        serializer = InquiryCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        safe = data["safe_contact"]
-        received = services.receive_web_inquiry(
-            message=data["message"],
-            name=data["name"],
-            phone=str(data["phone"] or ""),
-            email=data["email"],
-            language=data["language"],
-            safe_to_call=safe.get("call"),
-            safe_to_text=safe.get("text"),
-            safe_contact_note=safe.get("note", ""),
-            is_drill=is_drill_request(request),
+        key = idempotency_key(request)
+        inquiry = _inquiry(request)
+        try:
+            received = services.receive_web_inquiry(**inquiry, idempotency_key=key)
+        except intake.IdempotencyKeyReused:
+            return Response(
+                {"idempotency_key": ["This Idempotency-Key was already used for another message."]},
+                status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            )
+        return _created(request, received.case.reference, received.token, status.HTTP_201_CREATED)
+
+    def spool(self) -> Response:
+        """Kept in the spool: the reference reserved for it, and the token the key will open it with."""
+        key = idempotency_key(self.request) or uuid.uuid4().hex
+        contact = spool.spool_contact(
+            "web", key, _inquiry(self.request), reference=intake.reserve_spool_reference()
         )
-        reference = received.case.reference
-        body = InquiryCreatedSerializer(
-            {
-                "reference": reference,
-                "token": received.token,
-                "status_url": request.build_absolute_uri(reverse("api:inquiry-status", args=[reference])),
-            }
-        ).data
-        return Response(body, status=status.HTTP_201_CREATED)
+        return _created(
+            self.request, contact.reference, intake.token_for_idempotency_key(key), status.HTTP_202_ACCEPTED
+        )
 
 
 class InquiryStatusView(PublicAPIView):
@@ -86,25 +162,40 @@ class InquiryStatusView(PublicAPIView):
         return Response(InquiryStatusSerializer(case).data)
 
 
-class InquiryFollowUpView(PublicAPIView):
+class InquiryFollowUpView(SpoolsWhenStoringFails, PublicAPIView):
     throttle_classes = [InquiryRateThrottle]
 
     @extend_schema(
-        parameters=[TOKEN_HEADER],
+        parameters=[TOKEN_HEADER, IDEMPOTENCY_HEADER],
         request=FollowUpSerializer,
         responses={
             201: inline_serializer(
                 "FollowUpAccepted", {"reference": serializers.CharField(), "status": serializers.CharField()}
             ),
+            202: OpenApiResponse(description="Received; stored shortly"),
             400: OpenApiResponse(description="Field errors"),
             404: None,
             429: None,
         },
     )
     def post(self, request: Request, reference: str) -> Response:
+        key = idempotency_key(request)
         case = citizen_case_or_404(request, reference)
         serializer = FollowUpSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.receive_follow_up(case, serializer.validated_data["message"])
+        services.receive_follow_up(case, serializer.validated_data["message"], idempotency_key=key)
         case.refresh_from_db()
         return Response({"reference": case.reference, "status": case.status}, status=status.HTTP_201_CREATED)
+
+    def spool(self) -> Response:
+        """Kept in the spool; the case and token are checked when it is replayed."""
+        serializer = FollowUpSerializer(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        reference = self.kwargs["reference"].strip().upper()
+        spool.spool_contact(
+            "follow_up",
+            idempotency_key(self.request) or uuid.uuid4().hex,
+            {"code": self.request.headers.get("X-Inquiry-Token", ""), "message": serializer.validated_data["message"]},
+            reference=reference,
+        )
+        return Response({"reference": reference, "status": "received"}, status=status.HTTP_202_ACCEPTED)

@@ -26,6 +26,9 @@ class TimelineInline(admin.TabularInline):
         return False
 
 
+CONTACT_FIELDS = ["contact_name", "contact_phone", "contact_email", "safe_contact_note"]
+
+
 @admin.register(Case)
 class CaseAdmin(admin.ModelAdmin):
     list_display = ["reference", "channel", "status", "priority", "category", "language", "assigned_to", "created_at"]
@@ -38,7 +41,9 @@ class CaseAdmin(admin.ModelAdmin):
         "reference", "channel", "status", "priority", "category", "caller", "assigned_to", "created_at",
         "updated_at", "triaged_at", "resolved_at", "suspected_automated",
     ]  # fmt: skip
-    exclude = ["citizen_token_hash"]
+    # Contact details are not shown here: the rule for who sees them (helpline.casework.contact_details) lives above
+    # the case domain, and helpline.console.admin extends this page with them under that rule.
+    exclude = ["citizen_token_hash", *CONTACT_FIELDS]
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -5,6 +5,7 @@ citizen nothing: intake has already answered, and a periodic sweep over the data
 Tasks are sent by name, so this lowest layer never imports the layers whose tasks it rings.
 """
 import logging
+import threading
 from functools import partial
 
 from celery import current_app
@@ -23,16 +24,90 @@ DEFAULT_QUEUE = "default"  # housekeeping: heartbeat, shift generation, sweeps
 QUEUES = (CRITICAL_QUEUE, TRIAGE_QUEUE, NOTIFICATIONS_QUEUE, ESCALATION_QUEUE, RETRY_QUEUE, DEFAULT_QUEUE)
 
 
+# The longest a request waits for the broker. A broker that refuses fails at once; one that accepts the connection
+# and never answers (Redis frozen, a half-open link) would otherwise hold the request for the socket timeout, and
+# Twilio gives up on a webhook after 15 s.
+PUBLISH_DEADLINE_SECONDS = 0.45  # the thread start and join fit inside half a second
+# For the request path's own connection: no reconnect loop, and every socket operation bounded.
+_PUBLISH_TRANSPORT_OPTIONS = {"socket_connect_timeout": 0.25, "socket_timeout": 0.25, "max_retries": 0}
+
+
+# Brokers reached over the network; the embedded broker is a local file and keeps Celery's pooled connection.
+_NETWORK_DRIVERS = frozenset({"redis", "amqp", "pyamqp", "librabbitmq"})
+# Connections that last published without error, kept for the next publish (one thread uses one at a time).
+_idle_connections: dict[str, list] = {}
+_idle_lock = threading.Lock()
+_MAX_IDLE = 8
+
+
+def _borrow_connection():
+    """A connection to the broker with the request path's short timeouts: one kept from an earlier publish if
+    any (so a publish costs no new TCP connection), else a new one. Returns (key, connection, was_kept)."""
+    fresh = current_app.connection_for_write(transport_options=_PUBLISH_TRANSPORT_OPTIONS)
+    key = fresh.as_uri(include_password=True)
+    with _idle_lock:
+        idle = _idle_connections.get(key)
+        if idle:
+            fresh.release()
+            return key, idle.pop(), True
+    return key, fresh, False
+
+
+def _give_back(key: str, connection) -> None:
+    with _idle_lock:
+        idle = _idle_connections.setdefault(key, [])
+        if len(idle) < _MAX_IDLE:
+            idle.append(connection)
+            return
+    connection.release()
+
+
+def _send(task_name: str, args: tuple, queue: str, outcome: dict) -> None:
+    try:
+        key, connection, was_kept = _borrow_connection()
+        if connection.transport.driver_type not in _NETWORK_DRIVERS:
+            connection.release()
+            current_app.send_task(task_name, args=args, queue=queue)
+            outcome["sent"] = True
+            return
+        try:
+            current_app.send_task(task_name, args=args, queue=queue, connection=connection, retry=False)
+        except Exception:
+            connection.release()  # broken (the broker restarted, or hangs): never lent again
+            if not was_kept:
+                raise
+            # A kept connection may have gone stale while idle: one more try on a new one, within the deadline.
+            connection = current_app.connection_for_write(transport_options=_PUBLISH_TRANSPORT_OPTIONS)
+            try:
+                current_app.send_task(task_name, args=args, queue=queue, connection=connection, retry=False)
+            except Exception:
+                connection.release()
+                raise
+        _give_back(key, connection)
+        outcome["sent"] = True
+    except Exception as error:  # any broker failure: connection refused, timeout, unknown host
+        outcome["error"] = type(error).__name__
+
+
 def publish(task_name: str, *args: object, queue: str) -> bool:
-    """Send a task by name now; False (and a warning) when the broker cannot take it."""
+    """Send a task by name, giving up after PUBLISH_DEADLINE_SECONDS; False (and a warning) when the broker cannot
+    take it in time. The send runs on its own short-lived connection in a helper thread, so a hung broker costs
+    the request at most the deadline and leaves no pooled connection half-used."""
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}: no worker would ever take this task")
-    try:
-        current_app.send_task(task_name, args=args, queue=queue)
-    except Exception:  # any broker failure: connection refused, timeout, unknown host
-        logger.warning("could not publish %s for %s; the periodic sweep will pick it up", task_name, args)
-        return False
-    return True
+    outcome: dict = {}
+    sender = threading.Thread(
+        target=_send, args=(task_name, args, queue, outcome), name="publish", daemon=True
+    )
+    sender.start()
+    sender.join(PUBLISH_DEADLINE_SECONDS)
+    if outcome.get("sent"):
+        return True
+    logger.warning(
+        "could not publish %s for %s (%s); the periodic sweep will pick it up",
+        task_name, args, outcome.get("error", "no answer within the deadline"),
+    )  # fmt: skip
+    return False
 
 
 def enqueue_after_commit(task_name: str, *args: object, queue: str) -> None:

@@ -6,17 +6,22 @@ The caller decides the triage queue (the request path's quick danger check lives
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
+import random
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import phonenumbers
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from helpline.cases import selectors
 from helpline.cases.dispatch import TRIAGE_QUEUE, enqueue_after_commit
@@ -82,6 +87,27 @@ def next_case_reference() -> str:
     return f"SOS-{year}-{number:05d}"
 
 
+# Letters and digits nobody confuses when reading a reference aloud or copying it (no 0/O, 1/I/L, U).
+_SPOOL_REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def reserve_spool_reference() -> str:
+    """SOS-2026-S7KX3M: a reference handed out while the database is unreachable, for a contact kept in the spool.
+
+    It needs no database and no coordination between web processes: the "S" keeps it apart from the numbered
+    references, and six random characters (about 7 * 10^8 choices) make a clash between spooled contacts
+    vanishingly rare; the replay gives a fresh reference in that rare case rather than mix two people's cases.
+    """
+    suffix = "".join(secrets.choice(_SPOOL_REFERENCE_ALPHABET) for _ in range(6))
+    return f"SOS-{timezone.localdate().year}-S{suffix}"
+
+
+def _reference_for_new_case(reserved: str | None) -> str:
+    if reserved and not Case.objects.filter(reference=reserved).exists():
+        return reserved
+    return next_case_reference()
+
+
 def normalise_phone(raw: str | None) -> str | None:
     """The number in E.164, or None for a withheld, empty or invalid number (the contact is then anonymous)."""
     if not raw or raw.strip().lower() in WITHHELD_NUMBERS:
@@ -95,32 +121,58 @@ def normalise_phone(raw: str | None) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-# One statement instead of get_or_create's four (select, savepoint, insert, release); a concurrent first contact
-# from the same number simply finds the row. `inserted` is true when this statement created the caller.
-_UPSERT_CALLER_SQL = (
+# Insert a caller not yet known; never an UPDATE, so intake takes no lock on an existing caller's row (a triage
+# worker may be reading it). DO NOTHING covers a caller created outside intake's locks (the admin): no failing
+# statement, so the database log never records one with the number in it.
+_INSERT_CALLER_SQL = (
     "INSERT INTO helpline_caller (phone, name, has_opted_out, created_at) VALUES (%s, '', false, %s) "
-    "ON CONFLICT (phone) DO UPDATE SET phone = EXCLUDED.phone "
-    "RETURNING id, phone, name, has_opted_out, created_at, (xmax = 0) AS inserted"
+    "ON CONFLICT (phone) DO NOTHING RETURNING id, phone, name, has_opted_out, created_at"
 )
 
 
+def _lock_id(key: str) -> int:
+    # pg_advisory_xact_lock takes a signed 64-bit number; a hash of the key spreads keys over that space.
+    return int.from_bytes(hashlib.sha256(b"helpline-intake:" + key.encode()).digest()[:8], "big", signed=True)
+
+
+def _serialise_contacts_on(key: str) -> None:
+    """Hold, until the transaction ends, a lock that every intake of the same number (or the same webhook, or the
+    same idempotency key) takes first, and takes alone: such contacts then run one after the other.
+
+    This is what keeps two texts sent 25 ms apart from a new number from deadlocking over the new caller, the
+    new case and the one-open-case constraint, and what lets a retried webhook find the first copy's rows instead
+    of hitting a unique key. SQLite needs nothing: it serialises writers already (BEGIN IMMEDIATE).
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_id(key)])
+
+
 def _caller_for(phone_e164: str | None) -> Caller | None:
-    """The caller with this number, created if new. On PostgreSQL the caller carries `is_new`: a caller created
-    just now can have no open case, so the intake skips looking for one."""
+    """The caller with this number, created if new; `is_new` tells the intake it need not look for an open case.
+    Call it under `_serialise_contacts_on(phone)`, so no other intake is creating the same caller meanwhile."""
     if phone_e164 is None:
         return None
     if connection.vendor == "postgresql":
-        caller = next(iter(Caller.objects.raw(_UPSERT_CALLER_SQL, [phone_e164, timezone.now()])))
-        caller.is_new = caller.inserted
+        caller = Caller.objects.filter(phone=phone_e164).first()  # most contacts come from a known number
+        if caller is None:
+            inserted = list(Caller.objects.raw(_INSERT_CALLER_SQL, [phone_e164, timezone.now()]))
+            caller = inserted[0] if inserted else Caller.objects.get(phone=phone_e164)
+            caller.is_new = bool(inserted)
+            return caller
+        caller.is_new = False
         return caller
     caller, created = Caller.objects.get_or_create(phone=phone_e164)
     caller.is_new = created
     return caller
 
 
-def _create_case(*, channel: str, caller: Caller | None, text: str = "", **fields: Any) -> Case:
+def _create_case(
+    *, channel: str, caller: Caller | None, text: str = "", reserved_reference: str | None = None, **fields: Any
+) -> Case:
     case = Case.objects.create(
-        reference=next_case_reference(),
+        reference=_reference_for_new_case(reserved_reference),
         channel=channel,
         caller=caller,
         triage_requested_at=timezone.now(),
@@ -138,13 +190,18 @@ def _create_case(*, channel: str, caller: Caller | None, text: str = "", **field
     return case
 
 
-def _open_or_create_case(*, channel: str, caller: Caller | None, text: str, is_drill: bool) -> tuple[Case, bool]:
+def _open_or_create_case(
+    *, channel: str, caller: Caller | None, text: str, is_drill: bool, reserved_reference: str | None = None
+) -> tuple[Case, bool]:
     """The caller's open case, locked, or a new one. Anonymous contacts always get a new case."""
     if caller is not None and not getattr(caller, "is_new", False):
         existing = selectors.open_case_for_caller(caller, lock=True, is_drill=is_drill)
         if existing is not None:
             return existing, False
-    return _create_case(channel=channel, caller=caller, text=text, is_drill=is_drill), True
+    case = _create_case(
+        channel=channel, caller=caller, text=text, is_drill=is_drill, reserved_reference=reserved_reference
+    )
+    return case, True
 
 
 def _schedule_triage(case: Case, queue: str = TRIAGE_QUEUE, *, is_new: bool = False) -> None:
@@ -155,21 +212,54 @@ def _schedule_triage(case: Case, queue: str = TRIAGE_QUEUE, *, is_new: bool = Fa
     enqueue_after_commit(TRIAGE_TASK, case.pk, queue=queue)
 
 
-def _with_retry_on_race(record):
-    """Run an intake transaction; a unique-constraint race with a concurrent copy of the same contact is retried.
+T = TypeVar("T")
 
-    Twilio may deliver one webhook twice at once, and one caller may text twice at once: the loser of the race
-    sees the winner's rows on the next attempt.
+# How often an intake transaction is tried before the request gives up (and the surface spools the contact), and
+# the pause before each retry: a deadlock victim or a dropped connection usually succeeds at once on the next try,
+# and the whole budget stays far below Twilio's 15 s.
+INTAKE_ATTEMPTS = 4
+_RETRY_PAUSES = (0.02, 0.05, 0.15)
+
+
+def _store(record: Callable[[], T]) -> T:
+    """Run one intake transaction, retrying it on a transient database error: a deadlock, a serialization
+    failure, a connection lost (PostgreSQL restarted), or a unique key lost to a writer outside the intake locks.
+
+    Inside a transaction someone else opened there is nothing to retry: that transaction is already lost.
     """
-    for attempt in range(3):
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            return record()
+    for attempt in range(1, INTAKE_ATTEMPTS + 1):
         try:
             with transaction.atomic():
                 return record()
-        except IntegrityError:
-            if attempt == 2:
+        except (OperationalError, InterfaceError, IntegrityError) as error:
+            if attempt == INTAKE_ATTEMPTS:
                 raise
-            logger.info("intake race lost, retrying (attempt %s)", attempt + 1)
+            # The class and SQLSTATE only: the error's text can quote a citizen's number or message.
+            logger.warning(
+                "intake transaction failed (%s %s), retrying (attempt %s of %s)",
+                type(error).__name__, getattr(error.__cause__, "sqlstate", None) or "", attempt + 1, INTAKE_ATTEMPTS,
+            )  # fmt: skip
+            _drop_broken_connection()
+            time.sleep(_RETRY_PAUSES[attempt - 1] * (1 + random.random()))  # noqa: S311 (jitter, not a secret)
     raise AssertionError("unreachable")
+
+
+def _drop_broken_connection() -> None:
+    """A connection PostgreSQL closed (a restart) stays broken; closing it makes the next query reconnect."""
+    if connection.connection is None:
+        return
+    try:
+        usable = connection.is_usable()
+    except Exception:  # asking a dead connection fails too
+        usable = False
+    if not usable:
+        try:
+            connection.close()
+        except Exception:  # close() forgets the connection even when closing it fails
+            logger.info("closed a broken database connection")
 
 
 # --- SMS ---------------------------------------------------------------------------------------------------
@@ -192,17 +282,21 @@ def _sms_keyword(body: str) -> str:
 
 def record_inbound_sms(
     *, message_sid: str, from_number: str, body: str, num_media: int = 0, is_drill: bool = False,
-    triage_queue: str = TRIAGE_QUEUE,
+    triage_queue: str = TRIAGE_QUEUE, reserved_reference: str | None = None,
 ) -> SmsIntake:
     """Store an inbound SMS on the sender's open case (or a new one) and schedule triage after commit.
 
-    A MessageSid already stored returns the same outcome without storing anything again.
+    A MessageSid already stored returns the same outcome without storing anything again. A spooled SMS brings the
+    reference it was answered with: a new case takes it, and a case it joins records it on the timeline.
     """
     keyword = _sms_keyword(body)
     language, script = detect_language(body), detect_script(body)
     queue = triage_queue
+    phone = normalise_phone(from_number)
 
     def record() -> SmsIntake:
+        # Copies of one webhook come from one number, so the number's lock serialises them too.
+        _serialise_contacts_on(f"phone:{phone}" if phone else f"sid:{message_sid}")
         already = Message.objects.select_related("case").filter(twilio_sid=message_sid).first()
         if already is not None:
             # Twilio retried: answer exactly as the first time.
@@ -210,25 +304,39 @@ def record_inbound_sms(
             return SmsIntake(
                 already.case, _sms_kind(keyword), already.case.language, already.case.script, opened_the_case
             )
-        caller = _caller_for(normalise_phone(from_number))
+        caller = _caller_for(phone)
         if keyword in OPT_OUT_KEYWORDS | OPT_IN_KEYWORDS and caller is not None:
             return _record_opt_change(caller, keyword, message_sid, body, language, script)
-        case, is_new = _open_or_create_case(channel=Channel.SMS, caller=caller, text=body, is_drill=is_drill)
+        case, is_new = _open_or_create_case(
+            channel=Channel.SMS, caller=caller, text=body, is_drill=is_drill, reserved_reference=reserved_reference
+        )
         message = Message.objects.create(
             case=case, direction=Direction.INBOUND, channel=Channel.SMS, body=body, twilio_sid=message_sid
         )
         if not is_new:
             record_event(
                 case, EventKind.MESSAGE_RECEIVED, actor_kind=ActorKind.CITIZEN, message_id=message.pk,
-                channel=Channel.SMS, num_media=num_media,
+                channel=Channel.SMS, num_media=num_media, **_answered_with(reserved_reference, case),
             )  # fmt: skip
         _schedule_triage(case, queue, is_new=is_new)
         return SmsIntake(case, "message", case.language, case.script, is_new_case=is_new)
 
-    outcome = _with_retry_on_race(record)
+    outcome = _store(record)
     if outcome.case is not None:
         logger.info("sms stored on %s (new case: %s)", outcome.case.reference, outcome.is_new_case)
     return outcome
+
+
+def _answered_with(reserved_reference: str | None, case: Case) -> dict[str, str]:
+    """A spooled contact that joined an open case was answered with another reference: keep it findable."""
+    if reserved_reference and reserved_reference != case.reference:
+        return {"answered_with_reference": reserved_reference}
+    return {}
+
+
+def sms_kind_of(body: str) -> str:
+    """"opt_out", "opt_in" or "message": what an SMS is, read from its text alone (no database needed)."""
+    return _sms_kind(_sms_keyword(body))
 
 
 def _sms_kind(keyword: str) -> str:
@@ -243,8 +351,9 @@ def _record_opt_change(
     caller: Caller, keyword: str, message_sid: str, body: str, language: str, script: str
 ) -> SmsIntake:
     opting_out = keyword in OPT_OUT_KEYWORDS
-    Caller.objects.filter(pk=caller.pk).update(has_opted_out=opting_out)
+    # The case row first, then the caller's: the order triage and the console lock them in.
     case = selectors.open_case_for_caller(caller, lock=True)
+    Caller.objects.filter(pk=caller.pk).update(has_opted_out=opting_out)
     if case is not None:
         message = Message.objects.create(
             case=case, direction=Direction.INBOUND, channel=Channel.SMS, body=body, twilio_sid=message_sid
@@ -262,23 +371,32 @@ def _record_opt_change(
 # --- Voice -------------------------------------------------------------------------------------------------
 
 
-def record_incoming_call(*, call_sid: str, from_number: str, is_drill: bool = False) -> Case:
+def record_incoming_call(
+    *, call_sid: str, from_number: str, is_drill: bool = False, reserved_reference: str | None = None
+) -> Case:
     """Store a call as a message on the caller's open case (or a new case). Idempotent on CallSid."""
+    phone = normalise_phone(from_number)
 
     def record() -> Case:
+        _serialise_contacts_on(f"phone:{phone}" if phone else f"sid:{call_sid}")
         already = Message.objects.select_related("case").filter(twilio_sid=call_sid).first()
         if already is not None:
             return already.case
-        caller = _caller_for(normalise_phone(from_number))
-        case, _is_new = _open_or_create_case(channel=Channel.VOICE, caller=caller, text="", is_drill=is_drill)
+        caller = _caller_for(phone)
+        case, _is_new = _open_or_create_case(
+            channel=Channel.VOICE, caller=caller, text="", is_drill=is_drill, reserved_reference=reserved_reference
+        )
         message = Message.objects.create(
             case=case, direction=Direction.INBOUND, channel=Channel.VOICE, twilio_sid=call_sid, call_status="ringing"
         )
-        record_event(case, EventKind.CALL_RECEIVED, actor_kind=ActorKind.CITIZEN, message_id=message.pk)
+        record_event(
+            case, EventKind.CALL_RECEIVED, actor_kind=ActorKind.CITIZEN, message_id=message.pk,
+            **_answered_with(reserved_reference, case),
+        )  # fmt: skip
         _schedule_triage(case)
         return case
 
-    case = _with_retry_on_race(record)
+    case = _store(record)
     logger.info("call stored on %s", case.reference)
     return case
 
@@ -364,6 +482,23 @@ class WebIntake:
     token: str  # shown to the citizen once; only its hash is stored
 
 
+class IdempotencyKeyReused(Exception):
+    """The idempotency key already names another inquiry, with another message: not a retry of this one."""
+
+
+def token_for_idempotency_key(key: str) -> str:
+    """The secret code of the inquiry sent with this idempotency key. Derived (with SECRET_KEY), not stored, so a
+    retried submission is answered with the same code as the first, and a spooled inquiry keeps the code its
+    citizen was shown."""
+    digest = salted_hmac("helpline.cases.intake.web-inquiry-token", key, algorithm="sha256").digest()
+    return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
+
+
+def _first_inbound_text(case: Case) -> str:
+    first = case.messages.filter(direction=Direction.INBOUND).order_by("pk").first()
+    return first.body if first else ""
+
+
 def record_web_inquiry(
     *,
     message: str,
@@ -377,15 +512,26 @@ def record_web_inquiry(
     suspected_automated: bool = False,
     is_drill: bool = False,
     triage_queue: str = TRIAGE_QUEUE,
+    idempotency_key: str | None = None,
+    reserved_reference: str | None = None,
 ) -> WebIntake:
     """A web inquiry always opens its own case: whoever knows a phone number must not read that person's case.
 
     The phone given is kept on the case for a call back and for linking repeat contacts, not as the case's caller.
+    With an idempotency key, a retry (the same key and the same message) returns the first inquiry's case and
+    code; the same key with another message raises IdempotencyKeyReused.
     """
-    token = secrets.token_urlsafe(24)
+    token = token_for_idempotency_key(idempotency_key) if idempotency_key else secrets.token_urlsafe(24)
     queue = triage_queue
 
     def record() -> Case:
+        if idempotency_key:
+            _serialise_contacts_on(f"idempotency:{idempotency_key}")
+            already = Case.objects.filter(idempotency_key=idempotency_key).first()
+            if already is not None:
+                if _first_inbound_text(already) != message:
+                    raise IdempotencyKeyReused(idempotency_key)
+                return already
         case = _create_case(
             channel=Channel.WEB,
             caller=None,
@@ -400,6 +546,8 @@ def record_web_inquiry(
             suspected_automated=suspected_automated,
             citizen_token_hash=_hash_token(token),
             is_drill=is_drill,
+            idempotency_key=idempotency_key or None,
+            reserved_reference=reserved_reference,
         )
         Message.objects.create(case=case, direction=Direction.INBOUND, channel=Channel.WEB, body=message)
         if suspected_automated:
@@ -407,24 +555,37 @@ def record_web_inquiry(
         _schedule_triage(case, queue, is_new=True)
         return case
 
-    case = _with_retry_on_race(record)
+    case = _store(record)
     logger.info("web inquiry stored on %s", case.reference)
     return WebIntake(case, token)
 
 
-def add_citizen_follow_up(case: Case, text: str, *, triage_queue: str = TRIAGE_QUEUE) -> Message:
-    """A citizen writes again on their web case; a resolved or closed case is reopened, because they need us."""
+def add_citizen_follow_up(
+    case: Case, text: str, *, triage_queue: str = TRIAGE_QUEUE, idempotency_key: str | None = None
+) -> Message:
+    """A citizen writes again on their web case; a resolved or closed case is reopened, because they need us.
+    With an idempotency key, a retry of the same follow-up returns the message stored the first time."""
     queue = triage_queue
-    with transaction.atomic():
+
+    def record() -> Message:
         locked = Case.objects.select_for_update().get(pk=case.pk)
+        if idempotency_key:
+            earlier = locked.timeline.filter(
+                kind=EventKind.MESSAGE_RECEIVED, details__idempotency_key=idempotency_key
+            ).first()
+            if earlier is not None:
+                return Message.objects.get(pk=earlier.details["message_id"])
         message = Message.objects.create(case=locked, direction=Direction.INBOUND, channel=Channel.WEB, body=text)
-        record_event(locked, EventKind.MESSAGE_RECEIVED, actor_kind=ActorKind.CITIZEN, message_id=message.pk)
+        record_event(
+            locked, EventKind.MESSAGE_RECEIVED, actor_kind=ActorKind.CITIZEN, message_id=message.pk,
+            **({"idempotency_key": idempotency_key} if idempotency_key else {}),
+        )  # fmt: skip
         if locked.status not in OPEN_STATUSES:
             reopen_to = CaseStatus.ASSIGNED if locked.assigned_to_id else CaseStatus.TRIAGED
             change_case_status(
                 locked, reopen_to, actor_kind=ActorKind.CITIZEN, reason="The citizen wrote again."
             )
         _schedule_triage(locked, queue)
-    return message
+        return message
 
-
+    return _store(record)

@@ -128,6 +128,9 @@ class Case(models.Model):
 
     # Web inquiries: the citizen reads their case's status with a secret token; only its hash is stored.
     citizen_token_hash = models.CharField(max_length=64, blank=True, editable=False)
+    # The key a web client (or the form, once per page) sent with the inquiry: a retried submission finds this
+    # case instead of opening a second one.
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True, unique=True, editable=False)
     needs_callback = models.BooleanField(
         _("needs a call back"), default=False, help_text=_("A call was missed or abandoned before a voicemail.")
     )

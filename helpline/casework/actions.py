@@ -22,7 +22,7 @@ from helpline.cases.selectors import by_urgency
 from helpline.casework.selectors import cases_visible_to
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import is_staff_member, is_supervisor
-from notifications import acknowledgement, ladder, outbox
+from notifications import acknowledgement, ladder, outbox, surge
 from triage import services as triage
 
 logger = logging.getLogger(__name__)
@@ -157,6 +157,30 @@ def do_take_next(user: AbstractBaseUser) -> Case | None:
         if case is None:
             return None
         return do_acknowledge(case, by=user, via="console: take next")
+
+
+# --- Surge mode (supervisors) ------------------------------------------------------------------------------------
+
+
+def _require_supervisor(user: AbstractBaseUser) -> None:
+    if not is_staff_member(user) or not is_supervisor(user):
+        raise NotPermitted(_("Only a supervisor may do this."))
+
+
+def do_start_surge(*, by: AbstractBaseUser, name: str, citizen_notice: str = ""):
+    _require_supervisor(by)
+    return surge.start_surge(by=by, name=name, citizen_notice=citizen_notice)
+
+
+def do_end_surge(*, by: AbstractBaseUser):
+    _require_supervisor(by)
+    return surge.end_surge(by=by)
+
+
+def do_call_out(*, by: AbstractBaseUser) -> int:
+    """Ask off-duty and reserve staff to come in (surge mode must be on)."""
+    _require_supervisor(by)
+    return surge.call_out(by=by)
 
 
 # --- What the service does by itself ------------------------------------------------------------------------------

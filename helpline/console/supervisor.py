@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from helpline.casework import actions
 from helpline.casework import selectors as case_reads
 from helpline.console import selectors, services
 from helpline.console.access import staff_page, supervisor_page
@@ -21,11 +22,14 @@ from helpline.console.middleware import polling
 from helpline.roster.models import Shift
 from helpline.roster.selectors import is_supervisor
 from helpline.roster.services import LOCAL
+from notifications import surge
 
 
 def _board_context() -> dict:
     now = timezone.now()
     return {
+        "surge": surge.current_surge(),
+        "pressure": surge.surge_pressure(now),
         "waiting": case_reads.waiting_for_a_person(),
         "staff": case_reads.staff_loads(now),
         "figures": case_reads.figures_for_day(now),
@@ -40,6 +44,24 @@ def _board_context() -> dict:
 @supervisor_page
 def board(request: HttpRequest) -> HttpResponse:
     return render(request, "console/board.html", _board_context())
+
+
+@require_POST
+@supervisor_page
+def surge_switch(request: HttpRequest) -> HttpResponse:
+    """Surge mode on (with the crisis event's name), off, or a call-out to off-duty staff."""
+    what = request.POST.get("do", "")
+    if what == "start":
+        name = request.POST.get("name", "").strip() or _("Surge")
+        actions.do_start_surge(by=request.user, name=name, citizen_notice=request.POST.get("notice", "").strip())
+        messages.success(request, _("Surge mode is on: staff get one message a minute, critical cases as before."))
+    elif what == "end":
+        actions.do_end_surge(by=request.user)
+        messages.success(request, _("Surge mode is off."))
+    elif what == "call_out":
+        asked = actions.do_call_out(by=request.user)
+        messages.success(request, _("%(count)s people off duty were asked to come in.") % {"count": asked})
+    return redirect("console:board")
 
 
 @polling

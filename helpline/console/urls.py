@@ -1,6 +1,7 @@
 from django.urls import path
 
-from helpline.console import supervisor, views
+from helpline.console import supervisor, two_factor, views, welfare
+from helpline.console import visits as visit_pages
 
 app_name = "console"
 
@@ -10,6 +11,8 @@ urlpatterns = [
     path("queue/take-next/", views.take_next, name="take-next"),
     path("login/", views.login_page, name="login"),
     path("logout/", views.logout_page, name="logout"),
+    path("two-factor/", two_factor.set_up, name="two-factor"),
+    path("two-factor/verify/", two_factor.verify, name="two-factor-verify"),
     path("still-here/", views.still_here, name="still-here"),
     path("cases/<int:pk>/", views.case_page, name="case"),
     path("cases/<int:pk>/conversation/", views.conversation_live, name="conversation-live"),
@@ -18,8 +21,31 @@ urlpatterns = [
     path("search/", views.search, name="search"),
     path("board/", supervisor.board, name="board"),
     path("board/live/", supervisor.board_live, name="board-live"),
+    path("board/surge/", supervisor.surge_switch, name="surge"),
     path("roster/", supervisor.roster, name="roster"),
     path("roster/shifts/", supervisor.shift_add, name="shift-add"),
     path("roster/shifts/<int:pk>/", supervisor.shift_edit, name="shift-edit"),
     path("roster/shifts/<int:pk>/delete/", supervisor.shift_delete, name="shift-delete"),
+    path("visits/", visit_pages.visits_page, name="visits"),
+    path("visits/live/", visit_pages.visits_board_live, name="visits-board-live"),
+    path("visits/start/", visit_pages.visit_start, name="visit-start"),
+    path("visits/pins/", visit_pages.visit_pins, name="visit-pins"),
+    path("visits/incidents/", visit_pages.incident_report, name="visit-incident"),
+    path("visits/<int:pk>/extend/", visit_pages.visit_extend, name="visit-extend"),
+    path("visits/<int:pk>/check-out/", visit_pages.visit_check_out, name="visit-check-out"),
+    path("visits/<int:pk>/acknowledge/", visit_pages.visit_acknowledge, name="visit-acknowledge"),
+    path("visits/<int:pk>/end/", visit_pages.visit_end, name="visit-end"),
+    path("welfare/", welfare.campaigns, name="welfare"),
+    path("welfare/<int:pk>/", welfare.campaign_page, name="welfare-campaign"),
+    path("welfare/<int:pk>/live/", welfare.campaign_live, name="welfare-campaign-live"),
+    path("welfare/<int:pk>/finish/", welfare.campaign_finish, name="welfare-campaign-finish"),
+    path("welfare/<int:pk>/people/", welfare.campaign_people, name="welfare-people"),
+    path("welfare/<int:pk>/export.csv", welfare.campaign_export, name="welfare-export"),
+    path("welfare/register/", welfare.register_page, name="welfare-register"),
+    path("welfare/register/new/", welfare.person_edit, name="welfare-person-new"),
+    path("welfare/register/<int:pk>/", welfare.person_edit, name="welfare-person"),
+    path("welfare/register/import/", welfare.register_import, name="welfare-import"),
+    path("welfare/register/export.<str:file_format>", welfare.register_export, name="welfare-register-export"),
+    path("welfare/visits/", welfare.my_visits, name="welfare-visits"),
+    path("welfare/visits/<int:pk>/<slug:action>/", welfare.visit_action, name="welfare-visit-action"),
 ]

@@ -1,7 +1,7 @@
 """The console's pages for every staff member: log in and out, my queue, a case, search.
 
 Thin: case reads come from helpline.casework.selectors and every action from helpline.casework.actions, the
-functions the staff API calls; logging in is helpline.console.services.
+functions the staff API calls; the login lockout is helpline.access.lockout.
 """
 from __future__ import annotations
 
@@ -25,12 +25,13 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from helpline.access.lockout import is_locked_out, retry_after_seconds
 from helpline.api.filters import CaseFilter
 from helpline.cases.selectors import with_urgency
 from helpline.cases.services import CaseTransitionError, record_read
 from helpline.casework import actions, selectors
 from helpline.casework.actions import Act
-from helpline.console import services
+from helpline.casework.contact_details import MASKED_EXPLANATION, contact_details
 from helpline.console.access import forbidden, staff_page
 from helpline.console.forms import (
     LoginForm,
@@ -46,11 +47,6 @@ from helpline.roster.selectors import is_supervisor as is_supervisor_user
 from triage.models import Category
 
 # --- Logging in and out --------------------------------------------------------------------------------------
-
-
-def _client_ip(request: HttpRequest) -> str:
-    # REMOTE_ADDR only: behind a proxy, configure it to pass the client's address (no header is trusted here).
-    return request.META.get("REMOTE_ADDR", "")
 
 
 def _safe_next(request: HttpRequest, default: str) -> str:
@@ -69,16 +65,14 @@ def login_page(request: HttpRequest) -> HttpResponse:
             return redirect(next_url)
         form = LoginForm(request)
         return render(request, "console/login.html", {"form": form, "next": next_url, "idle_logout": idle_logout})
-    ip, username = _client_ip(request), request.POST.get("username", "")
-    if services.login_is_throttled(ip, username):
-        response = render(request, "console/too_many_logins.html", status=429)
-        response["Retry-After"] = str(settings.CONSOLE_LOGIN_WINDOW_SECONDS)
-        return response
+    # The password check counts failures and refuses a locked-out login (django-axes: helpline.access.lockout).
     form = LoginForm(request, data=request.POST)
     if not form.is_valid():
-        services.record_failed_login(ip, username)
+        if is_locked_out(request):
+            response = render(request, "console/too_many_logins.html", status=429)
+            response["Retry-After"] = str(retry_after_seconds())
+            return response
         return render(request, "console/login.html", {"form": form, "next": next_url}, status=400)
-    services.clear_failed_logins(ip, username)
     login(request, form.get_user())
     request.session[LAST_ACTIVE_KEY] = int(time.time())
     return redirect(next_url)
@@ -144,6 +138,8 @@ def _case_context(request: HttpRequest, case, **forms) -> dict:
     is_supervisor = is_supervisor_user(user)
     context = {
         "case": case,
+        "contact": contact_details(case, user),
+        "contact_masked_explanation": MASKED_EXPLANATION,
         "reasons": selectors.triage_reasons(case),
         "notification_log": selectors.notification_logs([case.pk]).get(case.pk, []),
         "earlier": list(selectors.earlier_cases_for(user, case)),

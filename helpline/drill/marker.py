@@ -1,17 +1,21 @@
 """Telling a rehearsal contact from a real one.
 
-`manage.py drill` sends its contacts through the real webhooks and API with an X-Helpline-Drill header: a drill
-id and its HMAC under the SECRET_KEY. Nobody without the key can mark a contact as a drill, so a real person
-can never be quietly kept away from the on-duty phones by a forged header; an invalid marker is simply ignored
-and the contact is treated as real.
+`manage.py drill` sends its contacts through the real webhooks and API with an X-Helpline-Drill header: a nonce
+and an expiry, signed with an HMAC under the SECRET_KEY. Nobody without the key can mark a contact as a drill, so a
+real person can never be quietly kept away from the on-duty phones by a forged header; a marker is accepted once
+and only until it expires, so one seen in a log or a proxy cannot be replayed to open a flood of drill cases that
+skip the public throttle. An invalid, expired or used marker is simply ignored and the contact is treated as real.
+Used nonces are kept in the cache (shared by every web process when CACHE_URL points at Redis) until they expire.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
+import time
 from collections.abc import Iterable
 
+from django.core.cache import cache
 from django.db.models import Count, Min, QuerySet
 from django.http import HttpRequest
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -23,15 +27,36 @@ DRILL_HEADER = "X-Helpline-Drill"
 _SALT = "helpline.drill"
 
 
-def new_drill_marker() -> str:
-    drill_id = secrets.token_hex(8)
-    return f"{drill_id}:{salted_hmac(_SALT, drill_id).hexdigest()}"
+# Long enough for a request to reach the service under a surge's load, short enough that a leaked one is soon dead.
+MARKER_LIFETIME_SECONDS = 300
+_VERDICT = "_helpline_drill_verdict"
+
+
+def new_drill_marker(*, lifetime_seconds: int = MARKER_LIFETIME_SECONDS) -> str:
+    """A marker for one contact: `<nonce>.<expires, unix seconds>:<signature>`."""
+    payload = f"{secrets.token_hex(12)}.{int(time.time()) + lifetime_seconds}"
+    return f"{payload}:{salted_hmac(_SALT, payload).hexdigest()}"
+
+
+def _accept(marker: str) -> bool:
+    payload, _, signature = marker.partition(":")
+    if not (payload and signature and constant_time_compare(signature, salted_hmac(_SALT, payload).hexdigest())):
+        return False
+    nonce, _, expires = payload.partition(".")
+    remaining = int(expires) - int(time.time()) if expires.isdigit() else -1
+    # cache.add is atomic: of two requests with one marker, only one gets it.
+    return remaining > 0 and cache.add(f"drill-marker:{nonce}", 1, timeout=remaining + 60)
 
 
 def is_drill_request(request: HttpRequest) -> bool:
-    marker = request.headers.get(DRILL_HEADER, "")
-    drill_id, _, signature = marker.partition(":")
-    return bool(drill_id and signature) and constant_time_compare(signature, salted_hmac(_SALT, drill_id).hexdigest())
+    """Whether this request carries a valid, unexpired, unused drill marker. Asked more than once per request (the
+    throttle, then the view), so the first answer is kept on the request: the marker is used up by that request."""
+    base = getattr(request, "_request", request)  # DRF's request wraps Django's
+    verdict = getattr(base, _VERDICT, None)
+    if verdict is None:
+        verdict = _accept(request.headers.get(DRILL_HEADER, ""))
+        setattr(base, _VERDICT, verdict)
+    return verdict
 
 
 def contact_figures(cases: QuerySet[Case], *, sids: Iterable[str], references: Iterable[str]) -> dict:

@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-MESSAGES = Path(__file__).resolve().parent.parent / "triage" / "evaluation" / "messages.jsonl"
+MESSAGES = Path(__file__).resolve().parents[2] / "triage" / "evaluation" / "messages.jsonl"
 
 
 @dataclass
@@ -65,6 +65,7 @@ class Contacts:
         critical_share: float,
         seed: int = 7,
         headers: dict[str, str] | None = None,
+        fresh_headers=None,
         number_prefix: str = "+3876",
         sms_share: float = 0.60,
         voice_share: float = 0.15,
@@ -79,6 +80,8 @@ class Contacts:
         self.calm = [r["text"] for r in rows if r["priority"] in ("normal", "low", "high")]
         self.critical_share = critical_share
         self.headers = headers or {}
+        # Made anew for each contact: a drill marker carries a nonce and is accepted once.
+        self.fresh_headers = fresh_headers or dict
         self.number_prefix = number_prefix
         self.sms_below, self.voice_below = sms_share, sms_share + voice_share
 
@@ -96,12 +99,13 @@ class Contacts:
             params = {"CallSid": sid, "From": number, "To": "+38733000111", "CallStatus": "ringing"}
             return ("voice", "/webhooks/twilio/voice/", *self._signed("/webhooks/twilio/voice/", params), False, sid)
         body = json.dumps({"message": text, "safe_contact": {"text": False}}).encode()
-        headers = {"Content-Type": "application/json", **self.headers}
+        headers = {"Content-Type": "application/json", **self.headers, **self.fresh_headers()}
         return ("web", "/api/v1/inquiries/", body, headers, is_critical, "")
 
     def _signed(self, path: str, params: dict) -> tuple[bytes, dict]:
         signature = self.validator.compute_signature(self.base + path, params)
-        headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature, **self.headers}
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature,
+                   **self.headers, **self.fresh_headers()}  # fmt: skip
         return urllib.parse.urlencode(params).encode(), headers
 
 

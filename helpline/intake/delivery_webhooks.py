@@ -2,6 +2,7 @@
 from django.http import HttpRequest, HttpResponse
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
+from helpline.intake import visit_webhooks
 from helpline.intake.webhooks import _absolute, _missing, _param, _say, _twiml, twilio_webhook
 from notifications import acknowledgement, outbox, texts
 from notifications.models import Notification
@@ -25,6 +26,8 @@ def _notification(request: HttpRequest) -> Notification | None:
 def staff_call(request: HttpRequest) -> HttpResponse:
     """What a worker hears when called about a critical case: a summary, and press 1 to take it."""
     notification = _notification(request)
+    if notification is not None and visit_webhooks.is_visit_call(notification):
+        return visit_webhooks.visit_call(request, notification)  # a home visit's alarm, not a case
     response = VoiceResponse()
     if notification is None or notification.case is None:
         response.hangup()

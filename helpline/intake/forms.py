@@ -1,4 +1,6 @@
 """The public contact form and the citizen's status check."""
+import uuid
+
 from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
@@ -9,6 +11,18 @@ YES_NO_UNSURE = [("yes", _("Yes")), ("no", _("No")), ("", _("I am not sure"))]
 
 def _yes_no(value: str) -> bool | None:
     return {"yes": True, "no": False}.get(value)
+
+
+def new_idempotency_key() -> str:
+    """One per rendered form: pressing Send twice, or the browser resending after a timeout, stores one message."""
+    return uuid.uuid4().hex
+
+
+class IdempotencyKeyField(forms.CharField):
+    widget = forms.HiddenInput
+
+    def __init__(self) -> None:
+        super().__init__(required=False, max_length=100)
 
 
 class InquiryForm(forms.Form):
@@ -40,6 +54,7 @@ class InquiryForm(forms.Form):
     )
     # A trap for bots, hidden from people and screen readers. Named so that browsers do not autofill it.
     leave_this_empty = forms.CharField(required=False, label=_("Leave this field empty"))
+    idempotency_key = IdempotencyKeyField()
 
 
 class StatusCheckForm(forms.Form):
@@ -51,3 +66,4 @@ class FollowUpForm(StatusCheckForm):
     message = forms.CharField(
         label=_("Write to us again"), max_length=settings.MAX_MESSAGE_LENGTH, widget=forms.Textarea(attrs={"rows": 5})
     )
+    idempotency_key = IdempotencyKeyField()

@@ -25,15 +25,17 @@ class SmsReceived:
 
 
 def receive_sms(
-    *, message_sid: str, from_number: str, body: str, num_media: int = 0, is_drill: bool = False
+    *, message_sid: str, from_number: str, body: str, num_media: int = 0, is_drill: bool = False,
+    reserved_reference: str | None = None,
 ) -> SmsReceived:
-    """A registered staff phone sends commands (OK 4821), never a citizen case; everyone else's SMS is stored."""
+    """A registered staff phone sends commands (OK 4821), never a citizen case; everyone else's SMS is stored.
+    `reserved_reference` is the reference a spooled SMS was answered with (see helpline.intake.spool)."""
     staff = staff_for_number(intake.normalise_phone(from_number))
     if staff is not None:
         return SmsReceived(staff_reply=acknowledgement.handle_staff_sms(staff, body))
     stored = intake.record_inbound_sms(
         message_sid=message_sid, from_number=from_number, body=body, num_media=num_media, is_drill=is_drill,
-        triage_queue=queue_for_text(body),
+        triage_queue=queue_for_text(body), reserved_reference=reserved_reference,
     )  # fmt: skip
     return SmsReceived(intake=stored)
 
@@ -42,15 +44,17 @@ def receive_web_inquiry(
     *, message: str, language: str | None = None, is_drill: bool = False, **contact
 ) -> intake.WebIntake:
     """The case's language is the language the citizen wrote in, never the language of the page they used; an API
-    client may state it explicitly."""
+    client may state it explicitly. `contact` may carry an idempotency_key and a spool's reserved_reference."""
     return intake.record_web_inquiry(
         message=message, language=language or detect_language(message), is_drill=is_drill,
         triage_queue=queue_for_text(message), **contact,
     )  # fmt: skip
 
 
-def receive_follow_up(case: Case, text: str):
-    return intake.add_citizen_follow_up(case, text, triage_queue=queue_for_text(text))
+def receive_follow_up(case: Case, text: str, *, idempotency_key: str | None = None):
+    return intake.add_citizen_follow_up(
+        case, text, triage_queue=queue_for_text(text), idempotency_key=idempotency_key
+    )
 
 
 def who_to_ring(case: Case, attempt: int) -> StaffProfile | None:

@@ -1,9 +1,11 @@
 """Twilio's webhooks for the SOS line: SMS and voice. Each checks Twilio's signature, stores what arrived through a
 service, and answers with TwiML at once; Twilio gives up on a webhook after 15 seconds, so nothing here waits
-for the broker or for Twilio."""
+for the broker or for Twilio. When storing fails (the database is away), each spools what arrived and answers as
+usual (helpline.intake.spool): a Twilio webhook never gets a 500."""
 from __future__ import annotations
 
 import logging
+import uuid
 from functools import wraps
 
 from django.conf import settings
@@ -16,8 +18,10 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from helpline.cases import intake, selectors
+from helpline.cases.language import detect_language, detect_script
 from helpline.drill.marker import is_drill_request
-from helpline.intake import replies, services
+from helpline.intake import replies, services, spool
+from helpline.intake.spool import spool_on_failure
 from helpline.roster.models import StaffProfile
 
 logger = logging.getLogger(__name__)
@@ -74,7 +78,39 @@ def _missing(*names: str) -> HttpResponse:
 # --- SMS ---------------------------------------------------------------------------------------------------
 
 
+def _sms_reply(kind: str, *, reference: str, is_new_case: bool, language: str, script: str) -> HttpResponse:
+    if kind == "opt_out":
+        text = replies.sms_opt_out_reply(language=language, script=script)
+    elif kind == "opt_in":
+        text = replies.sms_opt_in_reply(language=language, script=script)
+    else:
+        text = replies.sms_case_reply(reference=reference, is_new_case=is_new_case, language=language, script=script)
+    response = MessagingResponse()
+    response.message(text)
+    return _twiml(response)
+
+
+def _spool_sms(request: HttpRequest) -> HttpResponse:
+    """The SMS kept in the spool under a reserved reference, answered as a new case's first SMS would be."""
+    body = _param(request, "Body")
+    message_sid = _param(request, "MessageSid") or f"spooled-{uuid.uuid4()}"
+    contact = spool.spool_contact(
+        "sms",
+        message_sid,
+        {
+            "message_sid": message_sid, "from_number": _param(request, "From"), "body": body,
+            "num_media": _int_param(request, "NumMedia") or 0, "is_drill": is_drill_request(request),
+        },
+        reference=intake.reserve_spool_reference(),
+    )  # fmt: skip
+    return _sms_reply(
+        intake.sms_kind_of(body), reference=contact.reference, is_new_case=True,
+        language=detect_language(body), script=detect_script(body),
+    )  # fmt: skip
+
+
 @twilio_webhook
+@spool_on_failure(_spool_sms)
 def inbound_sms(request: HttpRequest) -> HttpResponse:
     message_sid, from_number = _param(request, "MessageSid"), _param(request, "From")
     missing = [name for name, value in (("MessageSid", message_sid), ("From", from_number)) if not value]
@@ -87,24 +123,15 @@ def inbound_sms(request: HttpRequest) -> HttpResponse:
         num_media=_int_param(request, "NumMedia") or 0,
         is_drill=is_drill_request(request),
     )
-    response = MessagingResponse()
     if received.intake is None:
+        response = MessagingResponse()
         response.message(received.staff_reply)
         return _twiml(response)
     outcome = received.intake
-    if outcome.kind == "opt_out":
-        text = replies.sms_opt_out_reply(language=outcome.language, script=outcome.script)
-    elif outcome.kind == "opt_in":
-        text = replies.sms_opt_in_reply(language=outcome.language, script=outcome.script)
-    else:
-        text = replies.sms_case_reply(
-            reference=outcome.case.reference,
-            is_new_case=outcome.is_new_case,
-            language=outcome.language,
-            script=outcome.script,
-        )
-    response.message(text)
-    return _twiml(response)
+    return _sms_reply(
+        outcome.kind, reference=outcome.case.reference if outcome.case else "", is_new_case=outcome.is_new_case,
+        language=outcome.language, script=outcome.script,
+    )  # fmt: skip
 
 
 # --- Voice -------------------------------------------------------------------------------------------------
@@ -120,7 +147,20 @@ def _absolute(request: HttpRequest, route: str) -> str:
     return (settings.PUBLIC_BASE_URL + path) if settings.PUBLIC_BASE_URL else request.build_absolute_uri(path)
 
 
+def _spooled_call(request: HttpRequest) -> spool.SpooledContact:
+    """The call as spooled (once per CallSid), with the reference reserved for it."""
+    call_sid = _param(request, "CallSid") or f"spooled-{uuid.uuid4()}"
+    payload = {"call_sid": call_sid, "from_number": _param(request, "From"), "is_drill": is_drill_request(request)}
+    return spool.spool_contact("call", call_sid, payload, reference=intake.reserve_spool_reference())
+
+
+def _spool_call(request: HttpRequest) -> HttpResponse:
+    _spooled_call(request)
+    return _twiml(_greeting(request))
+
+
 @twilio_webhook
+@spool_on_failure(_spool_call)
 def inbound_call(request: HttpRequest) -> HttpResponse:
     call_sid = _param(request, "CallSid")
     if not call_sid:
@@ -128,6 +168,10 @@ def inbound_call(request: HttpRequest) -> HttpResponse:
     intake.record_incoming_call(
         call_sid=call_sid, from_number=_param(request, "From"), is_drill=is_drill_request(request)
     )
+    return _twiml(_greeting(request))
+
+
+def _greeting(request: HttpRequest) -> VoiceResponse:
     response = VoiceResponse()
     greeting = replies.voice_greeting()
     gather = Gather(num_digits=1, action=_absolute(request, "webhooks:voice-language"), method="POST", timeout=6)
@@ -136,15 +180,28 @@ def inbound_call(request: HttpRequest) -> HttpResponse:
     response.append(gather)
     # No key pressed: carry on in Bosnian rather than leave the caller in silence.
     response.redirect(_absolute(request, "webhooks:voice-language"), method="POST")
-    return _twiml(response)
+    return response
+
+
+def _chosen_language(request: HttpRequest) -> str:
+    return "en" if _param(request, "Digits") == "2" else "bs"
+
+
+def _spool_call_language(request: HttpRequest) -> HttpResponse:
+    """Nobody can be rung without the roster: the caller leaves a voicemail, under the call's reserved reference."""
+    call = _spooled_call(request)
+    language = _chosen_language(request)
+    spool.spool_contact("call_language", call.key, {"call_sid": call.key, "language": language})
+    return _twiml(_voicemail(request, call.reference, language))
 
 
 @twilio_webhook
+@spool_on_failure(_spool_call_language)
 def call_language_chosen(request: HttpRequest) -> HttpResponse:
     call_sid = _param(request, "CallSid")
     if not call_sid:
         return _missing("CallSid")
-    language = "en" if _param(request, "Digits") == "2" else "bs"
+    language = _chosen_language(request)
     case = intake.record_call_language(call_sid=call_sid, language=language)
     if case is None:
         case = intake.record_incoming_call(call_sid=call_sid, from_number=_param(request, "From"))
@@ -170,7 +227,12 @@ def _connect_or_voicemail(request: HttpRequest, case, language: str, *, attempt:
         dial.number(str(staff.phone), url=whisper, method="POST")
         response.append(dial)
         return response
-    _say(response, replies.voice_voicemail_prompt(reference=case.reference, language=language), language)
+    return _voicemail(request, case.reference, language)
+
+
+def _voicemail(request: HttpRequest, reference: str, language: str) -> VoiceResponse:
+    response = VoiceResponse()
+    _say(response, replies.voice_voicemail_prompt(reference=reference, language=language), language)
     response.record(
         action=_absolute(request, "webhooks:voice-recorded"),
         method="POST",
@@ -184,7 +246,12 @@ def _connect_or_voicemail(request: HttpRequest, case, language: str, *, attempt:
     return response
 
 
+def _spool_dial_result(request: HttpRequest) -> HttpResponse:
+    return _twiml(_voicemail(request, _spooled_call(request).reference, "bs"))
+
+
 @twilio_webhook
+@spool_on_failure(_spool_dial_result)
 def dial_result(request: HttpRequest) -> HttpResponse:
     """Dial's action: the person rung has hung up, or never took the call. Done if they pressed 1; otherwise
     ring the next one, and after the last, voicemail."""
@@ -206,7 +273,15 @@ def _hunt_target(request: HttpRequest):
     return case, staff
 
 
+def _hang_up(request: HttpRequest) -> HttpResponse:
+    """The worker's leg, when the case cannot be read: not an answer, so the caller's hunt moves on."""
+    response = VoiceResponse()
+    response.hangup()
+    return _twiml(response)
+
+
 @twilio_webhook
+@spool_on_failure(_hang_up)
 def whisper(request: HttpRequest) -> HttpResponse:
     """Played to the worker who picked up, before the caller is connected."""
     case, staff = _hunt_target(request)
@@ -224,6 +299,7 @@ def whisper(request: HttpRequest) -> HttpResponse:
 
 
 @twilio_webhook
+@spool_on_failure(_hang_up)
 def whisper_accept(request: HttpRequest) -> HttpResponse:
     case, staff = _hunt_target(request)
     response = VoiceResponse()
@@ -234,7 +310,15 @@ def whisper_accept(request: HttpRequest) -> HttpResponse:
     return _twiml(response)  # an empty response ends the whisper and bridges the two calls
 
 
+def _goodbye(request: HttpRequest) -> HttpResponse:
+    response = VoiceResponse()
+    _say(response, replies.voice_goodbye(language="bs"), "bs")
+    response.hangup()
+    return _twiml(response)
+
+
 @twilio_webhook
+@spool_on_failure(_goodbye)
 def voicemail_recorded(request: HttpRequest) -> HttpResponse:
     """Record's action: the caller finished speaking. The recording itself arrives on the status callback."""
     case = selectors.case_for_call(_param(request, "CallSid"))
@@ -245,7 +329,18 @@ def voicemail_recorded(request: HttpRequest) -> HttpResponse:
     return _twiml(response)
 
 
+def _spool_recording(request: HttpRequest) -> HttpResponse:
+    recording_sid = _param(request, "RecordingSid") or f"spooled-{uuid.uuid4()}"
+    payload = {
+        "call_sid": _param(request, "CallSid"), "recording_sid": recording_sid,
+        "recording_url": _param(request, "RecordingUrl"), "seconds": _int_param(request, "RecordingDuration"),
+    }  # fmt: skip
+    spool.spool_contact("voicemail", recording_sid, payload)
+    return HttpResponse(status=204)
+
+
 @twilio_webhook
+@spool_on_failure(_spool_recording)
 def voicemail_recording_status(request: HttpRequest) -> HttpResponse:
     call_sid, recording_sid = _param(request, "CallSid"), _param(request, "RecordingSid")
     missing = [name for name, value in (("CallSid", call_sid), ("RecordingSid", recording_sid)) if not value]
@@ -263,7 +358,15 @@ def voicemail_recording_status(request: HttpRequest) -> HttpResponse:
     return HttpResponse(status=204)
 
 
+def _spool_call_status(request: HttpRequest) -> HttpResponse:
+    call_sid, status = _param(request, "CallSid"), _param(request, "CallStatus")
+    payload = {"call_sid": call_sid, "call_status": status, "duration": _int_param(request, "CallDuration")}
+    spool.spool_contact("call_status", f"{call_sid}:{status}", payload)
+    return HttpResponse(status=204)
+
+
 @twilio_webhook
+@spool_on_failure(_spool_call_status)
 def call_status(request: HttpRequest) -> HttpResponse:
     call_sid, status = _param(request, "CallSid"), _param(request, "CallStatus")
     missing = [name for name, value in (("CallSid", call_sid), ("CallStatus", status)) if not value]

@@ -1,14 +1,29 @@
-"""GET /healthz/: whether intake works (the database answers), and how the broker and the periodic heartbeat are."""
+"""GET /healthz/: whether intake works (the database answers), and whether the work behind it runs: the broker,
+beat's heartbeat, and a consumer for every worker queue. Answers within about a second whatever is down."""
 from __future__ import annotations
 
+import time
+
 from celery import current_app
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from helpline.cases import dispatch
 from helpline.cases.models import Heartbeat
+from helpline.cases.tasks import BEAT_HEARTBEAT, WORKER_HEARTBEAT_PREFIX, queue_heartbeat_name
+
+BROKER_CHECK_TIMEOUT_SECONDS = 1.0
+# A monitor polling every second must not open a broker connection every second; nor may a hung broker make
+# each request wait its timeout. The answer is kept this long, per broker URL.
+BROKER_STATE_CACHE_SECONDS = 5.0
+_broker_states: dict[str, tuple[float, str]] = {}
+# A worker that stops beating is reported missing for this long (a crash; one stopped on purpose says goodbye),
+# then forgotten, so a worker retired without a goodbye does not keep the service "degraded" for ever.
+FORGET_WORKER_AFTER_SECONDS = 3600
 
 
 def _database_state() -> str:
@@ -21,32 +36,68 @@ def _database_state() -> str:
 
 
 def _broker_state() -> str:
-    try:
-        with current_app.connection_for_read() as conn:
-            conn.ensure_connection(max_retries=0, timeout=1)
-    except Exception:
-        return "unreachable"
-    return "ok"
+    with current_app.connection_for_read() as conn:  # no network yet: kombu connects on first use
+        url = conn.as_uri()
+        checked_at, state = _broker_states.get(url, (0.0, ""))
+        if time.monotonic() - checked_at < BROKER_STATE_CACHE_SECONDS:
+            return state
+        try:
+            conn.ensure_connection(max_retries=0, timeout=BROKER_CHECK_TIMEOUT_SECONDS)
+            state = "ok"
+        except Exception:  # refused, timed out, unknown host: all "unreachable" for an operator
+            state = "unreachable"
+    _broker_states[url] = (time.monotonic(), state)
+    return state
 
 
-def _heartbeat_age_seconds() -> float | None:
-    try:
-        beat = Heartbeat.objects.filter(name="beat").first()
-    except Exception:
-        return None
-    return round((timezone.now() - beat.beat_at).total_seconds(), 1) if beat else None
+def _heartbeat_ages() -> dict[str, float]:
+    """Seconds since each heartbeat: beat's, and one per queue that some worker consumes."""
+    now = timezone.now()
+    return {beat.name: (now - beat.beat_at).total_seconds() for beat in Heartbeat.objects.all()}
+
+
+def _work_state(ages: dict[str, float]) -> tuple[dict, list[str]]:
+    beat_age = ages.get(BEAT_HEARTBEAT)
+    problems = []
+    if beat_age is None:
+        problems.append("beat has never run")
+    elif beat_age > settings.HEALTH_BEAT_MAX_AGE_SECONDS:
+        problems.append(f"beat heartbeat {beat_age:.0f} s old")
+    queues = {}
+    for queue in dispatch.QUEUES:
+        age = ages.get(queue_heartbeat_name(queue))
+        consumed = age is not None and age <= settings.HEALTH_WORKER_MAX_AGE_SECONDS
+        queues[queue] = "ok" if consumed else "no consumer"
+        if not consumed:
+            problems.append(f"no worker consumes queue {queue}")
+    workers = {}
+    for name, age in sorted(ages.items()):
+        if name.startswith(WORKER_HEARTBEAT_PREFIX) and age <= FORGET_WORKER_AFTER_SECONDS:
+            hostname = name.removeprefix(WORKER_HEARTBEAT_PREFIX)
+            workers[hostname] = "ok" if age <= settings.HEALTH_WORKER_MAX_AGE_SECONDS else "missing"
+            if workers[hostname] != "ok":
+                problems.append(f"worker {hostname} silent for {age:.0f} s")
+    beat_age = round(beat_age, 1) if beat_age is not None else None
+    return {"heartbeat_age_seconds": beat_age, "queues": queues, "workers": workers}, problems
 
 
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """200 while the database answers (intake works); 503 when it does not. The broker and the periodic
-    heartbeat are reported, not required: intake does not need them, and sweeps catch up when they return."""
+    """200 while the database answers (intake works), "degraded" with the reasons when the work behind intake
+    is not running; 503 when the database does not answer. Intake needs neither broker nor workers (sweeps catch
+    up when they return), so a monitor pages on 503 and warns on "degraded"."""
     database = _database_state()
-    body = {
-        "status": "ok" if database == "ok" else "unavailable",
-        "database": database,
-        "broker": _broker_state(),
-        "heartbeat_age_seconds": _heartbeat_age_seconds() if database == "ok" else None,
-    }
-    return JsonResponse(body, status=200 if database == "ok" else 503)
+    if database != "ok":
+        body = {"status": "unavailable", "database": database, "problems": ["the database does not answer"]}
+        return JsonResponse(body, status=503)
+    broker = _broker_state()
+    try:
+        work, problems = _work_state(_heartbeat_ages())
+    except Exception:  # the database went away between the two queries
+        work, problems = {"heartbeat_age_seconds": None, "queues": {}, "workers": {}}, ["heartbeats unreadable"]
+    if broker != "ok":
+        problems.insert(0, "the broker is unreachable")
+    body = {"status": "degraded" if problems else "ok", "database": database, "broker": broker, **work,
+            "problems": problems}  # fmt: skip
+    return JsonResponse(body, status=200)

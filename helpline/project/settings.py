@@ -4,6 +4,7 @@ With no environment at all the service runs on embedded defaults: SQLite (WAL) a
 under var/, so `make run` works on a fresh machine with Python alone. DATABASE_URL and CELERY_BROKER_URL point
 it at PostgreSQL and Redis.
 """
+import datetime as dt
 import secrets
 from pathlib import Path
 
@@ -47,7 +48,13 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    # Staff API tokens that expire, one per device, revoked by logout (helpline.access).
+    "knox",
+    # Failed logins counted in the database, per username and address, on every way in (helpline.access.lockout).
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -55,11 +62,15 @@ INSTALLED_APPS = [
     "django_htmx",
     "csp",
     "simple_history",
+    "helpline.access",
+    "import_export",
     "helpline.cases",
     "helpline.intake",
     "helpline.console",
     "helpline.drill",
     "helpline.operations",
+    "helpline.welfare",
+    "helpline.visits",
     "triage",
     "notifications",
 ]
@@ -72,12 +83,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     # Records who made each change kept in history (escalation policies), as the admin's user.
     "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "helpline.project.urls"
@@ -119,6 +133,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # One process-local cache by default; set CACHE_URL (e.g. redis://redis:6379/1) when several web processes
 # must share throttling counters.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # The throttles read the cache on the public intake: a Redis down or frozen must cost a request at most a
+    # fraction of a second, after which the process uses a local cache for a while (helpline/project/cache.py).
+    CACHES["default"]["BACKEND"] = "helpline.project.cache.FailOpenRedisCache"
+    CACHES["default"].setdefault("OPTIONS", {}).update({"socket_connect_timeout": 0.2, "socket_timeout": 0.2})
+
+# Contacts that arrived while the database was unreachable wait here, one file each, until the replay stores them
+# (helpline/intake/spool.py). The web and the process that replays (worker or `manage.py replay_intake_spool`)
+# must see the same directory.
+INTAKE_SPOOL_DIR = Path(env.str("INTAKE_SPOOL_DIR", default=str(VAR_DIR / "spool")))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -154,6 +178,13 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_HTTPS_PROXY", False) else None
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("BEHIND_HTTPS_PROXY", default=False)
+# Production (README, "Production settings"): HTTPS only, and browsers told so. Off by default, because a
+# development machine serves plain http and an HSTS header, once seen, cannot be taken back for its max-age.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]  # the container's own health check asks over plain http
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 
 # A strict Content Security Policy (django-csp): scripts and styles only from our own static files, so an
 # injected message text can never run in a social worker's browser. The API docs use drf-spectacular's
@@ -206,22 +237,16 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery ----------------------------------------------------------------------------------------------
-CELERY_BROKER_DIR = Path(env.str("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
-if CELERY_BROKER_URL.startswith("filesystem://"):
-    # kombu's filesystem transport needs no server; it can lose a message in a crash, which is acceptable only
-    # because the database is the truth and periodic sweeps find work whose message was lost.
-    for folder in ("queue", "processed", "control"):
-        (CELERY_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
-        "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
-        "processed_folder": str(CELERY_BROKER_DIR / "processed"),
-        "control_folder": str(CELERY_BROKER_DIR / "control"),
-        "store_processed": False,
-        # kombu polls the folder once a second by default, which limits each worker to about one task a second.
-        "polling_interval": 0.1,
-    }
+# The embedded broker is kombu's SQLAlchemy transport on an SQLite file of its own (helpline.operations.broker):
+# a message is a row written and taken inside a transaction, so no process can read one half-written. It has no
+# visibility timeout: a message taken by a worker that dies is gone, which is acceptable only because the
+# database is the truth and periodic sweeps find work whose message was lost.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=f"sqlite:///{VAR_DIR / 'broker.sqlite3'}")
+IS_EMBEDDED_BROKER = CELERY_BROKER_URL.startswith("sqlite://")
+if IS_EMBEDDED_BROKER:
+    import helpline.operations.broker  # noqa: F401  (registers the sqlite:// broker scheme with kombu)
+
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}
 else:
     # Intake must answer within a second even when the broker is gone: fail fast, the sweep recovers.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 5}
@@ -231,23 +256,34 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "inte
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True  # a worker that dies mid-task leaves the message for another worker
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-# On Redis a worker takes one message at a time, so a long task never holds others back. The filesystem broker
-# runs Celery's blocking loop, which fetches again only after a 2 s wait once its prefetch is used up: there a
-# worker takes up to 16 at a time (a crash loses them either way with that broker; the sweeps re-send them).
-CELERY_WORKER_PREFETCH_MULTIPLIER = 16 if CELERY_BROKER_URL.startswith("filesystem://") else 1
+# On Redis a worker takes one message at a time, so a long task never holds others back. The embedded broker runs
+# Celery's blocking loop, which fetches again only after a 2 s wait once its prefetch is used up (measured: one
+# triage every 2 s per worker with a multiplier of 1): there a worker takes up to 16 at a time. A worker killed
+# loses those; the sweeps (untriaged cases, queued notifications) send them again within a minute.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 16 if IS_EMBEDDED_BROKER else 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Every task names its queue (a test checks): a surge on one never starves another.
 CELERY_TASK_ROUTES = {
-    "helpline.cases.tasks.record_heartbeat": {"queue": "default"},
+    # Beat's heartbeat rides the tick queue of the critical worker, which is never niced or behind a backlog: a
+    # late heartbeat must mean beat is missing. (Each queue's consumer has a heartbeat of its own.)
+    "helpline.cases.tasks.record_heartbeat": {"queue": "escalation"},
     "helpline.casework.tasks.triage_case": {"queue": "triage"},
     "helpline.casework.tasks.sweep_untriaged": {"queue": "default"},
     "triage.tasks.generate_shifts": {"queue": "default"},
     "notifications.tasks.send_notification": {"queue": "notifications"},
+    "helpline.welfare.tasks.advance_welfare_campaigns": {"queue": "notifications"},
     "notifications.tasks.relay_notifications": {"queue": "default"},
     # The escalation tick is how an unanswered case reaches someone: it has its own queue and the critical
     # worker takes it, never behind a surge's backlog of notifications (the surge benchmark measured 42 s there).
     "notifications.tasks.run_escalations": {"queue": "escalation"},
     "notifications.tasks.send_roster_gap_report": {"queue": "notifications"},
+    "notifications.tasks.send_surge_digests": {"queue": "notifications"},
+    # Supervisors must hear that staff alerts are failing even while the notifications queue is backed up.
+    "notifications.tasks.alert_on_failing_delivery": {"queue": "escalation"},
+    "helpline.intake.tasks.replay_intake_spool": {"queue": "default"},
+    # A worker overdue on a home visit is chased on the same queue as an unanswered case.
+    "helpline.visits.tasks.run_visit_escalations": {"queue": "escalation"},
+    "helpline.visits.tasks.purge_visit_addresses": {"queue": "default"},
 }
 # Tasks outside an app's tasks.py (the case-work layer is not a Django app of its own).
 CELERY_IMPORTS = ["helpline.casework.tasks"]
@@ -256,18 +292,48 @@ CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
-    "heartbeat": {"task": "helpline.cases.tasks.record_heartbeat", "schedule": 15.0},
+    # Often, so /healthz/ can call beat missing after a few seconds (HEALTH_BEAT_MAX_AGE_SECONDS).
+    "heartbeat": {"task": "helpline.cases.tasks.record_heartbeat", "schedule": 2.0, "options": {"expires": 5}},
     "sweep-untriaged": {"task": "helpline.casework.tasks.sweep_untriaged", "schedule": 10.0},
     "generate-shifts": {"task": "triage.tasks.generate_shifts", "schedule": 3600.0},
     # Every second: one indexed query, and a due step runs at most about a second late.
     # A tick not started within 5 s is dropped: the next one does the same work, and ticks must not pile up.
     "run-escalations": {"task": "notifications.tasks.run_escalations", "schedule": 1.0, "options": {"expires": 5}},
     "relay-notifications": {"task": "notifications.tasks.relay_notifications", "schedule": 10.0},
+    # In surge mode, one message a minute per person instead of one per case (a no-op otherwise).
+    "surge-digests": {"task": "notifications.tasks.send_surge_digests", "schedule": 60.0},
+    "delivery-failure-alert": {
+        "task": "notifications.tasks.alert_on_failing_delivery", "schedule": 30.0, "options": {"expires": 25}
+    },
+    # Stores contacts spooled while the database was unreachable; a no-op (one directory listing) otherwise.
+    "replay-intake-spool": {"task": "helpline.intake.tasks.replay_intake_spool", "schedule": 10.0},
+    # Welfare campaigns: ask, call, visit and escalate what is due (helpline/welfare/services.py).
+    "welfare-campaigns": {"task": "helpline.welfare.tasks.advance_welfare_campaigns", "schedule": 2.0,
+                          "options": {"expires": 10}},
     "roster-gap-report": {
         "task": "notifications.tasks.send_roster_gap_report",
         "schedule": crontab(hour=7, minute=0),
     },
+    "visit-escalations": {
+        "task": "helpline.visits.tasks.run_visit_escalations", "schedule": 5.0, "options": {"expires": 10}
+    },
+    "purge-visit-addresses": {
+        "task": "helpline.visits.tasks.purge_visit_addresses", "schedule": crontab(hour=3, minute=30)
+    },
 }
+# Routine INFO lines about these are dropped (LOGGING): at one to ten seconds apart they would bury everything else.
+QUIET_TICK_TASKS = [
+    entry["task"]
+    for entry in CELERY_BEAT_SCHEDULE.values()
+    if isinstance(entry["schedule"], float) and entry["schedule"] <= 60
+]
+# Web, worker and beat write through LOGGING below rather than Celery's own handlers: one format, one time zone.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# /healthz/ says "degraded" when beat's heartbeat, or a queue's consumer heartbeat (each worker writes one every
+# WORKER_HEARTBEAT_SECONDS for each queue it takes), is older than this.
+HEALTH_BEAT_MAX_AGE_SECONDS = env.float("HEALTH_BEAT_MAX_AGE_SECONDS", default=10.0)
+WORKER_HEARTBEAT_SECONDS = 2.0
+HEALTH_WORKER_MAX_AGE_SECONDS = env.float("HEALTH_WORKER_MAX_AGE_SECONDS", default=10.0)
 
 # --- Twilio and SMS --------------------------------------------------------------------------------------
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
@@ -276,9 +342,18 @@ TWILIO_PHONE_NUMBER = env.str("TWILIO_PHONE_NUMBER", default="")
 # Only for tests and drills: send Twilio API requests to a local stub instead of api.twilio.com.
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
 SMS_PER_SECOND = env.int("SMS_PER_SECOND", default=1)  # a Twilio long code takes about one message a second
+# Welfare campaigns send through a Messaging Service ("MG...") when set, spreading over its pool of numbers: the
+# campaign's rate is SMS_PER_SECOND times WELFARE_SENDING_NUMBERS (without one, the helpline's number alone).
+WELFARE_MESSAGING_SERVICE_SID = env.str("WELFARE_MESSAGING_SERVICE_SID", default="")
+WELFARE_SENDING_NUMBERS = env.int("WELFARE_SENDING_NUMBERS", default=1)
+WELFARE_CALL_RING_SECONDS = env.int("WELFARE_CALL_RING_SECONDS", default=30)
 NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=6)
 NOTIFICATION_RETRY_BASE_SECONDS = env.float("NOTIFICATION_RETRY_BASE_SECONDS", default=5.0)
 STAFF_CALL_RETRY_SECONDS = env.int("STAFF_CALL_RETRY_SECONDS", default=60)
+# The board proposes surge mode past this many waiting cases per person on duty.
+SURGE_CASES_PER_PERSON = env.float("SURGE_CASES_PER_PERSON", default=5.0)
+# A staff member who answers a call-out with "1" is on duty for this many hours from the time they give.
+CALL_OUT_SHIFT_HOURS = env.int("CALL_OUT_SHIFT_HOURS", default=8)
 # Called (and texted) when a case's ladder reaches its last resort: for example the head of the centre. E.164.
 ESCALATION_FALLBACK_NUMBERS = env.list("ESCALATION_FALLBACK_NUMBERS", default=[])
 SMS_BACKEND = env.str("SMS_BACKEND", default="console")
@@ -301,6 +376,12 @@ EMERGENCY_NUMBERS = {
     "domestic_violence_rs": env.str("EMERGENCY_DV_RS", default="1264"),
     "children": env.str("EMERGENCY_CHILDREN", default="080 05 03 05"),
 }
+# Home visits (helpline.visits): minutes between the steps of an overdue visit's ladder, and between the rounds of
+# an alarm; how many minutes pressing 1 on the overdue call adds; days an ended visit's address is kept.
+VISIT_ESCALATION_WAIT_MINUTES = env.int("VISIT_ESCALATION_WAIT_MINUTES", default=5)
+VISIT_ALARM_REPEAT_MINUTES = env.int("VISIT_ALARM_REPEAT_MINUTES", default=3)
+VISIT_SAFE_CALL_EXTENSION_MINUTES = env.int("VISIT_SAFE_CALL_EXTENSION_MINUTES", default=15)
+VISIT_ADDRESS_RETENTION_DAYS = env.int("VISIT_ADDRESS_RETENTION_DAYS", default=30)
 # Where the quick-exit button on the public form leaves to: a neutral site that does not look like help.
 QUICK_EXIT_URL = env.str("QUICK_EXIT_URL", default="https://www.google.com/search?q=vremenska+prognoza")
 MAX_MESSAGE_LENGTH = 5000
@@ -309,12 +390,28 @@ VOICEMAIL_MAX_SECONDS = env.int("VOICEMAIL_MAX_SECONDS", default=180)
 # How long each person in the live-call hunt is rung before the next one.
 VOICE_RING_SECONDS = env.int("VOICE_RING_SECONDS", default=20)
 
+# One format for web, worker and beat (Celery keeps these handlers: CELERY_WORKER_HIJACK_ROOT_LOGGER), with UTC
+# timestamps. The ticks that run every few seconds are not logged at INFO unless they have something to say.
+_QUIET_TICKS = {"()": "helpline.operations.logs.QuietTicks", "tasks": QUIET_TICK_TASKS}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {
+            "()": "helpline.operations.logs.UTCFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+    },
+    "filters": {"quiet_ticks": _QUIET_TICKS},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "celery.app.trace": {"filters": ["quiet_ticks"]},
+        "celery.worker.strategy": {"filters": ["quiet_ticks"]},
+        "celery.beat": {"filters": ["quiet_ticks"]},
+        # Celery gives these two handlers of its own (local time, another format) unless they have one already.
+        **{name: {"handlers": ["console"], "propagate": False} for name in ("multiprocessing", "celery.task")},
+    },
 }
 
 # --- Staff console ---
@@ -325,9 +422,39 @@ LOGOUT_REDIRECT_URL = "console:login"
 # queue's polling is not a click: an unattended screen must not keep a session open (helpline.console.middleware).
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
 CONSOLE_IDLE_MINUTES = env.int("CONSOLE_IDLE_MINUTES", default=30)
-# Failed console logins per IP address and username before the login page answers 429 for the window.
-CONSOLE_LOGIN_ATTEMPTS = env.int("CONSOLE_LOGIN_ATTEMPTS", default=5)
-CONSOLE_LOGIN_WINDOW_SECONDS = env.int("CONSOLE_LOGIN_WINDOW_SECONDS", default=15 * 60)
+
+# --- Logging in (helpline.access) ---
+# One lockout for the admin, the console and the API token login (django-axes), counted in the database so every
+# web process sees the same numbers. Two counters: failures for one username from one address, and failures from
+# one address for any username. An attacker's failures from their address never lock the same person out at
+# another address; guessing across usernames from one address is stopped by the second counter.
+AUTHENTICATION_BACKENDS = ["helpline.access.lockout.LockoutBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "helpline.access.lockout.TwoCounterHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=5)
+LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=20)
+AXES_FAILURE_LIMIT = 1  # the handler answers 1 when either counter has reached its own limit
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_RESET_ON_SUCCESS = False  # a right password must not wipe an address's count of guesses at other names
+# The address is REMOTE_ADDR, or with NUM_PROXIES > 0 the one the last trusted proxy saw (as DRF's throttles do):
+# a client's own X-Forwarded-For never counts.
+AXES_CLIENT_IP_CALLABLE = "helpline.access.lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "helpline.access.lockout.lockout_response"
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password", "otp_token"]  # masked in axes' log lines
+# A second factor (django-otp, TOTP with recovery codes): supervisors must have one for the board, the roster and
+# the supervisor API, and everyone for the admin; workers may add one, and are then asked for it at every sign-in.
+SECOND_FACTOR_REQUIRED = env.bool("SECOND_FACTOR_REQUIRED", default=True)
+OTP_TOTP_ISSUER = HELPLINE_NAME
+# API tokens (django-rest-knox): one per login (per device), valid for a shift and a half, refused once expired.
+REST_KNOX = {
+    "TOKEN_TTL": dt.timedelta(hours=env.int("API_TOKEN_HOURS", default=12)),
+    "AUTH_HEADER_PREFIX": "Token",
+}
 # How often the queue and the board ask the server for news.
 CONSOLE_POLL_SECONDS = env.int("CONSOLE_POLL_SECONDS", default=5)
-MIDDLEWARE = [*MIDDLEWARE, "helpline.console.middleware.IdleSessionMiddleware"]
+MIDDLEWARE = [
+    *MIDDLEWARE,
+    "helpline.console.middleware.DeactivatedStaffMiddleware",
+    "helpline.console.middleware.IdleSessionMiddleware",
+    "helpline.console.middleware.SecondFactorMiddleware",
+]

@@ -28,6 +28,8 @@ urlpatterns = [
     path("inquiry/status/", views.inquiry_status, name="inquiry-status"),
     path("healthz/", health.healthz, name="healthz"),
     path("webhooks/twilio/", include((webhook_patterns, "webhooks"))),
+    path("webhooks/twilio/welfare/", include("helpline.intake.welfare_webhooks")),
+    path("webhooks/twilio/visits/", include("helpline.intake.visit_urls")),
     path("api/v1/", include("helpline.api.urls")),
     path("console/", include("helpline.console.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

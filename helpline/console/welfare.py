@@ -1,0 +1,259 @@
+"""Welfare checks in the console: the register (supervisors edit, import and export it), starting a campaign, its
+live tally with the list behind every number, the export for civil protection, and a worker's visits."""
+from __future__ import annotations
+
+import base64
+import csv
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from helpline.console.access import staff_page, supervisor_page
+from helpline.console.middleware import polling
+from helpline.roster.selectors import is_supervisor
+from helpline.welfare import register, selectors, services, visits
+from helpline.welfare.models import Campaign, Need, VisitStatus, VisitTask, VulnerablePerson
+
+PEOPLE_PER_PAGE = 100
+# The sheet between preview and confirmation; a centre's register is well under a megabyte.
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+_SESSION_SHEET = "welfare-import"
+
+
+class CampaignForm(forms.Form):
+    title = forms.CharField(label=gettext_lazy("Title"), max_length=200)
+    question = forms.CharField(
+        label=gettext_lazy("Question"), max_length=300, initial="Jeste li sigurni?",
+        help_text=gettext_lazy("The reply instructions (1 safe, 2 help) are added to every message."),
+    )  # fmt: skip
+    areas = forms.MultipleChoiceField(label=gettext_lazy("Municipalities"), required=False,
+                                      widget=forms.CheckboxSelectMultiple)  # fmt: skip
+    needs = forms.MultipleChoiceField(label=gettext_lazy("Needs"), required=False, choices=Need.choices,
+                                      widget=forms.CheckboxSelectMultiple)  # fmt: skip
+    call_after_minutes = forms.IntegerField(label=gettext_lazy("Call after (minutes without an answer)"),
+                                            min_value=1, initial=60)  # fmt: skip
+    visit_after_minutes = forms.IntegerField(label=gettext_lazy("Visit after (minutes after the call)"),
+                                             min_value=1, initial=30)  # fmt: skip
+    is_drill = forms.BooleanField(label=gettext_lazy("Drill (nothing reaches a phone)"), required=False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["areas"].choices = [(area, area) for area in selectors.municipalities()]
+
+
+class PersonForm(forms.ModelForm):
+    needs = forms.MultipleChoiceField(label=gettext_lazy("Needs"), required=False, choices=Need.choices,
+                                      widget=forms.CheckboxSelectMultiple)  # fmt: skip
+
+    class Meta:
+        model = VulnerablePerson
+        fields = [
+            "full_name", "phone", "other_phone", "address", "settlement", "municipality", "language", "script",
+            "birth_year", "needs", "trusted_contact_name", "trusted_contact_phone", "legal_basis",
+            "consent_recorded_on", "notes", "number_needs_checking", "is_active",
+        ]  # fmt: skip
+
+
+class ImportForm(forms.Form):
+    sheet = forms.FileField(label=gettext_lazy("Spreadsheet (CSV or XLSX)"))
+
+
+# --- Campaigns --------------------------------------------------------------------------------------------------
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@supervisor_page
+def campaigns(request: HttpRequest) -> HttpResponse:
+    form = CampaignForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        campaign = services.start_campaign(
+            title=data["title"], question=data["question"], areas=data["areas"], needs=data["needs"],
+            by=request.user, is_drill=data["is_drill"], call_after_minutes=data["call_after_minutes"],
+            visit_after_minutes=data["visit_after_minutes"],
+        )  # fmt: skip
+        return redirect("console:welfare-campaign", pk=campaign.pk)
+    recent = Campaign.objects.order_by("-started_at")[:20]
+    return render(request, "console/welfare.html", {"form": form, "campaigns": recent})
+
+
+def _campaign_context(campaign: Campaign) -> dict:
+    return {
+        "campaign": campaign, "tally": selectors.tally(campaign), "columns": list(selectors.TALLY_COLUMNS),
+        "poll_seconds": settings.CONSOLE_POLL_SECONDS, "now": timezone.now(),
+    }  # fmt: skip
+
+
+@never_cache
+@require_GET
+@supervisor_page
+def campaign_page(request: HttpRequest, pk: int) -> HttpResponse:
+    return render(request, "console/welfare_campaign.html", _campaign_context(get_object_or_404(Campaign, pk=pk)))
+
+
+@polling
+@never_cache
+@require_GET
+@supervisor_page
+def campaign_live(request: HttpRequest, pk: int) -> HttpResponse:
+    return render(request, "console/_welfare_tally.html", _campaign_context(get_object_or_404(Campaign, pk=pk)))
+
+
+@require_POST
+@supervisor_page
+def campaign_finish(request: HttpRequest, pk: int) -> HttpResponse:
+    services.finish_campaign(get_object_or_404(Campaign, pk=pk), by=request.user)
+    messages.success(request, _("The campaign is finished: nobody more will be asked."))
+    return redirect("console:welfare-campaign", pk=pk)
+
+
+@never_cache
+@require_GET
+@supervisor_page
+def campaign_people(request: HttpRequest, pk: int) -> HttpResponse:
+    """The list behind one number of the tally (a column, an area, a need, or a mix)."""
+    campaign = get_object_or_404(Campaign, pk=pk)
+    column, area, need = request.GET.get("column", ""), request.GET.get("area", ""), request.GET.get("need", "")
+    checks = selectors.checks_in(campaign, column=column, area=area, need=need)
+    page = Paginator(checks, PEOPLE_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "console/welfare_people.html", {
+        "campaign": campaign, "page": page, "column": column, "area": area, "need": need,
+        "need_labels": dict(Need.choices),
+    })  # fmt: skip
+
+
+@require_GET
+@supervisor_page
+def campaign_export(request: HttpRequest, pk: int) -> HttpResponse:
+    """For civil protection: who needs help or a visit, and where (no message text, only what they need to go)."""
+    campaign = get_object_or_404(Campaign, pk=pk)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="welfare-campaign-{campaign.pk}.csv"'
+    response.write("\ufeff")  # Excel opens UTF-8 (č, ć, Cyrillic) only with the byte-order mark
+    writer = csv.writer(response)
+    writer.writerow(["state", "name", "phone", "address", "settlement", "municipality", "needs", "birth_year",
+                     "trusted_contact", "trusted_contact_phone", "case", "answered_at"])  # fmt: skip
+    for check in selectors.checks_in(campaign):
+        person = check.person
+        writer.writerow([
+            selectors.column_of(check.state), person.full_name, str(person.phone), person.address, person.settlement,
+            person.municipality, ", ".join(person.needs or []), person.birth_year or "", person.trusted_contact_name,
+            str(person.trusted_contact_phone or ""), check.case.reference if check.case_id else "",
+            check.answered_at.isoformat() if check.answered_at else "",
+        ])  # fmt: skip
+    return response
+
+
+# --- The register -----------------------------------------------------------------------------------------------
+
+
+@never_cache
+@require_GET
+@supervisor_page
+def register_page(request: HttpRequest) -> HttpResponse:
+    people = VulnerablePerson.objects.all()
+    if request.GET.get("fix") == "1":
+        people = people.filter(number_needs_checking=True)
+    if request.GET.get("q"):
+        people = people.filter(full_name__icontains=request.GET["q"])
+    page = Paginator(people.order_by("municipality", "full_name"), PEOPLE_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "console/welfare_register.html", {"page": page, "import_form": ImportForm(),
+                                                              "need_labels": dict(Need.choices)})  # fmt: skip
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@supervisor_page
+def person_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    person = get_object_or_404(VulnerablePerson, pk=pk) if pk else None
+    form = PersonForm(request.POST or None, instance=person)
+    if request.method == "POST" and form.is_valid():
+        saved = form.save(commit=False)
+        saved.last_checked_by, saved.last_checked_at = request.user, timezone.now()
+        saved.save()
+        messages.success(request, _("Saved."))
+        return redirect("console:welfare-register")
+    return render(request, "console/welfare_person.html", {"form": form, "person": person})
+
+
+@never_cache
+@require_POST
+@supervisor_page
+def register_import(request: HttpRequest) -> HttpResponse:
+    """Step one, the preview: every row with what it would do and what is wrong; nothing is stored. Step two
+    (`confirm`) stores the same sheet, all rows or none."""
+    if request.POST.get("confirm"):
+        kept = request.session.pop(_SESSION_SHEET, None)
+        if not kept:
+            return redirect("console:welfare-register")
+        report = register.confirm_import(base64.b64decode(kept["data"]), kept["format"], by=request.user)
+        if report.stored:
+            messages.success(request, _("Imported: %(new)s new, %(updated)s updated.") % {
+                "new": report.count("new"), "updated": report.count("update")})  # fmt: skip
+            return redirect("console:welfare-register")
+        return render(request, "console/welfare_import.html", {"report": report, "confirmable": False})
+    form = ImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return redirect("console:welfare-register")
+    upload = form.cleaned_data["sheet"]
+    file_format = "xlsx" if upload.name.lower().endswith(".xlsx") else "csv"
+    data = upload.read(MAX_IMPORT_BYTES + 1)
+    if len(data) > MAX_IMPORT_BYTES:
+        messages.error(request, _("The file is too large."))
+        return redirect("console:welfare-register")
+    try:
+        report = register.preview_import(data, file_format)
+    except Exception:  # an unreadable file (not CSV/XLSX, wrong encoding): say so, never a stack trace
+        messages.error(request, _("The file could not be read as CSV or XLSX."))
+        return redirect("console:welfare-register")
+    if report.is_valid:
+        request.session[_SESSION_SHEET] = {"data": base64.b64encode(data).decode(), "format": file_format}
+    return render(request, "console/welfare_import.html", {"report": report, "confirmable": report.is_valid})
+
+
+@require_GET
+@supervisor_page
+def register_export(request: HttpRequest, file_format: str) -> HttpResponse:
+    if file_format not in register.FORMATS:
+        file_format = "csv"
+    content = register.export_register(file_format)
+    content_type = "text/csv; charset=utf-8" if file_format == "csv" else (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="register.{file_format}"'
+    return response
+
+
+# --- Visits -----------------------------------------------------------------------------------------------------
+
+
+@never_cache
+@require_GET
+@staff_page
+def my_visits(request: HttpRequest) -> HttpResponse:
+    return render(request, "console/welfare_visits.html", {"visits": selectors.open_visits_for(request.user)})
+
+
+@require_POST
+@staff_page
+def visit_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    task = get_object_or_404(VisitTask, pk=pk)
+    if task.assigned_to_id not in (None, request.user.pk) and not is_supervisor(request.user):
+        messages.error(request, _("This visit is assigned to someone else."))
+        return redirect("console:welfare-visits")
+    if action == "take":
+        visits.take_visit(task, by=request.user)
+    elif action in ("safe", "help") and task.status != VisitStatus.DONE:
+        services.record_visit_outcome(task.welfare_check, is_safe=action == "safe",
+                                      note=request.POST.get("note", "")[:300], by=request.user)  # fmt: skip
+    return redirect("console:welfare-visits")

@@ -1,0 +1,269 @@
+"""Contacts that arrive while the database cannot take them wait in a local spool, and are stored when it returns.
+
+Twilio does not retry an SMS webhook that failed, and a citizen who sees an error page may not write again: a
+contact is never answered 500. When storing fails, the intake writes the contact to one file in INTAKE_SPOOL_DIR
+(written whole to a temporary file, fsynced, then linked into place, so a reader never sees half a contact, and
+never overwritten, so a retried webhook finds its first copy and gets the same reference), and answers as usual.
+`replay_spool()` (the beat task, `manage.py replay_intake_spool`, and every worker at start) stores each file
+through the ordinary intake, which is idempotent on MessageSid, CallSid and the idempotency key, then deletes it.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from helpline.cases import intake, selectors
+from helpline.intake import services
+
+logger = logging.getLogger(__name__)
+
+SPOOL_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SpooledContact:
+    kind: str  # "sms", "call", "call_language", "voicemail", "call_status", "web" or "follow_up"
+    key: str  # what makes a copy of the same contact the same: MessageSid, CallSid, idempotency key, ...
+    reference: str  # the reference the citizen was given ("" where none was)
+    received_at: str
+    payload: dict = field(default_factory=dict)
+    path: Path | None = None
+
+
+def spool_directory() -> Path:
+    directory = Path(settings.INTAKE_SPOOL_DIR)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # citizens' words: readable by the service only
+    return directory
+
+
+def _file_for(kind: str, key: str) -> Path:
+    # A hash, so no caller-supplied text ever becomes part of a path.
+    return spool_directory() / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:40]}.json"
+
+
+def _read(path: Path) -> SpooledContact | None:
+    try:
+        entry = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    return SpooledContact(
+        kind=entry["kind"], key=entry["key"], reference=entry["reference"], received_at=entry["received_at"],
+        payload=entry["payload"], path=path,
+    )  # fmt: skip
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def spool_contact(kind: str, key: str, payload: dict[str, Any], *, reference: str = "") -> SpooledContact:
+    """Keep one contact on disk until the replay stores it; durable when this returns. A contact already spooled
+    under the same kind and key is not written again: the first copy (and its reference) is returned."""
+    path = _file_for(kind, key)
+    existing = _read(path)
+    if existing is not None:
+        return existing
+    entry = {
+        "format": SPOOL_FORMAT, "kind": kind, "key": key, "reference": reference,
+        "received_at": timezone.now().isoformat(), "payload": payload,
+    }  # fmt: skip
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".incoming-", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(json.dumps(entry, ensure_ascii=False).encode())
+            stream.flush()
+            os.fsync(stream.fileno())
+        with contextlib.suppress(FileExistsError):  # a concurrent copy of the contact was linked first: it stays
+            os.link(temporary, path)  # atomic, and never replaces an existing file
+    finally:
+        os.unlink(temporary)
+    _fsync_directory(path.parent)
+    spooled = _read(path)
+    logger.warning("database unavailable: %s spooled as %s", kind, spooled.reference or "(no reference)")
+    return spooled
+
+
+def spooled(kind: str, key: str) -> SpooledContact | None:
+    return _read(_file_for(kind, key))
+
+
+def pending() -> list[SpooledContact]:
+    """Every spooled contact, oldest first (a call before its voicemail, an inquiry before its follow-up)."""
+    contacts = [contact for path in spool_directory().glob("*.json") if (contact := _read(path)) is not None]
+    return sorted(contacts, key=lambda contact: (contact.received_at, contact.path.name))
+
+
+# --- Answering although storing failed -------------------------------------------------------------------------
+
+
+class NothingToSpool(Exception):
+    """Raised by a fallback for a request that carried no contact (a page view, a status check)."""
+
+
+def spool_on_failure(fallback: Callable[..., HttpResponse]):
+    """The last resort of an intake view: any exception becomes `fallback(request, ...)`, which spools the contact
+    and answers as the view would have. Should the spool fail too (the disk), the answer is a plain 503: Twilio
+    then tries the number's fallback URL, and a browser shows its own page rather than Django's."""
+
+    def decorate(view):
+        @wraps(view)
+        def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                return view(request, *args, **kwargs)
+            except Exception as error:
+                # The class only: a database error's text can quote the citizen's number or words.
+                logger.error("intake %s failed (%s); spooling the contact", request.path, type(error).__name__)
+            try:
+                return fallback(request, *args, **kwargs)
+            except NothingToSpool:
+                pass
+            except Exception as error:
+                logger.critical("could not spool a contact on %s (%s)", request.path, type(error).__name__)
+            return HttpResponse("Temporarily unavailable.", status=503, content_type="text/plain")
+
+        return guarded
+
+    return decorate
+
+
+# --- Replay ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReplayResult:
+    stored: int = 0
+    dropped: int = 0  # follow-ups whose case and code did not match: a 404 had the database been there
+    failed: int = 0
+    remaining: int = 0
+    references: list[str] = field(default_factory=list)
+
+
+def _replay_sms(contact: SpooledContact) -> str:
+    received = services.receive_sms(**contact.payload, reserved_reference=contact.reference)
+    return received.intake.case.reference if received.intake and received.intake.case else ""
+
+
+def _replay_call(contact: SpooledContact) -> str:
+    return intake.record_incoming_call(**contact.payload, reserved_reference=contact.reference).reference
+
+
+def _replay_call_language(contact: SpooledContact) -> str:
+    case = intake.record_call_language(**contact.payload)
+    return case.reference if case else ""
+
+
+def _replay_voicemail(contact: SpooledContact) -> str:
+    case = intake.attach_voicemail(**contact.payload)
+    return case.reference if case else ""
+
+
+def _replay_call_status(contact: SpooledContact) -> str:
+    case = intake.record_call_status(**contact.payload)
+    return case.reference if case else ""
+
+
+def _replay_web(contact: SpooledContact) -> str:
+    try:
+        received = services.receive_web_inquiry(
+            **contact.payload, idempotency_key=contact.key, reserved_reference=contact.reference
+        )
+    except intake.IdempotencyKeyReused:
+        # The client reused a key for another message: store this one too, as its own inquiry.
+        received = services.receive_web_inquiry(**contact.payload, reserved_reference=contact.reference)
+    return received.case.reference
+
+
+class _NotTheirCase(Exception):
+    pass
+
+
+def _replay_follow_up(contact: SpooledContact) -> str:
+    case = selectors.case_by_reference(contact.reference)
+    if case is None or not intake.citizen_token_matches(case, contact.payload["code"]):
+        raise _NotTheirCase
+    services.receive_follow_up(case, contact.payload["message"], idempotency_key=contact.key)
+    return case.reference
+
+
+REPLAYERS: dict[str, Callable[[SpooledContact], str]] = {
+    "sms": _replay_sms,
+    "call": _replay_call,
+    "call_language": _replay_call_language,
+    "voicemail": _replay_voicemail,
+    "call_status": _replay_call_status,
+    "web": _replay_web,
+    "follow_up": _replay_follow_up,
+}
+
+
+@contextmanager
+def _only_replayer() -> Iterator[bool]:
+    """One replay at a time on this spool (beat, a worker starting, an operator's command may overlap)."""
+    with open(spool_directory() / ".replay.lock", "a") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def _forget(contact: SpooledContact) -> None:
+    contact.path.unlink(missing_ok=True)
+    _fsync_directory(contact.path.parent)
+
+
+def replay_spool() -> ReplayResult:
+    """Store every spooled contact, oldest first, exactly once; stop at the first sign the database is still
+    away. A contact is deleted only after its transaction committed; a crash in between replays it again, and the
+    intake's idempotency (MessageSid, CallSid, idempotency key) stores it once."""
+    result = ReplayResult()
+    with _only_replayer() as is_replayer:
+        if not is_replayer:
+            return result
+        contacts = pending()
+        for position, contact in enumerate(contacts):
+            try:
+                reference = REPLAYERS[contact.kind](contact)
+            except _NotTheirCase:
+                logger.warning("spooled follow-up for %s did not match its case; dropped", contact.reference)
+                result.dropped += 1
+                _forget(contact)
+                continue
+            except (OperationalError, InterfaceError) as error:
+                logger.warning("database still unavailable (%s); replay stopped", type(error).__name__)
+                result.remaining = len(contacts) - position
+                return result
+            except Exception as error:  # one bad file must not hold back the others; it stays for a later try
+                logger.error("could not replay a spooled %s (%s)", contact.kind, type(error).__name__)
+                result.failed += 1
+                continue
+            _forget(contact)
+            result.stored += 1
+            result.references.append(reference)
+            logger.info("spooled %s stored on %s", contact.kind, reference or "(no case)")
+        result.remaining = result.failed
+    return result

@@ -1,0 +1,570 @@
+"""Home visits as timed sessions: start, extend, check out, the silent alarm, and the ladder that chases a worker
+who did not check out. The ladder is the notifications ladder's machinery (a snapshot of the steps on the row, the
+due time on the row, a step run only if the row is still at the step it was sent for, a savepoint per visit),
+with steps of its own: call the worker, then the supervisor on duty, then every supervisor and the centre's
+fallback numbers with the address and the police number, repeating until someone takes it or the worker checks
+out. Nothing about an alarm ever goes to the worker's own phone.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from helpline.cases.dispatch import CRITICAL_QUEUE
+from helpline.cases.models import Case, mask_phone
+from helpline.roster.models import StaffProfile
+from helpline.roster.selectors import all_supervisors, is_supervisor, supervisors_on_duty
+from helpline.visits import texts
+from helpline.visits.models import (
+    OPEN_VISIT_STATUSES,
+    IncidentKind,
+    StaffIncident,
+    StaffSafety,
+    Visit,
+    VisitEvent,
+    VisitEventKind,
+    VisitStatus,
+)
+from notifications.ladder import Ladder
+from notifications.models import DeliveryStatus, Notification, NotificationChannel, NotificationKind
+from notifications.outbox import queue_notification
+
+logger = logging.getLogger(__name__)
+
+# Every notification about a visit carries this key prefix: how a call's webhook and an "OK <code>" reply find
+# their visit. Visit notifications name no case (a case acknowledged long ago must not cancel a visit's alarm),
+# and ride the critical queue.
+VISIT_KEY_PREFIX = "visit:"
+MAX_VISIT_MINUTES = 12 * 60
+_PIN = re.compile(r"^\d{4,6}$")
+_MINUTES = re.compile(r"^\d{1,3}$")
+START_WORDS = frozenset({"VISIT", "POSJETA", "V"})
+SAFE_WORDS = frozenset({"SAFE", "SIGURAN", "SIGURNA", "SIGURNO"})
+EXTEND_WORDS = frozenset({"EXTEND", "PRODUZI"})
+# "HELP" may be taken by a carrier's own keyword handling on some numbers; POMOC always reaches us.
+ALARM_WORDS = frozenset({"HELP", "POMOC", "POMOĆ", "ПОМОЋ", "ПОМОЦ", "SOS"})
+ACKNOWLEDGE_WORDS = frozenset({"OK", "ОК", "DA", "YES"})
+
+
+class VisitRefused(Exception):
+    """A visit action that cannot be done; the message is for the person who asked."""
+
+
+class VisitStep:
+    CALL_WORKER = "call_worker"
+    SUPERVISOR_ON_DUTY = "notify_supervisor_on_duty"
+    EVERYONE = "notify_all_supervisors_and_fallback"
+
+
+def overdue_ladder() -> Ladder:
+    wait = settings.VISIT_ESCALATION_WAIT_MINUTES
+    steps = ((1, VisitStep.CALL_WORKER, wait), (2, VisitStep.SUPERVISOR_ON_DUTY, wait), (3, VisitStep.EVERYONE, wait))
+    return Ladder(0, steps, 3)
+
+
+def alarm_ladder() -> Ladder:
+    return Ladder(0, ((1, VisitStep.EVERYONE, settings.VISIT_ALARM_REPEAT_MINUTES),), 1)
+
+
+# --- PINs -------------------------------------------------------------------------------------------------
+
+
+def set_pins(staff: StaffProfile, *, checkout_pin: str, duress_pin: str) -> StaffSafety:
+    """The worker's own check-out PIN and duress PIN (4 to 6 digits, different from each other)."""
+    if not _PIN.match(checkout_pin or "") or not _PIN.match(duress_pin or ""):
+        raise VisitRefused(gettext("A PIN is 4 to 6 digits."))
+    if checkout_pin == duress_pin:
+        raise VisitRefused(gettext("The duress PIN must differ from the check-out PIN."))
+    safety, _ = StaffSafety.objects.get_or_create(staff=staff)
+    safety.checkout_pin_hash, safety.duress_pin_hash = make_password(checkout_pin), make_password(duress_pin)
+    safety.save()
+    return safety
+
+
+def has_pins(staff: StaffProfile) -> bool:
+    return StaffSafety.objects.filter(staff=staff).exclude(checkout_pin_hash="").exists()
+
+
+def _pin_meaning(staff: StaffProfile, pin: str) -> str:
+    """ "checkout", "duress", "wrong" or "none" (no PINs set)."""
+    safety = StaffSafety.objects.filter(staff=staff).first()
+    if safety is None or not safety.checkout_pin_hash:
+        return "none"
+    if check_password(pin, safety.checkout_pin_hash):
+        return "checkout"
+    if safety.duress_pin_hash and check_password(pin, safety.duress_pin_hash):
+        return "duress"
+    return "wrong"
+
+
+# --- The visit's life -------------------------------------------------------------------------------------
+
+
+def _record(visit: Visit, kind: str, *, actor: AbstractBaseUser | None = None, **details) -> None:
+    VisitEvent.objects.create(visit=visit, kind=kind, actor=actor, details=details)
+
+
+def open_visit_of(staff: StaffProfile, *, lock: bool = False) -> Visit | None:
+    """The worker's open visit as they know it: a duress alarm is over as far as their phone is concerned."""
+    visits = Visit.objects.filter(worker=staff, status__in=OPEN_VISIT_STATUSES, is_duress=False)
+    if lock:
+        visits = visits.select_for_update(of=("self",))
+    return visits.select_related("worker__user", "case", "colleague__user").first()
+
+
+@transaction.atomic
+def start_visit(
+    worker: StaffProfile, *, minutes: int, address: str = "", case: Case | None = None,
+    colleague: StaffProfile | None = None, via: str, by: AbstractBaseUser | None = None,
+) -> Visit:
+    """The worker goes in: the visit is timed from now, and its ladder starts to climb at the expected end."""
+    if not 1 <= minutes <= MAX_VISIT_MINUTES:
+        raise VisitRefused(gettext("A visit lasts 1 to %(max)s minutes.") % {"max": MAX_VISIT_MINUTES})
+    StaffProfile.objects.select_for_update().get(pk=worker.pk)  # one open visit per worker, even from two phones
+    existing = open_visit_of(worker)
+    if existing is not None:
+        raise VisitRefused(texts.already_open(existing))
+    now = timezone.now()
+    visit = Visit.objects.create(
+        worker=worker, case=case, address=address.strip()[:300], colleague=colleague if colleague != worker else None,
+        started_at=now, expected_end_at=now + dt.timedelta(minutes=minutes), started_via=via,
+    )  # fmt: skip
+    visit.escalation_due_at = visit.expected_end_at
+    visit.escalation_ladder = overdue_ladder().as_snapshot()
+    visit.save(update_fields=["escalation_due_at", "escalation_ladder"])
+    _record(visit, VisitEventKind.STARTED, actor=by or worker.user, via=via, minutes=minutes,
+            case=case.reference if case else None)  # fmt: skip
+    return visit
+
+
+def _locked(visit: Visit) -> Visit:
+    return Visit.objects.select_for_update(of=("self",)).select_related("worker__user", "case", "colleague__user").get(
+        pk=visit.pk
+    )
+
+
+@transaction.atomic
+def extend_visit(visit: Visit, *, minutes: int, by: AbstractBaseUser, via: str) -> Visit:
+    """More time, counted from the expected end (or from now, when already overdue). The worker extending is the
+    worker alive: an overdue ladder stops, and those already told hear the all-clear. An alarm is not extended."""
+    if not 1 <= minutes <= MAX_VISIT_MINUTES:
+        raise VisitRefused(gettext("A visit lasts 1 to %(max)s minutes.") % {"max": MAX_VISIT_MINUTES})
+    visit = _locked(visit)
+    _may_act_as_worker(visit, by)
+    if visit.status not in (VisitStatus.ACTIVE, VisitStatus.OVERDUE):
+        raise VisitRefused(gettext("This visit cannot be extended."))
+    now = timezone.now()
+    was_escalated = visit.escalation_step > 0
+    visit.expected_end_at = max(visit.expected_end_at, now) + dt.timedelta(minutes=minutes)
+    _restart_overdue_clock(visit)
+    visit.save()
+    _record(visit, VisitEventKind.EXTENDED, actor=by, via=via, minutes=minutes)
+    _stop_sending(visit)
+    if was_escalated:
+        _all_clear(visit)
+    return visit
+
+
+def _restart_overdue_clock(visit: Visit) -> None:
+    visit.status = VisitStatus.ACTIVE
+    visit.escalation_due_at = visit.expected_end_at
+    visit.escalation_step, visit.escalation_loop = 0, 0
+    visit.escalation_ladder = overdue_ladder().as_snapshot()
+    visit.acknowledged_at, visit.acknowledged_by = None, None
+
+
+def _may_act_as_worker(visit: Visit, by: AbstractBaseUser) -> None:
+    if by.pk != visit.worker.user_id and not is_supervisor(by):
+        raise PermissionDenied(gettext("Only the worker or a supervisor may do this."))
+
+
+@transaction.atomic
+def check_out(visit: Visit, *, by: AbstractBaseUser, via: str) -> Visit:
+    """The worker is out and safe: the visit ends and its escalation stops at once."""
+    visit = _locked(visit)
+    _may_act_as_worker(visit, by)
+    if not visit.is_open:
+        return visit
+    was_escalated = visit.escalation_step > 0
+    visit.status, visit.ended_at, visit.escalation_due_at = VisitStatus.CHECKED_OUT, timezone.now(), None
+    visit.save(update_fields=["status", "ended_at", "escalation_due_at"])
+    _record(visit, VisitEventKind.CHECKED_OUT, actor=by, via=via)
+    _stop_sending(visit)
+    if was_escalated:
+        _all_clear(visit)
+    return visit
+
+
+@dataclass(frozen=True)
+class CheckOutAnswer:
+    """What the worker's screen or phone is told: the same for a check-out and a duress "check-out"."""
+
+    reply: str
+    visit: Visit | None = None
+    accepted: bool = False
+
+
+def check_out_with_pin(worker: StaffProfile, pin: str, *, via: str) -> CheckOutAnswer:
+    """SAFE <PIN> on any channel. The duress PIN answers exactly as a check-out would, and raises the alarm."""
+    meaning = _pin_meaning(worker, (pin or "").strip())
+    visit = open_visit_of(worker)
+    if meaning == "none":
+        return CheckOutAnswer(texts.no_pin_set(), visit)
+    if meaning == "wrong":
+        if visit is not None:
+            _record(visit, VisitEventKind.REFUSED, actor=worker.user, via=via, reason="wrong PIN")
+        return CheckOutAnswer(texts.wrong_pin(), visit)
+    if meaning == "duress":
+        raise_alarm(worker, via=via, duress=True)
+        # Someone may be watching: the answer is the one a real check-out gets, open visit or not.
+        reply = texts.checked_out() if visit else texts.no_open_visit()
+        return CheckOutAnswer(reply, visit, accepted=visit is not None)
+    if visit is None:
+        return CheckOutAnswer(texts.no_open_visit())
+    return CheckOutAnswer(texts.checked_out(), check_out(visit, by=worker.user, via=via), accepted=True)
+
+
+@transaction.atomic
+def raise_alarm(worker: StaffProfile, *, via: str, duress: bool = False) -> Visit:
+    """The silent alarm: every supervisor and the centre's fallback numbers hear at once, with the address and the
+    police number, and again until someone takes it. Without an open visit, an alarm with no address."""
+    StaffProfile.objects.select_for_update().get(pk=worker.pk)
+    visit = open_visit_of(worker, lock=True)
+    now = timezone.now()
+    sounding = Visit.objects.filter(worker=worker, status=VisitStatus.ALARM, is_duress=True, acknowledged_at=None)
+    if visit is None and sounding.exists():
+        return sounding.first()  # a duress alarm is already sounding for this worker
+    if visit is None:
+        visit = Visit.objects.create(worker=worker, started_at=now, expected_end_at=now, started_via=via)
+    elif visit.status == VisitStatus.ALARM and visit.acknowledged_at is None:
+        return visit  # already sounding
+    visit.status, visit.alarm_raised_at, visit.is_duress = VisitStatus.ALARM, now, visit.is_duress or duress
+    visit.escalation_ladder = alarm_ladder().as_snapshot()
+    visit.escalation_step, visit.escalation_loop, visit.escalation_due_at = 0, 0, now
+    visit.acknowledged_at, visit.acknowledged_by = None, None
+    visit.save()
+    _record(visit, VisitEventKind.ALARM, actor=worker.user, via=via, duress=duress)
+    _stop_sending(visit, only_to=worker.user)  # no overdue call may ring the phone now
+    logger.warning("home visit alarm raised for visit %s", visit.pk)
+    run_visit_escalation_step(visit, expected_step=1, now=now)
+    return visit
+
+
+@transaction.atomic
+def acknowledge_visit(visit: Visit, *, by: AbstractBaseUser, via: str) -> Visit:
+    """A supervisor has taken the overdue visit or the alarm: the ladder stops; the visit stays on the board
+    until the worker checks out or a supervisor ends it."""
+    if not is_supervisor(by):
+        raise PermissionDenied(gettext("Only a supervisor may take a visit's alarm."))
+    visit = _locked(visit)
+    if not visit.is_open or visit.acknowledged_at is not None:
+        return visit
+    visit.acknowledged_at, visit.acknowledged_by, visit.escalation_due_at = timezone.now(), by, None
+    visit.save(update_fields=["acknowledged_at", "acknowledged_by", "escalation_due_at"])
+    _record(visit, VisitEventKind.ACKNOWLEDGED, actor=by, via=via)
+    _stop_sending(visit)
+    return visit
+
+
+@transaction.atomic
+def end_visit(visit: Visit, *, by: AbstractBaseUser, note: str = "") -> Visit:
+    """A supervisor closes a visit the worker cannot check out of (the alarm was dealt with, the phone lost)."""
+    if not is_supervisor(by):
+        raise PermissionDenied(gettext("Only a supervisor may end someone's visit."))
+    visit = _locked(visit)
+    if not visit.is_open:
+        return visit
+    visit.status, visit.ended_at, visit.escalation_due_at = VisitStatus.ENDED, timezone.now(), None
+    visit.save(update_fields=["status", "ended_at", "escalation_due_at"])
+    _record(visit, VisitEventKind.ENDED, actor=by, note=note[:500])
+    _stop_sending(visit)
+    return visit
+
+
+def _visit_notifications(visit: Visit):
+    return Notification.objects.filter(idempotency_key__startswith=f"{VISIT_KEY_PREFIX}{visit.pk}:")
+
+
+def _stop_sending(visit: Visit, *, only_to: AbstractBaseUser | None = None) -> None:
+    """What is still queued about the visit is no longer true. (The outbox cancels by case; visit notifications
+    name no case, so the visit cancels its own.)"""
+    queued = _visit_notifications(visit).filter(status=DeliveryStatus.QUEUED)
+    if only_to is not None:
+        queued = queued.filter(recipient=only_to)
+    queued.update(status=DeliveryStatus.CANCELLED, last_error="visit checked out, extended or taken")
+
+
+def _all_clear(visit: Visit) -> None:
+    """Those already told (never the worker) hear that the worker is safe, by SMS."""
+    told = (
+        _visit_notifications(visit).exclude(recipient=visit.worker.user).exclude(idempotency_key__contains=":clear:")
+        .values_list("to_number", flat=True).distinct()
+    )  # fmt: skip
+    for index, number in enumerate(sorted({str(n) for n in told})):
+        queue_notification(
+            key=f"{VISIT_KEY_PREFIX}{visit.pk}:clear:{visit.events.count()}:{index}", to_number=number,
+            body=texts.all_clear(visit), kind=NotificationKind.ESCALATION, queue=CRITICAL_QUEUE,
+        )  # fmt: skip
+
+
+def confirm_safe_by_call(notification_id: int) -> bool:
+    """The worker pressed 1 on the overdue call: alive, so the visit gets more time and the ladder stops."""
+    notification = Notification.objects.filter(pk=notification_id).first()
+    visit = visit_of_notification(notification)
+    if visit is None or notification.recipient_id != visit.worker.user_id or visit.status != VisitStatus.OVERDUE:
+        return False
+    extend_visit(visit, minutes=settings.VISIT_SAFE_CALL_EXTENSION_MINUTES, by=notification.recipient,
+                 via="key press")  # fmt: skip
+    _record(visit, VisitEventKind.SAFE_CONFIRMED, actor=notification.recipient, via="key press")
+    return True
+
+
+def acknowledged_by_key_press(notification_id: int) -> bool:
+    notification = Notification.objects.select_related("recipient").filter(pk=notification_id).first()
+    visit = visit_of_notification(notification)
+    if visit is None or notification.recipient is None or notification.recipient_id == visit.worker.user_id:
+        return False
+    try:
+        acknowledge_visit(visit, by=notification.recipient, via="key press")
+    except PermissionDenied:
+        return False
+    return True
+
+
+def visit_of_notification(notification: Notification | None) -> Visit | None:
+    if notification is None or not notification.idempotency_key.startswith(VISIT_KEY_PREFIX):
+        return None
+    raw = notification.idempotency_key.split(":")[1]
+    if not raw.isdigit():
+        return None
+    return Visit.objects.select_related("worker__user", "case", "colleague__user").filter(pk=int(raw)).first()
+
+
+# --- Incidents and privacy ------------------------------------------------------------------------------------
+
+
+def record_incident(
+    *, staff_affected: StaffProfile, kind: str, occurred_at: dt.datetime, place: str, description: str,
+    perpetrator: str, reported_by: AbstractBaseUser, case: Case | None = None, visit: Visit | None = None,
+    police_informed: bool = False,
+) -> StaffIncident:
+    """Aggression or a threat against staff, for the centre's monthly report."""
+    if kind not in IncidentKind.values:
+        raise VisitRefused(gettext("Choose what happened."))
+    if reported_by.pk != staff_affected.user_id and not is_supervisor(reported_by):
+        raise PermissionDenied(gettext("Report what happened to you, or ask a supervisor."))
+    return StaffIncident.objects.create(
+        staff_affected=staff_affected, kind=kind, occurred_at=occurred_at, place=place[:200], description=description,
+        perpetrator=perpetrator[:200], reported_by=reported_by, case=case, visit=visit or None,
+        police_informed=police_informed,
+    )  # fmt: skip
+
+
+def purge_visit_addresses(now: dt.datetime | None = None) -> int:
+    """Storage limitation (Zakon o zaštiti ličnih podataka): an ended visit's address is kept
+    VISIT_ADDRESS_RETENTION_DAYS, long enough to review an incident, then removed."""
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(days=settings.VISIT_ADDRESS_RETENTION_DAYS)
+    with transaction.atomic():
+        old = list(
+            Visit.objects.select_for_update(skip_locked=True)
+            .exclude(status__in=OPEN_VISIT_STATUSES).exclude(address="").filter(ended_at__lt=cutoff)[:1000]
+        )  # fmt: skip
+        for visit in old:
+            visit.address, visit.address_purged_at = "", now
+            visit.save(update_fields=["address", "address_purged_at"])
+            _record(visit, VisitEventKind.ADDRESS_PURGED)
+    return len(old)
+
+
+# --- The ladder ---------------------------------------------------------------------------------------------
+
+
+def run_due_visit_escalations(now: dt.datetime | None = None, *, limit: int = 100) -> int:
+    """Claim visits whose next step is due and run each step once: SKIP LOCKED plus the step-number check make two
+    beats harmless; a savepoint per visit keeps one failing visit from holding back the rest."""
+    now = now or timezone.now()
+    done = 0
+    with transaction.atomic():
+        due = list(
+            Visit.objects.select_for_update(skip_locked=True)
+            .filter(escalation_due_at__lte=now, status__in=OPEN_VISIT_STATUSES, acknowledged_at__isnull=True)
+            .order_by("escalation_due_at")[:limit]
+        )
+        for visit in due:
+            try:
+                with transaction.atomic():
+                    done += run_visit_escalation_step(visit, expected_step=visit.escalation_step + 1, now=now)
+            except Exception:
+                logger.exception("escalation step for visit %s failed; retried on the next tick", visit.pk)
+    return done
+
+
+def run_visit_escalation_step(visit: Visit, *, expected_step: int, now: dt.datetime) -> bool:
+    """Run step `expected_step` if the visit still waits for it (the fencing token). A step that reached nobody
+    falls through to the next at once, at most one pass of the ladder per tick."""
+    with transaction.atomic():
+        locked = _locked(visit)
+        if (
+            locked.escalation_step != expected_step - 1
+            or locked.escalation_due_at is None
+            or not locked.is_open
+            or locked.acknowledged_at is not None
+        ):
+            return False
+        ladder = Ladder.from_snapshot(locked.escalation_ladder or overdue_ladder().as_snapshot())
+        due = locked.escalation_due_at
+        if locked.status == VisitStatus.ACTIVE:
+            locked.status = VisitStatus.OVERDUE
+        position, wait, loop = expected_step, 0, 0
+        for _ in range(len(ladder.steps) + 1):
+            action, wait, loop = ladder.step_at(position)
+            reached = _run_action(locked, action, position)
+            _record(locked, VisitEventKind.ESCALATED, step=position, loop=loop, action=action, reached=reached,
+                    lateness_seconds=round((now - due).total_seconds(), 1))  # fmt: skip
+            if reached:
+                break
+            position += 1
+        locked.escalation_step, locked.escalation_loop = position, loop
+        locked.escalation_due_at = now + dt.timedelta(minutes=max(wait, 1))
+        locked.save(update_fields=["status", "escalation_step", "escalation_loop", "escalation_due_at"])
+        visit.status, visit.escalation_step = locked.status, locked.escalation_step
+        return True
+
+
+def _run_action(visit: Visit, action: str, step: int) -> bool:
+    key = f"{VISIT_KEY_PREFIX}{visit.pk}:{step}"
+    worker_user = visit.worker.user_id
+    if action == VisitStep.CALL_WORKER:
+        if visit.status == VisitStatus.ALARM or not visit.worker.phone:
+            return False
+        told = _send(visit, visit.worker, f"{key}:worker", texts.overdue_to_worker(visit), call=True)
+        return told
+    if action == VisitStep.SUPERVISOR_ON_DUTY:
+        on_duty = supervisors_on_duty(timezone.now()).exclude(phone="").exclude(user_id=worker_user).order_by("pk")
+        person = on_duty.first()
+        return bool(person) and _tell_with_code(visit, person, key, texts.overdue_to_supervisor)
+    if action == VisitStep.EVERYONE:
+        render = texts.alarm_to_everyone if visit.status == VisitStatus.ALARM else texts.overdue_to_everyone
+        told = False
+        for person in all_supervisors():
+            if person.user_id != worker_user:
+                told |= _tell_with_code(visit, person, key, render)
+        for index, number in enumerate(settings.ESCALATION_FALLBACK_NUMBERS):
+            for channel in (NotificationChannel.VOICE, NotificationChannel.SMS):
+                told |= queue_notification(
+                    key=f"{key}:fallback:{index}:{channel}", to_number=number, body=render(visit, ""),
+                    kind=NotificationKind.ESCALATION, channel=channel, queue=CRITICAL_QUEUE,
+                ) is not None  # fmt: skip
+        return told
+    logger.error("unknown visit escalation action %r on visit %s", action, visit.pk)
+    return False
+
+
+def _tell_with_code(visit: Visit, person: StaffProfile, key: str, render) -> bool:
+    """By SMS and a call, with a one-time code: "OK <code>" from this person's phone takes the visit."""
+    code = f"{secrets.randbelow(10_000):04d}"
+    return _send(visit, person, f"{key}:{person.pk}", render(visit, code), call=True, code=code)
+
+
+def _send(visit: Visit, person: StaffProfile, key: str, body: str, *, call: bool, code: str = "") -> bool:
+    told = False
+    for channel in [NotificationChannel.SMS] + ([NotificationChannel.VOICE] if call else []):
+        told |= queue_notification(
+            key=f"{key}:{channel}", to_number=str(person.phone or ""), body=body, kind=NotificationKind.ESCALATION,
+            recipient=person.user, channel=channel, ack_code=code, queue=CRITICAL_QUEUE,
+        ) is not None  # fmt: skip
+    return told
+
+
+# --- Commands by SMS from a staff phone -----------------------------------------------------------------------
+
+
+def handle_visit_sms(staff: StaffProfile, body: str) -> str | None:
+    """A visit command from a registered staff phone (the caller has matched the number to `staff`): the reply
+    to send, "" for the silent alarm (send nothing back), or None when the SMS is not a visit command."""
+    words = (body or "").strip().replace(",", " ").split()
+    if not words:
+        return None
+    first = words[0].upper()
+    rest = words[1:]
+    if first in ALARM_WORDS and len(rest) <= 3:
+        raise_alarm(staff, via="SMS")
+        return ""  # silent: nothing buzzes on a phone someone else may be holding
+    if first in SAFE_WORDS:
+        if not rest:
+            return texts.no_pin_set() if not has_pins(staff) else texts.wrong_pin()
+        return check_out_with_pin(staff, rest[0], via="SMS").reply
+    if first in EXTEND_WORDS and rest and _MINUTES.match(rest[0]):
+        visit = open_visit_of(staff)
+        if visit is None:
+            return texts.no_open_visit()
+        try:
+            return texts.visit_extended(extend_visit(visit, minutes=int(rest[0]), by=staff.user, via="SMS"))
+        except VisitRefused as refusal:
+            return str(refusal)
+    if first in START_WORDS:
+        return _start_by_sms(staff, body)
+    if first in ACKNOWLEDGE_WORDS and len(rest) == 1:
+        return _acknowledge_by_code(staff, rest[0])
+    return None
+
+
+def _start_by_sms(staff: StaffProfile, body: str) -> str:
+    """VISIT <case reference> <minutes> [address], VISIT <minutes> [address], or V <minutes> [address]. The address
+    is kept as written, commas and all."""
+    parts = body.strip().split(None, 2)
+    reference = ""
+    if len(parts) >= 2 and not _MINUTES.match(parts[1]):
+        reference = parts[1].upper()
+        parts = parts[:1] + (parts[2].split(None, 1) if len(parts) > 2 else [])
+    if len(parts) < 2 or not _MINUTES.match(parts[1]):
+        return texts.visit_help()
+    case = _case_for_visit(staff, reference) if reference else None
+    address = parts[2] if len(parts) > 2 else ""
+    try:
+        visit = start_visit(staff, minutes=int(parts[1]), address=address, case=case, via="SMS")
+    except VisitRefused as refusal:
+        return str(refusal)
+    reply = texts.visit_started(visit, has_pin=has_pins(staff))
+    if reference and case is None:
+        reply += " " + texts.case_not_linked(reference)
+    return reply
+
+
+def _case_for_visit(staff: StaffProfile, reference: str) -> Case | None:
+    """Only a case the worker may see: their own, or any for a supervisor."""
+    cases = Case.objects.filter(reference__iexact=reference)
+    if not staff.is_supervisor:
+        cases = cases.filter(assigned_to_id=staff.user_id)
+    return cases.first()
+
+
+def _acknowledge_by_code(staff: StaffProfile, code: str) -> str | None:
+    """OK <code> with the code of a visit alert this person received; None lets the case commands try it."""
+    if not re.match(r"^\d{4}$", code):
+        return None
+    notification = (
+        Notification.objects.filter(recipient=staff.user, ack_code=code, idempotency_key__startswith=VISIT_KEY_PREFIX)
+        .order_by("-created_at").first()
+    )  # fmt: skip
+    visit = visit_of_notification(notification)
+    if visit is None:
+        return None
+    try:
+        visit = acknowledge_visit(visit, by=staff.user, via="SMS")
+    except PermissionDenied as refusal:
+        logger.warning("visit acknowledgement refused from %s", mask_phone(str(staff.phone)))
+        return str(refusal)
+    return texts.taken_by_you(visit)

@@ -1,0 +1,43 @@
+from django.contrib import admin
+from django.utils import timezone
+from import_export.admin import ImportExportModelAdmin
+
+from helpline.welfare.models import AreaWorker, Campaign, VisitTask, VulnerablePerson, WelfareCheck
+from helpline.welfare.register import VulnerablePersonResource
+
+
+@admin.register(VulnerablePerson)
+class VulnerablePersonAdmin(ImportExportModelAdmin):
+    """Import shows django-import-export's preview, with each row's errors, before anything is stored."""
+
+    resource_classes = [VulnerablePersonResource]
+    list_display = ("full_name", "municipality", "settlement", "needs", "number_needs_checking", "last_checked_at")
+    list_filter = ("municipality", "number_needs_checking", "legal_basis", "is_active")
+    search_fields = ("full_name", "phone", "settlement")
+    readonly_fields = ("last_checked_by", "last_checked_at", "created_at", "updated_at")
+
+    def save_model(self, request, obj, form, change):
+        obj.last_checked_by, obj.last_checked_at = request.user, timezone.now()
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ("title", "status", "is_drill", "started_at", "started_by")
+    readonly_fields = ("started_at", "finished_at", "started_by")
+
+
+@admin.register(WelfareCheck)
+class WelfareCheckAdmin(admin.ModelAdmin):
+    list_display = ("campaign", "person", "state", "send_at", "answered_via")
+    list_filter = ("state", "campaign")
+    raw_id_fields = ("person", "case")
+
+
+@admin.register(VisitTask)
+class VisitTaskAdmin(admin.ModelAdmin):
+    list_display = ("pk", "status", "assigned_to", "escalation_step", "escalation_due_at")
+    list_filter = ("status",)
+
+
+admin.site.register(AreaWorker)

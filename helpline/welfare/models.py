@@ -1,0 +1,212 @@
+"""Welfare checks in a disaster: the register of vulnerable people a centre keeps, the campaigns that ask each of
+them whether they are safe, one check per person per campaign, and the visit a silent person gets.
+
+Links to cases live here (WelfareCheck.case), never on Case: the case domain knows nothing of campaigns.
+"""
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from phonenumber_field.modelfields import PhoneNumberField
+
+from helpline.cases.models import Case, Language, Script, mask_phone
+
+
+class Need(models.TextChoices):
+    # Ordered as the campaign asks: a power-dependent device fails first when the power goes.
+    POWER_DEVICE = "power_device", _("Oxygen or other power-dependent device")
+    DIALYSIS = "dialysis", _("Dialysis")
+    LIVES_ALONE = "lives_alone", _("Lives alone")
+    MOBILITY = "mobility", _("Limited mobility")
+    DEMENTIA = "dementia", _("Dementia")
+    CHILDREN_IN_CARE = "children_in_care", _("Children in care")
+
+
+class LegalBasis(models.TextChoices):
+    CONSENT = "consent", _("Consent of the person")
+    VITAL_INTEREST = "vital_interest", _("Vital interest (protection of life)")
+    PUBLIC_TASK = "public_task", _("Legal duty of the centre (social protection law)")
+
+
+class VulnerablePerson(models.Model):
+    """One entry of the centre's register: who may need a check in a flood, a landslide or a long power cut."""
+
+    full_name = models.CharField(_("name"), max_length=200)
+    phone = PhoneNumberField(_("phone"), db_index=True)
+    other_phone = PhoneNumberField(_("other phone"), blank=True)
+    address = models.CharField(_("address"), max_length=300, blank=True)
+    settlement = models.CharField(_("settlement"), max_length=100, blank=True)
+    municipality = models.CharField(_("municipality"), max_length=100, db_index=True)
+    language = models.CharField(_("language"), max_length=5, choices=Language.choices, default=Language.BOSNIAN)
+    script = models.CharField(_("script"), max_length=10, choices=Script.choices, default=Script.LATIN)
+    birth_year = models.PositiveSmallIntegerField(_("year of birth"), null=True, blank=True)
+    needs = models.JSONField(_("needs"), default=list, blank=True, help_text=_("Codes from the list of needs."))
+    trusted_contact_name = models.CharField(_("trusted contact"), max_length=200, blank=True)
+    trusted_contact_phone = PhoneNumberField(_("trusted contact's phone"), blank=True)
+    legal_basis = models.CharField(_("legal basis"), max_length=20, choices=LegalBasis.choices)
+    consent_recorded_on = models.DateField(_("consent recorded on"), null=True, blank=True)
+    notes = models.CharField(_("notes"), max_length=500, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    # Set when a campaign could not reach the number (wrong number, failed delivery): someone must correct it.
+    number_needs_checking = models.BooleanField(_("number needs checking"), default=False, db_index=True)
+    number_problem = models.CharField(_("what went wrong with the number"), max_length=200, blank=True)
+    last_checked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("entry last checked by"), null=True, blank=True,
+        on_delete=models.SET_NULL, related_name="+",
+    )  # fmt: skip
+    last_checked_at = models.DateTimeField(_("entry last checked"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("vulnerable person")
+        verbose_name_plural = _("register of vulnerable persons")
+        ordering = ["municipality", "full_name"]
+        constraints = [models.UniqueConstraint(fields=["phone", "full_name"], name="one_register_entry_per_person")]
+
+    def __str__(self) -> str:
+        return f"{self.full_name} ({self.municipality})"
+
+    @property
+    def masked_phone(self) -> str:
+        return mask_phone(self.phone)
+
+
+class CampaignStatus(models.TextChoices):
+    RUNNING = "running", _("Running")
+    FINISHED = "finished", _("Finished")
+
+
+class Campaign(models.Model):
+    """A supervisor asks everyone in some areas, or with some needs, whether they are safe."""
+
+    title = models.CharField(_("title"), max_length=200)
+    question = models.CharField(
+        _("question"), max_length=300,
+        help_text=_("Sent in Latin or Cyrillic as each person reads; the reply instructions are added."),
+    )  # fmt: skip
+    areas = models.JSONField(_("municipalities"), default=list, blank=True)
+    needs = models.JSONField(_("needs"), default=list, blank=True)
+    is_drill = models.BooleanField(_("drill"), default=False)
+    status = models.CharField(
+        _("status"), max_length=10, choices=CampaignStatus.choices, default=CampaignStatus.RUNNING
+    )
+    call_after_minutes = models.PositiveIntegerField(_("call when no SMS answer after (minutes)"), default=60)
+    visit_after_minutes = models.PositiveIntegerField(_("visit when no call answer after (minutes)"), default=30)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("started by"), null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(_("started"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("welfare campaign")
+        verbose_name_plural = _("welfare campaigns")
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class CheckState(models.TextChoices):
+    HELD = "held", _("Waiting: another campaign's question is open")
+    QUEUED = "queued", _("Not yet asked")
+    ASKED = "asked", _("Asked by SMS, no answer yet")
+    CALLED = "called", _("Called, no answer yet")
+    VISIT_PENDING = "visit_pending", _("Visit pending")
+    SAFE = "safe", _("Safe")
+    NEEDS_HELP = "needs_help", _("Needs help")
+    UNREACHABLE = "unreachable", _("Unreachable")
+    NOT_ASKED = "not_asked", _("Not asked: the campaign was finished first")
+
+
+# The states in which a campaign's question is open on a number: a reply from it belongs to that check.
+QUESTION_OPEN = (CheckState.QUEUED, CheckState.ASKED, CheckState.CALLED, CheckState.VISIT_PENDING)
+SETTLED = (CheckState.SAFE, CheckState.NEEDS_HELP, CheckState.UNREACHABLE, CheckState.NOT_ASKED)
+
+
+class WelfareCheck(models.Model):
+    """One person in one campaign; its state is where the person stands now (exactly one)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="checks")
+    person = models.ForeignKey(VulnerablePerson, on_delete=models.PROTECT, related_name="checks")
+    phone = models.CharField(max_length=20)  # the number asked (E.164), kept as it was when asked
+    is_drill = models.BooleanField(default=False)
+    state = models.CharField(_("state"), max_length=20, choices=CheckState.choices, db_index=True)
+    # Lower goes first: power-dependent devices, then living alone, then the oldest.
+    urgency = models.IntegerField(default=0)
+    send_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    asked_at = models.DateTimeField(null=True, blank=True)
+    provider_sid = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    call_due_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    called_at = models.DateTimeField(null=True, blank=True)
+    call_sid = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    visit_due_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answered_via = models.CharField(max_length=10, blank=True)  # sms, voice, visit
+    reply_sid = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    failure = models.CharField(max_length=200, blank=True)
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("welfare check")
+        verbose_name_plural = _("welfare checks")
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "person"], name="one_check_per_person_per_campaign"),
+            # SMS surveys can only match a reply when one question is open per number at a time.
+            models.UniqueConstraint(
+                fields=["phone", "is_drill"], condition=models.Q(state__in=[s.value for s in QUESTION_OPEN]),
+                name="one_open_welfare_question_per_number",
+            ),
+        ]  # fmt: skip
+        indexes = [models.Index(fields=["campaign", "state"], name="welfare_check_campaign_state")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}/{self.person_id}: {self.state}"
+
+
+class AreaWorker(models.Model):
+    """Which workers cover which municipality for visits; with nobody listed, anyone on duty may be sent."""
+
+    municipality = models.CharField(_("municipality"), max_length=100, db_index=True)
+    staff = models.ForeignKey("triage.StaffProfile", verbose_name=_("staff member"), on_delete=models.CASCADE)
+
+    class Meta:
+        verbose_name = _("area worker")
+        verbose_name_plural = _("area workers")
+        constraints = [models.UniqueConstraint(fields=["municipality", "staff"], name="one_area_worker_row")]
+
+    def __str__(self) -> str:
+        return f"{self.municipality}: {self.staff}"
+
+
+class VisitStatus(models.TextChoices):
+    WAITING = "waiting", _("Waiting for the worker to take it")
+    TAKEN = "taken", _("Taken: worker on the way")
+    DONE = "done", _("Visited")
+
+
+class VisitTask(models.Model):
+    """Go and see a person nobody could reach. Escalates like a case: the ladder's steps are copied onto the task,
+    the next step's due time lives here, and a step runs only if the task is still at the step it expects."""
+
+    welfare_check = models.OneToOneField(WelfareCheck, on_delete=models.CASCADE, related_name="visit")
+    status = models.CharField(max_length=10, choices=VisitStatus.choices, default=VisitStatus.WAITING, db_index=True)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="welfare_visits"
+    )
+    explanation = models.CharField(max_length=300, blank=True)
+    ladder = models.JSONField(default=dict, blank=True)
+    escalation_step = models.PositiveIntegerField(default=0)
+    escalation_due_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    taken_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("visit task")
+        verbose_name_plural = _("visit tasks")
+
+    def __str__(self) -> str:
+        return f"visit {self.pk} ({self.status})"

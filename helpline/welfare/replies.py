@@ -1,0 +1,47 @@
+"""Reading a person's answer to a welfare question: "1", "da", "ok", "dobro", "сигуран сам" mean safe; "2",
+"pomoć", "треба помоћ" or anything else written mean a person should look at it."""
+from __future__ import annotations
+
+import enum
+import re
+import unicodedata
+
+from helpline.cases.language import cyrillic_to_latin
+
+
+class Reading(enum.StrEnum):
+    SAFE = "safe"
+    HELP = "help"  # answered 2, or asked for help in words
+    FREE_TEXT = "free_text"  # wrote something else: a person reads it, as a case
+
+
+# Words that, alone or together, say "I am safe" (after folding: no diacritics, Cyrillic read as Latin).
+_SAFE_WORDS = frozenset({
+    "1", "da", "ok", "okej", "okay", "oke", "dobro", "dobar", "dobra", "sam", "smo", "siguran", "sigurna", "sigurni",
+    "sigurno", "u", "redu", "sve", "je", "hvala", "yes", "safe", "fine", "i", "am", "im", "we", "are", "ja", "mi",
+})  # fmt: skip
+_HELP_WORDS = frozenset({
+    "2", "pomoc", "pomozite", "help", "treba", "trebam", "trebamo", "hitno", "sos", "ne", "no", "nisam", "nismo",
+})  # fmt: skip
+
+
+def fold(text: str) -> str:
+    """Lower case, Latin, no diacritics (č, ć -> c; đ -> dj), words separated by single spaces."""
+    latin = cyrillic_to_latin(text).lower().replace("đ", "dj")
+    plain = unicodedata.normalize("NFKD", latin).encode("ascii", "ignore").decode()
+    return " ".join(re.findall(r"[a-z0-9]+", plain))
+
+
+def read_reply(body: str) -> Reading:
+    words = fold(body).split()
+    if not words:
+        return Reading.FREE_TEXT
+    if set(words) <= _SAFE_WORDS and not set(words) & _HELP_WORDS:
+        return Reading.SAFE
+    if set(words) & _HELP_WORDS:
+        return Reading.HELP
+    return Reading.FREE_TEXT
+
+
+def read_key_press(digits: str) -> Reading | None:
+    return {"1": Reading.SAFE, "2": Reading.HELP}.get((digits or "").strip()[:1])

@@ -1,0 +1,127 @@
+"""Reads for welfare campaigns: who a campaign reaches, the live tally, the list behind each number."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Max, Q, QuerySet
+
+from helpline.welfare import texts
+from helpline.welfare.models import (
+    Campaign,
+    CampaignStatus,
+    CheckState,
+    Need,
+    VisitStatus,
+    VisitTask,
+    VulnerablePerson,
+    WelfareCheck,
+)
+
+# The tally's columns, in the words a supervisor reads; each check is in exactly one.
+TALLY_COLUMNS = {
+    "safe": (CheckState.SAFE,),
+    "needs_help": (CheckState.NEEDS_HELP,),
+    "no_answer": (CheckState.ASKED, CheckState.CALLED),
+    "unreachable": (CheckState.UNREACHABLE,),
+    "visit_pending": (CheckState.VISIT_PENDING,),
+    "not_yet_asked": (CheckState.QUEUED, CheckState.HELD, CheckState.NOT_ASKED),
+}
+
+
+def column_of(state: str) -> str:
+    return next(name for name, states in TALLY_COLUMNS.items() if state in states)
+
+
+def people_for(*, areas: list[str], needs: list[str]) -> QuerySet[VulnerablePerson]:
+    """Active register entries in any of the areas (all areas when none is chosen) with any of the needs (any
+    need when none is chosen)."""
+    people = VulnerablePerson.objects.filter(is_active=True)
+    if areas:
+        people = people.filter(municipality__in=areas)
+    if needs:
+        any_need = Q()
+        for need in needs:
+            any_need |= Q(needs__contains=[need])
+        people = people.filter(any_need)
+    return people
+
+
+def municipalities() -> list[str]:
+    return list(VulnerablePerson.objects.filter(is_active=True).values_list("municipality", flat=True)
+                .distinct().order_by("municipality"))  # fmt: skip
+
+
+@dataclass
+class Tally:
+    campaign: Campaign
+    total: int = 0
+    columns: dict[str, int] = field(default_factory=dict)
+    by_area: list[tuple[str, dict[str, int]]] = field(default_factory=list)
+    by_need: list[tuple[str, dict[str, int]]] = field(default_factory=list)
+    everyone_asked_by: dt.datetime | None = None
+    visits_waiting: int = 0
+
+
+def _empty() -> dict[str, int]:
+    return {name: 0 for name in TALLY_COLUMNS}
+
+
+def tally(campaign: Campaign) -> Tally:
+    """The campaign's numbers, by state, by area and by need; four queries whatever the campaign's size."""
+    result = Tally(campaign=campaign, columns=_empty())
+    areas: dict[str, dict[str, int]] = {}
+    needs: dict[str, dict[str, int]] = {need: _empty() for need in Need.values}
+    rows = WelfareCheck.objects.filter(campaign=campaign).values("state", "person__municipality", "person__needs")
+    for row in rows.annotate(n=Count("pk")).order_by():
+        column = column_of(row["state"])
+        result.total += row["n"]
+        result.columns[column] += row["n"]
+        areas.setdefault(row["person__municipality"], _empty())[column] += row["n"]
+        for need in row["person__needs"] or []:
+            if need in needs:
+                needs[need][column] += row["n"]
+    result.by_area = sorted(areas.items())
+    labels = dict(Need.choices)
+    result.by_need = [(labels[need], counts) for need, counts in needs.items() if any(counts.values())]
+    last = WelfareCheck.objects.filter(campaign=campaign).aggregate(last=Max("send_at"), asked=Max("asked_at"))
+    result.everyone_asked_by = last["last"] if result.columns["not_yet_asked"] else last["asked"]
+    result.visits_waiting = WelfareCheck.objects.filter(
+        campaign=campaign, visit__status__in=[VisitStatus.WAITING, VisitStatus.TAKEN]
+    ).count()
+    return result
+
+
+def checks_in(campaign: Campaign, *, column: str = "", area: str = "", need: str = "") -> QuerySet[WelfareCheck]:
+    """The people behind one number of the tally."""
+    checks = WelfareCheck.objects.filter(campaign=campaign).select_related("person", "case", "visit__assigned_to")
+    if column in TALLY_COLUMNS:
+        checks = checks.filter(state__in=TALLY_COLUMNS[column])
+    if area:
+        checks = checks.filter(person__municipality=area)
+    if need:
+        checks = checks.filter(person__needs__contains=[need])
+    return checks.order_by("urgency", "pk")
+
+
+def running_campaigns() -> list[Campaign]:
+    return list(Campaign.objects.filter(status=CampaignStatus.RUNNING).order_by("-started_at"))
+
+
+def board_tallies() -> list[Tally]:
+    """For the supervisor board: one tally per running campaign (drills included, marked as such)."""
+    return [tally(campaign) for campaign in running_campaigns()]
+
+
+def open_visits_for(user) -> QuerySet:
+    return (VisitTask.objects.filter(assigned_to=user).exclude(status=VisitStatus.DONE)
+            .select_related("welfare_check__person"))  # fmt: skip
+
+
+def spoken_question(check_id: int) -> tuple[str, str] | None:
+    """What the welfare call says to this person, and in which language; None for an unknown check."""
+    check = WelfareCheck.objects.select_related("campaign", "person").filter(pk=check_id).first()
+    if check is None:
+        return None
+    language = check.person.language
+    return texts.question_spoken(check.campaign.question, language=language), language

@@ -1,0 +1,382 @@
+"""Welfare campaigns, from the supervisor's start to the last person's answer: ask by SMS at the rate the account
+allows (most vulnerable first), call the silent, send a worker to whoever still does not answer, and turn every
+"2" or written answer into a case through the normal intake and triage.
+
+Each step is a tick over the database (`advance_campaigns`): a lost task or a restarted worker loses nothing.
+A number has at most one open question (a partial unique index); a person in a second campaign waits, held,
+until the first campaign's question to that number is settled.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Exists, Max, OuterRef, Q
+from django.utils import timezone
+
+from helpline.cases import intake
+from helpline.cases import services as case_services
+from helpline.cases.models import Case, Priority, mask_phone
+from helpline.welfare import sending, texts, visits
+from helpline.welfare.models import (
+    QUESTION_OPEN,
+    Campaign,
+    CampaignStatus,
+    CheckState,
+    Need,
+    VulnerablePerson,
+    WelfareCheck,
+)
+from helpline.welfare.replies import Reading, read_key_press, read_reply
+from helpline.welfare.selectors import people_for
+
+logger = logging.getLogger(__name__)
+
+# After a transient send failure (network, 5xx, 429) the question is tried again this much later.
+RETRY_AFTER = dt.timedelta(seconds=30)
+# States waiting for the person (not yet settled) once asked.
+AWAITING_ANSWER = (CheckState.ASKED, CheckState.CALLED, CheckState.VISIT_PENDING)
+
+
+def urgency_of(person: VulnerablePerson, this_year: int) -> int:
+    """Lower is asked first: power-dependent devices and dialysis, then people living alone, then everyone else;
+    within each group the oldest first (an unknown age after the known ones)."""
+    needs = set(person.needs or [])
+    group = 0 if needs & {Need.POWER_DEVICE, Need.DIALYSIS} else 1 if Need.LIVES_ALONE in needs else 2
+    age = this_year - person.birth_year if person.birth_year else -1
+    return group * 1000 + (200 - min(age, 199))
+
+
+# --- Starting ---------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def start_campaign(
+    *, title: str, question: str, areas: list[str], needs: list[str], by: AbstractBaseUser | None,
+    is_drill: bool = False, call_after_minutes: int = 60, visit_after_minutes: int = 30,
+) -> Campaign:
+    """Create the campaign and one check per person in the chosen areas and/or with the chosen needs, in the
+    order they will be asked. A number with an open question elsewhere is held until that one is settled."""
+    now = timezone.now()
+    campaign = Campaign.objects.create(
+        title=title, question=question, areas=areas, needs=needs, is_drill=is_drill, started_by=by,
+        call_after_minutes=call_after_minutes, visit_after_minutes=visit_after_minutes,
+    )  # fmt: skip
+    people = sorted(people_for(areas=areas, needs=needs), key=lambda p: (urgency_of(p, now.year), p.pk))
+    busy = set(
+        WelfareCheck.objects.filter(state__in=QUESTION_OPEN, is_drill=is_drill).values_list("phone", flat=True)
+    )
+    checks = []
+    for person in people:
+        phone = str(person.phone)
+        held = phone in busy
+        busy.add(phone)
+        checks.append(WelfareCheck(
+            campaign=campaign, person=person, phone=phone, is_drill=is_drill, urgency=urgency_of(person, now.year),
+            state=CheckState.HELD if held else CheckState.QUEUED,
+        ))  # fmt: skip
+    WelfareCheck.objects.bulk_create(checks, batch_size=1000)
+    _schedule(list(WelfareCheck.objects.filter(campaign=campaign, state=CheckState.QUEUED).order_by("urgency", "pk")),
+              now)  # fmt: skip
+    logger.info("welfare campaign %s started: %s people%s", campaign.pk, len(checks), " (drill)" if is_drill else "")
+    return campaign
+
+
+def _schedule(checks: list[WelfareCheck], now: dt.datetime) -> None:
+    """Give each check its sending time, one sending interval apart, after everything already waiting to go (all
+    campaigns share the account's rate). The last time is the campaign's estimate of when everyone is asked."""
+    gap = sending.seconds_between_sends()
+    for is_drill in (False, True):  # a drill goes to the drill backend: it never holds up a real campaign
+        group = [check for check in checks if check.is_drill == is_drill]
+        if not group:
+            continue
+        waiting = WelfareCheck.objects.filter(state=CheckState.QUEUED, send_at__isnull=False, is_drill=is_drill)
+        last = waiting.aggregate(Max("send_at"))["send_at__max"]
+        start = max(now, last + gap) if last else now
+        for index, check in enumerate(group):
+            check.send_at = start + gap * index
+        WelfareCheck.objects.bulk_update(group, ["send_at"], batch_size=1000)
+
+
+def finish_campaign(campaign: Campaign, *, by: AbstractBaseUser | None = None) -> Campaign:
+    """Stop asking: people not yet asked or held are left as they are (the tally shows them), nobody new is
+    asked, called or visited for this campaign; visits already sent still run."""
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if locked.status != CampaignStatus.FINISHED:
+            locked.status, locked.finished_at = CampaignStatus.FINISHED, timezone.now()
+            locked.save(update_fields=["status", "finished_at"])
+            # Queued and held numbers are freed for other campaigns.
+            WelfareCheck.objects.filter(campaign=locked, state__in=[CheckState.QUEUED, CheckState.HELD]).update(
+                state=CheckState.NOT_ASKED, send_at=None
+            )
+    return locked
+
+
+# --- The tick ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TickResult:
+    asked: int = 0
+    called: int = 0
+    visits: int = 0
+    released: int = 0
+    escalated: int = 0
+
+
+def advance_campaigns(now: dt.datetime | None = None, *, limit: int = 500) -> TickResult:
+    """One idempotent pass: ask who is due, call who did not answer, send a visit to who still did not, release
+    numbers whose earlier question is settled, run due visit escalations, and close finished campaigns."""
+    now = now or timezone.now()
+    result = TickResult()
+    result.asked = send_due_questions(now, limit=limit)
+    result.called = call_the_silent(now, limit=limit)
+    result.visits = visit_the_silent(now, limit=limit)
+    result.released = release_held(now)
+    result.escalated = visits.run_due_visit_escalations(now)
+    close_settled_campaigns(now)
+    return result
+
+
+def _claim(query: Q, order: tuple[str, ...], limit: int) -> list[WelfareCheck]:
+    return list(
+        WelfareCheck.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("person", "campaign")
+        .filter(query, campaign__status=CampaignStatus.RUNNING)
+        .order_by(*order)[:limit]
+    )
+
+
+def send_due_questions(now: dt.datetime, *, limit: int = 500) -> int:
+    """Send each question whose time has come. The row is claimed (asked) in a short transaction, the provider is
+    called outside it, and the outcome recorded: a wrong number is marked for the register to be corrected."""
+    with transaction.atomic():
+        due = _claim(Q(state=CheckState.QUEUED, send_at__lte=now), ("send_at", "pk"), limit)
+        for check in due:
+            check.state, check.asked_at = CheckState.ASKED, now
+            check.call_due_at = now + dt.timedelta(minutes=check.campaign.call_after_minutes)
+        WelfareCheck.objects.bulk_update(due, ["state", "asked_at", "call_due_at"])
+    for check in due:
+        person = check.person
+        body = texts.question_sms(check.campaign.question, language=person.language, script=person.script)
+        result = sending.send_question(check.pk, check.phone, body, is_drill=check.is_drill)
+        if result.ok:
+            WelfareCheck.objects.filter(pk=check.pk).update(provider_sid=result.provider_sid or None)
+        elif result.transient:
+            WelfareCheck.objects.filter(pk=check.pk, state=CheckState.ASKED).update(
+                state=CheckState.QUEUED, send_at=now + RETRY_AFTER, asked_at=None, call_due_at=None
+            )
+        else:
+            mark_unreachable(check.pk, f"SMS failed ({result.error_code or 'error'})")
+    return len(due)
+
+
+def call_the_silent(now: dt.datetime, *, limit: int = 500) -> int:
+    """Nobody answered the SMS in time: one call that speaks the question and takes a key press."""
+    with transaction.atomic():
+        due = _claim(Q(state=CheckState.ASKED, call_due_at__lte=now), ("call_due_at", "pk"), limit)
+        for check in due:
+            check.state, check.called_at = CheckState.CALLED, now
+            check.visit_due_at = now + dt.timedelta(minutes=check.campaign.visit_after_minutes)
+        WelfareCheck.objects.bulk_update(due, ["state", "called_at", "visit_due_at"])
+    for check in due:
+        spoken = texts.question_spoken(check.campaign.question, language=check.person.language)
+        result = sending.place_call(check.pk, check.phone, spoken, is_drill=check.is_drill)
+        if result.ok:
+            WelfareCheck.objects.filter(pk=check.pk).update(call_sid=result.provider_sid or None)
+        elif not result.transient:
+            mark_unreachable(check.pk, f"call failed ({result.error_code or 'error'})")
+        # A transient call failure is not retried: the visit follows at visit_due_at anyway.
+    return len(due)
+
+
+def visit_the_silent(now: dt.datetime, *, limit: int = 500) -> int:
+    """Still nothing after the call: a visit task for a worker on duty for the person's area."""
+    opened = 0
+    with transaction.atomic():
+        due = _claim(Q(state=CheckState.CALLED, visit_due_at__lte=now), ("visit_due_at", "pk"), limit)
+        for check in due:
+            with transaction.atomic():
+                check.state = CheckState.VISIT_PENDING
+                check.save(update_fields=["state", "updated_at"])
+                visits.open_visit(check, now, reason="no answer to the SMS or the call")
+                opened += 1
+    return opened
+
+
+def release_held(now: dt.datetime) -> int:
+    """A held person whose number has no open question any more is scheduled: the earlier campaign is settled."""
+    with transaction.atomic():
+        held = list(
+            WelfareCheck.objects.select_for_update(skip_locked=True)
+            .filter(state=CheckState.HELD, campaign__status=CampaignStatus.RUNNING)
+            .order_by("campaign__started_at", "urgency", "pk")
+        )
+        if not held:
+            return 0
+        busy = set(
+            WelfareCheck.objects.filter(state__in=QUESTION_OPEN, phone__in={c.phone for c in held})
+            .values_list("phone", "is_drill")
+        )
+        released = []
+        for check in held:
+            if (check.phone, check.is_drill) in busy:
+                continue
+            busy.add((check.phone, check.is_drill))
+            check.state = CheckState.QUEUED
+            released.append(check)
+        WelfareCheck.objects.bulk_update(released, ["state"])
+        _schedule(released, now)
+    return len(released)
+
+
+def close_settled_campaigns(now: dt.datetime) -> int:
+    waiting = WelfareCheck.objects.filter(campaign=OuterRef("pk"), state__in=[*QUESTION_OPEN, CheckState.HELD])
+    running = Campaign.objects.filter(status=CampaignStatus.RUNNING).exclude(Exists(waiting))
+    return running.update(status=CampaignStatus.FINISHED, finished_at=now)
+
+
+# --- Outcomes ---------------------------------------------------------------------------------------------------
+
+
+def mark_unreachable(check_id: int, why: str) -> None:
+    """A wrong number or a failed delivery: the check is settled as unreachable, the register entry is marked for
+    correction, and (a person nobody can reach in a disaster is the one most at risk) a worker is sent to visit."""
+    with transaction.atomic():
+        check = WelfareCheck.objects.select_for_update().select_related("person").filter(pk=check_id).first()
+        if check is None or check.state not in AWAITING_ANSWER:
+            return
+        check.state, check.failure = CheckState.UNREACHABLE, why[:200]
+        check.save(update_fields=["state", "failure", "updated_at"])
+        VulnerablePerson.objects.filter(pk=check.person_id).update(number_needs_checking=True, number_problem=why[:200])
+        if not _has_visit(check):
+            visits.open_visit(check, timezone.now(), reason=why)
+    logger.warning("welfare check %s: %s (%s)", check_id, why, mask_phone(check.phone))
+
+
+def _has_visit(check: WelfareCheck) -> bool:
+    return visits.VisitTask.objects.filter(welfare_check=check).exists()
+
+
+def _open_check_for(phone_e164: str, *, is_drill: bool) -> WelfareCheck | None:
+    return (
+        WelfareCheck.objects.select_for_update(of=("self",))
+        .select_related("person", "campaign")
+        .filter(phone=phone_e164, is_drill=is_drill, state__in=AWAITING_ANSWER)
+        .first()
+    )
+
+
+def answer_welfare_reply(
+    phone_e164: str, body: str, *, message_sid: str | None = None, is_drill: bool = False
+) -> str | None:
+    """The SMS to send back when this number has an open welfare question, None otherwise (normal intake then
+    goes on). "1" or its words settle the person as safe; "2" or any other text becomes a case through the
+    normal intake and triage, at least high priority, linked to the campaign and the register entry here.
+    A retried webhook (same MessageSid) is answered as the first time and stores nothing again."""
+    phone = intake.normalise_phone(phone_e164)
+    if phone is None or intake.sms_kind_of(body) == "opt_out":
+        # STOP is the person's opt-out, for normal intake to record; their check goes on to the call and the visit.
+        return None
+    with transaction.atomic():
+        if message_sid:
+            earlier = WelfareCheck.objects.select_related("person", "case").filter(reply_sid=message_sid).first()
+            if earlier is not None:
+                return _reply_text(earlier)
+        check = _open_check_for(phone, is_drill=is_drill)
+        if check is None:
+            return None
+        reading = read_reply(body)
+        sid = message_sid or f"welfare-{check.pk}-{uuid.uuid4().hex[:12]}"
+        if reading == Reading.SAFE:
+            _settle(check, CheckState.SAFE, via="sms", reply_sid=sid)
+        else:
+            stored = intake.record_inbound_sms(message_sid=sid, from_number=phone, body=body, is_drill=check.is_drill)
+            case = stored.case
+            _raise_to_high(case, check, "answered 2" if reading == Reading.HELP else "answered in words")
+            _settle(check, CheckState.NEEDS_HELP, via="sms", reply_sid=sid, case=case)
+        return _reply_text(check)
+
+
+def record_key_press(check_id: int, digits: str, *, call_sid: str) -> str | None:
+    """The person pressed a key on the welfare call: 1 safe, 2 a case (as a call, through the normal intake).
+    Returns what to say back, or None when the key means nothing (the question is asked again)."""
+    reading = read_key_press(digits)
+    if reading is None:
+        return None
+    with transaction.atomic():
+        check = (
+            WelfareCheck.objects.select_for_update(of=("self",))
+            .select_related("person", "case")
+            .filter(pk=check_id)
+            .first()
+        )
+        if check is None:
+            return None
+        if check.state in AWAITING_ANSWER:
+            if reading == Reading.SAFE:
+                _settle(check, CheckState.SAFE, via="voice")
+            else:
+                case = intake.record_incoming_call(
+                    call_sid=f"{call_sid}:welfare", from_number=check.phone, is_drill=check.is_drill
+                )
+                _raise_to_high(case, check, "pressed 2 on the welfare call")
+                _settle(check, CheckState.NEEDS_HELP, via="voice", case=case)
+        return _reply_text(check, spoken=True)
+
+
+def record_call_outcome(check_id: int, call_status: str) -> None:
+    """Twilio's final status for the welfare call: a number that does not exist (failed) is unreachable; busy or
+    no answer leaves the person to the visit that follows."""
+    if call_status == "failed":
+        mark_unreachable(check_id, "call failed: the number may be wrong")
+
+
+def _raise_to_high(case: Case, check: WelfareCheck, why: str) -> None:
+    """A welfare answer asking for help is at least high priority; triage, which never lowers a priority, still
+    reads the text and may raise it to critical, and assigns the case as for any contact."""
+    reason = f"welfare check (campaign {check.campaign_id}): {why}"
+    case_services.record_triage(case, priority=Priority.HIGH, category=case.category, reasons=[reason],
+                                up_to_message_id=None)  # fmt: skip
+
+
+def _settle(
+    check: WelfareCheck, state: str, *, via: str, reply_sid: str | None = None, case: Case | None = None
+) -> None:
+    now = timezone.now()
+    check.state, check.answered_at, check.answered_via = state, now, via
+    check.reply_sid = reply_sid or check.reply_sid
+    check.case = case or check.case
+    check.save(update_fields=["state", "answered_at", "answered_via", "reply_sid", "case", "updated_at"])
+    visits.close_visit_answered(check, now)
+    # The earlier question is settled: a campaign waiting for this number may ask now.
+    transaction.on_commit(lambda: release_held(timezone.now()))
+
+
+def _reply_text(check: WelfareCheck, *, spoken: bool = False) -> str:
+    person = check.person
+    script = "latin" if spoken else person.script
+    if check.state == CheckState.SAFE:
+        return texts.thanks_safe(language=person.language, script=script)
+    reference = check.case.reference if check.case_id else ""
+    return texts.help_coming(reference, language=person.language, script=script)
+
+
+def record_visit_outcome(check: WelfareCheck, *, is_safe: bool, note: str, by: AbstractBaseUser) -> WelfareCheck:
+    """The worker reports what they found: the person is safe or needs help (the worker is with them)."""
+    with transaction.atomic():
+        locked = WelfareCheck.objects.select_for_update().get(pk=check.pk)
+        visits.finish_visit(locked, note=note, by=by)
+        if locked.state in (*AWAITING_ANSWER, CheckState.UNREACHABLE):
+            locked.state = CheckState.SAFE if is_safe else CheckState.NEEDS_HELP
+            locked.answered_at, locked.answered_via = timezone.now(), "visit"
+            locked.save(update_fields=["state", "answered_at", "answered_via", "updated_at"])
+        VulnerablePerson.objects.filter(pk=locked.person_id).update(last_checked_by=by, last_checked_at=timezone.now())
+        transaction.on_commit(lambda: release_held(timezone.now()))
+    return locked
+

@@ -1,0 +1,10 @@
+"""The welfare tick: a doorbell for services.advance_campaigns, run by beat every few seconds."""
+from celery import shared_task
+
+from helpline.welfare import services
+
+
+@shared_task
+def advance_welfare_campaigns() -> None:
+    """Ask, call, visit and escalate whatever is due; idempotent, so a lost or doubled tick does no harm."""
+    services.advance_campaigns()

@@ -1,0 +1,59 @@
+"""What a welfare campaign says to a person, in their language and script (SMS and the spoken call)."""
+from __future__ import annotations
+
+from helpline.cases.language import latin_to_cyrillic
+from helpline.cases.models import Language, Script
+
+_INSTRUCTIONS = {
+    Language.BOSNIAN: "Odgovorite 1 ako ste sigurni, 2 ako trebate pomoć.",
+    Language.ENGLISH: "Reply 1 if you are safe, 2 if you need help.",
+}
+_SPOKEN = {
+    Language.BOSNIAN: "Pritisnite 1 ako ste sigurni, 2 ako trebate pomoć.",
+    Language.ENGLISH: "Press 1 if you are safe, 2 if you need help.",
+}
+_THANKS_SAFE = {
+    Language.BOSNIAN: "Hvala. Zabilježili smo da ste sigurni. Ako vam zatreba pomoć, pišite ili zovite nas.",
+    Language.ENGLISH: "Thank you. We have noted that you are safe. If you need help, text or call us.",
+}
+_HELP_COMING = {
+    Language.BOSNIAN: "Primili smo vaš odgovor ({reference}). Radnik centra će vas kontaktirati. "
+    "Hitne službe: policija 122, vatrogasci 123, hitna pomoć 124.",
+    Language.ENGLISH: "We have your answer ({reference}). A social worker will contact you. "
+    "Emergency: police 122, fire 123, ambulance 124.",
+}
+CENTRE_NAME = "Centar za socijalni rad"
+
+
+def _in_script(text: str, script: str) -> str:
+    return latin_to_cyrillic(text) if script == Script.CYRILLIC else text
+
+
+def _lang(language: str) -> str:
+    return language if language in _INSTRUCTIONS else Language.BOSNIAN
+
+
+def question_sms(question: str, *, language: str, script: str) -> str:
+    """The campaign's question and how to answer; Serbian Cyrillic readers get both in Cyrillic."""
+    return _in_script(f"{CENTRE_NAME}: {question.strip()} {_INSTRUCTIONS[_lang(language)]}", script)
+
+
+def question_spoken(question: str, *, language: str) -> str:
+    # Spoken text is never Cyrillic: the text-to-speech voices read Latin.
+    return f"{CENTRE_NAME}. {question.strip()} {_SPOKEN[_lang(language)]}"
+
+
+def thanks_safe(*, language: str, script: str) -> str:
+    return _in_script(_THANKS_SAFE[_lang(language)], script)
+
+
+def help_coming(reference: str, *, language: str, script: str) -> str:
+    return _in_script(_HELP_COMING[_lang(language)].format(reference=reference), script)
+
+
+def visit_task(person_name: str, address: str, area: str, visit_id: int) -> str:
+    """To the worker sent to visit: who, where, and how to take it in the console."""
+    return (
+        f"Posjeta (provjera dobrobiti) #{visit_id}: {person_name}, {address}, {area}. "
+        "Niko se nije javio na SMS ni poziv. Preuzmite zadatak u konzoli."
+    )

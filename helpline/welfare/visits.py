@@ -1,0 +1,184 @@
+"""Visit tasks: a worker on duty for the person's area goes to see someone nobody could reach. A visit nobody
+takes escalates as a case does: the high-priority ladder (notifications.ladder) is copied onto the task, the next
+step's due time lives on the task, and a step runs only if the task is still at the step it expects."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from helpline.cases.dispatch import NOTIFICATIONS_QUEUE
+from helpline.cases.models import Case, Priority
+from helpline.roster.models import Role, StaffProfile
+from helpline.roster.selectors import all_supervisors, on_duty, supervisors_on_duty
+from helpline.welfare import texts
+from helpline.welfare.models import AreaWorker, VisitStatus, VisitTask, WelfareCheck
+from notifications.ladder import NOBODY_ON_DUTY_LADDER, Ladder, ladder_for
+from notifications.models import NotificationChannel, StepAction
+from notifications.outbox import queue_notification
+from triage.assignment import choose_assignee
+
+logger = logging.getLogger(__name__)
+
+# A staff notice about a visit (the outbox's kind field; no case is attached).
+VISIT_NOTICE = "welfare_visit"
+
+
+def choose_visitor(
+    check: WelfareCheck, at: dt.datetime, *, exclude: int | None = None
+) -> tuple[StaffProfile | None, str]:
+    """A worker on duty who covers the person's municipality, with the fewest visits in hand; with none listed
+    for the area, the one assignment policy (language, room, idle longest; else the supervisor on duty)."""
+    area_staff = AreaWorker.objects.filter(municipality__iexact=check.person.municipality).values("staff_id")
+    candidates = on_duty(at, role=Role.WORKER).filter(pk__in=area_staff)
+    if exclude is not None:
+        candidates = candidates.exclude(user_id=exclude)
+    candidates = candidates.annotate(
+        visits_in_hand=Count("user__welfare_visits", filter=~Q(user__welfare_visits__status=VisitStatus.DONE))
+    ).order_by("visits_in_hand", "last_assigned_at", "pk")
+    chosen = candidates.first()
+    if chosen is not None:
+        return chosen, f"on duty for {check.person.municipality}, {chosen.visits_in_hand} visits in hand"
+    # An unsaved case stands for the visit: the policy reads only its language, category and priority.
+    stand_in = Case(language=check.person.language, priority=Priority.HIGH, category="")
+    choice = choose_assignee(stand_in, at, exclude=exclude)
+    return choice.staff, choice.explanation
+
+
+def open_visit(check: WelfareCheck, now: dt.datetime, *, reason: str) -> VisitTask:
+    """Create the check's visit (once), give it to someone and tell them, and start its escalation clock."""
+    with transaction.atomic():
+        task, created = VisitTask.objects.get_or_create(welfare_check=check)
+        if not created:
+            return task
+        staff, explanation = choose_visitor(check, now)
+        if staff is None:
+            task.ladder = _snapshot(NOBODY_ON_DUTY_LADDER)
+            task.escalation_due_at = now  # nobody on duty: every supervisor at once
+            task.explanation = f"{reason}; {explanation}"[:300]
+        else:
+            ladder = ladder_for(Priority.HIGH)
+            task.ladder = _snapshot(ladder)
+            task.assigned_to = staff.user
+            task.escalation_due_at = now + dt.timedelta(minutes=ladder.acknowledge_within_minutes)
+            task.explanation = f"{reason}; {explanation}"[:300]
+            _tell(staff, task, key=f"welfare-visit:{task.pk}:assigned:{staff.pk}")
+        task.save()
+    return task
+
+
+def _snapshot(ladder: Ladder) -> dict:
+    return ladder.as_snapshot()
+
+
+def _tell(staff: StaffProfile, task: VisitTask, *, key: str) -> bool:
+    """An SMS to the worker or supervisor. A drill's visits reach no phone: the task in the console is the drill."""
+    check = task.welfare_check
+    if check.is_drill:
+        return True
+    person = check.person
+    body = texts.visit_task(person.full_name, person.address, person.settlement or person.municipality, task.pk)
+    return queue_notification(
+        key=key, to_number=str(staff.phone or ""), body=body, kind=VISIT_NOTICE, recipient=staff.user,
+        queue=NOTIFICATIONS_QUEUE,
+    ) is not None  # fmt: skip
+
+
+def take_visit(task: VisitTask, *, by: AbstractBaseUser) -> VisitTask:
+    """The worker is on the way: the escalation stops. Anyone may take a visit nobody has."""
+    with transaction.atomic():
+        locked = VisitTask.objects.select_for_update().get(pk=task.pk)
+        if locked.status == VisitStatus.WAITING:
+            locked.status, locked.taken_at, locked.escalation_due_at = VisitStatus.TAKEN, timezone.now(), None
+            locked.assigned_to = by
+            locked.save(update_fields=["status", "taken_at", "escalation_due_at", "assigned_to"])
+    return locked
+
+
+def finish_visit(check: WelfareCheck, *, note: str, by: AbstractBaseUser | None) -> None:
+    VisitTask.objects.filter(welfare_check=check).exclude(status=VisitStatus.DONE).update(
+        status=VisitStatus.DONE, done_at=timezone.now(), escalation_due_at=None, outcome=note[:300]
+    )
+
+
+def close_visit_answered(check: WelfareCheck, now: dt.datetime) -> None:
+    """The person answered by SMS or on the call after the visit was sent: nobody needs to go any more."""
+    VisitTask.objects.filter(welfare_check=check).exclude(status=VisitStatus.DONE).update(
+        status=VisitStatus.DONE, done_at=now, escalation_due_at=None, outcome=f"the person answered ({check.state})"
+    )
+
+
+def run_due_visit_escalations(now: dt.datetime, *, limit: int = 100) -> int:
+    """Claim visits nobody has taken whose next step is due, and run each step once (SKIP LOCKED plus the step
+    number as a fencing token, as the case ladder does)."""
+    done = 0
+    with transaction.atomic():
+        due = list(
+            VisitTask.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("welfare_check__person")
+            .filter(status=VisitStatus.WAITING, escalation_due_at__lte=now)
+            .order_by("escalation_due_at")[:limit]
+        )
+        for task in due:
+            try:
+                with transaction.atomic():
+                    done += _run_step(task, now)
+            except Exception:
+                logger.exception("visit escalation for task %s failed; retried on the next tick", task.pk)
+    return done
+
+
+def _run_step(task: VisitTask, now: dt.datetime) -> bool:
+    ladder = Ladder.from_snapshot(task.ladder) if task.ladder else ladder_for(Priority.HIGH)
+    position = task.escalation_step + 1
+    wait = 1
+    for _ in range(len(ladder.steps) + 1):
+        action, wait, _loop = ladder.step_at(position)
+        if _run_action(task, action, position, now):
+            break
+        position += 1
+    task.escalation_step = position
+    task.escalation_due_at = now + dt.timedelta(minutes=max(wait, 1))
+    task.save(update_fields=["escalation_step", "escalation_due_at", "assigned_to", "explanation"])
+    return True
+
+
+def _run_action(task: VisitTask, action: str, step: int, now: dt.datetime) -> bool:
+    key = f"welfare-visit:{task.pk}:step:{step}"
+    if action == StepAction.REMIND_ASSIGNEE:
+        staff = StaffProfile.objects.filter(user_id=task.assigned_to_id).first()
+        return staff is not None and _tell(staff, task, key=key)
+    if action == StepAction.REASSIGN:
+        staff, explanation = choose_visitor(task.welfare_check, now, exclude=task.assigned_to_id)
+        if staff is None:
+            return False
+        task.assigned_to, task.explanation = staff.user, f"step {step}, not taken in time: {explanation}"[:300]
+        return _tell(staff, task, key=key)
+    if action == StepAction.NOTIFY_SUPERVISOR_ON_DUTY:
+        people = list(supervisors_on_duty(now).exclude(phone="")[:1])
+    elif action == StepAction.NOTIFY_ALL_SUPERVISORS:
+        people = all_supervisors()
+    elif action == StepAction.NOTIFY_FALLBACK_CONTACTS:
+        return _tell_fallback_numbers(task, key)
+    else:
+        return False
+    return any([_tell(person, task, key=f"{key}:{person.pk}") for person in people])
+
+
+def _tell_fallback_numbers(task: VisitTask, key: str) -> bool:
+    if task.welfare_check.is_drill:
+        return bool(settings.ESCALATION_FALLBACK_NUMBERS)
+    person = task.welfare_check.person
+    body = texts.visit_task(person.full_name, person.address, person.municipality, task.pk)
+    told = False
+    for index, number in enumerate(settings.ESCALATION_FALLBACK_NUMBERS):
+        told |= queue_notification(
+            key=f"{key}:fallback:{index}", to_number=number, body=body, kind=VISIT_NOTICE,
+            channel=NotificationChannel.SMS, queue=NOTIFICATIONS_QUEUE,
+        ) is not None  # fmt: skip
+    return told

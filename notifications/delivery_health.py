@@ -1,0 +1,157 @@
+"""Whether staff alerts are getting out: the share of recent sends the provider refused, and the alert that tells
+supervisors, by every channel that still works, when most of them fail. The board and /healthz/ read
+`delivery_health(now)`; the periodic task calls `alert_supervisors_of_failing_delivery(now)`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Count, Max, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from helpline.cases.dispatch import CRITICAL_QUEUE
+from helpline.roster.selectors import all_supervisors
+from notifications.models import DeliveryAttempt, Notification, NotificationKind
+from notifications.outbox import DELIVERY_ALERT_PREFIX, FAILED, RETRY, SENT, last_successful_send, queue_notification
+
+logger = logging.getLogger(__name__)
+
+RECOVERED_PREFIX = "delivery-recovered:"
+
+
+def _window() -> dt.timedelta:
+    return dt.timedelta(seconds=getattr(settings, "DELIVERY_HEALTH_WINDOW_SECONDS", 300))
+
+
+def _threshold() -> float:
+    """Failing when more than this share of the window's sends failed..."""
+    return getattr(settings, "DELIVERY_FAILURE_THRESHOLD", 0.5)
+
+
+def _minimum_sends() -> int:
+    """... and at least this many were tried: two failures at 3 a.m. are not an outage."""
+    return getattr(settings, "DELIVERY_HEALTH_MIN_SENDS", 5)
+
+
+@dataclass(frozen=True)
+class DeliveryHealth:
+    window_start: dt.datetime
+    sends: int  # send attempts in the window (not status callbacks, not drills, not these alerts themselves)
+    # Of them, those refused or unreachable, unless a later try of the same notification got through: during an
+    # outage the retries count, so it shows within a minute or two; once Twilio is back, the failures of
+    # everything it then delivered drop out, so recovery shows as soon as the backlog has gone.
+    failures: int
+    rate: float  # failures / sends; 0.0 with no sends
+    is_failing: bool
+    last_success_at: dt.datetime | None
+    last_failure_at: dt.datetime | None
+
+    def as_dict(self) -> dict:
+        """For /healthz/ and the board: plain values, times as ISO 8601."""
+        return {
+            "sends": self.sends, "failures": self.failures, "failure_rate": round(self.rate, 3),
+            "is_failing": self.is_failing, "window_seconds": int(_window().total_seconds()),
+            "last_success_at": self.last_success_at.isoformat() if self.last_success_at else None,
+            "last_failure_at": self.last_failure_at.isoformat() if self.last_failure_at else None,
+        }  # fmt: skip
+
+
+def delivery_health(now: dt.datetime | None = None) -> DeliveryHealth:
+    """How the last few minutes of sends went: one aggregate over the window's delivery attempts."""
+    now = now or timezone.now()
+    start = now - _window()
+    attempts = DeliveryAttempt.objects.filter(
+        at__gt=start, at__lte=now, result__in=(SENT, RETRY, FAILED), notification__is_drill=False
+    ).exclude(notification__idempotency_key__startswith=DELIVERY_ALERT_PREFIX)
+    latest_try = DeliveryAttempt.objects.filter(
+        notification_id=OuterRef("notification_id"), result__in=(SENT, RETRY, FAILED)
+    ).order_by("-at", "-pk")
+    failed = Q(result__in=(RETRY, FAILED))
+    figures = attempts.annotate(latest=Subquery(latest_try.values("result")[:1])).aggregate(
+        sends=Count("pk"), failures=Count("pk", filter=failed & ~Q(latest=SENT))
+    )
+    figures["last_failure_at"] = attempts.filter(failed).aggregate(at=Max("at"))["at"]
+    sends, failures = figures["sends"], figures["failures"]
+    rate = failures / sends if sends else 0.0
+    return DeliveryHealth(
+        window_start=start, sends=sends, failures=failures, rate=rate,
+        is_failing=sends >= _minimum_sends() and rate > _threshold(),
+        last_success_at=last_successful_send(), last_failure_at=figures["last_failure_at"],
+    )  # fmt: skip
+
+
+def _open_outage() -> str:
+    """The outage supervisors were told about and not yet told is over ("" when none): alerts are keyed
+    `delivery-alert:<outage>:<supervisor>`, the all-clear `delivery-recovered:<outage>:<supervisor>`."""
+    latest = (
+        Notification.objects.filter(idempotency_key__startswith=DELIVERY_ALERT_PREFIX)
+        .order_by("-created_at", "-pk")
+        .values_list("idempotency_key", flat=True)
+        .first()
+    )
+    if latest is None:
+        return ""
+    outage = latest.split(":")[1]
+    is_closed = Notification.objects.filter(idempotency_key__startswith=f"{RECOVERED_PREFIX}{outage}:").exists()
+    return "" if is_closed else outage
+
+
+def alert_supervisors_of_failing_delivery(now: dt.datetime | None = None) -> int:
+    """Once per outage: every supervisor is told that staff alerts are failing, by SMS through the alert sender
+    (DELIVERY_ALERT_SENDER, another number or a Messaging Service, where configured) on the critical queue, and in
+    the log; the board and /healthz/ show the same state from `delivery_health`. Once the provider takes messages
+    again and the rate is back under the threshold, the same supervisors are told it is over. Safe to run twice:
+    each message is keyed by the outage and the supervisor. Returns the number of messages written."""
+    now = now or timezone.now()
+    health = delivery_health(now)
+    outage = _open_outage()
+    if health.is_failing and not outage:
+        # The outage is named after its first failure in the window: two ticks at once write the same keys.
+        first_failure = (
+            DeliveryAttempt.objects.filter(at__gt=health.window_start, result__in=(RETRY, FAILED))
+            .order_by("at", "pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        logger.error("staff alerts are failing: %d of %d sends in the window", health.failures, health.sends)
+        return _tell_supervisors(DELIVERY_ALERT_PREFIX, str(first_failure), _failing_text(health))
+    alert_at = _alert_time(outage)
+    has_recovered = health.last_success_at is not None and alert_at is not None and health.last_success_at > alert_at
+    if outage and not health.is_failing and has_recovered:
+        logger.warning("staff alerts are getting out again")
+        return _tell_supervisors(RECOVERED_PREFIX, outage, _recovered_text())
+    return 0
+
+
+def _alert_time(outage: str) -> dt.datetime | None:
+    if not outage:
+        return None
+    alerts = Notification.objects.filter(idempotency_key__startswith=f"{DELIVERY_ALERT_PREFIX}{outage}:")
+    return alerts.order_by("created_at").values_list("created_at", flat=True).first()
+
+
+def _tell_supervisors(prefix: str, outage: str, text: str) -> int:
+    written = 0
+    for supervisor in all_supervisors():
+        notification = queue_notification(
+            key=f"{prefix}{outage}:{supervisor.pk}", to_number=str(supervisor.phone), body=text,
+            kind=NotificationKind.ESCALATION, recipient=supervisor.user, queue=CRITICAL_QUEUE,
+        )  # fmt: skip
+        written += notification is not None
+    return written
+
+
+def _failing_text(health: DeliveryHealth) -> str:
+    # Staff texts are Bosnian (texts.py); this one is written here until texts.py gains it.
+    minutes = int(_window().total_seconds() // 60)
+    return (
+        f"{settings.HELPLINE_NAME}: slanje obavijesti osoblju ne uspijeva ({health.failures} od {health.sends} "
+        f"u zadnjih {minutes} min). Pratite slučajeve na tabli konzole; neobaviješteni slučajevi čekaju."
+    )
+
+
+def _recovered_text() -> str:
+    return f"{settings.HELPLINE_NAME}: slanje obavijesti osoblju ponovo radi."

@@ -1,0 +1,205 @@
+"""Surge mode: when contacts outnumber the people on duty, the service stays useful and quiet for staff.
+
+A phone that buzzes every second is a phone nobody reads. While a supervisor has surge mode on, per-case messages
+about cases that are not critical (assignment, reminders, escalations) give way to one digest a minute per person;
+critical cases keep their full ladder. A supervisor can also call in off-duty and reserve staff by SMS; a "1"
+back puts them on duty.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Min, Q
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from helpline.cases.models import Case, CaseStatus, Priority
+from helpline.roster.models import Shift, StaffProfile
+from helpline.roster.selectors import all_supervisors, on_duty, supervisors_on_duty
+from notifications.models import CallOut, NotificationKind, SurgeMode
+from notifications.outbox import queue_notification
+from notifications.texts import in_staff_language
+
+logger = logging.getLogger(__name__)
+
+WAITING = (CaseStatus.NEW, CaseStatus.TRIAGED, CaseStatus.ASSIGNED)
+CALL_OUT_ANSWER_WINDOW = dt.timedelta(hours=3)
+
+
+def current_surge() -> SurgeMode | None:
+    return SurgeMode.objects.filter(is_on=True).first()
+
+
+def is_quiet_for(case: Case) -> bool:
+    """Whether per-case messages about this case give way to the digest: surge mode is on and it is not critical."""
+    return case.priority != Priority.CRITICAL and SurgeMode.objects.filter(is_on=True).exists()
+
+
+@dataclass(frozen=True)
+class SurgePressure:
+    waiting: int  # open cases nobody has taken yet (drills left out)
+    critical_waiting: int
+    on_duty: int
+    oldest_critical_waiting_since: dt.datetime | None
+
+    @property
+    def per_person(self) -> float:
+        return self.waiting / max(self.on_duty, 1)
+
+    @property
+    def calls_for_surge_mode(self) -> bool:
+        """The board proposes surge mode past this many waiting cases per person on duty (SURGE_CASES_PER_PERSON)."""
+        return self.waiting > 0 and self.per_person >= settings.SURGE_CASES_PER_PERSON
+
+
+def surge_pressure(now: dt.datetime) -> SurgePressure:
+    waiting = Case.objects.filter(status__in=WAITING, is_drill=False).aggregate(
+        total=Count("pk"),
+        critical=Count("pk", filter=Q(priority=Priority.CRITICAL)),
+        oldest_critical=Min("created_at", filter=Q(priority=Priority.CRITICAL)),
+    )
+    return SurgePressure(waiting["total"], waiting["critical"], on_duty(now).count(), waiting["oldest_critical"])
+
+
+@transaction.atomic
+def start_surge(*, by: AbstractBaseUser, name: str, citizen_notice: str = "") -> SurgeMode:
+    """Turn surge mode on (once: a second start while one is on returns the running one)."""
+    running = SurgeMode.objects.select_for_update().filter(is_on=True).first()
+    if running is not None:
+        return running
+    try:
+        with transaction.atomic():
+            surge = SurgeMode.objects.create(name=name[:120], started_by=by, citizen_notice=citizen_notice)
+    except IntegrityError:  # two supervisors pressed at once
+        return SurgeMode.objects.get(is_on=True)
+    logger.warning("surge mode on: %s", surge.name)
+    return surge
+
+
+@transaction.atomic
+def end_surge(*, by: AbstractBaseUser) -> SurgeMode | None:
+    surge = SurgeMode.objects.select_for_update().filter(is_on=True).first()
+    if surge is None:
+        return None
+    surge.is_on, surge.ended_at, surge.ended_by = False, timezone.now(), by
+    surge.save(update_fields=["is_on", "ended_at", "ended_by"])
+    logger.warning("surge mode off: %s", surge.name)
+    return surge
+
+
+# --- Digests -------------------------------------------------------------------------------------------------
+
+
+def _console_link() -> str:
+    return f"{settings.PUBLIC_BASE_URL}/console/board/" if settings.PUBLIC_BASE_URL else "/console/board/"
+
+
+def send_digests(now: dt.datetime | None = None) -> int:
+    """Once a minute in surge mode: each supervisor on duty (every supervisor when none is) gets the queue in one
+    SMS, and each worker on duty the count of their own cases still waiting for them. Idempotent per minute."""
+    now = now or timezone.now()
+    if current_surge() is None:
+        return 0
+    minute = now.strftime("%Y%m%d%H%M")
+    pressure = surge_pressure(now)
+    oldest = (
+        int((now - pressure.oldest_critical_waiting_since).total_seconds() // 60)
+        if pressure.oldest_critical_waiting_since else 0
+    )  # fmt: skip
+    supervisor_text = in_staff_language(lambda: gettext(
+        "%(helpline)s SURGE: %(waiting)s waiting, %(critical)s critical, oldest critical %(oldest)s min: %(link)s"
+    ) % {"helpline": settings.HELPLINE_NAME, "waiting": pressure.waiting, "critical": pressure.critical_waiting,
+         "oldest": oldest, "link": _console_link()})  # fmt: skip
+    sent = 0
+    for supervisor in list(supervisors_on_duty(now).exclude(phone="")) or all_supervisors():
+        sent += bool(queue_notification(
+            key=f"digest:{supervisor.pk}:{minute}", to_number=str(supervisor.phone), body=supervisor_text,
+            kind=NotificationKind.DIGEST, recipient=supervisor.user,
+        ))  # fmt: skip
+    waiting_per_worker = dict(
+        Case.objects.filter(status=CaseStatus.ASSIGNED, is_drill=False, assigned_to__isnull=False)
+        .exclude(priority=Priority.CRITICAL)
+        .values_list("assigned_to").annotate(n=Count("pk"))
+    )
+    for worker in on_duty(now, role="worker").exclude(phone=""):
+        count = waiting_per_worker.get(worker.user_id, 0)
+        if not count:
+            continue
+        text = in_staff_language(lambda count=count: gettext(
+            "%(helpline)s: %(count)s cases are waiting for you to take them: %(link)s"
+        ) % {"helpline": settings.HELPLINE_NAME, "count": count, "link": _console_link()})  # fmt: skip
+        sent += bool(queue_notification(
+            key=f"digest:{worker.pk}:{minute}", to_number=str(worker.phone), body=text,
+            kind=NotificationKind.DIGEST, recipient=worker.user,
+        ))  # fmt: skip
+    return sent
+
+
+# --- Calling staff in --------------------------------------------------------------------------------------------
+
+
+def call_out(*, by: AbstractBaseUser) -> int:
+    """Ask every active staff member who is not on duty now to come in. Once per person per surge."""
+    surge = current_surge()
+    if surge is None:
+        return 0
+    now = timezone.now()
+    duty = set(on_duty(now).values_list("pk", flat=True))
+    text = in_staff_language(lambda: gettext(
+        "%(helpline)s: %(event)s. Can you come in within an hour? Reply 1 if you can (or 1 18:30 with the time), "
+        "2 if not."
+    ) % {"helpline": settings.HELPLINE_NAME, "event": surge.name})  # fmt: skip
+    asked = 0
+    off_duty = StaffProfile.objects.filter(is_active=True, user__is_active=True).exclude(phone="").exclude(pk__in=duty)
+    for staff in off_duty:
+        call, created = CallOut.objects.get_or_create(surge=surge, staff=staff)
+        if created:
+            queue_notification(
+                key=f"call-out:{call.pk}", to_number=str(staff.phone), body=text, kind=NotificationKind.CALL_OUT,
+                recipient=staff.user,
+            )  # fmt: skip
+            asked += 1
+    return asked
+
+
+_ANSWER = re.compile(r"^\s*([12])(?:\s+(\d{1,2})[:.](\d{2}))?\s*$")
+
+
+def answer_call_out(staff: StaffProfile, body: str) -> str | None:
+    """A reply to a call-out: "1" (or "1 18:30") puts the person on duty from then for a shift's length; "2" is
+    noted. None when this person has no open call-out or the SMS is not an answer, so other commands go on."""
+    match = _ANSWER.match(body)
+    if match is None:
+        return None
+    now = timezone.now()
+    with transaction.atomic():
+        call = (
+            CallOut.objects.select_for_update().select_related("surge")
+            .filter(staff=staff, answered_at__isnull=True, sent_at__gte=now - CALL_OUT_ANSWER_WINDOW, surge__is_on=True)
+            .first()
+        )  # fmt: skip
+        if call is None:
+            return None
+        call.answered_at, call.is_coming = now, match.group(1) == "1"
+        call.save(update_fields=["answered_at", "is_coming"])
+        if not call.is_coming:
+            return in_staff_language(lambda: gettext("Thank you, noted."))
+        starts = now
+        if match.group(2):
+            local = timezone.localtime(now)
+            starts = local.replace(hour=int(match.group(2)) % 24, minute=int(match.group(3)) % 60, second=0)
+            if starts < local - dt.timedelta(minutes=30):
+                starts += dt.timedelta(days=1)
+        Shift.objects.create(
+            staff=staff, starts_at=starts, ends_at=starts + dt.timedelta(hours=settings.CALL_OUT_SHIFT_HOURS),
+            note=f"call-out: {call.surge.name}"[:200],
+        )  # fmt: skip
+    return in_staff_language(lambda: gettext("Thank you. You are on duty from %(time)s; cases will come to you.")
+                             % {"time": timezone.localtime(starts).strftime("%H:%M")})  # fmt: skip

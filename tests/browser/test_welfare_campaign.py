@@ -1,0 +1,58 @@
+"""In a real browser: a supervisor starts a welfare campaign as a drill, and the tally moves as people are asked
+and answer, without a reload. The screenshot goes to docs/screenshots/welfare-campaign.png for the README."""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from helpline.welfare import services
+from helpline.welfare.models import Campaign, VulnerablePerson
+from tests.browser.conftest import PASSWORD, SCREENSHOTS, log_in
+from tests.factories import ShiftFactory, StaffFactory
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+DOCS = SCREENSHOTS.parents[1] / "docs" / "screenshots"
+
+
+def test_a_supervisor_starts_a_campaign_and_watches_the_tally_move(page_for, live_server, fast_polling, settings):
+    settings.SMS_PER_SECOND = 50  # everyone asked at once: the test watches the answers, not the rate
+    supervisor = StaffFactory(user__username="sefica", role="supervisor", phone="+38761200309")
+    supervisor.user.set_password(PASSWORD)
+    supervisor.user.save()
+    ShiftFactory(staff=supervisor)
+    areas = ["Maglaj", "Doboj", "Šamac"]
+    VulnerablePerson.objects.bulk_create([
+        VulnerablePerson(full_name=f"Osoba {n}", phone=f"+38761{n:06d}", municipality=areas[n % 3],
+                         legal_basis="public_task", birth_year=1930 + n, needs=["lives_alone"] if n % 2 else [])
+        for n in range(12)
+    ])  # fmt: skip
+
+    page = page_for()
+    log_in(page, live_server.url, "sefica")
+    page.goto(f"{live_server.url}/console/welfare/")
+    page.get_by_label("Title").or_(page.get_by_label("Naslov")).fill("Poplava: provjera dobrobiti")
+    page.locator("input[name=areas][value=Maglaj]").check()
+    page.locator("input[name=areas][value=Doboj]").check()
+    page.locator("input[name=is_drill]").check()
+    page.locator("#start-campaign").click()
+    page.wait_for_url(f"{live_server.url}/console/welfare/*/")
+    campaign = Campaign.objects.get()
+    assert campaign.is_drill and campaign.checks.count() == 8
+
+    not_asked = page.locator('#welfare-tally tr.total td[data-column="not_yet_asked"]')
+    expect(not_asked).to_have_text("8")
+    services.advance_campaigns()  # the beat's tick: everyone asked (drill backend)
+    expect(page.locator('#welfare-tally tr.total td[data-column="no_answer"]')).to_have_text("8")
+
+    phones = list(campaign.checks.order_by("pk").values_list("phone", flat=True))
+    for phone, answer in zip(phones, ["1", "da", "сигуран сам", "2", "1"], strict=False):
+        services.answer_welfare_reply(phone, answer, is_drill=True)
+    expect(page.locator('#welfare-tally tr.total td[data-column="safe"]')).to_have_text("4")  # polls: no reload
+    expect(page.locator('#welfare-tally tr.total td[data-column="needs_help"]')).to_have_text("1")
+    expect(page.locator('#welfare-tally tr.total td[data-column="no_answer"]')).to_have_text("3")
+
+    DOCS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(DOCS / "welfare-campaign.png"), full_page=True)
+    page.locator('#welfare-tally tr.total td[data-column="needs_help"] a').click()
+    expect(page.locator("table.welfare-people")).to_contain_text("Osoba")
+    assert page.csp_errors == []

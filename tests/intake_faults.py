@@ -1,0 +1,102 @@
+"""Faults for intake tests and benchmarks/intake_faults.py: a database that cannot be reached, a server that accepts
+connections and never answers (a frozen Redis), and contacts sent from several threads a few milliseconds apart."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from urllib.parse import urlencode
+
+from django.db import connections
+from django.test import Client
+from twilio.request_validator import RequestValidator
+
+
+@contextmanager
+def database_unreachable() -> Iterator[None]:
+    """Point this thread's database connection at a port where nothing listens, as when PostgreSQL is stopped."""
+    connection = connections["default"]
+    saved = dict(connection.settings_dict)
+    connection.close()
+    connection.settings_dict.update({"HOST": "127.0.0.1", "PORT": "1"})
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
+
+
+class HungServer:
+    """A TCP server that accepts every connection and never sends a byte: Redis under SIGSTOP, a half-open link."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket()
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(128)
+        self.port = self._socket.getsockname()[1]
+        self._accepted: list[socket.socket] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            self._accepted.append(connection)  # held open, never read or answered
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def __enter__(self) -> HungServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closed.set()
+        self._socket.close()
+        for connection in self._accepted:
+            connection.close()
+
+
+def signed_sms(client: Client, *, base_url: str, token: str, sid: str, from_number: str, body: str = "Pomoć"):
+    params = {"MessageSid": sid, "AccountSid": "AC" + "0" * 32, "From": from_number, "To": "+38733000111",
+              "Body": body, "NumMedia": "0"}  # fmt: skip
+    path = "/webhooks/twilio/sms/"
+    signature = RequestValidator(token).compute_signature(base_url + path, params)
+    return client.post(
+        path, data=urlencode(params), content_type="application/x-www-form-urlencoded",
+        HTTP_X_TWILIO_SIGNATURE=signature,
+    )  # fmt: skip
+
+
+def send_staggered(send: Callable[[int], object], offsets: list[float]) -> tuple[list, list[Exception]]:
+    """Call send(0), send(1), ... from one thread each, released together and then each waiting its offset in
+    seconds (two texts 25 ms apart): the point is real timing, so this waits on the clock rather than faking it."""
+    barrier = threading.Barrier(len(offsets))
+    results: list = [None] * len(offsets)
+    errors: list[Exception] = []
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            if offsets[index]:
+                time.sleep(offsets[index])
+            results[index] = send(index)
+        except Exception as error:  # collected for the caller to assert on
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(offsets))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results, errors

@@ -1,0 +1,328 @@
+"""Staff alerts survive lost workers and Twilio outages: nothing goes out twice, nothing failed stays failed while
+its case waits, and supervisors hear when alerts stop getting out."""
+import datetime as dt
+
+import pytest
+import time_machine
+
+from helpline.cases.models import Case, CaseStatus
+from helpline.casework import actions
+from notifications import outbox
+from notifications.backends import TwilioBackend
+from notifications.delivery_health import alert_supervisors_of_failing_delivery, delivery_health
+from notifications.models import DeliveryStatus, Notification, NotificationKind
+from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
+
+pytestmark = pytest.mark.django_db
+START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+def on_duty(**profile):
+    staff = StaffFactory(**profile)
+    ShiftFactory(staff=staff, starts_at=START - dt.timedelta(hours=1), ends_at=START + dt.timedelta(hours=12))
+    return staff
+
+
+def assigned_case(text="treba nam pomoć oko ogrjeva"):
+    case = CaseFactory()
+    MessageFactory(case=case, body=text)
+    actions.do_triage_case(case.pk)
+    case.refresh_from_db()
+    return case
+
+
+def killed_inside_the_call(notification: Notification, *, twilio_got_it: bool) -> None:
+    """What a worker SIGKILLed inside the Twilio call leaves behind: the row claimed as "sending" by `deliver`,
+    and the message at Twilio or not, depending on when the kill came."""
+    Notification.objects.filter(pk=notification.pk).update(
+        status=DeliveryStatus.SENDING, attempts=1, next_attempt_at=START + outbox.SENDING_GRACE
+    )
+    if twilio_got_it:
+        assert TwilioBackend().send(outbox._outgoing(notification)).ok
+
+
+def fail_for_good_on_transient_errors(notification: Notification, clock, settings) -> None:
+    settings.NOTIFICATION_MAX_ATTEMPTS = 2
+    for _ in range(2):
+        outbox.deliver(notification.pk)
+        clock.shift(dt.timedelta(seconds=15))
+    notification.refresh_from_db()
+    assert notification.status == DeliveryStatus.FAILED
+
+
+# --- A worker lost inside the Twilio call --------------------------------------------------------------------
+
+
+def test_an_sms_a_killed_worker_had_handed_to_twilio_is_not_sent_again(clock, twilio_api):
+    worker = on_duty(phone="+38761200300")
+    assigned_case()
+    sms = Notification.objects.get(recipient=worker.user)
+    killed_inside_the_call(sms, twilio_got_it=True)
+
+    clock.shift(dt.timedelta(seconds=20))
+    outbox.relay_queued()
+    sms.refresh_from_db()
+    assert sms.status == DeliveryStatus.SENDING  # within the grace the worker may still be inside the call
+    clock.shift(dt.timedelta(seconds=11))
+    outbox.relay_queued()
+    outbox.deliver(sms.pk)
+
+    sms.refresh_from_db()
+    assert sms.status == DeliveryStatus.SENT and sms.provider_sid == twilio_api.accepted_messages()[0]["sid"]
+    assert len(twilio_api.messages) == 1
+
+
+def test_an_sms_a_killed_worker_never_handed_to_twilio_goes_out_once_within_a_minute(clock, twilio_api):
+    worker = on_duty(phone="+38761200300")
+    assigned_case()
+    sms = Notification.objects.get(recipient=worker.user)
+    killed_inside_the_call(sms, twilio_got_it=False)
+
+    clock.shift(dt.timedelta(seconds=31))
+    assert outbox.relay_queued() == 1
+    outbox.deliver(sms.pk)
+    outbox.deliver(sms.pk)  # the relay's doorbell and a late original arrive both
+
+    sms.refresh_from_db()
+    assert sms.status == DeliveryStatus.SENT and len(twilio_api.messages) == 1
+
+
+def test_a_call_a_killed_worker_had_placed_is_not_placed_again(clock, twilio_api):
+    worker = on_duty(phone="+38761200300")
+    assigned_case("ubit će me, ima nož")
+    call = Notification.objects.get(recipient=worker.user, channel="voice")
+    outbox.deliver(Notification.objects.get(recipient=worker.user, channel="sms").pk)  # an earlier call, recorded
+    killed_inside_the_call(call, twilio_got_it=True)
+
+    clock.shift(dt.timedelta(seconds=31))
+    outbox.relay_queued()
+    outbox.deliver(call.pk)
+
+    call.refresh_from_db()
+    assert call.status == DeliveryStatus.SENT and len(twilio_api.calls) == 1
+    assert call.provider_sid == twilio_api.accepted_calls()[0]["sid"]
+
+
+def test_an_interrupted_send_waits_while_twilio_cannot_be_asked(clock, twilio_api):
+    worker = on_duty(phone="+38761200300")
+    assigned_case()
+    sms = Notification.objects.get(recipient=worker.user)
+    killed_inside_the_call(sms, twilio_got_it=True)
+    twilio_api.outage()
+
+    clock.shift(dt.timedelta(seconds=31))
+    outbox.relay_queued()
+    sms.refresh_from_db()
+    assert sms.status == DeliveryStatus.SENDING and len(twilio_api.messages) == 1  # no blind second send
+
+    twilio_api.recover()
+    clock.shift(dt.timedelta(seconds=31))
+    outbox.relay_queued()
+    sms.refresh_from_db()
+    assert sms.status == DeliveryStatus.SENT and len(twilio_api.messages) == 1
+
+
+def test_a_call_status_callback_settles_a_call_whose_sid_the_lost_worker_never_wrote(clock, twilio_api):
+    worker = on_duty(phone="+38761200300")
+    assigned_case("ubit će me, ima nož")
+    call = Notification.objects.get(recipient=worker.user, channel="voice")
+    killed_inside_the_call(call, twilio_got_it=True)
+    callback = twilio_api.calls[0].form["StatusCallback"]
+    assert callback.endswith(f"/webhooks/twilio/voice/staff-call/status/?n={call.pk}")
+
+    outbox.record_staff_call_outcome(provider_sid="CAfromtwilio", call_status="ringing", notification_id=call.pk)
+    call.refresh_from_db()
+    assert (call.status, call.provider_sid) == (DeliveryStatus.SENT, "CAfromtwilio")
+    clock.shift(dt.timedelta(minutes=5))
+    outbox.relay_queued()
+    assert len(twilio_api.calls) == 1
+
+
+# --- A Twilio outage ---------------------------------------------------------------------------------------
+
+
+def test_a_staff_alert_that_failed_during_an_outage_is_sent_once_twilio_takes_messages_again(
+    clock, twilio_api, settings
+):
+    worker = on_duty(phone="+38761200300")
+    case = assigned_case()
+    sms = Notification.objects.get(recipient=worker.user)
+    twilio_api.outage()
+    fail_for_good_on_transient_errors(sms, clock, settings)
+
+    outbox.relay_queued()
+    sms.refresh_from_db()
+    assert sms.status == DeliveryStatus.FAILED  # no sign of recovery and no probe due yet
+
+    twilio_api.recover()
+    other = outbox.queue_notification(key="other", to_number="+38761999000", body="x", kind="reminder",
+                                      case=CaseFactory())  # fmt: skip
+    assert outbox.deliver(other.pk).status == "sent"  # Twilio takes messages again
+    clock.shift(dt.timedelta(seconds=1))
+    outbox.relay_queued()
+    outbox.deliver(sms.pk)
+
+    sms.refresh_from_db()
+    assert sms.status == DeliveryStatus.SENT
+    delivered_to_worker = [m for m in twilio_api.accepted_messages() if m["to"] == "+38761200300"]
+    assert len(delivered_to_worker) == 1 and case.reference in delivered_to_worker[0]["body"]
+
+
+def test_during_a_long_outage_one_failed_alert_at_a_time_probes_twilio(clock, twilio_api, settings):
+    on_duty(phone="+38761200300")
+    for _ in range(3):
+        assigned_case()
+    twilio_api.outage()
+    for sms in Notification.objects.all():
+        fail_for_good_on_transient_errors(sms, clock, settings)
+    tries_before = len(twilio_api.messages)
+
+    clock.shift(dt.timedelta(seconds=61))
+    outbox.relay_queued()
+    for notification_id in Notification.objects.filter(status="queued").values_list("pk", flat=True):
+        outbox.deliver(notification_id)
+    assert len(twilio_api.messages) == tries_before + 1  # one probe, not a flood
+
+    twilio_api.recover()
+    clock.shift(dt.timedelta(seconds=61))
+    outbox.relay_queued()  # the probe
+    for notification_id in Notification.objects.filter(status="queued").values_list("pk", flat=True):
+        outbox.deliver(notification_id)
+    clock.shift(dt.timedelta(seconds=10))
+    outbox.relay_queued()  # the probe got through: the rest follow
+    for notification_id in Notification.objects.filter(status="queued").values_list("pk", flat=True):
+        outbox.deliver(notification_id)
+    assert Notification.objects.filter(status=DeliveryStatus.SENT).count() == 3
+    assert len(twilio_api.accepted_messages()) == 3
+
+
+def test_a_failed_alert_is_never_sent_after_its_case_was_taken(clock, twilio_api, settings):
+    worker = on_duty(phone="+38761200300")
+    case = assigned_case()
+    sms = Notification.objects.get(recipient=worker.user)
+    twilio_api.outage()
+    fail_for_good_on_transient_errors(sms, clock, settings)
+    Case.objects.filter(pk=case.pk).update(status=CaseStatus.ACKNOWLEDGED)
+
+    twilio_api.recover()
+    clock.shift(dt.timedelta(minutes=5))
+    outbox.relay_queued()
+    sms.refresh_from_db()
+    assert sms.status == DeliveryStatus.FAILED and twilio_api.accepted_messages() == []
+
+
+def test_an_alert_refused_for_an_invalid_number_is_never_sent_again(clock, twilio_api):
+    worker = on_duty(phone="+38761200300")
+    assigned_case()
+    sms = Notification.objects.get(recipient=worker.user)
+    twilio_api.error(400, 21211, "The 'To' number is not a valid phone number.")
+    assert outbox.deliver(sms.pk).status == "failed"
+    other = outbox.queue_notification(key="other", to_number="+38761999000", body="x", kind="reminder",
+                                      case=CaseFactory())  # fmt: skip
+    outbox.deliver(other.pk)
+
+    clock.shift(dt.timedelta(minutes=5))
+    outbox.relay_queued()
+    sms.refresh_from_db()
+    assert sms.status == DeliveryStatus.FAILED and len(twilio_api.messages) == 2
+
+
+# --- Telling supervisors -----------------------------------------------------------------------------------
+
+
+def test_delivery_health_counts_the_last_five_minutes_of_sends(clock, twilio_api, settings):
+    settings.NOTIFICATION_MAX_ATTEMPTS = 1
+    cases = [CaseFactory() for _ in range(6)]
+    queued = [
+        outbox.queue_notification(key=f"n{n}", to_number="+38761999000", body="x", kind="reminder", case=case)
+        for n, case in enumerate(cases)
+    ]
+    for notification in queued[:2]:
+        outbox.deliver(notification.pk)
+    twilio_api.outage()
+    for notification in queued[2:]:
+        outbox.deliver(notification.pk)
+
+    health = delivery_health()
+    assert (health.sends, health.failures, health.is_failing) == (6, 4, True)
+    assert health.rate == pytest.approx(4 / 6) and health.last_success_at == START
+    clock.shift(dt.timedelta(minutes=6))
+    assert delivery_health().sends == 0 and not delivery_health().is_failing
+
+
+def test_a_few_failures_in_a_quiet_hour_are_not_an_outage(clock, twilio_api, settings):
+    settings.NOTIFICATION_MAX_ATTEMPTS = 1
+    twilio_api.outage()
+    for n in range(2):
+        notification = outbox.queue_notification(key=f"n{n}", to_number="+38761999000", body="x", kind="reminder",
+                                                 case=CaseFactory())  # fmt: skip
+        outbox.deliver(notification.pk)
+    assert delivery_health().failures == 2 and not delivery_health().is_failing
+
+
+def test_supervisors_are_told_once_per_outage_and_again_when_it_is_over(clock, twilio_api, settings):
+    settings.NOTIFICATION_MAX_ATTEMPTS = 1
+    settings.DELIVERY_ALERT_SENDER = "MG" + "1" * 32
+    supervisors = [StaffFactory(role="supervisor", phone=f"+3876130000{n}") for n in range(2)]
+    twilio_api.outage()
+    for n in range(6):
+        notification = outbox.queue_notification(key=f"n{n}", to_number="+38761999000", body="x", kind="reminder",
+                                                 case=CaseFactory())  # fmt: skip
+        outbox.deliver(notification.pk)
+
+    assert alert_supervisors_of_failing_delivery() == 2
+    clock.shift(dt.timedelta(seconds=30))
+    assert alert_supervisors_of_failing_delivery() == 0  # the same outage: told once
+    alerts = Notification.objects.filter(idempotency_key__startswith="delivery-alert:")
+    assert {a.recipient for a in alerts} == {s.user for s in supervisors}
+    assert all(a.kind == NotificationKind.ESCALATION and "6 od 6" in a.body for a in alerts)
+
+    twilio_api.recover()
+    for alert in alerts:
+        outbox.deliver(alert.pk)
+    sent = [r.form for r in twilio_api.messages if r.form.get("To") == supervisors[0].phone]
+    assert sent[-1].get("MessagingServiceSid") == "MG" + "1" * 32 and "From" not in sent[-1]  # another path
+    clock.shift(dt.timedelta(minutes=6))
+    assert alert_supervisors_of_failing_delivery() == 0  # quiet is not recovery: nothing got through yet
+    ok = outbox.queue_notification(key="ok", to_number="+38761999000", body="x", kind="reminder", case=CaseFactory())
+    outbox.deliver(ok.pk)
+    clock.shift(dt.timedelta(seconds=30))
+    assert alert_supervisors_of_failing_delivery() == 2
+    assert Notification.objects.filter(idempotency_key__startswith="delivery-recovered:").count() == 2
+    assert alert_supervisors_of_failing_delivery() == 0
+
+
+def test_a_send_whose_answer_was_lost_is_looked_up_before_it_is_tried_again(clock, twilio_api):
+    worker = on_duty(phone="+38761200300")
+    assigned_case()
+    sms = Notification.objects.get(recipient=worker.user)
+    twilio_api.hang_up_after_accepting = 1
+    first = outbox.deliver(sms.pk)
+    sms.refresh_from_db()
+    assert first.status == "queued" and sms.last_error_code == "network"
+
+    clock.shift(dt.timedelta(seconds=first.retry_in + 1))
+    assert outbox.deliver(sms.pk).status == "sent"
+    sms.refresh_from_db()
+    assert len(twilio_api.accepted_messages()) == 1 and len(twilio_api.messages) == 1  # looked up, not re-sent
+    assert sms.provider_sid == twilio_api.accepted_messages()[0]["sid"]
+
+
+def test_failures_of_a_notification_that_got_through_later_no_longer_count(clock, twilio_api):
+    worker = on_duty(phone="+38761200300")
+    assigned_case()
+    sms = Notification.objects.get(recipient=worker.user)
+    for _ in range(2):
+        twilio_api.error(503, 20503, "Service Unavailable")
+        outbox.deliver(sms.pk)
+        clock.shift(dt.timedelta(seconds=30))
+    assert (delivery_health().sends, delivery_health().failures) == (2, 2)  # the retries count while it fails
+    outbox.deliver(sms.pk)
+    health = delivery_health()
+    assert (health.sends, health.failures, health.rate) == (3, 0, 0.0)  # delivered: its failures drop out

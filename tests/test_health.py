@@ -1,0 +1,166 @@
+"""/healthz/ tells an operator whether the work behind intake runs: beat, a consumer on every queue, each worker.
+And the log a night-shift supervisor reads: one clock, no line per idle tick."""
+import datetime as dt
+import logging
+import time
+
+import pytest
+import time_machine
+from celery.signals import worker_shutting_down
+
+from helpline.cases import dispatch, services
+from helpline.cases.tasks import BEAT_HEARTBEAT, queue_heartbeat_name, worker_heartbeat_name
+from helpline.operations.logs import UTCFormatter
+
+pytestmark = pytest.mark.django_db
+
+START = dt.datetime(2026, 12, 3, 2, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+WORKERS = ("critical@centre", "worker@centre")
+
+
+def everything_beats(*, except_queues: tuple[str, ...] = (), beat: bool = True, workers: tuple[str, ...] = WORKERS):
+    """What a running stack writes every two seconds: beat's heartbeat, each worker's and each queue's."""
+    if beat:
+        services.record_heartbeat(BEAT_HEARTBEAT)
+    for hostname in workers:
+        services.record_heartbeat(worker_heartbeat_name(hostname))
+    for queue in dispatch.QUEUES:
+        if queue not in except_queues:
+            services.record_heartbeat(queue_heartbeat_name(queue))
+
+
+def test_health_is_ok_while_beat_every_queue_and_every_worker_beat(client, clock):
+    everything_beats()
+    clock.shift(3)
+
+    response = client.get("/healthz/")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok", body["problems"]
+    assert body["heartbeat_age_seconds"] == 3.0
+    assert set(body["queues"].values()) == {"ok"} and set(body["queues"]) == set(dispatch.QUEUES)
+    assert body["workers"] == {"critical@centre": "ok", "worker@centre": "ok"}
+
+
+def test_a_beat_heartbeat_older_than_a_few_seconds_makes_health_degraded_but_still_200(client, clock):
+    everything_beats()
+    clock.shift(62)
+    everything_beats(beat=False)  # the workers run on; beat stopped a minute ago
+
+    response = client.get("/healthz/")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["database"] == "ok"
+    assert body["problems"] == ["beat heartbeat 62 s old"]
+
+
+def test_beat_that_never_ran_is_reported(client, clock):
+    everything_beats(beat=False)
+
+    body = client.get("/healthz/").json()
+
+    assert body["status"] == "degraded" and "beat has never run" in body["problems"]
+
+
+def test_a_queue_nobody_consumes_makes_health_degraded_and_is_named(client, clock):
+    everything_beats()
+    clock.shift(30)
+    everything_beats(except_queues=("triage", "notifications", "retries", "default"))  # the general worker is gone
+
+    body = client.get("/healthz/").json()
+
+    assert body["status"] == "degraded"
+    assert body["queues"]["triage"] == "no consumer" and body["queues"]["critical"] == "ok"
+    assert "no worker consumes queue triage" in body["problems"]
+
+
+def test_a_killed_worker_is_reported_missing_until_it_beats_again(client, clock):
+    everything_beats()
+    clock.shift(30)
+    everything_beats(workers=("worker@centre",))  # critical@centre was SIGKILLed 30 s ago; its queues are served
+
+    body = client.get("/healthz/").json()
+    assert body["status"] == "degraded"
+    assert body["workers"]["critical@centre"] == "missing"
+    assert body["problems"] == ["worker critical@centre silent for 30 s"]
+
+    everything_beats()  # restarted under the same name
+    assert client.get("/healthz/").json()["status"] == "ok"
+
+
+def test_a_worker_gone_without_a_goodbye_is_forgotten_after_an_hour(client, clock):
+    everything_beats(workers=("critical@centre", "worker@centre", "worker@old-server"))
+    clock.shift(2 * 3600)
+    everything_beats()
+
+    body = client.get("/healthz/").json()
+
+    assert "worker@old-server" not in body["workers"]
+    assert body["status"] == "ok"
+
+
+def test_a_worker_stopped_on_purpose_is_not_reported_missing(client, clock):
+    everything_beats()
+    worker_shutting_down.send(sender="critical@centre", sig="SIGTERM", how="Warm", exitcode=0)
+    clock.shift(30)
+    everything_beats(workers=("worker@centre",))
+
+    body = client.get("/healthz/").json()
+
+    assert body["workers"] == {"worker@centre": "ok"}
+    assert body["status"] == "ok"
+
+
+def test_an_unreachable_broker_makes_health_degraded_within_a_second(client, clock, unreachable_broker):
+    everything_beats()
+
+    began = time.perf_counter()
+    response = client.get("/healthz/")
+
+    assert time.perf_counter() - began < 1.5
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    assert response.json()["problems"][0] == "the broker is unreachable"
+
+
+def test_routine_lines_about_the_periodic_ticks_are_not_logged_but_their_failures_are(caplog):
+    caplog.set_level(logging.INFO)
+    trace = logging.getLogger("celery.app.trace")
+    success = "Task %(name)s[%(id)s] succeeded in %(runtime)ss: %(return_value)s"
+
+    def succeeded(name: str, task_id: str) -> dict:
+        return {"name": name, "id": task_id, "runtime": 0.01, "return_value": None}
+
+    trace.info(success, succeeded("notifications.tasks.run_escalations", "a1"))
+    trace.info(success, succeeded("helpline.cases.tasks.record_heartbeat", "a2"))
+    logging.getLogger("celery.beat").info("Scheduler: Sending due task %s (%s)", "run-escalations",
+                                          "notifications.tasks.run_escalations")  # fmt: skip
+    trace.info(success, succeeded("helpline.casework.tasks.triage_case", "b1"))
+    trace.error("Task %(name)s[%(id)s] raised unexpected: %(exc)s",
+                {"name": "notifications.tasks.run_escalations", "id": "a3", "exc": "OperationalError"})  # fmt: skip
+
+    logged = [record.getMessage() for record in caplog.records]
+    assert len(logged) == 2
+    assert "triage_case[b1] succeeded" in logged[0]
+    assert "run_escalations[a3] raised unexpected" in logged[1]
+
+
+def test_log_lines_carry_utc_with_the_offset_whatever_the_local_time_zone():
+    record = logging.makeLogRecord({"msg": "ready", "levelname": "INFO", "name": "celery.apps.worker"})
+    record.created = dt.datetime(2026, 3, 29, 1, 30, 0, 250000, tzinfo=dt.UTC).timestamp()  # CET becomes CEST at 1:00
+    record.msecs = 250
+
+    line = UTCFormatter("%(asctime)s %(levelname)s %(name)s %(message)s").format(record)
+
+    assert line == "2026-03-29T01:30:00.250+00:00 INFO celery.apps.worker ready"

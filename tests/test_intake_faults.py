@@ -1,0 +1,334 @@
+"""Intake never loses a contact and never answers 500: not when two texts from a new number arrive 25 ms apart,
+not when Twilio delivers one webhook five times at once, not when PostgreSQL is down, not when Redis hangs."""
+import re
+import time
+import uuid
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.management import call_command
+from django.test import Client
+
+from helpline.cases import intake
+from helpline.cases.dispatch import publish
+from helpline.cases.models import Case, EventKind, Message
+from helpline.intake import spool
+from helpline.project.celery import app as celery_app
+from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
+from tests.factories import CaseFactory
+from tests.intake_faults import HungServer, database_unreachable, send_staggered, signed_sms
+
+requires_postgres = pytest.mark.skipif(
+    "postgresql" not in django_settings.DATABASES["default"]["ENGINE"], reason="needs concurrent transactions"
+)
+concurrent = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+SPOOLED_REFERENCE = re.compile(r"SOS-\d{4}-S[2-9A-HJKMNP-TV-Z]{6}")
+
+
+@pytest.fixture(autouse=True)
+def spool_directory(settings, tmp_path):
+    settings.INTAKE_SPOOL_DIR = tmp_path / "spool"
+    return settings.INTAKE_SPOOL_DIR
+
+
+def reference_in(response) -> str:
+    found = re.search(r"SOS-\d{4}-S?[0-9A-Z]{5,6}", response.content.decode())
+    assert found, response.content
+    return found.group(0)
+
+
+def assert_not_djangos_error_page(response) -> None:
+    assert response.status_code < 500 or response.status_code == 503
+    assert b"Server Error" not in response.content
+
+
+# --- Concurrency: no deadlock, no 500, nothing lost or doubled ---------------------------------------------------
+
+
+@concurrent
+@requires_postgres
+@pytest.mark.parametrize("gap_ms", [0, 25, 50])
+def test_two_texts_from_a_new_number_are_both_stored_whatever_the_gap(twilio_settings, gap_ms):
+    rounds = 6
+    for round_number in range(rounds):
+        number = f"+3876155{round_number:02d}{gap_ms:03d}"
+
+        def send(index: int, number=number, round_number=round_number):
+            return signed_sms(
+                Client(), base_url=PUBLIC_BASE_URL, token=AUTH_TOKEN, from_number=number,
+                sid=f"SMpair{gap_ms}x{round_number}x{index}", body=f"Poruka {index}",
+            )  # fmt: skip
+
+        responses, errors = send_staggered(send, [0, gap_ms / 1000])
+        assert errors == []
+        assert [response.status_code for response in responses] == [200, 200]
+        assert Message.objects.filter(case__caller__phone=number).count() == 2
+        assert Case.objects.filter(caller__phone=number).count() == 1
+    assert spool.pending() == []  # stored by the intake itself, not rescued by the spool
+
+
+@concurrent
+@requires_postgres
+def test_five_copies_of_one_webhook_at_once_are_stored_once_and_answered_alike(twilio_settings):
+    for round_number in range(8):
+        sid, number = f"SMfive{round_number}", f"+387617700{round_number:02d}"
+
+        def send(_index: int, sid=sid, number=number):
+            return signed_sms(Client(), base_url=PUBLIC_BASE_URL, token=AUTH_TOKEN, sid=sid, from_number=number)
+
+        responses, errors = send_staggered(send, [0] * 5)
+        assert errors == []
+        assert {response.status_code for response in responses} == {200}
+        assert len({response.content for response in responses}) == 1
+        assert Message.objects.filter(twilio_sid=sid).count() == 1
+    assert Case.objects.count() == 8
+    assert spool.pending() == []
+
+
+@concurrent
+@requires_postgres
+def test_a_web_inquiry_sent_five_times_at_once_with_one_key_opens_one_case(twilio_settings):
+    key = str(uuid.uuid4())
+
+    def send(_index: int):
+        return Client().post(
+            "/api/v1/inquiries/", data={"message": "Treba mi pomoć"}, content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=key,
+        )  # fmt: skip
+
+    responses, errors = send_staggered(send, [0] * 5)
+    assert errors == []
+    assert {response.status_code for response in responses} == {201}
+    assert len({(r.json()["reference"], r.json()["token"]) for r in responses}) == 1
+    assert Case.objects.filter(idempotency_key=key).count() == Case.objects.count() == 1
+
+
+# --- Idempotency keys on the web -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_retried_api_inquiry_is_stored_once_and_answered_the_same(client):
+    send = lambda message: client.post(  # noqa: E731
+        "/api/v1/inquiries/", data={"message": message}, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-1"
+    )
+    first, retry = send("Pomoć"), send("Pomoć")
+    assert first.status_code == retry.status_code == 201
+    assert first.json() == retry.json()
+    assert Case.objects.count() == 1
+    status = client.get(first.json()["status_url"], HTTP_X_INQUIRY_TOKEN=first.json()["token"])
+    assert status.status_code == 200
+
+    reused = send("Nešto sasvim drugo")
+    assert reused.status_code == 422 and "idempotency_key" in reused.json()
+    assert Case.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_form_sends_a_fresh_key_with_every_page_and_a_resubmission_is_stored_once(client):
+    page = client.get("/inquiry/").content.decode()
+    keys = re.findall(r'name="idempotency_key" value="([0-9a-f]{32})"', page)
+    assert len(keys) == 1
+    assert keys[0] not in client.get("/inquiry/").content.decode()
+
+    form = {"message": "Muž me tuče", "idempotency_key": keys[0]}
+    first, again = client.post("/inquiry/", form), client.post("/inquiry/", form)
+    assert first.status_code == again.status_code == 201
+    receipt = re.compile(r'class="reference">([^<]+)<.*class="code">([^<]+)<', re.DOTALL)
+    assert receipt.search(first.content.decode()).groups() == receipt.search(again.content.decode()).groups()
+    assert Case.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_retried_follow_up_with_the_same_key_is_stored_once(client):
+    created = client.post("/api/v1/inquiries/", data={"message": "Pomoć"}, content_type="application/json").json()
+    url = f"/api/v1/inquiries/{created['reference']}/messages/"
+    for _ in range(2):
+        response = client.post(
+            url, data={"message": "Još nešto"}, content_type="application/json",
+            HTTP_X_INQUIRY_TOKEN=created["token"], HTTP_IDEMPOTENCY_KEY="follow-1",
+        )  # fmt: skip
+        assert response.status_code == 201
+    assert Message.objects.filter(body="Još nešto").count() == 1
+
+
+# --- PostgreSQL unreachable: spooled, answered as usual, stored once when it returns ------------------------------
+
+
+@concurrent
+def test_an_sms_sent_while_the_database_is_down_is_answered_and_stored_once_it_returns(twilio):
+    with database_unreachable():
+        response = twilio.sms("Pomozite mi", sid="SMdown1", from_number="+38761400500")
+        retried = twilio.sms("Pomozite mi", sid="SMdown1", from_number="+38761400500")
+    assert_not_djangos_error_page(response)
+    assert response.status_code == retried.status_code == 200
+    assert response["Content-Type"].startswith("text/xml")
+    reference = reference_in(response)
+    assert SPOOLED_REFERENCE.fullmatch(reference)
+    assert reference_in(retried) == reference  # Twilio's retry got the same answer
+    assert len(spool.pending()) == 1 and Case.objects.count() == 0
+
+    first, second = spool.replay_spool(), spool.replay_spool()
+    assert (first.stored, second.stored) == (1, 0)
+    case = Case.objects.get()
+    assert case.reference == reference  # the reference the citizen was given is the case's
+    assert case.messages.get().twilio_sid == "SMdown1"
+    assert spool.pending() == []
+
+
+@concurrent
+def test_a_spooled_sms_joins_the_callers_open_case_and_keeps_its_reference_on_the_timeline(twilio):
+    twilio.sms("Prva poruka", sid="SMopen1", from_number="+38761400600")
+    case = Case.objects.get()
+    with database_unreachable():
+        reference = reference_in(twilio.sms("Druga poruka", sid="SMopen2", from_number="+38761400600"))
+    assert spool.replay_spool().stored == 1
+    assert Case.objects.count() == 1 and case.messages.count() == 2
+    event = case.timeline.get(kind=EventKind.MESSAGE_RECEIVED)
+    assert event.details["answered_with_reference"] == reference
+
+
+@concurrent
+def test_a_call_while_the_database_is_down_reaches_voicemail_and_is_stored_with_it(twilio):
+    with database_unreachable():
+        greeting = twilio.call(sid="CAdown1", from_number="+38761400700")
+        prompt = twilio.call("/webhooks/twilio/voice/language/", sid="CAdown1", Digits="1")
+        recording = twilio.call(
+            "/webhooks/twilio/voice/recording/", sid="CAdown1", RecordingSid="RE1", RecordingStatus="completed",
+            RecordingUrl="https://api.twilio.com/rec/RE1", RecordingDuration="12",
+        )  # fmt: skip
+    assert greeting.status_code == prompt.status_code == 200 and recording.status_code == 204
+    assert b"<Gather" in greeting.content and b"<Record" in prompt.content
+    reference = spool.spooled("call", "CAdown1").reference
+    assert SPOOLED_REFERENCE.fullmatch(reference)
+
+    assert spool.replay_spool().stored == 3
+    case = Case.objects.get()
+    assert case.reference == reference
+    assert case.messages.get().recording_sid == "RE1"
+
+
+@concurrent
+def test_a_web_form_sent_while_the_database_is_down_is_answered_and_its_code_works_later(client):
+    key = uuid.uuid4().hex
+    with database_unreachable():
+        response = client.post("/inquiry/", {"message": "Treba mi pomoć", "idempotency_key": key})
+    assert_not_djangos_error_page(response)
+    assert response.status_code == 202
+    reference = reference_in(response)
+    code = intake.token_for_idempotency_key(key)
+    assert code in response.content.decode()
+
+    call_command("replay_intake_spool")
+    status = client.post("/inquiry/status/", {"reference": reference, "code": code})
+    assert status.status_code == 200
+    assert Case.objects.get().reference == reference
+
+
+@concurrent
+def test_api_inquiries_and_follow_ups_while_the_database_is_down_get_202_and_are_stored_once(client):
+    case = CaseFactory(channel="web", citizen_token_hash=intake._hash_token("tajna"))
+    with database_unreachable():
+        created = client.post(
+            "/api/v1/inquiries/", data={"message": "Pomoć"}, content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY="down-1",
+        )  # fmt: skip
+        followed = client.post(
+            f"/api/v1/inquiries/{case.reference}/messages/", data={"message": "Opet ja"},
+            content_type="application/json", HTTP_X_INQUIRY_TOKEN="tajna",
+        )  # fmt: skip
+        forged = client.post(
+            f"/api/v1/inquiries/{case.reference}/messages/", data={"message": "Lažna"},
+            content_type="application/json", HTTP_X_INQUIRY_TOKEN="pogrešna",
+        )  # fmt: skip
+    assert created.status_code == followed.status_code == forged.status_code == 202
+    body = created.json()
+    assert SPOOLED_REFERENCE.fullmatch(body["reference"])
+
+    result = spool.replay_spool()
+    assert (result.stored, result.dropped) == (2, 1)  # the forged follow-up is dropped, as a 404 would have been
+    assert client.get(body["status_url"], HTTP_X_INQUIRY_TOKEN=body["token"]).status_code == 200
+    assert case.messages.filter(body="Opet ja").count() == 1
+    assert not Message.objects.filter(body="Lažna").exists()
+
+
+@concurrent
+def test_replay_waits_while_the_database_is_still_down_and_loses_nothing(twilio):
+    with database_unreachable():
+        twilio.sms("Jedan", sid="SMwait1", from_number="+38761400800")
+        twilio.sms("Dva", sid="SMwait2", from_number="+38761400801")
+        still_down = spool.replay_spool()
+    assert (still_down.stored, still_down.remaining) == (0, 2)
+    assert spool.replay_spool().stored == 2
+    assert Message.objects.count() == 2
+
+
+# --- Redis hung or down: intake answers within a second -------------------------------------------------------
+
+
+@pytest.fixture
+def hung_redis(settings, monkeypatch):
+    """Broker and cache both pointed at a server that accepts and never answers."""
+    with HungServer() as server:
+        original = celery_app.conf["CELERY_BROKER_URL"]
+
+        def repoint(url: str) -> None:
+            celery_app.conf["CELERY_BROKER_URL"] = url
+            celery_app._pool = None
+            celery_app.amqp._producer_pool = None
+
+        monkeypatch.setenv("CELERY_BROKER_URL", server.redis_url)
+        repoint(server.redis_url)
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "helpline.project.cache.FailOpenRedisCache",
+                "LOCATION": server.redis_url,
+                "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+            }
+        }
+        yield server
+        monkeypatch.undo()
+        repoint(original)
+
+
+def test_publishing_to_a_hung_broker_gives_up_within_half_a_second(hung_redis):
+    started = time.perf_counter()
+    assert publish("helpline.casework.tasks.triage_case", 1, queue="triage") is False
+    assert time.perf_counter() - started < 0.6
+
+
+@concurrent
+def test_intake_answers_within_a_second_and_stores_while_redis_hangs(twilio, client, hung_redis):
+    timings = {}
+    started = time.perf_counter()
+    sms = twilio.sms("Pomoć", sid="SMhung1", from_number="+38761400900")
+    timings["sms"] = time.perf_counter() - started
+    started = time.perf_counter()
+    call = twilio.call(sid="CAhung1", from_number="+38761400901")
+    timings["voice"] = time.perf_counter() - started
+    started = time.perf_counter()
+    web = client.post("/api/v1/inquiries/", data={"message": "Pomoć"}, content_type="application/json")
+    timings["web"] = time.perf_counter() - started
+    started = time.perf_counter()
+    form = client.post("/inquiry/", {"message": "Pomoć", "idempotency_key": uuid.uuid4().hex})
+    timings["form"] = time.perf_counter() - started
+
+    assert (sms.status_code, call.status_code, web.status_code, form.status_code) == (200, 200, 201, 201)
+    assert max(timings.values()) < 1.0, timings
+    assert Case.objects.count() == 4 and spool.pending() == []
+
+
+@pytest.mark.django_db
+def test_web_inquiries_are_taken_while_the_throttles_cache_is_down(client, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "helpline.project.cache.FailOpenRedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    responses = [
+        client.post("/api/v1/inquiries/", data={"message": f"Pomoć {n}"}, content_type="application/json")
+        for n in range(3)
+    ]
+    assert [response.status_code for response in responses] == [201, 201, 201]
+    assert Case.objects.count() == 3

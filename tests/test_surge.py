@@ -1,0 +1,129 @@
+"""Surge mode: staff phones get one message a minute instead of one per case, critical cases keep their full
+ladder, and off-duty staff can be called in by SMS."""
+import datetime as dt
+
+import pytest
+import time_machine
+
+from helpline.cases.models import Case
+from helpline.casework import actions
+from helpline.roster.selectors import on_duty as staff_on_duty
+from notifications import ladder, surge
+from notifications.models import CallOut, Notification, NotificationKind
+from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
+
+pytestmark = pytest.mark.django_db
+START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+
+
+def on_duty(**profile):
+    staff = StaffFactory(**profile)
+    ShiftFactory(staff=staff, starts_at=START - dt.timedelta(hours=1), ends_at=START + dt.timedelta(hours=12))
+    return staff
+
+
+def new_case(text: str) -> Case:
+    case = CaseFactory()
+    MessageFactory(case=case, body=text)
+    return actions.do_triage_case(case.pk)
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def supervisor():
+    return on_duty(role="supervisor", phone="+38761200309")
+
+
+def test_in_surge_mode_normal_cases_send_no_message_per_case_but_one_digest_a_minute(clock, supervisor):
+    worker = on_duty(phone="+38761200301", max_open_cases=50)
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    cases = [new_case("treba nam pomoć oko ogrjeva") for _ in range(20)]
+    assert {case.assigned_to for case in cases} == {worker.user}
+    for minute in range(1, 40):
+        clock.move_to(START + dt.timedelta(minutes=minute))
+        ladder.run_due_escalations()
+        surge.send_digests()
+    per_case = Notification.objects.exclude(kind=NotificationKind.DIGEST)
+    assert not per_case.exists()
+    digests = Notification.objects.filter(kind=NotificationKind.DIGEST)
+    assert digests.filter(recipient=supervisor.user).count() == 39  # one a minute, not 20 a minute
+    assert digests.filter(recipient=worker.user).count() == 39
+    assert "20" in digests.filter(recipient=supervisor.user).first().body
+
+
+def test_in_surge_mode_a_critical_case_keeps_its_full_ladder(clock, supervisor):
+    worker = on_duty(phone="+38761200301")
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    case = new_case("ubit će me, ima nož")
+    assert Notification.objects.filter(kind=NotificationKind.ASSIGNMENT, recipient=worker.user).count() == 2
+    clock.move_to(START + dt.timedelta(minutes=2))
+    ladder.run_due_escalations()
+    assert Notification.objects.filter(case=case, kind=NotificationKind.REMINDER).count() == 2
+
+
+def test_in_surge_mode_a_reassign_step_is_skipped_when_nobody_has_room(clock, supervisor):
+    first = on_duty(phone="+38761200301", max_open_cases=1)
+    on_duty(phone="+38761200302", max_open_cases=0)
+    supervisor.max_open_cases = 0
+    supervisor.save()
+    actions.do_start_surge(by=supervisor.user, name="Poplava")
+    case = new_case("treba nam pomoć oko ogrjeva")
+    clock.move_to(START + dt.timedelta(minutes=30))
+    ladder.run_due_escalations()  # remind (digest), reassign: nobody has room, so skipped
+    case.refresh_from_db()
+    assert case.assigned_to == first.user
+    assert not Notification.objects.exclude(kind=NotificationKind.DIGEST).exists()
+
+
+def test_without_surge_mode_there_are_no_digests(clock, supervisor):
+    on_duty(phone="+38761200301")
+    new_case("treba nam pomoć oko ogrjeva")
+    assert surge.send_digests() == 0
+    assert Notification.objects.filter(kind=NotificationKind.ASSIGNMENT).count() == 1
+
+
+def test_a_call_out_reply_puts_the_person_on_duty(clock, supervisor, twilio):
+    off_duty = StaffFactory(phone="+38761200305")
+    unwilling = StaffFactory(phone="+38761200306")
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    assert actions.do_call_out(by=supervisor.user) == 2
+    assert actions.do_call_out(by=supervisor.user) == 0  # once per person per surge
+    assert "Poplava Maglaj" in Notification.objects.get(recipient=off_duty.user).body
+
+    reply = twilio.sms("1", sid="SMco1", from_number="+38761200305").content.decode()
+    assert "10:00" in reply  # the shift starts now, in Sarajevo time
+    assert off_duty in staff_on_duty(START + dt.timedelta(minutes=5))
+    twilio.sms("2", sid="SMco2", from_number="+38761200306")
+    assert CallOut.objects.get(staff=unwilling).is_coming is False
+    assert unwilling not in staff_on_duty(START + dt.timedelta(minutes=5))
+    assert not Case.objects.exists()  # staff answers are never citizen cases
+
+    # The new person on duty gets the next case.
+    case = new_case("treba nam pomoć oko ogrjeva")
+    assert case.assigned_to == off_duty.user
+
+
+def test_the_board_proposes_surge_mode_and_a_supervisor_switches_it(client, clock, supervisor, settings):
+    settings.SURGE_CASES_PER_PERSON = 3
+    for _ in range(7):
+        CaseFactory()  # nobody has taken them: 7 waiting for 2 people on duty
+    on_duty(phone="+38761200301")
+    client.force_login(supervisor.user)
+    board = client.get("/console/board/").content.decode()
+    assert "surge" in board and surge.surge_pressure(START).calls_for_surge_mode
+    client.post("/console/board/surge/", {"do": "start", "name": "Poplava Maglaj"})
+    assert surge.current_surge().name == "Poplava Maglaj"
+    client.post("/console/board/surge/", {"do": "end"})
+    assert surge.current_surge() is None
+
+
+def test_a_worker_cannot_switch_surge_mode(client, clock):
+    worker = on_duty(phone="+38761200301")
+    client.force_login(worker.user)
+    assert client.post("/console/board/surge/", {"do": "start", "name": "x"}).status_code == 403
+    assert surge.current_surge() is None

@@ -1,0 +1,364 @@
+"""Social workers on home visits: a visit nobody checks out of is chased step by step until the worker checks out
+or a supervisor takes it; the duress PIN looks like a check-out on the worker's phone and raises the alarm; SMS
+commands count only from the worker's registered phone and with their PIN. Time is controlled, never slept."""
+from __future__ import annotations
+
+import datetime as dt
+import html
+from io import StringIO
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from helpline.roster.selectors import staff_for_number
+from helpline.visits import services
+from helpline.visits.models import StaffIncident, Visit, VisitEventKind, VisitStatus
+from notifications.models import DeliveryStatus, Notification, NotificationChannel
+from tests.factories import CaseFactory, ShiftFactory, StaffFactory
+
+pytestmark = pytest.mark.django_db
+
+START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+WORKER_PHONE = "+38761300100"
+SUPERVISOR_PHONE = "+38761300900"
+OTHER_SUPERVISOR_PHONE = "+38761300901"
+FALLBACK = "+38733999000"
+PIN, DURESS = "2468", "1357"
+
+
+@pytest.fixture
+def clock(settings):
+    settings.ESCALATION_FALLBACK_NUMBERS = [FALLBACK]
+    settings.VISIT_ESCALATION_WAIT_MINUTES = 5
+    settings.VISIT_ALARM_REPEAT_MINUTES = 3
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # PINs hashed, quickly in tests
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+def on_duty(**profile):
+    staff = StaffFactory(**profile)
+    ShiftFactory(staff=staff, starts_at=START - dt.timedelta(hours=1), ends_at=START + dt.timedelta(hours=12))
+    return staff
+
+
+@pytest.fixture
+def team(clock):
+    worker = on_duty(phone=WORKER_PHONE, user__first_name="Amra")
+    services.set_pins(worker, checkout_pin=PIN, duress_pin=DURESS)
+    supervisor = on_duty(role="supervisor", phone=SUPERVISOR_PHONE, user__first_name="Šefica")
+    off_duty_supervisor = StaffFactory(role="supervisor", phone=OTHER_SUPERVISOR_PHONE)
+    return worker, supervisor, off_duty_supervisor
+
+
+def sms(from_number: str, body: str) -> str | None:
+    """As intake will route it: a registered staff phone's SMS goes to the visit commands first."""
+    staff = staff_for_number(from_number)
+    return None if staff is None else services.handle_visit_sms(staff, body)
+
+
+def tick_at(clock, minutes: float) -> None:
+    clock.move_to(START + dt.timedelta(minutes=minutes))
+    services.run_due_visit_escalations()
+
+
+def sent_to(number: str, **filters):
+    return Notification.objects.filter(to_number=number, **filters)
+
+
+def test_a_visit_not_checked_out_escalates_step_by_step_until_the_worker_checks_out(clock, team):
+    worker, *_ = team
+    case = CaseFactory(assigned_to=worker.user)
+    reply = sms(WORKER_PHONE, f"VISIT {case.reference} 60 Ulica Maršala Tita 5, Maglaj")
+    assert reply == services.texts.visit_started(Visit.objects.get(worker=worker), has_pin=True)
+    visit = Visit.objects.get(worker=worker)
+    assert visit.case == case and visit.address == "Ulica Maršala Tita 5, Maglaj" and visit.status == "active"
+
+    tick_at(clock, 59)  # inside the hour: nothing
+    assert not Notification.objects.exists()
+
+    tick_at(clock, 60)  # step 1: the worker is called (press 1 if safe) and texted
+    visit.refresh_from_db()
+    assert visit.status == VisitStatus.OVERDUE and visit.escalation_step == 1
+    assert {n.channel for n in sent_to(WORKER_PHONE)} == {"sms", "voice"}
+    assert not sent_to(SUPERVISOR_PHONE).exists()
+
+    tick_at(clock, 65)  # step 2: the supervisor on duty, by voice and SMS, with the address
+    to_supervisor = sent_to(SUPERVISOR_PHONE)
+    assert {n.channel for n in to_supervisor} == {"sms", "voice"}
+    assert "Maršala Tita 5" in to_supervisor.get(channel="sms").body
+    assert not sent_to(OTHER_SUPERVISOR_PHONE).exists() and not sent_to(FALLBACK).exists()
+
+    tick_at(clock, 70)  # step 3: every supervisor and the fallback numbers, with the address and the police
+    police = sent_to(FALLBACK, channel="sms").get().body
+    assert "Maršala Tita 5" in police and "122" in police
+    assert sent_to(OTHER_SUPERVISOR_PHONE, channel="voice").exists()
+
+    tick_at(clock, 75)  # and again: it never goes quiet
+    assert sent_to(FALLBACK, channel="sms").count() == 2
+
+    assert sms(WORKER_PHONE, f"SAFE {PIN}") == services.texts.checked_out()
+    visit.refresh_from_db()
+    assert visit.status == VisitStatus.CHECKED_OUT and visit.escalation_due_at is None
+    sends_before = Notification.objects.exclude(idempotency_key__contains=":clear:").count()
+    for minute in range(76, 120):
+        tick_at(clock, minute)
+    assert Notification.objects.exclude(idempotency_key__contains=":clear:").count() == sends_before
+    # Those already told hear the all-clear; the worker's own phone gets nothing more.
+    assert sent_to(SUPERVISOR_PHONE, idempotency_key__contains=":clear:").exists()
+    assert not sent_to(WORKER_PHONE, idempotency_key__contains=":clear:").exists()
+
+
+def test_a_supervisor_taking_the_overdue_visit_stops_the_ladder_and_what_was_still_queued(clock, team):
+    worker, supervisor, _ = team
+    services.start_visit(worker, minutes=30, address="Doboj, Kralja Tvrtka 2", via="console")
+    tick_at(clock, 30)
+    tick_at(clock, 35)
+    code = sent_to(SUPERVISOR_PHONE, channel="sms").get().ack_code
+    queued_call = sent_to(SUPERVISOR_PHONE, channel="voice").get()
+
+    reply = sms(SUPERVISOR_PHONE, f"OK {code}")
+    assert "Kralja Tvrtka 2" in reply
+    visit = Visit.objects.get(worker=worker)
+    assert visit.acknowledged_by == supervisor.user and visit.escalation_due_at is None
+    queued_call.refresh_from_db()
+    assert queued_call.status == DeliveryStatus.CANCELLED
+    count = Notification.objects.count()
+    for minute in range(36, 90, 3):
+        tick_at(clock, minute)
+    assert Notification.objects.count() == count
+    assert visit.events.filter(kind=VisitEventKind.ACKNOWLEDGED, details__via="SMS").exists()
+
+
+def test_fencing_a_step_already_run_does_not_run_twice(clock, team):
+    worker, *_ = team
+    visit = services.start_visit(worker, minutes=10, address="Olovo", via="console")
+    clock.move_to(START + dt.timedelta(minutes=10))
+    assert services.run_visit_escalation_step(visit, expected_step=1, now=START + dt.timedelta(minutes=10))
+    assert not services.run_visit_escalation_step(visit, expected_step=1, now=START + dt.timedelta(minutes=10))
+    assert sent_to(WORKER_PHONE).count() == 2  # one SMS and one call, once
+
+
+def test_a_duress_check_out_answers_like_a_check_out_and_raises_the_alarm_at_once(clock, team):
+    worker, supervisor, _ = team
+    sms(WORKER_PHONE, "V 45 Šamac, Bosanska 12")
+    normal_answer = services.texts.checked_out()
+
+    assert sms(WORKER_PHONE, f"SAFE {DURESS}") == normal_answer  # word for word what a check-out gets
+    visit = Visit.objects.get(worker=worker)
+    assert visit.status == VisitStatus.ALARM and visit.is_duress
+    # At once, not at the next tick: every supervisor and the fallback number, with the address and the police.
+    for number in (SUPERVISOR_PHONE, OTHER_SUPERVISOR_PHONE, FALLBACK):
+        text = sent_to(number, channel="sms").get().body
+        assert "Bosanska 12" in text and "122" in text
+    # The worker's phone hears nothing about it, now or later.
+    for minute in range(1, 30):
+        tick_at(clock, minute)
+    assert not sent_to(WORKER_PHONE).exists()
+    assert sent_to(FALLBACK, channel="sms").count() >= 5  # repeated until someone takes it
+
+    # The worker's own screens show a check-out; the supervisor's show the alarm.
+    worker_api, supervisor_api = APIClient(), APIClient()
+    worker_api.force_authenticate(worker.user)
+    supervisor_api.force_authenticate(supervisor.user)
+    as_worker_sees_it = worker_api.get(f"/api/v1/visits/{visit.pk}/").json()
+    assert as_worker_sees_it["status"] == "checked_out" and as_worker_sees_it["escalation_step"] == 0
+    assert as_worker_sees_it["ended_at"] is not None
+    assert supervisor_api.get(f"/api/v1/visits/{visit.pk}/").json()["status"] == "alarm"
+    # Whoever holds the phone may even start another visit, and is answered as usual; the alarm keeps sounding.
+    assert sms(WORKER_PHONE, "V 30 Šamac") == services.texts.visit_started(
+        Visit.objects.get(worker=worker, is_duress=False), has_pin=True
+    )
+    visit.refresh_from_db()
+    assert visit.status == VisitStatus.ALARM and visit.escalation_due_at is not None
+
+
+def test_the_alarm_keyword_raises_a_silent_alarm_without_answering(clock, team):
+    worker, *_ = team
+    services.start_visit(worker, minutes=60, address="Bijeljina, Njegoševa 3", via="console")
+    assert sms(WORKER_PHONE, "POMOC") == ""  # nothing is sent back to a phone someone else may hold
+    visit = Visit.objects.get(worker=worker)
+    assert visit.status == VisitStatus.ALARM and not visit.is_duress
+    assert sent_to(SUPERVISOR_PHONE, channel="voice").exists()
+    assert not sent_to(WORKER_PHONE).exists()
+
+
+def test_visit_commands_count_only_from_the_workers_phone_and_with_their_pin(clock, team):
+    worker, *_ = team
+    colleague = on_duty(phone="+38761300200")
+    sms(WORKER_PHONE, "V 60 Maglaj")
+    visit = Visit.objects.get(worker=worker)
+
+    assert sms("+38761999999", f"SAFE {PIN}") is None  # an unknown number is a citizen, never a command
+    assert sms(colleague.phone.as_e164, f"SAFE {PIN}") == services.texts.no_pin_set()  # only their own visit
+    assert sms(WORKER_PHONE, "SAFE 9999") == services.texts.wrong_pin()
+    assert sms(WORKER_PHONE, "SAFE") == services.texts.wrong_pin()
+    visit.refresh_from_db()
+    assert visit.status == VisitStatus.ACTIVE
+    assert visit.events.filter(kind=VisitEventKind.REFUSED).count() == 1
+    assert sms(WORKER_PHONE, "OK") is None  # not a visit command: the case commands answer it
+    assert sms(WORKER_PHONE, "EXTEND 30") == services.texts.visit_extended(Visit.objects.get(pk=visit.pk))
+    visit.refresh_from_db()
+    assert visit.expected_end_at == START + dt.timedelta(minutes=90)
+
+
+def test_a_case_not_the_workers_is_not_linked_to_their_visit(clock, team):
+    worker, *_ = team
+    someone_elses = CaseFactory()
+    reply = sms(WORKER_PHONE, f"VISIT {someone_elses.reference} 30")
+    assert someone_elses.reference in reply
+    visit = Visit.objects.get(worker=worker)
+    assert visit.case is None and visit.status == VisitStatus.ACTIVE  # safety first: the visit is timed anyway
+
+
+def test_one_open_visit_per_worker(clock, team):
+    worker, *_ = team
+    sms(WORKER_PHONE, "V 60 Maglaj")
+    assert sms(WORKER_PHONE, "V 30 Doboj") == services.texts.already_open(Visit.objects.get(worker=worker))
+    assert Visit.objects.filter(worker=worker).count() == 1
+
+
+def test_pressing_1_on_the_overdue_call_gives_the_worker_more_time(clock, team, twilio):
+    worker, *_ = team
+    services.start_visit(worker, minutes=20, address="Maglaj", via="console")
+    tick_at(clock, 20)
+    call = sent_to(WORKER_PHONE, channel="voice").get()
+    path = f"/webhooks/twilio/voice/staff-call/?notification={call.pk}"
+    spoken = twilio.call(path, sid="CA-visit-1").content.decode()
+    assert "/webhooks/twilio/visits/call/answer/" in html.unescape(spoken)
+    answer = f"/webhooks/twilio/visits/call/answer/?notification={call.pk}"
+    twilio.call(answer, sid="CA-visit-1", Digits="1")
+    visit = Visit.objects.get(worker=worker)
+    assert visit.status == VisitStatus.ACTIVE and visit.escalation_step == 0
+    assert visit.expected_end_at == START + dt.timedelta(minutes=35)
+
+
+def test_a_supervisor_pressing_1_takes_the_alarm(clock, team, twilio):
+    worker, supervisor, _ = team
+    services.raise_alarm(worker, via="SMS")
+    call = sent_to(SUPERVISOR_PHONE, channel=NotificationChannel.VOICE).get()
+    twilio.call(f"/webhooks/twilio/visits/call/answer/?notification={call.pk}", sid="CA-visit-2", Digits="1")
+    visit = Visit.objects.get(worker=worker)
+    assert visit.acknowledged_by == supervisor.user and visit.escalation_due_at is None
+
+
+def test_the_worker_starts_and_checks_out_in_the_console_with_the_pin(clock, team, client):
+    worker, *_ = team
+    client.force_login(worker.user)
+    response = client.post(reverse("console:visit-start"), {"minutes": 45, "address": "Olovo, Rudarska 1"})
+    assert response.status_code == 302
+    visit = Visit.objects.get(worker=worker)
+    page = client.get(reverse("console:visits")).content.decode()
+    assert "Olovo, Rudarska 1" in page
+    client.post(reverse("console:visit-check-out", args=[visit.pk]), {"pin": DURESS})
+    visit.refresh_from_db()
+    assert visit.status == VisitStatus.ALARM
+    page = client.get(reverse("console:visits")).content.decode()
+    assert "Olovo, Rudarska 1" not in page.split('id="pins-title"')[0]  # no open visit shown: looks checked out
+
+
+def test_addresses_are_visible_only_to_the_worker_and_supervisors(clock, team):
+    worker, supervisor, _ = team
+    services.start_visit(worker, minutes=45, address="Olovo, Rudarska 1", via="api")
+    other = on_duty()
+    api = APIClient()
+    api.force_authenticate(other.user)
+    assert api.get("/api/v1/visits/").json() == []  # a colleague sees nobody else's visits
+    api.force_authenticate(worker.user)
+    assert api.get("/api/v1/visits/").json()[0]["address"] == "Olovo, Rudarska 1"
+    api.force_authenticate(supervisor.user)
+    assert api.get("/api/v1/visits/").json()[0]["address"] == "Olovo, Rudarska 1"
+    client = Client()
+    client.force_login(other.user)
+    assert client.get(reverse("console:visits-board-live")).status_code == 403
+
+
+def test_the_board_panel_reads_every_open_visit_in_a_few_queries(clock, team, client, django_assert_max_num_queries):
+    worker, supervisor, _ = team
+    for number in range(6):
+        staff = on_duty()
+        visit = services.start_visit(staff, minutes=10 + number, address=f"Maglaj {number}", via="api")
+    services.raise_alarm(worker, via="SMS")
+    tick_at(clock, 30)
+    client.force_login(supervisor.user)
+    with django_assert_max_num_queries(20):
+        page = client.get(reverse("console:visits-board-live")).content.decode()
+    assert page.count('class="case-row visit-row') == 7
+    assert f'id="visit-{visit.pk}"' in page and "Maglaj 5" in page
+    assert page.index(f'id="visit-{Visit.objects.get(worker=worker).pk}"') < page.index(f'id="visit-{visit.pk}"')
+
+
+def test_an_ended_visits_address_is_purged_after_the_retention_period(clock, team, settings):
+    settings.VISIT_ADDRESS_RETENTION_DAYS = 30
+    worker, *_ = team
+    visit = services.start_visit(worker, minutes=45, address="Olovo, Rudarska 1", via="api")
+    services.check_out(visit, by=worker.user, via="api")
+    clock.move_to(START + dt.timedelta(days=29))
+    assert services.purge_visit_addresses() == 0
+    clock.move_to(START + dt.timedelta(days=31))
+    assert services.purge_visit_addresses() == 1
+    visit.refresh_from_db()
+    assert visit.address == "" and visit.address_purged_at is not None
+
+
+def test_the_monthly_incident_report_counts_the_months_incidents(clock, team, tmp_path):
+    worker, supervisor, _ = team
+    case = CaseFactory()
+    for day, kind in ((3, "threat"), (10, "physical"), (12, "threat")):
+        services.record_incident(
+            staff_affected=worker, kind=kind, occurred_at=dt.datetime(2026, 11, day, 10, tzinfo=dt.UTC),
+            place="client's home, Maglaj", description="prijetnje", perpetrator="client's partner",
+            reported_by=worker.user, case=case, police_informed=kind == "physical",
+        )  # fmt: skip
+    services.record_incident(
+        staff_affected=worker, kind="verbal", occurred_at=dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC),
+        place="office", description="-", perpetrator="-", reported_by=supervisor.user,
+    )  # fmt: skip
+    out, target = StringIO(), tmp_path / "incidents.csv"
+    call_command("incident_report", "--month", "2026-11", "--csv", str(target), stdout=out)
+    assert "2026-11: 3" in out.getvalue() and "police informed: 1" in out.getvalue()
+    rows = target.read_text().splitlines()
+    assert len(rows) == 4 and case.reference in rows[1]
+    assert StaffIncident.objects.count() == 4
+
+
+def test_the_api_starts_extends_and_checks_out_a_visit_with_the_pin(clock, team):
+    worker, *_ = team
+    case = CaseFactory(assigned_to=worker.user)
+    api = APIClient()
+    api.force_authenticate(worker.user)
+    started = api.post("/api/v1/visits/", {"minutes": 40, "address": "Maglaj, Prva 1", "case_reference":
+                                           case.reference}, format="json")  # fmt: skip
+    assert started.status_code == 201 and started.json()["case_reference"] == case.reference
+    visit_id = started.json()["id"]
+    assert api.post(f"/api/v1/visits/{visit_id}/extend/", {"minutes": 20}, format="json").json()["expected_end_at"]
+    wrong = api.post(f"/api/v1/visits/{visit_id}/check-out/", {"pin": "0000"}, format="json")
+    assert wrong.status_code == 400 and "pin" in wrong.json()
+    done = api.post(f"/api/v1/visits/{visit_id}/check-out/", {"pin": PIN}, format="json")
+    assert done.status_code == 200 and done.json()["status"] == "checked_out"
+    assert api.post(f"/api/v1/visits/{visit_id}/acknowledge/").status_code == 403  # workers do not take alarms
+
+    anonymous = APIClient()
+    assert anonymous.get("/api/v1/visits/").status_code in (401, 403)
+    reported = api.post("/api/v1/staff-incidents/", {
+        "kind": "threat", "occurred_at": "2026-11-23T08:30:00Z", "place": "client's home, Maglaj",
+        "description": "prijetio nožem", "perpetrator": "client's partner", "case_reference": case.reference,
+    }, format="json")  # fmt: skip
+    assert reported.status_code == 201
+    assert StaffIncident.objects.get().case == case
+
+
+def test_the_boards_visits_include_shows_supervisors_the_panel_and_nobody_else(clock, team, rf):
+    from django.template.loader import render_to_string
+
+    worker, supervisor, _ = team
+    services.start_visit(worker, minutes=30, address="Doboj, Kralja Tvrtka 2", via="console")
+    for user, shown in ((supervisor.user, True), (worker.user, False)):
+        request = rf.get("/console/board/")
+        request.user = user
+        html_out = render_to_string("console/_visits_board.html", {}, request=request)
+        assert ("Kralja Tvrtka 2" in html_out) is shown

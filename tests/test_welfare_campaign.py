@@ -1,0 +1,292 @@
+"""A welfare campaign reaches every person on the register: asked once by SMS at the account's rate, most
+vulnerable first; each "2" or written answer becomes one triaged case; the silent get one call, then one visit;
+wrong numbers are marked for correction; a person in two campaigns is asked again only after the first is settled."""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import Counter
+
+import pytest
+import time_machine
+
+from helpline.cases.models import Case, Priority
+from helpline.casework import actions
+from helpline.welfare import selectors, services, visits
+from helpline.welfare.models import (
+    AreaWorker,
+    Campaign,
+    CheckState,
+    Need,
+    VisitStatus,
+    VisitTask,
+    VulnerablePerson,
+    WelfareCheck,
+)
+from notifications.backends import OutgoingMessage, SendResult
+from notifications.models import Notification
+from tests.factories import ShiftFactory, StaffFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+AREAS = ["Maglaj", "Doboj", "Šamac"]
+
+
+class ProviderStub:
+    """Twilio as the campaign sees it: keeps what was sent, and answers 21211 (invalid number) for the numbers a
+    test says are wrong."""
+
+    sent: list[OutgoingMessage] = []
+    wrong_numbers: set[str] = set()
+    _lock = threading.Lock()
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        if message.to in self.wrong_numbers:
+            return SendResult(ok=False, transient=False, error_code="21211", detail="invalid number")
+        with self._lock:
+            self.sent.append(message)
+            return SendResult(ok=True, provider_sid=f"SM{len(self.sent):030d}")
+
+
+@pytest.fixture
+def provider(settings):
+    settings.SMS_BACKEND = "tests.test_welfare_campaign.ProviderStub"
+    settings.SMS_PER_SECOND = 1
+    settings.WELFARE_MESSAGING_SERVICE_SID = "MG" + "0" * 32
+    settings.WELFARE_SENDING_NUMBERS = 5  # five numbers in the pool: five questions a second
+    ProviderStub.sent, ProviderStub.wrong_numbers = [], set()
+    return ProviderStub
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+def on_duty(**profile):
+    staff = StaffFactory(**profile)
+    ShiftFactory(staff=staff, starts_at=START - dt.timedelta(hours=1), ends_at=START + dt.timedelta(hours=24))
+    return staff
+
+
+def phone(n: int) -> str:
+    return f"+38761{n:06d}"
+
+
+def register(count: int) -> list[VulnerablePerson]:
+    needs_cycle = [[Need.LIVES_ALONE], [Need.POWER_DEVICE], [Need.MOBILITY, Need.LIVES_ALONE], [Need.DEMENTIA], []]
+    return VulnerablePerson.objects.bulk_create([
+        VulnerablePerson(
+            full_name=f"Osoba {n}", phone=phone(n), municipality=AREAS[n % 3], address=f"Ulica {n}",
+            birth_year=1930 + n % 60, needs=needs_cycle[n % 5], legal_basis="public_task",
+            script="cyrillic" if n % 7 == 0 else "latin",
+        )
+        for n in range(count)
+    ])  # fmt: skip
+
+
+def sms_to(number: str) -> list[OutgoingMessage]:
+    return [m for m in ProviderStub.sent if m.to == number and m.channel == "sms"]
+
+
+def run_ticks(clock, until: dt.datetime, step: dt.timedelta) -> None:
+    now = START
+    while now < until:
+        now += step
+        clock.move_to(now)
+        services.advance_campaigns(limit=5000)
+
+
+# What each person in the 1,000 does, by n % 20.
+SAFE_REPLIES = {0: "1", 1: "1", 2: "da", 3: "OK", 4: "dobro sam", 5: "сигуран сам", 6: "Да", 7: "1."}
+HELP_REPLIES = {8: "2", 9: "2", 10: "треба помоћ", 11: "pomoć", 12: "voda ulazi u kuću, ne mogu izaći"}
+WRONG_NUMBER = 13  # 21211 from the provider
+# 14..19: never answer
+
+
+def test_a_campaign_over_a_thousand_people_ends_with_each_in_exactly_one_state(provider, clock):
+    people = register(1000)
+    worker = on_duty(phone="+38762000001", max_open_cases=200)
+    on_duty(role="supervisor", phone="+38762000009")
+    AreaWorker.objects.create(municipality="Maglaj", staff=worker)
+    provider.wrong_numbers = {phone(n) for n in range(1000) if n % 20 == WRONG_NUMBER}
+    supervisor = UserFactory()
+
+    campaign = services.start_campaign(
+        title="Poplave", question="Jeste li sigurni?", areas=AREAS, needs=[], by=supervisor,
+        call_after_minutes=60, visit_after_minutes=30,
+    )  # fmt: skip
+
+    # The estimate: 1,000 questions at five a second, the last one about 200 s after the start.
+    estimate = selectors.tally(campaign).everyone_asked_by
+    assert dt.timedelta(seconds=195) <= estimate - START <= dt.timedelta(seconds=201)
+    # Most vulnerable first: every power-dependent person is asked before anyone without such a need.
+    checks = WelfareCheck.objects.filter(campaign=campaign).order_by("send_at")
+    order = list(checks.values_list("person__needs", flat=True))
+    last_power = max(i for i, needs in enumerate(order) if Need.POWER_DEVICE in needs)
+    first_other = min(i for i, needs in enumerate(order) if Need.POWER_DEVICE not in needs)
+    assert last_power < first_other
+
+    # Ten seconds in, no more than the account's rate has gone out.
+    run_ticks(clock, START + dt.timedelta(seconds=10), dt.timedelta(seconds=10))
+    assert len(ProviderStub.sent) <= 5 * 10 + 1
+    run_ticks(clock, START + dt.timedelta(seconds=210), dt.timedelta(seconds=10))
+    assert WelfareCheck.objects.filter(campaign=campaign, state=CheckState.QUEUED).count() == 0
+
+    # The answers come in, through the same function the SMS webhook calls.
+    replies_sent = {}
+    for n in range(1000):
+        body = SAFE_REPLIES.get(n % 20) or HELP_REPLIES.get(n % 20)
+        if body and n % 20 != WRONG_NUMBER:
+            replies_sent[n] = services.answer_welfare_reply(phone(n), body, message_sid=f"SMreply{n:06d}")
+    assert all(replies_sent.values())
+    # Twilio retries one webhook: the same answer, nothing stored twice.
+    assert services.answer_welfare_reply(phone(8), "2", message_sid="SMreply000008") == replies_sent[8]
+    # STOP is an opt-out for normal intake, not an answer.
+    assert services.answer_welfare_reply(phone(15), "STOP", message_sid="SMstop15") is None
+    # A second message after the answer is not a welfare answer: normal intake takes it.
+    assert services.answer_welfare_reply(phone(0), "1", message_sid="SMlate0") is None
+
+    # Triage runs for every case the answers opened (the worker's doorbell).
+    help_checks = WelfareCheck.objects.filter(campaign=campaign, state=CheckState.NEEDS_HELP)
+    for case_id in set(help_checks.values_list("case_id", flat=True)):
+        actions.do_triage_case(case_id)
+
+    run_ticks(clock, START + dt.timedelta(minutes=61), dt.timedelta(minutes=5))  # the silent are called
+    run_ticks(clock, START + dt.timedelta(minutes=95), dt.timedelta(minutes=5))  # then visited
+
+    checks = {c.person_id: c for c in WelfareCheck.objects.filter(campaign=campaign).select_related("case", "visit")}
+    assert len(checks) == 1000  # exactly one check, so exactly one state, per person
+    expected = Counter()
+    for person in people:
+        n, check = int(person.full_name.split()[1]), checks[person.pk]
+        kind = n % 20
+        if kind in SAFE_REPLIES:
+            assert check.state == CheckState.SAFE, (n, check.state)
+            expected["safe"] += 1
+        elif kind in HELP_REPLIES:
+            assert check.state == CheckState.NEEDS_HELP, (n, check.state)
+            assert check.case.priority in (Priority.HIGH, Priority.CRITICAL)
+            assert check.case.assigned_to_id is not None
+            expected["needs_help"] += 1
+        elif kind == WRONG_NUMBER:
+            assert check.state == CheckState.UNREACHABLE
+            person.refresh_from_db()
+            assert person.number_needs_checking
+            expected["unreachable"] += 1
+        else:
+            assert check.state == CheckState.VISIT_PENDING, (n, check.state)
+            assert check.visit.status == VisitStatus.WAITING
+            expected["visit_pending"] += 1
+        # Nobody was asked twice, and the silent were called once.
+        assert len(sms_to(phone(n))) == (0 if kind == WRONG_NUMBER else 1)
+        calls = [m for m in ProviderStub.sent if m.to == phone(n) and m.channel == "voice"]
+        assert len(calls) == (1 if kind >= 14 else 0)
+
+    # Each "2" or written answer is one triaged case of its own.
+    help_cases = list(help_checks.values_list("case_id", flat=True))
+    assert len(help_cases) == len(set(help_cases)) == expected["needs_help"] == 250
+    assert Case.objects.filter(pk__in=help_cases, triaged_at__isnull=False).count() == 250
+    # The silent and the unreachable each have one visit; the Maglaj ones went first to the Maglaj worker (the
+    # ladder has since handed the oldest, untaken, to the supervisor on duty).
+    assert VisitTask.objects.filter(welfare_check__campaign=campaign).count() == 300 + 50
+    maglaj = VisitTask.objects.filter(welfare_check__person__municipality="Maglaj").values_list("pk", flat=True)
+    keys = [f"welfare-visit:{pk}:assigned:{worker.pk}" for pk in maglaj]
+    first_told = Notification.objects.filter(idempotency_key__in=keys)
+    assert first_told.count() == len(maglaj) > 0
+
+    tally = selectors.tally(campaign)
+    assert tally.columns == {
+        "safe": 400, "needs_help": 250, "no_answer": 0, "unreachable": 50, "visit_pending": 300, "not_yet_asked": 0,
+    }  # fmt: skip
+    assert sum(tally.columns.values()) == tally.total == 1000
+    # Cyrillic readers were asked in Cyrillic.
+    assert "Одговорите 1" in sms_to(phone(0))[0].body
+    assert "Odgovorite 1" in sms_to(phone(1))[0].body
+
+
+def test_a_person_in_two_campaigns_is_asked_again_only_after_the_first_is_settled(provider, clock):
+    (person,) = register(1)
+    on_duty(phone="+38762000001")
+    first = services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None)
+    second = services.start_campaign(title="Nestanak struje", question="Imate li struje?", areas=[], needs=[], by=None)
+    assert WelfareCheck.objects.get(campaign=second).state == CheckState.HELD
+
+    run_ticks(clock, START + dt.timedelta(seconds=30), dt.timedelta(seconds=5))
+    assert len(sms_to(person.phone)) == 1  # only the first campaign asked
+    # The answer belongs to the campaign that asked.
+    services.answer_welfare_reply(str(person.phone), "1", message_sid="SMa")
+    assert WelfareCheck.objects.get(campaign=first).state == CheckState.SAFE
+    assert WelfareCheck.objects.get(campaign=second).state != CheckState.SAFE
+
+    run_ticks(clock, START + dt.timedelta(seconds=60), dt.timedelta(seconds=5))
+    texts = sms_to(str(person.phone))
+    assert len(texts) == 2 and "Имате ли струје?" in texts[1].body  # the register says Cyrillic
+    services.answer_welfare_reply(str(person.phone), "2", message_sid="SMb")
+    assert WelfareCheck.objects.get(campaign=second).state == CheckState.NEEDS_HELP
+    assert Campaign.objects.get(pk=first.pk).status == "finished"
+
+
+def test_a_visit_nobody_takes_escalates_like_a_case(provider, clock, settings):
+    settings.ESCALATION_FALLBACK_NUMBERS = []
+    (person,) = register(1)
+    worker = on_duty(phone="+38762000001")
+    supervisor = on_duty(role="supervisor", phone="+38762000009")
+    services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
+                            call_after_minutes=10, visit_after_minutes=10)  # fmt: skip
+    run_ticks(clock, START + dt.timedelta(minutes=21), dt.timedelta(minutes=1))
+    task = VisitTask.objects.get()
+    assert task.assigned_to == worker.user
+    assert Notification.objects.filter(recipient=worker.user, kind=visits.VISIT_NOTICE).count() == 1
+
+    run_ticks(clock, START + dt.timedelta(minutes=60), dt.timedelta(minutes=1))  # nobody took it
+    task.refresh_from_db()
+    assert task.escalation_step >= 3
+    assert Notification.objects.filter(recipient=supervisor.user, kind=visits.VISIT_NOTICE).exists()
+
+    visits.take_visit(task, by=worker.user)
+    steps = VisitTask.objects.get().escalation_step
+    run_ticks(clock, START + dt.timedelta(minutes=120), dt.timedelta(minutes=1))
+    assert VisitTask.objects.get().escalation_step == steps  # taken: the ladder stopped
+
+    services.record_visit_outcome(task.welfare_check, is_safe=True, note="Dobro je, kod kćerke.", by=worker.user)
+    person.refresh_from_db()
+    assert WelfareCheck.objects.get().state == CheckState.SAFE
+    assert person.last_checked_by == worker.user
+
+
+def test_a_late_safe_answer_calls_off_the_visit(provider, clock):
+    (person,) = register(1)
+    on_duty(phone="+38762000001")
+    services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
+                            call_after_minutes=10, visit_after_minutes=10)  # fmt: skip
+    run_ticks(clock, START + dt.timedelta(minutes=21), dt.timedelta(minutes=1))
+    assert services.answer_welfare_reply(str(person.phone), "ок", message_sid="SMlate")
+    assert WelfareCheck.objects.get().state == CheckState.SAFE
+    assert VisitTask.objects.get().status == VisitStatus.DONE
+
+
+def test_finishing_a_campaign_stops_asking_and_frees_its_numbers(provider, clock):
+    people = register(3)
+    campaign = services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None)
+    services.finish_campaign(campaign)
+    run_ticks(clock, START + dt.timedelta(seconds=30), dt.timedelta(seconds=5))
+    assert ProviderStub.sent == []
+    assert set(WelfareCheck.objects.values_list("state", flat=True)) == {CheckState.NOT_ASKED}
+    assert selectors.tally(campaign).columns["not_yet_asked"] == 3
+
+    services.start_campaign(title="Nestanak struje", question="Imate li struje?", areas=[], needs=[], by=None)
+    run_ticks(clock, START + dt.timedelta(seconds=60), dt.timedelta(seconds=5))
+    assert {m.to for m in ProviderStub.sent} == {str(p.phone) for p in people}
+
+
+def test_a_drill_never_holds_up_a_real_campaign(provider, clock):
+    register(50)
+    services.start_campaign(title="Vježba", question="Jeste li sigurni?", areas=[], needs=[], by=None, is_drill=True)
+    VulnerablePerson.objects.create(full_name="Prava osoba", phone="+38762999999", municipality="Maglaj",
+                                    legal_basis="consent")  # fmt: skip
+    real = services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=["Maglaj"], needs=[], by=None)
+    # The drill's 50 questions take ten seconds of sending; the real campaign starts now, not after them.
+    first = WelfareCheck.objects.filter(campaign=real).order_by("send_at").first()
+    assert first.send_at == START

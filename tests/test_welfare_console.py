@@ -1,0 +1,138 @@
+"""A supervisor starts a campaign from the console and reads its tally, the list behind each number and the export
+for civil protection; the welfare call takes a key press; the register is imported through a preview."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import time_machine
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.template.loader import render_to_string
+
+from helpline.cases.models import Priority
+from helpline.casework import actions
+from helpline.welfare import services
+from helpline.welfare.models import Campaign, CheckState, VulnerablePerson, WelfareCheck
+from tests.factories import ShiftFactory, StaffFactory
+
+pytestmark = pytest.mark.django_db
+START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def supervisor(client):
+    staff = StaffFactory(role="supervisor", phone="+38762000009")
+    ShiftFactory(staff=staff, starts_at=START - dt.timedelta(hours=1), ends_at=START + dt.timedelta(hours=24))
+    client.force_login(staff.user)
+    return staff
+
+
+@pytest.fixture
+def people():
+    return [
+        VulnerablePerson.objects.create(
+            full_name=name, phone=phone, municipality=area, legal_basis="public_task", needs=needs, birth_year=1940,
+            address="Obala 1",
+        )
+        for name, phone, area, needs in [
+            ("Hasija Hodžić", "+38761000001", "Maglaj", ["power_device"]),
+            ("Mujo Mujić", "+38761000002", "Maglaj", ["lives_alone"]),
+            ("Ana Anić", "+38761000003", "Doboj", []),
+        ]
+    ]
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+def test_a_supervisor_starts_a_campaign_and_watches_the_tally_move(
+    client, supervisor, people, clock, settings, django_assert_max_num_queries
+):
+    settings.SMS_BACKEND = "memory"
+    response = client.post("/console/welfare/", {
+        "title": "Poplava Maglaj", "question": "Jeste li sigurni?", "areas": ["Maglaj"], "call_after_minutes": 60,
+        "visit_after_minutes": 30,
+    })  # fmt: skip
+    campaign = Campaign.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/console/welfare/{campaign.pk}/"
+    assert campaign.checks.count() == 2  # Maglaj only
+
+    clock.move_to(START + dt.timedelta(seconds=5))
+    services.advance_campaigns()
+    services.answer_welfare_reply("+38761000001", "2", message_sid="SM1")
+    live = client.get(f"/console/welfare/{campaign.pk}/live/").content.decode()
+    assert 'data-column="needs_help"><a href="/console/welfare/' in live
+    assert ">1</a></td>" in live
+
+    with django_assert_max_num_queries(20):  # two pages (sign-in checks included), whatever the campaign size
+        people_page = client.get(f"/console/welfare/{campaign.pk}/people/?column=needs_help").content.decode()
+        client.get(f"/console/welfare/{campaign.pk}/live/")
+    assert "Hasija Hodžić" in people_page and "Mujo Mujić" not in people_page
+
+    export = client.get(f"/console/welfare/{campaign.pk}/export.csv")
+    rows = export.content.decode("utf-8-sig").splitlines()
+    assert rows[0].startswith("state,name,phone") and len(rows) == 3
+    assert any(row.startswith("needs_help,Hasija Hodžić,+38761000001") for row in rows)
+
+    # What the supervisor board shows through its include: the running campaign's numbers.
+    board_panel = render_to_string("console/_welfare_board.html")
+    assert "Poplava Maglaj" in board_panel and "<strong>1</strong>" in board_panel
+
+
+def test_a_key_press_on_the_welfare_call_answers_the_question(twilio, supervisor, people, clock, settings):
+    settings.SMS_BACKEND = "memory"
+    worker = StaffFactory(phone="+38762000001")
+    ShiftFactory(staff=worker, starts_at=START - dt.timedelta(hours=1), ends_at=START + dt.timedelta(hours=24))
+    services.start_campaign(title="Poplava", question="Jeste li sigurni?", areas=["Maglaj"], needs=[], by=None,
+                            call_after_minutes=10)  # fmt: skip
+    clock.move_to(START + dt.timedelta(seconds=5))
+    services.advance_campaigns()  # asked by SMS
+    clock.move_to(START + dt.timedelta(minutes=11))
+    services.advance_campaigns()  # no answer: called
+    hasija, mujo = (WelfareCheck.objects.get(person=person) for person in people[:2])
+    assert hasija.state == mujo.state == CheckState.CALLED
+
+    asked = twilio.post(f"/webhooks/twilio/welfare/call/?check={hasija.pk}", {"CallSid": "CA1"})
+    assert b"<Gather" in asked.content and b"Pritisnite 1" in asked.content
+    safe = twilio.post(f"/webhooks/twilio/welfare/call/answer/?check={hasija.pk}&attempt=1",
+                       {"CallSid": "CA1", "Digits": "1"})  # fmt: skip
+    assert b"sigurni" in safe.content
+    help_ = twilio.post(f"/webhooks/twilio/welfare/call/answer/?check={mujo.pk}&attempt=1",
+                        {"CallSid": "CA2", "Digits": "2"})  # fmt: skip
+    assert help_.status_code == 200
+    hasija.refresh_from_db()
+    mujo.refresh_from_db()
+    assert hasija.state == CheckState.SAFE and hasija.answered_via == "voice"
+    assert mujo.state == CheckState.NEEDS_HELP
+    actions.do_triage_case(mujo.case_id)
+    mujo.case.refresh_from_db()
+    assert mujo.case.priority in (Priority.HIGH, Priority.CRITICAL) and mujo.case.assigned_to_id is not None
+    # An unsigned request changes nothing.
+    forged = twilio.post(f"/webhooks/twilio/welfare/call/answer/?check={hasija.pk}", {"CallSid": "CA9"},
+                         signature="forged")  # fmt: skip
+    assert forged.status_code == 403
+
+
+def test_the_register_is_imported_through_a_preview(client, supervisor):
+    sheet = ("full_name,phone,municipality,legal_basis,needs\n"
+             "Hasija Hodžić,061 111 222,Maglaj,public_task,živi sam\n").encode()  # fmt: skip
+    preview = client.post("/console/welfare/register/import/",
+                          {"sheet": SimpleUploadedFile("register.csv", sheet)})  # fmt: skip
+    assert preview.status_code == 200 and b"Hasija" in preview.content
+    assert VulnerablePerson.objects.count() == 0
+    confirmed = client.post("/console/welfare/register/import/", {"confirm": "1"})
+    assert confirmed.status_code == 302
+    assert VulnerablePerson.objects.get().needs == ["lives_alone"]
+
+    bad = client.post("/console/welfare/register/import/", {"sheet": SimpleUploadedFile(
+        "register.csv", b"full_name,phone,municipality,legal_basis\nIvo,nije broj,Maglaj,public_task\n")})
+    assert b"is not a phone number" in bad.content and b"Import these rows" not in bad.content
+
+
+def test_a_worker_cannot_open_the_campaign_pages(client):
+    worker = StaffFactory()
+    client.force_login(worker.user)
+    assert client.get("/console/welfare/").status_code == 403

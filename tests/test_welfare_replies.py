@@ -1,0 +1,59 @@
+"""Answers to a welfare question are read the way people write them: digits or words, Latin or Cyrillic, with or
+without diacritics; anything that is not plainly "safe" goes to a person. And the drill rehearses a campaign."""
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from hypothesis import given
+from hypothesis import strategies as st
+
+from helpline.cases.language import latin_to_cyrillic
+from helpline.welfare.models import Campaign, VulnerablePerson
+from helpline.welfare.replies import Reading, read_key_press, read_reply
+
+SAFE = ["1", "1.", " 1 ", "da", "Da!", "ok", "OK", "dobro", "dobro sam", "siguran sam", "Sigurna sam, hvala",
+        "sve u redu", "сигуран сам", "Да", "ок", "добро сам"]  # fmt: skip
+HELP = ["2", "2.", "pomoć", "pomoc", "POMOĆ!", "treba pomoć", "трeба помоћ", "треба помоћ", "ne", "нисам добро", "1 2"]
+FREE = ["voda ulazi u kuću", "nemam struje, aparat radi još sat", "где сте?"]
+
+
+@pytest.mark.parametrize("body", SAFE)
+def test_safe_answers_are_read_as_safe(body):
+    assert read_reply(body) == Reading.SAFE
+
+
+@pytest.mark.parametrize("body", HELP)
+def test_calls_for_help_are_read_as_help(body):
+    assert read_reply(body) == Reading.HELP
+
+
+@pytest.mark.parametrize("body", FREE)
+def test_anything_else_goes_to_a_person(body):
+    assert read_reply(body) == Reading.FREE_TEXT
+
+
+@given(st.sampled_from(SAFE + HELP + FREE))
+def test_an_answer_reads_the_same_in_cyrillic(body):
+    assert read_reply(latin_to_cyrillic(body)) == read_reply(body)
+
+
+@given(st.text(max_size=80))
+def test_no_text_is_ever_read_as_safe_unless_it_only_says_safe_things(body):
+    reading = read_reply(body)
+    assert reading in set(Reading)
+    if reading == Reading.SAFE:
+        assert read_reply(body + " 2") == Reading.HELP  # one "2" anywhere always means help
+
+
+def test_only_1_and_2_are_answers_on_the_call():
+    assert read_key_press("1") == Reading.SAFE and read_key_press("2") == Reading.HELP
+    assert read_key_press("9") is None and read_key_press("") is None
+
+
+@pytest.mark.django_db
+def test_the_drill_rehearses_a_campaign_and_clears_up_after_itself(capsys, settings):
+    settings.SMS_BACKEND = "memory"  # a drill never uses it: everything goes to the drill backend
+    call_command("welfare_drill", "--people", "40")
+    out = capsys.readouterr().out
+    assert "40 people at 1 SMS/s" in out and "Tally:" in out
+    assert VulnerablePerson.objects.count() == 0 and Campaign.objects.count() == 0

@@ -1,0 +1,349 @@
+"""Training the head and measuring it the honest way: across authors.
+
+Each labelled file is one author's messages. A model is scored on an author it never saw, having learnt from all
+the others, because a helpline's next caller writes like nobody in the training set. The critical threshold is
+chosen inside that procedure too (leave-one-author-out on the training authors only), never on the scored author.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from triage.semantic.embedding import Embedder
+from triage.semantic.features import FeatureSpec
+from triage.semantic.head import CATEGORIES, PRIORITIES, LabelledExamples, TriageHead, fit_softmax, softmax
+from triage.semantic.model import choose_priority
+
+PRIORITY_RANK = {"low": 1, "normal": 2, "high": 3, "critical": 4}
+TARGET_CRITICAL_RECALL = 0.97  # where the threshold is set on training authors; the issue's target is 0.95 on new ones
+
+
+@dataclass(frozen=True)
+class LabelledMessage:
+    text: str
+    priority: str
+    category: str
+    author: str
+
+
+def load_labelled(path: Path, author: str | None = None) -> list[LabelledMessage]:
+    """One JSONL file of {"text", "priority", "category"}; the author is the file's name unless given."""
+    path = Path(path)
+    author = author or path.stem
+    messages = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if row.get("priority") not in PRIORITIES or row.get("category") not in CATEGORIES:
+            raise ValueError(f"{path}:{number}: unknown priority or category")
+        messages.append(LabelledMessage(row["text"], row["priority"], row["category"], author))
+    return messages
+
+
+def load_authors(paths: Iterable[Path]) -> dict[str, list[LabelledMessage]]:
+    return {Path(path).stem: load_labelled(path) for path in sorted(paths)}
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    features: FeatureSpec = field(default_factory=FeatureSpec)
+    # Chosen on the older development sets (leave-one-set-out), before any author file was complete.
+    l2: float = 1e-4
+    # Short of full convergence (the loss ends within a few per cent of its optimum), as quick as the nested folds
+    # need on a shared 2-core machine; on the development sets 100 and 250 iterations scored alike.
+    iterations: int = 120
+    target_critical_recall: float = TARGET_CRITICAL_RECALL
+
+
+class EmbeddingTable:
+    """Embeds each distinct text once, however many folds ask for it, and its n-grams likewise; and fits the
+    priority head once per distinct training set (the nested folds ask for the same one up to three times)."""
+
+    def __init__(self, embedder: Embedder, features: FeatureSpec, batch_size: int = 64) -> None:
+        self.embedder = embedder
+        self.features = features
+        self.batch_size = batch_size
+        self._vectors: dict[str, np.ndarray] = {}
+        self._ngrams: dict[str, np.ndarray] = {}
+        self._priority_fits: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def priority_fit(
+        self, messages: Sequence[LabelledMessage], settings: TrainingSettings
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Embedding mean, weights and bias of the priority head trained on `messages` (whatever their order)."""
+        key = (settings, tuple(sorted((message.text, message.priority) for message in messages)))
+        if key not in self._priority_fits:
+            texts = [message.text for message in messages]
+            embedding_mean = self.vectors(texts).mean(axis=0).astype(np.float32)
+            labels = np.array([PRIORITIES.index(message.priority) for message in messages])
+            weights, bias = fit_softmax(
+                self.features_for(texts, embedding_mean), labels, len(PRIORITIES), l2=settings.l2,
+                iterations=settings.iterations,
+            )
+            self._priority_fits[key] = (embedding_mean, weights, bias)
+        return self._priority_fits[key]
+
+    def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(text for text in texts if text not in self._vectors))
+        for start in range(0, len(missing), self.batch_size):
+            batch = missing[start : start + self.batch_size]
+            for text, vector in zip(batch, self.embedder.embed(batch), strict=True):
+                self._vectors[text] = vector
+        return np.stack([self._vectors[text] for text in texts]) if texts else np.zeros((0, self.embedder.dimensions))
+
+    def features_for(self, texts: Sequence[str], embedding_mean: np.ndarray) -> np.ndarray:
+        centred = self.vectors(texts) - embedding_mean
+        if not self.features.ngram_dimensions:
+            return centred.astype(np.float32)
+        missing = list(dict.fromkeys(text for text in texts if text not in self._ngrams))
+        for text, row in zip(missing, self.features.ngram_matrix(missing), strict=True):
+            self._ngrams[text] = row
+        ngrams = np.stack([self._ngrams[text] for text in texts])
+        return np.hstack([centred, self.features.ngram_weight * ngrams]).astype(np.float32)
+
+
+def fit_head(
+    messages: Sequence[LabelledMessage],
+    table: EmbeddingTable,
+    settings: TrainingSettings,
+    *,
+    critical_threshold: float,
+    notes: Mapping[str, str] | None = None,
+) -> TriageHead:
+    texts = [message.text for message in messages]
+    vectors = table.vectors(texts)
+    embedding_mean, priority_weights, priority_bias = table.priority_fit(messages, settings)
+    features = table.features_for(texts, embedding_mean)
+    priority_labels = np.array([PRIORITIES.index(message.priority) for message in messages])
+    category_labels = np.array([CATEGORIES.index(message.category) for message in messages])
+    category_weights, category_bias = fit_softmax(
+        features, category_labels, len(CATEGORIES), l2=settings.l2, iterations=settings.iterations
+    )
+    return TriageHead(
+        embedder_name=table.embedder.name,
+        features=settings.features,
+        embedding_mean=embedding_mean,
+        priority_weights=priority_weights,
+        priority_bias=priority_bias,
+        category_weights=category_weights,
+        category_bias=category_bias,
+        critical_threshold=critical_threshold,
+        examples=LabelledExamples.quantise(texts, priority_labels, category_labels, vectors),
+        notes=dict(notes or {}),
+    )
+
+
+def head_probabilities(
+    head: TriageHead, messages: Sequence[LabelledMessage], table: EmbeddingTable
+) -> tuple[np.ndarray, np.ndarray]:
+    """Like TriageHead.probabilities, but from the table's cached embeddings and n-grams."""
+    features = table.features_for([message.text for message in messages], head.embedding_mean)
+    return (
+        softmax(features @ head.priority_weights + head.priority_bias),
+        softmax(features @ head.category_weights + head.category_bias),
+    )
+
+
+def choose_critical_threshold(
+    critical_probabilities: np.ndarray, target_recall: float = TARGET_CRITICAL_RECALL
+) -> float:
+    """The highest threshold that still marks `target_recall` of these critical messages critical.
+
+    Given the critical probabilities of truly critical messages (predicted by models that never saw them), at
+    most floor((1 - target) * n) of them may fall below the threshold.
+    """
+    ranked = np.sort(np.asarray(critical_probabilities, dtype=np.float64))
+    if not len(ranked):
+        return 0.5
+    may_miss = int(np.floor((1.0 - target_recall) * len(ranked) + 1e-9))
+    return float(ranked[may_miss])
+
+
+def out_of_author_critical_probabilities(
+    groups: Mapping[str, Sequence[LabelledMessage]], table: EmbeddingTable, settings: TrainingSettings
+) -> np.ndarray:
+    """For every critical message in `groups`: its critical probability from a head trained without its author."""
+    collected = []
+    for author, held_out in groups.items():
+        critical = [message for message in held_out if message.priority == "critical"]
+        if not critical:
+            continue
+        training = [message for other, rows in groups.items() if other != author for message in rows]
+        # Only the priority head matters for the threshold: no category head is trained here, to save time.
+        embedding_mean, weights, bias = table.priority_fit(training, settings)
+        logits = table.features_for([message.text for message in critical], embedding_mean) @ weights + bias
+        collected.append(softmax(logits)[:, PRIORITIES.index("critical")])
+    return np.concatenate(collected) if collected else np.zeros(0)
+
+
+def threshold_by_leaving_authors_out(
+    groups: Mapping[str, Sequence[LabelledMessage]], table: EmbeddingTable, settings: TrainingSettings
+) -> float:
+    """The critical threshold for a head trained on `groups`, chosen on their own leave-one-author-out predictions."""
+    probabilities = out_of_author_critical_probabilities(groups, table, settings)
+    return choose_critical_threshold(probabilities, settings.target_critical_recall)
+
+
+class Verdict(Protocol):
+    priority: str
+    category: str
+
+
+RulesFunction = Callable[[str], Verdict]
+
+
+@dataclass
+class AuthorScores:
+    """How one way of triaging did on one author's messages."""
+
+    author: str
+    messages: int
+    critical_recall: float
+    low_normal_marked_critical: float
+    category_accuracy: float
+    priority_within_one: float
+    critical_threshold: float | None = None
+    # Aggregate counts only, by the true category: what kind of message is missed, never which message.
+    missed_critical_by_category: Counter = field(default_factory=Counter)
+    false_critical_by_category: Counter = field(default_factory=Counter)
+    wrong_category_by_category: Counter = field(default_factory=Counter)
+
+    def meets_targets(self) -> bool:
+        return (
+            self.critical_recall >= 0.95 and self.low_normal_marked_critical <= 0.10 and self.category_accuracy >= 0.80
+        )
+
+
+def score(
+    author: str, messages: Sequence[LabelledMessage], priorities: Sequence[str], categories: Sequence[str]
+) -> AuthorScores:
+    critical = [index for index, message in enumerate(messages) if message.priority == "critical"]
+    calm = [index for index, message in enumerate(messages) if message.priority in ("low", "normal")]
+    missed = [index for index in critical if priorities[index] != "critical"]
+    cried_wolf = [index for index in calm if priorities[index] == "critical"]
+    wrong_category = [index for index, message in enumerate(messages) if categories[index] != message.category]
+    within_one = sum(
+        abs(PRIORITY_RANK.get(priorities[index], 0) - PRIORITY_RANK[message.priority]) <= 1
+        for index, message in enumerate(messages)
+    )
+    total = len(messages)
+    return AuthorScores(
+        author=author,
+        messages=total,
+        critical_recall=1 - len(missed) / len(critical) if critical else 1.0,
+        low_normal_marked_critical=len(cried_wolf) / len(calm) if calm else 0.0,
+        category_accuracy=1 - len(wrong_category) / total if total else 0.0,
+        priority_within_one=within_one / total if total else 0.0,
+        missed_critical_by_category=Counter(messages[index].category for index in missed),
+        false_critical_by_category=Counter(messages[index].category for index in cried_wolf),
+        wrong_category_by_category=Counter(messages[index].category for index in wrong_category),
+    )
+
+
+def combine(model_priority: str, model_category: str, rules: Verdict) -> tuple[str, str]:
+    """The higher of the two priorities; the model's category unless the rules found the message critical."""
+    priority = max(model_priority, rules.priority, key=lambda label: PRIORITY_RANK.get(label, 0))
+    category = rules.category if rules.priority == "critical" else model_category
+    return priority, category
+
+
+MODES = ("model", "rules", "combined")
+
+
+@dataclass
+class CrossAuthorReport:
+    by_mode: dict[str, list[AuthorScores]] = field(default_factory=dict)
+
+    def mean(self, mode: str) -> dict[str, float]:
+        rows = self.by_mode[mode]
+        return {metric: float(np.mean([getattr(row, metric) for row in rows])) for metric in METRICS}
+
+    def worst(self, mode: str) -> dict[str, float]:
+        rows = self.by_mode[mode]
+        return {
+            metric: (max if metric in LOWER_IS_BETTER else min)(getattr(row, metric) for row in rows)
+            for metric in METRICS
+        }
+
+    def missed_critical_by_category(self, mode: str) -> Counter:
+        return sum((row.missed_critical_by_category for row in self.by_mode[mode]), Counter())
+
+    def false_critical_by_category(self, mode: str) -> Counter:
+        return sum((row.false_critical_by_category for row in self.by_mode[mode]), Counter())
+
+    def wrong_category_by_category(self, mode: str) -> Counter:
+        return sum((row.wrong_category_by_category for row in self.by_mode[mode]), Counter())
+
+
+METRICS = ("critical_recall", "low_normal_marked_critical", "category_accuracy", "priority_within_one")
+LOWER_IS_BETTER = frozenset({"low_normal_marked_critical"})
+
+
+def predict_with_head(
+    head: TriageHead, messages: Sequence[LabelledMessage], table: EmbeddingTable
+) -> tuple[list[str], list[str]]:
+    priority_rows, category_rows = head_probabilities(head, messages, table)
+    priorities = [choose_priority(row, head.priorities, head.critical_threshold) for row in priority_rows]
+    categories = [head.categories[int(np.argmax(row))] for row in category_rows]
+    return priorities, categories
+
+
+def cross_author_evaluation(
+    authors: Mapping[str, Sequence[LabelledMessage]],
+    table: EmbeddingTable,
+    settings: TrainingSettings,
+    *,
+    extra_training: Mapping[str, Sequence[LabelledMessage]] | None = None,
+    rules: RulesFunction | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> CrossAuthorReport:
+    """Each author in `authors` scored by a head trained on every other group (and `extra_training`, which is
+    never scored). The threshold for each fold comes from leave-one-author-out inside its training groups."""
+    extra_training = dict(extra_training or {})
+    report = CrossAuthorReport(by_mode={mode: [] for mode in MODES if mode == "model" or rules is not None})
+    for author, held_out in authors.items():
+        training_groups = {name: rows for name, rows in {**authors, **extra_training}.items() if name != author}
+        threshold = threshold_by_leaving_authors_out(training_groups, table, settings)
+        training = [message for rows in training_groups.values() for message in rows]
+        head = fit_head(training, table, settings, critical_threshold=threshold)
+        priorities, categories = predict_with_head(head, held_out, table)
+        model_scores = score(author, held_out, priorities, categories)
+        model_scores.critical_threshold = threshold
+        report.by_mode["model"].append(model_scores)
+        if rules is not None:
+            verdicts = [rules(message.text) for message in held_out]
+            report.by_mode["rules"].append(
+                score(author, held_out, [v.priority for v in verdicts], [v.category for v in verdicts])
+            )
+            combined = [combine(p, c, v) for p, c, v in zip(priorities, categories, verdicts, strict=True)]
+            report.by_mode["combined"].append(
+                score(author, held_out, [p for p, _ in combined], [c for _, c in combined])
+            )
+        if progress:
+            progress(f"{author}: threshold {threshold:.3f}, critical recall {model_scores.critical_recall:.3f}")
+    return report
+
+
+def train_shipped_head(
+    groups: Mapping[str, Sequence[LabelledMessage]], table: EmbeddingTable, settings: TrainingSettings
+) -> TriageHead:
+    """The head to ship: trained on every group, its threshold chosen by leaving each group out in turn."""
+    threshold = threshold_by_leaving_authors_out(groups, table, settings)
+    training = [message for rows in groups.values() for message in rows]
+    notes = {
+        "trained_on": ", ".join(f"{name} ({len(rows)})" for name, rows in groups.items()),
+        "threshold_procedure": (
+            f"leave-one-author-out over the groups above; highest threshold keeping critical recall >= "
+            f"{settings.target_critical_recall}"
+        ),
+        "l2": str(settings.l2),
+        "iterations": str(settings.iterations),
+    }
+    return fit_head(training, table, settings, critical_threshold=threshold, notes=notes)
