@@ -41,6 +41,7 @@ faults: install ; $(BIN)/python benchmarks/faults.py  # fault injection on a sta
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Regenerate the Bosnian catalogue after changing user-visible text, then translate and run `make messages`.
 messages: install
