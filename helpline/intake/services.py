@@ -12,6 +12,8 @@ from helpline.cases.language import detect_language
 from helpline.cases.models import Case
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import staff_for_number, voice_hunt_list
+from helpline.visits.services import handle_visit_sms
+from helpline.welfare.services import answer_welfare_reply
 from notifications import acknowledgement
 from triage.services import queue_for_text
 
@@ -30,9 +32,19 @@ def receive_sms(
 ) -> SmsReceived:
     """A registered staff phone sends commands (OK 4821), never a citizen case; everyone else's SMS is stored.
     `reserved_reference` is the reference a spooled SMS was answered with (see helpline.intake.spool)."""
-    staff = staff_for_number(intake.normalise_phone(from_number))
+    phone = intake.normalise_phone(from_number)
+    staff = staff_for_number(phone)
     if staff is not None:
+        # Home-visit commands first (VISIT, SAFE <PIN>, POMOC); "" is the silent alarm: no visible answer.
+        visit_reply = handle_visit_sms(staff, body)
+        if visit_reply is not None:
+            return SmsReceived(staff_reply=visit_reply)
         return SmsReceived(staff_reply=acknowledgement.handle_staff_sms(staff, body))
+    if phone is not None and not is_drill:
+        # An answer to an open welfare check ("1" safe, "2" help) is matched to the campaign that asked.
+        welfare_reply = answer_welfare_reply(phone, body, message_sid=message_sid)
+        if welfare_reply is not None:
+            return SmsReceived(staff_reply=welfare_reply)
     stored = intake.record_inbound_sms(
         message_sid=message_sid, from_number=from_number, body=body, num_media=num_media, is_drill=is_drill,
         triage_queue=queue_for_text(body), reserved_reference=reserved_reference,

@@ -125,7 +125,8 @@ def inbound_sms(request: HttpRequest) -> HttpResponse:
     )
     if received.intake is None:
         response = MessagingResponse()
-        response.message(received.staff_reply)
+        if received.staff_reply:  # an empty reply (a silent alarm) sends nothing back
+            response.message(received.staff_reply)
         return _twiml(response)
     outcome = received.intake
     return _sms_reply(
