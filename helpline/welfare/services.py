@@ -272,6 +272,12 @@ def _open_check_for(phone_e164: str, *, is_drill: bool) -> WelfareCheck | None:
     )
 
 
+def _has_welfare_business(phone_e164: str, *, message_sid: str | None, is_drill: bool) -> bool:
+    open_question = Q(phone=phone_e164, is_drill=is_drill, state__in=AWAITING_ANSWER)
+    answered_before = Q(reply_sid=message_sid) if message_sid else Q(pk__in=[])
+    return WelfareCheck.objects.filter(open_question | answered_before).exists()
+
+
 def answer_welfare_reply(
     phone_e164: str, body: str, *, message_sid: str | None = None, is_drill: bool = False
 ) -> str | None:
@@ -282,6 +288,10 @@ def answer_welfare_reply(
     phone = intake.normalise_phone(phone_e164)
     if phone is None or intake.sms_kind_of(body) == "opt_out":
         # STOP is the person's opt-out, for normal intake to record; their check goes on to the call and the visit.
+        return None
+    # Nearly every citizen SMS has no welfare question behind it: one unlocked read lets those go straight to
+    # intake, without the transaction and the locking read below.
+    if not _has_welfare_business(phone, message_sid=message_sid, is_drill=is_drill):
         return None
     with transaction.atomic():
         if message_sid:
