@@ -21,6 +21,7 @@ from helpline.cases.models import Case, CaseStatus, EventKind, mask_phone
 from helpline.cases.selectors import by_urgency
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import is_supervisor
+from helpline.roster.services import mark_assigned
 from notifications import surge, texts
 from notifications.models import DeliveryStatus, Notification
 from notifications.outbox import STOPS_WHEN_ACKNOWLEDGED, WAITING_FOR_ACKNOWLEDGEMENT
@@ -47,6 +48,7 @@ def acknowledge_case(case: Case, *, by: AbstractBaseUser, via: str) -> Case:
         return locked
     if locked.assigned_to_id != by.pk:
         locked = case_services.assign_case(locked, by, by=by, explanation=f"took the case ({via})")
+        mark_assigned(by.pk, timezone.now())
     locked = case_services.change_case_status(locked, CaseStatus.ACKNOWLEDGED, actor=by, reason=via)
     case_services.stop_escalation(locked, acknowledged_at=timezone.now())
     case_services.record_event(locked, EventKind.ACKNOWLEDGED, actor=by, via=via)
@@ -60,10 +62,15 @@ def acknowledge_case(case: Case, *, by: AbstractBaseUser, via: str) -> Case:
 # --- By SMS from a staff phone ----------------------------------------------------------------------------------
 
 
-def _notified_waiting_cases(staff: StaffProfile):
-    """Cases still waiting for someone that were notified to this person (as assignee or escalation recipient)."""
+def _cases_a_plain_ok_may_take(staff: StaffProfile):
+    """Cases still waiting that were notified to this person (as assignee or escalation recipient) and that they
+    may still take: a worker's own or unassigned ones, never one the ladder has since given to a colleague (a plain
+    OK would then be refused on it again and again while their own case waits). Supervisors may take any."""
     notified = Notification.objects.filter(recipient=staff.user, case__isnull=False).values("case_id")
-    return Case.objects.filter(pk__in=notified, status__in=WAITING_FOR_ACKNOWLEDGEMENT)
+    waiting = Case.objects.filter(pk__in=notified, status__in=WAITING_FOR_ACKNOWLEDGEMENT)
+    if is_supervisor(staff.user):
+        return waiting
+    return waiting.filter(Q(assigned_to=staff.user) | Q(assigned_to__isnull=True))
 
 
 def _refuse(staff: StaffProfile, case: Case | None, why: str) -> None:
@@ -82,9 +89,8 @@ def handle_staff_sms(staff: StaffProfile, body: str) -> str:
     words = body.strip().upper().replace(",", " ").split()
     if not words or words[0] not in ACCEPT_WORDS:
         return texts.command_help()
-    waiting = _notified_waiting_cases(staff)
     if len(words) == 1:
-        case = by_urgency(waiting).first()
+        case = by_urgency(_cases_a_plain_ok_may_take(staff)).first()
         if case is None:
             return texts.nothing_to_acknowledge()
         return _acknowledge_by_sms(case, staff)
@@ -138,6 +144,7 @@ def accept_call(case: Case, staff: StaffProfile) -> Case:
         locked = Case.objects.select_for_update().get(pk=case.pk)
         if locked.assigned_to_id != staff.user_id:
             locked = case_services.assign_case(locked, staff.user, explanation="answered the live call")
+            mark_assigned(staff.user_id, timezone.now())
         return acknowledge_case(locked, by=staff.user, via=LIVE_CALL)
 
 

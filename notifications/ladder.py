@@ -133,7 +133,7 @@ def hand_over(
     now = timezone.now()
     with transaction.atomic():
         case = case_services.assign_case(case, staff.user, by=by, explanation=explanation)
-        mark_assigned(staff, now)
+        mark_assigned(staff.user_id, now)
         if restart_clock:
             ladder = ladder_for(case.priority)
             deadline = now + dt.timedelta(minutes=ladder.acknowledge_within_minutes)

@@ -202,14 +202,6 @@ def test_every_assignment_restarts_the_persons_idle_time(clock):
     assert Case.objects.get(pk=case.pk).assigned_to == fourth.user
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Taking a waiting case is an assignment (the timeline says 'assigned ... took the case') but does not "
-    "restart idle time: notifications.acknowledgement.acknowledge_case (and accept_call for a live call) assign "
-    "through helpline.cases.services.assign_case directly, not ladder.hand_over, so roster.services.mark_assigned "
-    "is never called and the worker still looks idle to choose_assignee.",
-)
 @pytest.mark.parametrize("how", ["console take next", "console acknowledge", "api acknowledge"])
 def test_taking_a_waiting_case_restarts_the_workers_idle_time(clock, how):
     worker = on_duty(idle_since=START - dt.timedelta(hours=2))

@@ -184,14 +184,6 @@ def test_a_used_code_cannot_take_the_case_back_after_it_was_given_to_someone_els
     assert case.status == CaseStatus.ACKNOWLEDGED and case.assigned_to == second.user
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="A plain OK picks the most urgent waiting case ever notified to the person "
-    "(notifications.acknowledgement._notified_waiting_cases), including one the ladder has since given to someone "
-    "else: the worker is told 'assigned to someone else' and their own waiting case is not taken; every later OK "
-    "does the same until the colleague takes the critical case.",
-)
 def test_a_plain_ok_after_the_ladder_gave_a_case_away_takes_the_workers_own_case(clock, twilio):
     worker = on_duty(phone=WORKER_PHONE)
     normal = new_case(NORMAL_TEXT)

@@ -153,14 +153,6 @@ def test_acknowledgement_by_api(clock, django_assert_max_num_queries):
     assert response.status_code == 200 and response.json()["status"] == "acknowledged"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="The 'notify all supervisors' step reads each supervisor's user row separately: "
-    "roster.selectors.all_supervisors() has no select_related('user') and outbox.notify_staff passes "
-    "recipient=staff.user, so each supervisor costs 4 queries (a SELECT on auth_user plus the notification's "
-    "savepoint, insert and release) instead of 3: 12 more queries for 3 more supervisors, not 9.",
-)
 def test_telling_every_supervisor_reads_nothing_more_per_supervisor(clock):
     StaffFactory(role="supervisor", phone="+38761200309")
 

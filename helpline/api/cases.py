@@ -16,12 +16,12 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from helpline.access.authentication import StaffTokenAuthentication
 from helpline.api.filters import CaseFilter
+from helpline.api.permissions import IsStaffMember
 from helpline.api.staff_serializers import (
     AssignSerializer,
     CaseDetailSerializer,
@@ -60,7 +60,7 @@ ACTION_RESPONSES = {
 
 class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     authentication_classes = STAFF_AUTHENTICATION
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsStaffMember]
     pagination_class = CasePagination
     filter_backends = [DjangoFilterBackend]
     filterset_class = CaseFilter

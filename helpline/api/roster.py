@@ -1,18 +1,11 @@
 """The roster API for supervisors: staff profiles and shifts."""
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
-from rest_framework import permissions, serializers, viewsets
+from rest_framework import serializers, viewsets
 
 from helpline.api.cases import STAFF_AUTHENTICATION
+from helpline.api.permissions import IsSupervisor
 from helpline.roster.models import Shift, StaffProfile
-from helpline.roster.selectors import is_supervisor
-
-
-class IsSupervisor(permissions.BasePermission):
-    message = _("Only a supervisor may do this.")
-
-    def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.is_authenticated and is_supervisor(request.user))
 
 
 class StaffProfileSerializer(serializers.ModelSerializer):

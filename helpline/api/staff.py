@@ -27,6 +27,7 @@ from helpline.access.lockout import is_locked_out, retry_after_seconds
 from helpline.access.revocation import has_access
 from helpline.api.cases import STAFF_AUTHENTICATION
 from helpline.api.filters import as_utc
+from helpline.api.permissions import IsStaffMember
 from helpline.api.staff_serializers import CaseListSerializer
 from helpline.cases.models import OPEN_STATUSES, Case
 from helpline.cases.selectors import by_urgency
@@ -156,7 +157,7 @@ def _moment(request: Request, name: str) -> dt.datetime | None:
 
 class StatsView(APIView):
     authentication_classes = STAFF_AUTHENTICATION
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsStaffMember]
 
     @extend_schema(
         parameters=[

@@ -11,21 +11,15 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from helpline.api.cases import STAFF_AUTHENTICATION
+from helpline.api.permissions import IsStaffMember
 from helpline.cases.models import Case
 from helpline.roster.models import StaffProfile
-from helpline.roster.selectors import is_staff_member
 from helpline.visits import selectors, services
 from helpline.visits.models import IncidentKind, StaffIncident, Visit
-
-
-class IsStaffMember(BasePermission):
-    def has_permission(self, request, view) -> bool:
-        return is_staff_member(request.user)
 
 
 class VisitSerializer(serializers.ModelSerializer):

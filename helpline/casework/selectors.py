@@ -26,7 +26,7 @@ from helpline.cases.models import (
 )
 from helpline.cases.selectors import by_urgency, earlier_cases_of, with_urgency
 from helpline.roster.models import StaffProfile
-from helpline.roster.selectors import active_staff, is_supervisor, on_duty, with_open_case_counts
+from helpline.roster.selectors import active_staff, is_staff_member, is_supervisor, on_duty, with_open_case_counts
 from helpline.roster.services import LOCAL, local_moment
 from notifications.models import Notification
 
@@ -37,6 +37,8 @@ def cases_visible_to(user) -> QuerySet[Case]:
     cases = Case.objects.all()
     if is_supervisor(user):
         return cases
+    if not is_staff_member(user):
+        return cases.none()
     ever_assigned = TimelineEvent.objects.filter(kind=EventKind.ASSIGNED, details__assignee_id=user.pk).values(
         "case_id"
     )

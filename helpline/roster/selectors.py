@@ -29,7 +29,8 @@ def staff_for_number(phone_e164: str | None) -> StaffProfile | None:
 
 def all_supervisors() -> list[StaffProfile]:
     """Every active supervisor with a phone, on duty or not: the ladder's last resort."""
-    return list(StaffProfile.objects.filter(role=Role.SUPERVISOR, is_active=True).exclude(phone="").order_by("pk"))
+    supervisors = StaffProfile.objects.filter(role=Role.SUPERVISOR, is_active=True).exclude(phone="")
+    return list(supervisors.select_related("user").order_by("pk"))
 
 
 def active_staff() -> QuerySet[StaffProfile]:

@@ -121,6 +121,7 @@ def coming_week_gaps() -> list[Gap]:
     return roster_gaps(now, now + dt.timedelta(days=7))
 
 
-def mark_assigned(staff: StaffProfile, at: dt.datetime) -> None:
-    """Idle time counts from a person's last assignment, whoever made it (triage, the ladder, a supervisor)."""
-    StaffProfile.objects.filter(pk=staff.pk).update(last_assigned_at=at)
+def mark_assigned(user_id: int, at: dt.datetime) -> None:
+    """Idle time counts from a person's last assignment, whoever made it (triage, the ladder, a supervisor, or the
+    person taking a waiting case themselves). An account without a staff profile has no idle time to restart."""
+    StaffProfile.objects.filter(user_id=user_id).update(last_assigned_at=at)
