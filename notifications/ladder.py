@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from helpline.cases import services as case_services
+from helpline.cases import ticks
 from helpline.cases.models import Case, EventKind, Priority
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import all_supervisors, supervisors_on_duty
@@ -165,20 +166,12 @@ def run_due_escalations(now: dt.datetime | None = None, *, limit: int = 100) -> 
     """Claim cases whose next step is due and run each step once. Safe with two beats: SKIP LOCKED plus the
     step-number check. Each case's step runs in its own savepoint: one failing case never holds back the rest."""
     now = now or timezone.now()
-    done = 0
-    with transaction.atomic():
-        due = list(
-            Case.objects.select_for_update(skip_locked=True)
-            .filter(escalation_due_at__lte=now, status__in=WAITING_FOR_ACKNOWLEDGEMENT)
-            .order_by("escalation_due_at")[:limit]
-        )
-        for case in due:
-            try:
-                with transaction.atomic():
-                    done += run_escalation_step(case, expected_step=case.escalation_step + 1, now=now)
-            except Exception:
-                logger.exception("escalation step for %s failed; retried on the next tick", case.reference)
-    return done
+    due = Case.objects.filter(escalation_due_at__lte=now, status__in=WAITING_FOR_ACKNOWLEDGEMENT)
+    return ticks.run_each_due(
+        due.order_by("escalation_due_at"),
+        lambda case: run_escalation_step(case, expected_step=case.escalation_step + 1, now=now),
+        limit=limit,
+    )
 
 
 def run_escalation_step(case: Case, *, expected_step: int, now: dt.datetime) -> bool:

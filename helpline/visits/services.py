@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from helpline.cases import ticks
 from helpline.cases.dispatch import CRITICAL_QUEUE
 from helpline.cases.models import Case, mask_phone
 from helpline.roster.models import StaffProfile
@@ -395,20 +396,12 @@ def run_due_visit_escalations(now: dt.datetime | None = None, *, limit: int = 10
     """Claim visits whose next step is due and run each step once: SKIP LOCKED plus the step-number check make two
     beats harmless; a savepoint per visit keeps one failing visit from holding back the rest."""
     now = now or timezone.now()
-    done = 0
-    with transaction.atomic():
-        due = list(
-            Visit.objects.select_for_update(skip_locked=True)
-            .filter(escalation_due_at__lte=now, status__in=OPEN_VISIT_STATUSES, acknowledged_at__isnull=True)
-            .order_by("escalation_due_at")[:limit]
-        )
-        for visit in due:
-            try:
-                with transaction.atomic():
-                    done += run_visit_escalation_step(visit, expected_step=visit.escalation_step + 1, now=now)
-            except Exception:
-                logger.exception("escalation step for visit %s failed; retried on the next tick", visit.pk)
-    return done
+    due = Visit.objects.filter(escalation_due_at__lte=now, status__in=OPEN_VISIT_STATUSES, acknowledged_at__isnull=True)
+    return ticks.run_each_due(
+        due.order_by("escalation_due_at"),
+        lambda visit: run_visit_escalation_step(visit, expected_step=visit.escalation_step + 1, now=now),
+        limit=limit,
+    )
 
 
 def run_visit_escalation_step(visit: Visit, *, expected_step: int, now: dt.datetime) -> bool:
