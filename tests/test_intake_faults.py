@@ -219,7 +219,7 @@ def test_a_web_form_sent_while_the_database_is_down_is_answered_and_its_code_wor
     assert code in response.content.decode()
 
     call_command("replay_intake_spool")
-    status = client.post("/inquiry/status/", {"reference": reference, "code": code})
+    status = client.post("/inquiry/status/", {"reference": reference, "code": code}, follow=True)
     assert status.status_code == 200
     assert Case.objects.get().reference == reference
 

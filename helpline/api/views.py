@@ -27,7 +27,7 @@ from helpline.cases import intake, selectors
 from helpline.cases.models import Case, Channel
 from helpline.drill.marker import is_drill_request
 from helpline.intake import services, spool
-from helpline.intake.throttles import InquiryRateThrottle, InquiryStatusRateThrottle
+from helpline.intake.throttles import InquiryStatusRateThrottle, limit_reached
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,8 @@ def _created(request: Request, reference: str, token: str, answer: int) -> Respo
 
 
 class InquiryCreateView(SpoolsWhenStoringFails, PublicAPIView):
-    throttle_classes = [InquiryRateThrottle]
+    # Never refused for rate: over the per-address limits an inquiry is stored and flagged (intake.throttles).
+    throttle_classes: list = []
 
     @extend_schema(
         parameters=[IDEMPOTENCY_HEADER],
@@ -131,7 +132,7 @@ class InquiryCreateView(SpoolsWhenStoringFails, PublicAPIView):
     )
     def post(self, request: Request) -> Response:
         key = idempotency_key(request)
-        inquiry = _inquiry(request)
+        inquiry = {**_inquiry(request), "over_address_limit": limit_reached(request)}
         try:
             received = services.receive_web_inquiry(**inquiry, idempotency_key=key)
         except intake.IdempotencyKeyReused:
@@ -163,7 +164,9 @@ class InquiryStatusView(PublicAPIView):
 
 
 class InquiryFollowUpView(SpoolsWhenStoringFails, PublicAPIView):
-    throttle_classes = [InquiryRateThrottle]
+    # The token check is what is limited (a guess at a token); the follow-up itself is stored and flagged when
+    # the address is over the intake limits.
+    throttle_classes = [InquiryStatusRateThrottle]
 
     @extend_schema(
         parameters=[TOKEN_HEADER, IDEMPOTENCY_HEADER],
@@ -183,7 +186,9 @@ class InquiryFollowUpView(SpoolsWhenStoringFails, PublicAPIView):
         case = citizen_case_or_404(request, reference)
         serializer = FollowUpSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.receive_follow_up(case, serializer.validated_data["message"], idempotency_key=key)
+        services.receive_follow_up(
+            case, serializer.validated_data["message"], idempotency_key=key, over_address_limit=limit_reached(request)
+        )
         case.refresh_from_db()
         return Response({"reference": case.reference, "status": case.status}, status=status.HTTP_201_CREATED)
 

@@ -6,7 +6,6 @@ The caller decides the triage queue (the request path's quick danger check lives
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import logging
@@ -23,7 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from helpline.cases import selectors
+from helpline.cases import citizen_code, selectors
 from helpline.cases.dispatch import TRIAGE_QUEUE, enqueue_after_commit
 from helpline.cases.language import cyrillic_to_latin, detect_language, detect_script
 from helpline.cases.models import (
@@ -473,7 +472,12 @@ def _hash_token(token: str) -> str:
 
 
 def citizen_token_matches(case: Case, token: str) -> bool:
-    return bool(case.citizen_token_hash) and hmac.compare_digest(case.citizen_token_hash, _hash_token(token))
+    """The code as the citizen typed it: in any case, with or without spaces and dashes. A code handed out before
+    codes were readable (a case-sensitive token) still opens its case exactly as it was given."""
+    if not case.citizen_token_hash:
+        return False
+    readable = hmac.compare_digest(case.citizen_token_hash, _hash_token(citizen_code.normalise_code(token)))
+    return readable or hmac.compare_digest(case.citizen_token_hash, _hash_token(token.strip()))
 
 
 @dataclass(frozen=True)
@@ -491,7 +495,7 @@ def token_for_idempotency_key(key: str) -> str:
     retried submission is answered with the same code as the first, and a spooled inquiry keeps the code its
     citizen was shown."""
     digest = salted_hmac("helpline.cases.intake.web-inquiry-token", key, algorithm="sha256").digest()
-    return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
+    return citizen_code.code_from_bytes(digest)
 
 
 def _first_inbound_text(case: Case) -> str:
@@ -510,6 +514,7 @@ def record_web_inquiry(
     safe_to_text: bool | None = None,
     safe_contact_note: str = "",
     suspected_automated: bool = False,
+    over_address_limit: str = "",
     is_drill: bool = False,
     triage_queue: str = TRIAGE_QUEUE,
     idempotency_key: str | None = None,
@@ -519,9 +524,10 @@ def record_web_inquiry(
 
     The phone given is kept on the case for a call back and for linking repeat contacts, not as the case's caller.
     With an idempotency key, a retry (the same key and the same message) returns the first inquiry's case and
-    code; the same key with another message raises IdempotencyKeyReused.
+    code; the same key with another message raises IdempotencyKeyReused. `over_address_limit` names the
+    per-address limit the sender passed: the inquiry is stored all the same, marked as possibly automated.
     """
-    token = token_for_idempotency_key(idempotency_key) if idempotency_key else secrets.token_urlsafe(24)
+    token = token_for_idempotency_key(idempotency_key) if idempotency_key else citizen_code.new_code()
     queue = triage_queue
 
     def record() -> Case:
@@ -543,8 +549,8 @@ def record_web_inquiry(
             safe_to_call=safe_to_call,
             safe_to_text=safe_to_text,
             safe_contact_note=safe_contact_note,
-            suspected_automated=suspected_automated,
-            citizen_token_hash=_hash_token(token),
+            suspected_automated=suspected_automated or bool(over_address_limit),
+            citizen_token_hash=_hash_token(citizen_code.normalise_code(token)),
             is_drill=is_drill,
             idempotency_key=idempotency_key or None,
             reserved_reference=reserved_reference,
@@ -552,6 +558,8 @@ def record_web_inquiry(
         Message.objects.create(case=case, direction=Direction.INBOUND, channel=Channel.WEB, body=message)
         if suspected_automated:
             record_event(case, EventKind.FLAGGED, reason="hidden form field filled in")
+        if over_address_limit:
+            record_event(case, EventKind.FLAGGED, reason="over the per-address limit", limit=over_address_limit)
         _schedule_triage(case, queue, is_new=True)
         return case
 
@@ -561,10 +569,12 @@ def record_web_inquiry(
 
 
 def add_citizen_follow_up(
-    case: Case, text: str, *, triage_queue: str = TRIAGE_QUEUE, idempotency_key: str | None = None
+    case: Case, text: str, *, triage_queue: str = TRIAGE_QUEUE, idempotency_key: str | None = None,
+    over_address_limit: str = "",
 ) -> Message:
     """A citizen writes again on their web case; a resolved or closed case is reopened, because they need us.
-    With an idempotency key, a retry of the same follow-up returns the message stored the first time."""
+    With an idempotency key, a retry of the same follow-up returns the message stored the first time. Over a
+    per-address limit the follow-up is stored all the same, and flagged on the timeline."""
     queue = triage_queue
 
     def record() -> Message:
@@ -580,6 +590,11 @@ def add_citizen_follow_up(
             locked, EventKind.MESSAGE_RECEIVED, actor_kind=ActorKind.CITIZEN, message_id=message.pk,
             **({"idempotency_key": idempotency_key} if idempotency_key else {}),
         )  # fmt: skip
+        if over_address_limit:
+            record_event(
+                locked, EventKind.FLAGGED, reason="over the per-address limit", limit=over_address_limit,
+                message_id=message.pk,
+            )  # fmt: skip
         if locked.status not in OPEN_STATUSES:
             reopen_to = CaseStatus.ASSIGNED if locked.assigned_to_id else CaseStatus.TRIAGED
             change_case_status(

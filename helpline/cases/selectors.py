@@ -6,6 +6,7 @@ from django.db.models import BooleanField, F, IntegerField, Q, QuerySet, Value, 
 from django.db.models import Case as Case_
 from django.utils import timezone
 
+from helpline.cases.citizen_code import normalise_reference
 from helpline.cases.models import (
     OPEN_STATUSES,
     PRIORITY_RANK,
@@ -27,12 +28,19 @@ def open_case_for_caller(caller: Caller, *, lock: bool = False, is_drill: bool =
 
 
 def case_by_reference(reference: str) -> Case | None:
-    return Case.objects.filter(reference=reference.strip().upper()).first()
+    """The case a citizen or a worker names, however they typed it ("sos 2026 42" is SOS-2026-00042)."""
+    return Case.objects.filter(reference=normalise_reference(reference)).first()
 
 
 def replies_for_citizen(case: Case) -> QuerySet[Message]:
     """What staff wrote to the citizen and meant them to see; never internal notes or staff details."""
     return case.messages.filter(direction=Direction.OUTBOUND, is_visible_to_citizen=True).order_by("created_at")
+
+
+def conversation_for_citizen(case: Case) -> QuerySet[Message]:
+    """What the citizen wrote and what staff wrote back to them, in order; never internal notes."""
+    visible = Q(direction=Direction.INBOUND) | Q(direction=Direction.OUTBOUND, is_visible_to_citizen=True)
+    return case.messages.filter(visible).order_by("created_at", "id")
 
 
 def call_message(call_sid: str, *, lock: bool = False) -> Message | None:
@@ -67,9 +75,12 @@ def with_urgency(cases: QuerySet[Case]) -> QuerySet[Case]:
 
 
 def by_urgency(cases: QuerySet[Case]) -> QuerySet[Case]:
-    """The one urgency order: critical first (by rank, never by the priority's text), then the nearest
+    """The one urgency order: critical first (by rank, never by the priority's text), then, within a priority,
+    cases not flagged as possibly automated (over the per-address limit) before flagged ones, then the nearest
     acknowledgement deadline, then the oldest."""
-    return with_urgency(cases).order_by("-urgency", F("acknowledge_by").asc(nulls_last=True), "created_at", "pk")
+    return with_urgency(cases).order_by(
+        "-urgency", "suspected_automated", F("acknowledge_by").asc(nulls_last=True), "created_at", "pk"
+    )
 
 
 def earlier_cases_of(case: Case) -> QuerySet[Case]:

@@ -56,10 +56,23 @@ class InquiryForm(forms.Form):
     leave_this_empty = forms.CharField(required=False, label=_("Leave this field empty"))
     idempotency_key = IdempotencyKeyField()
 
+    def clean(self) -> dict:
+        data = super().clean()
+        # Only when no number came at all: an invalid number has its own error already.
+        if data.get("safe_to_call") and not data.get("phone") and "phone" not in self.errors:
+            self.add_error(
+                "phone", _("You said we may call you: please write the number to call, or choose another answer.")
+            )
+        return data
+
 
 class StatusCheckForm(forms.Form):
-    reference = forms.CharField(label=_("Case number"), max_length=20, help_text=_("For example SOS-2026-00042."))
-    code = forms.CharField(label=_("Your secret code"), max_length=100)
+    reference = forms.CharField(label=_("Case number"), max_length=30, help_text=_("For example SOS-2026-00042."))
+    code = forms.CharField(
+        label=_("Your secret code"), max_length=100,
+        help_text=_("12 letters and digits, for example K7QM-4TXD-9RWP. Small or capital letters and spaces do "
+                    "not matter."),
+    )  # fmt: skip
 
 
 class FollowUpForm(StatusCheckForm):

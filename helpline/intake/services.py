@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from helpline.cases import intake
+from helpline.cases.dispatch import CRITICAL_QUEUE
 from helpline.cases.language import detect_language
 from helpline.cases.models import Case
 from helpline.roster.models import StaffProfile
@@ -52,21 +53,38 @@ def receive_sms(
     return SmsReceived(intake=stored)
 
 
+@dataclass(frozen=True)
+class WebInquiryReceived:
+    case: Case
+    token: str  # the citizen's secret code, shown once
+    in_danger: bool  # the quick danger check fired: the answer starts with what to do right now
+
+
 def receive_web_inquiry(
     *, message: str, language: str | None = None, is_drill: bool = False, **contact
-) -> intake.WebIntake:
+) -> WebInquiryReceived:
     """The case's language is the language the citizen wrote in, never the language of the page they used; an API
-    client may state it explicitly. `contact` may carry an idempotency_key and a spool's reserved_reference."""
-    return intake.record_web_inquiry(
-        message=message, language=language or detect_language(message), is_drill=is_drill,
-        triage_queue=queue_for_text(message), **contact,
+    client may state it explicitly. `contact` may carry an idempotency_key, a spool's reserved_reference and the
+    per-address limit the sender passed (over_address_limit)."""
+    queue = queue_for_text(message)
+    stored = intake.record_web_inquiry(
+        message=message, language=language or detect_language(message), is_drill=is_drill, triage_queue=queue,
+        **contact,
+    )  # fmt: skip
+    return WebInquiryReceived(stored.case, stored.token, in_danger=queue == CRITICAL_QUEUE)
+
+
+def receive_follow_up(case: Case, text: str, *, idempotency_key: str | None = None, over_address_limit: str = ""):
+    return intake.add_citizen_follow_up(
+        case, text, triage_queue=queue_for_text(text), idempotency_key=idempotency_key,
+        over_address_limit=over_address_limit,
     )  # fmt: skip
 
 
-def receive_follow_up(case: Case, text: str, *, idempotency_key: str | None = None):
-    return intake.add_citizen_follow_up(
-        case, text, triage_queue=queue_for_text(text), idempotency_key=idempotency_key
-    )
+def reads_as_danger(text: str) -> bool:
+    """The request path's quick danger check (the critical rules only): whether the citizen's first screen must
+    say what to do right now, before anything else."""
+    return queue_for_text(text) == CRITICAL_QUEUE
 
 
 def who_to_ring(case: Case, attempt: int) -> StaffProfile | None:

@@ -1,39 +1,69 @@
-"""The public web pages: the contact form and the citizen's status check. A message sent while the database is
-away is spooled and answered as usual (helpline.intake.spool): the citizen never meets an error page."""
+"""The public web pages: the contact form, the confirmation, and the citizen's conversation with us. A message sent
+while the database is away is spooled and answered as usual (helpline.intake.spool): the citizen never meets an
+error page, and a message is never refused for rate (helpline.intake.throttles)."""
 from __future__ import annotations
 
+import time
 import uuid
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils import translation
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from helpline.cases import intake, selectors
-from helpline.cases.models import Channel
+from helpline.cases.citizen_code import format_code, normalise_code, normalise_reference
+from helpline.cases.language import detect_script
+from helpline.cases.models import Case, Channel, Priority
 from helpline.drill.marker import is_drill_request
 from helpline.intake import services, spool
+from helpline.intake.cyrillic_pages import html_in_cyrillic
 from helpline.intake.forms import FollowUpForm, InquiryForm, StatusCheckForm, new_idempotency_key
 from helpline.intake.spool import spool_on_failure
-from helpline.intake.throttles import InquiryRateThrottle, InquiryStatusRateThrottle
+from helpline.intake.throttles import InquiryStatusRateThrottle, limit_reached
+
+# The case a citizen opened with their code stays open in this browser while they use it, and no longer: the
+# phone may be shared with the person they are afraid of.
+CITIZEN_CASE_KEY = "citizen_case"
+CITIZEN_FLASH_KEY = "citizen_flash"
+CITIZEN_IDLE_SECONDS = 30 * 60
+# How often the open conversation asks for new replies (htmx); the page works without it, by reloading.
+CONVERSATION_POLL_SECONDS = 10
 
 
 def _page_context() -> dict:
     return {"emergency": settings.EMERGENCY_NUMBERS, "quick_exit_url": settings.QUICK_EXIT_URL}
 
 
+def _chose_english(request: HttpRequest) -> bool:
+    return request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME) == "en"
+
+
+def _render(
+    request: HttpRequest, template: str, context: dict, *, script: str = "latin", status: int = 200
+) -> HttpResponse:
+    """A public page; in Bosnian Cyrillic when the citizen wrote in Cyrillic (unless they switched to English)."""
+    if script != "cyrillic" or _chose_english(request):
+        return render(request, template, {**_page_context(), **context}, status=status)
+    with translation.override("bs"):
+        response = render(request, template, {**_page_context(), **context, "html_lang": "bs-Cyrl"}, status=status)
+    response.content = html_in_cyrillic(response.content.decode()).encode()
+    return response
+
+
 def _too_many(request: HttpRequest, throttle) -> HttpResponse | None:
     if throttle.allow_request(request, None):
         return None
-    response = render(request, "helpline/too_many.html", _page_context(), status=429)
+    response = _render(request, "helpline/too_many.html", {}, status=429)
     wait = throttle.wait()
     if wait:
         response["Retry-After"] = str(int(wait) + 1)
     return response
 
 
-def _inquiry(request: HttpRequest, form: InquiryForm) -> dict:
+def _inquiry(request: HttpRequest, form: InquiryForm, *, over_address_limit: str = "") -> dict:
     data = form.cleaned_data
     return {
         "message": data["message"],
@@ -44,16 +74,18 @@ def _inquiry(request: HttpRequest, form: InquiryForm) -> dict:
         "safe_to_text": data["safe_to_text"],
         "safe_contact_note": data["safe_contact_note"],
         "suspected_automated": bool(data["leave_this_empty"]),
+        "over_address_limit": over_address_limit,
         "is_drill": is_drill_request(request),
     }
 
 
-def _received(request: HttpRequest, reference: str, code: str, status: int) -> HttpResponse:
-    # Rendered, not redirected: the secret code must never sit in a URL or the browser's history.
-    return render(
-        request, "helpline/inquiry_received.html", {**_page_context(), "reference": reference, "code": code},
-        status=status,
-    )  # fmt: skip
+def _received(
+    request: HttpRequest, *, reference: str, code: str, in_danger: bool, script: str, status: int
+) -> HttpResponse:
+    # Rendered, not redirected: the secret code must never sit in a URL or the browser's history. A reload
+    # sends the same idempotency key, so it is answered with the same case and code, and stores nothing new.
+    context = {"reference": reference, "code": format_code(code), "in_danger": in_danger}
+    return _render(request, "helpline/inquiry_received.html", context, script=script, status=status)
 
 
 def _spool_inquiry(request: HttpRequest) -> HttpResponse:
@@ -64,29 +96,83 @@ def _spool_inquiry(request: HttpRequest) -> HttpResponse:
         raise spool.NothingToSpool
     key = form.cleaned_data["idempotency_key"] or uuid.uuid4().hex
     contact = spool.spool_contact("web", key, _inquiry(request, form), reference=intake.reserve_spool_reference())
-    return _received(request, contact.reference, intake.token_for_idempotency_key(key), status=202)
+    message = form.cleaned_data["message"]
+    return _received(
+        request, reference=contact.reference, code=intake.token_for_idempotency_key(key),
+        in_danger=services.reads_as_danger(message), script=detect_script(message), status=202,
+    )  # fmt: skip
 
 
 @never_cache
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @spool_on_failure(_spool_inquiry)
 def inquiry_form(request: HttpRequest) -> HttpResponse:
-    if request.method == "GET":
+    if request.method != "POST":
         form = InquiryForm(initial={"idempotency_key": new_idempotency_key()})
-        return render(request, "helpline/inquiry_form.html", {**_page_context(), "form": form})
-    throttled = _too_many(request, InquiryRateThrottle())
-    if throttled:
-        return throttled
+        return _render(request, "helpline/inquiry_form.html", {"form": form})
     form = InquiryForm(request.POST)
     if not form.is_valid():
-        return render(request, "helpline/inquiry_form.html", {**_page_context(), "form": form}, status=400)
-    inquiry = _inquiry(request, form)
+        return _render(request, "helpline/inquiry_form.html", {"form": form}, status=400)
+    inquiry = _inquiry(request, form, over_address_limit=limit_reached(request))
     try:
         received = services.receive_web_inquiry(**inquiry, idempotency_key=form.cleaned_data["idempotency_key"])
     except intake.IdempotencyKeyReused:
         # The page was sent again with other words (back button, new message): a new inquiry, not a retry.
         received = services.receive_web_inquiry(**inquiry)
-    return _received(request, received.case.reference, received.token, status=201)
+    return _received(
+        request, reference=received.case.reference, code=received.token, in_danger=received.in_danger,
+        script=received.case.script, status=201,
+    )  # fmt: skip
+
+
+# --- The conversation -----------------------------------------------------------------------------------------
+
+
+def _open_in_this_browser(request: HttpRequest, case: Case, code: str) -> None:
+    # The code is kept so the follow-up form can carry it: a follow-up sent while the database is away is spooled
+    # with it and checked when replayed. The session lives in the database, like the case itself.
+    request.session[CITIZEN_CASE_KEY] = {"reference": case.reference, "code": normalise_code(code),
+                                         "seen": int(time.time())}  # fmt: skip
+
+
+def _case_open_in_this_browser(request: HttpRequest) -> tuple[Case, str] | None:
+    opened = request.session.get(CITIZEN_CASE_KEY)
+    if not opened:
+        return None
+    if time.time() - opened.get("seen", 0) > CITIZEN_IDLE_SECONDS:
+        request.session.pop(CITIZEN_CASE_KEY, None)
+        return None
+    case = selectors.case_by_reference(opened["reference"])
+    if case is None or not intake.citizen_token_matches(case, opened["code"]):
+        request.session.pop(CITIZEN_CASE_KEY, None)
+        return None
+    if time.time() - opened["seen"] > 60:  # refreshed at most once a minute: a poll is not a write
+        _open_in_this_browser(request, case, opened["code"])
+    return case, opened["code"]
+
+
+def _conversation_context(case: Case) -> dict:
+    messages = list(selectors.conversation_for_citizen(case))
+    return {
+        "case": case,
+        "messages": messages,
+        "has_reply": any(message.direction == "outbound" for message in messages),
+        "in_danger": case.priority in (Priority.CRITICAL, Priority.HIGH),
+        "poll_seconds": CONVERSATION_POLL_SECONDS,
+    }
+
+
+def _conversation(request: HttpRequest, case: Case, code: str) -> HttpResponse:
+    flash = request.session.pop(CITIZEN_FLASH_KEY, {})
+    conversation = _conversation_context(case)
+    context = {
+        **conversation,
+        "sent": flash.get("sent", False),
+        "in_danger": conversation["in_danger"] or flash.get("in_danger", False),
+        "follow_up_form": FollowUpForm(initial={"idempotency_key": new_idempotency_key()}),
+        "code": code,
+    }
+    return _render(request, "helpline/inquiry_status.html", context, script=case.script)
 
 
 def _spool_follow_up(request: HttpRequest) -> HttpResponse:
@@ -95,56 +181,72 @@ def _spool_follow_up(request: HttpRequest) -> HttpResponse:
     if request.method != "POST" or not form.is_valid():
         raise spool.NothingToSpool  # a status check cannot be answered without the database
     data = form.cleaned_data
+    reference = normalise_reference(data["reference"])
     spool.spool_contact(
         "follow_up", data["idempotency_key"] or uuid.uuid4().hex, {"code": data["code"], "message": data["message"]},
-        reference=data["reference"].strip().upper(),
+        reference=reference,
     )  # fmt: skip
-    context = {**_page_context(), "reference": data["reference"].strip().upper()}
-    return render(request, "helpline/follow_up_received.html", context, status=202)
+    script = detect_script(data["message"])
+    context = {"reference": reference, "in_danger": services.reads_as_danger(data["message"])}
+    return _render(request, "helpline/follow_up_received.html", context, script=script, status=202)
 
 
 @never_cache
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @spool_on_failure(_spool_follow_up)
 def inquiry_status(request: HttpRequest) -> HttpResponse:
-    """The citizen's own view of their web case: status, replies, and a box to write again."""
-    context = _page_context()
-    if request.method == "GET":
-        return render(request, "helpline/inquiry_status.html", {**context, "form": StatusCheckForm()})
-    throttled = _too_many(request, InquiryStatusRateThrottle())
-    if throttled:
-        return throttled
+    """The citizen's own view of their web case. A code check or a follow-up is a POST answered with a redirect to
+    the conversation (post/redirect/get): reloading the conversation never sends anything again."""
+    if request.method != "POST":
+        opened = _case_open_in_this_browser(request)
+        if opened is not None:
+            return _conversation(request, *opened)
+        return _render(request, "helpline/inquiry_status.html", {"form": StatusCheckForm()})
     writing_again = "message" in request.POST
     form = (FollowUpForm if writing_again else StatusCheckForm)(request.POST)
     if not form.is_valid():
-        return render(request, "helpline/inquiry_status.html", {**context, "form": form}, status=400)
-    case = selectors.case_by_reference(form.cleaned_data["reference"])
-    code = form.cleaned_data["code"]
-    if case is None or case.channel != Channel.WEB or not intake.citizen_token_matches(case, code):
-        return render(request, "helpline/inquiry_status.html", {**context, "form": form, "not_found": True}, status=404)
-    if writing_again:
-        throttled = _too_many(request, InquiryRateThrottle())
+        return _render(request, "helpline/inquiry_status.html", {"form": form}, status=400)
+    opened = _case_open_in_this_browser(request)
+    case, code = selectors.case_by_reference(form.cleaned_data["reference"]), form.cleaned_data["code"]
+    already_open = opened is not None and case is not None and opened[0].pk == case.pk
+    if not already_open:
+        # A code typed by hand may be a guess: those are limited per address. A citizen's own follow-up from
+        # their open conversation never is.
+        throttled = _too_many(request, InquiryStatusRateThrottle())
         if throttled:
             return throttled
+    if case is None or case.channel != Channel.WEB or not intake.citizen_token_matches(case, code):
+        context = {"form": form, "not_found": True}
+        return _render(request, "helpline/inquiry_status.html", context, status=404)
+    if writing_again:
+        message = form.cleaned_data["message"]
         services.receive_follow_up(
-            case, form.cleaned_data["message"], idempotency_key=form.cleaned_data["idempotency_key"] or None
-        )
-        case.refresh_from_db()
-    return render(
-        request,
-        "helpline/inquiry_status.html",
-        {
-            **context,
-            "case": case,
-            "code": form.cleaned_data["code"],
-            "replies": selectors.replies_for_citizen(case),
-            "follow_up_form": FollowUpForm(
-                initial={
-                    "reference": case.reference,
-                    "code": form.cleaned_data["code"],
-                    "idempotency_key": new_idempotency_key(),
-                }
-            ),
-            "sent": writing_again,
-        },
-    )
+            case, message, idempotency_key=form.cleaned_data["idempotency_key"] or None,
+            over_address_limit=limit_reached(request),
+        )  # fmt: skip
+        request.session[CITIZEN_FLASH_KEY] = {"sent": True, "in_danger": services.reads_as_danger(message)}
+    _open_in_this_browser(request, case, code)
+    return redirect("inquiry-status")
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD"])
+def conversation_messages(request: HttpRequest) -> HttpResponse:
+    """The conversation's messages, for the open page to poll. 286 tells htmx to stop asking: the case is no
+    longer open in this browser (left, or idle too long)."""
+    opened = _case_open_in_this_browser(request)
+    if opened is None:
+        return HttpResponse(status=286)
+    case, _code = opened
+    return _render(request, "helpline/_conversation.html", _conversation_context(case), script=case.script)
+
+
+conversation_messages.is_polling = True
+
+
+@require_POST
+def leave_conversation(request: HttpRequest) -> HttpResponse:
+    """"Close my case on this phone": the next person to pick up the phone needs the code again."""
+    request.session.pop(CITIZEN_CASE_KEY, None)
+    request.session.pop(CITIZEN_FLASH_KEY, None)
+    return redirect("inquiry-status")

@@ -216,6 +216,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         "inquiries": env.str("INQUIRY_THROTTLE_RATE", default="10/minute"),
+        "inquiries_daily": env.str("INQUIRY_DAILY_CAP", default="200/day"),
         "inquiry_status": env.str("INQUIRY_STATUS_THROTTLE_RATE", default="60/minute"),
         "login": env.str("LOGIN_THROTTLE_RATE", default="10/minute"),
     },

@@ -26,6 +26,8 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="inquiry-form", permanent=False)),
     path("inquiry/", views.inquiry_form, name="inquiry-form"),
     path("inquiry/status/", views.inquiry_status, name="inquiry-status"),
+    path("inquiry/status/messages/", views.conversation_messages, name="inquiry-conversation-messages"),
+    path("inquiry/status/leave/", views.leave_conversation, name="inquiry-leave"),
     path("healthz/", health.healthz, name="healthz"),
     path("webhooks/twilio/", include((webhook_patterns, "webhooks"))),
     path("webhooks/twilio/welfare/", include("helpline.intake.welfare_webhooks")),
