@@ -29,8 +29,6 @@ from helpline.intake.throttles import InquiryStatusRateThrottle, limit_reached
 CITIZEN_CASE_KEY = "citizen_case"
 CITIZEN_FLASH_KEY = "citizen_flash"
 CITIZEN_IDLE_SECONDS = 30 * 60
-# How often the open conversation asks for new replies (htmx); the page works without it, by reloading.
-CONVERSATION_POLL_SECONDS = 10
 
 
 def _page_context() -> dict:
@@ -158,7 +156,7 @@ def _conversation_context(case: Case) -> dict:
         "messages": messages,
         "has_reply": any(message.direction == "outbound" for message in messages),
         "in_danger": case.priority in (Priority.CRITICAL, Priority.HIGH),
-        "poll_seconds": CONVERSATION_POLL_SECONDS,
+        "poll_seconds": settings.CITIZEN_POLL_SECONDS,
     }
 
 

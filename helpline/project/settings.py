@@ -453,6 +453,8 @@ REST_KNOX = {
 }
 # How often the queue and the board ask the server for news.
 CONSOLE_POLL_SECONDS = env.int("CONSOLE_POLL_SECONDS", default=5)
+# How often a citizen's open conversation page asks for new replies (htmx; without JavaScript, a reload shows them).
+CITIZEN_POLL_SECONDS = env.int("CITIZEN_POLL_SECONDS", default=10)
 MIDDLEWARE = [
     *MIDDLEWARE,
     "helpline.console.middleware.DeactivatedStaffMiddleware",

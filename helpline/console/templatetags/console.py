@@ -107,6 +107,12 @@ def describe_event(event) -> str:
         return ", ".join(d.get("references", []))
     if kind == EventKind.ACKNOWLEDGED:
         return d.get("via", "")
+    if kind == EventKind.FLAGGED:
+        if d.get("limit"):
+            return _("Possibly automated: more messages from one address than the limit (%(limit)s).") % {
+                "limit": d["limit"]
+            }
+        return d.get("reason", "")
     return ""
 
 
