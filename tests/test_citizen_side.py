@@ -1,0 +1,219 @@
+"""The citizen's side of the web form: nothing refused for rate, a code that survives being read aloud and typed
+on a phone, pages in the script the citizen wrote in, and a conversation that never sends anything twice."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+
+import pytest
+import time_machine
+from hypothesis import given
+from hypothesis import strategies as st
+
+from helpline.cases import citizen_code, intake, selectors
+from helpline.cases.models import Case, Direction, EventKind
+from helpline.intake.cyrillic_pages import html_in_cyrillic
+from tests.factories import CaseFactory, MessageFactory
+
+SHELTER = "10.20.30.40"  # one address for a whole shelter, school or carrier
+
+
+def form_data(**overrides) -> dict:
+    return {"message": "Trebam pomoć.", "name": "", "phone": "", "email": "", "safe_to_call": "",
+            "safe_to_text": "", "safe_contact_note": "", "leave_this_empty": "", **overrides}  # fmt: skip
+
+
+def code_in(response) -> str:
+    return re.search(r'class="code">([^<]+)<', response.content.decode()).group(1)
+
+
+# --- Nothing refused for rate --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_hundred_messages_from_one_address_in_a_minute_are_all_stored_and_answered_the_extra_ones_flagged(client):
+    started = time.perf_counter()
+    with time_machine.travel(dt.datetime(2026, 12, 3, 20, 0, tzinfo=dt.UTC), tick=False) as clock:
+        statuses = []
+        for n in range(100):
+            response = client.post("/inquiry/", form_data(message=f"Poruka {n}: muz me tuce, pomozite"),
+                                   REMOTE_ADDR=SHELTER)  # fmt: skip
+            statuses.append(response.status_code)
+            assert "Vaša tajna šifra" in response.content.decode()  # answered like any other
+            clock.shift(dt.timedelta(seconds=0.5))
+    elapsed = time.perf_counter() - started
+
+    assert statuses == [201] * 100
+    cases = list(Case.objects.order_by("pk"))
+    assert len(cases) == 100 and {case.messages.count() for case in cases} == {1}
+    assert [case.suspected_automated for case in cases] == [False] * 10 + [True] * 90
+    flags = [case.timeline.filter(kind=EventKind.FLAGGED).first() for case in cases[10:]]
+    assert all(flag is not None and flag.details["limit"] == "10/minute" for flag in flags)
+    print(f"100 inquiries from one address: {elapsed:.2f} s, {100 / elapsed:.0f} a second")
+
+
+@pytest.mark.django_db
+def test_another_address_is_not_flagged_for_a_busy_one(client):
+    for n in range(12):
+        client.post("/inquiry/", form_data(message=f"m{n}"), REMOTE_ADDR=SHELTER)
+    client.post("/inquiry/", form_data(message="Ja sam neko drugi."), REMOTE_ADDR="10.99.99.99")
+    assert not Case.objects.get(messages__body="Ja sam neko drugi.").suspected_automated
+
+
+@pytest.mark.django_db
+def test_a_flagged_case_waits_behind_an_unflagged_one_of_the_same_priority_but_never_behind_a_lower_one():
+    flagged_critical = CaseFactory(priority="critical", suspected_automated=True)
+    normal = CaseFactory(priority="normal")
+    flagged_normal = CaseFactory(priority="normal", suspected_automated=True)
+    later_normal = CaseFactory(priority="normal")
+    order = list(selectors.by_urgency(Case.objects.all()))
+    assert order == [flagged_critical, normal, later_normal, flagged_normal]
+
+
+@pytest.mark.django_db
+def test_a_follow_up_over_the_limit_is_stored_and_flagged(client):
+    created = client.post("/inquiry/", form_data(), REMOTE_ADDR=SHELTER)
+    case, code = Case.objects.get(), code_in(created)
+    for n in range(11):
+        response = client.post("/inquiry/status/", {"reference": case.reference, "code": code,
+                                                    "message": f"Još {n}"}, REMOTE_ADDR=SHELTER)  # fmt: skip
+        assert response.status_code == 302
+    assert case.messages.filter(direction=Direction.INBOUND).count() == 12
+    assert case.timeline.filter(kind=EventKind.FLAGGED, details__limit="10/minute").count() == 2
+
+
+# --- A code people can use ---------------------------------------------------------------------------------
+
+
+@given(st.binary(min_size=8, max_size=32))
+def test_a_code_reads_back_however_it_is_typed(digest):
+    code = citizen_code.code_from_bytes(digest)
+    assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}", code)
+    plain = citizen_code.normalise_code(code)
+    for typed in (code.lower(), code.replace("-", " "), f"  {plain.lower()} ", code.replace("0", "o").replace("1", "l")):
+        assert citizen_code.normalise_code(typed) == plain
+
+
+def test_new_codes_do_not_repeat():
+    assert len({citizen_code.new_code() for _ in range(1000)}) == 1000
+
+
+@pytest.mark.parametrize("typed", ["SOS-2026-00042", "sos-2026-00042", "sos 2026 42", " SOS2026 00042 ", "sos.2026.42"])
+def test_a_reference_reads_back_however_it_is_typed(typed):
+    assert citizen_code.normalise_reference(typed) == "SOS-2026-00042"
+
+
+def test_a_spool_reference_keeps_its_letters():
+    assert citizen_code.normalise_reference("sos 2026 s7kx3m") == "SOS-2026-S7KX3M"
+
+
+@pytest.mark.django_db
+def test_the_code_typed_in_lower_case_with_spaces_opens_the_case(client):
+    created = client.post("/inquiry/", form_data())
+    case, code = Case.objects.get(), code_in(created)
+    typed = code.lower().replace("-", " ")
+    reference = case.reference.lower().replace("-", " ")
+    page = client.post("/inquiry/status/", {"reference": reference, "code": typed}, follow=True)
+    assert page.status_code == 200 and "Trebam pomoć." in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_code_handed_out_before_readable_codes_still_opens_its_case():
+    case = CaseFactory(channel="web", citizen_token_hash=intake._hash_token("aB3_x-Yz9Q"))
+    assert intake.citizen_token_matches(case, "aB3_x-Yz9Q")
+    assert not intake.citizen_token_matches(case, "AB3_X-YZ9Q")
+
+
+# --- The conversation ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_conversation_is_a_get_after_a_post_and_its_messages_can_be_polled(client):
+    created = client.post("/inquiry/", form_data())
+    case, code = Case.objects.get(), code_in(created)
+    assert client.get("/inquiry/status/messages/").status_code == 286  # nothing open: htmx stops asking
+
+    opened = client.post("/inquiry/status/", {"reference": case.reference, "code": code})
+    assert opened.status_code == 302 and opened["Location"] == "/inquiry/status/"
+    MessageFactory(case=case, direction=Direction.OUTBOUND, channel="web", body="Javit ćemo se danas.")
+    MessageFactory(case=case, direction=Direction.OUTBOUND, channel="web", body="interno", is_visible_to_citizen=False)
+
+    polled = client.get("/inquiry/status/messages/").content.decode()
+    assert "Javit ćemo se danas." in polled and "interno" not in polled and 'hx-trigger="every' in polled
+
+    client.post("/inquiry/status/leave/")
+    assert client.get("/inquiry/status/messages/").status_code == 286
+    assert "Javit ćemo" not in client.get("/inquiry/status/").content.decode()
+
+
+@pytest.mark.django_db
+def test_the_conversation_closes_itself_after_half_an_hour_unused(client):
+    created = client.post("/inquiry/", form_data())
+    case, code = Case.objects.get(), code_in(created)
+    client.post("/inquiry/status/", {"reference": case.reference, "code": code})
+    with time_machine.travel(dt.datetime.now(tz=dt.UTC) + dt.timedelta(minutes=31)):
+        assert client.get("/inquiry/status/messages/").status_code == 286
+
+
+@pytest.mark.django_db
+def test_a_follow_up_sent_twice_with_the_same_key_is_stored_once(client):
+    created = client.post("/inquiry/", form_data())
+    case, code = Case.objects.get(), code_in(created)
+    follow_up = {"reference": case.reference, "code": code, "message": "Opet.", "idempotency_key": "k" * 32}
+    assert client.post("/inquiry/status/", follow_up).status_code == 302
+    assert client.post("/inquiry/status/", follow_up).status_code == 302
+    assert case.messages.filter(body="Opet.").count() == 1
+
+
+# --- Pages in the citizen's script; HEAD; safe to call ------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_cyrillic_message_gets_a_cyrillic_confirmation_with_the_reference_and_code_as_typed(client):
+    response = client.post("/inquiry/", form_data(message="Треба ми савјет о старатељству."))
+    html = response.content.decode()
+    case = Case.objects.get()
+    assert case.script == "cyrillic" and case.language == "bs"
+    assert 'lang="bs-Cyrl"' in html and "Ваша порука је примљена" in html
+    assert case.reference in html and re.search(r'class="code">[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}<', html)
+
+
+@pytest.mark.django_db
+def test_a_citizen_who_chose_english_keeps_english_even_after_writing_in_cyrillic(client):
+    client.cookies["django_language"] = "en"
+    html = client.post("/inquiry/", form_data(message="Треба ми савјет.")).content.decode()
+    assert "Your message was received" in html
+
+
+def test_only_text_between_tags_is_transliterated():
+    html = ('<a href="/inquiry/status/" title="Pošalji">Pošalji</a><p translate="no" class="code">K7QM-NJ4L</p>'
+            "<textarea>ljubav</textarea><p>&quot;Džep&quot; &amp; nož</p>")  # fmt: skip
+    assert html_in_cyrillic(html) == (
+        '<a href="/inquiry/status/" title="Pošalji">Пошаљи</a><p translate="no" class="code">K7QM-NJ4L</p>'
+        "<textarea>ljubav</textarea><p>&quot;Џеп&quot; &amp; нож</p>"
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/inquiry/", "/inquiry/status/"])
+def test_head_works_on_the_public_pages_for_uptime_checkers(client, path):
+    assert client.head(path).status_code == 200
+
+
+@pytest.mark.django_db
+def test_safe_to_call_without_a_number_is_refused_with_a_clear_message_and_nothing_stored(client):
+    response = client.post("/inquiry/", form_data(safe_to_call="yes"))
+    assert response.status_code == 400
+    assert "napišite broj na koji da vas zovemo" in response.content.decode()
+    assert "Trebam pomoć." in response.content.decode() and not Case.objects.exists()
+    assert client.post("/inquiry/", form_data(safe_to_call="yes", phone="061 123 456")).status_code == 201
+
+
+@pytest.mark.django_db
+def test_a_message_that_reads_as_danger_is_answered_first_with_the_numbers_to_call(client):
+    html = client.post("/inquiry/", form_data(message="Muž mi prijeti nožem, ubiće me")).content.decode()
+    assert html.index('class="call-now"') < html.index('class="reference"')
+    assert 'href="tel:122"' in html and 'href="tel:124"' in html
+    calm = client.post("/inquiry/", form_data(message="Kada radite subotom?")).content.decode()
+    assert 'class="call-now"' not in calm
