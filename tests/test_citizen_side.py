@@ -91,7 +91,8 @@ def test_a_code_reads_back_however_it_is_typed(digest):
     code = citizen_code.code_from_bytes(digest)
     assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}", code)
     plain = citizen_code.normalise_code(code)
-    for typed in (code.lower(), code.replace("-", " "), f"  {plain.lower()} ", code.replace("0", "o").replace("1", "l")):
+    misread = code.replace("0", "o").replace("1", "l")
+    for typed in (code.lower(), code.replace("-", " "), f"  {plain.lower()} ", misread):
         assert citizen_code.normalise_code(typed) == plain
 
 
@@ -154,6 +155,25 @@ def test_the_conversation_closes_itself_after_half_an_hour_unused(client):
     client.post("/inquiry/status/", {"reference": case.reference, "code": code})
     with time_machine.travel(dt.datetime.now(tz=dt.UTC) + dt.timedelta(minutes=31)):
         assert client.get("/inquiry/status/messages/").status_code == 286
+
+
+@pytest.mark.django_db
+def test_too_many_code_checks_from_one_address_wait_a_minute_but_keep_what_was_typed(client):
+    created = client.post("/inquiry/", form_data())
+    case, code = Case.objects.get(), code_in(created)
+    for n in range(60):  # INQUIRY_STATUS_THROTTLE_RATE: 60 a minute
+        guess = {"reference": case.reference, "code": f"AAAA-AAAA-{n:04d}"}
+        assert client.post("/inquiry/status/", guess).status_code == 404
+    follow_up = {"reference": case.reference, "code": code, "message": "Molim vas, javite se."}
+    refused = client.post("/inquiry/status/", follow_up)
+    assert refused.status_code == 429 and "Molim vas, javite se." in refused.content.decode()
+    assert "Retry-After" in refused
+    # Once the case is open in this browser, the citizen's own follow-ups are never limited.
+    with time_machine.travel(dt.datetime.now(tz=dt.UTC) + dt.timedelta(minutes=2)):
+        assert client.post("/inquiry/status/", follow_up).status_code == 302
+        for n in range(3):
+            assert client.post("/inquiry/status/", {**follow_up, "message": f"Još {n}"}).status_code == 302
+    assert case.messages.filter(direction=Direction.INBOUND).count() == 5
 
 
 @pytest.mark.django_db

@@ -51,10 +51,15 @@ def _render(
     return response
 
 
-def _too_many(request: HttpRequest, throttle) -> HttpResponse | None:
+def _too_many_code_checks(request: HttpRequest, form) -> HttpResponse | None:
+    """Codes typed by hand may be guesses, so they are limited per address. Over the limit the page comes back
+    with everything typed still in it (a follow-up's text too), to be sent again in a minute: nothing is lost."""
+    throttle = InquiryStatusRateThrottle()
     if throttle.allow_request(request, None):
         return None
-    response = _render(request, "helpline/too_many.html", {}, status=429)
+    script = detect_script(request.POST.get("message", ""))
+    response = _render(request, "helpline/inquiry_status.html", {"form": form, "too_many": True}, script=script,
+                       status=429)  # fmt: skip
     wait = throttle.wait()
     if wait:
         response["Retry-After"] = str(int(wait) + 1)
@@ -110,7 +115,8 @@ def inquiry_form(request: HttpRequest) -> HttpResponse:
         return _render(request, "helpline/inquiry_form.html", {"form": form})
     form = InquiryForm(request.POST)
     if not form.is_valid():
-        return _render(request, "helpline/inquiry_form.html", {"form": form}, status=400)
+        script = detect_script(request.POST.get("message", ""))
+        return _render(request, "helpline/inquiry_form.html", {"form": form}, script=script, status=400)
     inquiry = _inquiry(request, form, over_address_limit=limit_reached(request))
     try:
         received = services.receive_web_inquiry(**inquiry, idempotency_key=form.cleaned_data["idempotency_key"])
@@ -203,19 +209,20 @@ def inquiry_status(request: HttpRequest) -> HttpResponse:
     writing_again = "message" in request.POST
     form = (FollowUpForm if writing_again else StatusCheckForm)(request.POST)
     if not form.is_valid():
-        return _render(request, "helpline/inquiry_status.html", {"form": form}, status=400)
+        script = detect_script(request.POST.get("message", ""))
+        return _render(request, "helpline/inquiry_status.html", {"form": form}, script=script, status=400)
     opened = _case_open_in_this_browser(request)
     case, code = selectors.case_by_reference(form.cleaned_data["reference"]), form.cleaned_data["code"]
     already_open = opened is not None and case is not None and opened[0].pk == case.pk
     if not already_open:
-        # A code typed by hand may be a guess: those are limited per address. A citizen's own follow-up from
-        # their open conversation never is.
-        throttled = _too_many(request, InquiryStatusRateThrottle())
+        # A citizen's own follow-up from the conversation open in their browser is never limited.
+        throttled = _too_many_code_checks(request, form)
         if throttled:
             return throttled
     if case is None or case.channel != Channel.WEB or not intake.citizen_token_matches(case, code):
         context = {"form": form, "not_found": True}
-        return _render(request, "helpline/inquiry_status.html", context, status=404)
+        script = detect_script(request.POST.get("message", ""))
+        return _render(request, "helpline/inquiry_status.html", context, script=script, status=404)
     if writing_again:
         message = form.cleaned_data["message"]
         services.receive_follow_up(
