@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from helpline.cases import intake, selectors
 from helpline.cases.citizen_code import format_code, normalise_code, normalise_reference
 from helpline.cases.language import detect_script
-from helpline.cases.models import Case, Channel, Priority
+from helpline.cases.models import Case, Channel, Direction, Priority
 from helpline.drill.marker import is_drill_request
 from helpline.intake import services, spool
 from helpline.intake.cyrillic_pages import html_in_cyrillic
@@ -155,13 +155,20 @@ def _case_open_in_this_browser(request: HttpRequest) -> tuple[Case, str] | None:
     return case, opened["code"]
 
 
+def _reads_as_danger(case: Case, messages: list) -> bool:
+    """Triage's priority once it has one; until then (a second or so) the quick danger check of what they wrote."""
+    if case.priority:
+        return case.priority in (Priority.CRITICAL, Priority.HIGH)
+    return any(services.reads_as_danger(m.body) for m in messages if m.direction == Direction.INBOUND)
+
+
 def _conversation_context(case: Case) -> dict:
     messages = list(selectors.conversation_for_citizen(case))
     return {
         "case": case,
         "messages": messages,
-        "has_reply": any(message.direction == "outbound" for message in messages),
-        "in_danger": case.priority in (Priority.CRITICAL, Priority.HIGH),
+        "has_reply": any(message.direction == Direction.OUTBOUND for message in messages),
+        "in_danger": _reads_as_danger(case, messages),
         "poll_seconds": settings.CITIZEN_POLL_SECONDS,
     }
 

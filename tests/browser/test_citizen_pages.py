@@ -99,7 +99,22 @@ def test_a_cyrillic_message_gives_cyrillic_pages(page_for, live_server):
     expect(page.get_by_role("heading", level=1)).to_contain_text("Наш разговор")
     expect(page.locator(".messages .body")).to_have_text("Муж ме туче, помозите, не смијем звати.")
     expect(page.get_by_role("button", name="Пошаљи")).to_be_visible()
+    assert_fits_the_width(page)
+    shoot(page, "conversation-cyrillic", 360)
     assert page.csp_errors == []
+
+
+def test_in_english_the_call_now_block_is_in_english(page_for, live_server):
+    page = page_for(**PHONE)
+    page.goto(f"{live_server.url}/inquiry/")
+    page.get_by_role("button", name="English").click()
+    page.get_by_label("What is happening? How can we help?").fill("He is hitting me right now, help, he has a knife")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("If you are in danger now, call")
+    expect(page.locator(".call-now a[href='tel:122']")).to_have_text("Police 122")
+    assert Case.objects.get().language == "en"
+    assert_fits_the_width(page)
+    shoot(page, "critical-english", 360)
 
 
 def test_the_conversation_shows_a_workers_reply_without_a_reload(page_for, live_server, quick_polling):
