@@ -177,6 +177,17 @@ def test_too_many_code_checks_from_one_address_wait_a_minute_but_keep_what_was_t
 
 
 @pytest.mark.django_db
+def test_an_empty_follow_up_is_answered_in_the_conversation_with_a_clear_error(client):
+    created = client.post("/inquiry/", form_data())
+    case, code = Case.objects.get(), code_in(created)
+    client.post("/inquiry/status/", {"reference": case.reference, "code": code})
+    response = client.post("/inquiry/status/", {"reference": case.reference, "code": code, "message": ""})
+    html = response.content.decode()
+    assert response.status_code == 400 and "Naš razgovor" in html and "Ovo polje je obavezno." in html
+    assert case.messages.count() == 1
+
+
+@pytest.mark.django_db
 def test_a_follow_up_sent_twice_with_the_same_key_is_stored_once(client):
     created = client.post("/inquiry/", form_data())
     case, code = Case.objects.get(), code_in(created)

@@ -173,17 +173,19 @@ def _conversation_context(case: Case) -> dict:
     }
 
 
-def _conversation(request: HttpRequest, case: Case, code: str) -> HttpResponse:
+def _conversation(
+    request: HttpRequest, case: Case, code: str, *, follow_up_form: FollowUpForm | None = None, status: int = 200
+) -> HttpResponse:
     flash = request.session.pop(CITIZEN_FLASH_KEY, {})
     conversation = _conversation_context(case)
     context = {
         **conversation,
         "sent": flash.get("sent", False),
         "in_danger": conversation["in_danger"] or flash.get("in_danger", False),
-        "follow_up_form": FollowUpForm(initial={"idempotency_key": new_idempotency_key()}),
+        "follow_up_form": follow_up_form or FollowUpForm(initial={"idempotency_key": new_idempotency_key()}),
         "code": code,
     }
-    return _render(request, "helpline/inquiry_status.html", context, script=case.script)
+    return _render(request, "helpline/inquiry_status.html", context, script=case.script, status=status)
 
 
 def _spool_follow_up(request: HttpRequest) -> HttpResponse:
@@ -215,10 +217,12 @@ def inquiry_status(request: HttpRequest) -> HttpResponse:
         return _render(request, "helpline/inquiry_status.html", {"form": StatusCheckForm()})
     writing_again = "message" in request.POST
     form = (FollowUpForm if writing_again else StatusCheckForm)(request.POST)
+    opened = _case_open_in_this_browser(request)
     if not form.is_valid():
+        if writing_again and opened is not None:  # an empty box sent from the open conversation: say so there
+            return _conversation(request, *opened, follow_up_form=form, status=400)
         script = detect_script(request.POST.get("message", ""))
         return _render(request, "helpline/inquiry_status.html", {"form": form}, script=script, status=400)
-    opened = _case_open_in_this_browser(request)
     case, code = selectors.case_by_reference(form.cleaned_data["reference"]), form.cleaned_data["code"]
     already_open = opened is not None and case is not None and opened[0].pk == case.pk
     if not already_open:
