@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from helpline.cases import citizen_code, intake, selectors
 from helpline.cases.models import Case, Direction, EventKind
 from helpline.intake.cyrillic_pages import html_in_cyrillic
-from tests.factories import CaseFactory, MessageFactory
+from tests.factories import CaseFactory, MessageFactory, StaffFactory
 
 SHELTER = "10.20.30.40"  # one address for a whole shelter, school or carrier
 
@@ -248,3 +248,15 @@ def test_a_message_that_reads_as_danger_is_answered_first_with_the_numbers_to_ca
     assert 'href="tel:122"' in html and 'href="tel:124"' in html
     calm = client.post("/inquiry/", form_data(message="Kada radite subotom?")).content.decode()
     assert 'class="call-now"' not in calm
+
+
+@pytest.mark.django_db
+def test_staff_see_in_the_console_why_a_case_is_flagged(client):
+    for n in range(11):
+        client.post("/inquiry/", form_data(message=f"Poruka {n}"), REMOTE_ADDR=SHELTER)
+    flagged = Case.objects.get(messages__body="Poruka 10")
+    supervisor = StaffFactory(role="supervisor")
+    client.force_login(supervisor.user)
+    html = client.get(f"/console/cases/{flagged.pk}/").content.decode()
+    assert "moguće automatski poslano" in html
+    assert "više poruka s jedne adrese nego što ograničenje dopušta (10/minute)" in html
