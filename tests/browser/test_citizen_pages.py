@@ -171,6 +171,21 @@ def test_the_code_typed_in_lower_case_with_spaces_opens_the_case(page_for, live_
     expect(later.get_by_label("Vaša tajna šifra")).to_be_visible()  # the next person needs the code again
 
 
+def test_the_quick_exit_closes_the_conversation_in_this_browser(page_for, live_server, settings):
+    settings.QUICK_EXIT_URL = f"{live_server.url}/healthz/"  # a neutral page; the test has no internet
+    page = page_for(**PHONE)
+    write_to_us(page, live_server.url, "Ne smijem da pričam, on je kod kuće.")
+    page.get_by_role("button", name="Otvori razgovor s nama").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Naš razgovor")
+
+    page.get_by_role("link", name=re.compile("Brzi izlaz")).click()
+    page.wait_for_url(f"{live_server.url}/healthz/")
+
+    page.goto(f"{live_server.url}/inquiry/status/")  # whoever picks up the phone next
+    expect(page.get_by_label("Vaša tajna šifra")).to_be_visible()
+    assert "Ne smijem da pričam" not in page.content()
+
+
 @pytest.mark.parametrize("width", [360, 1280])
 def test_screenshots_of_the_citizens_pages(page_for, live_server, width):
     worker = staff_member(user__first_name="Amra")
