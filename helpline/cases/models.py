@@ -237,6 +237,10 @@ class EventKind(models.TextChoices):
     OPTED_IN = "opted_in", _("Caller opted in to SMS again")
     LANGUAGE_CHOSEN = "language_chosen", _("Language chosen")
     FLAGGED = "flagged", _("Flagged")
+    LEGAL_HOLD_SET = "legal_hold_set", _("Legal hold set")
+    LEGAL_HOLD_RELEASED = "legal_hold_released", _("Legal hold released")
+    DATA_EXPORTED = "data_exported", _("Personal data exported")
+    ANONYMISED = "anonymised", _("Personal data anonymised")
 
 
 class ActorKind(models.TextChoices):
