@@ -1,7 +1,6 @@
 """Admin for legal holds, the record of anonymisations and the read log: supervisors only, and every change through
 helpline.privacy.services, so it reaches the case's timeline."""
 from django.contrib import admin
-from django.core.exceptions import ValidationError
 
 from helpline.cases.models import CaseRead
 from helpline.privacy import services
@@ -38,10 +37,8 @@ class LegalHoldAdmin(SupervisorsOnly):
         return is_supervisor(request.user)
 
     def save_model(self, request, obj, form, change) -> None:
-        try:
-            services.set_legal_hold(obj.case, by=request.user, reason=obj.reason)
-        except services.RequestRefused as error:
-            raise ValidationError(str(error)) from None
+        # The form already requires a reason and one hold per case; the service writes the timeline.
+        services.set_legal_hold(obj.case, by=request.user, reason=obj.reason)
 
 
 @admin.register(Anonymisation)

@@ -107,6 +107,10 @@ def describe_event(event) -> str:
         return ", ".join(d.get("references", []))
     if kind == EventKind.ACKNOWLEDGED:
         return d.get("via", "")
+    if kind in (EventKind.LEGAL_HOLD_SET, EventKind.LEGAL_HOLD_RELEASED, EventKind.DATA_EXPORTED):
+        return d.get("reason", "")
+    if kind == EventKind.ANONYMISED:
+        return d.get("reason") or d.get("rule", "")
     return ""
 
 
