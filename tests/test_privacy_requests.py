@@ -119,21 +119,21 @@ def test_erasure_is_refused_under_a_legal_hold_with_its_reason(client, superviso
     response = client.post("/console/privacy/erase/", {"phone": PHONE, "reason": "Zahtjev", "confirm": "on"})
     assert response.status_code == 409
     page = response.content.decode()
-    assert "Nothing was erased" in page and "Općinski sud Tuzla, 32 0 P 998877" in page
+    assert "Ništa nije obrisano" in page and "Općinski sud Tuzla, 32 0 P 998877" in page  # the console is in Bosnian
     assert person["web"].reference in page
     # Nothing changed, on either case, nor at Twilio.
     assert person["sms"].messages.filter(body="Gdje mogu dobiti jednokratnu pomoć?").exists()
     assert not Anonymisation.objects.exists() and twilio_api.deletions == []
     # The lookup shows the hold too.
     page = client.get("/console/privacy/", {"phone": PHONE}).content.decode()
-    assert "legal hold: Općinski sud Tuzla" in page
+    assert "zakonsko zadržavanje: Općinski sud Tuzla" in page
 
 
 def test_erasure_waits_for_an_open_case_to_be_resolved(client, supervisor, person, twilio_api):
     CaseFactory(caller=person["sms"].caller, status=CaseStatus.ASSIGNED)
     client.force_login(supervisor.user)
     response = client.post("/console/privacy/erase/", {"phone": PHONE, "reason": "Zahtjev", "confirm": "on"})
-    assert response.status_code == 409 and "still open" in response.content.decode()
+    assert response.status_code == 409 and "još otvoren" in response.content.decode()
     assert not Anonymisation.objects.exists()
 
 
@@ -149,8 +149,8 @@ def test_a_supervisor_sets_and_releases_a_legal_hold_on_the_case_page(client, su
     assert client.post(f"/console/privacy/cases/{case.pk}/hold/set/", {"reason": ""}).status_code == 400
     client.post(f"/console/privacy/cases/{case.pk}/hold/set/", {"reason": "Policija, zahtjev 44"})
     page = client.get(f"/console/privacy/cases/{case.pk}/").content.decode()
-    assert "Kept by a legal hold: Policija, zahtjev 44" in page
+    assert "Čuva se zbog zakonskog zadržavanja: Policija, zahtjev 44" in page
     client.post(f"/console/privacy/cases/{case.pk}/hold/release/", {"reason": "Zahtjev povučen"})
-    assert "No legal hold" in client.get(f"/console/privacy/cases/{case.pk}/").content.decode()
+    assert "Nema zakonskog zadržavanja" in client.get(f"/console/privacy/cases/{case.pk}/").content.decode()
     kinds = [k for k in case.timeline.values_list("kind", flat=True) if k.startswith("legal")]
     assert kinds == ["legal_hold_set", "legal_hold_released"]
