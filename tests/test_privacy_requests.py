@@ -154,3 +154,22 @@ def test_a_supervisor_sets_and_releases_a_legal_hold_on_the_case_page(client, su
     assert "Nema zakonskog zadržavanja" in client.get(f"/console/privacy/cases/{case.pk}/").content.decode()
     kinds = [k for k in case.timeline.values_list("kind", flat=True) if k.startswith("legal")]
     assert kinds == ["legal_hold_set", "legal_hold_released"]
+
+
+def test_a_supervisor_sets_a_legal_hold_in_the_admin_and_reads_the_logs_there(client, person):
+    supervisor = StaffFactory(role="supervisor", user__is_staff=True, user__is_superuser=True)
+    client.force_login(supervisor.user)
+    case = person["web"]
+    response = client.post("/admin/privacy/legalhold/add/", {"case": case.pk, "reason": "Tužilaštvo, T09 0 KT 1"})
+    assert response.status_code == 302
+    assert case.timeline.get(kind=EventKind.LEGAL_HOLD_SET).details["reason"] == "Tužilaštvo, T09 0 KT 1"
+    for page in ("/admin/privacy/legalhold/", "/admin/privacy/anonymisation/", "/admin/helpline/caseread/"):
+        assert client.get(page).status_code == 200
+    no_reason = client.post("/admin/privacy/legalhold/add/", {"case": case.pk, "reason": ""})
+    assert no_reason.status_code == 200  # the form again, with its error
+
+
+def test_a_worker_with_admin_access_does_not_see_the_read_log(client):
+    worker = StaffFactory(user__is_staff=True)
+    client.force_login(worker.user)
+    assert client.get("/admin/helpline/caseread/").status_code == 403

@@ -213,3 +213,14 @@ def test_an_open_case_is_never_anonymised_however_old(worker, twilio_api):
     with time_machine.travel(NOW, tick=False):
         assert services.anonymise_expired().total == 0
     assert_untouched(case)
+
+
+def test_a_misspelt_retention_setting_is_an_error_at_start_up(settings):
+    from helpline.privacy.apps import check_retention_settings
+
+    settings.RETENTION_DAYS = {"informaton": 183, "*:resolvd": 30, "information": 183}
+    errors = [error.msg for error in check_retention_settings()]
+    assert errors == [
+        "RETENTION_DAYS: unknown category 'informaton' in 'informaton'",
+        "RETENTION_DAYS: unknown outcome 'resolvd' in '*:resolvd' (one of drill, automated, resolved, closed)",
+    ]

@@ -9,3 +9,18 @@ class PrivacyConfig(AppConfig):
     name = "helpline.privacy"
     label = "privacy"
     verbose_name = _("Personal data")
+
+    def ready(self) -> None:
+        from django.core import checks
+
+        checks.register(check_retention_settings, checks.Tags.compatibility)
+
+
+def check_retention_settings(app_configs=None, **kwargs) -> list:
+    """At start-up (every manage.py command, the worker, the web server): a retention setting that cannot be applied
+    is an error, not data kept for the wrong time."""
+    from django.core import checks
+
+    from helpline.privacy.selectors import retention_setting_errors
+
+    return [checks.Error(message, id="privacy.E001") for message in retention_setting_errors()]

@@ -30,6 +30,7 @@ from django.utils import timezone
 from helpline.cases.models import OPEN_STATUSES, Case, CaseRead, CaseStatus, EventKind, TimelineEvent
 from helpline.privacy.models import Anonymisation, LegalHold
 from helpline.roster.selectors import is_supervisor
+from triage.models import Category
 
 # --- Retention ------------------------------------------------------------------------------------------------
 
@@ -52,6 +53,21 @@ def retention_rules() -> list[tuple[str, str, int]]:
         category, _, outcome = key.partition(":")
         rules.append((category or ANY, outcome or ANY, int(days)))
     return sorted(rules, key=lambda rule: (rule[0] == ANY and rule[1] == ANY, rule[1] == ANY, rule[0] == ANY))
+
+
+def retention_setting_errors() -> list[str]:
+    """What is wrong in RETENTION_DAYS: a misspelt category or outcome would silently keep data for the default."""
+    categories = set(Category.values) | {ANY}
+    errors = []
+    for key, days in settings.RETENTION_DAYS.items():
+        category, _, outcome = key.partition(":")
+        if category not in categories:
+            errors.append(f"RETENTION_DAYS: unknown category {category!r} in {key!r}")
+        if outcome and outcome not in {*OUTCOMES, ANY}:
+            errors.append(f"RETENTION_DAYS: unknown outcome {outcome!r} in {key!r} (one of {', '.join(OUTCOMES)})")
+        if not str(days).isdigit():
+            errors.append(f"RETENTION_DAYS: {key!r} must be a whole number of days")
+    return errors
 
 
 def retention_days(category: str, outcome: str) -> int:
