@@ -173,3 +173,12 @@ def test_a_worker_with_admin_access_does_not_see_the_read_log(client):
     worker = StaffFactory(user__is_staff=True)
     client.force_login(worker.user)
     assert client.get("/admin/helpline/caseread/").status_code == 403
+
+
+def test_a_number_that_opted_out_stays_nameless_after_erasure_so_it_is_never_texted_again(
+    client, supervisor, person, twilio_api
+):
+    Caller.objects.filter(phone=PHONE).update(has_opted_out=True)
+    services.erase_person(by=supervisor.user, reason="Zahtjev", phone=PHONE)
+    caller = Caller.objects.get(phone=PHONE)
+    assert caller.has_opted_out and caller.name == "" and not caller.cases.exists()

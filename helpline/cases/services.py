@@ -322,8 +322,9 @@ def anonymise_case(
 ) -> Case:
     """Remove what identifies the person from a resolved or closed case: message text, voicemail references, names,
     numbers, e-mails, the safe-contact note, staff notes and reasons, links to the person's other cases, and the
-    caller once no case of theirs is left. Kept, so the figures do not change: dates, channel, status, priority,
-    category, language, who worked it, acknowledgement and resolution times, escalation.
+    caller once no case of theirs is left (a number that opted out of SMS stays, nameless, to honour it). Kept, so
+    the figures do not change: dates, channel, status, priority, category, language, who worked it, acknowledgement
+    and resolution times, escalation.
 
     Voicemail must already be deleted at Twilio (helpline.privacy does that first). Safe to run twice."""
     locked = Case.objects.select_for_update().get(pk=case.pk)
@@ -345,7 +346,10 @@ def anonymise_case(
         event.details = _without_free_text(event.details or {})
     TimelineEvent.objects.bulk_update(events, ["details"])
     if caller_id is not None and not Case.objects.filter(caller_id=caller_id).exists():
-        Caller.objects.filter(pk=caller_id).delete()
+        # A number that texted STOP stays, without a name, as the record that keeps us from texting it again (the
+        # person's objection outlives their data); any other caller with no case left is deleted.
+        Caller.objects.filter(pk=caller_id, has_opted_out=False).delete()
+        Caller.objects.filter(pk=caller_id).update(name="")
     record_event(locked, EventKind.ANONYMISED, actor=actor, basis=basis, reason=reason, **details)
     case.caller = None
     return locked
