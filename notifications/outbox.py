@@ -511,3 +511,14 @@ def send_roster_gap_report() -> int:
             )
         )
     return sent
+
+
+# --- Anonymisation (helpline.privacy) -------------------------------------------------------------------------
+
+
+def forget_case_messages(case: Case) -> int:
+    """A case's personal data is being removed: the texts sent about it go, and so does the citizen's number on the
+    replies to them. Kind, channel, recipient (staff), times and delivery states stay for the figures and the
+    delivery health. Returns how many notifications were touched."""
+    Notification.objects.filter(case=case, kind=NotificationKind.CITIZEN_REPLY).update(to_number="")
+    return Notification.objects.filter(case=case).update(body="", last_error="")

@@ -69,6 +69,20 @@ class TwilioStub:
                     return
                 self._answer(status, body)
 
+            def do_DELETE(self) -> None:
+                """Deleting a resource (a voicemail recording): 204, or the queued answer or outage."""
+                with stub._lock:
+                    stub.requests.append(Recorded("DELETE", self.path, {}))
+                    if stub._outage is not None:
+                        status, body = stub._outage
+                    else:
+                        status, body = stub._answers.pop(0) if stub._answers else (204, {})
+                if status == 204:
+                    self.send_response(204)
+                    self.end_headers()
+                    return
+                self._answer(status, body)
+
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -127,6 +141,10 @@ class TwilioStub:
     @property
     def calls(self) -> list[Recorded]:
         return [r for r in self.requests if r.method == "POST" and r.path.endswith("/Calls.json")]
+
+    @property
+    def deletions(self) -> list[Recorded]:
+        return [r for r in self.requests if r.method == "DELETE"]
 
     @property
     def lookups(self) -> list[Recorded]:

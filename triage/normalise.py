@@ -6,23 +6,16 @@ without diacritics matches Latin and Cyrillic, with or without diacritics, in an
 from __future__ import annotations
 
 import re
-import unicodedata
 
-from helpline.cases.language import cyrillic_to_latin
+# fold lives in the case domain, below triage, so that staff search (helpline.cases.search) folds words exactly as
+# the rules do; it is re-exported here for the rules and their tests.
+from helpline.cases.language import fold
 
-_FOLD = str.maketrans({"č": "c", "ć": "c", "š": "s", "ž": "z", "đ": "dj"})
+__all__ = ["fold", "tokens"]
+
 _WORD = re.compile(r"[a-z0-9]+")
 # "ubit ću", "ubit ce", "ubiću" all say "will kill": the future clitic is dropped, not the meaning.
 _FUTURE_CLITICS = frozenset({"cu", "ces", "ce", "cemo", "cete"})
-
-
-def fold(text: str) -> str:
-    """Lower case, Cyrillic to Latin, Bosnian diacritics folded (č ć → c, đ → dj, š → s, ž → z), other accents
-    removed."""
-    # "can't" and "don't" are one word each, as the rules write them ("cant", "dont").
-    text = cyrillic_to_latin(text.lower()).translate(_FOLD).replace("'", "").replace("\u2019", "")
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def tokens(text: str) -> list[str]:

@@ -3,10 +3,11 @@ import datetime as dt
 
 import django_filters
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django_filters.fields import IsoDateTimeField
 
 from helpline.cases.models import Case, CaseStatus, Channel, Priority
+from helpline.cases.search import cases_matching
 
 
 def as_utc(value: dt.datetime) -> dt.datetime:
@@ -38,7 +39,10 @@ class CaseFilter(django_filters.FilterSet):
     overdue = django_filters.BooleanFilter(field_name="is_overdue", help_text="The acknowledgement deadline passed.")
     created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    search = django_filters.CharFilter(method="filter_search", help_text="Reference or message text.")
+    search = django_filters.CharFilter(
+        method="filter_search",
+        help_text="Reference, or words of the messages (any case, script or accents; a word's beginning is enough).",
+    )
     ordering = django_filters.OrderingFilter(
         fields=(("urgency", "priority"), ("created_at", "created"), ("acknowledge_by", "deadline"))
     )
@@ -56,5 +60,4 @@ class CaseFilter(django_filters.FilterSet):
         value = value.strip()
         if not value:
             return cases
-        matching = Case.objects.filter(messages__body__icontains=value).values("pk")
-        return cases.filter(Q(reference__icontains=value) | Q(pk__in=matching))
+        return cases.filter(cases_matching(value))

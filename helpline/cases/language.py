@@ -53,6 +53,19 @@ def cyrillic_to_latin(text: str) -> str:
     return "".join(out)
 
 
+_FOLD = str.maketrans({"č": "c", "ć": "c", "š": "s", "ž": "z", "đ": "dj"})
+
+
+def fold(text: str) -> str:
+    """Lower case, Cyrillic to Latin, Bosnian diacritics folded (č ć → c, đ → dj, š → s, ž → z), other accents
+    removed: one spelling for every way people write a word. Triage matches its rules on it and staff search
+    matches words on it (helpline.cases.search), so a rule and a search treat "NOŽEM", "nozem" and "ножем" alike."""
+    # "can't" and "don't" are one word each, as the rules write them ("cant", "dont").
+    text = cyrillic_to_latin(text.lower()).translate(_FOLD).replace("'", "").replace("\u2019", "")
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
 def _transliterate_run(text: str) -> str:
     out = []
     i = 0

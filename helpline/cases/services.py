@@ -19,6 +19,7 @@ from helpline.cases.models import (
     OPEN_STATUSES,
     PRIORITY_RANK,
     ActorKind,
+    Caller,
     Case,
     CaseRead,
     CaseStatus,
@@ -278,9 +279,80 @@ def record_reply(case: Case, text: str, *, by: AbstractBaseUser, channel: str, d
     return message
 
 
-def record_read(case: Case, *, reader: AbstractBaseUser, via: str) -> None:
-    """Who opened a case's personal data, and where (console page, API, conversation poll, voicemail, admin)."""
+def record_read(
+    case: Case, *, reader: AbstractBaseUser, via: str, unless_read_within: dt.timedelta | None = None
+) -> None:
+    """Who opened a case's personal data, and where (console page, API, conversation poll, voicemail, admin,
+    export). With `unless_read_within`, a read the same person made the same way that recently stands for this one:
+    a page polling every few seconds is one read in the log, not hundreds."""
+    if unless_read_within is not None:
+        since = timezone.now() - unless_read_within
+        if CaseRead.objects.filter(case=case, reader=reader, via=via[:30], read_at__gte=since).exists():
+            return
     CaseRead.objects.create(case=case, reader=reader, via=via[:30])
+
+
+# --- Anonymisation (retention and erasure; the rules of when live in helpline.privacy) -------------------------
+
+# Timeline details that may hold words a person wrote or said (notes, reasons, triage's quoted words, the outcome):
+# blanked on anonymisation. The timeline is otherwise append-only; storage limitation is the one exception the law
+# makes to keeping it as written.
+FREE_TEXT_DETAILS = frozenset({"text", "reason", "outcome", "explanation", "idempotency_key"})
+
+
+# The record of how the case's data was kept and removed: written by supervisors and the service, never by citizens.
+_PRIVACY_EVENTS = frozenset({EventKind.ANONYMISED, EventKind.LEGAL_HOLD_SET, EventKind.LEGAL_HOLD_RELEASED,
+                             EventKind.DATA_EXPORTED})  # fmt: skip
+
+
+class CaseStillOpen(Exception):
+    """An open case is being worked; it is anonymised only once it is resolved or closed."""
+
+
+def _without_free_text(details: dict) -> dict:
+    kept = {key: ("" if key in FREE_TEXT_DETAILS else value) for key, value in details.items()}
+    if isinstance(kept.get("reasons"), list):  # "Threat (critical): 'ubit cu'": keep the rule, not the words
+        kept["reasons"] = [str(reason).split(" (")[0] for reason in kept["reasons"]]
+    return kept
+
+
+@transaction.atomic
+def anonymise_case(
+    case: Case, *, basis: str, actor: AbstractBaseUser | None = None, reason: str = "", **details: Any
+) -> Case:
+    """Remove what identifies the person from a resolved or closed case: message text, voicemail references, names,
+    numbers, e-mails, the safe-contact note, staff notes and reasons, links to the person's other cases, and the
+    caller once no case of theirs is left (a number that opted out of SMS stays, nameless, to honour it). Kept, so
+    the figures do not change: dates, channel, status, priority, category, language, who worked it, acknowledgement
+    and resolution times, escalation.
+
+    Voicemail must already be deleted at Twilio (helpline.privacy does that first). Safe to run twice."""
+    locked = Case.objects.select_for_update().get(pk=case.pk)
+    if locked.is_open:
+        raise CaseStillOpen(_("Case %(reference)s is still open.") % {"reference": locked.reference})
+    caller_id = locked.caller_id
+    locked.caller = None
+    locked.contact_name = locked.contact_phone = locked.contact_email = locked.safe_contact_note = ""
+    locked.citizen_token_hash = ""
+    locked.idempotency_key = None
+    locked.save(update_fields=[
+        "caller", "contact_name", "contact_phone", "contact_email", "safe_contact_note", "citizen_token_hash",
+        "idempotency_key", "updated_at",
+    ])  # fmt: skip
+    locked.linked_cases.clear()
+    locked.messages.update(body="", recording_url="", recording_sid="", twilio_sid=None)
+    events = [event for event in locked.timeline.all() if event.kind not in _PRIVACY_EVENTS]
+    for event in events:
+        event.details = _without_free_text(event.details or {})
+    TimelineEvent.objects.bulk_update(events, ["details"])
+    if caller_id is not None and not Case.objects.filter(caller_id=caller_id).exists():
+        # A number that texted STOP stays, without a name, as the record that keeps us from texting it again (the
+        # person's objection outlives their data); any other caller with no case left is deleted.
+        Caller.objects.filter(pk=caller_id, has_opted_out=False).delete()
+        Caller.objects.filter(pk=caller_id).update(name="")
+    record_event(locked, EventKind.ANONYMISED, actor=actor, basis=basis, reason=reason, **details)
+    case.caller = None
+    return locked
 
 
 def mark_triage_requested(case_ids: list[int]) -> None:

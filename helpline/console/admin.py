@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from helpline.cases import admin as case_admin
 from helpline.cases.models import Caller, Case
+from helpline.cases.services import record_read
 from helpline.casework.contact_details import MASKED_EXPLANATION, contact_details, may_see_contact_details
 from helpline.roster.selectors import is_supervisor
 
@@ -17,6 +18,13 @@ admin.site.unregister(Caller)
 
 @admin.register(Case)
 class CaseAdmin(case_admin.CaseAdmin):
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The admin's case page shows the conversation and contact details: a read, logged like the console's."""
+        case = self.get_object(request, object_id)
+        if case is not None and request.method == "GET" and self.has_view_or_change_permission(request, case):
+            record_read(case, reader=request.user, via="admin")
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def _may_see(self, request, case: Case | None) -> bool:
         return is_supervisor(request.user) if case is None else may_see_contact_details(request.user, case)
 

@@ -7,6 +7,7 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
+from helpline.cases.intake import normalise_phone
 from helpline.cases.models import Priority
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import active_staff
@@ -146,3 +147,47 @@ def parse_week(value: str | None, today: dt.date) -> dt.date:
     if not is_plannable(day, today):
         day = today
     return day - dt.timedelta(days=day.weekday())
+
+
+class PersonForm(forms.Form):
+    """Who a request about personal data is about: the number they called from or gave, and/or their e-mail."""
+
+    phone = forms.CharField(label=_("Phone number"), max_length=40, required=False,
+                            help_text=_("As the person gives it: 061 123 456 or +387 61 123 456."))  # fmt: skip
+    email = forms.EmailField(label=_("E-mail address"), required=False)
+
+    def clean_phone(self) -> str:
+        raw = self.cleaned_data.get("phone", "").strip()
+        if not raw:
+            return ""
+        number = normalise_phone(raw)
+        if number is None:
+            raise forms.ValidationError(_("This is not a phone number we can read."))
+        return number
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not self.errors and not data.get("phone") and not data.get("email"):
+            raise forms.ValidationError(_("Give a phone number or an e-mail address."))
+        return data
+
+    def lookup(self) -> dict[str, str]:
+        return {"phone": self.cleaned_data.get("phone", ""), "email": self.cleaned_data.get("email", "")}
+
+
+class PersonRequestForm(PersonForm):
+    reason = forms.CharField(
+        label=_("Reason"), max_length=500, help_text=_("The request and how it reached you; kept on every case."),
+    )  # fmt: skip
+
+
+class ErasureForm(PersonRequestForm):
+    confirm = forms.BooleanField(
+        label=_("I understand that the person's data in these cases is removed for good."), required=True
+    )
+
+
+class LegalHoldForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"), max_length=500, help_text=_("For example the court, the case number, or the inspection."),
+    )  # fmt: skip

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from helpline.console import supervisor, two_factor, views, welfare
+from helpline.console import privacy, supervisor, two_factor, views, welfare
 from helpline.console import visits as visit_pages
 
 app_name = "console"
@@ -19,6 +19,13 @@ urlpatterns = [
     path("cases/<int:pk>/voicemail/<int:message_id>/", views.voicemail, name="voicemail"),
     path("cases/<int:pk>/<slug:action>/", views.case_action, name="case-action"),
     path("search/", views.search, name="search"),
+    path("privacy/", privacy.person, name="privacy"),
+    path("privacy/export.<str:file_format>", privacy.person_export, name="privacy-export"),
+    path("privacy/erase/", privacy.person_erase, name="privacy-erase"),
+    path("privacy/cases/<int:pk>/", privacy.case_privacy, name="privacy-case"),
+    path("privacy/cases/<int:pk>/hold/<slug:action>/", privacy.case_hold, name="privacy-hold"),
+    path("privacy/reads/", privacy.read_log, name="privacy-reads"),
+    path("privacy/reads/staff/<int:user_id>/", privacy.reads_by_staff, name="privacy-reads-by"),
     path("board/", supervisor.board, name="board"),
     path("board/live/", supervisor.board_live, name="board-live"),
     path("board/surge/", supervisor.surge_switch, name="surge"),

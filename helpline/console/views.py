@@ -5,6 +5,7 @@ functions the staff API calls; the login lockout is helpline.access.lockout.
 """
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -184,7 +185,12 @@ def case_page(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @staff_page
 def conversation_live(request: HttpRequest, pk: int) -> HttpResponse:
-    return render(request, "console/_conversation.html", {"case": _case_or_404(request, pk)})
+    """The open case page's conversation, refreshed every few seconds: a read like any other, logged once per
+    READ_LOG_POLL_EVERY_SECONDS so the log stays readable."""
+    case = _case_or_404(request, pk)
+    every = dt.timedelta(seconds=settings.READ_LOG_POLL_EVERY_SECONDS)
+    record_read(case, reader=request.user, via="poll", unless_read_within=every)
+    return render(request, "console/_conversation.html", {"case": case})
 
 
 TWILIO_API = "https://api.twilio.com/"

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "helpline.operations",
     "helpline.welfare",
     "helpline.visits",
+    "helpline.privacy",
     "triage",
     "notifications",
 ]
@@ -285,6 +286,7 @@ CELERY_TASK_ROUTES = {
     # A worker overdue on a home visit is chased on the same queue as an unanswered case.
     "helpline.visits.tasks.run_visit_escalations": {"queue": "escalation"},
     "helpline.visits.tasks.purge_visit_addresses": {"queue": "default"},
+    "helpline.privacy.tasks.anonymise_expired_cases": {"queue": "default"},
 }
 # Tasks outside an app's tasks.py (the case-work layer is not a Django app of its own).
 CELERY_IMPORTS = ["helpline.casework.tasks"]
@@ -320,6 +322,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "purge-visit-addresses": {
         "task": "helpline.visits.tasks.purge_visit_addresses", "schedule": crontab(hour=3, minute=30)
+    },
+    # Retention: anonymise the personal data of cases whose period ended (helpline/privacy/services.py).
+    "anonymise-expired-cases": {
+        "task": "helpline.privacy.tasks.anonymise_expired_cases", "schedule": crontab(hour=3, minute=45)
     },
 }
 # Routine INFO lines about these are dropped (LOGGING): at one to ten seconds apart they would bury everything else.
@@ -383,6 +389,35 @@ VISIT_ESCALATION_WAIT_MINUTES = env.int("VISIT_ESCALATION_WAIT_MINUTES", default
 VISIT_ALARM_REPEAT_MINUTES = env.int("VISIT_ALARM_REPEAT_MINUTES", default=3)
 VISIT_SAFE_CALL_EXTENSION_MINUTES = env.int("VISIT_SAFE_CALL_EXTENSION_MINUTES", default=15)
 VISIT_ADDRESS_RETENTION_DAYS = env.int("VISIT_ADDRESS_RETENTION_DAYS", default=30)
+# Retention by purpose (helpline.privacy; Zakon o zaštiti ličnih podataka: storage limitation). A resolved or closed
+# case's personal data is anonymised this many days after it ended; dates, channel, priority, category and times stay
+# for the figures. Keys are "category:outcome", "*:outcome" or "category", and the first that fits wins in that
+# order (a bot or a drill was never a person, whatever its category), then RETENTION_DEFAULT_DAYS. Outcomes:
+# resolved, closed, automated (the form's bot trap caught it), drill.
+# The defaults are a starting point for a centre's data protection officer, not legal advice: child protection and
+# domestic violence files are kept as long as proceedings may need them (set what your entity's law requires).
+# RETENTION_DAYS in the environment ("information=183,child_protection:closed=3650") changes or adds keys.
+RETENTION_DEFAULT_DAYS = env.int("RETENTION_DEFAULT_DAYS", default=730)
+RETENTION_DAYS = {
+    "information": 183,
+    "other": 365,
+    "material_need": 730,
+    "addiction": 1825,
+    "mental_health": 1825,
+    "elderly_disability": 1825,
+    "suicide_self_harm": 1825,
+    "domestic_violence": 3650,
+    "child_protection": 3650,
+    "*:automated": 30,
+    "*:drill": 30,
+    **{key: int(days) for key, days in env.dict("RETENTION_DAYS", default={}).items()},
+}
+# The daily anonymisation works in batches, each its own transaction: stopped half-way, the next run goes on.
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=200)
+# The read log (helpline.privacy): a staff member who opens more cases than this in a day that were never theirs is
+# flagged to supervisors; a conversation polled by an open page counts as one read per this many seconds.
+READ_LOG_UNUSUAL_CASES_PER_DAY = env.int("READ_LOG_UNUSUAL_CASES_PER_DAY", default=15)
+READ_LOG_POLL_EVERY_SECONDS = env.int("READ_LOG_POLL_EVERY_SECONDS", default=600)
 # Where the quick-exit button on the public form leaves to: a neutral site that does not look like help.
 QUICK_EXIT_URL = env.str("QUICK_EXIT_URL", default="https://www.google.com/search?q=vremenska+prognoza")
 MAX_MESSAGE_LENGTH = 5000

@@ -113,6 +113,10 @@ def describe_event(event) -> str:
                 "limit": d["limit"]
             }
         return d.get("reason", "")
+    if kind in (EventKind.LEGAL_HOLD_SET, EventKind.LEGAL_HOLD_RELEASED, EventKind.DATA_EXPORTED):
+        return d.get("reason", "")
+    if kind == EventKind.ANONYMISED:
+        return d.get("reason") or d.get("rule", "")
     return ""
 
 

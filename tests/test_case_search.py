@@ -1,0 +1,66 @@
+"""Staff search finds a case however the word is typed: any case, Latin or Cyrillic, with or without diacritics,
+whole word or its beginning."""
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpline.cases.folding import _ALPHABET, FoldedText
+from helpline.cases.language import fold
+from helpline.cases.models import Case
+from helpline.cases.search import cases_matching
+from tests.factories import CaseFactory, MessageFactory, StaffFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def written_cases():
+    knife = CaseFactory()
+    MessageFactory(case=knife, body="Prijetio mi je NOŽEM, bojim se.")
+    father = CaseFactory()
+    MessageFactory(case=father, body="Мој отац пије и виче на нас.")
+    other = CaseFactory()
+    MessageFactory(case=other, body="Treba mi informacija o pomoći.")
+    return {"knife": knife, "father": father, "other": other}
+
+
+def found(query: str) -> set[str]:
+    return set(Case.objects.filter(cases_matching(query)).values_list("reference", flat=True))
+
+
+@pytest.mark.parametrize("query", ["nozem", "NOŽEM", "nožem", "ножем", "noz", "  Nož "])
+def test_a_word_is_found_in_any_case_script_or_spelling(written_cases, query):
+    assert found(query) == {written_cases["knife"].reference}
+
+
+@pytest.mark.parametrize("query", ["otac", "OTAC", "отац", "ota", "otac pije"])
+def test_latin_finds_cyrillic_by_word_and_word_beginning(written_cases, query):
+    assert found(query) == {written_cases["father"].reference}
+
+
+def test_the_middle_of_a_word_is_not_a_match_and_every_word_must_be_there(written_cases):
+    assert found("ozem") == set()
+    assert found("otac nozem") == set()
+
+
+def test_a_reference_still_finds_its_case(written_cases):
+    assert found(written_cases["other"].reference.lower()) == {written_cases["other"].reference}
+
+
+def test_console_and_api_search_both_fold(client, written_cases):
+    supervisor = StaffFactory(role="supervisor")
+    client.force_login(supervisor.user)
+    page = client.get("/console/search/", {"search": "OTAC"}).content.decode()
+    assert written_cases["father"].reference in page and written_cases["knife"].reference not in page
+    listed = client.get("/api/v1/cases/", {"search": "nozem"}).json()
+    assert [row["reference"] for row in listed["results"]] == [written_cases["knife"].reference]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=_ALPHABET + "abc xyz.,", max_size=40))
+def test_postgresql_folds_exactly_as_triage_does(text):
+    case = Case.objects.order_by("pk").first() or CaseFactory()
+    message = MessageFactory(case=case, body=text)
+    stored = type(message).objects.values_list("search_text", flat=True).get(pk=message.pk)
+    folded_now = type(message).objects.annotate(f=FoldedText("body")).values_list("f", flat=True).get(pk=message.pk)
+    assert stored == folded_now == fold(text)

@@ -1,0 +1,226 @@
+"""Retention by purpose: the daily job anonymises what has expired, by category and outcome, keeps what a legal hold
+or a longer period keeps, leaves the figures as they were, and a dry run changes nothing."""
+import datetime as dt
+import json
+
+import pytest
+import time_machine
+from django.core.management import call_command
+
+from helpline.cases.models import Caller, Case, CaseStatus, Channel, Direction, EventKind, Message, TimelineEvent
+from helpline.cases.services import add_note
+from helpline.casework.selectors import case_stats
+from helpline.privacy import services
+from helpline.privacy.models import Anonymisation
+from helpline.privacy.tasks import anonymise_expired_cases
+from notifications.models import Notification, NotificationKind
+from tests.factories import CallerFactory, CaseFactory, MessageFactory, StaffFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = dt.datetime(2026, 12, 3, 9, 0, tzinfo=dt.UTC)
+EVER = (dt.datetime(2020, 1, 1, tzinfo=dt.UTC), dt.datetime(2027, 1, 1, tzinfo=dt.UTC))
+
+
+def ended_case(*, days_ago: int, category: str, status: str = CaseStatus.RESOLVED, worker=None, **extra) -> Case:
+    """A case that came in, was acknowledged and resolved `days_ago` days before NOW, with everything personal."""
+    start = NOW - dt.timedelta(days=days_ago, hours=3)
+    with time_machine.travel(start, tick=False):
+        case = CaseFactory(
+            category=category, priority="normal", channel=Channel.VOICE, status=status, assigned_to=worker,
+            acknowledged_at=start + dt.timedelta(minutes=4), resolved_at=start + dt.timedelta(hours=3),
+            contact_name="Amela Hodžić", contact_phone="+38761999888", contact_email="amela@example.ba",
+            safe_contact_note="Poslije 17h, muž je na poslu", caller=CallerFactory(name="Amela"), **extra,
+        )  # fmt: skip
+        MessageFactory(case=case, body="Muž mi je prijetio nožem")
+        MessageFactory(case=case, channel=Channel.VOICE, body="", recording_sid=f"RE{case.pk:032d}",
+                       recording_url=f"https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE{case.pk:032d}",
+                       recording_seconds=40)  # fmt: skip
+        MessageFactory(case=case, direction=Direction.OUTBOUND, body="Zovemo vas sutra, Amela.")
+        Notification.objects.create(
+            case=case, to_number="+38761999888", body="Zovemo vas sutra, Amela.", kind=NotificationKind.CITIZEN_REPLY,
+            idempotency_key=f"reply:{case.pk}", status="delivered",
+        )  # fmt: skip
+        if worker is not None:
+            add_note(case, "Amela ima dvoje djece, 4 i 7 godina.", by=worker)
+    return case
+
+
+@pytest.fixture
+def worker():
+    return StaffFactory()
+
+
+@pytest.fixture
+def supervisor():
+    return StaffFactory(role="supervisor")
+
+
+@pytest.fixture
+def centre(worker):
+    """Cases of different purposes and ages. Defaults in settings: information 183 days, material need 730, child
+    protection 3650, a bot-trapped web form 30."""
+    return {
+        "information_old": ended_case(days_ago=200, category="information", worker=worker.user),
+        "information_new": ended_case(days_ago=100, category="information", worker=worker.user),
+        "material_kept": ended_case(days_ago=400, category="material_need", status=CaseStatus.CLOSED),
+        "material_old": ended_case(days_ago=800, category="material_need", status=CaseStatus.CLOSED),
+        "child_kept": ended_case(days_ago=800, category="child_protection"),
+        "bot": ended_case(days_ago=40, category="child_protection", suspected_automated=True),
+    }
+
+
+def assert_anonymised(case: Case) -> None:
+    case.refresh_from_db()
+    assert (case.contact_name, str(case.contact_phone), case.contact_email, case.safe_contact_note) == ("", "", "", "")
+    assert case.caller_id is None
+    assert set(case.messages.values_list("body", "recording_url", "recording_sid")) == {("", "", "")}
+    assert not Notification.objects.filter(case=case).exclude(body="").exists()
+    assert not Notification.objects.filter(case=case).exclude(to_number="").exists()
+    timeline = json.dumps(list(TimelineEvent.objects.filter(case=case).values_list("details", flat=True)))
+    assert "Amela" not in timeline and "djece" not in timeline
+    assert case.timeline.filter(kind=EventKind.ANONYMISED).count() == 1
+
+
+def assert_untouched(case: Case) -> None:
+    case.refresh_from_db()
+    assert case.contact_name == "Amela Hodžić" and case.caller_id is not None
+    assert case.messages.filter(body="Muž mi je prijetio nožem").exists()
+    assert not Anonymisation.objects.filter(case=case).exists()
+
+
+def test_expired_cases_are_anonymised_by_category_and_outcome_and_the_figures_do_not_change(
+    centre, supervisor, twilio_api
+):
+    with time_machine.travel(NOW, tick=False):
+        before = case_stats(supervisor.user, *EVER)
+        run = services.anonymise_expired()
+        after = case_stats(supervisor.user, *EVER)
+
+    assert before == after
+    assert run.total == 3 and run.deferred == 0
+    assert dict(run.anonymised) == {
+        ("information", "resolved"): 1, ("material_need", "closed"): 1, ("child_protection", "automated"): 1
+    }
+    for name in ("information_old", "material_old", "bot"):
+        assert_anonymised(centre[name])
+    for name in ("information_new", "material_kept", "child_kept"):
+        assert_untouched(centre[name])
+    # Each expired voicemail was deleted at Twilio through its REST API.
+    deleted = sorted(request.path.rsplit("/", 1)[1] for request in twilio_api.deletions)
+    expected = sorted(f"RE{centre[name].pk:032d}.json" for name in ("information_old", "material_old", "bot"))
+    assert deleted == expected
+    # Callers with no case left are gone; the figures still count every case.
+    assert Caller.objects.count() == 3
+    assert Case.objects.count() == 6
+
+
+def test_running_again_changes_nothing_more(centre, twilio_api):
+    with time_machine.travel(NOW, tick=False):
+        assert services.anonymise_expired().total == 3
+        events = TimelineEvent.objects.count()
+        assert services.anonymise_expired().total == 0
+    assert TimelineEvent.objects.count() == events
+    assert len(twilio_api.deletions) == 3
+
+
+def test_a_run_stopped_after_one_batch_is_finished_by_the_next(centre, twilio_api):
+    with time_machine.travel(NOW, tick=False):
+        assert services.anonymise_expired(batch_size=1, max_batches=1).total == 1
+        assert services.anonymise_expired(batch_size=1).total == 2
+    assert Anonymisation.objects.count() == 3
+
+
+def test_the_beat_task_runs_the_job(centre, twilio_api):
+    with time_machine.travel(NOW, tick=False):
+        assert anonymise_expired_cases.apply().get() == 3
+
+
+def test_a_legal_hold_keeps_an_expired_case_until_it_is_released(centre, supervisor, twilio_api):
+    old = centre["information_old"]
+    with time_machine.travel(NOW, tick=False):
+        services.set_legal_hold(old, by=supervisor.user, reason="Općinski sud, predmet 65 0 K 123456")
+        services.anonymise_expired()
+        assert_untouched(old)
+        services.release_legal_hold(old, by=supervisor.user, reason="Postupak okončan")
+        services.anonymise_expired()
+    assert_anonymised(old)
+    kinds = list(old.timeline.values_list("kind", flat=True))
+    assert [k for k in kinds if k.startswith("legal_hold")] == ["legal_hold_set", "legal_hold_released"]
+    # The reason for the hold stays on the timeline: it is the centre's record, not the citizen's words.
+    assert old.timeline.get(kind=EventKind.LEGAL_HOLD_SET).details["reason"].startswith("Općinski sud")
+
+
+def test_a_voicemail_twilio_will_not_delete_keeps_the_case_for_the_next_run(centre, twilio_api):
+    twilio_api.outage(status=503)
+    with time_machine.travel(NOW, tick=False):
+        run = services.anonymise_expired()
+    assert run.total == 0 and run.deferred == 3
+    assert_untouched(centre["information_old"])
+    twilio_api.recover()
+    with time_machine.travel(NOW, tick=False):
+        assert services.anonymise_expired().total == 3
+
+
+def test_a_recording_twilio_no_longer_has_counts_as_deleted(worker, twilio_api):
+    case = ended_case(days_ago=200, category="information", worker=worker.user)
+    twilio_api.error(404, 20404, "The requested resource was not found")
+    with time_machine.travel(NOW, tick=False):
+        assert services.anonymise_expired().total == 1
+    assert_anonymised(case)
+
+
+def test_the_dry_run_says_what_it_would_do_and_changes_nothing(centre, supervisor, twilio_api, capsys):
+    services.set_legal_hold(centre["material_old"], by=supervisor.user, reason="Inspekcija")
+    twilio_api.requests.clear()
+    rows = {
+        "cases": list(Case.objects.order_by("pk").values()),
+        "messages": list(Message.objects.order_by("pk").values()),
+        "events": TimelineEvent.objects.count(),
+    }
+    with time_machine.travel(NOW, tick=False):
+        call_command("retention", "--dry-run", "--list")
+    out = capsys.readouterr().out
+    assert "nothing was changed" in out
+    assert "Would anonymise 2 cases" in out
+    assert "information          resolved   kept   183 days: 1" in out
+    assert "child_protection     automated  kept    30 days: 1" in out
+    assert f"{centre['material_old'].reference}: Inspekcija" in out
+    assert "Amela" not in out and "nož" not in out
+    assert rows == {
+        "cases": list(Case.objects.order_by("pk").values()),
+        "messages": list(Message.objects.order_by("pk").values()),
+        "events": TimelineEvent.objects.count(),
+    }
+    assert twilio_api.requests == [] and not Anonymisation.objects.exists()
+
+
+def test_retention_is_set_per_category_and_outcome_in_settings(settings, worker, twilio_api):
+    settings.RETENTION_DAYS = {"information": 183, "information:closed": 30, "*:drill": 7}
+    settings.RETENTION_DEFAULT_DAYS = 5000
+    resolved = ended_case(days_ago=60, category="information")
+    closed = ended_case(days_ago=60, category="information", status=CaseStatus.CLOSED)
+    other = ended_case(days_ago=60, category="addiction")
+    with time_machine.travel(NOW, tick=False):
+        assert services.anonymise_expired().total == 1
+    assert_anonymised(closed)
+    assert_untouched(resolved)
+    assert_untouched(other)
+
+
+def test_an_open_case_is_never_anonymised_however_old(worker, twilio_api):
+    case = ended_case(days_ago=2000, category="information", status=CaseStatus.ASSIGNED, worker=worker.user)
+    with time_machine.travel(NOW, tick=False):
+        assert services.anonymise_expired().total == 0
+    assert_untouched(case)
+
+
+def test_a_misspelt_retention_setting_is_an_error_at_start_up(settings):
+    from helpline.privacy.apps import check_retention_settings
+
+    settings.RETENTION_DAYS = {"informaton": 183, "*:resolvd": 30, "information": 183}
+    errors = [error.msg for error in check_retention_settings()]
+    assert errors == [
+        "RETENTION_DAYS: unknown category 'informaton' in 'informaton'",
+        "RETENTION_DAYS: unknown outcome 'resolvd' in '*:resolvd' (one of drill, automated, resolved, closed)",
+    ]
