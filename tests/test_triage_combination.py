@@ -7,6 +7,7 @@ reads a message in tens of milliseconds.
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 
@@ -16,6 +17,8 @@ from django.core.management import call_command
 
 from helpline.cases.models import Case, EventKind
 from helpline.casework import actions
+from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
+from tests.test_semantic_model import SMALL, HashedWords, three_authors
 from triage import semantic_model
 from triage.classification import Classification
 from triage.models import TriageCorrection
@@ -25,8 +28,6 @@ from triage.semantic.combination import combine
 from triage.semantic.model import Prediction
 from triage.semantic.training import EmbeddingTable, LabelledMessage, fit_head, load_labelled
 from triage.services import RULES_ONLY_REASON, classify, classify_by_rules, queue_for_text
-from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
-from tests.test_semantic_model import SMALL, HashedWords, three_authors
 
 pytestmark = pytest.mark.django_db
 
@@ -55,17 +56,15 @@ class Verdict:
     [
         # Critical when either says so: the model catches what no rule lists, and the rules what the model misses.
         (("critical", "suicide_self_harm"), ("normal", "other"), ("critical", "suicide_self_harm")),
-        (("normal", "mental_health"), ("critical", "suicide_self_harm"), ("critical", "suicide_self_harm")),
-        # Otherwise the higher of the two; the model names the kind unless a critical rule did.
+        (("normal", "mental_health"), ("critical", "suicide_self_harm"), ("critical", "mental_health")),
+        # Otherwise the higher of the two; the model names the kind (it read the whole message, the rules a word).
         (("normal", "child_protection"), ("high", "elderly_disability"), ("high", "child_protection")),
         (("high", "elderly_disability"), ("low", "information"), ("high", "elderly_disability")),
-        (("critical", "domestic_violence"), ("critical", "child_protection"), ("critical", "child_protection")),
+        (("critical", "domestic_violence"), ("critical", "child_protection"), ("critical", "domestic_violence")),
         (("low", "information"), ("low", "information"), ("low", "information")),
     ],
 )
-def test_critical_when_either_says_so_and_the_category_from_the_model_unless_a_critical_rule_matched(
-    model, rules, expected
-):
+def test_critical_when_either_says_so_otherwise_the_higher_priority_and_the_models_category(model, rules, expected):
     assert combine(*model, Verdict(*rules)) == expected
 
 
@@ -90,12 +89,12 @@ def test_the_similar_examples_shown_are_training_examples_never_the_citizens_own
     assert FAREWELL not in prediction.reason
 
 
-def test_a_plain_question_stays_calm_and_the_rules_still_decide_a_critical_rules_category():
+def test_a_plain_question_stays_calm_and_a_rule_that_matched_is_still_named():
     question = classify("Koje je radno vrijeme centra i koje dokumente trebam za doplatak?")
     assert question.priority in ("low", "normal") and question.category == "information"
     pills = classify("Popila sam sve tablete iz kutije")
     assert (pills.priority, pills.category) == ("critical", "suicide_self_harm")
-    assert any("(critical)" in reason for reason in pills.reasons)  # the rule that matched is still named
+    assert any("(critical)" in reason for reason in pills.reasons)
 
 
 def test_the_case_timeline_shows_the_rules_the_model_and_what_decided(django_capture_on_commit_callbacks):
@@ -212,7 +211,7 @@ def test_exported_corrections_are_one_more_author_the_training_learns_from_but_n
     )
     reclassified_case("koje je radno vrijeme", priority="normal", category="information")
     out = tmp_path / "corrections.jsonl"
-    call_command("export_triage_corrections", out=out, stdout=open(tmp_path / "log", "w"))
+    call_command("export_triage_corrections", out=out, stdout=io.StringIO())
 
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 2  # the case corrected twice teaches its final label once

@@ -70,8 +70,7 @@ def combined_classification(rules: Classification, prediction: Prediction) -> Cl
     priority, category = combine(prediction.priority, prediction.category, rules)
     model_rank, rules_rank = PRIORITY_RANK[prediction.priority], PRIORITY_RANK[rules.priority]
     priority_from = "the model" if model_rank > rules_rank else "the rules" if rules_rank > model_rank else "both"
-    category_from = "a critical rule" if rules.priority == Priority.CRITICAL else "the model"
-    decided = f"combined: {priority} (from {priority_from}), {category} (from {category_from})"
+    decided = f"combined: {priority} (from {priority_from}), {category} (from the model)"
     return replace(rules, priority=priority, category=category, reasons=[*rules.reasons, prediction.reason, decided])
 
 

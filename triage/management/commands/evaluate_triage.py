@@ -9,7 +9,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand
 
 from triage.evaluation.metrics import EVALUATION_SET, TARGETS, evaluate, load_messages
-from triage.semantic.combination import combine
+from triage.semantic.combination import IN_ONE_LINE
 from triage.services import classify_by_rules
 
 PRIORITIES = ["critical", "high", "normal", "low"]
@@ -58,7 +58,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"cross-author: {len(authors)} authors, {sum(map(len, authors.values()))} messages, each scored by a "
             f"head trained on the others and on {', '.join(older)}; its critical threshold chosen by leaving "
-            f"training authors out. Combined: {combine.__doc__.splitlines()[0]}"
+            f"training authors out.\ncombined: {IN_ONE_LINE}"
         )
         report = cross_author_evaluation(
             authors,
