@@ -244,3 +244,23 @@ def test_a_labelled_file_row_is_quotable_unless_it_says_otherwise(tmp_path):
     )
     assert [m.quotable for m in load_labelled(path)] == [True, False]
     assert LabelledMessage("c", "low", "information", "x").quotable
+
+
+# --- The evaluation command ---------------------------------------------------------------------------------------
+
+
+def test_the_cross_author_command_prints_each_author_the_mean_and_the_worst_author_of_the_combined_system(
+    monkeypatch,
+):
+    authors = three_authors()
+    monkeypatch.setattr(corpus, "authors", lambda: authors)
+    monkeypatch.setattr(corpus, "older_sets", lambda: {})
+    monkeypatch.setattr(embedding_module, "shared_embedder", HashedWords)  # a quick stand-in for the real model
+    out = io.StringIO()
+    call_command("evaluate_triage", cross_author=True, stdout=out)
+    printed = out.getvalue()
+    assert "-- combined" in printed and "-- rules" not in printed
+    for line_start in ("ana", "boris", "cvijeta", "mean", "worst author"):
+        assert any(line.startswith(line_start) for line in printed.splitlines()), line_start
+    assert "crit.recall" in printed and "calm->crit" in printed and "category" in printed
+    assert "missed critical, by true category" in printed
