@@ -38,6 +38,7 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/run.py
 faults: install ; $(BIN)/python benchmarks/faults.py  # fault injection on a stack of its own, ~15 min; not in `make test`
+triage-bench: install ; $(BIN)/python benchmarks/semantic_triage.py --worker  # triage cost a message, worker rate, request path
 
 lint: install
 	$(BIN)/ruff check .

@@ -199,13 +199,12 @@ def test_each_authors_threshold_is_chosen_without_looking_at_that_author():
     assert thresholds_again["boris"] != thresholds["boris"]
 
 
-def test_rules_and_model_together_take_the_higher_priority_and_the_rules_category_only_when_critical():
+def test_rules_and_model_together_take_the_higher_priority_and_the_models_category():
     class Rules:
         def __init__(self, priority, category):
             self.priority, self.category = priority, category
 
-    assert combine("normal", "mental_health", Rules("critical", "suicide_self_harm")) == (
-        "critical", "suicide_self_harm")
+    assert combine("normal", "mental_health", Rules("critical", "suicide_self_harm")) == ("critical", "mental_health")
     assert combine("critical", "domestic_violence", Rules("low", "information")) == ("critical", "domestic_violence")
     assert combine("low", "information", Rules("high", "child_protection")) == ("high", "information")
 

@@ -6,14 +6,14 @@ from hypothesis import strategies as st
 from triage.classification import compile_rule, word_matches
 from triage.models import TriageRule
 from triage.normalise import fold, tokens
-from triage.services import classify, queue_for_text
+from triage.services import classify_by_rules, queue_for_text
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.parametrize("text", ["ubiti", "ubiće me", "убити", "ubit ce me", "UBIT ĆE ME", "Убиће ме", "ubice me"])
 def test_every_spelling_of_a_threat_to_kill_is_critical(text):
-    result = classify(text + " on")
+    result = classify_by_rules(text + " on")
     assert result.priority == "critical", result.reasons
 
 
@@ -32,64 +32,64 @@ def test_every_spelling_of_a_threat_to_kill_is_critical(text):
     ],
 )
 def test_life_threatening_messages_are_critical_in_the_right_category(text, category):
-    result = classify(text)
+    result = classify_by_rules(text)
     assert (result.priority, result.category) == ("critical", category), result.reasons
 
 
 def test_a_denial_is_not_read_as_intent():
-    result = classify("Ne želim se ubiti, samo mi treba neko za razgovor.")
+    result = classify_by_rules("Ne želim se ubiti, samo mi treba neko za razgovor.")
     assert result.priority != "critical", result.reasons
 
 
 def test_despair_before_intent_is_not_taken_for_a_denial():
-    assert classify("ne mogu vise ubit cu se").priority == "critical"
+    assert classify_by_rules("ne mogu vise ubit cu se").priority == "critical"
 
 
 def test_a_negation_in_another_clause_does_not_cancel_the_danger():
-    assert classify("Nije pijan, ali me tuče svaki dan").priority == "critical"
+    assert classify_by_rules("Nije pijan, ali me tuče svaki dan").priority == "critical"
 
 
 def test_a_typo_in_a_longer_word_still_matches():
-    assert classify("popila sam tabelte").priority == "critical"
+    assert classify_by_rules("popila sam tabelte").priority == "critical"
     assert word_matches("tablet", "tabelte")
     assert not word_matches("bills", "pills")
 
 
 def test_the_reasons_name_the_rule_and_the_citizens_words():
-    result = classify("Prijeti da će me ubiti, ima nož")
+    result = classify_by_rules("Prijeti da će me ubiti, ima nož")
     assert result.reasons[0].startswith("Prijetnja ubistvom (critical): ") or "Oružje" in result.reasons[0]
     assert any("'ubiti'" in reason or "'me ubiti'" in reason for reason in result.reasons)
 
 
 def test_an_information_question_is_low():
-    result = classify("Koje dokumente trebam za dječiji doplatak? Koje je radno vrijeme?")
+    result = classify_by_rules("Koje dokumente trebam za dječiji doplatak? Koje je radno vrijeme?")
     assert (result.priority, result.category) == ("low", "information")
 
 
 def test_nothing_matched_is_normal_and_says_a_person_must_read_it():
-    result = classify("xyz qwerty")
+    result = classify_by_rules("xyz qwerty")
     assert (result.priority, result.category) == ("normal", "other")
     assert "person must read" in result.reasons[0]
 
 
 def test_language_and_script_are_reported():
-    assert (classify("Помозите").language, classify("Помозите").script) == ("bs", "cyrillic")
-    assert classify("Please help me, my father hits me").language == "en"
+    assert (classify_by_rules("Помозите").language, classify_by_rules("Помозите").script) == ("bs", "cyrillic")
+    assert classify_by_rules("Please help me, my father hits me").language == "en"
 
 
 def test_a_call_without_a_message_is_high_so_someone_calls_back():
-    assert classify("", channel="voice").priority == "high"
+    assert classify_by_rules("", channel="voice").priority == "high"
 
 
 def test_supervisors_can_change_the_rules_and_triage_follows_at_once():
-    assert classify("zmaj u kuhinji").priority == "normal"
+    assert classify_by_rules("zmaj u kuhinji").priority == "normal"
     TriageRule.objects.create(name="Zmaj", category="other", priority="high", terms="zmaj + kuhinj")
-    assert classify("zmaj u kuhinji").priority == "high"
+    assert classify_by_rules("zmaj u kuhinji").priority == "high"
 
 
 def test_a_rule_switched_off_no_longer_matches():
     TriageRule.objects.filter(name="Oružje").update(is_active=False)
-    result = classify("ima pištolj")
+    result = classify_by_rules("ima pištolj")
     assert "Oružje" not in " ".join(result.reasons)
 
 
@@ -120,8 +120,8 @@ def test_folding_never_fails_and_leaves_no_diacritics(text):
 
 
 def test_violence_with_now_in_the_same_sentence_is_critical_but_not_across_sentences():
-    assert classify("Tuče me upravo sada, dođite").priority == "critical"
-    past = classify("Tukao me prije dvije godine. Sada trebam savjet o razvodu.")
+    assert classify_by_rules("Tuče me upravo sada, dođite").priority == "critical"
+    past = classify_by_rules("Tukao me prije dvije godine. Sada trebam savjet o razvodu.")
     assert past.priority != "critical", past.reasons
 
 
@@ -142,7 +142,7 @@ def test_a_rule_with_and_needs_its_parts_in_one_clause():
     ],
 )
 def test_a_person_who_cannot_speak_freely_is_critical(text):
-    result = classify(text)
+    result = classify_by_rules(text)
     assert (result.priority, result.category) == ("critical", "domestic_violence"), result.reasons
 
 
@@ -156,7 +156,7 @@ def test_a_person_who_cannot_speak_freely_is_critical(text):
     ],
 )
 def test_means_timing_and_a_childs_age_are_read_without_the_obvious_words(text, category):
-    result = classify(text)
+    result = classify_by_rules(text)
     assert (result.priority, result.category) == ("critical", category), result.reasons
 
 
@@ -183,5 +183,5 @@ def test_the_quick_critical_check_on_the_request_path_agrees_with_full_triage():
     from triage.evaluation.metrics import EVALUATION_SET, load_messages
 
     for row in load_messages(EVALUATION_SET):
-        expected = "critical" if classify(row["text"]).priority == "critical" else "triage"
+        expected = "critical" if classify_by_rules(row["text"]).priority == "critical" else "triage"
         assert queue_for_text(row["text"]) == expected, row["text"]

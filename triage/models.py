@@ -5,11 +5,12 @@ them under this app's label, where their tables and migrations have always been.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from helpline.cases.models import Priority
+from helpline.cases.models import Case, Priority
 from helpline.roster.models import Absence, Role, RotationPattern, RotationSlot, Shift, StaffProfile
 
 
@@ -64,6 +65,41 @@ class TriageRule(models.Model):
     def __str__(self) -> str:
         return self.name
 
+class TriageCorrection(models.Model):
+    """A person changed what triage said about a case: the text triage read, its verdict and theirs.
+
+    Staff corrections are labelled examples for the next training of the semantic model
+    (`manage.py export_triage_corrections`). The text is the citizen's, so it is kept with the case (deleted with
+    it) and is never quoted back as a "resembles" example (see triage.semantic.training.LabelledMessage).
+    """
+
+    case = models.ForeignKey(
+        Case, on_delete=models.CASCADE, related_name="triage_corrections", verbose_name=_("case")
+    )
+    text = models.TextField(_("text triaged"))
+    predicted_priority = models.CharField(
+        _("predicted priority"), max_length=10, choices=Priority.choices, blank=True
+    )
+    predicted_category = models.CharField(_("predicted category"), max_length=40, choices=Category.choices, blank=True)
+    corrected_priority = models.CharField(_("corrected priority"), max_length=10, choices=Priority.choices)
+    corrected_category = models.CharField(_("corrected category"), max_length=40, choices=Category.choices)
+    reason = models.TextField(_("reason"), blank=True)
+    corrected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+", verbose_name=_("by")
+    )
+    corrected_at = models.DateTimeField(_("corrected at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("triage correction")
+        verbose_name_plural = _("triage corrections")
+        ordering = ["corrected_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.case_id}: {self.predicted_priority}/{self.predicted_category} -> " \
+            f"{self.corrected_priority}/{self.corrected_category}"
+
+
 __all__ = [
-    "Absence", "Category", "Role", "RotationPattern", "RotationSlot", "Shift", "StaffProfile", "TriageRule",
+    "Absence", "Category", "Role", "RotationPattern", "RotationSlot", "Shift", "StaffProfile", "TriageCorrection",
+    "TriageRule",
 ]

@@ -8,7 +8,7 @@ from django.db.models import Count, Max, Q, QuerySet
 
 from helpline.cases.models import Case
 from triage.classification import CompiledRule, compile_rule
-from triage.models import TriageRule
+from triage.models import TriageCorrection, TriageRule
 
 _compiled_cache: dict[str, object] = {"stamp": None, "rules": []}
 
@@ -57,3 +57,15 @@ def recent_cases_of_same_caller(case: Case, *, since: dt.datetime) -> QuerySet[C
         .exclude(pk=case.pk)
         .order_by("created_at")
     )
+
+
+def corrections_for_training() -> list[dict[str, str]]:
+    """Staff corrections as labelled messages ({"text", "priority", "category"}), the latest per case (a case
+    corrected twice teaches its final label once), oldest case first; corrections with no text are left out."""
+    latest: dict[int, dict[str, str]] = {}
+    rows = TriageCorrection.objects.exclude(text="").order_by("corrected_at", "id")
+    for case_id, text, priority, category in rows.values_list(
+        "case_id", "text", "corrected_priority", "corrected_category"
+    ):
+        latest[case_id] = {"text": text, "priority": priority, "category": category}
+    return [latest[case_id] for case_id in sorted(latest)]

@@ -8,9 +8,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from helpline.cases import services as case_services
@@ -18,21 +19,59 @@ from helpline.cases.dispatch import CRITICAL_QUEUE, TRIAGE_QUEUE
 from helpline.cases.models import PRIORITY_RANK, Case, Channel, Direction, EventKind, Priority
 from triage import selectors
 from triage.classification import Classification, classify_text, reads_as_critical
-from triage.models import TriageRule
+from triage.models import TriageCorrection, TriageRule
+from triage.semantic.combination import combine
+from triage.semantic.model import Prediction
+from triage.semantic_model import semantic_model
 
 logger = logging.getLogger(__name__)
 
 REPEAT_CONTACT_WINDOW = dt.timedelta(hours=24)
 
 
-def classify(text: str, channel: str | None = None) -> Classification:
-    """Priority, category, language, script and readable reasons for one message, by the active rules."""
+RULES_ONLY_REASON = "rules only (model unavailable)"
+
+
+def classify_by_rules(text: str, channel: str | None = None) -> Classification:
+    """Priority, category, language, script and readable reasons for one message, by the active rules alone."""
     result = classify_text(text, selectors.active_rules(), channel=channel)
     if channel == Channel.VOICE and not text.strip() and PRIORITY_RANK[result.priority] < PRIORITY_RANK["high"]:
         # A call with nothing written down yet: someone reached out by phone, and a person must call back soon.
         result.priority = Priority.HIGH
         result.reasons = ["a call with no written message yet: call back"]
     return result
+
+
+def classify(text: str, channel: str | None = None) -> Classification:
+    """The worker's triage of one message: the rules and the semantic model together (triage.semantic.combination).
+
+    Never on the request path: the model takes tens of milliseconds a message. Without the model (it could not be
+    loaded, or it failed on this message) the rules decide alone, and the reasons say so.
+    """
+    result = classify_by_rules(text, channel)
+    if not text.strip():
+        return result  # nothing written for the model to read (a call, an empty SMS): the rules' answer stands
+    model = semantic_model()
+    prediction = None
+    if model is not None:
+        try:
+            prediction = model.predict(text)
+        except Exception:  # the rules' answer is a whole answer; a case is never left untriaged for the model
+            logger.warning("the semantic model failed on a message; triaging it by the rules alone", exc_info=True)
+    if prediction is None:
+        result.reasons.append(RULES_ONLY_REASON)
+        return result
+    return combined_classification(result, prediction)
+
+
+def combined_classification(rules: Classification, prediction: Prediction) -> Classification:
+    """The rules' classification with the model's verdict combined in, and both explained: the rules that matched,
+    then the model's probability and the labelled training examples the message resembles (never other cases)."""
+    priority, category = combine(prediction.priority, prediction.category, rules)
+    model_rank, rules_rank = PRIORITY_RANK[prediction.priority], PRIORITY_RANK[rules.priority]
+    priority_from = "the model" if model_rank > rules_rank else "the rules" if rules_rank > model_rank else "both"
+    decided = f"combined: {priority} (from {priority_from}), {category} (from the model)"
+    return replace(rules, priority=priority, category=category, reasons=[*rules.reasons, prediction.reason, decided])
 
 
 def queue_for_text(text: str) -> str:
@@ -94,6 +133,33 @@ def triage_case(case_id: int) -> TriageRun | None:
         )
         logger.info("triaged %s as %s/%s", case.reference, case.priority, case.category)
     return TriageRun(case, read_follow_up)
+
+
+def record_correction(
+    case: Case, *, before_priority: str, before_category: str, by: AbstractBaseUser, reason: str
+) -> TriageCorrection | None:
+    """A person changed the case's priority or category: keep the text triage read with its verdict and theirs,
+    as a labelled example for the next training. Nothing is kept when nothing changed.
+
+    The verdict corrected is the latest automatic triage's (from the timeline), so a second person's change still
+    says what triage had said; a case changed before triage ever ran has the values it had before.
+    """
+    if (case.priority, case.category) == (before_priority, before_category):
+        return None
+    triaged = case.timeline.filter(kind=EventKind.TRIAGED).order_by("-id").values_list("details", flat=True).first()
+    predicted_priority = (triaged or {}).get("priority", before_priority) or ""
+    predicted_category = (triaged or {}).get("category", before_category) or ""
+    text, _ = _inbound_text(case)
+    return TriageCorrection.objects.create(
+        case=case,
+        text=text,
+        predicted_priority=predicted_priority,
+        predicted_category=predicted_category,
+        corrected_priority=case.priority,
+        corrected_category=case.category,
+        reason=reason,
+        corrected_by=by,
+    )
 
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "data" / "default_rules.json"

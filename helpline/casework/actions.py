@@ -130,8 +130,15 @@ def do_add_note(case: Case, *, by: AbstractBaseUser, text: str) -> None:
 
 
 def do_reclassify(case: Case, *, by: AbstractBaseUser, priority: str, category: str, reason: str) -> Case:
+    """A person overrides triage; the change is kept as a labelled example for the model's next training."""
     check_may(by, case, Act.RECLASSIFY)
-    return case_services.reclassify_case(case, priority=priority, category=category, reason=reason, by=by)
+    before_priority, before_category = case.priority, case.category
+    with transaction.atomic():
+        changed = case_services.reclassify_case(case, priority=priority, category=category, reason=reason, by=by)
+        triage.record_correction(
+            changed, before_priority=before_priority, before_category=before_category, by=by, reason=reason
+        )
+    return changed
 
 
 def do_assign(case: Case, *, by: AbstractBaseUser, staff: StaffProfile | None = None) -> Case:

@@ -1,7 +1,9 @@
-"""Train the shipped head: `python -m triage.semantic [--out triage/data/triage_head.npz]`.
+"""Train the shipped head: `python -m triage.semantic [--out triage/data/triage_head.npz] [--with-corrections FILE]`.
 
 Learns from every author file in triage/data/training and the older evaluation sets (each file one author);
 the critical threshold comes from leaving one author out at a time. Deterministic: same files, same head.
+`--with-corrections` adds staff corrections written by `manage.py export_triage_corrections` as one more author;
+their texts are learnt from but never kept as "resembles" examples (they are citizens' words).
 """
 from __future__ import annotations
 
@@ -9,21 +11,22 @@ import argparse
 import sys
 from pathlib import Path
 
+from triage.semantic.corpus import training_groups
 from triage.semantic.embedding import shared_embedder
 from triage.semantic.model import DEFAULT_HEAD_FILE
-from triage.semantic.training import EmbeddingTable, TrainingSettings, load_authors, train_shipped_head
-
-TRIAGE_DIR = Path(__file__).resolve().parent.parent
-AUTHOR_FILES = sorted((TRIAGE_DIR / "data" / "training").glob("author_*.jsonl"))
-OLDER_SETS = [TRIAGE_DIR / "evaluation" / name for name in ("messages.jsonl", "independent.jsonl", "held_out.jsonl")]
+from triage.semantic.training import EmbeddingTable, TrainingSettings, train_shipped_head
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_HEAD_FILE)
+    parser.add_argument(
+        "--with-corrections", type=Path, action="append", default=[], metavar="FILE",
+        help="a jsonl file of staff corrections (manage.py export_triage_corrections); may be given more than once",
+    )
     arguments = parser.parse_args(argv)
     settings = TrainingSettings()
-    groups = load_authors([*AUTHOR_FILES, *OLDER_SETS])
+    groups = training_groups(arguments.with_corrections)
     head = train_shipped_head(groups, EmbeddingTable(shared_embedder(), settings.features), settings)
     head.save(arguments.out)
     size = arguments.out.stat().st_size

@@ -11,16 +11,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
+from triage.semantic.combination import PRIORITY_RANK, Verdict, combine
 from triage.semantic.embedding import Embedder
 from triage.semantic.features import FeatureSpec
 from triage.semantic.head import CATEGORIES, PRIORITIES, LabelledExamples, TriageHead, fit_softmax, softmax
 from triage.semantic.model import choose_priority
 
-PRIORITY_RANK = {"low": 1, "normal": 2, "high": 3, "critical": 4}
 TARGET_CRITICAL_RECALL = 0.97  # where the threshold is set on training authors; the issue's target is 0.95 on new ones
 
 
@@ -30,10 +29,13 @@ class LabelledMessage:
     priority: str
     category: str
     author: str
+    # False for a citizen's own words (staff corrections): learnt from, never quoted back as a "resembles" example.
+    quotable: bool = True
 
 
 def load_labelled(path: Path, author: str | None = None) -> list[LabelledMessage]:
-    """One JSONL file of {"text", "priority", "category"}; the author is the file's name unless given."""
+    """One JSONL file of {"text", "priority", "category"} (and "quotable": false for a citizen's own words, as in
+    exported staff corrections); the author is the file's name unless given."""
     path = Path(path)
     author = author or path.stem
     messages = []
@@ -43,7 +45,8 @@ def load_labelled(path: Path, author: str | None = None) -> list[LabelledMessage
         row = json.loads(line)
         if row.get("priority") not in PRIORITIES or row.get("category") not in CATEGORIES:
             raise ValueError(f"{path}:{number}: unknown priority or category")
-        messages.append(LabelledMessage(row["text"], row["priority"], row["category"], author))
+        quotable = row.get("quotable", True) is not False
+        messages.append(LabelledMessage(row["text"], row["priority"], row["category"], author, quotable))
     return messages
 
 
@@ -123,6 +126,7 @@ def fit_head(
     features = table.features_for(texts, embedding_mean)
     priority_labels = np.array([PRIORITIES.index(message.priority) for message in messages])
     category_labels = np.array([CATEGORIES.index(message.category) for message in messages])
+    quotable = np.array([index for index, message in enumerate(messages) if message.quotable], dtype=np.int64)
     category_weights, category_bias = fit_softmax(
         features, category_labels, len(CATEGORIES), l2=settings.l2, iterations=settings.iterations
     )
@@ -135,7 +139,12 @@ def fit_head(
         category_weights=category_weights,
         category_bias=category_bias,
         critical_threshold=critical_threshold,
-        examples=LabelledExamples.quantise(texts, priority_labels, category_labels, vectors),
+        examples=LabelledExamples.quantise(
+            [texts[index] for index in quotable],
+            priority_labels[quotable],
+            category_labels[quotable],
+            vectors[quotable],
+        ),
         notes=dict(notes or {}),
     )
 
@@ -191,11 +200,6 @@ def threshold_by_leaving_authors_out(
     return choose_critical_threshold(probabilities, settings.target_critical_recall)
 
 
-class Verdict(Protocol):
-    priority: str
-    category: str
-
-
 RulesFunction = Callable[[str], Verdict]
 
 
@@ -247,13 +251,6 @@ def score(
     )
 
 
-def combine(model_priority: str, model_category: str, rules: Verdict) -> tuple[str, str]:
-    """The higher of the two priorities; the model's category unless the rules found the message critical."""
-    priority = max(model_priority, rules.priority, key=lambda label: PRIORITY_RANK.get(label, 0))
-    category = rules.category if rules.priority == "critical" else model_category
-    return priority, category
-
-
 MODES = ("model", "rules", "combined")
 
 
@@ -284,6 +281,32 @@ class CrossAuthorReport:
 
 METRICS = ("critical_recall", "low_normal_marked_critical", "category_accuracy", "priority_within_one")
 LOWER_IS_BETTER = frozenset({"low_normal_marked_critical"})
+HEADINGS = {"critical_recall": "crit.recall", "low_normal_marked_critical": "calm->crit",
+            "category_accuracy": "category", "priority_within_one": "prio+-1"}  # fmt: skip
+
+
+def report_lines(report: CrossAuthorReport, mode: str) -> list[str]:
+    """The table of one mode: a row per held-out author, then the mean and the worst author, the targets, and what
+    kind of message (by true category) was missed; counts only, never a message."""
+    heading = f"{'author':34} {'n':>4} " + " ".join(f"{HEADINGS[m]:>11}" for m in METRICS) + "   threshold"
+    lines = [f"-- {mode}", heading]
+    for row in report.by_mode[mode]:
+        threshold = f"{row.critical_threshold:.3f}" if row.critical_threshold is not None else ""
+        lines.append(f"{row.author:34} {row.messages:>4} " + " ".join(f"{getattr(row, m):>11.3f}" for m in METRICS)
+                     + f"   {threshold}")
+    for label, figures in (("mean", report.mean(mode)), ("worst author", report.worst(mode))):
+        lines.append(f"{label:34} {'':>4} " + " ".join(f"{figures[m]:>11.3f}" for m in METRICS))
+    worst = report.worst(mode)
+    meets = (worst["critical_recall"] >= 0.95 and worst["low_normal_marked_critical"] <= 0.10
+             and worst["category_accuracy"] >= 0.80)
+    lines += [
+        "targets (worst author: recall >= 0.95, calm->crit <= 0.10, category >= 0.80): "
+        + ("met" if meets else "NOT met"),
+        f"missed critical, by true category: {dict(report.missed_critical_by_category(mode).most_common())}",
+        f"low/normal marked critical, by true category: {dict(report.false_critical_by_category(mode).most_common())}",
+        f"wrong category, by true category: {dict(report.wrong_category_by_category(mode).most_common())}",
+    ]
+    return lines
 
 
 def predict_with_head(

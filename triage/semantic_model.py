@@ -1,0 +1,53 @@
+"""The semantic model of this process: loaded once, lazily, by the first triage that needs it; or None for good.
+
+Only the worker's triage asks for it (triage.services.classify): the request path's quick check never loads it.
+Loading maps the embedding weights and reads the head file (well under a second); a Celery prefork child loads its
+own on its first case, after the fork, as the embedding engine requires. When it cannot be loaded (the head file
+missing or damaged, the embedding library missing or broken, anything else), the process triages by the rules
+alone, says so once in the log, and does not try again until it is restarted: a failing load would otherwise
+cost every case its time.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from triage.semantic.model import DEFAULT_HEAD_FILE, SemanticTriage
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_loaded: dict[str, object] = {}  # "pid", "model" (a SemanticTriage or None), "problem"
+head_file: Path = DEFAULT_HEAD_FILE  # tests point this at a missing file to see the fallback
+
+
+def semantic_model() -> SemanticTriage | None:
+    """This process's model, loaded on first use; None when it could not be loaded (then logged once)."""
+    if _loaded.get("pid") == os.getpid():
+        return _loaded["model"]  # type: ignore[return-value]
+    with _lock:
+        if _loaded.get("pid") != os.getpid():
+            model, problem = None, ""
+            try:
+                model = SemanticTriage.load(head_file)
+            except Exception as error:  # whatever the cause, triage goes on with the rules
+                problem = f"{type(error).__name__}: {error}"
+                logger.warning(
+                    "semantic triage is unavailable in this process, triaging by the rules alone until it is "
+                    "restarted: %s", problem,
+                )
+            _loaded.update(pid=os.getpid(), model=model, problem=problem)
+    return _loaded["model"]  # type: ignore[return-value]
+
+
+def model_problem() -> str:
+    """Why the model could not be loaded in this process ('' when it loaded or was never asked for)."""
+    return str(_loaded.get("problem", "")) if _loaded.get("pid") == os.getpid() else ""
+
+
+def forget_semantic_model() -> None:
+    """Load again on the next triage (tests; a restarted process does this by itself)."""
+    with _lock:
+        _loaded.clear()
