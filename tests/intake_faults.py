@@ -29,6 +29,23 @@ def database_unreachable() -> Iterator[None]:
         connection.settings_dict.update(saved)
 
 
+@contextmanager
+def database_hung() -> Iterator[None]:
+    """Point this thread's database connection at a server that accepts and never answers, as PostgreSQL frozen
+    (SIGSTOP) or behind a half-open link: connecting must give up (settings: connect_timeout) rather than wait."""
+    connection = connections["default"]
+    saved = dict(connection.settings_dict)
+    connection.close()
+    with HungServer() as server:
+        connection.settings_dict.update({"HOST": "127.0.0.1", "PORT": str(server.port)})
+        try:
+            yield
+        finally:
+            connection.close()
+            connection.settings_dict.clear()
+            connection.settings_dict.update(saved)
+
+
 class HungServer:
     """A TCP server that accepts every connection and never sends a byte: Redis under SIGSTOP, a half-open link."""
 

@@ -16,7 +16,7 @@ from helpline.intake import spool
 from helpline.project.celery import app as celery_app
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
 from tests.factories import CaseFactory
-from tests.intake_faults import HungServer, database_unreachable, send_staggered, signed_sms
+from tests.intake_faults import HungServer, database_hung, database_unreachable, send_staggered, signed_sms
 
 requires_postgres = pytest.mark.skipif(
     "postgresql" not in django_settings.DATABASES["default"]["ENGINE"], reason="needs concurrent transactions"
@@ -173,6 +173,23 @@ def test_an_sms_sent_while_the_database_is_down_is_answered_and_stored_once_it_r
     assert case.reference == reference  # the reference the citizen was given is the case's
     assert case.messages.get().twilio_sid == "SMdown1"
     assert spool.pending() == []
+
+
+@concurrent
+@requires_postgres
+def test_an_sms_sent_while_the_database_hangs_is_answered_within_seconds_and_stored_once_it_returns(twilio):
+    started = time.monotonic()
+    with database_hung():
+        response = twilio.sms("Pomozite mi", sid="SMhung1", from_number="+38761400550")
+    took = time.monotonic() - started
+    assert_not_djangos_error_page(response)
+    assert response.status_code == 200
+    assert took < 10, f"answered after {took:.1f} s: Twilio gives up at 15 s"  # connect_timeout, not forever
+    reference = reference_in(response)
+    assert SPOOLED_REFERENCE.fullmatch(reference)
+
+    assert spool.replay_spool().stored == 1
+    assert Case.objects.get().reference == reference
 
 
 @concurrent
