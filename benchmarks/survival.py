@@ -4,6 +4,7 @@ Prints crashes, restarts, seconds to recover, what the form answered during the 
 idle; then stops everything the way Ctrl-C does and checks that nothing is left running.
 
     .venv/bin/python benchmarks/survival.py --port 8123 --rate 20 --drill-seconds 120 --idle-seconds 900
+    .venv/bin/python benchmarks/survival.py --drill-seconds 0 --idle-seconds 0 --rounds 5 --kill-load 10  # kills only
 
 It never touches DATABASE_URL or CELERY_BROKER_URL: they are removed from the environment it starts.
 """
@@ -22,6 +23,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +58,19 @@ class Stack:
             return int(self.ctl("pid", program))
         except ValueError:
             return 0
+
+    def child_pid_other_than(self, old_pid: int, program: str) -> bool:
+        """Has supervisord a child running `program` again (read from /proc, no supervisorctl)?"""
+        supervisord = int((self.var_dir / "supervisord.pid").read_text())
+        children = Path(f"/proc/{supervisord}/task/{supervisord}/children").read_text().split()
+        for child in children:
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if int(child) != old_pid and (f"{program}@" in command or (program == "beat" and " beat " in command)):
+                return True
+        return False
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -112,15 +128,16 @@ class HealthWatch(threading.Thread):
 class FormUser(threading.Thread):
     """Opens the public form and sends a (drill-marked) inquiry, over and over, counting what was answered."""
 
-    def __init__(self, base: str, drill_header: dict) -> None:
+    def __init__(self, base: str, drill_header: Callable[[], dict]) -> None:
         super().__init__(daemon=True)
         self.base, self.header, self.running = base, drill_header, True
         self.results: list[tuple[str, int, float]] = []
 
     def run(self) -> None:
         body = json.dumps({"message": "Proba: treba mi savjet"}).encode()
-        headers = {"Content-Type": "application/json", **self.header}
         while self.running:
+            # A marker is accepted once: a fresh one each time, or the throttle answers 429 to a "real" citizen.
+            headers = {"Content-Type": "application/json", **self.header()}
             self.results.append(("form", *http(f"{self.base}/inquiry/")))
             self.results.append(("inquiry", *http(f"{self.base}/api/v1/inquiries/", data=body, headers=headers)))
             time.sleep(0.2)
@@ -161,6 +178,8 @@ def main() -> int:
     parser.add_argument("--drill-seconds", type=float, default=120.0)
     parser.add_argument("--idle-seconds", type=float, default=900.0)
     parser.add_argument("--kills", default="critical,worker,beat", help="programs to SIGKILL, in order")
+    parser.add_argument("--rounds", type=int, default=1, help="how many times to kill each of --kills")
+    parser.add_argument("--kill-load", type=float, default=0.0, help="drill contacts/s while killing (0: none)")
     args = parser.parse_args()
     var_dir = args.var_dir or Path(tempfile.mkdtemp(prefix="helpline-survival-"))
     var_dir.mkdir(parents=True, exist_ok=True)
@@ -191,29 +210,42 @@ def main() -> int:
 
     # 1. A drill through the running service.
     drill_began = time.monotonic()
-    drill = subprocess.run(
-        [str(BIN / "python"), "manage.py", "drill", "--rate", str(args.rate), "--seconds", str(args.drill_seconds),
-         "--chart", str(var_dir / "drill.png")],
-        cwd=ROOT, env=stack.env, capture_output=True, text=True,
-    )  # fmt: skip
-    print(f"\n== drill: {args.rate:g}/s for {args.drill_seconds:g} s (exit code {drill.returncode})")
-    print("\n".join("   " + line for line in (drill.stdout + drill.stderr).strip().splitlines()[-20:]))
+    drill = subprocess.CompletedProcess([], 0, "", "")  # --drill-seconds 0: no drill
+    if args.drill_seconds > 0:
+        drill = subprocess.run(
+            [str(BIN / "python"), "manage.py", "drill", "--rate", str(args.rate), "--seconds", str(args.drill_seconds),
+             "--chart", str(var_dir / "drill.png")],
+            cwd=ROOT, env=stack.env, capture_output=True, text=True,
+        )  # fmt: skip
+        print(f"\n== drill: {args.rate:g}/s for {args.drill_seconds:g} s (exit code {drill.returncode})")
+        print("\n".join("   " + line for line in (drill.stdout + drill.stderr).strip().splitlines()[-20:]))
     drill_ended = time.monotonic()
 
-    # 2. SIGKILL each process in turn while someone uses the public form.
-    user = FormUser(base, {DRILL_HEADER: new_drill_marker()})
+    # 2. SIGKILL each process in turn, --rounds times, while someone uses the public form (and, with --kill-load, a
+    # drill keeps the machine busy: a restart must not wait for a quiet moment).
+    user = FormUser(base, lambda: {DRILL_HEADER: new_drill_marker()})
     user.start()
+    load = None
+    kills = [p for p in args.kills.split(",") if p] * args.rounds
+    if args.kill_load:
+        load = subprocess.Popen(
+            [str(BIN / "python"), "manage.py", "drill", "--rate", str(args.kill_load), "--seconds",
+             str(len(kills) * 12 + 10), "--wait", "5", "--chart", str(var_dir / "kill-load.png")],
+            cwd=ROOT, env=stack.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
     time.sleep(3)
-    print("\n== kill -9, one at a time, while the public form is used")
+    load_text = f" and a drill at {args.kill_load:g}/s" if args.kill_load else ""
+    print(f"\n== kill -9, one at a time, while the public form is used{load_text}")
     recoveries = []
-    for program in [p for p in args.kills.split(",") if p]:
+    for program in kills:
         old_pid = stack.pid(program)
         killed_wall, killed = time.time(), time.monotonic()
         os.kill(old_pid, signal.SIGKILL)
         respawned = back = None
+        # Polled cheaply (no supervisorctl, which is a Python start of its own, inside the loop): the measurement must
+        # not take the CPU the restarting process needs.
         while time.monotonic() - killed < 60 and back is None:
-            new_pid = stack.pid(program)
-            if respawned is None and new_pid and new_pid != old_pid:
+            if respawned is None and stack.child_pid_other_than(old_pid, program):
                 respawned = time.monotonic() - killed
             proof = worker_back_at(program, killed_wall, hostname) if respawned is not None else None
             if proof is not None:
@@ -222,15 +254,23 @@ def main() -> int:
         recoveries.append((program, respawned, back))
         respawn_text = f"{respawned:.1f} s" if respawned is not None else "never"
         back_text = f"{back:.1f} s" if back is not None else "not within 60 s"
-        print(f"   {program:<8} pid {old_pid} killed: new process after {respawn_text}, working after {back_text}")
+        print(f"   {program:<8} pid {old_pid} killed: new process after {respawn_text}, working after {back_text}"
+              f" (load {os.getloadavg()[0]:.1f})")  # fmt: skip
         time.sleep(10)
     user.running = False
     user.join()
+    if load is not None:
+        load.wait()
+    for program in dict.fromkeys(kills):
+        backs = sorted(back if back is not None else float("inf") for name, _, back in recoveries if name == program)
+        print(f"   {program:<8} back after {len(backs)} kills: median {backs[len(backs) // 2]:.1f} s, "
+              f"worst {backs[-1]:.1f} s; within 5 s: {sum(1 for b in backs if b <= 5)} of {len(backs)}")  # fmt: skip
     for kind in ("form", "inquiry"):
         tries = [(status, latency) for k, status, latency in user.results if k == kind]
         good = [latency for status, latency in tries if status in (200, 201)]
-        print(f"   public {kind}: {len(good)} of {len(tries)} answered 2xx during the kills, "
-              f"slowest {max(good) * 1000:.0f} ms" if good else f"   public {kind}: none answered")  # fmt: skip
+        statuses = dict(Counter(status for status, _ in tries))  # 0: no answer at all
+        slowest = f"slowest {max(good) * 1000:.0f} ms" if good else "none answered"
+        print(f"   public {kind}: {len(good)} of {len(tries)} answered 2xx during the kills {statuses}, {slowest}")
 
     # 3. Idle: nothing happens; count crashes, log lines and CPU.
     pids = {program: stack.pid(program) for program in PROGRAMS}
@@ -243,9 +283,10 @@ def main() -> int:
     # The benchmark's own /healthz/ polling is left out: it is not the service talking.
     idle_log = [line for line in stack.log_text().splitlines()[log_lines_before:] if "GET /healthz/" not in line]
     for program, pid in pids.items():
-        share = (cpu_seconds(pid) - cpu_before[program]) / (idle_ended - idle_began) * 100
+        share = (cpu_seconds(pid) - cpu_before[program]) / max(idle_ended - idle_began, 1e-9) * 100
         print(f"   {program:<8} CPU while idle: {share:.1f} % of one core")
-    print(f"   log lines while idle: {len(idle_log)} ({len(idle_log) / (args.idle_seconds / 3600):.0f} an hour)")
+    hours = max(args.idle_seconds / 3600, 1e-9)
+    print(f"   log lines while idle: {len(idle_log)} ({len(idle_log) / hours:.0f} an hour)")
     for line in idle_log[:5]:
         print("     " + line[:160])
 

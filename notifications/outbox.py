@@ -305,6 +305,9 @@ def reply_to_citizen(case: Case, text: str, *, by: AbstractBaseUser) -> Message:
     return message
 
 
+RELAY_BACKOFF_SECONDS = 60
+
+
 def relay_queued(now: dt.datetime | None = None, *, limit: int = 200) -> int:
     """Rings the sender again for notifications still queued (the broker was down, a task was lost), settles sends
     a lost worker left half-done (asking Twilio first), and queues again the staff alerts a Twilio outage made
@@ -316,11 +319,18 @@ def relay_queued(now: dt.datetime | None = None, *, limit: int = 200) -> int:
         Notification.objects.filter(status=DeliveryStatus.QUEUED, created_at__lt=now - dt.timedelta(seconds=10))
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .order_by("created_at")
-        .values_list("pk", flat=True)[:limit]
+        .values_list("pk", "attempts")[:limit]
     )
-    for notification_id in due:
-        publish(SEND_TASK, notification_id, queue=NOTIFICATIONS_QUEUE)
-    return len(due)
+    rung = 0
+    for notification_id, attempts in due:
+        # Rung again only RELAY_BACKOFF after the last ring for the same attempt: in a surge a queued row is
+        # usually waiting in a long queue, not lost, and a ring every tick (10 s) added up to 200 copies a tick to
+        # the very queue that was behind: after a 5-minute drill, 83 copies of each waiting alert, 8,000 in all,
+        # kept the workers busy for an hour. A new attempt (a retry, a lost worker's row queued again) rings at once.
+        if cache.add(f"relay-rung:{notification_id}:{attempts}", 1, timeout=RELAY_BACKOFF_SECONDS):
+            publish(SEND_TASK, notification_id, queue=NOTIFICATIONS_QUEUE)
+            rung += 1
+    return rung
 
 
 # --- After a lost worker or a provider outage ----------------------------------------------------------------

@@ -31,6 +31,7 @@ class CaseFactory(factory.django.DjangoModelFactory):
     reference = factory.LazyFunction(next_case_reference)
     channel = Channel.SMS
     caller = factory.SubFactory(CallerFactory)
+    triage_requested_at = factory.LazyFunction(timezone.now)  # as intake stamps it: triage was rung
 
 
 class MessageFactory(factory.django.DjangoModelFactory):

@@ -2,6 +2,7 @@
 connections and never answers (a frozen Redis), and contacts sent from several threads a few milliseconds apart."""
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -27,6 +28,47 @@ def database_unreachable() -> Iterator[None]:
         connection.close()
         connection.settings_dict.clear()
         connection.settings_dict.update(saved)
+
+
+@contextmanager
+def database_hung() -> Iterator[None]:
+    """Point this thread's database connection at a server that accepts and never answers, as PostgreSQL frozen
+    (SIGSTOP) or behind a half-open link: connecting must give up (settings: connect_timeout) rather than wait."""
+    connection = connections["default"]
+    saved = dict(connection.settings_dict)
+    connection.close()
+    with HungServer() as server:
+        connection.settings_dict.update({"HOST": "127.0.0.1", "PORT": str(server.port)})
+        try:
+            yield
+        finally:
+            connection.close()
+            connection.settings_dict.clear()
+            connection.settings_dict.update(saved)
+
+
+@contextmanager
+def broker_unreachable() -> Iterator[None]:
+    """Point the Celery app at a port where nothing listens, as when Redis is down (as conftest's fixture, but
+    for a part of a test)."""
+    from helpline.project.celery import app
+
+    def repoint(url: str) -> None:
+        app.conf["CELERY_BROKER_URL"] = url
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    original, original_env = app.conf["CELERY_BROKER_URL"], os.environ.get("CELERY_BROKER_URL")
+    os.environ["CELERY_BROKER_URL"] = "redis://127.0.0.1:1/0"
+    repoint("redis://127.0.0.1:1/0")
+    try:
+        yield
+    finally:
+        if original_env is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = original_env
+        repoint(original)
 
 
 class HungServer:

@@ -162,7 +162,8 @@ def test_staff_can_override_priority_and_category_with_a_reason():
 def test_the_sweep_rings_again_for_cases_never_triaged(queues):
     stale = case_saying("popila sam sve tablete")
     fresh = case_saying("treba mi pomoć")
-    Case.objects.filter(pk=stale.pk).update(created_at=timezone.now() - dt.timedelta(minutes=2))
+    two_minutes_ago = timezone.now() - dt.timedelta(minutes=2)  # created, and triage rung, as intake does
+    Case.objects.filter(pk=stale.pk).update(created_at=two_minutes_ago, triage_requested_at=two_minutes_ago)
     assert actions.sweep_untriaged() == 1
     assert queues.size("critical") == 1 and queues.size("triage") == 0
     assert actions.sweep_untriaged() == 0  # not again at once: the message may just be waiting in a long queue

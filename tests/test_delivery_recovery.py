@@ -5,7 +5,9 @@ import datetime as dt
 import pytest
 import time_machine
 
+from helpline.cases import dispatch, services
 from helpline.cases.models import Case, CaseStatus
+from helpline.cases.tasks import BEAT_HEARTBEAT, queue_heartbeat_name, worker_heartbeat_name
 from helpline.casework import actions
 from notifications import outbox
 from notifications.backends import TwilioBackend
@@ -296,6 +298,65 @@ def test_supervisors_are_told_once_per_outage_and_again_when_it_is_over(clock, t
     assert alert_supervisors_of_failing_delivery() == 2
     assert Notification.objects.filter(idempotency_key__startswith="delivery-recovered:").count() == 2
     assert alert_supervisors_of_failing_delivery() == 0
+
+
+def fail_staff_alerts(count: int) -> None:
+    for n in range(count):
+        notification = outbox.queue_notification(key=f"out{n}", to_number="+38761999000", body="x", kind="reminder",
+                                                 case=CaseFactory())  # fmt: skip
+        outbox.deliver(notification.pk)
+
+
+def everything_beats() -> None:
+    services.record_heartbeat(BEAT_HEARTBEAT)
+    services.record_heartbeat(worker_heartbeat_name("worker@centre"))
+    for queue in dispatch.QUEUES:
+        services.record_heartbeat(queue_heartbeat_name(queue))
+
+
+def test_a_twilio_outage_makes_healthz_degraded_until_staff_alerts_get_out_again(client, clock, twilio_api, settings):
+    settings.NOTIFICATION_MAX_ATTEMPTS = 1
+    everything_beats()
+    assert client.get("/healthz/").json()["status"] == "ok"
+
+    twilio_api.outage()
+    fail_staff_alerts(6)
+    everything_beats()
+    response = client.get("/healthz/")
+
+    assert response.status_code == 200  # intake works: warn, do not page as for a dead database
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["problems"] == ["staff alerts failing: 6 of 6 sends in 5 min"]
+    assert body["staff_alerts"]["is_failing"] and body["staff_alerts"]["failure_rate"] == 1.0
+
+    twilio_api.recover()
+    clock.shift(dt.timedelta(minutes=6))  # the failures age out of the window, and new alerts get out
+    ok = outbox.queue_notification(key="ok", to_number="+38761999000", body="x", kind="reminder", case=CaseFactory())
+    outbox.deliver(ok.pk)
+    everything_beats()
+    body = client.get("/healthz/").json()
+    assert body["status"] == "ok", body["problems"]
+    assert body["staff_alerts"]["failures"] == 0 and body["staff_alerts"]["last_success_at"]
+
+
+def test_a_twilio_outage_shows_at_the_top_of_the_supervisors_board(client, clock, twilio_api, settings):
+    settings.NOTIFICATION_MAX_ATTEMPTS = 1
+    supervisor = StaffFactory(role="supervisor", phone="+38761300009")
+    client.force_login(supervisor.user)
+    assert 'id="staff-alerts-failing"' not in client.get("/console/board/").content.decode()
+
+    twilio_api.outage()
+    fail_staff_alerts(6)
+    assert "Obavijesti osoblju ne prolaze: 6 od 6 poruka" in client.get("/console/board/").content.decode()
+    client.post("/i18n/setlang/", {"language": "en", "next": "/console/board/"})
+    page = client.get("/console/board/").content.decode()
+    live = client.get("/console/board/live/").content.decode()  # what the open board polls
+
+    for html in (page, live):
+        assert 'id="staff-alerts-failing"' in html
+        assert "Staff alerts are failing: 6 of 6 messages to staff in the last 5 minutes were not delivered." in html
+    assert page.index('id="staff-alerts-failing"') < page.index('id="waiting-title"')  # above everything
 
 
 def test_a_send_whose_answer_was_lost_is_looked_up_before_it_is_tried_again(clock, twilio_api):

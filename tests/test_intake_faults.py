@@ -1,5 +1,6 @@
 """Intake never loses a contact and never answers 500: not when two texts from a new number arrive 25 ms apart,
 not when Twilio delivers one webhook five times at once, not when PostgreSQL is down, not when Redis hangs."""
+import datetime as dt
 import re
 import time
 import uuid
@@ -8,15 +9,24 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 
 from helpline.cases import intake
 from helpline.cases.dispatch import publish
-from helpline.cases.models import Case, EventKind, Message
+from helpline.cases.models import Case, CaseStatus, EventKind, Message
+from helpline.casework import actions
 from helpline.intake import spool
 from helpline.project.celery import app as celery_app
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
 from tests.factories import CaseFactory
-from tests.intake_faults import HungServer, database_unreachable, send_staggered, signed_sms
+from tests.intake_faults import (
+    HungServer,
+    broker_unreachable,
+    database_hung,
+    database_unreachable,
+    send_staggered,
+    signed_sms,
+)
 
 requires_postgres = pytest.mark.skipif(
     "postgresql" not in django_settings.DATABASES["default"]["ENGINE"], reason="needs concurrent transactions"
@@ -176,6 +186,23 @@ def test_an_sms_sent_while_the_database_is_down_is_answered_and_stored_once_it_r
 
 
 @concurrent
+@requires_postgres
+def test_an_sms_sent_while_the_database_hangs_is_answered_within_seconds_and_stored_once_it_returns(twilio):
+    started = time.monotonic()
+    with database_hung():
+        response = twilio.sms("Pomozite mi", sid="SMhung1", from_number="+38761400550")
+    took = time.monotonic() - started
+    assert_not_djangos_error_page(response)
+    assert response.status_code == 200
+    assert took < 10, f"answered after {took:.1f} s: Twilio gives up at 15 s"  # connect_timeout, not forever
+    reference = reference_in(response)
+    assert SPOOLED_REFERENCE.fullmatch(reference)
+
+    assert spool.replay_spool().stored == 1
+    assert Case.objects.get().reference == reference
+
+
+@concurrent
 def test_a_spooled_sms_joins_the_callers_open_case_and_keeps_its_reference_on_the_timeline(twilio):
     twilio.sms("Prva poruka", sid="SMopen1", from_number="+38761400600")
     case = Case.objects.get()
@@ -332,3 +359,36 @@ def test_web_inquiries_are_taken_while_the_throttles_cache_is_down(client, setti
     ]
     assert [response.status_code for response in responses] == [201, 201, 201]
     assert Case.objects.count() == 3
+
+
+# --- Broker away: the doorbell nobody took is rung by the first sweep after it returns ----------------------------
+
+
+@concurrent
+def test_a_contact_whose_triage_doorbell_the_broker_refused_is_rung_by_the_very_next_sweep(twilio, queues):
+    with broker_unreachable():
+        response = twilio.sms("Treba mi pomoć oko ogrjeva", sid="SMnobroker1", from_number="+38761400700")
+    assert response.status_code == 200
+    case = Case.objects.get()
+    assert case.status == CaseStatus.NEW and case.triage_requested_at is None  # nothing waits in a queue for it
+
+    assert actions.sweep_untriaged() == 1  # at once: not after the 30 s grace for a message still in a queue
+    assert queues.size("triage") == 1
+    case.refresh_from_db()
+    assert case.triage_requested_at is not None
+    assert actions.sweep_untriaged() == 0
+
+
+@concurrent
+def test_a_sweep_that_finds_the_broker_away_leaves_its_cases_for_the_first_sweep_after_it_returns(queues):
+    long_ago = timezone.now() - dt.timedelta(minutes=2)
+    cases = [CaseFactory() for _ in range(3)]
+    Case.objects.filter(pk__in=[c.pk for c in cases]).update(created_at=long_ago, triage_requested_at=long_ago)
+
+    with broker_unreachable():
+        assert actions.sweep_untriaged() == 0
+    # Not stamped as re-sent: stamped, they would wait five minutes (RESEND_BACKOFF) after the broker returned.
+    assert list(Case.objects.values_list("triage_requested_at", flat=True)) == [None] * 3
+
+    assert actions.sweep_untriaged() == 3
+    assert queues.size("triage") == 3

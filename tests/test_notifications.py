@@ -335,6 +335,23 @@ def test_the_relay_rings_again_for_queued_notifications_and_sending_happens_once
     assert len(twilio_api.messages) == 1
 
 
+def test_the_relay_does_not_pile_copies_on_a_long_queue_while_a_notification_waits_in_it(clock, queues):
+    notification = outbox.queue_notification(
+        key="waiting", to_number="+38761999000", body="x", kind="reminder", case=CaseFactory()
+    )
+    clock.shift(dt.timedelta(seconds=11))
+    assert outbox.relay_queued() == 1
+    for _ in range(5):  # the relay's ticks while the doorbell waits behind a backlog
+        clock.shift(dt.timedelta(seconds=10))
+        outbox.relay_queued()
+    assert queues.size("notifications") == 1  # not six copies
+    clock.shift(dt.timedelta(seconds=15))  # a minute after its last ring it may really be lost: ring once more
+    assert outbox.relay_queued() == 1
+    assert queues.size("notifications") == 2
+    Notification.objects.filter(pk=notification.pk).update(attempts=1)  # a new attempt rings at once
+    assert outbox.relay_queued() == 1
+
+
 def test_the_gap_report_goes_to_every_supervisor_once_a_day(clock):
     StaffFactory(role="supervisor", phone="+38761200309")
     StaffFactory(role="supervisor", phone="+38761200310")

@@ -1,12 +1,14 @@
 """Intake must not depend on anything behind the database: a dead broker costs the citizen nothing."""
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from helpline.cases.models import Case
 
@@ -62,6 +64,21 @@ def test_health_reports_an_unreachable_broker_but_stays_up(client, unreachable_b
     response = client.get("/healthz/")
     assert response.status_code == 200
     assert response.json()["broker"] == "unreachable"
+
+
+def test_in_docker_compose_web_and_every_worker_share_the_intake_spool_on_one_volume():
+    """What web spools while PostgreSQL is away must be on the disk of the worker that replays it."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    var_dir = re.search(r"VAR_DIR=(\S+)", (ROOT / "Dockerfile").read_text()).group(1)
+    spool_mounts = {
+        name: [volume for volume in service.get("volumes", []) if volume.endswith(f":{var_dir}/spool")]
+        for name, service in compose["services"].items()
+        if name == "web" or "worker" in service.get("command", [])
+    }
+    assert {"web", "worker", "worker-critical"} <= set(spool_mounts)
+    assert all(len(mounts) == 1 for mounts in spool_mounts.values()), spool_mounts
+    named_volumes = {mounts[0].split(":")[0] for mounts in spool_mounts.values()}
+    assert len(named_volumes) == 1 and named_volumes <= set(compose["volumes"])  # one named volume, not a bind each
 
 
 def test_health_answers_503_when_the_database_is_unreachable():

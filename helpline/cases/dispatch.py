@@ -6,6 +6,7 @@ Tasks are sent by name, so this lowest layer never imports the layers whose task
 """
 import logging
 import threading
+from collections.abc import Callable
 from functools import partial
 
 from celery import current_app
@@ -110,8 +111,20 @@ def publish(task_name: str, *args: object, queue: str) -> bool:
     return False
 
 
-def enqueue_after_commit(task_name: str, *args: object, queue: str) -> None:
-    """Publish the task once the current transaction commits (at once when there is none)."""
+def enqueue_after_commit(
+    task_name: str, *args: object, queue: str, on_failure: Callable[[], None] | None = None
+) -> None:
+    """Publish the task once the current transaction commits (at once when there is none). When the broker cannot
+    take it, `on_failure` runs (its own errors are logged, never raised: the request has already stored its row)."""
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}: no worker would ever take this task")
-    transaction.on_commit(partial(publish, task_name, *args, queue=queue))
+    transaction.on_commit(partial(_publish_or_note, task_name, args, queue, on_failure))
+
+
+def _publish_or_note(task_name: str, args: tuple, queue: str, on_failure: Callable[[], None] | None) -> None:
+    if publish(task_name, *args, queue=queue) or on_failure is None:
+        return
+    try:
+        on_failure()
+    except Exception:  # the database may be gone too: the sweep's grace still finds the work, only later
+        logger.warning("could not note the unsent %s for %s", task_name, args, exc_info=True)

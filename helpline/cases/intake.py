@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import phonenumbers
@@ -208,7 +209,13 @@ def _schedule_triage(case: Case, queue: str = TRIAGE_QUEUE, *, is_new: bool = Fa
     normal cases never stands in front of it. (A new case was stamped as requested when it was inserted.)"""
     if not is_new:
         Case.objects.filter(pk=case.pk).update(triage_requested_at=timezone.now())
-    enqueue_after_commit(TRIAGE_TASK, case.pk, queue=queue)
+    enqueue_after_commit(TRIAGE_TASK, case.pk, queue=queue, on_failure=partial(_doorbell_not_rung, case.pk))
+
+
+def _doorbell_not_rung(case_id: int) -> None:
+    """The broker did not take the triage doorbell (down or frozen): no stamp, so the next sweep rings it at once
+    instead of after its grace. After a frozen Redis that grace was most of the time to recover."""
+    Case.objects.filter(pk=case_id).update(triage_requested_at=None)
 
 
 T = TypeVar("T")

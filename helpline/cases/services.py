@@ -359,6 +359,11 @@ def mark_triage_requested(case_ids: list[int]) -> None:
     Case.objects.filter(pk__in=case_ids).update(triage_requested_at=timezone.now())
 
 
+def mark_triage_not_requested(case_ids: list[int]) -> None:
+    """Their doorbell could not be rung (the broker was away): the next sweep rings them without waiting."""
+    Case.objects.filter(pk__in=case_ids).update(triage_requested_at=None)
+
+
 # --- Periodic ----------------------------------------------------------------------------------------------
 
 

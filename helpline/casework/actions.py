@@ -215,10 +215,12 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
     now = now or timezone.now()
     stale = now - UNTRIAGED_GRACE
     never_resent = Q(triage_requested_at__lt=F("created_at") + dt.timedelta(seconds=5))
-    due_again = Q(triage_requested_at__lt=now - RESEND_BACKOFF) | Q(triage_requested_at__isnull=True)
+    due_again = Q(triage_requested_at__lt=now - RESEND_BACKOFF)
+    # No stamp: the doorbell was never taken by the broker (it was down), so there is no message to wait for.
+    never_rung = Q(triage_requested_at__isnull=True)
     waiting = list(
-        Case.objects.filter(status=CaseStatus.NEW, created_at__lt=stale)
-        .filter(never_resent | due_again)
+        Case.objects.filter(status=CaseStatus.NEW)
+        .filter(Q(created_at__lt=stale) & (never_resent | due_again) | never_rung)
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
     )
@@ -234,7 +236,12 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
         first_messages = dict(
             Case.objects.filter(pk__in=waiting).values_list("pk", "messages__body").order_by("pk", "messages__id")
         )
-        for case_id in case_ids:
-            publish(TRIAGE_TASK, case_id, queue=triage.queue_for_text(first_messages.get(case_id) or ""))
+        for sent, case_id in enumerate(case_ids):
+            if not publish(TRIAGE_TASK, case_id, queue=triage.queue_for_text(first_messages.get(case_id) or "")):
+                # The broker is away: the rest would each wait the publish deadline, and stamped they would wait
+                # RESEND_BACKOFF after it returns. Unstamped, the first sweep after it returns rings them all.
+                case_services.mark_triage_not_requested(case_ids[sent:])
+                logger.warning("sweep re-sent triage for %s cases; the broker took no more", sent)
+                return sent
         logger.warning("sweep re-sent triage for %s cases", len(case_ids))
     return len(case_ids)

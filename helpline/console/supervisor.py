@@ -23,11 +23,16 @@ from helpline.roster.models import Shift
 from helpline.roster.selectors import is_supervisor
 from helpline.roster.services import LOCAL
 from notifications import surge
+from notifications.delivery_health import delivery_health
 
 
 def _board_context() -> dict:
     now = timezone.now()
+    delivery = delivery_health(now)
     return {
+        # Staff alerts the provider refuses (a Twilio outage): shown above everything while most of them fail.
+        "delivery": delivery,
+        "delivery_minutes": delivery.as_dict()["window_seconds"] // 60,
         "surge": surge.current_surge(),
         "pressure": surge.surge_pressure(now),
         "waiting": case_reads.waiting_for_a_person(),

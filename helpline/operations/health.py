@@ -1,5 +1,6 @@
 """GET /healthz/: whether intake works (the database answers), and whether the work behind it runs: the broker,
-beat's heartbeat, and a consumer for every worker queue. Answers within about a second whatever is down."""
+beat's heartbeat, a consumer for every worker queue, and whether staff alerts get out (Twilio refusing them).
+Answers within about a second whatever is down."""
 from __future__ import annotations
 
 import time
@@ -15,6 +16,7 @@ from django.views.decorators.http import require_GET
 from helpline.cases import dispatch
 from helpline.cases.models import Heartbeat
 from helpline.cases.tasks import BEAT_HEARTBEAT, WORKER_HEARTBEAT_PREFIX, queue_heartbeat_name
+from notifications.delivery_health import delivery_health
 
 BROKER_CHECK_TIMEOUT_SECONDS = 1.0
 # A monitor polling every second must not open a broker connection every second; nor may a hung broker make
@@ -81,6 +83,16 @@ def _work_state(ages: dict[str, float]) -> tuple[dict, list[str]]:
     return {"heartbeat_age_seconds": beat_age, "queues": queues, "workers": workers}, problems
 
 
+def _staff_alert_state() -> tuple[dict, list[str]]:
+    """Staff alerts the provider refused in the last few minutes (notifications.delivery_health): while most fail,
+    cases are assigned to people who do not know it, so a monitor should warn even though intake works."""
+    health = delivery_health()
+    if not health.is_failing:
+        return health.as_dict(), []
+    minutes = round(health.as_dict()["window_seconds"] / 60)
+    return health.as_dict(), [f"staff alerts failing: {health.failures} of {health.sends} sends in {minutes} min"]
+
+
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -96,6 +108,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
         work, problems = _work_state(_heartbeat_ages())
     except Exception:  # the database went away between the two queries
         work, problems = {"heartbeat_age_seconds": None, "queues": {}, "workers": {}}, ["heartbeats unreadable"]
+    try:
+        work["staff_alerts"], alert_problems = _staff_alert_state()
+    except Exception:  # as above: the answer must still come
+        work["staff_alerts"], alert_problems = None, ["staff alert deliveries unreadable"]
+    problems += alert_problems
     if broker != "ok":
         problems.insert(0, "the broker is unreachable")
     body = {"status": "degraded" if problems else "ok", "database": database, "broker": broker, **work,

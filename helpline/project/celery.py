@@ -2,9 +2,30 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "helpline.project.settings")
 
 app = Celery("helpline")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# WORKER_NICE_WHEN_READY=10 (deploy/supervisord.conf's general worker): the worker gives way to web and the critical
+# worker once it is working, not while it starts. Started with `nice -n 10` instead, a worker killed during a surge
+# took up to a minute to come back, starved by the very processes it was meant to give way to.
+_NICE_WHEN_READY = int(os.environ.get("WORKER_NICE_WHEN_READY") or 0)
+
+
+def _lower_own_priority() -> None:
+    if _NICE_WHEN_READY and os.getpriority(os.PRIO_PROCESS, 0) < _NICE_WHEN_READY:
+        os.setpriority(os.PRIO_PROCESS, 0, _NICE_WHEN_READY)
+
+
+@worker_process_init.connect
+def _pool_process_gives_way(**_kwargs) -> None:
+    _lower_own_priority()
+
+
+@worker_ready.connect
+def _worker_gives_way_once_ready(**_kwargs) -> None:
+    _lower_own_priority()

@@ -40,7 +40,9 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin without autodiscovery at start: helpline/project/urls.py loads the admin modules, so workers and
+    # beat, which never serve a URL, skip them (import-export, openpyxl and numpy: about half their start time).
+    "django.contrib.admin.apps.SimpleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -128,6 +130,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # A PostgreSQL that hangs (frozen, or its host gone) must not hang a request: connecting gives up after
+    # DATABASE_CONNECT_TIMEOUT seconds (libpq's least is 2), and then the intake spools the contact and answers.
+    # TCP keepalives and tcp_user_timeout drop an open connection to a host that stopped answering within about
+    # 20 s instead of the kernel's two hours; gunicorn's 30 s timeout is the last resort for a frozen server process.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    for option, value in {
+        "connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT", default=3),
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 2,
+        "tcp_user_timeout": 20_000,  # milliseconds
+    }.items():
+        DATABASES["default"]["OPTIONS"].setdefault(option, value)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -6,6 +6,10 @@ from helpline.intake import delivery_webhooks as notification_webhooks
 from helpline.intake import views, webhooks
 from helpline.operations import health
 
+# settings.py installs the admin without autodiscovery (SimpleAdminConfig) so that a restarted worker is back in
+# seconds; the web process registers every app's admin.py here, before the admin's URLs are built.
+admin.autodiscover()
+
 webhook_patterns = [
     path("sms/", webhooks.inbound_sms, name="sms"),
     path("voice/", webhooks.inbound_call, name="voice"),
