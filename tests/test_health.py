@@ -134,8 +134,22 @@ def test_an_unreachable_broker_makes_health_degraded_within_a_second(client, clo
     assert response.json()["problems"][0] == "the broker is unreachable"
 
 
-def test_routine_lines_about_the_periodic_ticks_are_not_logged_but_their_failures_are(caplog):
+def test_by_default_a_task_that_succeeded_is_not_logged_but_one_that_failed_is(caplog):
+    caplog.set_level(logging.INFO)  # the root level; Celery's per-task logger keeps its own (WARNING by default)
+    trace = logging.getLogger("celery.app.trace")
+    done = {"name": "helpline.casework.tasks.triage_case", "id": "b1", "runtime": 0.01, "return_value": None}
+    trace.info("Task %(name)s[%(id)s] succeeded in %(runtime)ss: %(return_value)s", done)
+    trace.error("Task %(name)s[%(id)s] raised unexpected: %(exc)s",
+                {"name": "helpline.casework.tasks.triage_case", "id": "b2", "exc": "OperationalError"})  # fmt: skip
+
+    assert [record.getMessage() for record in caplog.records] == [
+        "Task helpline.casework.tasks.triage_case[b2] raised unexpected: OperationalError"
+    ]
+
+
+def test_with_per_task_lines_on_the_periodic_ticks_are_still_left_out_but_their_failures_are_not(caplog):
     caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="celery.app.trace")  # CELERY_TASK_LOG_LEVEL=INFO
     trace = logging.getLogger("celery.app.trace")
     success = "Task %(name)s[%(id)s] succeeded in %(runtime)ss: %(return_value)s"
 

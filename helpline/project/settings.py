@@ -444,6 +444,7 @@ VOICE_RING_SECONDS = env.int("VOICE_RING_SECONDS", default=20)
 
 # One format for web, worker and beat (Celery keeps these handlers: CELERY_WORKER_HIJACK_ROOT_LOGGER), with UTC
 # timestamps. The ticks that run every few seconds are not logged at INFO unless they have something to say.
+_CELERY_TASK_LOG_LEVEL = env.str("CELERY_TASK_LOG_LEVEL", default="WARNING")
 _QUIET_TICKS = {"()": "helpline.operations.logs.QuietTicks", "tasks": QUIET_TICK_TASKS}
 LOGGING = {
     "version": 1,
@@ -458,8 +459,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
-        "celery.app.trace": {"filters": ["quiet_ticks"]},
-        "celery.worker.strategy": {"filters": ["quiet_ticks"]},
+        # Celery's "Task ... received" and "... succeeded" lines for every task: ~49,000 an hour while a backlog
+        # drains, burying the service's own lines (case stored, assigned, escalated). Failures stay (ERROR);
+        # CELERY_TASK_LOG_LEVEL=INFO brings the per-task lines back when debugging.
+        "celery.app.trace": {"filters": ["quiet_ticks"], "level": _CELERY_TASK_LOG_LEVEL},
+        "celery.worker.strategy": {"filters": ["quiet_ticks"], "level": _CELERY_TASK_LOG_LEVEL},
         "celery.beat": {"filters": ["quiet_ticks"]},
         # Celery gives these two handlers of its own (local time, another format) unless they have one already.
         **{name: {"handlers": ["console"], "propagate": False} for name in ("multiprocessing", "celery.task")},
