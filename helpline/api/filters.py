@@ -27,9 +27,20 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
 
 
+class ChoicesField(django_filters.fields.MultipleChoiceField):
+    """An empty value (`?priority=`) is "not given", as it is for every other filter, not a wrong choice."""
+
+    def clean(self, value):
+        return super().clean([choice for choice in value or [] if choice != ""])
+
+
+class ChoicesFilter(django_filters.MultipleChoiceFilter):
+    field_class = ChoicesField
+
+
 class CaseFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=CaseStatus.choices)
-    priority = django_filters.MultipleChoiceFilter(choices=Priority.choices)
+    status = ChoicesFilter(choices=CaseStatus.choices)
+    priority = ChoicesFilter(choices=Priority.choices)
     category = django_filters.CharFilter()
     channel = django_filters.ChoiceFilter(choices=Channel.choices)
     assigned_to = django_filters.CharFilter(method="filter_assigned_to", help_text="A staff user id, or `me`.")

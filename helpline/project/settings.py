@@ -234,6 +234,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation documents the errors it can answer with (401, 403, 404, 400, 413, 429): helpline/api/schema.py.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "helpline.api.schema.document_error_responses",
+    ],
 }
 
 # --- Celery ----------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from helpline.api import errors
 from helpline.intake import delivery_webhooks as notification_webhooks
 from helpline.intake import views, webhooks
 from helpline.operations import health
@@ -35,3 +36,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]
+
+# Under /api/ these answer in JSON, as the schema documents; elsewhere they are Django's pages.
+handler400 = errors.bad_request
+handler404 = errors.not_found
