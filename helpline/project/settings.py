@@ -76,6 +76,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: an oversized body is answered 413 before anything reads it (helpline/project/request_limits.py).
+    "helpline.project.request_limits.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -390,6 +392,12 @@ VISIT_ADDRESS_RETENTION_DAYS = env.int("VISIT_ADDRESS_RETENTION_DAYS", default=3
 # Where the quick-exit button on the public form leaves to: a neutral site that does not look like help.
 QUICK_EXIT_URL = env.str("QUICK_EXIT_URL", default="https://www.google.com/search?q=vremenska+prognoza")
 MAX_MESSAGE_LENGTH = 5000
+# Twilio joins a long SMS into one webhook of at most 1,600 characters; a longer signed body is cut to this.
+SMS_MAX_LENGTH = 1600
+# Request bodies: far above any form, reply or webhook (a 5,000-character message in Cyrillic, form-encoded, is
+# about 60 KB), far below what could fill memory or the database. A larger body gets a 413 (request_limits.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("REQUEST_BODY_MAX_KB", default=256) * 1024
+UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_MB", default=10) * 1024 * 1024  # the welfare register's spreadsheet
 # The longest voicemail a caller may leave, in seconds.
 VOICEMAIL_MAX_SECONDS = env.int("VOICEMAIL_MAX_SECONDS", default=180)
 # How long each person in the live-call hunt is rung before the next one.
@@ -407,8 +415,8 @@ LOGGING = {
             "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
         },
     },
-    "filters": {"quiet_ticks": _QUIET_TICKS},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"quiet_ticks": _QUIET_TICKS, "redact": {"()": "helpline.operations.logs.RedactPhoneNumbers"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "celery.app.trace": {"filters": ["quiet_ticks"]},
@@ -416,6 +424,8 @@ LOGGING = {
         "celery.beat": {"filters": ["quiet_ticks"]},
         # Celery gives these two handlers of its own (local time, another format) unless they have one already.
         **{name: {"handlers": ["console"], "propagate": False} for name in ("multiprocessing", "celery.task")},
+        # The twilio library logs each API request at INFO with its query (a lookup carries the number it asks about).
+        "twilio.http_client": {"level": "WARNING"},
     },
 }
 

@@ -2,10 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from helpline.api import errors
 from helpline.intake import delivery_webhooks as notification_webhooks
 from helpline.intake import views, webhooks
 from helpline.operations import health
+from helpline.project import errors
 
 webhook_patterns = [
     path("sms/", webhooks.inbound_sms, name="sms"),

@@ -2,9 +2,12 @@
 API, so a client of the API always gets the JSON object the schema documents; elsewhere Django's pages."""
 from __future__ import annotations
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from django.views import defaults
+
+from helpline.project.request_limits import body_too_large
 
 
 def _is_api(request: HttpRequest) -> bool:
@@ -18,6 +21,8 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if isinstance(exception, RequestDataTooBig):  # a body with no declared length, found too large when read
+        return body_too_large(request)
     if _is_api(request):
         return JsonResponse({"detail": _("Bad request.")}, status=400)
     return defaults.bad_request(request, exception)
