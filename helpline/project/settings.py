@@ -440,14 +440,16 @@ CONSOLE_IDLE_MINUTES = env.int("CONSOLE_IDLE_MINUTES", default=30)
 
 # --- Logging in (helpline.access) ---
 # One lockout for the admin, the console and the API token login (django-axes), counted in the database so every
-# web process sees the same numbers. Two counters: failures for one username from one address, and failures from
-# one address for any username. An attacker's failures from their address never lock the same person out at
-# another address; guessing across usernames from one address is stopped by the second counter.
+# web process sees the same numbers. Three counters: failures for one username from one address, from one address
+# for any username, and for one username from every address (helpline/access/lockout.py). An attacker's failures
+# never lock the same person out at an address they have signed in from before.
 AUTHENTICATION_BACKENDS = ["helpline.access.lockout.LockoutBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_HANDLER = "helpline.access.lockout.TwoCounterHandler"
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=5)
 LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=20)
+# Guesses at one name from many addresses together; not counted at an address the person signed in from before.
+LOGIN_FAILURES_PER_USERNAME_EVERYWHERE = env.int("LOGIN_FAILURES_PER_USERNAME_EVERYWHERE", default=50)
 AXES_FAILURE_LIMIT = 1  # the handler answers 1 when either counter has reached its own limit
 AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
 AXES_RESET_ON_SUCCESS = False  # a right password must not wipe an address's count of guesses at other names
