@@ -21,6 +21,18 @@ _WHY = {
 }
 
 _WRITES = {"post", "put", "patch"}
+# Django and DRF refuse a NUL character in any text (PostgreSQL cannot store one): said in the schema, so a client
+# (and schemathesis) knows it is not valid input rather than finding out from a 400.
+NO_NUL = "^[^\\u0000]*$"
+
+
+def _no_nul(schema: dict) -> None:
+    if schema.get("type") == "string" and not {"format", "enum", "pattern"} & schema.keys():
+        schema["pattern"] = NO_NUL
+    for nested in schema.get("properties", {}).values():
+        _no_nul(nested)
+    if isinstance(schema.get("items"), dict):
+        _no_nul(schema["items"])
 
 
 def _add(responses: dict, status: str) -> None:
@@ -29,7 +41,11 @@ def _add(responses: dict, status: str) -> None:
 
 
 def document_error_responses(result: dict, generator, request, public: bool) -> dict:
-    result.setdefault("components", {}).setdefault("schemas", {}).setdefault("ApiError", ERROR)
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("ApiError", ERROR)
+    for name, schema in schemas.items():
+        if name.endswith("Request"):  # what clients send (COMPONENT_SPLIT_REQUEST)
+            _no_nul(schema)
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
@@ -38,8 +54,13 @@ def document_error_responses(result: dict, generator, request, public: bool) -> 
                 _add(responses, "401")
                 _add(responses, "403")
             for parameter in operation.get("parameters", []):
-                if parameter.get("in") == "query" and parameter.get("name") != "page":
-                    # The filters and the stats period read an empty value as "not given" (helpline/api/filters.py).
+                if parameter.get("in") in ("query", "path"):
+                    _no_nul(parameter.get("schema", {}))
+                if parameter.get("name") == "page_size":
+                    parameter.setdefault("schema", {}).setdefault("minimum", 1)  # helpline/api/cases.py
+                if parameter.get("in") == "query":
+                    # The filters, the page and the stats period read an empty value as "not given" (the first
+                    # page, no filter: helpline/api/filters.py).
                     parameter.setdefault("allowEmptyValue", True)
             pages = any(parameter.get("name") == "page" for parameter in operation.get("parameters", []))
             if "{" in path or pages:  # a page past the last one is a 404 too
