@@ -8,7 +8,7 @@ export PORT
 VAR_DIR ?= $(CURDIR)/var
 export VAR_DIR
 
-.PHONY: run test lint bench install migrate messages clean
+.PHONY: run test lint bench fuzz install migrate messages clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,8 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+# The API fuzzed with fresh random examples, as a worker and as a supervisor (make test runs a small fixed set).
+fuzz: install ; FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} HYPOTHESIS_RANDOM=1 $(BIN)/pytest tests/test_api_schema_fuzz.py -p no:cacheprovider
 faults: install ; $(BIN)/python benchmarks/faults.py  # fault injection on a stack of its own, ~15 min; not in `make test`
 triage-bench: install ; $(BIN)/python benchmarks/semantic_triage.py --worker  # triage cost a message, worker rate, request path
 

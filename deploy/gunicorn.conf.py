@@ -8,17 +8,21 @@ timeout = 30
 # Intake answers within a second, so a stop (Ctrl-C, a restart) need not wait gunicorn's default 30 s.
 graceful_timeout = 5
 accesslog = "-"
-# The time is the line's own UTC timestamp (below), so gunicorn's local-time %(t)s is left out.
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+# The time is the line's own UTC timestamp (below), so gunicorn's local-time %(t)s is left out. The path without
+# its query string (%(U)s, not the request line %(r)s): a search's query carries names, numbers and message words.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 
 _line = {"()": "helpline.operations.logs.UTCFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"generic": _line},
+    "filters": {"redact": {"()": "helpline.operations.logs.RedactPhoneNumbers"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stdout"},
-        "error_console": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stderr"},
+        "console": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stdout",
+                    "filters": ["redact"]},
+        "error_console": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stderr",
+                          "filters": ["redact"]},
     },
     "root": {"level": "INFO", "handlers": []},
     "loggers": {

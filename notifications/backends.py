@@ -61,11 +61,17 @@ class Lookup:
         return bool(self.provider_sid)
 
 
+def _described(message: OutgoingMessage) -> str:
+    """What a log may say about a message: its notification, the masked number and the length, never the words
+    (a staff reply quotes the citizen's situation; the full text is on the case page and in the admin)."""
+    return f"notification {message.notification_id} to {mask_phone(message.to)}, {len(message.body)} characters"
+
+
 class ConsoleBackend:
-    """Development: writes what would be sent to the log. Never reaches a phone."""
+    """Development: logs that a message would be sent (not its words). Never reaches a phone."""
 
     def send(self, message: OutgoingMessage) -> SendResult:
-        logger.warning("[console %s to %s] %s", message.channel, mask_phone(message.to), message.body)
+        logger.warning("[console %s] %s", message.channel, _described(message))
         return SendResult(ok=True, provider_sid=f"console-{uuid.uuid4().hex}")
 
     def find_sent(self, message: OutgoingMessage, *, since: dt.datetime, known_sids: frozenset[str]) -> Lookup:
@@ -76,7 +82,7 @@ class DrillBackend:
     """Where a drill case's notifications go, whatever SMS_BACKEND says: logged, never sent to a phone."""
 
     def send(self, message: OutgoingMessage) -> SendResult:
-        logger.info("[drill %s to %s, not sent] %s", message.channel, mask_phone(message.to), message.body)
+        logger.info("[drill %s, not sent] %s", message.channel, _described(message))
         return SendResult(ok=True, provider_sid=f"drill-{uuid.uuid4().hex}")
 
     def find_sent(self, message: OutgoingMessage, *, since: dt.datetime, known_sids: frozenset[str]) -> Lookup:

@@ -35,6 +35,17 @@ def test_a_shift_edited_through_the_api_is_in_the_audit_trail_with_its_author(su
     assert supervisor.user.username in page
 
 
+def test_a_shift_edited_in_the_console_is_in_the_audit_trail_with_its_author(supervisor, client):
+    shift = ShiftFactory(note="")
+    local = timezone.localtime(shift.starts_at)
+    client.force_login(supervisor.user)
+    form = {"staff": shift.staff.pk, "day": local.date().isoformat(), "starts": local.strftime("%H:%M"),
+            "ends": timezone.localtime(shift.ends_at).strftime("%H:%M"), "note": "bolovanje"}  # fmt: skip
+    assert client.post(f"/console/roster/shifts/{shift.pk}/", form).status_code == 302
+    latest = shift.history.latest()
+    assert (latest.note, latest.history_user, latest.history_type) == ("bolovanje", supervisor.user, "~")
+
+
 def test_staff_profiles_and_triage_rules_keep_their_history(supervisor):
     worker = StaffFactory()
     api = APIClient(HTTP_AUTHORIZATION=f"Token {api_token(supervisor.user)}")

@@ -1,10 +1,12 @@
 """One lockout for every way in (admin, console, API token): per username at an address, per address across
-usernames, in the database, and blind to a client's own X-Forwarded-For."""
+usernames, per username across addresses (except where the person signed in before), in the database, and blind to
+a client's own X-Forwarded-For. Across separate web processes: tests/test_lockout_across_processes.py."""
 import datetime as dt
 
 import pytest
 import time_machine
 from axes.models import AccessAttempt
+from django.test import Client
 
 from tests.factories import StaffFactory
 
@@ -76,6 +78,18 @@ def test_an_attackers_failures_do_not_lock_the_same_person_out_at_another_addres
     for n in range(10):
         log_in(client, worker.username, f"guess{n}", REMOTE_ADDR=ATTACKER)
     assert log_in(client, worker.username, PASSWORD, REMOTE_ADDR=HOME).status_code == success
+
+
+def test_guesses_at_one_name_from_many_addresses_stop_where_the_person_never_signed_in(worker, way_in, settings):
+    settings.LOGIN_FAILURES_PER_USERNAME_EVERYWHERE = 6
+    log_in, success = way_in
+    assert log_in(Client(), worker.username, PASSWORD, REMOTE_ADDR=HOME).status_code == success
+    # A botnet: one guess from each address, far below each address's own limits.
+    codes = [log_in(Client(), worker.username, f"guess{n}", REMOTE_ADDR=f"203.0.113.{n}").status_code for n in range(6)]
+    assert 429 not in codes[:5] and codes[5] == 429
+    assert log_in(Client(), worker.username, PASSWORD, REMOTE_ADDR="203.0.113.99").status_code == 429
+    assert log_in(Client(), worker.username, PASSWORD, REMOTE_ADDR=HOME).status_code == success  # their usual place
+    assert log_in(Client(), "someone-else", "guess", REMOTE_ADDR="203.0.113.99").status_code != 429
 
 
 def test_a_rotating_x_forwarded_for_does_not_help_with_the_default_settings(client, worker, way_in):

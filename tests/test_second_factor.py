@@ -121,3 +121,12 @@ def test_a_worker_may_not_reset_anyones_second_factor():
 
     with pytest.raises(PermissionDenied):
         reset_second_factor(_person("worker"), by=_person("worker").user)
+
+
+def test_the_console_navigation_leads_to_the_second_factor_page_in_bosnian_and_english(client):
+    _log_in(client, _person("worker"))
+    page = client.get("/console/").content.decode()
+    assert '<a href="/console/two-factor/">Drugi faktor</a>' in page
+    client.post("/i18n/setlang/", {"language": "en", "next": "/console/"})
+    page = client.get("/console/two-factor/").content.decode()
+    assert '<a href="/console/two-factor/" aria-current="page">Second factor</a>' in page

@@ -1,9 +1,15 @@
 """The one login lockout for the admin, the console and the API token login (django-axes, database counters).
 
-Two counters over the cool-off window, each with its own limit: failures for one username from one address
-(LOGIN_FAILURES_PER_USERNAME) and failures from one address for any username (LOGIN_FAILURES_PER_ADDRESS). A
-person who mistypes is stopped after a few tries; someone trying many names from one address is stopped too; and
-nobody can lock a named worker out everywhere, because no counter spans addresses.
+Three counters over the cool-off window, each with its own limit: failures for one username from one address
+(LOGIN_FAILURES_PER_USERNAME), failures from one address for any username (LOGIN_FAILURES_PER_ADDRESS), and
+failures for one username from every address together (LOGIN_FAILURES_PER_USERNAME_EVERYWHERE). A person who
+mistypes is stopped after a few tries; someone trying many names from one address is stopped too; and guesses at
+one name spread over many addresses (a botnet) are stopped by the third, which is far above the others, so one
+address alone never reaches it.
+
+Nobody can lock a named worker out by failing on purpose: the first two counters are per address, and the third
+does not apply at an address the person has signed in from before (axes' access log), so they still get in from
+their usual places while someone guesses at their name from elsewhere.
 """
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from axes.attempts import get_cool_off_threshold
 from axes.backends import AxesStandaloneBackend
 from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_client_username
-from axes.models import AccessAttempt
+from axes.models import AccessAttempt, AccessLog
 from django.conf import settings
 from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -42,12 +48,20 @@ class TwoCounterHandler(AxesDatabaseHandler):
         recent = AccessAttempt.objects.filter(
             attempt_time__gte=get_cool_off_threshold(request), ip_address=request.axes_ip_address
         )
-        per_username = _failures(recent.filter(username=get_client_username(request, credentials)))
+        username = get_client_username(request, credentials)
+        per_username = _failures(recent.filter(username=username))
         per_address = _failures(recent)
         reached = (
             per_username >= settings.LOGIN_FAILURES_PER_USERNAME or per_address >= settings.LOGIN_FAILURES_PER_ADDRESS
-        )
+        ) or (username and self._guessed_at_everywhere(request, username))
         return settings.AXES_FAILURE_LIMIT if reached else 0
+
+    @staticmethod
+    def _guessed_at_everywhere(request, username: str) -> bool:
+        everywhere = AccessAttempt.objects.filter(attempt_time__gte=get_cool_off_threshold(request), username=username)
+        if _failures(everywhere) < settings.LOGIN_FAILURES_PER_USERNAME_EVERYWHERE:
+            return False
+        return not AccessLog.objects.filter(username=username, ip_address=request.axes_ip_address).exists()
 
 
 class LockoutBackend(AxesStandaloneBackend):

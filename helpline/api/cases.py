@@ -49,6 +49,14 @@ class CasePagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 100
 
+    def get_page_size(self, request) -> int:
+        """A page size that is not a whole number above 0 is a 400, not quietly replaced by the default (DRF's
+        way), so a client's mistake shows; an empty one is "not given", and one above the maximum is the maximum."""
+        asked = request.query_params.get(self.page_size_query_param, "")
+        if asked and not (asked.isdigit() and int(asked) > 0):
+            raise ValidationError({self.page_size_query_param: [_("A whole number above 0.")]})
+        return super().get_page_size(request)
+
 
 ACTION_RESPONSES = {
     200: CaseListSerializer,

@@ -2,8 +2,10 @@
 import datetime as dt
 
 import django_filters
+from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
 from django_filters.fields import IsoDateTimeField
 
 from helpline.cases.models import Case, CaseStatus, Channel, Priority
@@ -28,15 +30,46 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
 
 
+class ChoicesField(django_filters.fields.MultipleChoiceField):
+    """An empty value (`?priority=`) is "not given", as it is for every other filter, not a wrong choice."""
+
+    def clean(self, value):
+        return super().clean([choice for choice in value or [] if choice != ""])
+
+
+class ChoicesFilter(django_filters.MultipleChoiceFilter):
+    field_class = ChoicesField
+
+
+class YesNoField(forms.NullBooleanField):
+    """true or false (1 or 0); empty is "not given". Anything else is a 400, not quietly "not given" as Django's
+    NullBooleanField reads "null" or a typo: a client asking for drill=ture must not get every case."""
+
+    widget = forms.TextInput  # the value as sent (NullBooleanField's select turns anything unknown into None)
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        if value in (True, "true", "True", "1"):
+            return True
+        if value in (False, "false", "False", "0"):
+            return False
+        raise ValidationError(_("Enter true or false."), code="invalid")
+
+
+class YesNoFilter(django_filters.BooleanFilter):
+    field_class = YesNoField
+
+
 class CaseFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=CaseStatus.choices)
-    priority = django_filters.MultipleChoiceFilter(choices=Priority.choices)
+    status = ChoicesFilter(choices=CaseStatus.choices)
+    priority = ChoicesFilter(choices=Priority.choices)
     category = django_filters.CharFilter()
     channel = django_filters.ChoiceFilter(choices=Channel.choices)
     assigned_to = django_filters.CharFilter(method="filter_assigned_to", help_text="A staff user id, or `me`.")
-    escalated = django_filters.BooleanFilter(field_name="is_escalated")
-    drill = django_filters.BooleanFilter(field_name="is_drill", help_text="Rehearsal cases from `manage.py drill`.")
-    overdue = django_filters.BooleanFilter(field_name="is_overdue", help_text="The acknowledgement deadline passed.")
+    escalated = YesNoFilter(field_name="is_escalated")
+    drill = YesNoFilter(field_name="is_drill", help_text="Rehearsal cases from `manage.py drill`.")
+    overdue = YesNoFilter(field_name="is_overdue", help_text="The acknowledgement deadline passed.")
     created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     search = django_filters.CharFilter(

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from knox.views import LoginView as KnoxLoginView
 from knox.views import LogoutAllView as KnoxLogoutAllView
@@ -161,8 +162,8 @@ class StatsView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("created_after", str, description="ISO date-time; default: 7 days ago"),
-            OpenApiParameter("created_before", str, description="ISO date-time; default: now"),
+            OpenApiParameter("created_after", OpenApiTypes.DATETIME, description="ISO date-time; default: 7 days ago"),
+            OpenApiParameter("created_before", OpenApiTypes.DATETIME, description="ISO date-time; default: now"),
         ],
         responses=inline_serializer("Stats", {"period": serializers.DictField(), "cases": serializers.IntegerField()}),
     )

@@ -23,7 +23,7 @@ class StaffRefSerializer(serializers.ModelSerializer):
 
 class CaseListSerializer(serializers.ModelSerializer):
     caller = serializers.SerializerMethodField()
-    assigned_to = StaffRefSerializer(read_only=True)
+    assigned_to = StaffRefSerializer(read_only=True, allow_null=True)
     is_overdue = serializers.BooleanField(read_only=True)
 
     class Meta:

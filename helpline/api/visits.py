@@ -7,6 +7,7 @@ import datetime as dt
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -61,9 +62,13 @@ class PinSerializer(serializers.Serializer):
     pin = serializers.CharField(max_length=6, required=False, allow_blank=True, default="")
 
 
+PIN_PATTERN = r"^[0-9]{4,6}$"  # in the schema too, so a client knows before it asks (services.set_pins checks)
+_PIN_ERRORS = {"invalid": gettext_lazy("A PIN is 4 to 6 digits.")}
+
+
 class PinsSerializer(serializers.Serializer):
-    checkout_pin = serializers.CharField(max_length=6)
-    duress_pin = serializers.CharField(max_length=6)
+    checkout_pin = serializers.RegexField(PIN_PATTERN, error_messages=_PIN_ERRORS)
+    duress_pin = serializers.RegexField(PIN_PATTERN, error_messages=_PIN_ERRORS)
 
 
 class IncidentSerializer(serializers.ModelSerializer):

@@ -36,7 +36,12 @@ class CaseAdmin(case_admin.CaseAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
-        return fields if self._may_see(request, obj) else [*fields, "masked_contact"]
+        return [*fields, "caller_number"] if self._may_see(request, obj) else [*fields, "masked_contact"]
+
+    @admin.display(description=_("caller's number"))
+    def caller_number(self, case: Case) -> str:
+        """Shown only to those who may see contact details (get_readonly_fields): the caller field shows it masked."""
+        return str(case.caller.phone) if case.caller_id else "-"
 
     @admin.display(description=_("contact"))
     def masked_contact(self, case: Case) -> str:

@@ -32,12 +32,16 @@ def move_shift(
     note: str = "",
 ) -> Shift:  # fmt: skip
     _require_supervisor(by)
+    # Saved, not updated in the database directly: the audit trail (django-simple-history) records a save, with
+    # who made it, and a queryset update would leave the change out of it.
+    shift.staff, shift.starts_at, shift.ends_at, shift.note = staff, starts_at, ends_at, note
+    shift._history_user = by
     try:
         with transaction.atomic():
-            Shift.objects.filter(pk=shift.pk).update(staff=staff, starts_at=starts_at, ends_at=ends_at, note=note)
+            shift.save(update_fields=["staff", "starts_at", "ends_at", "note"])
     except IntegrityError:
+        shift.refresh_from_db()
         raise ValueError(_("This person already has a shift starting at that time.")) from None
-    shift.refresh_from_db()
     return shift
 
 

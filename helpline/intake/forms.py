@@ -25,8 +25,19 @@ class IdempotencyKeyField(forms.CharField):
         super().__init__(required=False, max_length=100)
 
 
+class MessageField(forms.CharField):
+    """A citizen's message, checked for length on the server only. A maxlength attribute would make the browser cut
+    a pasted text at the limit without a word; instead the page comes back with the whole text in the box and says
+    how long it is, so the person can shorten it or send the rest as a follow-up."""
+
+    def widget_attrs(self, widget):
+        attrs = super().widget_attrs(widget)
+        attrs.pop("maxlength", None)
+        return attrs
+
+
 class InquiryForm(forms.Form):
-    message = forms.CharField(
+    message = MessageField(
         label=_("What is happening? How can we help?"),
         max_length=settings.MAX_MESSAGE_LENGTH,
         widget=forms.Textarea(attrs={"rows": 8}),
@@ -76,7 +87,7 @@ class StatusCheckForm(forms.Form):
 
 
 class FollowUpForm(StatusCheckForm):
-    message = forms.CharField(
+    message = MessageField(
         label=_("Write to us again"), max_length=settings.MAX_MESSAGE_LENGTH, widget=forms.Textarea(attrs={"rows": 5})
     )
     idempotency_key = IdempotencyKeyField()

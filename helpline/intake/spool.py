@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -130,6 +131,8 @@ def spool_on_failure(fallback: Callable[..., HttpResponse]):
         def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             try:
                 return view(request, *args, **kwargs)
+            except SuspiciousOperation:
+                raise  # bad input (a body over the cap), not a storage failure: Django answers it (400/413)
             except Exception as error:
                 # The class only: a database error's text can quote the citizen's number or words.
                 logger.error("intake %s failed (%s); spooling the contact", request.path, type(error).__name__)

@@ -62,6 +62,17 @@ def _param(request: HttpRequest, name: str) -> str:
     return request.POST.get(name, "").replace("\x00", "")
 
 
+def _sms_body(request: HttpRequest) -> str:
+    """The SMS text, at most SMS_MAX_LENGTH characters: Twilio never sends more in one webhook (it joins a long
+    SMS up to 1,600), so a longer body was not typed on a phone. Its start is kept, not the whole request refused:
+    whatever of it came from a person still reaches a worker."""
+    body = _param(request, "Body")
+    if len(body) > settings.SMS_MAX_LENGTH:
+        logger.warning("signed SMS body of %s characters cut to %s", len(body), settings.SMS_MAX_LENGTH)
+        body = body[: settings.SMS_MAX_LENGTH]
+    return body
+
+
 def _int_param(request: HttpRequest, name: str) -> int | None:
     value = request.POST.get(name, "")
     return int(value) if value.isdigit() else None
@@ -92,7 +103,7 @@ def _sms_reply(kind: str, *, reference: str, is_new_case: bool, language: str, s
 
 def _spool_sms(request: HttpRequest) -> HttpResponse:
     """The SMS kept in the spool under a reserved reference, answered as a new case's first SMS would be."""
-    body = _param(request, "Body")
+    body = _sms_body(request)
     message_sid = _param(request, "MessageSid") or f"spooled-{uuid.uuid4()}"
     contact = spool.spool_contact(
         "sms",
@@ -119,7 +130,7 @@ def inbound_sms(request: HttpRequest) -> HttpResponse:
     received = services.receive_sms(
         message_sid=message_sid,
         from_number=from_number,
-        body=_param(request, "Body"),
+        body=_sms_body(request),
         num_media=_int_param(request, "NumMedia") or 0,
         is_drill=is_drill_request(request),
     )

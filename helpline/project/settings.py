@@ -80,6 +80,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads a body: an oversized one is answered 413 (helpline/project/request_limits.py).
+    "helpline.project.request_limits.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -252,6 +254,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation documents the errors it can answer with (401, 403, 404, 400, 413, 429): helpline/api/schema.py.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "helpline.api.schema.document_error_responses",
+    ],
 }
 
 # --- Celery ----------------------------------------------------------------------------------------------
@@ -437,6 +444,12 @@ READ_LOG_POLL_EVERY_SECONDS = env.int("READ_LOG_POLL_EVERY_SECONDS", default=600
 # Where the quick-exit button on the public form leaves to: a neutral site that does not look like help.
 QUICK_EXIT_URL = env.str("QUICK_EXIT_URL", default="https://www.google.com/search?q=vremenska+prognoza")
 MAX_MESSAGE_LENGTH = 5000
+# Twilio joins a long SMS into one webhook of at most 1,600 characters; a longer signed body is cut to this.
+SMS_MAX_LENGTH = 1600
+# Request bodies: far above any form, reply or webhook (a 5,000-character message in Cyrillic, form-encoded, is
+# about 60 KB), far below what could fill memory or the database. A larger body gets a 413 (request_limits.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("REQUEST_BODY_MAX_KB", default=256) * 1024
+UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_MB", default=10) * 1024 * 1024  # the welfare register's spreadsheet
 # The longest voicemail a caller may leave, in seconds.
 VOICEMAIL_MAX_SECONDS = env.int("VOICEMAIL_MAX_SECONDS", default=180)
 # How long each person in the live-call hunt is rung before the next one.
@@ -455,8 +468,8 @@ LOGGING = {
             "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
         },
     },
-    "filters": {"quiet_ticks": _QUIET_TICKS},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"quiet_ticks": _QUIET_TICKS, "redact": {"()": "helpline.operations.logs.RedactPhoneNumbers"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # Celery's "Task ... received" and "... succeeded" lines for every task: ~49,000 an hour while a backlog
@@ -467,6 +480,8 @@ LOGGING = {
         "celery.beat": {"filters": ["quiet_ticks"]},
         # Celery gives these two handlers of its own (local time, another format) unless they have one already.
         **{name: {"handlers": ["console"], "propagate": False} for name in ("multiprocessing", "celery.task")},
+        # The twilio library logs each API request at INFO with its query (a lookup carries the number it asks about).
+        "twilio.http_client": {"level": "WARNING"},
     },
 }
 
@@ -481,14 +496,16 @@ CONSOLE_IDLE_MINUTES = env.int("CONSOLE_IDLE_MINUTES", default=30)
 
 # --- Logging in (helpline.access) ---
 # One lockout for the admin, the console and the API token login (django-axes), counted in the database so every
-# web process sees the same numbers. Two counters: failures for one username from one address, and failures from
-# one address for any username. An attacker's failures from their address never lock the same person out at
-# another address; guessing across usernames from one address is stopped by the second counter.
+# web process sees the same numbers. Three counters: failures for one username from one address, from one address
+# for any username, and for one username from every address (helpline/access/lockout.py). An attacker's failures
+# never lock the same person out at an address they have signed in from before.
 AUTHENTICATION_BACKENDS = ["helpline.access.lockout.LockoutBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_HANDLER = "helpline.access.lockout.TwoCounterHandler"
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=5)
 LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=20)
+# Guesses at one name from many addresses together; not counted at an address the person signed in from before.
+LOGIN_FAILURES_PER_USERNAME_EVERYWHERE = env.int("LOGIN_FAILURES_PER_USERNAME_EVERYWHERE", default=50)
 AXES_FAILURE_LIMIT = 1  # the handler answers 1 when either counter has reached its own limit
 AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
 AXES_RESET_ON_SUCCESS = False  # a right password must not wipe an address's count of guesses at other names

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from helpline.intake import delivery_webhooks as notification_webhooks
 from helpline.intake import views, webhooks
 from helpline.operations import health
+from helpline.project import errors
 
 # settings.py installs the admin without autodiscovery (SimpleAdminConfig) so that a restarted worker is back in
 # seconds; the web process registers every app's admin.py here, before the admin's URLs are built.
@@ -41,3 +42,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]
+
+# Under /api/ these answer in JSON, as the schema documents; elsewhere they are Django's pages.
+handler400 = errors.bad_request
+handler404 = errors.not_found
