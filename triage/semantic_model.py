@@ -13,14 +13,16 @@ import logging
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from triage.semantic.model import DEFAULT_HEAD_FILE, SemanticTriage
+if TYPE_CHECKING:
+    from triage.semantic.model import SemanticTriage
 
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _loaded: dict[str, object] = {}  # "pid", "model" (a SemanticTriage or None), "problem"
-head_file: Path = DEFAULT_HEAD_FILE  # tests point this at a missing file to see the fallback
+head_file: Path | None = None  # the shipped head; tests point this at a missing file to see the fallback
 
 
 def semantic_model() -> SemanticTriage | None:
@@ -31,7 +33,11 @@ def semantic_model() -> SemanticTriage | None:
         if _loaded.get("pid") != os.getpid():
             model, problem = None, ""
             try:
-                model = SemanticTriage.load(head_file)
+                # Imported here, not at the top: numpy and the model's modules would otherwise load in every
+                # worker and beat at start, lengthening a restart after a crash, and beat never triages.
+                from triage.semantic.model import DEFAULT_HEAD_FILE, SemanticTriage
+
+                model = SemanticTriage.load(head_file or DEFAULT_HEAD_FILE)
             except Exception as error:  # whatever the cause, triage goes on with the rules
                 problem = f"{type(error).__name__}: {error}"
                 logger.warning(

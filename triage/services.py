@@ -10,6 +10,7 @@ import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -21,8 +22,10 @@ from triage import selectors
 from triage.classification import Classification, classify_text, reads_as_critical
 from triage.models import TriageCorrection, TriageRule
 from triage.semantic.combination import combine
-from triage.semantic.model import Prediction
 from triage.semantic_model import semantic_model
+
+if TYPE_CHECKING:
+    from triage.semantic.model import Prediction
 
 logger = logging.getLogger(__name__)
 

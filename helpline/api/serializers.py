@@ -1,6 +1,7 @@
 """The public inquiry API's shapes. Field errors come back per field, in the request's language."""
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from phonenumber_field.serializerfields import PhoneNumberField
 from rest_framework import serializers
 
@@ -19,22 +20,51 @@ def encodable_text(value: str) -> str:
     return value
 
 
+class TextField(serializers.CharField):
+    """Text, and only text: DRF's CharField turns a number into a string, which hides a client's bug (the schema
+    says string). A number, a list or true is refused with the field's error, and nothing is stored."""
+
+    default_error_messages = {"invalid": _("Not valid text: send a string.")}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class YesNoField(serializers.BooleanField):
+    """true, false or null, as the schema says: DRF would also take 0, 1, "yes" or "off", guessing at a client's
+    meaning on a question about a citizen's safety."""
+
+    default_error_messages = {"invalid": _("Must be true, false or null.")}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+@extend_schema_field({"oneOf": [{"type": "string", "format": "email"}, {"type": "string", "maxLength": 0}]})
+class OptionalEmailField(serializers.EmailField):
+    """An e-mail address, or "" for none (the form sends an empty field): the schema says both."""
+
+
 class SafeContactSerializer(serializers.Serializer):
-    call = serializers.BooleanField(required=False, allow_null=True, default=None, help_text=_("Is it safe to call?"))
-    text = serializers.BooleanField(required=False, allow_null=True, default=None, help_text=_("Is it safe to text?"))
-    note = serializers.CharField(
+    call = YesNoField(required=False, allow_null=True, default=None, help_text=_("Is it safe to call?"))
+    text = YesNoField(required=False, allow_null=True, default=None, help_text=_("Is it safe to text?"))
+    note = TextField(
         required=False, allow_blank=True, default="", max_length=500, validators=[encodable_text],
         help_text=_("When it is safe to contact you, in your own words."),
     )  # fmt: skip
 
 
 class InquiryCreateSerializer(serializers.Serializer):
-    message = serializers.CharField(max_length=settings.MAX_MESSAGE_LENGTH, validators=[encodable_text])
-    name = serializers.CharField(
+    message = TextField(max_length=settings.MAX_MESSAGE_LENGTH, validators=[encodable_text])
+    name = TextField(
         required=False, allow_blank=True, default="", max_length=200, validators=[encodable_text]
     )
     phone = PhoneNumberField(required=False, allow_blank=True, default="", region="BA")
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    email = OptionalEmailField(required=False, allow_blank=True, default="")
     language = serializers.ChoiceField(choices=sorted(LANGUAGE_ALIASES), required=False, allow_null=True, default=None)
     safe_contact = SafeContactSerializer(required=False, default=dict)
 
@@ -49,7 +79,7 @@ class InquiryCreatedSerializer(serializers.Serializer):
 
 
 class FollowUpSerializer(serializers.Serializer):
-    message = serializers.CharField(max_length=settings.MAX_MESSAGE_LENGTH, validators=[encodable_text])
+    message = TextField(max_length=settings.MAX_MESSAGE_LENGTH, validators=[encodable_text])
 
 
 class CitizenReplySerializer(serializers.ModelSerializer):
