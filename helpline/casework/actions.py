@@ -22,7 +22,7 @@ from helpline.cases.selectors import by_urgency
 from helpline.casework.selectors import cases_visible_to
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import is_staff_member, is_supervisor
-from notifications import acknowledgement, ladder, outbox, surge
+from notifications import acknowledgement, crisis, ladder, outbox, surge
 from triage import services as triage
 
 logger = logging.getLogger(__name__)
@@ -177,6 +177,24 @@ def do_end_surge(*, by: AbstractBaseUser):
     return surge.end_surge(by=by)
 
 
+def do_declare_crisis_event(*, by: AbstractBaseUser, **fields) -> crisis.CrisisEvent:
+    """Raises ValueError with a message for the supervisor when the event cannot group or answer anything."""
+    _require_supervisor(by)
+    return crisis.declare_event(by=by, **fields)
+
+
+def do_end_crisis_event(event, *, by: AbstractBaseUser):
+    _require_supervisor(by)
+    return crisis.end_event(event, by=by)
+
+
+def do_broadcast_to_crisis_event(event, *, by: AbstractBaseUser, token: str, text: str, text_cyrillic: str = ""):
+    """One reply to every citizen grouped into the event, sent by a worker; the form's token makes a re-click a
+    no-op."""
+    _require_supervisor(by)
+    return crisis.start_broadcast(event, by=by, token=token, text=text, text_cyrillic=text_cyrillic)
+
+
 def do_call_out(*, by: AbstractBaseUser) -> int:
     """Ask off-duty and reserve staff to come in (surge mode must be on)."""
     _require_supervisor(by)
@@ -187,14 +205,15 @@ def do_call_out(*, by: AbstractBaseUser) -> int:
 
 
 def do_triage_case(case_id: int) -> Case | None:
-    """Classify the case (triage), then, if nobody has it yet, give it to someone by the assignment policy and
-    start their acknowledgement clock (notifications); if someone has it and the citizen wrote again, tell them.
-    One transaction: the case row stays locked throughout."""
+    """Classify the case (triage) and group it into the crisis events it names, then, if nobody has it yet, give it
+    to someone by the assignment policy and start their acknowledgement clock (notifications); if someone has it
+    and the citizen wrote again, tell them. One transaction: the case row stays locked throughout."""
     with transaction.atomic():
         run = triage.triage_case(case_id)
         if run is None:
             return None
         case = run.case
+        crisis.group_case(case)
         if case.assigned_to_id is None and case.status == CaseStatus.TRIAGED:
             case = ladder.assign_by_policy(case)
         elif run.read_follow_up and case.assigned_to_id is not None and case.is_open:
