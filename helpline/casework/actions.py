@@ -205,20 +205,30 @@ def do_call_out(*, by: AbstractBaseUser) -> int:
 
 
 def do_triage_case(case_id: int) -> Case | None:
-    """Classify the case (triage) and group it into the crisis events it names, then, if nobody has it yet, give it
-    to someone by the assignment policy and start their acknowledgement clock (notifications); if someone has it
-    and the citizen wrote again, tell them. One transaction: the case row stays locked throughout."""
+    """Classify the case (triage) and group it into the crisis events it names, under the case's row lock; if
+    someone has it and the citizen wrote again, tell them. Then, once that has committed, give waiting cases to
+    people on duty in a batch (this one among them, most urgent first), unless a batch already in line will."""
     with transaction.atomic():
         run = triage.triage_case(case_id)
         if run is None:
             return None
         case = run.case
         crisis.group_case(case)
-        if case.assigned_to_id is None and case.status == CaseStatus.TRIAGED:
-            case = ladder.assign_by_policy(case)
-        elif run.read_follow_up and case.assigned_to_id is not None and case.is_open:
+        needs_a_person = case.assigned_to_id is None and case.status == CaseStatus.TRIAGED
+        if not needs_a_person and run.read_follow_up and case.assigned_to_id is not None and case.is_open:
             outbox.tell_assignee_of_follow_up(case)
+    if needs_a_person:
+        given = ladder.assign_waiting()
+        if case.pk in given:
+            return given[case.pk]
+        case.refresh_from_db(fields=["status", "assigned_to", "acknowledge_by", "escalation_due_at"])
     return case
+
+
+def do_assign_waiting() -> int:
+    """The tick's share: cases waiting for room (someone resolved a case, came on duty, or a triage's batch was
+    left to the turn in line) are given out."""
+    return len(ladder.assign_waiting())
 
 
 def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
