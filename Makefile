@@ -36,7 +36,7 @@ test: install
 	$(BIN)/pytest
 
 bench: install
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py --runs 3
 faults: install ; $(BIN)/python benchmarks/faults.py  # fault injection on a stack of its own, ~15 min; not in `make test`
 
 lint: install
