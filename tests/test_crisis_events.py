@@ -88,13 +88,13 @@ def test_the_events_broadcast_reply_reaches_each_grouped_citizen_once(client, fl
     broadcast.refresh_from_db()
     assert (broadcast.reached, broadcast.skipped) == (2, 1)
     assert not opted_out.messages.filter(direction="outbound", body__contains="Spasilačke").exists()
-    assert "reached 2, skipped 1" in client.get(f"/console/events/{flood.pk}/").content.decode()
+    assert "stiglo do 2, preskočeno 1" in client.get(f"/console/events/{flood.pk}/").content.decode()  # in Bosnian
 
 
 def test_declaring_an_event_needs_a_place_or_keyword_and_an_answer(client, supervisor):
     client.force_login(supervisor.user)
     response = client.post("/console/events/", {"title": "Poplava", "answer": "Sporije odgovaramo."})
-    assert response.status_code == 400 and "place or keyword" in response.content.decode()
+    assert response.status_code == 400 and "barem jedno mjesto ili ključnu riječ" in response.content.decode()
     assert not CrisisEvent.objects.exists()
     response = client.post("/console/events/", {"title": "Poplava", "places": "Maglaj", "answer": "Sporije."})
     assert response.status_code == 302 and CrisisEvent.objects.get().title == "Poplava"
