@@ -11,13 +11,13 @@ import logging
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from helpline.cases import services as case_services
 from helpline.cases.dispatch import publish
-from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, Message
+from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, Direction, Message
 from helpline.cases.selectors import by_urgency
 from helpline.casework.selectors import cases_visible_to
 from helpline.roster.models import StaffProfile
@@ -232,8 +232,8 @@ def do_assign_waiting() -> int:
 
 
 def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
-    """Ring triage again for cases the broker lost: still new 30 s after intake, or triaged but waiting for
-    someone to come on duty. Returns how many were re-sent."""
+    """Ring triage again for cases the broker lost: still new 30 s after intake, or triaged, nobody's, and written
+    to again since. Returns how many were re-sent."""
     now = now or timezone.now()
     stale = now - UNTRIAGED_GRACE
     never_resent = Q(triage_requested_at__lt=F("created_at") + dt.timedelta(seconds=5))
@@ -244,8 +244,15 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
     )
+    # A triaged case nobody has is given out by the assignment tick; it needs triage again only when the citizen
+    # wrote after it was triaged (that doorbell may be the one lost). Re-sending every waiting case instead put
+    # hundreds of needless triage runs a minute in front of new contacts during a surge.
+    written_since_triage = Message.objects.filter(
+        case=OuterRef("pk"), direction=Direction.INBOUND, created_at__gt=OuterRef("triaged_at")
+    )
     unassigned = list(
         Case.objects.filter(status=CaseStatus.TRIAGED, assigned_to__isnull=True)
+        .filter(Exists(written_since_triage))
         .exclude(triage_requested_at__gte=stale)
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
