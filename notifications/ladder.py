@@ -224,7 +224,12 @@ def _assign_one_batch(batch: int) -> tuple[dict[int, Case], bool]:
 # --- Running due steps ------------------------------------------------------------------------------------------
 
 
-def run_due_escalations(now: dt.datetime | None = None, *, limit: int = 100) -> int:
+# Steps per tick (every second). The tick shares the critical worker with critical triage: 100 steps on a busy
+# box held it for seconds while critical cases queued behind; what is left runs in the next second's tick.
+ESCALATION_STEPS_PER_TICK = 25
+
+
+def run_due_escalations(now: dt.datetime | None = None, *, limit: int = ESCALATION_STEPS_PER_TICK) -> int:
     """Claim cases whose next step is due and run each step once. Safe with two beats: SKIP LOCKED plus the
     step-number check. Each case's step runs in its own savepoint: one failing case never holds back the rest."""
     now = now or timezone.now()
