@@ -128,19 +128,19 @@ def ladder_for(priority: str) -> Ladder:
 
 def hand_over(
     case: Case, staff: StaffProfile, *, by: AbstractBaseUser | None = None, explanation: str,
-    restart_clock: bool = True, quiet: bool | None = None, mark_idle_clock: bool = True,
+    restart_clock: bool = True, quiet: bool | None = None, mark_idle_clock: bool = True, policy: Ladder | None = None,
 ) -> Case:  # fmt: skip
     """Give the case to a person and tell them (a call too when it is critical). With restart_clock (triage, a
     supervisor's reassign) their acknowledgement deadline starts and the policy is copied onto the case; the
-    ladder's own reassign step keeps the ladder running instead. A batch passes `quiet` (surge mode, asked once
-    per batch) and restarts the idle clocks once per person itself."""
+    ladder's own reassign step keeps the ladder running instead. A batch passes `quiet` (surge mode) and `policy`
+    (each asked once per batch) and restarts the idle clocks once per person itself."""
     now = timezone.now()
     with transaction.atomic(savepoint=False):  # all or nothing with the caller's transaction, one when none
         case = case_services.assign_case(case, staff.user, by=by, explanation=explanation)
         if mark_idle_clock:
             mark_assigned(staff.user_id, now)
         if restart_clock:
-            ladder = ladder_for(case.priority)
+            ladder = policy or ladder_for(case.priority)
             deadline = now + dt.timedelta(minutes=ladder.acknowledge_within_minutes)
             case_services.start_escalation_clock(case, acknowledge_by=deadline, ladder=ladder.as_snapshot())
         if quiet is None:
@@ -202,6 +202,7 @@ def _assign_one_batch(batch: int) -> tuple[dict[int, Case], bool]:
     if not cases:
         return {}, False
     quiet = surge.current_surge() is not None
+    policies: dict[str, Ladder] = {}
     handed: dict[int, Case] = {}
     assigned_to: dict[int, dt.datetime] = {}
     for case in cases:
@@ -211,9 +212,12 @@ def _assign_one_batch(batch: int) -> tuple[dict[int, Case], bool]:
                 logger.warning("nobody on duty for %s; flagged for immediate escalation", case.reference)
                 case_services.flag_unassignable(case, explanation=choice.explanation)
             continue
+        if case.priority not in policies:
+            policies[case.priority] = ladder_for(case.priority)
         handed[case.pk] = hand_over(
-            case, choice.staff, explanation=choice.summary, quiet=quiet, mark_idle_clock=False
-        )
+            case, choice.staff, explanation=choice.summary, quiet=quiet, mark_idle_clock=False,
+            policy=policies[case.priority],
+        )  # fmt: skip
         pool.count_assignment(choice.staff, now)
         assigned_to[choice.staff.user_id] = now
     for user_id, at in assigned_to.items():  # idle clocks: one update per person, not per case
