@@ -12,8 +12,14 @@ database and Redis database of their own), with the real twilio client sending t
    (critical cases apart), escalation lateness, contacts sent against cases and messages stored (lost and
    duplicated), and the peak memory of each process.
 
-    make bench                                  # 100 contacts a second for 30 s
-    .venv/bin/python benchmarks/run.py --surge  # 10,000 contacts within a minute
+    make bench                                  # 100 contacts a second for 60 s, three runs, and their spread
+    .venv/bin/python benchmarks/run.py --surge  # 10,000 contacts within a minute, 3 workers on duty, surge mode on
+    .venv/bin/python benchmarks/run.py --surge --no-surge-mode   # the same without surge mode (before)
+
+Issue 18's figures are printed under "issue 18": lost and duplicated contacts, intake p99, critical cases assigned
+and their SMS handed to Twilio (p99), staff SMS per person per minute outside critical ladders (and the digests
+apart), when the backlog was assigned (everyone at their maximum, the rest waiting), CPU per contact, and the
+closed-loop intake throughput as a share of a bare one-row insert measured in the same run.
 """
 from __future__ import annotations
 
@@ -134,14 +140,49 @@ class Stack:
 
 DB_REPORT = r"""
 import json, sys
+from django.db.models import Count, Max
+from django.db.models.functions import TruncMinute
+from django.utils import timezone
 from helpline.drill.marker import contact_figures
-from helpline.cases.models import Case
+from helpline.cases.models import Case, TimelineEvent
+from helpline.roster.selectors import on_duty, with_open_case_counts
+from notifications.models import Notification
 keys = json.load(open(sys.argv[-1]))
 cases = Case.objects.filter(created_at__gte=keys["since"])
 figures = contact_figures(cases, sids=keys["sids"], references=keys["refs"])
 figures.pop("assign_all_at"); figures.pop("assign_critical_at")
+staff_sms = Notification.objects.filter(created_at__gte=keys["since"], recipient__isnull=False, channel="sms")
+outside = staff_sms.exclude(kind="digest").exclude(case__priority="critical")
+per_minute = outside.annotate(minute=TruncMinute("created_at")).values("recipient", "minute").annotate(n=Count("id"))
+figures["sms_per_staff_minute_max"] = max((row["n"] for row in per_minute), default=0)
+figures["staff_sms_outside_critical"] = outside.count()
+figures["staff_sms_critical"] = staff_sms.filter(case__priority="critical").count()
+figures["digests"] = staff_sms.filter(kind="digest").count()
+pool = list(with_open_case_counts(on_duty(timezone.now())))
+figures["on_duty"] = len(pool)
+figures["everyone_full"] = bool(pool) and all(p.open_cases >= p.max_open_cases for p in pool)
+figures["critical_cases"] = cases.filter(priority="critical").count()
+figures["critical_unassigned"] = cases.filter(priority="critical", assigned_to__isnull=True).count()
+figures["assigned_cases"] = cases.filter(assigned_to__isnull=False).count()
+last_contact = cases.aggregate(at=Max("created_at"))["at"]
+last_assigned = TimelineEvent.objects.filter(case__in=cases, kind="assigned").aggregate(at=Max("created_at"))["at"]
+figures["last_assignment_after_last_contact"] = (
+    (last_assigned - last_contact).total_seconds() if last_contact and last_assigned else None
+)
 print(json.dumps(figures))
 """
+
+# Every worker and the supervisor on duty for the run (the demo rota has one worker at a time): "3 on duty".
+ALL_ON_DUTY = (
+    "import datetime as dt; from django.utils import timezone; from helpline.roster.models import Shift, StaffProfile; "
+    "now = timezone.now(); "
+    "[Shift.objects.create(staff=p, starts_at=now - dt.timedelta(hours=1), ends_at=now + dt.timedelta(hours=8)) "
+    "for p in StaffProfile.objects.all()]"
+)
+SURGE_ON = (
+    "from django.contrib.auth.models import User; from notifications import surge; "
+    "surge.start_surge(by=User.objects.get(username='supervisor'), name='Benchmark surge')"
+)
 
 
 def manage(env: dict, *args: str, capture: bool = False) -> str:
@@ -179,8 +220,13 @@ def wait_for(port: int, seconds: float = 60) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=100.0, help="contacts per second (open loop)")
-    parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--surge", action="store_true", help="10,000 contacts within a minute")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--runs", type=int, default=1, help="repeat the whole run and print the spread")
+    parser.add_argument("--surge", action="store_true", help="10,000 contacts within a minute, 3 workers on duty")
+    parser.add_argument("--surge-contacts", type=int, default=10000, help="with --surge: contacts over --seconds")
+    parser.add_argument("--no-surge-mode", action="store_true", help="with --surge: leave surge mode off (before)")
+    parser.add_argument("--broker-db", type=int, default=13, help="Redis database for the broker")
+    parser.add_argument("--cache-db", type=int, default=12, help="Redis database for the cache")
     parser.add_argument("--critical-share", type=float, default=0.03)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
@@ -189,14 +235,20 @@ def main() -> None:
     parser.add_argument("--drain-timeout", type=float, default=300.0)
     args = parser.parse_args()
     if args.surge:
-        args.rate, args.seconds = 10000 / 60, 60.0
+        args.rate = args.surge_contacts / args.seconds
+    summaries = [run_once(args) for _ in range(args.runs)]
+    if len(summaries) > 1:
+        print_spread(summaries)
 
+
+def run_once(args) -> dict:
     log_dir = ROOT / "var" / "bench"
     log_dir.mkdir(parents=True, exist_ok=True)
     with TwilioStub() as stub:
         env = {
-            **os.environ, "DATABASE_URL": args.database_url, "CELERY_BROKER_URL": f"{args.redis}/13",
-            "CACHE_URL": f"{args.redis}/12", "VAR_DIR": str(log_dir / "var"), "SECRET_KEY": "benchmark-only",
+            **os.environ, "DATABASE_URL": args.database_url, "CELERY_BROKER_URL": f"{args.redis}/{args.broker_db}",
+            "CACHE_URL": f"{args.redis}/{args.cache_db}", "VAR_DIR": str(log_dir / "var"),
+            "SECRET_KEY": "benchmark-only",
             "ALLOWED_HOSTS": "127.0.0.1,localhost", "PUBLIC_BASE_URL": f"http://127.0.0.1:{args.port}",
             "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "TWILIO_PHONE_NUMBER": "+38733000111", "SMS_BACKEND": "twilio", "TWILIO_API_BASE_URL": stub.url,
@@ -204,14 +256,19 @@ def main() -> None:
             "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
             "LOG_LEVEL": "WARNING", "CONN_MAX_AGE": "60",
         }  # fmt: skip
-        print(f"database {args.database_url}, broker {args.redis}/13; logs in {log_dir}")
+        print(f"database {args.database_url}, broker {args.redis}/{args.broker_db}; logs in {log_dir}")
         reset_database(args.database_url)
-        subprocess.run(["redis-cli", "-u", f"{args.redis}/13", "flushdb"], check=False, capture_output=True)
+        for db in (args.broker_db, args.cache_db):
+            subprocess.run(["redis-cli", "-u", f"{args.redis}/{db}", "flushdb"], check=False, capture_output=True)
         manage(env, "migrate", "--noinput", "-v", "0")
         manage(env, "load_demo_data", capture=True)
         # One minute to acknowledge, so the run shows escalation steps and their lateness.
         manage(env, "shell", "-c", "from notifications.models import EscalationPolicy as P; "
                                    "P.objects.update(acknowledge_within_minutes=1)")  # fmt: skip
+        if args.surge:
+            manage(env, "shell", "-c", ALL_ON_DUTY)
+            if not args.no_surge_mode:  # what the supervisor does when the board proposes it
+                manage(env, "shell", "-c", SURGE_ON)
         stack = Stack(args.port, env)
         stack.start(log_dir)
         try:
@@ -243,10 +300,10 @@ def main() -> None:
             keys_file.write_text(json.dumps(keys))
             drain_started = time.perf_counter()
             report = {}
+            surge_mode = args.surge and not args.no_surge_mode
             while time.perf_counter() - drain_started < args.drain_timeout:
                 report = _db_report(env, keys_file)
-                settled = report["untriaged"] == 0 and report["unassigned"] == 0
-                if settled and len(report["notify_all"]) >= report["cases"]:
+                if _settled(report, surge_mode=surge_mode):
                     break
                 time.sleep(2)
             drained_in = time.perf_counter() - drain_started
@@ -257,8 +314,62 @@ def main() -> None:
             print_report(args, sent, sending_took, report, drained_in, memory, ceiling, intake_rate, stub)
             print_cpu("CPU while sending", cpu_at_start, cpu_while_sending, sending_took)
             print_cpu("CPU while draining", cpu_while_sending, cpu_at_end, drained_in)
+            return print_issue_figures(args, sent, report, drained_in, cpu_at_start, cpu_at_end, ceiling, intake_rate)
         finally:
             stack.stop()
+
+
+def _settled(report: dict, *, surge_mode: bool) -> bool:
+    """Everything triaged; every case assigned, or everyone on duty at their maximum with only cases that are not
+    critical waiting; every critical case's SMS handed to Twilio, and outside surge mode every assigned case's."""
+    if report["untriaged"]:
+        return False
+    if report["unassigned"] and not (report["everyone_full"] and report["critical_unassigned"] == 0):
+        return False
+    if len(report["notify_critical"]) < report["critical_cases"]:
+        return False
+    return surge_mode or len(report["notify_all"]) >= report["assigned_cases"]
+
+
+def print_issue_figures(args, sent, report, drained_in, cpu_before, cpu_after, ceiling, intake_rate) -> dict:
+    """The figures issue 18 asks for, in one block."""
+    ok = [s for s in sent if 200 <= s.status < 300]
+    intake_p99 = percentile([s.latency_ms for s in ok], 0.99)
+    unassigned = [float("inf")] * max(report["critical_cases"] - len(report["assign_critical"]), 0)
+    critical_assign = percentile(report["assign_critical"] + unassigned, 0.99) if report["critical_cases"] else 0.0
+    missing = max(report["critical_cases"] - len(report["notify_critical"]), 0)
+    handed = report["notify_critical"] + [float("inf")] * missing  # not handed yet: later than any measured
+    critical_sms = percentile(handed, 0.99) if handed else float("nan")
+    used = {name: cpu_after.get(name, 0) - cpu_before.get(name, 0) for name in cpu_after}
+    pipeline = sum(seconds for name, seconds in used.items() if not name.startswith("load generator"))
+    cpu_per_contact_ms = 1000 * pipeline / max(len(ok), 1)
+    last = report["last_assignment_after_last_contact"]
+    print("\nissue 18:")
+    print(f"  contacts {len(sent)} at {args.rate:.0f}/s for {args.seconds:.0f} s, {report['on_duty']} on duty: "
+          f"lost {report['lost']}, duplicated {report['duplicated']}")  # fmt: skip
+    print(f"  intake p99 {intake_p99:.0f} ms; critical ({report['critical_cases']}): assigned p99 "
+          f"{critical_assign:.2f} s, SMS handed to Twilio p99 {critical_sms:.2f} s "
+          f"({len(report['notify_critical'])} handed by the end; any not handed count as later than all)")  # fmt: skip
+    print(f"  staff SMS outside critical ladders: {report['staff_sms_outside_critical']} in all, at most "
+          f"{report['sms_per_staff_minute_max']} per person in any minute; digests {report['digests']}; "
+          f"critical-ladder SMS {report['staff_sms_critical']}")  # fmt: skip
+    print(f"  backlog settled {drained_in:.0f} s after the last contact was sent (polled every ~3 s); last assignment "
+          f"{last if last is None else round(last, 1)} s after the last contact; assigned {report['assigned_cases']}, "
+          f"waiting {report['unassigned']} (critical {report['critical_unassigned']}), everyone on duty at their "
+          f"maximum: {report['everyone_full']}")  # fmt: skip
+    print(f"  CPU per contact {cpu_per_contact_ms:.1f} ms (web, workers, beat, PostgreSQL, Redis; sending and "
+          f"draining); closed-loop intake {intake_rate / ceiling:.2f} of the bare insert")  # fmt: skip
+    return {"intake_p99_ms": intake_p99, "critical_assigned_p99_s": critical_assign,
+            "critical_sms_p99_s": critical_sms, "cpu_per_contact_ms": cpu_per_contact_ms,
+            "throughput_share": intake_rate / ceiling, "lost": report["lost"],
+            "duplicated": report["duplicated"]}  # fmt: skip
+
+
+def print_spread(summaries: list[dict]) -> None:
+    print(f"\nspread over {len(summaries)} runs (min / median / max):")
+    for key in summaries[0]:
+        values = sorted(summary[key] for summary in summaries)
+        print(f"  {key}: {values[0]:.3g} / {statistics.median(values):.3g} / {values[-1]:.3g}")
 
 
 def _db_report(env: dict, keys_file: Path) -> dict:

@@ -21,14 +21,15 @@ from django.utils.translation import gettext
 
 from helpline.cases import services as case_services
 from helpline.cases import ticks
-from helpline.cases.models import Case, EventKind, Priority
+from helpline.cases.models import Case, CaseStatus, EventKind, Priority
+from helpline.cases.selectors import by_urgency
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import all_supervisors, supervisors_on_duty
 from helpline.roster.services import mark_assigned
 from notifications import surge, texts
 from notifications.models import EscalationPolicy, Notification, NotificationChannel, NotificationKind, StepAction
 from notifications.outbox import WAITING_FOR_ACKNOWLEDGEMENT, notify_staff, queue_notification
-from triage.assignment import choose_assignee
+from triage.assignment import StaffPool, choose_assignee, pick_assignee, take_assignment_turn
 
 logger = logging.getLogger(__name__)
 
@@ -126,20 +127,25 @@ def ladder_for(priority: str) -> Ladder:
 
 
 def hand_over(
-    case: Case, staff: StaffProfile, *, by: AbstractBaseUser | None = None, explanation: str, restart_clock: bool = True
-) -> Case:
+    case: Case, staff: StaffProfile, *, by: AbstractBaseUser | None = None, explanation: str,
+    restart_clock: bool = True, quiet: bool | None = None, mark_idle_clock: bool = True, policy: Ladder | None = None,
+) -> Case:  # fmt: skip
     """Give the case to a person and tell them (a call too when it is critical). With restart_clock (triage, a
     supervisor's reassign) their acknowledgement deadline starts and the policy is copied onto the case; the
-    ladder's own reassign step keeps the ladder running instead."""
+    ladder's own reassign step keeps the ladder running instead. A batch passes `quiet` (surge mode) and `policy`
+    (each asked once per batch) and restarts the idle clocks once per person itself."""
     now = timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # all or nothing with the caller's transaction, one when none
         case = case_services.assign_case(case, staff.user, by=by, explanation=explanation)
-        mark_assigned(staff.user_id, now)
+        if mark_idle_clock:
+            mark_assigned(staff.user_id, now)
         if restart_clock:
-            ladder = ladder_for(case.priority)
+            ladder = policy or ladder_for(case.priority)
             deadline = now + dt.timedelta(minutes=ladder.acknowledge_within_minutes)
             case_services.start_escalation_clock(case, acknowledge_by=deadline, ladder=ladder.as_snapshot())
-        if not surge.is_quiet_for(case):  # in surge mode the worker learns of it from the minute's digest
+        if quiet is None:
+            quiet = surge.is_quiet_for(case)
+        if not (quiet and case.priority != Priority.CRITICAL):  # in surge mode the worker reads the minute's digest
             notify_staff(
                 staff, case, kind=NotificationKind.ASSIGNMENT,
                 key=f"assign:{case.pk}:{staff.pk}:{case.escalation_step}:{int(now.timestamp())}",
@@ -149,8 +155,8 @@ def hand_over(
 
 
 def assign_by_policy(case: Case, *, exclude: int | None = None, reason: str = "") -> Case:
-    """The one way the service gives a case to someone by itself: ask the assignment policy, hand over, or, with
-    nobody on duty, flag the case for immediate escalation."""
+    """The one way the service gives one case to someone by itself (a supervisor's "whoever should have it"): ask
+    the assignment policy, hand over, or, with nobody on duty, flag the case for immediate escalation."""
     choice = choose_assignee(case, timezone.now(), exclude=exclude)
     if choice.staff is None:
         logger.warning("nobody on duty for %s; flagged for immediate escalation", case.reference)
@@ -159,10 +165,75 @@ def assign_by_policy(case: Case, *, exclude: int | None = None, reason: str = ""
     return hand_over(case, choice.staff, explanation=explanation)
 
 
+# --- Assigning waiting cases in batches -------------------------------------------------------------------------
+
+ASSIGNMENT_BATCH = 25  # cases per turn: short enough that a critical case behind a turn waits well under a second
+ASSIGNMENT_ROUNDS = 8  # turns one call may take while its batches come back full; the tick finds the rest
+
+
+def assign_waiting(*, batch: int = ASSIGNMENT_BATCH, rounds: int = ASSIGNMENT_ROUNDS) -> dict[int, Case]:
+    """Give triaged cases nobody has to people on duty, most urgent first, a batch per assignment turn. Called by
+    triage after it commits, and by a tick for cases waiting for room. Nobody goes over their maximum except by the
+    critical rule; a case nobody has room for waits, in urgency order; with nobody on duty at all, a case is flagged
+    for immediate escalation (once). Returns the cases given out, by id."""
+    given: dict[int, Case] = {}
+    for _ in range(rounds):
+        with transaction.atomic():
+            if not take_assignment_turn():
+                break  # the transaction in line behind the current turn will see our cases
+            handed, full = _assign_one_batch(batch)
+        given.update(handed)
+        if not full:
+            break
+    return given
+
+
+def _assign_one_batch(batch: int) -> tuple[dict[int, Case], bool]:
+    """One turn: the pool's counters read once, the most urgent waiting cases claimed (SKIP LOCKED: one being
+    triaged right now comes in the next turn), each given to the policy's choice and counted at once."""
+    now = timezone.now()
+    pool = StaffPool.on_duty(now)
+    waiting = Case.objects.filter(status=CaseStatus.TRIAGED, assigned_to__isnull=True)
+    if pool.is_empty:
+        waiting = waiting.filter(escalation_due_at__isnull=True)  # flagged once, then the ladder chases them
+    elif not pool.has_room:
+        waiting = waiting.filter(priority=Priority.CRITICAL)  # only the critical rule can give anything out
+    cases = list(by_urgency(waiting).select_for_update(skip_locked=True, of=("self",))[:batch])
+    if not cases:
+        return {}, False
+    quiet = surge.current_surge() is not None
+    policies: dict[str, Ladder] = {}
+    handed: dict[int, Case] = {}
+    assigned_to: dict[int, dt.datetime] = {}
+    for case in cases:
+        choice = pick_assignee(case, pool, supervisors_need_room=True)
+        if choice.staff is None:
+            if pool.is_empty:
+                logger.warning("nobody on duty for %s; flagged for immediate escalation", case.reference)
+                case_services.flag_unassignable(case, explanation=choice.explanation)
+            continue
+        if case.priority not in policies:
+            policies[case.priority] = ladder_for(case.priority)
+        handed[case.pk] = hand_over(
+            case, choice.staff, explanation=choice.summary, quiet=quiet, mark_idle_clock=False,
+            policy=policies[case.priority],
+        )  # fmt: skip
+        pool.count_assignment(choice.staff, now)
+        assigned_to[choice.staff.user_id] = now
+    for user_id, at in assigned_to.items():  # idle clocks: one update per person, not per case
+        mark_assigned(user_id, at)
+    return handed, len(cases) == batch and bool(handed)
+
+
 # --- Running due steps ------------------------------------------------------------------------------------------
 
 
-def run_due_escalations(now: dt.datetime | None = None, *, limit: int = 100) -> int:
+# Steps per tick (every second). The tick shares the critical worker with critical triage: 100 steps on a busy
+# box held it for seconds while critical cases queued behind; what is left runs in the next second's tick.
+ESCALATION_STEPS_PER_TICK = 25
+
+
+def run_due_escalations(now: dt.datetime | None = None, *, limit: int = ESCALATION_STEPS_PER_TICK) -> int:
     """Claim cases whose next step is due and run each step once. Safe with two beats: SKIP LOCKED plus the
     step-number check. Each case's step runs in its own savepoint: one failing case never holds back the rest."""
     now = now or timezone.now()

@@ -26,6 +26,8 @@ class NotificationKind(models.TextChoices):
     FOLLOW_UP = "follow_up", _("The citizen wrote again")
     DIGEST = "digest", _("Surge digest")
     CALL_OUT = "call_out", _("Call-out")
+    CRISIS_ANSWER = "crisis_answer", _("Crisis event answer")
+    CRISIS_BROADCAST = "crisis_broadcast", _("Crisis event broadcast")
 
 
 class DeliveryStatus(models.TextChoices):
@@ -206,3 +208,97 @@ class CallOut(models.Model):
 
     def __str__(self) -> str:
         return f"{self.staff} {self.is_coming}"
+
+
+class CrisisEvent(models.Model):
+    """A crisis a supervisor declares ("Poplava Maglaj"): contacts that name its places or keywords are grouped
+    into it by the worker's triage step, each citizen gets its automatic answer once, and the group can be answered
+    with one broadcast."""
+
+    title = models.CharField(_("title"), max_length=120, help_text=_("For example: Poplava Maglaj."))
+    keywords = models.TextField(
+        _("keywords"), blank=True, help_text=_("Words that mark a contact about this crisis, one per line or comma.")
+    )
+    places = models.TextField(_("places"), blank=True, help_text=_("Towns, villages, streets: one per line or comma."))
+    categories = models.JSONField(
+        _("triage categories"), default=list, blank=True,
+        help_text=_("When given, only contacts triaged into one of these categories are grouped."),
+    )  # fmt: skip
+    answer = models.TextField(
+        _("automatic answer (Latin)"),
+        help_text=_("Sent once to every citizen grouped into the event: the delay, where help points are."),
+    )
+    answer_cyrillic = models.TextField(
+        _("automatic answer (Cyrillic)"), blank=True, help_text=_("Left empty, the Latin answer is transliterated.")
+    )
+    declared_at = models.DateTimeField(_("declared"), auto_now_add=True)
+    declared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("declared by"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("crisis event")
+        verbose_name_plural = _("crisis events")
+        ordering = ["-declared_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_active(self) -> bool:
+        return self.ended_at is None
+
+
+class CrisisContact(models.Model):
+    """A case grouped into a crisis event, and what matched (never the citizen's words)."""
+
+    event = models.ForeignKey(CrisisEvent, on_delete=models.CASCADE, related_name="contacts")
+    case = models.ForeignKey("helpline.Case", on_delete=models.CASCADE, related_name="crisis_contacts")
+    matched = models.CharField(max_length=200, blank=True)
+    grouped_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["event", "case"], name="one_grouping_per_case_and_event")]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.case_id}"
+
+
+class CrisisBroadcast(models.Model):
+    """One reply to everyone grouped into an event. `token` comes from the form that sent it: a re-click or a
+    resent form finds the same broadcast instead of starting a second one."""
+
+    event = models.ForeignKey(CrisisEvent, on_delete=models.CASCADE, related_name="broadcasts")
+    token = models.CharField(max_length=64, unique=True)
+    text = models.TextField(_("text (Latin)"))
+    text_cyrillic = models.TextField(_("text (Cyrillic)"), blank=True)
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    reached = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class BroadcastRecipient(models.Model):
+    """A citizen a broadcast reached (or skipped: opted out), once: by caller when there is one, else by case."""
+
+    broadcast = models.ForeignKey(CrisisBroadcast, on_delete=models.CASCADE, related_name="recipients")
+    citizen = models.CharField(max_length=40)  # "caller:<id>" or "case:<id>"
+    case = models.ForeignKey("helpline.Case", on_delete=models.CASCADE, related_name="+")
+    skipped_because = models.CharField(max_length=60, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["broadcast", "citizen"], name="one_broadcast_per_citizen")]
+
+    def __str__(self) -> str:
+        return self.citizen

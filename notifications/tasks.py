@@ -1,7 +1,7 @@
 """Notification and escalation tasks: doorbells over the database, each safe to run twice."""
 from celery import shared_task
 
-from notifications import delivery_health, ladder, outbox, surge
+from notifications import crisis, delivery_health, ladder, outbox, surge
 
 
 @shared_task(acks_late=True)
@@ -36,3 +36,8 @@ def alert_on_failing_delivery() -> None:
 @shared_task
 def send_surge_digests() -> None:
     surge.send_digests()
+
+
+@shared_task(acks_late=True)
+def send_crisis_broadcast(broadcast_id: int) -> None:
+    crisis.deliver_broadcast(broadcast_id)

@@ -1,13 +1,25 @@
-"""The one assignment policy: who on duty gets a case. Triage, the escalation ladder's reassign step and a
-supervisor's "give it to whoever should have it" all ask `choose_assignee`, so they can never disagree."""
+"""The one assignment policy: who on duty gets a case. Triage's batches, the escalation ladder's reassign step and a
+supervisor's "give it to whoever should have it" all ask `pick_assignee`, so they can never disagree.
+
+Assignments by the policy are serialised by one short PostgreSQL advisory lock (the assignment turn) instead of
+locks on every on-duty staff row: a surge once queued every triage and every reassign behind the same few staff
+rows. Triage assigns waiting cases in batches under one turn, keeping each person's open-case counter in memory
+for the turn's transaction (`StaffPool`), so nobody is pushed over their maximum by two batches at once.
+"""
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
+from django.db import connection
+
 from helpline.cases.models import Case, Priority
 from helpline.roster.models import Role, StaffProfile
-from helpline.roster.selectors import on_duty, supervisors_on_duty, with_open_case_counts
+from helpline.roster.selectors import on_duty, with_open_case_counts
+
+# Advisory lock keys (any two numbers no other code uses): the turn itself, and the one place in line behind it.
+ASSIGNMENT_TURN = 18_000_001
+NEXT_IN_LINE = 18_000_002
 
 
 @dataclass(frozen=True)
@@ -24,26 +36,89 @@ class AssignmentChoice:
         return f"{self.staff}: {self.explanation} ({open_cases} open cases before this one)"
 
 
+# --- The turn ---------------------------------------------------------------------------------------------------
+
+
+def _advisory(sql: str, key: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key])
+        row = cursor.fetchone()
+    return bool(row[0]) if row and row[0] is not None else True
+
+
+def wait_for_assignment_turn() -> None:
+    """Hold the assignment turn until the current transaction ends (one case: a reassign, a supervisor's
+    request). SQLite serialises every write transaction anyway."""
+    if connection.vendor == "postgresql":
+        _advisory("SELECT pg_advisory_xact_lock(%s)", ASSIGNMENT_TURN)
+
+
+def take_assignment_turn() -> bool:
+    """Hold the assignment turn for this transaction, or return False when a later turn is already sure to see
+    every case committed so far, so there is nothing to wait for.
+
+    At most one transaction assigns and one waits behind it; everyone else goes on at once. A triage that finds
+    both places taken can leave its case: the one waiting (holding NEXT_IN_LINE) has not yet looked at the waiting
+    cases, because it gives its place in line up only once it holds the turn, and it looks after that."""
+    if connection.vendor != "postgresql":
+        return True
+    if _advisory("SELECT pg_try_advisory_xact_lock(%s)", ASSIGNMENT_TURN):
+        return True
+    if not _advisory("SELECT pg_try_advisory_lock(%s)", NEXT_IN_LINE):
+        return False
+    try:
+        _advisory("SELECT pg_advisory_xact_lock(%s)", ASSIGNMENT_TURN)
+    finally:
+        _advisory("SELECT pg_advisory_unlock(%s)", NEXT_IN_LINE)
+    return True
+
+
+# --- Who is there, and how loaded -------------------------------------------------------------------------------
+
+
+@dataclass
+class StaffPool:
+    """The people on duty with their open-case counters, read once per turn and counted up as cases are given
+    out in the same transaction."""
+
+    workers: list[StaffProfile]
+    supervisors: list[StaffProfile]
+
+    @classmethod
+    def on_duty(cls, at: dt.datetime) -> StaffPool:
+        people = list(with_open_case_counts(on_duty(at)).order_by("pk"))
+        return cls(
+            [p for p in people if p.role == Role.WORKER], [p for p in people if p.role == Role.SUPERVISOR]
+        )
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.workers and not self.supervisors
+
+    @property
+    def has_room(self) -> bool:
+        return any(p.open_cases < p.max_open_cases for p in self.workers + self.supervisors)
+
+    def count_assignment(self, staff: StaffProfile, at: dt.datetime) -> None:
+        staff.open_cases += 1
+        staff.last_assigned_at = at
+
+
 def _idlest(pool: list[StaffProfile]) -> StaffProfile:
     never = dt.datetime.min.replace(tzinfo=dt.UTC)
     return min(pool, key=lambda w: (w.open_cases, w.last_assigned_at or never, w.pk))
 
 
-def choose_assignee(
-    case: Case, at: dt.datetime, *, exclude: int | None = None, require_room: bool = False
-) -> AssignmentChoice:
+def pick_assignee(
+    case: Case, pool: StaffPool, *, exclude: int | None = None, require_room: bool = False,
+    supervisors_need_room: bool = False,
+) -> AssignmentChoice:  # fmt: skip
     """On-duty workers who speak the case's language; skills matching the category first; below their maximum
     (a critical case may go over it rather than wait); fewest open cases, then idle longest. Else the on-duty
     supervisor. Nobody on duty: nobody. `exclude` is a user id (the worker who let the case wait). With
-    `require_room` (a surge) nobody is chosen who has no room, whatever the priority.
-
-    Must run inside a transaction: the candidates' rows are locked (in one order, so two transactions cannot
-    deadlock), which serialises assignments, so two workers never both push someone over the maximum."""
-    candidates = on_duty(at, role=Role.WORKER)
-    if exclude is not None:
-        candidates = candidates.exclude(user_id=exclude)
-    locked = list(candidates.order_by("pk").select_for_update(of=("self",)).values_list("pk", flat=True))
-    workers = list(with_open_case_counts(StaffProfile.objects.filter(pk__in=locked)).select_related("user"))
+    `require_room` (a surge) nobody is chosen who has no room, whatever the priority; with `supervisors_need_room`
+    (triage's batches) a supervisor at their maximum takes no more cases that are not critical: they wait."""
+    workers = [w for w in pool.workers if w.user_id != exclude]
     speakers = [w for w in workers if case.language in (w.languages or [])]
     available = [w for w in speakers if w.open_cases < w.max_open_cases]
     skilled = [w for w in available if case.category in (w.skills or [])]
@@ -51,18 +126,29 @@ def choose_assignee(
         return AssignmentChoice(_idlest(skilled), "on duty, speaks the language, trained for the category, has room")
     if available:
         return AssignmentChoice(_idlest(available), "on duty, speaks the language, has room")
-    if case.priority == Priority.CRITICAL and speakers and not require_room:
+    is_critical = case.priority == Priority.CRITICAL
+    if is_critical and speakers and not require_room:
         skilled_full = [w for w in speakers if case.category in (w.skills or [])]
         return AssignmentChoice(
             _idlest(skilled_full or speakers), "critical case: given over the worker's maximum rather than wait"
         )
-    supervisors = with_open_case_counts(supervisors_on_duty(at))
-    if exclude is not None:
-        supervisors = supervisors.exclude(user_id=exclude)
-    supervisors = [s for s in supervisors if not require_room or s.open_cases < s.max_open_cases]
+    supervisors = [s for s in pool.supervisors if s.user_id != exclude]
+    if require_room or (supervisors_need_room and not is_critical):
+        supervisors = [s for s in supervisors if s.open_cases < s.max_open_cases]
     if supervisors:
         reason = "no worker on duty" if not workers else "no worker on duty who speaks the language and has room"
         if exclude is not None:
             reason = "no other worker on duty who speaks the language and has room"
         return AssignmentChoice(_idlest(supervisors), f"{reason}: the supervisor on duty")
-    return AssignmentChoice(None, "nobody on duty" if exclude is None else "nobody else on duty")
+    if pool.is_empty or (exclude is not None and not workers and not supervisors):
+        return AssignmentChoice(None, "nobody on duty" if exclude is None else "nobody else on duty")
+    return AssignmentChoice(None, "everyone on duty is at their maximum")
+
+
+def choose_assignee(
+    case: Case, at: dt.datetime, *, exclude: int | None = None, require_room: bool = False
+) -> AssignmentChoice:
+    """The policy for one case (a reassign step, a supervisor's request). Must run inside a transaction: it waits
+    for the assignment turn, so it never pushes someone over the maximum alongside a triage batch."""
+    wait_for_assignment_turn()
+    return pick_assignee(case, StaffPool.on_duty(at), exclude=exclude, require_room=require_room)

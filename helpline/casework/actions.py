@@ -11,18 +11,18 @@ import logging
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from helpline.cases import services as case_services
 from helpline.cases.dispatch import publish
-from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, Message
+from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, Direction, Message
 from helpline.cases.selectors import by_urgency
 from helpline.casework.selectors import cases_visible_to
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import is_staff_member, is_supervisor
-from notifications import acknowledgement, ladder, outbox, surge
+from notifications import acknowledgement, crisis, ladder, outbox, surge
 from triage import services as triage
 
 logger = logging.getLogger(__name__)
@@ -184,6 +184,24 @@ def do_end_surge(*, by: AbstractBaseUser):
     return surge.end_surge(by=by)
 
 
+def do_declare_crisis_event(*, by: AbstractBaseUser, **fields) -> crisis.CrisisEvent:
+    """Raises ValueError with a message for the supervisor when the event cannot group or answer anything."""
+    _require_supervisor(by)
+    return crisis.declare_event(by=by, **fields)
+
+
+def do_end_crisis_event(event, *, by: AbstractBaseUser):
+    _require_supervisor(by)
+    return crisis.end_event(event, by=by)
+
+
+def do_broadcast_to_crisis_event(event, *, by: AbstractBaseUser, token: str, text: str, text_cyrillic: str = ""):
+    """One reply to every citizen grouped into the event, sent by a worker; the form's token makes a re-click a
+    no-op."""
+    _require_supervisor(by)
+    return crisis.start_broadcast(event, by=by, token=token, text=text, text_cyrillic=text_cyrillic)
+
+
 def do_call_out(*, by: AbstractBaseUser) -> int:
     """Ask off-duty and reserve staff to come in (surge mode must be on)."""
     _require_supervisor(by)
@@ -194,24 +212,35 @@ def do_call_out(*, by: AbstractBaseUser) -> int:
 
 
 def do_triage_case(case_id: int) -> Case | None:
-    """Classify the case (triage), then, if nobody has it yet, give it to someone by the assignment policy and
-    start their acknowledgement clock (notifications); if someone has it and the citizen wrote again, tell them.
-    One transaction: the case row stays locked throughout."""
+    """Classify the case (triage) and group it into the crisis events it names, under the case's row lock; if
+    someone has it and the citizen wrote again, tell them. Then, once that has committed, give waiting cases to
+    people on duty in a batch (this one among them, most urgent first), unless a batch already in line will."""
     with transaction.atomic():
         run = triage.triage_case(case_id)
         if run is None:
             return None
         case = run.case
-        if case.assigned_to_id is None and case.status == CaseStatus.TRIAGED:
-            case = ladder.assign_by_policy(case)
-        elif run.read_follow_up and case.assigned_to_id is not None and case.is_open:
+        crisis.group_case(case)
+        needs_a_person = case.assigned_to_id is None and case.status == CaseStatus.TRIAGED
+        if not needs_a_person and run.read_follow_up and case.assigned_to_id is not None and case.is_open:
             outbox.tell_assignee_of_follow_up(case)
+    if needs_a_person:
+        given = ladder.assign_waiting()
+        if case.pk in given:
+            return given[case.pk]
+        case.refresh_from_db(fields=["status", "assigned_to", "acknowledge_by", "escalation_due_at"])
     return case
 
 
+def do_assign_waiting() -> int:
+    """The tick's share: cases waiting for room (someone resolved a case, came on duty, or a triage's batch was
+    left to the turn in line) are given out."""
+    return len(ladder.assign_waiting())
+
+
 def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
-    """Ring triage again for cases the broker lost: still new 30 s after intake, or triaged but waiting for
-    someone to come on duty. Returns how many were re-sent."""
+    """Ring triage again for cases the broker lost: still new 30 s after intake, or triaged, nobody's, and written
+    to again since. Returns how many were re-sent."""
     now = now or timezone.now()
     stale = now - UNTRIAGED_GRACE
     never_resent = Q(triage_requested_at__lt=F("created_at") + dt.timedelta(seconds=5))
@@ -224,8 +253,15 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
     )
+    # A triaged case nobody has is given out by the assignment tick; it needs triage again only when the citizen
+    # wrote after it was triaged (that doorbell may be the one lost). Re-sending every waiting case instead put
+    # hundreds of needless triage runs a minute in front of new contacts during a surge.
+    written_since_triage = Message.objects.filter(
+        case=OuterRef("pk"), direction=Direction.INBOUND, created_at__gt=OuterRef("triaged_at")
+    )
     unassigned = list(
         Case.objects.filter(status=CaseStatus.TRIAGED, assigned_to__isnull=True)
+        .filter(Exists(written_since_triage))
         .exclude(triage_requested_at__gte=stale)
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]

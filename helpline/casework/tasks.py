@@ -14,3 +14,9 @@ def triage_case(case_id: int) -> None:
 def sweep_untriaged() -> None:
     """Finds cases whose triage message was lost (broker down, worker died) and rings again."""
     actions.sweep_untriaged()
+
+
+@shared_task
+def assign_waiting() -> None:
+    """Gives waiting cases to people on duty who have room, most urgent first, in batches."""
+    actions.do_assign_waiting()

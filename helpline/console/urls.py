@@ -1,6 +1,6 @@
 from django.urls import path
 
-from helpline.console import privacy, supervisor, two_factor, views, welfare
+from helpline.console import crisis, privacy, supervisor, two_factor, views, welfare
 from helpline.console import visits as visit_pages
 
 app_name = "console"
@@ -29,6 +29,10 @@ urlpatterns = [
     path("board/", supervisor.board, name="board"),
     path("board/live/", supervisor.board_live, name="board-live"),
     path("board/surge/", supervisor.surge_switch, name="surge"),
+    path("events/", crisis.events, name="crisis-events"),
+    path("events/<int:pk>/", crisis.event_board, name="crisis-event"),
+    path("events/<int:pk>/broadcast/", crisis.event_broadcast, name="crisis-broadcast"),
+    path("events/<int:pk>/end/", crisis.event_end, name="crisis-end"),
     path("roster/", supervisor.roster, name="roster"),
     path("roster/shifts/", supervisor.shift_add, name="shift-add"),
     path("roster/shifts/<int:pk>/", supervisor.shift_edit, name="shift-edit"),

@@ -294,6 +294,8 @@ CELERY_TASK_ROUTES = {
     "helpline.cases.tasks.record_heartbeat": {"queue": "escalation"},
     "helpline.casework.tasks.triage_case": {"queue": "triage"},
     "helpline.casework.tasks.sweep_untriaged": {"queue": "default"},
+    # Waiting cases given out as room frees up: on the tick queue, so a backlog of triage never delays it.
+    "helpline.casework.tasks.assign_waiting": {"queue": "escalation"},
     "triage.tasks.generate_shifts": {"queue": "default"},
     "notifications.tasks.send_notification": {"queue": "notifications"},
     "helpline.welfare.tasks.advance_welfare_campaigns": {"queue": "notifications"},
@@ -303,6 +305,7 @@ CELERY_TASK_ROUTES = {
     "notifications.tasks.run_escalations": {"queue": "escalation"},
     "notifications.tasks.send_roster_gap_report": {"queue": "notifications"},
     "notifications.tasks.send_surge_digests": {"queue": "notifications"},
+    "notifications.tasks.send_crisis_broadcast": {"queue": "notifications"},
     # Supervisors must hear that staff alerts are failing even while the notifications queue is backed up.
     "notifications.tasks.alert_on_failing_delivery": {"queue": "escalation"},
     "helpline.intake.tasks.replay_intake_spool": {"queue": "default"},
@@ -321,6 +324,8 @@ CELERY_BEAT_SCHEDULE = {
     # Often, so /healthz/ can call beat missing after a few seconds (HEALTH_BEAT_MAX_AGE_SECONDS).
     "heartbeat": {"task": "helpline.cases.tasks.record_heartbeat", "schedule": 2.0, "options": {"expires": 5}},
     "sweep-untriaged": {"task": "helpline.casework.tasks.sweep_untriaged", "schedule": 10.0},
+    # Cases waiting for room go to whoever has it within about two seconds (a no-op query when nobody waits).
+    "assign-waiting": {"task": "helpline.casework.tasks.assign_waiting", "schedule": 2.0, "options": {"expires": 5}},
     "generate-shifts": {"task": "triage.tasks.generate_shifts", "schedule": 3600.0},
     # Every second: one indexed query, and a due step runs at most about a second late.
     # A tick not started within 5 s is dropped: the next one does the same work, and ticks must not pile up.

@@ -1,0 +1,260 @@
+"""Crisis events: a supervisor declares one ("Poplava Maglaj"), contacts that name its places or keywords are
+grouped into it in the worker's triage step (never on the request path), each grouped citizen gets the event's
+automatic answer once, and the whole group can be answered with one broadcast, once per citizen however often the
+button is pressed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.utils import timezone, translation
+from django.utils.translation import gettext
+
+from helpline.cases import services as case_services
+from helpline.cases.dispatch import NOTIFICATIONS_QUEUE, enqueue_after_commit
+from helpline.cases.language import latin_to_cyrillic
+from helpline.cases.models import OPEN_STATUSES, Case, Channel, Direction, EventKind, Script
+from helpline.cases.selectors import by_urgency
+from notifications.models import (
+    BroadcastRecipient,
+    CrisisBroadcast,
+    CrisisContact,
+    CrisisEvent,
+    DeliveryStatus,
+    NotificationKind,
+)
+from notifications.outbox import queue_notification
+from triage.normalise import fold
+
+logger = logging.getLogger(__name__)
+
+BROADCAST_TASK = "notifications.tasks.send_crisis_broadcast"
+_SEPARATORS = re.compile(r"[\n,;]+")
+
+
+def _terms(text: str) -> list[str]:
+    """One folded term per line or comma: "Maglaj, Novi Šeher" → ["maglaj", "novi seher"]."""
+    return [" ".join(fold(term).split()) for term in _SEPARATORS.split(text or "") if term.strip()]
+
+
+def _mentions(folded_text: str, term: str) -> bool:
+    """The term at the start of a word: Bosnian inflects place names ("u Maglaju", "iz Doboja"), so "maglaj" must
+    find "maglaju", while "laj" must not find "maglaj"."""
+    return re.search(rf"\b{re.escape(term)}", folded_text) is not None
+
+
+@dataclass(frozen=True)
+class EventMatch:
+    event: CrisisEvent
+    matched: str
+
+
+def matching_events(text: str, category: str, events: list[CrisisEvent]) -> list[EventMatch]:
+    """The events a contact belongs to: its text names one of the event's places or keywords (Latin or Cyrillic,
+    with or without diacritics, any ending), and, when the event lists triage categories, its category is one."""
+    folded = " ".join(fold(text).split())
+    found = []
+    for event in events:
+        if event.categories and category not in event.categories:
+            continue
+        hits = [term for term in _terms(event.places) + _terms(event.keywords) if _mentions(folded, term)]
+        if hits:
+            found.append(EventMatch(event, ", ".join(hits)[:200]))
+    return found
+
+
+# --- Declaring and ending -------------------------------------------------------------------------------------
+
+
+def declare_event(
+    *, by: AbstractBaseUser, title: str, keywords: str = "", places: str = "", categories: list[str] | None = None,
+    answer: str, answer_cyrillic: str = "",
+) -> CrisisEvent:
+    """A clear error, nothing stored, when there is nothing to group by or nothing to say."""
+    title, answer = title.strip(), answer.strip()
+    if not title:
+        raise ValueError(gettext("Give the event a title."))
+    if not _terms(keywords) and not _terms(places):
+        raise ValueError(gettext("Give at least one place or keyword, so contacts can be grouped."))
+    if not answer:
+        raise ValueError(gettext("Write the automatic answer for citizens."))
+    event = CrisisEvent.objects.create(
+        title=title[:120], keywords=keywords.strip(), places=places.strip(), categories=list(categories or []),
+        answer=answer, answer_cyrillic=answer_cyrillic.strip(), declared_by=by,
+    )  # fmt: skip
+    logger.warning("crisis event declared: %s", event.title)
+    return event
+
+
+def end_event(event: CrisisEvent, *, by: AbstractBaseUser) -> CrisisEvent:
+    """No more grouping; the board and its broadcasts stay."""
+    CrisisEvent.objects.filter(pk=event.pk, ended_at__isnull=True).update(ended_at=timezone.now())
+    event.refresh_from_db()
+    return event
+
+
+def active_events() -> list[CrisisEvent]:
+    return list(CrisisEvent.objects.filter(ended_at__isnull=True).order_by("pk"))
+
+
+# --- What citizens read ---------------------------------------------------------------------------------------
+
+
+def for_citizen(case: Case, latin: str, cyrillic: str = "") -> str:
+    """The supervisor's words in the citizen's script, followed by the emergency numbers in their language."""
+    with translation.override(case.language or settings.LANGUAGE_CODE):
+        numbers = gettext(
+            "If you are in immediate danger, call the police on %(police)s or an ambulance on %(ambulance)s."
+        ) % {"helpline": settings.HELPLINE_NAME, **settings.EMERGENCY_NUMBERS}
+    text = f"{settings.HELPLINE_NAME}: {latin.strip()} {numbers}"
+    if case.script == Script.CYRILLIC:
+        return f"{latin_to_cyrillic(settings.HELPLINE_NAME)}: {cyrillic.strip()} {latin_to_cyrillic(numbers)}" \
+            if cyrillic.strip() else latin_to_cyrillic(text)
+    return text
+
+
+def _citizen_number(case: Case) -> str:
+    return str(case.caller.phone) if case.caller_id else str(case.contact_phone or "")
+
+
+def _why_not_reach(case: Case) -> str:
+    if case.caller_id and case.caller.has_opted_out:
+        return "opted out of SMS"
+    return ""
+
+
+def _reply(case: Case, text: str, *, key: str, kind: str, by: AbstractBaseUser | None) -> None:
+    """A message on the case the citizen can read (their status page), and an SMS when the case came by phone or
+    the citizen said SMS is safe; the outbox checks opt-out and safety again right before sending."""
+    number = _citizen_number(case)
+    by_sms = bool(number) and (case.channel != Channel.WEB or case.safe_to_text is True)
+    message = case_services.record_reply(
+        case, text, by=by, channel=Channel.SMS if by_sms else Channel.WEB,
+        delivery_status=DeliveryStatus.QUEUED if by_sms else "",
+    )  # fmt: skip
+    if by_sms:
+        queue_notification(key=key, to_number=number, body=text, kind=kind, case=case, message=message)
+
+
+# --- Grouping (the worker's triage step) ----------------------------------------------------------------------
+
+
+def group_case(case: Case) -> list[CrisisContact]:
+    """Put a triaged case into the active events it belongs to, and answer the citizen once per event. Runs inside
+    the triage transaction, with the case row locked. Costs one query when no event is active."""
+    events = active_events()
+    if not events:
+        return []
+    text = "\n".join(
+        body for body in case.messages.filter(direction=Direction.INBOUND).values_list("body", flat=True) if body
+    )
+    grouped = []
+    for match in matching_events(text, case.category, events):
+        try:
+            with transaction.atomic():
+                contact = CrisisContact.objects.create(event=match.event, case=case, matched=match.matched)
+        except IntegrityError:
+            continue  # grouped by an earlier triage of this case (a follow-up)
+        grouped.append(contact)
+        case_services.record_event(case, EventKind.NOTE, text=f"grouped into crisis event {match.event.title}")
+        if not _why_not_reach(case):
+            answer = for_citizen(case, match.event.answer, match.event.answer_cyrillic)
+            _reply(case, answer, key=f"crisis-answer:{match.event.pk}:{case.pk}",
+                   kind=NotificationKind.CRISIS_ANSWER, by=None)  # fmt: skip
+    return grouped
+
+
+# --- Broadcast ------------------------------------------------------------------------------------------------
+
+
+def start_broadcast(
+    event: CrisisEvent, *, by: AbstractBaseUser, token: str, text: str, text_cyrillic: str = ""
+) -> CrisisBroadcast:
+    """Record the broadcast and ring the sender after commit. The same token (a re-click, the form sent again)
+    returns the broadcast already started: it is never sent twice."""
+    text = text.strip()
+    if not text:
+        raise ValueError(gettext("Write the reply to send."))
+    if not token:
+        raise ValueError(gettext("The form has expired: open the event again."))
+    with transaction.atomic():
+        broadcast, created = CrisisBroadcast.objects.get_or_create(
+            token=token[:64],
+            defaults={"event": event, "text": text, "text_cyrillic": text_cyrillic.strip(), "sent_by": by},
+        )
+        if created:
+            enqueue_after_commit(BROADCAST_TASK, broadcast.pk, queue=NOTIFICATIONS_QUEUE)
+    return broadcast
+
+
+def deliver_broadcast(broadcast_id: int, *, batch: int = 200) -> int:
+    """Reply to every citizen grouped into the event, once each: one per caller (two cases of the same person get
+    one message), opted-out callers skipped. Safe to run twice or in two workers at once: each citizen is claimed by
+    a unique row in the same transaction as their reply. Returns how many this run reached."""
+    broadcast = CrisisBroadcast.objects.select_related("event").filter(pk=broadcast_id).first()
+    if broadcast is None:
+        return 0
+    reached = skipped = 0
+    contacts = (
+        CrisisContact.objects.filter(event=broadcast.event).select_related("case__caller").order_by("case_id")
+    )
+    last_case_id = 0
+    while True:
+        chunk = list(contacts.filter(case_id__gt=last_case_id)[:batch])
+        if not chunk:
+            break
+        last_case_id = chunk[-1].case_id
+        for contact in chunk:
+            case = contact.case
+            citizen = f"caller:{case.caller_id}" if case.caller_id else f"case:{case.pk}"
+            reason = _why_not_reach(case)
+            try:
+                with transaction.atomic():
+                    BroadcastRecipient.objects.create(
+                        broadcast=broadcast, citizen=citizen, case=case, skipped_because=reason
+                    )
+                    if not reason:
+                        _reply(case, for_citizen(case, broadcast.text, broadcast.text_cyrillic),
+                               key=f"crisis-broadcast:{broadcast.pk}:{citizen}",
+                               kind=NotificationKind.CRISIS_BROADCAST, by=broadcast.sent_by)  # fmt: skip
+            except IntegrityError:
+                continue  # this citizen was reached already (an earlier run, another worker, another case of theirs)
+            if reason:
+                skipped += 1
+            else:
+                reached += 1
+    recipients = BroadcastRecipient.objects.filter(broadcast=broadcast)
+    CrisisBroadcast.objects.filter(pk=broadcast.pk).update(
+        finished_at=timezone.now(), reached=recipients.filter(skipped_because="").count(),
+        skipped=recipients.exclude(skipped_because="").count(),
+    )  # fmt: skip
+    logger.info("crisis broadcast %s: %s reached, %s skipped", broadcast.pk, reached, skipped)
+    return reached
+
+
+# --- Reads for the event's board ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventFigures:
+    grouped: int
+    open: int
+    by_priority: dict[str, int]
+
+
+def event_cases(event: CrisisEvent):
+    """The event's cases, most urgent first (the one urgency order)."""
+    return by_urgency(Case.objects.filter(crisis_contacts__event=event)).select_related("assigned_to")
+
+
+def event_figures(event: CrisisEvent) -> EventFigures:
+    cases = Case.objects.filter(crisis_contacts__event=event)
+    by_priority = dict(cases.values_list("priority").annotate(n=Count("pk")))
+    return EventFigures(sum(by_priority.values()), cases.filter(status__in=OPEN_STATUSES).count(), by_priority)

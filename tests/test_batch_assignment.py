@@ -1,0 +1,114 @@
+"""Waiting cases are given out in batches under one short assignment turn, most urgent first, with each person's
+open-case counter kept in the turn's transaction: concurrent triage never pushes anyone over their maximum (the
+critical rule apart), and nobody waits on the on-duty staff rows."""
+
+import pytest
+from django.conf import settings as django_settings
+
+from helpline.cases.models import Case, CaseStatus, Priority
+from helpline.casework import actions
+from tests.concurrency import run_at_once
+from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
+
+pytestmark = pytest.mark.django_db
+requires_postgres = pytest.mark.skipif(
+    "postgresql" not in django_settings.DATABASES["default"]["ENGINE"], reason="needs concurrent transactions"
+)
+NORMAL = "treba nam pomoć oko ogrjeva"
+HIGH = "sve je hitno, molim vas nazovite"
+CRITICAL = "ubit će me, ima nož"
+
+
+def on_duty(**profile):
+    return ShiftFactory(staff=StaffFactory(**profile)).staff
+
+
+def case_saying(text: str) -> Case:
+    case = CaseFactory()
+    MessageFactory(case=case, body=text)
+    return case
+
+
+def open_cases_of(staff) -> int:
+    return Case.objects.filter(assigned_to=staff.user, status__in=[CaseStatus.ASSIGNED]).count()
+
+
+def triage_all_at_once(cases: list[Case], threads: int = 6) -> None:
+    """Several workers triaging at once, each taking its share of the cases, as Celery's pool does."""
+    shares = [[case.pk for case in cases[n::threads]] for n in range(threads)]
+
+    def triage_share(case_ids: list[int]) -> None:
+        for case_id in case_ids:
+            actions.do_triage_case(case_id)
+
+    _, errors = run_at_once(triage_share, [(share,) for share in shares])
+    assert errors == []
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_triage_fills_everyone_to_their_maximum_and_no_further():
+    workers = [on_duty(max_open_cases=3) for _ in range(3)]
+    supervisor = on_duty(role="supervisor", max_open_cases=2)
+    triage_all_at_once([case_saying(NORMAL) for _ in range(30)])
+
+    for person in [*workers, supervisor]:
+        assert open_cases_of(person) == person.max_open_cases  # full, never over
+    waiting = Case.objects.filter(assigned_to__isnull=True)
+    assert waiting.count() == 30 - 11
+    assert set(waiting.values_list("status", flat=True)) == {CaseStatus.TRIAGED}
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_backlog_given_out_by_racing_batches_goes_most_urgent_first_within_maxima():
+    normal = [case_saying(NORMAL) for _ in range(20)]
+    high = [case_saying(HIGH) for _ in range(5)]
+    for case in normal + high:
+        actions.do_triage_case(case.pk)  # nobody on duty yet: all wait
+    workers = [on_duty(max_open_cases=2) for _ in range(3)]
+    supervisor = on_duty(role="supervisor", max_open_cases=1)
+
+    given, errors = run_at_once(actions.do_assign_waiting, [()] * 5)  # five ticks and triages at once
+    assert errors == [] and sum(given) == 7
+    for person in [*workers, supervisor]:
+        assert open_cases_of(person) == person.max_open_cases
+    assigned = Case.objects.filter(assigned_to__isnull=False)
+    assert set(assigned.values_list("priority", flat=True)) == {Priority.HIGH, Priority.NORMAL}
+    assert assigned.filter(priority=Priority.HIGH).count() == 5  # every high case before any normal one
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_with_everyone_full_critical_cases_still_go_out_at_once_and_the_rest_wait():
+    workers = [on_duty(max_open_cases=1) for _ in range(2)]
+    on_duty(role="supervisor", max_open_cases=0)
+    for worker in workers:
+        CaseFactory(assigned_to=worker.user, status=CaseStatus.ASSIGNED)
+    critical = [case_saying(CRITICAL) for _ in range(4)]
+    normal = [case_saying(NORMAL) for _ in range(8)]
+    triage_all_at_once(critical + normal, threads=4)
+
+    assert set(Case.objects.filter(pk__in=[c.pk for c in critical]).values_list("status", flat=True)) == {
+        CaseStatus.ASSIGNED
+    }
+    assert not Case.objects.filter(pk__in=[c.pk for c in normal], assigned_to__isnull=False).exists()
+    loads = sorted(open_cases_of(worker) for worker in workers)
+    assert loads == [3, 3]  # the critical rule spreads them: fewest open cases first
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_room_that_frees_up_goes_to_the_most_urgent_waiting_case():
+    worker = on_duty(max_open_cases=1)
+    first = case_saying(NORMAL)
+    actions.do_triage_case(first.pk)
+    later_normal, later_high = case_saying(NORMAL), case_saying(HIGH)
+    run_at_once(actions.do_triage_case, [(later_normal.pk,), (later_high.pk,)])
+    assert Case.objects.filter(assigned_to__isnull=True).count() == 2
+
+    actions.do_resolve(Case.objects.get(pk=first.pk), by=worker.user, outcome="helped")
+    assert actions.do_assign_waiting() == 1  # the tick
+    assert Case.objects.get(pk=later_high.pk).assigned_to == worker.user
+    assert Case.objects.get(pk=later_normal.pk).priority == Priority.NORMAL
+    assert Case.objects.get(pk=later_normal.pk).assigned_to is None

@@ -1,0 +1,113 @@
+"""Crisis events: contacts about the same flood are grouped in the worker's triage step, each citizen gets the
+event's automatic answer once, and one broadcast reply reaches every grouped citizen once."""
+import datetime as dt
+
+import pytest
+import time_machine
+
+from helpline.cases.models import Caller, Case
+from helpline.casework import actions
+from notifications import crisis
+from notifications.models import CrisisContact, CrisisEvent, Notification, NotificationKind
+from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
+
+pytestmark = pytest.mark.django_db
+START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def clock():
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def supervisor():
+    staff = StaffFactory(role="supervisor", phone="+38761200309")
+    ShiftFactory(staff=staff, starts_at=START - dt.timedelta(hours=1), ends_at=START + dt.timedelta(hours=12))
+    return staff
+
+
+@pytest.fixture
+def flood(supervisor) -> CrisisEvent:
+    return actions.do_declare_crisis_event(
+        by=supervisor.user, title="Poplava Maglaj", places="Maglaj, Novi Šeher", keywords="poplava",
+        answer="Zbog poplave odgovaramo sporije. Prihvatni centar: OŠ Maglaj.",
+    )  # fmt: skip
+
+
+def contact(text: str, *, phone: str, script: str = "latin") -> Case:
+    """A citizen's SMS as intake stores it, then the worker's triage step."""
+    case = CaseFactory(caller=Caller.objects.get_or_create(phone=phone)[0], script=script)
+    MessageFactory(case=case, body=text)
+    return actions.do_triage_case(case.pk)
+
+
+def sent_to(phone: str, kind: str) -> list[Notification]:
+    return list(Notification.objects.filter(to_number=phone, kind=kind))
+
+
+def test_contacts_naming_the_event_are_grouped_and_answered_once_in_their_script(flood):
+    latin = contact("Voda nam je ušla u kuću u Maglaju, treba nam pomoć", phone="+38761000001")
+    cyrillic = contact("Поплава, заробљени смо на спрату", phone="+38761000002", script="cyrillic")
+    elsewhere = contact("Treba mi pomoć oko ogrjeva u Tuzli", phone="+38761000003")
+    assert set(CrisisContact.objects.values_list("case", flat=True)) == {latin.pk, cyrillic.pk}
+    assert elsewhere.pk not in CrisisContact.objects.values_list("case", flat=True)
+
+    actions.do_triage_case(latin.pk)  # triage ringing twice groups and answers once
+    [answer] = sent_to("+38761000001", NotificationKind.CRISIS_ANSWER)
+    assert "Prihvatni centar" in answer.body and "122" in answer.body  # the help point and the police number
+    [answer] = sent_to("+38761000002", NotificationKind.CRISIS_ANSWER)
+    assert "Прихватни центар" in answer.body
+    assert not sent_to("+38761000003", NotificationKind.CRISIS_ANSWER)
+
+
+def test_the_events_broadcast_reply_reaches_each_grouped_citizen_once(client, flood, supervisor):
+    first = contact("Poplava u Novom Šeheru, nemamo struje", phone="+38761000011")
+    Case.objects.filter(pk=first.pk).update(status="resolved")
+    contact("Još uvijek čekamo, voda raste", phone="+38761000011")  # the same citizen again: one citizen
+    second = contact("Maglaj: stara majka sama u kući, voda do prozora", phone="+38761000012")
+    opted_out = contact("Poplava, Maglaj", phone="+38761000013")
+    Caller.objects.filter(phone="+38761000013").update(has_opted_out=True)
+    contact("Treba mi pomoć oko ogrjeva u Tuzli", phone="+38761000014")  # not in the event
+
+    client.force_login(supervisor.user)
+    board = client.get(f"/console/events/{flood.pk}/").content.decode()
+    assert first.reference in board and second.reference in board
+    token = board.split('name="token" value="')[1].split('"')[0]
+    form = {"token": token, "text": "Spasilačke ekipe stižu večeras. Ostanite na spratu."}
+    assert client.post(f"/console/events/{flood.pk}/broadcast/", form).status_code == 302
+    assert client.post(f"/console/events/{flood.pk}/broadcast/", form).status_code == 302  # a re-click
+    [broadcast] = flood.broadcasts.all()
+    crisis.deliver_broadcast(broadcast.pk)
+    crisis.deliver_broadcast(broadcast.pk)  # the doorbell rang twice (a redelivered task)
+
+    reached = Notification.objects.filter(kind=NotificationKind.CRISIS_BROADCAST)
+    assert sorted(reached.values_list("to_number", flat=True)) == ["+38761000011", "+38761000012"]
+    assert all("Spasilačke ekipe" in n.body and "122" in n.body for n in reached)
+    broadcast.refresh_from_db()
+    assert (broadcast.reached, broadcast.skipped) == (2, 1)
+    assert not opted_out.messages.filter(direction="outbound", body__contains="Spasilačke").exists()
+    assert "stiglo do 2, preskočeno 1" in client.get(f"/console/events/{flood.pk}/").content.decode()  # in Bosnian
+
+
+def test_declaring_an_event_needs_a_place_or_keyword_and_an_answer(client, supervisor):
+    client.force_login(supervisor.user)
+    response = client.post("/console/events/", {"title": "Poplava", "answer": "Sporije odgovaramo."})
+    assert response.status_code == 400 and "barem jedno mjesto ili ključnu riječ" in response.content.decode()
+    assert not CrisisEvent.objects.exists()
+    response = client.post("/console/events/", {"title": "Poplava", "places": "Maglaj", "answer": "Sporije."})
+    assert response.status_code == 302 and CrisisEvent.objects.get().title == "Poplava"
+
+
+def test_an_ended_event_groups_no_new_contacts(flood, supervisor):
+    actions.do_end_crisis_event(flood, by=supervisor.user)
+    contact("Poplava u Maglaju", phone="+38761000021")
+    assert not CrisisContact.objects.exists()
+
+
+def test_a_worker_cannot_declare_an_event_or_broadcast(client, flood):
+    worker = StaffFactory(phone="+38761200301")
+    client.force_login(worker.user)
+    assert client.post("/console/events/", {"title": "x", "places": "y", "answer": "z"}).status_code == 403
+    assert client.post(f"/console/events/{flood.pk}/broadcast/", {"token": "t", "text": "x"}).status_code == 403
