@@ -22,7 +22,8 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
 _signed_in = {"token": ""}
 # Input the schema cannot describe, refused with a 400 that names the field: a row that must exist (a shift's
 # staff member, a profile's user), a visit's case that must be one's own, an incident in the past, two PINs that
-# must differ, a citizen's phone number that must be a real number of a numbering plan. schemathesis's "schema-valid data is accepted" check is left out for these alone.
+# must differ, a citizen's phone number that must be a real number of a numbering plan. schemathesis's
+# "schema-valid data is accepted" check is left out for these alone.
 RULES_BEYOND_THE_SCHEMA = {
     "POST /api/v1/shifts/", "PUT /api/v1/shifts/{id}/", "PATCH /api/v1/shifts/{id}/",
     "POST /api/v1/staff/", "PUT /api/v1/staff/{id}/", "PATCH /api/v1/staff/{id}/",
