@@ -125,3 +125,15 @@ def twilio_api(settings):
         settings.TWILIO_API_BASE_URL = stub.url
         settings.SMS_PER_SECOND = 1000
         yield stub
+
+
+@pytest.fixture
+def rules_only_triage(monkeypatch, tmp_path):
+    """Triage by the keyword rules alone (as when the model cannot load), for tests about what happens after
+    triage (assignment, batches) that need each message's priority fixed rather than the model's judgement."""
+    from triage import semantic_model
+
+    monkeypatch.setattr(semantic_model, "head_file", tmp_path / "no-model.npz")
+    semantic_model.forget_semantic_model()
+    yield
+    semantic_model.forget_semantic_model()

@@ -10,7 +10,9 @@ from helpline.casework import actions
 from tests.concurrency import run_at_once
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
 
-pytestmark = pytest.mark.django_db
+# The priorities below are the rules' (HIGH reads as high to them, the model may judge it critical): these tests
+# are about giving cases out, not about reading them.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("rules_only_triage")]
 requires_postgres = pytest.mark.skipif(
     "postgresql" not in django_settings.DATABASES["default"]["ENGINE"], reason="needs concurrent transactions"
 )

@@ -102,7 +102,7 @@ def test_a_supervisor_sees_an_overdue_case_on_the_board_and_reassigns_it(page_fo
     log_in(page, live_server.url, "sanja")
     page.get_by_role("link", name="Pregled").click()
     board = page.locator("#board-live")
-    expect(board).to_contain_text("Nobody is waiting for a person.")  # untranslated until make messages
+    expect(board).to_contain_text("Niko ne čeka osobu.")
 
     overdue = CaseFactory(assigned_to=slow.user, status=CaseStatus.ASSIGNED, priority="high",
                           acknowledge_by=timezone.now() - dt.timedelta(minutes=4))  # fmt: skip

@@ -34,7 +34,7 @@ def test_a_supervisor_starts_a_campaign_and_watches_the_tally_move(page_for, liv
     page = page_for()
     log_in(page, live_server.url, "sefica")
     page.goto(f"{live_server.url}/console/welfare/")
-    page.get_by_label("Title").or_(page.get_by_label("Naslov")).fill("Poplava: provjera dobrobiti")
+    page.get_by_label("Naziv").first.fill("Poplava: provjera dobrobiti")  # the console speaks Bosnian
     page.locator("input[name=areas][value=Maglaj]").check()
     page.locator("input[name=areas][value=Doboj]").check()
     page.locator("input[name=is_drill]").check()
