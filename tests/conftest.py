@@ -132,7 +132,9 @@ def rules_only_triage(monkeypatch, tmp_path):
     """Triage by the keyword rules alone (as when the model cannot load), for tests about what happens after
     triage (assignment, batches) that need each message's priority fixed rather than the model's judgement."""
     from triage import semantic_model
+    from triage.services import install_default_rules
 
+    install_default_rules()  # the shipped rules (a transactional test before may have flushed them)
     monkeypatch.setattr(semantic_model, "head_file", tmp_path / "no-model.npz")
     semantic_model.forget_semantic_model()
     yield
