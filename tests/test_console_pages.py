@@ -122,7 +122,7 @@ def test_reclassifying_needs_a_reason(client, people, cases):
     response = client.post(url, {"priority": "critical", "category": "domestic_violence", "reason": "Ima oružje"})
     assert response.status_code == 302
     assert Case.objects.get(pk=cases["mine"].pk).priority == "critical"
-    assert cases["mine"].timeline.filter(kind=EventKind.RECLASSIFIED, details__reason="Ima oružje").exists()
+    assert "Ima oružje" in [e.details["reason"] for e in cases["mine"].timeline.filter(kind=EventKind.RECLASSIFIED)]
 
 
 def test_resolving_needs_an_outcome_and_an_illegal_change_is_explained(client, people, cases):
@@ -140,7 +140,7 @@ def test_resolving_needs_an_outcome_and_an_illegal_change_is_explained(client, p
 def test_a_note_is_on_the_timeline_only(client, people, cases):
     signed_in(client, people["worker"])
     client.post(f"/console/cases/{cases['mine'].pk}/note/", {"text": "Zvati poslije 18h"})
-    assert cases["mine"].timeline.filter(kind=EventKind.NOTE, details__text="Zvati poslije 18h").exists()
+    assert [e.details["text"] for e in cases["mine"].timeline.filter(kind=EventKind.NOTE)] == ["Zvati poslije 18h"]
     assert not cases["mine"].messages.filter(direction=Direction.OUTBOUND).exists()
 
 

@@ -158,7 +158,7 @@ def test_a_retried_follow_up_with_the_same_key_is_stored_once(client):
             HTTP_X_INQUIRY_TOKEN=created["token"], HTTP_IDEMPOTENCY_KEY="follow-1",
         )  # fmt: skip
         assert response.status_code == 201
-    assert Message.objects.filter(body="Još nešto").count() == 1
+    assert list(Message.objects.values_list("body", flat=True)).count("Još nešto") == 1
 
 
 # --- PostgreSQL unreachable: spooled, answered as usual, stored once when it returns ------------------------------
@@ -274,8 +274,8 @@ def test_api_inquiries_and_follow_ups_while_the_database_is_down_get_202_and_are
     result = spool.replay_spool()
     assert (result.stored, result.dropped) == (2, 1)  # the forged follow-up is dropped, as a 404 would have been
     assert client.get(body["status_url"], HTTP_X_INQUIRY_TOKEN=body["token"]).status_code == 200
-    assert case.messages.filter(body="Opet ja").count() == 1
-    assert not Message.objects.filter(body="Lažna").exists()
+    assert list(case.messages.values_list("body", flat=True)).count("Opet ja") == 1
+    assert "Lažna" not in Message.objects.values_list("body", flat=True)
 
 
 @concurrent

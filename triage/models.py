@@ -10,6 +10,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from helpline.cases.encryption import EncryptedTextField
 from helpline.cases.models import Case, Priority
 from helpline.roster.models import Absence, Role, RotationPattern, RotationSlot, Shift, StaffProfile
 
@@ -76,7 +77,7 @@ class TriageCorrection(models.Model):
     case = models.ForeignKey(
         Case, on_delete=models.CASCADE, related_name="triage_corrections", verbose_name=_("case")
     )
-    text = models.TextField(_("text triaged"))
+    text = EncryptedTextField(_("text triaged"))
     predicted_priority = models.CharField(
         _("predicted priority"), max_length=10, choices=Priority.choices, blank=True
     )

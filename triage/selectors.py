@@ -7,6 +7,7 @@ import time
 from django.db.models import Count, Max, Q, QuerySet
 
 from helpline.cases.models import Case
+from helpline.cases.selectors import phone_indexes_of
 from triage.classification import CompiledRule, compile_rule
 from triage.models import TriageCorrection, TriageRule
 
@@ -49,11 +50,13 @@ def critical_rules() -> list[CompiledRule]:
 
 def recent_cases_of_same_caller(case: Case, *, since: dt.datetime) -> QuerySet[Case]:
     """Earlier cases from the same phone number (caller or number given on the web) since a moment."""
-    numbers = [str(n) for n in (case.caller.phone if case.caller_id else None, case.contact_phone) if n]
+    numbers = phone_indexes_of(case)
     if not numbers:
         return Case.objects.none()
     return (
-        Case.objects.filter(Q(caller__phone__in=numbers) | Q(contact_phone__in=numbers), created_at__gte=since)
+        Case.objects.filter(
+            Q(caller__phone_index__in=numbers) | Q(contact_phone_index__in=numbers), created_at__gte=since
+        )
         .exclude(pk=case.pk)
         .order_by("created_at")
     )

@@ -1,6 +1,9 @@
 """Admin for the case domain. The timeline is append-only, so it is shown read-only everywhere."""
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
+from helpline.cases.encryption import phone_index
+from helpline.cases.intake import normalise_phone
 from helpline.cases.models import Caller, Case, Message, TimelineEvent
 
 
@@ -52,7 +55,15 @@ class CaseAdmin(admin.ModelAdmin):
 @admin.register(Caller)
 class CallerAdmin(admin.ModelAdmin):
     list_display = ["masked_phone", "name", "has_opted_out", "created_at"]
-    search_fields = ["phone", "name"]
+    # Numbers are encrypted: the search box takes a whole number and looks it up by its blind index.
+    search_fields = ["phone_index"]
+    search_help_text = _("A whole phone number, in any usual form (061 123 456, +387 61 123 456).")
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        number = normalise_phone(search_term)
+        return queryset.filter(phone_index=phone_index(number) if number else "-"), False
 
 
 @admin.register(TimelineEvent)

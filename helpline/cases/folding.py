@@ -1,6 +1,9 @@
 """`fold` (helpline.cases.language) as a database expression: the same lower case, Cyrillic to Latin and folded
-diacritics, computed by PostgreSQL. Message.search_text stores it, so staff search matches words without folding
-every message at query time (helpline.cases.search)."""
+diacritics, computed by PostgreSQL.
+
+Kept for migration 0010, which built staff search on a folded clear copy of each message (`Message.search_text`).
+Message texts are encrypted since migration 0011 and search reads keyed word hashes instead
+(helpline.cases.search); nothing else uses this expression."""
 from __future__ import annotations
 
 from django.db.models import Func, TextField

@@ -25,6 +25,7 @@ from django.utils.crypto import salted_hmac
 
 from helpline.cases import citizen_code, selectors
 from helpline.cases.dispatch import TRIAGE_QUEUE, enqueue_after_commit
+from helpline.cases.encryption import phone_index
 from helpline.cases.language import cyrillic_to_latin, detect_language, detect_script
 from helpline.cases.models import (
     OPEN_STATUSES,
@@ -125,8 +126,8 @@ def normalise_phone(raw: str | None) -> str | None:
 # worker may be reading it). DO NOTHING covers a caller created outside intake's locks (the admin): no failing
 # statement, so the database log never records one with the number in it.
 _INSERT_CALLER_SQL = (
-    "INSERT INTO helpline_caller (phone, name, has_opted_out, created_at) VALUES (%s, '', false, %s) "
-    "ON CONFLICT (phone) DO NOTHING RETURNING id, phone, name, has_opted_out, created_at"
+    "INSERT INTO helpline_caller (phone, phone_index, name, has_opted_out, created_at) VALUES (%s, %s, '', false, %s) "
+    "ON CONFLICT (phone_index) DO NOTHING RETURNING id, phone, phone_index, name, has_opted_out, created_at"
 )
 
 
@@ -154,16 +155,18 @@ def _caller_for(phone_e164: str | None) -> Caller | None:
     Call it under `_serialise_contacts_on(phone)`, so no other intake is creating the same caller meanwhile."""
     if phone_e164 is None:
         return None
+    index = phone_index(phone_e164)
     if connection.vendor == "postgresql":
-        caller = Caller.objects.filter(phone=phone_e164).first()  # most contacts come from a known number
+        caller = Caller.objects.filter(phone_index=index).first()  # most contacts come from a known number
         if caller is None:
-            inserted = list(Caller.objects.raw(_INSERT_CALLER_SQL, [phone_e164, timezone.now()]))
-            caller = inserted[0] if inserted else Caller.objects.get(phone=phone_e164)
+            encrypted_phone = Caller._meta.get_field("phone").get_prep_value(phone_e164)
+            inserted = list(Caller.objects.raw(_INSERT_CALLER_SQL, [encrypted_phone, index, timezone.now()]))
+            caller = inserted[0] if inserted else Caller.objects.get(phone_index=index)
             caller.is_new = bool(inserted)
             return caller
         caller.is_new = False
         return caller
-    caller, created = Caller.objects.get_or_create(phone=phone_e164)
+    caller, created = Caller.objects.get_or_create(phone_index=index, defaults={"phone": phone_e164})
     caller.is_new = created
     return caller
 

@@ -2,12 +2,24 @@
 
 Rows here change only through helpline.cases.services; other apps call those functions rather than writing these tables.
 """
+from collections.abc import Iterable
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-from phonenumber_field.modelfields import PhoneNumberField
 
-from helpline.cases.folding import FoldedText
+from helpline.cases.encryption import (
+    EncryptedCharField,
+    EncryptedDetailsField,
+    EncryptedEmailField,
+    EncryptedPhoneNumberField,
+    EncryptedTextField,
+    EncryptedURLField,
+    email_index,
+    phone_index,
+    search_tokens,
+)
 
 
 class Channel(models.TextChoices):
@@ -65,11 +77,21 @@ class Script(models.TextChoices):
     CYRILLIC = "cyrillic", _("Cyrillic")
 
 
+def _with_indexes(update_fields: Iterable[str] | None, index_of: dict[str, str]) -> list[str] | None:
+    """A partial save that writes an encrypted field writes its blind index too."""
+    if update_fields is None:
+        return None
+    fields = list(update_fields)
+    return fields + [index for field, index in index_of.items() if field in fields and index not in fields]
+
+
 class Caller(models.Model):
     """A person who contacted the helpline from a phone number. Web inquiries without a number have none."""
 
-    phone = PhoneNumberField(_("phone"), unique=True)
-    name = models.CharField(_("name"), max_length=200, blank=True)
+    phone = EncryptedPhoneNumberField(_("phone"))
+    # The number's keyed hash (helpline.cases.encryption): how intake finds a known caller without a clear number.
+    phone_index = models.CharField(max_length=32, unique=True, editable=False)
+    name = EncryptedCharField(_("name"), max_length=200, blank=True)
     has_opted_out = models.BooleanField(
         _("opted out of SMS"), default=False, help_text=_("The caller texted STOP; no SMS may be sent to them.")
     )
@@ -81,6 +103,11 @@ class Caller(models.Model):
 
     def __str__(self) -> str:
         return self.masked_phone
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.phone_index = phone_index(self.phone)
+        kwargs["update_fields"] = _with_indexes(kwargs.get("update_fields"), {"phone": "phone_index"})
+        super().save(*args, **kwargs)
 
     @property
     def masked_phone(self) -> str:
@@ -109,9 +136,12 @@ class Case(models.Model):
     caller = models.ForeignKey(
         Caller, verbose_name=_("caller"), null=True, blank=True, on_delete=models.PROTECT, related_name="cases"
     )
-    contact_name = models.CharField(_("name given"), max_length=200, blank=True)
-    contact_phone = PhoneNumberField(_("phone given"), blank=True)
-    contact_email = models.EmailField(_("e-mail given"), blank=True)
+    contact_name = EncryptedCharField(_("name given"), max_length=200, blank=True)
+    contact_phone = EncryptedPhoneNumberField(_("phone given"), blank=True)
+    contact_email = EncryptedEmailField(_("e-mail given"), blank=True)
+    # Keyed hashes of the number and e-mail given, kept by save(): finding a person's cases without clear values.
+    contact_phone_index = models.CharField(max_length=32, blank=True, db_index=True, editable=False)
+    contact_email_index = models.CharField(max_length=32, blank=True, db_index=True, editable=False)
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("assigned to"),
@@ -124,7 +154,7 @@ class Case(models.Model):
     # Safe contact: an abuser may read the person's phone. None means the person was not asked.
     safe_to_call = models.BooleanField(_("safe to call"), null=True, blank=True)
     safe_to_text = models.BooleanField(_("safe to text"), null=True, blank=True)
-    safe_contact_note = models.CharField(
+    safe_contact_note = EncryptedCharField(
         _("when it is safe to contact"), max_length=500, blank=True, help_text=_("In the person's own words.")
     )
 
@@ -182,6 +212,15 @@ class Case(models.Model):
     def __str__(self) -> str:
         return self.reference
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.contact_phone_index = phone_index(self.contact_phone)
+        self.contact_email_index = email_index(self.contact_email)
+        kwargs["update_fields"] = _with_indexes(
+            kwargs.get("update_fields"),
+            {"contact_phone": "contact_phone_index", "contact_email": "contact_email_index"},
+        )
+        super().save(*args, **kwargs)
+
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
@@ -198,22 +237,20 @@ class Message(models.Model):
     case = models.ForeignKey(Case, verbose_name=_("case"), on_delete=models.CASCADE, related_name="messages")
     direction = models.CharField(_("direction"), max_length=10, choices=Direction.choices)
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
-    body = models.TextField(_("text"), blank=True)
+    body = EncryptedTextField(_("text"), blank=True)
     # MessageSid or CallSid; unique, so a webhook Twilio retries is stored once.
     twilio_sid = models.CharField(_("Twilio SID"), max_length=64, unique=True, null=True, blank=True)
     call_status = models.CharField(_("call status"), max_length=20, blank=True)
-    recording_url = models.URLField(_("voicemail recording"), max_length=500, blank=True)
+    recording_url = EncryptedURLField(_("voicemail recording"), max_length=500, blank=True)
     recording_sid = models.CharField(max_length=64, blank=True)
     recording_seconds = models.PositiveIntegerField(_("voicemail length (s)"), null=True, blank=True)
     delivery_status = models.CharField(_("delivery status"), max_length=20, blank=True)
     # Replies a citizen may read on their status page; internal notes never are messages.
     is_visible_to_citizen = models.BooleanField(_("visible to the citizen"), default=True)
     created_at = models.DateTimeField(_("time"), auto_now_add=True)
-    # The text as staff search matches it (lower case, Latin, no diacritics: helpline.cases.search), computed by the
-    # database when the row is written, so intake runs no code and no query for it. Goes when bodies are encrypted.
-    search_text = models.GeneratedField(
-        expression=FoldedText("body"), output_field=models.TextField(), db_persist=True, editable=False
-    )
+    # Keyed hashes of the text's folded words and word beginnings, kept by save(): what staff search matches
+    # (helpline.cases.search) now that the text itself is encrypted.
+    search_tokens = models.TextField(blank=True, editable=False)
 
     class Meta:
         verbose_name = _("message")
@@ -222,6 +259,11 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case_id} {self.direction} {self.channel}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.search_tokens = search_tokens(self.body)
+        kwargs["update_fields"] = _with_indexes(kwargs.get("update_fields"), {"body": "search_tokens"})
+        super().save(*args, **kwargs)
 
 
 class EventKind(models.TextChoices):
@@ -256,6 +298,11 @@ class ActorKind(models.TextChoices):
     SYSTEM = "system", _("System")
 
 
+# Timeline entries that may hold a person's words (a staff note, a reason, the words triage quoted) are encrypted;
+# the rest (ids, steps, channels, the idempotency key intake looks up) stay queryable.
+ENCRYPTED_DETAILS = ("text", "reason", "outcome", "explanation", "reasons")
+
+
 class TimelineEvent(models.Model):
     """Append-only: one row per thing that happens to a case. Nothing updates or deletes these rows."""
 
@@ -265,7 +312,7 @@ class TimelineEvent(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("staff member"), null=True, blank=True, on_delete=models.PROTECT
     )
-    details = models.JSONField(_("details"), default=dict, blank=True)
+    details = EncryptedDetailsField(_("details"), default=dict, blank=True, encrypted_keys=ENCRYPTED_DETAILS)
     created_at = models.DateTimeField(_("time"), auto_now_add=True)
 
     class Meta:

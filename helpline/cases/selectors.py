@@ -83,10 +83,16 @@ def by_urgency(cases: QuerySet[Case]) -> QuerySet[Case]:
     )
 
 
+def phone_indexes_of(case: Case) -> list[str]:
+    """The blind indexes of the case's numbers (the caller's and the one given on the web), to find the same
+    person's other cases."""
+    return [n for n in (case.caller.phone_index if case.caller_id else "", case.contact_phone_index) if n]
+
+
 def earlier_cases_of(case: Case) -> QuerySet[Case]:
     """The same person's other cases: by caller, by the number they gave, and cases linked by triage."""
-    numbers = [str(n) for n in (case.caller.phone if case.caller_id else None, case.contact_phone) if n]
+    numbers = phone_indexes_of(case)
     same_person = Q(pk__in=case.linked_cases.values("pk"))
     if numbers:
-        same_person |= Q(caller__phone__in=numbers) | Q(contact_phone__in=numbers)
+        same_person |= Q(caller__phone_index__in=numbers) | Q(contact_phone_index__in=numbers)
     return Case.objects.filter(same_person).exclude(pk=case.pk).order_by("-created_at")

@@ -340,7 +340,7 @@ def anonymise_case(
         "idempotency_key", "updated_at",
     ])  # fmt: skip
     locked.linked_cases.clear()
-    locked.messages.update(body="", recording_url="", recording_sid="", twilio_sid=None)
+    locked.messages.update(body="", search_tokens="", recording_url="", recording_sid="", twilio_sid=None)
     events = [event for event in locked.timeline.all() if event.kind not in _PRIVACY_EVENTS]
     for event in events:
         event.details = _without_free_text(event.details or {})

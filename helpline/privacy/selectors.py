@@ -27,6 +27,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from helpline.cases.encryption import email_index, phone_index
 from helpline.cases.models import OPEN_STATUSES, Case, CaseRead, CaseStatus, EventKind, TimelineEvent
 from helpline.privacy.models import Anonymisation, LegalHold
 from helpline.roster.selectors import is_supervisor
@@ -162,9 +163,9 @@ def cases_about_person(*, phone: str = "", email: str = "") -> list[Case]:
     to them as the same person's earlier contacts, oldest first."""
     found = Q(pk__in=[])
     if phone:
-        found |= Q(caller__phone=phone) | Q(contact_phone=phone)
+        found |= Q(caller__phone_index=phone_index(phone)) | Q(contact_phone_index=phone_index(phone))
     if email:
-        found |= Q(contact_email__iexact=email)
+        found |= Q(contact_email_index=email_index(email))
     direct = Case.objects.filter(found)
     linked = Case.objects.filter(linked_cases__in=direct.values("pk"))
     cases = Case.objects.filter(Q(pk__in=direct.values("pk")) | Q(pk__in=linked.values("pk")))

@@ -6,10 +6,13 @@ it at PostgreSQL and Redis.
 """
 import datetime as dt
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent  # the repository: helpline/project/settings.py
@@ -21,17 +24,56 @@ VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def _local_secret_key() -> str:
-    """A secret key kept under var/, so a development machine needs no configuration and keeps its sessions."""
-    key_file = VAR_DIR / "secret_key"
+def _local_key(name: str, make: Callable[[], str]) -> str:
+    """A key generated once under var/ for a development machine; production sets it in the environment."""
+    key_file = VAR_DIR / name
     if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.write_text(make())
         key_file.chmod(0o600)
     return key_file.read_text().strip()
 
 
-SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret_key()
+SECRET_KEY = env.str("SECRET_KEY", default="") or _local_key("secret_key", lambda: secrets.token_urlsafe(50))
 DEBUG = env.bool("DEBUG", default=False)
+
+# "production" makes the keys below mandatory: a deployment must never fall back to a key file that sits next to
+# the data it protects (and is copied into the same backups).
+DEPLOYMENT = env.str("DEPLOYMENT", default="development")
+
+
+def _required_key(variable: str, local_file: str, make: Callable[[], str]) -> str:
+    value = env.str(variable, default="")
+    if value:
+        return value
+    if DEPLOYMENT == "production":
+        raise ImproperlyConfigured(
+            f"{variable} is not set. In production the keys that protect citizens' data come from the environment; "
+            f"generate one with `python manage.py generate_keys` and keep it apart from the database and its "
+            f"backups (README, 'Keys')."
+        )
+    return _local_key(local_file, make)
+
+
+# Field-level encryption (helpline.cases.encryption): Fernet keys, comma separated, the first encrypts and all
+# decrypt, so a key is rotated by putting a new one first and running `manage.py rotate_keys`.
+FIELD_ENCRYPTION_KEYS = [
+    key.strip()
+    for key in _required_key(
+        "FIELD_ENCRYPTION_KEYS", "field_encryption_key", lambda: Fernet.generate_key().decode()
+    ).split(",")
+    if key.strip()
+]
+for _position, _key in enumerate(FIELD_ENCRYPTION_KEYS, start=1):
+    try:
+        Fernet(_key)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"FIELD_ENCRYPTION_KEYS: key {_position} is not a Fernet key (32 bytes, url-safe base64); "
+            f"`python manage.py generate_keys` makes one."
+        ) from None
+# The keyed hash (HMAC-SHA256) of phone numbers, e-mails and search words: lookups without clear values.
+BLIND_INDEX_KEY = _required_key("BLIND_INDEX_KEY", "blind_index_key", lambda: secrets.token_urlsafe(48))
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

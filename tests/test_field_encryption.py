@@ -1,0 +1,155 @@
+"""Citizens' words, names and numbers are encrypted in the database and its backups; the service reads them as usual,
+a key can be rotated, and a production start without a key stops with a clear message."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.exceptions import FieldError
+from django.core.management import call_command
+from django.db import connection
+
+from helpline.cases.encryption import FERNET_PREFIX, phone_index
+from helpline.cases import services
+from helpline.cases.models import Caller, Case, EventKind, Message
+from helpline.cases.search import cases_matching
+from tests.factories import CaseFactory
+
+pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parent.parent
+BODY = "Muž mi je prijetio nožem, zovem se Selma Begić."
+NUMBER = "+38761123456"
+
+
+def raw_rows(sql: str) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.fetchall()
+
+
+def everything_stored() -> str:
+    """Every text column of the tables that hold what a citizen sent, as PostgreSQL returns them."""
+    rows = raw_rows("SELECT phone, phone_index, name FROM helpline_caller")
+    rows += raw_rows(
+        "SELECT contact_name, contact_phone, contact_email, safe_contact_note, contact_phone_index, "
+        "contact_email_index FROM helpline_case"
+    )
+    rows += raw_rows("SELECT body, recording_url, search_tokens FROM helpline_message")
+    return " ".join(str(value) for row in rows for value in row)
+
+
+def test_a_stored_sms_holds_no_clear_text_of_the_body_the_number_or_the_name(twilio):
+    assert twilio.sms(BODY, sid="SM" + "1" * 32).status_code == 200
+    caller = Caller.objects.get()
+    caller.name = "Selma Begić"
+    caller.save()
+
+    stored = everything_stored()
+    for clear in ("nožem", "noz", "prijetio", "Selma", "Begi", "61123456", "123456"):
+        assert clear.lower() not in stored.lower()
+    (body,) = raw_rows("SELECT body FROM helpline_message")[0]
+    assert body.startswith(FERNET_PREFIX)
+    # ... and the service still reads, finds and recognises the caller.
+    case = Case.objects.get()
+    assert case.messages.get().body == BODY and str(case.caller.phone) == NUMBER and case.caller.name == "Selma Begić"
+    assert Case.objects.filter(cases_matching("nozem")).get() == case
+    twilio.sms("Opet ja.", sid="SM" + "2" * 32)
+    assert Case.objects.get().messages.count() == 2  # the second SMS found the caller by the number's blind index
+
+
+def test_web_contact_details_are_encrypted_and_found_by_their_blind_index(client):
+    response = client.post("/inquiry/", {
+        "message": BODY, "name": "Selma Begić", "phone": "061 123 456", "email": "Selma.Begic@example.ba",
+        "safe_to_call": "yes", "safe_to_text": "no", "safe_contact_note": "Poslije 17h, kad muž ode.",
+        "leave_this_empty": "",
+    })  # fmt: skip
+    assert response.status_code in (200, 201, 302)
+    stored = everything_stored().lower()
+    for clear in ("selma", "begic", "example.ba", "123456", "poslije", "17h"):
+        assert clear not in stored
+    case = Case.objects.get()
+    assert (case.contact_name, str(case.contact_phone), case.contact_email) == (
+        "Selma Begić", NUMBER, "Selma.Begic@example.ba"
+    )
+    assert Case.objects.get(contact_phone_index=phone_index(NUMBER)) == case
+
+
+def test_filtering_an_encrypted_field_by_value_is_refused_rather_than_silently_empty():
+    CaseFactory()
+    with pytest.raises(FieldError, match="encrypted"):
+        list(Message.objects.filter(body="x"))
+    with pytest.raises(FieldError, match="encrypted"):
+        list(Caller.objects.filter(phone__icontains="387"))
+    assert Case.objects.filter(contact_name="").exists()  # "is it empty?" still works
+
+
+def test_a_key_rotation_re_encrypts_everything_and_everything_still_reads(twilio, settings):
+    twilio.sms(BODY, sid="SM" + "3" * 32)
+    old_key = settings.FIELD_ENCRYPTION_KEYS[0]
+    (before,) = raw_rows("SELECT body FROM helpline_message")[0]
+
+    new_key = Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [new_key, old_key]
+    settings.BLIND_INDEX_KEY = "a new blind index key for this test"
+    call_command("rotate_keys", stdout=open(os.devnull, "w"))  # noqa: SIM115
+
+    # Only the new key is needed from now on: the old one can be dropped.
+    settings.FIELD_ENCRYPTION_KEYS = [new_key]
+    (after,) = raw_rows("SELECT body FROM helpline_message")[0]
+    assert after != before and Fernet(new_key).decrypt(after.encode()).decode() == BODY
+    case = Case.objects.get()
+    assert case.messages.get().body == BODY and str(case.caller.phone) == NUMBER
+    assert Case.objects.filter(cases_matching("nožem")).get() == case  # search tokens use the new index key
+    twilio.sms("Opet ja.", sid="SM" + "4" * 32)
+    assert Case.objects.count() == 1  # the caller is still recognised by the number's new blind index
+
+
+def test_values_stored_before_encryption_are_encrypted_by_the_rotation():
+    case = CaseFactory()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE helpline_case SET safe_contact_note = %s WHERE id = %s", ["Samo ujutro", case.pk])
+    call_command("rotate_keys", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT safe_contact_note FROM helpline_case WHERE id = %s", [case.pk])
+        (note,) = cursor.fetchone()
+    assert note.startswith(FERNET_PREFIX)
+    case.refresh_from_db()
+    assert case.safe_contact_note == "Samo ujutro"
+
+
+@pytest.mark.parametrize("missing", ["FIELD_ENCRYPTION_KEYS", "BLIND_INDEX_KEY"])
+def test_a_production_start_without_a_key_fails_with_a_clear_message(missing, tmp_path):
+    environment = {
+        **os.environ, "DEPLOYMENT": "production", "VAR_DIR": str(tmp_path), "SECRET_KEY": "x" * 50,
+        "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(), "BLIND_INDEX_KEY": "y" * 40,
+    }  # fmt: skip
+    del environment[missing]
+    started = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert started.returncode != 0
+    assert f"{missing} is not set" in started.stderr
+    assert not list(tmp_path.glob("*key*")), "production must never fall back to a key file"
+
+
+def test_a_malformed_key_is_refused_at_start(tmp_path):
+    environment = {**os.environ, "VAR_DIR": str(tmp_path), "FIELD_ENCRYPTION_KEYS": "not-a-key"}
+    started = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert started.returncode != 0 and "key 1 is not a Fernet key" in started.stderr
+
+
+def test_staff_notes_and_reasons_on_the_timeline_are_encrypted_and_ids_stay_queryable():
+    case = CaseFactory()
+    services.record_event(case, EventKind.NOTE, text="Majka kaže da otac pije svaku noć.", assignee_id=7)
+    (details,) = raw_rows("SELECT details::text FROM helpline_timelineevent WHERE kind = 'note'")[0]
+    assert "otac" not in details and "pije" not in details
+    event = case.timeline.get(kind=EventKind.NOTE)
+    assert event.details == {"text": "Majka kaže da otac pije svaku noć.", "assignee_id": 7}
+    assert case.timeline.filter(details__assignee_id=7).exists()
+    with pytest.raises(FieldError, match="encrypted"):
+        list(case.timeline.filter(details__text="x"))
