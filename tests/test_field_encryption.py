@@ -11,8 +11,8 @@ from django.core.exceptions import FieldError
 from django.core.management import call_command
 from django.db import connection
 
-from helpline.cases.encryption import FERNET_PREFIX, phone_index
 from helpline.cases import services
+from helpline.cases.encryption import FERNET_PREFIX, phone_index
 from helpline.cases.models import Caller, Case, EventKind, Message
 from helpline.cases.search import cases_matching
 from tests.factories import CaseFactory
