@@ -2,6 +2,7 @@
 
     manage.py evaluate_triage                   # the active rules on triage/evaluation/messages.jsonl
     manage.py evaluate_triage --cross-author    # each author scored by a model that never saw them (minutes)
+    manage.py evaluate_triage --file F --system combined   # what the worker runs (rules and the shipped model) on F
 """
 
 from pathlib import Path
@@ -10,7 +11,7 @@ from django.core.management.base import BaseCommand
 
 from triage.evaluation.metrics import EVALUATION_SET, TARGETS, evaluate, load_messages
 from triage.semantic.combination import IN_ONE_LINE
-from triage.services import classify_by_rules
+from triage.services import classify, classify_by_rules
 
 PRIORITIES = ["critical", "high", "normal", "low"]
 
@@ -24,6 +25,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--file", type=Path, default=EVALUATION_SET)
         parser.add_argument(
+            "--system", choices=["rules", "combined"], default="rules",
+            help="With --file: the active rules alone, or the rules with the shipped semantic model (the worker's).",
+        )
+        parser.add_argument(
             "--show-errors", action="store_true", help="List every miss, false alarm and wrong category."
         )
         parser.add_argument(
@@ -35,11 +40,13 @@ class Command(BaseCommand):
             help="With --cross-author: which system's table to print (default: combined, what the worker runs).",
         )
 
-    def handle(self, *args, file: Path, show_errors: bool, cross_author: bool, mode: str, **options) -> None:
+    def handle(
+        self, *args, file: Path, system: str, show_errors: bool, cross_author: bool, mode: str, **options
+    ) -> None:
         if cross_author:
             self._cross_author(mode)
         else:
-            self._rules_on_file(file, show_errors)
+            self._on_file(file, system, show_errors)
 
     def _cross_author(self, mode: str) -> None:
         # Here, not at the top: the embedding model is loaded only when asked for.
@@ -71,10 +78,11 @@ class Command(BaseCommand):
         for shown in MODES if mode == "all" else (mode,):
             self.stdout.write("\n".join(report_lines(report, shown)) + "\n")
 
-    def _rules_on_file(self, file: Path, show_errors: bool) -> None:
-        report = evaluate(load_messages(file), classify_by_rules)
+    def _on_file(self, file: Path, system: str, show_errors: bool) -> None:
+        report = evaluate(load_messages(file), classify if system == "combined" else classify_by_rules)
         out = self.stdout.write
-        out(f"the active rules on {file.name}; messages: {report.total}")
+        name = "the rules and the shipped model" if system == "combined" else "the active rules"
+        out(f"{name} on {file.name}; messages: {report.total}")
         out(f"critical recall:                {report.critical_recall:.3f}  (target >= {TARGETS['critical_recall']})")
         out(
             f"low/normal marked critical:     {report.low_normal_marked_critical:.3f}  "
