@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from helpline.cases import citizen_code, intake, selectors
 from helpline.cases.models import Case, Direction, EventKind
 from helpline.intake.cyrillic_pages import html_in_cyrillic
+from tests.encrypted import case_saying
 from tests.factories import CaseFactory, MessageFactory, StaffFactory
 
 SHELTER = "10.20.30.40"  # one address for a whole shelter, school or carrier
@@ -58,7 +59,7 @@ def test_another_address_is_not_flagged_for_a_busy_one(client):
     for n in range(12):
         client.post("/inquiry/", form_data(message=f"m{n}"), REMOTE_ADDR=SHELTER)
     client.post("/inquiry/", form_data(message="Ja sam neko drugi."), REMOTE_ADDR="10.99.99.99")
-    assert not Case.objects.get(messages__body="Ja sam neko drugi.").suspected_automated
+    assert not case_saying("Ja sam neko drugi.").suspected_automated
 
 
 @pytest.mark.django_db
@@ -254,7 +255,7 @@ def test_a_message_that_reads_as_danger_is_answered_first_with_the_numbers_to_ca
 def test_staff_see_in_the_console_why_a_case_is_flagged(client):
     for n in range(11):
         client.post("/inquiry/", form_data(message=f"Poruka {n}"), REMOTE_ADDR=SHELTER)
-    flagged = Case.objects.get(messages__body="Poruka 10")
+    flagged = case_saying("Poruka 10")
     supervisor = StaffFactory(role="supervisor")
     client.force_login(supervisor.user)
     html = client.get(f"/console/cases/{flagged.pk}/").content.decode()
