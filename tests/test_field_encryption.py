@@ -15,7 +15,8 @@ from helpline.cases import services
 from helpline.cases.encryption import FERNET_PREFIX, phone_index
 from helpline.cases.models import Caller, Case, EventKind, Message
 from helpline.cases.search import cases_matching
-from tests.factories import CaseFactory
+from helpline.roster.selectors import staff_for_number
+from tests.factories import CaseFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -153,3 +154,10 @@ def test_staff_notes_and_reasons_on_the_timeline_are_encrypted_and_ids_stay_quer
     assert case.timeline.filter(details__assignee_id=7).exists()
     with pytest.raises(FieldError, match="encrypted"):
         list(case.timeline.filter(details__text="x"))
+
+
+def test_a_staff_phone_is_encrypted_and_an_sms_from_it_is_still_recognised():
+    worker = StaffFactory(phone="+38762555444")
+    (stored,) = raw_rows(f"SELECT phone FROM triage_staffprofile WHERE id = {int(worker.pk)}")[0]  # noqa: S608
+    assert stored.startswith(FERNET_PREFIX) and "555444" not in stored
+    assert staff_for_number("+38762555444") == worker

@@ -160,6 +160,14 @@ def _decrypt_if_encrypted(text: str) -> str:
 ENCRYPTED_FIELD_TYPES = (_KeysFromSettings,)
 
 
+def with_index_fields(update_fields: Iterable[str] | None, index_of: dict[str, str]) -> list[str] | None:
+    """For a model's save(): a partial save that writes an encrypted field writes its blind index too."""
+    if update_fields is None:
+        return None
+    fields = list(update_fields)
+    return fields + [index for field, index in index_of.items() if field in fields and index not in fields]
+
+
 def blind_index(purpose: str, value: str) -> str:
     """The keyed hash of a normalised value, for equality lookups; "" for an empty value. `purpose` keeps a phone's
     hash from ever equalling a word's."""

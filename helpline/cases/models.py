@@ -2,7 +2,6 @@
 
 Rows here change only through helpline.cases.services; other apps call those functions rather than writing these tables.
 """
-from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -19,6 +18,7 @@ from helpline.cases.encryption import (
     email_index,
     phone_index,
     search_tokens,
+    with_index_fields,
 )
 
 
@@ -77,14 +77,6 @@ class Script(models.TextChoices):
     CYRILLIC = "cyrillic", _("Cyrillic")
 
 
-def _with_indexes(update_fields: Iterable[str] | None, index_of: dict[str, str]) -> list[str] | None:
-    """A partial save that writes an encrypted field writes its blind index too."""
-    if update_fields is None:
-        return None
-    fields = list(update_fields)
-    return fields + [index for field, index in index_of.items() if field in fields and index not in fields]
-
-
 class Caller(models.Model):
     """A person who contacted the helpline from a phone number. Web inquiries without a number have none."""
 
@@ -106,7 +98,7 @@ class Caller(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.phone_index = phone_index(self.phone)
-        kwargs["update_fields"] = _with_indexes(kwargs.get("update_fields"), {"phone": "phone_index"})
+        kwargs["update_fields"] = with_index_fields(kwargs.get("update_fields"), {"phone": "phone_index"})
         super().save(*args, **kwargs)
 
     @property
@@ -215,7 +207,7 @@ class Case(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.contact_phone_index = phone_index(self.contact_phone)
         self.contact_email_index = email_index(self.contact_email)
-        kwargs["update_fields"] = _with_indexes(
+        kwargs["update_fields"] = with_index_fields(
             kwargs.get("update_fields"),
             {"contact_phone": "contact_phone_index", "contact_email": "contact_email_index"},
         )
@@ -262,7 +254,7 @@ class Message(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.search_tokens = search_tokens(self.body)
-        kwargs["update_fields"] = _with_indexes(kwargs.get("update_fields"), {"body": "search_tokens"})
+        kwargs["update_fields"] = with_index_fields(kwargs.get("update_fields"), {"body": "search_tokens"})
         super().save(*args, **kwargs)
 
 

@@ -6,11 +6,14 @@ moving the code here changed no table, migration or admin address. Migrations st
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-from phonenumber_field.modelfields import PhoneNumberField
 from simple_history.models import HistoricalRecords
+
+from helpline.cases.encryption import EncryptedPhoneNumberField, phone_index, with_index_fields
 
 
 class Role(models.TextChoices):
@@ -23,7 +26,9 @@ class StaffProfile(models.Model):
         settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.CASCADE, related_name="staff_profile"
     )
     role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.WORKER)
-    phone = PhoneNumberField(_("phone"), blank=True)
+    phone = EncryptedPhoneNumberField(_("phone"), blank=True)
+    # The number's keyed hash: an SMS from a staff phone is recognised without the number stored in clear.
+    phone_index = models.CharField(max_length=32, blank=True, db_index=True, editable=False)
     languages = models.JSONField(_("languages"), default=list, blank=True, help_text=_('For example ["bs", "en"].'))
     skills = models.JSONField(
         _("skills"),
@@ -44,6 +49,11 @@ class StaffProfile(models.Model):
 
     def __str__(self) -> str:
         return self.user.get_full_name() or self.user.get_username()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.phone_index = phone_index(self.phone)
+        kwargs["update_fields"] = with_index_fields(kwargs.get("update_fields"), {"phone": "phone_index"})
+        super().save(*args, **kwargs)
 
     @property
     def is_supervisor(self) -> bool:

@@ -5,6 +5,7 @@ import datetime as dt
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
+from helpline.cases.encryption import phone_index
 from helpline.cases.models import OPEN_STATUSES, Case
 from helpline.roster.models import Absence, Role, Shift, StaffProfile
 
@@ -24,7 +25,8 @@ def staff_for_number(phone_e164: str | None) -> StaffProfile | None:
     """The active staff member whose registered phone this is: an SMS from it is a staff command."""
     if not phone_e164:
         return None
-    return StaffProfile.objects.select_related("user").filter(phone=phone_e164, is_active=True).first()
+    staff = StaffProfile.objects.select_related("user")
+    return staff.filter(phone_index=phone_index(phone_e164), is_active=True).first()
 
 
 def all_supervisors() -> list[StaffProfile]:

@@ -23,6 +23,7 @@ from helpline.cases.encryption import (
     search_tokens,
 )
 from helpline.cases.models import ENCRYPTED_DETAILS, Caller, Case, Message, TimelineEvent
+from helpline.roster.models import StaffProfile
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,9 @@ def reindex_all(batch: int = BATCH) -> Counter:
     def message(row: Message) -> None:
         row.search_tokens = search_tokens(row.body)
 
+    def staff_member(row: StaffProfile) -> None:
+        row.phone_index = phone_index(row.phone)
+
     def event(row: TimelineEvent) -> None:
         pass  # read decrypted, written back encrypted under the newest key
 
@@ -112,6 +116,9 @@ def reindex_all(batch: int = BATCH) -> Counter:
         "events": _reindex(
             TimelineEvent.objects.filter(details__has_any_keys=list(ENCRYPTED_DETAILS)).only("details"), ["details"],
             event, batch,
+        ),
+        "staff": _reindex(
+            StaffProfile.objects.only("phone", "phone_index"), ["phone_index"], staff_member, batch
         ),
         "callers": _reindex(Caller.objects.only("phone", "phone_index"), ["phone_index"], caller, batch),
         "cases": _reindex(
