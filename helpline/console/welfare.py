@@ -164,9 +164,9 @@ def register_page(request: HttpRequest) -> HttpResponse:
     people = VulnerablePerson.objects.all()
     if request.GET.get("fix") == "1":
         people = people.filter(number_needs_checking=True)
-    if request.GET.get("q"):
-        people = people.filter(full_name__icontains=request.GET["q"])
-    page = Paginator(people.order_by("municipality", "full_name"), PEOPLE_PER_PAGE).get_page(request.GET.get("page"))
+    if request.GET.get("q", "").strip():
+        people = people.filter(selectors.people_matching(request.GET["q"]))
+    page = Paginator(people, PEOPLE_PER_PAGE).get_page(request.GET.get("page"))  # the register's own order
     return render(request, "console/welfare_register.html", {"page": page, "import_form": ImportForm(),
                                                               "need_labels": dict(Need.choices)})  # fmt: skip
 

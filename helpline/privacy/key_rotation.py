@@ -112,6 +112,14 @@ def reindex_all(batch: int = BATCH) -> Counter:
     def event(row: TimelineEvent) -> None:
         pass  # read decrypted, written back encrypted under the newest key
 
+    def check(row: models.Model) -> None:
+        row.phone_index = phone_index(row.phone)
+
+    # The welfare register sits beside this app in the layers (neither imports the other): its models come from
+    # the app registry, and each entry recomputes its own hashes (VulnerablePerson.refresh_indexes).
+    person_model = apps.get_model("welfare", "VulnerablePerson")
+    check_model = apps.get_model("welfare", "WelfareCheck")
+
     return Counter({
         "events": _reindex(
             TimelineEvent.objects.filter(details__has_any_keys=list(ENCRYPTED_DETAILS)).only("details"), ["details"],
@@ -126,4 +134,9 @@ def reindex_all(batch: int = BATCH) -> Counter:
             ["contact_phone_index", "contact_email_index"], case, batch,
         ),
         "messages": _reindex(Message.objects.only("body", "search_tokens"), ["search_tokens"], message, batch),
+        "register": _reindex(
+            person_model.objects.only("phone", "full_name", "phone_index", "entry_index", "name_tokens"),
+            ["phone_index", "entry_index", "name_tokens"], person_model.refresh_indexes, batch,
+        ),
+        "welfare_checks": _reindex(check_model.objects.only("phone", "phone_index"), ["phone_index"], check, batch),
     })  # fmt: skip

@@ -1,9 +1,12 @@
 from django.contrib import admin
+from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportModelAdmin
 
 from helpline.welfare.models import AreaWorker, Campaign, VisitTask, VulnerablePerson, WelfareCheck
 from helpline.welfare.register import VulnerablePersonResource
+from helpline.welfare.selectors import people_matching
 
 
 @admin.register(VulnerablePerson)
@@ -13,8 +16,16 @@ class VulnerablePersonAdmin(ImportExportModelAdmin):
     resource_classes = [VulnerablePersonResource]
     list_display = ("full_name", "municipality", "settlement", "needs", "number_needs_checking", "last_checked_at")
     list_filter = ("municipality", "number_needs_checking", "legal_basis", "is_active")
-    search_fields = ("full_name", "phone", "settlement")
+    # Names and numbers are encrypted: the search box finds names by word and numbers by their keyed hash
+    # (selectors.people_matching), and settlements, stored in clear, by any part.
+    search_fields = ("settlement",)
+    search_help_text = _("Words of a name, a whole phone number or a settlement.")
     readonly_fields = ("last_checked_by", "last_checked_at", "created_at", "updated_at")
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(people_matching(search_term) | Q(settlement__icontains=search_term.strip())), False
 
     def save_model(self, request, obj, form, change):
         obj.last_checked_by, obj.last_checked_at = request.user, timezone.now()

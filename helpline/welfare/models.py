@@ -2,12 +2,23 @@
 them whether they are safe, one check per person per campaign, and the visit a silent person gets.
 
 Links to cases live here (WelfareCheck.case), never on Case: the case domain knows nothing of campaigns.
+Names, numbers, addresses and notes are stored encrypted (helpline.cases.encryption); each row keeps the keyed
+hashes it is found by (a number, a register entry, the words of a name), recomputed by save().
 """
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-from phonenumber_field.modelfields import PhoneNumberField
 
+from helpline.cases.encryption import (
+    EncryptedCharField,
+    EncryptedPhoneNumberField,
+    blind_index,
+    phone_index,
+    search_tokens,
+    with_index_fields,
+)
 from helpline.cases.models import Case, Language, Script, mask_phone
 
 
@@ -27,24 +38,39 @@ class LegalBasis(models.TextChoices):
     PUBLIC_TASK = "public_task", _("Legal duty of the centre (social protection law)")
 
 
+def normalised_name(full_name: str) -> str:
+    """A name as the register compares it: spaces trimmed and collapsed (a sheet's "Ana  Marić" is "Ana Marić")."""
+    return " ".join(str(full_name or "").split())
+
+
+def register_entry_index(phone: object, full_name: str) -> str:
+    """The keyed hash of a number and a name together: one register entry per person, found again on re-import."""
+    return blind_index("register_entry", f"{phone or ''}\x00{normalised_name(full_name)}")
+
+
 class VulnerablePerson(models.Model):
     """One entry of the centre's register: who may need a check in a flood, a landslide or a long power cut."""
 
-    full_name = models.CharField(_("name"), max_length=200)
-    phone = PhoneNumberField(_("phone"), db_index=True)
-    other_phone = PhoneNumberField(_("other phone"), blank=True)
-    address = models.CharField(_("address"), max_length=300, blank=True)
+    full_name = EncryptedCharField(_("name"), max_length=200)
+    phone = EncryptedPhoneNumberField(_("phone"))
+    other_phone = EncryptedPhoneNumberField(_("other phone"), blank=True)
+    address = EncryptedCharField(_("address"), max_length=300, blank=True)
     settlement = models.CharField(_("settlement"), max_length=100, blank=True)
     municipality = models.CharField(_("municipality"), max_length=100, db_index=True)
     language = models.CharField(_("language"), max_length=5, choices=Language.choices, default=Language.BOSNIAN)
     script = models.CharField(_("script"), max_length=10, choices=Script.choices, default=Script.LATIN)
     birth_year = models.PositiveSmallIntegerField(_("year of birth"), null=True, blank=True)
     needs = models.JSONField(_("needs"), default=list, blank=True, help_text=_("Codes from the list of needs."))
-    trusted_contact_name = models.CharField(_("trusted contact"), max_length=200, blank=True)
-    trusted_contact_phone = PhoneNumberField(_("trusted contact's phone"), blank=True)
+    trusted_contact_name = EncryptedCharField(_("trusted contact"), max_length=200, blank=True)
+    trusted_contact_phone = EncryptedPhoneNumberField(_("trusted contact's phone"), blank=True)
     legal_basis = models.CharField(_("legal basis"), max_length=20, choices=LegalBasis.choices)
     consent_recorded_on = models.DateField(_("consent recorded on"), null=True, blank=True)
-    notes = models.CharField(_("notes"), max_length=500, blank=True)
+    notes = EncryptedCharField(_("notes"), max_length=500, blank=True)
+    # Keyed hashes, kept by save(): the number (which person a number belongs to), the number and name together
+    # (one entry per person; how a re-imported sheet finds its rows) and the name's words (the register search).
+    phone_index = models.CharField(max_length=32, db_index=True, editable=False)
+    entry_index = models.CharField(max_length=32, editable=False)
+    name_tokens = models.TextField(blank=True, editable=False)
     is_active = models.BooleanField(_("active"), default=True)
     # Set when a campaign could not reach the number (wrong number, failed delivery): someone must correct it.
     number_needs_checking = models.BooleanField(_("number needs checking"), default=False, db_index=True)
@@ -60,11 +86,38 @@ class VulnerablePerson(models.Model):
     class Meta:
         verbose_name = _("vulnerable person")
         verbose_name_plural = _("register of vulnerable persons")
-        ordering = ["municipality", "full_name"]
-        constraints = [models.UniqueConstraint(fields=["phone", "full_name"], name="one_register_entry_per_person")]
+        ordering = ["municipality", "settlement", "pk"]  # names are encrypted: the database cannot sort by them
+        constraints = [
+            models.UniqueConstraint(
+                fields=["entry_index"], name="one_register_entry_per_person",
+                violation_error_message=_("This person (the same name and phone) is already in the register."),
+            ),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"{self.full_name} ({self.municipality})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.refresh_indexes()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and {"phone", "full_name"} & set(update_fields):
+            # A partial save of the number or the name writes the hashes derived from them too.
+            kwargs["update_fields"] = list(dict.fromkeys([*update_fields, "phone_index", "entry_index", "name_tokens"]))
+        super().save(*args, **kwargs)
+
+    def refresh_indexes(self) -> None:
+        """Recompute the keyed hashes from the values; for save() and for bulk writes, which bypass it."""
+        self.phone_index = phone_index(self.phone)
+        self.entry_index = register_entry_index(self.phone, self.full_name)
+        self.name_tokens = search_tokens(self.full_name)
+
+    def validate_constraints(self, exclude: Any = None) -> None:
+        # A form never edits the hashes (they are not editable), so Django would skip the one-entry-per-person
+        # check: compute them from the name and number being validated and check it whenever those two are.
+        self.refresh_indexes()
+        if exclude and not {"phone", "full_name"} & set(exclude):
+            exclude = set(exclude) - {"entry_index"}
+        super().validate_constraints(exclude=exclude)
 
     @property
     def masked_phone(self) -> str:
@@ -129,7 +182,9 @@ class WelfareCheck(models.Model):
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="checks")
     person = models.ForeignKey(VulnerablePerson, on_delete=models.PROTECT, related_name="checks")
-    phone = models.CharField(max_length=20)  # the number asked (E.164), kept as it was when asked
+    phone = EncryptedCharField(max_length=20)  # the number asked (E.164), kept as it was when asked
+    # The number's keyed hash: how a reply SMS finds its open question without the number stored in clear.
+    phone_index = models.CharField(max_length=32, db_index=True, editable=False)
     is_drill = models.BooleanField(default=False)
     state = models.CharField(_("state"), max_length=20, choices=CheckState.choices, db_index=True)
     # Lower goes first: power-dependent devices, then living alone, then the oldest.
@@ -155,7 +210,7 @@ class WelfareCheck(models.Model):
             models.UniqueConstraint(fields=["campaign", "person"], name="one_check_per_person_per_campaign"),
             # SMS surveys can only match a reply when one question is open per number at a time.
             models.UniqueConstraint(
-                fields=["phone", "is_drill"], condition=models.Q(state__in=[s.value for s in QUESTION_OPEN]),
+                fields=["phone_index", "is_drill"], condition=models.Q(state__in=[s.value for s in QUESTION_OPEN]),
                 name="one_open_welfare_question_per_number",
             ),
         ]  # fmt: skip
@@ -163,6 +218,11 @@ class WelfareCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign_id}/{self.person_id}: {self.state}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.phone_index = phone_index(self.phone)
+        kwargs["update_fields"] = with_index_fields(kwargs.get("update_fields"), {"phone": "phone_index"})
+        super().save(*args, **kwargs)
 
 
 class AreaWorker(models.Model):

@@ -1,6 +1,7 @@
 """The register's spreadsheets: import (a preview first, then all rows or none) and export, CSV and XLSX, with
 django-import-export. A row is reported by its line number with what is wrong in it; a row with the same phone
-and name as an earlier row of the file is a duplicate; one matching an entry already kept updates that entry."""
+and name as an earlier row of the file is a duplicate; one matching an entry already kept updates that entry (found
+by the keyed hash of its number and name: both are stored encrypted)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,10 +11,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 from import_export import fields, resources, widgets
+from import_export.instance_loaders import BaseInstanceLoader
 
 from helpline.cases.intake import normalise_phone
 from helpline.cases.models import Language, Script
-from helpline.welfare.models import LegalBasis, Need, VulnerablePerson
+from helpline.welfare.models import LegalBasis, Need, VulnerablePerson, normalised_name, register_entry_index
 from helpline.welfare.replies import fold
 
 FORMATS = ("csv", "xlsx")
@@ -78,6 +80,19 @@ class ChoiceWidget(widgets.Widget):
         return text
 
 
+class RegisterEntryLoader(BaseInstanceLoader):
+    """Finds the entry a row updates by the keyed hash of its number and name: the database cannot compare the
+    encrypted values themselves. A row whose number does not parse finds nothing (its error is reported)."""
+
+    def get_instance(self, row):
+        try:
+            phone = self.resource.fields["phone"].clean(row)
+        except ValueError:
+            return None
+        name = normalised_name(row.get("full_name"))
+        return VulnerablePerson.objects.filter(entry_index=register_entry_index(phone, name)).first()
+
+
 class VulnerablePersonResource(resources.ModelResource):
     phone = fields.Field(attribute="phone", column_name="phone", widget=PhoneWidget(required=True))
     other_phone = fields.Field(attribute="other_phone", column_name="other_phone", widget=PhoneWidget(required=False))
@@ -95,7 +110,8 @@ class VulnerablePersonResource(resources.ModelResource):
 
     class Meta:
         model = VulnerablePerson
-        import_id_fields = ("phone", "full_name")
+        import_id_fields = ("phone", "full_name")  # compared by their hash (RegisterEntryLoader)
+        instance_loader_class = RegisterEntryLoader
         fields = (
             "full_name", "phone", "other_phone", "address", "settlement", "municipality", "language", "script",
             "birth_year", "needs", "trusted_contact_name", "trusted_contact_phone", "legal_basis",
@@ -114,7 +130,7 @@ class VulnerablePersonResource(resources.ModelResource):
     def before_import_row(self, row, **kwargs):
         """A second row with the same phone and name is a duplicate in the sheet, not a second person."""
         number = kwargs.get("row_number")
-        key = (normalise_phone(str(row.get("phone") or "")) or "", " ".join(str(row.get("full_name") or "").split()))
+        key = (normalise_phone(str(row.get("phone") or "")) or "", normalised_name(row.get("full_name")))
         row["full_name"] = key[1]
         if key[0] and key in self.seen:
             raise ValueError(f"duplicate: same phone and name as row {self.seen[key]}")

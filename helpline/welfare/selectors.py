@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Max, Q, QuerySet
 
+from helpline.cases.encryption import phone_index, query_tokens
+from helpline.cases.intake import normalise_phone
+from helpline.cases.search import query_words
 from helpline.welfare import texts
 from helpline.welfare.models import (
     Campaign,
@@ -45,6 +48,20 @@ def people_for(*, areas: list[str], needs: list[str]) -> QuerySet[VulnerablePers
             any_need |= Q(needs__contains=[need])
         people = people.filter(any_need)
     return people
+
+
+def people_matching(query: str) -> Q:
+    """A filter on the register: entries whose name holds every word of the query, each as a word or the start of
+    one (in any case, script or accent: "maric" finds "Marić"), or whose number is the query in any usual form.
+    Names and numbers are encrypted: the filter compares their keyed hashes (helpline.cases.encryption)."""
+    words = query_words(query)
+    if not words:
+        return Q(pk__in=[])
+    by_name = Q()
+    for token in query_tokens(words):
+        by_name &= Q(name_tokens__contains=f" {token} ")
+    number = normalise_phone(query)
+    return by_name | Q(phone_index=phone_index(number)) if number else by_name
 
 
 def municipalities() -> list[str]:

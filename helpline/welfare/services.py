@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from helpline.cases import intake
 from helpline.cases import services as case_services
+from helpline.cases.encryption import phone_index
 from helpline.cases.models import Case, Priority, mask_phone
 from helpline.welfare import sending, texts, visits
 from helpline.welfare.models import (
@@ -67,17 +68,19 @@ def start_campaign(
         call_after_minutes=call_after_minutes, visit_after_minutes=visit_after_minutes,
     )  # fmt: skip
     people = sorted(people_for(areas=areas, needs=needs), key=lambda p: (urgency_of(p, now.year), p.pk))
+    # Numbers are compared by their keyed hashes: the numbers themselves are stored encrypted.
     busy = set(
-        WelfareCheck.objects.filter(state__in=QUESTION_OPEN, is_drill=is_drill).values_list("phone", flat=True)
+        WelfareCheck.objects.filter(state__in=QUESTION_OPEN, is_drill=is_drill).values_list("phone_index", flat=True)
     )
     checks = []
     for person in people:
         phone = str(person.phone)
-        held = phone in busy
-        busy.add(phone)
-        checks.append(WelfareCheck(
-            campaign=campaign, person=person, phone=phone, is_drill=is_drill, urgency=urgency_of(person, now.year),
-            state=CheckState.HELD if held else CheckState.QUEUED,
+        index = phone_index(phone)
+        held = index in busy
+        busy.add(index)
+        checks.append(WelfareCheck(  # bulk_create skips save(): the index is set here
+            campaign=campaign, person=person, phone=phone, phone_index=index, is_drill=is_drill,
+            urgency=urgency_of(person, now.year), state=CheckState.HELD if held else CheckState.QUEUED,
         ))  # fmt: skip
     WelfareCheck.objects.bulk_create(checks, batch_size=1000)
     _schedule(list(WelfareCheck.objects.filter(campaign=campaign, state=CheckState.QUEUED).order_by("urgency", "pk")),
@@ -220,14 +223,14 @@ def release_held(now: dt.datetime) -> int:
         if not held:
             return 0
         busy = set(
-            WelfareCheck.objects.filter(state__in=QUESTION_OPEN, phone__in={c.phone for c in held})
-            .values_list("phone", "is_drill")
+            WelfareCheck.objects.filter(state__in=QUESTION_OPEN, phone_index__in={c.phone_index for c in held})
+            .values_list("phone_index", "is_drill")
         )
         released = []
         for check in held:
-            if (check.phone, check.is_drill) in busy:
+            if (check.phone_index, check.is_drill) in busy:
                 continue
-            busy.add((check.phone, check.is_drill))
+            busy.add((check.phone_index, check.is_drill))
             check.state = CheckState.QUEUED
             released.append(check)
         WelfareCheck.objects.bulk_update(released, ["state"])
@@ -267,13 +270,13 @@ def _open_check_for(phone_e164: str, *, is_drill: bool) -> WelfareCheck | None:
     return (
         WelfareCheck.objects.select_for_update(of=("self",))
         .select_related("person", "campaign")
-        .filter(phone=phone_e164, is_drill=is_drill, state__in=AWAITING_ANSWER)
+        .filter(phone_index=phone_index(phone_e164), is_drill=is_drill, state__in=AWAITING_ANSWER)
         .first()
     )
 
 
 def _has_welfare_business(phone_e164: str, *, message_sid: str | None, is_drill: bool) -> bool:
-    open_question = Q(phone=phone_e164, is_drill=is_drill, state__in=AWAITING_ANSWER)
+    open_question = Q(phone_index=phone_index(phone_e164), is_drill=is_drill, state__in=AWAITING_ANSWER)
     answered_before = Q(reply_sid=message_sid) if message_sid else Q(pk__in=[])
     return WelfareCheck.objects.filter(open_question | answered_before).exists()
 

@@ -22,7 +22,8 @@ class Command(BaseCommand):
         indexed = reindex_all(batch)
         self.stdout.write(
             f"Blind indexes recomputed: {indexed['callers']} callers, {indexed['cases']} cases, "
-            f"{indexed['messages']} messages."
+            f"{indexed['messages']} messages, {indexed['staff']} staff, {indexed['register']} register entries, "
+            f"{indexed['welfare_checks']} welfare checks."
         )
         if unreadable:
             self.stderr.write(
