@@ -1,6 +1,7 @@
 """Finding rows by an encrypted value in tests: the database cannot compare ciphertexts, so read and compare here."""
 from helpline.cases.encryption import phone_index
 from helpline.cases.models import Case, Message
+from helpline.welfare.models import VulnerablePerson
 
 
 def case_saying(text: str) -> Case:
@@ -11,3 +12,9 @@ def case_saying(text: str) -> Case:
 
 def cases_of_number(number: str):
     return Case.objects.filter(caller__phone_index=phone_index(number))
+
+
+def person_named(full_name: str) -> VulnerablePerson:
+    """The one register entry with exactly this name."""
+    (person,) = [person for person in VulnerablePerson.objects.all() if person.full_name == full_name]
+    return person

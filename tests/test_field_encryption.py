@@ -16,6 +16,9 @@ from helpline.cases.encryption import FERNET_PREFIX, phone_index
 from helpline.cases.models import Caller, Case, EventKind, Message
 from helpline.cases.search import cases_matching
 from helpline.roster.selectors import staff_for_number
+from helpline.welfare import selectors as welfare_selectors
+from helpline.welfare import services as welfare_services
+from helpline.welfare.models import CheckState, VulnerablePerson, WelfareCheck
 from tests.factories import CaseFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -161,3 +164,62 @@ def test_a_staff_phone_is_encrypted_and_an_sms_from_it_is_still_recognised():
     (stored,) = raw_rows(f"SELECT phone FROM triage_staffprofile WHERE id = {int(worker.pk)}")[0]  # noqa: S608
     assert stored.startswith(FERNET_PREFIX) and "555444" not in stored
     assert staff_for_number("+38762555444") == worker
+
+
+def register_hasija() -> VulnerablePerson:
+    return VulnerablePerson.objects.create(
+        full_name="Hasija Hodžić", phone="+38761222333", other_phone="+38733444555", address="Obala Kulina bana 12",
+        trusted_contact_name="Emir Hodžić", trusted_contact_phone="+38762111222", notes="Kisik noću, aparat",
+        municipality="Maglaj", legal_basis="public_task",
+    )  # fmt: skip
+
+
+def ask_maglaj() -> WelfareCheck:
+    welfare_services.start_campaign(title="Poplava", question="Jeste li sigurni?", areas=["Maglaj"], needs=[], by=None)
+    welfare_services.advance_campaigns()
+    check = WelfareCheck.objects.get()
+    assert check.state == CheckState.ASKED
+    return check
+
+
+def test_the_welfare_register_holds_no_clear_name_number_or_address_and_a_reply_still_settles_its_check(
+    twilio, settings
+):
+    settings.SMS_BACKEND = "memory"
+    register_hasija()
+    ask_maglaj()
+
+    rows = raw_rows(
+        "SELECT full_name, phone, other_phone, address, trusted_contact_name, trusted_contact_phone, notes, "
+        "phone_index, entry_index, name_tokens FROM welfare_vulnerableperson"
+    )
+    rows += raw_rows("SELECT phone, phone_index FROM welfare_welfarecheck")
+    stored = " ".join(str(value) for row in rows for value in row).lower()
+    for clear in ("hasija", "hodž", "hodz", "obala", "kulina", "emir", "kisik", "aparat", "222333", "444555", "111222"):
+        assert clear not in stored
+    assert rows[0][0].startswith(FERNET_PREFIX)
+
+    # The reply from the registered number, through the SMS webhook, finds its open question by the number's hash.
+    response = twilio.sms("1", sid="SM" + "5" * 32, from_number="+38761222333")
+    assert response.status_code == 200 and "Zabilježili smo da ste sigurni" in response.content.decode()
+    check = WelfareCheck.objects.get()
+    assert check.state == CheckState.SAFE and check.answered_via == "sms" and check.phone == "+38761222333"
+    assert not Case.objects.exists()  # "safe" settles the check: no case
+    person = VulnerablePerson.objects.get()
+    assert (person.full_name, str(person.phone), person.address) == ("Hasija Hodžić", "+38761222333",
+                                                                      "Obala Kulina bana 12")  # fmt: skip
+
+
+def test_after_a_key_rotation_the_register_is_still_searched_and_replies_still_matched(twilio, settings):
+    settings.SMS_BACKEND = "memory"
+    hasija = register_hasija()
+    ask_maglaj()
+    old_key = settings.FIELD_ENCRYPTION_KEYS[0]
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), old_key]
+    settings.BLIND_INDEX_KEY = "another blind index key for this test"
+    call_command("rotate_keys", stdout=open(os.devnull, "w"))  # noqa: SIM115
+
+    assert VulnerablePerson.objects.filter(welfare_selectors.people_matching("hodz")).get() == hasija
+    assert VulnerablePerson.objects.filter(welfare_selectors.people_matching("061 222 333")).get() == hasija
+    twilio.sms("1", sid="SM" + "6" * 32, from_number="+38761222333")
+    assert WelfareCheck.objects.get().state == CheckState.SAFE

@@ -136,3 +136,12 @@ def test_a_worker_cannot_open_the_campaign_pages(client):
     worker = StaffFactory()
     client.force_login(worker.user)
     assert client.get("/console/welfare/").status_code == 403
+
+
+def test_the_register_search_finds_people_by_a_word_of_their_name_or_by_their_number(client, supervisor, people):
+    found = client.get("/console/welfare/register/?q=hodz").content.decode()  # the start of "Hodžić", no accent
+    assert "Hasija Hodžić" in found and "Mujo Mujić" not in found
+    assert "Mujo Mujić" in client.get("/console/welfare/register/?q=мујић").content.decode()  # Cyrillic
+    by_number = client.get("/console/welfare/register/?q=061 000 003").content.decode()
+    assert "Ana Anić" in by_number and "Hasija Hodžić" not in by_number
+    assert "Hasija Hodžić" not in client.get("/console/welfare/register/?q=hasija+ana").content.decode()

@@ -9,6 +9,7 @@ import pytest
 
 from helpline.welfare import register
 from helpline.welfare.models import VulnerablePerson
+from tests.encrypted import person_named
 from tests.factories import StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +53,7 @@ def test_the_preview_stores_nothing_and_a_clean_sheet_is_stored_whole():
 
     report = register.confirm_import(csv_bytes(GOOD), "csv", by=staff.user)
     assert report.stored
-    hasija = VulnerablePerson.objects.get(full_name="Hasija Hodžić")
+    hasija = person_named("Hasija Hodžić")
     assert str(hasija.phone) == "+38761111222" and hasija.needs == ["lives_alone", "power_device"]
     assert hasija.last_checked_by == staff.user
     assert VulnerablePerson.objects.get(municipality="Doboj").needs == ["dialysis"]
@@ -60,6 +61,9 @@ def test_the_preview_stores_nothing_and_a_clean_sheet_is_stored_whole():
     # The same sheet again updates the entries it matches by phone and name: no second person.
     again = register.confirm_import(csv_bytes(GOOD), "csv", by=staff.user)
     assert again.stored and VulnerablePerson.objects.count() == 2
+    moved = register.confirm_import(csv_bytes(GOOD.replace("Glavna 3", "Riječna 8")), "csv", by=staff.user)
+    assert [row.action for row in moved.rows] == ["update", "skip"] and VulnerablePerson.objects.count() == 2
+    assert person_named("Hasija Hodžić").address == "Riječna 8"
 
 
 def test_the_register_goes_out_and_comes_back_as_xlsx():

@@ -41,17 +41,14 @@ def make_drill_register(count: int, *, seed: int = 19) -> list[VulnerablePerson]
     never sends anyway)."""
     rng = random.Random(seed)  # noqa: S311 - made-up people, not secrets
     needs = [[Need.POWER_DEVICE], [Need.LIVES_ALONE], [Need.MOBILITY], [Need.DEMENTIA], [Need.DIALYSIS], []]
-    people = [
+    return VulnerablePerson.objects.bulk_create([
         VulnerablePerson(
             full_name=f"Vježba {n}", phone=f"+38766{n:07d}", municipality=DRILL_AREA, settlement=f"Naselje {n % 12}",
             birth_year=rng.randint(1925, 1990), needs=rng.choice(needs), legal_basis="public_task",
             script="cyrillic" if n % 4 == 0 else "latin",
         )
         for n in range(count)
-    ]  # fmt: skip
-    for person in people:
-        person.refresh_indexes()  # bulk_create skips save(), which keeps them
-    return VulnerablePerson.objects.bulk_create(people, batch_size=1000)
+    ], batch_size=1000)  # fmt: skip
 
 
 def remove_drill_register() -> None:

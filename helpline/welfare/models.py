@@ -48,6 +48,16 @@ def register_entry_index(phone: object, full_name: str) -> str:
     return blind_index("register_entry", f"{phone or ''}\x00{normalised_name(full_name)}")
 
 
+class IndexedQuerySet(models.QuerySet):
+    """bulk_create skips save(): the rows' keyed hashes are computed here instead, so no row is stored without."""
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list:
+        objs = list(objs)
+        for obj in objs:
+            obj.refresh_indexes()
+        return super().bulk_create(objs, *args, **kwargs)
+
+
 class VulnerablePerson(models.Model):
     """One entry of the centre's register: who may need a check in a flood, a landslide or a long power cut."""
 
@@ -82,6 +92,8 @@ class VulnerablePerson(models.Model):
     last_checked_at = models.DateTimeField(_("entry last checked"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = IndexedQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("vulnerable person")
@@ -203,6 +215,8 @@ class WelfareCheck(models.Model):
     case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = IndexedQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("welfare check")
         verbose_name_plural = _("welfare checks")
@@ -220,9 +234,12 @@ class WelfareCheck(models.Model):
         return f"{self.campaign_id}/{self.person_id}: {self.state}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        self.phone_index = phone_index(self.phone)
+        self.refresh_indexes()
         kwargs["update_fields"] = with_index_fields(kwargs.get("update_fields"), {"phone": "phone_index"})
         super().save(*args, **kwargs)
+
+    def refresh_indexes(self) -> None:
+        self.phone_index = phone_index(self.phone)
 
 
 class AreaWorker(models.Model):

@@ -78,7 +78,7 @@ def start_campaign(
         index = phone_index(phone)
         held = index in busy
         busy.add(index)
-        checks.append(WelfareCheck(  # bulk_create skips save(): the index is set here
+        checks.append(WelfareCheck(
             campaign=campaign, person=person, phone=phone, phone_index=index, is_drill=is_drill,
             urgency=urgency_of(person, now.year), state=CheckState.HELD if held else CheckState.QUEUED,
         ))  # fmt: skip
