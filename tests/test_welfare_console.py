@@ -145,3 +145,14 @@ def test_the_register_search_finds_people_by_a_word_of_their_name_or_by_their_nu
     by_number = client.get("/console/welfare/register/?q=061 000 003").content.decode()
     assert "Ana Anić" in by_number and "Hasija Hodžić" not in by_number
     assert "Hasija Hodžić" not in client.get("/console/welfare/register/?q=hasija+ana").content.decode()
+
+
+def test_adding_a_person_already_on_the_register_is_refused_with_a_message(client, supervisor, people):
+    form = {"full_name": "Hasija  Hodžić", "phone": "061 000 001", "municipality": "Maglaj", "language": "bs",
+            "script": "latin", "legal_basis": "public_task", "needs": []}  # fmt: skip
+    response = client.post("/console/welfare/register/new/", form)
+    assert response.status_code == 200 and VulnerablePerson.objects.count() == 3
+    assert "Ova osoba (isto ime i broj telefona) već je u registru." in response.content.decode()
+    form["full_name"] = "Hasija Hodžić-Begić"  # another person on the same number is a new entry
+    assert client.post("/console/welfare/register/new/", form).status_code == 302
+    assert VulnerablePerson.objects.count() == 4
