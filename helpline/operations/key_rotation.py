@@ -24,6 +24,7 @@ from helpline.cases.encryption import (
 )
 from helpline.cases.models import ENCRYPTED_DETAILS, Caller, Case, Message, TimelineEvent
 from helpline.roster.models import StaffProfile
+from helpline.welfare.models import VulnerablePerson, WelfareCheck
 
 logger = logging.getLogger(__name__)
 
@@ -112,13 +113,8 @@ def reindex_all(batch: int = BATCH) -> Counter:
     def event(row: TimelineEvent) -> None:
         pass  # read decrypted, written back encrypted under the newest key
 
-    def check(row: models.Model) -> None:
+    def check(row: WelfareCheck) -> None:
         row.phone_index = phone_index(row.phone)
-
-    # The welfare register sits beside this app in the layers (neither imports the other): its models come from
-    # the app registry, and each entry recomputes its own hashes (VulnerablePerson.refresh_indexes).
-    person_model = apps.get_model("welfare", "VulnerablePerson")
-    check_model = apps.get_model("welfare", "WelfareCheck")
 
     return Counter({
         "events": _reindex(
@@ -135,8 +131,8 @@ def reindex_all(batch: int = BATCH) -> Counter:
         ),
         "messages": _reindex(Message.objects.only("body", "search_tokens"), ["search_tokens"], message, batch),
         "register": _reindex(
-            person_model.objects.only("phone", "full_name", "phone_index", "entry_index", "name_tokens"),
-            ["phone_index", "entry_index", "name_tokens"], person_model.refresh_indexes, batch,
+            VulnerablePerson.objects.only("phone", "full_name", "phone_index", "entry_index", "name_tokens"),
+            ["phone_index", "entry_index", "name_tokens"], VulnerablePerson.refresh_indexes, batch,
         ),
-        "welfare_checks": _reindex(check_model.objects.only("phone", "phone_index"), ["phone_index"], check, batch),
+        "welfare_checks": _reindex(WelfareCheck.objects.only("phone", "phone_index"), ["phone_index"], check, batch),
     })  # fmt: skip

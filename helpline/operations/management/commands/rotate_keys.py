@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from helpline.privacy.key_rotation import reencrypt_all, reindex_all
+from helpline.operations.key_rotation import reencrypt_all, reindex_all
 
 
 class Command(BaseCommand):
