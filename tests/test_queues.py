@@ -63,3 +63,15 @@ def test_the_queue_the_code_passes_when_it_publishes_is_always_a_known_one():
 def test_publishing_to_an_unknown_queue_fails_loudly_instead_of_losing_the_task():
     with pytest.raises(ValueError, match="unknown queue"):
         dispatch.publish("helpline.casework.tasks.triage_case", 1, queue="critcal")
+
+
+def test_ringing_doorbells_from_the_request_path_builds_celerys_result_backend_once_at_most(queues, monkeypatch):
+    """Each publish runs in a thread of its own; Celery builds a result backend per thread unless it may share one,
+    and building one scans every installed package's entry points: milliseconds of CPU on every contact."""
+    built = []
+    build = celery_app._get_backend
+    monkeypatch.setattr(celery_app, "_get_backend", lambda: built.append(1) or build())
+    for case_id in (1, 2, 3):
+        assert dispatch.publish("helpline.casework.tasks.triage_case", case_id, queue=dispatch.TRIAGE_QUEUE)
+    assert len(built) <= 1
+    assert queues.size(dispatch.TRIAGE_QUEUE) == 3

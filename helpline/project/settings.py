@@ -321,6 +321,11 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 0.5
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
 CELERY_TASK_IGNORE_RESULT = True
+# There is no result backend (Celery's stateless "disabled" one), so every thread may share it. Unshared, Celery
+# builds it anew in each thread that sends a task, scanning every installed package's entry points to do so: about
+# 7 ms of CPU per contact, since the request path publishes from a short-lived thread (helpline/cases/dispatch.py).
+# A real result backend set one day must be thread-safe too (Redis's is: it uses a connection pool).
+CELERY_RESULT_BACKEND_THREAD_SAFE = True
 CELERY_TASK_ACKS_LATE = True  # a worker that dies mid-task leaves the message for another worker
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # On Redis a worker takes one message at a time, so a long task never holds others back. The embedded broker runs
