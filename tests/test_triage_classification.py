@@ -185,3 +185,77 @@ def test_the_quick_critical_check_on_the_request_path_agrees_with_full_triage():
     for row in load_messages(EVALUATION_SET):
         expected = "critical" if classify_by_rules(row["text"]).priority == "critical" else "triage"
         assert queue_for_text(row["text"]) == expected, row["text"]
+
+
+def _found_by_comparing_every_word(text, rules):
+    """The rules' matches as the engine found them before it looked words up by their beginning: every phrase of an
+    alternative whose parts can all begin in the message compared with every word of every clause. The quick lookup
+    must find exactly the same."""
+    from triage.classification import MAX_GAP, NEGATION_REACH, NEGATIONS, NOT_NEGATING_AFTER, clauses
+
+    def denied(words, start):
+        return any(words[i] in NEGATIONS and (words[i + 1] if i + 1 < len(words) else "") not in NOT_NEGATING_AFTER
+                   for i in range(max(0, start - NEGATION_REACH), start))  # fmt: skip
+
+    def phrase_in(phrase, words):
+        for start, word in enumerate(words):
+            if not word_matches(phrase.words[0], word):
+                continue
+            matched, position = [word], start
+            for pattern in phrase.words[1:]:
+                window = range(position + 1, min(len(words), position + 2 + MAX_GAP))
+                position = next((i for i in window if word_matches(pattern, words[i])), -1)
+                if position < 0:
+                    break
+                matched.append(words[position])
+            else:
+                return start, matched
+        return None
+
+    def in_scope(phrase, scope, can_be_negated):
+        for words in scope:
+            hit = phrase_in(phrase, words)
+            if hit and not (can_be_negated and phrase.words[0].lstrip("=") not in NEGATIONS and denied(words, hit[0])):
+                return hit[1]
+        return None
+
+    parts, found = clauses(text), []
+    present = {word[:2] for words in parts for word in words}
+    for rule in rules:
+        for alternative, same_clause, openings in zip(rule.alternatives, rule.same_clause, rule.openings, strict=True):
+            if not all(present & options for options in openings):
+                continue
+            for scope in [[clause] for clause in parts] if same_clause else [parts]:
+                words = [next(filter(None, (in_scope(p, scope, rule.can_be_negated) for p in part)), None)
+                         for part in alternative]  # fmt: skip
+                if all(words):
+                    found.append((rule.name, tuple(w for ws in words for w in ws), len(alternative)))
+                    break
+            else:
+                continue
+            break
+    return found
+
+
+def _words_of_the_rules():
+    from triage.selectors import active_rules
+
+    words = {w.lstrip("=") for rule in active_rules() for a in rule.alternatives for part in a for p in part
+             for w in p.words}  # fmt: skip
+    return sorted(words)
+
+
+@given(data=st.data())
+def test_the_quick_lookup_finds_exactly_what_comparing_every_word_finds(data):
+    from triage.classification import find_matches
+    from triage.selectors import active_rules
+
+    vocabulary = [*_words_of_the_rules(), "ne", "nije", "mogu", "sada", "ali", "i", "ja", "sam", "dijete"]
+    word = st.sampled_from(vocabulary).flatmap(
+        lambda w: st.sampled_from([w, w + "a", w[1:], w[:1] + w[2:], w[1:2] + w[:1] + w[2:], w[:-1] + "x" + "e"])
+    )
+    separator = st.sampled_from([",", ".", " - ", "ali"])
+    text = " ".join(data.draw(st.lists(st.one_of(word, separator), max_size=14)))
+    rules = active_rules()
+    expected = _found_by_comparing_every_word(text, rules)
+    assert [(m.rule.name, m.words, m.parts) for m in find_matches(text, rules)] == expected

@@ -32,6 +32,17 @@ _CLAUSE_BREAK = re.compile(r"[.!?;,\n]+|\s-\s|\bali\b|\bbut\b")
 @dataclass(frozen=True)
 class Phrase:
     words: tuple[str, ...]  # word beginnings; "=word" must match whole
+    # What a message must hold for the phrase to be worth searching: a word beginning with `opening` (None: the first
+    # word is too short to say), or, for a first word long enough to forgive a slip, `slip_tail` inside some word.
+    opening: str | None = field(init=False, compare=False)
+    slip_tail: str | None = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        first = self.words[0] if self.words else ""
+        whole = first[1:] if first.startswith("=") else first
+        object.__setattr__(self, "opening", whole[:2] if len(whole) >= 2 else None)
+        forgives_a_slip = not first.startswith("=") and len(first) >= MIN_TYPO_LENGTH
+        object.__setattr__(self, "slip_tail", first[3:] if forgives_a_slip else None)
 
     @classmethod
     def parse(cls, line: str) -> Phrase:
@@ -52,6 +63,11 @@ class CompiledRule:
     # For each alternative, each part's possible first two letters: an alternative whose part cannot start in the
     # message is skipped without matching (a slip in a word's first two letters is not forgiven; that is the price).
     openings: tuple[tuple[frozenset[str], ...], ...] = ()
+    # The openings as bits, to pass over the alternatives a message cannot match without testing each part: every
+    # part of every alternative is one bit; `opening_bits` gives, for a beginning, the bits of the parts it may
+    # begin, and `alternative_bits` each alternative's parts.
+    opening_bits: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
+    alternative_bits: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,7 +102,20 @@ def compile_rule(*, name: str, category: str, priority: str, terms: str, can_be_
         tuple(frozenset(phrase.words[0].lstrip("=")[:2] for phrase in part) for part in alternative)
         for alternative in alternatives
     )
-    return CompiledRule(name, category, priority, alternatives, can_be_negated, same_clause, openings)
+    opening_bits: dict[str, int] = {}
+    alternative_bits = []
+    bit = 1
+    for alternative_openings in openings:
+        bits = 0
+        for part_openings in alternative_openings:
+            for opening in part_openings:
+                opening_bits[opening] = opening_bits.get(opening, 0) | bit
+            bits, bit = bits | bit, bit << 1
+        alternative_bits.append(bits)
+    return CompiledRule(
+        name, category, priority, alternatives, can_be_negated, same_clause, openings, opening_bits,
+        tuple(alternative_bits),
+    )  # fmt: skip
 
 
 def _within_one_edit(a: str, b: str) -> bool:
@@ -135,21 +164,16 @@ def _is_negated(words: list[str], start: int) -> bool:
     return False
 
 
-def _find_phrase(phrase: Phrase, words: list[str]) -> tuple[int, list[str]] | None:
-    first, rest = phrase.words[0], phrase.words[1:]
-    for start, token in enumerate(words):
-        if not word_matches(first, token):
-            continue
-        matched, position = [token], start
-        for pattern in rest:
-            window = range(position + 1, min(len(words), position + 2 + MAX_GAP))
-            position = next((i for i in window if word_matches(pattern, words[i])), -1)
-            if position < 0:
-                break
-            matched.append(words[position])
-        else:
-            return start, matched
-    return None
+def _rest_of_phrase(rest: tuple[str, ...], words: list[str], start: int) -> list[str] | None:
+    """The phrase's words from `start` on, each within MAX_GAP words of the one before (None: the phrase stops)."""
+    matched, position = [words[start]], start
+    for pattern in rest:
+        window = range(position + 1, min(len(words), position + 2 + MAX_GAP))
+        position = next((i for i in window if word_matches(pattern, words[i])), -1)
+        if position < 0:
+            return None
+        matched.append(words[position])
+    return matched
 
 
 def clauses(text: str) -> list[list[str]]:
@@ -157,16 +181,74 @@ def clauses(text: str) -> list[list[str]]:
     return [words for part in _CLAUSE_BREAK.split(fold(text)) if (words := tokens(part))]
 
 
-def _find_in_message(phrase: Phrase, parts: list[list[str]], can_be_negated: bool) -> list[str] | None:
-    for words in parts:
-        hit = _find_phrase(phrase, words)
-        if hit is None:
-            continue
-        start, matched = hit
-        if can_be_negated and phrase.words[0].lstrip("=") not in NEGATIONS and _is_negated(words, start):
-            continue
-        return matched
-    return None
+_WHOLE_MESSAGE = -1  # a scope: every clause, rather than the clause at that index
+_NOT_SEARCHED = object()
+
+
+class _Message:
+    """One message as the rules read it: its clauses' words, and where each word beginning (two letters) stands.
+    A message meets a few hundred phrases; each is looked up by its first word's beginning instead of being
+    compared with every word, and searched once whatever the number of alternatives it comes back in."""
+
+    def __init__(self, text: str) -> None:
+        self.parts = clauses(text)
+        self.at: dict[str, list[tuple[int, int]]] = {}  # two letters -> (clause, position) of each word, in order
+        for clause, words in enumerate(self.parts):
+            for position, word in enumerate(words):
+                self.at.setdefault(word[:2], []).append((clause, position))
+        self.present = set(self.at)
+        self.joined = " ".join(word for words in self.parts for word in words)
+        self._starts: dict[str, list[tuple[int, int]]] = {}
+        self._found: dict[tuple[tuple[str, ...], int, bool], list[str] | None] = {}
+
+    def find(self, phrase: Phrase, scope: int, can_be_negated: bool) -> list[str] | None:
+        """The words of the phrase's first occurrence in the scope that is not denied. In each clause only the
+        phrase's first occurrence counts: denied there, the next clause is tried."""
+        key = (phrase.words, scope, can_be_negated)
+        found = self._found.get(key, _NOT_SEARCHED)
+        if found is _NOT_SEARCHED:
+            first = phrase.words[0]
+            starts = self._starts.get(first)
+            if starts is None:
+                starts = self._starts[first] = self._look_up(first)
+            found = self._found[key] = self._first_occurrence(phrase, starts, scope, can_be_negated) if starts else None
+        return found
+
+    def _look_up(self, pattern: str) -> list[tuple[int, int]]:
+        whole = pattern[1:] if pattern.startswith("=") else pattern
+        if len(whole) < 2:  # shorter than a word beginning: every word is compared
+            return [(c, i) for c, words in enumerate(self.parts) for i, word in enumerate(words)
+                    if word_matches(pattern, word)]  # fmt: skip
+        head = whole[:2]
+        if pattern.startswith("=") or len(pattern) < MIN_TYPO_LENGTH:  # no slip forgiven: same first two letters
+            return [(c, i) for c, i in self.at.get(head, ()) if word_matches(pattern, self.parts[c][i])]
+        found = [(c, i) for c, i in self.at.get(head, ()) if word_matches(pattern, self.parts[c][i])]
+        # A word within one slip of the pattern begins with its first two letters, or (the slip in those two) holds
+        # the pattern's rest from its fourth letter on: only such words are checked for a slip.
+        tail = pattern[3:]
+        if tail in self.joined:
+            found += [(c, i) for c, words in enumerate(self.parts) for i, word in enumerate(words)
+                      if word[:2] != head and tail in word and word_matches(pattern, word)]  # fmt: skip
+            found.sort()
+        return found
+
+    def _first_occurrence(
+        self, phrase: Phrase, starts: list[tuple[int, int]], scope: int, can_be_negated: bool
+    ) -> list[str] | None:
+        deniable = can_be_negated and phrase.words[0].lstrip("=") not in NEGATIONS
+        decided = -1  # the clause whose first occurrence has been seen
+        for clause, start in starts:
+            if clause == decided or (scope != _WHOLE_MESSAGE and clause != scope):
+                continue
+            words = self.parts[clause]
+            matched = _rest_of_phrase(phrase.words[1:], words, start)
+            if matched is None:
+                continue
+            decided = clause
+            if deniable and _is_negated(words, start):
+                continue
+            return matched
+        return None
 
 
 def reads_as_critical(text: str, critical_rules: Iterable[CompiledRule]) -> bool:
@@ -176,18 +258,23 @@ def reads_as_critical(text: str, critical_rules: Iterable[CompiledRule]) -> bool
 
 
 def find_matches(text: str, rules: Iterable[CompiledRule], *, first_only: bool = False) -> list[Match]:
-    parts = clauses(text)
-    present = {word[:2] for words in parts for word in words}
+    message = _Message(text)
+    present = message.present
     matches = []
     for rule in rules:
-        for alternative, openings, same_clause in zip(rule.alternatives, rule.openings, rule.same_clause, strict=True):
-            if not all(present & options for options in openings):
+        # The parts some word of the message may begin: an alternative is tried only when all its parts are there.
+        possible = 0
+        for opening in present & rule.opening_bits.keys():
+            possible |= rule.opening_bits[opening]
+        for alternative, bits, same_clause in zip(rule.alternatives, rule.alternative_bits, rule.same_clause,
+                                                  strict=True):  # fmt: skip
+            if bits & possible != bits:
                 continue
             # "a & b" must hold within one clause; "a + b" anywhere in the message.
-            scopes = [[clause] for clause in parts] if same_clause else [parts]
+            scopes = range(len(message.parts)) if same_clause else (_WHOLE_MESSAGE,)
+            negatable = rule.can_be_negated
             found = next(
-                (found for scope in scopes if all(found := _find_parts(alternative, scope, rule.can_be_negated))),
-                None,
+                (found for scope in scopes if all(found := _find_parts(alternative, message, scope, negatable))), None
             )
             if found:
                 matches.append(Match(rule, tuple(word for words in found for word in words), len(alternative)))
@@ -198,12 +285,21 @@ def find_matches(text: str, rules: Iterable[CompiledRule], *, first_only: bool =
 
 
 def _find_parts(
-    alternative: tuple[tuple[Phrase, ...], ...], parts: list[list[str]], can_be_negated: bool
+    alternative: tuple[tuple[Phrase, ...], ...], message: _Message, scope: int, can_be_negated: bool
 ) -> list[list[str] | None]:
     """For each part of a combined pattern, the words of the first of its phrases found (None: not found)."""
     found: list[list[str] | None] = []
+    present, joined = message.present, message.joined
     for options in alternative:
-        words = next((words for phrase in options if (words := _find_in_message(phrase, parts, can_be_negated))), None)
+        words = None
+        for phrase in options:
+            if phrase.opening not in present and phrase.opening is not None and (
+                phrase.slip_tail is None or phrase.slip_tail not in joined
+            ):
+                continue  # no word of the message could start it (see _Message._look_up)
+            words = message.find(phrase, scope, can_be_negated)
+            if words:
+                break
         found.append(words)
         if words is None:
             break  # one part missing is enough to fail; the rest need not be searched
