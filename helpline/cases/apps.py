@@ -11,3 +11,6 @@ class CasesConfig(AppConfig):
     label = "helpline"
     verbose_name = _("Helpline cases")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from helpline.cases import checks  # noqa: F401 - registers the deploy-time key check
