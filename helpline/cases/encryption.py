@@ -61,7 +61,6 @@ class _KeysFromSettings(EncryptedFieldMixin):
             return value
         return self.f.encrypt(str(value).encode()).decode()
 
-
     def get_lookup(self, lookup_name: str) -> type[Lookup] | None:
         # A stored ciphertext never equals an encryption of the same value (Fernet is randomised), so a filter on
         # the field would silently match nothing: refuse it, and point to the blind index.
