@@ -186,6 +186,9 @@ SURGE_ON = (
 
 
 def manage(env: dict, *args: str, capture: bool = False) -> str:
+    if args[:1] == ("shell",):
+        # Django 5.2's shell would otherwise list the models it imports (and the ones it could not) on every call.
+        args = ("shell", "--no-imports", *args[1:])
     result = subprocess.run(
         [PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=capture, text=True
     )

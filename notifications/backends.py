@@ -10,6 +10,7 @@ import logging
 import threading
 import unicodedata
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -127,6 +128,22 @@ def _folded(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().split()).casefold()
 
 
+# Twilio lists a number's messages and calls newest first, a page at a time. The lookup reads every page back to
+# the notification's time, not a fixed number: in a surge one person on duty receives hundreds of alerts, and a
+# lookup that stopped at the newest 50 took an interrupted alert for one never sent and sent it again.
+LOOKUP_PAGE = 200
+
+
+def _newest_since(resources: Iterable, since: dt.datetime) -> list:
+    """The resources (newest first) created at or after `since`; reading stops at the first older one."""
+    recent = []
+    for resource in resources:
+        if resource.date_created is not None and resource.date_created < since:
+            break
+        recent.append(resource)
+    return recent
+
+
 class RedirectedHttpClient(TwilioHttpClient):
     """Sends every Twilio API request to another origin: a local stub in tests, never the internet."""
 
@@ -193,13 +210,15 @@ class TwilioBackend:
         and time, among the calls whose SID no notification has recorded."""
         try:
             if message.channel == "voice":
-                calls = self.client.calls.list(to=message.to, from_=settings.TWILIO_PHONE_NUMBER, limit=50)
-                found = [c for c in calls if c.sid not in known_sids and (c.date_created or since) >= since]
+                calls = _newest_since(
+                    self.client.calls.stream(to=message.to, from_=settings.TWILIO_PHONE_NUMBER, page_size=LOOKUP_PAGE),
+                    since,
+                )
+                found = [c for c in calls if c.sid not in known_sids]
                 return Lookup(known=True, provider_sid=found[-1].sid if found else "")
             ours = _folded(message.body)
-            for sent in self.client.messages.list(to=message.to, limit=50):
-                is_recent = (sent.date_created or since) >= since
-                if is_recent and sent.sid not in known_sids and ours in _folded(sent.body or ""):
+            for sent in _newest_since(self.client.messages.stream(to=message.to, page_size=LOOKUP_PAGE), since):
+                if sent.sid not in known_sids and ours in _folded(sent.body or ""):
                     return Lookup(known=True, provider_sid=sent.sid)
             return Lookup(known=True)
         except (TwilioException, OSError) as error:

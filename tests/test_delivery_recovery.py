@@ -10,7 +10,7 @@ from helpline.cases.models import Case, CaseStatus
 from helpline.cases.tasks import BEAT_HEARTBEAT, queue_heartbeat_name, worker_heartbeat_name
 from helpline.casework import actions
 from notifications import outbox
-from notifications.backends import TwilioBackend
+from notifications.backends import OutgoingMessage, TwilioBackend
 from notifications.delivery_health import alert_supervisors_of_failing_delivery, delivery_health
 from notifications.models import DeliveryStatus, Notification, NotificationKind
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
@@ -78,6 +78,24 @@ def test_an_sms_a_killed_worker_had_handed_to_twilio_is_not_sent_again(clock, tw
     sms.refresh_from_db()
     assert sms.status == DeliveryStatus.SENT and sms.provider_sid == twilio_api.accepted_messages()[0]["sid"]
     assert len(twilio_api.messages) == 1
+
+
+def test_an_interrupted_sms_is_found_at_twilio_behind_a_surge_of_later_alerts_to_the_same_person(clock, twilio_api):
+    worker = on_duty(phone="+38761200300")
+    assigned_case()
+    sms = Notification.objects.get(recipient=worker.user)
+    killed_inside_the_call(sms, twilio_got_it=True)
+    for n in range(130):  # Twilio lists the newest first: the interrupted alert is now on the third page
+        later = OutgoingMessage(notification_id=10_000 + n, to=str(worker.phone), body=f"case {n}", channel="sms")
+        assert TwilioBackend().send(later).ok
+
+    clock.shift(dt.timedelta(seconds=31))
+    outbox.relay_queued()
+    outbox.deliver(sms.pk)
+
+    sms.refresh_from_db()
+    assert sms.status == DeliveryStatus.SENT and sms.provider_sid == twilio_api.accepted_messages()[0]["sid"]
+    assert len(twilio_api.messages) == 131
 
 
 def test_an_sms_a_killed_worker_never_handed_to_twilio_goes_out_once_within_a_minute(clock, twilio_api):

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 
 @dataclass
@@ -98,8 +98,18 @@ class TwilioStub:
                         and resource["to"] == query.get("To", resource["to"])
                         and resource["from"] == query.get("From", resource["from"])
                     ]  # fmt: skip
-                size = int(query.get("PageSize", 50))
-                self._answer(200, {key: found[:size], "page": 0, "page_size": size, "next_page_uri": None})
+                # Pages as Twilio's: PageSize records from Page, and the next page's address while more remain.
+                size, page = int(query.get("PageSize", 50)), int(query.get("Page", 0))
+                rest = found[(page + 1) * size :]
+                next_page = None
+                if rest:
+                    following = {**query, "Page": str(page + 1), "PageSize": str(size)}
+                    next_page = f"{url.path}?{urlencode(following)}"
+                self._answer(
+                    200,
+                    {key: found[page * size : (page + 1) * size], "page": page, "page_size": size,
+                     "next_page_uri": next_page},
+                )  # fmt: skip
 
             def _answer(self, status: int, body: dict) -> None:
                 payload = json.dumps(body).encode()
