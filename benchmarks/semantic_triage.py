@@ -238,7 +238,7 @@ def main() -> int:
         print(f"threshold {head.critical_threshold:.3f}")
         for path in (INDEPENDENT_SET, UNTOUCHED_SET):
             messages = load_labelled(path)
-            priorities, categories = predict_with_head(head, messages, table)
+            priorities, categories, _ = predict_with_head(head, messages, table)
             rows = {"model": score(path.stem, messages, priorities, categories)}
             if rules:
                 verdicts = [rules(message.text) for message in messages]

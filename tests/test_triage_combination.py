@@ -27,7 +27,13 @@ from triage.semantic import embedding as embedding_module
 from triage.semantic.combination import combine
 from triage.semantic.model import Prediction
 from triage.semantic.training import EmbeddingTable, LabelledMessage, fit_head, load_labelled
-from triage.services import RULES_ONLY_REASON, classify, classify_by_rules, queue_for_text
+from triage.services import (
+    RULES_ONLY_REASON,
+    classify,
+    classify_by_rules,
+    combined_classification,
+    queue_for_text,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -66,6 +72,37 @@ class Verdict:
 )
 def test_critical_when_either_says_so_otherwise_the_higher_priority_and_the_models_category(model, rules, expected):
     assert combine(*model, Verdict(*rules)) == expected
+
+
+def test_a_critical_rule_the_model_all_but_rules_out_makes_the_message_high_not_critical():
+    """A frightening word in the news or a joke: the rule says critical, the model gives it almost nothing."""
+    ruled_out = combine("low", "information", Verdict("critical", "domestic_violence"),
+                        critical_probability=0.02, critical_threshold=0.12)  # fmt: skip
+    assert ruled_out == ("high", "information")
+
+
+@pytest.mark.parametrize(
+    ("probability", "threshold"),
+    [(0.07, 0.12), (0.06, 0.12), (None, None)],  # half the threshold or more; or the rules alone (no model)
+)
+def test_a_critical_rule_counts_in_full_unless_the_model_rules_it_out(probability, threshold):
+    assert combine(
+        "normal", "mental_health", Verdict("critical", "suicide_self_harm"),
+        critical_probability=probability, critical_threshold=threshold,
+    ) == ("critical", "mental_health")  # fmt: skip
+
+
+def test_the_timeline_says_when_the_model_ruled_a_critical_rule_out():
+    rules = Classification("critical", "domestic_violence", "bs", "latin", ["a rule (critical): 'ubit'"], ["a rule"])
+    prediction = Prediction(
+        priority="low", category="information", critical_probability=0.01, critical_threshold=0.12,
+        priority_probabilities={}, category_probabilities={}, resembles=(),
+    )  # fmt: skip
+    result = combined_classification(rules, prediction)
+    assert (result.priority, result.category) == ("high", "information")
+    assert "the model ruled it out (critical 0.01, under half its threshold 0.12): high, not critical" in (
+        result.reasons[-1]
+    )
 
 
 # --- The model in the worker's triage -----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from helpline.cases.models import PRIORITY_RANK, Case, Channel, Direction, Event
 from triage import selectors
 from triage.classification import Classification, classify_text, reads_as_critical
 from triage.models import TriageCorrection, TriageRule
-from triage.semantic.combination import combine
+from triage.semantic.combination import combine, rule_ruled_out
 from triage.semantic_model import semantic_model
 
 if TYPE_CHECKING:
@@ -70,9 +70,18 @@ def classify(text: str, channel: str | None = None) -> Classification:
 def combined_classification(rules: Classification, prediction: Prediction) -> Classification:
     """The rules' classification with the model's verdict combined in, and both explained: the rules that matched,
     then the model's probability and the labelled training examples the message resembles (never other cases)."""
-    priority, category = combine(prediction.priority, prediction.category, rules)
+    probability, threshold = prediction.critical_probability, prediction.critical_threshold
+    priority, category = combine(
+        prediction.priority, prediction.category, rules, critical_probability=probability, critical_threshold=threshold
+    )
     model_rank, rules_rank = PRIORITY_RANK[prediction.priority], PRIORITY_RANK[rules.priority]
-    priority_from = "the model" if model_rank > rules_rank else "the rules" if rules_rank > model_rank else "both"
+    if prediction.priority != "critical" and rule_ruled_out(rules.priority, probability, threshold):
+        priority_from = (
+            f"a critical rule matched, but the model ruled it out (critical {probability:.2f}, under half its "
+            f"threshold {threshold:.2f}): high, not critical"
+        )
+    else:
+        priority_from = "the model" if model_rank > rules_rank else "the rules" if rules_rank > model_rank else "both"
     decided = f"combined: {priority} (from {priority_from}), {category} (from the model)"
     return replace(rules, priority=priority, category=category, reasons=[*rules.reasons, prediction.reason, decided])
 

@@ -311,11 +311,13 @@ def report_lines(report: CrossAuthorReport, mode: str) -> list[str]:
 
 def predict_with_head(
     head: TriageHead, messages: Sequence[LabelledMessage], table: EmbeddingTable
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[str], list[str], list[float]]:
+    """Priorities, categories and critical probabilities of the messages, as the shipped model would give them."""
     priority_rows, category_rows = head_probabilities(head, messages, table)
     priorities = [choose_priority(row, head.priorities, head.critical_threshold) for row in priority_rows]
     categories = [head.categories[int(np.argmax(row))] for row in category_rows]
-    return priorities, categories
+    critical = head.priorities.index("critical")
+    return priorities, categories, [float(row[critical]) for row in priority_rows]
 
 
 def cross_author_evaluation(
@@ -336,7 +338,7 @@ def cross_author_evaluation(
         threshold = threshold_by_leaving_authors_out(training_groups, table, settings)
         training = [message for rows in training_groups.values() for message in rows]
         head = fit_head(training, table, settings, critical_threshold=threshold)
-        priorities, categories = predict_with_head(head, held_out, table)
+        priorities, categories, critical_probabilities = predict_with_head(head, held_out, table)
         model_scores = score(author, held_out, priorities, categories)
         model_scores.critical_threshold = threshold
         report.by_mode["model"].append(model_scores)
@@ -345,7 +347,10 @@ def cross_author_evaluation(
             report.by_mode["rules"].append(
                 score(author, held_out, [v.priority for v in verdicts], [v.category for v in verdicts])
             )
-            combined = [combine(p, c, v) for p, c, v in zip(priorities, categories, verdicts, strict=True)]
+            combined = [
+                combine(p, c, v, critical_probability=probability, critical_threshold=threshold)
+                for p, c, v, probability in zip(priorities, categories, verdicts, critical_probabilities, strict=True)
+            ]
             report.by_mode["combined"].append(
                 score(author, held_out, [p for p, _ in combined], [c for _, c in combined])
             )
