@@ -178,3 +178,31 @@ def test_log_lines_carry_utc_with_the_offset_whatever_the_local_time_zone():
     line = UTCFormatter("%(asctime)s %(levelname)s %(name)s %(message)s").format(record)
 
     assert line == "2026-03-29T01:30:00.250+00:00 INFO celery.apps.worker ready"
+
+
+def test_a_worker_triaging_without_its_model_makes_health_degraded_until_it_is_restarted_with_one(
+    client, clock, monkeypatch, tmp_path
+):
+    from triage import semantic_model
+    from triage.services import classify
+
+    monkeypatch.setattr(semantic_model, "head_file", tmp_path / "missing.npz")
+    semantic_model.forget_semantic_model()
+    try:
+        everything_beats()
+        classify("Muž me tuče, pomozite")  # a worker's triage, by the rules alone
+
+        body = client.get("/healthz/").json()
+        assert body["status"] == "degraded" and body["semantic_triage"] == "rules only in 1 process(es)"
+        assert any("triaging by the rules alone" in problem for problem in body["problems"])
+
+        # Restarted with its model: the old process's report ages out within a few minutes.
+        monkeypatch.setattr(semantic_model, "head_file", None)
+        semantic_model.forget_semantic_model()
+        classify("Muž me tuče, pomozite")
+        clock.shift(200)
+        everything_beats()
+        body = client.get("/healthz/").json()
+        assert body["status"] == "ok" and body["semantic_triage"] == "ok", body["problems"]
+    finally:
+        semantic_model.forget_semantic_model()

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,12 @@ logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _loaded: dict[str, object] = {}  # "pid", "model" (a SemanticTriage or None), "problem"
 head_file: Path | None = None  # the shipped head; tests point this at a missing file to see the fallback
+
+# A process triaging by the rules alone keeps a heartbeat of this prefix fresh (at most one write a minute), so
+# /healthz/ can say so: the model lives in the workers, and the web cannot ask them.
+RULES_ONLY_HEARTBEAT_PREFIX = "rules-only:"
+RULES_ONLY_REPORT_EVERY_SECONDS = 60.0
+_last_report: dict[str, float] = {}
 
 
 def semantic_model() -> SemanticTriage | None:
@@ -45,7 +53,27 @@ def semantic_model() -> SemanticTriage | None:
                     "restarted: %s", problem,
                 )
             _loaded.update(pid=os.getpid(), model=model, problem=problem)
+    if _loaded["model"] is None:
+        _report_rules_only()
     return _loaded["model"]  # type: ignore[return-value]
+
+
+def rules_only_heartbeat_name() -> str:
+    return f"{RULES_ONLY_HEARTBEAT_PREFIX}{socket.gethostname()[:30]}:{os.getpid()}"
+
+
+def _report_rules_only() -> None:
+    """Keeps this process's "rules only" heartbeat fresh; never lets a database problem reach triage."""
+    now = time.monotonic()
+    if now - _last_report.get("at", -RULES_ONLY_REPORT_EVERY_SECONDS) < RULES_ONLY_REPORT_EVERY_SECONDS:
+        return
+    _last_report["at"] = now
+    try:
+        from helpline.cases.services import record_heartbeat
+
+        record_heartbeat(rules_only_heartbeat_name())
+    except Exception:  # the triage itself goes on; the next report tries again in a minute
+        logger.warning("could not record that this process triages by the rules alone", exc_info=True)
 
 
 def model_problem() -> str:
@@ -57,3 +85,4 @@ def forget_semantic_model() -> None:
     """Load again on the next triage (tests; a restarted process does this by itself)."""
     with _lock:
         _loaded.clear()
+        _last_report.clear()

@@ -17,6 +17,7 @@ from helpline.cases import dispatch
 from helpline.cases.models import Heartbeat
 from helpline.cases.tasks import BEAT_HEARTBEAT, WORKER_HEARTBEAT_PREFIX, queue_heartbeat_name
 from notifications.delivery_health import delivery_health
+from triage.semantic_model import RULES_ONLY_HEARTBEAT_PREFIX, RULES_ONLY_REPORT_EVERY_SECONDS
 
 BROKER_CHECK_TIMEOUT_SECONDS = 1.0
 # A monitor polling every second must not open a broker connection every second; nor may a hung broker make
@@ -26,6 +27,9 @@ _broker_states: dict[str, tuple[float, str]] = {}
 # A worker that stops beating is reported missing for this long (a crash; one stopped on purpose says goodbye),
 # then forgotten, so a worker retired without a goodbye does not keep the service "degraded" for ever.
 FORGET_WORKER_AFTER_SECONDS = 3600
+# A process triaging by the rules alone reports it once a minute; one silent for longer was restarted (and then
+# loaded the model, or reports again) or stopped.
+RULES_ONLY_FRESH_SECONDS = 3 * RULES_ONLY_REPORT_EVERY_SECONDS
 
 
 def _database_state() -> str:
@@ -79,8 +83,21 @@ def _work_state(ages: dict[str, float]) -> tuple[dict, list[str]]:
             workers[hostname] = "ok" if age <= settings.HEALTH_WORKER_MAX_AGE_SECONDS else "missing"
             if workers[hostname] != "ok":
                 problems.append(f"worker {hostname} silent for {age:.0f} s")
+    rules_only = [
+        name
+        for name, age in ages.items()
+        if name.startswith(RULES_ONLY_HEARTBEAT_PREFIX) and age <= RULES_ONLY_FRESH_SECONDS
+    ]
+    if rules_only:
+        problems.append(
+            f"semantic triage unavailable in {len(rules_only)} worker process(es): triaging by the rules alone "
+            "(the worker log says why)"
+        )
+    semantic = f"rules only in {len(rules_only)} process(es)" if rules_only else "ok"
     beat_age = round(beat_age, 1) if beat_age is not None else None
-    return {"heartbeat_age_seconds": beat_age, "queues": queues, "workers": workers}, problems
+    return {"heartbeat_age_seconds": beat_age, "queues": queues, "workers": workers, "semantic_triage": semantic}, (
+        problems
+    )
 
 
 def _staff_alert_state() -> tuple[dict, list[str]]:
