@@ -282,13 +282,14 @@ def main() -> int:
     idle_ended = time.monotonic()
     # The benchmark's own /healthz/ polling is left out: it is not the service talking.
     idle_log = [line for line in stack.log_text().splitlines()[log_lines_before:] if "GET /healthz/" not in line]
-    for program, pid in pids.items():
-        share = (cpu_seconds(pid) - cpu_before[program]) / max(idle_ended - idle_began, 1e-9) * 100
-        print(f"   {program:<8} CPU while idle: {share:.1f} % of one core")
-    hours = max(args.idle_seconds / 3600, 1e-9)
-    print(f"   log lines while idle: {len(idle_log)} ({len(idle_log) / hours:.0f} an hour)")
-    for line in idle_log[:5]:
-        print("     " + line[:160])
+    if args.idle_seconds > 0:  # CPU shares of no idle time at all would be noise divided by nearly nothing
+        for program, pid in pids.items():
+            share = (cpu_seconds(pid) - cpu_before[program]) / (idle_ended - idle_began) * 100
+            print(f"   {program:<8} CPU while idle: {share:.1f} % of one core")
+        hours = args.idle_seconds / 3600
+        print(f"   log lines while idle: {len(idle_log)} ({len(idle_log) / hours:.0f} an hour)")
+        for line in idle_log[:5]:
+            print("     " + line[:160])
 
     # Totals from supervisord's own record of what exited.
     watch.running = False
