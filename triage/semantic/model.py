@@ -84,8 +84,8 @@ class SemanticTriage:
         if not texts:
             return []
         embeddings = self.embedder.embed(texts)
-        priority_rows, category_rows = self.head.probabilities(embeddings, texts)
         similarities = embeddings @ self._example_vectors.T
+        priority_rows, category_rows = self.head.probabilities(embeddings, texts, similarities)
         return [
             self._prediction(priority_row, category_row, similarity_row)
             for priority_row, category_row, similarity_row in zip(

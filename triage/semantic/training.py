@@ -17,7 +17,16 @@ import numpy as np
 from triage.semantic.combination import PRIORITY_RANK, Verdict, combine
 from triage.semantic.embedding import Embedder
 from triage.semantic.features import FeatureSpec
-from triage.semantic.head import CATEGORIES, PRIORITIES, LabelledExamples, TriageHead, fit_softmax, softmax
+from triage.semantic.head import (
+    CATEGORIES,
+    PRIORITIES,
+    LabelledExamples,
+    TriageHead,
+    fit_softmax,
+    normalised,
+    softmax,
+    with_neighbours,
+)
 from triage.semantic.model import choose_priority
 
 TARGET_CRITICAL_RECALL = 0.97  # where the threshold is set on training authors; the issue's target is 0.95 on new ones
@@ -153,11 +162,15 @@ def head_probabilities(
     head: TriageHead, messages: Sequence[LabelledMessage], table: EmbeddingTable
 ) -> tuple[np.ndarray, np.ndarray]:
     """Like TriageHead.probabilities, but from the table's cached embeddings and n-grams."""
-    features = table.features_for([message.text for message in messages], head.embedding_mean)
+    texts = [message.text for message in messages]
+    features = table.features_for(texts, head.embedding_mean)
+    similarities = normalised(table.vectors(texts)) @ head.examples.unit_embeddings().T
     return (
-        softmax(features @ head.priority_weights + head.priority_bias),
-        softmax(features @ head.category_weights + head.category_bias),
-    )
+        with_neighbours(softmax(features @ head.priority_weights + head.priority_bias), similarities,
+                        head.examples.priorities),
+        with_neighbours(softmax(features @ head.category_weights + head.category_bias), similarities,
+                        head.examples.categories),
+    )  # fmt: skip
 
 
 def choose_critical_threshold(
@@ -188,7 +201,13 @@ def out_of_author_critical_probabilities(
         # Only the priority head matters for the threshold: no category head is trained here, to save time.
         embedding_mean, weights, bias = table.priority_fit(training, settings)
         logits = table.features_for([message.text for message in critical], embedding_mean) @ weights + bias
-        collected.append(softmax(logits)[:, PRIORITIES.index("critical")])
+        # The votes of the nearest training messages, as the shipped head's examples will give them.
+        similarities = normalised(table.vectors([m.text for m in critical])) @ normalised(
+            table.vectors([m.text for m in training])
+        ).T
+        labels = np.array([PRIORITIES.index(message.priority) for message in training])
+        blended = with_neighbours(softmax(logits), similarities, labels)
+        collected.append(blended[:, PRIORITIES.index("critical")])
     return np.concatenate(collected) if collected else np.zeros(0)
 
 
