@@ -10,7 +10,7 @@ import logging
 import threading
 import unicodedata
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -134,14 +134,13 @@ def _folded(text: str) -> str:
 LOOKUP_PAGE = 200
 
 
-def _newest_since(resources: Iterable, since: dt.datetime) -> list:
-    """The resources (newest first) created at or after `since`; reading stops at the first older one."""
-    recent = []
+def _newest_since(resources: Iterable, since: dt.datetime) -> Iterator:
+    """The resources (newest first) created at or after `since`, read lazily: no page is fetched after the first
+    older resource, nor after the caller has found what it looked for."""
     for resource in resources:
         if resource.date_created is not None and resource.date_created < since:
-            break
-        recent.append(resource)
-    return recent
+            return
+        yield resource
 
 
 class RedirectedHttpClient(TwilioHttpClient):
@@ -214,7 +213,7 @@ class TwilioBackend:
                     self.client.calls.stream(to=message.to, from_=settings.TWILIO_PHONE_NUMBER, page_size=LOOKUP_PAGE),
                     since,
                 )
-                found = [c for c in calls if c.sid not in known_sids]
+                found = [c for c in calls if c.sid not in known_sids]  # the oldest unclaimed call is the lost one
                 return Lookup(known=True, provider_sid=found[-1].sid if found else "")
             ours = _folded(message.body)
             for sent in _newest_since(self.client.messages.stream(to=message.to, page_size=LOOKUP_PAGE), since):

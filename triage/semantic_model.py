@@ -30,7 +30,7 @@ head_file: Path | None = None  # the shipped head; tests point this at a missing
 # /healthz/ can say so: the model lives in the workers, and the web cannot ask them.
 RULES_ONLY_HEARTBEAT_PREFIX = "rules-only:"
 RULES_ONLY_REPORT_EVERY_SECONDS = 60.0
-_last_report: dict[str, float] = {}
+_last_report: dict[int, float] = {}  # pid -> when it last reported (a forked child must report for itself)
 
 
 def semantic_model() -> SemanticTriage | None:
@@ -64,10 +64,10 @@ def rules_only_heartbeat_name() -> str:
 
 def _report_rules_only() -> None:
     """Keeps this process's "rules only" heartbeat fresh; never lets a database problem reach triage."""
-    now = time.monotonic()
-    if now - _last_report.get("at", -RULES_ONLY_REPORT_EVERY_SECONDS) < RULES_ONLY_REPORT_EVERY_SECONDS:
+    now, pid = time.monotonic(), os.getpid()
+    if now - _last_report.get(pid, -RULES_ONLY_REPORT_EVERY_SECONDS) < RULES_ONLY_REPORT_EVERY_SECONDS:
         return
-    _last_report["at"] = now
+    _last_report[pid] = now
     try:
         from helpline.cases.services import record_heartbeat
 

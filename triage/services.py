@@ -75,7 +75,7 @@ def combined_classification(rules: Classification, prediction: Prediction) -> Cl
         prediction.priority, prediction.category, rules, critical_probability=probability, critical_threshold=threshold
     )
     model_rank, rules_rank = PRIORITY_RANK[prediction.priority], PRIORITY_RANK[rules.priority]
-    if prediction.priority != "critical" and rule_ruled_out(rules.priority, probability, threshold):
+    if rule_ruled_out(rules.priority, probability, threshold):
         priority_from = (
             f"a critical rule matched, but the model ruled it out (critical {probability:.2f}, under half its "
             f"threshold {threshold:.2f}): high, not critical"

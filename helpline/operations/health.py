@@ -95,9 +95,8 @@ def _work_state(ages: dict[str, float]) -> tuple[dict, list[str]]:
         )
     semantic = f"rules only in {len(rules_only)} process(es)" if rules_only else "ok"
     beat_age = round(beat_age, 1) if beat_age is not None else None
-    return {"heartbeat_age_seconds": beat_age, "queues": queues, "workers": workers, "semantic_triage": semantic}, (
-        problems
-    )
+    state = {"heartbeat_age_seconds": beat_age, "queues": queues, "workers": workers, "semantic_triage": semantic}
+    return state, problems
 
 
 def _staff_alert_state() -> tuple[dict, list[str]]:

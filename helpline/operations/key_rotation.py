@@ -97,7 +97,7 @@ def reindex_all(batch: int = BATCH) -> Counter:
     """Recompute every blind index from the decrypted values with the current BLIND_INDEX_KEY, and re-encrypt the
     timeline's free-text entries (inside JSON, out of reach of `reencrypt_all`'s column pass)."""
 
-    def caller(row: Caller) -> None:
+    def by_phone(row: Caller | StaffProfile) -> None:
         row.phone_index = phone_index(row.phone)
 
     def case(row: Case) -> None:
@@ -107,14 +107,8 @@ def reindex_all(batch: int = BATCH) -> Counter:
     def message(row: Message) -> None:
         row.search_tokens = search_tokens(row.body)
 
-    def staff_member(row: StaffProfile) -> None:
-        row.phone_index = phone_index(row.phone)
-
     def event(row: TimelineEvent) -> None:
         pass  # read decrypted, written back encrypted under the newest key
-
-    def check(row: WelfareCheck) -> None:
-        row.phone_index = phone_index(row.phone)
 
     return Counter({
         "events": _reindex(
@@ -122,9 +116,9 @@ def reindex_all(batch: int = BATCH) -> Counter:
             event, batch,
         ),
         "staff": _reindex(
-            StaffProfile.objects.only("phone", "phone_index"), ["phone_index"], staff_member, batch
+            StaffProfile.objects.only("phone", "phone_index"), ["phone_index"], by_phone, batch
         ),
-        "callers": _reindex(Caller.objects.only("phone", "phone_index"), ["phone_index"], caller, batch),
+        "callers": _reindex(Caller.objects.only("phone", "phone_index"), ["phone_index"], by_phone, batch),
         "cases": _reindex(
             Case.objects.only("contact_phone", "contact_email", "contact_phone_index", "contact_email_index"),
             ["contact_phone_index", "contact_email_index"], case, batch,
@@ -134,5 +128,7 @@ def reindex_all(batch: int = BATCH) -> Counter:
             VulnerablePerson.objects.only("phone", "full_name", "phone_index", "entry_index", "name_tokens"),
             ["phone_index", "entry_index", "name_tokens"], VulnerablePerson.refresh_indexes, batch,
         ),
-        "welfare_checks": _reindex(WelfareCheck.objects.only("phone", "phone_index"), ["phone_index"], check, batch),
+        "welfare_checks": _reindex(
+            WelfareCheck.objects.only("phone", "phone_index"), ["phone_index"], WelfareCheck.refresh_indexes, batch
+        ),
     })  # fmt: skip

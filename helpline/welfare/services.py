@@ -82,7 +82,7 @@ def start_campaign(
         held = index in busy
         busy.add(index)
         checks.append(WelfareCheck(
-            campaign=campaign, person=person, phone=phone, phone_index=index, is_drill=is_drill,
+            campaign=campaign, person=person, phone=phone, is_drill=is_drill,  # phone_index: set by bulk_create
             urgency=urgency_of(person, now.year), state=CheckState.HELD if held else CheckState.QUEUED,
         ))  # fmt: skip
     WelfareCheck.objects.bulk_create(checks, batch_size=1000)

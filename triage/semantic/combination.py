@@ -67,7 +67,7 @@ def combine(
     rules were not written for. The rules still name the category when the model is unavailable.
     """
     rules_priority = rules.priority
-    if model_priority != "critical" and rule_ruled_out(rules_priority, critical_probability, critical_threshold):
-        rules_priority = "high"
+    if rule_ruled_out(rules_priority, critical_probability, critical_threshold):
+        rules_priority = "high"  # the model is then below its threshold too: not critical by either
     priority = max(model_priority, rules_priority, key=lambda label: PRIORITY_RANK.get(label, 0))
     return priority, model_category

@@ -184,9 +184,12 @@ class TriageHead:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Priority and category probabilities, one row per message: the regressions' blended with the votes of
         the nearest labelled examples (`similarities`: the unit embeddings against the examples', if at hand)."""
-        features = self.features.build(embeddings, texts, self.embedding_mean)
         if similarities is None:
             similarities = normalised(embeddings) @ self.examples.unit_embeddings().T
+        return self.probabilities_from(self.features.build(embeddings, texts, self.embedding_mean), similarities)
+
+    def probabilities_from(self, features: np.ndarray, similarities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """As `probabilities`, from the head's input features already built (training caches them)."""
         return (
             with_neighbours(softmax(features @ self.priority_weights + self.priority_bias), similarities,
                             self.examples.priorities),

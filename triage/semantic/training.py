@@ -163,14 +163,8 @@ def head_probabilities(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Like TriageHead.probabilities, but from the table's cached embeddings and n-grams."""
     texts = [message.text for message in messages]
-    features = table.features_for(texts, head.embedding_mean)
     similarities = normalised(table.vectors(texts)) @ head.examples.unit_embeddings().T
-    return (
-        with_neighbours(softmax(features @ head.priority_weights + head.priority_bias), similarities,
-                        head.examples.priorities),
-        with_neighbours(softmax(features @ head.category_weights + head.category_bias), similarities,
-                        head.examples.categories),
-    )  # fmt: skip
+    return head.probabilities_from(table.features_for(texts, head.embedding_mean), similarities)
 
 
 def choose_critical_threshold(
