@@ -148,7 +148,9 @@ def hand_over(
         if not (quiet and case.priority != Priority.CRITICAL):  # in surge mode the worker reads the minute's digest
             notify_staff(
                 staff, case, kind=NotificationKind.ASSIGNMENT,
-                key=f"assign:{case.pk}:{staff.pk}:{case.escalation_step}:{int(now.timestamp())}",
+                # The priority is in the key: the model's second look may hand the case to the same person again,
+                # as critical, within the same second, and that alert must not be taken for a copy of the first.
+                key=f"assign:{case.pk}:{staff.pk}:{case.escalation_step}:{case.priority}:{int(now.timestamp())}",
                 body=texts.assignment, call_too=case.priority == Priority.CRITICAL,
             )  # fmt: skip
     return case

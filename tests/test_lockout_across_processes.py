@@ -25,7 +25,9 @@ from django.db.models import Sum
 
 from tests.factories import StaffFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# serialized_rollback: flushed without it, the tables are refilled by post_migrate, and the next test that
+# restores the serialized rows (test_notifications.py's concurrent sweeps) would find them there already.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 PASSWORD = "correct horse battery staple"
 ATTACKER, HOME = "198.51.100.66", "192.0.2.10"

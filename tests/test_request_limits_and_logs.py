@@ -97,10 +97,13 @@ def test_the_logs_of_an_sms_on_its_whole_way_carry_no_number_and_no_words(twilio
         assert twilio.sms(WORDS, sid="SM-logs", from_number=CITIZEN).status_code == 200
         case = actions.do_triage_case(Case.objects.get().pk)
         assert case.assigned_to == worker.user
+        actions.do_second_look()
+        case.refresh_from_db()
         actions.do_reply(case, by=worker.user, text=REPLY)
         sent = [outbox.deliver(pk) for pk in Notification.objects.values_list("pk", flat=True)]
-    # A child locked in a cellar is critical: the worker's alert by SMS and by a call, and the reply to the citizen.
-    assert case.priority == "critical" and len(sent) == 3
+    # A child locked in a cellar: the rules' first alert, then the model's second look makes it critical (an alert
+    # by SMS and by a call), and the reply to the citizen.
+    assert case.priority == "critical" and len(sent) == 4
     logged = _everything_logged(caplog.records)
     assert case.reference in logged and "[console sms]" in logged
     for secret in (CITIZEN, "+38762555111", WORDS, "podrum", REPLY, "Policija"):

@@ -6,8 +6,8 @@ import time
 
 from django.db.models import Count, Max, Q, QuerySet
 
-from helpline.cases.models import Case
-from helpline.cases.selectors import phone_indexes_of
+from helpline.cases.models import Case, Direction, Message
+from helpline.cases.selectors import by_urgency, phone_indexes_of
 from triage.classification import CompiledRule, compile_rule
 from triage.models import TriageCorrection, TriageRule
 
@@ -72,3 +72,19 @@ def corrections_for_training() -> list[dict[str, str]]:
     ):
         latest[case_id] = {"text": text, "priority": priority, "category": category}
     return [latest[case_id] for case_id in sorted(latest)]
+
+
+def awaiting_model(limit: int) -> list[tuple[int, str, int | None]]:
+    """Cases the semantic model has not read yet, most urgent by the rules first (a message the rules call high
+    is the likeliest to be critical), then the oldest: (case id, its inbound messages joined, the last one's id)."""
+    case_ids = list(
+        by_urgency(Case.objects.filter(awaiting_model=True)).values_list("pk", flat=True)[:limit]
+    )
+    texts: dict[int, list[str]] = {case_id: [] for case_id in case_ids}
+    last_ids: dict[int, int | None] = dict.fromkeys(case_ids)
+    rows = Message.objects.filter(case_id__in=case_ids, direction=Direction.INBOUND).order_by("case_id", "id")
+    for case_id, message_id, body in rows.values_list("case_id", "id", "body"):
+        if body:
+            texts[case_id].append(body)
+        last_ids[case_id] = message_id
+    return [(case_id, "\n".join(texts[case_id]), last_ids[case_id]) for case_id in case_ids]

@@ -1,7 +1,10 @@
 """Triage: classify a case's messages and record why; the request path's quick danger check; the shipped rules.
 
-Safe to run twice or in two workers at once: the case row is locked, and a case whose messages were already
-triaged is left as it is. Who gets the case is triage.assignment.
+Two steps. The first triage (`triage_case`) is the rules' alone, about a millisecond, so a case is assigned and
+its worker told without waiting for anything slower. The semantic model then takes a second look in a process of
+its own (`second_look`): it can raise the priority and name a better category, never lower what people were
+already called for. Both are safe to run twice or in two workers at once: the case row is locked, and a case
+whose messages were already read is left as it is. Who gets the case is triage.assignment.
 """
 from __future__ import annotations
 
@@ -46,7 +49,8 @@ def classify_by_rules(text: str, channel: str | None = None) -> Classification:
 
 
 def classify(text: str, channel: str | None = None) -> Classification:
-    """The worker's triage of one message: the rules and the semantic model together (triage.semantic.combination).
+    """One message's verdict by the rules and the semantic model together (triage.semantic.combination): what the
+    model's second look stores, and what `evaluate_triage` measures.
 
     Never on the request path: the model takes tens of milliseconds a message. Without the model (it could not be
     loaded, or it failed on this message) the rules decide alone, and the reasons say so.
@@ -117,8 +121,10 @@ class TriageRun:
 
 @transaction.atomic
 def triage_case(case_id: int) -> TriageRun | None:
-    """Classify the case's messages and link the caller's recent cases, under the case's row lock; messages
-    already triaged are not classified again. Assignment is the caller's next step."""
+    """The first triage, by the rules alone (about a millisecond), so that assignment never waits for the model:
+    classify the case's messages and link the caller's recent cases, under the case's row lock, and mark a case
+    with words for the model's second look (`second_look`). Messages already triaged are not classified again.
+    Assignment is the caller's next step."""
     case = Case.objects.select_for_update().filter(pk=case_id).first()
     if case is None:
         logger.warning("triage for a case that does not exist (id %s)", case_id)
@@ -127,7 +133,7 @@ def triage_case(case_id: int) -> TriageRun | None:
     read_follow_up = False
     if case.triaged_at is None or last_message_id != _last_triaged_message_id(case):
         read_follow_up = case.triaged_at is not None
-        result = classify(text, case.channel)
+        result = classify_by_rules(text, case.channel)
         earlier = list(selectors.recent_cases_of_same_caller(case, since=case.created_at - REPEAT_CONTACT_WINDOW))
         raised_by = ""
         if earlier:
@@ -142,9 +148,81 @@ def triage_case(case_id: int) -> TriageRun | None:
             reasons=result.reasons,
             up_to_message_id=last_message_id,
             raised_by_earlier_contact=raised_by,
+            awaiting_model=bool(text.strip()),
         )
-        logger.info("triaged %s as %s/%s", case.reference, case.priority, case.category)
+        logger.info("triaged %s as %s/%s by the rules", case.reference, case.priority, case.category)
     return TriageRun(case, read_follow_up)
+
+
+# Messages the model reads at once: batching embeds about a third faster a message, and a batch's cases are
+# written one short transaction each, so a batch never holds a case's row for the model's time.
+SECOND_LOOK_BATCH = 16
+
+
+@dataclass(frozen=True)
+class SecondLook:
+    """A case the model has read, and the priority it had before, when the model raised it ('' otherwise)."""
+
+    case: Case
+    raised_from: str = ""
+
+
+def second_look(limit: int = SECOND_LOOK_BATCH) -> list[SecondLook]:
+    """The semantic model reads the cases the rules triaged (most urgent first) and the combined verdict is stored
+    (see `classify`): the priority may only rise, the model's category replaces the rules' unless a critical rule
+    decided it, and the timeline gets the model's reasons. A case a person reclassified meanwhile is left as
+    they said; one written to meanwhile is left for the next look, which reads the follow-up too. Without the
+    model the cases keep the rules' verdict, and their timelines say so. Returns the cases read."""
+    waiting = selectors.awaiting_model(limit)
+    if not waiting:
+        return []
+    predictions: list[Prediction | None] = [None] * len(waiting)
+    model = semantic_model()
+    if model is not None:
+        try:
+            predictions = list(model.predict_many([text for _, text, _ in waiting]))
+        except Exception:  # the rules' verdict already stands; the cases are not left waiting for a broken model
+            logger.warning("the semantic model failed on a batch; those cases keep the rules' verdict", exc_info=True)
+    looks = []
+    for (case_id, text, message_id), prediction in zip(waiting, predictions, strict=True):
+        look = _store_second_look(case_id, text, message_id, prediction)
+        if look is not None:
+            looks.append(look)
+    return looks
+
+
+@transaction.atomic
+def _store_second_look(
+    case_id: int, text: str, message_id: int | None, prediction: Prediction | None
+) -> SecondLook | None:
+    case = Case.objects.select_for_update().filter(pk=case_id, awaiting_model=True).first()
+    if case is None:
+        return None  # a person reclassified it, or another look stored it first
+    last_message_id = case.messages.filter(direction=Direction.INBOUND).order_by("-id").values_list("id", flat=True)
+    if last_message_id.first() != message_id:
+        return None  # the citizen wrote again since the batch was read: the next look reads the whole text
+    rules = classify_by_rules(text, case.channel)
+    if prediction is None:
+        result = replace(rules, reasons=[*rules.reasons, RULES_ONLY_REASON])
+    else:
+        result = combined_classification(rules, prediction)
+    before = case.priority
+    # The model's category counts with its priority: a case kept at a higher priority than the combined verdict
+    # (never lowered) keeps the category that came with it, so it never reads "critical, information".
+    kept_higher = PRIORITY_RANK.get(before, 0) > PRIORITY_RANK[result.priority]
+    case_services.record_triage(
+        case,
+        priority=result.priority,
+        category=result.category,
+        reasons=result.reasons,
+        up_to_message_id=message_id,
+        category_decided=prediction is not None and not kept_higher,
+        second_look=True,
+    )
+    raised = PRIORITY_RANK.get(case.priority, 0) > PRIORITY_RANK.get(before, 0)
+    if raised:
+        logger.info("the model's second look raised %s from %s to %s", case.reference, before, case.priority)
+    return SecondLook(case, raised_from=before if raised else "")
 
 
 def record_correction(

@@ -22,7 +22,10 @@ NOTIFICATIONS_QUEUE = "notifications"  # sending to staff and citizens
 ESCALATION_QUEUE = "escalation"  # the per-second escalation tick: never behind a backlog of sends
 RETRY_QUEUE = "retries"  # sends retried after a transient failure, so they never crowd out first attempts
 DEFAULT_QUEUE = "default"  # housekeeping: heartbeat, shift generation, sweeps
-QUEUES = (CRITICAL_QUEUE, TRIAGE_QUEUE, NOTIFICATIONS_QUEUE, ESCALATION_QUEUE, RETRY_QUEUE, DEFAULT_QUEUE)
+MODEL_QUEUE = "model"  # the semantic model's second look: its own process, so triage never waits for it
+QUEUES = (
+    CRITICAL_QUEUE, TRIAGE_QUEUE, NOTIFICATIONS_QUEUE, ESCALATION_QUEUE, RETRY_QUEUE, DEFAULT_QUEUE, MODEL_QUEUE
+)
 
 
 # The longest a request waits for the broker. A broker that refuses fails at once; one that accepts the connection

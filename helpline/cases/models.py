@@ -177,6 +177,9 @@ class Case(models.Model):
     acknowledge_by = models.DateTimeField(_("acknowledge by"), null=True, blank=True, db_index=True)
     acknowledged_at = models.DateTimeField(_("acknowledged"), null=True, blank=True)
     triage_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Triaged by the rules, and the semantic model has not read it yet: the model worker's second look
+    # (triage.services.second_look) finds its work by this flag, so a lost doorbell loses nothing.
+    awaiting_model = models.BooleanField(default=False, editable=False)
     # A rehearsal contact (`manage.py drill`): worked like any case, but its notifications never reach a phone and
     # it is left out of the figures.
     is_drill = models.BooleanField(_("drill"), default=False, editable=False)
@@ -190,7 +193,13 @@ class Case(models.Model):
         verbose_name = _("case")
         verbose_name_plural = _("cases")
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "created_at"], name="case_status_created")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="case_status_created"),
+            # Small by design (only cases the model has not read yet), and read by every second look.
+            models.Index(
+                fields=["created_at"], condition=models.Q(awaiting_model=True), name="case_awaiting_model"
+            ),
+        ]
         constraints = [
             # At most one open case per caller: a second contact joins it (the intake relies on this).
             # A drill's case for a number stands apart from that number's real case (see is_drill).

@@ -129,17 +129,26 @@ def record_triage(
     reasons: list[str],
     up_to_message_id: int | None,
     raised_by_earlier_contact: str = "",
+    category_decided: bool = False,
+    awaiting_model: bool = False,
+    second_look: bool = False,
 ) -> Case:
     """Store a classification. Automatic triage never lowers a priority a case already has: a follow-up that
-    sounds calmer does not make the danger smaller."""
+    sounds calmer does not make the danger smaller, and a person was already called for the priority it had.
+
+    The category changes with a raised priority, or when `category_decided` (the semantic model's second look,
+    whose categories are the better ones). `awaiting_model` marks the case for that second look; `second_look`
+    says on the timeline that this classification is it."""
     locked = Case.objects.select_for_update().get(pk=case.pk)
     new_priority = higher_priority(priority, locked.priority)
     changed = new_priority != locked.priority
-    if changed or not locked.category:
+    if changed or not locked.category or category_decided:
         locked.category = category
     locked.priority = new_priority
     locked.triaged_at = timezone.now()
-    locked.save(update_fields=["priority", "category", "triaged_at", "updated_at"])
+    locked.awaiting_model = awaiting_model
+    locked.save(update_fields=["priority", "category", "triaged_at", "awaiting_model", "updated_at"])
+    details = {"second_look": True} if second_look else {}
     record_event(
         locked,
         EventKind.TRIAGED,
@@ -149,10 +158,12 @@ def record_triage(
         reasons=reasons,
         up_to_message_id=up_to_message_id,
         raised_by_earlier_contact=raised_by_earlier_contact,
+        **details,
     )
     if locked.status == CaseStatus.NEW:
         change_case_status(locked, CaseStatus.TRIAGED, reason="triage")
     case.priority, case.category, case.status = locked.priority, locked.category, locked.status
+    case.awaiting_model, case.triaged_at = locked.awaiting_model, locked.triaged_at
     return locked
 
 
@@ -210,7 +221,8 @@ def reclassify_case(case: Case, *, priority: str, category: str, reason: str, by
     locked = Case.objects.select_for_update().get(pk=case.pk)
     before = {"priority": locked.priority, "category": locked.category}
     locked.priority, locked.category = priority, category
-    locked.save(update_fields=["priority", "category", "updated_at"])
+    locked.awaiting_model = False  # a person has decided: the model's second look never overrides them
+    locked.save(update_fields=["priority", "category", "awaiting_model", "updated_at"])
     record_event(
         locked, EventKind.RECLASSIFIED, actor=by, before=before, priority=priority, category=category, reason=reason
     )

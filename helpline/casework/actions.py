@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
+import time
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -16,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from helpline.cases import services as case_services
-from helpline.cases.dispatch import publish
+from helpline.cases.dispatch import MODEL_QUEUE, enqueue_after_commit, publish
 from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, Direction, Message
 from helpline.cases.selectors import by_urgency
 from helpline.casework.selectors import cases_visible_to
@@ -28,6 +29,7 @@ from triage import services as triage
 logger = logging.getLogger(__name__)
 
 TRIAGE_TASK = "helpline.casework.tasks.triage_case"
+SECOND_LOOK_TASK = "helpline.casework.tasks.second_look"
 UNTRIAGED_GRACE = dt.timedelta(seconds=30)
 # After the first re-send, a case is re-sent only this often: in a surge the queue is long, not lost, and
 # re-sending every sweep would flood it with copies exactly when the workers are busiest.
@@ -212,9 +214,10 @@ def do_call_out(*, by: AbstractBaseUser) -> int:
 
 
 def do_triage_case(case_id: int) -> Case | None:
-    """Classify the case (triage) and group it into the crisis events it names, under the case's row lock; if
-    someone has it and the citizen wrote again, tell them. Then, once that has committed, give waiting cases to
-    people on duty in a batch (this one among them, most urgent first), unless a batch already in line will."""
+    """Classify the case by the rules (triage) and group it into the crisis events it names, under the case's row
+    lock; if someone has it and the citizen wrote again, tell them. Then, once that has committed, give waiting
+    cases to people on duty in a batch (this one among them, most urgent first), unless a batch already in line
+    will, and ring the model worker for its second look (`do_second_look`): nobody waits for the model."""
     with transaction.atomic():
         run = triage.triage_case(case_id)
         if run is None:
@@ -224,12 +227,59 @@ def do_triage_case(case_id: int) -> Case | None:
         needs_a_person = case.assigned_to_id is None and case.status == CaseStatus.TRIAGED
         if not needs_a_person and run.read_follow_up and case.assigned_to_id is not None and case.is_open:
             outbox.tell_assignee_of_follow_up(case)
+        if case.awaiting_model:
+            enqueue_after_commit(SECOND_LOOK_TASK, queue=MODEL_QUEUE)
     if needs_a_person:
         given = ladder.assign_waiting()
         if case.pk in given:
             return given[case.pk]
         case.refresh_from_db(fields=["status", "assigned_to", "acknowledge_by", "escalation_due_at"])
     return case
+
+
+# How long one ring of the model worker's doorbell keeps reading batches: long enough to empty a normal queue,
+# short enough that a killed or restarted worker loses little (the cases stay marked, and beat rings again).
+SECOND_LOOK_SECONDS = 20.0
+
+
+def do_second_look(*, seconds: float = SECOND_LOOK_SECONDS) -> int:
+    """The semantic model reads what the rules triaged, batch after batch, most urgent first, for up to `seconds`.
+    A case it raises is acted on at once: one nobody has yet is given out (a critical one even to someone at
+    their maximum); one given to someone who has not acknowledged it is handed to them again under the ladder of
+    its new priority (for critical: a call, and the short deadline); one already taken stays with its worker,
+    whose case shows the new priority. Returns how many cases were read."""
+    deadline = time.monotonic() + seconds
+    read = 0
+    while True:
+        looks = triage.second_look()
+        read += len(looks)
+        waiting_raised = False
+        for look in looks:
+            with transaction.atomic():
+                case = Case.objects.select_for_update().get(pk=look.case.pk)
+                crisis.group_case(case)  # the model's category may name an event the rules' did not
+                if look.raised_from and case.is_open:
+                    waiting_raised |= _act_on_raised_priority(case, look.raised_from)
+        if waiting_raised:
+            ladder.assign_waiting()
+        if not looks or time.monotonic() > deadline:
+            return read
+
+
+def _act_on_raised_priority(case: Case, raised_from: str) -> bool:
+    """True when the case waits for someone (assignment will take it, most urgent first)."""
+    if case.assigned_to_id is None:
+        return case.status == CaseStatus.TRIAGED
+    if case.status != CaseStatus.ASSIGNED or case.acknowledged_at is not None:
+        return False  # its worker has it in hand
+    staff = StaffProfile.objects.filter(user_id=case.assigned_to_id).first()
+    if staff is not None:
+        ladder.hand_over(
+            case, staff,
+            explanation=_("the semantic model raised the priority from %(before)s to %(after)s")
+            % {"before": raised_from, "after": case.priority},
+        )  # fmt: skip
+    return False
 
 
 def do_assign_waiting() -> int:

@@ -20,3 +20,9 @@ def sweep_untriaged() -> None:
 def assign_waiting() -> None:
     """Gives waiting cases to people on duty who have room, most urgent first, in batches."""
     actions.do_assign_waiting()
+
+
+@shared_task
+def second_look() -> None:
+    """The semantic model reads the cases the rules triaged (a doorbell: the cases are marked in the database)."""
+    actions.do_second_look()

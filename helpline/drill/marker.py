@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 
 from django.core.cache import cache
-from django.db.models import Count, Min, QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.crypto import constant_time_compare, salted_hmac
 
@@ -62,36 +62,42 @@ def is_drill_request(request: HttpRequest) -> bool:
 def contact_figures(cases: QuerySet[Case], *, sids: Iterable[str], references: Iterable[str]) -> dict:
     """What happened to contacts sent by a load run: lost and duplicated (against the Twilio SIDs and inquiry
     references sent), and per case the seconds from intake to assignment and to the assignment SMS handed to the
-    SMS backend (all cases and critical ones), and each escalation step's lateness."""
+    SMS backend (all cases and critical ones), and each escalation step's lateness.
+
+    A critical case counts from intake to its first assignment and SMS as critical: one the model's second look
+    made critical after the rules had assigned it as less is counted to its hand-over as critical, not to the
+    earlier alert. Those cases are also given apart ("model_critical")."""
 
     sids, references = set(sids), set(references)
     stored = Message.objects.filter(twilio_sid__in=sids).values("twilio_sid").annotate(n=Count("id"))
     found_sids = {row["twilio_sid"] for row in stored}
     found_references = set(Case.objects.filter(reference__in=references).values_list("reference", flat=True))
-    assigned = dict(
-        TimelineEvent.objects.filter(case__in=cases, kind=EventKind.ASSIGNED)
-        .values("case_id")
-        .annotate(first=Min("created_at"))
-        .values_list("case_id", "first")
-    )
-    handed = dict(
-        Notification.objects.filter(case__in=cases, kind="assignment", sent_at__isnull=False)
-        .values("case_id")
-        .annotate(first=Min("sent_at"))
-        .values_list("case_id", "first")
-    )
     figures: dict = {
         "lost": len(sids - found_sids) + len(references - found_references),
         "duplicated": sum(1 for row in stored if row["n"] > 1),
         "cases": cases.count(),
         "untriaged": cases.filter(triaged_at__isnull=True).count(),
         "unassigned": cases.filter(assigned_to__isnull=True).count(),
+        "awaiting_model": cases.filter(awaiting_model=True).count(),
     }
+    critical_since = _critical_since(cases.filter(priority="critical"))
+    model_critical = {pk for pk, (_, by_model) in critical_since.items() if by_model}
     for label, subset in (("all", cases), ("critical", cases.filter(priority="critical"))):
         created = list(subset.values_list("pk", "created_at"))
+        since = {pk: critical_since[pk][0] for pk, _ in created} if label == "critical" else {}
+        assigned = _first_after(TimelineEvent.objects.filter(case__in=subset, kind=EventKind.ASSIGNED), since)
+        handed = _first_after(
+            Notification.objects.filter(case__in=subset, kind="assignment", sent_at__isnull=False), since,
+            at="sent_at",
+        )  # fmt: skip
         figures[f"assign_{label}"] = [_seconds(assigned[pk] - at) for pk, at in created if pk in assigned]
         figures[f"notify_{label}"] = [_seconds(handed[pk] - at) for pk, at in created if pk in handed]
         figures[f"assign_{label}_at"] = [(at, _seconds(assigned[pk] - at)) for pk, at in created if pk in assigned]
+        if label == "critical":
+            figures["model_critical"] = len(model_critical)
+            figures["notify_model_critical"] = [
+                _seconds(handed[pk] - at) for pk, at in created if pk in handed and pk in model_critical
+            ]
     steps = TimelineEvent.objects.filter(case__in=cases, kind=EventKind.ESCALATED)
     figures["escalation_lateness"] = [
         details["lateness_seconds"]
@@ -99,6 +105,28 @@ def contact_figures(cases: QuerySet[Case], *, sids: Iterable[str], references: I
         if details.get("lateness_seconds") is not None
     ]
     return figures
+
+
+def _critical_since(critical: QuerySet[Case]) -> dict[int, tuple[dt.datetime, bool]]:
+    """Per critical case: when a triage first called it critical, and whether that was the model's second look."""
+    since: dict[int, tuple[dt.datetime, bool]] = {}
+    triages = TimelineEvent.objects.filter(case__in=critical, kind=EventKind.TRIAGED).order_by("id")
+    for case_id, at, details in triages.values_list("case_id", "created_at", "details"):
+        if case_id not in since and details.get("priority") == "critical":
+            since[case_id] = (at, bool(details.get("second_look")))
+    return since
+
+
+def _first_after(rows: QuerySet, since: dict[int, dt.datetime], *, at: str = "created_at") -> dict[int, dt.datetime]:
+    """Per case, the earliest `at` of its rows, counting only rows created at or after the case's moment in
+    `since` (an alert queued before the case was critical is not its critical alert, even if sent after)."""
+    first: dict[int, dt.datetime] = {}
+    for case_id, created, moment in rows.values_list("case_id", "created_at", at):
+        if case_id in since and created < since[case_id]:
+            continue
+        if case_id not in first or moment < first[case_id]:
+            first[case_id] = moment
+    return first
 
 
 def _seconds(delta: dt.timedelta) -> float:

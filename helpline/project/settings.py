@@ -341,6 +341,8 @@ CELERY_TASK_ROUTES = {
     "helpline.cases.tasks.record_heartbeat": {"queue": "escalation"},
     "helpline.casework.tasks.triage_case": {"queue": "triage"},
     "helpline.casework.tasks.sweep_untriaged": {"queue": "default"},
+    # The model's second look has a worker of its own (deploy/supervisord.conf): triage never waits for it.
+    "helpline.casework.tasks.second_look": {"queue": "model"},
     # Waiting cases given out as room frees up: on the tick queue, so a backlog of triage never delays it.
     "helpline.casework.tasks.assign_waiting": {"queue": "escalation"},
     "triage.tasks.generate_shifts": {"queue": "default"},
@@ -374,6 +376,9 @@ CELERY_BEAT_SCHEDULE = {
     # Cases waiting for room go to whoever has it within about two seconds (a no-op query when nobody waits).
     "assign-waiting": {"task": "helpline.casework.tasks.assign_waiting", "schedule": 2.0, "options": {"expires": 5}},
     "generate-shifts": {"task": "triage.tasks.generate_shifts", "schedule": 3600.0},
+    # Each triage rings the model worker; this ring finds what a lost doorbell or a killed worker left (one
+    # indexed query when nothing waits). Expired rings are dropped: a backlog needs one ring, not many.
+    "second-look": {"task": "helpline.casework.tasks.second_look", "schedule": 10.0, "options": {"expires": 10}},
     # Every second: one indexed query, and a due step runs at most about a second late.
     # A tick not started within 5 s is dropped: the next one does the same work, and ticks must not pile up.
     "run-escalations": {"task": "notifications.tasks.run_escalations", "schedule": 1.0, "options": {"expires": 5}},

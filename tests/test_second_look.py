@@ -1,0 +1,201 @@
+"""Triage in two steps: the rules triage and assign a case at once, and the semantic model takes a second look in a
+worker of its own, raising what the rules missed and acting on it. Nobody waits for the model; the model never
+lowers what a person was called for, and never overrides a person's own classification.
+
+These use the real model (it loads once per test process) and the real broker.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from helpline.cases.models import Case, CaseStatus, EventKind
+from helpline.casework import actions
+from notifications.models import Notification, NotificationChannel, NotificationKind
+from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
+from triage import semantic_model
+from triage import services as triage
+from triage.semantic.model import Prediction
+
+pytestmark = pytest.mark.django_db
+
+# A farewell with affairs settled: no word of the rules' lists, and the model knows what it means.
+FAREWELL = "Pisem vam zadnji put, mačku sam dala komšinici i pisma su u ladici"
+BEATEN = "Muž me tuče, pomozite"
+
+
+def contact(text: str) -> Case:
+    case = CaseFactory()
+    MessageFactory(case=case, body=text)
+    return case
+
+
+def alerts_to(staff, case: Case) -> list[tuple[str, str]]:
+    rows = Notification.objects.filter(case=case, recipient=staff.user, kind=NotificationKind.ASSIGNMENT)
+    return list(rows.order_by("id").values_list("channel", "body"))
+
+
+def latest_triage(case: Case) -> dict:
+    return case.timeline.filter(kind=EventKind.TRIAGED).latest("id").details
+
+
+def test_a_case_is_assigned_by_the_rules_at_once_and_the_model_worker_is_rung(
+    queues, django_capture_on_commit_callbacks
+):
+    worker = StaffFactory()
+    ShiftFactory(staff=worker)
+    case = contact(FAREWELL)
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.do_triage_case(case.pk)
+    case.refresh_from_db()
+    assert case.assigned_to == worker.user and case.priority == "normal"
+    assert case.awaiting_model
+    assert queues.size("model") == 1  # the doorbell; the mark in the database is the work itself
+
+
+def test_the_models_second_look_makes_a_farewell_critical_and_calls_the_worker_who_has_not_answered_yet():
+    worker = StaffFactory()
+    ShiftFactory(staff=worker)
+    case = contact(FAREWELL)
+    actions.do_triage_case(case.pk)
+    first_deadline = Case.objects.get(pk=case.pk).acknowledge_by
+
+    assert actions.do_second_look() == 1
+
+    case.refresh_from_db()
+    assert (case.priority, case.category) == ("critical", "suicide_self_harm")
+    assert case.assigned_to == worker.user and not case.awaiting_model
+    assert case.acknowledge_by < first_deadline  # the critical ladder's short deadline now runs
+    channels = [channel for channel, _ in alerts_to(worker, case)]
+    assert channels == [NotificationChannel.SMS, NotificationChannel.SMS, NotificationChannel.VOICE]
+    look = latest_triage(case)
+    assert look["second_look"] is True and look["priority"] == "critical"
+    assert any(reason.startswith("semantic model: critical") and "resembles:" in reason for reason in look["reasons"])
+    handed_again = case.timeline.filter(kind=EventKind.ASSIGNED).latest("id").details["explanation"]
+    assert "raised the priority from normal to critical" in handed_again
+
+
+def test_a_case_nobody_had_room_for_is_given_out_once_the_model_calls_it_critical():
+    worker = StaffFactory(max_open_cases=1)
+    ShiftFactory(staff=worker)
+    busy = contact("Trebam informaciju o dječijem doplatku")
+    actions.do_triage_case(busy.pk)
+    case = contact(FAREWELL)
+    actions.do_triage_case(case.pk)
+    assert Case.objects.get(pk=case.pk).assigned_to is None  # normal by the rules: it waits for room
+
+    actions.do_second_look()
+
+    case.refresh_from_db()
+    assert case.priority == "critical" and case.assigned_to == worker.user  # the critical rule goes over the maximum
+
+
+def test_a_case_already_taken_stays_with_its_worker_without_a_new_alert():
+    worker = StaffFactory()
+    ShiftFactory(staff=worker)
+    case = contact(FAREWELL)
+    actions.do_triage_case(case.pk)
+    case = Case.objects.get(pk=case.pk)
+    actions.do_acknowledge(case, by=worker.user, via="console")
+
+    actions.do_second_look()
+
+    case.refresh_from_db()
+    assert case.priority == "critical" and case.status == CaseStatus.ACKNOWLEDGED
+    assert len(alerts_to(worker, case)) == 1  # the first alert only: the worker has the case open
+
+
+def doubting_prediction(text: str) -> Prediction:
+    return Prediction(
+        priority="low", category="information", critical_probability=0.0, critical_threshold=0.2,
+        priority_probabilities={"low": 1.0}, category_probabilities={"information": 1.0}, resembles=(),
+    )  # fmt: skip
+
+
+def test_the_model_never_lowers_a_critical_case_but_its_doubt_is_on_the_timeline(monkeypatch):
+    ShiftFactory(staff=StaffFactory())
+    case = contact(BEATEN)
+    actions.do_triage_case(case.pk)
+    model = semantic_model.semantic_model()
+    monkeypatch.setattr(model, "predict_many", lambda texts: [doubting_prediction(text) for text in texts])
+
+    actions.do_second_look()
+
+    case.refresh_from_db()
+    assert (case.priority, case.category) == ("critical", "domestic_violence")
+    look = latest_triage(case)
+    assert look["suggested_priority"] == "high" and "ruled it out" in look["reasons"][-1]
+
+
+def test_a_persons_reclassification_is_never_overridden_by_the_model():
+    worker = StaffFactory()
+    ShiftFactory(staff=worker)
+    supervisor = StaffFactory(role="supervisor")
+    case = contact(FAREWELL)
+    actions.do_triage_case(case.pk)
+    case = Case.objects.get(pk=case.pk)
+    actions.do_reclassify(case, by=supervisor.user, priority="high", category="family_conflict", reason="pozvala")
+
+    assert actions.do_second_look() == 0
+
+    case.refresh_from_db()
+    assert (case.priority, case.category) == ("high", "family_conflict")
+    assert case.timeline.filter(kind=EventKind.TRIAGED).count() == 1
+
+
+def test_a_message_that_arrives_while_the_model_reads_is_read_with_the_next_look(monkeypatch):
+    ShiftFactory(staff=StaffFactory())
+    case = contact("Dobar dan, imam pitanje")
+    actions.do_triage_case(case.pk)
+    model = semantic_model.semantic_model()
+    reading = model.predict_many
+
+    def citizen_writes_meanwhile(texts):
+        MessageFactory(case=case, body=FAREWELL)
+        return reading(texts)
+
+    monkeypatch.setattr(model, "predict_many", citizen_writes_meanwhile)
+    assert triage.second_look() == []  # what it read is out of date: nothing stored
+    monkeypatch.setattr(model, "predict_many", reading)
+    assert Case.objects.get(pk=case.pk).awaiting_model
+
+    actions.do_second_look()
+
+    case.refresh_from_db()
+    assert case.priority == "critical" and not case.awaiting_model
+
+
+def test_the_model_reads_the_most_urgent_cases_by_the_rules_first():
+    ShiftFactory(staff=StaffFactory(max_open_cases=100))
+    older_question = contact("Koje je radno vrijeme centra?")
+    actions.do_triage_case(older_question.pk)
+    Case.objects.filter(pk=older_question.pk).update(created_at=timezone.now() - dt.timedelta(minutes=5))
+    beaten = contact(BEATEN)
+    actions.do_triage_case(beaten.pk)
+
+    [first] = triage.second_look(limit=1)
+
+    assert first.case.pk == beaten.pk
+    assert Case.objects.get(pk=older_question.pk).awaiting_model
+
+
+def test_without_the_model_the_second_look_keeps_the_rules_verdict_and_says_so(rules_only_triage):
+    ShiftFactory(staff=StaffFactory())
+    case = contact(FAREWELL)
+    actions.do_triage_case(case.pk)
+
+    assert actions.do_second_look() == 1
+
+    case.refresh_from_db()
+    assert case.priority == "normal" and not case.awaiting_model
+    assert latest_triage(case)["reasons"][-1] == triage.RULES_ONLY_REASON
+
+
+def test_a_call_with_nothing_written_is_not_given_to_the_model():
+    ShiftFactory(staff=StaffFactory())
+    case = CaseFactory(channel="voice")
+    actions.do_triage_case(case.pk)
+    assert not Case.objects.get(pk=case.pk).awaiting_model
+    assert actions.do_second_look() == 0
