@@ -396,9 +396,17 @@ def print_spread(summaries: list[dict]) -> None:
         print(f"  {key}: {values[0]:.3g} / {statistics.median(values):.3g} / {values[-1]:.3g}")
 
 
-def _db_report(env: dict, keys_file: Path) -> dict:
+def _db_report(env: dict, keys_file: Path, *, tries: int = 3) -> dict:
     script = DB_REPORT.replace("sys.argv[-1]", repr(str(keys_file)))
-    return json.loads(manage(env, "shell", "-c", script, capture=True).strip().splitlines()[-1])
+    for attempt in range(tries):
+        try:
+            return json.loads(manage(env, "shell", "-c", script, capture=True).strip().splitlines()[-1])
+        except subprocess.CalledProcessError as failed:  # a busy box: say why, and ask again
+            print(f"the database report failed ({failed.stderr.strip().splitlines()[-1:]}); asking again")
+            if attempt == tries - 1:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
 
 
 def print_report(args, sent, sending_took, report, drained_in, memory, ceiling, intake_rate, stub) -> None:

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.django_db
 
 # A farewell with affairs settled: no word of the rules' lists, and the model knows what it means.
 FAREWELL = "Pisem vam zadnji put, mačku sam dala komšinici i pisma su u ladici"
-BEATEN = "Muž me tuče, pomozite"
+BEATEN = "Muž me tuče, pomozite"  # a critical rule's words
+FLOODED_GRANDMOTHER = "Baka je sama u kući, voda ulazi, nema struje"  # high by the rules
 
 
 def contact(text: str) -> Case:
@@ -114,19 +115,46 @@ def doubting_prediction(text: str) -> Prediction:
     )  # fmt: skip
 
 
-def test_the_model_never_lowers_a_critical_case_but_its_doubt_is_on_the_timeline(monkeypatch):
-    ShiftFactory(staff=StaffFactory())
+def test_a_critical_rule_the_model_rules_out_is_high_before_anyone_is_called(monkeypatch):
+    worker = StaffFactory()
+    ShiftFactory(staff=worker)
+    case = contact(BEATEN)
+    monkeypatch.setattr(semantic_model.semantic_model(), "predict", doubting_prediction)
+
+    actions.do_triage_case(case.pk)
+
+    case.refresh_from_db()
+    assert case.priority == "high" and not case.awaiting_model  # the model has read it: no second look
+    assert [channel for channel, _ in alerts_to(worker, case)] == [NotificationChannel.SMS]  # no critical call
+    assert "ruled it out" in latest_triage(case)["reasons"][-1]
+
+
+def test_a_critical_rule_the_model_agrees_with_is_critical_at_once():
+    worker = StaffFactory()
+    ShiftFactory(staff=worker)
     case = contact(BEATEN)
     actions.do_triage_case(case.pk)
-    model = semantic_model.semantic_model()
-    monkeypatch.setattr(model, "predict_many", lambda texts: [doubting_prediction(text) for text in texts])
+    case.refresh_from_db()
+    assert (case.priority, case.category) == ("critical", "domestic_violence") and not case.awaiting_model
+    assert [channel for channel, _ in alerts_to(worker, case)] == [NotificationChannel.SMS, NotificationChannel.VOICE]
+
+
+def test_the_model_never_lowers_a_case_its_callers_earlier_danger_made_critical():
+    ShiftFactory(staff=StaffFactory(max_open_cases=10))
+    earlier = contact(BEATEN)
+    actions.do_triage_case(earlier.pk)
+    Case.objects.filter(pk=earlier.pk).update(status=CaseStatus.RESOLVED)  # so the same number opens a new case
+    case = CaseFactory(caller=earlier.caller)
+    MessageFactory(case=case, body="Koje je radno vrijeme centra?")
+    actions.do_triage_case(case.pk)
+    assert Case.objects.get(pk=case.pk).priority == "critical"  # raised by the earlier contact
 
     actions.do_second_look()
 
     case.refresh_from_db()
-    assert (case.priority, case.category) == ("critical", "domestic_violence")
+    assert case.priority == "critical" and not case.awaiting_model
     look = latest_triage(case)
-    assert look["suggested_priority"] == "high" and "ruled it out" in look["reasons"][-1]
+    assert look["second_look"] is True and look["suggested_priority"] in ("low", "normal")
 
 
 def test_a_persons_reclassification_is_never_overridden_by_the_model():
@@ -172,12 +200,12 @@ def test_the_model_reads_the_most_urgent_cases_by_the_rules_first():
     older_question = contact("Koje je radno vrijeme centra?")
     actions.do_triage_case(older_question.pk)
     Case.objects.filter(pk=older_question.pk).update(created_at=timezone.now() - dt.timedelta(minutes=5))
-    beaten = contact(BEATEN)
-    actions.do_triage_case(beaten.pk)
+    flooded = contact(FLOODED_GRANDMOTHER)
+    actions.do_triage_case(flooded.pk)
 
     [first] = triage.second_look(limit=1)
 
-    assert first.case.pk == beaten.pk
+    assert first.case.pk == flooded.pk
     assert Case.objects.get(pk=older_question.pk).awaiting_model
 
 

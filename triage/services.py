@@ -1,10 +1,12 @@
 """Triage: classify a case's messages and record why; the request path's quick danger check; the shipped rules.
 
-Two steps. The first triage (`triage_case`) is the rules' alone, about a millisecond, so a case is assigned and
-its worker told without waiting for anything slower. The semantic model then takes a second look in a process of
-its own (`second_look`): it can raise the priority and name a better category, never lower what people were
-already called for. Both are safe to run twice or in two workers at once: the case row is locked, and a case
-whose messages were already read is left as it is. Who gets the case is triage.assignment.
+Two steps. The first triage (`triage_case`) is the rules', about a millisecond, so a case is assigned and its
+worker told without waiting for anything slower; only a message a critical rule matched is read by the model at
+once, because the model may rule that rule out, and nobody should be called for a danger it would take back.
+The semantic model then takes a second look at the rest in a process of its own (`second_look`): it can raise
+the priority and name a better category, never lower what people were already called for. Both are safe to run
+twice or in two workers at once: the case row is locked, and a case whose messages were already read is left as
+it is. Who gets the case is triage.assignment.
 """
 from __future__ import annotations
 
@@ -121,10 +123,11 @@ class TriageRun:
 
 @transaction.atomic
 def triage_case(case_id: int) -> TriageRun | None:
-    """The first triage, by the rules alone (about a millisecond), so that assignment never waits for the model:
+    """The first triage, by the rules (about a millisecond), so that assignment never waits for the model:
     classify the case's messages and link the caller's recent cases, under the case's row lock, and mark a case
-    with words for the model's second look (`second_look`). Messages already triaged are not classified again.
-    Assignment is the caller's next step."""
+    with words for the model's second look (`second_look`). A message a critical rule matched is the exception:
+    the model reads it now, since it may rule the rule out (`classify`). Messages already triaged are not
+    classified again. Assignment is the caller's next step."""
     case = Case.objects.select_for_update().filter(pk=case_id).first()
     if case is None:
         logger.warning("triage for a case that does not exist (id %s)", case_id)
@@ -134,6 +137,12 @@ def triage_case(case_id: int) -> TriageRun | None:
     if case.triaged_at is None or last_message_id != _last_triaged_message_id(case):
         read_follow_up = case.triaged_at is not None
         result = classify_by_rules(text, case.channel)
+        # A critical rule is the one verdict the model can take back (it rules out "noz" in the news, a joke, the
+        # past): it is asked now, before anyone is called, rather than calling someone for what it would lower
+        # later. Few messages (about one in ten) and the critical worker's: the rest never wait for the model.
+        read_by_model = result.priority == Priority.CRITICAL and bool(text.strip())
+        if read_by_model:
+            result = classify(text, case.channel)
         earlier = list(selectors.recent_cases_of_same_caller(case, since=case.created_at - REPEAT_CONTACT_WINDOW))
         raised_by = ""
         if earlier:
@@ -148,9 +157,12 @@ def triage_case(case_id: int) -> TriageRun | None:
             reasons=result.reasons,
             up_to_message_id=last_message_id,
             raised_by_earlier_contact=raised_by,
-            awaiting_model=bool(text.strip()),
+            awaiting_model=bool(text.strip()) and not read_by_model,
         )
-        logger.info("triaged %s as %s/%s by the rules", case.reference, case.priority, case.category)
+        logger.info(
+            "triaged %s as %s/%s by %s", case.reference, case.priority, case.category,
+            "the rules and the model" if read_by_model else "the rules",
+        )  # fmt: skip
     return TriageRun(case, read_follow_up)
 
 

@@ -84,7 +84,8 @@ def contact_figures(cases: QuerySet[Case], *, sids: Iterable[str], references: I
     model_critical = {pk for pk, (_, by_model) in critical_since.items() if by_model}
     for label, subset in (("all", cases), ("critical", cases.filter(priority="critical"))):
         created = list(subset.values_list("pk", "created_at"))
-        since = {pk: critical_since[pk][0] for pk, _ in created} if label == "critical" else {}
+        # A case made critical between the two reads (the second look runs beside a report) counts from intake.
+        since = {pk: critical_since.get(pk, (at, False))[0] for pk, at in created} if label == "critical" else {}
         assigned = _first_after(TimelineEvent.objects.filter(case__in=subset, kind=EventKind.ASSIGNED), since)
         handed = _first_after(
             Notification.objects.filter(case__in=subset, kind="assignment", sent_at__isnull=False), since,
