@@ -65,9 +65,9 @@ class Stack:
             "worker": ["nice", "-n", "10", str(BIN / "celery"), "--app", "helpline", "worker", "--queues",
                        "critical,escalation,triage,notifications,retries,default", "--hostname", "worker@%h",
                        "--concurrency", "3", "--loglevel", "WARNING"],
-            # The semantic model's second look, niced furthest as in deploy/supervisord.conf: it takes what CPU is
-            # left, so its cost is the model's own and never delays intake, triage or the critical path.
-            "model-worker": ["nice", "-n", "15", str(BIN / "celery"), "--app", "helpline", "worker", "--queues",
+            # The semantic model's second look, niced as the general worker (deploy/supervisord.conf): intake and
+            # the critical worker come first. Its CPU is reported apart: the model's cost per message.
+            "model-worker": ["nice", "-n", "10", str(BIN / "celery"), "--app", "helpline", "worker", "--queues",
                              "model", "--hostname", "model@%h", "--concurrency", "1", "--loglevel", "WARNING"],
             "beat": [str(BIN / "celery"), "--app", "helpline", "beat", "--loglevel", "WARNING",
                      "--schedule", str(log_dir / "beat-schedule")],
@@ -378,7 +378,7 @@ def print_issue_figures(args, sent, report, drained_in, cpu_before, cpu_after, c
           f"draining; the model's worker apart); closed-loop intake {intake_rate / ceiling:.2f} of the bare insert")
     model_done = report.get("model_done_in")
     model_sms = report["notify_model_critical"]
-    print(f"  the model's second look (its own worker, nice 15): {model_ms:.1f} ms CPU per contact; read everything "
+    print(f"  the model's second look (its own worker, nice 10): {model_ms:.1f} ms CPU per contact; read everything "
           f"{'not within the drain limit' if model_done is None else f'{model_done:.0f} s after the last contact'}; "
           f"made {report['model_critical']} critical that the rules had not, their SMS handed to Twilio p50 "
           f"{statistics.median(model_sms) if model_sms else float('nan'):.1f} s, p99 "

@@ -276,8 +276,7 @@ def _act_on_raised_priority(case: Case, raised_from: str) -> bool:
     if staff is not None:
         ladder.hand_over(
             case, staff,
-            explanation=_("the semantic model raised the priority from %(before)s to %(after)s")
-            % {"before": raised_from, "after": case.priority},
+            explanation=f"the semantic model raised the priority from {raised_from} to {case.priority}",
         )  # fmt: skip
     return False
 
