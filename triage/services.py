@@ -57,7 +57,12 @@ def classify(text: str, channel: str | None = None) -> Classification:
     Never on the request path: the model takes tens of milliseconds a message. Without the model (it could not be
     loaded, or it failed on this message) the rules decide alone, and the reasons say so.
     """
-    result = classify_by_rules(text, channel)
+    return with_the_model(classify_by_rules(text, channel), text)
+
+
+def with_the_model(result: Classification, text: str) -> Classification:
+    """The rules' classification of `text` with the model's verdict combined in (or, without the model, the rules'
+    alone, saying so)."""
     if not text.strip():
         return result  # nothing written for the model to read (a call, an empty SMS): the rules' answer stands
     model = semantic_model()
@@ -142,7 +147,7 @@ def triage_case(case_id: int) -> TriageRun | None:
         # later. Few messages (about one in ten) and the critical worker's: the rest never wait for the model.
         read_by_model = result.priority == Priority.CRITICAL and bool(text.strip())
         if read_by_model:
-            result = classify(text, case.channel)
+            result = with_the_model(result, text)
         earlier = list(selectors.recent_cases_of_same_caller(case, since=case.created_at - REPEAT_CONTACT_WINDOW))
         raised_by = ""
         if earlier:
