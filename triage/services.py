@@ -24,7 +24,7 @@ from helpline.cases import services as case_services
 from helpline.cases.dispatch import CRITICAL_QUEUE, TRIAGE_QUEUE
 from helpline.cases.models import PRIORITY_RANK, Case, Channel, Direction, EventKind, Priority
 from triage import selectors
-from triage.classification import Classification, classify_text, reads_as_critical
+from triage.classification import Classification, CompiledRule, classify_text, reads_as_critical
 from triage.models import TriageCorrection, TriageRule
 from triage.semantic.combination import combine, rule_ruled_out
 from triage.semantic_model import semantic_model
@@ -40,9 +40,12 @@ REPEAT_CONTACT_WINDOW = dt.timedelta(hours=24)
 RULES_ONLY_REASON = "rules only (model unavailable)"
 
 
-def classify_by_rules(text: str, channel: str | None = None) -> Classification:
-    """Priority, category, language, script and readable reasons for one message, by the active rules alone."""
-    result = classify_text(text, selectors.active_rules(), channel=channel)
+def classify_by_rules(
+    text: str, channel: str | None = None, *, rules: list[CompiledRule] | None = None
+) -> Classification:
+    """Priority, category, language, script and readable reasons for one message, by the active rules alone
+    (`rules`, when a caller classifying many messages has read them once)."""
+    result = classify_text(text, selectors.active_rules() if rules is None else rules, channel=channel)
     if channel == Channel.VOICE and not text.strip() and PRIORITY_RANK[result.priority] < PRIORITY_RANK["high"]:
         # A call with nothing written down yet: someone reached out by phone, and a person must call back soon.
         result.priority = Priority.HIGH
@@ -131,7 +134,7 @@ def triage_case(case_id: int) -> TriageRun | None:
     """The first triage, by the rules (about a millisecond), so that assignment never waits for the model:
     classify the case's messages and link the caller's recent cases, under the case's row lock, and mark a case
     with words for the model's second look (`second_look`). A message a critical rule matched is the exception:
-    the model reads it now, since it may rule the rule out (`classify`). Messages already triaged are not
+    the model reads it now, since it may rule the rule out (`with_the_model`). Messages already triaged are not
     classified again. Assignment is the caller's next step."""
     case = Case.objects.select_for_update().filter(pk=case_id).first()
     if case is None:
@@ -200,9 +203,10 @@ def second_look(limit: int = SECOND_LOOK_BATCH) -> list[SecondLook]:
             predictions = list(model.predict_many([text for _, text, _ in waiting]))
         except Exception:  # the rules' verdict already stands; the cases are not left waiting for a broken model
             logger.warning("the semantic model failed on a batch; those cases keep the rules' verdict", exc_info=True)
+    rules = selectors.active_rules()  # read once a batch, not once a case
     looks = []
     for (case_id, text, message_id), prediction in zip(waiting, predictions, strict=True):
-        look = _store_second_look(case_id, text, message_id, prediction)
+        look = _store_second_look(case_id, text, message_id, prediction, rules)
         if look is not None:
             looks.append(look)
     return looks
@@ -210,19 +214,19 @@ def second_look(limit: int = SECOND_LOOK_BATCH) -> list[SecondLook]:
 
 @transaction.atomic
 def _store_second_look(
-    case_id: int, text: str, message_id: int | None, prediction: Prediction | None
+    case_id: int, text: str, message_id: int | None, prediction: Prediction | None, rules: list[CompiledRule]
 ) -> SecondLook | None:
     case = Case.objects.select_for_update().filter(pk=case_id, awaiting_model=True).first()
     if case is None:
         return None  # a person reclassified it, or another look stored it first
-    last_message_id = case.messages.filter(direction=Direction.INBOUND).order_by("-id").values_list("id", flat=True)
-    if last_message_id.first() != message_id:
+    latest = case.messages.filter(direction=Direction.INBOUND).order_by("-id").values_list("id", flat=True).first()
+    if latest != message_id:
         return None  # the citizen wrote again since the batch was read: the next look reads the whole text
-    rules = classify_by_rules(text, case.channel)
+    by_rules = classify_by_rules(text, case.channel, rules=rules)
     if prediction is None:
-        result = replace(rules, reasons=[*rules.reasons, RULES_ONLY_REASON])
+        result = replace(by_rules, reasons=[*by_rules.reasons, RULES_ONLY_REASON])
     else:
-        result = combined_classification(rules, prediction)
+        result = combined_classification(by_rules, prediction)
     before = case.priority
     # The model's category counts with its priority: a case kept at a higher priority than the combined verdict
     # (never lowered) keeps the category that came with it, so it never reads "critical, information".
