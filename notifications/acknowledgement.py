@@ -41,7 +41,7 @@ class NotAllowed(Exception):
 def acknowledge_case(case: Case, *, by: AbstractBaseUser, via: str) -> Case:
     """The assignee (or a supervisor, or anyone while the case is unassigned) has taken the case: the ladder stops
     at once and queued reminders are cancelled. Acknowledging twice is harmless."""
-    locked = Case.objects.select_for_update().get(pk=case.pk)
+    locked = Case.objects.for_change().get(pk=case.pk)
     if locked.assigned_to_id not in (None, by.pk) and not is_supervisor(by):
         raise NotAllowed
     if locked.status in (CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS):
@@ -101,7 +101,7 @@ def handle_staff_sms(staff: StaffProfile, body: str) -> str:
         return texts.use_the_code()
     with transaction.atomic():
         notification = (
-            Notification.objects.select_for_update(of=("self",)).select_related("case")
+            Notification.objects.for_change(of=("self",)).select_related("case")
             .filter(recipient=staff.user, ack_code=code, case__isnull=False).order_by("-created_at").first()
         )  # fmt: skip
         if notification is None:
@@ -141,7 +141,7 @@ def acknowledged_by_key_press(notification_id: int) -> bool:
 def accept_call(case: Case, staff: StaffProfile) -> Case:
     """A staff member pressed 1 on a live call: the case is theirs and acknowledged (supervisors may take any)."""
     with transaction.atomic():
-        locked = Case.objects.select_for_update().get(pk=case.pk)
+        locked = Case.objects.for_change().get(pk=case.pk)
         if locked.assigned_to_id != staff.user_id:
             locked = case_services.assign_case(locked, staff.user, explanation="answered the live call")
             mark_assigned(staff.user_id, timezone.now())

@@ -200,7 +200,7 @@ def _assign_one_batch(batch: int) -> tuple[dict[int, Case], bool]:
         waiting = waiting.filter(escalation_due_at__isnull=True)  # flagged once, then the ladder chases them
     elif not pool.has_room:
         waiting = waiting.filter(priority=Priority.CRITICAL)  # only the critical rule can give anything out
-    cases = list(by_urgency(waiting).select_for_update(skip_locked=True, of=("self",))[:batch])
+    cases = list(by_urgency(waiting).for_change(skip_locked=True, of=("self",))[:batch])
     if not cases:
         return {}, False
     quiet = surge.current_surge() is not None
@@ -251,7 +251,7 @@ def run_escalation_step(case: Case, *, expected_step: int, now: dt.datetime) -> 
     """Run step `expected_step` of the case's ladder if the case is still waiting for it (fencing token). A step
     that reached nobody falls through to the next at once, at most one full pass of the ladder per tick."""
     with transaction.atomic():
-        locked = Case.objects.select_for_update().get(pk=case.pk)
+        locked = Case.objects.for_change().get(pk=case.pk)
         if (
             locked.escalation_step != expected_step - 1
             or locked.escalation_due_at is None

@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
 from simple_history.models import HistoricalRecords
 
-from helpline.cases.models import Case, Priority
+from helpline.cases.models import Case, Priority, RowsForChange
 
 
 class NotificationChannel(models.TextChoices):
@@ -85,6 +85,8 @@ class Notification(models.Model):
     message = models.ForeignKey(
         "helpline.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications"
     )
+
+    objects = RowsForChange.as_manager()
 
     class Meta:
         verbose_name = _("notification")

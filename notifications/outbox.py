@@ -154,7 +154,7 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
     now = timezone.now()
     with transaction.atomic():
         notification = (
-            Notification.objects.select_for_update(skip_locked=True, of=("self",))
+            Notification.objects.for_change(skip_locked=True, of=("self",))
             .select_related("case__caller")
             .filter(pk=notification_id, status=DeliveryStatus.QUEUED)
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
@@ -212,7 +212,7 @@ def _outgoing(notification: Notification) -> OutgoingMessage:
 
 @transaction.atomic
 def _record_send_result(notification: Notification, result: SendResult, *, claimed_attempt: int) -> DeliveryOutcome:
-    notification = Notification.objects.select_for_update().get(pk=notification.pk)
+    notification = Notification.objects.for_change().get(pk=notification.pk)
     DeliveryAttempt.objects.create(
         notification=notification, result=SENT if result.ok else (RETRY if result.transient else FAILED),
         error_code=result.error_code, detail=result.detail,
@@ -364,7 +364,7 @@ def _reconcile(notification: Notification, now: dt.datetime) -> bool:
     lookup = backend.find_sent(_outgoing(notification), since=since, known_sids=_known_sids(notification))
     with transaction.atomic():
         current = (
-            Notification.objects.select_for_update(skip_locked=True, of=("self",))
+            Notification.objects.for_change(skip_locked=True, of=("self",))
             .select_related("case")
             .filter(pk=notification.pk, status=DeliveryStatus.SENDING, attempts=notification.attempts)
             .first()
@@ -468,11 +468,11 @@ def record_delivery_status(
 
 
 def _by_sid_or_token(provider_sid: str, notification_id: int | None) -> Notification | None:
-    notification = Notification.objects.select_for_update().filter(provider_sid=provider_sid).first()
+    notification = Notification.objects.for_change().filter(provider_sid=provider_sid).first()
     if notification is not None or notification_id is None:
         return notification
     notification = (
-        Notification.objects.select_for_update()
+        Notification.objects.for_change()
         .filter(pk=notification_id, provider_sid__isnull=True, status=DeliveryStatus.SENDING)
         .first()
     )

@@ -1,9 +1,11 @@
 """No case stays unanswered: the assignee is told, must take the case in time, or the ladder climbs."""
 import datetime as dt
+import time
 
 import pytest
 import time_machine
 from django.conf import settings as django_settings
+from django.db import transaction
 from django.utils import timezone
 
 from helpline.cases.models import Case, CaseStatus, EventKind
@@ -380,6 +382,39 @@ def test_two_concurrent_sweeps_run_each_step_once():
     for case in cases:
         assert case.timeline.filter(kind=EventKind.ESCALATED).count() == 1
         assert Case.objects.get(pk=case.pk).escalation_step == 1
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_an_sms_result_is_recorded_while_a_colleague_holds_the_case(twilio_api):
+    """Recording that an alert went out writes the case's timeline while holding the alert's row; a colleague's
+    change holds the case's row and then reaches for its alerts. Neither waits for the other: both finish, and
+    the alert is recorded as sent once (with plain FOR UPDATE on the case the two deadlocked)."""
+    now = timezone.now()
+    worker = StaffFactory(phone="+38761300100")
+    ShiftFactory(staff=worker, starts_at=now - dt.timedelta(hours=1), ends_at=now + dt.timedelta(hours=8))
+    case = CaseFactory()
+    MessageFactory(case=case, body="treba nam pomoć oko ogrjeva")
+    actions.do_triage_case(case.pk)
+    alert = Notification.objects.get(case=case)
+
+    def colleague_changes_the_case() -> str:
+        with transaction.atomic():
+            Case.objects.for_change().get(pk=case.pk)
+            time.sleep(1.0)  # the alert's result arrives meanwhile
+            return Notification.objects.for_change().get(pk=alert.pk).status
+
+    def alert_is_sent() -> str:
+        time.sleep(0.2)
+        return outbox.deliver(alert.pk).status
+
+    results, errors = run_at_once(lambda step: step(), [(colleague_changes_the_case,), (alert_is_sent,)])
+
+    assert errors == []
+    assert sorted(results) == [DeliveryStatus.SENT, DeliveryStatus.SENT]
+    assert len(twilio_api.messages) == 1
+    sent_events = case.timeline.filter(kind=EventKind.MESSAGE_SENT)
+    assert [event.details["notification_id"] for event in sent_events] == [alert.pk]
 
 
 def test_a_priority_whose_policy_was_deleted_still_escalates_by_the_built_in_ladder(clock):

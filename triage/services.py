@@ -136,7 +136,7 @@ def triage_case(case_id: int) -> TriageRun | None:
     with words for the model's second look (`second_look`). A message a critical rule matched is the exception:
     the model reads it now, since it may rule the rule out (`with_the_model`). Messages already triaged are not
     classified again. Assignment is the caller's next step."""
-    case = Case.objects.select_for_update().filter(pk=case_id).first()
+    case = Case.objects.for_change().filter(pk=case_id).first()
     if case is None:
         logger.warning("triage for a case that does not exist (id %s)", case_id)
         return None
@@ -216,7 +216,7 @@ def second_look(limit: int = SECOND_LOOK_BATCH) -> list[SecondLook]:
 def _store_second_look(
     case_id: int, text: str, message_id: int | None, prediction: Prediction | None, rules: list[CompiledRule]
 ) -> SecondLook | None:
-    case = Case.objects.select_for_update().filter(pk=case_id, awaiting_model=True).first()
+    case = Case.objects.for_change().filter(pk=case_id, awaiting_model=True).first()
     if case is None:
         return None  # a person reclassified it, or another look stored it first
     latest = case.messages.filter(direction=Direction.INBOUND).order_by("-id").values_list("id", flat=True).first()

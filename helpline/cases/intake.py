@@ -605,7 +605,7 @@ def add_citizen_follow_up(
     queue = triage_queue
 
     def record() -> Message:
-        locked = Case.objects.select_for_update().get(pk=case.pk)
+        locked = Case.objects.for_change().get(pk=case.pk)
         if idempotency_key:
             earlier = locked.timeline.filter(
                 kind=EventKind.MESSAGE_RECEIVED, details__idempotency_key=idempotency_key

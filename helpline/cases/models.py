@@ -106,6 +106,20 @@ class Caller(models.Model):
         return mask_phone(self.phone)
 
 
+class RowsForChange(models.QuerySet):
+    """Row locks for changes that never touch the primary key: PostgreSQL's FOR NO KEY UPDATE.
+
+    Two changes of one row still wait for each other, but a row that only points at it (a timeline event, a
+    notification, a delivery attempt) is written without waiting: its foreign-key check takes KEY SHARE, which a
+    plain FOR UPDATE blocks. With FOR UPDATE, a worker recording an SMS's result (holding the notification, then
+    writing the case's timeline) and a worker holding the case and reaching for its notifications deadlocked, 19
+    times in a 100/s benchmark. Rows are anonymised, never deleted while in use, so nothing needs the stronger lock.
+    """
+
+    def for_change(self, **options: Any) -> "RowsForChange":
+        return self.select_for_update(no_key=True, **options)
+
+
 class CaseReferenceSequence(models.Model):
     """The last reference number handed out in a year, where no PostgreSQL sequence serves (SQLite; after 2125)."""
 
@@ -188,6 +202,8 @@ class Case(models.Model):
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     triaged_at = models.DateTimeField(_("triaged"), null=True, blank=True)
     resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+
+    objects = RowsForChange.as_manager()
 
     class Meta:
         verbose_name = _("case")

@@ -23,7 +23,7 @@ def open_case_for_caller(caller: Caller, *, lock: bool = False, is_drill: bool =
     A drill contact never joins a real case, nor a real contact a drill case."""
     cases = Case.objects.filter(caller=caller, status__in=OPEN_STATUSES, is_drill=is_drill)
     if lock:
-        cases = cases.select_for_update()
+        cases = cases.for_change()
     return cases.first()
 
 

@@ -80,7 +80,7 @@ def change_case_status(
 
     Returns the locked, updated case; the caller's own copy may be stale.
     """
-    locked = Case.objects.select_for_update().get(pk=case.pk)
+    locked = Case.objects.for_change().get(pk=case.pk)
     from_status = locked.status
     if to_status not in ALLOWED_TRANSITIONS.get(from_status, ()):
         raise CaseTransitionError(
@@ -139,7 +139,7 @@ def record_triage(
     The category changes with a raised priority, or when `category_decided` (the semantic model's second look,
     whose categories are the better ones). `awaiting_model` marks the case for that second look; `second_look`
     says on the timeline that this classification is it."""
-    locked = Case.objects.select_for_update().get(pk=case.pk)
+    locked = Case.objects.for_change().get(pk=case.pk)
     new_priority = higher_priority(priority, locked.priority)
     changed = new_priority != locked.priority
     if changed or not locked.category or category_decided:
@@ -183,7 +183,7 @@ def assign_case(
     case: Case, assignee: AbstractBaseUser, *, by: AbstractBaseUser | None = None, explanation: str = ""
 ) -> Case:
     """Give the case to a staff member; the status becomes assigned and the timeline says why."""
-    locked = Case.objects.select_for_update().get(pk=case.pk)
+    locked = Case.objects.for_change().get(pk=case.pk)
     previous = locked.assigned_to
     if locked.status != CaseStatus.ASSIGNED:
         change_case_status(locked, CaseStatus.ASSIGNED, actor=by, reason=explanation)
@@ -205,7 +205,7 @@ def assign_case(
 @transaction.atomic
 def flag_unassignable(case: Case, *, explanation: str) -> Case:
     """Nobody on duty can take the case: it waits unassigned and is due for escalation at once."""
-    locked = Case.objects.select_for_update().get(pk=case.pk)
+    locked = Case.objects.for_change().get(pk=case.pk)
     already_flagged = locked.escalation_due_at is not None
     if not already_flagged:
         escalate_at_once(locked)
@@ -218,7 +218,7 @@ def reclassify_case(case: Case, *, priority: str, category: str, reason: str, by
     """A social worker or supervisor overrides triage, with a reason, on the timeline."""
     if not reason.strip():
         raise ValueError(_("A reason is required to change priority or category."))
-    locked = Case.objects.select_for_update().get(pk=case.pk)
+    locked = Case.objects.for_change().get(pk=case.pk)
     before = {"priority": locked.priority, "category": locked.category}
     locked.priority, locked.category = priority, category
     locked.awaiting_model = False  # a person has decided: the model's second look never overrides them
@@ -339,7 +339,7 @@ def anonymise_case(
     and resolution times, escalation.
 
     Voicemail must already be deleted at Twilio (helpline.privacy does that first). Safe to run twice."""
-    locked = Case.objects.select_for_update().get(pk=case.pk)
+    locked = Case.objects.for_change().get(pk=case.pk)
     if locked.is_open:
         raise CaseStillOpen(_("Case %(reference)s is still open.") % {"reference": locked.reference})
     caller_id = locked.caller_id

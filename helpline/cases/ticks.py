@@ -18,7 +18,8 @@ def run_each_due(due: models.QuerySet[Row], run_step: Callable[[Row], bool], *, 
     (it is logged and retried on the next tick). Returns how many steps ran."""
     done = 0
     with transaction.atomic():
-        for row in list(due.select_for_update(skip_locked=True)[:limit]):
+        # NO KEY: rows that merely point at a claimed row are still written meanwhile (see RowsForChange).
+        for row in list(due.select_for_update(skip_locked=True, no_key=True)[:limit]):
             try:
                 with transaction.atomic():
                     done += bool(run_step(row))

@@ -162,7 +162,7 @@ def do_take_next(user: AbstractBaseUser) -> Case | None:
     """
     with transaction.atomic():
         waiting = Case.objects.filter(assigned_to__isnull=True, status__in=OPEN_STATUSES)
-        case = by_urgency(waiting).select_for_update(skip_locked=True).first()
+        case = by_urgency(waiting).for_change(skip_locked=True).first()
         if case is None:
             return None
         return do_acknowledge(case, by=user, via="console: take next")
@@ -256,7 +256,7 @@ def do_second_look(*, seconds: float = SECOND_LOOK_SECONDS) -> int:
         waiting_raised = False
         for look in looks:
             with transaction.atomic():
-                case = Case.objects.select_for_update().get(pk=look.case.pk)
+                case = Case.objects.for_change().get(pk=look.case.pk)
                 crisis.group_case(case)  # the model's category may name an event the rules' did not
                 if look.raised_from and case.is_open:
                     waiting_raised |= _act_on_raised_priority(case, look.raised_from)

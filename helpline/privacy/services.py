@@ -156,7 +156,7 @@ def _anonymise_if_still_expired(case_id: int, now: dt.datetime, run: RetentionRu
         run.deferred += 1
         return False
     with transaction.atomic():
-        locked = selectors.expired_cases(now).select_for_update(skip_locked=True).filter(pk=case_id).first()
+        locked = selectors.expired_cases(now).for_change(skip_locked=True).filter(pk=case_id).first()
         if locked is None:
             return True  # held, reopened, anonymised or locked by another run meanwhile
         rule = f"{locked.category or '-'}/{locked.outcome}: {locked.retention_days} days"
@@ -248,7 +248,7 @@ def erase_person(*, by: AbstractBaseUser, reason: str, phone: str = "", email: s
             result.waiting_for_twilio.append(case.reference)
             continue
         with transaction.atomic():
-            locked = Case.objects.select_for_update().get(pk=case.pk)
+            locked = Case.objects.for_change().get(pk=case.pk)
             if selectors.legal_hold_of(locked) is None and not Anonymisation.objects.filter(case=locked).exists():
                 _anonymise(locked, basis=Basis.REQUEST, by=by, reason=reason)
                 result.erased.append(case.reference)
