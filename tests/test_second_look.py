@@ -195,18 +195,31 @@ def test_a_message_that_arrives_while_the_model_reads_is_read_with_the_next_look
     assert case.priority == "critical" and not case.awaiting_model
 
 
-def test_the_model_reads_the_most_urgent_cases_by_the_rules_first():
+def test_in_a_queue_the_model_reads_first_the_message_whose_words_sound_likeliest_critical():
     ShiftFactory(staff=StaffFactory(max_open_cases=100))
-    older_question = contact("Koje je radno vrijeme centra?")
-    actions.do_triage_case(older_question.pk)
-    Case.objects.filter(pk=older_question.pk).update(created_at=timezone.now() - dt.timedelta(minutes=5))
-    flooded = contact(FLOODED_GRANDMOTHER)
-    actions.do_triage_case(flooded.pk)
+    older = [contact("Koje je radno vrijeme centra?"), contact(FLOODED_GRANDMOTHER), contact("Trebam pomoć oko drva")]
+    for case in older:
+        actions.do_triage_case(case.pk)
+    Case.objects.filter(pk__in=[case.pk for case in older]).update(created_at=timezone.now() - dt.timedelta(minutes=5))
+    farewell = contact(FAREWELL)  # the newest, and normal by the rules, like the question
+    actions.do_triage_case(farewell.pk)
 
     [first] = triage.second_look(limit=1)
 
-    assert first.case.pk == flooded.pk
-    assert Case.objects.get(pk=older_question.pk).awaiting_model
+    assert first.case.pk == farewell.pk and first.case.priority == "critical"
+    assert all(Case.objects.get(pk=case.pk).awaiting_model for case in older)
+
+
+def test_without_the_head_file_the_model_queue_is_read_oldest_first(rules_only_triage):
+    ShiftFactory(staff=StaffFactory(max_open_cases=100))
+    question, farewell = contact("Koje je radno vrijeme centra?"), contact(FAREWELL)
+    for case in (question, farewell):
+        actions.do_triage_case(case.pk)
+    Case.objects.filter(pk=question.pk).update(created_at=timezone.now() - dt.timedelta(minutes=5))
+
+    [first] = triage.second_look(limit=1)
+
+    assert first.case.pk == question.pk
 
 
 def test_without_the_model_the_second_look_keeps_the_rules_verdict_and_says_so(rules_only_triage):

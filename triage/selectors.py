@@ -7,7 +7,7 @@ import time
 from django.db.models import Count, Max, Q, QuerySet
 
 from helpline.cases.models import Case, Direction, Message
-from helpline.cases.selectors import by_urgency, phone_indexes_of
+from helpline.cases.selectors import phone_indexes_of
 from triage.classification import CompiledRule, compile_rule
 from triage.models import TriageCorrection, TriageRule
 
@@ -75,11 +75,14 @@ def corrections_for_training() -> list[dict[str, str]]:
 
 
 def awaiting_model(limit: int) -> list[tuple[int, str, int | None]]:
-    """Cases the semantic model has not read yet, most urgent by the rules first (a message the rules call high
-    is the likeliest to be critical), then the oldest: (case id, its inbound messages joined, the last one's id)."""
-    case_ids = list(
-        by_urgency(Case.objects.filter(awaiting_model=True)).values_list("pk", flat=True)[:limit]
-    )
+    """Cases the semantic model has not read yet, the likeliest critical by their words first, then the oldest:
+    (case id, its inbound messages joined, the last one's id).
+
+    Not by the rules' priority: on the three unseen authors' sets, the first third of the waiting messages held 0.28
+    of the critical ones the rules had missed when ordered by the rules' priority then age, and 0.85 by words.
+    """
+    waiting = Case.objects.filter(awaiting_model=True).order_by("-critical_by_words", "created_at", "pk")
+    case_ids = list(waiting.values_list("pk", flat=True)[:limit])
     texts: dict[int, list[str]] = {case_id: [] for case_id in case_ids}
     last_ids: dict[int, int | None] = dict.fromkeys(case_ids)
     rows = Message.objects.filter(case_id__in=case_ids, direction=Direction.INBOUND).order_by("case_id", "id")

@@ -58,6 +58,29 @@ def semantic_model() -> SemanticTriage | None:
     return _loaded["model"]  # type: ignore[return-value]
 
 
+_word_head: dict[str, object] = {}  # "pid", "head" (a TriageHead or None)
+
+
+def critical_by_words(text: str) -> float:
+    """The message's critical probability from its words alone (TriageHead.critical_by_words), to order the
+    model's queue; 0.0 when the head file cannot be read. Reads only the head file, never the embedding model:
+    the triage workers that ask for it have no use for the model's memory."""
+    if _word_head.get("pid") != os.getpid():
+        with _lock:
+            if _word_head.get("pid") != os.getpid():
+                head = None
+                try:
+                    from triage.semantic.head import TriageHead
+                    from triage.semantic.model import DEFAULT_HEAD_FILE
+
+                    head = TriageHead.load(head_file or DEFAULT_HEAD_FILE)
+                except Exception:  # the queue is then read oldest first; semantic_model() reports the cause
+                    logger.warning("the triage head could not be read; the model's queue goes oldest first")
+                _word_head.update(pid=os.getpid(), head=head)
+    head = _word_head["head"]
+    return float(head.critical_by_words([text])[0]) if head is not None and text.strip() else 0.0  # type: ignore[attr-defined]
+
+
 def rules_only_heartbeat_name() -> str:
     return f"{RULES_ONLY_HEARTBEAT_PREFIX}{socket.gethostname()[:30]}:{os.getpid()}"
 
@@ -85,4 +108,5 @@ def forget_semantic_model() -> None:
     """Load again on the next triage (tests; a restarted process does this by itself)."""
     with _lock:
         _loaded.clear()
+        _word_head.clear()
         _last_report.clear()

@@ -27,7 +27,7 @@ from triage import selectors
 from triage.classification import Classification, CompiledRule, classify_text, reads_as_critical
 from triage.models import TriageCorrection, TriageRule
 from triage.semantic.combination import combine, rule_ruled_out
-from triage.semantic_model import semantic_model
+from triage.semantic_model import critical_by_words, semantic_model
 
 if TYPE_CHECKING:
     from triage.semantic.model import Prediction
@@ -151,6 +151,7 @@ def triage_case(case_id: int) -> TriageRun | None:
         read_by_model = result.priority == Priority.CRITICAL and bool(text.strip())
         if read_by_model:
             result = with_the_model(result, text)
+        awaiting_model = bool(text.strip()) and not read_by_model
         earlier = list(selectors.recent_cases_of_same_caller(case, since=case.created_at - REPEAT_CONTACT_WINDOW))
         raised_by = ""
         if earlier:
@@ -165,7 +166,8 @@ def triage_case(case_id: int) -> TriageRun | None:
             reasons=result.reasons,
             up_to_message_id=last_message_id,
             raised_by_earlier_contact=raised_by,
-            awaiting_model=bool(text.strip()) and not read_by_model,
+            awaiting_model=awaiting_model,
+            critical_by_words=critical_by_words(text) if awaiting_model else 0.0,
         )
         logger.info(
             "triaged %s as %s/%s by %s", case.reference, case.priority, case.category,
@@ -188,11 +190,12 @@ class SecondLook:
 
 
 def second_look(limit: int = SECOND_LOOK_BATCH) -> list[SecondLook]:
-    """The semantic model reads the cases the rules triaged (most urgent first) and the combined verdict is stored
-    (see `classify`): the priority may only rise, the model's category replaces the rules' unless a critical rule
-    decided it, and the timeline gets the model's reasons. A case a person reclassified meanwhile is left as
-    they said; one written to meanwhile is left for the next look, which reads the follow-up too. Without the
-    model the cases keep the rules' verdict, and their timelines say so. Returns the cases read."""
+    """The semantic model reads the cases the rules triaged (the likeliest critical by their words first), and the
+    combined verdict is stored (see `classify`): the priority may only rise, the model's category replaces the
+    rules' unless a critical rule decided it, and the timeline gets the model's reasons. A case a person
+    reclassified meanwhile is left as they said; one written to meanwhile is left for the next look, which reads
+    the follow-up too. Without the model the cases keep the rules' verdict, and their timelines say so. Returns
+    the cases read."""
     waiting = selectors.awaiting_model(limit)
     if not waiting:
         return []

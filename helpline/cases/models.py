@@ -194,6 +194,10 @@ class Case(models.Model):
     # Triaged by the rules, and the semantic model has not read it yet: the model worker's second look
     # (triage.services.second_look) finds its work by this flag, so a lost doorbell loses nothing.
     awaiting_model = models.BooleanField(default=False, editable=False)
+    # While awaiting the model: how likely its words alone make a critical message (triage's word screen, in
+    # [0, 1]). The model reads the likeliest first, so that in a surge, when it cannot read every message at
+    # once, the critical ones the rules missed are not left behind the calm ones.
+    critical_by_words = models.FloatField(default=0.0, editable=False)
     # A rehearsal contact (`manage.py drill`): worked like any case, but its notifications never reach a phone and
     # it is left out of the figures.
     is_drill = models.BooleanField(_("drill"), default=False, editable=False)
@@ -213,7 +217,8 @@ class Case(models.Model):
             models.Index(fields=["status", "created_at"], name="case_status_created"),
             # Small by design (only cases the model has not read yet), and read by every second look.
             models.Index(
-                fields=["created_at"], condition=models.Q(awaiting_model=True), name="case_awaiting_model"
+                fields=["-critical_by_words", "created_at"], condition=models.Q(awaiting_model=True),
+                name="case_awaiting_model_by_words",
             ),
         ]
         constraints = [

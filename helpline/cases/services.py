@@ -131,14 +131,16 @@ def record_triage(
     raised_by_earlier_contact: str = "",
     category_decided: bool = False,
     awaiting_model: bool = False,
+    critical_by_words: float = 0.0,
     second_look: bool = False,
 ) -> Case:
     """Store a classification. Automatic triage never lowers a priority a case already has: a follow-up that
     sounds calmer does not make the danger smaller, and a person was already called for the priority it had.
 
     The category changes with a raised priority, or when `category_decided` (the semantic model's second look,
-    whose categories are the better ones). `awaiting_model` marks the case for that second look; `second_look`
-    says on the timeline that this classification is it."""
+    whose categories are the better ones). `awaiting_model` marks the case for that second look, which reads the
+    cases with the highest `critical_by_words` first; `second_look` says on the timeline that this classification
+    is it."""
     locked = Case.objects.for_change().get(pk=case.pk)
     new_priority = higher_priority(priority, locked.priority)
     changed = new_priority != locked.priority
@@ -146,8 +148,10 @@ def record_triage(
         locked.category = category
     locked.priority = new_priority
     locked.triaged_at = timezone.now()
-    locked.awaiting_model = awaiting_model
-    locked.save(update_fields=["priority", "category", "triaged_at", "awaiting_model", "updated_at"])
+    locked.awaiting_model, locked.critical_by_words = awaiting_model, critical_by_words if awaiting_model else 0.0
+    locked.save(
+        update_fields=["priority", "category", "triaged_at", "awaiting_model", "critical_by_words", "updated_at"]
+    )
     details = {"second_look": True} if second_look else {}
     record_event(
         locked,
