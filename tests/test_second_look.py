@@ -222,6 +222,23 @@ def test_without_the_head_file_the_model_queue_is_read_oldest_first(rules_only_t
     assert first.case.pk == question.pk
 
 
+def test_a_message_whose_words_cannot_be_scored_is_still_triaged_and_waits_its_turn(monkeypatch):
+    from triage.semantic.head import TriageHead
+
+    def broken(self, texts):
+        raise FloatingPointError("a damaged weight")
+
+    monkeypatch.setattr(TriageHead, "critical_by_words", broken)
+    worker = StaffFactory()
+    ShiftFactory(staff=worker)
+    case = contact(FAREWELL)
+
+    actions.do_triage_case(case.pk)
+
+    case.refresh_from_db()
+    assert case.assigned_to == worker.user and case.awaiting_model and case.critical_by_words == 0.0
+
+
 def test_without_the_model_the_second_look_keeps_the_rules_verdict_and_says_so(rules_only_triage):
     ShiftFactory(staff=StaffFactory())
     case = contact(FAREWELL)

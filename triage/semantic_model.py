@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from triage.semantic.head import TriageHead
     from triage.semantic.model import SemanticTriage
 
 logger = logging.getLogger(__name__)
@@ -63,8 +64,24 @@ _word_head: dict[str, object] = {}  # "pid", "head" (a TriageHead or None)
 
 def critical_by_words(text: str) -> float:
     """The message's critical probability from its words alone (TriageHead.critical_by_words), to order the
-    model's queue; 0.0 when the head file cannot be read. Reads only the head file, never the embedding model:
-    the triage workers that ask for it have no use for the model's memory."""
+    model's queue; 0.0 when the head cannot be read or scoring fails (the message then waits its turn by age).
+    A process that has the model already uses the model's head; one that has not reads only the head file: the
+    rules' triage workers that ask for it have no use for the embedding model's memory."""
+    if not text.strip():
+        return 0.0
+    head = _head_for_words()
+    if head is None:
+        return 0.0
+    try:
+        return float(head.critical_by_words([text])[0])
+    except Exception:  # ordering is a courtesy: it must never cost the message its first triage
+        logger.warning("could not score a message's words for the model's queue", exc_info=True)
+        return 0.0
+
+
+def _head_for_words() -> TriageHead | None:
+    if _loaded.get("pid") == os.getpid() and _loaded.get("model") is not None:
+        return _loaded["model"].head  # type: ignore[attr-defined]
     if _word_head.get("pid") != os.getpid():
         with _lock:
             if _word_head.get("pid") != os.getpid():
@@ -77,8 +94,7 @@ def critical_by_words(text: str) -> float:
                 except Exception:  # the queue is then read oldest first; semantic_model() reports the cause
                     logger.warning("the triage head could not be read; the model's queue goes oldest first")
                 _word_head.update(pid=os.getpid(), head=head)
-    head = _word_head["head"]
-    return float(head.critical_by_words([text])[0]) if head is not None and text.strip() else 0.0  # type: ignore[attr-defined]
+    return _word_head["head"]  # type: ignore[return-value]
 
 
 def rules_only_heartbeat_name() -> str:
