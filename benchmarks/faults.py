@@ -326,9 +326,11 @@ print(json.dumps({
     "stored_twice": sum(1 for n in token_copies.values() if n > 1),
     "cases": cases.count(),
     "triaged": cases.filter(triaged_at__isnull=False).count(),
-    # A follow-up message is triaged again by design; the same messages triaged twice is a duplicate.
+    # A follow-up message is triaged again by design, and so is every message by the model's second look; the same
+    # messages triaged twice by the same step is a duplicate.
     "triaged_twice": len({key[0] for key, n in Counter(
-        (event.case_id, event.details.get("up_to_message_id")) for event in events.filter(kind=EventKind.TRIAGED)
+        (event.case_id, event.details.get("up_to_message_id"), bool(event.details.get("second_look")))
+        for event in events.filter(kind=EventKind.TRIAGED)
     ).items() if n > 1}),
     "assigned": cases.filter(assigned_to__isnull=False).count(),
     "assigned_twice": sum(1 for row in per_case(EventKind.ASSIGNED) if row["n"] > 1),
