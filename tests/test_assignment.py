@@ -7,6 +7,7 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 
 from helpline.cases import services as case_services
+from helpline.cases.dispatch import publish
 from helpline.cases.models import Case, CaseStatus, EventKind
 from helpline.casework import actions
 from tests.concurrency import run_at_once
@@ -170,9 +171,44 @@ def test_the_sweep_rings_again_for_cases_never_triaged(queues):
     Case.objects.filter(pk=stale.pk).update(triage_requested_at=timezone.now() - dt.timedelta(minutes=1))
     assert actions.sweep_untriaged() == 0  # a re-sent case waits five minutes before the next copy
     Case.objects.filter(pk=stale.pk).update(triage_requested_at=timezone.now() - dt.timedelta(minutes=6))
+    queues.purge("critical")  # the copy was lost as well
     assert actions.sweep_untriaged() == 1
     fresh.refresh_from_db()
     assert fresh.status == CaseStatus.NEW
+
+
+def test_in_a_surge_the_sweep_does_not_copy_doorbells_still_waiting_in_their_queue(queues):
+    behind_a_long_queue = case_saying("treba nam pomoć oko ogrjeva")
+    lost_in_a_restart = case_saying("popila sam sve tablete")
+    a_minute_ago = timezone.now() - dt.timedelta(minutes=1)
+    Case.objects.filter(pk__in=[behind_a_long_queue.pk, lost_in_a_restart.pk]).update(
+        created_at=a_minute_ago, triage_requested_at=a_minute_ago
+    )
+    for _ in range(3):  # other contacts' doorbells, not yet taken by any worker: the triage queue is busy
+        publish(actions.TRIAGE_TASK, 0, queue="triage")
+
+    # The critical queue is empty, so a critical case still new has lost its doorbell; the other one's is queued.
+    assert actions.sweep_untriaged() == 1
+    assert queues.size("critical") == 1 and queues.size("triage") == 3
+
+    # A copy would join the back of the same queue; only after half an hour is a doorbell in a busy queue taken for
+    # lost (a worker killed holding it, a queue that never empties).
+    Case.objects.filter(pk=behind_a_long_queue.pk).update(triage_requested_at=timezone.now() - dt.timedelta(minutes=6))
+    assert actions.sweep_untriaged() == 0
+    Case.objects.filter(pk=behind_a_long_queue.pk).update(triage_requested_at=timezone.now() - dt.timedelta(minutes=31))
+    assert actions.sweep_untriaged() == 1
+    assert queues.size("triage") == 4
+
+
+def test_once_the_queue_has_emptied_a_case_still_new_is_rung_again(queues):
+    case = case_saying("treba nam pomoć oko ogrjeva")
+    a_minute_ago = timezone.now() - dt.timedelta(minutes=1)
+    Case.objects.filter(pk=case.pk).update(created_at=a_minute_ago, triage_requested_at=a_minute_ago)
+    publish(actions.TRIAGE_TASK, 0, queue="triage")
+    assert actions.sweep_untriaged() == 0
+    queues.purge("triage")  # the workers took everything, and the case is still new: its doorbell was lost
+    assert actions.sweep_untriaged() == 1
+    assert queues.size("triage") == 1
 
 
 def test_a_case_waiting_for_someone_on_duty_is_assigned_when_they_come(queues):

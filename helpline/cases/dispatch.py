@@ -93,6 +93,36 @@ def _send(task_name: str, args: tuple, queue: str, outcome: dict) -> None:
         outcome["error"] = type(error).__name__
 
 
+def waiting_in_queues(*names: str, deadline: float = PUBLISH_DEADLINE_SECONDS) -> dict[str, int] | None:
+    """How many messages wait in each named queue (taken by no worker yet), or None when the broker cannot say
+    within `deadline` seconds. A sweep asks before it rings again: a doorbell still in its queue is late, not
+    lost."""
+    for name in names:
+        if name not in QUEUES:
+            raise ValueError(f"unknown queue {name!r}")
+    outcome: dict = {}
+
+    def count() -> None:
+        try:
+            with current_app.connection_for_write(transport_options=_PUBLISH_TRANSPORT_OPTIONS) as connection:
+                channel = connection.default_channel
+                # Declaring is harmless (the queues exist on every broker we use) and, unlike a passive declare,
+                # does not fail for a Redis queue that is empty and so has no key.
+                outcome["sizes"] = {
+                    name: channel.queue_declare(queue=name, durable=True).message_count for name in names
+                }
+        except Exception as error:  # the broker is down, hangs or refuses: the caller falls back to ringing
+            outcome["error"] = type(error).__name__
+
+    reader = threading.Thread(target=count, name="queue-sizes", daemon=True)
+    reader.start()
+    reader.join(deadline)
+    if "sizes" not in outcome:
+        logger.warning("could not read the queues %s (%s)", names, outcome.get("error", "no answer in time"))
+        return None
+    return outcome["sizes"]
+
+
 def publish(task_name: str, *args: object, queue: str) -> bool:
     """Send a task by name, giving up after PUBLISH_DEADLINE_SECONDS; False (and a warning) when the broker cannot
     take it in time. The send runs on its own short-lived connection in a helper thread, so a hung broker costs

@@ -17,7 +17,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from helpline.cases import services as case_services
-from helpline.cases.dispatch import MODEL_QUEUE, enqueue_after_commit, publish
+from helpline.cases.dispatch import (
+    CRITICAL_QUEUE,
+    MODEL_QUEUE,
+    TRIAGE_QUEUE,
+    enqueue_after_commit,
+    publish,
+    waiting_in_queues,
+)
 from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, Direction, Message
 from helpline.cases.selectors import by_urgency
 from helpline.casework.selectors import cases_visible_to
@@ -34,6 +41,12 @@ UNTRIAGED_GRACE = dt.timedelta(seconds=30)
 # After the first re-send, a case is re-sent only this often: in a surge the queue is long, not lost, and
 # re-sending every sweep would flood it with copies exactly when the workers are busiest.
 RESEND_BACKOFF = dt.timedelta(minutes=5)
+# While doorbells wait in its queue, a case's own is most likely among them: it is rung again only after this long.
+# The broker does lose doorbells (a restart without persistence), but then the queue comes back empty, and the
+# first rule holds. This bounds the rest: a worker killed holding one, a queue that never empties for half an hour.
+LOST_IN_A_BUSY_QUEUE = dt.timedelta(minutes=30)
+# The sweep runs on a worker, not on the request path: it may wait for a busy broker longer than intake may.
+QUEUE_READ_DEADLINE_SECONDS = 2.0
 
 
 class Act(enum.StrEnum):
@@ -288,8 +301,9 @@ def do_assign_waiting() -> int:
 
 
 def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
-    """Ring triage again for cases the broker lost: still new 30 s after intake, or triaged, nobody's, and written
-    to again since. Returns how many were re-sent."""
+    """Ring triage again for cases whose doorbell the broker lost: still new 30 s after intake, or triaged, nobody's,
+    and written to again since. A doorbell rung less than RESEND_BACKOFF ago counts as lost only when its queue is
+    empty: while doorbells wait there, it is most likely among them. Returns how many were re-sent."""
     now = now or timezone.now()
     stale = now - UNTRIAGED_GRACE
     never_resent = Q(triage_requested_at__lt=F("created_at") + dt.timedelta(seconds=5))
@@ -300,7 +314,7 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
         Case.objects.filter(status=CaseStatus.NEW)
         .filter(Q(created_at__lt=stale) & (never_resent | due_again) | never_rung)
         .order_by("created_at")
-        .values_list("pk", flat=True)[:limit]
+        .values_list("pk", "triage_requested_at")[:limit]
     )
     # A triaged case nobody has is given out by the assignment tick; it needs triage again only when the citizen
     # wrote after it was triaged (that doorbell may be the one lost). Re-sending every waiting case instead put
@@ -313,16 +327,29 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
         .filter(Exists(written_since_triage))
         .exclude(triage_requested_at__gte=stale)
         .order_by("created_at")
-        .values_list("pk", flat=True)[:limit]
+        .values_list("pk", "triage_requested_at")[:limit]
     )
-    case_ids = waiting + unassigned
+    if not waiting and not unassigned:
+        return 0
+    first_messages = _first_inbound_bodies([case_id for case_id, _ in waiting])
+    queue_of = {case_id: triage.queue_for_text(first_messages.get(case_id, "")) for case_id, _ in waiting + unassigned}
+    # In a surge the triage queue holds minutes of doorbells, and every case behind them passes the grace: copying
+    # them all (5,722 copies for 6,000 contacts at 100/s) doubled the work in front of new contacts, and a copy
+    # joins the back of the same queue, so it is served no sooner than the doorbell it copies. While a queue holds
+    # doorbells (or the broker cannot say how many), a case is taken for lost only after LOST_IN_A_BUSY_QUEUE.
+    queued = waiting_in_queues(CRITICAL_QUEUE, TRIAGE_QUEUE, deadline=QUEUE_READ_DEADLINE_SECONDS)
+    def taken_for_lost(case_id: int, rung_at: dt.datetime | None) -> bool:
+        queue_is_empty = queued is not None and not queued[queue_of[case_id]]
+        return rung_at is None or queue_is_empty or rung_at < now - LOST_IN_A_BUSY_QUEUE
+
+    case_ids = [case_id for case_id, rung_at in waiting + unassigned if taken_for_lost(case_id, rung_at)]
+    behind = len(waiting) + len(unassigned) - len(case_ids)
+    if behind:
+        logger.info("sweep: %s cases not triaged yet wait in busy queues %s; not rung again", behind, queued)
     if case_ids:
         case_services.mark_triage_requested(case_ids)
-        first_messages = dict(
-            Case.objects.filter(pk__in=waiting).values_list("pk", "messages__body").order_by("pk", "messages__id")
-        )
         for sent, case_id in enumerate(case_ids):
-            if not publish(TRIAGE_TASK, case_id, queue=triage.queue_for_text(first_messages.get(case_id) or "")):
+            if not publish(TRIAGE_TASK, case_id, queue=queue_of[case_id]):
                 # The broker is away: the rest would each wait the publish deadline, and stamped they would wait
                 # RESEND_BACKOFF after it returns. Unstamped, the first sweep after it returns rings them all.
                 case_services.mark_triage_not_requested(case_ids[sent:])
@@ -330,3 +357,12 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
                 return sent
         logger.warning("sweep re-sent triage for %s cases", len(case_ids))
     return len(case_ids)
+
+
+def _first_inbound_bodies(case_ids: list[int]) -> dict[int, str]:
+    """Each case's first message from the citizen: what intake chose its triage queue by."""
+    bodies: dict[int, str] = {}
+    rows = Message.objects.filter(case_id__in=case_ids, direction=Direction.INBOUND).order_by("case_id", "id")
+    for case_id, body in rows.values_list("case_id", "body"):
+        bodies.setdefault(case_id, body or "")
+    return bodies
