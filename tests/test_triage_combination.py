@@ -289,8 +289,9 @@ def test_a_labelled_file_row_is_quotable_unless_it_says_otherwise(tmp_path):
 
 
 def test_the_cross_author_command_prints_each_author_the_mean_and_the_worst_author_of_the_combined_system(
-    monkeypatch,
+    monkeypatch, settings, tmp_path
 ):
+    settings.VAR_DIR = tmp_path  # where the command keeps its embeddings between runs
     authors = three_authors()
     monkeypatch.setattr(corpus, "authors", lambda: authors)
     monkeypatch.setattr(corpus, "older_sets", lambda: {})

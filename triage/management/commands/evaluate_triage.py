@@ -7,6 +7,7 @@
 
 from pathlib import Path
 
+from django.conf import settings as django_settings
 from django.core.management.base import BaseCommand
 
 from triage.evaluation.metrics import EVALUATION_SET, TARGETS, evaluate, load_messages
@@ -51,7 +52,7 @@ class Command(BaseCommand):
     def _cross_author(self, mode: str) -> None:
         # Here, not at the top: the embedding model is loaded only when asked for.
         from triage.semantic import corpus
-        from triage.semantic.embedding import shared_embedder
+        from triage.semantic.embedding import CachedEmbedder, shared_embedder
         from triage.semantic.training import (
             MODES,
             EmbeddingTable,
@@ -69,7 +70,8 @@ class Command(BaseCommand):
         )
         report = cross_author_evaluation(
             authors,
-            EmbeddingTable(shared_embedder(), settings.features),
+            # Embeddings kept under var/ between runs: embedding every training text took longer than the rest.
+            EmbeddingTable(CachedEmbedder(shared_embedder(), django_settings.VAR_DIR / "cache"), settings.features),
             settings,
             extra_training=older,
             rules=classify_by_rules,
