@@ -111,7 +111,7 @@ def waiting_in_queues(*names: str, deadline: float = PUBLISH_DEADLINE_SECONDS) -
                 outcome["sizes"] = {
                     name: channel.queue_declare(queue=name, durable=True).message_count for name in names
                 }
-        except Exception as error:  # the broker is down, hangs or refuses: the caller falls back to ringing
+        except Exception as error:  # the broker is down, hangs or refuses: the caller cannot tell (None)
             outcome["error"] = type(error).__name__
 
     reader = threading.Thread(target=count, name="queue-sizes", daemon=True)

@@ -302,8 +302,8 @@ def do_assign_waiting() -> int:
 
 def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
     """Ring triage again for cases whose doorbell the broker lost: still new 30 s after intake, or triaged, nobody's,
-    and written to again since. A doorbell rung less than RESEND_BACKOFF ago counts as lost only when its queue is
-    empty: while doorbells wait there, it is most likely among them. Returns how many were re-sent."""
+    and written to again since. A doorbell rung less than LOST_IN_A_BUSY_QUEUE ago counts as lost only when its
+    queue is empty: while doorbells wait there, it is most likely among them. Returns how many were re-sent."""
     now = now or timezone.now()
     stale = now - UNTRIAGED_GRACE
     never_resent = Q(triage_requested_at__lt=F("created_at") + dt.timedelta(seconds=5))
@@ -338,6 +338,7 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
     # joins the back of the same queue, so it is served no sooner than the doorbell it copies. While a queue holds
     # doorbells (or the broker cannot say how many), a case is taken for lost only after LOST_IN_A_BUSY_QUEUE.
     queued = waiting_in_queues(CRITICAL_QUEUE, TRIAGE_QUEUE, deadline=QUEUE_READ_DEADLINE_SECONDS)
+
     def taken_for_lost(case_id: int, rung_at: dt.datetime | None) -> bool:
         queue_is_empty = queued is not None and not queued[queue_of[case_id]]
         return rung_at is None or queue_is_empty or rung_at < now - LOST_IN_A_BUSY_QUEUE
