@@ -11,7 +11,7 @@ from helpline.cases.dispatch import publish
 from helpline.cases.models import Case, CaseStatus, EventKind
 from helpline.casework import actions
 from tests.concurrency import run_at_once
-from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
+from tests.factories import CallerFactory, CaseFactory, MessageFactory, ShiftFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
 requires_postgres = pytest.mark.skipif(
@@ -134,6 +134,24 @@ def test_a_repeat_contact_within_24_hours_is_linked_and_keeps_the_higher_priorit
     assert list(second.linked_cases.all()) == [first]
     assert second.priority == "critical"
     assert second.timeline.get(kind=EventKind.TRIAGED).details["raised_by_earlier_contact"] == first.reference
+
+
+def test_the_same_number_links_an_sms_and_a_web_inquiry_whichever_came_first():
+    """A number given on the web form finds the SMS its caller sent earlier, and an SMS from a number given
+    earlier on the web finds that inquiry: the same person, whichever way they wrote."""
+    texted = case_saying("Muž me tuče", status=CaseStatus.RESOLVED)
+    actions.do_triage_case(texted.pk)
+    wrote = case_saying("koje je radno vrijeme", channel="web", caller=None, contact_phone=texted.caller.phone)
+    actions.do_triage_case(wrote.pk)
+    assert list(Case.objects.get(pk=wrote.pk).linked_cases.all()) == [texted]
+
+    inquiry = case_saying("Muž me tuče", channel="web", caller=None, contact_phone="+38761999001",
+                          status=CaseStatus.RESOLVED)  # fmt: skip
+    actions.do_triage_case(inquiry.pk)
+    sms = case_saying("koje je radno vrijeme", caller=CallerFactory(phone="+38761999001"))
+    actions.do_triage_case(sms.pk)
+    sms.refresh_from_db()
+    assert list(sms.linked_cases.all()) == [inquiry] and sms.priority == "critical"
 
 
 def test_a_contact_after_more_than_24_hours_is_not_linked():

@@ -4,10 +4,10 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Max, QuerySet
 
 from helpline.cases.models import Case, Direction, Message
-from helpline.cases.selectors import phone_indexes_of
+from helpline.cases.selectors import from_the_same_number
 from triage.classification import CompiledRule, compile_rule
 from triage.models import TriageCorrection, TriageRule
 
@@ -50,16 +50,10 @@ def critical_rules() -> list[CompiledRule]:
 
 def recent_cases_of_same_caller(case: Case, *, since: dt.datetime) -> QuerySet[Case]:
     """Earlier cases from the same phone number (caller or number given on the web) since a moment."""
-    numbers = phone_indexes_of(case)
-    if not numbers:
+    same_number = from_the_same_number(case)
+    if same_number is None:
         return Case.objects.none()
-    return (
-        Case.objects.filter(
-            Q(caller__phone_index__in=numbers) | Q(contact_phone_index__in=numbers), created_at__gte=since
-        )
-        .exclude(pk=case.pk)
-        .order_by("created_at")
-    )
+    return Case.objects.filter(same_number, created_at__gte=since).exclude(pk=case.pk).order_by("created_at")
 
 
 def corrections_for_training() -> list[dict[str, str]]:
