@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -129,14 +130,16 @@ def ladder_for(priority: str) -> Ladder:
 def hand_over(
     case: Case, staff: StaffProfile, *, by: AbstractBaseUser | None = None, explanation: str,
     restart_clock: bool = True, quiet: bool | None = None, mark_idle_clock: bool = True, policy: Ladder | None = None,
+    row_locked: bool = False,
 ) -> Case:  # fmt: skip
     """Give the case to a person and tell them (a call too when it is critical). With restart_clock (triage, a
     supervisor's reassign) their acknowledgement deadline starts and the policy is copied onto the case; the
-    ladder's own reassign step keeps the ladder running instead. A batch passes `quiet` (surge mode) and `policy`
-    (each asked once per batch) and restarts the idle clocks once per person itself."""
+    ladder's own reassign step keeps the ladder running instead. A batch passes `quiet` (surge mode), `policy`
+    (each asked once per batch) and `row_locked` (it read its cases for change), and restarts the idle clocks once
+    per person itself."""
     now = timezone.now()
     with transaction.atomic(savepoint=False):  # all or nothing with the caller's transaction, one when none
-        case = case_services.assign_case(case, staff.user, by=by, explanation=explanation)
+        case = case_services.assign_case(case, staff.user, by=by, explanation=explanation, row_locked=row_locked)
         if mark_idle_clock:
             mark_assigned(staff.user_id, now)
         if restart_clock:
@@ -173,6 +176,41 @@ ASSIGNMENT_BATCH = 25  # cases per turn: short enough that a critical case behin
 ASSIGNMENT_ROUNDS = 8  # turns one call may take while its batches come back full; the tick finds the rest
 
 
+# How long a turn's finding that everyone on duty is at their maximum is trusted in this process. Until then a
+# triaged case that is not critical takes no turn of its own: in a surge such a turn read the pool and the waiting
+# critical cases for every contact (a third of a triage's CPU) and gave nothing out. The tick's turn every two
+# seconds gives such a case out once someone has room, so it waits at most that much longer; a critical case
+# always takes its turn (the critical rule gives it out over the maximum).
+NO_ROOM_TRUSTED_SECONDS = 2.0
+
+
+class _RoomSeen:
+    """When this process's last turn found everyone on duty at their maximum (time.monotonic), or None."""
+
+    full_at: float | None = None
+
+    @classmethod
+    def note(cls, pool: StaffPool) -> None:
+        cls.full_at = time.monotonic() if not pool.is_empty and not pool.has_room else None
+
+    @classmethod
+    def forget(cls) -> None:
+        cls.full_at = None
+
+
+def turn_would_give_nothing_to(case: Case) -> bool:
+    """True when this process saw everyone on duty at their maximum moments ago and the case is not critical: a
+    turn now would give it nothing, and the tick's next turn will look again."""
+    if case.priority == Priority.CRITICAL or _RoomSeen.full_at is None:
+        return False
+    return time.monotonic() - _RoomSeen.full_at < NO_ROOM_TRUSTED_SECONDS
+
+
+def forget_room_seen() -> None:
+    """Drop what the last turn saw: someone in this process just made room or came on duty (and tests start clean)."""
+    _RoomSeen.forget()
+
+
 def assign_waiting(*, batch: int = ASSIGNMENT_BATCH, rounds: int = ASSIGNMENT_ROUNDS) -> dict[int, Case]:
     """Give triaged cases nobody has to people on duty, most urgent first, a batch per assignment turn. Called by
     triage after it commits, and by a tick for cases waiting for room. Nobody goes over their maximum except by the
@@ -202,6 +240,7 @@ def _assign_one_batch(batch: int) -> tuple[dict[int, Case], bool]:
         waiting = waiting.filter(priority=Priority.CRITICAL)  # only the critical rule can give anything out
     cases = list(by_urgency(waiting).for_change(skip_locked=True, of=("self",))[:batch])
     if not cases:
+        _RoomSeen.note(pool)
         return {}, False
     quiet = surge.current_surge() is not None
     policies: dict[str, Ladder] = {}
@@ -218,12 +257,13 @@ def _assign_one_batch(batch: int) -> tuple[dict[int, Case], bool]:
             policies[case.priority] = ladder_for(case.priority)
         handed[case.pk] = hand_over(
             case, choice.staff, explanation=choice.summary, quiet=quiet, mark_idle_clock=False,
-            policy=policies[case.priority],
+            policy=policies[case.priority], row_locked=True,
         )  # fmt: skip
         pool.count_assignment(choice.staff, now)
         assigned_to[choice.staff.user_id] = now
     for user_id, at in assigned_to.items():  # idle clocks: one update per person, not per case
         mark_assigned(user_id, at)
+    _RoomSeen.note(pool)  # counted up by this batch
     return handed, len(cases) == batch and bool(handed)
 
 

@@ -30,6 +30,15 @@ def second_factor_not_required(settings):
 
 
 @pytest.fixture(autouse=True)
+def no_room_seen_yet():
+    """A process remembers for two seconds that its last assignment turn found everyone at their maximum; each test
+    starts as a fresh worker process would."""
+    from notifications import ladder
+
+    ladder.forget_room_seen()
+
+
+@pytest.fixture(autouse=True)
 def fresh_throttle_counters():
     cache.clear()
     yield

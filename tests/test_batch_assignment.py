@@ -114,3 +114,37 @@ def test_room_that_frees_up_goes_to_the_most_urgent_waiting_case():
     assert Case.objects.get(pk=later_high.pk).assigned_to == worker.user
     assert Case.objects.get(pk=later_normal.pk).priority == Priority.NORMAL
     assert Case.objects.get(pk=later_normal.pk).assigned_to is None
+
+
+def test_in_a_surge_a_case_that_is_not_critical_leaves_giving_out_to_the_tick(monkeypatch):
+    """Everyone at their maximum: the next calm case's triage does not read the staff pool again (in a surge that
+    turn cost a third of every triage and gave nothing out); the tick gives it out once someone has room, and a
+    critical case still goes out at once, over the maximum."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from notifications import ladder
+
+    worker = on_duty(max_open_cases=1)
+    first = case_saying(NORMAL)
+    actions.do_triage_case(first.pk)  # the worker is now full, and this process saw it
+    calm = case_saying(NORMAL)
+    with CaptureQueriesContext(connection) as queries:
+        actions.do_triage_case(calm.pk)
+    assert not any("triage_staffprofile" in query["sql"] for query in queries.captured_queries)
+    assert Case.objects.get(pk=calm.pk).status == CaseStatus.TRIAGED
+
+    critical = case_saying(CRITICAL)
+    actions.do_triage_case(critical.pk)
+    assert Case.objects.get(pk=critical.pk).assigned_to == worker.user
+
+    actions.do_resolve(Case.objects.get(pk=first.pk), by=worker.user, outcome="helped")
+    actions.do_resolve(Case.objects.get(pk=critical.pk), by=worker.user, outcome="helped")
+    assert actions.do_assign_waiting() == 1  # the tick, two seconds at most later
+    assert Case.objects.get(pk=calm.pk).assigned_to == worker.user
+
+    monkeypatch.setattr(ladder, "NO_ROOM_TRUSTED_SECONDS", 0.0)  # what was seen is no longer trusted
+    later = case_saying(NORMAL)
+    with CaptureQueriesContext(connection) as queries:
+        actions.do_triage_case(later.pk)
+    assert any("triage_staffprofile" in query["sql"] for query in queries.captured_queries)

@@ -136,7 +136,8 @@ def triage_case(case_id: int) -> TriageRun | None:
     with words for the model's second look (`second_look`). A message a critical rule matched is the exception:
     the model reads it now, since it may rule the rule out (`with_the_model`). Messages already triaged are not
     classified again. Assignment is the caller's next step."""
-    case = Case.objects.for_change().filter(pk=case_id).first()
+    # The caller comes in the same read: the repeat-contact check below needs its number.
+    case = Case.objects.select_related("caller").for_change(of=("self",)).filter(pk=case_id).first()
     if case is None:
         logger.warning("triage for a case that does not exist (id %s)", case_id)
         return None
@@ -161,6 +162,7 @@ def triage_case(case_id: int) -> TriageRun | None:
                 result.priority, raised_by = highest.priority, highest.reference
         case_services.record_triage(
             case,
+            row_locked=True,
             priority=result.priority,
             category=result.category,
             reasons=result.reasons,
@@ -236,6 +238,7 @@ def _store_second_look(
     kept_higher = PRIORITY_RANK.get(before, 0) > PRIORITY_RANK[result.priority]
     case_services.record_triage(
         case,
+        row_locked=True,
         priority=result.priority,
         category=result.category,
         reasons=result.reasons,

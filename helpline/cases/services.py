@@ -66,7 +66,6 @@ def record_event(
     return TimelineEvent.objects.create(case=case, kind=kind, actor=actor, actor_kind=actor_kind, details=details)
 
 
-@transaction.atomic
 def change_case_status(
     case: Case,
     to_status: str,
@@ -74,13 +73,28 @@ def change_case_status(
     actor: AbstractBaseUser | None = None,
     actor_kind: str = ActorKind.SYSTEM,
     reason: str = "",
+    row_locked: bool = False,
     **details: Any,
 ) -> Case:
     """The one way a case's status changes: checks the transition under a row lock and writes the timeline.
 
-    Returns the locked, updated case; the caller's own copy may be stale.
+    Returns the locked, updated case; the caller's own copy may be stale. With `row_locked` the caller read `case`
+    with for_change() in its current transaction and it is changed as it is: no second read of the row and no
+    savepoint (a refused transition is raised before anything is written). Triage and assignment, which hold the
+    row already, spent two of every five queries on those.
     """
-    locked = Case.objects.for_change().get(pk=case.pk)
+    if row_locked:
+        return _change_locked_case_status(case, to_status, actor=actor, actor_kind=actor_kind, reason=reason, **details)
+    with transaction.atomic():
+        locked = Case.objects.for_change().get(pk=case.pk)
+        _change_locked_case_status(locked, to_status, actor=actor, actor_kind=actor_kind, reason=reason, **details)
+    case.status, case.resolved_at = locked.status, locked.resolved_at
+    return locked
+
+
+def _change_locked_case_status(
+    locked: Case, to_status: str, *, actor: AbstractBaseUser | None, actor_kind: str, reason: str, **details: Any
+) -> Case:
     from_status = locked.status
     if to_status not in ALLOWED_TRANSITIONS.get(from_status, ()):
         raise CaseTransitionError(
@@ -110,7 +124,6 @@ def change_case_status(
         reopened=is_reopen,
         **details,
     )
-    case.status, case.resolved_at = locked.status, locked.resolved_at
     return locked
 
 
@@ -120,10 +133,11 @@ def higher_priority(a: str, b: str) -> str:
     return a if PRIORITY_RANK.get(a, 0) >= PRIORITY_RANK.get(b, 0) else b
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # nothing here is caught and carried on from: no savepoint of its own
 def record_triage(
     case: Case,
     *,
+    row_locked: bool = False,
     priority: str,
     category: str,
     reasons: list[str],
@@ -140,8 +154,9 @@ def record_triage(
     The category changes with a raised priority, or when `category_decided` (the semantic model's second look,
     whose categories are the better ones). `awaiting_model` marks the case for that second look, which reads the
     cases with the highest `critical_by_words` first; `second_look` says on the timeline that this classification
-    is it."""
-    locked = Case.objects.for_change().get(pk=case.pk)
+    is it. With `row_locked`, `case` was read with for_change() in the caller's transaction and is changed as it
+    is."""
+    locked = case if row_locked else Case.objects.for_change().get(pk=case.pk)
     new_priority = higher_priority(priority, locked.priority)
     changed = new_priority != locked.priority
     if changed or not locked.category or category_decided:
@@ -165,7 +180,7 @@ def record_triage(
         **details,
     )
     if locked.status == CaseStatus.NEW:
-        change_case_status(locked, CaseStatus.TRIAGED, reason="triage")
+        change_case_status(locked, CaseStatus.TRIAGED, reason="triage", row_locked=True)
     case.priority, case.category, case.status = locked.priority, locked.category, locked.status
     case.awaiting_model, case.triaged_at = locked.awaiting_model, locked.triaged_at
     return locked
@@ -184,13 +199,15 @@ def link_cases(case: Case, earlier: list[Case]) -> None:
 
 @transaction.atomic
 def assign_case(
-    case: Case, assignee: AbstractBaseUser, *, by: AbstractBaseUser | None = None, explanation: str = ""
-) -> Case:
-    """Give the case to a staff member; the status becomes assigned and the timeline says why."""
-    locked = Case.objects.for_change().get(pk=case.pk)
-    previous = locked.assigned_to
+    case: Case, assignee: AbstractBaseUser, *, by: AbstractBaseUser | None = None, explanation: str = "",
+    row_locked: bool = False,
+) -> Case:  # fmt: skip
+    """Give the case to a staff member; the status becomes assigned and the timeline says why. With `row_locked`,
+    `case` was read with for_change() in the caller's transaction (a batch of waiting cases) and is changed as is."""
+    locked = case if row_locked else Case.objects.for_change().get(pk=case.pk)
+    previous = locked.assigned_to if locked.assigned_to_id is not None else None
     if locked.status != CaseStatus.ASSIGNED:
-        change_case_status(locked, CaseStatus.ASSIGNED, actor=by, reason=explanation)
+        change_case_status(locked, CaseStatus.ASSIGNED, actor=by, reason=explanation, row_locked=True)
     locked.assigned_to = assignee
     locked.save(update_fields=["assigned_to", "updated_at"])
     record_event(

@@ -230,7 +230,9 @@ def do_triage_case(case_id: int) -> Case | None:
     """Classify the case by the rules (triage) and group it into the crisis events it names, under the case's row
     lock; if someone has it and the citizen wrote again, tell them. Then, once that has committed, give waiting
     cases to people on duty in a batch (this one among them, most urgent first), unless a batch already in line
-    will, and ring the model worker for its second look (`do_second_look`): nobody waits for the model."""
+    will, or this process saw everyone at their maximum moments ago and the case is not critical (the tick's turn
+    gives it out when someone has room); and ring the model worker for its second look (`do_second_look`): nobody
+    waits for the model."""
     with transaction.atomic():
         run = triage.triage_case(case_id)
         if run is None:
@@ -242,7 +244,7 @@ def do_triage_case(case_id: int) -> Case | None:
             outbox.tell_assignee_of_follow_up(case)
         if case.awaiting_model:
             enqueue_after_commit(SECOND_LOOK_TASK, queue=MODEL_QUEUE)
-    if needs_a_person:
+    if needs_a_person and not ladder.turn_would_give_nothing_to(case):
         given = ladder.assign_waiting()
         if case.pk in given:
             return given[case.pk]
