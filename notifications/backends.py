@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import threading
 import unicodedata
 import uuid
@@ -233,5 +234,20 @@ BACKENDS = {
 }
 
 
+# One backend per thread, kept while the settings it was made from stand. A Twilio client made per message opened
+# a new connection (in production a TLS handshake with api.twilio.com) for every SMS and call; a kept one sends
+# over the connection its last message used. requests' sessions are not promised to be thread-safe, hence one per
+# thread; and the process id is part of the key, so a forked worker never shares its parent's connection.
+_kept = threading.local()
+
+
 def get_backend():
-    return import_string(BACKENDS.get(settings.SMS_BACKEND, settings.SMS_BACKEND))()
+    path = BACKENDS.get(settings.SMS_BACKEND, settings.SMS_BACKEND)
+    made_from = (
+        os.getpid(), path, settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, settings.TWILIO_API_BASE_URL
+    )
+    kept = getattr(_kept, "backend", None)
+    if kept is None or kept[0] != made_from:
+        kept = (made_from, import_string(path)())
+        _kept.backend = kept
+    return kept[1]

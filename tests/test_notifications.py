@@ -72,6 +72,16 @@ def test_a_critical_assignment_also_calls_the_worker(clock, twilio_api):
     assert "staff-call/?notification=" in twilio_api.calls[0].form["Url"]
 
 
+def test_alerts_go_to_twilio_over_the_connection_the_last_one_used(clock, twilio_api):
+    """A new connection per alert was a TLS handshake with api.twilio.com before every critical SMS and call."""
+    on_duty(phone="+38761200300")
+    assigned_case("ubit će me, ima nož")
+    assigned_case("ubit će me, ima nož")
+    send_all_queued()
+    assert len(twilio_api.messages) == 2 and len(twilio_api.calls) == 2
+    assert twilio_api.connections == 1
+
+
 def test_a_server_error_is_retried_with_backoff_then_succeeds(clock, twilio_api):
     on_duty()
     assigned_case()

@@ -35,10 +35,21 @@ class TwilioStub:
         # How many of the next accepted creates lose their answer (the connection drops): "Twilio took it, the
         # client never heard".
         self.hang_up_after_accepting = 0
+        self.connections = 0  # TCP connections clients opened: a kept client sends many requests over one
         self._lock = threading.Lock()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # as Twilio's API: the connection stays open for the client's next request
+            # Headers and body leave in two writes; with Nagle's algorithm the body waited for the client's delayed
+            # ACK, 40 ms a request on a kept connection.
+            disable_nagle_algorithm = True
+
+            def setup(self) -> None:
+                super().setup()
+                with stub._lock:
+                    stub.connections += 1
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
