@@ -58,12 +58,13 @@ class Stack:
         commands = {
             "web": [str(BIN / "gunicorn"), "helpline.project.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
                     "--workers", "2", "--threads", "8", "--timeout", "30"],
-            "critical-worker": [str(BIN / "celery"), "--app", "helpline", "worker", "--queues", "critical,escalation",
-                                "--hostname", "critical@%h", "--concurrency", "1", "--loglevel", "WARNING"],
+            "critical-worker": [str(BIN / "celery"), "--app", "helpline", "worker", "--queues",
+                                "critical,alerts,escalation", "--hostname", "critical@%h", "--concurrency", "1",
+                                "--loglevel", "WARNING"],
             # The general worker yields the CPU to intake and the critical worker (nice 10), as in the Procfile:
             # under a surge, answering the citizen and critical cases come first; the rest drains after.
             "worker": ["nice", "-n", "10", str(BIN / "celery"), "--app", "helpline", "worker", "--queues",
-                       "critical,escalation,triage,notifications,retries,default", "--hostname", "worker@%h",
+                       "critical,alerts,escalation,triage,notifications,retries,default", "--hostname", "worker@%h",
                        "--concurrency", "3", "--loglevel", "WARNING"],
             # The semantic model's second look, niced as the general worker (deploy/supervisord.conf): intake and
             # the critical worker come first. Its CPU is reported apart: the model's cost per message.

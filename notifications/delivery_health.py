@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models import Count, Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from helpline.cases.dispatch import CRITICAL_QUEUE
+from helpline.cases.dispatch import ALERTS_QUEUE
 from helpline.roster.selectors import all_supervisors
 from notifications.models import DeliveryAttempt, Notification, NotificationKind
 from notifications.outbox import DELIVERY_ALERT_PREFIX, FAILED, RETRY, SENT, last_successful_send, queue_notification
@@ -138,7 +138,7 @@ def _tell_supervisors(prefix: str, outage: str, text: str) -> int:
     for supervisor in all_supervisors():
         notification = queue_notification(
             key=f"{prefix}{outage}:{supervisor.pk}", to_number=str(supervisor.phone), body=text,
-            kind=NotificationKind.ESCALATION, recipient=supervisor.user, queue=CRITICAL_QUEUE,
+            kind=NotificationKind.ESCALATION, recipient=supervisor.user, queue=ALERTS_QUEUE,
         )  # fmt: skip
         written += notification is not None
     return written

@@ -20,7 +20,7 @@ from django.db.models import F, OuterRef, Q, Subquery, When
 from django.utils import timezone
 
 from helpline.cases import services as case_services
-from helpline.cases.dispatch import CRITICAL_QUEUE, NOTIFICATIONS_QUEUE, RETRY_QUEUE, enqueue_after_commit, publish
+from helpline.cases.dispatch import ALERTS_QUEUE, NOTIFICATIONS_QUEUE, RETRY_QUEUE, enqueue_after_commit, publish
 from helpline.cases.models import Case, CaseStatus, Channel, EventKind, Message, Priority
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import all_supervisors
@@ -85,8 +85,9 @@ def queue_notification(
 
 
 def queue_for(case: Case | None) -> str:
-    """About a critical case, a message rides the critical queue: a surge of other notifications never delays it."""
-    return CRITICAL_QUEUE if case is not None and case.priority == Priority.CRITICAL else NOTIFICATIONS_QUEUE
+    """About a critical case, a message rides the alerts queue, which the critical worker takes: a surge of other
+    notifications never delays it."""
+    return ALERTS_QUEUE if case is not None and case.priority == Priority.CRITICAL else NOTIFICATIONS_QUEUE
 
 
 def notify_staff(
@@ -230,7 +231,7 @@ def _record_send_result(notification: Notification, result: SendResult, *, claim
         logger.warning("notification %s: transient failure %s, retry in %.0fs", notification.pk, result.error_code,
                        delay.total_seconds())  # fmt: skip
         is_critical = notification.case is not None and notification.case.priority == Priority.CRITICAL
-        retry_queue = CRITICAL_QUEUE if is_critical else RETRY_QUEUE
+        retry_queue = ALERTS_QUEUE if is_critical else RETRY_QUEUE
         return DeliveryOutcome(DeliveryStatus.QUEUED, retry_in=delay.total_seconds(), queue=retry_queue)
     notification.status = DeliveryStatus.FAILED
     notification.save(update_fields=["status", "last_error", "last_error_code"])

@@ -99,9 +99,9 @@ def queues(monkeypatch) -> Queues:
 
     monkeypatch.setattr(dispatch, "PUBLISH_DEADLINE_SECONDS", 5.0)
     queues = Queues()
-    queues.purge("triage", "critical", "notifications", "default", "model")
+    queues.purge("triage", "critical", "alerts", "notifications", "default", "model")
     yield queues
-    queues.purge("triage", "critical", "notifications", "default", "model")
+    queues.purge("triage", "critical", "alerts", "notifications", "default", "model")
 
 
 @pytest.fixture

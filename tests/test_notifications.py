@@ -314,13 +314,13 @@ def test_sending_keeps_to_the_numbers_rate(clock, twilio_api, settings):
     assert len(twilio_api.messages) == 1
 
 
-def test_a_retry_about_a_critical_case_stays_on_the_critical_queue(clock, twilio_api):
+def test_a_retry_about_a_critical_case_stays_on_the_alerts_queue(clock, twilio_api):
     on_duty()
     assigned_case("ubit će me, ima nož")
     twilio_api.error(503, 20503, "Service Unavailable")
     sms = Notification.objects.get(channel="sms")
     outcome = outbox.deliver(sms.pk)
-    assert (outcome.status, outcome.queue) == ("queued", "critical")
+    assert (outcome.status, outcome.queue) == ("queued", "alerts")
 
 
 def test_a_notification_written_while_the_broker_is_down_stays_queued_for_the_relay(
@@ -438,9 +438,13 @@ def test_a_priority_whose_policy_was_deleted_still_escalates_by_the_built_in_lad
     assert ladder.run_due_escalations() == 1
 
 
-def test_a_notification_about_a_critical_case_rides_the_critical_queue(queues, django_capture_on_commit_callbacks):
+def test_a_notification_about_a_critical_case_rides_the_alerts_queue_beside_critical_triage(
+    queues, django_capture_on_commit_callbacks
+):
+    """The critical worker takes critical triage and these alerts in turn: a critical triage waits for one alert at
+    most, never behind a ladder's thousands in the same queue."""
     critical, normal = CaseFactory(priority="critical"), CaseFactory(priority="normal")
     with django_capture_on_commit_callbacks(execute=True):
         outbox.queue_notification(key="c", to_number="+38761999000", body="x", kind="assignment", case=critical)
         outbox.queue_notification(key="n", to_number="+38761999000", body="x", kind="assignment", case=normal)
-    assert (queues.size("critical"), queues.size("notifications")) == (1, 1)
+    assert (queues.size("alerts"), queues.size("notifications"), queues.size("critical")) == (1, 1, 0)

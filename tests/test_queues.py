@@ -35,7 +35,8 @@ def test_every_task_has_a_route_to_a_known_queue():
 def test_every_queue_is_consumed_by_a_worker_and_the_critical_worker_takes_critical_work(path):
     workers = _consumed_queues((ROOT / path).read_text())
     assert set().union(*workers) == set(dispatch.QUEUES)
-    assert {dispatch.CRITICAL_QUEUE, dispatch.ESCALATION_QUEUE} in workers  # a worker of their own
+    critical_work = {dispatch.CRITICAL_QUEUE, dispatch.ALERTS_QUEUE, dispatch.ESCALATION_QUEUE}
+    assert critical_work in workers  # a worker of their own
 
 
 def _queue_arguments(tree: ast.AST):

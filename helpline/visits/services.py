@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from helpline.cases import ticks
-from helpline.cases.dispatch import CRITICAL_QUEUE
+from helpline.cases.dispatch import ALERTS_QUEUE
 from helpline.cases.models import Case, mask_phone
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import all_supervisors, is_supervisor, supervisors_on_duty
@@ -315,7 +315,7 @@ def _all_clear(visit: Visit) -> None:
     for index, number in enumerate(sorted({str(n) for n in told})):
         queue_notification(
             key=f"{VISIT_KEY_PREFIX}{visit.pk}:clear:{visit.events.count()}:{index}", to_number=number,
-            body=texts.all_clear(visit), kind=NotificationKind.ESCALATION, queue=CRITICAL_QUEUE,
+            body=texts.all_clear(visit), kind=NotificationKind.ESCALATION, queue=ALERTS_QUEUE,
         )  # fmt: skip
 
 
@@ -458,7 +458,7 @@ def _run_action(visit: Visit, action: str, step: int) -> bool:
             for channel in (NotificationChannel.VOICE, NotificationChannel.SMS):
                 told |= queue_notification(
                     key=f"{key}:fallback:{index}:{channel}", to_number=number, body=render(visit, ""),
-                    kind=NotificationKind.ESCALATION, channel=channel, queue=CRITICAL_QUEUE,
+                    kind=NotificationKind.ESCALATION, channel=channel, queue=ALERTS_QUEUE,
                 ) is not None  # fmt: skip
         return told
     logger.error("unknown visit escalation action %r on visit %s", action, visit.pk)
@@ -476,7 +476,7 @@ def _send(visit: Visit, person: StaffProfile, key: str, body: str, *, call: bool
     for channel in [NotificationChannel.SMS] + ([NotificationChannel.VOICE] if call else []):
         told |= queue_notification(
             key=f"{key}:{channel}", to_number=str(person.phone or ""), body=body, kind=NotificationKind.ESCALATION,
-            recipient=person.user, channel=channel, ack_code=code, queue=CRITICAL_QUEUE,
+            recipient=person.user, channel=channel, ack_code=code, queue=ALERTS_QUEUE,
         ) is not None  # fmt: skip
     return told
 
