@@ -4,6 +4,8 @@ import datetime as dt
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from helpline.cases import services as case_services
@@ -212,7 +214,10 @@ def test_in_a_surge_the_sweep_does_not_copy_doorbells_still_waiting_in_their_que
     # A copy would join the back of the same queue; only after half an hour is a doorbell in a busy queue taken for
     # lost (a worker killed holding it, a queue that never empties).
     Case.objects.filter(pk=behind_a_long_queue.pk).update(triage_requested_at=timezone.now() - dt.timedelta(minutes=6))
-    assert actions.sweep_untriaged() == 0
+    with CaptureQueriesContext(connection) as queries:
+        assert actions.sweep_untriaged() == 0
+    # Both queues busy: no case's messages are read to choose a queue nothing is sent to.
+    assert not any("helpline_message" in query["sql"].split("WHERE")[0] for query in queries.captured_queries)
     Case.objects.filter(pk=behind_a_long_queue.pk).update(triage_requested_at=timezone.now() - dt.timedelta(minutes=31))
     assert actions.sweep_untriaged() == 1
     assert queues.size("triage") == 4

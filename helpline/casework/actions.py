@@ -333,17 +333,29 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
     )
     if not waiting and not unassigned:
         return 0
-    first_messages = _first_inbound_bodies([case_id for case_id, _ in waiting])
-    queue_of = {case_id: triage.queue_for_text(first_messages.get(case_id, "")) for case_id, _ in waiting + unassigned}
     # In a surge the triage queue holds minutes of doorbells, and every case behind them passes the grace: copying
     # them all (5,722 copies for 6,000 contacts at 100/s) doubled the work in front of new contacts, and a copy
     # joins the back of the same queue, so it is served no sooner than the doorbell it copies. While a queue holds
     # doorbells (or the broker cannot say how many), a case is taken for lost only after LOST_IN_A_BUSY_QUEUE.
     queued = waiting_in_queues(CRITICAL_QUEUE, TRIAGE_QUEUE, deadline=QUEUE_READ_DEADLINE_SECONDS)
+    busy = {name for name, count in (queued or {}).items() if count}
+    # Which queue a case rides (read from its first message) matters only to ring it, or when one queue is busy and
+    # the other empty: in a surge both are busy, and reading 500 messages every 10 s to decide nothing cost the
+    # general worker a twentieth of its CPU.
+    queues: dict[int, str] = {}
+
+    def queue_of(case_id: int) -> str:
+        if not queues:  # every case's at once, at the first question
+            bodies = _first_inbound_bodies([case_id for case_id, _ in waiting])
+            queues.update({case: triage.queue_for_text(bodies.get(case, "")) for case, _ in waiting + unassigned})
+        return queues[case_id]
 
     def taken_for_lost(case_id: int, rung_at: dt.datetime | None) -> bool:
-        queue_is_empty = queued is not None and not queued[queue_of[case_id]]
-        return rung_at is None or queue_is_empty or rung_at < now - LOST_IN_A_BUSY_QUEUE
+        if rung_at is None or rung_at < now - LOST_IN_A_BUSY_QUEUE:
+            return True
+        if queued is None or busy >= {CRITICAL_QUEUE, TRIAGE_QUEUE}:
+            return False
+        return queue_of(case_id) not in busy
 
     case_ids = [case_id for case_id, rung_at in waiting + unassigned if taken_for_lost(case_id, rung_at)]
     behind = len(waiting) + len(unassigned) - len(case_ids)
@@ -352,7 +364,7 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
     if case_ids:
         case_services.mark_triage_requested(case_ids)
         for sent, case_id in enumerate(case_ids):
-            if not publish(TRIAGE_TASK, case_id, queue=queue_of[case_id]):
+            if not publish(TRIAGE_TASK, case_id, queue=queue_of(case_id)):
                 # The broker is away: the rest would each wait the publish deadline, and stamped they would wait
                 # RESEND_BACKOFF after it returns. Unstamped, the first sweep after it returns rings them all.
                 case_services.mark_triage_not_requested(case_ids[sent:])
