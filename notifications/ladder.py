@@ -207,7 +207,7 @@ def turn_would_give_nothing_to(case: Case) -> bool:
 
 
 def forget_room_seen() -> None:
-    """Drop what the last turn saw: someone in this process just made room or came on duty (and tests start clean)."""
+    """Drop what the last turn saw, as a new process starts: each test begins so (tests/conftest.py)."""
     _RoomSeen.forget()
 
 
