@@ -174,6 +174,19 @@ last_assigned = TimelineEvent.objects.filter(case__in=cases, kind="assigned").ag
 figures["last_assignment_after_last_contact"] = (
     (last_assigned - last_contact).total_seconds() if last_contact and last_assigned else None
 )
+# The cases the rules read as critical (their first triage said so): from the case's creation to that triage.
+created = dict(cases.values_list("pk", "created_at"))
+first_triage = {}
+for case_id, details, at in TimelineEvent.objects.filter(case__in=cases, kind="triaged").order_by("id").values_list(
+    "case_id", "details", "created_at"
+):
+    first_triage.setdefault(case_id, (details.get("priority"), at))
+figures["rules_critical_triaged"] = [
+    (at - created[case_id]).total_seconds()
+    for case_id, (priority, at) in first_triage.items()
+    if priority == "critical"
+]
+figures["triaged_cases"] = len(first_triage)
 print(json.dumps(figures))
 """
 
@@ -377,6 +390,13 @@ def print_issue_figures(args, sent, report, drained_in, cpu_before, cpu_after, c
           f"maximum: {report['everyone_full']}")  # fmt: skip
     print(f"  CPU per contact {cpu_per_contact_ms:.1f} ms (web, workers, beat, PostgreSQL, Redis; sending and "
           f"draining; the model's worker apart); closed-loop intake {intake_rate / ceiling:.2f} of the bare insert")
+    # Where the drain stops before everything is triaged, the figure above divides by contacts not yet worked on.
+    rules_critical, triaged = report["rules_critical_triaged"], report["triaged_cases"]
+    worker_ms = 1000 * used.get("worker", 0.0) / max(triaged, 1)
+    print(f"  the general worker: {worker_ms:.1f} ms CPU per contact it triaged ({triaged} triaged); the rules' "
+          f"critical cases ({len(rules_critical)}) triaged p50 "
+          f"{statistics.median(rules_critical) if rules_critical else float('nan'):.2f} s, p99 "
+          f"{percentile(rules_critical, 0.99) if rules_critical else float('nan'):.2f} s after intake")  # fmt: skip
     model_done = report.get("model_done_in")
     model_sms = report["notify_model_critical"]
     print(f"  the model's second look (its own worker, nice 10): {model_ms:.1f} ms CPU per contact; read everything "
