@@ -4,9 +4,12 @@ critical rule apart), and nobody waits on the on-duty staff rows."""
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from helpline.cases.models import Case, CaseStatus, Priority
 from helpline.casework import actions
+from notifications import ladder
 from tests.concurrency import run_at_once
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
 
@@ -120,11 +123,6 @@ def test_in_a_surge_a_case_that_is_not_critical_leaves_giving_out_to_the_tick(mo
     """Everyone at their maximum: the next calm case's triage does not read the staff pool again (in a surge that
     turn cost a third of every triage and gave nothing out); the tick gives it out once someone has room, and a
     critical case still goes out at once, over the maximum."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    from notifications import ladder
-
     worker = on_duty(max_open_cases=1)
     first = case_saying(NORMAL)
     actions.do_triage_case(first.pk)  # the worker is now full, and this process saw it

@@ -205,7 +205,7 @@ def assign_case(
     """Give the case to a staff member; the status becomes assigned and the timeline says why. With `row_locked`,
     `case` was read with for_change() in the caller's transaction (a batch of waiting cases) and is changed as is."""
     locked = case if row_locked else Case.objects.for_change().get(pk=case.pk)
-    previous = locked.assigned_to if locked.assigned_to_id is not None else None
+    previous = locked.assigned_to
     if locked.status != CaseStatus.ASSIGNED:
         change_case_status(locked, CaseStatus.ASSIGNED, actor=by, reason=explanation, row_locked=True)
     locked.assigned_to = assignee
