@@ -3,8 +3,10 @@ person, and the read log with its unusual patterns."""
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import reduce
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -13,10 +15,7 @@ from django.db.models import Case as Case_
 from django.db.models import (
     CharField,
     Count,
-    DateTimeField,
     Exists,
-    ExpressionWrapper,
-    F,
     IntegerField,
     OuterRef,
     Q,
@@ -84,7 +83,8 @@ def _rule_condition(category: str, outcome: str) -> Q:
 
 
 def with_retention(cases: QuerySet[Case]) -> QuerySet[Case]:
-    """Adds `outcome`, `retention_days`, `ended_at` (resolved, else last changed) and `keep_until`."""
+    """Adds `outcome` and `retention_days`, and lets a query filter on `ended_at` (resolved, else last changed),
+    as `past_retention` does."""
     rules = [rule for rule in retention_rules() if rule[1] == ANY or rule[1] in OUTCOMES]
     outcome = Case_(
         *(When(condition, then=Value(name)) for name, condition in OUTCOMES.items()),
@@ -94,15 +94,17 @@ def with_retention(cases: QuerySet[Case]) -> QuerySet[Case]:
         *(When(_rule_condition(category, outcome_), then=Value(days)) for category, outcome_, days in rules),
         default=Value(settings.RETENTION_DEFAULT_DAYS), output_field=IntegerField(),
     )  # fmt: skip
-    return cases.annotate(
-        outcome=outcome,
-        retention_days=days,
-        ended_at=Coalesce("resolved_at", "updated_at"),
-    ).annotate(
-        keep_until=ExpressionWrapper(
-            F("ended_at") + F("retention_days") * Value(dt.timedelta(days=1)), output_field=DateTimeField()
-        )
-    )
+    return cases.annotate(outcome=outcome, retention_days=days).alias(ended_at=Coalesce("resolved_at", "updated_at"))
+
+
+def past_retention(now: dt.datetime) -> Q:
+    """Ended more than its retention before `now`, for a query `with_retention` made: one condition per number of
+    days the settings use, each against a fixed moment. The sum of a date and a number of days computed in the
+    database was a number on SQLite (`make run`'s embedded database), which compared as "expired" for every case
+    and could not be read back as a date."""
+    periods = {days for _, _, days in retention_rules()} | {settings.RETENTION_DEFAULT_DAYS}
+    conditions = [Q(retention_days=days, ended_at__lt=now - dt.timedelta(days=days)) for days in sorted(periods)]
+    return reduce(operator.or_, conditions)
 
 
 def is_held() -> Exists:
@@ -120,7 +122,7 @@ def ended_cases() -> QuerySet[Case]:
 
 def expired_cases(now: dt.datetime) -> QuerySet[Case]:
     """Ended cases past their retention, without a legal hold: what the daily job anonymises, oldest first."""
-    due = with_retention(ended_cases()).filter(keep_until__lt=now)
+    due = with_retention(ended_cases()).filter(past_retention(now))
     return due.exclude(is_held()).order_by("pk")
 
 
@@ -145,7 +147,7 @@ def retention_plan(now: dt.datetime | None = None) -> RetentionPlan:
     for row in expired_cases(now).values("reference", "category", "outcome", "retention_days"):
         plan.to_anonymise[(row["category"] or "-", row["outcome"], row["retention_days"])] += 1
         plan.references.append(row["reference"])
-    held = with_retention(ended_cases()).filter(keep_until__lt=now).filter(is_held()).select_related("legal_hold")
+    held = with_retention(ended_cases()).filter(past_retention(now)).filter(is_held()).select_related("legal_hold")
     plan.held = [(case.reference, case.legal_hold.reason) for case in held.order_by("pk")]
     return plan
 
