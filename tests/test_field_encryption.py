@@ -153,7 +153,7 @@ def test_a_malformed_key_is_refused_at_start(tmp_path):
 def test_staff_notes_and_reasons_on_the_timeline_are_encrypted_and_ids_stay_queryable():
     case = CaseFactory()
     services.record_event(case, EventKind.NOTE, text="Majka kaže da otac pije svaku noć.", assignee_id=7)
-    (details,) = raw_rows("SELECT details::text FROM helpline_timelineevent WHERE kind = 'note'")[0]
+    (details,) = raw_rows("SELECT CAST(details AS TEXT) FROM helpline_timelineevent WHERE kind = 'note'")[0]
     assert "otac" not in details and "pije" not in details
     event = case.timeline.get(kind=EventKind.NOTE)
     assert event.details == {"text": "Majka kaže da otac pije svaku noć.", "assignee_id": 7}
