@@ -41,6 +41,31 @@ def test_triage_records_priority_category_and_reasons_on_the_timeline():
     assert any("me tuce" in reason for reason in triaged.details["reasons"])
 
 
+def test_the_timeline_of_a_triaged_and_assigned_case_reads_in_the_order_it_happened():
+    worker = on_duty_worker()
+    case = case_saying("Muž me tuče, djeca plaču")
+    actions.do_triage_case(case.pk)
+    events = list(case.timeline.order_by("created_at", "id"))
+    assert [(event.kind, event.details.get("to_status")) for event in events[:4]] == [
+        (EventKind.TRIAGED, None),
+        (EventKind.STATUS_CHANGED, CaseStatus.TRIAGED),
+        (EventKind.STATUS_CHANGED, CaseStatus.ASSIGNED),
+        (EventKind.ASSIGNED, None),
+    ]
+    assert events[3].details["assignee"] == worker.user.get_username()
+
+
+def test_an_assignment_the_status_forbids_changes_neither_the_case_nor_its_timeline(monkeypatch):
+    worker = on_duty_worker()
+    case = CaseFactory(status=CaseStatus.NEW)
+    monkeypatch.setitem(case_services.ALLOWED_TRANSITIONS, CaseStatus.NEW, frozenset({CaseStatus.TRIAGED}))
+    with pytest.raises(case_services.CaseTransitionError):
+        case_services.assign_case(case, worker.user, explanation="by hand")
+    case.refresh_from_db()
+    assert (case.status, case.assigned_to) == (CaseStatus.NEW, None)
+    assert not case.timeline.exists()
+
+
 def test_the_case_goes_to_a_worker_who_speaks_the_language():
     on_duty_worker(languages=["bs"])
     english_speaker = on_duty_worker(languages=["bs", "en"])

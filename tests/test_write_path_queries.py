@@ -36,12 +36,13 @@ START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 SMS_FROM_A_NEW_CALLER = 12
 SMS_FROM_A_CALLER_WITH_AN_OPEN_CASE = 11  # measured 11, the same checks on the caller's open case
 WEB_INQUIRY = 6  # measured 6
-# measured 35 (a critical case: an SMS and a call to the worker). 43 before issue 18; then 1 since triage asks
+# measured 31 (a critical case: an SMS and a call to the worker). 43 before issue 18; then 1 since triage asks
 # which crisis events are active to group the contact, and 2 since assignment is a batch in its own short
 # transaction after triage commits (its savepoint here), which frees the case and the staff rows sooner; then 11
 # fewer since the case's row, read once under its lock, is changed as it is (no second and third read of it, no
-# savepoint per change) and its caller comes with it.
-TRIAGE_AND_ASSIGNMENT = 35
+# savepoint per change) and its caller comes with it; then 4 fewer since a triage that changes the status, and an
+# assignment, each write the row in one UPDATE and their two timeline events in one INSERT.
+TRIAGE_AND_ASSIGNMENT = 31
 ESCALATION_REMINDER_STEP = 16  # measured 16: 15, and 1 since the ladder asks whether surge mode is on
 ESCALATION_REASSIGN_STEP = 25  # measured 25 (critical: the new worker gets an SMS and a call); 27 before the
 # assignment changed the row it had locked as it was

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -52,6 +55,10 @@ class CaseTransitionError(Exception):
 # --- Timeline and status -----------------------------------------------------------------------------------
 
 
+# Events waiting to be written together (see `timeline_written_together`); None outside such a block.
+_events_to_write: ContextVar[list[TimelineEvent] | None] = ContextVar("events_to_write", default=None)
+
+
 def record_event(
     case: Case,
     kind: str,
@@ -60,10 +67,40 @@ def record_event(
     actor_kind: str = ActorKind.SYSTEM,
     **details: Any,
 ) -> TimelineEvent:
-    """Append one event to a case's timeline. Details must never hold a citizen's message text."""
+    """Append one event to a case's timeline. Details must never hold a citizen's message text.
+
+    Inside `timeline_written_together` the event is written when the block ends (and returned unsaved)."""
     if actor is not None:
         actor_kind = ActorKind.STAFF
-    return TimelineEvent.objects.create(case=case, kind=kind, actor=actor, actor_kind=actor_kind, details=details)
+    event = TimelineEvent(case=case, kind=kind, actor=actor, actor_kind=actor_kind, details=details)
+    pending = _events_to_write.get()
+    if pending is None:
+        event.save()
+    else:
+        pending.append(event)
+    return event
+
+
+@contextmanager
+def timeline_written_together() -> Iterator[None]:
+    """Events recorded inside the block are inserted in one statement when it ends, in the order recorded.
+
+    For the few events of one change in one transaction (a triage and its status, an assignment and its status):
+    the same timeline, one round trip instead of one per event. Nothing inside may read those events back. If the
+    block raises, nothing is written (its transaction is rolled back anyway). A block inside another writes with
+    the outer one.
+    """
+    if _events_to_write.get() is not None:
+        yield
+        return
+    pending: list[TimelineEvent] = []
+    token = _events_to_write.set(pending)
+    try:
+        yield
+    finally:
+        _events_to_write.reset(token)
+    if pending:
+        TimelineEvent.objects.bulk_create(pending)
 
 
 def change_case_status(
@@ -74,6 +111,7 @@ def change_case_status(
     actor_kind: str = ActorKind.SYSTEM,
     reason: str = "",
     row_locked: bool = False,
+    also_save: Iterable[str] = (),
     **details: Any,
 ) -> Case:
     """The one way a case's status changes: checks the transition under a row lock and writes the timeline.
@@ -81,19 +119,31 @@ def change_case_status(
     Returns the locked, updated case; the caller's own copy may be stale. With `row_locked` the caller read `case`
     with for_change() in its current transaction and it is changed as it is: no second read of the row and no
     savepoint (a refused transition is raised before anything is written). Triage and assignment, which hold the
-    row already, spent two of every five queries on those.
+    row already, spent two of every five queries on those. `also_save` names other fields the caller changed on the
+    locked row, written in the same UPDATE as the status.
     """
     if row_locked:
-        return _change_locked_case_status(case, to_status, actor=actor, actor_kind=actor_kind, reason=reason, **details)
+        return _change_locked_case_status(
+            case, to_status, actor=actor, actor_kind=actor_kind, reason=reason, also_save=also_save, **details
+        )
     with transaction.atomic():
         locked = Case.objects.for_change().get(pk=case.pk)
-        _change_locked_case_status(locked, to_status, actor=actor, actor_kind=actor_kind, reason=reason, **details)
+        _change_locked_case_status(
+            locked, to_status, actor=actor, actor_kind=actor_kind, reason=reason, also_save=also_save, **details
+        )
     case.status, case.resolved_at = locked.status, locked.resolved_at
     return locked
 
 
 def _change_locked_case_status(
-    locked: Case, to_status: str, *, actor: AbstractBaseUser | None, actor_kind: str, reason: str, **details: Any
+    locked: Case,
+    to_status: str,
+    *,
+    actor: AbstractBaseUser | None,
+    actor_kind: str,
+    reason: str,
+    also_save: Iterable[str],
+    **details: Any,
 ) -> Case:
     from_status = locked.status
     if to_status not in ALLOWED_TRANSITIONS.get(from_status, ()):
@@ -112,7 +162,7 @@ def _change_locked_case_status(
         locked.resolved_at = timezone.now()
     elif is_reopen:
         locked.resolved_at = None
-    locked.save(update_fields=["status", "resolved_at", "updated_at"])
+    locked.save(update_fields=list(dict.fromkeys(["status", "resolved_at", "updated_at", *also_save])))
     record_event(
         locked,
         EventKind.STATUS_CHANGED,
@@ -164,23 +214,25 @@ def record_triage(
     locked.priority = new_priority
     locked.triaged_at = timezone.now()
     locked.awaiting_model, locked.critical_by_words = awaiting_model, critical_by_words if awaiting_model else 0.0
-    locked.save(
-        update_fields=["priority", "category", "triaged_at", "awaiting_model", "critical_by_words", "updated_at"]
-    )
+    triage_fields = ["priority", "category", "triaged_at", "awaiting_model", "critical_by_words", "updated_at"]
     details = {"second_look": True} if second_look else {}
-    record_event(
-        locked,
-        EventKind.TRIAGED,
-        priority=locked.priority,
-        category=locked.category,
-        suggested_priority=priority,
-        reasons=reasons,
-        up_to_message_id=up_to_message_id,
-        raised_by_earlier_contact=raised_by_earlier_contact,
-        **details,
-    )
-    if locked.status == CaseStatus.NEW:
-        change_case_status(locked, CaseStatus.TRIAGED, reason="triage", row_locked=True)
+    # One UPDATE of the row and one INSERT of both events, where a new case's status changes too.
+    with timeline_written_together():
+        record_event(
+            locked,
+            EventKind.TRIAGED,
+            priority=locked.priority,
+            category=locked.category,
+            suggested_priority=priority,
+            reasons=reasons,
+            up_to_message_id=up_to_message_id,
+            raised_by_earlier_contact=raised_by_earlier_contact,
+            **details,
+        )
+        if locked.status == CaseStatus.NEW:
+            change_case_status(locked, CaseStatus.TRIAGED, reason="triage", row_locked=True, also_save=triage_fields)
+        else:
+            locked.save(update_fields=triage_fields)
     case.priority, case.category, case.status = locked.priority, locked.category, locked.status
     case.awaiting_model, case.triaged_at = locked.awaiting_model, locked.triaged_at
     return locked
@@ -206,19 +258,29 @@ def assign_case(
     `case` was read with for_change() in the caller's transaction (a batch of waiting cases) and is changed as is."""
     locked = case if row_locked else Case.objects.for_change().get(pk=case.pk)
     previous = locked.assigned_to
-    if locked.status != CaseStatus.ASSIGNED:
-        change_case_status(locked, CaseStatus.ASSIGNED, actor=by, reason=explanation, row_locked=True)
     locked.assigned_to = assignee
-    locked.save(update_fields=["assigned_to", "updated_at"])
-    record_event(
-        locked,
-        EventKind.ASSIGNED,
-        actor=by,
-        assignee_id=assignee.pk,
-        assignee=assignee.get_username(),
-        previous=previous.get_username() if previous else None,
-        explanation=explanation,
-    )
+    # One UPDATE of the row (status and assignee) and one INSERT of both events.
+    with timeline_written_together():
+        if locked.status != CaseStatus.ASSIGNED:
+            try:
+                change_case_status(
+                    locked, CaseStatus.ASSIGNED, actor=by, reason=explanation, row_locked=True,
+                    also_save=["assigned_to"],
+                )  # fmt: skip
+            except CaseTransitionError:
+                locked.assigned_to = previous  # refused: the caller's copy of the row stays as it was
+                raise
+        else:
+            locked.save(update_fields=["assigned_to", "updated_at"])
+        record_event(
+            locked,
+            EventKind.ASSIGNED,
+            actor=by,
+            assignee_id=assignee.pk,
+            assignee=assignee.get_username(),
+            previous=previous.get_username() if previous else None,
+            explanation=explanation,
+        )
     case.assigned_to, case.status = locked.assigned_to, locked.status
     return locked
 
