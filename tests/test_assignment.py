@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -61,6 +61,12 @@ def test_an_assignment_the_status_forbids_changes_neither_the_case_nor_its_timel
     monkeypatch.setitem(case_services.ALLOWED_TRANSITIONS, CaseStatus.NEW, frozenset({CaseStatus.TRIAGED}))
     with pytest.raises(case_services.CaseTransitionError):
         case_services.assign_case(case, worker.user, explanation="by hand")
+    # A batch hands over the row it locked; a refusal leaves that copy as it was too.
+    with transaction.atomic():
+        locked = Case.objects.for_change().get(pk=case.pk)
+        with pytest.raises(case_services.CaseTransitionError):
+            case_services.assign_case(locked, worker.user, explanation="by hand", row_locked=True)
+        assert locked.assigned_to is None
     case.refresh_from_db()
     assert (case.status, case.assigned_to) == (CaseStatus.NEW, None)
     assert not case.timeline.exists()

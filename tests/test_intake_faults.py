@@ -29,15 +29,12 @@ from tests.intake_faults import (
     signed_sms,
 )
 
-requires_postgres = pytest.mark.skipif(
-    "postgresql" not in django_settings.DATABASES["default"]["ENGINE"], reason="needs concurrent transactions"
-)
+ON_POSTGRESQL = "postgresql" in django_settings.DATABASES["default"]["ENGINE"]
+requires_postgres = pytest.mark.skipif(not ON_POSTGRESQL, reason="needs concurrent transactions")
 concurrent = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 # A database server that stops: the embedded SQLite database is a file with no server, and the tests' in-memory
 # copy of it is gone once its last connection closes, so these run against PostgreSQL (CI, `make faults`).
-database_server = pytest.mark.skipif(
-    "postgresql" not in django_settings.DATABASES["default"]["ENGINE"], reason="simulates PostgreSQL stopping"
-)
+database_server = pytest.mark.skipif(not ON_POSTGRESQL, reason="simulates PostgreSQL stopping")
 SPOOLED_REFERENCE = re.compile(r"SOS-\d{4}-S[2-9A-HJKMNP-TV-Z]{6}")
 
 
