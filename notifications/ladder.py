@@ -28,7 +28,7 @@ from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import all_supervisors, supervisors_on_duty
 from helpline.roster.services import mark_assigned
 from notifications import surge, texts
-from notifications.models import EscalationPolicy, Notification, NotificationChannel, NotificationKind, StepAction
+from notifications.models import EscalationStep, Notification, NotificationChannel, NotificationKind, StepAction
 from notifications.outbox import WAITING_FOR_ACKNOWLEDGEMENT, notify_staff, queue_notification
 from triage.assignment import StaffPool, choose_assignee, pick_assignee, take_assignment_turn
 
@@ -116,12 +116,14 @@ def ladder_problems(steps: list[tuple[int, str, int]], repeat_from: int | None) 
 def ladder_for(priority: str) -> Ladder:
     """The policy of a priority as it stands now (the admin's), or the shipped fallback."""
     priority = priority or Priority.NORMAL
-    policy = EscalationPolicy.objects.filter(priority=priority).first()
-    steps = tuple(policy.steps.values_list("number", "action", "wait_minutes").order_by("number")) if policy else ()
-    if policy is None or not steps:
+    # One read: the steps with their policy's fields beside them (a priority has at most one policy).
+    fields = ("policy__acknowledge_within_minutes", "policy__repeat_from_step", "number", "action", "wait_minutes")
+    rows = list(EscalationStep.objects.filter(policy__priority=priority).order_by("number").values_list(*fields))
+    if not rows:  # no policy, or one without steps
         return FALLBACK_LADDERS.get(priority, FALLBACK_LADDERS[Priority.NORMAL])
-    repeat_from = policy.repeat_from_step or steps[-1][0]
-    return Ladder(policy.acknowledge_within_minutes, steps, repeat_from)
+    acknowledge_within, repeat_from = rows[0][0], rows[0][1]
+    steps = tuple(row[2:] for row in rows)
+    return Ladder(acknowledge_within, steps, repeat_from or steps[-1][0])
 
 
 # --- Handing a case to someone ----------------------------------------------------------------------------------
@@ -139,13 +141,16 @@ def hand_over(
     per person itself."""
     now = timezone.now()
     with transaction.atomic(savepoint=False):  # all or nothing with the caller's transaction, one when none
-        case = case_services.assign_case(case, staff.user, by=by, explanation=explanation, row_locked=row_locked)
+        if not row_locked:  # the ladder is that of the priority the case has under its lock, not a stale copy's
+            case = Case.objects.for_change().get(pk=case.pk)
+        clock: dict = {}
+        if restart_clock:  # the clock starts in the assignment's own write
+            ladder = policy or ladder_for(case.priority)
+            clock = {"acknowledge_by": now + dt.timedelta(minutes=ladder.acknowledge_within_minutes),
+                     "ladder": ladder.as_snapshot()}  # fmt: skip
+        case = case_services.assign_case(case, staff.user, by=by, explanation=explanation, row_locked=True, **clock)
         if mark_idle_clock:
             mark_assigned(staff.user_id, now)
-        if restart_clock:
-            ladder = policy or ladder_for(case.priority)
-            deadline = now + dt.timedelta(minutes=ladder.acknowledge_within_minutes)
-            case_services.start_escalation_clock(case, acknowledge_by=deadline, ladder=ladder.as_snapshot())
         if quiet is None:
             quiet = surge.is_quiet_for(case)
         if not (quiet and case.priority != Priority.CRITICAL):  # in surge mode the worker reads the minute's digest
@@ -371,8 +376,8 @@ def _reassign(case: Case, step: int, *, require_room: bool = False) -> bool:
         return False
     hand_over(
         case, choice.staff, explanation=f"escalation step {step}, not acknowledged in time: {choice.summary}",
-        restart_clock=False,
-    )
+        restart_clock=False, row_locked=True,  # the step read the case for change
+    )  # fmt: skip
     return True
 
 

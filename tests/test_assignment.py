@@ -65,10 +65,13 @@ def test_an_assignment_the_status_forbids_changes_neither_the_case_nor_its_timel
     with transaction.atomic():
         locked = Case.objects.for_change().get(pk=case.pk)
         with pytest.raises(case_services.CaseTransitionError):
-            case_services.assign_case(locked, worker.user, explanation="by hand", row_locked=True)
-        assert locked.assigned_to is None
+            case_services.assign_case(
+                locked, worker.user, explanation="by hand", row_locked=True,
+                acknowledge_by=timezone.now(), ladder=[[1, "reminder", 5]],
+            )  # fmt: skip
+        assert (locked.assigned_to, locked.acknowledge_by, locked.escalation_ladder) == (None, None, [])
     case.refresh_from_db()
-    assert (case.status, case.assigned_to) == (CaseStatus.NEW, None)
+    assert (case.status, case.assigned_to, case.acknowledge_by) == (CaseStatus.NEW, None, None)
     assert not case.timeline.exists()
 
 

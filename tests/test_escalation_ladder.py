@@ -121,6 +121,20 @@ def test_a_policy_edited_after_the_clock_started_does_not_change_a_running_ladde
     assert case.escalation_step == 1 and case.escalation_ladder["steps"][0][1] == StepAction.REMIND_ASSIGNEE
 
 
+def test_a_supervisor_assigning_a_case_that_became_critical_meanwhile_starts_the_critical_clock(clock):
+    worker = on_duty(phone="+38761200301")
+    supervisor = on_duty(role="supervisor", phone="+38761200309")
+    case = CaseFactory(status=CaseStatus.TRIAGED, priority="normal")
+    page_open = Case.objects.get(pk=case.pk)  # the supervisor's page, read before the model raised the case
+    Case.objects.filter(pk=case.pk).update(priority="critical")
+    actions.do_assign(page_open, by=supervisor.user, staff=worker)
+    case.refresh_from_db()
+    critical = ladder.ladder_for("critical")
+    assert case.acknowledge_by == START + dt.timedelta(minutes=critical.acknowledge_within_minutes)
+    assert case.escalation_ladder == critical.as_snapshot()
+    assert Notification.objects.filter(recipient=worker.user, channel=NotificationChannel.VOICE).exists()
+
+
 def test_one_failing_case_does_not_hold_back_the_escalation_of_the_others(clock, monkeypatch):
     on_duty(phone="+38761200301")
     broken, healthy = critical_case(), critical_case()

@@ -41,11 +41,13 @@ WEB_INQUIRY = 6  # measured 6
 # transaction after triage commits (its savepoint here), which frees the case and the staff rows sooner; then 11
 # fewer since the case's row, read once under its lock, is changed as it is (no second and third read of it, no
 # savepoint per change) and its caller comes with it; then 4 fewer since a triage that changes the status, and an
-# assignment, each write the row in one UPDATE and their two timeline events in one INSERT.
-TRIAGE_AND_ASSIGNMENT = 31
+# assignment, each write the row in one UPDATE and their two timeline events in one INSERT; then 6 fewer since
+# triage and assignment take no savepoints inside their caller's transaction (4), the acknowledgement clock starts
+# in the assignment's UPDATE (1), and a ladder's policy and steps are read together (1).
+TRIAGE_AND_ASSIGNMENT = 25
 ESCALATION_REMINDER_STEP = 16  # measured 16: 15, and 1 since the ladder asks whether surge mode is on
-ESCALATION_REASSIGN_STEP = 25  # measured 25 (critical: the new worker gets an SMS and a call); 27 before the
-# assignment changed the row it had locked as it was
+ESCALATION_REASSIGN_STEP = 22  # measured 22 (critical: the new worker gets an SMS and a call); 27 before the
+# assignment changed the row it had locked as it was, 25 before the step handed over the row it had locked
 ACKNOWLEDGEMENT_BY_API = 15  # measured 15, signing in not counted (15 + 1 with a token)
 # One notification row is a savepoint, its insert and the release (its idempotency key may already exist).
 QUERIES_PER_NOTIFICATION = 3

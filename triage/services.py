@@ -129,7 +129,7 @@ class TriageRun:
     read_follow_up: bool = False
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # nothing here is caught and carried on from: no savepoint of its own
 def triage_case(case_id: int) -> TriageRun | None:
     """The first triage, by the rules (about a millisecond), so that assignment never waits for the model:
     classify the case's messages and link the caller's recent cases, under the case's row lock, and mark a case

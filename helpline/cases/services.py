@@ -249,29 +249,47 @@ def link_cases(case: Case, earlier: list[Case]) -> None:
     record_event(case, EventKind.LINKED, references=[other.reference for other in new])
 
 
-@transaction.atomic
 def assign_case(
     case: Case, assignee: AbstractBaseUser, *, by: AbstractBaseUser | None = None, explanation: str = "",
-    row_locked: bool = False,
+    row_locked: bool = False, acknowledge_by: dt.datetime | None = None, ladder: list[list] | None = None,
 ) -> Case:  # fmt: skip
     """Give the case to a staff member; the status becomes assigned and the timeline says why. With `row_locked`,
-    `case` was read with for_change() in the caller's transaction (a batch of waiting cases) and is changed as is."""
-    locked = case if row_locked else Case.objects.for_change().get(pk=case.pk)
+    `case` was read with for_change() in the caller's transaction (a batch of waiting cases) and is changed as is,
+    with no savepoint: a refused assignment is raised before anything is written. With `acknowledge_by` and
+    `ladder`, their acknowledgement clock starts in the same write (see `start_escalation_clock`)."""
+    if row_locked:
+        return _assign_locked_case(case, assignee, by, explanation, acknowledge_by, ladder)
+    with transaction.atomic():
+        locked = Case.objects.for_change().get(pk=case.pk)
+        _assign_locked_case(locked, assignee, by, explanation, acknowledge_by, ladder)
+    case.assigned_to, case.status = locked.assigned_to, locked.status
+    return locked
+
+
+def _assign_locked_case(
+    locked: Case, assignee: AbstractBaseUser, by: AbstractBaseUser | None, explanation: str,
+    acknowledge_by: dt.datetime | None, ladder: list[list] | None,
+) -> Case:  # fmt: skip
+    clock = _escalation_clock_fields(acknowledge_by, ladder) if acknowledge_by is not None else {}
+    before = {"assigned_to": locked.assigned_to} | {field: getattr(locked, field) for field in clock}
     previous = locked.assigned_to
     locked.assigned_to = assignee
-    # One UPDATE of the row (status and assignee) and one INSERT of both events.
+    for field, value in clock.items():
+        setattr(locked, field, value)
+    # One UPDATE of the row (status, assignee and clock) and one INSERT of both events.
     with timeline_written_together():
         if locked.status != CaseStatus.ASSIGNED:
             try:
                 change_case_status(
                     locked, CaseStatus.ASSIGNED, actor=by, reason=explanation, row_locked=True,
-                    also_save=["assigned_to"],
+                    also_save=["assigned_to", *clock],
                 )  # fmt: skip
             except CaseTransitionError:
-                locked.assigned_to = previous  # refused: the caller's copy of the row stays as it was
+                for field, value in before.items():  # refused: the caller's copy of the row stays as it was
+                    setattr(locked, field, value)
                 raise
         else:
-            locked.save(update_fields=["assigned_to", "updated_at"])
+            locked.save(update_fields=["assigned_to", "updated_at", *clock])
         record_event(
             locked,
             EventKind.ASSIGNED,
@@ -281,7 +299,6 @@ def assign_case(
             previous=previous.get_username() if previous else None,
             explanation=explanation,
         )
-    case.assigned_to, case.status = locked.assigned_to, locked.status
     return locked
 
 
@@ -324,10 +341,16 @@ def start_escalation_clock(case: Case, *, acknowledge_by: dt.datetime, ladder: l
     onto the case, so that editing or deleting a policy later can never end this case's ladder silently.
 
     `ladder` is a list of [step number, action, minutes to wait after it]. The caller holds the case's row lock."""
-    _save_escalation_fields(
-        case, acknowledge_by=acknowledge_by, escalation_due_at=acknowledge_by, escalation_step=0,
-        escalation_loop=0, escalation_ladder=ladder, acknowledged_at=None,
-    )  # fmt: skip
+    _save_escalation_fields(case, **_escalation_clock_fields(acknowledge_by, ladder))
+
+
+def _escalation_clock_fields(acknowledge_by: dt.datetime, ladder: list[list] | None) -> dict[str, Any]:
+    if ladder is None:
+        raise ValueError("an acknowledgement clock needs the ladder it runs")
+    return {
+        "acknowledge_by": acknowledge_by, "escalation_due_at": acknowledge_by, "escalation_step": 0,
+        "escalation_loop": 0, "escalation_ladder": ladder, "acknowledged_at": None,
+    }  # fmt: skip
 
 
 def advance_escalation(

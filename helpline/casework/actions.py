@@ -292,6 +292,7 @@ def _act_on_raised_priority(case: Case, raised_from: str) -> bool:
         ladder.hand_over(
             case, staff,
             explanation=f"the semantic model raised the priority from {raised_from} to {case.priority}",
+            row_locked=True,  # read for change by do_second_look
         )  # fmt: skip
     return False
 
