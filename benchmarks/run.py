@@ -190,7 +190,9 @@ figures["triaged_cases"] = len(first_triage)
 print(json.dumps(figures))
 """
 
-# Every worker and the supervisor on duty for the run (the demo rota has one worker at a time): "3 on duty".
+# Every worker and the supervisor on duty for the run, whatever the hour: the demo rota has one worker at a time,
+# so the on-duty count, and with it how much was assigned and how many alerts were sent, depended on when a run
+# started (1 or 2 on duty).
 ALL_ON_DUTY = (
     "import datetime as dt; from django.utils import timezone; from helpline.roster.models import Shift, StaffProfile; "
     "now = timezone.now(); "
@@ -286,10 +288,9 @@ def run_once(args) -> dict:
         # One minute to acknowledge, so the run shows escalation steps and their lateness.
         manage(env, "shell", "-c", "from notifications.models import EscalationPolicy as P; "
                                    "P.objects.update(acknowledge_within_minutes=1)")  # fmt: skip
-        if args.surge:
-            manage(env, "shell", "-c", ALL_ON_DUTY)
-            if not args.no_surge_mode:  # what the supervisor does when the board proposes it
-                manage(env, "shell", "-c", SURGE_ON)
+        manage(env, "shell", "-c", ALL_ON_DUTY)
+        if args.surge and not args.no_surge_mode:  # what the supervisor does when the board proposes it
+            manage(env, "shell", "-c", SURGE_ON)
         stack = Stack(args.port, env)
         stack.start(log_dir)
         try:
