@@ -286,6 +286,24 @@ def test_a_few_failures_in_a_quiet_hour_are_not_an_outage(clock, twilio_api, set
     assert delivery_health().failures == 2 and not delivery_health().is_failing
 
 
+def test_an_outage_right_after_a_busy_spell_is_told_to_supervisors_within_a_minute(clock, twilio_api, settings):
+    settings.NOTIFICATION_MAX_ATTEMPTS = 1
+    supervisor = StaffFactory(role="supervisor", phone="+38761300001")
+    for n in range(20):  # a busy spell: twenty staff alerts got out
+        sent = outbox.queue_notification(key=f"ok{n}", to_number="+38761999000", body="x", kind="reminder",
+                                         case=CaseFactory())  # fmt: skip
+        outbox.deliver(sent.pk)
+    clock.shift(dt.timedelta(minutes=2))
+    twilio_api.outage()
+    fail_staff_alerts(6)
+
+    health = delivery_health()
+    assert health.is_failing and (health.failures, health.sends, health.window_seconds) == (6, 6, 60)
+    assert alert_supervisors_of_failing_delivery() == 1
+    alert = Notification.objects.get(idempotency_key__startswith="delivery-alert:")
+    assert alert.recipient == supervisor.user and "6 od 6 u zadnjih 1 min" in alert.body
+
+
 def test_supervisors_are_told_once_per_outage_and_again_when_it_is_over(clock, twilio_api, settings):
     settings.NOTIFICATION_MAX_ATTEMPTS = 1
     settings.DELIVERY_ALERT_SENDER = "MG" + "1" * 32
