@@ -47,7 +47,7 @@ def acknowledge_case(case: Case, *, by: AbstractBaseUser, via: str) -> Case:
     if locked.status in (CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS):
         return locked
     if locked.assigned_to_id != by.pk:
-        locked = case_services.assign_case(locked, by, by=by, explanation=f"took the case ({via})")
+        locked = case_services.assign_case(locked, by, by=by, explanation=f"took the case ({via})", row_locked=True)
         mark_assigned(by.pk, timezone.now())
     locked = case_services.change_case_status(locked, CaseStatus.ACKNOWLEDGED, actor=by, reason=via)
     case_services.stop_escalation(locked, acknowledged_at=timezone.now())
@@ -143,7 +143,9 @@ def accept_call(case: Case, staff: StaffProfile) -> Case:
     with transaction.atomic():
         locked = Case.objects.for_change().get(pk=case.pk)
         if locked.assigned_to_id != staff.user_id:
-            locked = case_services.assign_case(locked, staff.user, explanation="answered the live call")
+            locked = case_services.assign_case(
+                locked, staff.user, explanation="answered the live call", row_locked=True
+            )
             mark_assigned(staff.user_id, timezone.now())
         return acknowledge_case(locked, by=staff.user, via=LIVE_CALL)
 

@@ -271,8 +271,8 @@ def _assign_locked_case(
     acknowledge_by: dt.datetime | None, ladder: list[list] | None,
 ) -> Case:  # fmt: skip
     clock = _escalation_clock_fields(acknowledge_by, ladder) if acknowledge_by is not None else {}
-    before = {"assigned_to": locked.assigned_to} | {field: getattr(locked, field) for field in clock}
     previous = locked.assigned_to
+    before = {"assigned_to": previous} | {field: getattr(locked, field) for field in clock}
     locked.assigned_to = assignee
     for field, value in clock.items():
         setattr(locked, field, value)
