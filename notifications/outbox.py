@@ -213,6 +213,10 @@ def _outgoing(notification: Notification) -> OutgoingMessage:
 
 @transaction.atomic
 def _record_send_result(notification: Notification, result: SendResult, *, claimed_attempt: int) -> DeliveryOutcome:
+    """`notification` is the row as this worker claimed it, its case read with it: the usual success records on it
+    without reading either again. A failure, or a claim lost meanwhile, reads the row under its lock."""
+    if result.ok and _mark_sent_if_still_claimed(notification, result, claimed_attempt=claimed_attempt):
+        return DeliveryOutcome(DeliveryStatus.SENT)
     notification = Notification.objects.for_change().get(pk=notification.pk)
     DeliveryAttempt.objects.create(
         notification=notification, result=SENT if result.ok else (RETRY if result.transient else FAILED),
@@ -240,12 +244,39 @@ def _record_send_result(notification: Notification, result: SendResult, *, claim
     return DeliveryOutcome(DeliveryStatus.FAILED)
 
 
+def _mark_sent_if_still_claimed(notification: Notification, result: SendResult, *, claimed_attempt: int) -> bool:
+    """The usual success: the row is still this worker's claim, so one conditional UPDATE records it (the UPDATE
+    takes the row lock and re-checks the claim, as a locked read would, in one round trip instead of two). False
+    when the claim was lost meanwhile (the relay took the worker for lost): the caller reads the row and decides."""
+    sent_at = timezone.now()
+    still_claimed = Notification.objects.filter(
+        pk=notification.pk, status=DeliveryStatus.SENDING, attempts=claimed_attempt
+    )
+    claimed = still_claimed.update(
+        status=DeliveryStatus.SENT, provider_sid=result.provider_sid or None, sent_at=sent_at, next_attempt_at=None
+    )
+    if not claimed:
+        return False
+    DeliveryAttempt.objects.create(
+        notification=notification, result=SENT, error_code=result.error_code, detail=result.detail
+    )
+    notification.status, notification.provider_sid, notification.sent_at, notification.next_attempt_at = (
+        DeliveryStatus.SENT, result.provider_sid or None, sent_at, None
+    )  # fmt: skip
+    _after_sent(notification)
+    return True
+
+
 def _mark_sent(notification: Notification, provider_sid: str) -> None:
     notification.status, notification.provider_sid, notification.sent_at = (
         DeliveryStatus.SENT, provider_sid or None, timezone.now()
     )  # fmt: skip
     notification.next_attempt_at = None
     notification.save(update_fields=["status", "provider_sid", "sent_at", "next_attempt_at"])
+    _after_sent(notification)
+
+
+def _after_sent(notification: Notification) -> None:
     _mirror_to_message(notification, DeliveryStatus.SENT)
     if notification.case_id and notification.message_id is None:
         case_services.record_event(

@@ -113,6 +113,31 @@ def test_an_sms_a_killed_worker_never_handed_to_twilio_goes_out_once_within_a_mi
     assert sms.status == DeliveryStatus.SENT and len(twilio_api.messages) == 1
 
 
+def test_an_sms_whose_twilio_call_outlived_the_claim_still_counts_as_sent_and_is_not_sent_again(
+    clock, twilio_api, monkeypatch
+):
+    worker = on_duty(phone="+38761200300")
+    assigned_case()
+    sms = Notification.objects.get(recipient=worker.user)
+    real_send = TwilioBackend.send
+
+    def slow_send(backend, outgoing):
+        # While Twilio takes its time, the row is claimed again (the relay took this worker for lost).
+        Notification.objects.filter(pk=sms.pk).update(attempts=2, next_attempt_at=START + outbox.SENDING_GRACE)
+        return real_send(backend, outgoing)
+
+    monkeypatch.setattr(TwilioBackend, "send", slow_send)
+    assert outbox.deliver(sms.pk).status == DeliveryStatus.SENT
+
+    sms.refresh_from_db()
+    assert sms.status == DeliveryStatus.SENT and sms.provider_sid == twilio_api.accepted[0]["sid"]
+    monkeypatch.setattr(TwilioBackend, "send", real_send)
+    clock.shift(dt.timedelta(seconds=31))
+    outbox.relay_queued()
+    outbox.deliver(sms.pk)
+    assert len(twilio_api.messages) == 1
+
+
 def test_a_call_a_killed_worker_had_placed_is_not_placed_again(clock, twilio_api):
     worker = on_duty(phone="+38761200300")
     assigned_case("ubit će me, ima nož")

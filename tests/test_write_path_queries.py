@@ -20,7 +20,8 @@ from rest_framework.test import APIClient
 
 from helpline.cases.models import Case, CaseStatus
 from helpline.casework import actions
-from notifications import ladder
+from notifications import ladder, outbox
+from notifications.models import DeliveryStatus, Notification
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
 
 pytestmark = [
@@ -49,6 +50,10 @@ ESCALATION_REMINDER_STEP = 16  # measured 16: 15, and 1 since the ladder asks wh
 ESCALATION_REASSIGN_STEP = 22  # measured 22 (critical: the new worker gets an SMS and a call); 27 before the
 # assignment changed the row it had locked as it was, 25 before the step handed over the row it had locked
 ACKNOWLEDGEMENT_BY_API = 15  # measured 15, signing in not counted (15 + 1 with a token)
+# measured 9: the claim (savepoint, locked read, update, release), then the result (savepoint, update, attempt,
+# timeline event, release); 11 before the result was recorded by an UPDATE that re-checks the claim, instead of a
+# locked read of the notification, then its case, then the update
+SMS_SENT_TO_A_WORKER = 9
 # One notification row is a savepoint, its insert and the release (its idempotency key may already exist).
 QUERIES_PER_NOTIFICATION = 3
 
@@ -164,6 +169,18 @@ def test_acknowledgement_by_api(clock, django_assert_max_num_queries):
     with django_assert_max_num_queries(ACKNOWLEDGEMENT_BY_API):
         response = client.post(f"/api/v1/cases/{case.pk}/acknowledge/")
     assert response.status_code == 200 and response.json()["status"] == "acknowledged"
+
+
+def test_sending_an_sms_to_a_worker(clock, twilio_api, django_assert_max_num_queries):
+    three_workers_on_duty()
+    warm, case = triaged_case(), triaged_case()
+    outbox.deliver(Notification.objects.get(case=warm).pk)
+    notification = Notification.objects.get(case=case)
+    with django_assert_max_num_queries(SMS_SENT_TO_A_WORKER):
+        outbox.deliver(notification.pk)
+    notification.refresh_from_db()
+    assert notification.status == DeliveryStatus.SENT and notification.provider_sid.startswith("SM")
+    assert case.timeline.filter(kind="message_sent").count() == 1
 
 
 def test_telling_every_supervisor_reads_nothing_more_per_supervisor(clock):
