@@ -69,34 +69,42 @@ class DeliveryHealth:
 
 def delivery_health(now: dt.datetime | None = None) -> DeliveryHealth:
     """How sends went over the last five minutes and, apart, over the last minute: failing when either window is
-    (its figures are then the ones reported). One aggregate over each window's delivery attempts."""
+    (its figures are then the ones reported). One aggregate over the delivery attempts counts both windows."""
     now = now or timezone.now()
-    windows = [_window_figures(now - window, now) for window in (_window(), _recent_window())]
-    failing = [figures for figures in windows if figures["is_failing"]]
-    figures = failing[0] if failing else windows[0]
-    return DeliveryHealth(
-        window_start=figures["start"], window_seconds=int((now - figures["start"]).total_seconds()),
-        sends=figures["sends"], failures=figures["failures"], rate=figures["rate"], is_failing=bool(failing),
-        last_success_at=last_successful_send(), last_failure_at=windows[0]["last_failure_at"],
-    )  # fmt: skip
-
-
-def _window_figures(start: dt.datetime, now: dt.datetime) -> dict:
+    starts = (now - _window(), now - _recent_window())
     failed = Q(result__in=(RETRY, FAILED))
     attempts = DeliveryAttempt.objects.filter(
-        at__gt=start, at__lte=now, result__in=(SENT, RETRY, FAILED), notification__is_drill=False
+        at__gt=min(starts), at__lte=now, result__in=(SENT, RETRY, FAILED), notification__is_drill=False
     ).exclude(notification__idempotency_key__startswith=DELIVERY_ALERT_PREFIX)
     latest_try = DeliveryAttempt.objects.filter(
         notification_id=OuterRef("notification_id"), result__in=(SENT, RETRY, FAILED)
     ).order_by("-at", "-pk")
+    still_failed = failed & ~Q(latest=SENT)
+    counts = {}
+    for name, start in zip(("window", "recent"), starts, strict=True):
+        in_window = Q(at__gt=start)
+        counts |= {f"{name}_sends": Count("pk", filter=in_window),
+                   f"{name}_failures": Count("pk", filter=in_window & still_failed)}  # fmt: skip
     figures = attempts.annotate(latest=Subquery(latest_try.values("result")[:1])).aggregate(
-        sends=Count("pk"),
-        failures=Count("pk", filter=failed & ~Q(latest=SENT)),
-        last_failure_at=Max("at", filter=failed),
+        **counts, last_failure_at=Max("at", filter=failed & Q(at__gt=starts[0]))
     )
-    sends, failures = figures["sends"], figures["failures"]
+    windows = [
+        _window_share(start, figures[f"{name}_sends"], figures[f"{name}_failures"])
+        for name, start in zip(("window", "recent"), starts, strict=True)
+    ]
+    failing = [window for window in windows if window["is_failing"]]
+    shown = failing[0] if failing else windows[0]
+    return DeliveryHealth(
+        window_start=shown["start"], window_seconds=int((now - shown["start"]).total_seconds()),
+        sends=shown["sends"], failures=shown["failures"], rate=shown["rate"], is_failing=bool(failing),
+        last_success_at=last_successful_send(), last_failure_at=figures["last_failure_at"],
+    )  # fmt: skip
+
+
+def _window_share(start: dt.datetime, sends: int, failures: int) -> dict:
     rate = failures / sends if sends else 0.0
-    return figures | {"start": start, "rate": rate, "is_failing": sends >= _minimum_sends() and rate > _threshold()}
+    return {"start": start, "sends": sends, "failures": failures, "rate": rate,
+            "is_failing": sends >= _minimum_sends() and rate > _threshold()}  # fmt: skip
 
 
 def _open_outage() -> str:

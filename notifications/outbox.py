@@ -248,32 +248,32 @@ def _mark_sent_if_still_claimed(notification: Notification, result: SendResult, 
     """The usual success: the row is still this worker's claim, so one conditional UPDATE records it (the UPDATE
     takes the row lock and re-checks the claim, as a locked read would, in one round trip instead of two). False
     when the claim was lost meanwhile (the relay took the worker for lost): the caller reads the row and decides."""
-    sent_at = timezone.now()
+    sent = _sent_fields(result.provider_sid)
     still_claimed = Notification.objects.filter(
         pk=notification.pk, status=DeliveryStatus.SENDING, attempts=claimed_attempt
     )
-    claimed = still_claimed.update(
-        status=DeliveryStatus.SENT, provider_sid=result.provider_sid or None, sent_at=sent_at, next_attempt_at=None
-    )
-    if not claimed:
+    if not still_claimed.update(**sent):
         return False
     DeliveryAttempt.objects.create(
         notification=notification, result=SENT, error_code=result.error_code, detail=result.detail
     )
-    notification.status, notification.provider_sid, notification.sent_at, notification.next_attempt_at = (
-        DeliveryStatus.SENT, result.provider_sid or None, sent_at, None
-    )  # fmt: skip
+    for field, value in sent.items():
+        setattr(notification, field, value)
     _after_sent(notification)
     return True
 
 
 def _mark_sent(notification: Notification, provider_sid: str) -> None:
-    notification.status, notification.provider_sid, notification.sent_at = (
-        DeliveryStatus.SENT, provider_sid or None, timezone.now()
-    )  # fmt: skip
-    notification.next_attempt_at = None
-    notification.save(update_fields=["status", "provider_sid", "sent_at", "next_attempt_at"])
+    sent = _sent_fields(provider_sid)
+    for field, value in sent.items():
+        setattr(notification, field, value)
+    notification.save(update_fields=list(sent))
     _after_sent(notification)
+
+
+def _sent_fields(provider_sid: str) -> dict:
+    return {"status": DeliveryStatus.SENT, "provider_sid": provider_sid or None, "sent_at": timezone.now(),
+            "next_attempt_at": None}  # fmt: skip
 
 
 def _after_sent(notification: Notification) -> None:
