@@ -146,10 +146,11 @@ def _reply(case: Case, text: str, *, key: str, kind: str, by: AbstractBaseUser |
 # --- Grouping (the worker's triage step) ----------------------------------------------------------------------
 
 
-def group_case(case: Case) -> list[CrisisContact]:
+def group_case(case: Case, events: list[CrisisEvent] | None = None) -> list[CrisisContact]:
     """Put a triaged case into the active events it belongs to, and answer the citizen once per event. Runs inside
-    the triage transaction, with the case row locked. Costs one query when no event is active."""
-    events = active_events()
+    the triage transaction, with the case row locked. Costs one query when no event is active, none when the
+    caller read the `events` for a batch of cases."""
+    events = active_events() if events is None else events
     if not events:
         return []
     text = "\n".join(

@@ -251,21 +251,22 @@ def _assign_one_batch(batch: int) -> tuple[dict[int, Case], bool]:
     policies: dict[str, Ladder] = {}
     handed: dict[int, Case] = {}
     assigned_to: dict[int, dt.datetime] = {}
-    for case in cases:
-        choice = pick_assignee(case, pool, supervisors_need_room=True)
-        if choice.staff is None:
-            if pool.is_empty:
-                logger.warning("nobody on duty for %s; flagged for immediate escalation", case.reference)
-                case_services.flag_unassignable(case, explanation=choice.explanation)
-            continue
-        if case.priority not in policies:
-            policies[case.priority] = ladder_for(case.priority)
-        handed[case.pk] = hand_over(
-            case, choice.staff, explanation=choice.summary, quiet=quiet, mark_idle_clock=False,
-            policy=policies[case.priority], row_locked=True,
-        )  # fmt: skip
-        pool.count_assignment(choice.staff, now)
-        assigned_to[choice.staff.user_id] = now
+    with case_services.timeline_written_together():  # the batch's timeline events in one INSERT, not one a case
+        for case in cases:
+            choice = pick_assignee(case, pool, supervisors_need_room=True)
+            if choice.staff is None:
+                if pool.is_empty:
+                    logger.warning("nobody on duty for %s; flagged for immediate escalation", case.reference)
+                    case_services.flag_unassignable(case, explanation=choice.explanation)
+                continue
+            if case.priority not in policies:
+                policies[case.priority] = ladder_for(case.priority)
+            handed[case.pk] = hand_over(
+                case, choice.staff, explanation=choice.summary, quiet=quiet, mark_idle_clock=False,
+                policy=policies[case.priority], row_locked=True,
+            )  # fmt: skip
+            pool.count_assignment(choice.staff, now)
+            assigned_to[choice.staff.user_id] = now
     for user_id, at in assigned_to.items():  # idle clocks: one update per person, not per case
         mark_assigned(user_id, at)
     _RoomSeen.note(pool)  # counted up by this batch

@@ -39,6 +39,15 @@ def no_room_seen_yet():
 
 
 @pytest.fixture(autouse=True)
+def no_batch_failures_remembered():
+    """A process leaves out of its triage batches, for a while, the cases whose triage failed in one; each test
+    starts as a fresh worker process would."""
+    from triage import services
+
+    services.forget_batch_failures()
+
+
+@pytest.fixture(autouse=True)
 def fresh_throttle_counters():
     cache.clear()
     yield

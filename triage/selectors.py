@@ -4,9 +4,10 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+from django.db import connection
 from django.db.models import Count, Max, QuerySet
 
-from helpline.cases.models import Case, Direction, Message
+from helpline.cases.models import Case, CaseStatus, Direction, EventKind, Message
 from helpline.cases.selectors import from_the_same_number
 from triage.classification import CompiledRule, compile_rule
 from triage.models import TriageCorrection, TriageRule
@@ -46,6 +47,60 @@ def critical_rules() -> list[CompiledRule]:
         _critical_cache["rules"] = [rule for rule in active_rules() if rule.priority == "critical"]
         _critical_cache["source"], _critical_cache["checked_at"] = _compiled_cache["rules"], now
     return _critical_cache["rules"]  # type: ignore[return-value]
+
+
+def inbound_texts(case_ids: list[int]) -> dict[int, tuple[str, int | None]]:
+    """Each case's messages from the citizen joined, and the last one's id (what its triage read up to), in one
+    query; a case with no message is left out."""
+    texts: dict[int, tuple[str, int | None]] = {}
+    rows = Message.objects.filter(case_id__in=case_ids, direction=Direction.INBOUND).order_by("case_id", "id")
+    for case_id, message_id, body in rows.values_list("case_id", "id", "body"):
+        text, _ = texts.get(case_id, ("", None))
+        texts[case_id] = (f"{text}\n{body}" if text and body else text or body or "", message_id)
+    return texts
+
+
+def new_cases_not_triaged(*, besides: set[int], limit: int) -> list[int]:
+    """Up to `limit` new cases nobody has triaged yet, oldest first, other than those `besides`."""
+    waiting = Case.objects.filter(status=CaseStatus.NEW, triaged_at__isnull=True).exclude(pk__in=besides)
+    return list(waiting.order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
+
+
+def triaged_as_written(case_id: int) -> bool:
+    """True when the case's last triage read up to the last message the citizen wrote: a doorbell for it has nothing
+    to do. One query and no lock, so that the doorbells of cases a batch triaged (`triage_waiting_cases`), and the
+    copies of one doorbell, cost next to nothing. A message comes before its doorbell (published once it commits),
+    so a follow-up is never missed here."""
+    with connection.cursor() as cursor:
+        cursor.execute(_triaged_as_written_sql(), [Direction.INBOUND, EventKind.TRIAGED, case_id])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    last_message_id, read_up_to = row
+    # The key reads as text on PostgreSQL and as a number on SQLite.
+    return (None if last_message_id is None else str(last_message_id)) == (
+        None if read_up_to is None else str(read_up_to)
+    )
+
+
+# Written out, not built by the ORM: the same query through two subqueries and a JSON key cost 1.1 ms of CPU a
+# doorbell to compile (0.2 ms as SQL), and in a surge most doorbells are answered by this query alone. Constant text
+# with parameters; the tables are helpline's Message, TimelineEvent and Case (tests/test_triage_batches.py runs it).
+_TRIAGED_AS_WRITTEN = (
+    "SELECT (SELECT m.id FROM helpline_message m WHERE m.case_id = c.id AND m.direction = %s"
+    " ORDER BY m.id DESC LIMIT 1),"
+    " (SELECT {up_to} FROM helpline_timelineevent e WHERE e.case_id = c.id AND e.kind = %s"
+    " ORDER BY e.id DESC LIMIT 1)"
+    " FROM helpline_case c WHERE c.id = %s AND c.triaged_at IS NOT NULL"
+)
+_UP_TO_BY_VENDOR = {
+    "postgresql": _TRIAGED_AS_WRITTEN.replace("{up_to}", "e.details ->> 'up_to_message_id'"),
+    "sqlite": _TRIAGED_AS_WRITTEN.replace("{up_to}", "json_extract(e.details, '$.up_to_message_id')"),
+}
+
+
+def _triaged_as_written_sql() -> str:
+    return _UP_TO_BY_VENDOR[connection.vendor]
 
 
 def recent_cases_of_same_caller(case: Case, *, since: dt.datetime) -> QuerySet[Case]:

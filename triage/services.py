@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +23,7 @@ from django.db import transaction
 
 from helpline.cases import services as case_services
 from helpline.cases.dispatch import CRITICAL_QUEUE, TRIAGE_QUEUE
-from helpline.cases.models import PRIORITY_RANK, Case, Channel, Direction, EventKind, Priority
+from helpline.cases.models import PRIORITY_RANK, Case, CaseStatus, Channel, Direction, EventKind, Priority
 from triage import selectors
 from triage.classification import Classification, CompiledRule, classify_text, reads_as_critical
 from triage.models import TriageCorrection, TriageRule
@@ -110,10 +111,7 @@ def queue_for_text(text: str) -> str:
 
 
 def _inbound_text(case: Case) -> tuple[str, int | None]:
-    messages = list(
-        case.messages.filter(direction=Direction.INBOUND).order_by("id").values_list("id", "body")
-    )
-    return "\n".join(body for _, body in messages if body), (messages[-1][0] if messages else None)
+    return selectors.inbound_texts([case.pk]).get(case.pk, ("", None))
 
 
 def _last_triaged_message_id(case: Case) -> int | None:
@@ -123,59 +121,129 @@ def _last_triaged_message_id(case: Case) -> int | None:
 
 @dataclass(frozen=True)
 class TriageRun:
-    """The locked case, and whether this run read a follow-up: a message that came after an earlier triage."""
+    """The locked case; whether this run read a follow-up (a message that came after an earlier triage); and
+    whether a critical rule matched, so that the model read it at once (the critical worker's work)."""
 
     case: Case
     read_follow_up: bool = False
+    critical_by_rules: bool = False
 
 
 @transaction.atomic(savepoint=False)  # nothing here is caught and carried on from: no savepoint of its own
-def triage_case(case_id: int) -> TriageRun | None:
+def triage_case(case_id: int, *, rules: list[CompiledRule] | None = None) -> TriageRun | None:
     """The first triage, by the rules (about a millisecond), so that assignment never waits for the model:
     classify the case's messages and link the caller's recent cases, under the case's row lock, and mark a case
     with words for the model's second look (`second_look`). A message a critical rule matched is the exception:
     the model reads it now, since it may rule the rule out (`with_the_model`). Messages already triaged are not
-    classified again. Assignment is the caller's next step."""
+    classified again. Assignment is the caller's next step. `rules`: the active rules, when the caller read them."""
     # The caller comes in the same read: the repeat-contact check below needs its number.
     case = Case.objects.select_related("caller").for_change(of=("self",)).filter(pk=case_id).first()
     if case is None:
         logger.warning("triage for a case that does not exist (id %s)", case_id)
         return None
     text, last_message_id = _inbound_text(case)
-    read_follow_up = False
-    if case.triaged_at is None or last_message_id != _last_triaged_message_id(case):
-        read_follow_up = case.triaged_at is not None
-        result = classify_by_rules(text, case.channel)
-        # A critical rule is the one verdict the model can take back (it rules out "noz" in the news, a joke, the
-        # past): it is asked now, before anyone is called, rather than calling someone for what it would lower
-        # later. Few messages (about one in ten) and the critical worker's: the rest never wait for the model.
-        read_by_model = result.priority == Priority.CRITICAL and bool(text.strip())
-        if read_by_model:
-            result = with_the_model(result, text)
-        awaiting_model = bool(text.strip()) and not read_by_model
-        earlier = list(selectors.recent_cases_of_same_caller(case, since=case.created_at - REPEAT_CONTACT_WINDOW))
-        raised_by = ""
-        if earlier:
-            case_services.link_cases(case, earlier)
-            highest = max(earlier, key=lambda other: PRIORITY_RANK.get(other.priority, 0))
-            if PRIORITY_RANK.get(highest.priority, 0) > PRIORITY_RANK[result.priority]:
-                result.priority, raised_by = highest.priority, highest.reference
-        case_services.record_triage(
-            case,
-            row_locked=True,
-            priority=result.priority,
-            category=result.category,
-            reasons=result.reasons,
-            up_to_message_id=last_message_id,
-            raised_by_earlier_contact=raised_by,
-            awaiting_model=awaiting_model,
-            critical_by_words=critical_by_words(text) if awaiting_model else 0.0,
-        )
-        logger.info(
-            "triaged %s as %s/%s by %s", case.reference, case.priority, case.category,
-            "the rules and the model" if read_by_model else "the rules",
-        )  # fmt: skip
-    return TriageRun(case, read_follow_up)
+    if case.triaged_at is not None and last_message_id == _last_triaged_message_id(case):
+        return TriageRun(case)
+    read_follow_up = case.triaged_at is not None
+    rules = selectors.active_rules() if rules is None else rules
+    return TriageRun(case, read_follow_up, critical_by_rules=_triage_locked(case, text, last_message_id, rules))
+
+
+def _triage_locked(case: Case, text: str, last_message_id: int | None, rules: list[CompiledRule]) -> bool:
+    """Classify a case read under its row lock (its inbound messages joined in `text`), link the caller's recent
+    cases, and record the verdict. True when a critical rule matched (the model then read the message at once)."""
+    result = classify_by_rules(text, case.channel, rules=rules)
+    # A critical rule is the one verdict the model can take back (it rules out "noz" in the news, a joke, the
+    # past): it is asked now, before anyone is called, rather than calling someone for what it would lower
+    # later. Few messages (about one in ten) and the critical worker's: the rest never wait for the model.
+    read_by_model = result.priority == Priority.CRITICAL and bool(text.strip())
+    if read_by_model:
+        result = with_the_model(result, text)
+    awaiting_model = bool(text.strip()) and not read_by_model
+    earlier = list(selectors.recent_cases_of_same_caller(case, since=case.created_at - REPEAT_CONTACT_WINDOW))
+    raised_by = ""
+    if earlier:
+        case_services.link_cases(case, earlier)
+        highest = max(earlier, key=lambda other: PRIORITY_RANK.get(other.priority, 0))
+        if PRIORITY_RANK.get(highest.priority, 0) > PRIORITY_RANK[result.priority]:
+            result.priority, raised_by = highest.priority, highest.reference
+    case_services.record_triage(
+        case,
+        row_locked=True,
+        priority=result.priority,
+        category=result.category,
+        reasons=result.reasons,
+        up_to_message_id=last_message_id,
+        raised_by_earlier_contact=raised_by,
+        awaiting_model=awaiting_model,
+        critical_by_words=critical_by_words(text) if awaiting_model else 0.0,
+    )
+    logger.info(
+        "triaged %s as %s/%s by %s", case.reference, case.priority, case.category,
+        "the rules and the model" if read_by_model else "the rules",
+    )  # fmt: skip
+    return read_by_model
+
+
+class _FailedCases(dict[int, float]):
+    """Cases whose triage failed in this process's batches, by when: left out of batches for a while, so that one
+    case no batch can triage is not tried, and logged, by every batch after it (its own doorbell still tries it)."""
+
+    def forget_older_than(self, seconds: float) -> None:
+        now = time.monotonic()
+        for case_id in [case_id for case_id, failed_at in self.items() if now - failed_at > seconds]:
+            del self[case_id]
+
+
+_failed_in_a_batch = _FailedCases()
+FAILED_IN_A_BATCH_FOR = 600.0
+
+
+def forget_batch_failures() -> None:
+    """Forget which cases failed in this process's batches, as a new process starts."""
+    _failed_in_a_batch.clear()
+
+
+@transaction.atomic(savepoint=False)
+def triage_waiting_cases(*, besides: int, limit: int, rules: list[CompiledRule]) -> list[TriageRun]:
+    """Triage, in the caller's transaction, up to `limit` other new cases nobody has triaged yet, oldest first: in a
+    surge one doorbell does the work of many, reading the rules, the messages and (in its caller) the crisis events
+    and the assignment turn once for all of them. Their own doorbells then find nothing to do
+    (`selectors.triaged_as_written`).
+
+    Cases another worker holds are skipped, not waited for. A case whose words read as critical is left to its own
+    doorbell on the critical queue, whose worker reads it with the model at once: a batch of calm messages never
+    carries the model's time, and a critical case is never held behind one."""
+    _failed_in_a_batch.forget_older_than(FAILED_IN_A_BATCH_FOR)
+    candidates = selectors.new_cases_not_triaged(besides={besides, *_failed_in_a_batch}, limit=limit)
+    if not candidates:
+        return []
+    cases = list(
+        Case.objects.select_related("caller")
+        .for_change(of=("self",), skip_locked=True)
+        .filter(pk__in=candidates, status=CaseStatus.NEW, triaged_at__isnull=True)
+        .order_by("created_at", "pk")
+    )
+    texts = selectors.inbound_texts([case.pk for case in cases])
+    critical = selectors.critical_rules()
+    runs = []
+    with case_services.timeline_written_together():  # one INSERT for the batch's timeline events
+        for case in cases:
+            text, last_message_id = texts.get(case.pk, ("", None))
+            if text and reads_as_critical(text, critical):
+                continue
+            try:
+                # One case that cannot be triaged (a defect its words reveal) must not hold back the batch, nor,
+                # taken along again and again, every batch after it: it is left to its own doorbell, alone.
+                with transaction.atomic():
+                    _triage_locked(case, text, last_message_id, rules)
+            except Exception:
+                case_services.discard_unwritten_events(case)
+                _failed_in_a_batch[case.pk] = time.monotonic()
+                logger.exception("triage of %s failed in a batch; its own doorbell tries it alone", case.reference)
+                continue
+            runs.append(TriageRun(case))
+    return runs
 
 
 # Messages the model reads at once: batching embeds about a third faster a message, and a batch's cases are

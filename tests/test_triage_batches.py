@@ -1,0 +1,146 @@
+"""In a surge one triage doorbell triages the new cases waiting behind it, and their own doorbells cost next to
+nothing: the rules, the crisis events and the assignment turn are read once for many cases. Nothing is triaged
+twice, no follow-up is missed, and a case that reads as critical is never held behind a batch of calm ones."""
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from helpline.cases.models import Case, CaseStatus, EventKind, Priority
+from helpline.casework import actions
+from tests.concurrency import run_at_once
+from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
+from triage import services as triage_services
+
+pytestmark = pytest.mark.django_db
+requires_postgres = pytest.mark.skipif(
+    "postgresql" not in django_settings.DATABASES["default"]["ENGINE"], reason="needs concurrent transactions"
+)
+
+CALM = ["treba nam pomoć oko ogrjeva", "kako se predaje zahtjev za jednokratnu pomoć", "nemamo drva za zimu",
+        "trebam savjet oko starateljstva", "majka je stara i sama, treba joj kućna njega"]  # fmt: skip
+CRITICAL = "muž me tuče, ima nož, pomozite"
+
+
+def on_duty_worker(**profile):
+    return ShiftFactory(staff=StaffFactory(**profile)).staff
+
+
+def case_saying(text: str) -> Case:
+    case = CaseFactory()
+    MessageFactory(case=case, body=text)
+    return case
+
+
+def triage_events(case: Case) -> int:
+    return case.timeline.filter(kind=EventKind.TRIAGED).count()
+
+
+def test_one_doorbell_triages_and_gives_out_the_new_cases_waiting_behind_it():
+    workers = [on_duty_worker(max_open_cases=5) for _ in range(3)]
+    cases = [case_saying(text) for text in CALM]
+    actions.do_triage_case(cases[0].pk)
+    for case in cases:
+        case.refresh_from_db()
+        assert case.status == CaseStatus.ASSIGNED and case.assigned_to in [worker.user for worker in workers]
+        assert triage_events(case) == 1 and case.awaiting_model  # the model's second look still reads each
+
+
+def test_the_doorbells_of_cases_a_batch_took_along_do_nothing_more():
+    on_duty_worker()
+    first, taken_along = case_saying(CALM[0]), case_saying(CALM[1])
+    actions.do_triage_case(first.pk)
+    with CaptureQueriesContext(connection) as queries:
+        actions.do_triage_case(taken_along.pk)
+    assert len(queries.captured_queries) == 1  # it only asks whether the case was triaged as it stands
+    assert triage_events(taken_along) == 1
+    assert taken_along.timeline.filter(kind=EventKind.ASSIGNED).count() == 1
+
+
+def test_a_case_that_reads_as_critical_is_left_to_its_own_doorbell_on_the_critical_queue():
+    worker = on_duty_worker()
+    calm, critical = case_saying(CALM[0]), case_saying(CRITICAL)
+    actions.do_triage_case(calm.pk)
+    critical.refresh_from_db()
+    assert critical.status == CaseStatus.NEW  # its critical worker reads it with the model, not this batch
+    actions.do_triage_case(critical.pk)
+    critical.refresh_from_db()
+    assert (critical.priority, critical.status, critical.assigned_to) == (
+        Priority.CRITICAL, CaseStatus.ASSIGNED, worker.user
+    )  # fmt: skip
+
+
+def test_a_critical_case_is_given_out_without_waiting_for_anyone_elses():
+    on_duty_worker()
+    critical, calm = case_saying(CRITICAL), case_saying(CALM[0])
+    actions.do_triage_case(critical.pk)
+    assert Case.objects.get(pk=critical.pk).status == CaseStatus.ASSIGNED
+    assert Case.objects.get(pk=calm.pk).status == CaseStatus.NEW  # left to its own doorbell
+
+
+def test_a_follow_up_to_a_case_a_batch_took_along_is_still_read():
+    on_duty_worker()
+    first, taken_along = case_saying(CALM[0]), case_saying(CALM[2])
+    actions.do_triage_case(first.pk)
+    actions.do_triage_case(taken_along.pk)  # its own doorbell: nothing new
+    MessageFactory(case=taken_along, body="sad je došao pijan i prijeti da će nas ubiti, ima nož")
+    actions.do_triage_case(taken_along.pk)  # the follow-up's doorbell
+    taken_along.refresh_from_db()
+    assert triage_events(taken_along) == 2 and taken_along.priority == Priority.CRITICAL
+
+
+def test_a_case_without_a_written_word_is_triaged_along_too():
+    on_duty_worker()
+    first = case_saying(CALM[0])
+    call = CaseFactory(channel="voice")
+    actions.do_triage_case(first.pk)
+    call.refresh_from_db()
+    # A call with nothing written down: someone must call back soon.
+    assert call.priority == Priority.HIGH and call.status == CaseStatus.ASSIGNED
+    with CaptureQueriesContext(connection) as queries:
+        actions.do_triage_case(call.pk)
+    assert len(queries.captured_queries) == 1
+
+
+def test_a_case_that_cannot_be_triaged_holds_back_neither_its_batch_nor_the_batches_after_it(monkeypatch, caplog):
+    on_duty_worker()
+    first, broken, third = case_saying(CALM[0]), case_saying("PORUKA KOJA RUŠI TRIJAŽU"), case_saying(CALM[1])
+    tried = []
+    classify = triage_services.classify_by_rules
+
+    def failing_on_one_message(text, channel=None, **options):
+        tried.append(text)
+        if "RUŠI" in text:
+            raise RuntimeError("a defect this message reveals")
+        return classify(text, channel, **options)
+
+    monkeypatch.setattr(triage_services, "classify_by_rules", failing_on_one_message)
+    actions.do_triage_case(first.pk)
+    assert [Case.objects.get(pk=case.pk).status for case in (first, broken, third)] == [
+        CaseStatus.ASSIGNED, CaseStatus.NEW, CaseStatus.ASSIGNED
+    ]  # fmt: skip
+    assert not broken.timeline.exists()  # nothing of its failed triage was kept
+    assert "failed in a batch" in caplog.text
+
+    tried.clear()
+    actions.do_triage_case(case_saying(CALM[2]).pk)
+    assert not any("RUŠI" in text for text in tried)  # not tried, and logged, by every batch after it
+    with pytest.raises(RuntimeError):  # its own doorbell still tries it, and fails where it is seen
+        actions.do_triage_case(broken.pk)
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_doorbells_rung_together_in_a_surge_triage_every_case_once_and_fill_nobody_over_their_maximum():
+    workers = [on_duty_worker(max_open_cases=6) for _ in range(3)]
+    cases = [case_saying(f"{CALM[n % len(CALM)]} ({n})") for n in range(60)]
+    _, errors = run_at_once(actions.do_triage_case, [(case.pk,) for case in cases[:8]])
+    assert errors == []
+    for case in cases:
+        actions.do_triage_case(case.pk)  # every other doorbell, in queue order
+    assert all(triage_events(case) == 1 for case in cases)
+    assert not Case.objects.filter(status=CaseStatus.NEW).exists()
+    for worker in workers:
+        assert Case.objects.filter(assigned_to=worker.user).count() == 6
+    assert Case.objects.filter(status=CaseStatus.TRIAGED, assigned_to__isnull=True).count() == 60 - 18
