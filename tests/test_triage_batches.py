@@ -2,10 +2,13 @@
 nothing: the rules, the crisis events and the assignment turn are read once for many cases. Nothing is triaged
 twice, no follow-up is missed, and a case that reads as critical is never held behind a batch of calm ones."""
 
+import datetime as dt
+
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from helpline.cases.models import Case, CaseStatus, EventKind, Priority
 from helpline.casework import actions
@@ -27,8 +30,8 @@ def on_duty_worker(**profile):
     return ShiftFactory(staff=StaffFactory(**profile)).staff
 
 
-def case_saying(text: str) -> Case:
-    case = CaseFactory()
+def case_saying(text: str, **fields) -> Case:
+    case = CaseFactory(**fields)
     MessageFactory(case=case, body=text)
     return case
 
@@ -88,6 +91,29 @@ def test_a_follow_up_to_a_case_a_batch_took_along_is_still_read():
     actions.do_triage_case(taken_along.pk)  # the follow-up's doorbell
     taken_along.refresh_from_db()
     assert triage_events(taken_along) == 2 and taken_along.priority == Priority.CRITICAL
+
+
+def test_a_batch_links_each_case_to_the_same_persons_recent_cases_as_a_case_alone_would():
+    on_duty_worker()
+    earlier = case_saying("Muž me tuče", status=CaseStatus.RESOLVED)
+    actions.do_triage_case(earlier.pk)  # critical, and a critical case takes nothing along
+    long_ago = case_saying("Muž me tuče", status=CaseStatus.RESOLVED, caller=earlier.caller)
+    actions.do_triage_case(long_ago.pk)
+    Case.objects.filter(pk=long_ago.pk).update(created_at=timezone.now() - dt.timedelta(hours=30))
+    doorbell = case_saying(CALM[0])
+    by_sms = case_saying("koje je radno vrijeme", caller=earlier.caller)
+    by_web = case_saying("koje je radno vrijeme", channel="web", caller=None, contact_phone=earlier.caller.phone)
+    stranger = case_saying("koje je radno vrijeme")
+
+    actions.do_triage_case(doorbell.pk)  # takes the other three along
+
+    for case, same_person in ((by_sms, {earlier, by_web}), (by_web, {earlier, by_sms})):
+        case.refresh_from_db()
+        assert set(case.linked_cases.all()) == same_person  # not the contact of 30 hours ago
+        assert case.priority == Priority.CRITICAL
+        assert case.timeline.get(kind=EventKind.TRIAGED).details["raised_by_earlier_contact"] == earlier.reference
+    stranger.refresh_from_db()
+    assert not stranger.linked_cases.exists() and stranger.priority == Priority.LOW
 
 
 def test_a_case_without_a_written_word_is_triaged_along_too():

@@ -5,10 +5,10 @@ import datetime as dt
 import time
 
 from django.db import connection
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 
-from helpline.cases.models import Case, CaseStatus, Direction, EventKind, Message
-from helpline.cases.selectors import from_the_same_number
+from helpline.cases.models import Caller, Case, CaseStatus, Direction, EventKind, Message
+from helpline.cases.selectors import from_the_same_number, phone_indexes_of
 from triage.classification import CompiledRule, compile_rule
 from triage.models import TriageCorrection, TriageRule
 
@@ -109,6 +109,43 @@ def recent_cases_of_same_caller(case: Case, *, since: dt.datetime) -> QuerySet[C
     if same_number is None:
         return Case.objects.none()
     return Case.objects.filter(same_number, created_at__gte=since).exclude(pk=case.pk).order_by("created_at")
+
+
+def recent_cases_of_same_callers(cases: list[Case], *, window: dt.timedelta) -> dict[int, list[Case]]:
+    """`recent_cases_of_same_caller` for a batch of cases (each since `window` before it was created), in one query
+    (two when a number given on the web belongs to a caller): by case id, oldest first. A case of the batch itself
+    is its object in `cases`, so that what triage changed in it earlier in the same transaction is seen, as a query
+    per case would see it."""
+    numbers = {case.pk: phone_indexes_of(case) for case in cases}
+    # A number given on the web may be a caller's: their cases count as the same person's (from_the_same_number).
+    given = {n for case in cases for n in numbers[case.pk] if not (case.caller_id and n == case.caller.phone_index)}
+    caller_of = dict(Caller.objects.filter(phone_index__in=given).values_list("phone_index", "pk")) if given else {}
+    callers = {
+        case.pk: {case.caller_id} - {None} | {caller_of[n] for n in numbers[case.pk] if n in caller_of}
+        for case in cases
+    }
+    all_numbers = {n for found in numbers.values() for n in found}
+    if not all_numbers:
+        return {}
+    all_callers = {pk for found in callers.values() for pk in found}
+    same_number = Q(caller_id__in=all_callers) | Q(contact_phone_index__in=all_numbers)
+    since = min(case.created_at for case in cases) - window
+    in_batch = {case.pk: case for case in cases}
+    rows = Case.objects.filter(same_number, created_at__gte=since).order_by("created_at", "pk")
+    candidates = [in_batch.get(other.pk, other) for other in rows]
+    found: dict[int, list[Case]] = {}
+    for case in cases:
+        if not numbers[case.pk]:
+            continue
+        earliest = case.created_at - window
+        found[case.pk] = [
+            other
+            for other in candidates
+            if other.pk != case.pk
+            and other.created_at >= earliest
+            and (other.caller_id in callers[case.pk] or other.contact_phone_index in numbers[case.pk])
+        ]
+    return found
 
 
 def corrections_for_training() -> list[dict[str, str]]:

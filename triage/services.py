@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 
 from helpline.cases import services as case_services
 from helpline.cases.dispatch import CRITICAL_QUEUE, TRIAGE_QUEUE
@@ -149,9 +149,12 @@ def triage_case(case_id: int, *, rules: list[CompiledRule] | None = None) -> Tri
     return TriageRun(case, read_follow_up, critical_by_rules=_triage_locked(case, text, last_message_id, rules))
 
 
-def _triage_locked(case: Case, text: str, last_message_id: int | None, rules: list[CompiledRule]) -> bool:
+def _triage_locked(
+    case: Case, text: str, last_message_id: int | None, rules: list[CompiledRule], earlier: list[Case] | None = None
+) -> bool:
     """Classify a case read under its row lock (its inbound messages joined in `text`), link the caller's recent
-    cases, and record the verdict. True when a critical rule matched (the model then read the message at once)."""
+    cases (`earlier`, when a batch read them for all its cases), and record the verdict. True when a critical rule
+    matched (the model then read the message at once)."""
     result = classify_by_rules(text, case.channel, rules=rules)
     # A critical rule is the one verdict the model can take back (it rules out "noz" in the news, a joke, the
     # past): it is asked now, before anyone is called, rather than calling someone for what it would lower
@@ -160,7 +163,8 @@ def _triage_locked(case: Case, text: str, last_message_id: int | None, rules: li
     if read_by_model:
         result = with_the_model(result, text)
     awaiting_model = bool(text.strip()) and not read_by_model
-    earlier = list(selectors.recent_cases_of_same_caller(case, since=case.created_at - REPEAT_CONTACT_WINDOW))
+    if earlier is None:
+        earlier = list(selectors.recent_cases_of_same_caller(case, since=case.created_at - REPEAT_CONTACT_WINDOW))
     raised_by = ""
     if earlier:
         case_services.link_cases(case, earlier)
@@ -226,6 +230,7 @@ def triage_waiting_cases(*, besides: int, limit: int, rules: list[CompiledRule])
     )
     texts = selectors.inbound_texts([case.pk for case in cases])
     critical = selectors.critical_rules()
+    earlier = selectors.recent_cases_of_same_callers(cases, window=REPEAT_CONTACT_WINDOW)
     runs = []
     with case_services.timeline_written_together():  # one INSERT for the batch's timeline events
         for case in cases:
@@ -236,7 +241,9 @@ def triage_waiting_cases(*, besides: int, limit: int, rules: list[CompiledRule])
                 # One case that cannot be triaged (a defect its words reveal) must not hold back the batch, nor,
                 # taken along again and again, every batch after it: it is left to its own doorbell, alone.
                 with transaction.atomic():
-                    _triage_locked(case, text, last_message_id, rules)
+                    _triage_locked(case, text, last_message_id, rules, earlier.get(case.pk, []))
+            except (OperationalError, InterfaceError):
+                raise  # the database is away, not this case's fault: the doorbell fails and is tried again
             except Exception:
                 case_services.discard_unwritten_events(case)
                 _failed_in_a_batch[case.pk] = time.monotonic()
