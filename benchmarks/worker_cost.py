@@ -86,6 +86,8 @@ def main() -> None:
     for staff in StaffProfile.objects.all():
         Shift.objects.create(staff=staff, starts_at=now - dt.timedelta(hours=1), ends_at=now + dt.timedelta(hours=8))
     StaffProfile.objects.update(max_open_cases=1_000_000)
+    # The model left out as if it could not load (rules only); its word head still scores each message, as in the
+    # first triage of a running worker.
     semantic_model._loaded.update(pid=os.getpid(), model=None, problem="left out by the benchmark")
     contacts = Contacts(
         auth_token=AUTH_TOKEN, signing_base=ORIGIN, critical_share=args.critical_share, seed=args.seed

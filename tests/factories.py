@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from helpline.cases.intake import next_case_reference
 from helpline.cases.models import Caller, Case, Channel, Direction, Message
+from helpline.roster.models import StaffProfile
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -63,3 +64,15 @@ class ShiftFactory(factory.django.DjangoModelFactory):
     staff = factory.SubFactory(StaffFactory)
     starts_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(hours=1))
     ends_at = factory.LazyAttribute(lambda shift: shift.starts_at + dt.timedelta(hours=8))
+
+
+def on_duty_worker(**profile) -> StaffProfile:
+    """A staff member (a worker unless `role` says otherwise) on a shift that started an hour ago."""
+    return ShiftFactory(staff=StaffFactory(**profile)).staff
+
+
+def case_saying(text: str, **fields) -> Case:
+    """A case whose citizen wrote `text`."""
+    case = CaseFactory(**fields)
+    MessageFactory(case=case, body=text)
+    return case

@@ -13,22 +13,19 @@ from helpline.cases.dispatch import publish
 from helpline.cases.models import Case, CaseStatus, EventKind
 from helpline.casework import actions
 from tests.concurrency import run_at_once
-from tests.factories import CallerFactory, CaseFactory, MessageFactory, ShiftFactory, StaffFactory
+from tests.factories import (
+    CallerFactory,
+    CaseFactory,
+    MessageFactory,
+    StaffFactory,
+    case_saying,
+    on_duty_worker,
+)
 
 pytestmark = pytest.mark.django_db
 requires_postgres = pytest.mark.skipif(
     "postgresql" not in django_settings.DATABASES["default"]["ENGINE"], reason="needs concurrent transactions"
 )
-
-
-def on_duty_worker(**profile):
-    return ShiftFactory(staff=StaffFactory(**profile)).staff
-
-
-def case_saying(text: str, **fields) -> Case:
-    case = CaseFactory(**fields)
-    MessageFactory(case=case, body=text)
-    return case
 
 
 def test_triage_records_priority_category_and_reasons_on_the_timeline():

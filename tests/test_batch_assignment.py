@@ -11,7 +11,7 @@ from helpline.cases.models import Case, CaseStatus, Priority
 from helpline.casework import actions
 from notifications import ladder
 from tests.concurrency import run_at_once
-from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
+from tests.factories import CaseFactory, ShiftFactory, StaffFactory, case_saying
 
 # The priorities below are the rules' (HIGH reads as high to them, the model may judge it critical): these tests
 # are about giving cases out, not about reading them.
@@ -26,12 +26,6 @@ CRITICAL = "ubit će me, ima nož"
 
 def on_duty(**profile):
     return ShiftFactory(staff=StaffFactory(**profile)).staff
-
-
-def case_saying(text: str) -> Case:
-    case = CaseFactory()
-    MessageFactory(case=case, body=text)
-    return case
 
 
 def open_cases_of(staff) -> int:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from helpline.cases.models import Case, CaseStatus, EventKind, Priority
 from helpline.casework import actions
 from tests.concurrency import run_at_once
-from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
+from tests.factories import CaseFactory, MessageFactory, case_saying, on_duty_worker
 from triage import services as triage_services
 
 pytestmark = pytest.mark.django_db
@@ -24,16 +24,6 @@ requires_postgres = pytest.mark.skipif(
 CALM = ["treba nam pomoć oko ogrjeva", "kako se predaje zahtjev za jednokratnu pomoć", "nemamo drva za zimu",
         "trebam savjet oko starateljstva", "majka je stara i sama, treba joj kućna njega"]  # fmt: skip
 CRITICAL = "muž me tuče, ima nož, pomozite"
-
-
-def on_duty_worker(**profile):
-    return ShiftFactory(staff=StaffFactory(**profile)).staff
-
-
-def case_saying(text: str, **fields) -> Case:
-    case = CaseFactory(**fields)
-    MessageFactory(case=case, body=text)
-    return case
 
 
 def triage_events(case: Case) -> int:
