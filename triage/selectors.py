@@ -5,10 +5,10 @@ import datetime as dt
 import time
 
 from django.db import connection
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Max, Q
 
 from helpline.cases.models import Caller, Case, CaseStatus, Direction, EventKind, Message
-from helpline.cases.selectors import from_the_same_number, phone_indexes_of
+from helpline.cases.selectors import phone_indexes_of
 from triage.classification import CompiledRule, compile_rule
 from triage.models import TriageCorrection, TriageRule
 
@@ -103,21 +103,14 @@ def _triaged_as_written_sql() -> str:
     return _UP_TO_BY_VENDOR[connection.vendor]
 
 
-def recent_cases_of_same_caller(case: Case, *, since: dt.datetime) -> QuerySet[Case]:
-    """Earlier cases from the same phone number (caller or number given on the web) since a moment."""
-    same_number = from_the_same_number(case)
-    if same_number is None:
-        return Case.objects.none()
-    return Case.objects.filter(same_number, created_at__gte=since).exclude(pk=case.pk).order_by("created_at")
-
-
 def recent_cases_of_same_callers(cases: list[Case], *, window: dt.timedelta) -> dict[int, list[Case]]:
-    """`recent_cases_of_same_caller` for a batch of cases (each since `window` before it was created), in one query
-    (two when a number given on the web belongs to a caller): by case id, oldest first. A case of the batch itself
-    is its object in `cases`, so that what triage changed in it earlier in the same transaction is seen, as a query
-    per case would see it."""
+    """The same person's other cases, for each of `cases`, since `window` before it was created: from either of its
+    numbers (the caller's, or the one given on the web, which may be a caller's too), by case id, oldest first. One
+    query for all of them (two when a number given on the web is a caller's), so that a triage batch reads them
+    once. A case of the batch itself is its object in `cases`, so that what triage changed in it earlier in the same
+    transaction is seen, as a query per case would see it."""
     numbers = {case.pk: phone_indexes_of(case) for case in cases}
-    # A number given on the web may be a caller's: their cases count as the same person's (from_the_same_number).
+    # A number given on the web may be a caller's: their cases count as the same person's.
     given = {n for case in cases for n in numbers[case.pk] if not (case.caller_id and n == case.caller.phone_index)}
     caller_of = dict(Caller.objects.filter(phone_index__in=given).values_list("phone_index", "pk")) if given else {}
     callers = {

@@ -146,15 +146,17 @@ def triage_case(case_id: int, *, rules: list[CompiledRule] | None = None) -> Tri
         return TriageRun(case)
     read_follow_up = case.triaged_at is not None
     rules = selectors.active_rules() if rules is None else rules
-    return TriageRun(case, read_follow_up, critical_by_rules=_triage_locked(case, text, last_message_id, rules))
+    earlier = selectors.recent_cases_of_same_callers([case], window=REPEAT_CONTACT_WINDOW).get(case.pk, [])
+    critical_by_rules = _triage_locked(case, text, last_message_id, rules, earlier)
+    return TriageRun(case, read_follow_up, critical_by_rules)
 
 
 def _triage_locked(
-    case: Case, text: str, last_message_id: int | None, rules: list[CompiledRule], earlier: list[Case] | None = None
+    case: Case, text: str, last_message_id: int | None, rules: list[CompiledRule], earlier: list[Case]
 ) -> bool:
-    """Classify a case read under its row lock (its inbound messages joined in `text`), link the caller's recent
-    cases (`earlier`, when a batch read them for all its cases), and record the verdict. True when a critical rule
-    matched (the model then read the message at once)."""
+    """Classify a case read under its row lock (its inbound messages joined in `text`), link the same person's
+    recent cases (`earlier`), and record the verdict. True when a critical rule matched (the model then read the
+    message at once)."""
     result = classify_by_rules(text, case.channel, rules=rules)
     # A critical rule is the one verdict the model can take back (it rules out "noz" in the news, a joke, the
     # past): it is asked now, before anyone is called, rather than calling someone for what it would lower
@@ -163,8 +165,6 @@ def _triage_locked(
     if read_by_model:
         result = with_the_model(result, text)
     awaiting_model = bool(text.strip()) and not read_by_model
-    if earlier is None:
-        earlier = list(selectors.recent_cases_of_same_caller(case, since=case.created_at - REPEAT_CONTACT_WINDOW))
     raised_by = ""
     if earlier:
         case_services.link_cases(case, earlier)
