@@ -99,6 +99,9 @@ def contact_figures(cases: QuerySet[Case], *, sids: Iterable[str], references: I
             figures["notify_model_critical"] = [
                 _seconds(handed[pk] - at) for pk, at in created if pk in handed and pk in model_critical
             ]
+            figures["notify_rules_critical"] = [
+                _seconds(handed[pk] - at) for pk, at in created if pk in handed and pk not in model_critical
+            ]
     steps = TimelineEvent.objects.filter(case__in=cases, kind=EventKind.ESCALATED)
     figures["escalation_lateness"] = [
         details["lateness_seconds"]
