@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -160,3 +160,41 @@ def test_doorbells_rung_together_in_a_surge_triage_every_case_once_and_fill_nobo
     for worker in workers:
         assert Case.objects.filter(assigned_to=worker.user).count() == 6
     assert Case.objects.filter(status=CaseStatus.TRIAGED, assigned_to__isnull=True).count() == 60 - 18
+
+
+def lockable_from_another_connection(case_id: int) -> bool:
+    """Whether another worker could lock the case's row right now, without waiting."""
+    results, errors = run_at_once(_lock_at_once, [(case_id,)])
+    return results == [True] and errors == []
+
+
+def _lock_at_once(case_id: int) -> bool:
+    try:
+        with transaction.atomic():
+            list(Case.objects.select_for_update(nowait=True).filter(pk=case_id))
+    except DatabaseError:
+        return False
+    return True
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_batch_of_calm_cases_never_holds_the_row_of_a_case_that_reads_as_critical(monkeypatch):
+    """Its own doorbell, on the critical worker, would otherwise wait for the whole batch of a worker that gives way
+    to everything else."""
+    on_duty_worker()
+    first, critical, calm = case_saying(CALM[0]), case_saying(CRITICAL), case_saying(CALM[1])
+    during_the_batch = {}
+    triage_one = triage_services._triage_locked
+
+    def triage_watched(case, *args, **kwargs):
+        if case.pk == calm.pk:
+            during_the_batch.update(
+                critical=lockable_from_another_connection(critical.pk), calm=lockable_from_another_connection(calm.pk)
+            )
+        return triage_one(case, *args, **kwargs)
+
+    monkeypatch.setattr(triage_services, "_triage_locked", triage_watched)
+    actions.do_triage_case(first.pk)
+    assert during_the_batch == {"critical": True, "calm": False}  # the calm one is the batch's, as it should be
+    assert Case.objects.get(pk=critical.pk).status == CaseStatus.NEW  # left to its own doorbell

@@ -222,21 +222,29 @@ def triage_waiting_cases(*, besides: int, limit: int, rules: list[CompiledRule])
     candidates = selectors.new_cases_not_triaged(besides={besides, *_failed_in_a_batch}, limit=limit)
     if not candidates:
         return []
+    critical = selectors.critical_rules()
+
+    def reads_critical(text: str) -> bool:
+        return bool(text) and reads_as_critical(text, critical)
+
+    # Read before locking, and never lock a case whose words read as critical: its own doorbell, on the critical
+    # worker, would wait on that row lock for this whole batch, in a worker that gives way to everything else.
+    checked = selectors.inbound_texts(candidates)
+    calm = [pk for pk in candidates if not reads_critical(checked.get(pk, ("", None))[0])]
     cases = list(
         Case.objects.select_related("caller")
         .for_change(of=("self",), skip_locked=True)
-        .filter(pk__in=candidates, status=CaseStatus.NEW, triaged_at__isnull=True)
+        .filter(pk__in=calm, status=CaseStatus.NEW, triaged_at__isnull=True)
         .order_by("created_at", "pk")
     )
-    texts = selectors.inbound_texts([case.pk for case in cases])
-    critical = selectors.critical_rules()
+    texts = selectors.inbound_texts([case.pk for case in cases])  # again, locked: the citizen may have written since
     earlier = selectors.recent_cases_of_same_callers(cases, window=REPEAT_CONTACT_WINDOW)
     runs = []
     with case_services.timeline_written_together():  # one INSERT for the batch's timeline events
         for case in cases:
             text, last_message_id = texts.get(case.pk, ("", None))
-            if text and reads_as_critical(text, critical):
-                continue
+            if checked.get(case.pk, ("", None))[1] != last_message_id and reads_critical(text):
+                continue  # a follow-up that reads as critical came meanwhile: its doorbell is on the critical queue
             try:
                 # One case that cannot be triaged (a defect its words reveal) must not hold back the batch, nor,
                 # taken along again and again, every batch after it: it is left to its own doorbell, alone.
