@@ -152,6 +152,35 @@ def test_the_request_paths_quick_check_never_loads_the_model(model_reloaded_afte
     assert semantic_model._loaded == {}
 
 
+def test_a_worker_that_takes_critical_doorbells_has_its_model_loaded_before_its_first_critical_case(
+    model_reloaded_after, monkeypatch
+):
+    from helpline.project import celery as celery_app
+
+    started = []
+    monkeypatch.setattr(semantic_model, "warm_up_in_background", lambda: started.append(True))
+    monkeypatch.setattr(celery_app.app.amqp.queues, "_consume_from", {"triage": None})
+    celery_app._critical_worker_loads_the_model()
+    assert started == []  # the general triage alone: its model loads when it needs it, as before
+
+    monkeypatch.setattr(celery_app.app.amqp.queues, "_consume_from", {"critical": None, "alerts": None})
+    celery_app._critical_worker_loads_the_model()
+    assert started == [True]
+
+
+def test_warming_up_loads_the_model_and_reads_a_message_without_holding_the_worker_back(model_reloaded_after):
+    semantic_model.warm_up_in_background().join(timeout=30)
+    assert semantic_model._loaded["model"] is not None
+    assert classify(FAREWELL).priority == "critical"  # the warm model, not a second load
+
+
+def test_a_model_that_cannot_load_at_warm_up_leaves_triage_to_the_rules(model_reloaded_after, monkeypatch, tmp_path):
+    monkeypatch.setattr(semantic_model, "head_file", tmp_path / "missing.npz")
+    semantic_model.warm_up_in_background().join(timeout=30)
+    assert semantic_model._loaded["model"] is None
+    assert classify("Muž me tuče, pomozite").reasons[-1] == RULES_ONLY_REASON
+
+
 # --- When the model cannot load -----------------------------------------------------------------------------------
 
 

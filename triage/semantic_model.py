@@ -46,7 +46,9 @@ def semantic_model() -> SemanticTriage | None:
                 # worker and beat at start, lengthening a restart after a crash, and beat never triages.
                 from triage.semantic.model import DEFAULT_HEAD_FILE, SemanticTriage
 
+                started = time.monotonic()
                 model = SemanticTriage.load(head_file or DEFAULT_HEAD_FILE)
+                logger.info("semantic triage model loaded in %.2f s", time.monotonic() - started)
             except Exception as error:  # whatever the cause, triage goes on with the rules
                 problem = f"{type(error).__name__}: {error}"
                 logger.warning(
@@ -57,6 +59,34 @@ def semantic_model() -> SemanticTriage | None:
     if _loaded["model"] is None:
         _report_rules_only()
     return _loaded["model"]  # type: ignore[return-value]
+
+
+# A message that makes the engine do a whole first reading (its first call costs about twice a later one).
+_WARM_UP_TEXT = "Ne mogu više ovako, večeras ću sve završiti."
+
+
+def warm_up_in_background() -> threading.Thread:
+    """Load this process's model, and read one message with it, in a thread of its own, so that the first case
+    a critical doorbell brings never waits for the load (0.3 s of CPU, several seconds on a busy box; a niced
+    process's first critical case was among a run's slowest). A case arriving meanwhile waits for the same load
+    (`semantic_model` loads once, under a lock), never for a second one. Not in the Celery hook itself: a pool
+    process that takes more than 4 s to start is killed, and a busy box can make the load take that long."""
+    thread = threading.Thread(target=_warm_up, name="semantic-model-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def _warm_up() -> None:
+    from django.db import connections
+
+    try:
+        model = semantic_model()  # logs and reports when it cannot be loaded; triage then uses the rules alone
+        if model is not None:
+            model.predict(_WARM_UP_TEXT)
+    except Exception:  # the first real message will show the problem where it matters; triage falls back there
+        logger.warning("the semantic model failed on its warm-up message", exc_info=True)
+    finally:
+        connections.close_all()  # this thread's own (reporting "rules only"), not the worker's
 
 
 _word_head: dict[str, object] = {}  # "pid", "head" (a TriageHead or None)

@@ -26,6 +26,18 @@ def _pool_process_gives_way(**_kwargs) -> None:
     _lower_own_priority()
 
 
+@worker_process_init.connect
+def _critical_worker_loads_the_model(**_kwargs) -> None:
+    """A pool process that takes critical doorbells loads the semantic model as it starts, not on its first
+    critical case (the model reads every message a critical rule matched; triage.services). After the fork: the
+    model's engine does not survive one."""
+    from helpline.cases.dispatch import CRITICAL_QUEUE  # here: this module loads before Django's apps are ready
+    from triage.semantic_model import warm_up_in_background
+
+    if CRITICAL_QUEUE in app.amqp.queues.consume_from:
+        warm_up_in_background()
+
+
 @worker_ready.connect
 def _worker_gives_way_once_ready(**_kwargs) -> None:
     _lower_own_priority()
