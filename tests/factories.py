@@ -5,9 +5,11 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from helpline.cases.dispatch import CRITICAL_QUEUE
 from helpline.cases.intake import next_case_reference
 from helpline.cases.models import Caller, Case, Channel, Direction, Message
 from helpline.roster.models import StaffProfile
+from triage.services import queue_for_text
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -72,7 +74,8 @@ def on_duty_worker(**profile) -> StaffProfile:
 
 
 def case_saying(text: str, **fields) -> Case:
-    """A case whose citizen wrote `text`."""
+    """A case whose citizen wrote `text`, its doorbell on the queue the intake would choose for it."""
+    fields.setdefault("sounds_critical", queue_for_text(text) == CRITICAL_QUEUE)
     case = CaseFactory(**fields)
     MessageFactory(case=case, body=text)
     return case

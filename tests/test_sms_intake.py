@@ -37,6 +37,17 @@ def test_sms_from_a_new_number_opens_a_case_and_the_reply_names_it(twilio):
     assert "socijalni radnik" in text.lower()
 
 
+def test_an_sms_that_sounds_critical_marks_its_case_for_the_critical_worker_and_a_calm_one_does_not(twilio):
+    twilio.sms("Trebam pomoć oko ogrjeva", sid="SM010", from_number="+38761000010")
+    twilio.sms("Muž me tuče, ima nož", sid="SM011", from_number="+38761000011")
+    calm, critical = Case.objects.order_by("id")
+    assert (calm.sounds_critical, critical.sounds_critical) == (False, True)
+
+    twilio.sms("Sad je uzeo nož i prijeti", sid="SM012", from_number="+38761000010")  # the calm case's follow-up
+    calm.refresh_from_db()
+    assert calm.sounds_critical
+
+
 def test_reply_is_valid_twiml_from_the_twilio_library(twilio):
     response = twilio.sms("Pomoć", sid="SM002")
     expected = MessagingResponse()

@@ -14,6 +14,7 @@ from helpline.cases.models import Case, CaseStatus, EventKind, Priority
 from helpline.casework import actions
 from tests.concurrency import run_at_once
 from tests.factories import CaseFactory, MessageFactory, case_saying, on_duty_worker
+from triage import semantic_model as triage_semantic_model
 from triage import services as triage_services
 
 pytestmark = pytest.mark.django_db
@@ -24,6 +25,7 @@ requires_postgres = pytest.mark.skipif(
 CALM = ["treba nam pomoć oko ogrjeva", "kako se predaje zahtjev za jednokratnu pomoć", "nemamo drva za zimu",
         "trebam savjet oko starateljstva", "majka je stara i sama, treba joj kućna njega"]  # fmt: skip
 CRITICAL = "muž me tuče, ima nož, pomozite"
+MORE_CRITICAL = ["otac prijeti nožem mami", "progutala sam sve tablete, ne želim više živjeti"]
 
 
 def triage_events(case: Case) -> int:
@@ -62,6 +64,40 @@ def test_a_case_that_reads_as_critical_is_left_to_its_own_doorbell_on_the_critic
     assert (critical.priority, critical.status, critical.assigned_to) == (
         Priority.CRITICAL, CaseStatus.ASSIGNED, worker.user
     )  # fmt: skip
+
+
+def test_a_critical_doorbell_has_the_model_read_the_other_critical_messages_waiting_and_gives_them_out_too():
+    worker = on_duty_worker()
+    calm = case_saying(CALM[0])
+    first, *waiting = [case_saying(text) for text in (CRITICAL, *MORE_CRITICAL)]
+    actions.do_triage_case(first.pk)
+    for case in waiting:
+        case.refresh_from_db()
+        assert (case.priority, case.status, case.assigned_to) == (Priority.CRITICAL, CaseStatus.ASSIGNED, worker.user)
+        reasons = case.timeline.filter(kind=EventKind.TRIAGED).get().details["reasons"]
+        assert any(reason.startswith("semantic model:") for reason in reasons)  # read before anyone was called
+    assert Case.objects.get(pk=calm.pk).status == CaseStatus.NEW  # never in a critical batch
+    with CaptureQueriesContext(connection) as queries:
+        for case in waiting:
+            actions.do_triage_case(case.pk)
+    assert len(queries) == len(waiting)  # their own doorbells: one question each
+    assert all(triage_events(case) == 1 for case in waiting)
+
+
+def test_a_critical_batch_goes_on_by_the_rules_when_the_model_fails(monkeypatch):
+    on_duty_worker()
+    first, other = case_saying(CRITICAL), case_saying(MORE_CRITICAL[0])
+    model = triage_semantic_model.semantic_model()
+
+    def broken(texts):
+        raise RuntimeError("the engine failed")
+
+    monkeypatch.setattr(model, "predict_many", broken)
+    actions.do_triage_case(first.pk)
+    other.refresh_from_db()
+    assert other.priority == Priority.CRITICAL and other.status == CaseStatus.ASSIGNED
+    reasons = other.timeline.filter(kind=EventKind.TRIAGED).get().details["reasons"]
+    assert reasons[-1] == triage_services.RULES_ONLY_REASON
 
 
 def test_a_critical_case_is_given_out_without_waiting_for_anyone_elses():

@@ -46,8 +46,9 @@ WEB_INQUIRY = 6  # measured 6
 # triage and assignment take no savepoints inside their caller's transaction (4), the acknowledgement clock starts
 # in the assignment's UPDATE (1), and a ladder's policy and steps are read together (1); then 1 more since a
 # doorbell first asks, without a lock, whether its case was triaged as it stands already (a batch took it along):
-# such a doorbell, most of them in a surge, then costs that one query instead of about twenty.
-TRIAGE_AND_ASSIGNMENT = 26
+# such a doorbell, most of them in a surge, then costs that one query instead of about twenty; then 1 more since a
+# critical case's doorbell asks for other new cases that sound critical, to read and give out with its own.
+TRIAGE_AND_ASSIGNMENT = 27
 # measured 101 for eleven new calm cases when one doorbell triages the ten waiting behind its own (9 a case: the
 # triage's savepoint, UPDATE and release; the assignment UPDATE and the notification's 3; the same person's recent
 # cases read once for the batch); each case's doorbell on its own took 22 (about 240 in all). 110 before the batch

@@ -60,9 +60,12 @@ def inbound_texts(case_ids: list[int]) -> dict[int, tuple[str, int | None]]:
     return texts
 
 
-def new_cases_not_triaged(*, besides: set[int], limit: int) -> list[int]:
-    """Up to `limit` new cases nobody has triaged yet, oldest first, other than those `besides`."""
-    waiting = Case.objects.filter(status=CaseStatus.NEW, triaged_at__isnull=True).exclude(pk__in=besides)
+def new_cases_not_triaged(*, besides: set[int], limit: int, sounding_critical: bool = False) -> list[int]:
+    """Up to `limit` new cases nobody has triaged yet, oldest first, other than those `besides`: those whose
+    doorbell rides the critical queue (`sounding_critical`) or the others."""
+    waiting = Case.objects.filter(
+        status=CaseStatus.NEW, triaged_at__isnull=True, sounds_critical=sounding_critical
+    ).exclude(pk__in=besides)
     return list(waiting.order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
 
 

@@ -151,19 +151,32 @@ def triage_case(case_id: int, *, rules: list[CompiledRule] | None = None) -> Tri
     return TriageRun(case, read_follow_up, critical_by_rules)
 
 
+_NOT_READ_YET = object()  # no batch read the message beforehand: the model reads it now, if it must
+
+
 def _triage_locked(
-    case: Case, text: str, last_message_id: int | None, rules: list[CompiledRule], earlier: list[Case]
+    case: Case,
+    text: str,
+    last_message_id: int | None,
+    rules: list[CompiledRule],
+    earlier: list[Case],
+    prediction: Prediction | None | object = _NOT_READ_YET,
 ) -> bool:
     """Classify a case read under its row lock (its inbound messages joined in `text`), link the same person's
-    recent cases (`earlier`), and record the verdict. True when a critical rule matched (the model then read the
-    message at once)."""
+    recent cases (`earlier`), and record the verdict. True when a critical rule matched: the model then read the
+    message at once, or a batch had read it (`prediction`, None when the model was unavailable)."""
     result = classify_by_rules(text, case.channel, rules=rules)
     # A critical rule is the one verdict the model can take back (it rules out "noz" in the news, a joke, the
     # past): it is asked now, before anyone is called, rather than calling someone for what it would lower
     # later. Few messages (about one in ten) and the critical worker's: the rest never wait for the model.
     read_by_model = result.priority == Priority.CRITICAL and bool(text.strip())
     if read_by_model:
-        result = with_the_model(result, text)
+        if prediction is _NOT_READ_YET:
+            result = with_the_model(result, text)
+        elif prediction is None:
+            result.reasons.append(RULES_ONLY_REASON)
+        else:
+            result = combined_classification(result, prediction)  # type: ignore[arg-type]
     awaiting_model = bool(text.strip()) and not read_by_model
     raised_by = ""
     if earlier:
@@ -209,47 +222,58 @@ def forget_batch_failures() -> None:
 
 
 @transaction.atomic(savepoint=False)
-def triage_waiting_cases(*, besides: int, limit: int, rules: list[CompiledRule]) -> list[TriageRun]:
+def triage_waiting_cases(
+    *, besides: int, limit: int, rules: list[CompiledRule], critical: bool = False
+) -> list[TriageRun]:
     """Triage, in the caller's transaction, up to `limit` other new cases nobody has triaged yet, oldest first: in a
     surge one doorbell does the work of many, reading the rules, the messages and (in its caller) the crisis events
     and the assignment turn once for all of them. Their own doorbells then find nothing to do
-    (`selectors.triaged_as_written`).
+    (`selectors.triaged_as_written`). Cases another worker holds are skipped, not waited for.
 
-    Cases another worker holds are skipped, not waited for. A case whose words read as critical is left to its own
-    doorbell on the critical queue, whose worker reads it with the model at once: a batch of calm messages never
-    carries the model's time, and a critical case is never held behind one."""
+    Two kinds of batch, never mixed. A calm one (the triage queue's) takes no case whose doorbell rides the critical
+    queue (`Case.sounds_critical`) and none whose words read as critical, nor locks one: its own doorbell, on the
+    critical worker, would wait on that row for the whole batch of a worker that gives way to everything else. A
+    critical one (`critical`: the critical worker's doorbell) takes only those, and the model reads them all in
+    one batch, before anyone is called, as it reads one case alone."""
     _failed_in_a_batch.forget_older_than(FAILED_IN_A_BATCH_FOR)
-    candidates = selectors.new_cases_not_triaged(besides={besides, *_failed_in_a_batch}, limit=limit)
+    candidates = selectors.new_cases_not_triaged(
+        besides={besides, *_failed_in_a_batch}, limit=limit, sounding_critical=critical
+    )
     if not candidates:
         return []
-    critical = selectors.critical_rules()
+    critical_rules = selectors.critical_rules()
 
-    def reads_critical(text: str) -> bool:
-        return bool(text) and reads_as_critical(text, critical)
+    def of_this_kind(text: str) -> bool:
+        return (bool(text) and reads_as_critical(text, critical_rules)) == critical
 
-    # Read before locking, and never lock a case whose words read as critical: its own doorbell, on the critical
-    # worker, would wait on that row lock for this whole batch, in a worker that gives way to everything else.
+    # Read before locking as well, for a case whose flag does not tell (one stored before it was kept).
     checked = selectors.inbound_texts(candidates)
-    calm = [pk for pk in candidates if not reads_critical(checked.get(pk, ("", None))[0])]
+    ours = [pk for pk in candidates if of_this_kind(checked.get(pk, ("", None))[0])]
     cases = list(
         Case.objects.select_related("caller")
         .for_change(of=("self",), skip_locked=True)
-        .filter(pk__in=calm, status=CaseStatus.NEW, triaged_at__isnull=True)
+        .filter(pk__in=ours, status=CaseStatus.NEW, triaged_at__isnull=True, sounds_critical=critical)
         .order_by("created_at", "pk")
     )
     texts = selectors.inbound_texts([case.pk for case in cases])  # again, locked: the citizen may have written since
+    # A follow-up written meanwhile may be of the other kind: that case is left to its own doorbell.
+    cases = [
+        case for case in cases
+        if checked.get(case.pk, ("", None))[1] == texts.get(case.pk, ("", None))[1]
+        or of_this_kind(texts.get(case.pk, ("", None))[0])
+    ]  # fmt: skip
+    predictions = _read_by_the_model([texts.get(case.pk, ("", ""))[0] for case in cases]) if critical else {}
     earlier = selectors.recent_cases_of_same_callers(cases, window=REPEAT_CONTACT_WINDOW)
     runs = []
     with case_services.timeline_written_together():  # one INSERT for the batch's timeline events
         for case in cases:
             text, last_message_id = texts.get(case.pk, ("", None))
-            if checked.get(case.pk, ("", None))[1] != last_message_id and reads_critical(text):
-                continue  # a follow-up that reads as critical came meanwhile: its doorbell is on the critical queue
+            read = {"prediction": predictions.get(text)} if critical else {}
             try:
                 # One case that cannot be triaged (a defect its words reveal) must not hold back the batch, nor,
                 # taken along again and again, every batch after it: it is left to its own doorbell, alone.
                 with transaction.atomic():
-                    _triage_locked(case, text, last_message_id, rules, earlier.get(case.pk, []))
+                    _triage_locked(case, text, last_message_id, rules, earlier.get(case.pk, []), **read)
             except (OperationalError, InterfaceError):
                 raise  # the database is away, not this case's fault: the doorbell fails and is tried again
             except Exception:
@@ -259,6 +283,20 @@ def triage_waiting_cases(*, besides: int, limit: int, rules: list[CompiledRule])
                 continue
             runs.append(TriageRun(case))
     return runs
+
+
+def _read_by_the_model(texts: list[str]) -> dict[str, Prediction | None]:
+    """The model's prediction for each text, read in one batch (a third faster a message than one by one); None for
+    each when the model is unavailable or fails on the batch: the rules then decide alone, and the reasons say so."""
+    texts = [text for text in dict.fromkeys(texts) if text.strip()]
+    model = semantic_model() if texts else None
+    if model is None:
+        return dict.fromkeys(texts)
+    try:
+        return dict(zip(texts, model.predict_many(texts), strict=True))
+    except Exception:  # the rules' answer is a whole answer; no case is left untriaged for a broken model
+        logger.warning("the semantic model failed on a batch of critical messages; the rules decide", exc_info=True)
+        return dict.fromkeys(texts)
 
 
 # Messages the model reads at once: batching embeds about a third faster a message, and a batch's cases are

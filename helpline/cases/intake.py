@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from helpline.cases import citizen_code, selectors
-from helpline.cases.dispatch import TRIAGE_QUEUE, enqueue_after_commit
+from helpline.cases.dispatch import CRITICAL_QUEUE, TRIAGE_QUEUE, enqueue_after_commit
 from helpline.cases.encryption import phone_index
 from helpline.cases.language import cyrillic_to_latin, detect_language, detect_script
 from helpline.cases.models import (
@@ -211,7 +211,8 @@ def _create_case(
 
 
 def _open_or_create_case(
-    *, channel: str, caller: Caller | None, text: str, is_drill: bool, reserved_reference: str | None = None
+    *, channel: str, caller: Caller | None, text: str, is_drill: bool, reserved_reference: str | None = None,
+    sounds_critical: bool = False,
 ) -> tuple[Case, bool]:
     """The caller's open case, locked, or a new one. Anonymous contacts always get a new case."""
     if caller is not None and not getattr(caller, "is_new", False):
@@ -219,8 +220,9 @@ def _open_or_create_case(
         if existing is not None:
             return existing, False
     case = _create_case(
-        channel=channel, caller=caller, text=text, is_drill=is_drill, reserved_reference=reserved_reference
-    )
+        channel=channel, caller=caller, text=text, is_drill=is_drill, reserved_reference=reserved_reference,
+        sounds_critical=sounds_critical,
+    )  # fmt: skip
     return case, True
 
 
@@ -228,7 +230,8 @@ def _schedule_triage(case: Case, queue: str = TRIAGE_QUEUE, *, is_new: bool = Fa
     """Ring triage after commit. A message that reads as critical goes on the critical queue, so a surge of
     normal cases never stands in front of it. (A new case was stamped as requested when it was inserted.)"""
     if not is_new:
-        Case.objects.filter(pk=case.pk).update(triage_requested_at=timezone.now())
+        sounds_critical = {"sounds_critical": True} if queue == CRITICAL_QUEUE else {}
+        Case.objects.filter(pk=case.pk).update(triage_requested_at=timezone.now(), **sounds_critical)
     enqueue_after_commit(TRIAGE_TASK, case.pk, queue=queue, on_failure=partial(_doorbell_not_rung, case.pk))
 
 
@@ -334,8 +337,9 @@ def record_inbound_sms(
         if keyword in OPT_OUT_KEYWORDS | OPT_IN_KEYWORDS and caller is not None:
             return _record_opt_change(caller, keyword, message_sid, body, language, script)
         case, is_new = _open_or_create_case(
-            channel=Channel.SMS, caller=caller, text=body, is_drill=is_drill, reserved_reference=reserved_reference
-        )
+            channel=Channel.SMS, caller=caller, text=body, is_drill=is_drill, reserved_reference=reserved_reference,
+            sounds_critical=queue == CRITICAL_QUEUE,
+        )  # fmt: skip
         message = Message.objects.create(
             case=case, direction=Direction.INBOUND, channel=Channel.SMS, body=body, twilio_sid=message_sid
         )
@@ -581,6 +585,7 @@ def record_web_inquiry(
             is_drill=is_drill,
             idempotency_key=idempotency_key or None,
             reserved_reference=reserved_reference,
+            sounds_critical=queue == CRITICAL_QUEUE,
         )
         Message.objects.create(case=case, direction=Direction.INBOUND, channel=Channel.WEB, body=message)
         if suspected_automated:

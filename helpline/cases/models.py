@@ -191,6 +191,10 @@ class Case(models.Model):
     acknowledge_by = models.DateTimeField(_("acknowledge by"), null=True, blank=True, db_index=True)
     acknowledged_at = models.DateTimeField(_("acknowledged"), null=True, blank=True)
     triage_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Its doorbell rides the critical queue: the request path's quick check found words a critical rule knows. A
+    # critical worker's doorbell takes along the others waiting (triage.services.triage_waiting_cases), found by
+    # this flag, so that in a surge it need not read every waiting message to find them; a calm batch leaves them.
+    sounds_critical = models.BooleanField(default=False, editable=False)
     # Triaged by the rules, and the semantic model has not read it yet: the model worker's second look
     # (triage.services.second_look) finds its work by this flag, so a lost doorbell loses nothing.
     awaiting_model = models.BooleanField(default=False, editable=False)
@@ -215,6 +219,11 @@ class Case(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "created_at"], name="case_status_created"),
+            # Small by design (new cases that sound critical), and read by every critical doorbell.
+            models.Index(
+                fields=["created_at"], condition=models.Q(status="new", sounds_critical=True),
+                name="case_new_sounding_critical",
+            ),
             # Small by design (only cases the model has not read yet), and read by every second look.
             models.Index(
                 fields=["-critical_by_words", "created_at"], condition=models.Q(awaiting_model=True),
