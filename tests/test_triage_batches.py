@@ -122,7 +122,7 @@ def test_a_follow_up_to_a_case_a_batch_took_along_is_still_read():
 def test_a_batch_links_each_case_to_the_same_persons_recent_cases_as_a_case_alone_would():
     on_duty_worker()
     earlier = case_saying("Muž me tuče", status=CaseStatus.RESOLVED)
-    actions.do_triage_case(earlier.pk)  # critical, and a critical case takes nothing along
+    actions.do_triage_case(earlier.pk)  # critical, and nothing else waits yet to be taken along
     long_ago = case_saying("Muž me tuče", status=CaseStatus.RESOLVED, caller=earlier.caller)
     actions.do_triage_case(long_ago.pk)
     Case.objects.filter(pk=long_ago.pk).update(created_at=timezone.now() - dt.timedelta(hours=30))
