@@ -48,15 +48,6 @@ def no_batch_failures_remembered():
 
 
 @pytest.fixture(autouse=True)
-def rules_read_afresh():
-    """Each test reads the rules of its own database: the request path's critical rules are otherwise kept for 5 s,
-    and a test's intake (the queue, `Case.sounds_critical`) read the rules of the test before it."""
-    from triage import selectors
-
-    selectors.forget_compiled_rules()
-
-
-@pytest.fixture(autouse=True)
 def fresh_throttle_counters():
     cache.clear()
     yield

@@ -49,12 +49,6 @@ def critical_rules() -> list[CompiledRule]:
     return _critical_cache["rules"]  # type: ignore[return-value]
 
 
-def forget_compiled_rules() -> None:
-    """Read and compile the rules again at the next call, as a new process would."""
-    _compiled_cache.update(stamp=None, rules=[])
-    _critical_cache.update(checked_at=0.0, rules=[], source=None)
-
-
 def inbound_texts(case_ids: list[int]) -> dict[int, tuple[str, int | None]]:
     """Each case's messages from the citizen joined, and the last one's id (what its triage read up to), in one
     query; a case with no message is left out."""
