@@ -16,6 +16,7 @@ from tests.concurrency import run_at_once
 from tests.factories import CaseFactory, MessageFactory, case_saying, on_duty_worker
 from triage import semantic_model as triage_semantic_model
 from triage import services as triage_services
+from triage.services import install_default_rules
 
 pytestmark = pytest.mark.django_db
 requires_postgres = pytest.mark.skipif(
@@ -218,6 +219,7 @@ def _lock_at_once(case_id: int) -> bool:
 def test_a_batch_of_calm_cases_never_holds_the_row_of_a_case_that_reads_as_critical(monkeypatch):
     """Its own doorbell, on the critical worker, would otherwise wait for the whole batch of a worker that gives way
     to everything else."""
+    install_default_rules()  # the shipped rules (a transactional test before may have flushed them)
     on_duty_worker()
     first, critical, calm = case_saying(CALM[0]), case_saying(CRITICAL), case_saying(CALM[1])
     during_the_batch = {}
