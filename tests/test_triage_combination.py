@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 
 import numpy as np
 import pytest
@@ -169,9 +170,13 @@ def test_a_worker_that_takes_critical_doorbells_has_its_model_loaded_before_its_
 
 
 def test_warming_up_loads_the_model_and_reads_a_message_without_holding_the_worker_back(model_reloaded_after):
-    semantic_model.warm_up_in_background().join(timeout=30)
-    assert semantic_model._loaded["model"] is not None
-    assert classify(FAREWELL).priority == "critical"  # the warm model, not a second load
+    warming = semantic_model.warm_up_in_background()
+    assert warming is not threading.current_thread() and warming.daemon  # the worker goes on meanwhile
+    warming.join(timeout=30)
+    warm = semantic_model._loaded["model"]
+    assert warm is not None
+    assert classify(FAREWELL).priority == "critical"
+    assert semantic_model.semantic_model() is warm  # the warm model answered, not a second load
 
 
 def test_a_model_that_cannot_load_at_warm_up_leaves_triage_to_the_rules(model_reloaded_after, monkeypatch, tmp_path):

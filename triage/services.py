@@ -76,10 +76,15 @@ def with_the_model(result: Classification, text: str) -> Classification:
             prediction = model.predict(text)
         except Exception:  # the rules' answer is a whole answer; a case is never left untriaged for the model
             logger.warning("the semantic model failed on a message; triaging it by the rules alone", exc_info=True)
+    return _with_prediction(result, prediction)
+
+
+def _with_prediction(rules: Classification, prediction: Prediction | None) -> Classification:
+    """The rules' classification with the model's prediction combined in or, without one (the model could not be
+    loaded, or failed), the rules' alone, saying so."""
     if prediction is None:
-        result.reasons.append(RULES_ONLY_REASON)
-        return result
-    return combined_classification(result, prediction)
+        return replace(rules, reasons=[*rules.reasons, RULES_ONLY_REASON])
+    return combined_classification(rules, prediction)
 
 
 def combined_classification(rules: Classification, prediction: Prediction) -> Classification:
@@ -171,12 +176,11 @@ def _triage_locked(
     # later. Few messages (about one in ten) and the critical worker's: the rest never wait for the model.
     read_by_model = result.priority == Priority.CRITICAL and bool(text.strip())
     if read_by_model:
-        if prediction is _NOT_READ_YET:
-            result = with_the_model(result, text)
-        elif prediction is None:
-            result.reasons.append(RULES_ONLY_REASON)
-        else:
-            result = combined_classification(result, prediction)  # type: ignore[arg-type]
+        result = (
+            with_the_model(result, text)
+            if prediction is _NOT_READ_YET
+            else _with_prediction(result, prediction)  # type: ignore[arg-type]  (read in a batch beforehand)
+        )
     awaiting_model = bool(text.strip()) and not read_by_model
     raised_by = ""
     if earlier:
@@ -348,11 +352,7 @@ def _store_second_look(
     latest = case.messages.filter(direction=Direction.INBOUND).order_by("-id").values_list("id", flat=True).first()
     if latest != message_id:
         return None  # the citizen wrote again since the batch was read: the next look reads the whole text
-    by_rules = classify_by_rules(text, case.channel, rules=rules)
-    if prediction is None:
-        result = replace(by_rules, reasons=[*by_rules.reasons, RULES_ONLY_REASON])
-    else:
-        result = combined_classification(by_rules, prediction)
+    result = _with_prediction(classify_by_rules(text, case.channel, rules=rules), prediction)
     before = case.priority
     # The model's category counts with its priority: a case kept at a higher priority than the combined verdict
     # (never lowered) keeps the category that came with it, so it never reads "critical, information".
