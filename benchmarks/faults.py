@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Fault injection against the real stack: what each fault costs in contacts and staff alerts.
 
-Starts gunicorn, a critical-queue worker, a general worker and beat (benchmarks/run.py's Stack) against a
-PostgreSQL cluster and a Redis server of its own (a throwaway cluster made with initdb on a free port in a
+Starts gunicorn, a critical-queue worker, an alerts sender, a general worker and beat (benchmarks/run.py's Stack)
+against a PostgreSQL cluster and a Redis server of its own (a throwaway cluster made with initdb on a free port in a
 temporary directory, and `redis-server` on another free port: the shared ones on 5432 and 6379 are never touched),
 with the real twilio client sending to a local stub. Then runs each scenario and prints, per scenario: contacts
 sent, answered 2xx, stored, triaged, assigned, notified, duplicates of each, intake latency during the fault
@@ -501,7 +501,7 @@ class Suite:
             time.sleep(4)
             timer["start"] = time.perf_counter()
             for n in range(kills):
-                name = "worker" if n % 2 == 0 else "critical-worker"
+                name = ("worker", "critical-worker", "alerts-worker")[n % 3]
                 kill_process_tree(self.stack, name)
                 restart(self.stack, name, self.log_dir)
                 time.sleep(4)
@@ -512,7 +512,7 @@ class Suite:
         contacts = send_at_rate(self.port, lambda n: self.contacts.mix(n, critical_every=3), 3.0, kills * 4 + 6)
         thread.join(120)
         self.stub.delay_seconds = 0.0
-        outcome = Outcome("worker SIGKILLed while busy", f"{kills} kills 4 s apart, both workers, 3 contacts/s",
+        outcome = Outcome("worker SIGKILLed while busy", f"{kills} kills 4 s apart, 3 workers in turn, 3 contacts/s",
                           contacts, fault_window=(timer["start"], timer["end"]))  # fmt: skip
         self.settle(outcome, since, timer["end"])
         outcome.extra = (

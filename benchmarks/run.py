@@ -59,8 +59,11 @@ class Stack:
             "web": [str(BIN / "gunicorn"), "helpline.project.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
                     "--workers", "2", "--threads", "8", "--timeout", "30"],
             "critical-worker": [str(BIN / "celery"), "--app", "helpline", "worker", "--queues",
-                                "critical,alerts,escalation", "--hostname", "critical@%h", "--concurrency", "1",
+                                "critical,escalation", "--hostname", "critical@%h", "--concurrency", "1",
                                 "--loglevel", "WARNING"],
+            # The SMS and calls about critical cases, 8 sends waiting on Twilio at once (deploy/supervisord.conf).
+            "alerts-worker": [str(BIN / "celery"), "--app", "helpline", "worker", "--queues", "alerts", "--hostname",
+                              "alerts@%h", "--pool", "threads", "--concurrency", "8", "--loglevel", "WARNING"],
             # The general worker yields the CPU to intake and the critical worker (nice 10), as in the Procfile:
             # under a surge, answering the citizen and critical cases come first; the rest drains after.
             "worker": ["nice", "-n", "10", str(BIN / "celery"), "--app", "helpline", "worker", "--queues",

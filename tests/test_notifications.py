@@ -396,6 +396,33 @@ def test_two_concurrent_sweeps_run_each_step_once():
 
 @requires_postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_alerts_sent_by_threads_at_once_each_reach_twilio_once_and_wait_for_it_side_by_side(twilio_api):
+    """The alerts worker sends in threads (deploy/supervisord.conf). Every alert of three critical cases rings twice
+    (a doorbell rung again by the relay), all at once, while Twilio takes a while to answer: each SMS and call goes
+    out once and is recorded once, and the sends overlap instead of waiting one behind the other."""
+    from triage.services import install_default_rules
+
+    install_default_rules()  # a transactional test before may have flushed them
+    now = timezone.now()
+    ShiftFactory(staff=StaffFactory(phone="+38761300100"), starts_at=now - dt.timedelta(hours=1),
+                 ends_at=now + dt.timedelta(hours=8))  # fmt: skip
+    cases = [assigned_case("ubit će me, ima nož") for _ in range(3)]
+    alerts = list(Notification.objects.filter(case__in=cases).values_list("pk", flat=True))
+    assert len(alerts) == 6  # an SMS and a call for each
+    twilio_api.delay_seconds = 0.3
+
+    _results, errors = run_at_once(outbox.deliver, [(pk,) for pk in alerts * 2])
+
+    assert errors == []
+    assert (len(twilio_api.messages), len(twilio_api.calls)) == (3, 3)
+    assert set(Notification.objects.filter(pk__in=alerts).values_list("status", "attempts")) == {("sent", 1)}
+    assert twilio_api.most_in_flight > 1
+    for case in cases:
+        assert case.timeline.filter(kind=EventKind.MESSAGE_SENT).count() == 2
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_an_sms_result_is_recorded_while_a_colleague_holds_the_case(twilio_api):
     """Recording that an alert went out writes the case's timeline while holding the alert's row; a colleague's
     change holds the case's row and then reaches for its alerts. Neither waits for the other: both finish, and
@@ -441,8 +468,7 @@ def test_a_priority_whose_policy_was_deleted_still_escalates_by_the_built_in_lad
 def test_a_notification_about_a_critical_case_rides_the_alerts_queue_beside_critical_triage(
     queues, django_capture_on_commit_callbacks
 ):
-    """The critical worker takes critical triage and these alerts in turn: a critical triage waits for one alert at
-    most, never behind a ladder's thousands in the same queue."""
+    """Never in the critical queue, where a critical triage once waited behind a ladder's thousands of alerts."""
     critical, normal = CaseFactory(priority="critical"), CaseFactory(priority="normal")
     with django_capture_on_commit_callbacks(execute=True):
         outbox.queue_notification(key="c", to_number="+38761999000", body="x", kind="assignment", case=critical)

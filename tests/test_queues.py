@@ -18,6 +18,16 @@ def _consumed_queues(text: str) -> list[set[str]]:
     return [set(found.split(",")) for found in re.findall(r"--queues[\"', ]+([a-z,]+)", text)]
 
 
+def _workers(text: str) -> list[tuple[set[str], str]]:
+    """Each worker command's queues and pool (Celery's default, prefork, where none is given)."""
+    commands = [line for line in text.splitlines() if "--queues" in line]
+    pools = [re.search(r"--pool[\"', ]+([a-z]+)", line) for line in commands]
+    return [
+        (queues, pool.group(1) if pool else "prefork")
+        for queues, pool in zip(_consumed_queues("\n".join(commands)), pools, strict=True)
+    ]
+
+
 def test_every_task_has_a_route_to_a_known_queue():
     celery_app.autodiscover_tasks(list(APPS), force=True)
     celery_app.loader.import_default_modules()
@@ -32,11 +42,16 @@ def test_every_task_has_a_route_to_a_known_queue():
 
 
 @pytest.mark.parametrize("path", ["deploy/supervisord.conf", "docker-compose.yml"])
-def test_every_queue_is_consumed_by_a_worker_and_the_critical_worker_takes_critical_work(path):
-    workers = _consumed_queues((ROOT / path).read_text())
-    assert set().union(*workers) == set(dispatch.QUEUES)
-    critical_work = {dispatch.CRITICAL_QUEUE, dispatch.ALERTS_QUEUE, dispatch.ESCALATION_QUEUE}
-    assert critical_work in workers  # a worker of their own
+def test_every_queue_is_consumed_by_a_worker_and_critical_work_has_workers_of_its_own(path):
+    workers = _workers((ROOT / path).read_text())
+    assert set().union(*(queues for queues, _pool in workers)) == set(dispatch.QUEUES)
+    # Critical triage and the escalation tick: one process of their own, never behind a backlog or a send.
+    assert ({dispatch.CRITICAL_QUEUE, dispatch.ESCALATION_QUEUE}, "prefork") in workers
+    # The SMS and calls about critical cases: sends that wait on Twilio side by side, in threads.
+    assert ({dispatch.ALERTS_QUEUE}, "threads") in workers
+    # Should either be down, the general worker takes their queues too.
+    general = max((queues for queues, _pool in workers), key=len)
+    assert {dispatch.CRITICAL_QUEUE, dispatch.ALERTS_QUEUE, dispatch.ESCALATION_QUEUE} <= general
 
 
 def _queue_arguments(tree: ast.AST):

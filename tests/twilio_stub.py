@@ -36,6 +36,8 @@ class TwilioStub:
         # client never heard".
         self.hang_up_after_accepting = 0
         self.connections = 0  # TCP connections clients opened: a kept client sends many requests over one
+        self.in_flight = 0  # create requests being answered now
+        self.most_in_flight = 0  # the most at any one time: sends that waited side by side
         self._lock = threading.Lock()
         stub = self
 
@@ -73,8 +75,14 @@ class TwilioStub:
                     delay = stub.delay_seconds if status < 300 else 0
                     hang_up = status < 300 and stub.hang_up_after_accepting > 0
                     stub.hang_up_after_accepting -= hang_up
-                if delay:
-                    time.sleep(delay)
+                    stub.in_flight += 1
+                    stub.most_in_flight = max(stub.most_in_flight, stub.in_flight)
+                try:
+                    if delay:
+                        time.sleep(delay)
+                finally:
+                    with stub._lock:
+                        stub.in_flight -= 1
                 if hang_up:
                     self.close_connection = True
                     return

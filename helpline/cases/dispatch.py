@@ -17,9 +17,9 @@ logger = logging.getLogger(__name__)
 # One queue per concern, so that no kind of work waits behind another. Every worker command (Procfile,
 # docker-compose.yml) consumes from a list of these; a test checks that each is consumed somewhere.
 CRITICAL_QUEUE = "critical"  # triage of contacts that read as critical
-# The SMS and calls about critical cases. Beside the critical queue, not in it: a worker takes from its queues in
-# turn, so a critical triage waits for one alert at most, where it once queued behind a ladder's thousands (rules'
-# critical cases triaged 34 s after intake at 100/s, behind 5,400 alerts).
+# The SMS and calls about critical cases. Apart from the critical queue: in it, a critical triage once queued behind a
+# ladder's thousands (rules' critical cases triaged 34 s after intake at 100/s, behind 5,400 alerts). A worker of
+# their own sends them in threads (deploy/supervisord.conf): a send waits on Twilio, and one by one they queued.
 ALERTS_QUEUE = "alerts"
 TRIAGE_QUEUE = "triage"  # triage of everything else
 NOTIFICATIONS_QUEUE = "notifications"  # sending to staff and citizens
