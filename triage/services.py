@@ -298,8 +298,8 @@ def _read_by_the_model(texts: list[str]) -> dict[str, Prediction | None]:
         return dict.fromkeys(texts)
     try:
         return dict(zip(texts, model.predict_many(texts), strict=True))
-    except Exception:  # the rules' answer is a whole answer; no case is left untriaged for a broken model
-        logger.warning("the semantic model failed on a batch of critical messages; the rules decide", exc_info=True)
+    except Exception:  # the rules' answer is a whole answer; no case is left waiting for a broken model
+        logger.warning("the model failed on a batch of %s messages; the rules decide", len(texts), exc_info=True)
         return dict.fromkeys(texts)
 
 
@@ -326,17 +326,11 @@ def second_look(limit: int = SECOND_LOOK_BATCH) -> list[SecondLook]:
     waiting = selectors.awaiting_model(limit)
     if not waiting:
         return []
-    predictions: list[Prediction | None] = [None] * len(waiting)
-    model = semantic_model()
-    if model is not None:
-        try:
-            predictions = list(model.predict_many([text for _, text, _ in waiting]))
-        except Exception:  # the rules' verdict already stands; the cases are not left waiting for a broken model
-            logger.warning("the semantic model failed on a batch; those cases keep the rules' verdict", exc_info=True)
+    predictions = _read_by_the_model([text for _, text, _ in waiting])
     rules = selectors.active_rules()  # read once a batch, not once a case
     looks = []
-    for (case_id, text, message_id), prediction in zip(waiting, predictions, strict=True):
-        look = _store_second_look(case_id, text, message_id, prediction, rules)
+    for case_id, text, message_id in waiting:
+        look = _store_second_look(case_id, text, message_id, predictions.get(text), rules)
         if look is not None:
             looks.append(look)
     return looks
