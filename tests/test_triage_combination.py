@@ -15,8 +15,9 @@ import threading
 import numpy as np
 import pytest
 from django.core.management import call_command
+from django.db import connections
 
-from helpline.cases.models import Case, EventKind
+from helpline.cases.models import Case, EventKind, Heartbeat
 from helpline.casework import actions
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
 from tests.test_semantic_model import SMALL, HashedWords, three_authors
@@ -179,11 +180,34 @@ def test_warming_up_loads_the_model_and_reads_a_message_without_holding_the_work
     assert semantic_model.semantic_model() is warm  # the warm model answered, not a second load
 
 
-def test_a_model_that_cannot_load_at_warm_up_leaves_triage_to_the_rules(model_reloaded_after, monkeypatch, tmp_path):
+def test_a_model_that_cannot_load_at_warm_up_leaves_triage_to_the_rules_and_says_so_to_healthz(
+    model_reloaded_after, monkeypatch, tmp_path
+):
     monkeypatch.setattr(semantic_model, "head_file", tmp_path / "missing.npz")
     semantic_model.warm_up_in_background().join(timeout=30)
-    assert semantic_model._loaded["model"] is None
-    assert classify("Muž me tuče, pomozite").reasons[-1] == RULES_ONLY_REASON
+    reported = Heartbeat.objects.filter(name=semantic_model.rules_only_heartbeat_name())
+    try:
+        assert semantic_model._loaded["model"] is None
+        assert classify("Muž me tuče, pomozite").reasons[-1] == RULES_ONLY_REASON
+        assert reported.exists()  # /healthz/ says "rules only in 1 process(es)"
+    finally:
+        _in_a_thread_of_its_own(reported.delete)
+
+
+def _in_a_thread_of_its_own(work) -> None:
+    """Run `work` on a database connection of its own, committed at once. The warm-up thread reported "rules only"
+    on its own connection, outside this test's transaction, so rolling the test back would leave the report behind
+    for later tests (a /healthz/ test then read "degraded")."""
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30)
 
 
 # --- When the model cannot load -----------------------------------------------------------------------------------
