@@ -14,7 +14,7 @@ import threading
 
 import numpy as np
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connections
 
 from helpline.cases.models import Case, EventKind, Heartbeat
@@ -362,3 +362,29 @@ def test_the_cross_author_command_prints_each_author_the_mean_and_the_worst_auth
         assert any(line.startswith(line_start) for line in printed.splitlines()), line_start
     assert "crit.recall" in printed and "calm->crit" in printed and "category" in printed
     assert "missed critical, by true category" in printed
+
+
+def test_the_cross_author_command_can_score_chosen_authors_with_every_other_author_still_training_the_heads(
+    monkeypatch, settings, tmp_path
+):
+    settings.VAR_DIR = tmp_path
+    authors = three_authors()
+    monkeypatch.setattr(corpus, "authors", lambda: authors)
+    monkeypatch.setattr(corpus, "older_sets", lambda: {})
+    monkeypatch.setattr(embedding_module, "shared_embedder", HashedWords)
+
+    def rows_printed(**options) -> dict[str, str]:
+        out = io.StringIO()
+        call_command("evaluate_triage", cross_author=True, stdout=out, **options)
+        return {line.split()[0]: line for line in out.getvalue().splitlines() if line.split()}
+
+    everyone, boris_alone = rows_printed(), rows_printed(authors="boris")
+    assert "boris" in boris_alone and "ana" not in boris_alone and "cvijeta" not in boris_alone
+    assert boris_alone["boris"] == everyone["boris"]  # the same heads: ana and cvijeta still trained them
+
+
+def test_the_cross_author_command_names_the_authors_there_are_when_asked_for_one_that_is_not(monkeypatch):
+    monkeypatch.setattr(corpus, "authors", three_authors)
+    monkeypatch.setattr(corpus, "older_sets", lambda: {})
+    with pytest.raises(CommandError, match="no author file named bojan; the authors are: ana, boris, cvijeta"):
+        call_command("evaluate_triage", cross_author=True, authors="bojan", stdout=io.StringIO())
