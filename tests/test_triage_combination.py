@@ -378,9 +378,10 @@ def test_the_cross_author_command_can_score_chosen_authors_with_every_other_auth
         call_command("evaluate_triage", cross_author=True, stdout=out, **options)
         return {line.split()[0]: line for line in out.getvalue().splitlines() if line.split()}
 
-    everyone, boris_alone = rows_printed(), rows_printed(authors="boris")
+    everyone, boris_alone, two = rows_printed(), rows_printed(authors="boris"), rows_printed(authors="cvijeta,boris")
     assert "boris" in boris_alone and "ana" not in boris_alone and "cvijeta" not in boris_alone
     assert boris_alone["boris"] == everyone["boris"]  # the same heads: ana and cvijeta still trained them
+    assert "ana" not in two and (two["boris"], two["cvijeta"]) == (everyone["boris"], everyone["cvijeta"])
 
 
 def test_the_cross_author_command_names_the_authors_there_are_when_asked_for_one_that_is_not(monkeypatch):

@@ -75,9 +75,6 @@ class Command(BaseCommand):
         if unknown:
             raise CommandError(f"no author file named {', '.join(unknown)}; the authors are: {', '.join(authors)}")
         scored = {name: rows for name, rows in authors.items() if name in chosen} if chosen else authors
-        # The authors not scored still train every head, as in the full table: a chosen author's figures are the
-        # same as its row there.
-        training_only = {**{name: rows for name, rows in authors.items() if name not in scored}, **older}
         settings = TrainingSettings()
         self.stdout.write(
             f"cross-author: {len(scored)} of {len(authors)} authors scored ({sum(map(len, scored.values()))} "
@@ -85,11 +82,12 @@ class Command(BaseCommand):
             f"its critical threshold chosen by leaving training authors out.\ncombined: {IN_ONE_LINE}"
         )
         report = cross_author_evaluation(
-            scored,
+            authors,
             # Embeddings kept under var/ between runs: embedding every training text took longer than the rest.
             EmbeddingTable(CachedEmbedder(shared_embedder(), django_settings.VAR_DIR / "cache"), settings.features),
             settings,
-            extra_training=training_only,
+            extra_training=older,
+            only=chosen,  # the others still train every head: a chosen author's row is its row in the full table
             rules=classify_by_rules,
             progress=lambda line: self.stdout.write(f"  {line}"),
         )
