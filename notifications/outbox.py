@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Case as SqlCase
 from django.db.models import F, OuterRef, Q, Subquery, When
 from django.utils import timezone
@@ -71,14 +71,12 @@ def queue_notification(
     if not to_number:
         logger.warning("no phone number for %s notification on %s", kind, case.reference if case else "-")
         return None
-    try:
-        with transaction.atomic():
-            notification = Notification.objects.create(
-                idempotency_key=key[:200], to_number=to_number, body=body, kind=kind, case=case,
-                recipient=recipient, channel=channel, message=message, is_drill=bool(case and case.is_drill),
-                ack_code=ack_code,
-            )  # fmt: skip
-    except IntegrityError:
+    notification = Notification.objects.create_once(
+        idempotency_key=key[:200], to_number=to_number, body=body, kind=kind, case=case,
+        recipient=recipient, channel=channel, message=message, is_drill=bool(case and case.is_drill),
+        ack_code=ack_code,
+    )  # fmt: skip
+    if notification is None:
         return None  # already written by an earlier run: never twice
     enqueue_after_commit(SEND_TASK, notification.pk, queue=queue or queue_for(case))
     return notification

@@ -474,3 +474,38 @@ def test_a_notification_about_a_critical_case_rides_the_alerts_queue_beside_crit
         outbox.queue_notification(key="c", to_number="+38761999000", body="x", kind="assignment", case=critical)
         outbox.queue_notification(key="n", to_number="+38761999000", body="x", kind="assignment", case=normal)
     assert (queues.size("alerts"), queues.size("notifications"), queues.size("critical")) == (1, 1, 0)
+
+
+def test_a_notification_queued_twice_is_written_once_and_the_work_around_it_goes_on():
+    """A retried step queues the same message again: the second is refused without breaking the transaction it is
+    in, so the rest of that step (its timeline, the next notification) is still written."""
+    case = CaseFactory()
+    with transaction.atomic():
+        first = outbox.queue_notification(key="step:1", to_number="+38761300100", body="a", kind="reminder", case=case)
+        again = outbox.queue_notification(key="step:1", to_number="+38761300100", body="b", kind="reminder", case=case)
+        after = outbox.queue_notification(key="step:2", to_number="+38761300100", body="c", kind="reminder", case=case)
+    assert first is not None and again is None and after is not None
+    assert list(Notification.objects.filter(case=case).order_by("pk").values_list("pk", "body")) == [
+        (first.pk, "a"), (after.pk, "c")
+    ]  # fmt: skip
+    assert first.created_at is not None and str(first.to_number) == "+38761300100"
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_same_notification_queued_by_two_workers_at_once_is_written_once():
+    case = CaseFactory()
+
+    def queue(body: str) -> int | None:
+        with transaction.atomic():
+            notification = outbox.queue_notification(
+                key=f"step:{case.pk}:1", to_number="+38761300100", body=body, kind="reminder", case=case
+            )
+            time.sleep(0.2)  # the other worker's INSERT waits for this one to commit
+            return notification.pk if notification else None
+
+    results, errors = run_at_once(queue, [("a",), ("b",)])
+
+    assert errors == []
+    assert sorted(pk is not None for pk in results) == [False, True]  # one wrote it, the other was told so
+    assert Notification.objects.filter(case=case).count() == 1

@@ -6,6 +6,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models.constants import OnConflict
+from django.db.models.sql import InsertQuery
 from django.utils.translation import gettext_lazy as _
 
 from helpline.cases.encryption import (
@@ -118,6 +120,30 @@ class RowsForChange(models.QuerySet):
 
     def for_change(self, **options: Any) -> "RowsForChange":
         return self.select_for_update(no_key=True, **options)
+
+    def create_once(self, **fields: Any) -> models.Model | None:
+        """create(), unless a row with one of its unique values exists already: then nothing is written and None
+        is returned. One statement (INSERT ... ON CONFLICT DO NOTHING RETURNING the key), where catching the
+        IntegrityError of a plain INSERT needs a savepoint around it (two more round trips), and the transaction
+        goes on either way. As with the plain INSERT, a row of the same unique value that another transaction is
+        writing is waited for. The model's save() and its signals are not run: only for models that need neither.
+        """
+        instance = self.model(**fields)
+        meta = self.model._meta
+        columns = [field for field in meta.local_concrete_fields if not field.generated and field is not meta.pk]
+        query = InsertQuery(self.model, on_conflict=OnConflict.IGNORE)
+        query.insert_values(columns, [instance])  # the compiler runs each field's pre_save (auto_now_add)
+        compiler = query.get_compiler(using=self.db)
+        compiler.returning_fields = [meta.pk]
+        [(sql, params)] = compiler.as_sql()
+        with compiler.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        instance.pk = row[0]
+        instance._state.adding, instance._state.db = False, self.db
+        return instance
 
 
 class CaseReferenceSequence(models.Model):
