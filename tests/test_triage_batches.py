@@ -10,6 +10,7 @@ from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from helpline.cases import services as case_services
 from helpline.cases.models import Case, CaseStatus, EventKind, Priority
 from helpline.casework import actions
 from tests.concurrency import run_at_once
@@ -183,6 +184,36 @@ def test_a_case_that_cannot_be_triaged_holds_back_neither_its_batch_nor_the_batc
         actions.do_triage_case(broken.pk)
 
 
+
+def test_a_case_whose_triage_cannot_be_written_holds_back_neither_the_doorbells_case_nor_the_batches_after_it(
+    monkeypatch, caplog
+):
+    """A batch writes its cases without a savepoint each: when writing one fails, the whole batch is rolled back
+    (nothing of it is kept half-way), and the doorbell's own case is triaged and given out at once without it."""
+    on_duty_worker()
+    first, broken, third = case_saying(CALM[0]), case_saying(CALM[1]), case_saying(CALM[3])
+    record_triage = case_services.record_triage
+
+    def failing_after_writing(case, **fields):
+        record_triage(case, **fields)
+        if case.pk == broken.pk:
+            raise RuntimeError("a defect in writing this case's triage")
+
+    monkeypatch.setattr(case_services, "record_triage", failing_after_writing)
+    actions.do_triage_case(first.pk)
+    assert [Case.objects.get(pk=case.pk).status for case in (first, broken, third)] == [
+        CaseStatus.ASSIGNED, CaseStatus.NEW, CaseStatus.NEW
+    ]  # fmt: skip
+    assert not broken.timeline.exists() and not third.timeline.exists()  # the batch was rolled back whole
+    assert triage_events(first) == 1
+    assert "failed in a batch" in caplog.text
+
+    actions.do_triage_case(third.pk)  # a later batch leaves the case out
+    assert Case.objects.get(pk=third.pk).status == CaseStatus.ASSIGNED
+    assert Case.objects.get(pk=broken.pk).status == CaseStatus.NEW
+    with pytest.raises(RuntimeError):  # its own doorbell still tries it, and fails where it is seen
+        actions.do_triage_case(broken.pk)
+
 @requires_postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_doorbells_rung_together_in_a_surge_triage_every_case_once_and_fill_nobody_over_their_maximum():
@@ -223,16 +254,16 @@ def test_a_batch_of_calm_cases_never_holds_the_row_of_a_case_that_reads_as_criti
     on_duty_worker()
     first, critical, calm = case_saying(CALM[0]), case_saying(CRITICAL), case_saying(CALM[1])
     during_the_batch = {}
-    triage_one = triage_services._triage_locked
+    work_out = triage_services._verdict
 
     def triage_watched(case, *args, **kwargs):
         if case.pk == calm.pk:
             during_the_batch.update(
                 critical=lockable_from_another_connection(critical.pk), calm=lockable_from_another_connection(calm.pk)
             )
-        return triage_one(case, *args, **kwargs)
+        return work_out(case, *args, **kwargs)
 
-    monkeypatch.setattr(triage_services, "_triage_locked", triage_watched)
+    monkeypatch.setattr(triage_services, "_verdict", triage_watched)
     actions.do_triage_case(first.pk)
     assert during_the_batch == {"critical": True, "calm": False}  # the calm one is the batch's, as it should be
     assert Case.objects.get(pk=critical.pk).status == CaseStatus.NEW  # left to its own doorbell

@@ -159,6 +159,18 @@ def triage_case(case_id: int, *, rules: list[CompiledRule] | None = None) -> Tri
 _NOT_READ_YET = object()  # no batch read the message beforehand: the model reads it now, if it must
 
 
+@dataclass
+class _Verdict:
+    """A case's triage worked out, before anything is written: the classification (raised to the highest priority
+    of the same person's recent cases), and what the model's second look will need."""
+
+    result: Classification
+    read_by_model: bool
+    awaiting_model: bool
+    critical_by_words: float
+    raised_by: str
+
+
 def _triage_locked(
     case: Case,
     text: str,
@@ -170,6 +182,20 @@ def _triage_locked(
     """Classify a case read under its row lock (its inbound messages joined in `text`), link the same person's
     recent cases (`earlier`), and record the verdict. True when a critical rule matched: the model then read the
     message at once, or a batch had read it (`prediction`, None when the model was unavailable)."""
+    verdict = _verdict(case, text, rules, earlier, prediction)
+    _record_verdict(case, verdict, last_message_id, earlier)
+    return verdict.read_by_model
+
+
+def _verdict(
+    case: Case,
+    text: str,
+    rules: list[CompiledRule],
+    earlier: list[Case],
+    prediction: Prediction | None | object = _NOT_READ_YET,
+) -> _Verdict:
+    """Work out a case's triage without writing anything, so that a batch can leave out a case whose words reveal
+    a defect here with nothing to undo."""
     result = classify_by_rules(text, case.channel, rules=rules)
     # A critical rule is the one verdict the model can take back (it rules out "noz" in the news, a joke, the
     # past): it is asked now, before anyone is called, rather than calling someone for what it would lower
@@ -184,10 +210,18 @@ def _triage_locked(
     awaiting_model = bool(text.strip()) and not read_by_model
     raised_by = ""
     if earlier:
-        case_services.link_cases(case, earlier)
         highest = max(earlier, key=lambda other: PRIORITY_RANK.get(other.priority, 0))
         if PRIORITY_RANK.get(highest.priority, 0) > PRIORITY_RANK[result.priority]:
             result.priority, raised_by = highest.priority, highest.reference
+    return _Verdict(
+        result, read_by_model, awaiting_model, critical_by_words(text) if awaiting_model else 0.0, raised_by
+    )
+
+
+def _record_verdict(case: Case, verdict: _Verdict, last_message_id: int | None, earlier: list[Case]) -> None:
+    result = verdict.result
+    if earlier:
+        case_services.link_cases(case, earlier)
     case_services.record_triage(
         case,
         row_locked=True,
@@ -195,15 +229,19 @@ def _triage_locked(
         category=result.category,
         reasons=result.reasons,
         up_to_message_id=last_message_id,
-        raised_by_earlier_contact=raised_by,
-        awaiting_model=awaiting_model,
-        critical_by_words=critical_by_words(text) if awaiting_model else 0.0,
+        raised_by_earlier_contact=verdict.raised_by,
+        awaiting_model=verdict.awaiting_model,
+        critical_by_words=verdict.critical_by_words,
     )
     logger.info(
         "triaged %s as %s/%s by %s", case.reference, case.priority, case.category,
-        "the rules and the model" if read_by_model else "the rules",
+        "the rules and the model" if verdict.read_by_model else "the rules",
     )  # fmt: skip
-    return read_by_model
+
+
+class TakenAlongCaseFailed(Exception):
+    """Writing the triage of a case a batch took along failed: the batch's transaction, the doorbell's own case
+    with it, must be rolled back, and the doorbell's case triaged again without the batch."""
 
 
 class _FailedCases(dict[int, float]):
@@ -269,22 +307,32 @@ def triage_waiting_cases(
     predictions = _read_by_the_model([texts.get(case.pk, ("", ""))[0] for case in cases]) if critical else {}
     earlier = selectors.recent_cases_of_same_callers(cases, window=REPEAT_CONTACT_WINDOW)
     runs = []
+    # One case that cannot be triaged must not hold back the batch, nor, taken along again and again, every batch
+    # after it: it is left to its own doorbell, alone. Without a savepoint a case (two round trips of the five a
+    # case cost): its verdict is worked out before anything of it is written, so a defect its words reveal leaves
+    # nothing to undo; a write that fails (never seen) takes the batch's transaction with it, and the doorbell
+    # triages its own case again without the batch (`TakenAlongCaseFailed`).
     with case_services.timeline_written_together():  # one INSERT for the batch's timeline events
         for case in cases:
             text, last_message_id = texts.get(case.pk, ("", None))
             read = {"prediction": predictions.get(text)} if critical else {}
             try:
-                # One case that cannot be triaged (a defect its words reveal) must not hold back the batch, nor,
-                # taken along again and again, every batch after it: it is left to its own doorbell, alone.
-                with transaction.atomic():
-                    _triage_locked(case, text, last_message_id, rules, earlier.get(case.pk, []), **read)
-            except (OperationalError, InterfaceError):
-                raise  # the database is away, not this case's fault: the doorbell fails and is tried again
+                verdict = _verdict(case, text, rules, earlier.get(case.pk, []), **read)
             except Exception:
-                case_services.discard_unwritten_events(case)
                 _failed_in_a_batch[case.pk] = time.monotonic()
                 logger.exception("triage of %s failed in a batch; its own doorbell tries it alone", case.reference)
                 continue
+            try:
+                _record_verdict(case, verdict, last_message_id, earlier.get(case.pk, []))
+            except (OperationalError, InterfaceError):
+                raise  # the database is away, not this case's fault: the doorbell fails and is tried again
+            except Exception as error:
+                _failed_in_a_batch[case.pk] = time.monotonic()
+                logger.exception(
+                    "recording the triage of %s failed in a batch; the batch is rolled back, the doorbell's own "
+                    "case is triaged again without it, and its own doorbell tries it alone", case.reference,
+                )  # fmt: skip
+                raise TakenAlongCaseFailed(case.reference) from error
             runs.append(TriageRun(case))
     return runs
 

@@ -103,14 +103,6 @@ def timeline_written_together() -> Iterator[None]:
         TimelineEvent.objects.bulk_create(pending)
 
 
-def discard_unwritten_events(case: Case) -> None:
-    """Drop the case's events still waiting in a `timeline_written_together` block: its change was rolled back to a
-    savepoint while the rest of the block goes on (one case of a batch failed)."""
-    pending = _events_to_write.get()
-    if pending is not None:
-        pending[:] = [event for event in pending if event.case_id != case.pk]
-
-
 def change_case_status(
     case: Case,
     to_status: str,

@@ -251,32 +251,13 @@ def do_triage_case(case_id: int) -> Case | None:
     first) costs one query and does nothing more."""
     if triage_selectors.triaged_as_written(case_id):
         return None
-    with transaction.atomic():
-        rules = triage_selectors.active_rules()
-        run = triage.triage_case(case_id, rules=rules)
-        if run is None:
-            return None
-        case = run.case
-        events = crisis.active_events()
-        crisis.group_case(case, events)
-        if run.read_follow_up and case.assigned_to_id is not None and case.is_open:
-            outbox.tell_assignee_of_follow_up(case)
-        triaged = [case]
-        # The critical worker (whose doorbells are the messages critical rules match) never carries a batch of calm
-        # ones: it takes along a few other messages that sound critical, which the model reads with its own.
-        if run.critical_by_rules:
-            taken_along = triage.triage_waiting_cases(
-                besides=case.pk, limit=CRITICAL_TAKEN_ALONG, rules=rules, critical=True
-            )
-        elif case.priority != Priority.CRITICAL:
-            taken_along = triage.triage_waiting_cases(besides=case.pk, limit=TAKEN_ALONG, rules=rules)
-        else:
-            taken_along = []  # critical by the same person's earlier contact: given out at once, alone
-        for other in taken_along:
-            crisis.group_case(other.case, events)
-            triaged.append(other.case)
-        if any(each.awaiting_model for each in triaged):
-            enqueue_after_commit(SECOND_LOOK_TASK, queue=MODEL_QUEUE)
+    try:
+        triaged = _triage_with_those_waiting(case_id, take_along=True)
+    except triage.TakenAlongCaseFailed:
+        triaged = _triage_with_those_waiting(case_id, take_along=False)  # rolled back: its own case, alone
+    if not triaged:
+        return None
+    case = triaged[0]
     waiting = [each for each in triaged if each.assigned_to_id is None and each.status == CaseStatus.TRIAGED]
     if waiting and not all(ladder.turn_would_give_nothing_to(each) for each in waiting):
         given = ladder.assign_waiting()
@@ -285,6 +266,41 @@ def do_triage_case(case_id: int) -> Case | None:
         if case in waiting:
             case.refresh_from_db(fields=["status", "assigned_to", "acknowledge_by", "escalation_due_at"])
     return case
+
+
+@transaction.atomic
+def _triage_with_those_waiting(case_id: int, *, take_along: bool) -> list[Case]:
+    """Triage the case and (`take_along`) a batch of the new cases waiting behind it, group them into the crisis
+    events they name, and ring the model worker for the ones it will read. The cases triaged, the doorbell's first;
+    none when the case does not exist."""
+    rules = triage_selectors.active_rules()
+    run = triage.triage_case(case_id, rules=rules)
+    if run is None:
+        return []
+    case = run.case
+    events = crisis.active_events()
+    crisis.group_case(case, events)
+    if run.read_follow_up and case.assigned_to_id is not None and case.is_open:
+        outbox.tell_assignee_of_follow_up(case)
+    triaged = [case]
+    # The critical worker (whose doorbells are the messages critical rules match) never carries a batch of calm
+    # ones: it takes along a few other messages that sound critical, which the model reads with its own.
+    if not take_along:
+        taken_along = []
+    elif run.critical_by_rules:
+        taken_along = triage.triage_waiting_cases(
+            besides=case.pk, limit=CRITICAL_TAKEN_ALONG, rules=rules, critical=True
+        )
+    elif case.priority != Priority.CRITICAL:
+        taken_along = triage.triage_waiting_cases(besides=case.pk, limit=TAKEN_ALONG, rules=rules)
+    else:
+        taken_along = []  # critical by the same person's earlier contact: given out at once, alone
+    for other in taken_along:
+        crisis.group_case(other.case, events)
+        triaged.append(other.case)
+    if any(each.awaiting_model for each in triaged):
+        enqueue_after_commit(SECOND_LOOK_TASK, queue=MODEL_QUEUE)
+    return triaged
 
 
 # How long one ring of the model worker's doorbell keeps reading batches: long enough to empty a normal queue,
