@@ -308,10 +308,10 @@ def triage_waiting_cases(
     earlier = selectors.recent_cases_of_same_callers(cases, window=REPEAT_CONTACT_WINDOW)
     runs = []
     # One case that cannot be triaged must not hold back the batch, nor, taken along again and again, every batch
-    # after it: it is left to its own doorbell, alone. Without a savepoint a case (two round trips of the five a
-    # case cost): its verdict is worked out before anything of it is written, so a defect its words reveal leaves
-    # nothing to undo; a write that fails (never seen) takes the batch's transaction with it, and the doorbell
-    # triages its own case again without the batch (`TakenAlongCaseFailed`).
+    # after it: it is left to its own doorbell, alone. There is no savepoint a case (SAVEPOINT and RELEASE were two
+    # of the nine statements a case cost): its verdict is worked out before anything of it is written, so a defect
+    # its words reveal leaves nothing to undo; a write that fails (never seen) takes the batch's transaction with
+    # it, and the doorbell triages its own case again without the batch (`TakenAlongCaseFailed`).
     with case_services.timeline_written_together():  # one INSERT for the batch's timeline events
         for case in cases:
             text, last_message_id = texts.get(case.pk, ("", None))
