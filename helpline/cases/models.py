@@ -128,6 +128,7 @@ class RowsForChange(models.QuerySet):
         goes on either way. As with the plain INSERT, a row of the same unique value that another transaction is
         writing is waited for. The model's save() and its signals are not run: only for models that need neither.
         """
+        self._for_write = True  # as create() does: self.db is then the database for writes
         instance = self.model(**fields)
         meta = self.model._meta
         columns = [field for field in meta.local_concrete_fields if not field.generated and field is not meta.pk]
