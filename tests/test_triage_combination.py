@@ -391,3 +391,15 @@ def test_the_cross_author_command_names_the_authors_there_are_when_asked_for_one
     monkeypatch.setattr(corpus, "older_sets", lambda: {})
     with pytest.raises(CommandError, match="no author file named bojan; the authors are: ana, boris, cvijeta"):
         call_command("evaluate_triage", cross_author=True, authors="bojan", stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_the_cross_author_command_stops_at_once_when_the_rules_cannot_be_read_not_after_hours_of_training(
+    monkeypatch,
+):
+    """An unmigrated database once failed a two-author run after 17 minutes of training, at the rules."""
+    monkeypatch.setattr(corpus, "authors", lambda: pytest.fail("training started"))
+    with connection.cursor() as cursor:  # rolled back with the test, DDL included, on PostgreSQL and SQLite
+        cursor.execute("DROP TABLE triage_triagerule")
+    with pytest.raises(CommandError, match=r"(?s)triage rules could not be read .* `manage\.py migrate`"):
+        call_command("evaluate_triage", cross_author=True, authors="boris", stdout=io.StringIO())

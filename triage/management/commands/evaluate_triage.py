@@ -10,7 +10,9 @@ from pathlib import Path
 
 from django.conf import settings as django_settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
+from triage import selectors
 from triage.evaluation.metrics import EVALUATION_SET, TARGETS, evaluate, load_messages
 from triage.semantic.combination import IN_ONE_LINE
 from triage.services import classify, classify_by_rules
@@ -53,10 +55,21 @@ class Command(BaseCommand):
         self, *args, file: Path, system: str, show_errors: bool, cross_author: bool, mode: str, authors: str,
         **options,
     ) -> None:
+        if not (cross_author and mode == "model"):  # the model alone reads no rule
+            self._check_rules_can_be_read()  # before a cross-author run's hours of training, not after them
         if cross_author:
             self._cross_author(mode, [name.strip() for name in authors.split(",") if name.strip()])
         else:
             self._on_file(file, system, show_errors)
+
+    def _check_rules_can_be_read(self) -> None:
+        try:
+            selectors.active_rules()
+        except DatabaseError as error:
+            raise CommandError(
+                f"the triage rules could not be read from the database ({error}): is DATABASE_URL the database "
+                "you meant, and has `manage.py migrate` run on it (make run does both)?"
+            ) from error
 
     def _cross_author(self, mode: str, chosen: list[str]) -> None:
         # Here, not at the top: the embedding model is loaded only when asked for.
