@@ -184,7 +184,6 @@ def test_a_case_that_cannot_be_triaged_holds_back_neither_its_batch_nor_the_batc
         actions.do_triage_case(broken.pk)
 
 
-
 def test_a_case_whose_triage_cannot_be_written_holds_back_neither_the_doorbells_case_nor_the_batches_after_it(
     monkeypatch, caplog
 ):
@@ -213,6 +212,7 @@ def test_a_case_whose_triage_cannot_be_written_holds_back_neither_the_doorbells_
     assert Case.objects.get(pk=broken.pk).status == CaseStatus.NEW
     with pytest.raises(RuntimeError):  # its own doorbell still tries it, and fails where it is seen
         actions.do_triage_case(broken.pk)
+
 
 @requires_postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
