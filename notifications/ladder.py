@@ -251,7 +251,7 @@ def _assign_one_batch(batch: int) -> tuple[dict[int, Case], bool]:
     policies: dict[str, Ladder] = {}
     handed: dict[int, Case] = {}
     assigned_to: dict[int, dt.datetime] = {}
-    with case_services.timeline_written_together():  # the batch's timeline events in one INSERT, not one a case
+    with case_services.written_together():  # the batch's case rows in one UPDATE, its timeline in one INSERT
         for case in cases:
             choice = pick_assignee(case, pool, supervisors_need_room=True)
             if choice.staff is None:

@@ -215,6 +215,37 @@ def test_a_case_whose_triage_cannot_be_written_holds_back_neither_the_doorbells_
 
 
 @requires_postgres
+def test_when_the_database_refuses_a_batchs_one_update_the_batch_is_rolled_back_and_the_doorbells_case_given_out(
+    caplog,
+):
+    """A batch updates its cases in one statement. When the database refuses that statement, nothing of the batch
+    is kept, the doorbell's own case is triaged and given out alone, and the cases it took along are left to their
+    own doorbells."""
+    on_duty_worker()
+    first, broken, third = case_saying(CALM[0]), case_saying(CALM[1]), case_saying(CALM[3])
+    with connection.cursor() as cursor:  # a fault of the database's own, in this test's transaction only
+        cursor.execute(
+            "CREATE FUNCTION refuse_the_update() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER refuse_one_case BEFORE UPDATE ON helpline_case FOR EACH ROW "
+            f"WHEN (OLD.id = {int(broken.pk)}) EXECUTE FUNCTION refuse_the_update()"
+        )
+    actions.do_triage_case(first.pk)
+    assert [Case.objects.get(pk=case.pk).status for case in (first, broken, third)] == [
+        CaseStatus.ASSIGNED, CaseStatus.NEW, CaseStatus.NEW
+    ]  # fmt: skip
+    assert not broken.timeline.exists() and not third.timeline.exists()
+    assert triage_events(first) == 1
+    assert "writing a batch's triage failed" in caplog.text
+
+    actions.do_triage_case(third.pk)  # its own doorbell; no later batch takes the refused case along
+    assert Case.objects.get(pk=third.pk).status == CaseStatus.ASSIGNED
+    assert Case.objects.get(pk=broken.pk).status == CaseStatus.NEW
+
+
+@requires_postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_doorbells_rung_together_in_a_surge_triage_every_case_once_and_fill_nobody_over_their_maximum():
     workers = [on_duty_worker(max_open_cases=6) for _ in range(3)]

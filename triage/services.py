@@ -312,28 +312,41 @@ def triage_waiting_cases(
     # of the nine statements a case cost): its verdict is worked out before anything of it is written, so a defect
     # its words reveal leaves nothing to undo; a write that fails (never seen) takes the batch's transaction with
     # it, and the doorbell triages its own case again without the batch (`TakenAlongCaseFailed`).
-    with case_services.timeline_written_together():  # one INSERT for the batch's timeline events
-        for case in cases:
-            text, last_message_id = texts.get(case.pk, ("", None))
-            read = {"prediction": predictions.get(text)} if critical else {}
-            try:
-                verdict = _verdict(case, text, rules, earlier.get(case.pk, []), **read)
-            except Exception:
-                _failed_in_a_batch[case.pk] = time.monotonic()
-                logger.exception("triage of %s failed in a batch; its own doorbell tries it alone", case.reference)
-                continue
-            try:
-                _record_verdict(case, verdict, last_message_id, earlier.get(case.pk, []))
-            except (OperationalError, InterfaceError):
-                raise  # the database is away, not this case's fault: the doorbell fails and is tried again
-            except Exception as error:
-                _failed_in_a_batch[case.pk] = time.monotonic()
-                logger.exception(
-                    "recording the triage of %s failed in a batch; the batch is rolled back, the doorbell's own "
-                    "case is triaged again without it, and its own doorbell tries it alone", case.reference,
-                )  # fmt: skip
-                raise TakenAlongCaseFailed(case.reference) from error
-            runs.append(TriageRun(case))
+    try:
+        with case_services.written_together():  # one UPDATE of the batch's cases, one INSERT of their timeline
+            for case in cases:
+                text, last_message_id = texts.get(case.pk, ("", None))
+                read = {"prediction": predictions.get(text)} if critical else {}
+                try:
+                    verdict = _verdict(case, text, rules, earlier.get(case.pk, []), **read)
+                except Exception:
+                    _failed_in_a_batch[case.pk] = time.monotonic()
+                    logger.exception(
+                        "triage of %s failed in a batch; its own doorbell tries it alone", case.reference
+                    )
+                    continue
+                try:
+                    _record_verdict(case, verdict, last_message_id, earlier.get(case.pk, []))
+                except (OperationalError, InterfaceError):
+                    raise
+                except Exception as error:
+                    _failed_in_a_batch[case.pk] = time.monotonic()
+                    logger.exception(
+                        "recording the triage of %s failed in a batch; the batch is rolled back, the doorbell's "
+                        "own case is triaged again without it, and its own doorbell tries it alone", case.reference,
+                    )  # fmt: skip
+                    raise TakenAlongCaseFailed(case.reference) from error
+                runs.append(TriageRun(case))
+    except (OperationalError, InterfaceError, TakenAlongCaseFailed):
+        raise  # the database is away, not the cases' fault: the doorbell fails and is tried again
+    except Exception as error:  # the batch's one UPDATE or INSERT failed: which case caused it is not known
+        failed_at = time.monotonic()
+        _failed_in_a_batch.update(dict.fromkeys((case.pk for case in cases), failed_at))
+        logger.exception(
+            "writing a batch's triage failed; it is rolled back, the doorbell's own case is triaged again without "
+            "it, and the %s cases it took along are left to their own doorbells", len(cases),
+        )  # fmt: skip
+        raise TakenAlongCaseFailed(", ".join(case.reference for case in cases)) from error
     return runs
 
 

@@ -13,7 +13,10 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import DatabaseError, connections, transaction
+from django.db.models import Case as SqlCase
+from django.db.models import Value, When
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -103,6 +106,87 @@ def timeline_written_together() -> Iterator[None]:
         TimelineEvent.objects.bulk_create(pending)
 
 
+# Case rows waiting to be written together (see `written_together`), by id; None outside such a block.
+_rows_to_write: ContextVar[dict[int, tuple[Case, set[str]]] | None] = ContextVar("rows_to_write", default=None)
+
+
+@contextmanager
+def written_together() -> Iterator[None]:
+    """The changes of many cases held under their row locks in one transaction (a batch of triage, a batch of
+    assignments): each case's row is updated, and the timeline events inserted, in one statement each when the
+    block ends, instead of one UPDATE a case (a third of what a contact cost the worker in a surge).
+
+    As in `timeline_written_together`, nothing inside may read those rows back from the database, and nothing is
+    written if the block raises. A block inside another writes with the outer one."""
+    if _rows_to_write.get() is not None:
+        yield
+        return
+    rows: dict[int, tuple[Case, set[str]]] = {}
+    token = _rows_to_write.set(rows)
+    try:
+        with timeline_written_together():
+            yield
+            _write_case_rows(list(rows.values()))
+    finally:
+        _rows_to_write.reset(token)
+
+
+def _save_locked_case(case: Case, fields: Iterable[str]) -> None:
+    """Write fields of a case read for change in this transaction: now, or inside `written_together` with the
+    others when the block ends."""
+    pending = _rows_to_write.get()
+    if pending is None:
+        case.save(update_fields=list(dict.fromkeys(fields)))
+        return
+    held = pending.get(case.pk)
+    if held is not None and held[0] is not case:  # another copy of the row: written first, as it would have been
+        _write_case_rows([held])
+        held = None
+    pending[case.pk] = (case, (held[1] if held else set()) | set(fields))
+
+
+def _write_case_rows(rows: list[tuple[Case, set[str]]]) -> None:
+    by_fields: dict[frozenset[str], list[Case]] = {}
+    for case, fields in rows:
+        by_fields.setdefault(frozenset(fields), []).append(case)
+    for fields, cases in by_fields.items():
+        if len(cases) == 1:
+            cases[0].save(update_fields=sorted(fields))
+        else:
+            _update_together(cases, sorted(fields))
+
+
+def _update_together(cases: list[Case], names: list[str]) -> None:
+    """One UPDATE of `names` on many rows. What bulk_update() writes, with fewer expressions: it builds a WHEN for
+    every case and every field (in a batch of twenty, about two hundred, whose building cost the worker more CPU
+    than the UPDATEs it saved); here a value the whole batch shares (the status, the time) is written as it is, and
+    a field whose values differ (the priority) has a WHEN for each value, not for each case."""
+    now = timezone.now()
+    cast = connections[Case.objects.db].features.requires_casted_case_in_updates
+    changes: dict[str, Any] = {}
+    for field in (Case._meta.get_field(name) for name in names):
+        groups: list[tuple[Any, list[int]]] = []
+        for case in cases:
+            if getattr(field, "auto_now", False):  # updated_at, stamped as save() stamps it
+                setattr(case, field.attname, now)
+            value = getattr(case, field.attname)
+            for shared, ids in groups:
+                if shared == value:
+                    ids.append(case.pk)
+                    break
+            else:
+                groups.append((value, [case.pk]))
+        if len(groups) == 1:
+            changes[field.attname] = Value(groups[0][0], output_field=field)
+            continue
+        choice = SqlCase(
+            *(When(pk__in=ids, then=Value(value, output_field=field)) for value, ids in groups), output_field=field
+        )
+        changes[field.attname] = Cast(choice, output_field=field) if cast else choice
+    if Case.objects.filter(pk__in=[case.pk for case in cases]).update(**changes) != len(cases):
+        raise DatabaseError("a case held under its row lock was not updated")
+
+
 def change_case_status(
     case: Case,
     to_status: str,
@@ -162,7 +246,7 @@ def _change_locked_case_status(
         locked.resolved_at = timezone.now()
     elif is_reopen:
         locked.resolved_at = None
-    locked.save(update_fields=list(dict.fromkeys(["status", "resolved_at", "updated_at", *also_save])))
+    _save_locked_case(locked, ["status", "resolved_at", "updated_at", *also_save])
     record_event(
         locked,
         EventKind.STATUS_CHANGED,
@@ -232,7 +316,7 @@ def record_triage(
         if locked.status == CaseStatus.NEW:
             change_case_status(locked, CaseStatus.TRIAGED, reason="triage", row_locked=True, also_save=triage_fields)
         else:
-            locked.save(update_fields=triage_fields)
+            _save_locked_case(locked, triage_fields)
     case.priority, case.category, case.status = locked.priority, locked.category, locked.status
     case.awaiting_model, case.triaged_at = locked.awaiting_model, locked.triaged_at
     return locked
@@ -289,7 +373,7 @@ def _assign_locked_case(
                     setattr(locked, field, value)
                 raise
         else:
-            locked.save(update_fields=["assigned_to", "updated_at", *clock])
+            _save_locked_case(locked, ["assigned_to", "updated_at", *clock])
         record_event(
             locked,
             EventKind.ASSIGNED,
