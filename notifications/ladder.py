@@ -29,7 +29,12 @@ from helpline.roster.selectors import all_supervisors, supervisors_on_duty
 from helpline.roster.services import mark_assigned
 from notifications import surge, texts
 from notifications.models import EscalationStep, Notification, NotificationChannel, NotificationKind, StepAction
-from notifications.outbox import WAITING_FOR_ACKNOWLEDGEMENT, notify_staff, queue_notification
+from notifications.outbox import (
+    WAITING_FOR_ACKNOWLEDGEMENT,
+    notifications_written_together,
+    notify_staff,
+    queue_notification,
+)
 from triage.assignment import StaffPool, choose_assignee, pick_assignee, take_assignment_turn
 
 logger = logging.getLogger(__name__)
@@ -251,7 +256,8 @@ def _assign_one_batch(batch: int) -> tuple[dict[int, Case], bool]:
     policies: dict[str, Ladder] = {}
     handed: dict[int, Case] = {}
     assigned_to: dict[int, dt.datetime] = {}
-    with case_services.written_together():  # the batch's case rows in one UPDATE, its timeline in one INSERT
+    # The batch's case rows in one UPDATE, its timeline events in one INSERT, its notifications in one INSERT.
+    with case_services.written_together(), notifications_written_together():
         for case in cases:
             choice = pick_assignee(case, pool, supervisors_need_room=True)
             if choice.staff is None:

@@ -8,7 +8,9 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -71,15 +73,50 @@ def queue_notification(
     if not to_number:
         logger.warning("no phone number for %s notification on %s", kind, case.reference if case else "-")
         return None
-    notification = Notification.objects.create_once(
+    fields = dict(
         idempotency_key=key[:200], to_number=to_number, body=body, kind=kind, case=case,
         recipient=recipient, channel=channel, message=message, is_drill=bool(case and case.is_drill),
         ack_code=ack_code,
     )  # fmt: skip
+    pending = _notifications_to_write.get()
+    if pending is not None:
+        notification = Notification(**fields)
+        pending.append((notification, queue))
+        return notification
+    notification = Notification.objects.create_once(**fields)
     if notification is None:
         return None  # already written by an earlier run: never twice
     enqueue_after_commit(SEND_TASK, notification.pk, queue=queue or queue_for(case))
     return notification
+
+
+# Notifications waiting to be written together, with their queue; None outside `notifications_written_together`.
+_notifications_to_write: ContextVar[list[tuple[Notification, str | None]] | None] = ContextVar(
+    "notifications_to_write", default=None
+)
+
+
+@contextmanager
+def notifications_written_together() -> Iterator[None]:
+    """Notifications queued inside the block (a batch of assignments, one SMS each) are written in one INSERT when
+    it ends, each once per key as ever, and their senders rung after commit. Inside, queue_notification returns
+    the notification unsaved, and one whose key was written before is found out only as the block ends (it is not
+    sent again). Nothing is written if the block raises. A block inside another writes with the outer one."""
+    if _notifications_to_write.get() is not None:
+        yield
+        return
+    pending: list[tuple[Notification, str | None]] = []
+    token = _notifications_to_write.set(pending)
+    try:
+        yield
+    finally:
+        _notifications_to_write.reset(token)
+    queues = {id(notification): queue for notification, queue in pending}
+    written = Notification.objects.create_each_once(
+        [notification for notification, _queue in pending], key="idempotency_key"
+    )
+    for notification in written:
+        enqueue_after_commit(SEND_TASK, notification.pk, queue=queues[id(notification)] or queue_for(notification.case))
 
 
 def queue_for(case: Case | None) -> str:

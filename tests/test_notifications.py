@@ -491,6 +491,29 @@ def test_a_notification_queued_twice_is_written_once_and_the_work_around_it_goes
     assert first.created_at is not None and str(first.to_number) == "+38761300100"
 
 
+def test_a_batchs_notifications_are_written_together_each_once_and_each_new_one_sent(
+    queues, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    """A batch of assignments writes its SMS in one INSERT. A message whose key an earlier run wrote is neither
+    written nor sent again, nor is one the batch queued twice; every other one is written and sent once, about a
+    critical case by the alerts queue."""
+    critical, normal = CaseFactory(priority="critical"), CaseFactory(priority="normal")
+    outbox.queue_notification(key="k:1", to_number="+38761300100", body="earlier", kind="assignment", case=normal)
+    queued = [("k:1", "again", normal), ("k:2", "new", normal), ("k:2", "twice", normal), ("k:3", "alert", critical)]
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        transaction.atomic(),
+        django_assert_num_queries(1),
+        outbox.notifications_written_together(),
+    ):
+        for key, body, case in queued:
+            outbox.queue_notification(key=key, to_number="+38761300100", body=body, kind="assignment", case=case)
+    assert list(Notification.objects.order_by("pk").values_list("idempotency_key", "body")) == [
+        ("k:1", "earlier"), ("k:2", "new"), ("k:3", "alert")
+    ]  # fmt: skip
+    assert (queues.size("notifications"), queues.size("alerts")) == (1, 1)
+
+
 @requires_postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_same_notification_queued_by_two_workers_at_once_is_written_once():

@@ -5,7 +5,7 @@ Rows here change only through helpline.cases.services; other apps call those fun
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 from django.utils.translation import gettext_lazy as _
@@ -128,23 +128,44 @@ class RowsForChange(models.QuerySet):
         goes on either way. As with the plain INSERT, a row of the same unique value that another transaction is
         writing is waited for. The model's save() and its signals are not run: only for models that need neither.
         """
+        written = self.create_each_once([self.model(**fields)])
+        return written[0] if written else None
+
+    def create_each_once(self, instances: list[models.Model], *, key: str = "") -> list[models.Model]:
+        """create_once() for many rows in one statement: the instances written, in order, with their primary keys.
+        With more than one instance, `key` names the unique field that tells which were written: an instance
+        whose value of it is taken (in the table, or by an instance before it in the list) is left out."""
+        if len(instances) > 1 and not key:
+            raise ValueError("create_each_once() needs the unique field that tells several rows apart")
         self._for_write = True  # as create() does: self.db is then the database for writes
-        instance = self.model(**fields)
         meta = self.model._meta
+        if key:
+            first_of_each = {getattr(instance, key): instance for instance in reversed(instances)}
+            instances = [instance for instance in instances if first_of_each[getattr(instance, key)] is instance]
+        if not instances:
+            return []
+        connection = connections[self.db]
+        if len(instances) > 1 and not connection.features.can_return_rows_from_bulk_insert:
+            return [one for instance in instances for one in self.create_each_once([instance])]
         columns = [field for field in meta.local_concrete_fields if not field.generated and field is not meta.pk]
         query = InsertQuery(self.model, on_conflict=OnConflict.IGNORE)
-        query.insert_values(columns, [instance])  # the compiler runs each field's pre_save (auto_now_add)
+        query.insert_values(columns, instances)  # the compiler runs each field's pre_save (auto_now_add)
         compiler = query.get_compiler(using=self.db)
-        compiler.returning_fields = [meta.pk]
+        compiler.returning_fields = [meta.pk, *([meta.get_field(key)] if key else [])]
         [(sql, params)] = compiler.as_sql()
-        with compiler.connection.cursor() as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        instance.pk = row[0]
-        instance._state.adding, instance._state.db = False, self.db
-        return instance
+            rows = cursor.fetchall()
+        if key:
+            pks = {value: pk for pk, value in rows}
+            written = [instance for instance in instances if getattr(instance, key) in pks]
+        else:
+            written = instances if rows else []
+            pks = {None: rows[0][0]} if rows else {}
+        for instance in written:
+            instance.pk = pks[getattr(instance, key) if key else None]
+            instance._state.adding, instance._state.db = False, self.db
+        return written
 
 
 class CaseReferenceSequence(models.Model):
