@@ -27,10 +27,18 @@ def staff_for_number(phone_e164: str | None) -> StaffProfile | None:
         return None
     # Asked for every citizen's SMS, and nearly always no: the plain read answers that at half the CPU of the join,
     # which only a staff member's number then costs.
+    staff_id = next(iter(staff_ids_with_number(phone_e164)), None)
+    return None if staff_id is None else staff_by_id(staff_id)
+
+
+def staff_ids_with_number(phone_e164: str) -> QuerySet:
+    """The id of the active staff member whose registered phone this is, as a query (SMS intake reads it together
+    with other questions about the sender)."""
     active = StaffProfile.objects.filter(phone_index=phone_index(phone_e164), is_active=True)
-    staff_id = active.values_list("pk", flat=True).first()
-    if staff_id is None:
-        return None
+    return active.order_by("pk").values_list("pk", flat=True)[:1]
+
+
+def staff_by_id(staff_id: int) -> StaffProfile | None:
     return StaffProfile.objects.select_related("user").filter(pk=staff_id).first()
 
 

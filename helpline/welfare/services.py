@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Exists, Max, OuterRef, Q
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from helpline.cases import intake
@@ -278,10 +278,12 @@ def _open_check_for(phone_e164: str, *, is_drill: bool) -> WelfareCheck | None:
     )
 
 
-def _has_welfare_business(phone_e164: str, *, message_sid: str | None, is_drill: bool) -> bool:
+def welfare_business_with(phone_e164: str, *, message_sid: str | None, is_drill: bool = False) -> QuerySet:
+    """The welfare checks an SMS from this number may answer (an open question to it, or the check this very
+    message answered before, when its webhook is retried), as a query: nearly always none."""
     open_question = Q(phone_index=phone_index(phone_e164), is_drill=is_drill, state__in=AWAITING_ANSWER)
     answered_before = Q(reply_sid=message_sid) if message_sid else Q(pk__in=[])
-    return WelfareCheck.objects.filter(open_question | answered_before).exists()
+    return WelfareCheck.objects.filter(open_question | answered_before).values("pk")[:1]
 
 
 def answer_welfare_reply(
@@ -297,7 +299,7 @@ def answer_welfare_reply(
         return None
     # Nearly every citizen SMS has no welfare question behind it: one unlocked read lets those go straight to
     # intake, without the transaction and the locking read below.
-    if not _has_welfare_business(phone, message_sid=message_sid, is_drill=is_drill):
+    if not welfare_business_with(phone, message_sid=message_sid, is_drill=is_drill).exists():
         return None
     with transaction.atomic():
         if message_sid:
