@@ -306,7 +306,6 @@ def triage_waiting_cases(
     ]  # fmt: skip
     predictions = _read_by_the_model([texts.get(case.pk, ("", ""))[0] for case in cases]) if critical else {}
     earlier = selectors.recent_cases_of_same_callers(cases, window=REPEAT_CONTACT_WINDOW)
-    runs = []
     # One case that cannot be triaged must not hold back the batch, nor, taken along again and again, every batch
     # after it: it is left to its own doorbell, alone. There is no savepoint a case (SAVEPOINT and RELEASE were two
     # of the nine statements a case cost): its verdict is worked out before anything of it is written, so a defect
@@ -314,31 +313,12 @@ def triage_waiting_cases(
     # it, and the doorbell triages its own case again without the batch (`TakenAlongCaseFailed`).
     try:
         with case_services.written_together():  # one UPDATE of the batch's cases, one INSERT of their timeline
-            for case in cases:
-                text, last_message_id = texts.get(case.pk, ("", None))
-                read = {"prediction": predictions.get(text)} if critical else {}
-                try:
-                    verdict = _verdict(case, text, rules, earlier.get(case.pk, []), **read)
-                except Exception:
-                    _failed_in_a_batch[case.pk] = time.monotonic()
-                    logger.exception(
-                        "triage of %s failed in a batch; its own doorbell tries it alone", case.reference
-                    )
-                    continue
-                try:
-                    _record_verdict(case, verdict, last_message_id, earlier.get(case.pk, []))
-                except (OperationalError, InterfaceError):
-                    raise
-                except Exception as error:
-                    _failed_in_a_batch[case.pk] = time.monotonic()
-                    logger.exception(
-                        "recording the triage of %s failed in a batch; the batch is rolled back, the doorbell's "
-                        "own case is triaged again without it, and its own doorbell tries it alone", case.reference,
-                    )  # fmt: skip
-                    raise TakenAlongCaseFailed(case.reference) from error
-                runs.append(TriageRun(case))
+            return [
+                TriageRun(case) for case in cases
+                if _triage_taken_along(case, texts, rules, earlier, predictions if critical else None)
+            ]  # fmt: skip
     except (OperationalError, InterfaceError, TakenAlongCaseFailed):
-        raise  # the database is away, not the cases' fault: the doorbell fails and is tried again
+        raise  # the database is away (not the cases' fault: the doorbell fails and is tried again), or said above
     except Exception as error:  # the batch's one UPDATE or INSERT failed: which case caused it is not known
         failed_at = time.monotonic()
         _failed_in_a_batch.update(dict.fromkeys((case.pk for case in cases), failed_at))
@@ -347,7 +327,36 @@ def triage_waiting_cases(
             "it, and the %s cases it took along are left to their own doorbells", len(cases),
         )  # fmt: skip
         raise TakenAlongCaseFailed(", ".join(case.reference for case in cases)) from error
-    return runs
+
+
+def _triage_taken_along(
+    case: Case,
+    texts: dict[int, tuple[str, int | None]],
+    rules: list[CompiledRule],
+    earlier: dict[int, list[Case]],
+    predictions: dict[str, Prediction | None] | None,
+) -> bool:
+    """Triage one case of a batch; False when its words reveal a defect (nothing of it was written)."""
+    text, last_message_id = texts.get(case.pk, ("", None))
+    read = {"prediction": predictions.get(text)} if predictions is not None else {}
+    try:
+        verdict = _verdict(case, text, rules, earlier.get(case.pk, []), **read)
+    except Exception:
+        _failed_in_a_batch[case.pk] = time.monotonic()
+        logger.exception("triage of %s failed in a batch; its own doorbell tries it alone", case.reference)
+        return False
+    try:
+        _record_verdict(case, verdict, last_message_id, earlier.get(case.pk, []))
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as error:
+        _failed_in_a_batch[case.pk] = time.monotonic()
+        logger.exception(
+            "recording the triage of %s failed in a batch; the batch is rolled back, the doorbell's own case is "
+            "triaged again without it, and its own doorbell tries it alone", case.reference,
+        )  # fmt: skip
+        raise TakenAlongCaseFailed(case.reference) from error
+    return True
 
 
 def _read_by_the_model(texts: list[str]) -> dict[str, Prediction | None]:
