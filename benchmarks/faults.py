@@ -630,7 +630,7 @@ def main() -> None:
                 "ALLOWED_HOSTS": "127.0.0.1,localhost", "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
                 "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
                 "TWILIO_PHONE_NUMBER": HELPLINE_NUMBER, "SMS_BACKEND": "twilio", "TWILIO_API_BASE_URL": stub.url,
-                "SMS_PER_SECOND": "100000", "INQUIRY_THROTTLE_RATE": "100000000/minute",
+                "SMS_PER_SECOND": "100000", "CALLS_PER_SECOND": "100000", "INQUIRY_THROTTLE_RATE": "100000000/minute",
                 "DJANGO_SETTINGS_MODULE": "helpline.project.settings", "LOG_LEVEL": "WARNING", "CONN_MAX_AGE": "60",
             }  # fmt: skip
             print(f"PostgreSQL on {postgres.port}, Redis on {redis.port}, web on {port}, Twilio stub at {stub.url}")

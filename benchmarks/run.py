@@ -293,7 +293,7 @@ def run_once(args) -> dict:
             "ALLOWED_HOSTS": "127.0.0.1,localhost", "PUBLIC_BASE_URL": f"http://127.0.0.1:{args.port}",
             "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "TWILIO_PHONE_NUMBER": "+38733000111", "SMS_BACKEND": "twilio", "TWILIO_API_BASE_URL": stub.url,
-            "SMS_PER_SECOND": "100000", "INQUIRY_THROTTLE_RATE": "100000000/minute",
+            "SMS_PER_SECOND": "100000", "CALLS_PER_SECOND": "100000", "INQUIRY_THROTTLE_RATE": "100000000/minute",
             "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
             "LOG_LEVEL": "WARNING", "CONN_MAX_AGE": "60",
         }  # fmt: skip

@@ -38,7 +38,8 @@ def configure_environment() -> None:
     for name, value in {
         "SECRET_KEY": "benchmark-only", "ALLOWED_HOSTS": "127.0.0.1,localhost", "PUBLIC_BASE_URL": ORIGIN,
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_PHONE_NUMBER": "+38733000111",
-        "SMS_BACKEND": "twilio", "SMS_PER_SECOND": "100000", "INQUIRY_THROTTLE_RATE": "100000000/minute",
+        "SMS_BACKEND": "twilio", "SMS_PER_SECOND": "100000", "CALLS_PER_SECOND": "100000",
+        "INQUIRY_THROTTLE_RATE": "100000000/minute",
         "DJANGO_SETTINGS_MODULE": "benchmarks.settings", "LOG_LEVEL": "WARNING", "CONN_MAX_AGE": "60",
     }.items():  # fmt: skip
         os.environ[name] = value

@@ -146,13 +146,22 @@ def notify_staff(
 # --- Sending -----------------------------------------------------------------------------------------------
 
 
-def _take_send_slot() -> bool:
-    """Twilio long codes take about one message a second: a shared per-second budget for the sending number."""
-    bucket = f"sms-rate:{settings.TWILIO_PHONE_NUMBER}:{int(time.time())}"
+def _take_send_slot(channel: str) -> bool:
+    """A shared per-second budget for each of Twilio's limits: a long code takes about one SMS a second
+    (SMS_PER_SECOND), and the account places a set number of calls a second (CALLS_PER_SECOND). The two are
+    Twilio's separate limits, so an SMS never waits for a call's slot, nor a call for an SMS's: with one budget, the
+    call about a critical case went out a second after the SMS to the same worker. E-mail waits for neither."""
+    if channel == NotificationChannel.SMS:
+        name, limit = f"sms-rate:{settings.TWILIO_PHONE_NUMBER}", settings.SMS_PER_SECOND
+    elif channel == NotificationChannel.VOICE:
+        name, limit = f"call-rate:{settings.TWILIO_ACCOUNT_SID}", settings.CALLS_PER_SECOND
+    else:
+        return True
+    bucket = f"{name}:{int(time.time())}"
     if cache.add(bucket, 1, timeout=5):
         return True
     try:
-        return cache.incr(bucket) <= settings.SMS_PER_SECOND
+        return cache.incr(bucket) <= limit
     except ValueError:
         return True
 
@@ -205,7 +214,7 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
             _mirror_to_message(notification, f"not sent: {reason}")
             DeliveryAttempt.objects.create(notification=notification, result="cancelled", detail=reason)
             return DeliveryOutcome(DeliveryStatus.CANCELLED)
-        if not _take_send_slot():
+        if not _take_send_slot(notification.channel):
             notification.next_attempt_at = now + dt.timedelta(seconds=1)
             notification.save(update_fields=["next_attempt_at"])
             return DeliveryOutcome(DeliveryStatus.QUEUED, retry_in=1, queue=queue_for(notification.case))

@@ -141,7 +141,7 @@ def twilio_api(settings):
     with TwilioStub() as stub:
         settings.SMS_BACKEND = "twilio"
         settings.TWILIO_API_BASE_URL = stub.url
-        settings.SMS_PER_SECOND = 1000
+        settings.SMS_PER_SECOND = settings.CALLS_PER_SECOND = 1000
         yield stub
 
 

@@ -295,6 +295,21 @@ def test_a_reply_to_a_citizen_who_said_sms_is_unsafe_is_never_sent(clock, twilio
     assert twilio_api.messages == []
 
 
+def test_a_critical_cases_call_to_its_worker_does_not_wait_for_the_sms_slot(clock, twilio_api, settings):
+    """Twilio limits SMS a second and calls a second apart: the SMS and the call about a critical case both go out
+    at once, where with one budget the call waited a second behind the SMS. A second SMS in that second still waits.
+    """
+    settings.SMS_PER_SECOND = settings.CALLS_PER_SECOND = 1
+    case = CaseFactory(priority="critical")
+    for key, channel in [("s", "sms"), ("v", "voice"), ("s2", "sms")]:
+        outbox.queue_notification(key=key, to_number="+38761999000", body="x", kind="assignment", case=case,
+                                  channel=channel)  # fmt: skip
+    outcomes = [outbox.deliver(pk) for pk in Notification.objects.order_by("pk").values_list("pk", flat=True)]
+    assert [outcome.status for outcome in outcomes] == ["sent", "sent", "queued"]
+    assert outcomes[2].retry_in == 1 and outcomes[2].queue == "alerts"
+    assert (len(twilio_api.messages), len(twilio_api.calls)) == (1, 1)
+
+
 def test_the_same_notification_key_is_written_once(clock):
     case = CaseFactory()
     first = outbox.queue_notification(key="k", to_number="+38761999000", body="x", kind="reminder", case=case)

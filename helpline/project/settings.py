@@ -429,6 +429,7 @@ TWILIO_PHONE_NUMBER = env.str("TWILIO_PHONE_NUMBER", default="")
 # Only for tests and drills: send Twilio API requests to a local stub instead of api.twilio.com.
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
 SMS_PER_SECOND = env.int("SMS_PER_SECOND", default=1)  # a Twilio long code takes about one message a second
+CALLS_PER_SECOND = env.int("CALLS_PER_SECOND", default=1)  # Twilio places 1 call a second per account (CPS)
 # Welfare campaigns send through a Messaging Service ("MG...") when set, spreading over its pool of numbers: the
 # campaign's rate is SMS_PER_SECOND times WELFARE_SENDING_NUMBERS (without one, the helpline's number alone).
 WELFARE_MESSAGING_SERVICE_SID = env.str("WELFARE_MESSAGING_SERVICE_SID", default="")
