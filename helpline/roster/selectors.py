@@ -21,19 +21,10 @@ def is_staff_member(user) -> bool:
     return bool(user.is_authenticated and (user.is_superuser or hasattr(user, "staff_profile")))
 
 
-def staff_for_number(phone_e164: str | None) -> StaffProfile | None:
-    """The active staff member whose registered phone this is: an SMS from it is a staff command."""
-    if not phone_e164:
-        return None
-    # Asked for every citizen's SMS, and nearly always no: the plain read answers that at half the CPU of the join,
-    # which only a staff member's number then costs.
-    staff_id = next(iter(staff_ids_with_number(phone_e164)), None)
-    return None if staff_id is None else staff_by_id(staff_id)
-
-
 def staff_ids_with_number(phone_e164: str) -> QuerySet:
-    """The id of the active staff member whose registered phone this is, as a query (SMS intake reads it together
-    with other questions about the sender)."""
+    """The id of the active staff member whose registered phone this is (an SMS from it is a staff command), as a
+    query: SMS intake asks it together with another question about the sender. Nearly always no: the plain read
+    answers that at half the CPU of the join, which only a staff member's number then costs (`staff_by_id`)."""
     active = StaffProfile.objects.filter(phone_index=phone_index(phone_e164), is_active=True)
     return active.order_by("pk").values_list("pk", flat=True)[:1]
 
