@@ -13,6 +13,7 @@ from django.utils import timezone
 from helpline.cases import services as case_services
 from helpline.cases.models import Case, CaseStatus, EventKind, Priority
 from helpline.casework import actions
+from notifications import ladder
 from tests.concurrency import run_at_once
 from tests.factories import CaseFactory, MessageFactory, case_saying, on_duty_worker
 from triage import semantic_model as triage_semantic_model
@@ -42,6 +43,23 @@ def test_one_doorbell_triages_and_gives_out_the_new_cases_waiting_behind_it():
         case.refresh_from_db()
         assert case.status == CaseStatus.ASSIGNED and case.assigned_to in [worker.user for worker in workers]
         assert triage_events(case) == 1 and case.awaiting_model  # the model's second look still reads each
+
+
+def test_each_case_a_batch_writes_together_keeps_its_own_triage_and_deadline():
+    """A batch updates its cases in one statement for their triage and one for their assignment: each case still
+    gets its own priority, category and acknowledgement deadline, as it would alone."""
+    on_duty_worker(max_open_cases=10)
+    cases = [case_saying(text) for text in CALM]
+    actions.do_triage_case(cases[0].pk)
+    for case, text in zip(cases, CALM, strict=True):
+        case.refresh_from_db()
+        alone = triage_services.classify_by_rules(text)
+        assert (case.priority, case.category) == (alone.priority, alone.category)
+        deadline = case.acknowledge_by - case.triaged_at
+        expected = dt.timedelta(minutes=ladder.ladder_for(case.priority).acknowledge_within_minutes)
+        assert expected <= deadline < expected + dt.timedelta(seconds=5)
+        assert case.updated_at >= case.triaged_at
+    assert {case.priority for case in cases} == {Priority.NORMAL, Priority.LOW}  # the batch's values differ
 
 
 def test_the_doorbells_of_cases_a_batch_took_along_do_nothing_more():
