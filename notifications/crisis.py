@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -19,6 +20,7 @@ from django.utils.translation import gettext
 
 from helpline.cases import services as case_services
 from helpline.cases.dispatch import NOTIFICATIONS_QUEUE, enqueue_after_commit
+from helpline.cases.kept_reads import kept_for_a_second
 from helpline.cases.language import latin_to_cyrillic
 from helpline.cases.models import OPEN_STATUSES, Case, Channel, Direction, EventKind, Script
 from helpline.cases.selectors import by_urgency
@@ -56,7 +58,7 @@ class EventMatch:
     matched: str
 
 
-def matching_events(text: str, category: str, events: list[CrisisEvent]) -> list[EventMatch]:
+def matching_events(text: str, category: str, events: Sequence[CrisisEvent]) -> list[EventMatch]:
     """The events a contact belongs to: its text names one of the event's places or keywords (Latin or Cyrillic,
     with or without diacritics, any ending), and, when the event lists triage categories, its category is one."""
     folded = " ".join(fold(text).split())
@@ -96,12 +98,16 @@ def declare_event(
 def end_event(event: CrisisEvent, *, by: AbstractBaseUser) -> CrisisEvent:
     """No more grouping; the board and its broadcasts stay."""
     CrisisEvent.objects.filter(pk=event.pk, ended_at__isnull=True).update(ended_at=timezone.now())
+    active_events.forget()  # an UPDATE sends no signal
     event.refresh_from_db()
     return event
 
 
-def active_events() -> list[CrisisEvent]:
-    return list(CrisisEvent.objects.filter(ended_at__isnull=True).order_by("pk"))
+@kept_for_a_second(CrisisEvent)
+def active_events() -> tuple[CrisisEvent, ...]:
+    """The events contacts are grouped into, asked for every triage: seen at once in the process that declared or
+    ended one, within a second in the others."""
+    return tuple(CrisisEvent.objects.filter(ended_at__isnull=True).order_by("pk"))
 
 
 # --- What citizens read ---------------------------------------------------------------------------------------
@@ -146,7 +152,7 @@ def _reply(case: Case, text: str, *, key: str, kind: str, by: AbstractBaseUser |
 # --- Grouping (the worker's triage step) ----------------------------------------------------------------------
 
 
-def group_case(case: Case, events: list[CrisisEvent] | None = None) -> list[CrisisContact]:
+def group_case(case: Case, events: Sequence[CrisisEvent] | None = None) -> list[CrisisContact]:
     """Put a triaged case into the active events it belongs to, and answer the citizen once per event. Runs inside
     the triage transaction, with the case row locked. Costs one query when no event is active, none when the
     caller read the `events` for a batch of cases."""

@@ -22,13 +22,21 @@ from django.utils.translation import gettext
 
 from helpline.cases import services as case_services
 from helpline.cases import ticks
+from helpline.cases.kept_reads import kept_for_a_second
 from helpline.cases.models import Case, CaseStatus, EventKind, Priority
 from helpline.cases.selectors import by_urgency
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import all_supervisors, supervisors_on_duty
 from helpline.roster.services import mark_assigned
 from notifications import surge, texts
-from notifications.models import EscalationStep, Notification, NotificationChannel, NotificationKind, StepAction
+from notifications.models import (
+    EscalationPolicy,
+    EscalationStep,
+    Notification,
+    NotificationChannel,
+    NotificationKind,
+    StepAction,
+)
 from notifications.outbox import (
     WAITING_FOR_ACKNOWLEDGEMENT,
     notifications_written_together,
@@ -120,7 +128,12 @@ def ladder_problems(steps: list[tuple[int, str, int]], repeat_from: int | None) 
 
 def ladder_for(priority: str) -> Ladder:
     """The policy of a priority as it stands now (the admin's), or the shipped fallback."""
-    priority = priority or Priority.NORMAL
+    return _policy_ladder(priority or Priority.NORMAL)
+
+
+@kept_for_a_second(EscalationPolicy, EscalationStep)
+def _policy_ladder(priority: str) -> Ladder:
+    """Asked for every assignment: seen at once in the process whose admin changed it, within a second in others."""
     # One read: the steps with their policy's fields beside them (a priority has at most one policy).
     fields = ("policy__acknowledge_within_minutes", "policy__repeat_from_step", "number", "action", "wait_minutes")
     rows = list(EscalationStep.objects.filter(policy__priority=priority).order_by("number").values_list(*fields))
@@ -252,7 +265,7 @@ def _assign_one_batch(batch: int) -> tuple[dict[int, Case], bool]:
     if not cases:
         _RoomSeen.note(pool)
         return {}, False
-    quiet = surge.current_surge() is not None
+    quiet = surge.surge_is_on()
     policies: dict[str, Ladder] = {}
     handed: dict[int, Case] = {}
     assigned_to: dict[int, dt.datetime] = {}

@@ -20,6 +20,7 @@ from django.db.models import Count, Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from helpline.cases.kept_reads import kept_for_a_second
 from helpline.cases.models import Case, CaseStatus, Priority
 from helpline.roster.models import Shift, StaffProfile
 from helpline.roster.selectors import all_supervisors, on_duty, supervisors_on_duty
@@ -34,12 +35,20 @@ CALL_OUT_ANSWER_WINDOW = dt.timedelta(hours=3)
 
 
 def current_surge() -> SurgeMode | None:
+    """Surge mode as it stands now (the board, the digests)."""
     return SurgeMode.objects.filter(is_on=True).first()
+
+
+@kept_for_a_second(SurgeMode)
+def surge_is_on() -> bool:
+    """Whether surge mode is on, as every assignment and escalation step asks: seen at once in the process that
+    switched it, within a second in the others."""
+    return SurgeMode.objects.filter(is_on=True).exists()
 
 
 def is_quiet_for(case: Case) -> bool:
     """Whether per-case messages about this case give way to the digest: surge mode is on and it is not critical."""
-    return case.priority != Priority.CRITICAL and SurgeMode.objects.filter(is_on=True).exists()
+    return case.priority != Priority.CRITICAL and surge_is_on()
 
 
 @dataclass(frozen=True)

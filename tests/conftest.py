@@ -39,6 +39,15 @@ def no_room_seen_yet():
 
 
 @pytest.fixture(autouse=True)
+def no_configuration_kept():
+    """A process keeps its configuration reads (surge mode, crisis events, escalation ladders, the rules' stamp) for
+    a second; each test starts as a fresh process would, not with what an earlier test's rolled-back data said."""
+    from helpline.cases.kept_reads import forget_every_kept_read
+
+    forget_every_kept_read()
+
+
+@pytest.fixture(autouse=True)
 def no_batch_failures_remembered():
     """A process leaves out of its triage batches, for a while, the cases whose triage failed in one; each test
     starts as a fresh worker process would."""

@@ -48,8 +48,10 @@ WEB_INQUIRY = 6  # measured 6
 # in the assignment's UPDATE (1), and a ladder's policy and steps are read together (1); then 1 more since a
 # doorbell first asks, without a lock, whether its case was triaged as it stands already (a batch took it along):
 # such a doorbell, most of them in a surge, then costs that one query instead of about twenty; then 1 more since a
-# critical case's doorbell asks for other new cases that sound critical, to read and give out with its own.
-TRIAGE_AND_ASSIGNMENT = 27
+# critical case's doorbell asks for other new cases that sound critical, to read and give out with its own. Measured
+# 22 on 2026-12-05, then 19 since a process keeps its configuration reads for a second (the rules' stamp, the
+# active crisis events, surge mode; the critical ladder is still read here, the warm-up case being calm).
+TRIAGE_AND_ASSIGNMENT = 19
 # measured 101 for eleven new calm cases when one doorbell triages the ten waiting behind its own (9 a case: the
 # triage's savepoint, UPDATE and release; the assignment UPDATE and the notification's 3; the same person's recent
 # cases read once for the batch); each case's doorbell on its own took 22 (about 240 in all). 110 before the batch
@@ -57,8 +59,9 @@ TRIAGE_AND_ASSIGNMENT = 27
 # messages once before it locks (a case that reads as critical is never locked by a batch) and once after. 60
 # since a batch takes no savepoint a case, nor one a notification (INSERT ... ON CONFLICT DO NOTHING); then 41
 # since the batch's cases are updated in one statement for their triage and one for their assignment; then 31
-# since the assignment batch's notifications are written in one INSERT: nothing is left a case but its share.
-TRIAGE_OF_ELEVEN_WAITING_CASES = 31
+# since the assignment batch's notifications are written in one INSERT: nothing is left a case but its share; then
+# 26 since a process keeps its configuration reads for a second.
+TRIAGE_OF_ELEVEN_WAITING_CASES = 26
 ESCALATION_REMINDER_STEP = 16  # measured 16: 15, and 1 since the ladder asks whether surge mode is on
 ESCALATION_REASSIGN_STEP = 22  # measured 22 (critical: the new worker gets an SMS and a call); 27 before the
 # assignment changed the row it had locked as it was, 25 before the step handed over the row it had locked

@@ -1,12 +1,13 @@
 """Reads for triage: the active rules, compiled once per change, and who is on duty."""
+
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 from django.db import connection
 from django.db.models import Count, Max, Q
 
+from helpline.cases.kept_reads import kept_for_a_second
 from helpline.cases.models import Caller, Case, CaseStatus, Direction, EventKind, Message
 from helpline.cases.selectors import phone_indexes_of
 from triage.classification import CompiledRule, compile_rule
@@ -15,9 +16,16 @@ from triage.models import TriageCorrection, TriageRule
 _compiled_cache: dict[str, object] = {"stamp": None, "rules": []}
 
 
+@kept_for_a_second(TriageRule)
+def _rules_stamp() -> dict[str, object]:
+    """What changes when a supervisor adds, edits or removes a rule: asked at most once a second per process."""
+    return TriageRule.objects.aggregate(changed=Max("updated_at"), count=Count("id"))
+
+
 def active_rules() -> list[CompiledRule]:
-    """The active rules, compiled; recompiled only when a supervisor changed them (one cheap query per call)."""
-    stamp = TriageRule.objects.aggregate(changed=Max("updated_at"), count=Count("id"))
+    """The active rules, compiled; recompiled only when a supervisor changed them. A change made in this process
+    is seen at once, one made in another (the console's web process) within a second."""
+    stamp = _rules_stamp()
     if stamp != _compiled_cache["stamp"]:
         _compiled_cache["rules"] = [
             compile_rule(
@@ -33,20 +41,23 @@ def active_rules() -> list[CompiledRule]:
     return _compiled_cache["rules"]  # type: ignore[return-value]
 
 
-_critical_cache: dict[str, object] = {"checked_at": 0.0, "rules": [], "source": None}
-CRITICAL_RULES_RECHECK_SECONDS = 5.0
+_critical_cache: dict[str, object] = {"rules": [], "source": None}
 
 
 def critical_rules() -> list[CompiledRule]:
-    """The active critical rules, for the request path's choice of queue. Rechecked for changes at most every
-    5 seconds, sparing each intake a query: a rule edited a moment ago only decides the queue, and the worker's
-    full triage (which always rechecks) sets the priority."""
-    now = time.monotonic()
-    stale = now - _critical_cache["checked_at"] > CRITICAL_RULES_RECHECK_SECONDS  # type: ignore[operator]
-    if stale or _critical_cache["source"] is not _compiled_cache["rules"]:  # recompiled in this process meanwhile
-        _critical_cache["rules"] = [rule for rule in active_rules() if rule.priority == "critical"]
-        _critical_cache["source"], _critical_cache["checked_at"] = _compiled_cache["rules"], now
+    """The active critical rules, for the request path's choice of queue; picked again whenever the active rules
+    were recompiled."""
+    rules = active_rules()
+    if _critical_cache["source"] is not rules:
+        _critical_cache["rules"] = [rule for rule in rules if rule.priority == "critical"]
+        _critical_cache["source"] = rules
     return _critical_cache["rules"]  # type: ignore[return-value]
+
+
+def forget_compiled_rules() -> None:
+    """Compile the rules again on the next read (tests: a rule switched off by `QuerySet.update()` keeps its stamp)."""
+    _compiled_cache["stamp"] = None
+    _rules_stamp.forget()
 
 
 def inbound_texts(case_ids: list[int]) -> dict[int, tuple[str, int | None]]:
