@@ -146,3 +146,34 @@ def test_a_rule_a_supervisor_adds_here_decides_the_queue_at_once(seconds):
     assert queue_for_text("zmaj u kuhinji") == "triage"
     TriageRule.objects.create(name="Zmaj", category="other", priority="critical", terms="zmaj + kuhinj")
     assert queue_for_text("zmaj u kuhinji") == "critical"
+
+
+def two_workers_on_duty():
+    first, second = (
+        StaffFactory(phone=f"+3876120040{n}", max_open_cases=5, languages=["bs"]) for n in range(2)
+    )  # fmt: skip
+    for staff in (first, second):
+        ShiftFactory(staff=staff, starts_at=START - dt.timedelta(hours=1), ends_at=START + dt.timedelta(hours=12))
+    return first, second
+
+
+def test_a_shift_ended_in_another_process_stops_cases_going_to_that_person_within_a_second(seconds):
+    first, second = two_workers_on_duty()
+    assert new_case().assigned_to in (first.user, second.user)  # who is on duty is read and kept
+    ended = START - dt.timedelta(minutes=1)
+    changed_by_another_process("UPDATE triage_shift SET ends_at = %s WHERE staff_id = %s", ended, first.pk)
+    seconds.now += 1.1
+    assert {new_case().assigned_to for _ in range(3)} == {second.user}
+
+
+def test_counters_and_deactivations_from_another_process_count_for_the_very_next_case(seconds):
+    first, second = two_workers_on_duty()
+    new_case()  # who is on duty is read and kept
+    for _ in range(3):  # another process gave the first worker three cases a moment ago
+        changed_by_another_process(
+            "UPDATE helpline_case SET assigned_to_id = %s, status = 'assigned' WHERE id = %s",
+            first.user_id, CaseFactory().pk,
+        )  # fmt: skip
+    assert new_case().assigned_to == second.user  # fewest open cases, counted now, not a second ago
+    changed_by_another_process("UPDATE triage_staffprofile SET is_active = false WHERE id = %s", second.pk)
+    assert new_case().assigned_to == first.user

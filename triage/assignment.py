@@ -15,7 +15,7 @@ from django.db import connection
 
 from helpline.cases.models import Case, Priority
 from helpline.roster.models import Role, StaffProfile
-from helpline.roster.selectors import on_duty, with_open_case_counts
+from helpline.roster.selectors import on_duty_with_open_cases
 
 # Advisory lock keys (any two numbers no other code uses): the turn itself, and the one place in line behind it.
 ASSIGNMENT_TURN = 18_000_001
@@ -86,7 +86,7 @@ class StaffPool:
 
     @classmethod
     def on_duty(cls, at: dt.datetime) -> StaffPool:
-        people = list(with_open_case_counts(on_duty(at)).order_by("pk"))
+        people = on_duty_with_open_cases(at)
         return cls(
             [p for p in people if p.role == Role.WORKER], [p for p in people if p.role == Role.SUPERVISOR]
         )

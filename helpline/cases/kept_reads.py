@@ -58,6 +58,8 @@ class KeptRead(Generic[Answer]):
             return kept[1]
         answer = self._read(*args)
         with self._lock:
+            if len(self._kept) >= 16:  # a read kept per second (who is on duty): the old seconds go
+                self._kept = {key: kept for key, kept in self._kept.items() if now - kept[0] < KEPT_FOR_SECONDS}
             self._kept[args] = (now, answer)
         return answer
 

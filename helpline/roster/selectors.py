@@ -1,11 +1,14 @@
 """Who is on duty, and with how many open cases: the reads assignment, the live-call hunt and the board share."""
 from __future__ import annotations
 
+import copy
 import datetime as dt
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from helpline.cases.encryption import phone_index
+from helpline.cases.kept_reads import kept_for_a_second
 from helpline.cases.models import OPEN_STATUSES, Case
 from helpline.roster.models import Absence, Role, Shift, StaffProfile
 
@@ -58,9 +61,37 @@ def on_duty(at: dt.datetime, *, role: str | None = None) -> QuerySet[StaffProfil
 
 
 def with_open_case_counts(staff: QuerySet[StaffProfile]) -> QuerySet[StaffProfile]:
-    return staff.annotate(
-        open_cases=Count("user__assigned_cases", filter=Q(user__assigned_cases__status__in=OPEN_STATUSES))
-    )
+    return staff.annotate(open_cases=_OPEN_CASES)
+
+
+_OPEN_CASES = Count("user__assigned_cases", filter=Q(user__assigned_cases__status__in=OPEN_STATUSES))
+
+
+@kept_for_a_second(StaffProfile, Shift, Absence, get_user_model())
+def _on_duty_in_second(second: dt.datetime) -> tuple[StaffProfile, ...]:
+    return tuple(on_duty(second).order_by("pk"))
+
+
+def on_duty_with_open_cases(at: dt.datetime) -> list[StaffProfile]:
+    """Who is on duty at `at`, each with `open_cases` and `last_assigned_at` as they stand now: what every
+    assignment reads. Who is on duty is kept for a second (compiling that query cost more CPU than running it,
+    for every case); a shift or profile saved in this process is seen at once, in others within a second. The
+    counters are always read fresh, so nobody is pushed over their maximum by an old count."""
+    kept = _on_duty_in_second(at.replace(microsecond=0))
+    if not kept:
+        return []
+    fresh = {
+        pk: (last_assigned_at, open_cases)
+        for pk, last_assigned_at, open_cases in StaffProfile.objects.filter(pk__in=[p.pk for p in kept], is_active=True)
+        .annotate(open_cases=_OPEN_CASES).values_list("pk", "last_assigned_at", "open_cases")
+    }  # fmt: skip
+    people = []
+    for profile in kept:
+        if profile.pk in fresh:  # not deactivated meanwhile
+            person = copy.copy(profile)  # the kept profile is shared: the pool counts up its own copy
+            person.last_assigned_at, person.open_cases = fresh[profile.pk]
+            people.append(person)
+    return people
 
 
 def supervisors_on_duty(at: dt.datetime) -> QuerySet[StaffProfile]:
