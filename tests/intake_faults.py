@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlparse
 
 from django.db import connections
 from django.test import Client
@@ -104,6 +104,64 @@ class HungServer:
         self._closed.set()
         self._socket.close()
         for connection in self._accepted:
+            connection.close()
+
+
+class FreezableRedisProxy:
+    """A TCP proxy in front of the real Redis that can be frozen: while frozen it holds every byte and answers
+    nothing, on the connections it already carries and on new ones, as Redis under SIGSTOP does."""
+
+    def __init__(self, target_url: str) -> None:
+        parsed = urlparse(target_url)
+        self._target = (parsed.hostname or "127.0.0.1", parsed.port or 6379)
+        self._db = (parsed.path or "/0").lstrip("/") or "0"
+        self._socket = socket.socket()
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(128)
+        self.port = self._socket.getsockname()[1]
+        self._open: list[socket.socket] = []
+        self._closed = threading.Event()
+        self.frozen = threading.Event()
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/{self._db}"
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._socket.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._target)
+            self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        while not self._closed.is_set():
+            try:
+                data = source.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            while self.frozen.is_set() and not self._closed.is_set():
+                time.sleep(0.01)  # held, never delivered while frozen
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
+
+    def __enter__(self) -> FreezableRedisProxy:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closed.set()
+        self._socket.close()
+        for connection in self._open:
             connection.close()
 
 

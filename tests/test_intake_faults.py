@@ -1,6 +1,7 @@
 """Intake never loses a contact and never answers 500: not when two texts from a new number arrive 25 ms apart,
 not when Twilio delivers one webhook five times at once, not when PostgreSQL is down, not when Redis hangs."""
 import datetime as dt
+import os
 import re
 import time
 import uuid
@@ -21,6 +22,7 @@ from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
 from tests.encrypted import cases_of_number
 from tests.factories import CaseFactory
 from tests.intake_faults import (
+    FreezableRedisProxy,
     HungServer,
     broker_unreachable,
     database_hung,
@@ -330,6 +332,36 @@ def test_publishing_to_a_hung_broker_gives_up_within_half_a_second(hung_redis):
     started = time.perf_counter()
     assert publish("helpline.casework.tasks.triage_case", 1, queue="triage") is False
     assert time.perf_counter() - started < 0.6
+
+
+@pytest.mark.skipif(not os.environ.get("CELERY_BROKER_URL", "").startswith("redis://"), reason="needs Redis")
+def test_a_broker_that_freezes_under_a_kept_connection_costs_a_publish_under_a_second(monkeypatch, caplog):
+    """A publish reuses the connection the last one used, in the caller's own thread; when Redis freezes under it,
+    the publish gives up on it within its socket timeout and the guarded path's half-second deadline, and the
+    next publish after Redis thaws goes through."""
+    original = celery_app.conf["CELERY_BROKER_URL"]
+
+    def repoint(url: str) -> None:
+        celery_app.conf["CELERY_BROKER_URL"] = url
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    with FreezableRedisProxy(os.environ["CELERY_BROKER_URL"]) as redis:
+        monkeypatch.setenv("CELERY_BROKER_URL", redis.redis_url)
+        repoint(redis.redis_url)
+        try:
+            assert publish("helpline.casework.tasks.triage_case", 1, queue="triage")  # its connection is kept
+            assert publish("helpline.casework.tasks.triage_case", 2, queue="triage")  # on the kept connection
+            redis.frozen.set()
+            started = time.perf_counter()
+            assert publish("helpline.casework.tasks.triage_case", 3, queue="triage") is False
+            assert time.perf_counter() - started < 0.9
+            assert "a kept broker connection failed" in caplog.text  # it was tried, and given up
+            redis.frozen.clear()
+            assert publish("helpline.casework.tasks.triage_case", 4, queue="triage")
+        finally:
+            monkeypatch.undo()
+            repoint(original)
 
 
 @concurrent
