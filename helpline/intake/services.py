@@ -9,13 +9,15 @@ from django.db import connection
 from django.utils import timezone
 
 from helpline.cases import intake
+from helpline.cases.compiled_reads import CompiledRead
 from helpline.cases.dispatch import CRITICAL_QUEUE
+from helpline.cases.encryption import phone_index
 from helpline.cases.language import detect_language
 from helpline.cases.models import Case
 from helpline.roster.models import StaffProfile
-from helpline.roster.selectors import staff_by_id, staff_ids_with_number, voice_hunt_list
+from helpline.roster.selectors import staff_by_id, staff_ids_with_phone_index, voice_hunt_list
 from helpline.visits.services import handle_visit_sms
-from helpline.welfare.services import answer_welfare_reply, welfare_business_with
+from helpline.welfare.services import answer_welfare_reply, welfare_business_with_phone_index
 from notifications import acknowledgement
 from triage.services import queue_for_text
 
@@ -55,17 +57,25 @@ def receive_sms(
     return SmsReceived(intake=stored)
 
 
+# Compiled once per process: compiling these two queries cost more CPU than PostgreSQL spent answering them.
+_STAFF_WITH_NUMBER = CompiledRead(staff_ids_with_phone_index)
+_WELFARE_BUSINESS = CompiledRead(
+    lambda index, *message_sid: welfare_business_with_phone_index(index, message_sid=next(iter(message_sid), None))
+)
+
+
 def _who_is_texting(phone: str | None, *, message_sid: str, is_drill: bool) -> tuple[int | None, bool]:
     """The staff member whose registered phone this is (their id), and whether a welfare check may be waiting for
     this SMS, asked in one read: both are asked of every citizen's SMS, and both nearly always say no (two reads
     were a seventh of the webhook's CPU)."""
     if phone is None:
         return None, False
-    staff_sql, staff_params = staff_ids_with_number(phone).query.sql_with_params()
+    index = phone_index(phone)
+    staff_sql, staff_params = _STAFF_WITH_NUMBER.sql_with_params(index)
     if is_drill:  # a drill's SMS never answers a welfare check
         welfare_sql, welfare_params = "SELECT 1 WHERE 1 = 0", ()
     else:
-        welfare_sql, welfare_params = welfare_business_with(phone, message_sid=message_sid).query.sql_with_params()
+        welfare_sql, welfare_params = _WELFARE_BUSINESS.sql_with_params(index, *([message_sid] if message_sid else []))
     with connection.cursor() as cursor:  # the ORM's own two queries, asked as one SELECT
         cursor.execute(f"SELECT ({staff_sql}), EXISTS ({welfare_sql})", (*staff_params, *welfare_params))
         staff_id, welfare_business = cursor.fetchone()

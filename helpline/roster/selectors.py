@@ -7,6 +7,7 @@ import datetime as dt
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
+from helpline.cases.compiled_reads import CompiledRead
 from helpline.cases.encryption import phone_index
 from helpline.cases.kept_reads import kept_for_a_second
 from helpline.cases.models import OPEN_STATUSES, Case
@@ -28,7 +29,12 @@ def staff_ids_with_number(phone_e164: str) -> QuerySet:
     """The id of the active staff member whose registered phone this is (an SMS from it is a staff command), as a
     query: SMS intake asks it together with another question about the sender. Nearly always no: the plain read
     answers that at half the CPU of the join, which only a staff member's number then costs (`staff_by_id`)."""
-    active = StaffProfile.objects.filter(phone_index=phone_index(phone_e164), is_active=True)
+    return staff_ids_with_phone_index(phone_index(phone_e164))
+
+
+def staff_ids_with_phone_index(index: str) -> QuerySet:
+    """`staff_ids_with_number`, by the number's blind index."""
+    active = StaffProfile.objects.filter(phone_index=index, is_active=True)
     return active.order_by("pk").values_list("pk", flat=True)[:1]
 
 
@@ -67,6 +73,14 @@ def with_open_case_counts(staff: QuerySet[StaffProfile]) -> QuerySet[StaffProfil
 _OPEN_CASES = Count("user__assigned_cases", filter=Q(user__assigned_cases__status__in=OPEN_STATUSES))
 
 
+def _counters(*staff_ids: int, shape: int) -> QuerySet:
+    active = StaffProfile.objects.filter(pk__in=staff_ids, is_active=True).annotate(open_cases=_OPEN_CASES)
+    return active.values_list("pk", "last_assigned_at", "open_cases")
+
+
+_COUNTERS = CompiledRead(_counters)  # compiled once per number of people on duty
+
+
 @kept_for_a_second(StaffProfile, Shift, Absence, get_user_model())
 def _on_duty_in_second(second: dt.datetime) -> tuple[StaffProfile, ...]:
     return tuple(on_duty(second).order_by("pk"))
@@ -80,11 +94,9 @@ def on_duty_with_open_cases(at: dt.datetime) -> list[StaffProfile]:
     kept = _on_duty_in_second(at.replace(microsecond=0))
     if not kept:
         return []
-    fresh = {
-        pk: (last_assigned_at, open_cases)
-        for pk, last_assigned_at, open_cases in StaffProfile.objects.filter(pk__in=[p.pk for p in kept], is_active=True)
-        .annotate(open_cases=_OPEN_CASES).values_list("pk", "last_assigned_at", "open_cases")
-    }  # fmt: skip
+    ids = [profile.pk for profile in kept]
+    fresh = {pk: (last_assigned_at, open_cases) for pk, last_assigned_at, open_cases in
+             _COUNTERS.fetch(*ids, shape=len(ids))}  # fmt: skip
     people = []
     for profile in kept:
         if profile.pk in fresh:  # not deactivated meanwhile

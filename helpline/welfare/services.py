@@ -281,7 +281,12 @@ def _open_check_for(phone_e164: str, *, is_drill: bool) -> WelfareCheck | None:
 def welfare_business_with(phone_e164: str, *, message_sid: str | None, is_drill: bool = False) -> QuerySet:
     """The welfare checks an SMS from this number may answer (an open question to it, or the check this very
     message answered before, when its webhook is retried), as a query: nearly always none."""
-    open_question = Q(phone_index=phone_index(phone_e164), is_drill=is_drill, state__in=AWAITING_ANSWER)
+    return welfare_business_with_phone_index(phone_index(phone_e164), message_sid=message_sid, is_drill=is_drill)
+
+
+def welfare_business_with_phone_index(index: str, *, message_sid: str | None, is_drill: bool = False) -> QuerySet:
+    """`welfare_business_with`, by the number's blind index."""
+    open_question = Q(phone_index=index, is_drill=is_drill, state__in=AWAITING_ANSWER)
     answered_before = Q(reply_sid=message_sid) if message_sid else Q(pk__in=[])
     return WelfareCheck.objects.filter(open_question | answered_before).values("pk")[:1]
 
