@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from urllib.parse import urlencode, urlparse
 
 from django.db import connections
@@ -48,9 +48,8 @@ def database_hung() -> Iterator[None]:
 
 
 @contextmanager
-def broker_unreachable() -> Iterator[None]:
-    """Point the Celery app at a port where nothing listens, as when Redis is down (as conftest's fixture, but
-    for a part of a test)."""
+def broker_at(url: str) -> Iterator[None]:
+    """Point the Celery app at another broker URL for a part of a test (its pooled connections dropped)."""
     from helpline.project.celery import app
 
     def repoint(url: str) -> None:
@@ -59,8 +58,8 @@ def broker_unreachable() -> Iterator[None]:
         app.amqp._producer_pool = None
 
     original, original_env = app.conf["CELERY_BROKER_URL"], os.environ.get("CELERY_BROKER_URL")
-    os.environ["CELERY_BROKER_URL"] = "redis://127.0.0.1:1/0"
-    repoint("redis://127.0.0.1:1/0")
+    os.environ["CELERY_BROKER_URL"] = url
+    repoint(url)
     try:
         yield
     finally:
@@ -69,6 +68,11 @@ def broker_unreachable() -> Iterator[None]:
         else:
             os.environ["CELERY_BROKER_URL"] = original_env
         repoint(original)
+
+
+def broker_unreachable() -> AbstractContextManager[None]:
+    """A port where nothing listens, as when Redis is down (as conftest's fixture, but for a part of a test)."""
+    return broker_at("redis://127.0.0.1:1/0")
 
 
 class HungServer:

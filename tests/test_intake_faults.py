@@ -24,6 +24,7 @@ from tests.factories import CaseFactory
 from tests.intake_faults import (
     FreezableRedisProxy,
     HungServer,
+    broker_at,
     broker_unreachable,
     database_hung,
     database_unreachable,
@@ -335,33 +336,20 @@ def test_publishing_to_a_hung_broker_gives_up_within_half_a_second(hung_redis):
 
 
 @pytest.mark.skipif(not os.environ.get("CELERY_BROKER_URL", "").startswith("redis://"), reason="needs Redis")
-def test_a_broker_that_freezes_under_a_kept_connection_costs_a_publish_under_a_second(monkeypatch, caplog):
+def test_a_broker_that_freezes_under_a_kept_connection_costs_a_publish_under_a_second(caplog):
     """A publish reuses the connection the last one used, in the caller's own thread; when Redis freezes under it,
     the publish gives up on it within its socket timeout and the guarded path's half-second deadline, and the
     next publish after Redis thaws goes through."""
-    original = celery_app.conf["CELERY_BROKER_URL"]
-
-    def repoint(url: str) -> None:
-        celery_app.conf["CELERY_BROKER_URL"] = url
-        celery_app._pool = None
-        celery_app.amqp._producer_pool = None
-
-    with FreezableRedisProxy(os.environ["CELERY_BROKER_URL"]) as redis:
-        monkeypatch.setenv("CELERY_BROKER_URL", redis.redis_url)
-        repoint(redis.redis_url)
-        try:
-            assert publish("helpline.casework.tasks.triage_case", 1, queue="triage")  # its connection is kept
-            assert publish("helpline.casework.tasks.triage_case", 2, queue="triage")  # on the kept connection
-            redis.frozen.set()
-            started = time.perf_counter()
-            assert publish("helpline.casework.tasks.triage_case", 3, queue="triage") is False
-            assert time.perf_counter() - started < 0.9
-            assert "a kept broker connection failed" in caplog.text  # it was tried, and given up
-            redis.frozen.clear()
-            assert publish("helpline.casework.tasks.triage_case", 4, queue="triage")
-        finally:
-            monkeypatch.undo()
-            repoint(original)
+    with FreezableRedisProxy(os.environ["CELERY_BROKER_URL"]) as redis, broker_at(redis.redis_url):
+        assert publish("helpline.casework.tasks.triage_case", 1, queue="triage")  # its connection is kept
+        assert publish("helpline.casework.tasks.triage_case", 2, queue="triage")  # on the kept connection
+        redis.frozen.set()
+        started = time.perf_counter()
+        assert publish("helpline.casework.tasks.triage_case", 3, queue="triage") is False
+        assert time.perf_counter() - started < 0.9
+        assert "a kept broker connection failed" in caplog.text  # it was tried, and given up
+        redis.frozen.clear()
+        assert publish("helpline.casework.tasks.triage_case", 4, queue="triage")
 
 
 @concurrent
