@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from urllib.parse import urlencode, urlparse
 
 from django.db import connections
@@ -157,6 +157,14 @@ class FreezableRedisProxy:
                 sink.sendall(data)
             except OSError:
                 return
+
+    def drop_connections(self) -> None:
+        """Close every connection it carries, as a Redis restart does; new ones are served again."""
+        open_now, self._open = self._open, []
+        for connection in open_now:
+            with suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
 
     def __enter__(self) -> FreezableRedisProxy:
         threading.Thread(target=self._accept, daemon=True).start()

@@ -6,6 +6,7 @@ Tasks are sent by name, so this lowest layer never imports the layers whose task
 """
 import logging
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 
@@ -131,12 +132,17 @@ def waiting_in_queues(*names: str, deadline: float = PUBLISH_DEADLINE_SECONDS) -
 def publish(task_name: str, *args: object, queue: str) -> bool:
     """Send a task by name, giving up after PUBLISH_DEADLINE_SECONDS; False (and a warning) when the broker cannot
     take it in time. A connection kept from an earlier publish is tried first, in this thread (its socket timeouts
-    bound it); otherwise, or when it fails, the send runs in a helper thread, so a hung broker or a name that does
-    not resolve costs the request at most the deadline more and leaves no pooled connection half-used."""
+    bound it); otherwise, or when it was stale, the send runs in a helper thread, so a hung broker or a name that
+    does not resolve costs the request at most the deadline and leaves no pooled connection half-used."""
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}: no worker would ever take this task")
-    if _sent_on_a_kept_connection(task_name, args, queue):
+    kept = _send_on_a_kept_connection(task_name, args, queue)
+    if kept == _SENT:
         return True
+    if kept == _HUNG:  # a new connection would wait for the same broker: the sweep rings again instead
+        logger.warning("could not publish %s for %s (the broker did not answer); the periodic sweep will pick it up",
+                       task_name, args)  # fmt: skip
+        return False
     outcome: dict = {}
     sender = threading.Thread(
         target=_send, args=(task_name, args, queue, outcome), name="publish", daemon=True
@@ -152,26 +158,36 @@ def publish(task_name: str, *args: object, queue: str) -> bool:
     return False
 
 
-def _sent_on_a_kept_connection(task_name: str, args: tuple, queue: str) -> bool:
+_SENT, _NOT_SENT, _HUNG = "sent", "not sent", "hung"
+# A kept connection's failure that took this long was the broker not answering (its socket timeout is 0.25 s), not a
+# stale connection, which fails at once.
+_HUNG_AFTER_SECONDS = 0.2
+
+
+def _send_on_a_kept_connection(task_name: str, args: tuple, queue: str) -> str:
     """Send on a connection kept from an earlier publish, in this thread: it is connected already (no name to
-    resolve, no connect to wait for), and each of its socket operations gives up after 0.25 s, so a hung broker
-    costs this try at most that before the guarded path takes over. A helper thread for every publish cost intake
-    0.3 to 0.5 ms of CPU a contact (benchmarks/web_cost.py). False when no connection is kept or this one failed
-    (it is dropped)."""
+    resolve, no connect to wait for), and each of its socket operations gives up after 0.25 s. A helper thread for
+    every publish cost intake 0.3 to 0.5 ms of CPU a contact (benchmarks/web_cost.py). `_NOT_SENT` when no
+    connection is kept, or this one failed at once (stale: the broker restarted), so the guarded path tries a new
+    one; `_HUNG` when it failed after waiting, so a frozen broker costs a request 0.25 s, not that and the guarded
+    path's deadline as well. A failed connection is dropped."""
     key = current_app.conf.broker_write_url or ""
     with _idle_lock:
         idle = _idle_connections.get(key)
         if not idle:
-            return False
+            return _NOT_SENT
         connection = idle.pop()
+    started = time.monotonic()
     try:
         current_app.send_task(task_name, args=args, queue=queue, connection=connection, retry=False)
     except Exception as error:  # stale (the broker restarted) or hung: never lent again
         connection.release()
-        logger.info("a kept broker connection failed (%s); publishing on a new one", type(error).__name__)
-        return False
+        hung = time.monotonic() - started >= _HUNG_AFTER_SECONDS
+        logger.info("a kept broker connection failed (%s)%s", type(error).__name__,
+                    "" if hung else "; publishing on a new one")  # fmt: skip
+        return _HUNG if hung else _NOT_SENT
     _give_back(key, connection)
-    return True
+    return _SENT
 
 
 def enqueue_after_commit(
