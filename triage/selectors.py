@@ -54,12 +54,6 @@ def critical_rules() -> list[CompiledRule]:
     return _critical_cache["rules"]  # type: ignore[return-value]
 
 
-def forget_compiled_rules() -> None:
-    """Compile the rules again on the next read (tests: a rule switched off by `QuerySet.update()` keeps its stamp)."""
-    _compiled_cache["stamp"] = None
-    _rules_stamp.forget()
-
-
 def inbound_texts(case_ids: list[int]) -> dict[int, tuple[str, int | None]]:
     """Each case's messages from the citizen joined, and the last one's id (what its triage read up to), in one
     query; a case with no message is left out."""
