@@ -26,11 +26,11 @@ def test_each_call_reads_with_its_own_values_and_rows_come_back_as_the_orm_gives
 
 
 def test_a_list_of_ids_is_compiled_once_for_each_length():
-    read = CompiledRead(lambda *ids, shape: StaffProfile.objects.filter(pk__in=ids).values_list("pk").order_by("pk"))
+    read = CompiledRead(lambda *ids: StaffProfile.objects.filter(pk__in=ids).values_list("pk").order_by("pk"))
     staff = [StaffFactory(phone=f"+3876120050{n}") for n in range(3)]
-    assert read.fetch(staff[0].pk, shape=1) == [(staff[0].pk,)]
-    assert read.fetch(staff[1].pk, staff[2].pk, shape=2) == [(staff[1].pk,), (staff[2].pk,)]
-    assert read.fetch(staff[2].pk, staff[0].pk, shape=2) == [(staff[0].pk,), (staff[2].pk,)]
+    assert read.fetch(staff[0].pk) == [(staff[0].pk,)]
+    assert read.fetch(staff[1].pk, staff[2].pk) == [(staff[1].pk,), (staff[2].pk,)]
+    assert read.fetch(staff[2].pk, staff[0].pk) == [(staff[0].pk,), (staff[2].pk,)]
 
 
 def test_a_value_changed_on_its_way_into_the_sql_is_refused_at_once():

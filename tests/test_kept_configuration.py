@@ -11,7 +11,7 @@ from helpline.cases import kept_reads
 from helpline.cases.models import Case
 from helpline.casework import actions
 from notifications.models import CrisisContact, EscalationPolicy, Notification, NotificationKind
-from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
+from tests.factories import CaseFactory, MessageFactory, on_duty_worker
 from triage.models import TriageRule
 from triage.services import queue_for_text
 
@@ -44,16 +44,12 @@ def seconds(monkeypatch) -> Seconds:
 
 @pytest.fixture
 def supervisor():
-    staff = StaffFactory(role="supervisor", phone="+38761200309")
-    ShiftFactory(staff=staff, starts_at=START - dt.timedelta(hours=1), ends_at=START + dt.timedelta(hours=12))
-    return staff
+    return on_duty_worker(role="supervisor", phone="+38761200309")
 
 
 @pytest.fixture
 def worker():
-    staff = StaffFactory(phone="+38761200301", max_open_cases=50)
-    ShiftFactory(staff=staff, starts_at=START - dt.timedelta(hours=1), ends_at=START + dt.timedelta(hours=12))
-    return staff
+    return on_duty_worker(phone="+38761200301", max_open_cases=50)
 
 
 def new_case(text: str = "treba nam pomoć oko ogrjeva") -> Case:
@@ -149,12 +145,7 @@ def test_a_rule_a_supervisor_adds_here_decides_the_queue_at_once(seconds):
 
 
 def two_workers_on_duty():
-    first, second = (
-        StaffFactory(phone=f"+3876120040{n}", max_open_cases=5, languages=["bs"]) for n in range(2)
-    )  # fmt: skip
-    for staff in (first, second):
-        ShiftFactory(staff=staff, starts_at=START - dt.timedelta(hours=1), ends_at=START + dt.timedelta(hours=12))
-    return first, second
+    return tuple(on_duty_worker(phone=f"+3876120040{n}", max_open_cases=5, languages=["bs"]) for n in range(2))
 
 
 def test_a_shift_ended_in_another_process_stops_cases_going_to_that_person_within_a_second(seconds):

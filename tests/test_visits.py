@@ -14,7 +14,8 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from helpline.roster.selectors import staff_by_id, staff_ids_with_number
+from helpline.cases.encryption import phone_index
+from helpline.roster.selectors import staff_by_id, staff_ids_with_phone_index
 from helpline.visits import services
 from helpline.visits.models import StaffIncident, Visit, VisitEventKind, VisitStatus
 from notifications.models import DeliveryStatus, Notification, NotificationChannel
@@ -57,7 +58,7 @@ def team(clock):
 
 def sms(from_number: str, body: str) -> str | None:
     """As intake will route it: a registered staff phone's SMS goes to the visit commands first."""
-    staff_id = next(iter(staff_ids_with_number(from_number)), None)
+    staff_id = next(iter(staff_ids_with_phone_index(phone_index(from_number))), None)
     return None if staff_id is None else services.handle_visit_sms(staff_by_id(staff_id), body)
 
 

@@ -2,13 +2,13 @@
 
 Turning a QuerySet into SQL costs CPU on every call: for the read every citizen SMS makes ("is this a staff phone,
 is a welfare check waiting for it?") compiling took 0.35 ms of the read's 0.54 ms, and for the open-case counters
-every assignment reads, half a millisecond. A compiled read builds its QuerySet once per shape with stand-in
+every assignment reads, half a millisecond. A compiled read builds its QuerySet once with stand-in
 values, keeps the SQL Django wrote for it, and gives each call that SQL with its own values where the stand-ins
 were. The SQL is Django's own; nothing is written by hand.
 
 Only values that reach the SQL unchanged can be put in this way (strings and integers compared as they are, such
-as a blind index or a primary key); anything that changes the SQL's shape (a flag that adds a condition, the
-length of a list) belongs in `shape`.
+as a blind index or a primary key). The SQL is compiled once for each number and kind of values, so a list of ids
+of another length gets its own; a flag that changes the SQL needs a CompiledRead of its own.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ _INTEGER_STAND_IN = -7_340_000_000_000
 
 
 class CompiledRead:
-    """`build(*values)` returns the QuerySet; `sql_with_params(*values, shape=...)` its SQL and parameters."""
+    """`build(*values)` returns the QuerySet; `sql_with_params(*values)` its SQL and parameters."""
 
     def __init__(self, build: Callable[..., QuerySet]) -> None:
         self._build = build
@@ -32,37 +32,37 @@ class CompiledRead:
         self._converting: dict[Hashable, tuple[SQLCompiler, list]] = {}  # what the ORM would apply to each row
         self._lock = threading.Lock()
 
-    def sql_with_params(self, *values: str | int, shape: Hashable = None) -> tuple[str, tuple]:
-        sql, slots = self._compiled_for(values, shape)
+    def sql_with_params(self, *values: str | int) -> tuple[str, tuple]:
+        sql, slots = self._compiled_for(values)
         return sql, tuple(values[slot] if is_value else slot for is_value, slot in slots)  # type: ignore[index]
 
-    def fetch(self, *values: str | int, shape: Hashable = None) -> list[tuple]:
+    def fetch(self, *values: str | int) -> list[tuple]:
         """The rows, as tuples (the QuerySet's values_list columns), converted as the ORM converts them (SQLite's
         dates come back as text)."""
-        sql, params = self.sql_with_params(*values, shape=shape)
+        sql, params = self.sql_with_params(*values)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
-        compiler, converters = self._converting[self._key(values, shape)]
+        compiler, converters = self._converting[self._key(values)]
         return [tuple(row) for row in compiler.apply_converters(rows, converters)] if converters else rows
 
     @staticmethod
-    def _key(values: tuple, shape: Hashable) -> Hashable:
-        return (shape, tuple(type(value) for value in values))
+    def _key(values: tuple) -> Hashable:
+        return tuple(type(value) for value in values)
 
-    def _compiled_for(self, values: tuple, shape: Hashable) -> tuple[str, tuple[tuple[bool, object], ...]]:
-        key = self._key(values, shape)
+    def _compiled_for(self, values: tuple) -> tuple[str, tuple[tuple[bool, object], ...]]:
+        key = self._key(values)
         compiled = self._compiled.get(key)
         if compiled is None:
-            compiled, converting = self._compile(values, shape)
+            compiled, converting = self._compile(values)
             with self._lock:
                 self._converting[key] = converting
                 self._compiled[key] = compiled
         return compiled
 
-    def _compile(self, values: tuple, shape: Hashable) -> tuple[tuple[str, tuple[tuple[bool, object], ...]], tuple]:
+    def _compile(self, values: tuple) -> tuple[tuple[str, tuple[tuple[bool, object], ...]], tuple]:
         stand_ins = [_stand_in(value, index) for index, value in enumerate(values)]
-        queryset = self._build(*stand_ins) if shape is None else self._build(*stand_ins, shape=shape)
+        queryset = self._build(*stand_ins)
         compiler = queryset.query.get_compiler(using=queryset.db)
         sql, params = compiler.as_sql()
         converters = compiler.get_converters([column for column, _, _ in compiler.select[: compiler.col_count]])
@@ -76,7 +76,7 @@ class CompiledRead:
 
 def _stand_in(value: object, index: int) -> str | int:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise TypeError("a compiled read takes strings and integers; put anything else in its shape")
+        raise TypeError("a compiled read takes strings and integers")
     return _STRING_STAND_IN.format(index) if isinstance(value, str) else _INTEGER_STAND_IN - index
 
 

@@ -8,7 +8,6 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from helpline.cases.compiled_reads import CompiledRead
-from helpline.cases.encryption import phone_index
 from helpline.cases.kept_reads import kept_for_a_second
 from helpline.cases.models import OPEN_STATUSES, Case
 from helpline.roster.models import Absence, Role, Shift, StaffProfile
@@ -25,15 +24,11 @@ def is_staff_member(user) -> bool:
     return bool(user.is_authenticated and (user.is_superuser or hasattr(user, "staff_profile")))
 
 
-def staff_ids_with_number(phone_e164: str) -> QuerySet:
-    """The id of the active staff member whose registered phone this is (an SMS from it is a staff command), as a
-    query: SMS intake asks it together with another question about the sender. Nearly always no: the plain read
-    answers that at half the CPU of the join, which only a staff member's number then costs (`staff_by_id`)."""
-    return staff_ids_with_phone_index(phone_index(phone_e164))
-
-
 def staff_ids_with_phone_index(index: str) -> QuerySet:
-    """`staff_ids_with_number`, by the number's blind index."""
+    """The id of the active staff member whose registered phone has this blind index (an SMS from it is a staff
+    command), as a query: SMS intake asks it together with another question about the sender. Nearly always no:
+    the plain read answers that at half the CPU of the join, which only a staff member's number then costs
+    (`staff_by_id`)."""
     active = StaffProfile.objects.filter(phone_index=index, is_active=True)
     return active.order_by("pk").values_list("pk", flat=True)[:1]
 
@@ -73,12 +68,12 @@ def with_open_case_counts(staff: QuerySet[StaffProfile]) -> QuerySet[StaffProfil
 _OPEN_CASES = Count("user__assigned_cases", filter=Q(user__assigned_cases__status__in=OPEN_STATUSES))
 
 
-def _counters(*staff_ids: int, shape: int) -> QuerySet:
+def _counters(*staff_ids: int) -> QuerySet:
     active = StaffProfile.objects.filter(pk__in=staff_ids, is_active=True).annotate(open_cases=_OPEN_CASES)
     return active.values_list("pk", "last_assigned_at", "open_cases")
 
 
-_COUNTERS = CompiledRead(_counters)  # compiled once per number of people on duty
+_COUNTERS = CompiledRead(_counters)  # compiled once for each number of people on duty
 
 
 @kept_for_a_second(StaffProfile, Shift, Absence, get_user_model())
@@ -96,7 +91,7 @@ def on_duty_with_open_cases(at: dt.datetime) -> list[StaffProfile]:
         return []
     ids = [profile.pk for profile in kept]
     fresh = {pk: (last_assigned_at, open_cases) for pk, last_assigned_at, open_cases in
-             _COUNTERS.fetch(*ids, shape=len(ids))}  # fmt: skip
+             _COUNTERS.fetch(*ids)}  # fmt: skip
     people = []
     for profile in kept:
         if profile.pk in fresh:  # not deactivated meanwhile
