@@ -75,14 +75,20 @@ def broker_unreachable() -> AbstractContextManager[None]:
     return broker_at("redis://127.0.0.1:1/0")
 
 
+def _listening_socket() -> socket.socket:
+    """A TCP socket listening on a free loopback port."""
+    listening = socket.socket()
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(128)
+    return listening
+
+
 class HungServer:
     """A TCP server that accepts every connection and never sends a byte: Redis under SIGSTOP, a half-open link."""
 
     def __init__(self) -> None:
-        self._socket = socket.socket()
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        self._socket.listen(128)
+        self._socket = _listening_socket()
         self.port = self._socket.getsockname()[1]
         self._accepted: list[socket.socket] = []
         self._closed = threading.Event()
@@ -119,10 +125,7 @@ class FreezableRedisProxy:
         parsed = urlparse(target_url)
         self._target = (parsed.hostname or "127.0.0.1", parsed.port or 6379)
         self._db = (parsed.path or "/0").lstrip("/") or "0"
-        self._socket = socket.socket()
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        self._socket.listen(128)
+        self._socket = _listening_socket()
         self.port = self._socket.getsockname()[1]
         self._open: list[socket.socket] = []
         self._closed = threading.Event()
