@@ -39,9 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.twilio_stub_process import StubProcess  # noqa: E402 - the tests' Twilio stand-in, in its own process
 from helpline.cases.figures import percentile  # noqa: E402
 from helpline.drill.traffic import Client, Contacts, closed_loop_rate, open_loop  # noqa: E402
-from tests.twilio_stub import TwilioStub  # noqa: E402 - the same local Twilio stand-in the tests use
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 BIN = ROOT / ".venv" / "bin"
@@ -54,6 +54,7 @@ class Stack:
     env: dict
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     report_backend_seconds: float = 0.0  # PostgreSQL CPU of the benchmark's own database reports
+    stub_pid: int = 0  # the Twilio stub's process: its CPU is Twilio's, not the pipeline's
 
     def start(self, log_dir: Path) -> None:
         commands = {
@@ -109,7 +110,7 @@ class Stack:
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time used so far by each part of the system: our processes (with their children), PostgreSQL,
-        Redis, and this script (the load generator and the Twilio stub)."""
+        Redis, the Twilio stub, and this script (the load generator)."""
         ticks = os.sysconf("SC_CLK_TCK")
         used: dict[str, float] = Counter()
         parents: dict[int, int] = {}
@@ -128,6 +129,8 @@ class Stack:
             own, reaped = int(rest[11]) + int(rest[12]), int(rest[13]) + int(rest[14])
             parents[pid], times[pid], names[pid] = int(rest[1]), (own + reaped) / ticks, name
         owner = {process.pid: name for name, process in self.processes.items()}
+        if self.stub_pid:
+            owner[self.stub_pid] = "twilio stub"
         for pid, seconds in times.items():
             ancestor = pid
             while ancestor in parents and ancestor not in owner and ancestor > 1:
@@ -138,7 +141,7 @@ class Stack:
                 used["postgresql"] += seconds
             elif names[pid].startswith("redis"):
                 used["redis"] += seconds
-        used["load generator + Twilio stub"] = time.process_time()
+        used["load generator"] = time.process_time()
         # The database report's own queries (every ~2 s while draining) are this script's, not the pipeline's.
         used["postgresql"] -= self.report_backend_seconds
         return dict(used)
@@ -285,7 +288,7 @@ def main() -> None:
 def run_once(args) -> dict:
     log_dir = ROOT / "var" / "bench"
     log_dir.mkdir(parents=True, exist_ok=True)
-    with TwilioStub() as stub:
+    with StubProcess() as stub:
         env = {
             **os.environ, "DATABASE_URL": args.database_url, "CELERY_BROKER_URL": f"{args.redis}/{args.broker_db}",
             "CACHE_URL": f"{args.redis}/{args.cache_db}", "VAR_DIR": str(log_dir / "var"),
@@ -309,7 +312,7 @@ def run_once(args) -> dict:
         manage(env, "shell", "-c", ALL_ON_DUTY)
         if args.surge and not args.no_surge_mode:  # what the supervisor does when the board proposes it
             manage(env, "shell", "-c", SURGE_ON)
-        stack = Stack(args.port, env)
+        stack = Stack(args.port, env, stub_pid=stub.pid)
         stack.start(log_dir)
         try:
             wait_for(args.port)
@@ -358,7 +361,7 @@ def run_once(args) -> dict:
             memory = stack.peak_memory_mb()
             ceiling = closed_loop_rate(client, bare, 10)
             intake_rate = closed_loop_rate(client, intake, 10)
-            print_report(args, sent, sending_took, report, drained_in, memory, ceiling, intake_rate, stub)
+            print_report(args, sent, sending_took, report, drained_in, memory, ceiling, intake_rate, stub.counts())
             print_cpu("CPU while sending", cpu_at_start, cpu_while_sending, sending_took)
             print_cpu("CPU while draining", cpu_while_sending, cpu_at_end, drained_in)
             return print_issue_figures(args, sent, report, drained_in, cpu_at_start, cpu_at_end, ceiling, intake_rate)
@@ -397,9 +400,8 @@ def print_issue_figures(args, sent, report, drained_in, cpu_before, cpu_after, c
     critical_sms = percentile(handed, 0.99) if handed else float("nan")
     used = {name: cpu_after.get(name, 0) - cpu_before.get(name, 0) for name in cpu_after}
     # The model's worker apart, as issue 18 asks: its cost is the model's, the rest is the pipeline's.
-    pipeline = sum(
-        seconds for name, seconds in used.items() if not name.startswith(("load generator", "model-worker"))
-    )
+    not_the_pipeline = ("load generator", "twilio stub", "model-worker")
+    pipeline = sum(seconds for name, seconds in used.items() if not name.startswith(not_the_pipeline))
     cpu_per_contact_ms = 1000 * pipeline / max(len(ok), 1)
     model_ms = 1000 * used.get("model-worker", 0.0) / max(len(ok), 1)
     last = report["last_assignment_after_last_contact"]
@@ -459,7 +461,7 @@ def _db_report(env: dict, keys_file: Path, *, tries: int = 3) -> dict:
     raise AssertionError("unreachable")
 
 
-def print_report(args, sent, sending_took, report, drained_in, memory, ceiling, intake_rate, stub) -> None:
+def print_report(args, sent, sending_took, report, drained_in, memory, ceiling, intake_rate, sent_to_twilio) -> None:
     ok = [s for s in sent if 200 <= s.status < 300]
     latencies = [s.latency_ms for s in ok]
     print(f"offered {args.rate:.0f}/s, achieved {len(ok) / sending_took:.1f}/s "
@@ -479,7 +481,7 @@ def print_report(args, sent, sending_took, report, drained_in, memory, ceiling, 
               f"max {max(lateness):.2f} ({len(lateness)} steps)")  # fmt: skip
     print(f"backlog drained {drained_in:.1f} s after the last contact; cases {report['cases']}, lost {report['lost']}, "
           f"duplicated {report['duplicated']}, untriaged {report['untriaged']}, unassigned {report['unassigned']}; "
-          f"Twilio stub got {len(stub.messages)} SMS and {len(stub.calls)} calls")  # fmt: skip
+          f"Twilio stub got {sent_to_twilio['sms']} SMS and {sent_to_twilio['calls']} calls")  # fmt: skip
     print("peak memory (MB): " + ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(memory.items())))
     print(f"ceiling (bare DRF insert, 32 senders): {ceiling:.0f}/s; intake mix the same way: {intake_rate:.0f}/s "
           f"= {intake_rate / ceiling:.2f} of the ceiling")  # fmt: skip

@@ -1,0 +1,74 @@
+"""The local Twilio stub in a process of its own, for the end-to-end benchmark.
+
+Inside the load generator's process, the stub answered the workers' sends only when the generator's threads let
+go of the interpreter: under a surge (167 contacts a second) a send waited on the generator, and "SMS handed to
+Twilio" measured the benchmark's own process as much as ours. Twilio's answers do not wait on our citizens'
+requests, so here they do not either.
+
+    with StubProcess() as stub:
+        stub.url         # where the twilio client sends (TWILIO_API_BASE_URL)
+        stub.counts()    # {"sms": n, "calls": n}: what it was sent so far
+        stub.pid         # for the CPU report
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class StubProcess:
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+        self.url = ""
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def counts(self) -> dict[str, int]:
+        """Ask the stub what it was sent: one line out, one line back."""
+        assert self.process is not None and self.process.stdin and self.process.stdout
+        self.process.stdin.write("counts\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def __enter__(self) -> StubProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.twilio_stub_process"],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        if not self.url.startswith("http"):
+            self.process.kill()
+            raise SystemExit("the Twilio stub did not start")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        assert self.process is not None
+        if self.process.stdin:
+            self.process.stdin.close()  # the stub stops when its input ends
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def serve() -> None:
+    sys.path.insert(0, str(ROOT))
+    from tests.twilio_stub import TwilioStub
+
+    with TwilioStub() as stub:
+        print(stub.url, flush=True)
+        for line in sys.stdin:
+            if line.strip() == "counts":
+                print(json.dumps({"sms": len(stub.messages), "calls": len(stub.calls)}), flush=True)
+
+
+if __name__ == "__main__":
+    serve()
