@@ -86,7 +86,9 @@ def queue_notification(
     notification = Notification.objects.create_once(**fields)
     if notification is None:
         return None  # already written by an earlier run: never twice
-    enqueue_after_commit(SEND_TASK, notification.pk, queue=queue or queue_for(case))
+    enqueue_after_commit(
+        SEND_TASK, notification.pk, queue=queue or queue_for(case), behind_the_rest=tells_nobody_new(notification)
+    )
     return notification
 
 
@@ -116,13 +118,23 @@ def notifications_written_together() -> Iterator[None]:
         [notification for notification, _queue in pending], key="idempotency_key"
     )
     for notification in written:
-        enqueue_after_commit(SEND_TASK, notification.pk, queue=queues[id(notification)] or queue_for(notification.case))
+        enqueue_after_commit(
+            SEND_TASK, notification.pk, queue=queues[id(notification)] or queue_for(notification.case),
+            behind_the_rest=tells_nobody_new(notification),
+        )  # fmt: skip
 
 
 def queue_for(case: Case | None) -> str:
     """About a critical case, a message rides the alerts queue, which the critical worker takes: a surge of other
     notifications never delays it."""
     return ALERTS_QUEUE if case is not None and case.priority == Priority.CRITICAL else NOTIFICATIONS_QUEUE
+
+
+def tells_nobody_new(notification: Notification) -> bool:
+    """A reminder goes to someone who was already sent the case (an SMS and, if critical, a call): in its queue it
+    waits behind every message that tells someone something for the first time. In a surge the ladders' reminders
+    had grown as many as the first alerts, and a new critical case's first SMS queued behind them (p50 8 s)."""
+    return notification.kind == NotificationKind.REMINDER
 
 
 def notify_staff(

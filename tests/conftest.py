@@ -102,6 +102,16 @@ class Queues:
         with celery_app.connection_for_write() as conn:
             return conn.default_channel.queue_declare(queue=name, passive=False, durable=True).message_count
 
+    def taken_in_order(self, name: str) -> list[tuple]:
+        """Take every message from the queue as a worker would, one at a time: the arguments of each, in the order
+        the broker gave them."""
+        taken = []
+        with celery_app.connection_for_write() as conn:
+            while (message := conn.default_channel.basic_get(name, no_ack=True)) is not None:
+                args, _kwargs, _embed = message.decode()
+                taken.append(tuple(args))
+        return taken
+
     def purge(self, *names: str) -> None:
         with celery_app.connection_for_write() as conn:
             for name in names:

@@ -338,6 +338,29 @@ def test_a_retry_about_a_critical_case_stays_on_the_alerts_queue(clock, twilio_a
     assert (outcome.status, outcome.queue) == ("queued", "alerts")
 
 
+@pytest.mark.skipif(
+    not django_settings.CELERY_BROKER_URL.startswith("redis"), reason="the embedded broker takes messages in order"
+)
+def test_a_new_critical_cases_first_alerts_are_taken_before_reminders_already_waiting(
+    clock, queues, django_capture_on_commit_callbacks
+):
+    on_duty(phone="+38761200301")
+    with django_capture_on_commit_callbacks(execute=True):
+        waiting = assigned_case("ubit će me, ima nož")
+    queues.purge("alerts")  # its first SMS and call went out
+    clock.move_to(START + dt.timedelta(minutes=2))
+    with django_capture_on_commit_callbacks(execute=True):
+        ladder.run_due_escalations()  # nobody took it: a reminder SMS and call to the same person
+        new = assigned_case("ubit će me, ima nož")  # meanwhile another critical case comes in
+
+    taken = [Notification.objects.get(pk=pk) for (pk,) in queues.taken_in_order("alerts")]
+
+    assert [(n.case_id, n.kind) for n in taken] == [
+        (new.pk, NotificationKind.ASSIGNMENT), (new.pk, NotificationKind.ASSIGNMENT),
+        (waiting.pk, NotificationKind.REMINDER), (waiting.pk, NotificationKind.REMINDER),
+    ]  # fmt: skip
+
+
 def test_a_notification_written_while_the_broker_is_down_stays_queued_for_the_relay(
     clock, unreachable_broker, django_capture_on_commit_callbacks
 ):

@@ -33,6 +33,15 @@ QUEUES = (
     MODEL_QUEUE,
 )
 
+# Within one queue, a doorbell rung `behind_the_rest` is taken only when nothing else waits in that queue. On Redis,
+# kombu keeps one list per priority step (0, 3, 6, 9) and a worker pops them in that order; every other doorbell is
+# 0. The embedded broker keeps one list and takes everything in order.
+BEHIND_THE_REST_PRIORITY = 6
+
+
+def _priority(behind_the_rest: bool) -> dict:
+    return {"priority": BEHIND_THE_REST_PRIORITY} if behind_the_rest else {}
+
 
 # The longest a request waits for the broker. A broker that refuses fails at once; one that accepts the connection
 # and never answers (Redis frozen, a half-open link) would otherwise hold the request for the socket timeout, and
@@ -72,16 +81,16 @@ def _give_back(key: str, connection) -> None:
     connection.release()
 
 
-def _send(task_name: str, args: tuple, queue: str, outcome: dict) -> None:
+def _send(task_name: str, args: tuple, queue: str, options: dict, outcome: dict) -> None:
     try:
         key, connection, was_kept = _borrow_connection()
         if connection.transport.driver_type not in _NETWORK_DRIVERS:
             connection.release()
-            current_app.send_task(task_name, args=args, queue=queue)
+            current_app.send_task(task_name, args=args, queue=queue, **options)
             outcome["sent"] = True
             return
         try:
-            current_app.send_task(task_name, args=args, queue=queue, connection=connection, retry=False)
+            current_app.send_task(task_name, args=args, queue=queue, connection=connection, retry=False, **options)
         except Exception:
             connection.release()  # broken (the broker restarted, or hangs): never lent again
             if not was_kept:
@@ -89,7 +98,9 @@ def _send(task_name: str, args: tuple, queue: str, outcome: dict) -> None:
             # A kept connection may have gone stale while idle: one more try on a new one, within the deadline.
             connection = current_app.connection_for_write(transport_options=_PUBLISH_TRANSPORT_OPTIONS)
             try:
-                current_app.send_task(task_name, args=args, queue=queue, connection=connection, retry=False)
+                current_app.send_task(
+                    task_name, args=args, queue=queue, connection=connection, retry=False, **options
+                )
             except Exception:
                 connection.release()
                 raise
@@ -129,14 +140,16 @@ def waiting_in_queues(*names: str, deadline: float = PUBLISH_DEADLINE_SECONDS) -
     return outcome["sizes"]
 
 
-def publish(task_name: str, *args: object, queue: str) -> bool:
+def publish(task_name: str, *args: object, queue: str, behind_the_rest: bool = False) -> bool:
     """Send a task by name, giving up after PUBLISH_DEADLINE_SECONDS; False (and a warning) when the broker cannot
-    take it in time. A connection kept from an earlier publish is tried first, in this thread (its socket timeouts
-    bound it); otherwise, or when it was stale, the send runs in a helper thread, so a hung broker or a name that
-    does not resolve costs the request at most the deadline and leaves no pooled connection half-used."""
+    take it in time. `behind_the_rest`: taken only when nothing else waits in its queue (on Redis). A connection
+    kept from an earlier publish is tried first, in this thread (its socket timeouts bound it); otherwise, or when
+    it was stale, the send runs in a helper thread, so a hung broker or a name that does not resolve costs the
+    request at most the deadline and leaves no pooled connection half-used."""
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}: no worker would ever take this task")
-    kept = _send_on_a_kept_connection(task_name, args, queue)
+    options = _priority(behind_the_rest)
+    kept = _send_on_a_kept_connection(task_name, args, queue, options)
     if kept == _SENT:
         return True
     if kept == _HUNG:  # a new connection would wait for the same broker: the sweep rings again instead
@@ -145,7 +158,7 @@ def publish(task_name: str, *args: object, queue: str) -> bool:
         return False
     outcome: dict = {}
     sender = threading.Thread(
-        target=_send, args=(task_name, args, queue, outcome), name="publish", daemon=True
+        target=_send, args=(task_name, args, queue, options, outcome), name="publish", daemon=True
     )
     sender.start()
     sender.join(PUBLISH_DEADLINE_SECONDS)
@@ -164,7 +177,7 @@ _SENT, _NOT_SENT, _HUNG = "sent", "not sent", "hung"
 _HUNG_AFTER_SECONDS = 0.2
 
 
-def _send_on_a_kept_connection(task_name: str, args: tuple, queue: str) -> str:
+def _send_on_a_kept_connection(task_name: str, args: tuple, queue: str, options: dict) -> str:
     """Send on a connection kept from an earlier publish, in this thread: it is connected already (no name to
     resolve, no connect to wait for), and each of its socket operations gives up after 0.25 s. A helper thread for
     every publish cost intake 0.3 to 0.5 ms of CPU a contact (benchmarks/web_cost.py). `_NOT_SENT` when no
@@ -179,7 +192,7 @@ def _send_on_a_kept_connection(task_name: str, args: tuple, queue: str) -> str:
         connection = idle.pop()
     started = time.monotonic()
     try:
-        current_app.send_task(task_name, args=args, queue=queue, connection=connection, retry=False)
+        current_app.send_task(task_name, args=args, queue=queue, connection=connection, retry=False, **options)
     except Exception as error:  # stale (the broker restarted) or hung: never lent again
         connection.release()
         hung = time.monotonic() - started >= _HUNG_AFTER_SECONDS
@@ -191,17 +204,23 @@ def _send_on_a_kept_connection(task_name: str, args: tuple, queue: str) -> str:
 
 
 def enqueue_after_commit(
-    task_name: str, *args: object, queue: str, on_failure: Callable[[], None] | None = None
+    task_name: str,
+    *args: object,
+    queue: str,
+    on_failure: Callable[[], None] | None = None,
+    behind_the_rest: bool = False,
 ) -> None:
     """Publish the task once the current transaction commits (at once when there is none). When the broker cannot
     take it, `on_failure` runs (its own errors are logged, never raised: the request has already stored its row)."""
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}: no worker would ever take this task")
-    transaction.on_commit(partial(_publish_or_note, task_name, args, queue, on_failure))
+    transaction.on_commit(partial(_publish_or_note, task_name, args, queue, on_failure, behind_the_rest))
 
 
-def _publish_or_note(task_name: str, args: tuple, queue: str, on_failure: Callable[[], None] | None) -> None:
-    if publish(task_name, *args, queue=queue) or on_failure is None:
+def _publish_or_note(
+    task_name: str, args: tuple, queue: str, on_failure: Callable[[], None] | None, behind_the_rest: bool
+) -> None:
+    if publish(task_name, *args, queue=queue, behind_the_rest=behind_the_rest) or on_failure is None:
         return
     try:
         on_failure()
