@@ -41,6 +41,24 @@ def new_cases(application, contacts, count: int) -> list[int]:
     return list(waiting.values_list("pk", flat=True))
 
 
+def everyone_on_duty_with_room_and_rules_only() -> None:
+    """Every demo staff member on duty for the next hours with room for every case, and the model left out as if
+    it could not load (rules only); its word head still scores each message, as in a running worker's first
+    triage."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from helpline.roster.models import Shift, StaffProfile
+    from triage import semantic_model
+
+    now = timezone.now()
+    for staff in StaffProfile.objects.all():
+        Shift.objects.create(staff=staff, starts_at=now - dt.timedelta(hours=1), ends_at=now + dt.timedelta(hours=8))
+    StaffProfile.objects.update(max_open_cases=1_000_000)
+    semantic_model._loaded.update(pid=os.getpid(), model=None, problem="left out by the benchmark")
+
+
 def answer_doorbells(case_ids: list[int]) -> tuple[float, float, int]:
     """CPU seconds, wall seconds and statements to answer every case's doorbell in order."""
     from django.db import connection
@@ -73,22 +91,10 @@ def main() -> None:
     from django.core.wsgi import get_wsgi_application
 
     application = get_wsgi_application()
-    import datetime as dt
-
-    from django.utils import timezone
-
     from helpline.casework import actions
     from helpline.drill.traffic import Contacts
-    from helpline.roster.models import Shift, StaffProfile
-    from triage import semantic_model
 
-    now = timezone.now()
-    for staff in StaffProfile.objects.all():
-        Shift.objects.create(staff=staff, starts_at=now - dt.timedelta(hours=1), ends_at=now + dt.timedelta(hours=8))
-    StaffProfile.objects.update(max_open_cases=1_000_000)
-    # The model left out as if it could not load (rules only); its word head still scores each message, as in the
-    # first triage of a running worker.
-    semantic_model._loaded.update(pid=os.getpid(), model=None, problem="left out by the benchmark")
+    everyone_on_duty_with_room_and_rules_only()
     contacts = Contacts(
         auth_token=AUTH_TOKEN, signing_base=ORIGIN, critical_share=args.critical_share, seed=args.seed
     )

@@ -1,0 +1,105 @@
+#!/usr/bin/env python
+"""The CPU a worker spends to send one staff alert, measured in-process: each queued notification delivered one
+after the other (`outbox.deliver`), as the alerts worker takes them from a long queue in a surge.
+
+Boots Django as benchmarks/worker_cost.py does (an existing, migrated PostgreSQL database with the demo data,
+everyone on duty with room), makes cases through the WSGI application and triages them untimed, so each assigned
+case has its worker's SMS (and, if critical, a call) queued. Then it delivers every queued notification through
+the real twilio client to the local Twilio stub, in a process of its own (benchmarks/twilio_stub_process.py).
+Prints CPU (time.process_time) and wall time per send, and statements per send; --profile adds cProfile's
+functions. PostgreSQL's and the stub's CPU are not in these figures.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/helpline_x CELERY_BROKER_URL=redis://127.0.0.1:6379/5 \
+        .venv/bin/python benchmarks/send_cost.py [--contacts 500] [--profile [--sort tottime] [--top 40]]
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.twilio_stub_process import StubProcess  # noqa: E402
+from benchmarks.web_cost import AUTH_TOKEN, ORIGIN, configure_environment  # noqa: E402
+from benchmarks.worker_cost import answer_doorbells, everyone_on_duty_with_room_and_rules_only, new_cases  # noqa: E402
+
+
+def deliver_all(notification_ids: list[int], profiler: cProfile.Profile | None) -> tuple[float, float, int]:
+    """CPU seconds, wall seconds and statements to deliver each notification in order."""
+    from django.db import connection
+
+    from notifications import outbox
+
+    statements = 0
+
+    def count(execute, sql, params, many, context):
+        nonlocal statements
+        statements += 1
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        if profiler:
+            profiler.enable()
+        cpu, wall = time.process_time(), time.perf_counter()
+        for notification_id in notification_ids:
+            outbox.deliver(notification_id)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        if profiler:
+            profiler.disable()
+    return cpu, wall, statements
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contacts", type=int, default=500, help="contacts whose alerts are sent")
+    parser.add_argument("--critical-share", type=float, default=0.03)
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sort", default="cumulative")
+    parser.add_argument("--top", type=int, default=40)
+    args = parser.parse_args()
+
+    with StubProcess() as stub:
+        os.environ["TWILIO_API_BASE_URL"] = stub.url
+        configure_environment()
+        from django.core.wsgi import get_wsgi_application
+
+        application = get_wsgi_application()
+        from helpline.drill.traffic import Contacts
+        from notifications.models import DeliveryStatus, Notification
+
+        everyone_on_duty_with_room_and_rules_only()
+        contacts = Contacts(
+            auth_token=AUTH_TOKEN, signing_base=ORIGIN, critical_share=args.critical_share, seed=args.seed
+        )
+        queued = Notification.objects.filter(status=DeliveryStatus.QUEUED, recipient__isnull=False)
+        answer_doorbells(new_cases(application, contacts, 50))
+        deliver_all(list(queued.order_by("pk").values_list("pk", flat=True)), None)  # warm up the connections
+
+        answer_doorbells(new_cases(application, contacts, args.contacts))
+        ids = list(queued.order_by("pk").values_list("pk", flat=True))
+        calls = queued.filter(channel="voice").count()
+        profiler = cProfile.Profile() if args.profile else None
+        cpu, wall, statements = deliver_all(ids, profiler)
+        sent = Notification.objects.filter(pk__in=ids, status=DeliveryStatus.SENT).count()
+        n = max(len(ids), 1)
+        print(f"{len(ids)} staff alerts ({calls} calls) from {args.contacts} contacts (seed {args.seed}), {sent} sent: "
+              f"CPU {1000 * cpu / n:.2f} ms, wall {1000 * wall / n:.2f} ms, {statements / n:.1f} statements a send"
+              f"{' (profiler on)' if profiler else ''}; the stub got {stub.counts()}")  # fmt: skip
+        if profiler:
+            pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
+    broker = os.environ["CELERY_BROKER_URL"]
+    if broker.startswith("redis://"):
+        import redis
+
+        redis.Redis.from_url(broker).flushdb()
+
+
+if __name__ == "__main__":
+    main()
