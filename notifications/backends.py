@@ -157,6 +157,20 @@ class RedirectedHttpClient(TwilioHttpClient):
         return super().request(method, url, *args, **kwargs)
 
 
+def _read_the_environment_once(http_client: TwilioHttpClient, url: str) -> None:
+    """requests reads the proxy and CA-bundle variables from the environment for every request (HTTPS_PROXY,
+    NO_PROXY, REQUESTS_CA_BUNDLE), which was 0.4 ms of the 6 ms of CPU a worker spends on a send. Every request goes
+    to the one Twilio origin, so requests reads them here once, for that origin, as it would for each request;
+    a changed environment needs a restart, as any setting does."""
+    session = http_client.session
+    if session is None:
+        return
+    found = session.merge_environment_settings(url, {}, None, None, None)
+    http_client.proxy = found["proxies"]
+    session.verify = found["verify"]
+    session.trust_env = False
+
+
 class TwilioBackend:
     def __init__(self) -> None:
         http_client = (
@@ -164,6 +178,7 @@ class TwilioBackend:
             if settings.TWILIO_API_BASE_URL
             else TwilioHttpClient(timeout=10)
         )
+        _read_the_environment_once(http_client, settings.TWILIO_API_BASE_URL or "https://api.twilio.com")
         self.client = Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=http_client)
 
     def _callback(self, path: str) -> str | None:

@@ -82,6 +82,19 @@ def test_alerts_go_to_twilio_over_the_connection_the_last_one_used(clock, twilio
     assert twilio_api.connections == 1
 
 
+def test_alerts_reach_twilio_through_the_proxy_the_environment_names(clock, twilio_api, settings, monkeypatch):
+    """A centre's network may let the workers out only through a proxy (HTTPS_PROXY, as for any requests client)."""
+    monkeypatch.setenv("HTTP_PROXY", twilio_api.url)  # the stub plays the proxy: it sees the request's full address
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    settings.TWILIO_API_BASE_URL = "http://api.twilio.example"
+    on_duty(phone="+38761200300")
+    assigned_case()
+    send_all_queued()
+    assert [sms.path.split("/2010-04-01/")[0] for sms in twilio_api.messages] == ["http://api.twilio.example"]
+    assert Notification.objects.get().status == DeliveryStatus.SENT
+
+
 def test_a_server_error_is_retried_with_backoff_then_succeeds(clock, twilio_api):
     on_duty()
     assigned_case()
