@@ -61,7 +61,7 @@ class Stack:
             "web": [str(BIN / "gunicorn"), "helpline.project.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
                     "--workers", "2", "--threads", "8", "--timeout", "30"],
             "critical-worker": [str(BIN / "celery"), "--app", "helpline", "worker", "--queues",
-                                "critical,escalation", "--hostname", "critical@%h", "--concurrency", "1",
+                                "critical,escalation", "--hostname", "critical@%h", "--concurrency", "2",
                                 "--loglevel", "WARNING"],
             # The SMS and calls about critical cases, 8 sends waiting on Twilio at once (deploy/supervisord.conf).
             "alerts-worker": [str(BIN / "celery"), "--app", "helpline", "worker", "--queues", "alerts", "--hostname",
