@@ -27,32 +27,12 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.twilio_stub_process import StubProcess  # noqa: E402
 from benchmarks.web_cost import AUTH_TOKEN, ORIGIN, configure_environment  # noqa: E402
-from benchmarks.worker_cost import answer_doorbells, everyone_on_duty_with_room_and_rules_only, new_cases  # noqa: E402
-
-
-def deliver_all(notification_ids: list[int], profiler: cProfile.Profile | None) -> tuple[float, float, int]:
-    """CPU seconds, wall seconds and statements to deliver each notification in order."""
-    from django.db import connection
-
-    from notifications import outbox
-
-    statements = 0
-
-    def count(execute, sql, params, many, context):
-        nonlocal statements
-        statements += 1
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(count):
-        if profiler:
-            profiler.enable()
-        cpu, wall = time.process_time(), time.perf_counter()
-        for notification_id in notification_ids:
-            outbox.deliver(notification_id)
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        if profiler:
-            profiler.disable()
-    return cpu, wall, statements
+from benchmarks.worker_cost import (  # noqa: E402
+    answer_doorbells,
+    cost_of_each,
+    everyone_on_duty_with_room_and_rules_only,
+    new_cases,
+)
 
 
 def main() -> None:
@@ -72,6 +52,7 @@ def main() -> None:
 
         application = get_wsgi_application()
         from helpline.drill.traffic import Contacts
+        from notifications import outbox
         from notifications.models import DeliveryStatus, Notification
 
         everyone_on_duty_with_room_and_rules_only()
@@ -80,13 +61,14 @@ def main() -> None:
         )
         queued = Notification.objects.filter(status=DeliveryStatus.QUEUED, recipient__isnull=False)
         answer_doorbells(new_cases(application, contacts, 50))
-        deliver_all(list(queued.order_by("pk").values_list("pk", flat=True)), None)  # warm up the connections
+        # Warm up: the database and Twilio connections, and the first compiled queries.
+        cost_of_each(outbox.deliver, list(queued.order_by("pk").values_list("pk", flat=True)))
 
         answer_doorbells(new_cases(application, contacts, args.contacts))
         ids = list(queued.order_by("pk").values_list("pk", flat=True))
         calls = queued.filter(channel="voice").count()
         profiler = cProfile.Profile() if args.profile else None
-        cpu, wall, statements = deliver_all(ids, profiler)
+        cpu, wall, statements = cost_of_each(outbox.deliver, ids, profiler)
         sent = Notification.objects.filter(pk__in=ids, status=DeliveryStatus.SENT).count()
         n = max(len(ids), 1)
         print(f"{len(ids)} staff alerts ({calls} calls) from {args.contacts} contacts (seed {args.seed}), {sent} sent: "
