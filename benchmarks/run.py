@@ -55,6 +55,8 @@ class Stack:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     report_backend_seconds: float = 0.0  # PostgreSQL CPU of the benchmark's own database reports
     stub_pid: int = 0  # the Twilio stub's process: its CPU is Twilio's, not the pipeline's
+    # With --web-apart: "web" runs on these CPUs and the workers and beat on the rest (taskset).
+    web_cpus: str = ""
 
     def start(self, log_dir: Path) -> None:
         commands = {
@@ -78,6 +80,14 @@ class Stack:
             "beat": [str(BIN / "celery"), "--app", "helpline", "beat", "--loglevel", "WARNING",
                      "--schedule", str(log_dir / "beat-schedule")],
         }  # fmt: skip
+        if self.web_cpus:
+            every = set(range(os.cpu_count() or 1))
+            web = {int(cpu) for cpu in self.web_cpus.split(",")}
+            rest = ",".join(str(cpu) for cpu in sorted(every - web)) or self.web_cpus
+            commands = {
+                name: ["taskset", "-c", self.web_cpus if name == "web" else rest, *command]
+                for name, command in commands.items()
+            }
         for name, command in commands.items():
             log = open(log_dir / f"{name}.log", "w")  # noqa: SIM115 - kept open for the process's life
             self.processes[name] = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
@@ -277,6 +287,9 @@ def main() -> None:
                         "postgres://postgres@127.0.0.1:5432/helpline_bench"))  # fmt: skip
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379"))
     parser.add_argument("--drain-timeout", type=float, default=300.0)
+    parser.add_argument("--web-apart", default="", metavar="CPUS",
+                        help="run web on these CPUs (e.g. 0) and the workers on the others (PostgreSQL and Redis "
+                             "are not moved)")  # fmt: skip
     args = parser.parse_args()
     if args.surge:
         args.rate = args.surge_contacts / args.seconds
@@ -312,7 +325,7 @@ def run_once(args) -> dict:
         manage(env, "shell", "-c", ALL_ON_DUTY)
         if args.surge and not args.no_surge_mode:  # what the supervisor does when the board proposes it
             manage(env, "shell", "-c", SURGE_ON)
-        stack = Stack(args.port, env, stub_pid=stub.pid)
+        stack = Stack(args.port, env, stub_pid=stub.pid, web_cpus=args.web_apart)
         stack.start(log_dir)
         try:
             wait_for(args.port)
