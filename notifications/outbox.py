@@ -133,7 +133,7 @@ def queue_for(case: Case | None) -> str:
 def tells_nobody_new(notification: Notification) -> bool:
     """A reminder goes to someone who was already sent the case (an SMS and, if critical, a call): in its queue it
     waits behind every message that tells someone something for the first time. In a surge the ladders' reminders
-    had grown as many as the first alerts, and a new critical case's first SMS queued behind them (p50 8 s)."""
+    grew as numerous as the first alerts, and a new critical case's first SMS queued behind them (p50 8 s)."""
     return notification.kind == NotificationKind.REMINDER
 
 
