@@ -287,6 +287,9 @@ def main() -> None:
                         "postgres://postgres@127.0.0.1:5432/helpline_bench"))  # fmt: skip
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379"))
     parser.add_argument("--drain-timeout", type=float, default=300.0)
+    parser.add_argument("--status-callbacks", action="store_true",
+                        help="the Twilio stub posts signed status callbacks, as Twilio does: sent and delivered for "
+                             "each SMS, completed for each call")  # fmt: skip
     parser.add_argument("--web-apart", default="", metavar="CPUS",
                         help="run web on these CPUs (e.g. 0) and the workers on the others (PostgreSQL and Redis "
                              "are not moved)")  # fmt: skip
@@ -301,7 +304,7 @@ def main() -> None:
 def run_once(args) -> dict:
     log_dir = ROOT / "var" / "bench"
     log_dir.mkdir(parents=True, exist_ok=True)
-    with StubProcess() as stub:
+    with StubProcess(call_back_with=AUTH_TOKEN if args.status_callbacks else "") as stub:
         env = {
             **os.environ, "DATABASE_URL": args.database_url, "CELERY_BROKER_URL": f"{args.redis}/{args.broker_db}",
             "CACHE_URL": f"{args.redis}/{args.cache_db}", "VAR_DIR": str(log_dir / "var"),
@@ -494,7 +497,8 @@ def print_report(args, sent, sending_took, report, drained_in, memory, ceiling, 
               f"max {max(lateness):.2f} ({len(lateness)} steps)")  # fmt: skip
     print(f"backlog drained {drained_in:.1f} s after the last contact; cases {report['cases']}, lost {report['lost']}, "
           f"duplicated {report['duplicated']}, untriaged {report['untriaged']}, unassigned {report['unassigned']}; "
-          f"Twilio stub got {sent_to_twilio['sms']} SMS and {sent_to_twilio['calls']} calls")  # fmt: skip
+          f"Twilio stub got {sent_to_twilio['sms']} SMS and {sent_to_twilio['calls']} calls; status callbacks it "
+          f"posted, by our answer: {sent_to_twilio['callbacks'] or 'none'}")  # fmt: skip
     print("peak memory (MB): " + ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(memory.items())))
     print(f"ceiling (bare DRF insert, 32 senders): {ceiling:.0f}/s; intake mix the same way: {intake_rate:.0f}/s "
           f"= {intake_rate / ceiling:.2f} of the ceiling")  # fmt: skip

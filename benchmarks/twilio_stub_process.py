@@ -5,9 +5,9 @@ go of the interpreter: under a surge (167 contacts a second) a send waited on th
 Twilio" measured the benchmark's own process as much as ours. Twilio's answers do not wait on our citizens'
 requests, so here they do not either.
 
-    with StubProcess() as stub:
+    with StubProcess(call_back_with=AUTH_TOKEN) as stub:   # call_back_with: post signed status callbacks
         stub.url         # where the twilio client sends (TWILIO_API_BASE_URL)
-        stub.counts()    # {"sms": n, "calls": n}: what it was sent so far
+        stub.counts()    # {"sms": n, "calls": n, "callbacks": {status code: n}}: so far
         stub.pid         # for the CPU report
 """
 from __future__ import annotations
@@ -21,9 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class StubProcess:
-    def __init__(self) -> None:
+    def __init__(self, *, call_back_with: str = "") -> None:
         self.process: subprocess.Popen | None = None
         self.url = ""
+        self.call_back_with = call_back_with
 
     @property
     def pid(self) -> int:
@@ -38,10 +39,14 @@ class StubProcess:
         return json.loads(self.process.stdout.readline())
 
     def __enter__(self) -> StubProcess:
+        flags = ["--call-back-with"] if self.call_back_with else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.twilio_stub_process"],
+            [sys.executable, "-m", "benchmarks.twilio_stub_process", *flags],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
+        if self.call_back_with:  # the token on stdin, never on a command line other processes can read
+            self.process.stdin.write(self.call_back_with + "\n")
+            self.process.stdin.flush()
         assert self.process.stdout is not None
         self.url = self.process.stdout.readline().strip()
         if not self.url.startswith("http"):
@@ -64,10 +69,14 @@ def serve() -> None:
     from tests.twilio_stub import TwilioStub
 
     with TwilioStub() as stub:
+        if "--call-back-with" in sys.argv:
+            stub.call_back_with(sys.stdin.readline().strip())
         print(stub.url, flush=True)
         for line in sys.stdin:
             if line.strip() == "counts":
-                print(json.dumps({"sms": len(stub.messages), "calls": len(stub.calls)}), flush=True)
+                callbacks = {str(status): n for status, n in stub.callback_answers.items()}
+                print(json.dumps({"sms": len(stub.messages), "calls": len(stub.calls), "callbacks": callbacks}),
+                      flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -7,7 +7,11 @@ import datetime as dt
 import json
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +43,11 @@ class TwilioStub:
         self.in_flight = 0  # create requests being answered now
         self.most_in_flight = 0  # the most at any one time: sends that waited side by side
         self._lock = threading.Lock()
+        # Twilio's status callbacks, when a test or the benchmark asks for them (`call_back_with`): each accepted
+        # message's StatusCallback gets "sent" then "delivered", each call's "completed", signed with the auth token.
+        self._callback_token = ""
+        self._callbacks: ThreadPoolExecutor | None = None
+        self.callback_answers: Counter = Counter()  # the status codes our webhooks answered the callbacks with
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -72,6 +81,7 @@ class TwilioStub:
                             "kind": "call" if is_call else "sms", **body,
                         }  # fmt: skip
                         stub.accepted.append(body)
+                        stub._call_back_later(form, body)
                     delay = stub.delay_seconds if status < 300 else 0
                     hang_up = status < 300 and stub.hang_up_after_accepting > 0
                     stub.hang_up_after_accepting -= hang_up
@@ -147,6 +157,40 @@ class TwilioStub:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    def call_back_with(self, auth_token: str, *, senders: int = 4) -> None:
+        """From now on, post Twilio's status callbacks for what is accepted, signed with `auth_token`."""
+        self._callback_token = auth_token
+        self._callbacks = ThreadPoolExecutor(senders, thread_name_prefix="status-callback")
+
+    def _call_back_later(self, form: dict, resource: dict) -> None:
+        url = form.get("StatusCallback")
+        if self._callbacks is None or not url:
+            return
+        if resource["kind"] == "call":
+            updates = [{"CallSid": resource["sid"], "CallStatus": "completed"}]
+        else:
+            updates = [{"MessageSid": resource["sid"], "MessageStatus": status} for status in ("sent", "delivered")]
+        self._callbacks.submit(self._post_callbacks, url, updates)
+
+    def _post_callbacks(self, url: str, updates: list[dict]) -> None:
+        from twilio.request_validator import RequestValidator
+
+        validator = RequestValidator(self._callback_token)
+        for params in updates:
+            request = urllib.request.Request(  # noqa: S310 - the StatusCallback our own code gave, http(s)
+                url, data=urlencode(params).encode(), method="POST",
+                headers={"X-Twilio-Signature": validator.compute_signature(url, params)},
+            )  # fmt: skip
+            try:
+                with urllib.request.urlopen(request, timeout=15) as answer:  # noqa: S310 - as above
+                    status = answer.status
+            except urllib.error.HTTPError as error:
+                status = error.code
+            except OSError:
+                status = "no answer"
+            with self._lock:
+                self.callback_answers[status] += 1
+
     def answer(self, status: int, body: dict | None = None) -> None:
         """Queue the answer to the next request (default: 201 with a fresh SID)."""
         self._answers.append((status, body or {}))
@@ -194,3 +238,5 @@ class TwilioStub:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+        if self._callbacks is not None:
+            self._callbacks.shutdown(wait=False, cancel_futures=True)
