@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models import QuerySet
@@ -28,39 +29,36 @@ class CompiledRead:
 
     def __init__(self, build: Callable[..., QuerySet]) -> None:
         self._build = build
-        self._compiled: dict[Hashable, tuple[str, tuple[tuple[bool, object], ...]]] = {}
-        self._converting: dict[Hashable, tuple[SQLCompiler, list]] = {}  # what the ORM would apply to each row
+        # For each number and kind of values: the SQL, where each parameter comes from, and the compiler with the
+        # converters the ORM would apply to each row.
+        self._compiled: dict[Hashable, _Compiled] = {}
         self._lock = threading.Lock()
 
     def sql_with_params(self, *values: str | int) -> tuple[str, tuple]:
-        sql, slots = self._compiled_for(values)
-        return sql, tuple(values[slot] if is_value else slot for is_value, slot in slots)  # type: ignore[index]
+        compiled = self._compiled_for(values)
+        return compiled.sql, compiled.params(values)
 
     def fetch(self, *values: str | int) -> list[tuple]:
         """The rows, as tuples (the QuerySet's values_list columns), converted as the ORM converts them (SQLite's
         dates come back as text)."""
-        sql, params = self.sql_with_params(*values)
+        compiled = self._compiled_for(values)
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(compiled.sql, compiled.params(values))
             rows = cursor.fetchall()
-        compiler, converters = self._converting[self._key(values)]
-        return [tuple(row) for row in compiler.apply_converters(rows, converters)] if converters else rows
+        if not compiled.converters:
+            return rows
+        return [tuple(row) for row in compiled.compiler.apply_converters(rows, compiled.converters)]
 
-    @staticmethod
-    def _key(values: tuple) -> Hashable:
-        return tuple(type(value) for value in values)
-
-    def _compiled_for(self, values: tuple) -> tuple[str, tuple[tuple[bool, object], ...]]:
-        key = self._key(values)
+    def _compiled_for(self, values: tuple) -> _Compiled:
+        key = tuple(type(value) for value in values)
         compiled = self._compiled.get(key)
         if compiled is None:
-            compiled, converting = self._compile(values)
+            compiled = self._compile(values)
             with self._lock:
-                self._converting[key] = converting
                 self._compiled[key] = compiled
         return compiled
 
-    def _compile(self, values: tuple) -> tuple[tuple[str, tuple[tuple[bool, object], ...]], tuple]:
+    def _compile(self, values: tuple) -> _Compiled:
         stand_ins = [_stand_in(value, index) for index, value in enumerate(values)]
         queryset = self._build(*stand_ins)
         compiler = queryset.query.get_compiler(using=queryset.db)
@@ -71,7 +69,18 @@ class CompiledRead:
         missing = set(range(len(values))) - {slot for is_value, slot in slots if is_value}
         if missing:  # a value was changed on its way into the SQL (hashed, cast): it cannot be put in later
             raise ValueError(f"{self._build.__qualname__}: values {sorted(missing)} do not reach the SQL unchanged")
-        return (sql, slots), (compiler, converters)
+        return _Compiled(sql, slots, compiler, converters)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    slots: tuple[tuple[bool, object], ...]  # each parameter: (True, index of the caller's value) or (False, constant)
+    compiler: SQLCompiler
+    converters: list
+
+    def params(self, values: tuple) -> tuple:
+        return tuple(values[slot] if is_value else slot for is_value, slot in self.slots)  # type: ignore[index]
 
 
 def _stand_in(value: object, index: int) -> str | int:

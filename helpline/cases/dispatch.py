@@ -81,6 +81,11 @@ def _give_back(key: str, connection) -> None:
     connection.release()
 
 
+def _send_on(connection, task_name: str, args: tuple, queue: str, options: dict) -> None:
+    """One publish on this connection, with no retry of Celery's own: the callers decide what a failure means."""
+    current_app.send_task(task_name, args=args, queue=queue, connection=connection, retry=False, **options)
+
+
 def _send(task_name: str, args: tuple, queue: str, options: dict, outcome: dict) -> None:
     try:
         key, connection, was_kept = _borrow_connection()
@@ -90,7 +95,7 @@ def _send(task_name: str, args: tuple, queue: str, options: dict, outcome: dict)
             outcome["sent"] = True
             return
         try:
-            current_app.send_task(task_name, args=args, queue=queue, connection=connection, retry=False, **options)
+            _send_on(connection, task_name, args, queue, options)
         except Exception:
             connection.release()  # broken (the broker restarted, or hangs): never lent again
             if not was_kept:
@@ -98,9 +103,7 @@ def _send(task_name: str, args: tuple, queue: str, options: dict, outcome: dict)
             # A kept connection may have gone stale while idle: one more try on a new one, within the deadline.
             connection = current_app.connection_for_write(transport_options=_PUBLISH_TRANSPORT_OPTIONS)
             try:
-                current_app.send_task(
-                    task_name, args=args, queue=queue, connection=connection, retry=False, **options
-                )
+                _send_on(connection, task_name, args, queue, options)
             except Exception:
                 connection.release()
                 raise
@@ -192,7 +195,7 @@ def _send_on_a_kept_connection(task_name: str, args: tuple, queue: str, options:
         connection = idle.pop()
     started = time.monotonic()
     try:
-        current_app.send_task(task_name, args=args, queue=queue, connection=connection, retry=False, **options)
+        _send_on(connection, task_name, args, queue, options)
     except Exception as error:  # stale (the broker restarted) or hung: never lent again
         connection.release()
         hung = time.monotonic() - started >= _HUNG_AFTER_SECONDS
