@@ -205,7 +205,8 @@ class TwilioBackend:
                 created = self.client.messages.create(
                     to=message.to,
                     body=message.body,
-                    status_callback=self._callback("/webhooks/twilio/message-status/"),
+                    # As for calls: the notification in the URL finds a message whose SID was never written down.
+                    status_callback=self._callback(f"/webhooks/twilio/message-status/?n={message.notification_id}"),
                     **via,
                 )
         except TwilioRestException as error:

@@ -173,7 +173,7 @@ def test_an_interrupted_send_waits_while_twilio_cannot_be_asked(clock, twilio_ap
     assert sms.status == DeliveryStatus.SENT and len(twilio_api.messages) == 1
 
 
-def test_a_call_status_callback_settles_a_call_whose_sid_the_lost_worker_never_wrote(clock, twilio_api):
+def test_a_call_status_callback_settles_a_call_whose_sid_the_lost_worker_never_wrote(clock, twilio_api, twilio):
     worker = on_duty(phone="+38761200300")
     assigned_case("ubit će me, ima nož")
     call = Notification.objects.get(recipient=worker.user, channel="voice")
@@ -181,12 +181,46 @@ def test_a_call_status_callback_settles_a_call_whose_sid_the_lost_worker_never_w
     callback = twilio_api.calls[0].form["StatusCallback"]
     assert callback.endswith(f"/webhooks/twilio/voice/staff-call/status/?n={call.pk}")
 
-    outbox.record_staff_call_outcome(provider_sid="CAfromtwilio", call_status="ringing", notification_id=call.pk)
+    path = callback.removeprefix("https://sos.example.test")
+    response = twilio.post(path, {"CallSid": "CAfromtwilio", "CallStatus": "ringing"})
+    assert response.status_code == 204
     call.refresh_from_db()
     assert (call.status, call.provider_sid) == (DeliveryStatus.SENT, "CAfromtwilio")
     clock.shift(dt.timedelta(minutes=5))
     outbox.relay_queued()
     assert len(twilio_api.calls) == 1
+
+
+def test_an_sms_status_callback_settles_a_message_whose_sid_the_lost_worker_never_wrote(clock, twilio_api, twilio):
+    worker = on_duty(phone="+38761200300")
+    assigned_case()
+    sms = Notification.objects.get(recipient=worker.user)
+    killed_inside_the_call(sms, twilio_got_it=True)
+    callback = twilio_api.messages[0].form["StatusCallback"]
+    assert callback.endswith(f"/webhooks/twilio/message-status/?n={sms.pk}")
+
+    path = callback.removeprefix("https://sos.example.test")
+    response = twilio.post(path, {"MessageSid": "SMfromtwilio", "MessageStatus": "delivered"})
+    assert response.status_code == 204
+    sms.refresh_from_db()
+    assert (sms.status, sms.provider_sid) == (DeliveryStatus.DELIVERED, "SMfromtwilio")
+    clock.shift(dt.timedelta(minutes=5))
+    outbox.relay_queued()
+    assert len(twilio_api.messages) == 1  # not sent again
+
+
+def test_a_callback_naming_another_notification_changes_nothing(clock, twilio_api, twilio):
+    """The token only finds a notification still being sent with no SID: one already settled is not taken over
+    by a callback about some other message."""
+    on_duty(phone="+38761200300")
+    assigned_case()
+    outbox.deliver(Notification.objects.get().pk)
+    sms = Notification.objects.get()
+    response = twilio.post(f"/webhooks/twilio/message-status/?n={sms.pk}",
+                           {"MessageSid": "SMsomeoneelse", "MessageStatus": "failed"})  # fmt: skip
+    assert response.status_code == 204
+    sms.refresh_from_db()
+    assert sms.status == DeliveryStatus.SENT and sms.provider_sid != "SMsomeoneelse"
 
 
 # --- A Twilio outage ---------------------------------------------------------------------------------------

@@ -57,8 +57,8 @@ def test_assignment_notifies_the_worker_by_sms_through_twilio(clock, twilio_api)
     sent = twilio_api.messages[0]
     assert sent.form["To"] == "+38761200300" and sent.form["From"] == "+38733000111"
     assert case.reference in sent.form["Body"] and "OK" in sent.form["Body"]
-    assert sent.form["StatusCallback"] == "https://sos.example.test/webhooks/twilio/message-status/"
     notification = Notification.objects.get()
+    assert sent.form["StatusCallback"] == f"https://sos.example.test/webhooks/twilio/message-status/?n={notification.pk}"
     assert (notification.status, notification.recipient) == (DeliveryStatus.SENT, worker.user)
     assert notification.provider_sid.startswith("SM")
     assert case.acknowledge_by == START + dt.timedelta(minutes=15)

@@ -13,8 +13,17 @@ def message_status(request: HttpRequest) -> HttpResponse:
     sid, status = _param(request, "MessageSid"), _param(request, "MessageStatus")
     if not sid or not status:
         return _missing(*[name for name, value in (("MessageSid", sid), ("MessageStatus", status)) if not value])
-    outbox.record_delivery_status(provider_sid=sid, status=status, error_code=_param(request, "ErrorCode"))
+    outbox.record_delivery_status(
+        provider_sid=sid, status=status, error_code=_param(request, "ErrorCode"), notification_id=_token(request)
+    )
     return HttpResponse(status=204)
+
+
+def _token(request: HttpRequest) -> int | None:
+    """The notification named in the callback URL we gave Twilio (`?n=`): it finds a message or call that Twilio
+    took although the worker sending it was killed before it wrote the SID down."""
+    raw = request.GET.get("n", "")
+    return int(raw) if raw.isdigit() else None
 
 
 def _notification(request: HttpRequest) -> Notification | None:
@@ -57,5 +66,5 @@ def staff_call_status(request: HttpRequest) -> HttpResponse:
     sid, status = _param(request, "CallSid"), _param(request, "CallStatus")
     if not sid or not status:
         return _missing("CallSid", "CallStatus")
-    outbox.record_staff_call_outcome(provider_sid=sid, call_status=status)
+    outbox.record_staff_call_outcome(provider_sid=sid, call_status=status, notification_id=_token(request))
     return HttpResponse(status=204)
