@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,47 @@ def log_in(page, base_url: str, username: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def triage_rules(live_server):
+def one_thread_at_a_time_on_shared_sqlite(live_server):
+    """On the embedded test database (SQLite in memory) the live server's request threads and the test itself share
+    one connection, and SQLite's module does not guard it: a board that polls while the test reads can hang both
+    threads inside execute (seen once in a `make test` that never ended). So each request runs whole under one lock,
+    and each statement of the test takes the same lock. On PostgreSQL every thread has its own connection, and
+    nothing changes."""
+    shared = list(live_server.thread.connections_override.values())
+    if not shared:
+        yield
+        return
+    lock = threading.RLock()
+    server = live_server.thread.httpd
+    application = server.get_app()
+
+    def one_request_at_a_time(environ, start_response):
+        with lock:
+            response = application(environ, start_response)
+            try:
+                return list(response)  # the body is made under the lock too: templates query lazily
+            finally:
+                if hasattr(response, "close"):
+                    response.close()
+
+    def one_statement_at_a_time(execute, sql, params, many, context):
+        with lock:
+            return execute(sql, params, many, context)
+
+    server.set_app(one_request_at_a_time)
+    wrappers = [connection.execute_wrapper(one_statement_at_a_time) for connection in shared]
+    for wrapper in wrappers:
+        wrapper.__enter__()
+    try:
+        yield
+    finally:
+        for wrapper in reversed(wrappers):
+            wrapper.__exit__(None, None, None)
+        server.set_app(application)
+
+
+@pytest.fixture(autouse=True)
+def triage_rules(live_server, one_thread_at_a_time_on_shared_sqlite):
     """The shipped triage rules, as a fresh installation has them. serialized_rollback restores them too, but
     not when another test module ran first in the session (the connection then lacks the serialized copy)."""
     from triage.services import install_default_rules
