@@ -7,7 +7,9 @@ everyone on duty with room), makes cases through the WSGI application and triage
 case has its worker's SMS (and, if critical, a call) queued. Then it delivers every queued notification through
 the real twilio client to the local Twilio stub, in a process of its own (benchmarks/twilio_stub_process.py).
 Prints CPU (time.process_time) and wall time per send, and statements per send; --profile adds cProfile's
-functions. PostgreSQL's and the stub's CPU are not in these figures.
+functions. PostgreSQL's and the stub's CPU are not in these figures. --status-callbacks then posts, through the WSGI
+application, the status callbacks Twilio would send about them ("sent" and "delivered" for each SMS, "completed" for
+each call, signed) and prints the web's CPU and statements per callback.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/helpline_x CELERY_BROKER_URL=redis://127.0.0.1:6379/5 \
         .venv/bin/python benchmarks/send_cost.py [--contacts 500] [--profile [--sort tottime] [--top 40]]
@@ -20,13 +22,15 @@ import os
 import pstats
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.twilio_stub_process import StubProcess  # noqa: E402
-from benchmarks.web_cost import AUTH_TOKEN, ORIGIN, configure_environment  # noqa: E402
+from benchmarks.web_cost import AUTH_TOKEN, ORIGIN, call, configure_environment  # noqa: E402
 from benchmarks.worker_cost import (  # noqa: E402
     answer_doorbells,
     cost_of_each,
@@ -35,12 +39,33 @@ from benchmarks.worker_cost import (  # noqa: E402
 )
 
 
+def status_callbacks(sent) -> list[tuple[str, bytes, dict]]:
+    """What Twilio posts about each of these notifications, in order, signed as Twilio signs: (path, body, headers)."""
+    from twilio.request_validator import RequestValidator
+
+    validator = RequestValidator(AUTH_TOKEN)
+    callbacks = []
+    for notification in sent.order_by("pk"):
+        if notification.channel == "voice":
+            path = f"/webhooks/twilio/voice/staff-call/status/?n={notification.pk}"
+            updates = [{"CallSid": notification.provider_sid, "CallStatus": "completed"}]
+        else:
+            path = f"/webhooks/twilio/message-status/?n={notification.pk}"
+            updates = [{"MessageSid": notification.provider_sid, "MessageStatus": s} for s in ("sent", "delivered")]
+        for params in updates:
+            headers = {"Content-Type": "application/x-www-form-urlencoded",
+                       "X-Twilio-Signature": validator.compute_signature(ORIGIN + path, params)}  # fmt: skip
+            callbacks.append((path, urlencode(params).encode(), headers))
+    return callbacks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contacts", type=int, default=500, help="contacts whose alerts are sent")
     parser.add_argument("--critical-share", type=float, default=0.03)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--status-callbacks", action="store_true", help="then measure Twilio's status callbacks")
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
@@ -76,6 +101,21 @@ def main() -> None:
               f"{' (profiler on)' if profiler else ''}; the stub got {stub.counts()}")  # fmt: skip
         if profiler:
             pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
+        if args.status_callbacks:
+            warm_up = status_callbacks(Notification.objects.exclude(pk__in=ids).filter(status=DeliveryStatus.SENT))
+            cost_of_each(lambda i: call(application, *warm_up[i]), list(range(len(warm_up))))
+            measured = status_callbacks(Notification.objects.filter(pk__in=ids, status=DeliveryStatus.SENT))
+            answers: Counter = Counter()
+            profiler = cProfile.Profile() if args.profile else None
+            cpu, wall, statements = cost_of_each(
+                lambda i: answers.update([call(application, *measured[i])]), list(range(len(measured))), profiler
+            )
+            n = max(len(measured), 1)
+            print(f"{len(measured)} status callbacks, answered {dict(answers)}: CPU {1000 * cpu / n:.2f} ms, "
+                  f"wall {1000 * wall / n:.2f} ms, {statements / n:.1f} statements a callback"
+                  f"{' (profiler on)' if profiler else ''}")  # fmt: skip
+            if profiler:
+                pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
     broker = os.environ["CELERY_BROKER_URL"]
     if broker.startswith("redis://"):
         import redis

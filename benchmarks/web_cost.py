@@ -48,8 +48,9 @@ def configure_environment() -> None:
 
 
 def wsgi_environ(path: str, body: bytes, headers: dict) -> dict:
+    path, _, query = path.partition("?")
     environ = {
-        "REQUEST_METHOD": "POST", "PATH_INFO": path, "QUERY_STRING": "", "SCRIPT_NAME": "",
+        "REQUEST_METHOD": "POST", "PATH_INFO": path, "QUERY_STRING": query, "SCRIPT_NAME": "",
         "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8765", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
         "HTTP_HOST": "127.0.0.1:8765", "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
         "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True,
