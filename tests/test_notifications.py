@@ -141,6 +141,20 @@ def test_status_callbacks_move_forward_only_even_out_of_order(clock, twilio_api,
     assert notification.status == DeliveryStatus.DELIVERED
 
 
+def test_a_status_callback_twilio_repeats_is_logged_once_and_a_failure_keeps_its_error_code(clock, twilio_api, twilio):
+    on_duty()
+    assigned_case()
+    send_all_queued()
+    notification = Notification.objects.get()
+    undelivered = {"MessageSid": notification.provider_sid, "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    for _ in range(2):
+        assert twilio.post("/webhooks/twilio/message-status/", undelivered).status_code == 204
+    notification.refresh_from_db()
+    assert (notification.status, notification.last_error_code) == (DeliveryStatus.UNDELIVERED, "30003")
+    callbacks = notification.delivery_attempts.filter(result__startswith="callback")
+    assert list(callbacks.values_list("result", "error_code")) == [("callback undelivered", "30003")]
+
+
 def test_a_forged_status_callback_changes_nothing(clock, twilio_api, twilio):
     on_duty()
     assigned_case()

@@ -287,3 +287,19 @@ def test_a_date_with_an_unusual_offset_is_understood(people, cases):
     client = client_for(people["supervisor"])
     response = client.get("/api/v1/cases/", {"created_after": "2000-01-01T00:00:00-09:30"})
     assert response.status_code == 200 and response.json()["count"] == 3
+
+
+def test_the_worker_sees_that_the_reply_reached_the_citizens_phone(people, cases, twilio_api, twilio):
+    from notifications import outbox
+
+    client = client_for(people["worker"])
+    client.post(f"/api/v1/cases/{cases['mine'].pk}/reply/", {"text": "Pomoć stiže."}, format="json")
+    sms = Notification.objects.get(kind="citizen_reply")
+    outbox.deliver(sms.pk)
+    sms.refresh_from_db()
+    for status in ("delivered", "sent"):  # Twilio's callbacks, the later one first
+        twilio.post(f"/webhooks/twilio/message-status/?n={sms.pk}", {"MessageSid": sms.provider_sid,
+                                                                     "MessageStatus": status})  # fmt: skip
+    case = client.get(f"/api/v1/cases/{cases['mine'].pk}/").json()
+    replies = [m for m in case["messages"] if m["direction"] == "outbound"]
+    assert [(m["body"], m["delivery_status"]) for m in replies] == [("Pomoć stiže.", "delivered")]
