@@ -582,6 +582,9 @@ def _settle_lost_send(provider_sid: str, notification_id: int) -> Notification |
     notification = Notification.objects.select_related("case").get(pk=notification_id)
     DeliveryAttempt.objects.create(notification=notification, result=SENT, detail="told by a status callback")
     _after_sent(notification)
+    # Not a warning: a callback may simply overtake a worker that is alive and about to record the send.
+    logger.info("notification %s: Twilio's status callback came before its worker recorded the send; recorded "
+                "as sent", notification.pk)  # fmt: skip
     return notification
 
 

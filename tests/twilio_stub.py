@@ -81,7 +81,6 @@ class TwilioStub:
                             "kind": "call" if is_call else "sms", **body,
                         }  # fmt: skip
                         stub.accepted.append(body)
-                        stub._call_back_later(form, body)
                     delay = stub.delay_seconds if status < 300 else 0
                     hang_up = status < 300 and stub.hang_up_after_accepting > 0
                     stub.hang_up_after_accepting -= hang_up
@@ -93,10 +92,14 @@ class TwilioStub:
                 finally:
                     with stub._lock:
                         stub.in_flight -= 1
-                if hang_up:
-                    self.close_connection = True
-                    return
-                self._answer(status, body)
+                try:
+                    if hang_up:
+                        self.close_connection = True
+                    else:
+                        self._answer(status, body)
+                finally:
+                    if status < 300:  # as Twilio: the callbacks follow the answer, even one the caller never read
+                        stub._call_back_later(form, body)
 
             def do_DELETE(self) -> None:
                 """Deleting a resource (a voicemail recording): 204, or the queued answer or outage."""
