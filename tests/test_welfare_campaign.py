@@ -292,3 +292,34 @@ def test_a_drill_never_holds_up_a_real_campaign(provider, clock):
     # The drill's 50 questions take ten seconds of sending; the real campaign starts now, not after them.
     first = WelfareCheck.objects.filter(campaign=real).order_by("send_at").first()
     assert first.send_at == START
+
+
+def test_a_question_twilio_could_not_deliver_sends_a_worker_at_once(twilio_api, twilio, clock):
+    """Twilio accepts an SMS to a number that cannot take it, and says so only in the status callback."""
+    (person,) = register(1)
+    on_duty(phone="+38762000001")
+    services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
+                            call_after_minutes=60, visit_after_minutes=60)  # fmt: skip
+    services.advance_campaigns(limit=10)
+    (question,) = twilio_api.messages
+    callback = question.form["StatusCallback"].removeprefix("https://sos.example.test")
+    sid = twilio_api.accepted_messages()[0]["sid"]
+
+    for status in ("sent", "undelivered"):
+        answer = twilio.post(callback, {"MessageSid": sid, "MessageStatus": status, "ErrorCode": "30005"})
+        assert answer.status_code == 204
+
+    person.refresh_from_db()
+    assert WelfareCheck.objects.get().state == CheckState.UNREACHABLE
+    assert person.number_needs_checking and "30005" in person.number_problem
+    assert VisitTask.objects.filter(welfare_check__person=person).count() == 1  # now, not in an hour
+
+
+def test_a_status_callback_for_another_checks_message_changes_nothing(twilio_api, twilio, clock):
+    register(1)
+    services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
+                            call_after_minutes=60, visit_after_minutes=60)  # fmt: skip
+    services.advance_campaigns(limit=10)
+    callback = twilio_api.messages[0].form["StatusCallback"].removeprefix("https://sos.example.test")
+    twilio.post(callback, {"MessageSid": "SMnotthisone", "MessageStatus": "undelivered", "ErrorCode": "30005"})
+    assert WelfareCheck.objects.get().state == CheckState.ASKED

@@ -4,6 +4,7 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from helpline.intake import visit_webhooks
 from helpline.intake.webhooks import _absolute, _missing, _param, _say, _twiml, twilio_webhook
+from helpline.welfare import services as welfare_services
 from notifications import acknowledgement, outbox, texts
 from notifications.models import Notification
 
@@ -13,17 +14,24 @@ def message_status(request: HttpRequest) -> HttpResponse:
     sid, status = _param(request, "MessageSid"), _param(request, "MessageStatus")
     if not sid or not status:
         return _missing(*[name for name, value in (("MessageSid", sid), ("MessageStatus", status)) if not value])
-    outbox.record_delivery_status(
-        provider_sid=sid, status=status, error_code=_param(request, "ErrorCode"), notification_id=_token(request)
-    )
+    token, error_code = _token(request), _param(request, "ErrorCode")
+    if token is not None and token < 0:  # a welfare question (welfare/sending.py sends it as -check id)
+        welfare_services.record_question_delivery(check_id=-token, provider_sid=sid, status=status,
+                                                  error_code=error_code)  # fmt: skip
+    else:
+        outbox.record_delivery_status(provider_sid=sid, status=status, error_code=error_code, notification_id=token)
     return HttpResponse(status=204)
 
 
 def _token(request: HttpRequest) -> int | None:
-    """The notification named in the callback URL we gave Twilio (`?n=`): it finds a message or call that Twilio
-    took although the worker sending it was killed before it wrote the SID down."""
+    """What the callback URL we gave Twilio names (`?n=`): a notification, which finds a message or call that
+    Twilio took although the worker sending it was killed before it wrote the SID down; or, negative, a welfare
+    check's question."""
     raw = request.GET.get("n", "")
-    return int(raw) if raw.isdigit() else None
+    digits = raw.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    return int(raw)
 
 
 def _notification(request: HttpRequest) -> Notification | None:

@@ -353,6 +353,17 @@ def record_key_press(check_id: int, digits: str, *, call_sid: str) -> str | None
         return _reply_text(check, spoken=True)
 
 
+def record_question_delivery(*, check_id: int, provider_sid: str, status: str, error_code: str = "") -> None:
+    """Twilio's status callback for a welfare question. Twilio tells a number that cannot take an SMS (switched
+    off for good, a landline, unknown to the carrier) only here, after it accepted the message: the check is then
+    unreachable at once, and the visit is opened now instead of after an hour's wait for an answer that cannot
+    come. The SID must be the one this check sent."""
+    if status not in ("undelivered", "failed"):
+        return
+    if WelfareCheck.objects.filter(pk=check_id, provider_sid=provider_sid).exists():
+        mark_unreachable(check_id, f"SMS {status} ({error_code or 'no code'})")
+
+
 def record_call_outcome(check_id: int, call_status: str) -> None:
     """Twilio's final status for the welfare call: a number that does not exist (failed) is unreachable; busy or
     no answer leaves the person to the visit that follows."""
