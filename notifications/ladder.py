@@ -407,7 +407,7 @@ def _call_fallback_contacts(case: Case, key: str) -> bool:
     for index, number in enumerate(settings.ESCALATION_FALLBACK_NUMBERS):
         for channel in (NotificationChannel.VOICE, NotificationChannel.SMS):
             notification: Notification | None = queue_notification(
-                key=f"{key}:fallback:{index}:{channel}", to_number=number, body=texts.escalation(case),
+                key=f"{key}:fallback:{index}:{channel}", to_number=number, body=texts.escalation_to_fallback(case),
                 kind=NotificationKind.ESCALATION, case=case, channel=channel,
             )  # fmt: skip
             told |= notification is not None

@@ -51,6 +51,18 @@ def escalation(case: Case, code: str = "") -> str:
     )
 
 
+def escalation_to_fallback(case: Case) -> str:
+    """To a number the centre set for when nobody answers (the head of the centre): no code, since nothing they
+    reply takes a case; they act in the console or by phone."""
+    return in_staff_language(
+        lambda: gettext(
+            "%(helpline)s ESCALATION: nobody on duty has taken case %(reference)s (%(priority)s, %(category)s). "
+            "Open it in the console and give it to someone, or call the team."
+        )
+        % _facts(case)
+    )
+
+
 def follow_up(case: Case) -> str:
     return in_staff_language(
         lambda: gettext("%(helpline)s: the citizen wrote again on case %(reference)s (%(priority)s). Open it in "
@@ -82,6 +94,14 @@ def code_already_used(case: Case) -> str:
 def staff_call(case: Case) -> str:
     return in_staff_language(
         lambda: gettext("%(helpline)s: critical case %(reference)s, %(category)s. Press 1 to take it.")
+        % {**_facts(case), "reference": " ".join(case.reference.replace("-", " "))}
+    )
+
+
+def staff_call_to_fallback(case: Case) -> str:
+    return in_staff_language(
+        lambda: gettext("%(helpline)s: nobody on duty has taken case %(reference)s, %(priority)s, %(category)s. "
+                        "The details were sent by SMS.")
         % {**_facts(case), "reference": " ".join(case.reference.replace("-", " "))}
     )
 

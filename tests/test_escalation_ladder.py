@@ -70,6 +70,9 @@ def test_a_critical_case_nobody_takes_is_chased_for_an_hour_and_more(clock):
 
     tick_at(clock, 8)  # the centre's fallback numbers, by voice and SMS
     assert Notification.objects.filter(to_number=FALLBACK, channel=NotificationChannel.VOICE).count() == 1
+    # Told what they can do: nothing they reply or press takes a case, so they are not asked to.
+    fallback_sms = Notification.objects.get(to_number=FALLBACK, channel=NotificationChannel.SMS).body
+    assert case.reference in fallback_sms and "OK" not in fallback_sms
 
     sent_before = escalations_to()
     for minute in range(9, 75):  # more than an hour: it never goes quiet
@@ -250,3 +253,15 @@ def test_a_citizen_writing_again_on_a_waiting_case_keeps_its_ladder_running(cloc
     actions.do_triage_case(case.pk)
     case.refresh_from_db()
     assert case.escalation_step == 1 and case.escalation_due_at == START + dt.timedelta(minutes=3)
+
+
+def test_the_fallback_numbers_call_gives_the_facts_and_asks_for_no_key(clock, twilio):
+    StaffFactory(role="supervisor", phone="+38761200399")
+    case = critical_case()
+    for minute in range(1, 9):
+        tick_at(clock, minute)
+    call = Notification.objects.get(to_number=FALLBACK, channel=NotificationChannel.VOICE)
+    spoken = twilio.post(f"/webhooks/twilio/voice/staff-call/?notification={call.pk}", {"CallSid": "CAfallback"})
+    twiml = spoken.content.decode()
+    assert spoken.status_code == 200 and "<Gather" not in twiml and "<Hangup" in twiml
+    assert " ".join(case.reference.replace("-", " ")) in twiml

@@ -97,6 +97,7 @@ def test_a_visit_not_checked_out_escalates_step_by_step_until_the_worker_checks_
     tick_at(clock, 70)  # step 3: every supervisor and the fallback numbers, with the address and the police
     police = sent_to(FALLBACK, channel="sms").get().body
     assert "Maršala Tita 5" in police and "122" in police
+    assert "OK" not in police  # no reply from a fallback number takes the visit: it is not asked for one
     assert sent_to(OTHER_SUPERVISOR_PHONE, channel="voice").exists()
 
     tick_at(clock, 75)  # and again: it never goes quiet
@@ -156,6 +157,7 @@ def test_a_duress_check_out_answers_like_a_check_out_and_raises_the_alarm_at_onc
     for number in (SUPERVISOR_PHONE, OTHER_SUPERVISOR_PHONE, FALLBACK):
         text = sent_to(number, channel="sms").get().body
         assert "Bosanska 12" in text and "122" in text
+        assert ("OK" in text) == (number != FALLBACK)  # a supervisor takes it by replying; the fallback cannot
     # The worker's phone hears nothing about it, now or later.
     for minute in range(1, 30):
         tick_at(clock, minute)

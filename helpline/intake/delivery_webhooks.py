@@ -49,6 +49,10 @@ def staff_call(request: HttpRequest) -> HttpResponse:
     if notification is None or notification.case is None:
         response.hangup()
         return _twiml(response)
+    if notification.recipient_id is None:  # a fallback number: the facts, nothing to press (no key takes a case)
+        _say(response, texts.staff_call_to_fallback(notification.case), "bs")
+        response.hangup()
+        return _twiml(response)
     accept = _absolute(request, "webhooks:staff-call-accept") + f"?notification={notification.pk}"
     gather = Gather(num_digits=1, action=accept, method="POST", timeout=10)
     _say(gather, texts.staff_call(notification.case), "bs")

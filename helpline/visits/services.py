@@ -449,7 +449,9 @@ def _run_action(visit: Visit, action: str, step: int) -> bool:
         person = on_duty.first()
         return bool(person) and _tell_with_code(visit, person, key, texts.overdue_to_supervisor)
     if action == VisitStep.EVERYONE:
-        render = texts.alarm_to_everyone if visit.status == VisitStatus.ALARM else texts.overdue_to_everyone
+        is_alarm = visit.status == VisitStatus.ALARM
+        render = texts.alarm_to_everyone if is_alarm else texts.overdue_to_everyone
+        to_fallback = texts.alarm_to_fallback if is_alarm else texts.overdue_to_fallback
         told = False
         for person in all_supervisors():
             if person.user_id != worker_user:
@@ -457,7 +459,7 @@ def _run_action(visit: Visit, action: str, step: int) -> bool:
         for index, number in enumerate(settings.ESCALATION_FALLBACK_NUMBERS):
             for channel in (NotificationChannel.VOICE, NotificationChannel.SMS):
                 told |= queue_notification(
-                    key=f"{key}:fallback:{index}:{channel}", to_number=number, body=render(visit, ""),
+                    key=f"{key}:fallback:{index}:{channel}", to_number=number, body=to_fallback(visit),
                     kind=NotificationKind.ESCALATION, channel=channel, queue=ALERTS_QUEUE,
                 ) is not None  # fmt: skip
         return told

@@ -54,6 +54,21 @@ def alarm_to_everyone(visit: Visit, code: str = "") -> str:
     ) % _facts(visit, code))  # fmt: skip
 
 
+def overdue_to_fallback(visit: Visit) -> str:
+    """As `overdue_to_everyone`, to a fallback number: without "reply OK", which takes nothing from there."""
+    return _in_staff_language(lambda: gettext(
+        "%(helpline)s HOME VISIT OVERDUE, nobody has taken it: %(worker)s (%(phone)s), due %(due)s, case %(case)s, "
+        "colleague %(colleague)s. Address: %(address)s. If they cannot be reached, call the police on %(police)s."
+    ) % _facts(visit))  # fmt: skip
+
+
+def alarm_to_fallback(visit: Visit) -> str:
+    return _in_staff_language(lambda: gettext(
+        "%(helpline)s HOME VISIT ALARM: %(worker)s raised a silent alarm, case %(case)s. Address: %(address)s. "
+        "Call the police on %(police)s. Do not call or text their phone: someone may be watching it."
+    ) % _facts(visit))  # fmt: skip
+
+
 def all_clear(visit: Visit) -> str:
     return _in_staff_language(lambda: gettext(
         "%(helpline)s: %(worker)s is safe: the home visit (case %(case)s) is over or extended. No action needed."
