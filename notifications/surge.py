@@ -106,8 +106,9 @@ def end_surge(*, by: AbstractBaseUser) -> SurgeMode | None:
 # --- Digests -------------------------------------------------------------------------------------------------
 
 
-def _console_link() -> str:
-    return f"{settings.PUBLIC_BASE_URL}/console/board/" if settings.PUBLIC_BASE_URL else "/console/board/"
+def _console_link(path: str = "/console/board/") -> str:
+    """The supervisor's board by default; a worker is given their own queue, since the board is for supervisors."""
+    return f"{settings.PUBLIC_BASE_URL}{path}" if settings.PUBLIC_BASE_URL else path
 
 
 def send_digests(now: dt.datetime | None = None) -> int:
@@ -143,7 +144,7 @@ def send_digests(now: dt.datetime | None = None) -> int:
             continue
         text = in_staff_language(lambda count=count: gettext(
             "%(helpline)s: %(count)s cases are waiting for you to take them: %(link)s"
-        ) % {"helpline": settings.HELPLINE_NAME, "count": count, "link": _console_link()})  # fmt: skip
+        ) % {"helpline": settings.HELPLINE_NAME, "count": count, "link": _console_link("/console/")})  # fmt: skip
         sent += bool(queue_notification(
             key=f"digest:{worker.pk}:{minute}", to_number=str(worker.phone), body=text,
             kind=NotificationKind.DIGEST, recipient=worker.user,

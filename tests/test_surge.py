@@ -56,6 +56,20 @@ def test_in_surge_mode_normal_cases_send_no_message_per_case_but_one_digest_a_mi
     assert "20" in digests.filter(recipient=supervisor.user).first().body
 
 
+def test_each_digests_link_opens_for_the_person_it_was_sent_to(clock, supervisor, client, settings):
+    settings.PUBLIC_BASE_URL = "https://sos.example.test"
+    worker = on_duty(phone="+38761200301", max_open_cases=50)
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    new_case("treba nam pomoć oko ogrjeva")
+    clock.move_to(START + dt.timedelta(minutes=1))
+    surge.send_digests()
+    for person in (supervisor, worker):
+        body = Notification.objects.get(kind=NotificationKind.DIGEST, recipient=person.user).body
+        path = body.split("https://sos.example.test", 1)[1].split()[0]
+        client.force_login(person.user)
+        assert client.get(path).status_code == 200, (person.role, path)
+
+
 def test_in_surge_mode_a_critical_case_keeps_its_full_ladder(clock, supervisor):
     worker = on_duty(phone="+38761200301")
     actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
