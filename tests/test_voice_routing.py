@@ -94,3 +94,29 @@ def test_a_forged_whisper_accept_is_refused(twilio):
     path = f"{VOICE}whisper/accept/?case={case.reference}&staff={worker.pk}"
     assert twilio.post(path, {"CallSid": "CA501", "Digits": "1"}, signature="forged").status_code == 403
     assert Case.objects.get().assigned_to is None
+
+
+def test_each_person_is_rung_once_although_the_order_of_the_hunt_changes_during_the_call(twilio):
+    """The hunt is ordered by open cases; a case given to the first person while their phone rings must not make
+    the next step ring them again and skip the other."""
+    import html
+    import re
+
+    from tests.factories import CaseFactory
+
+    busier = on_duty(phone="+38761555002")  # the lower id: first among equals
+    CaseFactory(assigned_to=busier.user, status=CaseStatus.ASSIGNED)
+    freer = on_duty(phone="+38761555001")
+    first = start_call(twilio)
+    assert f">{freer.phone}</Number>" in first
+
+    CaseFactory(assigned_to=freer.user, status=CaseStatus.ASSIGNED)  # now level, and `busier` sorts first
+    action = html.unescape(re.search(r'<Dial action="([^"]+)"', first).group(1))
+    second = twilio.call(action.removeprefix("https://sos.example.test"), sid="CA500",
+                         DialCallStatus="no-answer").content.decode()  # fmt: skip
+    assert f">{busier.phone}</Number>" in second and str(freer.phone) not in second
+
+    action = html.unescape(re.search(r'<Dial action="([^"]+)"', second).group(1))
+    third = twilio.call(action.removeprefix("https://sos.example.test"), sid="CA500",
+                        DialCallStatus="no-answer").content.decode()  # fmt: skip
+    assert "<Record" in third and "<Dial" not in third  # both rung once: the caller leaves a voicemail

@@ -15,7 +15,7 @@ from helpline.cases.encryption import phone_index
 from helpline.cases.language import detect_language
 from helpline.cases.models import Case
 from helpline.roster.models import StaffProfile
-from helpline.roster.selectors import staff_by_id, staff_ids_with_phone_index, voice_hunt_list
+from helpline.roster.selectors import on_duty, staff_by_id, staff_ids_with_phone_index, voice_hunt_list
 from helpline.visits.services import handle_visit_sms
 from helpline.welfare.services import answer_welfare_reply, welfare_business_with_phone_index
 from notifications import acknowledgement
@@ -116,10 +116,21 @@ def reads_as_danger(text: str) -> bool:
     return queue_for_text(text) == CRITICAL_QUEUE
 
 
-def who_to_ring(case: Case, attempt: int) -> StaffProfile | None:
-    """The live call's hunt: the `attempt`-th person to ring, or None when the list is exhausted (voicemail)."""
-    hunt = voice_hunt_list(case, timezone.now())
-    return hunt[attempt] if attempt < len(hunt) else None
+def hunt_for(case: Case) -> list[int]:
+    """Whom this live call will ring, in order, fixed when the first person is rung: read again at each step,
+    the order would change with every case assigned meanwhile, and the hunt would ring someone twice and skip
+    someone else."""
+    return [person.pk for person in voice_hunt_list(case, timezone.now())]
+
+
+def who_to_ring(hunt: list[int], attempt: int) -> tuple[int, StaffProfile] | None:
+    """From position `attempt` of the call's hunt, the first person still on duty with a phone, with their
+    position; None when the hunt is exhausted (voicemail)."""
+    reachable = {person.pk: person for person in on_duty(timezone.now()).exclude(phone="").filter(pk__in=hunt)}
+    for position in range(attempt, len(hunt)):
+        if hunt[position] in reachable:
+            return position, reachable[hunt[position]]
+    return None
 
 
 def accept_live_call(case: Case, staff: StaffProfile) -> None:

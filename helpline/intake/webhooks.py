@@ -217,19 +217,22 @@ def call_language_chosen(request: HttpRequest) -> HttpResponse:
     case = intake.record_call_language(call_sid=call_sid, language=language)
     if case is None:
         case = intake.record_incoming_call(call_sid=call_sid, from_number=_param(request, "From"))
-    return _twiml(_connect_or_voicemail(request, case, language, attempt=0))
+    return _twiml(_connect_or_voicemail(request, case, language, hunt=services.hunt_for(case), attempt=0))
 
 
-def _connect_or_voicemail(request: HttpRequest, case, language: str, *, attempt: int) -> VoiceResponse:
-    """Ring the next person in the hunt list; when nobody is left (or nobody is on duty), take a voicemail."""
-    staff = services.who_to_ring(case, attempt)
+def _connect_or_voicemail(request: HttpRequest, case, language: str, *, hunt: list[int], attempt: int) -> VoiceResponse:
+    """Ring the next person in the call's hunt; when nobody is left (or nobody is on duty), take a voicemail. The
+    hunt travels in Dial's action URL, so each step rings the next person of the same list."""
+    next_to_ring = services.who_to_ring(hunt, attempt)
     response = VoiceResponse()
-    if staff is not None:
+    if next_to_ring is not None:
+        position, staff = next_to_ring
         if attempt == 0:
             _say(response, replies.voice_connecting(language=language), language)
         dial = Dial(
             timeout=settings.VOICE_RING_SECONDS,
-            action=_absolute(request, "webhooks:voice-dial-result") + f"?attempt={attempt}",
+            action=_absolute(request, "webhooks:voice-dial-result")
+            + f"?attempt={position}&hunt={','.join(map(str, hunt))}",
             method="POST",
             caller_id=settings.TWILIO_PHONE_NUMBER or None,
             answer_on_bridge=True,
@@ -275,7 +278,10 @@ def dial_result(request: HttpRequest) -> HttpResponse:
         response.hangup()
         return _twiml(response)
     attempt = int(request.GET.get("attempt", "0")) if request.GET.get("attempt", "0").isdigit() else 0
-    return _twiml(_connect_or_voicemail(request, case, case.language, attempt=attempt + 1))
+    hunt = [int(pk) for pk in request.GET.get("hunt", "").split(",") if pk.isascii() and pk.isdigit()]
+    if not hunt:  # a URL given before the hunt travelled in it: the list as it stands now
+        hunt = services.hunt_for(case)
+    return _twiml(_connect_or_voicemail(request, case, case.language, hunt=hunt, attempt=attempt + 1))
 
 
 def _hunt_target(request: HttpRequest):
