@@ -109,3 +109,13 @@ def test_typing_a_long_reply_keeps_the_session_alive(client, worker, settings):
             client.get("/console/queue/live/", HTTP_HX_REQUEST="true")
             assert client.post("/console/still-here/").status_code == 204
         assert client.get("/console/").status_code == 200
+
+
+def test_after_signing_in_again_the_worker_is_back_on_the_same_search_with_all_its_filters(client, worker, settings):
+    with time_machine.travel(dt.datetime(2026, 11, 24, 22, 0, tzinfo=dt.UTC), tick=False) as traveller:
+        client.post("/console/login/", {"username": worker.username, "password": PASSWORD})
+        traveller.shift(dt.timedelta(minutes=settings.CONSOLE_IDLE_MINUTES + 1))
+        to_login = client.get("/console/search/?status=new&priority=high")
+        assert to_login.status_code == 302
+        signed_in = client.post(to_login.url, {"username": worker.username, "password": PASSWORD})
+    assert signed_in.status_code == 302 and signed_in.url == "/console/search/?status=new&priority=high"

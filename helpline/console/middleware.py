@@ -35,7 +35,7 @@ def to_login(request: HttpRequest) -> HttpResponse:
         response = HttpResponse(status=204)
         response["HX-Redirect"] = url
         return response
-    return redirect(f"{reverse('console:login')}?next={request.get_full_path()}")
+    return redirect(f"{reverse('console:login')}?{urlencode({'next': request.get_full_path()})}")
 
 
 class IdleSessionMiddleware:
@@ -58,7 +58,7 @@ class IdleSessionMiddleware:
             logout(request)
             request.session["console_idle_logout"] = True
             if is_admin:
-                return redirect(f"{reverse('admin:login')}?next={request.get_full_path()}")
+                return redirect(f"{reverse('admin:login')}?{urlencode({'next': request.get_full_path()})}")
             return to_login(request) if is_console else None
         if getattr(view_func, "is_polling", False) or not (is_console or is_admin):
             return None

@@ -6,7 +6,7 @@ from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django_otp import login as otp_login
@@ -63,7 +63,7 @@ def set_up(request: HttpRequest) -> HttpResponse:
 def verify(request: HttpRequest) -> HttpResponse:
     """The code from the authenticator app, or one recovery code, once per sign-in."""
     if not second_factor.has_second_factor(request.user):
-        return redirect(f"{reverse('console:two-factor')}?next={_next(request)}")
+        return redirect(f"{reverse('console:two-factor')}?{urlencode({'next': _next(request)})}")
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         device = second_factor.device_for_code(request.user, form.cleaned_data["code"])
