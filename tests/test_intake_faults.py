@@ -12,9 +12,10 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from helpline.cases import intake
+from helpline.cases import intake, selectors
 from helpline.cases.dispatch import publish
 from helpline.cases.models import Case, CaseStatus, EventKind, Message
+from helpline.cases.search import cases_matching
 from helpline.casework import actions
 from helpline.intake import spool
 from helpline.project.celery import app as celery_app
@@ -220,6 +221,25 @@ def test_a_spooled_sms_joins_the_callers_open_case_and_keeps_its_reference_on_th
     assert Case.objects.count() == 1 and case.messages.count() == 2
     event = case.timeline.get(kind=EventKind.MESSAGE_RECEIVED)
     assert event.details["answered_with_reference"] == reference
+    # The citizen quotes the reference they were given; the status page and a worker's search both find the case.
+    assert selectors.case_by_reference(reference.lower().replace("-", " ")) == case
+    assert list(Case.objects.filter(cases_matching(reference))) == [case]
+
+
+@concurrent
+@database_server
+def test_a_call_stored_before_the_outage_is_found_by_the_reference_spoken_during_it(twilio):
+    twilio.call(sid="CAboth1", from_number="+38761400650")
+    case = Case.objects.get()
+    with database_unreachable():
+        prompt = twilio.call("/webhooks/twilio/voice/language/", sid="CAboth1", Digits="1")
+    assert b"<Record" in prompt.content
+    spoken = spool.spooled("call", "CAboth1").reference
+    assert spoken != case.reference
+
+    spool.replay_spool()
+    assert Case.objects.count() == 1
+    assert selectors.case_by_reference(spoken) == case
 
 
 @concurrent

@@ -37,6 +37,7 @@ from helpline.cases.models import (
     Channel,
     Direction,
     EventKind,
+    GivenReference,
     Message,
 )
 from helpline.cases.services import change_case_status, record_event
@@ -328,6 +329,7 @@ def record_inbound_sms(
         _serialise_contacts_on(f"phone:{phone}" if phone else f"sid:{message_sid}")
         already = _stored_contact(message_sid)
         if already is not None:
+            _answered_with(reserved_reference, already.case)  # a retry spooled in an outage had a reference too
             # Twilio retried: answer exactly as the first time.
             opened_the_case = not already.case.messages.filter(pk__lt=already.pk).exists()
             return SmsIntake(
@@ -358,8 +360,10 @@ def record_inbound_sms(
 
 
 def _answered_with(reserved_reference: str | None, case: Case) -> dict[str, str]:
-    """A spooled contact that joined an open case was answered with another reference: keep it findable."""
+    """A spooled contact that joined a case with another reference was answered with the reserved one: it is kept
+    as another name of the case (citizens quote it), and the timeline says so."""
     if reserved_reference and reserved_reference != case.reference:
+        GivenReference.objects.get_or_create(reference=reserved_reference, defaults={"case": case})
         return {"answered_with_reference": reserved_reference}
     return {}
 
@@ -411,6 +415,7 @@ def record_incoming_call(
         _serialise_contacts_on(f"phone:{phone}" if phone else f"sid:{call_sid}")
         already = _stored_contact(call_sid)
         if already is not None:
+            _answered_with(reserved_reference, already.case)  # the caller may have heard a reserved reference
             return already.case
         caller = _caller_for(phone)
         case, _is_new = _open_or_create_case(

@@ -310,6 +310,23 @@ class Direction(models.TextChoices):
     OUTBOUND = "outbound", _("Outbound")
 
 
+class GivenReference(models.Model):
+    """Another reference that names a case: one a citizen was given while the database was down (a spooled
+    contact), for a contact that then joined a case with another reference (the caller's open case, or the one the
+    same call or SMS had made before). A citizen who quotes it, and a worker who looks it up, find the case."""
+
+    reference = models.CharField(_("reference"), max_length=20, unique=True)
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="given_references")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("reference given during an outage")
+        verbose_name_plural = _("references given during an outage")
+
+    def __str__(self) -> str:
+        return f"{self.reference} -> {self.case_id}"
+
+
 class Message(models.Model):
     """One inbound or outbound message or call on a case."""
 

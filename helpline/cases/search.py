@@ -12,9 +12,10 @@ import re
 
 from django.db.models import Q
 
+from helpline.cases.citizen_code import normalise_reference
 from helpline.cases.encryption import query_tokens
 from helpline.cases.language import fold
-from helpline.cases.models import Message
+from helpline.cases.models import GivenReference, Message
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -39,5 +40,7 @@ def cases_matching(query: str) -> Q:
     by_text = Q()
     for word in words:
         by_text &= message_text_matches(word)
-    by_reference = Q(reference__icontains=query)
+    # A reference given during an outage, typed in full, finds its case too (a subquery: no duplicate rows).
+    given = GivenReference.objects.filter(reference=normalise_reference(query)).values("case_id")
+    by_reference = Q(reference__icontains=query) | Q(pk__in=given)
     return by_reference | by_text if words else by_reference

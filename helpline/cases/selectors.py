@@ -29,7 +29,11 @@ def open_case_for_caller(caller: Caller, *, lock: bool = False, is_drill: bool =
 
 def case_by_reference(reference: str) -> Case | None:
     """The case a citizen or a worker names, however they typed it ("sos 2026 42" is SOS-2026-00042)."""
-    return Case.objects.filter(reference=normalise_reference(reference)).first()
+    normalised = normalise_reference(reference)
+    return (
+        Case.objects.filter(reference=normalised).first()
+        or Case.objects.filter(given_references__reference=normalised).first()  # given during an outage
+    )
 
 
 def replies_for_citizen(case: Case) -> QuerySet[Message]:
