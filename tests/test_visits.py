@@ -136,6 +136,33 @@ def test_a_supervisor_taking_the_overdue_visit_stops_the_ladder_and_what_was_sti
     assert visit.events.filter(kind=VisitEventKind.ACKNOWLEDGED, details__via="SMS").exists()
 
 
+def test_a_finished_visits_code_is_left_to_the_case_commands(clock, team):
+    """Codes are four digits: a supervisor's OK with the code of a case must not be taken by an old visit alert
+    that happened to carry the same digits."""
+    worker, *_ = team
+    services.start_visit(worker, minutes=30, address="Doboj, Kralja Tvrtka 2", via="console")
+    tick_at(clock, 30)
+    tick_at(clock, 35)
+    code = sent_to(SUPERVISOR_PHONE, channel="sms").get().ack_code
+    assert sms(WORKER_PHONE, f"SAFE {PIN}") == services.texts.checked_out()
+
+    assert sms(SUPERVISOR_PHONE, f"OK {code}") is None  # not "You have taken the home visit ..."
+
+
+def test_a_second_supervisor_is_told_who_took_the_visit_not_that_they_did(clock, team):
+    worker, *_ = team
+    services.start_visit(worker, minutes=30, address="Doboj, Kralja Tvrtka 2", via="console")
+    for minute in (30, 35, 70):  # the worker, the supervisor on duty, every supervisor
+        tick_at(clock, minute)
+    first = sent_to(SUPERVISOR_PHONE, channel="sms").order_by("-pk").first().ack_code
+    second = sent_to(OTHER_SUPERVISOR_PHONE, channel="sms").get().ack_code
+    assert "Kralja Tvrtka 2" in sms(SUPERVISOR_PHONE, f"OK {first}")
+
+    reply = sms(OTHER_SUPERVISOR_PHONE, f"OK {second}")
+    assert reply == services.texts.taken_by_someone_else(Visit.objects.get(worker=worker))
+    assert "Šefica" in reply
+
+
 def test_fencing_a_step_already_run_does_not_run_twice(clock, team):
     worker, *_ = team
     visit = services.start_visit(worker, minutes=10, address="Olovo", via="console")

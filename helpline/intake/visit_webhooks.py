@@ -45,5 +45,9 @@ def visit_call_answer(request: HttpRequest) -> HttpResponse:
         elif services.acknowledged_by_key_press(notification.pk):
             visit.refresh_from_db()
             _say(response, texts.taken_by_you(visit), "bs")
+        elif visit is not None:
+            visit.refresh_from_db()
+            if visit.acknowledged_by_id is not None:  # someone else took it first: say so, never silence
+                _say(response, texts.taken_by_someone_else(visit), "bs")
     response.hangup()
     return _twiml(response)

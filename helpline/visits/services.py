@@ -337,10 +337,10 @@ def acknowledged_by_key_press(notification_id: int) -> bool:
     if visit is None or notification.recipient is None or notification.recipient_id == visit.worker.user_id:
         return False
     try:
-        acknowledge_visit(visit, by=notification.recipient, via="key press")
+        visit = acknowledge_visit(visit, by=notification.recipient, via="key press")
     except PermissionDenied:
         return False
-    return True
+    return visit.acknowledged_by_id == notification.recipient_id  # not when someone else had taken it first
 
 
 def visit_of_notification(notification: Notification | None) -> Visit | None:
@@ -555,11 +555,14 @@ def _acknowledge_by_code(staff: StaffProfile, code: str) -> str | None:
         .order_by("-created_at").first()
     )  # fmt: skip
     visit = visit_of_notification(notification)
-    if visit is None:
+    if visit is None or not visit.is_open:
+        # A finished visit's code is spent: the same four digits may be the code of a case waiting for this person.
         return None
     try:
         visit = acknowledge_visit(visit, by=staff.user, via="SMS")
     except PermissionDenied as refusal:
         logger.warning("visit acknowledgement refused from %s", mask_phone(str(staff.phone)))
         return str(refusal)
+    if visit.acknowledged_by_id != staff.user_id:
+        return texts.taken_by_someone_else(visit)
     return texts.taken_by_you(visit)

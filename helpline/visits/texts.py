@@ -99,6 +99,13 @@ def taken_by_you(visit: Visit) -> str:
     ) % _facts(visit))  # fmt: skip
 
 
+def taken_by_someone_else(visit: Visit) -> str:
+    taker = visit.acknowledged_by.get_full_name() or visit.acknowledged_by.get_username()
+    return _in_staff_language(lambda: gettext(
+        "The home visit of %(worker)s (case %(case)s) was already taken by %(taker)s."
+    ) % {**_facts(visit), "taker": taker})  # fmt: skip
+
+
 # --- To the worker ------------------------------------------------------------------------------------------
 
 
