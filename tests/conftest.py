@@ -48,6 +48,15 @@ def no_configuration_kept():
 
 
 @pytest.fixture(autouse=True)
+def staff_phones_just_read():
+    """Intake reads the staff phones once a minute for the spool (helpline/intake/staff_phones.py); tests count
+    statements, so none reads them unless it asks (`staff_phones.forget()`)."""
+    from helpline.intake import staff_phones
+
+    staff_phones.consider_read()
+
+
+@pytest.fixture(autouse=True)
 def no_batch_failures_remembered():
     """A process leaves out of its triage batches, for a while, the cases whose triage failed in one; each test
     starts as a fresh worker process would."""

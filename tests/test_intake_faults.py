@@ -17,11 +17,11 @@ from helpline.cases.dispatch import publish
 from helpline.cases.models import Case, CaseStatus, EventKind, Message
 from helpline.cases.search import cases_matching
 from helpline.casework import actions
-from helpline.intake import spool
+from helpline.intake import spool, staff_phones
 from helpline.project.celery import app as celery_app
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
 from tests.encrypted import cases_of_number
-from tests.factories import CaseFactory
+from tests.factories import CaseFactory, StaffFactory
 from tests.intake_faults import (
     FreezableRedisProxy,
     HungServer,
@@ -45,6 +45,7 @@ SPOOLED_REFERENCE = re.compile(r"SOS-\d{4}-S[2-9A-HJKMNP-TV-Z]{6}")
 @pytest.fixture(autouse=True)
 def spool_directory(settings, tmp_path):
     settings.INTAKE_SPOOL_DIR = tmp_path / "spool"
+    staff_phones.forget()
     return settings.INTAKE_SPOOL_DIR
 
 
@@ -224,6 +225,22 @@ def test_a_spooled_sms_joins_the_callers_open_case_and_keeps_its_reference_on_th
     # The citizen quotes the reference they were given; the status page and a worker's search both find the case.
     assert selectors.case_by_reference(reference.lower().replace("-", " ")) == case
     assert list(Case.objects.filter(cases_matching(reference))) == [case]
+
+
+@concurrent
+@database_server
+def test_a_workers_silent_alarm_during_an_outage_gets_no_citizens_receipt_back(twilio):
+    """Someone may be watching the worker's phone: the alarm is spooled, and nothing is sent back to it."""
+    StaffFactory(phone="+38761400800")
+    twilio.sms("Kada radite?", sid="SMbefore1", from_number="+38761400801")  # the database answers: phones read
+    with database_unreachable():
+        alarm = twilio.sms("POMOC", sid="SMalarm1", from_number="+38761400800")
+        citizen = twilio.sms("POMOĆ", sid="SMcitizen1", from_number="+38761400802")
+    assert alarm.status_code == 200 and b"<Message" not in alarm.content
+    assert b"<Message" in citizen.content and SPOOLED_REFERENCE.search(citizen.content.decode())
+
+    assert spool.replay_spool().stored == 2
+    assert len(cases_of_number("+38761400800")) == 0  # a staff command, not a citizen's case
 
 
 @concurrent

@@ -14,6 +14,7 @@ from helpline.cases.dispatch import CRITICAL_QUEUE
 from helpline.cases.encryption import phone_index
 from helpline.cases.language import detect_language
 from helpline.cases.models import Case
+from helpline.intake import staff_phones
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import on_duty, staff_by_id, staff_ids_with_phone_index, voice_hunt_list
 from helpline.visits.services import handle_visit_sms
@@ -36,6 +37,7 @@ def receive_sms(
 ) -> SmsReceived:
     """A registered staff phone sends commands (OK 4821), never a citizen case; everyone else's SMS is stored.
     `reserved_reference` is the reference a spooled SMS was answered with (see helpline.intake.spool)."""
+    staff_phones.keep_up_to_date()  # for the spool, which answers while the database does not
     phone = intake.normalise_phone(from_number)
     staff_id, welfare_business = _who_is_texting(phone, message_sid=message_sid, is_drill=is_drill)
     staff = staff_by_id(staff_id) if staff_id is not None else None

@@ -20,7 +20,7 @@ from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 from helpline.cases import intake, selectors
 from helpline.cases.language import detect_language, detect_script
 from helpline.drill.marker import is_drill_request
-from helpline.intake import replies, services, spool
+from helpline.intake import replies, services, spool, staff_phones
 from helpline.intake.spool import spool_on_failure
 from helpline.roster.models import StaffProfile
 
@@ -114,6 +114,10 @@ def _spool_sms(request: HttpRequest) -> HttpResponse:
         },
         reference=intake.reserve_spool_reference(),
     )  # fmt: skip
+    if staff_phones.was_staff_phone(_param(request, "From")):
+        # A staff command (a silent alarm, a check-out, OK): answered by the replay, never with a citizen's
+        # receipt, which someone watching a worker's phone on a home visit would read.
+        return _twiml(MessagingResponse())
     return _sms_reply(
         intake.sms_kind_of(body), reference=contact.reference, is_new_case=True,
         language=detect_language(body), script=detect_script(body),

@@ -33,6 +33,12 @@ def staff_ids_with_phone_index(index: str) -> QuerySet:
     return active.order_by("pk").values_list("pk", flat=True)[:1]
 
 
+def active_staff_phone_indexes() -> list[str]:
+    """The blind index of every active staff member's registered phone."""
+    active = StaffProfile.objects.filter(is_active=True).exclude(phone_index="")
+    return list(active.values_list("phone_index", flat=True))
+
+
 def staff_by_id(staff_id: int) -> StaffProfile | None:
     return StaffProfile.objects.select_related("user").filter(pk=staff_id).first()
 
