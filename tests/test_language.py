@@ -18,6 +18,10 @@ def test_references_placeholders_and_capitals_stay_latin_in_a_cyrillic_answer():
     assert latin_to_cyrillic(text) == "SOS телефон: број SOS-2026-00042, %(police)s, https://sos.ba/x, пошаљите START"
 
 
+def test_a_reference_given_during_an_outage_stays_latin_in_a_cyrillic_answer():
+    assert latin_to_cyrillic("Vaš broj: SOS-2026-S7KX3M.") == "Ваш број: SOS-2026-S7KX3M."
+
+
 @given(st.text(alphabet=SERBIAN_LATIN, max_size=60))
 def test_latin_to_cyrillic_and_back_gives_the_same_text(text):
     assert cyrillic_to_latin(latin_to_cyrillic(text)) == text

@@ -17,7 +17,9 @@ _LATIN_TO_CYRILLIC = {latin: cyrillic for cyrillic, latin in _CYRILLIC_TO_LATIN.
 
 # Runs of text that must stay as they are in a Cyrillic answer: case references, placeholders, URLs, e-mail
 # addresses and words in capitals such as SOS or STOP (a citizen must be able to type them back).
-_KEEP_AS_IS = re.compile(r"(%\([a-z_]+\)s|\{[a-z_]+\}|[A-Z]{2,}(?:-\d+)*|https?://\S+|\S+@\S+|SOS-\d{4}-\d+)")
+# A case reference first, whole: SOS-2026-00042, and one reserved during an outage, SOS-2026-S7KX3M (its letters
+# turned Cyrillic would find nothing when the citizen quotes it).
+_KEEP_AS_IS = re.compile(r"(SOS-\d{4}-[0-9A-Z]+|%\([a-z_]+\)s|\{[a-z_]+\}|[A-Z]{2,}(?:-\d+)*|https?://\S+|\S+@\S+)")
 
 _ENGLISH_MARKERS = frozenset(
     "the an my me he she is are am was were have has had help please and you your not to of in on with "
