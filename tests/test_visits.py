@@ -207,6 +207,15 @@ def test_a_duress_check_out_answers_like_a_check_out_and_raises_the_alarm_at_onc
     assert visit.status == VisitStatus.ALARM and visit.escalation_due_at is not None
 
 
+@pytest.mark.parametrize("extend, check_out", [("Produži 30", "sigurna"), ("продужи 30", "СИГУРАН"),
+                                                ("PRODUZI 30", "Safe")])  # fmt: skip
+def test_visit_commands_are_read_however_the_worker_spells_them(clock, team, extend, check_out):
+    worker, *_ = team
+    services.start_visit(worker, minutes=30, address="Bijeljina, Njegoševa 3", via="console")
+    assert sms(WORKER_PHONE, extend) == services.texts.visit_extended(Visit.objects.get(worker=worker))
+    assert sms(WORKER_PHONE, f"{check_out} {PIN}") == services.texts.checked_out()
+
+
 def test_the_alarm_keyword_raises_a_silent_alarm_without_answering(clock, team):
     worker, *_ = team
     services.start_visit(worker, minutes=60, address="Bijeljina, Njegoševa 3", via="console")

@@ -23,6 +23,7 @@ from django.utils.translation import gettext
 
 from helpline.cases import ticks
 from helpline.cases.dispatch import ALERTS_QUEUE
+from helpline.cases.language import fold
 from helpline.cases.models import Case, mask_phone
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import all_supervisors, is_supervisor, supervisors_on_duty
@@ -492,7 +493,8 @@ def handle_visit_sms(staff: StaffProfile, body: str) -> str | None:
     words = (body or "").strip().replace(",", " ").split()
     if not words:
         return None
-    first = words[0].upper()
+    # Folded: Cyrillic, diacritics and case do not matter (PRODUŽI, продужи, сигуран, POMOĆ are all commands).
+    first = fold(words[0]).upper()
     rest = words[1:]
     if first in ALARM_WORDS and len(rest) <= 3:
         raise_alarm(staff, via="SMS")
