@@ -57,3 +57,12 @@ def test_the_drill_rehearses_a_campaign_and_clears_up_after_itself(capsys, setti
     out = capsys.readouterr().out
     assert "40 people at 1 SMS/s" in out and "Tally:" in out
     assert VulnerablePerson.objects.count() == 0 and Campaign.objects.count() == 0
+
+
+def test_the_help_answer_gives_the_emergency_numbers_the_centre_configured(settings):
+    from helpline.welfare import texts
+
+    settings.EMERGENCY_NUMBERS = {**settings.EMERGENCY_NUMBERS, "police": "112", "ambulance": "194"}
+    answer = texts.help_coming("SOS-2026-00042", language="bs", script="latin")
+    assert "112" in answer and "194" in answer and "122" not in answer
+    assert "112" in texts.help_coming("SOS-2026-00042", language="sr", script="cyrillic")

@@ -1,6 +1,8 @@
 """What a welfare campaign says to a person, in their language and script (SMS and the spoken call)."""
 from __future__ import annotations
 
+from django.conf import settings
+
 from helpline.cases.language import latin_to_cyrillic
 from helpline.cases.models import Language, Script
 
@@ -18,9 +20,9 @@ _THANKS_SAFE = {
 }
 _HELP_COMING = {
     Language.BOSNIAN: "Primili smo vaš odgovor ({reference}). Radnik centra će vas kontaktirati. "
-    "Hitne službe: policija 122, vatrogasci 123, hitna pomoć 124.",
+    "Hitne službe: policija {police}, vatrogasci {fire}, hitna pomoć {ambulance}.",
     Language.ENGLISH: "We have your answer ({reference}). A social worker will contact you. "
-    "Emergency: police 122, fire 123, ambulance 124.",
+    "Emergency: police {police}, fire {fire}, ambulance {ambulance}.",
 }
 CENTRE_NAME = "Centar za socijalni rad"
 
@@ -48,7 +50,9 @@ def thanks_safe(*, language: str, script: str) -> str:
 
 
 def help_coming(reference: str, *, language: str, script: str) -> str:
-    return _in_script(_HELP_COMING[_lang(language)].format(reference=reference), script)
+    # The numbers the centre configured (settings.EMERGENCY_NUMBERS), as every other text to citizens gives them.
+    numbers = {name: settings.EMERGENCY_NUMBERS[name] for name in ("police", "fire", "ambulance")}
+    return _in_script(_HELP_COMING[_lang(language)].format(reference=reference, **numbers), script)
 
 
 def visit_task(person_name: str, address: str, area: str, visit_id: int) -> str:
