@@ -126,16 +126,17 @@ def _acknowledge_by_sms(case: Case, staff: StaffProfile) -> str:
 # --- By key press on a call the service placed ------------------------------------------------------------------
 
 
-def acknowledged_by_key_press(notification_id: int) -> bool:
-    """The person the service called pressed 1: only that person, only for that notification's case."""
+def acknowledged_by_key_press(notification_id: int) -> Case | None:
+    """The person the service called pressed 1: only that person, only for that notification's case. Returns the
+    case as it now stands, whose assignee says whether it is theirs (someone may have taken it, or the ladder given
+    it to a colleague, while their phone rang), or None when the call was about no case."""
     notification = Notification.objects.select_related("case", "recipient").filter(pk=notification_id).first()
     if notification is None or notification.case is None or notification.recipient is None:
-        return False
+        return None
     try:
-        acknowledge_case(notification.case, by=notification.recipient, via="key press")
+        return acknowledge_case(notification.case, by=notification.recipient, via="key press")
     except NotAllowed:
-        return False
-    return True
+        return Case.objects.select_related("assigned_to").get(pk=notification.case_id)
 
 
 def accept_call(case: Case, staff: StaffProfile) -> Case:

@@ -131,6 +131,14 @@ def acknowledged(case: Case) -> str:
     )
 
 
+def taken_by_someone_else(case: Case) -> str:
+    taker = (case.assigned_to.get_full_name() or case.assigned_to.get_username()) if case.assigned_to else "?"
+    return in_staff_language(
+        lambda: gettext("Case %(reference)s is not yours: %(taker)s has it. Nothing to do.")
+        % {"reference": case.reference, "taker": taker}
+    )
+
+
 def roster_gaps(gaps) -> str:
     def render() -> str:
         lines = [gettext("%(helpline)s: gaps in the roster this week:") % {"helpline": settings.HELPLINE_NAME}]

@@ -231,6 +231,22 @@ def test_acknowledging_by_key_press_on_the_critical_call(clock, twilio):
     assert case.status == CaseStatus.ACKNOWLEDGED
 
 
+def test_a_key_press_on_a_case_given_to_someone_else_meanwhile_says_so(clock, twilio):
+    """The ladder gave the case to a colleague while this phone rang: pressing 1 takes nothing, and they hear
+    whose it is, not silence they could take for 'yours'."""
+    first = on_duty(phone="+38761200300")
+    case = assigned_case("ubit će me, ima nož")
+    call = Notification.objects.get(channel="voice", recipient=first.user)
+    colleague = on_duty(phone="+38761200301", user__first_name="Dario", user__last_name="K")
+    Case.objects.filter(pk=case.pk).update(assigned_to=colleague.user)  # as the ladder's reassign step leaves it
+
+    heard = twilio.post(f"/webhooks/twilio/voice/staff-call/accept/?notification={call.pk}",
+                        {"CallSid": "CAw", "Digits": "1"}).content.decode()  # fmt: skip
+    case.refresh_from_db()
+    assert case.assigned_to == colleague.user and case.status != CaseStatus.ACKNOWLEDGED
+    assert "<Say" in heard and "Dario K" in heard
+
+
 def test_a_busy_worker_phone_is_called_once_more_before_the_ladder_moves(clock, twilio_api, twilio):
     on_duty(phone="+38761200300")
     assigned_case("ubit će me, ima nož")

@@ -65,10 +65,12 @@ def staff_call(request: HttpRequest) -> HttpResponse:
 def staff_call_accept(request: HttpRequest) -> HttpResponse:
     notification = _notification(request)
     response = VoiceResponse()
-    if notification is not None and _param(request, "Digits") == "1" and acknowledgement.acknowledged_by_key_press(
-        notification.pk
-    ):
-        _say(response, texts.acknowledged(notification.case), "bs")
+    if notification is not None and _param(request, "Digits") == "1":
+        case = acknowledgement.acknowledged_by_key_press(notification.pk)
+        if case is not None and case.assigned_to_id == notification.recipient_id:
+            _say(response, texts.acknowledged(case), "bs")
+        elif case is not None:  # never silence: they must not believe the case is theirs
+            _say(response, texts.taken_by_someone_else(case), "bs")
     response.hangup()
     return _twiml(response)
 
