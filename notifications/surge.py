@@ -46,6 +46,13 @@ def surge_is_on() -> bool:
     return SurgeMode.objects.filter(is_on=True).exists()
 
 
+@kept_for_a_second(SurgeMode)
+def citizen_notice() -> str:
+    """The supervisor's notice for citizens while surge mode is on ("" otherwise): added to every answer a citizen
+    gets when they write (the SMS receipt, the web form's confirmation)."""
+    return SurgeMode.objects.filter(is_on=True).values_list("citizen_notice", flat=True).first() or ""
+
+
 def is_quiet_for(case: Case) -> bool:
     """Whether per-case messages about this case give way to the digest: surge mode is on and it is not critical."""
     return case.priority != Priority.CRITICAL and surge_is_on()

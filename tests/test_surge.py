@@ -141,3 +141,24 @@ def test_a_worker_cannot_switch_surge_mode(client, clock):
     client.force_login(worker.user)
     assert client.post("/console/board/surge/", {"do": "start", "name": "x"}).status_code == 403
     assert surge.current_surge() is None
+
+
+def test_while_surge_mode_lasts_every_citizen_answer_carries_the_supervisors_notice(clock, supervisor, twilio, client):
+    notice = "Kasnimo zbog poplave. Punkt pomoći: OŠ Maglaj."
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj", citizen_notice=notice)
+
+    sms = twilio.sms("Voda nam ulazi u kuću", sid="SMsurge1", from_number="+38761200777").content.decode()
+    assert notice in sms
+    cyrillic = twilio.sms("Вода нам улази у кућу", sid="SMsurge2", from_number="+38761200778").content.decode()
+    assert "Каснимо због поплаве" in cyrillic
+    api = client.post("/api/v1/inquiries/", {"message": "Trebamo pomoć"}, content_type="application/json").json()
+    assert api["notice"] == notice
+    page = client.get("/inquiry/")
+    form = {"message": "Trebamo vodu", "idempotency_key": page.context["form"].initial["idempotency_key"]}
+    assert notice in client.post("/inquiry/", form).content.decode()
+
+    surge.end_surge(by=supervisor.user)
+    later = twilio.sms("Hvala", sid="SMsurge3", from_number="+38761200779").content.decode()
+    assert notice not in later
+    after = client.post("/api/v1/inquiries/", {"message": "Pitanje"}, content_type="application/json").json()
+    assert after["notice"] == ""

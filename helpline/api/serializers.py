@@ -76,6 +76,9 @@ class InquiryCreatedSerializer(serializers.Serializer):
     reference = serializers.CharField()
     token = serializers.CharField(help_text=_("Keep it secret: with the reference, it shows your case's status."))
     status_url = serializers.URLField()
+    notice = serializers.CharField(
+        allow_blank=True, help_text=_("While the centre is overwhelmed (a flood): the delay, where help points are.")
+    )
 
 
 class FollowUpSerializer(serializers.Serializer):

@@ -104,12 +104,13 @@ def _inquiry(request: Request) -> dict:
     }
 
 
-def _created(request: Request, reference: str, token: str, answer: int) -> Response:
+def _created(request: Request, reference: str, token: str, answer: int, notice: str = "") -> Response:
     body = InquiryCreatedSerializer(
         {
             "reference": reference,
             "token": token,
             "status_url": request.build_absolute_uri(reverse("api:inquiry-status", args=[reference])),
+            "notice": notice,  # the surge notice; none from the spool, which answers without the database
         }
     ).data
     return Response(body, status=answer)
@@ -140,7 +141,10 @@ class InquiryCreateView(SpoolsWhenStoringFails, PublicAPIView):
                 {"idempotency_key": ["This Idempotency-Key was already used for another message."]},
                 status=status.HTTP_422_UNPROCESSABLE_ENTITY,
             )
-        return _created(request, received.case.reference, received.token, status.HTTP_201_CREATED)
+        return _created(
+            request, received.case.reference, received.token, status.HTTP_201_CREATED,
+            notice=services.surge_notice(received.case.script),
+        )  # fmt: skip
 
     def spool(self) -> Response:
         """Kept in the spool: the reference reserved for it, and the token the key will open it with."""

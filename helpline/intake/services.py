@@ -12,14 +12,14 @@ from helpline.cases import intake
 from helpline.cases.compiled_reads import CompiledRead
 from helpline.cases.dispatch import CRITICAL_QUEUE
 from helpline.cases.encryption import phone_index
-from helpline.cases.language import detect_language
-from helpline.cases.models import Case
+from helpline.cases.language import detect_language, latin_to_cyrillic
+from helpline.cases.models import Case, Script
 from helpline.intake import staff_phones
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import on_duty, staff_by_id, staff_ids_with_phone_index, voice_hunt_list
 from helpline.visits.services import handle_visit_sms
 from helpline.welfare.services import answer_welfare_reply, welfare_business_with_phone_index
-from notifications import acknowledgement
+from notifications import acknowledgement, surge
 from triage.services import queue_for_text
 
 
@@ -110,6 +110,12 @@ def receive_follow_up(case: Case, text: str, *, idempotency_key: str | None = No
         case, text, triage_queue=queue_for_text(text), idempotency_key=idempotency_key,
         over_address_limit=over_address_limit,
     )  # fmt: skip
+
+
+def surge_notice(script: str) -> str:
+    """The supervisors' notice for citizens while surge mode is on, in the citizen's script ("" otherwise)."""
+    notice = surge.citizen_notice().strip()
+    return latin_to_cyrillic(notice) if notice and script == Script.CYRILLIC else notice
 
 
 def reads_as_danger(text: str) -> bool:

@@ -83,11 +83,11 @@ def _inquiry(request: HttpRequest, form: InquiryForm, *, over_address_limit: str
 
 
 def _received(
-    request: HttpRequest, *, reference: str, code: str, in_danger: bool, script: str, status: int
+    request: HttpRequest, *, reference: str, code: str, in_danger: bool, script: str, status: int, notice: str = ""
 ) -> HttpResponse:
     # Rendered, not redirected: the secret code must never sit in a URL or the browser's history. A reload
     # sends the same idempotency key, so it is answered with the same case and code, and stores nothing new.
-    context = {"reference": reference, "code": format_code(code), "in_danger": in_danger}
+    context = {"reference": reference, "code": format_code(code), "in_danger": in_danger, "notice": notice}
     return _render(request, "helpline/inquiry_received.html", context, script=script, status=status)
 
 
@@ -125,7 +125,7 @@ def inquiry_form(request: HttpRequest) -> HttpResponse:
         received = services.receive_web_inquiry(**inquiry)
     return _received(
         request, reference=received.case.reference, code=received.token, in_danger=received.in_danger,
-        script=received.case.script, status=201,
+        script=received.case.script, status=201, notice=services.surge_notice(received.case.script),
     )  # fmt: skip
 
 

@@ -89,13 +89,17 @@ def _missing(*names: str) -> HttpResponse:
 # --- SMS ---------------------------------------------------------------------------------------------------
 
 
-def _sms_reply(kind: str, *, reference: str, is_new_case: bool, language: str, script: str) -> HttpResponse:
+def _sms_reply(
+    kind: str, *, reference: str, is_new_case: bool, language: str, script: str, notice: str = ""
+) -> HttpResponse:
+    """`notice`: the supervisors' surge notice, after the receipt (the spool's answer, with no database, has none)."""
     if kind == "opt_out":
         text = replies.sms_opt_out_reply(language=language, script=script)
     elif kind == "opt_in":
         text = replies.sms_opt_in_reply(language=language, script=script)
     else:
         text = replies.sms_case_reply(reference=reference, is_new_case=is_new_case, language=language, script=script)
+        text = f"{text} {notice}" if notice else text
     response = MessagingResponse()
     response.message(text)
     return _twiml(response)
@@ -146,7 +150,7 @@ def inbound_sms(request: HttpRequest) -> HttpResponse:
     outcome = received.intake
     return _sms_reply(
         outcome.kind, reference=outcome.case.reference if outcome.case else "", is_new_case=outcome.is_new_case,
-        language=outcome.language, script=outcome.script,
+        language=outcome.language, script=outcome.script, notice=services.surge_notice(outcome.script),
     )  # fmt: skip
 
 
