@@ -63,11 +63,15 @@ def acknowledge_case(case: Case, *, by: AbstractBaseUser, via: str) -> Case:
 
 
 def _cases_a_plain_ok_may_take(staff: StaffProfile):
-    """Cases still waiting that were notified to this person (as assignee or escalation recipient) and that they
-    may still take: a worker's own or unassigned ones, never one the ladder has since given to a colleague (a plain
-    OK would then be refused on it again and again while their own case waits). Supervisors may take any."""
+    """Cases still waiting that were notified to this person (as assignee or escalation recipient), or are theirs
+    (in surge mode a normal case is given without a message of its own: the digest counts them, and says to reply
+    OK), and that they may still take: a worker's own or unassigned ones, never one the ladder has since given to
+    a colleague (a plain OK would then be refused on it again and again while their own case waits). Supervisors
+    may take any."""
     notified = Notification.objects.filter(recipient=staff.user, case__isnull=False).values("case_id")
-    waiting = Case.objects.filter(pk__in=notified, status__in=WAITING_FOR_ACKNOWLEDGEMENT)
+    waiting = Case.objects.filter(
+        Q(pk__in=notified) | Q(assigned_to=staff.user), status__in=WAITING_FOR_ACKNOWLEDGEMENT
+    )
     if is_supervisor(staff.user):
         return waiting
     return waiting.filter(Q(assigned_to=staff.user) | Q(assigned_to__isnull=True))

@@ -5,7 +5,8 @@ import datetime as dt
 import pytest
 import time_machine
 
-from helpline.cases.models import Case
+from helpline.cases.models import Case, CaseStatus
+from helpline.cases.selectors import by_urgency
 from helpline.casework import actions
 from helpline.roster.selectors import on_duty as staff_on_duty
 from notifications import ladder, surge
@@ -92,6 +93,19 @@ def test_in_surge_mode_a_reassign_step_is_skipped_when_nobody_has_room(clock, su
     case.refresh_from_db()
     assert case.assigned_to == first.user
     assert not Notification.objects.exclude(kind=NotificationKind.DIGEST).exists()
+
+
+def test_in_surge_mode_a_plain_ok_takes_the_workers_most_urgent_quiet_case(clock, supervisor, twilio):
+    worker = on_duty(phone="+38761200301", max_open_cases=50)
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    calm = new_case("treba nam pomoć oko ogrjeva")
+    urgent = new_case("komšinica stara i sama, voda joj ulazi u kuću, ne može izaći")
+    assert not Notification.objects.filter(recipient=worker.user).exists()  # given quietly: no message each
+
+    most_urgent, other = by_urgency(Case.objects.filter(pk__in=[calm.pk, urgent.pk]))
+    twilio.sms("OK", sid="SMok1", from_number="+38761200301")
+    assert Case.objects.get(pk=most_urgent.pk).status == CaseStatus.ACKNOWLEDGED
+    assert Case.objects.get(pk=other.pk).status != CaseStatus.ACKNOWLEDGED
 
 
 def test_without_surge_mode_there_are_no_digests(clock, supervisor):
