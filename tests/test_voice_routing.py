@@ -120,3 +120,17 @@ def test_each_person_is_rung_once_although_the_order_of_the_hunt_changes_during_
     third = twilio.call(action.removeprefix("https://sos.example.test"), sid="CA500",
                         DialCallStatus="no-answer").content.decode()  # fmt: skip
     assert "<Record" in third and "<Dial" not in third  # both rung once: the caller leaves a voicemail
+
+
+def test_a_caller_who_withholds_their_number_is_asked_for_one_and_not_promised_a_call_back(twilio):
+    from helpline.intake import replies
+
+    twilio.call(sid="CAanon", from_number="anonymous")
+    prompt = twilio.call(VOICE + "language/", sid="CAanon", from_number="anonymous", Digits="1").content.decode()
+    assert "<Record" in prompt  # nobody on duty: voicemail
+    asked = replies.voice_voicemail_prompt(reference="X", language="bs", number_withheld=True).split(". ")[-1]
+    assert asked.rstrip(".") in prompt
+    promised = replies.voice_goodbye(language="bs")
+    goodbye = twilio.call(VOICE + "recorded/", sid="CAanon", from_number="anonymous").content.decode()
+    assert promised not in goodbye and promised not in prompt
+    assert replies.voice_goodbye(language="bs", number_withheld=True) in goodbye

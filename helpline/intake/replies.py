@@ -74,7 +74,8 @@ def voice_greeting() -> dict[str, str]:
     return {"bs": bosnian, "en": english}
 
 
-def voice_voicemail_prompt(*, reference: str, language: str) -> str:
+def voice_voicemail_prompt(*, reference: str, language: str, number_withheld: bool = False) -> str:
+    """With the number withheld nobody can call back unless the caller says a number: they are asked for one."""
     with translation.override(language):
         return " ".join(
             [
@@ -85,15 +86,23 @@ def voice_voicemail_prompt(*, reference: str, language: str) -> str:
                     "Please leave a message after the tone: tell us what is happening, where you are, and "
                     "whether it is safe to call you back. Then hang up."
                 ),
+                *([gettext("We cannot see your number: say a number where we can call you back.")]
+                  if number_withheld else []),
             ]
-        )
+        )  # fmt: skip
 
 
-def voice_goodbye(*, language: str) -> str:
+def voice_goodbye(*, language: str, number_withheld: bool = False) -> str:
+    """Never the promise of a call back that cannot come: with the number withheld, the caller is told so."""
     with translation.override(language):
-        return " ".join(
-            [gettext("Thank you. A social worker will call you back as soon as possible."), emergency_sentence()]
-        )
+        if number_withheld:
+            thanks = gettext(
+                "Thank you. A social worker will listen to your message as soon as possible. We cannot see your "
+                "number: if you did not say one, please call us again."
+            )
+        else:
+            thanks = gettext("Thank you. A social worker will call you back as soon as possible.")
+        return " ".join([thanks, emergency_sentence()])
 
 
 def voice_connecting(*, language: str) -> str:

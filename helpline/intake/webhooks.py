@@ -253,9 +253,15 @@ def _connect_or_voicemail(request: HttpRequest, case, language: str, *, hunt: li
     return _voicemail(request, case.reference, language)
 
 
+def _number_withheld(request: HttpRequest) -> bool:
+    return intake.normalise_phone(_param(request, "From")) is None
+
+
 def _voicemail(request: HttpRequest, reference: str, language: str) -> VoiceResponse:
     response = VoiceResponse()
-    _say(response, replies.voice_voicemail_prompt(reference=reference, language=language), language)
+    withheld = _number_withheld(request)
+    _say(response, replies.voice_voicemail_prompt(reference=reference, language=language, number_withheld=withheld),
+         language)  # fmt: skip
     response.record(
         action=_absolute(request, "webhooks:voice-recorded"),
         method="POST",
@@ -265,7 +271,7 @@ def _voicemail(request: HttpRequest, reference: str, language: str) -> VoiceResp
         recording_status_callback_method="POST",
         recording_status_callback_event="completed",
     )
-    _say(response, replies.voice_goodbye(language=language), language)
+    _say(response, replies.voice_goodbye(language=language, number_withheld=withheld), language)
     return response
 
 
@@ -338,7 +344,7 @@ def whisper_accept(request: HttpRequest) -> HttpResponse:
 
 def _goodbye(request: HttpRequest) -> HttpResponse:
     response = VoiceResponse()
-    _say(response, replies.voice_goodbye(language="bs"), "bs")
+    _say(response, replies.voice_goodbye(language="bs", number_withheld=_number_withheld(request)), "bs")
     response.hangup()
     return _twiml(response)
 
@@ -350,7 +356,7 @@ def voicemail_recorded(request: HttpRequest) -> HttpResponse:
     case = selectors.case_for_call(_param(request, "CallSid"))
     language = case.language if case is not None else "bs"
     response = VoiceResponse()
-    _say(response, replies.voice_goodbye(language=language), language)
+    _say(response, replies.voice_goodbye(language=language, number_withheld=_number_withheld(request)), language)
     response.hangup()
     return _twiml(response)
 
