@@ -1,0 +1,25 @@
+"""A start-up check: Twilio cannot reach a service that does not say where it is.
+
+With SMS_BACKEND=twilio, a call to a worker about a critical case tells Twilio where to fetch what it says
+(PUBLIC_BASE_URL + /webhooks/twilio/voice/staff-call/), and every message and call names its status callback
+there. With PUBLIC_BASE_URL empty the SMS still go out, but every staff call fails at Twilio and no delivery is
+ever confirmed: found by `manage.py migrate`, which every start runs first, not on the night it is needed.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, register
+
+
+@register()
+def twilio_can_reach_this_service(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if settings.SMS_BACKEND != "twilio" or settings.PUBLIC_BASE_URL:
+        return []
+    return [Error(
+        "SMS_BACKEND is twilio, but PUBLIC_BASE_URL is empty.",
+        hint="Set PUBLIC_BASE_URL to the address Twilio reaches this service at (https://sos.example.ba): the calls "
+             "to staff about critical cases fetch what they say from it, and status callbacks come back to it.",
+        id="notifications.E001",
+    )]  # fmt: skip

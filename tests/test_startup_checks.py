@@ -1,0 +1,18 @@
+"""Configuration that would fail on the night it is needed stops the start instead (`manage.py migrate` runs the
+checks before anything starts)."""
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+
+def test_twilio_without_a_public_address_stops_the_start(settings):
+    settings.SMS_BACKEND, settings.PUBLIC_BASE_URL = "twilio", ""
+    with pytest.raises(SystemCheckError, match="PUBLIC_BASE_URL"):
+        call_command("check")
+
+
+def test_twilio_with_a_public_address_or_another_backend_starts(settings):
+    settings.SMS_BACKEND, settings.PUBLIC_BASE_URL = "twilio", "https://sos.example.ba"
+    call_command("check")
+    settings.SMS_BACKEND, settings.PUBLIC_BASE_URL = "console", ""
+    call_command("check")
