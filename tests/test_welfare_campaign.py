@@ -323,3 +323,18 @@ def test_a_status_callback_for_another_checks_message_changes_nothing(twilio_api
     callback = twilio_api.messages[0].form["StatusCallback"].removeprefix("https://sos.example.test")
     twilio.post(callback, {"MessageSid": "SMnotthisone", "MessageStatus": "undelivered", "ErrorCode": "30005"})
     assert WelfareCheck.objects.get().state == CheckState.ASKED
+
+
+def test_a_person_who_texted_stop_is_not_asked_by_sms_but_called_at_once(provider, clock):
+    from helpline.cases.models import Caller
+
+    stopped, asked = register(2)
+    Caller.objects.create(phone=str(stopped.phone), has_opted_out=True)
+    services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
+                            call_after_minutes=60, visit_after_minutes=60)  # fmt: skip
+    services.advance_campaigns(limit=10)
+    assert sms_to(str(stopped.phone)) == [] and len(sms_to(str(asked.phone))) == 1
+    clock.shift(dt.timedelta(seconds=1))
+    services.advance_campaigns(limit=10)
+    calls = [m for m in ProviderStub.sent if m.channel == "voice"]
+    assert [m.to for m in calls] == [str(stopped.phone)]  # the other still has an hour to answer the SMS

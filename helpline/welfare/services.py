@@ -21,7 +21,7 @@ from django.utils import timezone
 from helpline.cases import intake
 from helpline.cases import services as case_services
 from helpline.cases.encryption import phone_index
-from helpline.cases.models import Case, Priority, mask_phone
+from helpline.cases.models import Caller, Case, Priority, mask_phone
 from helpline.welfare import sending, texts, visits
 from helpline.welfare.models import (
     QUESTION_OPEN,
@@ -163,11 +163,19 @@ def send_due_questions(now: dt.datetime, *, limit: int = 500) -> int:
     called outside it, and the outcome recorded: a wrong number is marked for the register to be corrected."""
     with transaction.atomic():
         due = _claim(Q(state=CheckState.QUEUED, send_at__lte=now), ("send_at", "pk"), limit)
+        # Who texted STOP was told they would get no more SMS from us: no question by SMS, the call comes at once.
+        opted_out = set(
+            Caller.objects.filter(phone_index__in=[check.phone_index for check in due], has_opted_out=True)
+            .values_list("phone_index", flat=True)
+        )  # fmt: skip
         for check in due:
             check.state, check.asked_at = CheckState.ASKED, now
-            check.call_due_at = now + dt.timedelta(minutes=check.campaign.call_after_minutes)
+            wait = 0 if check.phone_index in opted_out else check.campaign.call_after_minutes
+            check.call_due_at = now + dt.timedelta(minutes=wait)
         WelfareCheck.objects.bulk_update(due, ["state", "asked_at", "call_due_at"])
     for check in due:
+        if check.phone_index in opted_out:
+            continue
         person = check.person
         body = texts.question_sms(check.campaign.question, language=person.language, script=person.script)
         result = sending.send_question(check.pk, check.phone, body, is_drill=check.is_drill)
