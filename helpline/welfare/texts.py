@@ -59,5 +59,5 @@ def visit_task(person_name: str, address: str, area: str, visit_id: int) -> str:
     """To the worker sent to visit: who, where, and how to take it in the console."""
     return (
         f"Posjeta (provjera dobrobiti) #{visit_id}: {person_name}, {address}, {area}. "
-        "Niko se nije javio na SMS ni poziv. Preuzmite zadatak u konzoli."
+        "Nismo ih uspjeli dobiti ni porukom ni pozivom. Preuzmite zadatak u konzoli."
     )
