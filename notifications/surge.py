@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from helpline.cases.kept_reads import kept_for_a_second
+from helpline.cases.language import fold
 from helpline.cases.models import Case, CaseStatus, Priority
 from helpline.roster.models import Shift, StaffProfile
 from helpline.roster.selectors import all_supervisors, on_duty, supervisors_on_duty
@@ -186,13 +187,18 @@ def call_out(*, by: AbstractBaseUser) -> int:
     return asked
 
 
-_ANSWER = re.compile(r"^\s*([12])(?:\s+(\d{1,2})[:.](\d{2}))?\s*$")
+# Read on the folded text (Cyrillic, diacritics and case do not matter): "1", "1.", "da", "1 18:30", "1 u 18:30",
+# "1 at 18.30", "1 1830", "1 18h"; "2", "ne", "no".
+_ANSWER = re.compile(
+    r"^\s*(1|2|da|yes|ne|no)[.!]?(?:\s+(?:u|at|od|from)?\s*(\d{1,2})(?:\s*[:.h]\s*(\d{2})|(\d{2}))?\s*h?)?\s*[.!]?\s*$"
+)
+_COMING = frozenset({"1", "da", "yes"})
 
 
 def answer_call_out(staff: StaffProfile, body: str) -> str | None:
     """A reply to a call-out: "1" (or "1 18:30") puts the person on duty from then for a shift's length; "2" is
     noted. None when this person has no open call-out or the SMS is not an answer, so other commands go on."""
-    match = _ANSWER.match(body)
+    match = _ANSWER.match(fold(body))
     if match is None:
         return None
     now = timezone.now()
@@ -204,14 +210,15 @@ def answer_call_out(staff: StaffProfile, body: str) -> str | None:
         )  # fmt: skip
         if call is None:
             return None
-        call.answered_at, call.is_coming = now, match.group(1) == "1"
+        call.answered_at, call.is_coming = now, match.group(1) in _COMING
         call.save(update_fields=["answered_at", "is_coming"])
         if not call.is_coming:
             return in_staff_language(lambda: gettext("Thank you, noted."))
         starts = now
         if match.group(2):
             local = timezone.localtime(now)
-            starts = local.replace(hour=int(match.group(2)) % 24, minute=int(match.group(3)) % 60, second=0)
+            minute = int(match.group(3) or match.group(4) or 0)
+            starts = local.replace(hour=int(match.group(2)) % 24, minute=minute % 60, second=0, microsecond=0)
             if starts < local - dt.timedelta(minutes=30):
                 starts += dt.timedelta(days=1)
         Shift.objects.create(

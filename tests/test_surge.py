@@ -136,6 +136,18 @@ def test_a_call_out_reply_puts_the_person_on_duty(clock, supervisor, twilio):
     assert case.assigned_to == off_duty.user
 
 
+@pytest.mark.parametrize("answer, starts", [
+    ("1 u 18:30", "18:30"), ("1 at 18.30", "18:30"), ("1 1830", "18:30"), ("1 18h", "18:00"), ("Da", "10:00"),
+    ("1.", "10:00"), ("ДА", "10:00"),
+])  # fmt: skip
+def test_a_call_out_answer_is_read_however_it_is_typed(clock, supervisor, twilio, answer, starts):
+    StaffFactory(phone="+38761200305")
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    actions.do_call_out(by=supervisor.user)
+    reply = twilio.sms(answer, sid="SMco1", from_number="+38761200305").content.decode()
+    assert starts in reply and CallOut.objects.get().is_coming is True
+
+
 def test_the_board_proposes_surge_mode_and_a_supervisor_switches_it(client, clock, supervisor, settings):
     settings.SURGE_CASES_PER_PERSON = 3
     for _ in range(7):
