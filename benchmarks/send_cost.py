@@ -39,6 +39,12 @@ from benchmarks.worker_cost import (  # noqa: E402
 )
 
 
+def per_each(cpu: float, wall: float, statements: int, count: int, each: str, profiler) -> str:
+    n = max(count, 1)
+    return (f"CPU {1000 * cpu / n:.2f} ms, wall {1000 * wall / n:.2f} ms, {statements / n:.1f} statements {each}"
+            f"{' (profiler on)' if profiler else ''}")  # fmt: skip
+
+
 def status_callbacks(sent) -> list[tuple[str, bytes, dict]]:
     """What Twilio posts about each of these notifications, in order, signed as Twilio signs: (path, body, headers)."""
     from twilio.request_validator import RequestValidator
@@ -95,10 +101,9 @@ def main() -> None:
         profiler = cProfile.Profile() if args.profile else None
         cpu, wall, statements = cost_of_each(outbox.deliver, ids, profiler)
         sent = Notification.objects.filter(pk__in=ids, status=DeliveryStatus.SENT).count()
-        n = max(len(ids), 1)
+        costs = per_each(cpu, wall, statements, len(ids), "a send", profiler)
         print(f"{len(ids)} staff alerts ({calls} calls) from {args.contacts} contacts (seed {args.seed}), {sent} sent: "
-              f"CPU {1000 * cpu / n:.2f} ms, wall {1000 * wall / n:.2f} ms, {statements / n:.1f} statements a send"
-              f"{' (profiler on)' if profiler else ''}; the stub got {stub.counts()}")  # fmt: skip
+              f"{costs}; the stub got {stub.counts()}")  # fmt: skip
         if profiler:
             pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
         if args.status_callbacks:
@@ -110,10 +115,8 @@ def main() -> None:
             cpu, wall, statements = cost_of_each(
                 lambda i: answers.update([call(application, *measured[i])]), list(range(len(measured))), profiler
             )
-            n = max(len(measured), 1)
-            print(f"{len(measured)} status callbacks, answered {dict(answers)}: CPU {1000 * cpu / n:.2f} ms, "
-                  f"wall {1000 * wall / n:.2f} ms, {statements / n:.1f} statements a callback"
-                  f"{' (profiler on)' if profiler else ''}")  # fmt: skip
+            print(f"{len(measured)} status callbacks, answered {dict(answers)}: "
+                  f"{per_each(cpu, wall, statements, len(measured), 'a callback', profiler)}")  # fmt: skip
             if profiler:
                 pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
     broker = os.environ["CELERY_BROKER_URL"]
