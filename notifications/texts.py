@@ -93,7 +93,8 @@ def code_already_used(case: Case) -> str:
 
 def staff_call(case: Case) -> str:
     return in_staff_language(
-        lambda: gettext("%(helpline)s: critical case %(reference)s, %(category)s. Press 1 to take it.")
+        # The priority as it is: a high case's escalation calls too, and must not be announced as critical.
+        lambda: gettext("%(helpline)s: case %(reference)s, %(priority)s, %(category)s. Press 1 to take it.")
         % {**_facts(case), "reference": " ".join(case.reference.replace("-", " "))}
     )
 

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from helpline.cases.models import Case, CaseStatus, EventKind
 from helpline.casework import actions, selectors
-from notifications import acknowledgement, ladder
+from notifications import acknowledgement, ladder, texts
 from notifications.models import EscalationPolicy, Notification, NotificationChannel, NotificationKind, StepAction
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
 
@@ -265,3 +265,10 @@ def test_the_fallback_numbers_call_gives_the_facts_and_asks_for_no_key(clock, tw
     twiml = spoken.content.decode()
     assert spoken.status_code == 200 and "<Gather" not in twiml and "<Hangup" in twiml
     assert " ".join(case.reference.replace("-", " ")) in twiml
+
+
+def test_a_high_case_escalation_call_announces_it_as_high_not_critical(clock, twilio):
+    on_duty(phone="+38761200300")
+    case = CaseFactory(priority="high")
+    spoken = texts.staff_call(case)
+    assert "visok" in spoken and "kritičn" not in spoken

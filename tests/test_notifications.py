@@ -225,7 +225,7 @@ def test_acknowledging_by_key_press_on_the_critical_call(clock, twilio):
     case = assigned_case("ubit će me, ima nož")
     call = Notification.objects.get(channel="voice")
     twiml = twilio.post(f"/webhooks/twilio/voice/staff-call/?notification={call.pk}", {"CallSid": "CAw"}).content
-    assert b"<Gather" in twiml and b"Pritisnite 1" in twiml
+    assert b"<Gather" in twiml and b"Pritisnite 1" in twiml and "kritično".encode() in twiml  # its priority, said
     twilio.post(f"/webhooks/twilio/voice/staff-call/accept/?notification={call.pk}", {"CallSid": "CAw", "Digits": "1"})
     case.refresh_from_db()
     assert case.status == CaseStatus.ACKNOWLEDGED
