@@ -172,17 +172,12 @@ class _Verdict:
 
 
 def _triage_locked(
-    case: Case,
-    text: str,
-    last_message_id: int | None,
-    rules: list[CompiledRule],
-    earlier: list[Case],
-    prediction: Prediction | None | object = _NOT_READ_YET,
+    case: Case, text: str, last_message_id: int | None, rules: list[CompiledRule], earlier: list[Case]
 ) -> bool:
     """Classify a case read under its row lock (its inbound messages joined in `text`), link the same person's
     recent cases (`earlier`), and record the verdict. True when a critical rule matched: the model then read the
-    message at once, or a batch had read it (`prediction`, None when the model was unavailable)."""
-    verdict = _verdict(case, text, rules, earlier, prediction)
+    message at once (a batch reads its cases beforehand and calls `_verdict` with their predictions)."""
+    verdict = _verdict(case, text, rules, earlier)
     _record_verdict(case, verdict, last_message_id, earlier)
     return verdict.read_by_model
 
