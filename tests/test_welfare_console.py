@@ -156,3 +156,33 @@ def test_adding_a_person_already_on_the_register_is_refused_with_a_message(clien
     form["full_name"] = "Hasija Hodžić-Begić"  # another person on the same number is a new entry
     assert client.post("/console/welfare/register/new/", form).status_code == 302
     assert VulnerablePerson.objects.count() == 4
+
+
+def test_a_welfare_visit_is_found_from_the_menu_by_its_worker_and_taken_by_an_alerted_supervisor(
+    client, supervisor, people, clock, settings
+):
+    from helpline.welfare import visits
+    from helpline.welfare.models import VisitTask
+
+    settings.PUBLIC_BASE_URL = "https://sos.example.test"
+    worker = StaffFactory(phone="+38762000001")
+    ShiftFactory(staff=worker, starts_at=START - dt.timedelta(hours=1), ends_at=START + dt.timedelta(hours=24))
+    services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=["Doboj"], needs=[], by=None,
+                            call_after_minutes=10, visit_after_minutes=10)  # fmt: skip
+    services.advance_campaigns(limit=10)  # asked
+    check = WelfareCheck.objects.get(person=people[2])
+    services.mark_unreachable(check.pk, "SMS failed (21211)")
+    task = VisitTask.objects.get()
+    assert "https://sos.example.test/console/welfare/visits/" in visits.texts.visit_task("A", "B", "C", task.pk)
+
+    assert task.assigned_to == worker.user
+    client.force_login(worker.user)
+    assert "/console/welfare/visits/" in client.get("/console/").content.decode()  # in the menu
+    assert "Ana Anić" in client.get("/console/welfare/visits/").content.decode()
+
+    client.force_login(supervisor.user)  # alerted by the ladder, not given the visit
+    page = client.get("/console/welfare/visits/").content.decode()
+    assert "Ana Anić" in page and f"/console/welfare/visits/{task.pk}/take/" in page
+    client.post(f"/console/welfare/visits/{task.pk}/take/")
+    task.refresh_from_db()
+    assert task.assigned_to == supervisor.user and task.status == "taken"

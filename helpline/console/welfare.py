@@ -241,7 +241,9 @@ def register_export(request: HttpRequest, file_format: str) -> HttpResponse:
 @require_GET
 @staff_page
 def my_visits(request: HttpRequest) -> HttpResponse:
-    return render(request, "console/welfare_visits.html", {"visits": selectors.open_visits_for(request.user)})
+    everyone = is_supervisor(request.user)
+    visits = selectors.open_visits_for(request.user, everyone=everyone)
+    return render(request, "console/welfare_visits.html", {"visits": visits, "everyone": everyone})
 
 
 @require_POST

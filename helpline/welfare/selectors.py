@@ -4,7 +4,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Case as SqlCase
+from django.db.models import Count, Max, Q, QuerySet, When
 
 from helpline.cases.encryption import phone_index, query_tokens
 from helpline.cases.intake import normalise_phone
@@ -130,9 +131,13 @@ def board_tallies() -> list[Tally]:
     return [tally(campaign) for campaign in running_campaigns()]
 
 
-def open_visits_for(user) -> QuerySet:
-    return (VisitTask.objects.filter(assigned_to=user).exclude(status=VisitStatus.DONE)
-            .select_related("welfare_check__person"))  # fmt: skip
+def open_visits_for(user, *, everyone: bool = False) -> QuerySet:
+    """The welfare visits not yet done that are this person's; with `everyone` (a supervisor, whom the ladder alerts
+    about visits nobody takes), all of them, the untaken first."""
+    visits = VisitTask.objects.exclude(status=VisitStatus.DONE).select_related("welfare_check__person", "assigned_to")
+    if not everyone:
+        return visits.filter(assigned_to=user)
+    return visits.order_by(SqlCase(When(status=VisitStatus.WAITING, then=0), default=1), "created_at", "pk")
 
 
 def spoken_question(check_id: int) -> tuple[str, str] | None:

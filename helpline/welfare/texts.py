@@ -56,8 +56,11 @@ def help_coming(reference: str, *, language: str, script: str) -> str:
 
 
 def visit_task(person_name: str, address: str, area: str, visit_id: int) -> str:
-    """To the worker sent to visit: who, where, and how to take it in the console."""
+    """To the worker sent to visit: who, where, and where in the console to take it (a link, when the service
+    knows its public address)."""
+    page = f"{settings.PUBLIC_BASE_URL}/console/welfare/visits/" if settings.PUBLIC_BASE_URL else ""
     return (
         f"Posjeta (provjera dobrobiti) #{visit_id}: {person_name}, {address}, {area}. "
-        "Nismo ih uspjeli dobiti ni porukom ni pozivom. Preuzmite zadatak u konzoli."
+        "Nismo ih uspjeli dobiti ni porukom ni pozivom. Preuzmite zadatak u konzoli"
+        + (f": {page}" if page else " (Obilasci).")
     )
