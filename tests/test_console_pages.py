@@ -277,3 +277,23 @@ def test_a_drill_case_is_marked_as_one(client, people):
     page = signed_in(client, people["worker"]).get("/console/").content.decode()
     row = page.split(drill.reference)[1].split("</li>")[0]
     assert 'class="badge drill"' in row
+
+
+def test_a_case_handed_on_offers_its_former_assignee_no_acknowledge_button(client):
+    from helpline.cases.services import assign_case
+
+    worker, colleague = StaffFactory(), StaffFactory()
+    case = CaseFactory(status=CaseStatus.TRIAGED, priority="high")
+    assign_case(case, worker.user, explanation="first")
+    assign_case(case, colleague.user, explanation="the ladder gave it on")
+    page = signed_in(client, worker).get(f"/console/cases/{case.pk}/")
+    assert page.status_code == 200  # still visible to them
+    assert f"/console/cases/{case.pk}/acknowledge/" not in page.content.decode()
+    assert f"/console/cases/{case.pk}/acknowledge/" in signed_in(client, colleague).get(
+        f"/console/cases/{case.pk}/").content.decode()
+
+
+def test_a_resolved_case_offers_no_reassign_form(client):
+    boss = StaffFactory(role="supervisor")
+    case = CaseFactory(status=CaseStatus.RESOLVED)
+    assert "/reassign/" not in signed_in(client, boss).get(f"/console/cases/{case.pk}/").content.decode()

@@ -145,14 +145,17 @@ def _case_context(request: HttpRequest, case, **forms) -> dict:
         "notification_log": selectors.notification_logs([case.pk]).get(case.pk, []),
         "earlier": list(selectors.earlier_cases_for(user, case)),
         "may_work": actions.may(user, case, Act.START),
+        # A case handed on to a colleague stays visible to its former assignee: no button that answers 403.
+        "may_acknowledge": actions.may(user, case, Act.ACKNOWLEDGE),
         "is_supervisor": is_supervisor,
         "reply_form": ReplyForm(),
         "note_form": NoteForm(),
         "resolve_form": ResolveForm(),
         "reason_form": ReasonForm(),
         "reclassify_form": ReclassifyForm(initial={"priority": case.priority, "category": case.category}),
+        # Only an open case can be given to someone (a closed one must be reopened first).
         "reassign_form": ReassignForm(initial={"staff": getattr(case.assigned_to, "staff_profile", None)})
-        if is_supervisor
+        if is_supervisor and case.is_open
         else None,
         "poll_seconds": settings.CONSOLE_POLL_SECONDS,
     }
