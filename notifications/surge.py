@@ -27,7 +27,7 @@ from helpline.roster.models import Shift, StaffProfile
 from helpline.roster.selectors import all_supervisors, on_duty, supervisors_on_duty
 from notifications.models import CallOut, NotificationKind, SurgeMode
 from notifications.outbox import queue_notification
-from notifications.texts import in_staff_language
+from notifications.texts import console_url, in_staff_language
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def end_surge(*, by: AbstractBaseUser) -> SurgeMode | None:
 
 def _console_link(path: str = "/console/board/") -> str:
     """The supervisor's board by default; a worker is given their own queue, since the board is for supervisors."""
-    return f"{settings.PUBLIC_BASE_URL}{path}" if settings.PUBLIC_BASE_URL else path
+    return console_url(path) or path
 
 
 def send_digests(now: dt.datetime | None = None) -> int:

@@ -24,6 +24,12 @@ def _facts(case: Case, code: str = "") -> dict[str, str]:
     }  # fmt: skip
 
 
+def console_url(path: str) -> str:
+    """The console page at `path` as a link a phone can open; "" when the service does not know its public address
+    (PUBLIC_BASE_URL, which SMS_BACKEND=twilio requires)."""
+    return f"{settings.PUBLIC_BASE_URL}{path}" if settings.PUBLIC_BASE_URL else ""
+
+
 # Every message about a case carries the one-time code that alone can acknowledge it by SMS ("OK 4821").
 def assignment(case: Case, code: str = "") -> str:
     return in_staff_language(

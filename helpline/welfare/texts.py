@@ -5,6 +5,7 @@ from django.conf import settings
 
 from helpline.cases.language import latin_to_cyrillic
 from helpline.cases.models import Language, Script
+from notifications.texts import console_url
 
 _INSTRUCTIONS = {
     Language.BOSNIAN: "Odgovorite 1 ako ste sigurni, 2 ako trebate pomoć.",
@@ -58,7 +59,7 @@ def help_coming(reference: str, *, language: str, script: str) -> str:
 def visit_task(person_name: str, address: str, area: str, visit_id: int) -> str:
     """To the worker sent to visit: who, where, and where in the console to take it (a link, when the service
     knows its public address)."""
-    page = f"{settings.PUBLIC_BASE_URL}/console/welfare/visits/" if settings.PUBLIC_BASE_URL else ""
+    page = console_url("/console/welfare/visits/")
     return (
         f"Posjeta (provjera dobrobiti) #{visit_id}: {person_name}, {address}, {area}. "
         "Nismo ih uspjeli dobiti ni porukom ni pozivom. Preuzmite zadatak u konzoli"
