@@ -51,12 +51,13 @@ VISIT_KEY_PREFIX = "visit:"
 MAX_VISIT_MINUTES = 12 * 60
 _PIN = re.compile(r"^\d{4,6}$")
 _MINUTES = re.compile(r"^\d{1,3}$")
+# Folded spellings (handle_visit_sms folds the word first): POMOĆ, ПОМОЋ and pomoc are all POMOC, ОК is OK.
 START_WORDS = frozenset({"VISIT", "POSJETA", "V"})
 SAFE_WORDS = frozenset({"SAFE", "SIGURAN", "SIGURNA", "SIGURNO"})
 EXTEND_WORDS = frozenset({"EXTEND", "PRODUZI"})
 # "HELP" may be taken by a carrier's own keyword handling on some numbers; POMOC always reaches us.
-ALARM_WORDS = frozenset({"HELP", "POMOC", "POMOĆ", "ПОМОЋ", "ПОМОЦ", "SOS"})
-ACKNOWLEDGE_WORDS = frozenset({"OK", "ОК", "DA", "YES"})
+ALARM_WORDS = frozenset({"HELP", "POMOC", "SOS"})
+ACKNOWLEDGE_WORDS = frozenset({"OK", "DA", "YES"})
 
 
 class VisitRefused(Exception):
