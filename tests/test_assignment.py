@@ -81,6 +81,25 @@ def test_the_case_goes_to_a_worker_who_speaks_the_language():
     assert case.assigned_to == english_speaker.user
 
 
+def test_a_case_in_a_language_nobody_on_duty_speaks_still_goes_to_someone_on_duty():
+    # Before, it waited unassigned with no escalation: people were on duty, so nothing chased it.
+    bosnian_only = on_duty_worker(languages=["bs"])
+    case = case_saying("Please help me, he has a knife and says he will kill me tonight", language="en")
+    actions.do_triage_case(case.pk)
+    case.refresh_from_db()
+    assert (case.priority, case.assigned_to, case.status) == ("critical", bosnian_only.user, CaseStatus.ASSIGNED)
+    explanation = case.timeline.get(kind=EventKind.ASSIGNED).details["explanation"]
+    assert "speaks the case's language (en)" in explanation
+
+
+def test_a_critical_case_in_a_language_nobody_speaks_goes_over_the_maximum_rather_than_wait():
+    full = on_duty_worker(languages=["bs"], max_open_cases=1)
+    CaseFactory(assigned_to=full.user, status=CaseStatus.ASSIGNED)
+    case = case_saying("Please help me, he has a knife and says he will kill me tonight", language="en")
+    actions.do_triage_case(case.pk)
+    assert Case.objects.get(pk=case.pk).assigned_to == full.user
+
+
 def test_a_worker_trained_for_the_category_is_preferred():
     on_duty_worker(skills=["material_need"])
     specialist = on_duty_worker(skills=["suicide_self_harm"])

@@ -115,7 +115,8 @@ def pick_assignee(
 ) -> AssignmentChoice:  # fmt: skip
     """On-duty workers who speak the case's language; skills matching the category first; below their maximum
     (a critical case may go over it rather than wait); fewest open cases, then idle longest. Else the on-duty
-    supervisor. Nobody on duty: nobody. `exclude` is a user id (the worker who let the case wait). With
+    supervisor; else a worker who does not speak the language (room first; a critical case over the maximum).
+    Nobody on duty: nobody. `exclude` is a user id (the worker who let the case wait). With
     `require_room` (a surge) nobody is chosen who has no room, whatever the priority; with `supervisors_need_room`
     (triage's batches) a supervisor at their maximum takes no more cases that are not critical: they wait."""
     workers = [w for w in pool.workers if w.user_id != exclude]
@@ -140,6 +141,16 @@ def pick_assignee(
         if exclude is not None:
             reason = "no other worker on duty who speaks the language and has room"
         return AssignmentChoice(_idlest(supervisors), f"{reason}: the supervisor on duty")
+    # Last, a worker who does not speak the case's language: a colleague or an interpreter can help them, and a
+    # case nobody on duty may take is a case nobody answers (with people on duty, no escalation would start).
+    others = [w for w in workers if w not in speakers]
+    with_room = [w for w in others if w.open_cases < w.max_open_cases]
+    if with_room or (is_critical and others and not require_room):
+        return AssignmentChoice(
+            _idlest(with_room or others),
+            f"nobody on duty who speaks the case's language ({case.language}) can take it: "
+            + ("has room" if with_room else "critical case, given over the worker's maximum"),
+        )
     if pool.is_empty or (exclude is not None and not workers and not supervisors):
         return AssignmentChoice(None, "nobody on duty" if exclude is None else "nobody else on duty")
     return AssignmentChoice(None, "everyone on duty is at their maximum")
