@@ -353,7 +353,7 @@ def _ladder_of(case: Case) -> Ladder:
 def _run_action(case: Case, action: str, step: int) -> bool:
     """Run one step; True when somebody was told or given the case. In surge mode a case that is not critical is
     told in the minute's digest instead, and is given to someone else only if someone has room."""
-    key = f"step:{case.pk}:{step}"
+    key = f"step:{case.pk}:{step}" if not case.escalation_run else f"step:{case.pk}:r{case.escalation_run}:{step}"
     if surge.is_quiet_for(case):
         return _reassign(case, step, require_room=True) if action == StepAction.REASSIGN else True
     urgent = case.priority in (Priority.CRITICAL, Priority.HIGH)

@@ -114,6 +114,31 @@ def test_the_supervisor_on_duty_takes_the_case_when_no_other_worker_can(clock):
     assert Notification.objects.filter(kind=NotificationKind.ASSIGNMENT, recipient=supervisor.user).count() == 2
 
 
+def test_a_case_a_supervisor_reassigns_after_its_ladder_ran_is_chased_again_from_the_first_step(clock):
+    # A second run of the ladder has the same step numbers as the first: its reminder and its supervisors' alerts
+    # were once taken for copies of the first run's and never sent.
+    first = on_duty(phone="+38761200301")
+    supervisor = StaffFactory(role="supervisor", phone="+38761200309")  # off duty: told only by the ladder
+    case = critical_case()
+    for minute in (2, 3):  # a reminder, then nobody else to reassign to: every supervisor is told
+        tick_at(clock, minute)
+    second = on_duty(phone="+38761200302")
+    clock.move_to(START + dt.timedelta(minutes=10))
+    actions.do_assign(Case.objects.get(pk=case.pk), by=supervisor.user, staff=second)
+    told_supervisor = Notification.objects.filter(recipient=supervisor.user).count()
+
+    tick_at(clock, 12)  # the new worker's deadline: their reminder
+    assert Notification.objects.filter(kind=NotificationKind.REMINDER, recipient=second.user).count() == 2
+    tick_at(clock, 13)  # the case goes to someone other than the worker who let it wait, or up to the supervisors
+    tick_at(clock, 16)
+    case.refresh_from_db()
+    assert case.escalation_run == 2
+    reached = case.timeline.filter(kind=EventKind.ESCALATED, details__step=1).values_list("details__reached", flat=True)
+    assert list(reached) == [True, True]
+    assert Notification.objects.filter(recipient=supervisor.user).count() > told_supervisor
+    assert first.user_id != second.user_id
+
+
 def test_a_policy_edited_after_the_clock_started_does_not_change_a_running_ladder(clock):
     on_duty(phone="+38761200301")
     StaffFactory(role="supervisor", phone="+38761200309")

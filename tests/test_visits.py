@@ -115,6 +115,25 @@ def test_a_visit_not_checked_out_escalates_step_by_step_until_the_worker_checks_
     assert not sent_to(WORKER_PHONE, idempotency_key__contains=":clear:").exists()
 
 
+def test_a_second_overdue_after_an_extension_calls_the_worker_and_the_supervisor_again(clock, team):
+    # The steps of a second run were once taken for copies of the first run's (same step numbers): the worker was
+    # never called the second time, and the supervisor heard nothing for minutes.
+    worker, *_ = team
+    sms(WORKER_PHONE, "VISIT 30 Ulica Maršala Tita 5, Maglaj")
+    tick_at(clock, 30)  # overdue: the worker is called
+    tick_at(clock, 35)  # then the supervisor on duty
+    assert sms(WORKER_PHONE, "EXTEND 30") is not None
+    called_before = sent_to(WORKER_PHONE, channel="voice").count()
+    told_before = sent_to(SUPERVISOR_PHONE, channel="voice").count()
+
+    tick_at(clock, 65)  # overdue again
+    assert sent_to(WORKER_PHONE, channel="voice").count() == called_before + 1
+    tick_at(clock, 70)
+    assert sent_to(SUPERVISOR_PHONE, channel="voice").count() > told_before
+    steps = Visit.objects.get(worker=worker).events.filter(kind=VisitEventKind.ESCALATED).order_by("pk")
+    assert all(step.details["reached"] for step in steps)
+
+
 def test_a_supervisor_taking_the_overdue_visit_stops_the_ladder_and_what_was_still_queued(clock, team):
     worker, supervisor, _ = team
     services.start_visit(worker, minutes=30, address="Doboj, Kralja Tvrtka 2", via="console")

@@ -233,6 +233,10 @@ class Case(models.Model):
     escalation_step = models.PositiveIntegerField(_("escalation steps run"), default=0)
     # How many times the ladder's repeating steps have run again (a critical case is chased until someone takes it).
     escalation_loop = models.PositiveIntegerField(_("escalation loops"), default=0)
+    # Which run of the ladder this is: each restart of the clock (a reassignment, a raised priority, a case flagged
+    # when nobody was on duty) counts one up. Its steps' messages carry it in their keys, so a second run's steps
+    # are sent, not taken for copies of the first run's (which had the same step numbers).
+    escalation_run = models.PositiveIntegerField(_("escalation runs"), default=0)
     # The escalation policy's steps as they were when the clock started: [[number, action, wait minutes], ...].
     escalation_ladder = models.JSONField(_("escalation steps"), default=list, blank=True, editable=False)
     is_escalated = models.BooleanField(_("escalated"), default=False, db_index=True)

@@ -355,7 +355,7 @@ def _assign_locked_case(
     locked: Case, assignee: AbstractBaseUser, by: AbstractBaseUser | None, explanation: str,
     acknowledge_by: dt.datetime | None, ladder: list[list] | None,
 ) -> Case:  # fmt: skip
-    clock = _escalation_clock_fields(acknowledge_by, ladder) if acknowledge_by is not None else {}
+    clock = _escalation_clock_fields(locked, acknowledge_by, ladder) if acknowledge_by is not None else {}
     previous = locked.assigned_to
     before = {"assigned_to": previous} | {field: getattr(locked, field) for field in clock}
     locked.assigned_to = assignee
@@ -426,15 +426,17 @@ def start_escalation_clock(case: Case, *, acknowledge_by: dt.datetime, ladder: l
     onto the case, so that editing or deleting a policy later can never end this case's ladder silently.
 
     `ladder` is a list of [step number, action, minutes to wait after it]. The caller holds the case's row lock."""
-    _save_escalation_fields(case, **_escalation_clock_fields(acknowledge_by, ladder))
+    _save_escalation_fields(case, **_escalation_clock_fields(case, acknowledge_by, ladder))
 
 
-def _escalation_clock_fields(acknowledge_by: dt.datetime, ladder: list[list] | None) -> dict[str, Any]:
+def _escalation_clock_fields(case: Case, acknowledge_by: dt.datetime, ladder: list[list] | None) -> dict[str, Any]:
+    """A new run of the ladder from its first step (`case` is the caller's locked copy)."""
     if ladder is None:
         raise ValueError("an acknowledgement clock needs the ladder it runs")
     return {
         "acknowledge_by": acknowledge_by, "escalation_due_at": acknowledge_by, "escalation_step": 0,
         "escalation_loop": 0, "escalation_ladder": ladder, "acknowledged_at": None,
+        "escalation_run": case.escalation_run + 1,
     }  # fmt: skip
 
 
@@ -450,8 +452,11 @@ def advance_escalation(
 
 
 def escalate_at_once(case: Case) -> None:
-    """Nobody could be given the case: its first escalation step is due now."""
-    _save_escalation_fields(case, escalation_due_at=timezone.now())
+    """Nobody could be given the case: a new run of the ladder, its first step due now. The caller holds the lock."""
+    _save_escalation_fields(
+        case, escalation_due_at=timezone.now(), escalation_step=0, escalation_loop=0,
+        escalation_run=case.escalation_run + 1,
+    )  # fmt: skip
 
 
 def stop_escalation(case: Case, *, acknowledged_at: dt.datetime | None = None) -> None:

@@ -182,7 +182,7 @@ def extend_visit(visit: Visit, *, minutes: int, by: AbstractBaseUser, via: str) 
 def _restart_overdue_clock(visit: Visit) -> None:
     visit.status = VisitStatus.ACTIVE
     visit.escalation_due_at = visit.expected_end_at
-    visit.escalation_step, visit.escalation_loop = 0, 0
+    visit.escalation_step, visit.escalation_loop, visit.escalation_run = 0, 0, visit.escalation_run + 1
     visit.escalation_ladder = overdue_ladder().as_snapshot()
     visit.acknowledged_at, visit.acknowledged_by = None, None
 
@@ -255,6 +255,7 @@ def raise_alarm(worker: StaffProfile, *, via: str, duress: bool = False) -> Visi
     visit.status, visit.alarm_raised_at, visit.is_duress = VisitStatus.ALARM, now, visit.is_duress or duress
     visit.escalation_ladder = alarm_ladder().as_snapshot()
     visit.escalation_step, visit.escalation_loop, visit.escalation_due_at = 0, 0, now
+    visit.escalation_run += 1
     visit.acknowledged_at, visit.acknowledged_by = None, None
     visit.save()
     _record(visit, VisitEventKind.ALARM, actor=worker.user, via=via, duress=duress)
@@ -439,7 +440,8 @@ def run_visit_escalation_step(visit: Visit, *, expected_step: int, now: dt.datet
 
 
 def _run_action(visit: Visit, action: str, step: int) -> bool:
-    key = f"{VISIT_KEY_PREFIX}{visit.pk}:{step}"
+    run = f"r{visit.escalation_run}:" if visit.escalation_run else ""
+    key = f"{VISIT_KEY_PREFIX}{visit.pk}:{run}{step}"
     worker_user = visit.worker.user_id
     if action == VisitStep.CALL_WORKER:
         if visit.status == VisitStatus.ALARM or not visit.worker.phone:
