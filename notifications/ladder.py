@@ -182,6 +182,7 @@ def hand_over(
     return case
 
 
+@transaction.atomic  # the assignment turn is held from the choice to the hand-over, or two choices see one room
 def assign_by_policy(case: Case, *, exclude: int | None = None, reason: str = "") -> Case:
     """The one way the service gives one case to someone by itself (a supervisor's "whoever should have it"): ask
     the assignment policy, hand over, or, with nobody on duty, flag the case for immediate escalation."""

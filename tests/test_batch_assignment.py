@@ -140,3 +140,18 @@ def test_in_a_surge_a_case_that_is_not_critical_leaves_giving_out_to_the_tick(mo
     with CaptureQueriesContext(connection) as queries:
         actions.do_triage_case(later.pk)
     assert any("triage_staffprofile" in query["sql"] for query in queries.captured_queries)
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_supervisors_giving_cases_to_whoever_should_have_them_at_once_never_overfill_a_worker():
+    worker = on_duty(max_open_cases=1)
+    supervisor = on_duty(role="supervisor", max_open_cases=50)
+    cases = [CaseFactory(status=CaseStatus.TRIAGED, priority=Priority.NORMAL) for _ in range(6)]
+
+    _, errors = run_at_once(
+        lambda case: actions.do_assign(case, by=supervisor.user), [(case,) for case in cases]
+    )  # fmt: skip
+    assert errors == []
+    assert open_cases_of(worker) == 1  # each choice was made and kept under the assignment turn
+    assert open_cases_of(supervisor) == 5
