@@ -134,7 +134,7 @@ def test_resolving_needs_an_outcome_and_an_illegal_change_is_explained(client, p
     response = client.post(url + "start/", {})
     assert response.status_code == 409 and "error-summary" in response.content.decode()
     assert client.post(url + "reopen/", {"reason": "javila se opet"}).status_code == 302
-    assert Case.objects.get(pk=cases["mine"].pk).status == CaseStatus.ASSIGNED
+    assert Case.objects.get(pk=cases["mine"].pk).status == CaseStatus.ACKNOWLEDGED  # theirs again, in hand
 
 
 def test_a_note_is_on_the_timeline_only(client, people, cases):

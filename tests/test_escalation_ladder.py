@@ -268,6 +268,69 @@ def test_a_citizen_writing_again_on_a_critical_case_reaches_its_worker(clock, tw
     assert case.status == CaseStatus.ACKNOWLEDGED and case.escalation_due_at is None  # no new ladder
 
 
+def off_duty_by_now(**profile):
+    """On a shift that ended an hour before START."""
+    staff = StaffFactory(**profile)
+    ShiftFactory(staff=staff, starts_at=START - dt.timedelta(hours=9), ends_at=START - dt.timedelta(hours=1))
+    return staff
+
+
+def test_an_urgent_follow_up_on_a_case_whose_worker_went_home_goes_to_someone_on_duty(clock, twilio):
+    # Before, only the day worker's phone got an SMS: no call, no ladder, nobody on duty told.
+    day_worker = off_duty_by_now(phone="+38761200301")
+    night_worker = on_duty(phone="+38761200302")
+    case = CaseFactory(assigned_to=day_worker.user, status=CaseStatus.IN_PROGRESS, priority="high")
+    MessageFactory(case=case, body="trebam savjet oko djece")
+    Case.objects.filter(pk=case.pk).update(triaged_at=START - dt.timedelta(hours=3))
+
+    twilio_message = MessageFactory(case=case, body="On je sad ovdje s nožem, ubit će me")
+    actions.do_triage_case(case.pk)
+    case.refresh_from_db()
+    assert twilio_message.case_id == case.pk
+    assert (case.priority, case.assigned_to, case.status) == ("critical", night_worker.user, CaseStatus.ASSIGNED)
+    assert case.acknowledge_by is not None and case.escalation_due_at is not None  # its ladder runs
+    assert Notification.objects.filter(recipient=night_worker.user, channel=NotificationChannel.VOICE).exists()
+
+
+def test_a_citizen_writing_on_a_resolved_web_case_is_taken_again_not_left_counted_as_in_hand(clock, client):
+    worker = on_duty(phone="+38761200301")
+    created = client.post(
+        "/api/v1/inquiries/", {"message": "Trebam savjet oko alimentacije"}, content_type="application/json"
+    ).json()
+    case = Case.objects.get()
+    actions.do_triage_case(case.pk)
+    acknowledgement.acknowledge_case(case, by=worker.user, via="API")
+    actions.do_resolve(Case.objects.get(pk=case.pk), by=worker.user, outcome="savjet dat")
+
+    clock.shift(dt.timedelta(hours=3))  # the same shift
+    client.post(
+        created["status_url"] + "messages/", {"message": "On je opet tu, ima nož i prijeti da će me ubiti"},
+        content_type="application/json", HTTP_X_INQUIRY_TOKEN=created["token"],
+    )  # fmt: skip
+    actions.do_triage_case(case.pk)
+    case.refresh_from_db()
+    assert (case.status, case.priority, case.assigned_to) == (CaseStatus.ASSIGNED, "critical", worker.user)
+    assert case.acknowledged_at is None and case.escalation_due_at is not None  # chased until someone takes it
+    assert Notification.objects.filter(
+        recipient=worker.user, kind=NotificationKind.ASSIGNMENT, channel=NotificationChannel.VOICE
+    ).exists()  # fmt: skip
+
+
+def test_a_worker_reopening_their_own_case_has_it_in_hand_and_a_supervisor_reopening_it_starts_their_clock(clock):
+    worker = on_duty(phone="+38761200301")
+    supervisor = on_duty(role="supervisor", phone="+38761200309")
+    case = CaseFactory(assigned_to=worker.user, status=CaseStatus.RESOLVED, priority="normal")
+
+    reopened = actions.do_reopen(case, by=worker.user, reason="javila se opet")
+    assert reopened.status == CaseStatus.ACKNOWLEDGED and reopened.acknowledged_at is not None
+
+    actions.do_resolve(reopened, by=worker.user, outcome="riješeno")
+    reopened = actions.do_reopen(Case.objects.get(pk=case.pk), by=supervisor.user, reason="nova informacija")
+    assert (reopened.status, reopened.assigned_to) == (CaseStatus.ASSIGNED, worker.user)
+    assert reopened.acknowledged_at is None and reopened.acknowledge_by is not None
+    assert Notification.objects.filter(recipient=worker.user, kind=NotificationKind.ASSIGNMENT).exists()
+
+
 def test_a_citizen_writing_again_on_a_waiting_case_keeps_its_ladder_running(clock, twilio):
     on_duty(phone="+38761200301")
     twilio.sms("ubit će me, ima nož", sid="SMfirst", from_number="+38761555111")

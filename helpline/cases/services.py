@@ -243,11 +243,16 @@ def _change_locked_case_status(
             message = _("The caller already has an open case, %(reference)s; continue there.")
             raise CaseTransitionError(message % {"reference": other.reference})
     locked.status = to_status
+    reopened_fields: list[str] = []
     if to_status == CaseStatus.RESOLVED:
         locked.resolved_at = timezone.now()
     elif is_reopen:
         locked.resolved_at = None
-    _save_locked_case(locked, ["status", "resolved_at", "updated_at", *also_save])
+        # The old acknowledgement was of the case as it was: back on a desk it waits to be taken again, and whoever
+        # reopens it starts the clock (casework's `case_reopened`); until then nothing counts it as in hand.
+        locked.acknowledged_at, locked.escalation_due_at = None, None
+        reopened_fields = ["acknowledged_at", "escalation_due_at"]
+    _save_locked_case(locked, ["status", "resolved_at", "updated_at", *reopened_fields, *also_save])
     record_event(
         locked,
         EventKind.STATUS_CHANGED,

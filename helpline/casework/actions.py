@@ -29,7 +29,7 @@ from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, Direction, Me
 from helpline.cases.selectors import by_urgency
 from helpline.casework.selectors import cases_visible_to
 from helpline.roster.models import StaffProfile
-from helpline.roster.selectors import is_staff_member, is_supervisor
+from helpline.roster.selectors import is_staff_member, is_supervisor, on_duty
 from notifications import acknowledgement, crisis, ladder, outbox, surge
 from triage import selectors as triage_selectors
 from triage import services as triage
@@ -129,9 +129,37 @@ def do_resolve(case: Case, *, by: AbstractBaseUser, outcome: str) -> Case:
 
 
 def do_reopen(case: Case, *, by: AbstractBaseUser, reason: str = "") -> Case:
+    """Back to its worker's desk (theirs again at once when they reopen it themselves; otherwise they are told and
+    their clock starts, or it goes to someone on duty when they cannot act on it), or to the queue."""
     check_may(by, case, Act.REOPEN)
     target = case_services.reopen_target(case)
-    return case_services.change_case_status(case, target, actor=by, reason=reason or "reopened")
+    with transaction.atomic():
+        reopened = case_services.change_case_status(case, target, actor=by, reason=reason or "reopened")
+        if reopened.assigned_to_id is None:
+            return reopened
+        if reopened.assigned_to_id == by.pk:
+            return acknowledgement.acknowledge_case(reopened, by=by, via="reopened")
+        return _to_someone_who_can_act(reopened, why="reopened")
+
+
+def _holder_can_act(case: Case) -> tuple[StaffProfile | None, bool]:
+    """The case's worker, and whether they can act on it now: active, and on duty."""
+    holder = StaffProfile.objects.filter(user_id=case.assigned_to_id).first()
+    if holder is None:
+        return None, False
+    return holder, on_duty(timezone.now()).filter(pk=holder.pk).exists()
+
+
+def _to_someone_who_can_act(case: Case, *, why: str) -> Case:
+    """A case back on its worker's desk with no clock (reopened): their clock starts and they are told when they
+    can act on it now; otherwise (off duty, on leave, deactivated) it goes to someone on duty by the assignment
+    policy, or, with nobody on duty, up the ladder at once."""
+    holder, can_act = _holder_can_act(case)
+    if holder is None or not can_act:
+        return ladder.assign_by_policy(
+            case, exclude=case.assigned_to_id, reason=f"{why}; its worker is off duty or no longer active"
+        )  # fmt: skip
+    return ladder.hand_over(case, holder, explanation=why)
 
 
 def do_reply(case: Case, *, by: AbstractBaseUser, text: str) -> Message:
@@ -268,6 +296,28 @@ def do_triage_case(case_id: int) -> Case | None:
     return case
 
 
+def _follow_up_reaches_someone(case: Case) -> Case:
+    """The citizen wrote again on a case someone has. Reopened by writing (back on the desk with no clock): its
+    worker's clock starts again, or it goes to someone who can act. Otherwise its worker is told of an urgent
+    follow-up when they can act on it now; when they cannot (off duty, on leave, deactivated), an urgent follow-up,
+    or any on a case whose worker is gone, goes to someone on duty: "he is back with a knife" must not wait for
+    tomorrow's shift, nor go to a phone that is switched off for the night."""
+    if case.status == CaseStatus.ASSIGNED and case.acknowledged_at is None and case.escalation_due_at is None:
+        return _to_someone_who_can_act(case, why="the citizen wrote again")
+    holder, can_act = _holder_can_act(case)
+    urgent = case.priority in (Priority.CRITICAL, Priority.HIGH)
+    gone = holder is None or not holder.is_active or not holder.user.is_active
+    if can_act:
+        outbox.tell_assignee_of_follow_up(case)
+        return case
+    if urgent or gone:
+        return ladder.assign_by_policy(
+            case, exclude=case.assigned_to_id,
+            reason="the citizen wrote again; its worker is off duty or no longer active",
+        )  # fmt: skip
+    return case
+
+
 @transaction.atomic
 def _triage_with_those_waiting(case_id: int, *, take_along: bool) -> list[Case]:
     """Triage the case and (`take_along`) a batch of the new cases waiting behind it, group them into the crisis
@@ -281,7 +331,7 @@ def _triage_with_those_waiting(case_id: int, *, take_along: bool) -> list[Case]:
     events = crisis.active_events()
     crisis.group_case(case, events)
     if run.read_follow_up and case.assigned_to_id is not None and case.is_open:
-        outbox.tell_assignee_of_follow_up(case)
+        case = _follow_up_reaches_someone(case)
     triaged = [case]
     # The critical worker (whose doorbells are the messages critical rules match) never carries a batch of calm
     # ones: it takes along a few other messages that sound critical, which the model reads with its own.
