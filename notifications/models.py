@@ -304,3 +304,18 @@ class BroadcastRecipient(models.Model):
 
     def __str__(self) -> str:
         return self.citizen
+
+
+class StaffSmsCommand(models.Model):
+    """An SMS from a staff phone (OK 4821, EXTEND 30, a call-out's 1), kept by Twilio's MessageSid with the answer
+    it got. Twilio sends a webhook again when our answer was slow or lost, and the spool replays what it kept: a
+    second copy gets the same answer and changes nothing (a second OK would take a second case, a second EXTEND 30
+    would push the visit's end out by another half hour)."""
+
+    message_sid = models.CharField(max_length=64, unique=True)
+    staff = models.ForeignKey("triage.StaffProfile", on_delete=models.CASCADE, related_name="+")
+    reply = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.message_sid

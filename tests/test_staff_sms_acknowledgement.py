@@ -93,6 +93,16 @@ def test_a_plain_ok_takes_the_critical_case_and_the_normal_one_still_waits(clock
     assert reply_text(twilio.sms("OK", sid="SMok3", from_number=WORKER_PHONE)) == texts.nothing_to_acknowledge()
 
 
+def test_the_same_ok_delivered_twice_takes_one_case_and_gets_the_same_answer(clock, twilio):
+    # Twilio sends a webhook again when our answer was slow; the second copy once took the next case too.
+    on_duty(phone=WORKER_PHONE)
+    first_case, second_case = new_case(CRITICAL_TEXT), new_case(NORMAL_TEXT)
+    first = twilio.sms("OK", sid="SMsame", from_number=WORKER_PHONE)
+    again = twilio.sms("OK", sid="SMsame", from_number=WORKER_PHONE)
+    assert reply_text(first) == reply_text(again) == texts.acknowledged(first_case)
+    assert is_waiting(second_case)
+
+
 def test_ok_with_a_reference_from_a_staff_phone_never_notified_changes_nothing(clock, twilio):
     on_duty(phone=WORKER_PHONE)
     colleague = StaffFactory(phone=COLLEAGUE_PHONE)  # a registered staff phone, told about nothing

@@ -134,6 +134,15 @@ def test_a_second_overdue_after_an_extension_calls_the_worker_and_the_supervisor
     assert all(step.details["reached"] for step in steps)
 
 
+def test_the_same_extend_delivered_twice_extends_the_visit_once(clock, team, twilio):
+    worker, *_ = team
+    sms(WORKER_PHONE, "VISIT 30 Ulica Maršala Tita 5, Maglaj")
+    end = Visit.objects.get(worker=worker).expected_end_at
+    twilio.sms("EXTEND 30", sid="SMextend", from_number=WORKER_PHONE)
+    twilio.sms("EXTEND 30", sid="SMextend", from_number=WORKER_PHONE)  # Twilio's retry of the same message
+    assert Visit.objects.get(worker=worker).expected_end_at == end + dt.timedelta(minutes=30)
+
+
 def test_a_supervisor_taking_the_overdue_visit_stops_the_ladder_and_what_was_still_queued(clock, team):
     worker, supervisor, _ = team
     services.start_visit(worker, minutes=30, address="Doboj, Kralja Tvrtka 2", via="console")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from helpline.cases import intake
@@ -20,6 +20,7 @@ from helpline.roster.selectors import on_duty, staff_by_id, staff_ids_with_phone
 from helpline.visits.services import handle_visit_sms
 from helpline.welfare.services import answer_welfare_reply, welfare_business_with_phone_index
 from notifications import acknowledgement, surge
+from notifications.models import StaffSmsCommand
 from triage.services import queue_for_text
 
 
@@ -42,11 +43,7 @@ def receive_sms(
     staff_id, welfare_business = _who_is_texting(phone, message_sid=message_sid, is_drill=is_drill)
     staff = staff_by_id(staff_id) if staff_id is not None else None
     if staff is not None:
-        # Home-visit commands first (VISIT, SAFE <PIN>, POMOC); "" is the silent alarm: no visible answer.
-        visit_reply = handle_visit_sms(staff, body)
-        if visit_reply is not None:
-            return SmsReceived(staff_reply=visit_reply)
-        return SmsReceived(staff_reply=acknowledgement.handle_staff_sms(staff, body))
+        return SmsReceived(staff_reply=_answer_staff_command(staff, body, message_sid=message_sid))
     if phone is not None and welfare_business:
         # An answer to an open welfare check ("1" safe, "2" help) is matched to the campaign that asked.
         welfare_reply = answer_welfare_reply(phone, body, message_sid=message_sid)
@@ -57,6 +54,29 @@ def receive_sms(
         triage_queue=queue_for_text(body), reserved_reference=reserved_reference,
     )  # fmt: skip
     return SmsReceived(intake=stored)
+
+
+def _answer_staff_command(staff: StaffProfile, body: str, *, message_sid: str) -> str:
+    """Run a staff phone's command once per MessageSid: a copy of the same SMS (Twilio's retry, the spool's replay)
+    gets the answer the first one got and changes nothing. A command that fails keeps no record, so its retry runs."""
+    if not message_sid:
+        return _run_staff_command(staff, body)
+    with transaction.atomic():
+        # A copy arriving while the first is being answered waits here on the unique key, then reads its answer.
+        command, first = StaffSmsCommand.objects.get_or_create(message_sid=message_sid, defaults={"staff": staff})
+        if not first:
+            return command.reply
+        command.reply = _run_staff_command(staff, body)
+        command.save(update_fields=["reply"])
+        return command.reply
+
+
+def _run_staff_command(staff: StaffProfile, body: str) -> str:
+    # Home-visit commands first (VISIT, SAFE <PIN>, POMOC); "" is the silent alarm: no visible answer.
+    visit_reply = handle_visit_sms(staff, body)
+    if visit_reply is not None:
+        return visit_reply
+    return acknowledgement.handle_staff_sms(staff, body)
 
 
 # Compiled once per process: compiling these two queries cost more CPU than PostgreSQL spent answering them.
