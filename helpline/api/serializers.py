@@ -7,8 +7,9 @@ from rest_framework import serializers
 
 from helpline.cases.models import Case, Message
 
-# Bosnian, Croatian and Serbian (either script) are answered in one reply language.
-LANGUAGE_ALIASES = {"bs": "bs", "hr": "bs", "sr": "bs", "sr-latn": "bs", "cnr": "bs", "en": "en"}
+# Bosnian, Croatian and Serbian (either script) are answered in one reply language; by a tag's first part, so
+# "sr-Cyrl", "bs-BA", "hr_HR" and "EN-us", as phones send them, read as they are meant.
+LANGUAGE_ALIASES = {"bs": "bs", "hr": "bs", "sr": "bs", "sh": "bs", "cnr": "bs", "en": "en"}
 
 
 def encodable_text(value: str) -> str:
@@ -65,11 +66,19 @@ class InquiryCreateSerializer(serializers.Serializer):
     )
     phone = PhoneNumberField(required=False, allow_blank=True, default="", region="BA")
     email = OptionalEmailField(required=False, allow_blank=True, default="")
-    language = serializers.ChoiceField(choices=sorted(LANGUAGE_ALIASES), required=False, allow_null=True, default=None)
+    language = TextField(
+        required=False, allow_null=True, allow_blank=True, default=None, max_length=35,
+        help_text=_(
+            "A hint, as a language tag (bs, hr, sr, sr-Cyrl, bs-BA, en-US...). Bosnian, Croatian and Serbian are "
+            "answered in one language; any other tag is ignored and the language is read from the message."
+        ),
+    )  # fmt: skip
     safe_contact = SafeContactSerializer(required=False, default=dict)
 
     def validate_language(self, value: str | None) -> str | None:
-        return LANGUAGE_ALIASES[value] if value else None
+        """A tag we do not answer in is no reason to refuse a message: the message's own words decide."""
+        primary = (value or "").strip().replace("_", "-").split("-")[0].lower()
+        return LANGUAGE_ALIASES.get(primary)
 
 
 class InquiryCreatedSerializer(serializers.Serializer):
