@@ -300,6 +300,45 @@ def test_a_web_form_sent_while_the_database_is_down_is_answered_and_its_code_wor
 
 @concurrent
 @database_server
+def test_a_web_form_stored_then_resent_during_an_outage_opens_the_case_by_either_reference(client):
+    # The browser resends the form (same key) while the database is down: the resend is answered with a reference
+    # of its own, which once opened nothing after the replay ("No case matches").
+    key = uuid.uuid4().hex
+    first = client.post("/inquiry/", {"message": "Treba mi pomoć", "idempotency_key": key})
+    with database_unreachable():
+        resent = client.post("/inquiry/", {"message": "Treba mi pomoć", "idempotency_key": key})
+    assert resent.status_code == 202
+    spooled_reference, code = reference_in(resent), intake.token_for_idempotency_key(key)
+
+    assert spool.replay_spool().stored == 1
+    case = Case.objects.get()
+    assert case.reference == reference_in(first) != spooled_reference
+    status = client.post("/inquiry/status/", {"reference": spooled_reference, "code": code}, follow=True)
+    assert status.status_code == 200 and case.reference in status.content.decode()
+
+
+@pytest.mark.django_db
+def test_an_inquiry_stored_just_before_the_database_fails_is_answered_with_its_own_reference(client, monkeypatch):
+    # The surge notice is read after the case is stored; a failure there once sent the stored inquiry to the spool
+    # as well, and the citizen was given the reference of a copy (or, with no key, a second case was made).
+    from django.db import OperationalError
+
+    from notifications import surge
+
+    def database_gone() -> str:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(surge, "citizen_notice", database_gone)
+    response = client.post("/api/v1/inquiries/", data={"message": "Pomoć"}, content_type="application/json")
+    assert response.status_code == 201
+    assert response.json()["reference"] == Case.objects.get().reference
+    form = client.post("/inquiry/", {"message": "Treba mi pomoć", "idempotency_key": uuid.uuid4().hex})
+    assert form.status_code == 201 and Case.objects.count() == 2
+    assert spool.pending() == []  # nothing sent to the spool besides
+
+
+@concurrent
+@database_server
 def test_api_inquiries_and_follow_ups_while_the_database_is_down_get_202_and_are_stored_once(client):
     case = CaseFactory(channel="web", citizen_token_hash=intake._hash_token("tajna"))
     with database_unreachable():

@@ -573,6 +573,8 @@ def record_web_inquiry(
             if already is not None:
                 if _first_inbound_text(already) != message:
                     raise IdempotencyKeyReused(idempotency_key)
+                # A resend spooled in an outage was answered with a reference of its own: it opens this case too.
+                _answered_with(reserved_reference, already)
                 return already
         case = _create_case(
             channel=Channel.WEB,

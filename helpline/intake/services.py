@@ -3,9 +3,10 @@ message rides (the quick danger check), and which language a contact is in. View
 answer; the storing itself is helpline.cases.intake."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from helpline.cases import intake
@@ -22,6 +23,8 @@ from helpline.welfare.services import answer_welfare_reply, welfare_business_wit
 from notifications import acknowledgement, surge
 from notifications.models import StaffSmsCommand
 from triage.services import queue_for_text
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -133,8 +136,14 @@ def receive_follow_up(case: Case, text: str, *, idempotency_key: str | None = No
 
 
 def surge_notice(script: str) -> str:
-    """The supervisors' notice for citizens while surge mode is on, in the citizen's script ("" otherwise)."""
-    notice = surge.citizen_notice().strip()
+    """The supervisors' notice for citizens while surge mode is on, in the citizen's script ("" otherwise). Read
+    after the contact is stored: a database that fails here leaves out the notice, never the answer (the contact
+    would go to the spool a second time and its citizen be given a reference to a copy)."""
+    try:
+        notice = surge.citizen_notice().strip()
+    except DatabaseError:
+        logger.warning("the surge notice could not be read; answered without it")
+        return ""
     return latin_to_cyrillic(notice) if notice and script == Script.CYRILLIC else notice
 
 
