@@ -283,6 +283,26 @@ def test_finishing_a_campaign_stops_asking_and_frees_its_numbers(provider, clock
     assert {m.to for m in ProviderStub.sent} == {str(p.phone) for p in people}
 
 
+@pytest.mark.parametrize("second_starts", ["after the finish", "before the finish"])
+def test_someone_who_never_answered_a_finished_campaign_is_asked_by_the_next_one(provider, clock, second_starts):
+    # Their open question once held them back from every later campaign, for good: nobody asked, called or visited.
+    (person,) = register(1)
+    on_duty(phone="+38762000001")
+    first = services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None)
+    run_ticks(clock, START + dt.timedelta(seconds=30), dt.timedelta(seconds=5))
+    assert len(sms_to(str(person.phone))) == 1  # asked; never answers
+    if second_starts == "before the finish":
+        services.start_campaign(title="Nestanak struje", question="Imate li struje?", areas=[], needs=[], by=None)
+        services.finish_campaign(first)
+    else:
+        services.finish_campaign(first)
+        services.start_campaign(title="Nestanak struje", question="Imate li struje?", areas=[], needs=[], by=None)
+
+    run_ticks(clock, START + dt.timedelta(seconds=90), dt.timedelta(seconds=5))
+    assert len(sms_to(str(person.phone))) == 2
+    assert WelfareCheck.objects.get(campaign=first).state == CheckState.UNREACHABLE
+
+
 def test_a_drill_never_holds_up_a_real_campaign(provider, clock):
     register(50)
     services.start_campaign(title="Vježba", question="Jeste li sigurni?", areas=[], needs=[], by=None, is_drill=True)

@@ -71,6 +71,7 @@ def start_campaign(
     # thousands of people would slow the start for nothing.
     chosen = people_for(areas=areas, needs=needs).only("pk", "phone", "needs", "birth_year")
     people = sorted(chosen, key=lambda p: (urgency_of(p, now.year), p.pk))
+    _settle_unanswered_questions_of_finished_campaigns()
     # Numbers are compared by their keyed hashes: the numbers themselves are stored encrypted.
     busy = set(
         WelfareCheck.objects.filter(state__in=QUESTION_OPEN, is_drill=is_drill).values_list("phone_index", flat=True)
@@ -223,8 +224,22 @@ def visit_the_silent(now: dt.datetime, *, limit: int = 500) -> int:
     return opened
 
 
+def _settle_unanswered_questions_of_finished_campaigns() -> int:
+    """A question a finished campaign asked and nobody answered is settled as unreachable once another campaign
+    wants that number. Left open, it held the person back from every later campaign for good (one open question
+    per number), and nothing would ever settle it: a finished campaign's checks are not called or visited. Until
+    then a late answer still reaches the campaign that asked (a "2" opens its case)."""
+    return WelfareCheck.objects.filter(
+        state__in=[CheckState.ASKED, CheckState.CALLED], campaign__status=CampaignStatus.FINISHED
+    ).update(
+        state=CheckState.UNREACHABLE, failure="no answer before the campaign was finished", updated_at=timezone.now()
+    )
+
+
 def release_held(now: dt.datetime) -> int:
     """A held person whose number has no open question any more is scheduled: the earlier campaign is settled."""
+    if WelfareCheck.objects.filter(state=CheckState.HELD, campaign__status=CampaignStatus.RUNNING).exists():
+        _settle_unanswered_questions_of_finished_campaigns()
     with transaction.atomic():
         held = list(
             WelfareCheck.objects.select_for_update(skip_locked=True)
