@@ -6,6 +6,7 @@ button is pressed.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from collections.abc import Sequence
@@ -199,6 +200,26 @@ def start_broadcast(
         if created:
             enqueue_after_commit(BROADCAST_TASK, broadcast.pk, queue=NOTIFICATIONS_QUEUE)
     return broadcast
+
+
+# A broadcast not finished this long after it was started lost its doorbell (the broker was down or dropped it, a
+# worker died mid-way): it is rung again. Delivering twice is harmless (each citizen is claimed once), only slower.
+BROADCAST_STALLED_AFTER = dt.timedelta(minutes=2)
+
+
+def ring_stalled_broadcasts(now: dt.datetime | None = None) -> int:
+    """Ring the sender again for broadcasts that should have finished by now; each is rung at most once per
+    BROADCAST_STALLED_AFTER (the time it was last rung is kept on it). Returns how many were rung."""
+    now = now or timezone.now()
+    stalled = CrisisBroadcast.objects.filter(finished_at__isnull=True, rung_at__lt=now - BROADCAST_STALLED_AFTER)
+    rung = 0
+    for broadcast_id in stalled.values_list("pk", flat=True)[:50]:
+        with transaction.atomic():
+            if CrisisBroadcast.objects.filter(pk=broadcast_id, finished_at__isnull=True).update(rung_at=now):
+                logger.warning("crisis broadcast %s had not finished: its sending is started again", broadcast_id)
+                enqueue_after_commit(BROADCAST_TASK, broadcast_id, queue=NOTIFICATIONS_QUEUE)
+                rung += 1
+    return rung
 
 
 def deliver_broadcast(broadcast_id: int, *, batch: int = 200) -> int:

@@ -41,3 +41,8 @@ def send_surge_digests() -> None:
 @shared_task(acks_late=True)
 def send_crisis_broadcast(broadcast_id: int) -> None:
     crisis.deliver_broadcast(broadcast_id)
+
+
+@shared_task
+def ring_stalled_broadcasts() -> None:
+    crisis.ring_stalled_broadcasts()

@@ -93,6 +93,26 @@ def test_the_events_broadcast_reply_reaches_each_grouped_citizen_once(client, fl
     assert "stiglo do 2, preskočeno 1" in client.get(f"/console/events/{flood.pk}/").content.decode()  # in Bosnian
 
 
+def test_a_broadcast_whose_doorbell_was_lost_is_rung_again_once_it_should_have_finished(
+    flood, supervisor, clock, queues, django_capture_on_commit_callbacks
+):
+    # Its task was published once, and nothing looked at it again: "on its way to everyone" reached nobody.
+    contact("Poplava u Maglaju, voda ulazi", phone="+38761000031")
+    queues.purge("notifications", "default")
+    broadcast = crisis.start_broadcast(flood, by=supervisor.user, token="t-1", text="Ekipe stižu večeras.")
+    # (The test's transaction never commits: the doorbell above is never rung, as when the broker lost it.)
+    assert crisis.ring_stalled_broadcasts() == 0  # not yet late
+    clock.shift(dt.timedelta(minutes=3))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert crisis.ring_stalled_broadcasts() == 1
+    assert crisis.ring_stalled_broadcasts() == 0  # rung: not again at once
+    assert queues.taken_in_order("notifications") == [(broadcast.pk,)]
+    crisis.deliver_broadcast(broadcast.pk)
+    assert Notification.objects.filter(kind=NotificationKind.CRISIS_BROADCAST).count() == 1
+    clock.shift(dt.timedelta(minutes=3))
+    assert crisis.ring_stalled_broadcasts() == 0  # finished
+
+
 def test_declaring_an_event_needs_a_place_or_keyword_and_an_answer(client, supervisor):
     client.force_login(supervisor.user)
     response = client.post("/console/events/", {"title": "Poplava", "answer": "Sporije odgovaramo."})

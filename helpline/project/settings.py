@@ -355,6 +355,7 @@ CELERY_TASK_ROUTES = {
     "notifications.tasks.send_roster_gap_report": {"queue": "notifications"},
     "notifications.tasks.send_surge_digests": {"queue": "notifications"},
     "notifications.tasks.send_crisis_broadcast": {"queue": "notifications"},
+    "notifications.tasks.ring_stalled_broadcasts": {"queue": "default"},
     # Supervisors must hear that staff alerts are failing even while the notifications queue is backed up.
     "notifications.tasks.alert_on_failing_delivery": {"queue": "escalation"},
     "helpline.intake.tasks.replay_intake_spool": {"queue": "default"},
@@ -385,6 +386,8 @@ CELERY_BEAT_SCHEDULE = {
     "relay-notifications": {"task": "notifications.tasks.relay_notifications", "schedule": 10.0},
     # In surge mode, one message a minute per person instead of one per case (a no-op otherwise).
     "surge-digests": {"task": "notifications.tasks.send_surge_digests", "schedule": 60.0},
+    # A crisis broadcast whose doorbell was lost is rung again (a no-op query otherwise).
+    "stalled-broadcasts": {"task": "notifications.tasks.ring_stalled_broadcasts", "schedule": 30.0},
     "delivery-failure-alert": {
         "task": "notifications.tasks.alert_on_failing_delivery", "schedule": 30.0, "options": {"expires": 25}
     },
