@@ -80,20 +80,42 @@ def declare_event(
     *, by: AbstractBaseUser, title: str, keywords: str = "", places: str = "", categories: list[str] | None = None,
     answer: str, answer_cyrillic: str = "",
 ) -> CrisisEvent:
-    """A clear error, nothing stored, when there is nothing to group by or nothing to say."""
-    title, answer = title.strip(), answer.strip()
+    """A clear error, nothing stored, when there is nothing to group by or nothing to say, or when the answer would
+    not fit in one SMS."""
+    title, keywords, places = _text(title), _text(keywords), _text(places)
+    answer, answer_cyrillic = _text(answer), _text(answer_cyrillic)
     if not title:
         raise ValueError(gettext("Give the event a title."))
     if not _terms(keywords) and not _terms(places):
         raise ValueError(gettext("Give at least one place or keyword, so contacts can be grouped."))
     if not answer:
         raise ValueError(gettext("Write the automatic answer for citizens."))
+    _refuse_what_does_not_fit_in_an_sms(answer, answer_cyrillic)
     event = CrisisEvent.objects.create(
         title=title[:120], keywords=keywords.strip(), places=places.strip(), categories=list(categories or []),
         answer=answer, answer_cyrillic=answer_cyrillic.strip(), declared_by=by,
     )  # fmt: skip
     logger.warning("crisis event declared: %s", event.title)
     return event
+
+
+def _text(value: str) -> str:
+    """A supervisor's text as stored: trimmed, without NUL characters (PostgreSQL refuses them, with a 500)."""
+    return (value or "").replace("\x00", "").strip()
+
+
+def _refuse_what_does_not_fit_in_an_sms(latin: str, cyrillic: str = "") -> None:
+    """The text as each citizen will get it (the helpline's name and the emergency numbers added, in each
+    language and script) must fit in one SMS: Twilio refuses a longer one, for every citizen at once."""
+    longest = max(
+        len(for_citizen(Case(language=language, script=script), latin, cyrillic))
+        for language in ("bs", "en") for script in (Script.LATIN, Script.CYRILLIC)
+    )  # fmt: skip
+    if longest > settings.SMS_MAX_LENGTH:
+        raise ValueError(
+            gettext("The text is too long for one SMS: shorten it by %(count)s characters.")
+            % {"count": longest - settings.SMS_MAX_LENGTH}
+        )
 
 
 def end_event(event: CrisisEvent, *, by: AbstractBaseUser) -> CrisisEvent:
@@ -187,9 +209,10 @@ def start_broadcast(
 ) -> CrisisBroadcast:
     """Record the broadcast and ring the sender after commit. The same token (a re-click, the form sent again)
     returns the broadcast already started: it is never sent twice."""
-    text = text.strip()
+    text, text_cyrillic = _text(text), _text(text_cyrillic)
     if not text:
         raise ValueError(gettext("Write the reply to send."))
+    _refuse_what_does_not_fit_in_an_sms(text, text_cyrillic)
     if not token:
         raise ValueError(gettext("The form has expired: open the event again."))
     with transaction.atomic():

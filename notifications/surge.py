@@ -91,6 +91,8 @@ def start_surge(*, by: AbstractBaseUser, name: str, citizen_notice: str = "") ->
     running = SurgeMode.objects.select_for_update().filter(is_on=True).first()
     if running is not None:
         return running
+    # NUL characters, which PostgreSQL refuses (a 500 for the supervisor), are no part of any text.
+    name, citizen_notice = name.replace("\x00", "").strip(), citizen_notice.replace("\x00", "").strip()
     try:
         with transaction.atomic():
             surge = SurgeMode.objects.create(name=name[:120], started_by=by, citizen_notice=citizen_notice)
