@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from helpline.cases import intake
 from helpline.cases import services as case_services
 from helpline.cases.models import Case, CaseStatus, EventKind, mask_phone
 from helpline.cases.selectors import by_urgency
@@ -28,7 +29,7 @@ from notifications.outbox import STOPS_WHEN_ACKNOWLEDGED, WAITING_FOR_ACKNOWLEDG
 
 logger = logging.getLogger(__name__)
 
-LIVE_CALL = "live call"
+LIVE_CALL = intake.LIVE_CALL
 ACCEPT_WORDS = frozenset({"OK", "1", "DA", "YES", "ОК", "ДА"})
 _CODE = re.compile(r"^\d{4,6}$")
 

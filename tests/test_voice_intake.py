@@ -84,6 +84,21 @@ def test_a_call_with_a_voicemail_is_not_recorded_as_missed(twilio):
     assert EventKind.CALL_MISSED not in case.timeline.values_list("kind", flat=True)
 
 
+def test_a_voicemail_whose_recording_callback_comes_after_the_call_ended_is_not_a_missed_call(twilio):
+    # Twilio usually posts the call's "completed" before the recording's callback: the Record action (which comes
+    # first, and carries the recording) attaches it.
+    twilio.call(sid="CA017")
+    twilio.call(VOICE + "recorded/", sid="CA017", RecordingSid="RE017", RecordingUrl="https://x.test/r",
+                RecordingDuration="12")  # fmt: skip
+    twilio.call(VOICE + "status/", sid="CA017", CallStatus="completed")
+    twilio.call(VOICE + "recording/", sid="CA017", RecordingSid="RE017", RecordingUrl="https://x.test/r",
+                RecordingDuration="12", RecordingStatus="completed")  # fmt: skip
+    case = Case.objects.get()
+    kinds = list(case.timeline.values_list("kind", flat=True))
+    assert EventKind.CALL_MISSED not in kinds and kinds.count(EventKind.VOICEMAIL_RECEIVED) == 1
+    assert not case.needs_callback and case.messages.get().recording_sid == "RE017"
+
+
 def test_a_withheld_number_is_an_anonymous_case_that_cannot_be_called_back(twilio):
     twilio.call(sid="CA008", from_number="+266696687")
     twilio.call(VOICE + "status/", sid="CA008", CallStatus="no-answer")

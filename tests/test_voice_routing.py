@@ -1,7 +1,7 @@
 """A live call rings the people on duty one after another; whoever presses 1 takes the case."""
 import pytest
 
-from helpline.cases.models import Case, CaseStatus
+from helpline.cases.models import Case, CaseStatus, EventKind
 from tests.factories import ShiftFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -76,6 +76,10 @@ def test_pressing_1_gives_the_worker_the_case_acknowledged_and_ends_the_hunt(twi
     assert case.assigned_to == worker.user and case.status == CaseStatus.ACKNOWLEDGED
     after = twilio.call(VOICE + "dial-result/?attempt=0", sid="CA500", DialCallStatus="completed").content.decode()
     assert "<Hangup />" in after and "<Dial" not in after
+    # The call ends: answered, not missed; nobody is sent to call back a caller a colleague just spoke with.
+    twilio.call(VOICE + "status/", sid="CA500", CallStatus="completed", CallDuration="600")
+    case.refresh_from_db()
+    assert not case.needs_callback and not case.timeline.filter(kind=EventKind.CALL_MISSED).exists()
 
 
 def test_another_key_is_not_an_answer(twilio):

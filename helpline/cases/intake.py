@@ -471,6 +471,8 @@ def attach_voicemail(*, call_sid: str, recording_sid: str, recording_url: str, s
     return message.case
 
 
+# How a case taken by pressing 1 on a live call says so on its timeline (the acknowledgement's "via").
+LIVE_CALL = "live call"
 # Call statuses after which nobody is on the line any more.
 FINAL_CALL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
 
@@ -488,7 +490,7 @@ def record_call_status(*, call_sid: str, call_status: str, duration: int | None 
         return case  # a repeated callback changes nothing
     message.call_status = call_status
     message.save(update_fields=["call_status"])
-    if call_status in FINAL_CALL_STATUSES and not message.recording_sid:
+    if call_status in FINAL_CALL_STATUSES and not message.recording_sid and not _taken_live(message):
         can_call_back = case.caller_id is not None
         if can_call_back and not case.needs_callback:
             Case.objects.filter(pk=case.pk).update(needs_callback=True)
@@ -498,6 +500,13 @@ def record_call_status(*, call_sid: str, call_status: str, duration: int | None 
             call_status=call_status, seconds=duration, can_call_back=can_call_back,
         )  # fmt: skip
     return case
+
+
+def _taken_live(call: Message) -> bool:
+    """A staff member pressed 1 and spoke with the caller during this call: it was answered, not missed."""
+    return call.case.timeline.filter(
+        kind=EventKind.ACKNOWLEDGED, details__via=LIVE_CALL, created_at__gte=call.created_at
+    ).exists()
 
 
 # --- Web ---------------------------------------------------------------------------------------------------

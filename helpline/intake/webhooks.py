@@ -352,7 +352,14 @@ def _goodbye(request: HttpRequest) -> HttpResponse:
 @twilio_webhook
 @spool_on_failure(_goodbye)
 def voicemail_recorded(request: HttpRequest) -> HttpResponse:
-    """Record's action: the caller finished speaking. The recording itself arrives on the status callback."""
+    """Record's action: the caller finished speaking. The recording is attached here already (its status callback,
+    which attaches it too, often comes after the call's "completed", which would have called the call missed)."""
+    recording_sid, seconds = _param(request, "RecordingSid"), _int_param(request, "RecordingDuration")
+    if recording_sid and seconds:
+        intake.attach_voicemail(
+            call_sid=_param(request, "CallSid"), recording_sid=recording_sid,
+            recording_url=_param(request, "RecordingUrl"), seconds=seconds,
+        )  # fmt: skip
     case = selectors.case_for_call(_param(request, "CallSid"))
     language = case.language if case is not None else "bs"
     response = VoiceResponse()
