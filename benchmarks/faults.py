@@ -342,7 +342,9 @@ print(json.dumps({
         status="failed", kind__in=("assignment", "reminder", "escalation"), case__status__in=waiting
     ).count(),
     "stuck_sending": staff.filter(status="sending").count(),
-    "settled_by_callback": staff.filter(delivery_attempts__detail="told by a status callback").distinct().count(),
+    "settled_by_callback": staff.filter(
+        delivery_attempts__result="sent", delivery_attempts__detail__startswith="status callback for "
+    ).distinct().count(),
 }))
 """
 

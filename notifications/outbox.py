@@ -344,13 +344,25 @@ def _after_sent(notification: Notification) -> None:
 
 def _record_late_result(notification: Notification, result: SendResult) -> DeliveryOutcome | None:
     """A worker that was taken for lost comes back (its Twilio call outlived the grace). A success still counts,
-    so the relay does not send the message again; anything else leaves the row to whoever holds it now."""
+    so the relay does not send the message again; anything else leaves the row to whoever holds it now. A send
+    Twilio's callback already told us of is left alone too: the callback may have settled it and queued the call
+    once more (busy, no answer), and marking it sent again would drop that second call."""
+    if result.ok and _told_by_a_callback(notification, result.provider_sid):
+        return None
     if result.ok and DELIVERY_PROGRESS[notification.status] < DELIVERY_PROGRESS[DeliveryStatus.SENT]:
         _mark_sent(notification, result.provider_sid)
         return DeliveryOutcome(DeliveryStatus.SENT)
     if result.ok and result.provider_sid != notification.provider_sid:
         logger.error("notification %s: a late send came back after the message had gone out", notification.pk)
     return None
+
+
+def _callback_detail(provider_sid: str) -> str:
+    return f"status callback for {provider_sid}"[:500]
+
+
+def _told_by_a_callback(notification: Notification, provider_sid: str) -> bool:
+    return bool(provider_sid) and notification.delivery_attempts.filter(detail=_callback_detail(provider_sid)).exists()
 
 
 def _mirror_to_message(notification: Notification, status: str) -> None:
@@ -580,7 +592,7 @@ def _settle_lost_send(provider_sid: str, notification_id: int) -> Notification |
     if not claimed.update(**_sent_fields(provider_sid)):
         return None
     notification = Notification.objects.select_related("case").get(pk=notification_id)
-    DeliveryAttempt.objects.create(notification=notification, result=SENT, detail="told by a status callback")
+    DeliveryAttempt.objects.create(notification=notification, result=SENT, detail=_callback_detail(provider_sid))
     _after_sent(notification)
     # Not a warning: a callback may simply overtake a worker that is alive and about to record the send.
     logger.info("notification %s: Twilio's status callback came before its worker recorded the send; recorded "
@@ -594,7 +606,9 @@ def record_staff_call_outcome(*, provider_sid: str, call_status: str, notificati
         notification = _by_sid_or_token(provider_sid, notification_id)
         if notification is None:
             return
-        DeliveryAttempt.objects.create(notification=notification, result=f"call {call_status}")
+        DeliveryAttempt.objects.create(
+            notification=notification, result=f"call {call_status}", detail=_callback_detail(provider_sid)
+        )
         if call_status in ("busy", "no-answer", "failed") and notification.attempts < 2:
             notification.status = DeliveryStatus.QUEUED
             notification.provider_sid = None

@@ -191,6 +191,35 @@ def test_a_call_status_callback_settles_a_call_whose_sid_the_lost_worker_never_w
     assert len(twilio_api.calls) == 1
 
 
+def test_a_busy_callback_that_overtakes_the_worker_keeps_the_second_call(
+    clock, twilio_api, twilio, monkeypatch, settings
+):
+    # Twilio's "busy" reached the web before the sending worker recorded the call: the worker then marked it sent
+    # over the retry the callback had queued, so the worker was never called again, and the timeline said "sent"
+    # twice.
+    worker = on_duty(phone="+38761200300")
+    case = assigned_case("ubit će me, ima nož")
+    call = Notification.objects.get(recipient=worker.user, channel="voice")
+    record_as_the_worker_does = outbox._record_send_result
+
+    def callback_comes_first(notification, result, *, claimed_attempt):
+        path = twilio_api.calls[-1].form["StatusCallback"].removeprefix("https://sos.example.test")
+        assert twilio.post(path, {"CallSid": result.provider_sid, "CallStatus": "busy"}).status_code == 204
+        return record_as_the_worker_does(notification, result, claimed_attempt=claimed_attempt)
+
+    monkeypatch.setattr(outbox, "_record_send_result", callback_comes_first)
+    outbox.deliver(call.pk)
+    monkeypatch.undo()
+    call.refresh_from_db()
+    assert call.status == DeliveryStatus.QUEUED and call.next_attempt_at is not None
+
+    clock.shift(dt.timedelta(seconds=settings.STAFF_CALL_RETRY_SECONDS + 1))
+    outbox.deliver(call.pk)
+    assert len(twilio_api.calls) == 2  # called once more
+    sent_events = case.timeline.filter(kind="message_sent", details__notification_id=call.pk)
+    assert sent_events.count() == 2  # one for each call placed, not two for the first
+
+
 def test_an_sms_status_callback_settles_a_message_whose_sid_the_lost_worker_never_wrote(clock, twilio_api, twilio):
     worker = on_duty(phone="+38761200300")
     assigned_case()
