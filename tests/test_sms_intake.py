@@ -164,6 +164,20 @@ def test_stop_records_the_opt_out_and_start_reverses_it(twilio):
     assert Case.objects.count() == 1
 
 
+@pytest.mark.parametrize("open_case", [True, False], ids=["on an open case", "with no open case"])
+def test_a_citizens_yes_is_an_answer_stored_and_passed_on_not_an_opt_in(twilio, open_case):
+    # "Reply YES if it is safe to call": it was taken for Twilio's opt-in keyword, answered "you will receive
+    # our SMS again", never triaged (its worker was not told), and with no open case not stored at all.
+    if open_case:
+        twilio.sms("Trebam pomoć", sid="SM073")
+    response = twilio.sms("Yes", sid="SM074")
+    case = Case.objects.get()
+    assert "Yes" in case.messages.values_list("body", flat=True)
+    assert EventKind.OPTED_IN not in case.timeline.values_list("kind", flat=True)
+    assert case.reference in reply_text(response)  # the usual receipt
+    assert case.triage_requested_at is not None
+
+
 def test_stop_without_an_open_case_opens_no_case(twilio):
     twilio.sms("Stop", sid="SM080")
     assert Caller.objects.get().has_opted_out

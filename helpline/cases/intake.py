@@ -336,7 +336,10 @@ def record_inbound_sms(
                 already.case, _sms_kind(keyword), already.case.language, already.case.script, opened_the_case
             )
         caller = _caller_for(phone)
-        if keyword in OPT_OUT_KEYWORDS | OPT_IN_KEYWORDS and caller is not None:
+        # STOP always stops. START or YES only means "send to me again" from someone who had stopped: from anyone
+        # else it is an answer ("Yes, you can call now") and is stored, triaged and passed on like any message.
+        opting_in = keyword in OPT_IN_KEYWORDS and caller is not None and caller.has_opted_out
+        if (keyword in OPT_OUT_KEYWORDS and caller is not None) or opting_in:
             return _record_opt_change(caller, keyword, message_sid, body, language, script)
         case, is_new = _open_or_create_case(
             channel=Channel.SMS, caller=caller, text=body, is_drill=is_drill, reserved_reference=reserved_reference,
