@@ -45,6 +45,37 @@ def test_a_sheet_with_errors_and_a_duplicate_stores_nothing_and_says_what_is_wro
     assert "municipality" in six
 
 
+def test_excels_csv_with_semicolons_in_windows_1250_is_read_as_excel_meant_it():
+    # Excel here saves CSV with ";" and in Windows-1250: it was read as one column, every row "nothing to do", and
+    # "Imported: 0 new" stored nobody, without a word.
+    sheet = (HEADER + GOOD).replace(",", ";").replace('"lives_alone; power_device"', '"lives_alone, power_device"')
+    sheet = sheet.replace("Милан Петровић", "Milan Petrović").replace("Крајишка 7", "Krajiška 7")
+    report = register.confirm_import(sheet.encode("cp1250"), "csv", by=None)
+    assert report.stored and [row.action for row in report.rows] == ["new", "new"]
+    assert person_named("Hasija Hodžić").needs == ["lives_alone", "power_device"]
+
+
+def test_a_sheet_without_the_name_and_phone_columns_is_refused_naming_the_columns_it_has():
+    with pytest.raises(register.SheetNotReadable, match="Columns found: ime, telefon"):
+        register.preview_import(b"ime,telefon\nHasija,061 111 222\n", "csv")
+
+
+def test_a_phone_written_as_a_decimal_is_read_and_a_wrong_birth_year_is_explained_in_words():
+    rows = (
+        "Hasija Hodžić,61111222.0,Maglaj,Novi Šeher,Glavna 3,bs,latin,1942.0,lives_alone,public_task\n"
+        "Ivo Ivić,062 555 666,Maglaj,,,bs,latin,oko 1940,,public_task\n"
+        "Ana Anić,061 1,Maglaj,,,bs,latin,1950,,public_task\n"
+    )
+    report = register.preview_import(csv_bytes(rows), "csv")
+    by_row = {row.number: row for row in report.rows}
+    assert by_row[2].action == "new" and not by_row[2].errors
+    assert "birth year 'oko 1940' is not a year such as 1942" in " ".join(by_row[3].errors)
+    assert "is not a phone number in use" in " ".join(by_row[4].errors)
+    register.confirm_import(csv_bytes(rows.splitlines()[0] + "\n"), "csv", by=None)
+    hasija = person_named("Hasija Hodžić")
+    assert (str(hasija.phone), hasija.birth_year) == ("+38761111222", 1942)
+
+
 def test_the_preview_stores_nothing_and_a_clean_sheet_is_stored_whole():
     staff = StaffFactory()
     preview = register.preview_import(csv_bytes(GOOD), "csv")

@@ -213,6 +213,9 @@ def register_import(request: HttpRequest) -> HttpResponse:
         return redirect("console:welfare-register")
     try:
         report = register.preview_import(data, file_format)
+    except register.SheetNotReadable as problem:
+        messages.error(request, str(problem))
+        return redirect("console:welfare-register")
     except Exception:  # an unreadable file (not CSV/XLSX, wrong encoding): say so, never a stack trace
         messages.error(request, _("The file could not be read as CSV or XLSX."))
         return redirect("console:welfare-register")

@@ -4,12 +4,16 @@ and name as an earlier row of the file is a duplicate; one matching an entry alr
 by the keyed hash of its number and name: both are stored encrypted)."""
 from __future__ import annotations
 
+import datetime as dt
+import re
 from dataclasses import dataclass, field
 
+import phonenumbers
 import tablib
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 from import_export import fields, resources, widgets
 from import_export.instance_loaders import BaseInstanceLoader
 
@@ -54,18 +58,40 @@ class PhoneWidget(widgets.Widget):
         self.required = required
 
     def clean(self, value, row=None, **kwargs):
-        raw = str(value or "").strip()
+        if isinstance(value, float) and value.is_integer():  # a number cell: 61111444.0, not "61111444.0"
+            value = int(value)
+        raw = _WHOLE_NUMBER_WRITTEN_AS_DECIMAL.sub(r"\1", str(value or "").strip())
         if not raw:
             if self.required:
                 raise ValueError("a phone number is required")
             return ""
         phone = normalise_phone(raw)
-        if phone is None:
-            raise ValueError(f"{raw!r} is not a phone number")
+        # Valid, not merely possible: a mistyped number would have its person's welfare question go nowhere.
+        if phone is None or not phonenumbers.is_valid_number(phonenumbers.parse(phone)):
+            raise ValueError(f"{raw!r} is not a phone number in use (check the digits; write it as 061 123 456)")
         return phone
 
     def render(self, value, obj=None, **kwargs):
         return str(value or "")
+
+
+# "61111444.0": a number that went through a numeric cell or a script on its way to the sheet.
+_WHOLE_NUMBER_WRITTEN_AS_DECIMAL = re.compile(r"^(\+?\d+)\.0+$")
+
+
+class BirthYearWidget(widgets.Widget):
+    def clean(self, value, row=None, **kwargs):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        text = _WHOLE_NUMBER_WRITTEN_AS_DECIMAL.sub(r"\1", str(value if value is not None else "").strip())
+        if not text:
+            return None
+        if not (text.isascii() and text.isdigit() and 1900 <= int(text) <= dt.date.today().year):
+            raise ValueError(f"birth year {text!r} is not a year such as 1942 (leave it empty if unknown)")
+        return int(text)
+
+    def render(self, value, obj=None, **kwargs):
+        return "" if value is None else str(value)
 
 
 class ChoiceWidget(widgets.Widget):
@@ -100,6 +126,7 @@ class VulnerablePersonResource(resources.ModelResource):
         attribute="trusted_contact_phone", column_name="trusted_contact_phone", widget=PhoneWidget(required=False)
     )
     needs = fields.Field(attribute="needs", column_name="needs", widget=NeedsWidget())
+    birth_year = fields.Field(attribute="birth_year", column_name="birth_year", widget=BirthYearWidget())
     language = fields.Field(
         attribute="language", column_name="language", widget=ChoiceWidget(Language.values, default="bs")
     )
@@ -161,12 +188,49 @@ class ImportReport:
         return sum(1 for row in self.rows if row.action == action)
 
 
+class SheetNotReadable(ValueError):
+    """The file cannot be read as a register: the message says what to do, in words a supervisor can act on."""
+
+
+REQUIRED_COLUMNS = ("full_name", "phone")
+
+
 def load(data: bytes, file_format: str) -> tablib.Dataset:
+    """The sheet as rows. A CSV may be UTF-8 or Windows-1250 (what Excel saves here), and its columns separated by
+    commas or by semicolons (Excel's CSV in Bosnian, Croatian and Serbian); a sheet without the columns a person
+    needs is refused, naming the columns it has, instead of previewing every row as nothing to do."""
     if file_format not in FORMATS:
         raise ValueError(f"unsupported format {file_format!r}")
     if file_format == "csv":
-        return tablib.Dataset().load(data.decode("utf-8-sig"), format="csv")
-    return tablib.Dataset().load(data, format="xlsx")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = data.decode("cp1250", errors="strict") if _is_cp1250(data) else None
+            if text is None:
+                raise SheetNotReadable(gettext(
+                    "The file's characters could not be read: save it as CSV UTF-8 or as an Excel workbook (.xlsx)."
+                )) from None
+        header = text.splitlines()[0] if text.strip() else ""
+        delimiter = max(",;\t", key=header.count) if header else ","
+        sheet = tablib.Dataset().load(text, format="csv", delimiter=delimiter)
+    else:
+        sheet = tablib.Dataset().load(data, format="xlsx")
+    found = [str(name or "").strip() for name in (sheet.headers or [])]
+    missing = [name for name in REQUIRED_COLUMNS if name not in found]
+    if missing:
+        raise SheetNotReadable(gettext(
+            "The sheet has no column %(missing)s: its first row must name the columns (%(required)s, ...). "
+            "Columns found: %(found)s."
+        ) % {"missing": ", ".join(missing), "required": ", ".join(REQUIRED_COLUMNS), "found": ", ".join(found) or "-"})
+    return sheet
+
+
+def _is_cp1250(data: bytes) -> bool:
+    try:
+        data.decode("cp1250")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _report(result) -> ImportReport:
