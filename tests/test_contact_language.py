@@ -22,3 +22,24 @@ def test_a_cyrillic_message_is_a_bosnian_case_written_in_cyrillic(client):
     client.post("/inquiry/", form_data(message="Отац пије и виче на нас."), HTTP_ACCEPT_LANGUAGE="en")
     case = Case.objects.get()
     assert (case.language, case.script) == ("bs", "cyrillic")
+
+
+@pytest.mark.parametrize(
+    ("message", "browser", "page"),
+    [
+        ("My husband is hitting me, please help", "de", '<html lang="en">'),
+        ("Muž me tuče, upravo sada, pomozite", "en", '<html lang="bs">'),
+    ],
+)
+def test_the_page_after_sending_is_in_the_language_the_citizen_wrote_in_not_the_browsers(client, message, browser,
+                                                                                         page):
+    # It carries what to do now and the code shown only once: it followed the browser, so a tourist whose browser
+    # asks for German, writing in English, read it in Bosnian.
+    response = client.post("/inquiry/", form_data(message=message), HTTP_ACCEPT_LANGUAGE=browser)
+    assert response.status_code == 201 and page in response.content.decode()
+
+
+def test_a_language_the_citizen_chose_on_the_page_wins(client, settings):
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    response = client.post("/inquiry/", form_data(message="Muž me tuče, upravo sada, pomozite"))
+    assert '<html lang="en">' in response.content.decode()

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from helpline.cases import intake, selectors
 from helpline.cases.citizen_code import format_code, normalise_code, normalise_reference
-from helpline.cases.language import detect_script
+from helpline.cases.language import detect_language, detect_script
 from helpline.cases.models import Case, Channel, Direction, Priority
 from helpline.drill.marker import is_drill_request
 from helpline.intake import services, spool
@@ -35,16 +35,29 @@ def _page_context() -> dict:
     return {"emergency": settings.EMERGENCY_NUMBERS, "quick_exit_url": settings.QUICK_EXIT_URL}
 
 
-def _chose_english(request: HttpRequest) -> bool:
-    return request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME) == "en"
+def _page_language(request: HttpRequest, written_in: str | None) -> str:
+    """The language a page about a citizen's message is in: the one they chose with the page's switch, else the
+    one they wrote in (a tourist whose browser asks for German, writing in English, reads English; someone writing
+    Bosnian on a phone set to English reads Bosnian), else what their browser asked for."""
+    chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
+    offered = {code for code, _name in settings.LANGUAGES}
+    if chosen in offered:
+        return chosen
+    if written_in in offered:
+        return written_in
+    return translation.get_language() or settings.LANGUAGE_CODE
 
 
 def _render(
-    request: HttpRequest, template: str, context: dict, *, script: str = "latin", status: int = 200
-) -> HttpResponse:
-    """A public page; in Bosnian Cyrillic when the citizen wrote in Cyrillic (unless they switched to English)."""
-    if script != "cyrillic" or _chose_english(request):
-        return render(request, template, {**_page_context(), **context}, status=status)
+    request: HttpRequest, template: str, context: dict, *, script: str = "latin", status: int = 200,
+    written_in: str | None = None,
+) -> HttpResponse:  # fmt: skip
+    """A public page, in the language the citizen wrote in (`written_in`: the case's, or read from their message)
+    unless they chose another; in Bosnian Cyrillic when they wrote in Cyrillic (unless they switched to English)."""
+    language = _page_language(request, written_in)
+    if script != "cyrillic" or language == "en":
+        with translation.override(language):
+            return render(request, template, {**_page_context(), **context}, status=status)
     with translation.override("bs"):
         response = render(request, template, {**_page_context(), **context, "html_lang": "bs-Cyrl"}, status=status)
     response.content = html_in_cyrillic(response.content.decode()).encode()
@@ -83,12 +96,15 @@ def _inquiry(request: HttpRequest, form: InquiryForm, *, over_address_limit: str
 
 
 def _received(
-    request: HttpRequest, *, reference: str, code: str, in_danger: bool, script: str, status: int, notice: str = ""
-) -> HttpResponse:
+    request: HttpRequest, *, reference: str, code: str, in_danger: bool, script: str, status: int, notice: str = "",
+    written_in: str | None = None,
+) -> HttpResponse:  # fmt: skip
     # Rendered, not redirected: the secret code must never sit in a URL or the browser's history. A reload
     # sends the same idempotency key, so it is answered with the same case and code, and stores nothing new.
     context = {"reference": reference, "code": format_code(code), "in_danger": in_danger, "notice": notice}
-    return _render(request, "helpline/inquiry_received.html", context, script=script, status=status)
+    return _render(
+        request, "helpline/inquiry_received.html", context, script=script, status=status, written_in=written_in
+    )
 
 
 def _spool_inquiry(request: HttpRequest) -> HttpResponse:
@@ -103,6 +119,7 @@ def _spool_inquiry(request: HttpRequest) -> HttpResponse:
     return _received(
         request, reference=contact.reference, code=intake.token_for_idempotency_key(key),
         in_danger=services.reads_as_danger(message), script=detect_script(message), status=202,
+        written_in=detect_language(message),
     )  # fmt: skip
 
 
@@ -126,6 +143,7 @@ def inquiry_form(request: HttpRequest) -> HttpResponse:
     return _received(
         request, reference=received.case.reference, code=received.token, in_danger=received.in_danger,
         script=received.case.script, status=201, notice=services.surge_notice(received.case.script),
+        written_in=received.case.language,
     )  # fmt: skip
 
 
@@ -185,7 +203,9 @@ def _conversation(
         "follow_up_form": follow_up_form or FollowUpForm(initial={"idempotency_key": new_idempotency_key()}),
         "code": code,
     }
-    return _render(request, "helpline/inquiry_status.html", context, script=case.script, status=status)
+    return _render(
+        request, "helpline/inquiry_status.html", context, script=case.script, status=status, written_in=case.language
+    )
 
 
 def _spool_follow_up(request: HttpRequest) -> HttpResponse:
@@ -201,7 +221,10 @@ def _spool_follow_up(request: HttpRequest) -> HttpResponse:
     )  # fmt: skip
     script = detect_script(data["message"])
     context = {"reference": reference, "in_danger": services.reads_as_danger(data["message"])}
-    return _render(request, "helpline/follow_up_received.html", context, script=script, status=202)
+    return _render(
+        request, "helpline/follow_up_received.html", context, script=script, status=202,
+        written_in=detect_language(data["message"]),
+    )  # fmt: skip
 
 
 @never_cache
@@ -254,7 +277,10 @@ def conversation_messages(request: HttpRequest) -> HttpResponse:
     if opened is None:
         return HttpResponse(status=286)
     case, _code = opened
-    return _render(request, "helpline/_conversation.html", _conversation_context(case), script=case.script)
+    return _render(
+        request, "helpline/_conversation.html", _conversation_context(case), script=case.script,
+        written_in=case.language,
+    )  # fmt: skip
 
 
 conversation_messages.is_polling = True
