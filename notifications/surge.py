@@ -23,7 +23,7 @@ from django.utils.translation import gettext
 from helpline.cases.kept_reads import kept_for_a_second
 from helpline.cases.language import fold
 from helpline.cases.models import Case, CaseStatus, Priority
-from helpline.roster.models import Shift, StaffProfile
+from helpline.roster.models import Absence, Shift, StaffProfile
 from helpline.roster.selectors import all_supervisors, on_duty, supervisors_on_duty
 from notifications.models import CallOut, NotificationKind, SurgeMode
 from notifications.outbox import queue_notification
@@ -32,7 +32,6 @@ from notifications.texts import console_url, in_staff_language
 logger = logging.getLogger(__name__)
 
 WAITING = (CaseStatus.NEW, CaseStatus.TRIAGED, CaseStatus.ASSIGNED)
-CALL_OUT_ANSWER_WINDOW = dt.timedelta(hours=3)
 
 
 def current_surge() -> SurgeMode | None:
@@ -198,8 +197,9 @@ _COMING = frozenset({"1", "da", "yes"})
 
 
 def answer_call_out(staff: StaffProfile, body: str) -> str | None:
-    """A reply to a call-out: "1" (or "1 18:30") puts the person on duty from then for a shift's length; "2" is
-    noted. None when this person has no open call-out or the SMS is not an answer, so other commands go on."""
+    """A reply to a call-out, for as long as the surge lasts: "1" (or "1 18:30") puts the person on duty from then
+    for a shift's length (leave they had then gives way: they chose to come in); "2" is noted. None when this
+    person has no open call-out or the SMS is not an answer, so other commands go on."""
     match = _ANSWER.match(fold(body))
     if match is None:
         return None
@@ -207,7 +207,7 @@ def answer_call_out(staff: StaffProfile, body: str) -> str | None:
     with transaction.atomic():
         call = (
             CallOut.objects.select_for_update().select_related("surge")
-            .filter(staff=staff, answered_at__isnull=True, sent_at__gte=now - CALL_OUT_ANSWER_WINDOW, surge__is_on=True)
+            .filter(staff=staff, answered_at__isnull=True, surge__is_on=True)
             .first()
         )  # fmt: skip
         if call is None:
@@ -216,16 +216,48 @@ def answer_call_out(staff: StaffProfile, body: str) -> str | None:
         call.save(update_fields=["answered_at", "is_coming"])
         if not call.is_coming:
             return in_staff_language(lambda: gettext("Thank you, noted."))
-        starts = now
-        if match.group(2):
-            local = timezone.localtime(now)
-            minute = int(match.group(3) or match.group(4) or 0)
-            starts = local.replace(hour=int(match.group(2)) % 24, minute=minute % 60, second=0, microsecond=0)
-            if starts < local - dt.timedelta(minutes=30):
-                starts += dt.timedelta(days=1)
-        Shift.objects.create(
-            staff=staff, starts_at=starts, ends_at=starts + dt.timedelta(hours=settings.CALL_OUT_SHIFT_HOURS),
-            note=f"call-out: {call.surge.name}"[:200],
-        )  # fmt: skip
-    return in_staff_language(lambda: gettext("Thank you. You are on duty from %(time)s; cases will come to you.")
-                             % {"time": timezone.localtime(starts).strftime("%H:%M")})  # fmt: skip
+        starts = _coming_from(now, match.group(2), match.group(3) or match.group(4))
+        ends = starts + dt.timedelta(hours=settings.CALL_OUT_SHIFT_HOURS)
+        Shift.objects.create(staff=staff, starts_at=starts, ends_at=ends, note=f"call-out: {call.surge.name}"[:200])
+        _give_way_to_the_call_out(staff, starts, ends)
+    local, today = timezone.localtime(starts), timezone.localdate(now)
+    if local.date() == today:
+        return in_staff_language(lambda: gettext("Thank you. You are on duty from %(time)s; cases will come to you.")
+                                 % {"time": local.strftime("%H:%M")})  # fmt: skip
+    return in_staff_language(lambda: gettext(
+        "Thank you. You are on duty from %(time)s on %(date)s (that time had passed today); cases will come to you."
+    ) % {"time": local.strftime("%H:%M"), "date": local.strftime("%d.%m.")})  # fmt: skip
+
+
+def _coming_from(now: dt.datetime, hour: str | None, minute: str | None) -> dt.datetime:
+    """When the person says they come in. "1 u 7" sent at 18:00 means 19:00, as people say it here: an hour from
+    1 to 11 already past today is read in the afternoon when that is still ahead; any other past time is tomorrow."""
+    if not hour:
+        return now
+    local = timezone.localtime(now)
+    starts = local.replace(hour=int(hour) % 24, minute=int(minute or 0) % 60, second=0, microsecond=0)
+    late = local - dt.timedelta(minutes=30)
+    if starts < late and 1 <= int(hour) <= 11 and starts + dt.timedelta(hours=12) >= late:
+        starts += dt.timedelta(hours=12)
+    elif starts < late:
+        starts += dt.timedelta(days=1)
+    return starts
+
+
+def _give_way_to_the_call_out(staff: StaffProfile, starts: dt.datetime, ends: dt.datetime) -> None:
+    """Leave overlapping the shift someone just agreed to come in for would keep them off duty (absences take
+    precedence over shifts), while they were told cases will come to them: it ends where the shift starts, or,
+    starting within the shift, begins where the shift ends."""
+    for absence in Absence.objects.select_for_update().filter(staff=staff, starts_at__lt=ends, ends_at__gt=starts):
+        if absence.starts_at < starts:
+            resumes_until = absence.ends_at if absence.ends_at > ends else None
+            absence.ends_at = starts
+            absence.save(update_fields=["ends_at"])
+            if resumes_until:  # leave that went on past the shift resumes after it
+                Absence.objects.create(staff=staff, starts_at=ends, ends_at=resumes_until, reason=absence.reason)
+        elif absence.ends_at > ends:
+            absence.starts_at = ends
+            absence.save(update_fields=["starts_at"])
+        else:
+            absence.delete()
+        logger.info("an absence of staff %s gave way to their call-out shift", staff.pk)

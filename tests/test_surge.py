@@ -4,10 +4,12 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.utils import timezone
 
 from helpline.cases.models import Case, CaseStatus
 from helpline.cases.selectors import by_urgency
 from helpline.casework import actions
+from helpline.roster.models import Absence
 from helpline.roster.selectors import on_duty as staff_on_duty
 from notifications import ladder, surge
 from notifications.models import CallOut, Notification, NotificationKind
@@ -146,6 +148,49 @@ def test_a_call_out_answer_is_read_however_it_is_typed(clock, supervisor, twilio
     actions.do_call_out(by=supervisor.user)
     reply = twilio.sms(answer, sid="SMco1", from_number="+38761200305").content.decode()
     assert starts in reply and CallOut.objects.get().is_coming is True
+
+
+@pytest.mark.parametrize("answer, at, starts, day", [
+    ("1 u 7", "18:00", "19:00", 23),  # said at six in the evening, seven means seven in the evening
+    ("1 u 6", "18:00", "18:00", 23),
+    ("1 u 8", "21:00", "08:00", 24),  # past either way: tomorrow morning, and the reply says which day
+])  # fmt: skip
+def test_a_call_out_time_is_read_as_people_say_it_and_a_day_moved_is_said(
+    clock, supervisor, twilio, answer, at, starts, day
+):
+    staff = StaffFactory(phone="+38761200305")
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    actions.do_call_out(by=supervisor.user)
+    hour, minute = map(int, at.split(":"))
+    clock.move_to(dt.datetime(2026, 11, 23, hour - 1, minute, tzinfo=dt.UTC))  # Sarajevo is UTC+1 in November
+    reply = twilio.sms(answer, sid="SMco1", from_number="+38761200305").content.decode()
+    shift_start = timezone.localtime(staff.shifts.get().starts_at)
+    assert (shift_start.strftime("%H:%M"), shift_start.day) == (starts, day)
+    assert starts in reply and (f"{day}.11." in reply) == (day == 24)
+
+
+def test_a_call_out_is_answered_hours_later_while_the_surge_lasts(clock, supervisor, twilio):
+    # After three hours a "1" was read as a plain OK: "no case is waiting for you", no shift, and never asked again.
+    coming = StaffFactory(phone="+38761200305")
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    actions.do_call_out(by=supervisor.user)
+    clock.shift(dt.timedelta(hours=5))
+    twilio.sms("1", sid="SMco1", from_number="+38761200305")
+    assert CallOut.objects.get().is_coming is True
+    assert coming in staff_on_duty(START + dt.timedelta(hours=5, minutes=5))
+
+
+def test_someone_on_leave_who_answers_1_is_on_duty_as_they_were_told(clock, supervisor, twilio):
+    # The leave took precedence over the new shift: told "you are on duty", they were not, and no case came.
+    on_leave = StaffFactory(phone="+38761200305")
+    Absence.objects.create(staff=on_leave, starts_at=START - dt.timedelta(days=2), ends_at=START + dt.timedelta(days=5))
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    actions.do_call_out(by=supervisor.user)
+    twilio.sms("1", sid="SMco1", from_number="+38761200305")
+    assert on_leave in staff_on_duty(START + dt.timedelta(minutes=5))
+    shift = on_leave.shifts.get()
+    assert on_leave not in staff_on_duty(shift.ends_at + dt.timedelta(minutes=5))  # the leave resumes after it
+    assert new_case("treba nam pomoć oko ogrjeva").assigned_to == on_leave.user
 
 
 def test_the_board_proposes_surge_mode_and_a_supervisor_switches_it(client, clock, supervisor, settings):
