@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.utils import translation
+from django.utils.formats import date_format
 from django.utils.translation import gettext
 
 from helpline.cases.models import Case, Priority
@@ -151,7 +152,11 @@ def roster_gaps(gaps) -> str:
         lines = [gettext("%(helpline)s: gaps in the roster this week:") % {"helpline": settings.HELPLINE_NAME}]
         for gap in gaps[:8]:
             starts, ends = timezone_local(gap.starts_at), timezone_local(gap.ends_at)
-            lines.append(f"{starts:%a %d.%m. %H:%M}-{ends:%H:%M} {gap.problem}")
+            # The day's name in the centre's language (strftime's %a is always English), and the end's day when it
+            # is another: a gap from Friday 16:00 to Monday 08:00 must not read like one night.
+            start = f"{date_format(starts, 'D')} {starts:%d.%m. %H:%M}"
+            end = f"{ends:%H:%M}" if ends.date() == starts.date() else f"{date_format(ends, 'D')} {ends:%d.%m. %H:%M}"
+            lines.append(f"{start} - {end} {gap.problem}")
         if len(gaps) > 8:
             lines.append(gettext("and %(count)s more; see the admin.") % {"count": len(gaps) - 8})
         return "\n".join(lines)

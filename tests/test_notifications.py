@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from helpline.cases.models import Case, CaseStatus, EventKind
 from helpline.casework import actions
-from notifications import acknowledgement, ladder, outbox
+from notifications import acknowledgement, ladder, outbox, texts
 from notifications.models import DeliveryStatus, Notification, NotificationKind
 from tests.concurrency import run_at_once
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
@@ -452,6 +452,16 @@ def test_the_gap_report_goes_to_every_supervisor_once_a_day(clock):
     assert outbox.send_roster_gap_report() == 0
     body = Notification.objects.filter(kind=NotificationKind.ROSTER_GAPS).first().body
     assert "nema dežurnog socijalnog radnika" in body
+
+
+def test_a_gap_over_several_days_reads_as_such_with_the_days_named_in_the_centres_language():
+    # It read "Fri 27.11. 16:00-08:00": English day names inside a Bosnian SMS, and a weekend like one night.
+    from helpline.roster.services import Gap
+
+    friday = dt.datetime(2026, 11, 27, 15, 0, tzinfo=dt.UTC)  # 16:00 in Sarajevo
+    gaps = [Gap(friday, friday + dt.timedelta(days=2, hours=16), "nema dežurnog supervizora")]
+    line = texts.roster_gaps(gaps).splitlines()[1]
+    assert line.startswith("pet. 27.11. 16:00 - pon. 30.11. 08:00"), line
 
 
 @requires_postgres
