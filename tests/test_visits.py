@@ -143,6 +143,19 @@ def test_the_same_extend_delivered_twice_extends_the_visit_once(clock, team, twi
     assert Visit.objects.get(worker=worker).expected_end_at == end + dt.timedelta(minutes=30)
 
 
+def test_the_supervisors_call_about_a_visit_is_in_the_centres_language_whatever_ran_it(clock, team):
+    # Spoken with the centre's voice: rendered in a request or task running in English, it was English.
+    from django.utils import translation
+
+    worker, *_ = team
+    sms(WORKER_PHONE, "VISIT 30 Ulica Maršala Tita 5, Maglaj")
+    visit = Visit.objects.get(worker=worker)
+    with translation.override("bs"):
+        in_bosnian = services.texts.call_to_supervisor(visit)
+    with translation.override("en"):
+        assert services.texts.call_to_supervisor(visit) == in_bosnian
+
+
 def test_a_supervisor_taking_the_overdue_visit_stops_the_ladder_and_what_was_still_queued(clock, team):
     worker, supervisor, _ = team
     services.start_visit(worker, minutes=30, address="Doboj, Kralja Tvrtka 2", via="console")
