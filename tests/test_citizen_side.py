@@ -150,6 +150,25 @@ def test_the_conversation_is_a_get_after_a_post_and_its_messages_can_be_polled(c
 
 
 @pytest.mark.django_db
+def test_the_conversation_promises_only_a_time_still_ahead(client):
+    # It kept saying "should take up your case by 14:05" at 15:00, and after a worker had taken the case.
+    client.cookies["django_language"] = "en"
+    code = code_in(client.post("/inquiry/", form_data(message="Trebam savjet oko alimentacije.")))
+    case, now = Case.objects.get(), dt.datetime.now(tz=dt.UTC)
+    Case.objects.filter(pk=case.pk).update(acknowledge_by=now + dt.timedelta(minutes=15))
+    client.post("/inquiry/status/", {"reference": case.reference, "code": code})
+    assert "should take up your case by" in client.get("/inquiry/status/messages/").content.decode()
+
+    Case.objects.filter(pk=case.pk).update(acknowledge_by=now - dt.timedelta(minutes=5))
+    page = client.get("/inquiry/status/messages/").content.decode()
+    assert "should take up your case by" not in page and "taking longer than it should" in page
+
+    Case.objects.filter(pk=case.pk).update(acknowledged_at=now)
+    page = client.get("/inquiry/status/messages/").content.decode()
+    assert "has taken up your case" in page and "taking longer" not in page
+
+
+@pytest.mark.django_db
 def test_the_conversation_closes_itself_after_half_an_hour_unused(client):
     created = client.post("/inquiry/", form_data())
     case, code = Case.objects.get(), code_in(created)

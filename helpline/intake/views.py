@@ -9,7 +9,7 @@ import uuid
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import translation
+from django.utils import timezone, translation
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -187,6 +187,9 @@ def _conversation_context(case: Case) -> dict:
         "messages": messages,
         "has_reply": any(message.direction == Direction.OUTBOUND for message in messages),
         "in_danger": _reads_as_danger(case, messages),
+        # What the page may promise: a time still ahead, never one already past or kept.
+        "taken": case.acknowledged_at is not None,
+        "late": case.acknowledge_by is not None and case.acknowledge_by <= timezone.now(),
         "poll_seconds": settings.CITIZEN_POLL_SECONDS,
     }
 
