@@ -124,3 +124,24 @@ def test_access_log_lines_leave_out_the_query_string():
     config = {}
     exec(Path("deploy/gunicorn.conf.py").read_text(), config)  # noqa: S102 - our own config file
     assert "%(U)s" in config["access_log_format"] and "%(r)s" not in config["access_log_format"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/cases/?assigned_to=²", "/api/v1/cases/?page_size=²", "/api/v1/cases/²/", "/console/search/?assigned_to=²"],
+)
+def test_a_digit_that_is_not_a_number_is_a_clear_answer_not_a_500(client, path):
+    # str.isdigit() takes "²", which int() refuses: these were 500s.
+    supervisor = StaffFactory(role="supervisor")
+    client.force_login(supervisor.user)
+    response = client.get(path)
+    assert response.status_code in (200, 302, 400, 404)
+
+
+@pytest.mark.django_db
+def test_a_token_login_with_an_overlong_username_is_a_400(client):
+    response = client.post(
+        "/api/v1/auth/token/", {"username": "x" * 300, "password": "nije"}, content_type="application/json"
+    )
+    assert response.status_code == 400

@@ -53,7 +53,7 @@ class CasePagination(PageNumberPagination):
         """A page size that is not a whole number above 0 is a 400, not quietly replaced by the default (DRF's
         way), so a client's mistake shows; an empty one is "not given", and one above the maximum is the maximum."""
         asked = request.query_params.get(self.page_size_query_param, "")
-        if asked and not (asked.isdigit() and int(asked) > 0):
+        if asked and not (asked.isascii() and asked.isdigit() and int(asked) > 0):
             raise ValidationError({self.page_size_query_param: [_("A whole number above 0.")]})
         return super().get_page_size(request)
 
@@ -173,7 +173,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
 
 def _case_id(raw) -> int:
-    if not str(raw).isdigit():
+    if not (str(raw).isascii() and str(raw).isdigit()):
         raise NotFound
     return int(raw)
 

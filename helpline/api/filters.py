@@ -87,7 +87,7 @@ class CaseFilter(django_filters.FilterSet):
     def filter_assigned_to(self, cases: QuerySet[Case], name: str, value: str) -> QuerySet[Case]:
         if value == "me":
             return cases.filter(assigned_to=self.request.user)
-        return cases.filter(assigned_to_id=value) if value.isdigit() else cases.none()
+        return cases.filter(assigned_to_id=value) if value.isascii() and value.isdigit() else cases.none()
 
     def filter_search(self, cases: QuerySet[Case], name: str, value: str) -> QuerySet[Case]:
         value = value.strip()

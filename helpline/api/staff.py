@@ -36,6 +36,13 @@ from helpline.casework import selectors
 from helpline.roster.selectors import is_supervisor, on_duty
 
 
+class TokenLoginSerializer(AuthTokenSerializer):
+    """DRF's token login, with the username as long as a username can be (150): a longer one went on to the
+    login-attempt log's column and failed there with a 500."""
+
+    username = serializers.CharField(label=_("Username"), max_length=150, write_only=True)
+
+
 class LoginRateThrottle(AnonRateThrottle):
     scope = "login"
 
@@ -57,12 +64,12 @@ class TokenLoginView(KnoxLoginView):
     parser_classes = [JSONParser, FormParser, MultiPartParser]  # as DRF's token login took them
 
     @extend_schema(
-        request=AuthTokenSerializer,
+        request=TokenLoginSerializer,
         responses=inline_serializer("Token", {"token": serializers.CharField(), "expiry": serializers.DateTimeField()}),
     )
     def post(self, request: Request, format=None) -> Response:
         # Axes reads and marks the Django request, not DRF's wrapper around it.
-        credentials = AuthTokenSerializer(data=request.data, context={"request": request._request})
+        credentials = TokenLoginSerializer(data=request.data, context={"request": request._request})
         is_valid = credentials.is_valid()
         if is_locked_out(request._request):
             return Response(

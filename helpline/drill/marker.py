@@ -43,7 +43,7 @@ def _accept(marker: str) -> bool:
     if not (payload and signature and constant_time_compare(signature, salted_hmac(_SALT, payload).hexdigest())):
         return False
     nonce, _, expires = payload.partition(".")
-    remaining = int(expires) - int(time.time()) if expires.isdigit() else -1
+    remaining = int(expires) - int(time.time()) if expires.isascii() and expires.isdigit() else -1
     # cache.add is atomic: of two requests with one marker, only one gets it.
     return remaining > 0 and cache.add(f"drill-marker:{nonce}", 1, timeout=remaining + 60)
 

@@ -36,7 +36,9 @@ def _token(request: HttpRequest) -> int | None:
 
 def _notification(request: HttpRequest) -> Notification | None:
     raw = request.GET.get("notification", "")
-    return Notification.objects.select_related("case").filter(pk=raw).first() if raw.isdigit() else None
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    return Notification.objects.select_related("case").filter(pk=raw).first()
 
 
 @twilio_webhook

@@ -35,7 +35,7 @@ def visit_call(request: HttpRequest, notification: Notification) -> HttpResponse
 @twilio_webhook
 def visit_call_answer(request: HttpRequest) -> HttpResponse:
     raw = request.GET.get("notification", "")
-    notification = Notification.objects.filter(pk=raw).first() if raw.isdigit() else None
+    notification = Notification.objects.filter(pk=raw).first() if raw.isascii() and raw.isdigit() else None
     response = VoiceResponse()
     if notification is not None and _param(request, "Digits") == "1":
         visit = services.visit_of_notification(notification)

@@ -75,7 +75,7 @@ def _sms_body(request: HttpRequest) -> str:
 
 def _int_param(request: HttpRequest, name: str) -> int | None:
     value = request.POST.get(name, "")
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _twiml(response: MessagingResponse | VoiceResponse) -> HttpResponse:
@@ -291,7 +291,8 @@ def dial_result(request: HttpRequest) -> HttpResponse:
         response = VoiceResponse()
         response.hangup()
         return _twiml(response)
-    attempt = int(request.GET.get("attempt", "0")) if request.GET.get("attempt", "0").isdigit() else 0
+    attempt_text = request.GET.get("attempt", "0")
+    attempt = int(attempt_text) if attempt_text.isascii() and attempt_text.isdigit() else 0
     hunt = [int(pk) for pk in request.GET.get("hunt", "").split(",") if pk.isascii() and pk.isdigit()]
     if not hunt:  # a URL given before the hunt travelled in it: the list as it stands now
         hunt = services.hunt_for(case)
@@ -301,7 +302,9 @@ def dial_result(request: HttpRequest) -> HttpResponse:
 def _hunt_target(request: HttpRequest):
     case = selectors.case_by_reference(request.GET.get("case", ""))
     staff_id = request.GET.get("staff", "")
-    staff = StaffProfile.objects.filter(pk=staff_id).select_related("user").first() if staff_id.isdigit() else None
+    if not (staff_id.isascii() and staff_id.isdigit()):
+        return case, None
+    staff = StaffProfile.objects.filter(pk=staff_id).select_related("user").first()
     return case, staff
 
 

@@ -12,9 +12,13 @@ from helpline.welfare import selectors, services
 app_name = "welfare-webhooks"
 
 
+def _whole_number(raw: str, *, default: int) -> int:
+    return int(raw) if raw.isascii() and raw.isdigit() else default
+
+
 def _check_id(request: HttpRequest) -> int | None:
     raw = request.GET.get("check", "")
-    return int(raw) if raw.isdigit() else None
+    return int(raw) if raw.isascii() and raw.isdigit() else None
 
 
 def _ask(request: HttpRequest, check_id: int, *, attempt: int) -> VoiceResponse:
@@ -36,7 +40,7 @@ def _ask(request: HttpRequest, check_id: int, *, attempt: int) -> VoiceResponse:
 @twilio_webhook
 def welfare_call(request: HttpRequest) -> HttpResponse:
     check_id = _check_id(request)
-    attempt = int(request.GET.get("attempt", "1")) if request.GET.get("attempt", "1").isdigit() else 1
+    attempt = _whole_number(request.GET.get("attempt", "1"), default=1)
     if check_id is None:
         return _twiml(VoiceResponse())
     return _twiml(_ask(request, check_id, attempt=attempt))
@@ -50,7 +54,7 @@ def welfare_call_answer(request: HttpRequest) -> HttpResponse:
     said = services.record_key_press(check_id, _param(request, "Digits"), call_sid=call_sid)
     if said is None:  # another key: the question again
         attempt = request.GET.get("attempt", "1")
-        return _twiml(_ask(request, check_id, attempt=int(attempt) + 1 if attempt.isdigit() else 2))
+        return _twiml(_ask(request, check_id, attempt=_whole_number(attempt, default=1) + 1))
     response = VoiceResponse()
     spoken = selectors.spoken_question(check_id)
     _say(response, said, spoken[1] if spoken else "bs")

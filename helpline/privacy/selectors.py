@@ -65,7 +65,7 @@ def retention_setting_errors() -> list[str]:
             errors.append(f"RETENTION_DAYS: unknown category {category!r} in {key!r}")
         if outcome and outcome not in {*OUTCOMES, ANY}:
             errors.append(f"RETENTION_DAYS: unknown outcome {outcome!r} in {key!r} (one of {', '.join(OUTCOMES)})")
-        if not str(days).isdigit():
+        if not (str(days).isascii() and str(days).isdigit()):
             errors.append(f"RETENTION_DAYS: {key!r} must be a whole number of days")
     return errors
 

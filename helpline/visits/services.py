@@ -350,7 +350,7 @@ def visit_of_notification(notification: Notification | None) -> Visit | None:
     if notification is None or not notification.idempotency_key.startswith(VISIT_KEY_PREFIX):
         return None
     raw = notification.idempotency_key.split(":")[1]
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         return None
     return Visit.objects.select_related("worker__user", "case", "colleague__user").filter(pk=int(raw)).first()
 
