@@ -1,6 +1,7 @@
 """Intake never loses a contact and never answers 500: not when two texts from a new number arrive 25 ms apart,
 not when Twilio delivers one webhook five times at once, not when PostgreSQL is down, not when Redis hangs."""
 import datetime as dt
+import json
 import os
 import re
 import time
@@ -225,6 +226,23 @@ def test_a_spooled_sms_joins_the_callers_open_case_and_keeps_its_reference_on_th
     # The citizen quotes the reference they were given; the status page and a worker's search both find the case.
     assert selectors.case_by_reference(reference.lower().replace("-", " ")) == case
     assert list(Case.objects.filter(cases_matching(reference))) == [case]
+
+
+@concurrent
+@database_server
+def test_contacts_stored_from_the_spool_keep_the_time_they_came_in(twilio, client, spool_directory):
+    # They took the replay's time: a critical SMS from 10:05 replayed at 10:35 read "0 min ago" to its worker.
+    key = uuid.uuid4().hex
+    with database_unreachable():
+        twilio.sms("Ubit će me, ima nož", sid="SMlate1", from_number="+38761400700")
+        client.post("/inquiry/", {"message": "Treba mi pomoć", "idempotency_key": key})
+    came_in = timezone.now() - dt.timedelta(minutes=30)  # the outage lasted half an hour
+    for path in spool_directory.glob("*.json"):
+        entry = json.loads(path.read_text())
+        path.write_text(json.dumps({**entry, "received_at": came_in.isoformat()}))
+    assert spool.replay_spool().stored == 2
+    for case in Case.objects.all():
+        assert (case.created_at, case.messages.get().created_at) == (came_in, came_in)
 
 
 @concurrent

@@ -129,7 +129,10 @@ def test_access_log_lines_leave_out_the_query_string():
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "path",
-    ["/api/v1/cases/?assigned_to=²", "/api/v1/cases/?page_size=²", "/api/v1/cases/²/", "/console/search/?assigned_to=²"],
+    [
+        "/api/v1/cases/?assigned_to=²", "/api/v1/cases/?page_size=²", "/api/v1/cases/²/",
+        "/console/search/?assigned_to=²",
+    ],
 )
 def test_a_digit_that_is_not_a_number_is_a_clear_answer_not_a_500(client, path):
     # str.isdigit() takes "²", which int() refuses: these were 500s.

@@ -56,7 +56,7 @@ def test_excels_csv_with_semicolons_in_windows_1250_is_read_as_excel_meant_it():
 
 
 def test_a_sheet_without_the_name_and_phone_columns_is_refused_naming_the_columns_it_has():
-    with pytest.raises(register.SheetNotReadable, match="full_name, phone.*: ime, telefon"):
+    with pytest.raises(register.SheetNotReadable, match=r"full_name, phone.*: ime, telefon"):
         register.preview_import(b"ime,telefon\nHasija,061 111 222\n", "csv")
 
 

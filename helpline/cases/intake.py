@@ -6,6 +6,7 @@ The caller decides the triage queue (the request path's quick danger check lives
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import logging
@@ -403,6 +404,31 @@ def _record_opt_change(
         )
         language, script = case.language, case.script
     return SmsIntake(case, "opt_out" if opting_out else "opt_in", language, script)
+
+
+def date_contact_as_received(sid: str | None, came_at: dt.datetime) -> None:
+    """An SMS or call stored late (from the spool) takes the time it came in; so does its case, when it opened it."""
+    message = Message.objects.filter(twilio_sid=sid).only("pk", "case_id", "created_at").first() if sid else None
+    if message is not None:
+        _date_as_received(message, came_at)
+
+
+def date_inquiry_as_received(idempotency_key: str, came_at: dt.datetime) -> None:
+    message = (
+        Message.objects.filter(case__idempotency_key=idempotency_key, direction=Direction.INBOUND)
+        .only("pk", "case_id", "created_at").order_by("pk").first()
+    )  # fmt: skip
+    if message is not None:
+        _date_as_received(message, came_at)
+
+
+def _date_as_received(message: Message, came_at: dt.datetime) -> None:
+    if message.created_at <= came_at:
+        return  # stored before the outage (a copy of a contact the database had taken)
+    Message.objects.filter(pk=message.pk).update(created_at=came_at)
+    opened_its_case = not Message.objects.filter(case_id=message.case_id, pk__lt=message.pk).exists()
+    if opened_its_case:
+        Case.objects.filter(pk=message.case_id, created_at__gt=came_at).update(created_at=came_at)
 
 
 # --- Voice -------------------------------------------------------------------------------------------------

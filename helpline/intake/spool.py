@@ -28,6 +28,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from helpline.cases import intake, selectors
 from helpline.intake import services
@@ -208,6 +209,18 @@ def _replay_follow_up(contact: SpooledContact) -> str:
     return case.reference
 
 
+def _keep_the_time_it_came(contact: SpooledContact) -> None:
+    """A contact stored from the spool is dated when it came in, not when the database came back: a critical SMS
+    from 10:05 replayed at 10:35 must not read "0 min ago" to its worker or wait behind newer ones."""
+    came_at = parse_datetime(contact.received_at)
+    if came_at is None:
+        return
+    if contact.kind in ("sms", "call"):
+        intake.date_contact_as_received(contact.payload.get("message_sid") or contact.payload.get("call_sid"), came_at)
+    elif contact.kind == "web":
+        intake.date_inquiry_as_received(contact.key, came_at)
+
+
 REPLAYERS: dict[str, Callable[[SpooledContact], str]] = {
     "sms": _replay_sms,
     "call": _replay_call,
@@ -251,6 +264,7 @@ def replay_spool() -> ReplayResult:
         for position, contact in enumerate(contacts):
             try:
                 reference = REPLAYERS[contact.kind](contact)
+                _keep_the_time_it_came(contact)
             except _NotTheirCase:
                 logger.warning("spooled follow-up for %s did not match its case; dropped", contact.reference)
                 result.dropped += 1
