@@ -8,4 +8,9 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from notifications import checks  # noqa: F401 - registers the start-up check on PUBLIC_BASE_URL
+        from notifications import (
+            checks,  # noqa: F401 - registers the start-up check on PUBLIC_BASE_URL
+            ladder,
+        )
+
+        ladder.connect()

@@ -23,7 +23,7 @@ from django.utils.translation import gettext
 from helpline.cases import services as case_services
 from helpline.cases import ticks
 from helpline.cases.kept_reads import kept_for_a_second
-from helpline.cases.models import Case, CaseStatus, EventKind, Priority
+from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, EventKind, Priority
 from helpline.cases.selectors import by_urgency
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import all_supervisors, supervisors_on_duty
@@ -192,6 +192,45 @@ def assign_by_policy(case: Case, *, exclude: int | None = None, reason: str = ""
         return case_services.flag_unassignable(case, explanation=choice.explanation)
     explanation = f"{reason}: {choice.summary}" if reason else choice.summary
     return hand_over(case, choice.staff, explanation=explanation)
+
+
+def hand_on_cases_of(user_id: int) -> int:
+    """Someone was deactivated (they left, or their access was revoked): the open cases they hold, taken or not, go
+    to someone on duty by the assignment policy, with a fresh clock, or up the ladder at once with nobody on duty.
+    Left with them, a taken case was watched by nothing (no ladder runs once a case is acknowledged) and reached
+    nobody. Returns how many were handed on."""
+    handed = 0
+    held = Case.objects.filter(assigned_to_id=user_id, status__in=OPEN_STATUSES).values_list("pk", flat=True)
+    for case_id in list(held):
+        with transaction.atomic():
+            case = Case.objects.for_change().get(pk=case_id)
+            if case.assigned_to_id != user_id or case.status not in OPEN_STATUSES:
+                continue  # moved meanwhile
+            assign_by_policy(case, exclude=user_id, reason="its worker is no longer active")
+            handed += 1
+    if handed:
+        logger.warning("%s open cases of a deactivated staff member handed on", handed)
+    return handed
+
+
+def _hand_on_when_deactivated(user_id: int, is_active: bool) -> None:
+    if not is_active:
+        transaction.on_commit(lambda: hand_on_cases_of(user_id))
+
+
+def connect() -> None:
+    """Deactivating a staff profile or its user hands on their open cases (after the change commits)."""
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import post_save
+
+    post_save.connect(
+        lambda sender, instance, **kwargs: _hand_on_when_deactivated(instance.user_id, instance.is_active),
+        sender=StaffProfile, dispatch_uid="ladder-hand-on-staff", weak=False,
+    )  # fmt: skip
+    post_save.connect(
+        lambda sender, instance, **kwargs: _hand_on_when_deactivated(instance.pk, instance.is_active),
+        sender=get_user_model(), dispatch_uid="ladder-hand-on-user", weak=False,
+    )  # fmt: skip
 
 
 # --- Assigning waiting cases in batches -------------------------------------------------------------------------

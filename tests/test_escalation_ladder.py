@@ -331,6 +331,26 @@ def test_a_worker_reopening_their_own_case_has_it_in_hand_and_a_supervisor_reope
     assert Notification.objects.filter(recipient=worker.user, kind=NotificationKind.ASSIGNMENT).exists()
 
 
+def test_the_open_cases_of_someone_deactivated_go_to_someone_on_duty(clock, django_capture_on_commit_callbacks):
+    # Left with them, a taken case was watched by nothing: no ladder runs once a case is acknowledged.
+    leaving = on_duty(phone="+38761200301")
+    colleague = on_duty(phone="+38761200302")
+    taken = CaseFactory(assigned_to=leaving.user, status=CaseStatus.IN_PROGRESS, priority="high")
+    waiting = CaseFactory(assigned_to=leaving.user, status=CaseStatus.ASSIGNED, priority="normal")
+    resolved = CaseFactory(assigned_to=leaving.user, status=CaseStatus.RESOLVED, priority="normal")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        leaving.is_active = False
+        leaving.save()
+
+    for case in (taken, waiting):
+        case.refresh_from_db()
+        assert (case.assigned_to, case.status) == (colleague.user, CaseStatus.ASSIGNED)
+        assert case.acknowledge_by is not None
+    resolved.refresh_from_db()
+    assert resolved.assigned_to == leaving.user  # history stays as it was
+
+
 def test_a_citizen_writing_again_on_a_waiting_case_keeps_its_ladder_running(clock, twilio):
     on_duty(phone="+38761200301")
     twilio.sms("ubit će me, ima nož", sid="SMfirst", from_number="+38761555111")
