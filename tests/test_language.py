@@ -40,3 +40,13 @@ def test_script_and_language_are_detected():
     assert detect_language("Molim vas pomozite, muz me tuce") == "bs"
     assert detect_language("Помозите ми") == "bs"
     assert detect_language("ok") == "bs"  # undecided: the helpline's own language
+
+
+def test_words_in_capitals_are_transliterated_and_web_addresses_without_http_stay_as_typed():
+    # "PAŽNJA" became "PAЖNJA", "DOM ZDRAVLJA" stayed Latin, and "www.csr-maglaj.ba" became "www.цср-маглај.ба",
+    # an address nobody can type.
+    assert latin_to_cyrillic("PAŽNJA: DOM ZDRAVLJA radi") == "ПАЖЊА: ДОМ ЗДРАВЉА ради"
+    assert latin_to_cyrillic("info na www.csr-maglaj.ba i csr-maglaj.ba/pomoc") == (
+        "инфо на www.csr-maglaj.ba и csr-maglaj.ba/pomoc"
+    )
+    assert latin_to_cyrillic("Pošaljite STOP ili START, SMS ili OK.") == "Пошаљите STOP или START, SMS или OK."

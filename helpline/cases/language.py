@@ -19,7 +19,15 @@ _LATIN_TO_CYRILLIC = {latin: cyrillic for cyrillic, latin in _CYRILLIC_TO_LATIN.
 # addresses and words in capitals such as SOS or STOP (a citizen must be able to type them back).
 # A case reference first, whole: SOS-2026-00042, and one reserved during an outage, SOS-2026-S7KX3M (its letters
 # turned Cyrillic would find nothing when the citizen quotes it).
-_KEEP_AS_IS = re.compile(r"(SOS-\d{4}-[0-9A-Z]+|%\([a-z_]+\)s|\{[a-z_]+\}|[A-Z]{2,}(?:-\d+)*|https?://\S+|\S+@\S+)")
+# Kept Latin in a Cyrillic text: what a person must type or read as it is (references, the words a phone takes
+# as commands, web and e-mail addresses, a domain written without http) and placeholders. Other words in capitals
+# are words ("PAŽNJA", "DOM ZDRAVLJA") and are transliterated like the rest.
+_KEEP_WORDS = "SOS|SMS|MMS|STOP|START|OK|PIN"
+_DOMAIN = r"(?:www\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:ba|com|org|net|rs|hr|me|eu|info|gov|int|edu)\b(?:/\S*)?"
+_KEEP_AS_IS = re.compile(
+    rf"(SOS-\d{{4}}-[0-9A-Z]+|%\([a-z_]+\)s|\{{[a-z_]+\}}|\b(?:{_KEEP_WORDS})\b(?:-\d+)*|https?://\S+|\S+@\S+"
+    rf"|{_DOMAIN})"
+)
 
 _ENGLISH_MARKERS = frozenset(
     "the an my me he she is are am was were have has had help please and you your not to of in on with "
