@@ -178,6 +178,22 @@ def test_a_citizens_yes_is_an_answer_stored_and_passed_on_not_an_opt_in(twilio, 
     assert case.triage_requested_at is not None
 
 
+def test_a_case_first_written_without_words_to_tell_takes_the_language_of_the_next_message(twilio):
+    # "Hello" decided nothing, yet made the case Bosnian for good: the English that followed was answered in Bosnian.
+    twilio.sms("Hello", sid="SM075", from_number="+38761555175")
+    receipt = twilio.sms(
+        "My husband is hitting me and I do not speak Bosnian, please help", sid="SM076", from_number="+38761555175"
+    )  # fmt: skip
+    assert Case.objects.get().language == "en"
+    assert "your message has been added to case" in reply_text(receipt)  # in English
+
+
+def test_a_caller_who_then_writes_in_cyrillic_is_answered_in_cyrillic(twilio):
+    twilio.call(sid="CA077", from_number="+38761555177")
+    twilio.sms("Отац пије и виче на нас", sid="SM077", from_number="+38761555177")
+    assert (Case.objects.get().language, Case.objects.get().script) == ("bs", "cyrillic")
+
+
 def test_stop_without_an_open_case_opens_no_case(twilio):
     twilio.sms("Stop", sid="SM080")
     assert Caller.objects.get().has_opted_out

@@ -303,6 +303,18 @@ def test_someone_who_never_answered_a_finished_campaign_is_asked_by_the_next_one
     assert WelfareCheck.objects.get(campaign=first).state == CheckState.UNREACHABLE
 
 
+def test_a_2_from_someone_the_register_says_reads_english_in_cyrillic_opens_a_case_in_their_language(provider, clock):
+    # The case was made from the text "2": Bosnian and Latin for everyone, whatever the register said.
+    (person,) = register(1)
+    VulnerablePerson.objects.filter(pk=person.pk).update(language="en", script="latin")
+    on_duty(phone="+38762000001")
+    services.start_campaign(title="Floods", question="Are you safe?", areas=[], needs=[], by=None)
+    run_ticks(clock, START + dt.timedelta(seconds=30), dt.timedelta(seconds=5))
+    services.answer_welfare_reply(str(person.phone), "2", message_sid="SMhelp1")
+    case = WelfareCheck.objects.get().case
+    assert (case.language, case.script) == ("en", "latin")
+
+
 def test_a_drill_never_holds_up_a_real_campaign(provider, clock):
     register(50)
     services.start_campaign(title="Vježba", question="Jeste li sigurni?", areas=[], needs=[], by=None, is_drill=True)

@@ -27,7 +27,13 @@ from django.utils.crypto import salted_hmac
 from helpline.cases import citizen_code, selectors
 from helpline.cases.dispatch import CRITICAL_QUEUE, TRIAGE_QUEUE, enqueue_after_commit
 from helpline.cases.encryption import phone_index
-from helpline.cases.language import cyrillic_to_latin, detect_language, detect_script
+from helpline.cases.language import (
+    cyrillic_to_latin,
+    detect_language,
+    detect_script,
+    language_evidence,
+    script_evidence,
+)
 from helpline.cases.models import (
     OPEN_STATUSES,
     ActorKind,
@@ -199,7 +205,7 @@ def _create_case(
         caller=caller,
         triage_requested_at=timezone.now(),
         language=fields.pop("language", None) or detect_language(text),
-        script=detect_script(text),
+        script=fields.pop("script", None) or detect_script(text),
         **fields,
     )
     record_event(
@@ -212,9 +218,28 @@ def _create_case(
     return case
 
 
+def follow_the_citizens_words(case: Case, text: str) -> None:
+    """A message that joins a case may say what its first did not: the language read from everything the citizen
+    has written (a first "Hello" or "2" says nothing, the next sentence does), and the script of the latest text
+    with letters enough to tell (a caller who then writes in Cyrillic is answered in Cyrillic)."""
+    changes: dict[str, str] = {}
+    script = script_evidence(text)
+    if script and script != case.script:
+        changes["script"] = script
+    if language_evidence(text) not in (None, case.language):
+        written = case.messages.filter(direction=Direction.INBOUND).values_list("body", flat=True)
+        language = language_evidence(" ".join(body for body in written if body))
+        if language and language != case.language:
+            changes["language"] = language
+    if changes:
+        Case.objects.filter(pk=case.pk).update(**changes)
+        for field, value in changes.items():
+            setattr(case, field, value)
+
+
 def _open_or_create_case(
     *, channel: str, caller: Caller | None, text: str, is_drill: bool, reserved_reference: str | None = None,
-    sounds_critical: bool = False,
+    sounds_critical: bool = False, **known: str,
 ) -> tuple[Case, bool]:
     """The caller's open case, locked, or a new one. Anonymous contacts always get a new case."""
     if caller is not None and not getattr(caller, "is_new", False):
@@ -223,7 +248,7 @@ def _open_or_create_case(
             return existing, False
     case = _create_case(
         channel=channel, caller=caller, text=text, is_drill=is_drill, reserved_reference=reserved_reference,
-        sounds_critical=sounds_critical,
+        sounds_critical=sounds_critical, **known,
     )  # fmt: skip
     return case, True
 
@@ -313,12 +338,15 @@ def _sms_keyword(body: str) -> str:
 
 def record_inbound_sms(
     *, message_sid: str, from_number: str, body: str, num_media: int = 0, is_drill: bool = False,
-    triage_queue: str = TRIAGE_QUEUE, reserved_reference: str | None = None,
+    triage_queue: str = TRIAGE_QUEUE, reserved_reference: str | None = None, known_language: str = "",
+    known_script: str = "",
 ) -> SmsIntake:
     """Store an inbound SMS on the sender's open case (or a new one) and schedule triage after commit.
 
     A MessageSid already stored returns the same outcome without storing anything again. A spooled SMS brings the
     reference it was answered with: a new case takes it, and a case it joins records it on the timeline.
+    `known_language` and `known_script` (a register's, for a welfare answer) are a new case's when the text
+    ("2") cannot tell; a message joining a case may correct its language and script (follow_the_citizens_words).
     """
     keyword = _sms_keyword(body)
     language, script = detect_language(body), detect_script(body)
@@ -342,9 +370,10 @@ def record_inbound_sms(
         opting_in = keyword in OPT_IN_KEYWORDS and caller is not None and caller.has_opted_out
         if (keyword in OPT_OUT_KEYWORDS and caller is not None) or opting_in:
             return _record_opt_change(caller, keyword, message_sid, body, language, script)
+        known = {"language": language_evidence(body) or known_language, "script": script_evidence(body) or known_script}
         case, is_new = _open_or_create_case(
             channel=Channel.SMS, caller=caller, text=body, is_drill=is_drill, reserved_reference=reserved_reference,
-            sounds_critical=queue == CRITICAL_QUEUE,
+            sounds_critical=queue == CRITICAL_QUEUE, **{field: value for field, value in known.items() if value},
         )  # fmt: skip
         message = Message.objects.create(
             case=case, direction=Direction.INBOUND, channel=Channel.SMS, body=body, twilio_sid=message_sid
@@ -354,6 +383,7 @@ def record_inbound_sms(
                 case, EventKind.MESSAGE_RECEIVED, actor_kind=ActorKind.CITIZEN, message_id=message.pk,
                 channel=Channel.SMS, num_media=num_media, **_answered_with(reserved_reference, case),
             )  # fmt: skip
+            follow_the_citizens_words(case, body)
         _schedule_triage(case, queue, is_new=is_new)
         return SmsIntake(case, "message", case.language, case.script, is_new_case=is_new)
 
@@ -435,9 +465,11 @@ def _date_as_received(message: Message, came_at: dt.datetime) -> None:
 
 
 def record_incoming_call(
-    *, call_sid: str, from_number: str, is_drill: bool = False, reserved_reference: str | None = None
+    *, call_sid: str, from_number: str, is_drill: bool = False, reserved_reference: str | None = None,
+    known_language: str = "", known_script: str = "",
 ) -> Case:
-    """Store a call as a message on the caller's open case (or a new case). Idempotent on CallSid."""
+    """Store a call as a message on the caller's open case (or a new case). Idempotent on CallSid. A new case takes
+    `known_language` and `known_script` when given (a welfare register's: a call has no words to read them from)."""
     phone = normalise_phone(from_number)
 
     def record() -> Case:
@@ -447,9 +479,11 @@ def record_incoming_call(
             _answered_with(reserved_reference, already.case)  # the caller may have heard a reserved reference
             return already.case
         caller = _caller_for(phone)
+        known = {field: value for field, value in (("language", known_language), ("script", known_script)) if value}
         case, _is_new = _open_or_create_case(
-            channel=Channel.VOICE, caller=caller, text="", is_drill=is_drill, reserved_reference=reserved_reference
-        )
+            channel=Channel.VOICE, caller=caller, text="", is_drill=is_drill, reserved_reference=reserved_reference,
+            **known,
+        )  # fmt: skip
         message = Message.objects.create(
             case=case, direction=Direction.INBOUND, channel=Channel.VOICE, twilio_sid=call_sid, call_status="ringing"
         )
@@ -663,6 +697,7 @@ def add_citizen_follow_up(
             if earlier is not None:
                 return Message.objects.get(pk=earlier.details["message_id"])
         message = Message.objects.create(case=locked, direction=Direction.INBOUND, channel=Channel.WEB, body=text)
+        follow_the_citizens_words(locked, text)
         record_event(
             locked, EventKind.MESSAGE_RECEIVED, actor_kind=ActorKind.CITIZEN, message_id=message.pk,
             **({"idempotency_key": idempotency_key} if idempotency_key else {}),

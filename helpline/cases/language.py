@@ -111,5 +111,24 @@ def detect_language(text: str) -> str:
     return "en" if english > bosnian else "bs"
 
 
+def language_evidence(text: str) -> str | None:
+    """'en' or 'bs' when the words say so (Cyrillic, or more marker words of one language than of the other);
+    None when they do not ("Hello", "ok", "2", a number): a case first written so takes its language from the
+    citizen's next words instead."""
+    if is_cyrillic(text):
+        return "bs"
+    words = re.findall(r"[\w']+", text.lower())
+    english = sum(1 for word in words if word in _ENGLISH_MARKERS)
+    bosnian = sum(1 for word in words if word in _BOSNIAN_MARKERS)
+    if english == bosnian:
+        return None
+    return "en" if english > bosnian else "bs"
+
+
+def script_evidence(text: str) -> str | None:
+    """The script of a text with a few letters to judge by; None for "2", "OK" or a number."""
+    return detect_script(text) if sum(ch.isalpha() for ch in text) >= 4 else None
+
+
 def detect_script(text: str) -> str:
     return "cyrillic" if is_cyrillic(text) else "latin"

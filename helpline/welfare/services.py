@@ -342,7 +342,10 @@ def answer_welfare_reply(
         if reading == Reading.SAFE:
             _settle(check, CheckState.SAFE, via="sms", reply_sid=sid)
         else:
-            stored = intake.record_inbound_sms(message_sid=sid, from_number=phone, body=body, is_drill=check.is_drill)
+            stored = intake.record_inbound_sms(
+                message_sid=sid, from_number=phone, body=body, is_drill=check.is_drill,
+                known_language=check.person.language, known_script=check.person.script,
+            )  # fmt: skip
             case = stored.case
             _raise_to_high(case, check, "answered 2" if reading == Reading.HELP else "answered in words")
             _settle(check, CheckState.NEEDS_HELP, via="sms", reply_sid=sid, case=case)
@@ -369,8 +372,9 @@ def record_key_press(check_id: int, digits: str, *, call_sid: str) -> str | None
                 _settle(check, CheckState.SAFE, via="voice")
             else:
                 case = intake.record_incoming_call(
-                    call_sid=f"{call_sid}:welfare", from_number=check.phone, is_drill=check.is_drill
-                )
+                    call_sid=f"{call_sid}:welfare", from_number=check.phone, is_drill=check.is_drill,
+                    known_language=check.person.language, known_script=check.person.script,
+                )  # fmt: skip
                 _raise_to_high(case, check, "pressed 2 on the welfare call")
                 _settle(check, CheckState.NEEDS_HELP, via="voice", case=case)
         return _reply_text(check, spoken=True)
