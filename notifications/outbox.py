@@ -68,11 +68,16 @@ def queue_notification(
     message: Message | None = None,
     ack_code: str = "",
     queue: str | None = None,
+    keep_letters: bool = False,
 ) -> Notification | None:
-    """Write one notification (once per key) and ring the sender after commit. Returns None when the key exists."""
+    """Write one notification (once per key) and ring the sender after commit. Returns None when the key exists.
+    A staff SMS goes without diacritics when that makes it GSM-7 (texts.for_staff_sms), unless `keep_letters`: an
+    address a person must find (a home visit, a welfare visit) is sent exactly as written."""
     if not to_number:
         logger.warning("no phone number for %s notification on %s", kind, case.reference if case else "-")
         return None
+    if channel == NotificationChannel.SMS and recipient is not None and not keep_letters:  # to a staff member
+        body = texts.for_staff_sms(body)
     fields = dict(
         idempotency_key=key[:200], to_number=to_number, body=body, kind=kind, case=case,
         recipient=recipient, channel=channel, message=message, is_drill=bool(case and case.is_drill),

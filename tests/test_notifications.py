@@ -451,7 +451,21 @@ def test_the_gap_report_goes_to_every_supervisor_once_a_day(clock):
     assert outbox.send_roster_gap_report() == 2
     assert outbox.send_roster_gap_report() == 0
     body = Notification.objects.filter(kind=NotificationKind.ROSTER_GAPS).first().body
-    assert "nema dežurnog socijalnog radnika" in body
+    assert "nema dezurnog socijalnog radnika" in body  # one GSM-7 segment per 160 characters
+
+
+def test_a_staff_sms_fits_one_segment_without_diacritics_and_the_call_keeps_them(clock):
+    # "slučaj ... kritično" made every staff SMS UCS-2: two or three segments where one does, in a surge's queue.
+    worker = StaffFactory(phone="+38761200300")
+    case = CaseFactory(priority="critical", category="domestic_violence")
+    notifications = outbox.notify_staff(
+        worker, case, kind=NotificationKind.ESCALATION, key="x", body=texts.escalation, call_too=True
+    )  # fmt: skip
+    sms = next(n for n in notifications if n.channel == "sms")
+    call = next(n for n in notifications if n.channel == "voice")
+    assert "slucaj" in sms.body and "kriticno" in sms.body and len(sms.body) <= 160
+    assert "slučaj" in call.body  # spoken: the voice reads the letters as they are
+    assert texts.for_staff_sms("Ђорђе: slučaj") == "Ђорђе: slučaj"  # not GSM-7 either way: left as it is
 
 
 def test_a_gap_over_several_days_reads_as_such_with_the_days_named_in_the_centres_language():

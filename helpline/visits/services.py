@@ -317,6 +317,7 @@ def _all_clear(visit: Visit) -> None:
     )  # fmt: skip
     for index, number in enumerate(sorted({str(n) for n in told})):
         queue_notification(
+            keep_letters=True,  # an address to find, exactly as written
             key=f"{VISIT_KEY_PREFIX}{visit.pk}:clear:{visit.events.count()}:{index}", to_number=number,
             body=texts.all_clear(visit), kind=NotificationKind.ESCALATION, queue=ALERTS_QUEUE,
         )  # fmt: skip
@@ -463,6 +464,7 @@ def _run_action(visit: Visit, action: str, step: int) -> bool:
         for index, number in enumerate(settings.ESCALATION_FALLBACK_NUMBERS):
             for channel in (NotificationChannel.VOICE, NotificationChannel.SMS):
                 told |= queue_notification(
+                    keep_letters=True,  # an address to find, exactly as written
                     key=f"{key}:fallback:{index}:{channel}", to_number=number, body=to_fallback(visit),
                     kind=NotificationKind.ESCALATION, channel=channel, queue=ALERTS_QUEUE,
                 ) is not None  # fmt: skip
@@ -481,6 +483,7 @@ def _send(visit: Visit, person: StaffProfile, key: str, body: str, *, call: bool
     told = False
     for channel in [NotificationChannel.SMS] + ([NotificationChannel.VOICE] if call else []):
         told |= queue_notification(
+            keep_letters=True,  # an address to find, exactly as written
             key=f"{key}:{channel}", to_number=str(person.phone or ""), body=body, kind=NotificationKind.ESCALATION,
             recipient=person.user, channel=channel, ack_code=code, queue=ALERTS_QUEUE,
         ) is not None  # fmt: skip

@@ -84,6 +84,7 @@ def _tell(staff: StaffProfile, task: VisitTask, *, key: str) -> bool:
     person = check.person
     body = texts.visit_task(person.full_name, person.address, person.settlement or person.municipality, task.pk)
     return queue_notification(
+        keep_letters=True,  # an address to find, exactly as written
         key=key, to_number=str(staff.phone or ""), body=body, kind=VISIT_NOTICE, recipient=staff.user,
         queue=NOTIFICATIONS_QUEUE,
     ) is not None  # fmt: skip
@@ -178,6 +179,7 @@ def _tell_fallback_numbers(task: VisitTask, key: str) -> bool:
     told = False
     for index, number in enumerate(settings.ESCALATION_FALLBACK_NUMBERS):
         told |= queue_notification(
+            keep_letters=True,  # an address to find, exactly as written
             key=f"{key}:fallback:{index}", to_number=number, body=body, kind=VISIT_NOTICE,
             channel=NotificationChannel.SMS, queue=NOTIFICATIONS_QUEUE,
         ) is not None  # fmt: skip
