@@ -654,6 +654,14 @@ def send_roster_gap_report() -> int:
 def forget_case_messages(case: Case) -> int:
     """A case's personal data is being removed: the texts sent about it go, and so does the citizen's number on the
     replies to them. Kind, channel, recipient (staff), times and delivery states stay for the figures and the
-    delivery health. Returns how many notifications were touched."""
-    Notification.objects.filter(case=case, kind=NotificationKind.CITIZEN_REPLY).update(to_number="")
+    delivery health. Returns how many notifications were touched.
+
+    The citizen's number goes from everything sent to them (a reply, a crisis event's answer or broadcast), and
+    the providers' error texts go from the delivery attempts (Twilio quotes the number: "The 'To' number +387...
+    is not a valid mobile number")."""
+    sent_to_the_citizen = (
+        NotificationKind.CITIZEN_REPLY, NotificationKind.CRISIS_ANSWER, NotificationKind.CRISIS_BROADCAST
+    )
+    Notification.objects.filter(case=case, kind__in=sent_to_the_citizen).update(to_number="")
+    DeliveryAttempt.objects.filter(notification__case=case).update(detail="")
     return Notification.objects.filter(case=case).update(body="", last_error="")

@@ -183,3 +183,23 @@ def test_a_number_that_opted_out_stays_nameless_after_erasure_so_it_is_never_tex
     services.erase_person(by=supervisor.user, reason="Zahtjev", phone=PHONE)
     caller = Caller.objects.get(phone_index=phone_index(PHONE))
     assert caller.has_opted_out and caller.name == "" and not caller.cases.exists()
+
+
+def test_erasure_takes_the_number_from_crisis_messages_and_from_providers_error_texts(client, supervisor, person,
+                                                                                      twilio_api):
+    # Only replies lost the number: a crisis event's answer kept it in clear beside the "anonymous" case, and so
+    # did Twilio's error text ("The 'To' number ... is not a valid mobile number") on its delivery attempt.
+    from notifications.models import DeliveryAttempt, Notification
+
+    answer = Notification.objects.create(
+        idempotency_key="crisis-answer:test", to_number=PHONE, body="Ekipe stižu.", kind="crisis_answer",
+        case=person["sms"],
+    )  # fmt: skip
+    DeliveryAttempt.objects.create(
+        notification=answer, result="failed", detail=f"The 'To' number {PHONE} is not a valid mobile number."
+    )
+    client.force_login(supervisor.user)
+    client.post("/console/privacy/erase/", {"phone": PHONE, "reason": "Zahtjev 14/2026", "confirm": "on"})
+    answer.refresh_from_db()
+    assert (str(answer.to_number), answer.body) == ("", "")
+    assert answer.delivery_attempts.get().detail == ""
