@@ -67,15 +67,22 @@ class DeliveryHealth:
         }  # fmt: skip
 
 
+TO_CITIZENS = (NotificationKind.CITIZEN_REPLY, NotificationKind.CRISIS_ANSWER, NotificationKind.CRISIS_BROADCAST)
+
+
 def delivery_health(now: dt.datetime | None = None) -> DeliveryHealth:
     """How sends went over the last five minutes and, apart, over the last minute: failing when either window is
     (its figures are then the ones reported). One aggregate over the delivery attempts counts both windows."""
     now = now or timezone.now()
     starts = (now - _window(), now - _recent_window())
     failed = Q(result__in=(RETRY, FAILED))
+    # Staff alerts only: an SMS to a citizen's landline (a crisis broadcast to voice callers) fails for reasons of
+    # its own, and counting those raised "staff alerts are failing" with every staff alert getting through.
     attempts = DeliveryAttempt.objects.filter(
         at__gt=min(starts), at__lte=now, result__in=(SENT, RETRY, FAILED), notification__is_drill=False
-    ).exclude(notification__idempotency_key__startswith=DELIVERY_ALERT_PREFIX)
+    ).exclude(notification__idempotency_key__startswith=DELIVERY_ALERT_PREFIX).exclude(
+        notification__kind__in=TO_CITIZENS
+    )
     latest_try = DeliveryAttempt.objects.filter(
         notification_id=OuterRef("notification_id"), result__in=(SENT, RETRY, FAILED)
     ).order_by("-at", "-pk")

@@ -364,6 +364,23 @@ def test_delivery_health_counts_the_last_five_minutes_of_sends(clock, twilio_api
     assert delivery_health().sends == 0 and not delivery_health().is_failing
 
 
+def test_sms_to_citizens_that_fail_never_sound_the_staff_alerts_alarm(clock, twilio_api, settings):
+    # A crisis broadcast to voice callers' landlines failed six times of seven: "staff alerts are failing" went to
+    # every supervisor while every staff alert got through.
+    settings.NOTIFICATION_MAX_ATTEMPTS = 1
+    staff_alert = outbox.queue_notification(key="s", to_number="+38761999000", body="x", kind="reminder",
+                                            case=CaseFactory())  # fmt: skip
+    outbox.deliver(staff_alert.pk)
+    twilio_api.outage()
+    for n in range(6):
+        broadcast = outbox.queue_notification(
+            key=f"b{n}", to_number="+38733555000", body="Ekipe stižu.", kind="crisis_broadcast", case=CaseFactory()
+        )  # fmt: skip
+        outbox.deliver(broadcast.pk)
+    health = delivery_health()
+    assert (health.sends, health.failures, health.is_failing) == (1, 0, False)
+
+
 def test_a_few_failures_in_a_quiet_hour_are_not_an_outage(clock, twilio_api, settings):
     settings.NOTIFICATION_MAX_ATTEMPTS = 1
     twilio_api.outage()

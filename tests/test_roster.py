@@ -95,6 +95,19 @@ def test_gaps_show_hours_without_a_worker_or_supervisor_and_people_without_a_pho
     assert not any(p == "no supervisor on duty" for p, _, _ in problems)
 
 
+def test_a_shift_of_someone_whose_login_was_deactivated_leaves_a_gap_in_the_report():
+    # Nobody is on duty on such a shift (on_duty() counts active users only), but the report said the day was covered.
+    start = local(2026, 11, 23, 0)
+    gone = StaffFactory(phone="+38761200301")
+    supervisor = StaffFactory(role="supervisor", phone="+38761200309")
+    for staff in (gone, supervisor):
+        Shift.objects.create(staff=staff, starts_at=start, ends_at=start + dt.timedelta(hours=24))
+    gone.user.is_active = False
+    gone.user.save()
+    problems = {gap.problem for gap in roster_gaps(start, start + dt.timedelta(hours=24))}
+    assert "no worker on duty" in problems
+
+
 def test_the_gap_report_is_shown_to_supervisors_in_the_admin(admin_client):
     with time_machine.travel(local(2026, 11, 23, 9), tick=False):
         response = admin_client.get("/admin/triage/shift/gaps/")

@@ -163,7 +163,9 @@ def local_day_start(at: dt.datetime) -> dt.datetime:
 def figures_for_day(at: dt.datetime) -> DayFigures:
     """Today's figures (local day): cases, acknowledgement times, escalation rate, contacts by hour."""
     start = local_day_start(at)
-    today = counted_cases().filter(created_at__gte=start, created_at__lt=start + dt.timedelta(days=1))
+    # The next local midnight, not 24 hours on: the day of a clock change is 23 or 25 hours long.
+    end = local_day_start(start.astimezone(LOCAL) + dt.timedelta(hours=26))
+    today = counted_cases().filter(created_at__gte=start, created_at__lt=end)
     totals = today.aggregate(
         cases=Count("id"), escalated=Count("id", filter=Q(is_escalated=True))
     )

@@ -84,7 +84,9 @@ def roster_gaps(start: dt.datetime, end: dt.datetime, *, step: dt.timedelta = dt
     """Stretches between start and end with no worker, no supervisor, or someone on duty who cannot be
     reached by phone. Checked every `step`; neighbouring stretches with the same problem are merged."""
     shifts = list(
-        Shift.objects.filter(starts_at__lt=end, ends_at__gt=start, staff__is_active=True).select_related("staff__user")
+        Shift.objects.filter(
+            starts_at__lt=end, ends_at__gt=start, staff__is_active=True, staff__user__is_active=True
+        ).select_related("staff__user")  # who can be on duty: as on_duty() counts them
     )
     absences = list(Absence.objects.filter(starts_at__lt=end, ends_at__gt=start))
     away: dict[int, list[tuple[dt.datetime, dt.datetime]]] = {}
