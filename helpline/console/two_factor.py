@@ -38,7 +38,11 @@ def _qr_code(uri: str) -> str:
 @never_cache
 @staff_page
 def set_up(request: HttpRequest) -> HttpResponse:
-    """Shows the key of a new authenticator (as a QR code and as text) and confirms it with a first code."""
+    """Shows the key of a new authenticator (as a QR code and as text) and confirms it with a first code. Someone who
+    has one already replaces it only after a code from it (or a recovery code) in this sign-in: with a password
+    alone, anyone could set up their own authenticator, delete the owner's and be let in."""
+    if second_factor.has_second_factor(request.user) and not request.user.is_verified():
+        return redirect(f"{reverse('console:two-factor-verify')}?{urlencode({'next': request.get_full_path()})}")
     device = second_factor.pending_authenticator(request.user)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
