@@ -43,7 +43,7 @@ def acknowledge_case(case: Case, *, by: AbstractBaseUser, via: str) -> Case:
     """The assignee (or a supervisor, or anyone while the case is unassigned) has taken the case: the ladder stops
     at once and queued reminders are cancelled. Acknowledging twice is harmless."""
     locked = Case.objects.for_change().get(pk=case.pk)
-    if locked.assigned_to_id not in (None, by.pk) and not is_supervisor(by):
+    if not by.is_active or (locked.assigned_to_id not in (None, by.pk) and not is_supervisor(by)):
         raise NotAllowed
     if locked.status in (CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS):
         return locked

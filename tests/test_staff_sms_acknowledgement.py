@@ -212,3 +212,18 @@ def test_a_plain_ok_after_the_ladder_gave_a_case_away_takes_the_workers_own_case
     normal.refresh_from_db()
     assert normal.status == CaseStatus.ACKNOWLEDGED
     assert is_waiting(critical) and critical.assigned_to == colleague.user
+
+
+def test_a_deactivated_login_takes_its_phones_staff_powers_with_it(clock, twilio):
+    # Only the staff profile was checked: after the Django user was deactivated, "OK" from their phone still took
+    # a critical case and stopped its ladder, and the ladder kept calling them as a supervisor.
+    worker = on_duty(phone=WORKER_PHONE)
+    case = new_case(CRITICAL_TEXT)
+    worker.user.is_active = False
+    worker.user.save()
+
+    twilio.sms("OK", sid="SMgone1", from_number=WORKER_PHONE)
+    case.refresh_from_db()
+    assert case.acknowledged_at is None
+    worker.refresh_from_db()
+    assert not worker.is_active

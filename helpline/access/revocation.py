@@ -52,6 +52,10 @@ def _end_access_of_changed_user(sender, instance, created, **kwargs) -> None:
     if getattr(instance, "_access_must_end", False):
         instance._access_must_end = False
         end_all_access(instance)
+    if not instance.is_active:
+        # Their phone's powers go too: an SMS from it took cases ("OK"), stopped alarms and was never a citizen's
+        # case, and the ladder kept calling it about critical cases, since phones are matched to active profiles.
+        StaffProfile.objects.filter(user=instance, is_active=True).update(is_active=False)
 
 
 def _end_access_of_deactivated_staff(sender, instance: StaffProfile, created, **kwargs) -> None:

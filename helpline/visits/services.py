@@ -269,7 +269,7 @@ def raise_alarm(worker: StaffProfile, *, via: str, duress: bool = False) -> Visi
 def acknowledge_visit(visit: Visit, *, by: AbstractBaseUser, via: str) -> Visit:
     """A supervisor has taken the overdue visit or the alarm: the ladder stops; the visit stays on the board
     until the worker checks out or a supervisor ends it."""
-    if not is_supervisor(by):
+    if not by.is_active or not is_supervisor(by):
         raise PermissionDenied(gettext("Only a supervisor may take a visit's alarm."))
     visit = _locked(visit)
     if not visit.is_open or visit.acknowledged_at is not None:
