@@ -247,6 +247,21 @@ def test_contacts_stored_from_the_spool_keep_the_time_they_came_in(twilio, clien
 
 @concurrent
 @database_server
+def test_a_status_callback_or_a_console_page_while_the_database_is_down_is_a_503_not_a_500(twilio, client):
+    # Twilio's delivery callbacks were answered with Django's "Server Error" during a PostgreSQL restart.
+    client.force_login(StaffFactory().user)
+    client.raise_request_exception = False
+    twilio.client.raise_request_exception = False
+    with database_unreachable():
+        callback = twilio.post("/webhooks/twilio/message-status/", {"MessageSid": "SMx", "MessageStatus": "delivered"})
+        page = client.get("/console/")
+    for response in (callback, page):
+        assert response.status_code == 503 and response["Retry-After"] == "10"
+        assert b"Server Error" not in response.content
+
+
+@concurrent
+@database_server
 def test_a_workers_silent_alarm_during_an_outage_gets_no_citizens_receipt_back(twilio):
     """Someone may be watching the worker's phone: the alarm is spooled, and nothing is sent back to it."""
     StaffFactory(phone="+38761400800")

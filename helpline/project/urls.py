@@ -46,3 +46,4 @@ urlpatterns = [
 # Under /api/ these answer in JSON, as the schema documents; elsewhere they are Django's pages.
 handler400 = errors.bad_request
 handler404 = errors.not_found
+handler500 = errors.server_error
