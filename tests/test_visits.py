@@ -18,7 +18,7 @@ from helpline.cases.encryption import phone_index
 from helpline.roster.selectors import staff_by_id, staff_ids_with_phone_index
 from helpline.visits import services
 from helpline.visits.models import StaffIncident, Visit, VisitEventKind, VisitStatus
-from notifications.models import DeliveryStatus, Notification, NotificationChannel
+from notifications.models import DeliveryStatus, Notification, NotificationChannel, StaffSmsCommand
 from tests.factories import CaseFactory, ShiftFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -383,6 +383,27 @@ def test_an_ended_visits_address_is_purged_after_the_retention_period(clock, tea
     assert services.purge_visit_addresses() == 1
     visit.refresh_from_db()
     assert visit.address == "" and visit.address_purged_at is not None
+
+
+def test_the_purge_also_empties_the_alarm_messages_and_the_command_answers_that_carried_the_address(
+    clock, team, settings, twilio
+):
+    # The address was removed from the visit, but stayed in clear in the alarm SMS and in the answer to the
+    # supervisor's "OK" kept against Twilio's retries.
+    settings.VISIT_ADDRESS_RETENTION_DAYS = 30
+    worker, *_ = team
+    sms(WORKER_PHONE, "VISIT 30 Rudarska 12, stan 3, Olovo")
+    twilio.sms("POMOC", sid="SMalarm", from_number=WORKER_PHONE)
+    code = Notification.objects.filter(to_number=SUPERVISOR_PHONE).exclude(ack_code="").first().ack_code
+    twilio.sms(f"OK {code}", sid="SMtake", from_number=SUPERVISOR_PHONE)
+    services.end_visit(Visit.objects.get(worker=worker), by=team[1].user, note="u redu")
+    assert Notification.objects.filter(body__contains="Rudarska 12").exists()
+    assert StaffSmsCommand.objects.filter(reply__contains="Rudarska 12").exists()
+
+    clock.move_to(START + dt.timedelta(days=31))
+    assert services.purge_visit_addresses() == 1
+    assert not Notification.objects.filter(body__contains="Rudarska 12").exists()
+    assert not StaffSmsCommand.objects.filter(reply__contains="Rudarska 12").exists()
 
 
 def test_the_monthly_incident_report_counts_the_months_incidents(clock, team, tmp_path):

@@ -257,6 +257,14 @@ def test_a_visit_nobody_takes_escalates_like_a_case(provider, clock, settings):
     assert WelfareCheck.objects.get().state == CheckState.SAFE
     assert person.last_checked_by == worker.user
 
+    # The messages that sent people there carry the person's name and address in clear: they go after the
+    # retention period, as a home visit's address does.
+    notices = Notification.objects.filter(kind=visits.VISIT_NOTICE)
+    assert notices.exclude(body="").exists()
+    clock.move_to(START + dt.timedelta(days=settings.VISIT_ADDRESS_RETENTION_DAYS + 1))
+    assert visits.purge_visit_notices() == notices.count()
+    assert not notices.exclude(body="").exists()
+
 
 def test_a_late_safe_answer_calls_off_the_visit(provider, clock):
     (person,) = register(1)

@@ -362,6 +362,7 @@ CELERY_TASK_ROUTES = {
     # A worker overdue on a home visit is chased on the same queue as an unanswered case.
     "helpline.visits.tasks.run_visit_escalations": {"queue": "escalation"},
     "helpline.visits.tasks.purge_visit_addresses": {"queue": "default"},
+    "helpline.welfare.tasks.purge_visit_notices": {"queue": "default"},
     "helpline.privacy.tasks.anonymise_expired_cases": {"queue": "default"},
 }
 # Tasks outside an app's tasks.py (the case-work layer is not a Django app of its own).
@@ -405,6 +406,9 @@ CELERY_BEAT_SCHEDULE = {
     },
     "purge-visit-addresses": {
         "task": "helpline.visits.tasks.purge_visit_addresses", "schedule": crontab(hour=3, minute=30)
+    },
+    "purge-welfare-visit-notices": {
+        "task": "helpline.welfare.tasks.purge_visit_notices", "schedule": crontab(hour=3, minute=35)
     },
     # Retention: anonymise the personal data of cases whose period ended (helpline/privacy/services.py).
     "anonymise-expired-cases": {

@@ -39,7 +39,13 @@ from helpline.visits.models import (
     VisitStatus,
 )
 from notifications.ladder import Ladder
-from notifications.models import DeliveryStatus, Notification, NotificationChannel, NotificationKind
+from notifications.models import (
+    DeliveryStatus,
+    Notification,
+    NotificationChannel,
+    NotificationKind,
+    StaffSmsCommand,
+)
 from notifications.outbox import queue_notification
 
 logger = logging.getLogger(__name__)
@@ -390,6 +396,11 @@ def purge_visit_addresses(now: dt.datetime | None = None) -> int:
             visit.address, visit.address_purged_at = "", now
             visit.save(update_fields=["address", "address_purged_at"])
             _record(visit, VisitEventKind.ADDRESS_PURGED)
+            # The alarm and overdue messages about it carried the address too.
+            _visit_notifications(visit).update(body="")
+        # The answers to staff SMS commands ("you have taken the home visit... Address: ...") are kept only to
+        # answer Twilio's retries of the same SMS, which come within minutes: a day is plenty.
+        StaffSmsCommand.objects.filter(received_at__lt=now - dt.timedelta(days=1)).delete()
     return len(old)
 
 

@@ -1,7 +1,12 @@
 """The welfare tick: a doorbell for services.advance_campaigns, run by beat every few seconds."""
 from celery import shared_task
 
-from helpline.welfare import services
+from helpline.welfare import services, visits
+
+
+@shared_task
+def purge_visit_notices() -> None:
+    visits.purge_visit_notices()
 
 
 @shared_task

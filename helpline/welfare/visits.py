@@ -19,7 +19,7 @@ from helpline.roster.selectors import all_supervisors, on_duty, supervisors_on_d
 from helpline.welfare import texts
 from helpline.welfare.models import AreaWorker, VisitStatus, VisitTask, WelfareCheck
 from notifications.ladder import NOBODY_ON_DUTY_LADDER, Ladder, ladder_for
-from notifications.models import NotificationChannel, StepAction
+from notifications.models import Notification, NotificationChannel, StepAction
 from notifications.outbox import queue_notification
 from triage.assignment import choose_assignee
 
@@ -184,3 +184,17 @@ def _tell_fallback_numbers(task: VisitTask, key: str) -> bool:
             channel=NotificationChannel.SMS, queue=NOTIFICATIONS_QUEUE,
         ) is not None  # fmt: skip
     return told
+
+
+def purge_visit_notices(now: dt.datetime | None = None) -> int:
+    """The messages that sent someone to a vulnerable person carry their name and address in clear: once the visit
+    is done and VISIT_ADDRESS_RETENTION_DAYS have passed (as for home-visit addresses), their text goes. The
+    register itself keeps the person, encrypted, on its own legal basis. Returns how many messages were emptied."""
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(days=settings.VISIT_ADDRESS_RETENTION_DAYS)
+    emptied = 0
+    for task_id in VisitTask.objects.filter(status=VisitStatus.DONE, done_at__lt=cutoff).values_list("pk", flat=True):
+        emptied += Notification.objects.filter(
+            idempotency_key__startswith=f"welfare-visit:{task_id}:", kind=VISIT_NOTICE
+        ).exclude(body="").update(body="")
+    return emptied
