@@ -68,6 +68,10 @@ class DeliveryHealth:
 
 
 TO_CITIZENS = (NotificationKind.CITIZEN_REPLY, NotificationKind.CRISIS_ANSWER, NotificationKind.CRISIS_BROADCAST)
+# What Twilio reports after it took a send: an SMS the carrier did not deliver (blocked or filtered, 30003/30007),
+# a call that could not be placed. Twilio took them, so they counted as sent, and a carrier blocking the line
+# went unnoticed. (A call nobody answers is a person asleep, not a failing line: not counted.)
+LATER_FAILURES = ("callback undelivered", "callback failed", "call failed")
 
 
 def delivery_health(now: dt.datetime | None = None) -> DeliveryHealth:
@@ -79,21 +83,21 @@ def delivery_health(now: dt.datetime | None = None) -> DeliveryHealth:
     # Staff alerts only: an SMS to a citizen's landline (a crisis broadcast to voice callers) fails for reasons of
     # its own, and counting those raised "staff alerts are failing" with every staff alert getting through.
     attempts = DeliveryAttempt.objects.filter(
-        at__gt=min(starts), at__lte=now, result__in=(SENT, RETRY, FAILED), notification__is_drill=False
+        at__gt=min(starts), at__lte=now, result__in=(SENT, RETRY, FAILED, *LATER_FAILURES), notification__is_drill=False
     ).exclude(notification__idempotency_key__startswith=DELIVERY_ALERT_PREFIX).exclude(
         notification__kind__in=TO_CITIZENS
     )
     latest_try = DeliveryAttempt.objects.filter(
         notification_id=OuterRef("notification_id"), result__in=(SENT, RETRY, FAILED)
     ).order_by("-at", "-pk")
-    still_failed = failed & ~Q(latest=SENT)
+    still_failed = failed & ~Q(latest=SENT) | Q(result__in=LATER_FAILURES)
     counts = {}
     for name, start in zip(("window", "recent"), starts, strict=True):
         in_window = Q(at__gt=start)
-        counts |= {f"{name}_sends": Count("pk", filter=in_window),
+        counts |= {f"{name}_sends": Count("pk", filter=in_window & Q(result__in=(SENT, RETRY, FAILED))),
                    f"{name}_failures": Count("pk", filter=in_window & still_failed)}  # fmt: skip
     figures = attempts.annotate(latest=Subquery(latest_try.values("result")[:1])).aggregate(
-        **counts, last_failure_at=Max("at", filter=failed & Q(at__gt=starts[0]))
+        **counts, last_failure_at=Max("at", filter=(failed | Q(result__in=LATER_FAILURES)) & Q(at__gt=starts[0]))
     )
     windows = [
         _window_share(start, figures[f"{name}_sends"], figures[f"{name}_failures"])
@@ -109,6 +113,7 @@ def delivery_health(now: dt.datetime | None = None) -> DeliveryHealth:
 
 
 def _window_share(start: dt.datetime, sends: int, failures: int) -> dict:
+    failures = min(failures, sends)  # a later report may be about a send made before the window
     rate = failures / sends if sends else 0.0
     return {"start": start, "sends": sends, "failures": failures, "rate": rate,
             "is_failing": sends >= _minimum_sends() and rate > _threshold()}  # fmt: skip

@@ -381,6 +381,23 @@ def test_sms_to_citizens_that_fail_never_sound_the_staff_alerts_alarm(clock, twi
     assert (health.sends, health.failures, health.is_failing) == (1, 0, False)
 
 
+def test_staff_sms_twilio_took_but_the_carrier_never_delivered_sound_the_alarm(clock, twilio_api, twilio):
+    # A carrier blocking the SOS number: Twilio takes every SMS, then reports each undelivered (30007). They all
+    # counted as sent: "30 sends, 0 failures", /healthz/ ok, nobody told.
+    cases = [CaseFactory() for _ in range(6)]
+    for n, case in enumerate(cases):
+        notification = outbox.queue_notification(
+            key=f"n{n}", to_number="+38761999000", body="x", kind="reminder", case=case
+        )  # fmt: skip
+        outbox.deliver(notification.pk)
+        notification.refresh_from_db()
+        twilio.post("/webhooks/twilio/message-status/", {
+            "MessageSid": notification.provider_sid, "MessageStatus": "undelivered", "ErrorCode": "30007",
+        })  # fmt: skip
+    health = delivery_health()
+    assert (health.sends, health.failures, health.is_failing) == (6, 6, True)
+
+
 def test_a_few_failures_in_a_quiet_hour_are_not_an_outage(clock, twilio_api, settings):
     settings.NOTIFICATION_MAX_ATTEMPTS = 1
     twilio_api.outage()
