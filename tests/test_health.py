@@ -2,6 +2,7 @@
 And the log a night-shift supervisor reads: one clock, no line per idle tick."""
 import datetime as dt
 import logging
+import os
 import time
 
 import pytest
@@ -11,6 +12,7 @@ from celery.signals import worker_shutting_down
 from helpline.cases import dispatch, services
 from helpline.cases.tasks import BEAT_HEARTBEAT, queue_heartbeat_name, worker_heartbeat_name
 from helpline.operations.logs import UTCFormatter
+from tests.factories import CaseFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -49,6 +51,23 @@ def test_health_is_ok_while_beat_every_queue_and_every_worker_beat(client, clock
     assert body["heartbeat_age_seconds"] == 3.0
     assert set(body["queues"].values()) == {"ok"} and set(body["queues"]) == set(dispatch.QUEUES)
     assert body["workers"] == {"critical@centre": "ok", "worker@centre": "ok"}
+
+
+def test_work_that_stopped_moving_makes_health_degraded_though_every_process_beats(client, clock, settings, tmp_path):
+    # A hung worker child, a triage that fails on every try, a spooled file the replay cannot store: every heartbeat
+    # was fresh, so /healthz/ said ok while a contact waited, untriaged, for an hour.
+    settings.INTAKE_SPOOL_DIR = tmp_path
+    CaseFactory(status="new")
+    spooled = tmp_path / "sms-0123.json"
+    spooled.write_text("{}")
+    os.utime(spooled, (START.timestamp(), START.timestamp()))
+    clock.shift(dt.timedelta(minutes=5))
+    everything_beats()
+    body = client.get("/healthz/").json()
+    assert body["status"] == "degraded"
+    assert body["progress"]["oldest_untriaged_seconds"] == 300
+    assert any("not triaged for 300 s" in problem for problem in body["problems"])
+    assert any("1 spooled contact(s) not stored" in problem for problem in body["problems"])
 
 
 def test_a_beat_heartbeat_older_than_a_few_seconds_makes_health_degraded_but_still_200(client, clock):

@@ -275,7 +275,11 @@ def replay_spool() -> ReplayResult:
                 result.remaining = len(contacts) - position
                 return result
             except Exception as error:  # one bad file must not hold back the others; it stays for a later try
-                logger.error("could not replay a spooled %s (%s)", contact.kind, type(error).__name__)
+                logger.error(
+                    "could not store a spooled %s given reference %s (%s); it stays in %s, and /healthz/ says so",
+                    contact.kind, contact.reference or "-", type(error).__name__,
+                    contact.path.name if contact.path else "-",
+                )  # fmt: skip
                 result.failed += 1
                 continue
             _forget(contact)

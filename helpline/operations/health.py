@@ -3,20 +3,24 @@ beat's heartbeat, a consumer for every worker queue, and whether staff alerts ge
 Answers within about a second whatever is down."""
 from __future__ import annotations
 
+import datetime as dt
 import time
+from pathlib import Path
 
 from celery import current_app
 from django.conf import settings
 from django.db import connection
+from django.db.models import Min, Q
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from helpline.cases import dispatch
-from helpline.cases.models import Heartbeat
+from helpline.cases.models import Case, CaseStatus, Heartbeat
 from helpline.cases.tasks import BEAT_HEARTBEAT, WORKER_HEARTBEAT_PREFIX, queue_heartbeat_name
 from notifications.delivery_health import delivery_health
+from notifications.models import DeliveryStatus, Notification
 from triage.semantic_model import RULES_ONLY_HEARTBEAT_PREFIX, RULES_ONLY_REPORT_EVERY_SECONDS
 
 BROKER_CHECK_TIMEOUT_SECONDS = 1.0
@@ -109,6 +113,36 @@ def _staff_alert_state() -> tuple[dict, list[str]]:
     return health.as_dict(), [f"staff alerts failing: {health.failures} of {health.sends} sends in {minutes} min"]
 
 
+# How far behind each kind of work may fall before a monitor should hear of it. Processes that beat can still be
+# stuck (a hung child, a task that fails on every try, a replay that cannot store a file): these look at the work.
+UNTRIAGED_MAX_SECONDS = 120  # triage takes well under a second; the sweep re-rings a lost doorbell after 30 s
+AWAITING_MODEL_MAX_SECONDS = 600  # the model's second look lags in a surge (about two minutes at 100 contacts/s)
+QUEUED_ALERT_MAX_SECONDS = 120  # a staff alert due and not yet handed to Twilio
+SPOOLED_MAX_SECONDS = 60  # the replay runs every 10 s once the database answers
+
+
+def _progress_state(now: dt.datetime) -> tuple[dict, list[str]]:
+    """How old the oldest waiting piece of each kind of work is (seconds; None when nothing waits)."""
+    oldest = {
+        "untriaged": Case.objects.filter(status=CaseStatus.NEW).aggregate(at=Min("created_at"))["at"],
+        "awaiting_model": Case.objects.filter(awaiting_model=True).aggregate(at=Min("created_at"))["at"],
+        "queued_staff_alert": Notification.objects.filter(status=DeliveryStatus.QUEUED, recipient__isnull=False)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .aggregate(at=Min("created_at"))["at"],
+    }
+    ages = {name: round((now - at).total_seconds()) if at else None for name, at in oldest.items()}
+    spooled = sorted(Path(settings.INTAKE_SPOOL_DIR).glob("*.json"), key=lambda path: path.stat().st_mtime)
+    ages["spooled"] = round(time.time() - spooled[0].stat().st_mtime) if spooled else None
+    limits = {
+        "untriaged": (UNTRIAGED_MAX_SECONDS, "a contact not triaged for {age} s"),
+        "awaiting_model": (AWAITING_MODEL_MAX_SECONDS, "the model's second look {age} s behind"),
+        "queued_staff_alert": (QUEUED_ALERT_MAX_SECONDS, "a staff alert due {age} s ago not yet sent"),
+        "spooled": (SPOOLED_MAX_SECONDS, f"{len(spooled)} spooled contact(s) not stored, the oldest {{age}} s"),
+    }
+    problems = [text.format(age=ages[name]) for name, (limit, text) in limits.items() if (ages[name] or 0) > limit]
+    return {f"oldest_{name}_seconds": age for name, age in ages.items()}, problems
+
+
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -129,6 +163,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception:  # as above: the answer must still come
         work["staff_alerts"], alert_problems = None, ["staff alert deliveries unreadable"]
     problems += alert_problems
+    try:
+        work["progress"], progress_problems = _progress_state(timezone.now())
+    except Exception:  # as above
+        work["progress"], progress_problems = None, ["waiting work unreadable"]
+    problems += progress_problems
     if broker != "ok":
         problems.insert(0, "the broker is unreachable")
     body = {"status": "degraded" if problems else "ok", "database": database, "broker": broker, **work,
