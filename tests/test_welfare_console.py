@@ -2,6 +2,7 @@
 for civil protection; the welfare call takes a key press; the register is imported through a preview."""
 from __future__ import annotations
 
+import base64
 import datetime as dt
 
 import pytest
@@ -130,6 +131,22 @@ def test_the_register_is_imported_through_a_preview(client, supervisor):
     bad = client.post("/console/welfare/register/import/", {"sheet": SimpleUploadedFile(
         "register.csv", b"full_name,phone,municipality,legal_basis\nIvo,nije broj,Maglaj,public_task\n")})
     assert b"is not a phone number" in bad.content and b"Import these rows" not in bad.content
+
+
+def test_a_previewed_sheet_waits_encrypted_and_not_for_long(client, supervisor):
+    # The whole sheet (names, phones, addresses, "dialysis") sat base64-encoded in the session table, read by
+    # anyone with a database copy, and for good when the preview was never confirmed.
+    from django.contrib.sessions.models import Session
+
+    sheet = "full_name,phone,municipality,legal_basis\nHasija Hodžić,061 111 222,Maglaj,public_task\n".encode()
+    client.post("/console/welfare/register/import/", {"sheet": SimpleUploadedFile("register.csv", sheet)})
+    stored = "".join(str(session.get_decoded()) for session in Session.objects.all())
+    assert "Hasija" not in stored and base64.b64encode(sheet).decode() not in stored
+
+    with time_machine.travel(dt.datetime.now(tz=dt.UTC) + dt.timedelta(hours=1)):
+        client.force_login(supervisor.user)
+        assert client.post("/console/welfare/register/import/", {"confirm": "1"}).status_code == 302
+    assert VulnerablePerson.objects.count() == 0  # expired: choose the file again
 
 
 def test_a_worker_cannot_open_the_campaign_pages(client):

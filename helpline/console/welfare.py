@@ -2,9 +2,9 @@
 live tally with the list behind every number, the export for civil protection, and a worker's visits."""
 from __future__ import annotations
 
-import base64
 import csv
 
+from cryptography.fernet import InvalidToken
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from helpline.cases.encryption import current_fernet
 from helpline.console.access import staff_page, supervisor_page
 from helpline.console.middleware import polling
 from helpline.roster.selectors import is_supervisor
@@ -186,6 +187,19 @@ def person_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     return render(request, "console/welfare_person.html", {"form": form, "person": person})
 
 
+# How long a previewed sheet waits for its confirmation.
+SHEET_KEPT_SECONDS = 30 * 60
+
+
+def _sheet_kept(kept: dict | None) -> bytes | None:
+    if not kept:
+        return None
+    try:
+        return current_fernet().decrypt(kept["data"].encode(), ttl=SHEET_KEPT_SECONDS)
+    except (InvalidToken, KeyError, AttributeError):  # expired, or kept in the older, unencrypted form
+        return None
+
+
 @never_cache
 @require_POST
 @supervisor_page
@@ -194,9 +208,11 @@ def register_import(request: HttpRequest) -> HttpResponse:
     (`confirm`) stores the same sheet, all rows or none."""
     if request.POST.get("confirm"):
         kept = request.session.pop(_SESSION_SHEET, None)
-        if not kept:
+        sheet = _sheet_kept(kept)
+        if sheet is None:
+            messages.error(request, _("The preview has expired: choose the file again."))
             return redirect("console:welfare-register")
-        report = register.confirm_import(base64.b64decode(kept["data"]), kept["format"], by=request.user)
+        report = register.confirm_import(sheet, kept["format"], by=request.user)
         if report.stored:
             messages.success(request, _("Imported: %(new)s new, %(updated)s updated.") % {
                 "new": report.count("new"), "updated": report.count("update")})  # fmt: skip
@@ -220,7 +236,9 @@ def register_import(request: HttpRequest) -> HttpResponse:
         messages.error(request, _("The file could not be read as CSV or XLSX."))
         return redirect("console:welfare-register")
     if report.is_valid:
-        request.session[_SESSION_SHEET] = {"data": base64.b64encode(data).decode(), "format": file_format}
+        # Encrypted with the register's own key (sessions sit in the database and its backups in clear), and only
+        # for as long as a person takes to read the preview.
+        request.session[_SESSION_SHEET] = {"data": current_fernet().encrypt(data).decode(), "format": file_format}
     return render(request, "console/welfare_import.html", {"report": report, "confirmable": report.is_valid})
 
 

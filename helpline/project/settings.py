@@ -364,6 +364,7 @@ CELERY_TASK_ROUTES = {
     "helpline.visits.tasks.purge_visit_addresses": {"queue": "default"},
     "helpline.welfare.tasks.purge_visit_notices": {"queue": "default"},
     "helpline.privacy.tasks.anonymise_expired_cases": {"queue": "default"},
+    "helpline.privacy.tasks.clear_expired_sessions": {"queue": "default"},
 }
 # Tasks outside an app's tasks.py (the case-work layer is not a Django app of its own).
 CELERY_IMPORTS = ["helpline.casework.tasks"]
@@ -413,6 +414,9 @@ CELERY_BEAT_SCHEDULE = {
     # Retention: anonymise the personal data of cases whose period ended (helpline/privacy/services.py).
     "anonymise-expired-cases": {
         "task": "helpline.privacy.tasks.anonymise_expired_cases", "schedule": crontab(hour=3, minute=45)
+    },
+    "clear-expired-sessions": {
+        "task": "helpline.privacy.tasks.clear_expired_sessions", "schedule": crontab(hour=3, minute=50)
     },
 }
 # Routine INFO lines about these are dropped (LOGGING): at one to ten seconds apart they would bury everything else.
