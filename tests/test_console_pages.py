@@ -297,3 +297,15 @@ def test_a_resolved_case_offers_no_reassign_form(client):
     boss = StaffFactory(role="supervisor")
     case = CaseFactory(status=CaseStatus.RESOLVED)
     assert "/reassign/" not in signed_in(client, boss).get(f"/console/cases/{case.pk}/").content.decode()
+
+
+def test_the_lists_say_how_many_wait_when_they_show_only_the_most_urgent(client, people):
+    # The count was the list's length: "(50)" while 130 waited, and the rest were simply not there.
+    from helpline.casework import selectors
+
+    for _ in range(55):
+        CaseFactory(status=CaseStatus.TRIAGED, priority="normal")
+    signed_in(client, people["worker"])
+    page = client.get("/console/").content.decode()
+    total = selectors.count_unassigned()
+    assert total > 50 and f"(najhitnijih 50 od {total})" in page  # the console is in Bosnian

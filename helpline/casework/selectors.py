@@ -62,8 +62,16 @@ def my_open_cases(user: AbstractBaseUser) -> QuerySet[Case]:
 
 def unassigned_cases(*, limit: int = 50) -> QuerySet[Case]:
     """Open cases nobody has: every worker sees these (the staff API's rule), the most urgent first."""
-    cases = Case.objects.filter(assigned_to__isnull=True, status__in=OPEN_STATUSES)
-    return by_urgency(cases).select_related("caller")[:limit]
+    return by_urgency(_unassigned()).select_related("caller")[:limit]
+
+
+def count_unassigned() -> int:
+    """How many there are, however many the list shows: in a surge the list stops at 50 and its length is no count."""
+    return _unassigned().count()
+
+
+def _unassigned() -> QuerySet[Case]:
+    return Case.objects.filter(assigned_to__isnull=True, status__in=OPEN_STATUSES)
 
 
 def with_conversation(cases: QuerySet[Case]) -> QuerySet[Case]:
@@ -111,15 +119,22 @@ def waiting_for_a_person(*, limit: int = 100) -> list[Case]:
     """What the board watches: every critical and high case nobody has taken yet (inside its deadline too), and
     any case escalated or past its deadline, most urgent first, each with who was told what, by which channel, and
     what Twilio reported (`notification_log`)."""
-    now = timezone.now()
-    overdue = Q(acknowledge_by__lt=now, acknowledged_at__isnull=True)
-    urgent = Q(priority__in=[Priority.CRITICAL, Priority.HIGH])
-    cases = Case.objects.filter(urgent | overdue | Q(is_escalated=True), status__in=WAITING_FOR_A_PERSON)
-    cases = list(by_urgency(cases).select_related("caller", "assigned_to")[:limit])
+    cases = list(by_urgency(_waiting_for_a_person(timezone.now())).select_related("caller", "assigned_to")[:limit])
     logs = notification_logs([case.pk for case in cases], per_case=6)
     for case in cases:
         case.notification_log = logs.get(case.pk, [])
     return cases
+
+
+def count_waiting_for_a_person() -> int:
+    """How many the board's list would hold without its limit (it shows the 100 most urgent)."""
+    return _waiting_for_a_person(timezone.now()).count()
+
+
+def _waiting_for_a_person(now: dt.datetime) -> QuerySet[Case]:
+    overdue = Q(acknowledge_by__lt=now, acknowledged_at__isnull=True)
+    urgent = Q(priority__in=[Priority.CRITICAL, Priority.HIGH])
+    return Case.objects.filter(urgent | overdue | Q(is_escalated=True), status__in=WAITING_FOR_A_PERSON)
 
 
 def notification_logs(case_ids: list[int], *, per_case: int | None = None) -> dict[int, list[Notification]]:

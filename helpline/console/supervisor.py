@@ -36,6 +36,7 @@ def _board_context() -> dict:
         "surge": surge.current_surge(),
         "pressure": surge.surge_pressure(now),
         "waiting": case_reads.waiting_for_a_person(),
+        "waiting_count": case_reads.count_waiting_for_a_person(),
         "staff": case_reads.staff_loads(now),
         "figures": case_reads.figures_for_day(now),
         "reassign_form": ReassignForm(),

@@ -100,6 +100,7 @@ def _queue_context(request: HttpRequest) -> dict:
     return {
         "my_cases": list(selectors.my_open_cases(request.user)),
         "unassigned": list(selectors.unassigned_cases()),
+        "unassigned_count": selectors.count_unassigned(),
         "now": timezone.now(),
         "poll_seconds": settings.CONSOLE_POLL_SECONDS,
     }
