@@ -355,6 +355,24 @@ def test_a_question_twilio_could_not_deliver_sends_a_worker_at_once(twilio_api, 
     assert VisitTask.objects.filter(welfare_check__person=person).count() == 1  # now, not in an hour
 
 
+def test_a_question_twilio_keeps_refusing_for_a_while_becomes_a_call(twilio_api, twilio, clock):
+    # A rate limit or an outage at the messaging service: the question was retried every 30 s for good, in silence,
+    # and the person, never asked, was never called or visited.
+    (person,) = register(1)
+    on_duty(phone="+38762000001")
+    services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
+                            call_after_minutes=60, visit_after_minutes=60)  # fmt: skip
+    twilio_api.outage(status=429, code=20429, message="Too Many Requests")
+    for seconds in range(0, 11 * 60, 30):
+        clock.move_to(START + dt.timedelta(seconds=seconds))
+        services.advance_campaigns(limit=10)
+    assert len(twilio_api.messages) >= 20  # tried again and again
+    # After ten minutes of refusals the person is called instead (here the call meets the same outage).
+    assert str(person.phone) in [call.form["To"] for call in twilio_api.calls]
+    check = WelfareCheck.objects.get()
+    assert check.state == CheckState.CALLED and "called instead" in check.failure
+
+
 def test_a_status_callback_for_another_checks_message_changes_nothing(twilio_api, twilio, clock):
     register(1)
     services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,

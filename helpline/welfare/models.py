@@ -212,6 +212,8 @@ class WelfareCheck(models.Model):
     answered_via = models.CharField(max_length=10, blank=True)  # sms, voice, visit
     reply_sid = models.CharField(max_length=64, null=True, blank=True, unique=True)
     failure = models.CharField(max_length=200, blank=True)
+    # Since when the provider has refused this question for a reason that may pass (rate limit, an outage).
+    sms_failing_since = models.DateTimeField(null=True, blank=True)
     case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     updated_at = models.DateTimeField(auto_now=True)
 

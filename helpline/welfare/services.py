@@ -37,8 +37,11 @@ from helpline.welfare.selectors import people_for
 
 logger = logging.getLogger(__name__)
 
-# After a transient send failure (network, 5xx, 429) the question is tried again this much later.
+# After a transient send failure (network, 5xx, 429) the question is tried again this much later...
 RETRY_AFTER = dt.timedelta(seconds=30)
+# ...for this long; then the person is called instead. An SMS that kept failing was retried for good, in silence,
+# and the person was never called or visited: the call and the visit only follow a question that went out.
+GIVE_UP_ON_SMS_AFTER = dt.timedelta(minutes=10)
 # States waiting for the person (not yet settled) once asked.
 AWAITING_ANSWER = (CheckState.ASKED, CheckState.CALLED, CheckState.VISIT_PENDING)
 
@@ -182,9 +185,18 @@ def send_due_questions(now: dt.datetime, *, limit: int = 500) -> int:
         result = sending.send_question(check.pk, check.phone, body, is_drill=check.is_drill)
         if result.ok:
             WelfareCheck.objects.filter(pk=check.pk).update(provider_sid=result.provider_sid or None)
-        elif result.transient:
+        elif result.transient and (check.sms_failing_since or now) > now - GIVE_UP_ON_SMS_AFTER:
+            logger.warning("welfare check %s (campaign %s): the question could not be sent (%s); tried again soon",
+                           check.pk, check.campaign_id, result.error_code or "error")  # fmt: skip
             WelfareCheck.objects.filter(pk=check.pk, state=CheckState.ASKED).update(
-                state=CheckState.QUEUED, send_at=now + RETRY_AFTER, asked_at=None, call_due_at=None
+                state=CheckState.QUEUED, send_at=now + RETRY_AFTER, asked_at=None, call_due_at=None,
+                sms_failing_since=check.sms_failing_since or now,
+            )  # fmt: skip
+        elif result.transient:
+            logger.warning("welfare check %s (campaign %s): the question could not be sent for %s min; calling instead",
+                           check.pk, check.campaign_id, int(GIVE_UP_ON_SMS_AFTER.total_seconds() // 60))  # fmt: skip
+            WelfareCheck.objects.filter(pk=check.pk, state=CheckState.ASKED).update(
+                call_due_at=now, failure=f"SMS not sent ({result.error_code or 'error'}): called instead"[:200]
             )
         else:
             mark_unreachable(check.pk, f"SMS failed ({result.error_code or 'error'})")
