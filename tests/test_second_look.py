@@ -257,3 +257,48 @@ def test_a_call_with_nothing_written_is_not_given_to_the_model():
     actions.do_triage_case(case.pk)
     assert not Case.objects.get(pk=case.pk).awaiting_model
     assert actions.do_second_look() == 0
+
+
+def test_a_model_that_loads_but_fails_on_every_message_leaves_the_cases_for_it_and_says_so(monkeypatch):
+    # They were marked read by the rules alone: the model never read them once it worked again (it would have
+    # made this farewell critical), and /healthz/ said semantic triage was ok.
+    from helpline.cases.models import Heartbeat
+
+    ShiftFactory(staff=StaffFactory())
+    case = contact(FAREWELL)
+    actions.do_triage_case(case.pk)
+    model = semantic_model.semantic_model()
+    reading = model.predict_many
+
+    def out_of_memory(texts):
+        raise MemoryError
+
+    monkeypatch.setattr(model, "predict_many", out_of_memory)
+    semantic_model._last_report.clear()
+    assert triage.second_look() == []
+    assert Case.objects.get(pk=case.pk).awaiting_model
+    assert Heartbeat.objects.filter(name__startswith=semantic_model.RULES_ONLY_HEARTBEAT_PREFIX).exists()
+
+    monkeypatch.setattr(model, "predict_many", reading)
+    actions.do_second_look()
+    case.refresh_from_db()
+    assert not case.awaiting_model and case.priority == "critical"
+
+
+def test_one_message_that_breaks_the_model_does_not_cost_the_others_their_reading(monkeypatch):
+    ShiftFactory(staff=StaffFactory())
+    breaking, farewell = contact("Dobar dan, imam pitanje oko dokumenata"), contact(FAREWELL)
+    for case in (breaking, farewell):
+        actions.do_triage_case(case.pk)
+    model = semantic_model.semantic_model()
+    reading = model.predict_many
+
+    def fails_on_one(texts):
+        if any("dokumenata" in text for text in texts):
+            raise ValueError("a text the model cannot read")
+        return reading(texts)
+
+    monkeypatch.setattr(model, "predict_many", fails_on_one)
+    actions.do_second_look()
+    assert Case.objects.get(pk=farewell.pk).priority == "critical"
+    assert not Case.objects.get(pk=breaking.pk).awaiting_model  # read by the rules alone, not retried for ever

@@ -57,7 +57,7 @@ def semantic_model() -> SemanticTriage | None:
                 )
             _loaded.update(pid=os.getpid(), model=model, problem=problem)
     if _loaded["model"] is None:
-        _report_rules_only()
+        report_rules_only()
     return _loaded["model"]  # type: ignore[return-value]
 
 
@@ -131,7 +131,7 @@ def rules_only_heartbeat_name() -> str:
     return f"{RULES_ONLY_HEARTBEAT_PREFIX}{socket.gethostname()[:30]}:{os.getpid()}"
 
 
-def _report_rules_only() -> None:
+def report_rules_only() -> None:
     """Keeps this process's "rules only" heartbeat fresh; never lets a database problem reach triage."""
     now, pid = time.monotonic(), os.getpid()
     if now - _last_report.get(pid, -RULES_ONLY_REPORT_EVERY_SECONDS) < RULES_ONLY_REPORT_EVERY_SECONDS:

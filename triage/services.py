@@ -28,7 +28,7 @@ from triage import selectors
 from triage.classification import Classification, CompiledRule, classify_text, reads_as_critical
 from triage.models import TriageCorrection, TriageRule
 from triage.semantic.combination import combine, rule_ruled_out
-from triage.semantic_model import critical_by_words, semantic_model
+from triage.semantic_model import critical_by_words, report_rules_only, semantic_model
 
 if TYPE_CHECKING:
     from triage.semantic.model import Prediction
@@ -364,8 +364,17 @@ def _read_by_the_model(texts: list[str]) -> dict[str, Prediction | None]:
     try:
         return dict(zip(texts, model.predict_many(texts), strict=True))
     except Exception:  # the rules' answer is a whole answer; no case is left waiting for a broken model
-        logger.warning("the model failed on a batch of %s messages; the rules decide", len(texts), exc_info=True)
-        return dict.fromkeys(texts)
+        logger.warning("the model failed on a batch of %s messages; read one by one", len(texts), exc_info=True)
+        report_rules_only()  # /healthz/ says so, as when the model cannot load
+    predictions: dict[str, Prediction | None] = {}
+    for text in texts:  # one message that breaks the model must not cost the others their reading
+        try:
+            predictions[text] = model.predict_many([text])[0]
+        except Exception:
+            predictions[text] = None
+    if not any(predictions.values()):
+        logger.error("the model failed on every message of a batch; the rules decide")
+    return predictions
 
 
 # Messages the model reads at once: batching embeds about a third faster a message, and a batch's cases are
@@ -392,6 +401,10 @@ def second_look(limit: int = SECOND_LOOK_BATCH) -> list[SecondLook]:
     if not waiting:
         return []
     predictions = _read_by_the_model([text for _, text, _ in waiting])
+    if predictions and not any(predictions.values()) and semantic_model() is not None:
+        # Loaded, yet it read nothing: left waiting for it (and /healthz/ shows the look falling behind), not
+        # marked read by the rules alone, which would keep the model from them once it works again.
+        return []
     rules = selectors.active_rules()  # read once a batch, not once a case
     looks = []
     for case_id, text, message_id in waiting:
