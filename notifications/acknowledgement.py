@@ -66,16 +66,16 @@ def acknowledge_case(case: Case, *, by: AbstractBaseUser, via: str) -> Case:
 def _cases_a_plain_ok_may_take(staff: StaffProfile):
     """Cases still waiting that were notified to this person (as assignee or escalation recipient), or are theirs
     (in surge mode a normal case is given without a message of its own: the digest counts them, and says to reply
-    OK), and that they may still take: a worker's own or unassigned ones, never one the ladder has since given to
-    a colleague (a plain OK would then be refused on it again and again while their own case waits). Supervisors
-    may take any."""
+    OK), and that they may still take: their own or unassigned ones, never one the ladder has since given to a
+    colleague (a plain OK would then be refused on it again and again while their own case waits). A supervisor
+    takes a colleague's case with the message's code: a plain OK is all a forged sender number needs, and it
+    would take the centre's most urgent escalated case and stop its ladder without the supervisor knowing."""
+    return _notified_or_theirs(staff).filter(Q(assigned_to=staff.user) | Q(assigned_to__isnull=True))
+
+
+def _notified_or_theirs(staff: StaffProfile):
     notified = Notification.objects.filter(recipient=staff.user, case__isnull=False).values("case_id")
-    waiting = Case.objects.filter(
-        Q(pk__in=notified) | Q(assigned_to=staff.user), status__in=WAITING_FOR_ACKNOWLEDGEMENT
-    )
-    if is_supervisor(staff.user):
-        return waiting
-    return waiting.filter(Q(assigned_to=staff.user) | Q(assigned_to__isnull=True))
+    return Case.objects.filter(Q(pk__in=notified) | Q(assigned_to=staff.user), status__in=WAITING_FOR_ACKNOWLEDGEMENT)
 
 
 def _refuse(staff: StaffProfile, case: Case | None, why: str) -> None:
@@ -96,6 +96,8 @@ def handle_staff_sms(staff: StaffProfile, body: str) -> str:
         return texts.command_help()
     if len(words) == 1:
         case = by_urgency(_cases_a_plain_ok_may_take(staff)).first()
+        if case is None and is_supervisor(staff.user) and _notified_or_theirs(staff).exists():
+            return texts.use_the_code()  # a colleague's case, escalated to them: taken with its code
         if case is None:
             return texts.nothing_to_acknowledge()
         return _acknowledge_by_sms(case, staff)

@@ -227,3 +227,22 @@ def test_a_deactivated_login_takes_its_phones_staff_powers_with_it(clock, twilio
     assert case.acknowledged_at is None
     worker.refresh_from_db()
     assert not worker.is_active
+
+
+def test_a_plain_ok_from_a_supervisors_number_does_not_take_a_colleagues_escalated_case(clock, twilio):
+    # All a forged sender number needed: the centre's most urgent escalated case was taken and its ladder stopped,
+    # the supervisor none the wiser. With the message's code it is taken as before.
+    on_duty(phone=WORKER_PHONE)
+    supervisor = StaffFactory(role="supervisor", phone=COLLEAGUE_PHONE)  # off duty: told by the ladder's later steps
+    case = new_case(CRITICAL_TEXT)
+    from notifications import ladder
+
+    for minutes in (2, 3):  # not taken: a reminder, then nobody to reassign to, so every supervisor is told
+        clock.move_to(START + dt.timedelta(minutes=minutes))
+        ladder.run_due_escalations()
+    assert code_sent(supervisor, case)
+
+    assert reply_text(twilio.sms("OK", sid="SMsup1", from_number=COLLEAGUE_PHONE)) == texts.use_the_code()
+    assert Case.objects.get(pk=case.pk).acknowledged_at is None
+    reply = twilio.sms(f"OK {code_sent(supervisor, case)}", sid="SMsup2", from_number=COLLEAGUE_PHONE)
+    assert Case.objects.get(pk=case.pk).acknowledged_at is not None, reply_text(reply)
