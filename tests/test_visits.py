@@ -122,7 +122,7 @@ def test_a_second_overdue_after_an_extension_calls_the_worker_and_the_supervisor
     sms(WORKER_PHONE, "VISIT 30 Ulica Maršala Tita 5, Maglaj")
     tick_at(clock, 30)  # overdue: the worker is called
     tick_at(clock, 35)  # then the supervisor on duty
-    assert sms(WORKER_PHONE, "EXTEND 30") is not None
+    assert sms(WORKER_PHONE, f"EXTEND 30 {PIN}") is not None
     called_before = sent_to(WORKER_PHONE, channel="voice").count()
     told_before = sent_to(SUPERVISOR_PHONE, channel="voice").count()
 
@@ -154,6 +154,25 @@ def test_the_supervisors_call_about_a_visit_is_in_the_centres_language_whatever_
         in_bosnian = services.texts.call_to_supervisor(visit)
     with translation.override("en"):
         assert services.texts.call_to_supervisor(visit) == in_bosnian
+
+
+def test_an_overdue_visit_is_extended_only_with_the_pin_and_the_duress_pin_raises_the_alarm(clock, team):
+    # "EXTEND 720" from the worker's phone, in anyone's hands, silenced an overdue visit for twelve hours and told
+    # the supervisors the worker was safe.
+    worker, *_ = team
+    sms(WORKER_PHONE, "VISIT 30 Ulica Maršala Tita 5, Maglaj")
+    assert sms(WORKER_PHONE, "EXTEND 720") == services.texts.extend_needs_pin(services.EXTEND_WITHOUT_PIN_MAX_MINUTES)
+    assert sms(WORKER_PHONE, "EXTEND 15") == services.texts.visit_extended(Visit.objects.get(worker=worker))
+    tick_at(clock, 45)
+    tick_at(clock, 50)  # overdue: the worker, then the supervisor on duty
+    end = Visit.objects.get(worker=worker).expected_end_at
+    assert sms(WORKER_PHONE, "EXTEND 30") == services.texts.extend_needs_pin(services.EXTEND_WITHOUT_PIN_MAX_MINUTES)
+    assert Visit.objects.get(worker=worker).expected_end_at == end  # still overdue, still chased
+    assert not sent_to(SUPERVISOR_PHONE, idempotency_key__contains=":clear:").exists()
+
+    reply = sms(WORKER_PHONE, f"EXTEND 30 {DURESS}")
+    assert reply.startswith(services.texts.visit_extended(Visit.objects.get(worker=worker)).split(":")[0])  # as if
+    assert Visit.objects.get(worker=worker).status == VisitStatus.ALARM
 
 
 def test_a_supervisor_taking_the_overdue_visit_stops_the_ladder_and_what_was_still_queued(clock, team):

@@ -521,18 +521,41 @@ def handle_visit_sms(staff: StaffProfile, body: str) -> str | None:
             return texts.no_pin_set() if not has_pins(staff) else texts.wrong_pin()
         return check_out_with_pin(staff, rest[0], via="SMS").reply
     if first in EXTEND_WORDS and rest and _MINUTES.match(rest[0]):
-        visit = open_visit_of(staff)
-        if visit is None:
-            return texts.no_open_visit()
-        try:
-            return texts.visit_extended(extend_visit(visit, minutes=int(rest[0]), by=staff.user, via="SMS"))
-        except VisitRefused as refusal:
-            return str(refusal)
+        return _extend_by_sms(staff, int(rest[0]), pin=rest[1] if len(rest) > 1 else "")
     if first in START_WORDS:
         return _start_by_sms(staff, body)
     if first in ACKNOWLEDGE_WORDS and len(rest) == 1:
         return _acknowledge_by_code(staff, rest[0])
     return None
+
+
+# Without the PIN, an SMS extends a visit that is not yet overdue by at most this much: someone else may hold the
+# phone, and "EXTEND 720" silenced the visit for twelve hours.
+EXTEND_WITHOUT_PIN_MAX_MINUTES = 60
+
+
+def _extend_by_sms(staff: StaffProfile, minutes: int, *, pin: str) -> str:
+    """EXTEND <minutes> [PIN]. Once the visit is overdue (supervisors are being told), only the check-out PIN
+    extends it and calls them off: the phone may not be in the worker's hands. The duress PIN answers exactly as an
+    extension would, and raises the alarm. A worker with no PINs set extends as before."""
+    visit = open_visit_of(staff)
+    if visit is None:
+        return texts.no_open_visit()
+    meaning = _pin_meaning(staff, pin) if pin else ("none" if not has_pins(staff) else "not given")
+    if meaning == "duress":
+        pretended = Visit(worker=staff, expected_end_at=max(visit.expected_end_at, timezone.now()))
+        pretended.expected_end_at += dt.timedelta(minutes=min(minutes, MAX_VISIT_MINUTES))
+        raise_alarm(staff, via="SMS", duress=True)
+        return texts.visit_extended(pretended)
+    needs_pin = visit.escalation_step > 0 or minutes > EXTEND_WITHOUT_PIN_MAX_MINUTES
+    if meaning == "wrong" or (meaning == "not given" and needs_pin):
+        _record(visit, VisitEventKind.REFUSED, actor=staff.user, via="SMS",
+                reason="extension without the PIN" if meaning == "not given" else "wrong PIN")  # fmt: skip
+        return texts.extend_needs_pin(EXTEND_WITHOUT_PIN_MAX_MINUTES) if meaning == "not given" else texts.wrong_pin()
+    try:
+        return texts.visit_extended(extend_visit(visit, minutes=minutes, by=staff.user, via="SMS"))
+    except VisitRefused as refusal:
+        return str(refusal)
 
 
 def _start_by_sms(staff: StaffProfile, body: str) -> str:

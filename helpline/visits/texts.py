@@ -113,7 +113,8 @@ def taken_by_someone_else(visit: Visit) -> str:
 
 def overdue_to_worker(visit: Visit) -> str:
     return _in_staff_language(lambda: gettext(
-        "%(helpline)s: your visit was due to end at %(due)s. Reply SAFE and your PIN, or EXTEND and minutes."
+        "%(helpline)s: your visit was due to end at %(due)s. Reply SAFE and your PIN, or EXTEND, minutes and your "
+        "PIN."
     ) % _facts(visit))  # fmt: skip
 
 
@@ -146,6 +147,13 @@ def case_not_linked(reference: str) -> str:
         lambda: gettext("Case %(reference)s was not found among your cases; add it in the console.")
         % {"reference": reference}
     )
+
+
+def extend_needs_pin(max_minutes: int) -> str:
+    return _in_staff_language(lambda: gettext(
+        "Not extended: once a visit is overdue, or for more than %(minutes)s minutes, send EXTEND, the minutes and "
+        "your PIN, e.g. EXTEND 30 1234."
+    ) % {"minutes": max_minutes})  # fmt: skip
 
 
 def visit_extended(visit: Visit) -> str:
