@@ -149,6 +149,14 @@ def for_citizen(case: Case, latin: str, cyrillic: str = "") -> str:
     return text
 
 
+def _citizen(case: Case) -> str:
+    """One citizen, however many cases: by the blind index of their number (a caller's, or the one a web form
+    gave), else the case. By caller alone, someone who texted and also wrote through the form, or wrote twice,
+    was several citizens: the same reply reached them three times, and the figures counted them three times."""
+    index = case.caller.phone_index if case.caller_id else case.contact_phone_index
+    return f"phone:{index}" if index else f"case:{case.pk}"
+
+
 def _citizen_number(case: Case) -> str:
     return str(case.caller.phone) if case.caller_id else str(case.contact_phone or "")
 
@@ -180,7 +188,7 @@ def group_case(case: Case, events: Sequence[CrisisEvent] | None = None) -> list[
     the triage transaction, with the case row locked. Costs one query when no event is active, none when the
     caller read the `events` for a batch of cases."""
     events = active_events() if events is None else events
-    if not events:
+    if not events or case.is_drill:  # a drill rehearses; it never joins, nor counts in, a real event
         return []
     text = "\n".join(
         body for body in case.messages.filter(direction=Direction.INBOUND).values_list("body", flat=True) if body
@@ -196,7 +204,7 @@ def group_case(case: Case, events: Sequence[CrisisEvent] | None = None) -> list[
         case_services.record_event(case, EventKind.NOTE, text=f"grouped into crisis event {match.event.title}")
         if not _why_not_reach(case):
             answer = for_citizen(case, match.event.answer, match.event.answer_cyrillic)
-            _reply(case, answer, key=f"crisis-answer:{match.event.pk}:{case.pk}",
+            _reply(case, answer, key=f"crisis-answer:{match.event.pk}:{_citizen(case)}",
                    kind=NotificationKind.CRISIS_ANSWER, by=None)  # fmt: skip
     return grouped
 
@@ -264,7 +272,7 @@ def deliver_broadcast(broadcast_id: int, *, batch: int = 200) -> int:
         last_case_id = chunk[-1].case_id
         for contact in chunk:
             case = contact.case
-            citizen = f"caller:{case.caller_id}" if case.caller_id else f"case:{case.pk}"
+            citizen = _citizen(case)
             reason = _why_not_reach(case)
             try:
                 with transaction.atomic():
@@ -306,6 +314,6 @@ def event_cases(event: CrisisEvent):
 
 
 def event_figures(event: CrisisEvent) -> EventFigures:
-    cases = Case.objects.filter(crisis_contacts__event=event)
+    cases = Case.objects.filter(crisis_contacts__event=event, is_drill=False)
     by_priority = dict(cases.values_list("priority").annotate(n=Count("pk")))
     return EventFigures(sum(by_priority.values()), cases.filter(status__in=OPEN_STATUSES).count(), by_priority)

@@ -295,10 +295,10 @@ class CrisisBroadcast(models.Model):
 
 
 class BroadcastRecipient(models.Model):
-    """A citizen a broadcast reached (or skipped: opted out), once: by caller when there is one, else by case."""
+    """A citizen a broadcast reached (or skipped: opted out), once: by their number when there is one, else by case."""
 
     broadcast = models.ForeignKey(CrisisBroadcast, on_delete=models.CASCADE, related_name="recipients")
-    citizen = models.CharField(max_length=40)  # "caller:<id>" or "case:<id>"
+    citizen = models.CharField(max_length=40)  # "phone:<blind index of the number>" or "case:<id>"
     case = models.ForeignKey("helpline.Case", on_delete=models.CASCADE, related_name="+")
     skipped_because = models.CharField(max_length=60, blank=True)
 

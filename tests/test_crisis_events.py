@@ -113,6 +113,27 @@ def test_a_broadcast_whose_doorbell_was_lost_is_rung_again_once_it_should_have_f
     assert crisis.ring_stalled_broadcasts() == 0  # finished
 
 
+def test_one_person_with_an_sms_case_and_web_cases_is_one_citizen_and_drills_stay_out(flood, supervisor):
+    # Keyed by caller, web cases (which have none) were each "a citizen": one number got the same broadcast and
+    # the same automatic answer three times, and "reached 3" counted one person. Drill cases joined too.
+    contact("Poplava u Maglaju, voda ulazi", phone="+38761000041")
+    for _ in range(2):
+        web = CaseFactory(channel="web", caller=None, contact_phone="+38761000041", safe_to_text=True)
+        MessageFactory(case=web, body="Maglaj, poplava, trebamo evakuaciju")
+        actions.do_triage_case(web.pk)
+    drill = CaseFactory(is_drill=True, caller=None)
+    MessageFactory(case=drill, body="Poplava u Maglaju (vježba)")
+    actions.do_triage_case(drill.pk)
+
+    assert len(sent_to("+38761000041", NotificationKind.CRISIS_ANSWER)) == 1
+    broadcast = crisis.start_broadcast(flood, by=supervisor.user, token="t-41", text="Ekipe stižu.")
+    crisis.deliver_broadcast(broadcast.pk)
+    broadcast.refresh_from_db()
+    assert (broadcast.reached, len(sent_to("+38761000041", NotificationKind.CRISIS_BROADCAST))) == (1, 1)
+    assert not CrisisContact.objects.filter(case=drill).exists()
+    assert crisis.event_figures(flood).grouped == 3
+
+
 def test_declaring_an_event_needs_a_place_or_keyword_and_an_answer(client, supervisor):
     client.force_login(supervisor.user)
     response = client.post("/console/events/", {"title": "Poplava", "answer": "Sporije odgovaramo."})
