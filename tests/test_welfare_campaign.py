@@ -323,6 +323,16 @@ def test_a_2_from_someone_the_register_says_reads_english_in_cyrillic_opens_a_ca
     assert (case.language, case.script) == ("en", "latin")
 
 
+def test_the_tally_promises_no_time_while_people_wait_behind_another_campaign(provider, clock):
+    # It said "everyone will have been asked by 09:00:59" at 09:02 with a hundred still not asked: those held
+    # behind another campaign have no sending time, and a time already past promises nothing.
+    register(3)
+    services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None)
+    second = services.start_campaign(title="Struja", question="Imate li struje?", areas=[], needs=[], by=None)
+    figures = selectors.tally(second)
+    assert (figures.held, figures.everyone_asked_by) == (3, None)
+
+
 def test_a_drill_never_holds_up_a_real_campaign(provider, clock):
     register(50)
     services.start_campaign(title="Vježba", question="Jeste li sigurni?", areas=[], needs=[], by=None, is_drill=True)

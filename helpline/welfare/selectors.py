@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Case as SqlCase
 from django.db.models import Count, Max, Q, QuerySet, When
+from django.utils import timezone
 
 from helpline.cases.encryption import phone_index, query_tokens
 from helpline.cases.intake import normalise_phone
@@ -79,6 +80,7 @@ class Tally:
     by_need: list[tuple[str, dict[str, int]]] = field(default_factory=list)
     everyone_asked_by: dt.datetime | None = None
     visits_waiting: int = 0
+    held: int = 0  # waiting for another campaign's question to them to be settled: no time can be promised
 
 
 def _empty() -> dict[str, int]:
@@ -87,6 +89,7 @@ def _empty() -> dict[str, int]:
 
 def tally(campaign: Campaign) -> Tally:
     """The campaign's numbers, by state, by area and by need; four queries whatever the campaign's size."""
+    now = timezone.now()
     result = Tally(campaign=campaign, columns=_empty())
     areas: dict[str, dict[str, int]] = {}
     needs: dict[str, dict[str, int]] = {need: _empty() for need in Need.values}
@@ -95,6 +98,7 @@ def tally(campaign: Campaign) -> Tally:
         column = column_of(row["state"])
         result.total += row["n"]
         result.columns[column] += row["n"]
+        result.held += row["n"] if row["state"] == CheckState.HELD else 0
         areas.setdefault(row["person__municipality"], _empty())[column] += row["n"]
         for need in row["person__needs"] or []:
             if need in needs:
@@ -104,6 +108,10 @@ def tally(campaign: Campaign) -> Tally:
     result.by_need = [(labels[need], counts) for need, counts in needs.items() if any(counts.values())]
     last = WelfareCheck.objects.filter(campaign=campaign).aggregate(last=Max("send_at"), asked=Max("asked_at"))
     result.everyone_asked_by = last["last"] if result.columns["not_yet_asked"] else last["asked"]
+    # People held behind another campaign have no sending time yet, and a time already past promises nothing: the
+    # page said "everyone will have been asked by 09:00:59" at 09:02, with a hundred still not asked.
+    if result.columns["not_yet_asked"] and (result.held or (result.everyone_asked_by or now) < now):
+        result.everyone_asked_by = None
     result.visits_waiting = WelfareCheck.objects.filter(
         campaign=campaign, visit__status__in=[VisitStatus.WAITING, VisitStatus.TAKEN]
     ).count()
