@@ -3,10 +3,13 @@
 import datetime as dt
 
 import pytest
+import time_machine
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from helpline.cases.models import Case, CaseRead, CaseStatus, Direction, EventKind
+from helpline.casework import actions
+from notifications import acknowledgement
 from notifications.models import Notification
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
 from tests.tokens import api_token
@@ -259,9 +262,17 @@ def test_a_shift_ending_before_it_starts_is_a_400(people):
 
 
 def test_stats_count_and_time_acknowledgements(people, cases):
-    Case.objects.filter(pk=cases["mine"].pk).update(acknowledged_at=cases["mine"].created_at + dt.timedelta(seconds=90))
+    taken_at = cases["mine"].created_at + dt.timedelta(seconds=90)
+    with time_machine.travel(taken_at, tick=False):
+        acknowledgement.acknowledge_case(cases["mine"], by=people["worker"].user, via="API")
     body = client_for(people["supervisor"]).get("/api/v1/stats/").json()
     assert body["cases"] == 3 and body["by_priority"] == {"critical": 1, "high": 1, "normal": 1}
+    assert body["time_to_acknowledge_seconds"]["median"] == 90.0
+    # Reassigned two days later and taken at once by someone else: the citizen waited 90 s, not two days.
+    with time_machine.travel(taken_at + dt.timedelta(days=2), tick=False):
+        actions.do_assign(Case.objects.get(pk=cases["mine"].pk), by=people["supervisor"].user, staff=people["worker"])
+        acknowledgement.acknowledge_case(cases["mine"], by=people["worker"].user, via="API")
+    body = client_for(people["supervisor"]).get("/api/v1/stats/").json()
     assert body["time_to_acknowledge_seconds"]["median"] == 90.0
     assert people["worker"].user.username in body["per_worker"]
     assert "per_worker" not in client_for(people["worker"]).get("/api/v1/stats/").json()

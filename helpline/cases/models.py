@@ -242,6 +242,9 @@ class Case(models.Model):
     is_escalated = models.BooleanField(_("escalated"), default=False, db_index=True)
     acknowledge_by = models.DateTimeField(_("acknowledge by"), null=True, blank=True, db_index=True)
     acknowledged_at = models.DateTimeField(_("acknowledged"), null=True, blank=True)
+    # When a person first took the case: kept when a reassignment or a reopening clears `acknowledged_at` for the
+    # next person, so the time a citizen waited for someone is not lost from the figures.
+    first_acknowledged_at = models.DateTimeField(_("first acknowledged"), null=True, blank=True, editable=False)
     triage_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Its doorbell rides the critical queue: the request path's quick check found words a critical rule knows. A
     # critical worker's doorbell takes along the others waiting (triage.services.triage_waiting_cases), found by

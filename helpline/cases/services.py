@@ -469,6 +469,8 @@ def stop_escalation(case: Case, *, acknowledged_at: dt.datetime | None = None) -
     changes: dict[str, Any] = {"escalation_due_at": None}
     if acknowledged_at is not None:
         changes["acknowledged_at"] = acknowledged_at
+        if case.first_acknowledged_at is None:
+            changes["first_acknowledged_at"] = acknowledged_at
     _save_escalation_fields(case, **changes)
 
 

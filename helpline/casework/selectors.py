@@ -186,8 +186,8 @@ def figures_for_day(at: dt.datetime) -> DayFigures:
     )
     waits = sorted(
         wait.total_seconds()
-        for wait in today.filter(acknowledged_at__isnull=False)
-        .annotate(wait=F("acknowledged_at") - F("created_at"))
+        for wait in today.filter(first_acknowledged_at__isnull=False)
+        .annotate(wait=F("first_acknowledged_at") - F("created_at"))
         .values_list("wait", flat=True)
     )
     hours = {
@@ -230,7 +230,11 @@ def case_stats(user: AbstractBaseUser, start: dt.datetime, end: dt.datetime) -> 
     def counts(field: str) -> dict[str, int]:
         return {row[field] or "": row["n"] for row in cases.values(field).annotate(n=Count("id")).order_by(field)}
 
-    acknowledged = cases.filter(acknowledged_at__isnull=False).annotate(wait=F("acknowledged_at") - F("created_at"))
+    # From the contact to the first person who took it: a later reassignment clears `acknowledged_at`, and the
+    # wait was then lost, or charged (days long) to whoever took the case last.
+    acknowledged = cases.filter(first_acknowledged_at__isnull=False).annotate(
+        wait=F("first_acknowledged_at") - F("created_at")
+    )
     resolved = cases.filter(resolved_at__isnull=False).annotate(took=F("resolved_at") - F("created_at"))
     body = {
         "period": {"from": start, "to": end},
