@@ -25,7 +25,7 @@ from helpline.cases import services as case_services
 from helpline.cases.dispatch import ALERTS_QUEUE, NOTIFICATIONS_QUEUE, RETRY_QUEUE, enqueue_after_commit, publish
 from helpline.cases.models import Case, CaseStatus, Channel, EventKind, Message, Priority
 from helpline.roster.models import StaffProfile
-from helpline.roster.selectors import all_supervisors
+from helpline.roster.selectors import all_supervisors, forget_who_is_on_duty
 from helpline.roster.services import coming_week_gaps
 from notifications import texts
 from notifications.backends import NETWORK_ERROR, DrillBackend, OutgoingMessage, SendResult, get_backend
@@ -301,6 +301,8 @@ def _record_send_result(notification: Notification, result: SendResult, *, claim
     notification.status = DeliveryStatus.FAILED
     notification.save(update_fields=["status", "last_error", "last_error_code"])
     _mirror_to_message(notification, DeliveryStatus.FAILED)
+    if notification.recipient_id and notification.channel != NotificationChannel.EMAIL and not result.transient:
+        phone_fails(notification.recipient_id)  # refused for good (a wrong or dead number), not an outage
     logger.error("notification %s failed for good: %s", notification.pk, result.error_code)
     return DeliveryOutcome(DeliveryStatus.FAILED)
 
@@ -577,10 +579,31 @@ def _move_forward(provider_sid: str, status: str, error_code: str) -> bool:
     by_sid = Notification.objects.filter(provider_sid=provider_sid)
     if not by_sid.filter(status__in=behind).update(**changes):
         return False
-    notification = by_sid.only("pk", "message_id").get()
+    notification = by_sid.only("pk", "message_id", "recipient_id").get()
     _mirror_to_message(notification, status)
     DeliveryAttempt.objects.create(notification=notification, result=f"callback {status}"[:20], error_code=error_code)
+    if status == DeliveryStatus.DELIVERED:
+        phone_receives(notification.recipient_id)
+    elif status in (DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED):
+        phone_fails(notification.recipient_id)
     return True
+
+
+def phone_fails(user_id: int | None) -> None:
+    """What we sent to this staff member's phone did not arrive: marked from the first such report, and kept."""
+    if user_id is not None and StaffProfile.objects.filter(user_id=user_id, phone_failing_since__isnull=True).update(
+        phone_failing_since=timezone.now()
+    ):
+        forget_who_is_on_duty()  # the next assignment here passes them over (other processes within a second)
+        logger.warning("messages to a staff member's phone (user %s) are not arriving", user_id)
+
+
+def phone_receives(user_id: int | None) -> None:
+    """Something reached the phone (delivered, a call answered) or came from it: it works again."""
+    if user_id is not None and StaffProfile.objects.filter(user_id=user_id, phone_failing_since__isnull=False).update(
+        phone_failing_since=None
+    ):
+        forget_who_is_on_duty()
 
 
 def _by_sid_or_token(provider_sid: str, notification_id: int | None) -> Notification | None:
@@ -622,6 +645,9 @@ def record_staff_call_outcome(*, provider_sid: str, call_status: str, notificati
         elif call_status == "completed":
             notification.status = DeliveryStatus.DELIVERED
             notification.save(update_fields=["status"])
+            phone_receives(notification.recipient_id)
+        if call_status == "failed":
+            phone_fails(notification.recipient_id)
 
 
 # --- Roster gaps -------------------------------------------------------------------------------------------

@@ -270,7 +270,7 @@ def test_a_staff_alert_that_failed_during_an_outage_is_sent_once_twilio_takes_me
 
     twilio_api.recover()
     other = outbox.queue_notification(key="other", to_number="+38761999000", body="x", kind="reminder",
-                                      case=CaseFactory())  # fmt: skip
+                                      case=CaseFactory(status="assigned"))  # fmt: skip
     assert outbox.deliver(other.pk).status == "sent"  # Twilio takes messages again
     clock.shift(dt.timedelta(seconds=1))
     outbox.relay_queued()
@@ -332,7 +332,7 @@ def test_an_alert_refused_for_an_invalid_number_is_never_sent_again(clock, twili
     twilio_api.error(400, 21211, "The 'To' number is not a valid phone number.")
     assert outbox.deliver(sms.pk).status == "failed"
     other = outbox.queue_notification(key="other", to_number="+38761999000", body="x", kind="reminder",
-                                      case=CaseFactory())  # fmt: skip
+                                      case=CaseFactory(status="assigned"))  # fmt: skip
     outbox.deliver(other.pk)
 
     clock.shift(dt.timedelta(minutes=5))
@@ -369,7 +369,7 @@ def test_sms_to_citizens_that_fail_never_sound_the_staff_alerts_alarm(clock, twi
     # every supervisor while every staff alert got through.
     settings.NOTIFICATION_MAX_ATTEMPTS = 1
     staff_alert = outbox.queue_notification(key="s", to_number="+38761999000", body="x", kind="reminder",
-                                            case=CaseFactory())  # fmt: skip
+                                            case=CaseFactory(status="assigned"))  # fmt: skip
     outbox.deliver(staff_alert.pk)
     twilio_api.outage()
     for n in range(6):
@@ -403,7 +403,7 @@ def test_a_few_failures_in_a_quiet_hour_are_not_an_outage(clock, twilio_api, set
     twilio_api.outage()
     for n in range(2):
         notification = outbox.queue_notification(key=f"n{n}", to_number="+38761999000", body="x", kind="reminder",
-                                                 case=CaseFactory())  # fmt: skip
+                                                 case=CaseFactory(status="assigned"))  # fmt: skip
         outbox.deliver(notification.pk)
     assert delivery_health().failures == 2 and not delivery_health().is_failing
 
@@ -413,7 +413,7 @@ def test_an_outage_right_after_a_busy_spell_is_told_to_supervisors_within_a_minu
     supervisor = StaffFactory(role="supervisor", phone="+38761300001")
     for n in range(20):  # a busy spell: twenty staff alerts got out
         sent = outbox.queue_notification(key=f"ok{n}", to_number="+38761999000", body="x", kind="reminder",
-                                         case=CaseFactory())  # fmt: skip
+                                         case=CaseFactory(status="assigned"))  # fmt: skip
         outbox.deliver(sent.pk)
     clock.shift(dt.timedelta(minutes=2))
     twilio_api.outage()
@@ -433,7 +433,7 @@ def test_supervisors_are_told_once_per_outage_and_again_when_it_is_over(clock, t
     twilio_api.outage()
     for n in range(6):
         notification = outbox.queue_notification(key=f"n{n}", to_number="+38761999000", body="x", kind="reminder",
-                                                 case=CaseFactory())  # fmt: skip
+                                                 case=CaseFactory(status="assigned"))  # fmt: skip
         outbox.deliver(notification.pk)
 
     assert alert_supervisors_of_failing_delivery() == 2
@@ -450,7 +450,9 @@ def test_supervisors_are_told_once_per_outage_and_again_when_it_is_over(clock, t
     assert sent[-1].get("MessagingServiceSid") == "MG" + "1" * 32 and "From" not in sent[-1]  # another path
     clock.shift(dt.timedelta(minutes=6))
     assert alert_supervisors_of_failing_delivery() == 0  # quiet is not recovery: nothing got through yet
-    ok = outbox.queue_notification(key="ok", to_number="+38761999000", body="x", kind="reminder", case=CaseFactory())
+    ok = outbox.queue_notification(
+        key="ok", to_number="+38761999000", body="x", kind="reminder", case=CaseFactory(status="assigned")
+    )
     outbox.deliver(ok.pk)
     clock.shift(dt.timedelta(seconds=30))
     assert alert_supervisors_of_failing_delivery() == 2
@@ -461,7 +463,7 @@ def test_supervisors_are_told_once_per_outage_and_again_when_it_is_over(clock, t
 def fail_staff_alerts(count: int) -> None:
     for n in range(count):
         notification = outbox.queue_notification(key=f"out{n}", to_number="+38761999000", body="x", kind="reminder",
-                                                 case=CaseFactory())  # fmt: skip
+                                                 case=CaseFactory(status="assigned"))  # fmt: skip
         outbox.deliver(notification.pk)
 
 
@@ -490,7 +492,9 @@ def test_a_twilio_outage_makes_healthz_degraded_until_staff_alerts_get_out_again
 
     twilio_api.recover()
     clock.shift(dt.timedelta(minutes=6))  # the failures age out of the window, and new alerts get out
-    ok = outbox.queue_notification(key="ok", to_number="+38761999000", body="x", kind="reminder", case=CaseFactory())
+    ok = outbox.queue_notification(
+        key="ok", to_number="+38761999000", body="x", kind="reminder", case=CaseFactory(status="assigned")
+    )
     outbox.deliver(ok.pk)
     everything_beats()
     body = client.get("/healthz/").json()
@@ -545,3 +549,30 @@ def test_failures_of_a_notification_that_got_through_later_no_longer_count(clock
     outbox.deliver(sms.pk)
     health = delivery_health()
     assert (health.sends, health.failures, health.rate) == (3, 0, 0.0)  # delivered: its failures drop out
+
+
+def test_a_worker_whose_phone_does_not_receive_is_passed_over_and_shown_until_it_does(clock, twilio_api, twilio,
+                                                                                       client):
+    # Their cases were moved on by the ladder, so they had the fewest and got every new case first: each critical
+    # case sat out its deadline with someone who never heard of it. Nobody was told.
+    unreachable = on_duty(phone="+38761200300")
+    colleague = on_duty(phone="+38761200301")
+    CaseFactory(assigned_to=colleague.user, status=CaseStatus.IN_PROGRESS)  # busier than the unreachable one
+    first = assigned_case("ubit će me, ima nož")
+    assert first.assigned_to == unreachable.user
+    sms = Notification.objects.get(recipient=unreachable.user, channel="sms")
+    outbox.deliver(sms.pk)
+    sms.refresh_from_db()
+    twilio.post("/webhooks/twilio/message-status/", {
+        "MessageSid": sms.provider_sid, "MessageStatus": "undelivered", "ErrorCode": "30003",
+    })  # fmt: skip
+
+    Case.objects.filter(pk=first.pk).update(assigned_to=colleague.user)  # as the ladder moves it on
+    assert assigned_case("ubit će me, ima nož").assigned_to == colleague.user  # though they have more cases
+    supervisor = on_duty(role="supervisor", phone="+38761200309")
+    client.force_login(supervisor.user)
+    assert "ne stižu od" in client.get("/console/board/").content.decode()  # the board says so, in Bosnian
+
+    twilio.sms("OK", sid="SMback", from_number="+38761200300")  # the phone is heard from: it works again
+    unreachable.refresh_from_db()
+    assert unreachable.phone_failing_since is None

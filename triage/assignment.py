@@ -105,8 +105,11 @@ class StaffPool:
 
 
 def _idlest(pool: list[StaffProfile]) -> StaffProfile:
+    """Fewest open cases, then idle longest; but first someone whose phone receives: a person whose SMS came back
+    undelivered had their open cases moved on by the ladder, so had the fewest, and got every new case first, each
+    waiting out a deadline with someone who never heard of it."""
     never = dt.datetime.min.replace(tzinfo=dt.UTC)
-    return min(pool, key=lambda w: (w.open_cases, w.last_assigned_at or never, w.pk))
+    return min(pool, key=lambda w: (w.phone_failing_since is not None, w.open_cases, w.last_assigned_at or never, w.pk))
 
 
 def pick_assignee(

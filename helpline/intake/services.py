@@ -20,7 +20,7 @@ from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import on_duty, staff_by_id, staff_ids_with_phone_index, voice_hunt_list
 from helpline.visits.services import handle_visit_sms
 from helpline.welfare.services import answer_welfare_reply, welfare_business_with_phone_index
-from notifications import acknowledgement, surge
+from notifications import acknowledgement, outbox, surge
 from notifications.models import StaffSmsCommand
 from triage.services import queue_for_text
 
@@ -62,6 +62,7 @@ def receive_sms(
 def _answer_staff_command(staff: StaffProfile, body: str, *, message_sid: str) -> str:
     """Run a staff phone's command once per MessageSid: a copy of the same SMS (Twilio's retry, the spool's replay)
     gets the answer the first one got and changes nothing. A command that fails keeps no record, so its retry runs."""
+    outbox.phone_receives(staff.user_id)  # it sends, so it works
     if not message_sid:
         return _run_staff_command(staff, body)
     with transaction.atomic():

@@ -87,6 +87,11 @@ def _on_duty_in_second(second: dt.datetime) -> tuple[StaffProfile, ...]:
     return tuple(on_duty(second).order_by("pk"))
 
 
+def forget_who_is_on_duty() -> None:
+    """A profile changed by an UPDATE (which sends no signal): this process reads who is on duty afresh."""
+    _on_duty_in_second.forget()
+
+
 def on_duty_with_open_cases(at: dt.datetime) -> list[StaffProfile]:
     """Who is on duty at `at`, each with `open_cases` and `last_assigned_at` as they stand now: what every
     assignment reads. Who is on duty is kept for a second (compiling that query cost more CPU than running it,
