@@ -224,3 +224,17 @@ def test_a_misspelt_retention_setting_is_an_error_at_start_up(settings):
         "RETENTION_DAYS: unknown category 'informaton' in 'informaton'",
         "RETENTION_DAYS: unknown outcome 'resolvd' in '*:resolvd' (one of drill, automated, resolved, closed)",
     ]
+
+
+def test_an_anonymised_case_is_no_longer_named_on_the_persons_other_cases():
+    # "Linked to earlier contacts: SOS-..." on the newer case, whose caller is known, led to the anonymised one and
+    # tied it back to them (its category, its dates, its worker).
+    from helpline.cases.services import anonymise_case, link_cases
+
+    caller = CallerFactory()
+    old = CaseFactory(caller=caller, status=CaseStatus.RESOLVED)
+    newer = CaseFactory(caller=caller)
+    link_cases(newer, [old])
+    anonymise_case(old, basis="retention")
+    linked = newer.timeline.get(kind=EventKind.LINKED)
+    assert old.reference not in linked.details["references"]

@@ -554,6 +554,7 @@ def anonymise_case(
         "caller", "contact_name", "contact_phone", "contact_email", "safe_contact_note", "citizen_token_hash",
         "idempotency_key", "updated_at",
     ])  # fmt: skip
+    _forget_links_to(locked.reference, on_cases=list(locked.linked_cases.values_list("pk", flat=True)))
     locked.linked_cases.clear()
     locked.messages.update(body="", search_tokens="", recording_url="", recording_sid="", twilio_sid=None)
     events = [event for event in locked.timeline.all() if event.kind not in _PRIVACY_EVENTS]
@@ -568,6 +569,18 @@ def anonymise_case(
     record_event(locked, EventKind.ANONYMISED, actor=actor, basis=basis, reason=reason, **details)
     case.caller = None
     return locked
+
+
+def _forget_links_to(reference: str, *, on_cases: list[int]) -> None:
+    """The person's other cases said "linked to earlier contacts: SOS-..." naming this one: with the caller known
+    there, the anonymised case could be opened and tied back to them (its category, its dates, its worker)."""
+    naming = [
+        event for event in TimelineEvent.objects.filter(kind=EventKind.LINKED, case_id__in=on_cases)
+        if reference in (event.details or {}).get("references", [])
+    ]  # fmt: skip
+    for event in naming:
+        event.details = {**event.details, "references": [r for r in event.details["references"] if r != reference]}
+    TimelineEvent.objects.bulk_update(naming, ["details"])
 
 
 def mark_triage_requested(case_ids: list[int]) -> None:
