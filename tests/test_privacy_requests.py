@@ -203,3 +203,19 @@ def test_erasure_takes_the_number_from_crisis_messages_and_from_providers_error_
     answer.refresh_from_db()
     assert (str(answer.to_number), answer.body) == ("", "")
     assert answer.delivery_attempts.get().detail == ""
+
+
+def test_the_export_of_someone_in_the_welfare_register_includes_the_entry_and_its_checks(client, supervisor):
+    # Someone only in the register was refused, "No case holds this number", though their name, address and
+    # needs were held.
+    from helpline.welfare.models import VulnerablePerson
+
+    VulnerablePerson.objects.create(
+        full_name="Hasija Hodžić", phone="+38761777001", municipality="Maglaj", address="Obala 3",
+        needs=["dialysis"], legal_basis="public_task",
+    )  # fmt: skip
+    client.force_login(supervisor.user)
+    response = client.post("/console/privacy/export.json", {"phone": "061 777 001", "reason": "Zahtjev 15/2026"})
+    assert response.status_code == 200
+    [entry] = json.loads(response.content)["welfare_register"]
+    assert (entry["name"], entry["address"], entry["needs"]) == ("Hasija Hodžić", "Obala 3", ["dialysis"])

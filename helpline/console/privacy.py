@@ -19,6 +19,7 @@ from helpline.cases.models import Case
 from helpline.console.access import supervisor_page
 from helpline.console.forms import ErasureForm, LegalHoldForm, PersonForm, PersonRequestForm
 from helpline.privacy import selectors, services
+from helpline.welfare import selectors as welfare_selectors
 
 # --- A person's rights on request ------------------------------------------------------------------------------
 
@@ -59,10 +60,16 @@ def person_export(request: HttpRequest, file_format: str) -> HttpResponse:
     form = PersonRequestForm(request.POST, auto_id="export_%s")
     if not form.is_valid():
         return _person_page(request, PersonForm(request.POST), status=400, export_form=form)
+    # The welfare register holds some people too (name, address, needs): their export includes it, and someone
+    # only in the register was refused as if nothing were held about them.
+    register = welfare_selectors.register_export(form.lookup().get("phone", ""))
     try:
         data = services.export_person(by=request.user, reason=form.cleaned_data["reason"], **form.lookup())
     except services.RequestRefused as error:
-        return _person_page(request, PersonForm(request.POST), status=409, error=str(error))
+        if not register or services.has_cases_about(**form.lookup()):
+            return _person_page(request, PersonForm(request.POST), status=409, error=str(error))
+        data = {"generated_at": timezone.now().isoformat(), "callers": [], "cases": []}
+    data["welfare_register"] = register
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
     if file_format == "json":
         response = HttpResponse(
@@ -93,6 +100,9 @@ def person_erase(request: HttpRequest) -> HttpResponse:
                                     "was removed. Try again later.") % {"cases": ", ".join(result.waiting_for_twilio)})
     if result.already_anonymous:
         messages.info(request, _("Already anonymous: %(cases)s.") % {"cases": ", ".join(result.already_anonymous)})
+    if welfare_selectors.register_export(form.lookup().get("phone", "")):
+        messages.info(request, _("This person is also in the welfare register, which is kept on its own legal "
+                                 "basis: review or remove the entry there."))  # fmt: skip
     return redirect("console:privacy")
 
 

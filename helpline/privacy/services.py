@@ -195,6 +195,10 @@ def anonymise_expired(now: dt.datetime | None = None, *, batch_size: int | None 
 # --- A person's rights on request ----------------------------------------------------------------------------
 
 
+def has_cases_about(phone: str = "", email: str = "") -> bool:
+    return bool(selectors.cases_about_person(phone=phone, email=email))
+
+
 def _find_person(phone: str, email: str) -> list[Case]:
     cases = selectors.cases_about_person(phone=phone, email=email)
     if not cases:

@@ -155,3 +155,27 @@ def spoken_question(check_id: int) -> tuple[str, str] | None:
         return None
     language = check.person.language
     return texts.question_spoken(check.campaign.question, language=language), language
+
+
+def register_export(phone: str) -> list[dict]:
+    """A person's welfare register entries (by their number) and the checks asked of them, for their request to see
+    what is held about them. The register is kept on its own legal basis, apart from cases."""
+    if not phone:
+        return []
+    people = VulnerablePerson.objects.filter(phone_index=phone_index(normalise_phone(phone) or phone))
+    return [
+        {
+            "name": person.full_name, "phone": str(person.phone), "other_phone": str(person.other_phone or ""),
+            "address": person.address, "settlement": person.settlement, "municipality": person.municipality,
+            "year_of_birth": person.birth_year, "needs": person.needs, "trusted_contact": person.trusted_contact_name,
+            "trusted_contact_phone": str(person.trusted_contact_phone or ""), "notes": person.notes,
+            "legal_basis": person.legal_basis, "language": person.language,
+            "checks": [
+                {"campaign": check.campaign.title, "state": check.state,
+                 "asked_at": check.asked_at.isoformat() if check.asked_at else None,
+                 "answered_at": check.answered_at.isoformat() if check.answered_at else None}
+                for check in person.checks.select_related("campaign").order_by("pk")
+            ],
+        }
+        for person in people
+    ]
