@@ -321,19 +321,33 @@ def test_one_open_visit_per_worker(clock, team):
     assert Visit.objects.filter(worker=worker).count() == 1
 
 
-def test_pressing_1_on_the_overdue_call_gives_the_worker_more_time(clock, team, twilio):
+def test_the_pin_on_the_overdue_call_gives_the_worker_more_time_and_a_1_does_not(clock, team, twilio):
+    # A 1 was all anyone holding the worker's phone needed to call off the supervisors.
     worker, *_ = team
     services.start_visit(worker, minutes=20, address="Maglaj", via="console")
     tick_at(clock, 20)
     call = sent_to(WORKER_PHONE, channel="voice").get()
     path = f"/webhooks/twilio/voice/staff-call/?notification={call.pk}"
-    spoken = twilio.call(path, sid="CA-visit-1").content.decode()
-    assert "/webhooks/twilio/visits/call/answer/" in html.unescape(spoken)
+    spoken = html.unescape(twilio.call(path, sid="CA-visit-1").content.decode())
+    assert "/webhooks/twilio/visits/call/answer/" in spoken and 'finishOnKey="#"' in spoken
     answer = f"/webhooks/twilio/visits/call/answer/?notification={call.pk}"
     twilio.call(answer, sid="CA-visit-1", Digits="1")
+    assert Visit.objects.get(worker=worker).status == VisitStatus.OVERDUE
+    twilio.call(answer, sid="CA-visit-1", Digits=PIN)
     visit = Visit.objects.get(worker=worker)
     assert visit.status == VisitStatus.ACTIVE and visit.escalation_step == 0
     assert visit.expected_end_at == START + dt.timedelta(minutes=35)
+
+
+def test_the_duress_pin_on_the_overdue_call_sounds_as_confirmed_and_raises_the_alarm(clock, team, twilio):
+    worker, *_ = team
+    services.start_visit(worker, minutes=20, address="Maglaj", via="console")
+    tick_at(clock, 20)
+    call = sent_to(WORKER_PHONE, channel="voice").get()
+    answer = f"/webhooks/twilio/visits/call/answer/?notification={call.pk}"
+    said = html.unescape(twilio.call(answer, sid="CA-visit-2", Digits=DURESS).content.decode())
+    assert services.texts.safe_confirmed() in said
+    assert Visit.objects.get(worker=worker).status == VisitStatus.ALARM
 
 
 def test_a_supervisor_pressing_1_takes_the_alarm(clock, team, twilio):

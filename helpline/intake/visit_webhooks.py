@@ -25,8 +25,13 @@ def visit_call(request: HttpRequest, notification: Notification) -> HttpResponse
         return _twiml(response)
     is_worker = notification.recipient_id == visit.worker.user_id
     answer = _absolute(request, "visit-webhooks:call-answer") + f"?notification={notification.pk}"
-    gather = Gather(num_digits=1, action=answer, method="POST", timeout=10)
-    _say(gather, texts.call_to_worker(visit) if is_worker else texts.call_to_supervisor(visit), "bs")
+    # The worker proves it is them with the check-out PIN (and #): a 1 is all anyone holding the phone needs.
+    with_pin = is_worker and services.has_pins(visit.worker)
+    gather = Gather(action=answer, method="POST", timeout=15, **(
+        {"finish_on_key": "#", "num_digits": 6} if with_pin else {"num_digits": 1}
+    ))  # fmt: skip
+    said = texts.call_to_worker_for_pin(visit) if with_pin else texts.call_to_worker(visit)
+    _say(gather, said if is_worker else texts.call_to_supervisor(visit), "bs")
     response.append(gather)
     response.hangup()
     return _twiml(response)
@@ -37,8 +42,15 @@ def visit_call_answer(request: HttpRequest) -> HttpResponse:
     raw = request.GET.get("notification", "")
     notification = Notification.objects.filter(pk=raw).first() if raw.isascii() and raw.isdigit() else None
     response = VoiceResponse()
-    if notification is not None and _param(request, "Digits") == "1":
-        visit = services.visit_of_notification(notification)
+    digits = _param(request, "Digits")
+    visit = services.visit_of_notification(notification) if notification is not None else None
+    if visit is not None and notification.recipient_id == visit.worker.user_id and services.has_pins(visit.worker):
+        # The check-out PIN confirms and extends; the duress PIN answers the same and raises the alarm.
+        if services.confirm_safe_by_call(notification.pk, pin=digits):
+            _say(response, texts.safe_confirmed(), "bs")
+        else:
+            _say(response, texts.wrong_pin(), "bs")
+    elif notification is not None and digits == "1":
         if visit is not None and notification.recipient_id == visit.worker.user_id:
             if services.confirm_safe_by_call(notification.pk):
                 _say(response, texts.safe_confirmed(), "bs")

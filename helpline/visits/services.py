@@ -329,12 +329,22 @@ def _all_clear(visit: Visit) -> None:
         )  # fmt: skip
 
 
-def confirm_safe_by_call(notification_id: int) -> bool:
-    """The worker pressed 1 on the overdue call: alive, so the visit gets more time and the ladder stops."""
+def confirm_safe_by_call(notification_id: int, *, pin: str | None = None) -> bool:
+    """The worker answered the overdue call (their PIN, or 1 when they have none): alive, so the visit gets more
+    time and the ladder stops. The duress PIN answers as if confirmed (someone may be listening) and raises the
+    alarm. Returns whether to say it was confirmed."""
     notification = Notification.objects.filter(pk=notification_id).first()
     visit = visit_of_notification(notification)
     if visit is None or notification.recipient_id != visit.worker.user_id or visit.status != VisitStatus.OVERDUE:
         return False
+    if pin is not None:
+        meaning = _pin_meaning(visit.worker, pin.strip("#"))
+        if meaning == "duress":
+            raise_alarm(visit.worker, via="key press", duress=True)
+            return True
+        if meaning != "checkout":
+            _record(visit, VisitEventKind.REFUSED, actor=notification.recipient, via="key press", reason="wrong PIN")
+            return False
     extend_visit(visit, minutes=settings.VISIT_SAFE_CALL_EXTENSION_MINUTES, by=notification.recipient,
                  via="key press")  # fmt: skip
     _record(visit, VisitEventKind.SAFE_CONFIRMED, actor=notification.recipient, via="key press")

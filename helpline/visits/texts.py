@@ -125,6 +125,14 @@ def call_to_worker(visit: Visit) -> str:
     ) % {**_facts(visit), "minutes": minutes})  # fmt: skip
 
 
+def call_to_worker_for_pin(visit: Visit) -> str:
+    minutes = settings.VISIT_SAFE_CALL_EXTENSION_MINUTES
+    return _in_staff_language(lambda: gettext(
+        "%(helpline)s: your home visit is overdue. If you are safe, enter your check-out PIN and press hash: it "
+        "adds %(minutes)s minutes."
+    ) % {**_facts(visit), "minutes": minutes})  # fmt: skip
+
+
 def safe_confirmed() -> str:
     return _in_staff_language(lambda: gettext("Thank you. Check out when you leave."))
 
