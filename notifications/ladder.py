@@ -186,12 +186,32 @@ def hand_over(
 def assign_by_policy(case: Case, *, exclude: int | None = None, reason: str = "") -> Case:
     """The one way the service gives one case to someone by itself (a supervisor's "whoever should have it"): ask
     the assignment policy, hand over, or, with nobody on duty, flag the case for immediate escalation."""
+    # The case row first, then the assignment turn: the order the ladder's steps and triage take them in (the
+    # other order deadlocked against a reassign step running on the same case).
+    case = Case.objects.for_change().get(pk=case.pk)
     choice = choose_assignee(case, timezone.now(), exclude=exclude)
     if choice.staff is None:
         logger.warning("nobody on duty for %s; flagged for immediate escalation", case.reference)
         return case_services.flag_unassignable(case, explanation=choice.explanation)
     explanation = f"{reason}: {choice.summary}" if reason else choice.summary
     return hand_over(case, choice.staff, explanation=explanation)
+
+
+def hand_on(case: Case, *, away: int, reason: str, back_to_them_if_nobody: bool) -> Case:
+    """Give a case its holder (`away`, a user id) cannot act on to someone on duty by the policy. With nobody on
+    duty, assign_by_policy only flags it, and a taken case's flag is watched by no ladder (the ladder runs waiting
+    cases): it is handed over with a fresh clock instead, so it is chased, back to its holder when they are only off
+    duty (their phone, then the supervisors), or to a supervisor when they are gone."""
+    handed = assign_by_policy(case, exclude=away, reason=reason)
+    if handed.assigned_to_id != away:
+        return handed
+    if back_to_them_if_nobody:
+        people = list(StaffProfile.objects.filter(user_id=away).select_related("user"))
+    else:
+        people = [person for person in all_supervisors() if person.user_id != away]
+    if not people:
+        return handed  # flagged: nobody at all to chase
+    return hand_over(handed, people[0], explanation=f"{reason}; nobody else on duty can take it")
 
 
 def hand_on_cases_of(user_id: int) -> int:
@@ -206,7 +226,7 @@ def hand_on_cases_of(user_id: int) -> int:
             case = Case.objects.for_change().get(pk=case_id)
             if case.assigned_to_id != user_id or case.status not in OPEN_STATUSES:
                 continue  # moved meanwhile
-            assign_by_policy(case, exclude=user_id, reason="its worker is no longer active")
+            hand_on(case, away=user_id, reason="its worker is no longer active", back_to_them_if_nobody=False)
             handed += 1
     if handed:
         logger.warning("%s open cases of a deactivated staff member handed on", handed)

@@ -292,6 +292,38 @@ def test_an_urgent_follow_up_on_a_case_whose_worker_went_home_goes_to_someone_on
     assert Notification.objects.filter(recipient=night_worker.user, channel=NotificationChannel.VOICE).exists()
 
 
+def test_an_urgent_follow_up_with_nobody_else_on_duty_is_chased_not_left_flagged_on_a_taken_case(clock):
+    # Handed to "whoever should have it", nobody, the case was flagged; but a taken case's flag is watched by no
+    # ladder: an hour passed with no notification at all.
+    day_worker = off_duty_by_now(phone="+38761200301")
+    supervisor = StaffFactory(role="supervisor", phone="+38761200309")  # off duty too: a roster gap
+    case = CaseFactory(assigned_to=day_worker.user, status=CaseStatus.IN_PROGRESS, priority="high")
+    MessageFactory(case=case, body="trebam savjet oko djece")
+    Case.objects.filter(pk=case.pk).update(triaged_at=START - dt.timedelta(hours=3))
+    MessageFactory(case=case, body="On je sad ovdje s nožem, ubit će me")
+    actions.do_triage_case(case.pk)
+    case.refresh_from_db()
+    assert (case.status, case.assigned_to) == (CaseStatus.ASSIGNED, day_worker.user)  # back to them, on the clock
+    assert Notification.objects.filter(recipient=day_worker.user, channel=NotificationChannel.VOICE).exists()
+    for minute in range(1, 12):
+        tick_at(clock, minute)
+    assert Notification.objects.filter(recipient=supervisor.user).exists()  # and up the ladder
+
+
+def test_a_calm_follow_up_on_a_high_case_stays_with_its_worker_who_is_told(clock):
+    # "Thank you, see you on Tuesday" took the case from its worker every evening (the priority never goes down).
+    day_worker = off_duty_by_now(phone="+38761200301")
+    on_duty(phone="+38761200302")
+    case = CaseFactory(assigned_to=day_worker.user, status=CaseStatus.IN_PROGRESS, priority="high")
+    MessageFactory(case=case, body="trebam savjet oko djece")
+    Case.objects.filter(pk=case.pk).update(triaged_at=START - dt.timedelta(hours=3))
+    MessageFactory(case=case, body="Hvala vam, vidimo se u utorak")
+    actions.do_triage_case(case.pk)
+    case.refresh_from_db()
+    assert (case.status, case.assigned_to) == (CaseStatus.IN_PROGRESS, day_worker.user)
+    assert Notification.objects.filter(recipient=day_worker.user, kind=NotificationKind.FOLLOW_UP).exists()
+
+
 def test_a_citizen_writing_on_a_resolved_web_case_is_taken_again_not_left_counted_as_in_hand(clock, client):
     worker = on_duty(phone="+38761200301")
     created = client.post(

@@ -156,8 +156,10 @@ def _to_someone_who_can_act(case: Case, *, why: str) -> Case:
     policy, or, with nobody on duty, up the ladder at once."""
     holder, can_act = _holder_can_act(case)
     if holder is None or not can_act:
-        return ladder.assign_by_policy(
-            case, exclude=case.assigned_to_id, reason=f"{why}; its worker is off duty or no longer active"
+        gone = holder is None or not holder.is_active or not holder.user.is_active
+        return ladder.hand_on(
+            case, away=case.assigned_to_id, reason=f"{why}; its worker is off duty or no longer active",
+            back_to_them_if_nobody=not gone,
         )  # fmt: skip
     return ladder.hand_over(case, holder, explanation=why)
 
@@ -296,7 +298,7 @@ def do_triage_case(case_id: int) -> Case | None:
     return case
 
 
-def _follow_up_reaches_someone(case: Case) -> Case:
+def _follow_up_reaches_someone(case: Case, *, reads_critical: bool) -> Case:
     """The citizen wrote again on a case someone has. Reopened by writing (back on the desk with no clock): its
     worker's clock starts again, or it goes to someone who can act. Otherwise its worker is told of an urgent
     follow-up when they can act on it now; when they cannot (off duty, on leave, deactivated), an urgent follow-up,
@@ -305,17 +307,17 @@ def _follow_up_reaches_someone(case: Case) -> Case:
     if case.status == CaseStatus.ASSIGNED and case.acknowledged_at is None and case.escalation_due_at is None:
         return _to_someone_who_can_act(case, why="the citizen wrote again")
     holder, can_act = _holder_can_act(case)
-    urgent = case.priority in (Priority.CRITICAL, Priority.HIGH)
+    # Urgent by what this message says (or a critical case), not by a priority that never goes down: a "thank you,
+    # see you on Tuesday" on a high case must not take it from its worker every evening.
+    urgent = reads_critical or case.priority == Priority.CRITICAL
     gone = holder is None or not holder.is_active or not holder.user.is_active
-    if can_act:
+    if can_act or not (urgent or gone):
         outbox.tell_assignee_of_follow_up(case)
         return case
-    if urgent or gone:
-        return ladder.assign_by_policy(
-            case, exclude=case.assigned_to_id,
-            reason="the citizen wrote again; its worker is off duty or no longer active",
-        )  # fmt: skip
-    return case
+    return ladder.hand_on(
+        case, away=case.assigned_to_id, reason="the citizen wrote again; its worker is off duty or no longer active",
+        back_to_them_if_nobody=not gone,
+    )  # fmt: skip
 
 
 @transaction.atomic
@@ -331,7 +333,7 @@ def _triage_with_those_waiting(case_id: int, *, take_along: bool) -> list[Case]:
     events = crisis.active_events()
     crisis.group_case(case, events)
     if run.read_follow_up and case.assigned_to_id is not None and case.is_open:
-        case = _follow_up_reaches_someone(case)
+        case = _follow_up_reaches_someone(case, reads_critical=run.critical_by_rules)
     triaged = [case]
     # The critical worker (whose doorbells are the messages critical rules match) never carries a batch of calm
     # ones: it takes along a few other messages that sound critical, which the model reads with its own.
