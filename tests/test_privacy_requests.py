@@ -219,3 +219,5 @@ def test_the_export_of_someone_in_the_welfare_register_includes_the_entry_and_it
     assert response.status_code == 200
     [entry] = json.loads(response.content)["welfare_register"]
     assert (entry["name"], entry["address"], entry["needs"]) == ("Hasija Hodžić", "Obala 3", ["dialysis"])
+    page = client.post("/console/privacy/export.html", {"phone": "061 777 001", "reason": "Zahtjev 15/2026"})
+    assert "Hasija Hodžić" in page.content.decode() and "Obala 3" in page.content.decode()

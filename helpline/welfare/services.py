@@ -39,8 +39,9 @@ logger = logging.getLogger(__name__)
 
 # After a transient send failure (network, 5xx, 429) the question is tried again this much later...
 RETRY_AFTER = dt.timedelta(seconds=30)
-# ...for this long; then the person is called instead. An SMS that kept failing was retried for good, in silence,
-# and the person was never called or visited: the call and the visit only follow a question that went out.
+# ...for this long while other questions get out; then the person is called instead. An SMS that kept failing was
+# retried for good, in silence, and the person was never called or visited: the call and the visit only follow a
+# question that went out. While the provider takes nothing at all, the questions wait for it.
 GIVE_UP_ON_SMS_AFTER = dt.timedelta(minutes=10)
 # States waiting for the person (not yet settled) once asked.
 AWAITING_ANSWER = (CheckState.ASKED, CheckState.CALLED, CheckState.VISIT_PENDING)
@@ -185,7 +186,7 @@ def send_due_questions(now: dt.datetime, *, limit: int = 500) -> int:
         result = sending.send_question(check.pk, check.phone, body, is_drill=check.is_drill)
         if result.ok:
             WelfareCheck.objects.filter(pk=check.pk).update(provider_sid=result.provider_sid or None)
-        elif result.transient and (check.sms_failing_since or now) > now - GIVE_UP_ON_SMS_AFTER:
+        elif result.transient and not _refused_while_others_go_out(check, now):
             logger.warning("welfare check %s (campaign %s): the question could not be sent (%s); tried again soon",
                            check.pk, check.campaign_id, result.error_code or "error")  # fmt: skip
             WelfareCheck.objects.filter(pk=check.pk, state=CheckState.ASKED).update(
@@ -201,6 +202,16 @@ def send_due_questions(now: dt.datetime, *, limit: int = 500) -> int:
         else:
             mark_unreachable(check.pk, f"SMS failed ({result.error_code or 'error'})")
     return len(due)
+
+
+def _refused_while_others_go_out(check: WelfareCheck, now: dt.datetime) -> bool:
+    """This question has been refused for GIVE_UP_ON_SMS_AFTER while other questions got out meanwhile: something
+    about this one. While the provider takes nothing at all (an outage), the question waits: the call would meet
+    the same outage, and every person asked in it would get a home visit."""
+    since = check.sms_failing_since
+    if since is None or since > now - GIVE_UP_ON_SMS_AFTER:
+        return False
+    return WelfareCheck.objects.filter(asked_at__gte=since, provider_sid__isnull=False).exists()
 
 
 def call_the_silent(now: dt.datetime, *, limit: int = 500) -> int:

@@ -15,9 +15,4 @@ class Migration(migrations.Migration):
             name='first_acknowledged_at',
             field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='first acknowledged'),
         ),
-        # Cases acknowledged before the field: their acknowledgement is the first one known.
-        migrations.RunSQL(
-            "UPDATE helpline_case SET first_acknowledged_at = acknowledged_at WHERE acknowledged_at IS NOT NULL",
-            reverse_sql=migrations.RunSQL.noop,
-        ),
     ]
