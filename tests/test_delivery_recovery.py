@@ -571,7 +571,7 @@ def test_a_worker_whose_phone_does_not_receive_is_passed_over_and_shown_until_it
     assert assigned_case("ubit će me, ima nož").assigned_to == colleague.user  # though they have more cases
     supervisor = on_duty(role="supervisor", phone="+38761200309")
     client.force_login(supervisor.user)
-    assert "ne stižu od" in client.get("/console/board/").content.decode()  # the board says so, in Bosnian
+    assert "nije stigla u" in client.get("/console/board/").content.decode()  # the board says so, in Bosnian
 
     twilio.sms("OK", sid="SMback", from_number="+38761200300")  # the phone is heard from: it works again
     unreachable.refresh_from_db()

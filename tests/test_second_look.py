@@ -302,3 +302,26 @@ def test_one_message_that_breaks_the_model_does_not_cost_the_others_their_readin
     actions.do_second_look()
     assert Case.objects.get(pk=farewell.pk).priority == "critical"
     assert not Case.objects.get(pk=breaking.pk).awaiting_model  # read by the rules alone, not retried for ever
+
+
+def test_one_message_the_model_cannot_read_alone_in_the_queue_is_decided_by_the_rules(monkeypatch):
+    # Alone in a quiet night's queue, it was left waiting for ever ("the second look 600 s behind" on /healthz/),
+    # and each look reported the model as unavailable while it read everything else.
+    from helpline.cases.models import Heartbeat
+
+    ShiftFactory(staff=StaffFactory())
+    case = contact("Dobar dan, imam pitanje oko dokumenata")
+    actions.do_triage_case(case.pk)
+    model = semantic_model.semantic_model()
+    reading = model.predict_many
+
+    def cannot_read_that_one(texts):
+        if any("dokumenata" in text for text in texts):
+            raise ValueError("a text the model cannot read")
+        return reading(texts)
+
+    monkeypatch.setattr(model, "predict_many", cannot_read_that_one)
+    semantic_model._last_report.clear()
+    actions.do_second_look()
+    assert not Case.objects.get(pk=case.pk).awaiting_model
+    assert not Heartbeat.objects.filter(name__startswith=semantic_model.RULES_ONLY_HEARTBEAT_PREFIX).exists()

@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.db import connection
+from django.utils import timezone
 
 from helpline.cases.models import Case, Priority
 from helpline.roster.models import Role, StaffProfile
@@ -104,12 +105,22 @@ class StaffPool:
         staff.last_assigned_at = at
 
 
+# How long a report that a person's phone did not receive counts against them. A new report marks it again.
+PHONE_FAILING_COUNTS_FOR = dt.timedelta(hours=1)
+
+
+def phone_is_failing(staff: StaffProfile, now: dt.datetime | None = None) -> bool:
+    since = staff.phone_failing_since
+    return since is not None and since > (now or timezone.now()) - PHONE_FAILING_COUNTS_FOR
+
+
 def _idlest(pool: list[StaffProfile]) -> StaffProfile:
     """Fewest open cases, then idle longest; but first someone whose phone receives: a person whose SMS came back
     undelivered had their open cases moved on by the ladder, so had the fewest, and got every new case first, each
     waiting out a deadline with someone who never heard of it."""
     never = dt.datetime.min.replace(tzinfo=dt.UTC)
-    return min(pool, key=lambda w: (w.phone_failing_since is not None, w.open_cases, w.last_assigned_at or never, w.pk))
+    now = timezone.now()
+    return min(pool, key=lambda w: (phone_is_failing(w, now), w.open_cases, w.last_assigned_at or never, w.pk))
 
 
 def pick_assignee(

@@ -365,16 +365,26 @@ def _read_by_the_model(texts: list[str]) -> dict[str, Prediction | None]:
         return dict(zip(texts, model.predict_many(texts), strict=True))
     except Exception:  # the rules' answer is a whole answer; no case is left waiting for a broken model
         logger.warning("the model failed on a batch of %s messages; read one by one", len(texts), exc_info=True)
-        report_rules_only()  # /healthz/ says so, as when the model cannot load
     predictions: dict[str, Prediction | None] = {}
     for text in texts:  # one message that breaks the model must not cost the others their reading
         try:
             predictions[text] = model.predict_many([text])[0]
         except Exception:
             predictions[text] = None
-    if not any(predictions.values()):
-        logger.error("the model failed on every message of a batch; the rules decide")
+    if not any(predictions.values()) and not model_reads(model):
+        # Not these messages: the model. /healthz/ says so, as when it cannot load.
+        logger.error("the model fails on whatever it reads; the rules decide")
+        report_rules_only()
     return predictions
+
+
+def model_reads(model) -> bool:
+    """Whether the model reads a plain message: tells a message it cannot read from a model that reads nothing."""
+    try:
+        model.predict_many(["Dobar dan, imam pitanje."])
+    except Exception:
+        return False
+    return True
 
 
 # Messages the model reads at once: batching embeds about a third faster a message, and a batch's cases are
@@ -401,9 +411,11 @@ def second_look(limit: int = SECOND_LOOK_BATCH) -> list[SecondLook]:
     if not waiting:
         return []
     predictions = _read_by_the_model([text for _, text, _ in waiting])
-    if predictions and not any(predictions.values()) and semantic_model() is not None:
-        # Loaded, yet it read nothing: left waiting for it (and /healthz/ shows the look falling behind), not
-        # marked read by the rules alone, which would keep the model from them once it works again.
+    model = semantic_model()
+    if predictions and not any(predictions.values()) and model is not None and not model_reads(model):
+        # Loaded, yet it reads nothing, not even a plain message: left waiting for it (and /healthz/ shows the look
+        # falling behind), not marked read by the rules alone, which would keep the model from them once it works
+        # again. Messages it cannot read while it reads others are theirs to blame: the rules decide them, below.
         return []
     rules = selectors.active_rules()  # read once a batch, not once a case
     looks = []

@@ -24,6 +24,13 @@ from helpline.roster.selectors import is_supervisor
 from helpline.roster.services import LOCAL
 from notifications import surge
 from notifications.delivery_health import delivery_health
+from triage.assignment import phone_is_failing
+
+
+def _with_phones_failing(staff: list, now) -> list:
+    for profile in staff:
+        profile.phone_failing = phone_is_failing(profile, now)
+    return staff
 
 
 def _board_context() -> dict:
@@ -37,7 +44,7 @@ def _board_context() -> dict:
         "pressure": surge.surge_pressure(now),
         "waiting": case_reads.waiting_for_a_person(),
         "waiting_count": case_reads.count_waiting_for_a_person(),
-        "staff": case_reads.staff_loads(now),
+        "staff": _with_phones_failing(case_reads.staff_loads(now), now),
         "figures": case_reads.figures_for_day(now),
         "reassign_form": ReassignForm(),
         "now": now,

@@ -11,6 +11,7 @@ from celery import current_app
 from django.conf import settings
 from django.db import connection
 from django.db.models import Min, Q
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -126,9 +127,10 @@ def _progress_state(now: dt.datetime) -> tuple[dict, list[str]]:
     oldest = {
         "untriaged": Case.objects.filter(status=CaseStatus.NEW).aggregate(at=Min("created_at"))["at"],
         "awaiting_model": Case.objects.filter(awaiting_model=True).aggregate(at=Min("created_at"))["at"],
+        # Measured from when it became due (a retry is due at its next attempt, not when first written).
         "queued_staff_alert": Notification.objects.filter(status=DeliveryStatus.QUEUED, recipient__isnull=False)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .aggregate(at=Min("created_at"))["at"],
+        .aggregate(at=Min(Coalesce("next_attempt_at", "created_at")))["at"],
     }
     ages = {name: round((now - at).total_seconds()) if at else None for name, at in oldest.items()}
     spooled = sorted(Path(settings.INTAKE_SPOOL_DIR).glob("*.json"), key=lambda path: path.stat().st_mtime)

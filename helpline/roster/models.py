@@ -39,10 +39,10 @@ class StaffProfile(models.Model):
     max_open_cases = models.PositiveIntegerField(_("maximum open cases"), default=8)
     is_active = models.BooleanField(_("active"), default=True)
     last_assigned_at = models.DateTimeField(_("last assigned"), null=True, blank=True)
-    # Since when what we send to this person's phone does not arrive (an SMS undelivered or refused for good, a
-    # call that could not be placed); cleared when something does arrive or the phone is heard from. Assignment
-    # passes over such a person while anyone else can take the case, and the board shows it.
-    phone_failing_since = models.DateTimeField(_("phone not receiving since"), null=True, blank=True, editable=False)
+    # When something sent to this person's phone last failed to arrive (an SMS undelivered or refused for good, a
+    # call that could not be placed); cleared when something arrives or the phone is heard from. For an hour after
+    # it, assignment passes over such a person while anyone else can take the case, and the board shows it.
+    phone_failing_since = models.DateTimeField(_("phone last failed"), null=True, blank=True, editable=False)
     # Who changed what and when (the admin's History): a rota or a role rewritten leaves a trace.
     history = HistoricalRecords(excluded_fields=["last_assigned_at", "phone_failing_since"])
 

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='staffprofile',
             name='phone_failing_since',
-            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='phone not receiving since'),
+            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name="phone last failed"),
         ),
     ]
