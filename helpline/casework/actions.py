@@ -150,13 +150,18 @@ def _holder_can_act(case: Case) -> tuple[StaffProfile | None, bool]:
     return holder, on_duty(timezone.now()).filter(pk=holder.pk).exists()
 
 
+def _gone(holder: StaffProfile | None) -> bool:
+    """No longer with the centre (deactivated, or their login is): unlike someone off duty, they will not be back."""
+    return holder is None or not holder.is_active or not holder.user.is_active
+
+
 def _to_someone_who_can_act(case: Case, *, why: str) -> Case:
     """A case back on its worker's desk with no clock (reopened): their clock starts and they are told when they
     can act on it now; otherwise (off duty, on leave, deactivated) it goes to someone on duty by the assignment
     policy, or, with nobody on duty, up the ladder at once."""
     holder, can_act = _holder_can_act(case)
     if holder is None or not can_act:
-        gone = holder is None or not holder.is_active or not holder.user.is_active
+        gone = _gone(holder)
         return ladder.hand_on(
             case, away=case.assigned_to_id, reason=f"{why}; its worker is off duty or no longer active",
             back_to_them_if_nobody=not gone,
@@ -310,7 +315,7 @@ def _follow_up_reaches_someone(case: Case, *, reads_critical: bool) -> Case:
     # Urgent by what this message says (or a critical case), not by a priority that never goes down: a "thank you,
     # see you on Tuesday" on a high case must not take it from its worker every evening.
     urgent = reads_critical or case.priority == Priority.CRITICAL
-    gone = holder is None or not holder.is_active or not holder.user.is_active
+    gone = _gone(holder)
     if can_act or not (urgent or gone):
         outbox.tell_assignee_of_follow_up(case)
         return case
