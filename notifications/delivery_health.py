@@ -72,6 +72,9 @@ TO_CITIZENS = (NotificationKind.CITIZEN_REPLY, NotificationKind.CRISIS_ANSWER, N
 # a call that could not be placed. Twilio took them, so they counted as sent, and a carrier blocking the line
 # went unnoticed. (A call nobody answers is a person asleep, not a failing line: not counted.)
 LATER_FAILURES = ("callback undelivered", "callback failed", "call failed")
+# A handset switched off or out of reach (30003) is that person's phone, not the line: a night's call-out to
+# off-duty phones would otherwise read as "staff alerts are failing" to every supervisor.
+HANDSET_UNREACHABLE = "30003"
 
 
 def delivery_health(now: dt.datetime | None = None) -> DeliveryHealth:
@@ -90,7 +93,7 @@ def delivery_health(now: dt.datetime | None = None) -> DeliveryHealth:
     latest_try = DeliveryAttempt.objects.filter(
         notification_id=OuterRef("notification_id"), result__in=(SENT, RETRY, FAILED)
     ).order_by("-at", "-pk")
-    still_failed = failed & ~Q(latest=SENT) | Q(result__in=LATER_FAILURES)
+    still_failed = failed & ~Q(latest=SENT) | Q(result__in=LATER_FAILURES) & ~Q(error_code=HANDSET_UNREACHABLE)
     counts = {}
     for name, start in zip(("window", "recent"), starts, strict=True):
         in_window = Q(at__gt=start)

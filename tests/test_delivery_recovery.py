@@ -398,6 +398,21 @@ def test_staff_sms_twilio_took_but_the_carrier_never_delivered_sound_the_alarm(c
     assert (health.sends, health.failures, health.is_failing) == (6, 6, True)
 
 
+def test_phones_switched_off_for_the_night_do_not_sound_the_staff_alerts_alarm(clock, twilio_api, twilio):
+    # A call-out at night to off-duty phones comes back 30003 (handset off or out of reach): that is each
+    # person's phone, not the line, and every supervisor was told "staff alerts are failing".
+    for n in range(6):
+        notification = outbox.queue_notification(
+            key=f"off{n}", to_number=f"+3876199900{n}", body="x", kind="call_out", recipient=StaffFactory().user
+        )  # fmt: skip
+        outbox.deliver(notification.pk)
+        notification.refresh_from_db()
+        twilio.post("/webhooks/twilio/message-status/", {
+            "MessageSid": notification.provider_sid, "MessageStatus": "undelivered", "ErrorCode": "30003",
+        })  # fmt: skip
+    assert not delivery_health().is_failing
+
+
 def test_a_few_failures_in_a_quiet_hour_are_not_an_outage(clock, twilio_api, settings):
     settings.NOTIFICATION_MAX_ATTEMPTS = 1
     twilio_api.outage()
