@@ -384,16 +384,9 @@ def test_sms_to_citizens_that_fail_never_sound_the_staff_alerts_alarm(clock, twi
 def test_staff_sms_twilio_took_but_the_carrier_never_delivered_sound_the_alarm(clock, twilio_api, twilio):
     # A carrier blocking the SOS number: Twilio takes every SMS, then reports each undelivered (30007). They all
     # counted as sent: "30 sends, 0 failures", /healthz/ ok, nobody told.
-    cases = [CaseFactory() for _ in range(6)]
-    for n, case in enumerate(cases):
-        notification = outbox.queue_notification(
-            key=f"n{n}", to_number="+38761999000", body="x", kind="reminder", case=case
-        )  # fmt: skip
-        outbox.deliver(notification.pk)
-        notification.refresh_from_db()
-        twilio.post("/webhooks/twilio/message-status/", {
-            "MessageSid": notification.provider_sid, "MessageStatus": "undelivered", "ErrorCode": "30007",
-        })  # fmt: skip
+    for n in range(6):
+        sent_then_undelivered(twilio, "30007", key=f"n{n}", to_number="+38761999000", kind="reminder",
+                              case=CaseFactory())  # fmt: skip
     health = delivery_health()
     assert (health.sends, health.failures, health.is_failing) == (6, 6, True)
 
@@ -402,15 +395,19 @@ def test_phones_switched_off_for_the_night_do_not_sound_the_staff_alerts_alarm(c
     # A call-out at night to off-duty phones comes back 30003 (handset off or out of reach): that is each
     # person's phone, not the line, and every supervisor was told "staff alerts are failing".
     for n in range(6):
-        notification = outbox.queue_notification(
-            key=f"off{n}", to_number=f"+3876199900{n}", body="x", kind="call_out", recipient=StaffFactory().user
-        )  # fmt: skip
-        outbox.deliver(notification.pk)
-        notification.refresh_from_db()
-        twilio.post("/webhooks/twilio/message-status/", {
-            "MessageSid": notification.provider_sid, "MessageStatus": "undelivered", "ErrorCode": "30003",
-        })  # fmt: skip
+        sent_then_undelivered(twilio, "30003", key=f"off{n}", to_number=f"+3876199900{n}", kind="call_out",
+                              recipient=StaffFactory().user)  # fmt: skip
     assert not delivery_health().is_failing
+
+
+def sent_then_undelivered(twilio, error_code: str, **notification) -> None:
+    """An SMS Twilio takes, then reports undelivered in its status callback."""
+    queued = outbox.queue_notification(body="x", **notification)
+    outbox.deliver(queued.pk)
+    queued.refresh_from_db()
+    twilio.post("/webhooks/twilio/message-status/", {
+        "MessageSid": queued.provider_sid, "MessageStatus": "undelivered", "ErrorCode": error_code,
+    })  # fmt: skip
 
 
 def test_a_few_failures_in_a_quiet_hour_are_not_an_outage(clock, twilio_api, settings):
