@@ -216,7 +216,8 @@ def hand_on(case: Case, *, away: int, reason: str, back_to_them_if_nobody: bool)
 
 def hand_on_cases_of(user_id: int) -> int:
     """Someone was deactivated (they left, or their access was revoked): the open cases they hold, taken or not, go
-    to someone on duty by the assignment policy, with a fresh clock, or up the ladder at once with nobody on duty.
+    to someone on duty by the assignment policy, with a fresh clock, or, with nobody on duty, to a supervisor
+    (`hand_on`).
     Left with them, a taken case was watched by nothing (no ladder runs once a case is acknowledged) and reached
     nobody. Returns how many were handed on."""
     handed = 0

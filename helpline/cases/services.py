@@ -249,7 +249,8 @@ def _change_locked_case_status(
     elif is_reopen:
         locked.resolved_at = None
         # The old acknowledgement was of the case as it was: back on a desk it waits to be taken again, and whoever
-        # reopens it starts the clock (casework's `case_reopened`); until then nothing counts it as in hand.
+        # reopens it starts the clock (casework's `do_reopen`, or the triage of the citizen's follow-up); until
+        # then nothing counts it as in hand.
         locked.acknowledged_at, locked.escalation_due_at = None, None
         reopened_fields = ["acknowledged_at", "escalation_due_at"]
     _save_locked_case(locked, ["status", "resolved_at", "updated_at", *reopened_fields, *also_save])
