@@ -78,22 +78,22 @@ def matching_events(text: str, category: str, events: Sequence[CrisisEvent]) -> 
 
 def declare_event(
     *, by: AbstractBaseUser, title: str, keywords: str = "", places: str = "", categories: list[str] | None = None,
-    answer: str, answer_cyrillic: str = "",
+    answer: str, answer_cyrillic: str = "", answer_english: str = "",
 ) -> CrisisEvent:
     """A clear error, nothing stored, when there is nothing to group by or nothing to say, or when the answer would
     not fit in one SMS."""
     title, keywords, places = _text(title), _text(keywords), _text(places)
-    answer, answer_cyrillic = _text(answer), _text(answer_cyrillic)
+    answer, answer_cyrillic, answer_english = _text(answer), _text(answer_cyrillic), _text(answer_english)
     if not title:
         raise ValueError(gettext("Give the event a title."))
     if not _terms(keywords) and not _terms(places):
         raise ValueError(gettext("Give at least one place or keyword, so contacts can be grouped."))
     if not answer:
         raise ValueError(gettext("Write the automatic answer for citizens."))
-    _refuse_what_does_not_fit_in_an_sms(answer, answer_cyrillic)
+    _refuse_what_does_not_fit_in_an_sms(answer, answer_cyrillic, answer_english)
     event = CrisisEvent.objects.create(
         title=title[:120], keywords=keywords.strip(), places=places.strip(), categories=list(categories or []),
-        answer=answer, answer_cyrillic=answer_cyrillic.strip(), declared_by=by,
+        answer=answer, answer_cyrillic=answer_cyrillic, answer_english=answer_english, declared_by=by,
     )  # fmt: skip
     logger.warning("crisis event declared: %s", event.title)
     return event
@@ -104,11 +104,11 @@ def _text(value: str) -> str:
     return (value or "").replace("\x00", "").strip()
 
 
-def _refuse_what_does_not_fit_in_an_sms(latin: str, cyrillic: str = "") -> None:
+def _refuse_what_does_not_fit_in_an_sms(latin: str, cyrillic: str = "", english: str = "") -> None:
     """The text as each citizen will get it (the helpline's name and the emergency numbers added, in each
     language and script) must fit in one SMS: Twilio refuses a longer one, for every citizen at once."""
     longest = max(
-        len(for_citizen(Case(language=language, script=script), latin, cyrillic))
+        len(for_citizen(Case(language=language, script=script), latin, cyrillic, english))
         for language in ("bs", "en") for script in (Script.LATIN, Script.CYRILLIC)
     )  # fmt: skip
     if longest > settings.SMS_MAX_LENGTH:
@@ -136,12 +136,15 @@ def active_events() -> tuple[CrisisEvent, ...]:
 # --- What citizens read ---------------------------------------------------------------------------------------
 
 
-def for_citizen(case: Case, latin: str, cyrillic: str = "") -> str:
-    """The supervisor's words in the citizen's script, followed by the emergency numbers in their language."""
+def for_citizen(case: Case, latin: str, cyrillic: str = "", english: str = "") -> str:
+    """The supervisor's words in the citizen's language and script (English when they wrote in English and the
+    supervisor gave an English text), followed by the emergency numbers in their language."""
     with translation.override(case.language or settings.LANGUAGE_CODE):
         numbers = gettext(
             "If you are in immediate danger, call the police on %(police)s or an ambulance on %(ambulance)s."
         ) % {"helpline": settings.HELPLINE_NAME, **settings.EMERGENCY_NUMBERS}
+    if case.language == "en" and english.strip():
+        return f"{settings.HELPLINE_NAME}: {english.strip()} {numbers}"
     text = f"{settings.HELPLINE_NAME}: {latin.strip()} {numbers}"
     if case.script == Script.CYRILLIC:
         return f"{latin_to_cyrillic(settings.HELPLINE_NAME)}: {cyrillic.strip()} {latin_to_cyrillic(numbers)}" \
@@ -203,7 +206,7 @@ def group_case(case: Case, events: Sequence[CrisisEvent] | None = None) -> list[
         grouped.append(contact)
         case_services.record_event(case, EventKind.NOTE, text=f"grouped into crisis event {match.event.title}")
         if not _why_not_reach(case):
-            answer = for_citizen(case, match.event.answer, match.event.answer_cyrillic)
+            answer = for_citizen(case, match.event.answer, match.event.answer_cyrillic, match.event.answer_english)
             _reply(case, answer, key=f"crisis-answer:{match.event.pk}:{_citizen(case)}",
                    kind=NotificationKind.CRISIS_ANSWER, by=None)  # fmt: skip
     return grouped
@@ -213,20 +216,23 @@ def group_case(case: Case, events: Sequence[CrisisEvent] | None = None) -> list[
 
 
 def start_broadcast(
-    event: CrisisEvent, *, by: AbstractBaseUser, token: str, text: str, text_cyrillic: str = ""
+    event: CrisisEvent, *, by: AbstractBaseUser, token: str, text: str, text_cyrillic: str = "", text_english: str = ""
 ) -> CrisisBroadcast:
     """Record the broadcast and ring the sender after commit. The same token (a re-click, the form sent again)
     returns the broadcast already started: it is never sent twice."""
-    text, text_cyrillic = _text(text), _text(text_cyrillic)
+    text, text_cyrillic, text_english = _text(text), _text(text_cyrillic), _text(text_english)
     if not text:
         raise ValueError(gettext("Write the reply to send."))
-    _refuse_what_does_not_fit_in_an_sms(text, text_cyrillic)
+    _refuse_what_does_not_fit_in_an_sms(text, text_cyrillic, text_english)
     if not token:
         raise ValueError(gettext("The form has expired: open the event again."))
     with transaction.atomic():
         broadcast, created = CrisisBroadcast.objects.get_or_create(
             token=token[:64],
-            defaults={"event": event, "text": text, "text_cyrillic": text_cyrillic.strip(), "sent_by": by},
+            defaults={
+                "event": event, "text": text, "text_cyrillic": text_cyrillic, "text_english": text_english,
+                "sent_by": by,
+            },
         )
         if created:
             enqueue_after_commit(BROADCAST_TASK, broadcast.pk, queue=NOTIFICATIONS_QUEUE)
@@ -280,7 +286,8 @@ def deliver_broadcast(broadcast_id: int, *, batch: int = 200) -> int:
                         broadcast=broadcast, citizen=citizen, case=case, skipped_because=reason
                     )
                     if not reason:
-                        _reply(case, for_citizen(case, broadcast.text, broadcast.text_cyrillic),
+                        text = for_citizen(case, broadcast.text, broadcast.text_cyrillic, broadcast.text_english)
+                        _reply(case, text,
                                key=f"crisis-broadcast:{broadcast.pk}:{citizen}",
                                kind=NotificationKind.CRISIS_BROADCAST, by=broadcast.sent_by)  # fmt: skip
             except IntegrityError:

@@ -182,6 +182,10 @@ class SurgeMode(models.Model):
         _("notice for citizens"), blank=True,
         help_text=_("Added to every answer while it lasts: the delay, where shelters and help points are."),
     )  # fmt: skip
+    citizen_notice_english = models.TextField(
+        _("notice for citizens (English)"), blank=True, default="", db_default="",
+        help_text=_("For citizens who write in English. Left empty, they get the notice above."),
+    )  # fmt: skip
 
     class Meta:
         verbose_name = _("surge mode")
@@ -234,6 +238,10 @@ class CrisisEvent(models.Model):
     answer_cyrillic = models.TextField(
         _("automatic answer (Cyrillic)"), blank=True, help_text=_("Left empty, the Latin answer is transliterated.")
     )
+    answer_english = models.TextField(
+        _("automatic answer (English)"), blank=True, default="", db_default="",
+        help_text=_("For citizens who write in English. Left empty, they get the Latin answer."),
+    )  # fmt: skip
     declared_at = models.DateTimeField(_("declared"), auto_now_add=True)
     declared_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("declared by"), null=True, blank=True, on_delete=models.SET_NULL,
@@ -277,6 +285,8 @@ class CrisisBroadcast(models.Model):
     token = models.CharField(max_length=64, unique=True)
     text = models.TextField(_("text (Latin)"))
     text_cyrillic = models.TextField(_("text (Cyrillic)"), blank=True)
+    # A database default too: rows written by the version before this one, while both run, get "" (not an error).
+    text_english = models.TextField(_("text (English)"), blank=True, default="", db_default="")
     sent_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

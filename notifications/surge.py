@@ -47,10 +47,15 @@ def surge_is_on() -> bool:
 
 
 @kept_for_a_second(SurgeMode)
-def citizen_notice() -> str:
+def citizen_notice(language: str = "") -> str:
     """The supervisor's notice for citizens while surge mode is on ("" otherwise): added to every answer a citizen
-    gets when they write (the SMS receipt, the web form's confirmation)."""
-    return SurgeMode.objects.filter(is_on=True).values_list("citizen_notice", flat=True).first() or ""
+    gets when they write (the SMS receipt, the web form's confirmation). Its English text for a citizen who wrote
+    in English, when the supervisor gave one."""
+    notices = SurgeMode.objects.filter(is_on=True).values_list("citizen_notice", "citizen_notice_english").first()
+    if notices is None:
+        return ""
+    local, english = notices
+    return english if language == "en" and english.strip() else local
 
 
 def is_quiet_for(case: Case) -> bool:
@@ -85,16 +90,23 @@ def surge_pressure(now: dt.datetime) -> SurgePressure:
 
 
 @transaction.atomic
-def start_surge(*, by: AbstractBaseUser, name: str, citizen_notice: str = "") -> SurgeMode:
+def start_surge(
+    *, by: AbstractBaseUser, name: str, citizen_notice: str = "", citizen_notice_english: str = ""
+) -> SurgeMode:
     """Turn surge mode on (once: a second start while one is on returns the running one)."""
     running = SurgeMode.objects.select_for_update().filter(is_on=True).first()
     if running is not None:
         return running
     # NUL characters, which PostgreSQL refuses (a 500 for the supervisor), are no part of any text.
-    name, citizen_notice = name.replace("\x00", "").strip(), citizen_notice.replace("\x00", "").strip()
+    name, citizen_notice, citizen_notice_english = (
+        text.replace("\x00", "").strip() for text in (name, citizen_notice, citizen_notice_english)
+    )
     try:
         with transaction.atomic():
-            surge = SurgeMode.objects.create(name=name[:120], started_by=by, citizen_notice=citizen_notice)
+            surge = SurgeMode.objects.create(
+                name=name[:120], started_by=by, citizen_notice=citizen_notice,
+                citizen_notice_english=citizen_notice_english,
+            )  # fmt: skip
     except IntegrityError:  # two supervisors pressed at once
         return SurgeMode.objects.get(is_on=True)
     logger.warning("surge mode on: %s", surge.name)

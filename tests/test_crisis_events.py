@@ -37,10 +37,10 @@ def flood(supervisor) -> CrisisEvent:
     )  # fmt: skip
 
 
-def contact(text: str, *, phone: str, script: str = "latin") -> Case:
+def contact(text: str, *, phone: str, script: str = "latin", language: str = "bs") -> Case:
     """A citizen's SMS as intake stores it, then the worker's triage step."""
     caller = Caller.objects.get_or_create(phone_index=phone_index(phone), defaults={"phone": phone})[0]
-    case = CaseFactory(caller=caller, script=script)
+    case = CaseFactory(caller=caller, script=script, language=language)
     MessageFactory(case=case, body=text)
     return actions.do_triage_case(case.pk)
 
@@ -91,6 +91,39 @@ def test_the_events_broadcast_reply_reaches_each_grouped_citizen_once(client, fl
     assert (broadcast.reached, broadcast.skipped) == (2, 1)
     assert not any("Spasilačke" in m.body for m in opted_out.messages.filter(direction="outbound"))
     assert "stiglo do 2, preskočeno 1" in client.get(f"/console/events/{flood.pk}/").content.decode()  # in Bosnian
+
+
+def test_a_citizen_who_writes_in_english_gets_the_english_answer_and_reply_when_the_supervisor_gave_them(
+    client, supervisor
+):
+    event = actions.do_declare_crisis_event(
+        by=supervisor.user, title="Poplava Maglaj", places="Maglaj", answer="Prihvatni centar: OŠ Maglaj.",
+        answer_english="Shelter: Maglaj primary school.",
+    )  # fmt: skip
+    english = contact("Flood in Maglaj, water is in our house, we need help", phone="+38761000021", language="en")
+    bosnian = contact("Poplava u Maglaju, voda u kući", phone="+38761000022")
+    [answer] = sent_to("+38761000021", NotificationKind.CRISIS_ANSWER)
+    assert "Shelter: Maglaj primary school." in answer.body and "Prihvatni" not in answer.body
+    assert "immediate danger" in answer.body  # the emergency numbers in English too
+    [answer] = sent_to("+38761000022", NotificationKind.CRISIS_ANSWER)
+    assert "Prihvatni centar" in answer.body
+
+    client.force_login(supervisor.user)
+    token = client.get(f"/console/events/{event.pk}/").content.decode().split('name="token" value="')[1].split('"')[0]
+    form = {"token": token, "text": "Ekipe stižu večeras.", "text_english": "Rescue teams arrive tonight."}
+    client.post(f"/console/events/{event.pk}/broadcast/", form)
+    crisis.deliver_broadcast(event.broadcasts.get().pk)
+    [reply] = sent_to("+38761000021", NotificationKind.CRISIS_BROADCAST)
+    assert "Rescue teams arrive tonight." in reply.body
+    [reply] = sent_to("+38761000022", NotificationKind.CRISIS_BROADCAST)
+    assert "Ekipe stižu večeras." in reply.body
+    assert english.language == "en" and bosnian.language == "bs"
+
+
+def test_a_citizen_who_writes_in_english_gets_the_latin_answer_when_there_is_no_english_one(flood):
+    contact("Flood in Maglaj, water is in our house", phone="+38761000023", language="en")
+    [answer] = sent_to("+38761000023", NotificationKind.CRISIS_ANSWER)
+    assert "Prihvatni centar" in answer.body and "immediate danger" in answer.body
 
 
 def test_a_broadcast_whose_doorbell_was_lost_is_rung_again_once_it_should_have_finished(

@@ -207,6 +207,22 @@ def test_the_board_proposes_surge_mode_and_a_supervisor_switches_it(client, cloc
     assert surge.current_surge() is None
 
 
+def test_a_citizen_who_writes_in_english_gets_the_english_notice_when_the_supervisor_gave_one(
+    clock, supervisor, twilio, client
+):
+    client.force_login(supervisor.user)
+    client.post("/console/board/surge/", {
+        "do": "start", "name": "Poplava Maglaj", "notice": "Kasnimo zbog poplave.",
+        "notice_english": "Answers are slow because of the flood.",
+    })  # fmt: skip
+    client.logout()
+    english = twilio.sms("Water is coming into our house, please help", sid="SMsurgeEn", from_number="+38761200780")
+    assert "Answers are slow because of the flood." in english.content.decode()
+    assert "Kasnimo" not in english.content.decode()
+    bosnian = client.post("/api/v1/inquiries/", {"message": "Voda nam ulazi u kuću"}, content_type="application/json")
+    assert bosnian.json()["notice"] == "Kasnimo zbog poplave."
+
+
 def test_a_worker_cannot_switch_surge_mode(client, clock):
     worker = on_duty(phone="+38761200301")
     client.force_login(worker.user)

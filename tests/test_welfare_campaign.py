@@ -326,6 +326,19 @@ def test_a_2_from_someone_the_register_says_reads_english_in_cyrillic_opens_a_ca
     assert (case.language, case.script) == ("en", "latin")
 
 
+def test_someone_the_register_says_reads_english_is_asked_the_english_question_when_there_is_one(provider, clock):
+    english, bosnian = register(2)
+    VulnerablePerson.objects.filter(pk=english.pk).update(language="en")
+    services.start_campaign(
+        title="Poplave", question="Jeste li sigurni?", question_english="Are you safe?", areas=[], needs=[], by=None
+    )
+    run_ticks(clock, START + dt.timedelta(seconds=30), dt.timedelta(seconds=5))
+    [to_english] = sms_to(str(english.phone))
+    assert "Are you safe?" in to_english.body and "Reply 1 if you are safe" in to_english.body
+    [to_bosnian] = sms_to(str(bosnian.phone))
+    assert "Jeste li sigurni?" in to_bosnian.body and "Are you" not in to_bosnian.body
+
+
 def test_the_tally_promises_no_time_while_people_wait_behind_another_campaign(provider, clock):
     # It said "everyone will have been asked by 09:00:59" at 09:02 with a hundred still not asked: those held
     # behind another campaign have no sending time, and a time already past promises nothing.

@@ -143,7 +143,7 @@ class InquiryCreateView(SpoolsWhenStoringFails, PublicAPIView):
             )
         return _created(
             request, received.case.reference, received.token, status.HTTP_201_CREATED,
-            notice=services.surge_notice(received.case.script),
+            notice=services.surge_notice(received.case.script, received.case.language),
         )  # fmt: skip
 
     def spool(self) -> Response:

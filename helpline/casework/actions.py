@@ -225,9 +225,11 @@ def _require_supervisor(user: AbstractBaseUser) -> None:
         raise NotPermitted(_("Only a supervisor may do this."))
 
 
-def do_start_surge(*, by: AbstractBaseUser, name: str, citizen_notice: str = ""):
+def do_start_surge(*, by: AbstractBaseUser, name: str, citizen_notice: str = "", citizen_notice_english: str = ""):
     _require_supervisor(by)
-    return surge.start_surge(by=by, name=name, citizen_notice=citizen_notice)
+    return surge.start_surge(
+        by=by, name=name, citizen_notice=citizen_notice, citizen_notice_english=citizen_notice_english
+    )
 
 
 def do_end_surge(*, by: AbstractBaseUser):
@@ -246,11 +248,15 @@ def do_end_crisis_event(event, *, by: AbstractBaseUser):
     return crisis.end_event(event, by=by)
 
 
-def do_broadcast_to_crisis_event(event, *, by: AbstractBaseUser, token: str, text: str, text_cyrillic: str = ""):
+def do_broadcast_to_crisis_event(
+    event, *, by: AbstractBaseUser, token: str, text: str, text_cyrillic: str = "", text_english: str = ""
+):
     """One reply to every citizen grouped into the event, sent by a worker; the form's token makes a re-click a
     no-op."""
     _require_supervisor(by)
-    return crisis.start_broadcast(event, by=by, token=token, text=text, text_cyrillic=text_cyrillic)
+    return crisis.start_broadcast(
+        event, by=by, token=token, text=text, text_cyrillic=text_cyrillic, text_english=text_english
+    )
 
 
 def do_call_out(*, by: AbstractBaseUser) -> int:

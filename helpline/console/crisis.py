@@ -34,6 +34,7 @@ def events(request: HttpRequest) -> HttpResponse:
                 by=request.user, title=request.POST.get("title", ""), keywords=request.POST.get("keywords", ""),
                 places=request.POST.get("places", ""), categories=_categories(request),
                 answer=request.POST.get("answer", ""), answer_cyrillic=request.POST.get("answer_cyrillic", ""),
+                answer_english=request.POST.get("answer_english", ""),
             )  # fmt: skip
         except ValueError as problem:
             error, status = str(problem), 400
@@ -70,7 +71,7 @@ def event_broadcast(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         actions.do_broadcast_to_crisis_event(
             event, by=request.user, token=request.POST.get("token", ""), text=request.POST.get("text", ""),
-            text_cyrillic=request.POST.get("text_cyrillic", ""),
+            text_cyrillic=request.POST.get("text_cyrillic", ""), text_english=request.POST.get("text_english", ""),
         )  # fmt: skip
     except ValueError as problem:
         messages.error(request, str(problem))

@@ -66,7 +66,10 @@ def surge_switch(request: HttpRequest) -> HttpResponse:
     what = request.POST.get("do", "")
     if what == "start":
         name = request.POST.get("name", "").strip() or _("Surge")
-        actions.do_start_surge(by=request.user, name=name, citizen_notice=request.POST.get("notice", "").strip())
+        actions.do_start_surge(
+            by=request.user, name=name, citizen_notice=request.POST.get("notice", ""),
+            citizen_notice_english=request.POST.get("notice_english", ""),
+        )  # fmt: skip
         messages.success(request, _("Surge mode is on: staff get one message a minute, critical cases as before."))
     elif what == "end":
         actions.do_end_surge(by=request.user)

@@ -36,6 +36,10 @@ class CampaignForm(forms.Form):
         label=gettext_lazy("Question"), max_length=300, initial="Jeste li sigurni?",
         help_text=gettext_lazy("The reply instructions (1 safe, 2 help) are added to every message."),
     )  # fmt: skip
+    question_english = forms.CharField(
+        label=gettext_lazy("The same question in English (optional)"), max_length=300, required=False,
+        help_text=gettext_lazy("For people whose register language is English; left empty, they get the question."),
+    )  # fmt: skip
     areas = forms.MultipleChoiceField(label=gettext_lazy("Municipalities"), required=False,
                                       widget=forms.CheckboxSelectMultiple)  # fmt: skip
     needs = forms.MultipleChoiceField(label=gettext_lazy("Needs"), required=False, choices=Need.choices,
@@ -79,7 +83,8 @@ def campaigns(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         campaign = services.start_campaign(
-            title=data["title"], question=data["question"], areas=data["areas"], needs=data["needs"],
+            title=data["title"], question=data["question"], question_english=data["question_english"],
+            areas=data["areas"], needs=data["needs"],
             by=request.user, is_drill=data["is_drill"], call_after_minutes=data["call_after_minutes"],
             visit_after_minutes=data["visit_after_minutes"],
         )  # fmt: skip

@@ -136,12 +136,13 @@ def receive_follow_up(case: Case, text: str, *, idempotency_key: str | None = No
     )  # fmt: skip
 
 
-def surge_notice(script: str) -> str:
-    """The supervisors' notice for citizens while surge mode is on, in the citizen's script ("" otherwise). Read
+def surge_notice(script: str, language: str = "") -> str:
+    """The supervisors' notice for citizens while surge mode is on, in the citizen's language (its English text,
+    when given, for those who wrote in English) and script ("" otherwise). Read
     after the contact is stored: a database that fails here leaves out the notice, never the answer (the contact
     would go to the spool a second time and its citizen be given a reference to a copy)."""
     try:
-        notice = surge.citizen_notice().strip()
+        notice = surge.citizen_notice(language).strip()
     except DatabaseError:
         logger.warning("the surge notice could not be read; answered without it")
         return ""

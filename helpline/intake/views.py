@@ -142,8 +142,8 @@ def inquiry_form(request: HttpRequest) -> HttpResponse:
         received = services.receive_web_inquiry(**inquiry)
     return _received(
         request, reference=received.case.reference, code=received.token, in_danger=received.in_danger,
-        script=received.case.script, status=201, notice=services.surge_notice(received.case.script),
-        written_in=received.case.language,
+        script=received.case.script, status=201, written_in=received.case.language,
+        notice=services.surge_notice(received.case.script, received.case.language),
     )  # fmt: skip
 
 

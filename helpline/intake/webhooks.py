@@ -150,7 +150,8 @@ def inbound_sms(request: HttpRequest) -> HttpResponse:
     outcome = received.intake
     return _sms_reply(
         outcome.kind, reference=outcome.case.reference if outcome.case else "", is_new_case=outcome.is_new_case,
-        language=outcome.language, script=outcome.script, notice=services.surge_notice(outcome.script),
+        language=outcome.language, script=outcome.script,
+        notice=services.surge_notice(outcome.script, outcome.language),
     )  # fmt: skip
 
 

@@ -149,6 +149,11 @@ class Campaign(models.Model):
         _("question"), max_length=300,
         help_text=_("Sent in Latin or Cyrillic as each person reads; the reply instructions are added."),
     )  # fmt: skip
+    # A database default too: rows written by the version before this one, while both run, get "".
+    question_english = models.CharField(
+        _("question (English)"), max_length=300, blank=True, default="", db_default="",
+        help_text=_("For people whose register language is English. Left empty, they get the question above."),
+    )  # fmt: skip
     areas = models.JSONField(_("municipalities"), default=list, blank=True)
     needs = models.JSONField(_("needs"), default=list, blank=True)
     is_drill = models.BooleanField(_("drill"), default=False)

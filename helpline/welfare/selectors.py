@@ -154,7 +154,7 @@ def spoken_question(check_id: int) -> tuple[str, str] | None:
     if check is None:
         return None
     language = check.person.language
-    return texts.question_spoken(check.campaign.question, language=language), language
+    return texts.question_spoken(check.campaign, language=language), language
 
 
 def register_export(phone: str) -> list[dict]:

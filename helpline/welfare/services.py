@@ -62,14 +62,15 @@ def urgency_of(person: VulnerablePerson, this_year: int) -> int:
 @transaction.atomic
 def start_campaign(
     *, title: str, question: str, areas: list[str], needs: list[str], by: AbstractBaseUser | None,
-    is_drill: bool = False, call_after_minutes: int = 60, visit_after_minutes: int = 30,
+    is_drill: bool = False, call_after_minutes: int = 60, visit_after_minutes: int = 30, question_english: str = "",
 ) -> Campaign:
     """Create the campaign and one check per person in the chosen areas and/or with the chosen needs, in the
     order they will be asked. A number with an open question elsewhere is held until that one is settled."""
     now = timezone.now()
     campaign = Campaign.objects.create(
-        title=title, question=question, areas=areas, needs=needs, is_drill=is_drill, started_by=by,
-        call_after_minutes=call_after_minutes, visit_after_minutes=visit_after_minutes,
+        title=title, question=question, question_english=question_english.strip(), areas=areas, needs=needs,
+        is_drill=is_drill, started_by=by, call_after_minutes=call_after_minutes,
+        visit_after_minutes=visit_after_minutes,
     )  # fmt: skip
     # Only what ordering and asking need: every other column of the register is encrypted, and decrypting it for
     # thousands of people would slow the start for nothing.
@@ -182,7 +183,7 @@ def send_due_questions(now: dt.datetime, *, limit: int = 500) -> int:
         if check.phone_index in opted_out:
             continue
         person = check.person
-        body = texts.question_sms(check.campaign.question, language=person.language, script=person.script)
+        body = texts.question_sms(check.campaign, language=person.language, script=person.script)
         result = sending.send_question(check.pk, check.phone, body, is_drill=check.is_drill)
         if result.ok:
             WelfareCheck.objects.filter(pk=check.pk).update(provider_sid=result.provider_sid or None)
@@ -223,7 +224,7 @@ def call_the_silent(now: dt.datetime, *, limit: int = 500) -> int:
             check.visit_due_at = now + dt.timedelta(minutes=check.campaign.visit_after_minutes)
         WelfareCheck.objects.bulk_update(due, ["state", "called_at", "visit_due_at"])
     for check in due:
-        spoken = texts.question_spoken(check.campaign.question, language=check.person.language)
+        spoken = texts.question_spoken(check.campaign, language=check.person.language)
         result = sending.place_call(check.pk, check.phone, spoken, is_drill=check.is_drill)
         if result.ok:
             WelfareCheck.objects.filter(pk=check.pk).update(call_sid=result.provider_sid or None)

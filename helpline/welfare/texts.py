@@ -5,6 +5,7 @@ from django.conf import settings
 
 from helpline.cases.language import latin_to_cyrillic
 from helpline.cases.models import Language, Script
+from helpline.welfare.models import Campaign
 from notifications.texts import console_url
 
 _INSTRUCTIONS = {
@@ -28,32 +29,40 @@ _HELP_COMING = {
 CENTRE_NAME = "Centar za socijalni rad"
 
 
-def _in_script(text: str, script: str) -> str:
-    return latin_to_cyrillic(text) if script == Script.CYRILLIC else text
-
-
 def _lang(language: str) -> str:
     return language if language in _INSTRUCTIONS else Language.BOSNIAN
 
 
-def question_sms(question: str, *, language: str, script: str) -> str:
+def _in_script(text: str, script: str, language: str) -> str:
+    # English is never transliterated: a register row saying "English, Cyrillic" means Latin letters.
+    return latin_to_cyrillic(text) if script == Script.CYRILLIC and _lang(language) != Language.ENGLISH else text
+
+
+def _question(campaign: Campaign, language: str) -> str:
+    """The supervisor's English question for people who read English, when given; else the question."""
+    english = (campaign.question_english or "").strip()
+    return english if _lang(language) == Language.ENGLISH and english else campaign.question.strip()
+
+
+def question_sms(campaign: Campaign, *, language: str, script: str) -> str:
     """The campaign's question and how to answer; Serbian Cyrillic readers get both in Cyrillic."""
-    return _in_script(f"{CENTRE_NAME}: {question.strip()} {_INSTRUCTIONS[_lang(language)]}", script)
+    text = f"{CENTRE_NAME}: {_question(campaign, language)} {_INSTRUCTIONS[_lang(language)]}"
+    return _in_script(text, script, language)
 
 
-def question_spoken(question: str, *, language: str) -> str:
+def question_spoken(campaign: Campaign, *, language: str) -> str:
     # Spoken text is never Cyrillic: the text-to-speech voices read Latin.
-    return f"{CENTRE_NAME}. {question.strip()} {_SPOKEN[_lang(language)]}"
+    return f"{CENTRE_NAME}. {_question(campaign, language)} {_SPOKEN[_lang(language)]}"
 
 
 def thanks_safe(*, language: str, script: str) -> str:
-    return _in_script(_THANKS_SAFE[_lang(language)], script)
+    return _in_script(_THANKS_SAFE[_lang(language)], script, language)
 
 
 def help_coming(reference: str, *, language: str, script: str) -> str:
     # The numbers the centre configured (settings.EMERGENCY_NUMBERS), as every other text to citizens gives them.
     numbers = {name: settings.EMERGENCY_NUMBERS[name] for name in ("police", "fire", "ambulance")}
-    return _in_script(_HELP_COMING[_lang(language)].format(reference=reference, **numbers), script)
+    return _in_script(_HELP_COMING[_lang(language)].format(reference=reference, **numbers), script, language)
 
 
 def visit_task(person_name: str, address: str, area: str, visit_id: int) -> str:
