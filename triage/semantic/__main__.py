@@ -8,6 +8,7 @@ their texts are learnt from but never kept as "resembles" examples (they are cit
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -24,10 +25,15 @@ def main(argv: list[str] | None = None) -> int:
         "--with-corrections", type=Path, action="append", default=[], metavar="FILE",
         help="a jsonl file of staff corrections (manage.py export_triage_corrections); may be given more than once",
     )
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="heads fitted at a time, each in its own process"
+    )
     arguments = parser.parse_args(argv)
     settings = TrainingSettings()
     groups = training_groups(arguments.with_corrections)
-    head = train_shipped_head(groups, EmbeddingTable(shared_embedder(), settings.features), settings)
+    head = train_shipped_head(
+        groups, EmbeddingTable(shared_embedder(), settings.features), settings, jobs=max(arguments.jobs, 1)
+    )
     head.save(arguments.out)
     size = arguments.out.stat().st_size
     print(f"wrote {arguments.out} ({size / 1e6:.2f} MB), critical threshold {head.critical_threshold:.3f}")

@@ -92,7 +92,9 @@ def fit_softmax(
     Full-batch accelerated gradient descent from zero weights, with a step from a bound on the curvature: there
     is nothing random in it, so the same examples always give the same weights, and no seed is needed.
     """
-    features = np.asarray(features, dtype=np.float32)
+    # An array, or a matrix that has `shape`, `@` and `.T @` (training's SideBySide, with its n-grams sparse).
+    if isinstance(features, np.ndarray) or not hasattr(features, "T"):
+        features = np.asarray(features, dtype=np.float32)
     labels = np.asarray(labels)
     sample_weights = balanced_sample_weights(labels, n_classes).astype(np.float32)[:, None]
     one_hot = np.eye(n_classes, dtype=np.float32)[labels]

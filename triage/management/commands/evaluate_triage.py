@@ -1,11 +1,12 @@
 """Measures triage: the active rules on one evaluation file, or rules, model and both together across authors.
 
     manage.py evaluate_triage                   # the active rules on triage/evaluation/messages.jsonl
-    manage.py evaluate_triage --cross-author    # each author scored by a model that never saw them (hours)
+    manage.py evaluate_triage --cross-author    # each author scored by a model that never saw them
     manage.py evaluate_triage --cross-author --authors author_y_diaspora   # one author's row of that table
     manage.py evaluate_triage --file F --system combined   # what the worker runs (rules and the shipped model) on F
 """
 
+import os
 from pathlib import Path
 
 from django.conf import settings as django_settings
@@ -37,7 +38,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--cross-author", action="store_true",
-            help="Train on all authors but one, score the held-out author, for each in turn (10-15 minutes an author).",
+            help="Train on all authors but one, score the held-out author, for each in turn (half an hour).",
         )
         parser.add_argument(
             "--authors", default="", metavar="NAME,NAME",
@@ -47,18 +48,24 @@ class Command(BaseCommand):
             ),
         )
         parser.add_argument(
+            "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+            help="With --cross-author: fit this many heads at a time, each in its own process (default: one a CPU).",
+        )
+        parser.add_argument(
             "--mode", choices=["combined", "model", "rules", "all"], default="combined",
             help="With --cross-author: which system's table to print (default: combined, what the worker runs).",
         )
 
     def handle(
         self, *args, file: Path, system: str, show_errors: bool, cross_author: bool, mode: str, authors: str,
-        **options,
+        jobs: int, **options,
     ) -> None:
         if not (cross_author and mode == "model"):  # the model alone reads no rule
             self._check_rules_can_be_read()  # before a cross-author run's hours of training, not after them
         if cross_author:
-            self._cross_author(mode, [name.strip() for name in authors.split(",") if name.strip()])
+            if jobs < 1:
+                raise CommandError("--jobs must be at least 1")
+            self._cross_author(mode, [name.strip() for name in authors.split(",") if name.strip()], jobs)
         else:
             self._on_file(file, system, show_errors)
 
@@ -71,7 +78,7 @@ class Command(BaseCommand):
                 "you meant, and has `manage.py migrate` run on it (make run does both)?"
             ) from error
 
-    def _cross_author(self, mode: str, chosen: list[str]) -> None:
+    def _cross_author(self, mode: str, chosen: list[str], jobs: int) -> None:
         # Here, not at the top: the embedding model is loaded only when asked for.
         from triage.semantic import corpus
         from triage.semantic.embedding import CachedEmbedder, shared_embedder
@@ -103,6 +110,7 @@ class Command(BaseCommand):
             only=chosen,  # the others still train every head: a chosen author's row is its row in the full table
             rules=classify_by_rules,
             progress=lambda line: self.stdout.write(f"  {line}"),
+            jobs=jobs,
         )
         for shown in MODES if mode == "all" else (mode,):
             self.stdout.write("\n".join(report_lines(report, shown)) + "\n")
