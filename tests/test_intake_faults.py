@@ -10,6 +10,7 @@ import uuid
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
+from django.db import OperationalError
 from django.test import Client
 from django.utils import timezone
 
@@ -351,15 +352,16 @@ def test_a_web_form_stored_then_resent_during_an_outage_opens_the_case_by_either
 
 
 @pytest.mark.django_db
-def test_an_inquiry_stored_just_before_the_database_fails_is_answered_with_its_own_reference(client, monkeypatch):
+@pytest.mark.parametrize("fault", [OperationalError("server closed the connection unexpectedly"), TypeError("a bug")])
+def test_an_inquiry_stored_just_before_the_database_fails_is_answered_with_its_own_reference(
+    client, monkeypatch, fault
+):
     # The surge notice is read after the case is stored; a failure there once sent the stored inquiry to the spool
     # as well, and the citizen was given the reference of a copy (or, with no key, a second case was made).
-    from django.db import OperationalError
-
     from notifications import surge
 
-    def database_gone() -> str:
-        raise OperationalError("server closed the connection unexpectedly")
+    def database_gone(language: str = "") -> str:
+        raise fault
 
     monkeypatch.setattr(surge, "citizen_notice", database_gone)
     response = client.post("/api/v1/inquiries/", data={"message": "Pomoć"}, content_type="application/json")

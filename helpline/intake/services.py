@@ -146,6 +146,9 @@ def surge_notice(script: str, language: str = "") -> str:
     except DatabaseError:
         logger.warning("the surge notice could not be read; answered without it")
         return ""
+    except Exception:  # any other fault here too: the contact is stored, and its answer must go out
+        logger.exception("the surge notice failed; answered without it")
+        return ""
     return latin_to_cyrillic(notice) if notice and script == Script.CYRILLIC else notice
 
 
