@@ -55,7 +55,12 @@ def a_busy_evening() -> dict:
     Case.objects.filter(pk=cases[4].pk).update(is_escalated=True)
     CaseFactory(status=CaseStatus.TRIAGED, priority="high", category="child_protection")
     CaseFactory(status=CaseStatus.NEW)
-    return {"amra": amra, "sanja": sanja, "case": first}
+    flood = actions.do_declare_crisis_event(
+        by=sanja.user, title="Poplava Maglaj", places="Maglaj, Novi Šeher", keywords="poplava",
+        answer="Zbog poplave odgovaramo sporije. Prihvatni centar: OŠ Maglaj.",
+        answer_english="Answers are slow because of the flood. Shelter: Maglaj primary school.",
+    )  # fmt: skip
+    return {"amra": amra, "sanja": sanja, "case": first, "flood": flood}
 
 
 def shoot(page, name: str, width: int) -> None:
@@ -95,6 +100,10 @@ def test_every_page_fits_a_phone_and_a_desk(page_for, live_server, queues):
         shoot(supervisor, "board", width)
         supervisor.goto(f"{base}/console/roster/")
         shoot(supervisor, "roster", width)
+        supervisor.goto(f"{base}/console/events/")
+        shoot(supervisor, "crisis-events", width)
+        supervisor.goto(f"{base}/console/events/{scene['flood'].pk}/")
+        shoot(supervisor, "crisis-event", width)
         supervisor.goto(f"{base}/console/search/?priority=critical&priority=high")
         shoot(supervisor, "search", width)
         supervisor.get_by_role("button", name="English").click()
