@@ -143,8 +143,8 @@ def for_citizen(case: Case, latin: str, cyrillic: str = "", english: str = "") -
         numbers = gettext(
             "If you are in immediate danger, call the police on %(police)s or an ambulance on %(ambulance)s."
         ) % {"helpline": settings.HELPLINE_NAME, **settings.EMERGENCY_NUMBERS}
-    if case.language == "en" and english.strip():
-        return f"{settings.HELPLINE_NAME}: {english.strip()} {numbers}"
+    if case.language == "en":  # never transliterated, whatever script the citizen also typed
+        return f"{settings.HELPLINE_NAME}: {(english.strip() or latin.strip())} {numbers}"
     text = f"{settings.HELPLINE_NAME}: {latin.strip()} {numbers}"
     if case.script == Script.CYRILLIC:
         return f"{latin_to_cyrillic(settings.HELPLINE_NAME)}: {cyrillic.strip()} {latin_to_cyrillic(numbers)}" \

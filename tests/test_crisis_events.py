@@ -4,6 +4,7 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.conf import settings
 
 from helpline.cases.encryption import phone_index
 from helpline.cases.models import Caller, Case
@@ -100,8 +101,8 @@ def test_a_citizen_who_writes_in_english_gets_the_english_answer_and_reply_when_
         by=supervisor.user, title="Poplava Maglaj", places="Maglaj", answer="Prihvatni centar: OŠ Maglaj.",
         answer_english="Shelter: Maglaj primary school.",
     )  # fmt: skip
-    english = contact("Flood in Maglaj, water is in our house, we need help", phone="+38761000021", language="en")
-    bosnian = contact("Poplava u Maglaju, voda u kući", phone="+38761000022")
+    contact("Flood in Maglaj, water is in our house, we need help", phone="+38761000021", language="en")
+    contact("Poplava u Maglaju, voda u kući", phone="+38761000022")
     [answer] = sent_to("+38761000021", NotificationKind.CRISIS_ANSWER)
     assert "Shelter: Maglaj primary school." in answer.body and "Prihvatni" not in answer.body
     assert "immediate danger" in answer.body  # the emergency numbers in English too
@@ -117,13 +118,27 @@ def test_a_citizen_who_writes_in_english_gets_the_english_answer_and_reply_when_
     assert "Rescue teams arrive tonight." in reply.body
     [reply] = sent_to("+38761000022", NotificationKind.CRISIS_BROADCAST)
     assert "Ekipe stižu večeras." in reply.body
-    assert english.language == "en" and bosnian.language == "bs"
+    assert "Rescue teams arrive tonight." in client.get(f"/console/events/{event.pk}/").content.decode()
 
 
 def test_a_citizen_who_writes_in_english_gets_the_latin_answer_when_there_is_no_english_one(flood):
     contact("Flood in Maglaj, water is in our house", phone="+38761000023", language="en")
     [answer] = sent_to("+38761000023", NotificationKind.CRISIS_ANSWER)
     assert "Prihvatni centar" in answer.body and "immediate danger" in answer.body
+
+
+def test_english_is_never_turned_into_cyrillic_letters_for_a_citizen_who_also_typed_cyrillic(flood, supervisor):
+    # A case in English whose citizen then wrote "Маглај" is marked Cyrillic: its English stays in Latin letters.
+    contact("Flood in Маглај, water is in our house", phone="+38761000024", script="cyrillic", language="en")
+    [answer] = sent_to("+38761000024", NotificationKind.CRISIS_ANSWER)
+    assert "immediate danger" in answer.body and "Prihvatni centar" in answer.body
+    actions.do_end_crisis_event(flood, by=supervisor.user)
+    actions.do_declare_crisis_event(
+        by=supervisor.user, title="Poplava", places="Maglaj", answer="Kasnimo.", answer_english="We are slow.",
+    )  # fmt: skip
+    crisis.group_case(contact("Flood in Маглај again", phone="+38761000025", script="cyrillic", language="en"))
+    [answer] = sent_to("+38761000025", NotificationKind.CRISIS_ANSWER)
+    assert answer.body.startswith(f"{settings.HELPLINE_NAME}: We are slow.")
 
 
 def test_a_broadcast_whose_doorbell_was_lost_is_rung_again_once_it_should_have_finished(

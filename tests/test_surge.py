@@ -9,6 +9,7 @@ from django.utils import timezone
 from helpline.cases.models import Case, CaseStatus
 from helpline.cases.selectors import by_urgency
 from helpline.casework import actions
+from helpline.intake import services
 from helpline.roster.models import Absence
 from helpline.roster.selectors import on_duty as staff_on_duty
 from notifications import ladder, surge
@@ -221,6 +222,8 @@ def test_a_citizen_who_writes_in_english_gets_the_english_notice_when_the_superv
     assert "Kasnimo" not in english.content.decode()
     bosnian = client.post("/api/v1/inquiries/", {"message": "Voda nam ulazi u kuću"}, content_type="application/json")
     assert bosnian.json()["notice"] == "Kasnimo zbog poplave."
+    assert services.surge_notice("cyrillic", "en") == "Answers are slow because of the flood."  # never Cyrillic
+    assert services.surge_notice("cyrillic", "bs") == "Каснимо због поплаве."
 
 
 def test_a_worker_cannot_switch_surge_mode(client, clock):

@@ -149,7 +149,8 @@ def surge_notice(script: str, language: str = "") -> str:
     except Exception:  # any other fault here too: the contact is stored, and its answer must go out
         logger.exception("the surge notice failed; answered without it")
         return ""
-    return latin_to_cyrillic(notice) if notice and script == Script.CYRILLIC else notice
+    # English is never transliterated: a case in English whose citizen also typed Cyrillic still reads English.
+    return latin_to_cyrillic(notice) if notice and script == Script.CYRILLIC and language != "en" else notice
 
 
 def reads_as_danger(text: str) -> bool:
