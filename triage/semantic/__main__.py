@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         help="a jsonl file of staff corrections (manage.py export_triage_corrections); may be given more than once",
     )
     parser.add_argument(
-        "--jobs", type=int, default=os.cpu_count() or 1, help="heads fitted at a time, each in its own process"
+        "--jobs", type=int, default=len(os.sched_getaffinity(0)), help="heads fitted at a time, each in its own process"
     )
     arguments = parser.parse_args(argv)
     settings = TrainingSettings()

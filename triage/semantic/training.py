@@ -10,6 +10,7 @@ import json
 import multiprocessing
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,8 +177,10 @@ class EmbeddingTable:
             progress(f"fitting {len(waiting)} priority heads, {jobs} at a time")
         fits = []
         try:
-            with multiprocessing.get_context("fork").Pool(jobs) as pool:
-                for fit in pool.imap(_priority_fit_in_forked_process, list(waiting.values()), chunksize=1):
+            # Not multiprocessing.Pool: a process killed mid-fit (out of memory) would leave it waiting for ever;
+            # the executor raises BrokenProcessPool instead.
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+                for fit in pool.map(_priority_fit_in_forked_process, list(waiting.values())):
                     fits.append(fit)
                     if progress and len(fits) % 25 == 0:
                         progress(f"{len(fits)} of {len(waiting)} priority heads fitted")

@@ -48,7 +48,7 @@ class Command(BaseCommand):
             ),
         )
         parser.add_argument(
-            "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+            "--jobs", type=int, default=len(os.sched_getaffinity(0)), metavar="N",
             help="With --cross-author: fit this many heads at a time, each in its own process (default: one a CPU).",
         )
         parser.add_argument(
