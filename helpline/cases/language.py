@@ -101,6 +101,12 @@ def latin_to_cyrillic(text: str) -> str:
     return "".join(part if index % 2 else _transliterate_run(part) for index, part in enumerate(parts))
 
 
+def in_readers_script(text: str, *, script: str, language: str) -> str:
+    """A text for a citizen in the script they read: Cyrillic for a Bosnian/Croatian/Serbian reader of Cyrillic.
+    English is never transliterated, whatever script the citizen also typed (a follow-up "Маглај")."""
+    return latin_to_cyrillic(text) if script == "cyrillic" and language != "en" else text
+
+
 def detect_language(text: str) -> str:
     """'en' when the text reads as English, otherwise 'bs' (the default reply language of the helpline)."""
     if is_cyrillic(text):

@@ -6,14 +6,14 @@ from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext
 
-from helpline.cases.language import latin_to_cyrillic
+from helpline.cases.language import in_readers_script
 from helpline.cases.models import Priority
 
 
 def _in_citizens_words(language: str, script: str, render) -> str:
     with translation.override(language):
         text = render()
-    return latin_to_cyrillic(text) if script == "cyrillic" and language == "bs" else text
+    return in_readers_script(text, script=script, language=language)
 
 
 def _numbers() -> dict[str, str]:

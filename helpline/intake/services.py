@@ -13,8 +13,8 @@ from helpline.cases import intake
 from helpline.cases.compiled_reads import CompiledRead
 from helpline.cases.dispatch import CRITICAL_QUEUE
 from helpline.cases.encryption import phone_index
-from helpline.cases.language import detect_language, latin_to_cyrillic
-from helpline.cases.models import Case, Script
+from helpline.cases.language import detect_language, in_readers_script
+from helpline.cases.models import Case
 from helpline.intake import staff_phones
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import on_duty, staff_by_id, staff_ids_with_phone_index, voice_hunt_list
@@ -149,8 +149,7 @@ def surge_notice(script: str, language: str = "") -> str:
     except Exception:  # any other fault here too: the contact is stored, and its answer must go out
         logger.exception("the surge notice failed; answered without it")
         return ""
-    # English is never transliterated: a case in English whose citizen also typed Cyrillic still reads English.
-    return latin_to_cyrillic(notice) if notice and script == Script.CYRILLIC and language != "en" else notice
+    return in_readers_script(notice, script=script, language=language)
 
 
 def reads_as_danger(text: str) -> bool:

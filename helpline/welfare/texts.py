@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from helpline.cases.language import latin_to_cyrillic
-from helpline.cases.models import Language, Script
+from helpline.cases.language import in_readers_script
+from helpline.cases.models import Language
 from helpline.welfare.models import Campaign
 from notifications.texts import console_url
 
@@ -34,8 +34,8 @@ def _lang(language: str) -> str:
 
 
 def _in_script(text: str, script: str, language: str) -> str:
-    # English is never transliterated: a register row saying "English, Cyrillic" means Latin letters.
-    return latin_to_cyrillic(text) if script == Script.CYRILLIC and _lang(language) != Language.ENGLISH else text
+    # A register row saying "English, Cyrillic" means Latin letters: English is never transliterated.
+    return in_readers_script(text, script=script, language=_lang(language))
 
 
 def _question(campaign: Campaign, language: str) -> str:
