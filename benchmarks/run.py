@@ -12,7 +12,8 @@ database and Redis database of their own), with the real twilio client sending t
    (critical cases apart), escalation lateness, contacts sent against cases and messages stored (lost and
    duplicated), and the peak memory of each process.
 
-    make bench                                  # 100 contacts a second for 60 s, three runs, and their spread
+    make bench                                  # 100 contacts a second for 60 s, three runs, and their spread,
+                                                # then three with the model turned off (--rules-only)
     .venv/bin/python benchmarks/run.py --surge  # 10,000 contacts within a minute, 3 workers on duty, surge mode on
     .venv/bin/python benchmarks/run.py --surge --no-surge-mode   # the same without surge mode (before)
 
@@ -20,6 +21,11 @@ Issue 18's figures are printed under "issue 18": lost and duplicated contacts, i
 and their SMS handed to Twilio (p99), staff SMS per person per minute outside critical ladders (and the digests
 apart), when the backlog was assigned (everyone at their maximum, the rest waiting), CPU per contact, and the
 closed-loop intake throughput as a share of a bare one-row insert measured in the same run.
+
+Issue 18 counts CPU per contact for the rules' triage, the model apart. With the model on, its cost is not only its
+own worker's: the critical worker and the general worker read every message a critical rule matched with it before
+anyone is called, and the cases it raises to critical bring their ladders' SMS and calls. `--rules-only` runs the
+stack with SEMANTIC_TRIAGE=false (the rules alone, no second look): its "CPU per contact" is the rules' pipeline.
 """
 from __future__ import annotations
 
@@ -290,6 +296,8 @@ def main() -> None:
     parser.add_argument("--status-callbacks", action="store_true",
                         help="the Twilio stub posts signed status callbacks, as Twilio does: sent and delivered for "
                              "each SMS, completed for each call")  # fmt: skip
+    parser.add_argument("--rules-only", action="store_true",
+                        help="SEMANTIC_TRIAGE=false: the rules' pipeline alone, as issue 18 counts its CPU")
     parser.add_argument("--web-apart", default="", metavar="CPUS",
                         help="run web on these CPUs (e.g. 0) and the workers on the others (PostgreSQL and Redis "
                              "are not moved)")  # fmt: skip
@@ -315,8 +323,10 @@ def run_once(args) -> dict:
             "SMS_PER_SECOND": "100000", "CALLS_PER_SECOND": "100000", "INQUIRY_THROTTLE_RATE": "100000000/minute",
             "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
             "LOG_LEVEL": "WARNING", "CONN_MAX_AGE": "60",
+            "SEMANTIC_TRIAGE": "false" if args.rules_only else "true",
         }  # fmt: skip
-        print(f"database {args.database_url}, broker {args.redis}/{args.broker_db}; logs in {log_dir}")
+        print(f"database {args.database_url}, broker {args.redis}/{args.broker_db}; logs in {log_dir}; "
+              f"{'the rules alone (SEMANTIC_TRIAGE=false)' if args.rules_only else 'the rules and the model'}")
         reset_database(args.database_url)
         for db in (args.broker_db, args.cache_db):
             subprocess.run(["redis-cli", "-u", f"{args.redis}/{db}", "flushdb"], check=False, capture_output=True)
@@ -421,7 +431,7 @@ def print_issue_figures(args, sent, report, drained_in, cpu_before, cpu_after, c
     cpu_per_contact_ms = 1000 * pipeline / max(len(ok), 1)
     model_ms = 1000 * used.get("model-worker", 0.0) / max(len(ok), 1)
     last = report["last_assignment_after_last_contact"]
-    print("\nissue 18:")
+    print(f"\nissue 18{' (the rules alone: SEMANTIC_TRIAGE=false)' if args.rules_only else ''}:")
     print(f"  contacts {len(sent)} at {args.rate:.0f}/s for {args.seconds:.0f} s, {report['on_duty']} on duty: "
           f"lost {report['lost']}, duplicated {report['duplicated']}")  # fmt: skip
     print(f"  intake p99 {intake_p99:.0f} ms; critical ({report['critical_cases']}): assigned p99 "

@@ -225,3 +225,41 @@ def test_a_worker_triaging_without_its_model_makes_health_degraded_until_it_is_r
         assert body["status"] == "ok" and body["semantic_triage"] == "ok", body["problems"]
     finally:
         semantic_model.forget_semantic_model()
+
+
+def test_a_worker_still_without_its_model_minutes_later_is_still_reported(client, clock, monkeypatch, tmp_path):
+    """Its first triage reported "rules only"; so must its later ones, or /healthz/ said "ok" three minutes on."""
+    from triage import semantic_model
+    from triage.services import classify
+
+    monkeypatch.setattr(semantic_model, "head_file", tmp_path / "missing.npz")
+    monkeypatch.setattr(time, "monotonic", time.time)  # the report's own clock moves with the test's
+    semantic_model.forget_semantic_model()
+    try:
+        classify("Muž me tuče, pomozite")
+        for _ in range(5):  # ten minutes of triage by the rules alone, in the same process
+            clock.shift(120)
+            classify("Ne mogu više, sve je spremno")
+        everything_beats()
+
+        body = client.get("/healthz/").json()
+        assert body["status"] == "degraded" and body["semantic_triage"] == "rules only in 1 process(es)"
+    finally:
+        semantic_model.forget_semantic_model()
+
+
+def test_a_centre_that_turned_the_model_off_sees_so_on_healthz_without_an_alarm(client, clock, settings):
+    from triage import semantic_model
+    from triage.services import classify
+
+    settings.SEMANTIC_TRIAGE = False
+    semantic_model.forget_semantic_model()
+    try:
+        everything_beats()
+        classify("Muž me tuče, pomozite")
+
+        body = client.get("/healthz/").json()
+        assert body["status"] == "ok", body["problems"]
+        assert body["semantic_triage"] == "turned off: triage by the rules alone (SEMANTIC_TRIAGE=false)"
+    finally:
+        semantic_model.forget_semantic_model()

@@ -31,6 +31,7 @@ from triage.semantic.model import Prediction
 from triage.semantic.training import EmbeddingTable, LabelledMessage, fit_head, load_labelled
 from triage.services import (
     RULES_ONLY_REASON,
+    TURNED_OFF_REASON,
     classify,
     classify_by_rules,
     combined_classification,
@@ -245,6 +246,26 @@ def test_a_case_triaged_without_the_model_says_so_on_its_timeline(model_reloaded
     case.refresh_from_db()
     assert case.priority == "critical" and case.assigned_to is not None and not case.awaiting_model
     assert case.timeline.filter(kind=EventKind.TRIAGED).latest("id").details["reasons"][-1] == RULES_ONLY_REASON
+
+
+def test_a_centre_that_turned_the_model_off_gets_the_rules_verdict_at_once_and_no_case_waits_for_a_second_look(
+    model_reloaded_after, settings
+):
+    settings.SEMANTIC_TRIAGE = False
+    ShiftFactory(staff=StaffFactory())
+    calm, danger = CaseFactory(), CaseFactory()
+    MessageFactory(case=calm, body="Kad radi centar u subotu?")
+    MessageFactory(case=danger, body="Muž me tuče, pomozite")
+    actions.do_triage_case(calm.pk)
+    actions.do_triage_case(danger.pk)
+
+    for case in (calm, danger):
+        case.refresh_from_db()
+        assert case.triaged_at is not None and not case.awaiting_model
+    assert danger.priority == "critical" and danger.assigned_to is not None
+    assert danger.timeline.filter(kind=EventKind.TRIAGED).latest("id").details["reasons"][-1] == TURNED_OFF_REASON
+    assert classify(FAREWELL).reasons[-1] == TURNED_OFF_REASON
+    assert semantic_model._loaded["model"] is None  # never loaded: no memory spent on it (about 100 MB a process)
 
 
 def test_a_model_that_fails_on_one_message_leaves_that_message_to_the_rules(monkeypatch):

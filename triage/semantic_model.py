@@ -34,12 +34,29 @@ RULES_ONLY_REPORT_EVERY_SECONDS = 60.0
 _last_report: dict[int, float] = {}  # pid -> when it last reported (a forked child must report for itself)
 
 
+TURNED_OFF = "turned off (SEMANTIC_TRIAGE=false)"
+
+
+def is_turned_off() -> bool:
+    """The centre turned the model off (settings.SEMANTIC_TRIAGE): the rules triage alone, by choice, and no case
+    waits for a second look that would never come."""
+    from django.conf import settings
+
+    return not settings.SEMANTIC_TRIAGE
+
+
 def semantic_model() -> SemanticTriage | None:
-    """This process's model, loaded on first use; None when it could not be loaded (then logged once)."""
+    """This process's model, loaded on first use; None when it is turned off, or could not be loaded (then logged
+    once)."""
     if _loaded.get("pid") == os.getpid():
+        if _loaded["model"] is None and _loaded["problem"] != TURNED_OFF:
+            report_rules_only()
         return _loaded["model"]  # type: ignore[return-value]
     with _lock:
-        if _loaded.get("pid") != os.getpid():
+        if _loaded.get("pid") != os.getpid() and is_turned_off():
+            logger.info("semantic triage is %s: this process triages by the rules alone", TURNED_OFF)
+            _loaded.update(pid=os.getpid(), model=None, problem=TURNED_OFF)
+        elif _loaded.get("pid") != os.getpid():
             model, problem = None, ""
             try:
                 # Imported here, not at the top: numpy and the model's modules would otherwise load in every
@@ -56,7 +73,7 @@ def semantic_model() -> SemanticTriage | None:
                     "restarted: %s", problem,
                 )
             _loaded.update(pid=os.getpid(), model=model, problem=problem)
-    if _loaded["model"] is None:
+    if _loaded["model"] is None and _loaded["problem"] != TURNED_OFF:
         report_rules_only()
     return _loaded["model"]  # type: ignore[return-value]
 

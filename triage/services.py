@@ -28,7 +28,7 @@ from triage import selectors
 from triage.classification import Classification, CompiledRule, classify_text, reads_as_critical
 from triage.models import TriageCorrection, TriageRule
 from triage.semantic.combination import combine, rule_ruled_out
-from triage.semantic_model import critical_by_words, report_rules_only, semantic_model
+from triage.semantic_model import critical_by_words, is_turned_off, report_rules_only, semantic_model
 
 if TYPE_CHECKING:
     from triage.semantic.model import Prediction
@@ -39,6 +39,7 @@ REPEAT_CONTACT_WINDOW = dt.timedelta(hours=24)
 
 
 RULES_ONLY_REASON = "rules only (model unavailable)"
+TURNED_OFF_REASON = "rules only (semantic triage turned off)"
 
 
 def classify_by_rules(
@@ -83,7 +84,7 @@ def _with_prediction(rules: Classification, prediction: Prediction | None) -> Cl
     """The rules' classification with the model's prediction combined in or, without one (the model could not be
     loaded, or failed), the rules' alone, saying so."""
     if prediction is None:
-        return replace(rules, reasons=[*rules.reasons, RULES_ONLY_REASON])
+        return replace(rules, reasons=[*rules.reasons, TURNED_OFF_REASON if is_turned_off() else RULES_ONLY_REASON])
     return combined_classification(rules, prediction)
 
 
@@ -202,7 +203,7 @@ def _verdict(
             if prediction is _NOT_READ_YET
             else _with_prediction(result, prediction)  # type: ignore[arg-type]  (read in a batch beforehand)
         )
-    awaiting_model = bool(text.strip()) and not read_by_model
+    awaiting_model = bool(text.strip()) and not read_by_model and not is_turned_off()
     raised_by = ""
     if earlier:
         highest = max(earlier, key=lambda other: PRIORITY_RANK.get(other.priority, 0))

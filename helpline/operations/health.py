@@ -22,7 +22,7 @@ from helpline.cases.models import Case, CaseStatus, Heartbeat
 from helpline.cases.tasks import BEAT_HEARTBEAT, WORKER_HEARTBEAT_PREFIX, queue_heartbeat_name
 from notifications.delivery_health import delivery_health
 from notifications.models import DeliveryStatus, Notification
-from triage.semantic_model import RULES_ONLY_HEARTBEAT_PREFIX, RULES_ONLY_REPORT_EVERY_SECONDS
+from triage.semantic_model import RULES_ONLY_HEARTBEAT_PREFIX, RULES_ONLY_REPORT_EVERY_SECONDS, is_turned_off
 
 BROKER_CHECK_TIMEOUT_SECONDS = 1.0
 # A monitor polling every second must not open a broker connection every second; nor may a hung broker make
@@ -99,6 +99,8 @@ def _work_state(ages: dict[str, float]) -> tuple[dict, list[str]]:
             "(the worker log says why)"
         )
     semantic = f"rules only in {len(rules_only)} process(es)" if rules_only else "ok"
+    if is_turned_off():  # the centre's choice, not a fault to page anyone about; the state says it plainly
+        semantic = "turned off: triage by the rules alone (SEMANTIC_TRIAGE=false)"
     beat_age = round(beat_age, 1) if beat_age is not None else None
     state = {"heartbeat_age_seconds": beat_age, "queues": queues, "workers": workers, "semantic_triage": semantic}
     return state, problems
