@@ -3,10 +3,12 @@ on a phone, pages in the script the citizen wrote in, and a conversation that ne
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import time
 
 import pytest
+import redis
 import time_machine
 from hypothesis import given
 from hypothesis import strategies as st
@@ -52,6 +54,22 @@ def test_a_hundred_messages_from_one_address_in_a_minute_are_all_stored_and_answ
     flags = [case.timeline.filter(kind=EventKind.FLAGGED).first() for case in cases[10:]]
     assert all(flag is not None and flag.details["limit"] == "10/minute" for flag in flags)
     print(f"100 inquiries from one address: {elapsed:.2f} s, {100 / elapsed:.0f} a second")
+
+
+@pytest.mark.django_db
+def test_with_the_counts_in_redis_as_in_production_the_eleventh_message_in_a_minute_is_flagged(client, settings):
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    if not broker.startswith("redis://"):
+        pytest.skip("needs Redis (CELERY_BROKER_URL=redis://...)")
+    location = broker.rsplit("/", 1)[0] + "/14"  # a database of its own, emptied before and after
+    redis.Redis.from_url(location).flushdb()
+    settings.CACHES = {"default": {"BACKEND": "helpline.project.cache.FailOpenRedisCache", "LOCATION": location}}
+    try:
+        for n in range(11):
+            assert client.post("/inquiry/", form_data(message=f"m{n}"), REMOTE_ADDR=SHELTER).status_code == 201
+        assert [case_saying(f"m{n}").suspected_automated for n in range(11)] == [False] * 10 + [True]
+    finally:
+        redis.Redis.from_url(location).flushdb()
 
 
 @pytest.mark.django_db

@@ -263,3 +263,17 @@ def test_a_centre_that_turned_the_model_off_sees_so_on_healthz_without_an_alarm(
         assert body["semantic_triage"] == "turned off: triage by the rules alone (SEMANTIC_TRIAGE=false)"
     finally:
         semantic_model.forget_semantic_model()
+
+
+def test_a_worker_beats_for_itself_and_each_of_its_queues_in_one_statement(client, clock, django_assert_num_queries):
+    names = [worker_heartbeat_name("worker@centre"), *(queue_heartbeat_name(queue) for queue in dispatch.QUEUES)]
+    with django_assert_num_queries(1):
+        services.record_heartbeats(names)  # the first beat: every row new
+    clock.shift(60)
+    with django_assert_num_queries(1):
+        services.record_heartbeats(names)  # a minute later: every row refreshed
+    services.record_heartbeat(BEAT_HEARTBEAT)
+    clock.shift(1)
+
+    body = client.get("/healthz/").json()
+    assert body["workers"] == {"worker@centre": "ok"} and set(body["queues"].values()) == {"ok"}, body["problems"]

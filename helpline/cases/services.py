@@ -597,7 +597,18 @@ def mark_triage_not_requested(case_ids: list[int]) -> None:
 
 
 def record_heartbeat(name: str) -> None:
-    Heartbeat.objects.update_or_create(name=name, defaults={"beat_at": timezone.now()})
+    record_heartbeats([name])
+
+
+def record_heartbeats(names: list[str]) -> None:
+    """Now, for each name, in one statement (INSERT ... ON CONFLICT DO UPDATE): a worker beats for itself and each
+    of its queues every two seconds, and a locked read and an update for each name (in savepoints) made that 34
+    statements a beat for the general worker."""
+    now = timezone.now()
+    Heartbeat.objects.bulk_create(
+        [Heartbeat(name=name, beat_at=now) for name in names],
+        update_conflicts=True, unique_fields=["name"], update_fields=["beat_at"],
+    )  # fmt: skip
 
 
 def end_drill(started_at: dt.datetime) -> int:

@@ -5,7 +5,7 @@ import threading
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutting_down
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections
 
 from helpline.cases import services
 from helpline.cases.models import Heartbeat
@@ -62,9 +62,7 @@ def _beat(names: list[str]) -> None:
     while not _stop_queue_heartbeats.is_set():
         try:
             close_old_connections()
-            with transaction.atomic():  # one short write for all of them
-                for name in names:
-                    services.record_heartbeat(name)
+            services.record_heartbeats(names)  # one statement for all of them
         except Exception:  # the database is away for a moment: the next beat tries again
             logger.warning("could not record heartbeats %s", ",".join(names), exc_info=True)
         _stop_queue_heartbeats.wait(settings.WORKER_HEARTBEAT_SECONDS)
