@@ -68,6 +68,7 @@ def test_with_the_counts_in_redis_as_in_production_the_eleventh_message_in_a_min
         for n in range(11):
             assert client.post("/inquiry/", form_data(message=f"m{n}"), REMOTE_ADDR=SHELTER).status_code == 201
         assert [case_saying(f"m{n}").suspected_automated for n in range(11)] == [False] * 10 + [True]
+        assert redis.Redis.from_url(location).dbsize() > 0  # counted in Redis, not in the fail-open local cache
     finally:
         redis.Redis.from_url(location).flushdb()
 

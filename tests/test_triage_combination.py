@@ -268,6 +268,22 @@ def test_a_centre_that_turned_the_model_off_gets_the_rules_verdict_at_once_and_n
     assert semantic_model._loaded["model"] is None  # never loaded: no memory spent on it (about 100 MB a process)
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite stores a name longer than its column")
+def test_a_rules_only_report_the_database_refuses_never_costs_the_case_its_triage(
+    model_reloaded_after, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(semantic_model, "head_file", tmp_path / "missing.npz")
+    # A real refusal by PostgreSQL: the report's row does not fit its column (value too long for varchar(50)).
+    monkeypatch.setattr(semantic_model, "rules_only_heartbeat_name", lambda: "rules-only:" + "x" * 60)
+    ShiftFactory(staff=StaffFactory())
+    case = CaseFactory()
+    MessageFactory(case=case, body="Muž me tuče, pomozite")
+    actions.do_triage_case(case.pk)
+
+    case.refresh_from_db()
+    assert case.triaged_at is not None and case.priority == "critical" and case.assigned_to is not None
+
+
 def test_a_model_that_fails_on_one_message_leaves_that_message_to_the_rules(monkeypatch):
     model = semantic_model.semantic_model()
 
@@ -424,3 +440,9 @@ def test_the_cross_author_command_stops_at_once_when_the_rules_cannot_be_read_no
         cursor.execute("DROP TABLE triage_triagerule")
     with pytest.raises(CommandError, match=r"(?s)triage rules could not be read .* `manage\.py migrate`"):
         call_command("evaluate_triage", cross_author=True, authors="boris", stdout=io.StringIO())
+
+
+def test_scoring_the_combined_system_with_the_model_turned_off_is_refused_not_reported_as_the_models(settings):
+    settings.SEMANTIC_TRIAGE = False
+    with pytest.raises(CommandError, match="turned off"):
+        call_command("evaluate_triage", system="combined", stdout=io.StringIO())

@@ -155,9 +155,14 @@ def report_rules_only() -> None:
         return
     _last_report[pid] = now
     try:
+        from django.db import transaction
+
         from helpline.cases.services import record_heartbeat
 
-        record_heartbeat(rules_only_heartbeat_name())
+        # In a savepoint: this runs inside the case's triage, and a failed write outside one would leave that
+        # transaction unusable, rolling the triage back for a report.
+        with transaction.atomic():
+            record_heartbeat(rules_only_heartbeat_name())
     except Exception:  # the triage itself goes on; the next report tries again in a minute
         logger.warning("could not record that this process triages by the rules alone", exc_info=True)
 

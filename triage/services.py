@@ -229,9 +229,10 @@ def _record_verdict(case: Case, verdict: _Verdict, last_message_id: int | None, 
         awaiting_model=verdict.awaiting_model,
         critical_by_words=verdict.critical_by_words,
     )
+    by_the_model = verdict.read_by_model and result.reasons[-1:] not in ([RULES_ONLY_REASON], [TURNED_OFF_REASON])
     logger.info(
         "triaged %s as %s/%s by %s", case.reference, case.priority, case.category,
-        "the rules and the model" if verdict.read_by_model else "the rules",
+        "the rules and the model" if by_the_model else "the rules",
     )  # fmt: skip
 
 

@@ -433,9 +433,9 @@ HEALTH_BEAT_MAX_AGE_SECONDS = env.float("HEALTH_BEAT_MAX_AGE_SECONDS", default=1
 WORKER_HEARTBEAT_SECONDS = 2.0
 HEALTH_WORKER_MAX_AGE_SECONDS = env.float("HEALTH_WORKER_MAX_AGE_SECONDS", default=10.0)
 # The semantic model beside the rules (triage/semantic_model.py). Off, every case is triaged by the rules alone and
-# no case waits for the model's second look: for a box without the memory for it (about 100 MB a worker process that loads it),
-# and for issue 18's benchmark of the rules' pipeline. The rules alone miss most dangers said in words they do not
-# list (README, "Semantic triage"), so /healthz/ shows it off.
+# no case waits for the model's second look: for a box without the memory for it (about 100 MB in each worker
+# process that loads it), and for issue 18's benchmark of the rules' pipeline. The rules alone miss most dangers
+# said in words they do not list (README, "Semantic triage"), so /healthz/ shows it off. Set alike for every process.
 SEMANTIC_TRIAGE = env.bool("SEMANTIC_TRIAGE", default=True)
 
 # --- Twilio and SMS --------------------------------------------------------------------------------------

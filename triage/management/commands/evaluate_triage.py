@@ -16,6 +16,7 @@ from django.db import DatabaseError
 from triage import selectors
 from triage.evaluation.metrics import EVALUATION_SET, TARGETS, evaluate, load_messages
 from triage.semantic.combination import IN_ONE_LINE
+from triage.semantic_model import is_turned_off
 from triage.services import classify, classify_by_rules
 
 PRIORITIES = ["critical", "high", "normal", "low"]
@@ -116,6 +117,11 @@ class Command(BaseCommand):
             self.stdout.write("\n".join(report_lines(report, shown)) + "\n")
 
     def _on_file(self, file: Path, system: str, show_errors: bool) -> None:
+        if system == "combined" and is_turned_off():
+            raise CommandError(
+                "semantic triage is turned off here (SEMANTIC_TRIAGE=false): the combined system would be the rules "
+                "alone. Run with SEMANTIC_TRIAGE=true, or ask for --system rules."
+            )
         report = evaluate(load_messages(file), classify if system == "combined" else classify_by_rules)
         out = self.stdout.write
         name = "the rules and the shipped model" if system == "combined" else "the active rules"
