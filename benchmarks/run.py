@@ -296,6 +296,10 @@ def main() -> None:
     parser.add_argument("--status-callbacks", action="store_true",
                         help="the Twilio stub posts signed status callbacks, as Twilio does: sent and delivered for "
                              "each SMS, completed for each call")  # fmt: skip
+    parser.add_argument("--py-spy", type=Path, metavar="DIR",
+                        help="profile web and the workers with py-spy (--gil) from the first contact for the run's "
+                             "seconds and 30 more, one file a process in DIR, and print where each one's Python CPU "
+                             "went (benchmarks/profile_report.py)")
     parser.add_argument("--rules-only", action="store_true",
                         help="SEMANTIC_TRIAGE=false: the rules' pipeline alone, as issue 18 counts its CPU")
     parser.add_argument("--web-apart", default="", metavar="CPUS",
@@ -357,6 +361,7 @@ def run_once(args) -> dict:
 
             since = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
             print(f"\nopen loop: {args.rate:.0f} contacts/s for {args.seconds:.0f} s ...")
+            profilers = start_profilers(stack, args.py_spy, args.seconds + 30) if args.py_spy else []
             started, cpu_at_start = time.perf_counter(), stack.cpu_seconds()
             sent = open_loop(client, contacts, args.rate, args.seconds)
             sending_took, cpu_while_sending = time.perf_counter() - started, stack.cpu_seconds()
@@ -384,6 +389,7 @@ def run_once(args) -> dict:
             report["model_done_in"] = time.perf_counter() - drain_started if report["awaiting_model"] == 0 else None
             drained_in = settled_in if settled_in is not None else time.perf_counter() - drain_started
             cpu_at_end = stack.cpu_seconds()
+            print_profiles(profilers, args.py_spy)
             memory = stack.peak_memory_mb()
             ceiling = closed_loop_rate(client, bare, 10)
             intake_rate = closed_loop_rate(client, intake, 10)
@@ -393,6 +399,38 @@ def run_once(args) -> dict:
             return print_issue_figures(args, sent, report, drained_in, cpu_at_start, cpu_at_end, ceiling, intake_rate)
         finally:
             stack.stop()
+
+
+def start_profilers(stack: Stack, directory: Path, seconds: float) -> list[tuple[str, subprocess.Popen]]:
+    """py-spy on web and each worker (with their children), sampling only the thread that holds the GIL: Python's
+    CPU, not its waits. 50 samples a second and --nonblocking, so the processes are never paused; py-spy's own CPU
+    is not any part's."""
+    py_spy = BIN / "py-spy"
+    if not py_spy.exists():
+        raise SystemExit("--py-spy needs py-spy in the virtual environment (requirements-dev.txt: make install)")
+    directory.mkdir(parents=True, exist_ok=True)
+    profilers = []
+    for name, process in stack.processes.items():
+        if name == "beat":
+            continue
+        command = [str(py_spy), "record", "--pid", str(process.pid), "--subprocesses", "--gil", "--nonblocking",
+                   "--rate", "50", "--duration", str(round(seconds)), "--format", "raw",
+                   "-o", str(directory / f"{name}.txt")]  # fmt: skip
+        profilers.append((name, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+    return profilers
+
+
+def print_profiles(profilers: list[tuple[str, subprocess.Popen]], directory: Path | None) -> None:
+    from benchmarks.profile_report import report
+
+    for name, profiler in profilers:
+        try:
+            profiler.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            profiler.terminate()  # it writes what it has on SIGTERM... or nothing: then that part is left out
+            profiler.wait(timeout=10)
+        if directory is not None and (directory / f"{name}.txt").exists():
+            print("\n".join(report(directory / f"{name}.txt", top=15)))
 
 
 def _settled(report: dict, *, surge_mode: bool) -> bool:
