@@ -39,11 +39,13 @@ def summarise(path: Path) -> tuple[int, Counter, Counter]:
 
 
 def _library(file: str) -> str:
-    """Our module's folder, a site package's name, or the standard library's module."""
-    file = re.sub(r"^.*site-packages/", "", file)
-    file = re.sub(r"^.*/lib/python3\.\d+/", "stdlib:", file)
-    parts = file.split("/")
-    return "/".join(parts[:2]) if OUR_CODE.match(file) else parts[0].removesuffix(".py")
+    """Our module (py-spy names files from their import root: `triage/classification.py`), a package's name
+    (`django`), or the standard library's module (`stdlib: copy`)."""
+    if OUR_CODE.match(file):
+        return "/".join(file.split("/")[:2])
+    if "/" not in file:  # a module of the standard library (copy.py), or an interpreter's own (<frozen abc>)
+        return f"stdlib: {file.removesuffix('.py')}"
+    return file.split("/")[0]
 
 
 def report(path: Path, top: int = 20) -> list[str]:

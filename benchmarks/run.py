@@ -33,6 +33,7 @@ import argparse
 import http.client
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -297,9 +298,10 @@ def main() -> None:
                         help="the Twilio stub posts signed status callbacks, as Twilio does: sent and delivered for "
                              "each SMS, completed for each call")  # fmt: skip
     parser.add_argument("--py-spy", type=Path, metavar="DIR",
-                        help="profile web and the workers with py-spy (--gil) from the first contact for the run's "
-                             "seconds and 30 more, one file a process in DIR, and print where each one's Python CPU "
-                             "went (benchmarks/profile_report.py)")
+                        help="profile web and the workers with py-spy (--gil) from the first contact until the "
+                             "backlog settled, one file a process in DIR (DIR/runN with --runs), and print where each "
+                             "one's Python CPU went (benchmarks/profile_report.py); py-spy takes CPU of its own, so "
+                             "a profiled run's latencies and CPU figures are not for comparison")
     parser.add_argument("--rules-only", action="store_true",
                         help="SEMANTIC_TRIAGE=false: the rules' pipeline alone, as issue 18 counts its CPU")
     parser.add_argument("--web-apart", default="", metavar="CPUS",
@@ -308,12 +310,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.surge:
         args.rate = args.surge_contacts / args.seconds
-    summaries = [run_once(args) for _ in range(args.runs)]
+    if args.py_spy and not (BIN / "py-spy").exists():
+        raise SystemExit("--py-spy needs py-spy in the virtual environment (requirements-dev.txt: make install)")
+    summaries = [run_once(args, run_number) for run_number in range(1, args.runs + 1)]
     if len(summaries) > 1:
         print_spread(summaries)
 
 
-def run_once(args) -> dict:
+def run_once(args, run_number: int = 1) -> dict:
     log_dir = ROOT / "var" / "bench"
     log_dir.mkdir(parents=True, exist_ok=True)
     with StubProcess(call_back_with=AUTH_TOKEN if args.status_callbacks else "") as stub:
@@ -344,6 +348,7 @@ def run_once(args) -> dict:
             manage(env, "shell", "-c", SURGE_ON)
         stack = Stack(args.port, env, stub_pid=stub.pid, web_cpus=args.web_apart)
         stack.start(log_dir)
+        profilers: list[tuple[str, subprocess.Popen, Path]] = []
         try:
             wait_for(args.port)
             client = Client(f"http://127.0.0.1:{args.port}")
@@ -361,7 +366,8 @@ def run_once(args) -> dict:
 
             since = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
             print(f"\nopen loop: {args.rate:.0f} contacts/s for {args.seconds:.0f} s ...")
-            profilers = start_profilers(stack, args.py_spy, args.seconds + 30) if args.py_spy else []
+            profile_dir = args.py_spy / f"run{run_number}" if args.py_spy and args.runs > 1 else args.py_spy
+            profilers = start_profilers(stack, profile_dir) if args.py_spy else []
             started, cpu_at_start = time.perf_counter(), stack.cpu_seconds()
             sent = open_loop(client, contacts, args.rate, args.seconds)
             sending_took, cpu_while_sending = time.perf_counter() - started, stack.cpu_seconds()
@@ -389,7 +395,7 @@ def run_once(args) -> dict:
             report["model_done_in"] = time.perf_counter() - drain_started if report["awaiting_model"] == 0 else None
             drained_in = settled_in if settled_in is not None else time.perf_counter() - drain_started
             cpu_at_end = stack.cpu_seconds()
-            print_profiles(profilers, args.py_spy)
+            stop_profilers(profilers, print_them=True)
             memory = stack.peak_memory_mb()
             ceiling = closed_loop_rate(client, bare, 10)
             intake_rate = closed_loop_rate(client, intake, 10)
@@ -398,39 +404,47 @@ def run_once(args) -> dict:
             print_cpu("CPU while draining", cpu_while_sending, cpu_at_end, drained_in)
             return print_issue_figures(args, sent, report, drained_in, cpu_at_start, cpu_at_end, ceiling, intake_rate)
         finally:
+            stop_profilers(profilers, print_them=False)  # a run that failed midway leaves no py-spy behind
             stack.stop()
 
 
-def start_profilers(stack: Stack, directory: Path, seconds: float) -> list[tuple[str, subprocess.Popen]]:
+def start_profilers(stack: Stack, directory: Path) -> list[tuple[str, subprocess.Popen, Path]]:
     """py-spy on web and each worker (with their children), sampling only the thread that holds the GIL: Python's
-    CPU, not its waits. 50 samples a second and --nonblocking, so the processes are never paused; py-spy's own CPU
-    is not any part's."""
-    py_spy = BIN / "py-spy"
-    if not py_spy.exists():
-        raise SystemExit("--py-spy needs py-spy in the virtual environment (requirements-dev.txt: make install)")
+    CPU, not its waits. 50 samples a second and --nonblocking, so the processes are never paused. It records until
+    `stop_profilers` (SIGINT: py-spy then writes its file), so the profile covers the CPU figures' window. Each
+    process's file, and py-spy's own log beside it, replace those of an earlier run in `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     profilers = []
     for name, process in stack.processes.items():
         if name == "beat":
             continue
-        command = [str(py_spy), "record", "--pid", str(process.pid), "--subprocesses", "--gil", "--nonblocking",
-                   "--rate", "50", "--duration", str(round(seconds)), "--format", "raw",
-                   "-o", str(directory / f"{name}.txt")]  # fmt: skip
-        profilers.append((name, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+        profile, log = directory / f"{name}.txt", directory / f"{name}.py-spy.log"
+        profile.unlink(missing_ok=True)  # never a profile of an earlier run printed as this one's
+        command = [str(BIN / "py-spy"), "record", "--pid", str(process.pid), "--subprocesses", "--gil",
+                   "--nonblocking", "--rate", "50", "--format", "raw", "-o", str(profile)]  # fmt: skip
+        with open(log, "w") as output:
+            profilers.append((name, subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT), profile))
     return profilers
 
 
-def print_profiles(profilers: list[tuple[str, subprocess.Popen]], directory: Path | None) -> None:
+def stop_profilers(profilers: list[tuple[str, subprocess.Popen, Path]], *, print_them: bool) -> None:
     from benchmarks.profile_report import report
 
-    for name, profiler in profilers:
+    for _, profiler, _ in profilers:
+        if profiler.poll() is None:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT (on SIGTERM it writes nothing)
+    for name, profiler, profile in profilers:
         try:
-            profiler.wait(timeout=60)
+            profiler.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            profiler.terminate()  # it writes what it has on SIGTERM... or nothing: then that part is left out
-            profiler.wait(timeout=10)
-        if directory is not None and (directory / f"{name}.txt").exists():
-            print("\n".join(report(directory / f"{name}.txt", top=15)))
+            profiler.kill()
+            profiler.wait()
+        if not print_them:
+            continue
+        if profile.exists():
+            print("\n".join(report(profile, top=15)))
+        else:
+            print(f"{name}: py-spy wrote no profile (exit {profiler.returncode}; {profile.with_suffix('.py-spy.log')})")
 
 
 def _settled(report: dict, *, surge_mode: bool) -> bool:
@@ -494,10 +508,13 @@ def print_issue_figures(args, sent, report, drained_in, cpu_before, cpu_after, c
           f"p99 {_p99(rules_sms):.2f} s")  # fmt: skip
     model_done = report.get("model_done_in")
     model_sms = report["notify_model_critical"]
-    print(f"  the model's second look (its own worker, nice 10): {model_ms:.1f} ms CPU per contact; read everything "
-          f"{'not within the drain limit' if model_done is None else f'{model_done:.0f} s after the last contact'}; "
-          f"made {report['model_critical']} critical that the rules had not, their SMS handed to Twilio p50 "
-          f"{_median(model_sms):.1f} s, p99 {_p99(model_sms):.1f} s")  # fmt: skip
+    if args.rules_only:
+        print("  the model: turned off (SEMANTIC_TRIAGE=false); its worker runs and finds nothing to read")
+    else:
+        read = "not within the drain limit" if model_done is None else f"{model_done:.0f} s after the last contact"
+        print(f"  the model's second look (its own worker, nice 10): {model_ms:.1f} ms CPU per contact; read "
+              f"everything {read}; made {report['model_critical']} critical that the rules had not, their SMS "
+              f"handed to Twilio p50 {_median(model_sms):.1f} s, p99 {_p99(model_sms):.1f} s")  # fmt: skip
     return {"intake_p99_ms": intake_p99, "critical_assigned_p99_s": critical_assign,
             "critical_sms_p99_s": critical_sms, "rules_critical_sms_p99_s": _p99(rules_sms),
             "cpu_per_contact_ms": cpu_per_contact_ms,

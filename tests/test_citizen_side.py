@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import re
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -61,7 +62,7 @@ def test_with_the_counts_in_redis_as_in_production_the_eleventh_message_in_a_min
     broker = os.environ.get("CELERY_BROKER_URL", "")
     if not broker.startswith("redis://"):
         pytest.skip("needs Redis (CELERY_BROKER_URL=redis://...)")
-    location = broker.rsplit("/", 1)[0] + "/14"  # a database of its own, emptied before and after
+    location = urlsplit(broker)._replace(path="/14").geturl()  # a database of its own, emptied before and after
     redis.Redis.from_url(location).flushdb()
     settings.CACHES = {"default": {"BACKEND": "helpline.project.cache.FailOpenRedisCache", "LOCATION": location}}
     try:

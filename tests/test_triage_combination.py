@@ -266,6 +266,7 @@ def test_a_centre_that_turned_the_model_off_gets_the_rules_verdict_at_once_and_n
     assert danger.timeline.filter(kind=EventKind.TRIAGED).latest("id").details["reasons"][-1] == TURNED_OFF_REASON
     assert classify(FAREWELL).reasons[-1] == TURNED_OFF_REASON
     assert semantic_model._loaded["model"] is None  # never loaded: no memory spent on it (about 100 MB a process)
+    assert semantic_model.model_problem() == semantic_model.TURNED_OFF
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite stores a name longer than its column")
