@@ -48,34 +48,37 @@ def is_turned_off() -> bool:
 def semantic_model() -> SemanticTriage | None:
     """This process's model, loaded on first use; None when it is turned off, or could not be loaded (then logged
     once)."""
-    if _loaded.get("pid") == os.getpid():
-        if _loaded["model"] is None and _loaded["problem"] != TURNED_OFF:
-            report_rules_only()
-        return _loaded["model"]  # type: ignore[return-value]
+    if _loaded.get("pid") != os.getpid():
+        _load_for_this_process()
+    if _loaded["model"] is None and _loaded["problem"] != TURNED_OFF:
+        report_rules_only()  # on every triage without it (at most a write a minute), so /healthz/ keeps saying so
+    return _loaded["model"]  # type: ignore[return-value]
+
+
+def _load_for_this_process() -> None:
     with _lock:
-        if _loaded.get("pid") != os.getpid() and is_turned_off():
+        if _loaded.get("pid") == os.getpid():
+            return  # another thread of this process loaded it meanwhile
+        if is_turned_off():
             logger.info("semantic triage is %s: this process triages by the rules alone", TURNED_OFF)
             _loaded.update(pid=os.getpid(), model=None, problem=TURNED_OFF)
-        elif _loaded.get("pid") != os.getpid():
-            model, problem = None, ""
-            try:
-                # Imported here, not at the top: numpy and the model's modules would otherwise load in every
-                # worker and beat at start, lengthening a restart after a crash, and beat never triages.
-                from triage.semantic.model import DEFAULT_HEAD_FILE, SemanticTriage
+            return
+        model, problem = None, ""
+        try:
+            # Imported here, not at the top: numpy and the model's modules would otherwise load in every
+            # worker and beat at start, lengthening a restart after a crash, and beat never triages.
+            from triage.semantic.model import DEFAULT_HEAD_FILE, SemanticTriage
 
-                started = time.monotonic()
-                model = SemanticTriage.load(head_file or DEFAULT_HEAD_FILE)
-                logger.info("semantic triage model loaded in %.2f s", time.monotonic() - started)
-            except Exception as error:  # whatever the cause, triage goes on with the rules
-                problem = f"{type(error).__name__}: {error}"
-                logger.warning(
-                    "semantic triage is unavailable in this process, triaging by the rules alone until it is "
-                    "restarted: %s", problem,
-                )
-            _loaded.update(pid=os.getpid(), model=model, problem=problem)
-    if _loaded["model"] is None and _loaded["problem"] != TURNED_OFF:
-        report_rules_only()
-    return _loaded["model"]  # type: ignore[return-value]
+            started = time.monotonic()
+            model = SemanticTriage.load(head_file or DEFAULT_HEAD_FILE)
+            logger.info("semantic triage model loaded in %.2f s", time.monotonic() - started)
+        except Exception as error:  # whatever the cause, triage goes on with the rules
+            problem = f"{type(error).__name__}: {error}"
+            logger.warning(
+                "semantic triage is unavailable in this process, triaging by the rules alone until it is "
+                "restarted: %s", problem,
+            )
+        _loaded.update(pid=os.getpid(), model=model, problem=problem)
 
 
 # A message that makes the engine do a whole first reading (its first call costs about twice a later one).
