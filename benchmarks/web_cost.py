@@ -89,6 +89,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=45)
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--profile-out", help="write the raw cProfile data here (for snakeviz and the like)")
+    parser.add_argument("--statements", action="store_true",
+                        help="count the SQL statements per contact by kind, and print one contact's of each kind")
     args = parser.parse_args()
 
     configure_environment()
@@ -111,6 +113,18 @@ def main() -> None:
         import cProfile
 
         profiler = cProfile.Profile(time.process_time)  # CPU, not waits on the database
+    statements: list[str] = []
+    if args.statements:
+        from django.db import connection
+
+        def note(execute, sql, params, many, context):
+            statements.append(sql)
+            return execute(sql, params, many, context)
+
+        counting = connection.execute_wrapper(note)  # kept: a collected context manager would pop the wrapper
+        counting.__enter__()  # for the whole run, on this thread's connection
+    counted: dict[str, list[int]] = defaultdict(list)
+    shown: dict[str, list[str]] = {}
     cpu: dict[str, list[float]] = defaultdict(list)
     wall: dict[str, list[float]] = defaultdict(list)
     started_cpu, started_wall = time.process_time(), time.perf_counter()
@@ -124,6 +138,10 @@ def main() -> None:
         cpu[kind].append(time.process_time() - cpu_before)
         wall[kind].append(time.perf_counter() - wall_before)
         statuses[kind][status] += 1
+        if args.statements:
+            counted[kind].append(len(statements))
+            shown.setdefault(kind, list(statements))
+            statements.clear()
     total_cpu, total_wall = time.process_time() - started_cpu, time.perf_counter() - started_wall
 
     print(f"{args.contacts} contacts after {args.warm_up} to warm up (seed {args.seed}); CPU ms per contact "
@@ -136,6 +154,10 @@ def main() -> None:
                   f"statuses {dict(statuses[kind])}")  # fmt: skip
     print(f"  all  : {1000 * total_cpu / args.contacts:.2f} ms CPU, {1000 * total_wall / args.contacts:.2f} ms wall "
           f"per contact (profiler {'on' if profiler else 'off'})")  # fmt: skip
+    for kind, counts in counted.items():
+        print(f"  {kind:>5}: {statistics.mean(counts):.1f} SQL statements a contact; one of them:")
+        for sql in shown[kind]:
+            print(f"         {sql[:150]}")
     if profiler:
         import pstats
 

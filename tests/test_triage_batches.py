@@ -86,6 +86,19 @@ def test_a_case_that_reads_as_critical_is_left_to_its_own_doorbell_on_the_critic
     )  # fmt: skip
 
 
+def test_a_case_stored_as_calm_whose_words_now_read_as_critical_is_left_to_its_own_doorbell():
+    """Its flag says calm (a follow-up came after it was stored, or the rules changed since): a calm batch still
+    leaves it alone, and its own doorbell triages it as critical."""
+    worker = on_duty_worker()
+    calm, now_critical = case_saying(CALM[0]), case_saying(CRITICAL, sounds_critical=False)
+    actions.do_triage_case(calm.pk)
+    assert Case.objects.get(pk=now_critical.pk).status == CaseStatus.NEW
+    assert not now_critical.timeline.filter(kind=EventKind.TRIAGED).exists()
+    actions.do_triage_case(now_critical.pk)
+    now_critical.refresh_from_db()
+    assert (now_critical.priority, now_critical.assigned_to) == (Priority.CRITICAL, worker.user)
+
+
 def test_a_critical_doorbell_has_the_model_read_the_other_critical_messages_waiting_and_gives_them_out_too():
     worker = on_duty_worker()
     calm = case_saying(CALM[0])

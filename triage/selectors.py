@@ -65,13 +65,18 @@ def inbound_texts(case_ids: list[int]) -> dict[int, tuple[str, int | None]]:
     return texts
 
 
-def new_cases_not_triaged(*, besides: set[int], limit: int, sounding_critical: bool = False) -> list[int]:
+def lock_new_cases_not_triaged(*, besides: set[int], limit: int, sounding_critical: bool = False) -> list[Case]:
     """Up to `limit` new cases nobody has triaged yet, oldest first, other than those `besides`: those whose
-    doorbell rides the critical queue (`sounding_critical`) or the others."""
-    waiting = Case.objects.filter(
-        status=CaseStatus.NEW, triaged_at__isnull=True, sounds_critical=sounding_critical
-    ).exclude(pk__in=besides)
-    return list(waiting.order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
+    doorbell rides the critical queue (`sounding_critical`) or the others; locked for the caller's transaction, with
+    their callers. Cases another worker holds are skipped, not waited for. One statement: PostgreSQL takes the rows
+    it can lock until it has `limit`."""
+    return list(
+        Case.objects.select_related("caller")
+        .for_change(of=("self",), skip_locked=True)
+        .filter(status=CaseStatus.NEW, triaged_at__isnull=True, sounds_critical=sounding_critical)
+        .exclude(pk__in=besides)
+        .order_by("created_at", "pk")[:limit]
+    )
 
 
 def triaged_as_written(case_id: int) -> bool:

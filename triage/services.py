@@ -23,7 +23,7 @@ from django.db import InterfaceError, OperationalError, transaction
 
 from helpline.cases import services as case_services
 from helpline.cases.dispatch import CRITICAL_QUEUE, TRIAGE_QUEUE
-from helpline.cases.models import PRIORITY_RANK, Case, CaseStatus, Channel, Direction, EventKind, Priority
+from helpline.cases.models import PRIORITY_RANK, Case, Channel, Direction, EventKind, Priority
 from triage import selectors
 from triage.classification import Classification, CompiledRule, classify_text, reads_as_critical
 from triage.models import TriageCorrection, TriageRule
@@ -189,10 +189,11 @@ def _verdict(
     rules: list[CompiledRule],
     earlier: list[Case],
     prediction: Prediction | None | object = _NOT_READ_YET,
+    by_rules: Classification | None = None,
 ) -> _Verdict:
     """Work out a case's triage without writing anything, so that a batch can leave out a case whose words reveal
-    a defect here with nothing to undo."""
-    result = classify_by_rules(text, case.channel, rules=rules)
+    a defect here with nothing to undo. `by_rules`: the rules' classification of `text`, when a batch read it."""
+    result = classify_by_rules(text, case.channel, rules=rules) if by_rules is None else by_rules
     # A critical rule is the one verdict the model can take back (it rules out "noz" in the news, a joke, the
     # past): it is asked now, before anyone is called, rather than calling someone for what it would lower
     # later. Few messages (about one in ten) and the critical worker's: the rest never wait for the model.
@@ -270,38 +271,28 @@ def triage_waiting_cases(
     (`selectors.triaged_as_written`). Cases another worker holds are skipped, not waited for.
 
     Two kinds of batch, never mixed. A calm one (the triage queue's) takes no case whose doorbell rides the critical
-    queue (`Case.sounds_critical`) and none whose words read as critical, nor locks one: its own doorbell, on the
-    critical worker, would wait on that row for the whole batch of a worker that gives way to everything else. A
-    critical one (`critical`: the critical worker's doorbell) takes only those, and the model reads them all in
-    one batch, before anyone is called, as it reads one case alone."""
+    queue (`Case.sounds_critical`) and none whose words read as critical, nor locks one of the first: its own
+    doorbell, on the critical worker, would wait on that row for the whole batch of a worker that gives way to
+    everything else. A critical one (`critical`: the critical worker's doorbell) takes only those, and the model
+    reads them all in one batch, before anyone is called, as it reads one case alone."""
     _failed_in_a_batch.forget_older_than(FAILED_IN_A_BATCH_FOR)
-    candidates = selectors.new_cases_not_triaged(
+    cases = selectors.lock_new_cases_not_triaged(
         besides={besides, *_failed_in_a_batch}, limit=limit, sounding_critical=critical
     )
-    if not candidates:
+    if not cases:
         return []
-    critical_rules = selectors.critical_rules()
-
-    def of_this_kind(text: str) -> bool:
-        return (bool(text) and reads_as_critical(text, critical_rules)) == critical
-
-    # Read before locking as well, for a case whose flag does not tell (one stored before it was kept).
-    checked = selectors.inbound_texts(candidates)
-    ours = [pk for pk in candidates if of_this_kind(checked.get(pk, ("", None))[0])]
-    cases = list(
-        Case.objects.select_related("caller")
-        .for_change(of=("self",), skip_locked=True)
-        .filter(pk__in=ours, status=CaseStatus.NEW, triaged_at__isnull=True, sounds_critical=critical)
-        .order_by("created_at", "pk")
-    )
-    texts = selectors.inbound_texts([case.pk for case in cases])  # again, locked: the citizen may have written since
-    # A follow-up written meanwhile may be of the other kind: that case is left to its own doorbell.
-    cases = [
-        case for case in cases
-        if checked.get(case.pk, ("", None))[1] == texts.get(case.pk, ("", None))[1]
-        or of_this_kind(texts.get(case.pk, ("", None))[0])
-    ]  # fmt: skip
-    predictions = _read_by_the_model([texts.get(case.pk, ("", ""))[0] for case in cases]) if critical else {}
+    texts = selectors.inbound_texts([case.pk for case in cases])
+    # The rules' reading of each message, read once: it tells whether the case is of this batch's kind, and it is
+    # the verdict's first step (checking the critical rules apart, before, cost the general worker a tenth of its
+    # CPU). The flag a case was stored with tells its kind, but a follow-up may have come since, or the rules
+    # changed: a case of the other kind is left to its own doorbell.
+    by_rules = {}
+    for case in cases:
+        read = _read_by_rules_in_a_batch(case, texts.get(case.pk, ("", None))[0], rules)
+        if read is not None and _reads_as_critical(texts.get(case.pk, ("", None))[0], read) == critical:
+            by_rules[case.pk] = read
+    cases = [case for case in cases if case.pk in by_rules]
+    predictions = _read_by_the_model([texts.get(case.pk, ("", ""))[0] for case in cases]) if critical else None
     earlier = selectors.recent_cases_of_same_callers(cases, window=REPEAT_CONTACT_WINDOW)
     # One case that cannot be triaged must not hold back the batch, nor, taken along again and again, every batch
     # after it: it is left to its own doorbell, alone. There is no savepoint a case (SAVEPOINT and RELEASE were two
@@ -312,7 +303,7 @@ def triage_waiting_cases(
         with case_services.written_together():  # one UPDATE of the batch's cases, one INSERT of their timeline
             return [
                 TriageRun(case) for case in cases
-                if _triage_taken_along(case, texts, rules, earlier, predictions if critical else None)
+                if _triage_taken_along(case, texts, by_rules[case.pk], rules, earlier, predictions)
             ]  # fmt: skip
     except (OperationalError, InterfaceError, TakenAlongCaseFailed):
         raise  # the database is away (not the cases' fault: the doorbell fails and is tried again), or said above
@@ -326,9 +317,26 @@ def triage_waiting_cases(
         raise TakenAlongCaseFailed(", ".join(case.reference for case in cases)) from error
 
 
+def _read_by_rules_in_a_batch(case: Case, text: str, rules: list[CompiledRule]) -> Classification | None:
+    """The rules' classification of a case a batch took along; None (and the case left to its own doorbell) when
+    its words reveal a defect."""
+    try:
+        return classify_by_rules(text, case.channel, rules=rules)
+    except Exception:
+        _failed_in_a_batch[case.pk] = time.monotonic()
+        logger.exception("triage of %s failed in a batch; its own doorbell tries it alone", case.reference)
+        return None
+
+
+def _reads_as_critical(text: str, by_rules: Classification) -> bool:
+    """Whether a critical rule matched the message: the rules' priority is that of the highest rule matched."""
+    return bool(text) and by_rules.priority == Priority.CRITICAL
+
+
 def _triage_taken_along(
     case: Case,
     texts: dict[int, tuple[str, int | None]],
+    by_rules: Classification,
     rules: list[CompiledRule],
     earlier: dict[int, list[Case]],
     predictions: dict[str, Prediction | None] | None,
@@ -337,7 +345,7 @@ def _triage_taken_along(
     text, last_message_id = texts.get(case.pk, ("", None))
     read = {"prediction": predictions.get(text)} if predictions is not None else {}
     try:
-        verdict = _verdict(case, text, rules, earlier.get(case.pk, []), **read)
+        verdict = _verdict(case, text, rules, earlier.get(case.pk, []), by_rules=by_rules, **read)
     except Exception:
         _failed_in_a_batch[case.pk] = time.monotonic()
         logger.exception("triage of %s failed in a batch; its own doorbell tries it alone", case.reference)
