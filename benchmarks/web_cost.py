@@ -20,7 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,7 +124,7 @@ def main() -> None:
         counting = connection.execute_wrapper(note)  # kept: a collected context manager would pop the wrapper
         counting.__enter__()  # for the whole run, on this thread's connection
     counted: dict[str, list[int]] = defaultdict(list)
-    shown: dict[str, list[str]] = {}
+    shown: dict[str, Counter] = defaultdict(Counter)
     cpu: dict[str, list[float]] = defaultdict(list)
     wall: dict[str, list[float]] = defaultdict(list)
     started_cpu, started_wall = time.process_time(), time.perf_counter()
@@ -140,7 +140,7 @@ def main() -> None:
         statuses[kind][status] += 1
         if args.statements:
             counted[kind].append(len(statements))
-            shown.setdefault(kind, list(statements))
+            shown[kind].update(sql[:110] for sql in statements)
             statements.clear()
     total_cpu, total_wall = time.process_time() - started_cpu, time.perf_counter() - started_wall
 
@@ -155,9 +155,9 @@ def main() -> None:
     print(f"  all  : {1000 * total_cpu / args.contacts:.2f} ms CPU, {1000 * total_wall / args.contacts:.2f} ms wall "
           f"per contact (profiler {'on' if profiler else 'off'})")  # fmt: skip
     for kind, counts in counted.items():
-        print(f"  {kind:>5}: {statistics.mean(counts):.1f} SQL statements a contact; one of them:")
-        for sql in shown[kind]:
-            print(f"         {sql[:150]}")
+        print(f"  {kind:>5}: {statistics.mean(counts):.2f} SQL statements a contact, by statement:")
+        for sql, seen in shown[kind].most_common():
+            print(f"         {seen / len(counts):5.2f}  {sql}")
     if profiler:
         import pstats
 

@@ -4,6 +4,7 @@ Bosnian, Croatian and Serbian share one reply language ("bs"); Serbian Cyrillic 
 alphabet, so an answer is written in Latin and transliterated for a citizen who wrote in Cyrillic.
 """
 
+import functools
 import re
 import unicodedata
 
@@ -49,23 +50,22 @@ def is_cyrillic(text: str) -> bool:
     return cyrillic * 2 > len(letters)
 
 
+# Both cases of each letter, capitals keeping the second letter of a digraph small (Љ becomes Lj): str.translate
+# reads a message at C speed, where a loop over its characters cost intake a tenth of a millisecond a message.
+_CYRILLIC_TO_LATIN_TABLE = str.maketrans(
+    {**_CYRILLIC_TO_LATIN, **{cyr.upper(): lat[0].upper() + lat[1:] for cyr, lat in _CYRILLIC_TO_LATIN.items()}}
+)
+
+
 def cyrillic_to_latin(text: str) -> str:
     """Serbian Cyrillic to Latin, keeping capitals (Љ becomes Lj) and leaving other characters alone."""
-    out = []
-    for ch in text:
-        latin = _CYRILLIC_TO_LATIN.get(ch.lower())
-        if latin is None:
-            out.append(ch)
-        elif ch.isupper():
-            out.append(latin[0].upper() + latin[1:])
-        else:
-            out.append(latin)
-    return "".join(out)
+    return text.translate(_CYRILLIC_TO_LATIN_TABLE)
 
 
 _FOLD = str.maketrans({"č": "c", "ć": "c", "š": "s", "ž": "z", "đ": "dj"})
 
 
+@functools.lru_cache(maxsize=256)  # intake, triage and the search tokens each fold the same message
 def fold(text: str) -> str:
     """Lower case, Cyrillic to Latin, Bosnian diacritics folded (č ć → c, đ → dj, š → s, ž → z), other accents
     removed: one spelling for every way people write a word. Triage matches its rules on it and staff search
