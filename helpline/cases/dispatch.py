@@ -229,3 +229,65 @@ def _publish_or_note(
         on_failure()
     except Exception:  # the database may be gone too: the sweep's grace still finds the work, only later
         logger.warning("could not note the unsent %s for %s", task_name, args, exc_info=True)
+
+
+# --- Doorbells rung once for many -------------------------------------------------------------------------------
+#
+# Some work is done in batches: one calm triage doorbell triages every new calm case waiting (the worker's
+# `do_triage_waiting`). Ringing one a contact then costs a publish on the request path and a task on the worker for
+# nothing: 95 of 100 found their case triaged by a batch. So intake rings such a doorbell only when none is waiting,
+# as a flag in the shared cache (Redis) says, and the worker lowers the flag before it reads the cases. A case
+# stored while the flag is up was committed before the worker lowered it, so the worker, reading after that, sees
+# it; a case stored after rings again. Where no shared cache can say (the embedded set-up keeps a cache per
+# process, or Redis is down), every contact rings, as before.
+
+# How long a flag stays up without its doorbell being answered (lost with a killed worker, or queued): then the next
+# contact rings again. The periodic sweep finds a case left without a doorbell (UNTRIAGED_GRACE).
+RUNG_FLAG_SECONDS = 3
+
+
+def _shared_cache():
+    """The cache other processes share, when there is one (helpline.project.cache.FailOpenRedisCache)."""
+    from django.core.cache import cache
+
+    return cache if hasattr(cache, "add_shared") else None
+
+
+def enqueue_once_after_commit(
+    task_name: str,
+    *args: object,
+    queue: str,
+    flag: str,
+    on_failure: Callable[[], None] | None = None,
+) -> None:
+    """Publish the task once the current transaction commits, unless a doorbell rung with the same `flag` waits
+    unanswered: its worker will do this work too (see above). The worker calls `doorbell_answered(flag)` before it
+    reads."""
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}: no worker would ever take this task")
+    transaction.on_commit(partial(_ring_unless_waiting, task_name, args, queue, flag, on_failure))
+
+
+def _ring_unless_waiting(
+    task_name: str, args: tuple, queue: str, flag: str, on_failure: Callable[[], None] | None
+) -> None:
+    cache = _shared_cache()
+    raised = cache.add_shared(flag, 1, RUNG_FLAG_SECONDS) if cache is not None else None
+    if raised is False:
+        return  # a doorbell waits, and its worker will read this contact
+    _publish_or_note(task_name, args, queue, partial(_not_rung, cache if raised else None, flag, on_failure), False)
+
+
+def _not_rung(cache, flag: str, on_failure: Callable[[], None] | None) -> None:
+    if cache is not None:  # this contact raised the flag, and none waits: the next contact tries again
+        cache.delete_shared(flag)
+    if on_failure is not None:
+        on_failure()
+
+
+def doorbell_answered(flag: str) -> None:
+    """Lower the flag of a doorbell rung once for many (`enqueue_once_after_commit`): the next contact rings again.
+    Call it before reading the work, never after."""
+    cache = _shared_cache()
+    if cache is not None:
+        cache.delete_shared(flag, even_after_a_failure=True)

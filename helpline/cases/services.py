@@ -589,7 +589,8 @@ def mark_triage_requested(case_ids: list[int]) -> None:
 
 
 def mark_triage_not_requested(case_ids: list[int]) -> None:
-    """Their doorbell could not be rung (the broker was away): the next sweep rings them without waiting."""
+    """Their doorbell could not be rung (the broker was away), or their triage failed in a batch: the next sweep
+    rings each alone, without waiting."""
     Case.objects.filter(pk__in=case_ids).update(triage_requested_at=None)
 
 
