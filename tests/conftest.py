@@ -121,15 +121,6 @@ class Queues:
                 taken.append(tuple(args))
         return taken
 
-    def taken_with_names(self, name: str) -> list[tuple[str, tuple]]:
-        """As taken_in_order, each with its task's name."""
-        taken = []
-        with celery_app.connection_for_write() as conn:
-            while (message := conn.default_channel.basic_get(name, no_ack=True)) is not None:
-                args, _kwargs, _embed = message.decode()
-                taken.append((message.headers["task"], tuple(args)))
-        return taken
-
     def purge(self, *names: str) -> None:
         with celery_app.connection_for_write() as conn:
             for name in names:

@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from helpline.cases import services as case_services
 from helpline.cases.dispatch import publish
-from helpline.cases.intake import TRIAGE_WAITING_TASK
 from helpline.cases.models import Case, CaseStatus, EventKind
 from helpline.casework import actions
 from tests.concurrency import run_at_once
@@ -249,56 +248,40 @@ def test_the_sweep_rings_again_for_cases_never_triaged(queues):
 
 
 def test_in_a_surge_the_sweep_does_not_copy_doorbells_still_waiting_in_their_queue(queues):
-    behind_a_long_queue = case_saying("popila sam sve tablete")
-    lost_in_a_restart = case_saying("otac prijeti nožem mami")
+    behind_a_long_queue = case_saying("treba nam pomoć oko ogrjeva")
+    lost_in_a_restart = case_saying("popila sam sve tablete")
     a_minute_ago = timezone.now() - dt.timedelta(minutes=1)
     Case.objects.filter(pk__in=[behind_a_long_queue.pk, lost_in_a_restart.pk]).update(
         created_at=a_minute_ago, triage_requested_at=a_minute_ago
     )
-    for _ in range(3):  # other contacts' doorbells, not yet taken by any worker: the queues are busy
-        publish(actions.TRIAGE_TASK, 0, queue="critical")
+    for _ in range(3):  # other contacts' doorbells, not yet taken by any worker: the triage queue is busy
         publish(actions.TRIAGE_TASK, 0, queue="triage")
-    assert actions.sweep_untriaged() == 0
-    assert queues.size("critical") == 3
+
+    # The critical queue is empty, so a critical case still new has lost its doorbell; the other one's is queued.
+    assert actions.sweep_untriaged() == 1
+    assert queues.size("critical") == 1 and queues.size("triage") == 3
 
     # A copy would join the back of the same queue; only after half an hour is a doorbell in a busy queue taken for
     # lost (a worker killed holding it, a queue that never empties).
     Case.objects.filter(pk=behind_a_long_queue.pk).update(triage_requested_at=timezone.now() - dt.timedelta(minutes=6))
     with CaptureQueriesContext(connection) as queries:
         assert actions.sweep_untriaged() == 0
-    # The queues busy: no case's messages are read to choose a queue nothing is sent to.
+    # Both queues busy: no case's messages are read to choose a queue nothing is sent to.
     assert not any("helpline_message" in query["sql"].split("WHERE")[0] for query in queries.captured_queries)
     Case.objects.filter(pk=behind_a_long_queue.pk).update(triage_requested_at=timezone.now() - dt.timedelta(minutes=31))
     assert actions.sweep_untriaged() == 1
-    assert queues.size("critical") == 4
-
-
-def test_new_calm_cases_waiting_past_the_grace_get_one_calm_doorbell_at_every_sweep_whatever_the_queues_hold(queues):
-    """Intake rings one calm triage doorbell for many new calm cases, so none has a doorbell of its own to wait
-    for: the sweep rings one for them all, even while other doorbells wait in the triage queue."""
-    calm = [case_saying(text) for text in ("treba nam pomoć oko ogrjeva", "nemamo drva za zimu")]
-    a_minute_ago = timezone.now() - dt.timedelta(minutes=1)
-    Case.objects.filter(pk__in=[case.pk for case in calm]).update(
-        created_at=a_minute_ago, triage_requested_at=a_minute_ago
-    )
-    publish(actions.TRIAGE_TASK, 0, queue="triage")  # another case's doorbell, not taken yet
-    assert actions.sweep_untriaged() == 1
-    assert queues.taken_with_names("triage") == [(actions.TRIAGE_TASK, (0,)), (TRIAGE_WAITING_TASK, ())]
-    assert actions.sweep_untriaged() == 1  # while they wait, at every sweep (one doorbell, not one each)
-    actions.do_triage_waiting()
-    assert actions.sweep_untriaged() == 0
-    assert not Case.objects.filter(pk__in=[case.pk for case in calm], status=CaseStatus.NEW).exists()
+    assert queues.size("triage") == 4
 
 
 def test_once_the_queue_has_emptied_a_case_still_new_is_rung_again(queues):
-    case = case_saying("popila sam sve tablete")
+    case = case_saying("treba nam pomoć oko ogrjeva")
     a_minute_ago = timezone.now() - dt.timedelta(minutes=1)
     Case.objects.filter(pk=case.pk).update(created_at=a_minute_ago, triage_requested_at=a_minute_ago)
-    publish(actions.TRIAGE_TASK, 0, queue="critical")
+    publish(actions.TRIAGE_TASK, 0, queue="triage")
     assert actions.sweep_untriaged() == 0
-    queues.purge("critical")  # the workers took everything, and the case is still new: its doorbell was lost
+    queues.purge("triage")  # the workers took everything, and the case is still new: its doorbell was lost
     assert actions.sweep_untriaged() == 1
-    assert queues.size("critical") == 1
+    assert queues.size("triage") == 1
 
 
 def test_a_case_waiting_for_someone_on_duty_is_assigned_when_they_come(queues):

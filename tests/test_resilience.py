@@ -26,7 +26,7 @@ def test_sms_intake_answers_within_a_second_with_the_broker_unreachable(twilio, 
     case = Case.objects.get()
     assert case.reference in response.content.decode()
     assert case.messages.get().twilio_sid == "SM900"
-    assert "could not publish helpline.casework.tasks.triage_" in caplog.text  # the broker really was down
+    assert "could not publish helpline.casework.tasks.triage_case" in caplog.text  # the broker really was down
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -38,7 +38,7 @@ def test_web_intake_answers_within_a_second_with_the_broker_unreachable(client, 
     assert response.status_code == 201
     assert elapsed < 1.0
     assert Case.objects.filter(reference=response.json()["reference"]).exists()
-    assert "could not publish helpline.casework.tasks.triage_" in caplog.text
+    assert "could not publish helpline.casework.tasks.triage_case" in caplog.text
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -47,7 +47,7 @@ def test_voice_intake_answers_within_a_second_with_the_broker_unreachable(twilio
     response = twilio.call(sid="CA900")
     assert response.status_code == 200 and time.perf_counter() - started < 1.0
     assert Case.objects.count() == 1
-    assert "could not publish helpline.casework.tasks.triage_" in caplog.text
+    assert "could not publish helpline.casework.tasks.triage_case" in caplog.text
 
 
 @pytest.mark.django_db

@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -240,25 +239,12 @@ def _record_verdict(case: Case, verdict: _Verdict, last_message_id: int | None, 
 
 class TakenAlongCaseFailed(Exception):
     """Writing the triage of a case a batch took along failed: the batch's transaction, the doorbell's own case
-    with it, must be rolled back, and the doorbell's case triaged again without the batch (the cases it took along
-    are handed back: `take_batch_failures`)."""
+    with it, must be rolled back, and the doorbell's case triaged again without the batch."""
 
 
 class _FailedCases(dict[int, float]):
     """Cases whose triage failed in this process's batches, by when: left out of batches for a while, so that one
-    case no batch can triage is not tried, and logged, by every batch after it. A new calm case may have no doorbell
-    of its own (intake rings one for many): the caller hands the new failures back (`take_batch_failures`) to be
-    rung each alone."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.not_handed_back: set[int] = set()
-
-    def note(self, case_ids: Iterable[int]) -> None:
-        failed_at = time.monotonic()
-        for case_id in case_ids:
-            self[case_id] = failed_at
-            self.not_handed_back.add(case_id)
+    case no batch can triage is not tried, and logged, by every batch after it (its own doorbell still tries it)."""
 
     def forget_older_than(self, seconds: float) -> None:
         now = time.monotonic()
@@ -273,58 +259,46 @@ FAILED_IN_A_BATCH_FOR = 600.0
 def forget_batch_failures() -> None:
     """Forget which cases failed in this process's batches, as a new process starts."""
     _failed_in_a_batch.clear()
-    _failed_in_a_batch.not_handed_back.clear()
-
-
-def take_batch_failures() -> list[int]:
-    """The cases whose triage failed in this process's batches since the last call: each must be rung alone."""
-    taken = sorted(_failed_in_a_batch.not_handed_back)
-    _failed_in_a_batch.not_handed_back.clear()
-    return taken
 
 
 @transaction.atomic(savepoint=False)
 def triage_waiting_cases(
-    *, besides: int | None, limit: int, rules: list[CompiledRule], critical: bool = False
+    *, besides: int, limit: int, rules: list[CompiledRule], critical: bool = False
 ) -> list[TriageRun]:
     """Triage, in the caller's transaction, up to `limit` other new cases nobody has triaged yet, oldest first: in a
     surge one doorbell does the work of many, reading the rules, the messages and (in its caller) the crisis events
-    and the assignment turn once for all of them. Their own doorbells, where they have one, then find nothing to do
+    and the assignment turn once for all of them. Their own doorbells then find nothing to do
     (`selectors.triaged_as_written`). Cases another worker holds are skipped, not waited for.
 
     Two kinds of batch, never mixed. A calm one (the triage queue's) takes no case whose doorbell rides the critical
-    queue (`Case.sounds_critical`), nor locks one: its own doorbell, on the critical worker, would wait on that row
-    for the whole batch of a worker that gives way to everything else. A critical one (`critical`: the critical
-    worker's doorbell) takes only those, and the model reads them all in one batch, before anyone is called, as it
-    reads one case alone."""
+    queue (`Case.sounds_critical`) and none whose words read as critical, nor locks one of the first: its own
+    doorbell, on the critical worker, would wait on that row for the whole batch of a worker that gives way to
+    everything else. A critical one (`critical`: the critical worker's doorbell) takes only those, and the model
+    reads them all in one batch, before anyone is called, as it reads one case alone."""
     _failed_in_a_batch.forget_older_than(FAILED_IN_A_BATCH_FOR)
-    left_out = {*_failed_in_a_batch} | ({besides} if besides is not None else set())  # never None: NOT IN (NULL)
-    cases = selectors.lock_new_cases_not_triaged(besides=left_out, limit=limit, sounding_critical=critical)
+    cases = selectors.lock_new_cases_not_triaged(
+        besides={besides, *_failed_in_a_batch}, limit=limit, sounding_critical=critical
+    )
     if not cases:
         return []
     texts = selectors.inbound_texts([case.pk for case in cases])
-    # The rules' reading of each message, read once: the verdict's first step, and for a critical batch whether the
-    # case is still of its kind (checking the critical rules apart, before, cost the general worker a tenth of its
-    # CPU). A case stored as critical whose words no longer read so (the rules changed) is left to its own
-    # doorbell, which every critical case has. A case stored as calm has none of its own when a calm doorbell took
-    # it along (intake rings one for many): if its words now read as critical, this batch triages it as critical,
-    # the model reading it at once as for a case alone. (A follow-up that reads as critical marks its case as
-    # critical in the transaction that stores it, so no critical doorbell ever waits on such a row.)
+    # The rules' reading of each message, read once: it tells whether the case is of this batch's kind, and it is
+    # the verdict's first step (checking the critical rules apart, before, cost the general worker a tenth of its
+    # CPU). The flag a case was stored with tells its kind, but a follow-up may have come since, or the rules
+    # changed: a case of the other kind is left to its own doorbell.
     by_rules = {}
     for case in cases:
-        text = texts.get(case.pk, ("", None))[0]
-        read = _read_by_rules_in_a_batch(case, text, rules)
-        if read is not None and (not critical or _reads_as_critical(text, read)):
+        read = _read_by_rules_in_a_batch(case, texts.get(case.pk, ("", None))[0], rules)
+        if read is not None and _reads_as_critical(texts.get(case.pk, ("", None))[0], read) == critical:
             by_rules[case.pk] = read
     cases = [case for case in cases if case.pk in by_rules]
     predictions = _read_by_the_model([texts.get(case.pk, ("", ""))[0] for case in cases]) if critical else None
     earlier = selectors.recent_cases_of_same_callers(cases, window=REPEAT_CONTACT_WINDOW)
     # One case that cannot be triaged must not hold back the batch, nor, taken along again and again, every batch
-    # after it: it is handed back to be rung alone (`take_batch_failures`). There is no savepoint a case
-    # (SAVEPOINT and RELEASE were two of the nine statements a case cost): its verdict is worked out before
-    # anything of it is written, so a defect its words reveal leaves nothing to undo; a write that fails (never
-    # seen) takes the batch's transaction with it, and the doorbell triages its own case again without the batch
-    # (`TakenAlongCaseFailed`).
+    # after it: it is left to its own doorbell, alone. There is no savepoint a case (SAVEPOINT and RELEASE were two
+    # of the nine statements a case cost): its verdict is worked out before anything of it is written, so a defect
+    # its words reveal leaves nothing to undo; a write that fails (never seen) takes the batch's transaction with
+    # it, and the doorbell triages its own case again without the batch (`TakenAlongCaseFailed`).
     try:
         with case_services.written_together():  # one UPDATE of the batch's cases, one INSERT of their timeline
             return [
@@ -334,22 +308,23 @@ def triage_waiting_cases(
     except (OperationalError, InterfaceError, TakenAlongCaseFailed):
         raise  # the database is away (not the cases' fault: the doorbell fails and is tried again), or said above
     except Exception as error:  # the batch's one UPDATE or INSERT failed: which case caused it is not known
-        _failed_in_a_batch.note(case.pk for case in cases)
+        failed_at = time.monotonic()
+        _failed_in_a_batch.update(dict.fromkeys((case.pk for case in cases), failed_at))
         logger.exception(
             "writing a batch's triage failed; it is rolled back, the doorbell's own case is triaged again without "
-            "it, and the %s cases it took along are handed back to be rung each alone", len(cases),
+            "it, and the %s cases it took along are left to their own doorbells", len(cases),
         )  # fmt: skip
         raise TakenAlongCaseFailed(", ".join(case.reference for case in cases)) from error
 
 
 def _read_by_rules_in_a_batch(case: Case, text: str, rules: list[CompiledRule]) -> Classification | None:
-    """The rules' classification of a case a batch took along; None (and the case handed back to be rung alone) when
+    """The rules' classification of a case a batch took along; None (and the case left to its own doorbell) when
     its words reveal a defect."""
     try:
         return classify_by_rules(text, case.channel, rules=rules)
     except Exception:
-        _failed_in_a_batch.note([case.pk])
-        logger.exception("triage of %s failed in a batch; it is rung again alone", case.reference)
+        _failed_in_a_batch[case.pk] = time.monotonic()
+        logger.exception("triage of %s failed in a batch; its own doorbell tries it alone", case.reference)
         return None
 
 
@@ -372,18 +347,18 @@ def _triage_taken_along(
     try:
         verdict = _verdict(case, text, rules, earlier.get(case.pk, []), by_rules=by_rules, **read)
     except Exception:
-        _failed_in_a_batch.note([case.pk])
-        logger.exception("triage of %s failed in a batch; it is rung again alone", case.reference)
+        _failed_in_a_batch[case.pk] = time.monotonic()
+        logger.exception("triage of %s failed in a batch; its own doorbell tries it alone", case.reference)
         return False
     try:
         _record_verdict(case, verdict, last_message_id, earlier.get(case.pk, []))
     except (OperationalError, InterfaceError):
         raise
     except Exception as error:
-        _failed_in_a_batch.note([case.pk])
+        _failed_in_a_batch[case.pk] = time.monotonic()
         logger.exception(
             "recording the triage of %s failed in a batch; the batch is rolled back, the doorbell's own case is "
-            "triaged again without it, and it is rung again alone", case.reference,
+            "triaged again without it, and its own doorbell tries it alone", case.reference,
         )  # fmt: skip
         raise TakenAlongCaseFailed(case.reference) from error
     return True

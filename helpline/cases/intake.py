@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from helpline.cases import citizen_code, selectors
-from helpline.cases.dispatch import CRITICAL_QUEUE, TRIAGE_QUEUE, enqueue_after_commit, enqueue_once_after_commit
+from helpline.cases.dispatch import CRITICAL_QUEUE, TRIAGE_QUEUE, enqueue_after_commit
 from helpline.cases.encryption import phone_index
 from helpline.cases.language import (
     cyrillic_to_latin,
@@ -52,9 +52,6 @@ from helpline.cases.services import change_case_status, record_event
 logger = logging.getLogger(__name__)
 
 TRIAGE_TASK = "helpline.casework.tasks.triage_case"
-# The calm triage doorbell rung once for many new cases, and the flag that says one waits (dispatch, "rung once").
-TRIAGE_WAITING_TASK = "helpline.casework.tasks.triage_waiting"
-CALM_TRIAGE_FLAG = "doorbell:calm-triage"
 
 # Twilio's standard opt-out and opt-in keywords; a citizen may also type them in Cyrillic (СТОП).
 OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
@@ -258,17 +255,11 @@ def _open_or_create_case(
 
 def _schedule_triage(case: Case, queue: str = TRIAGE_QUEUE, *, is_new: bool = False) -> None:
     """Ring triage after commit. A message that reads as critical goes on the critical queue, so a surge of
-    normal cases never stands in front of it. A new calm case rings the calm triage doorbell only when none waits:
-    the one waiting triages every new calm case stored meanwhile (`enqueue_once_after_commit`). (A new case was
-    stamped as requested when it was inserted.)"""
-    not_rung = partial(_doorbell_not_rung, case.pk)
+    normal cases never stands in front of it. (A new case was stamped as requested when it was inserted.)"""
     if not is_new:
         sounds_critical = {"sounds_critical": True} if queue == CRITICAL_QUEUE else {}
         Case.objects.filter(pk=case.pk).update(triage_requested_at=timezone.now(), **sounds_critical)
-    elif queue == TRIAGE_QUEUE:
-        enqueue_once_after_commit(TRIAGE_WAITING_TASK, case.pk, queue=queue, flag=CALM_TRIAGE_FLAG, on_failure=not_rung)
-        return
-    enqueue_after_commit(TRIAGE_TASK, case.pk, queue=queue, on_failure=not_rung)
+    enqueue_after_commit(TRIAGE_TASK, case.pk, queue=queue, on_failure=partial(_doorbell_not_rung, case.pk))
 
 
 def _doorbell_not_rung(case_id: int) -> None:
@@ -489,7 +480,7 @@ def record_incoming_call(
             return already.case
         caller = _caller_for(phone)
         known = {field: value for field, value in (("language", known_language), ("script", known_script)) if value}
-        case, is_new = _open_or_create_case(
+        case, _is_new = _open_or_create_case(
             channel=Channel.VOICE, caller=caller, text="", is_drill=is_drill, reserved_reference=reserved_reference,
             **known,
         )  # fmt: skip
@@ -500,7 +491,7 @@ def record_incoming_call(
             case, EventKind.CALL_RECEIVED, actor_kind=ActorKind.CITIZEN, message_id=message.pk,
             **_answered_with(reserved_reference, case),
         )  # fmt: skip
-        _schedule_triage(case, is_new=is_new)
+        _schedule_triage(case)
         return case
 
     case = _store(record)

@@ -65,7 +65,7 @@ def cyrillic_to_latin(text: str) -> str:
 _FOLD = str.maketrans({"č": "c", "ć": "c", "š": "s", "ž": "z", "đ": "dj"})
 
 
-@functools.lru_cache(maxsize=64)  # intake, triage and the search tokens each fold the same message
+@functools.lru_cache(maxsize=256)  # intake, triage and the search tokens each fold the same message
 def fold(text: str) -> str:
     """Lower case, Cyrillic to Latin, Bosnian diacritics folded (č ć → c, đ → dj, š → s, ž → z), other accents
     removed: one spelling for every way people write a word. Triage matches its rules on it and staff search

@@ -589,8 +589,7 @@ def mark_triage_requested(case_ids: list[int]) -> None:
 
 
 def mark_triage_not_requested(case_ids: list[int]) -> None:
-    """Their doorbell could not be rung (the broker was away), or their triage failed in a batch: the next sweep
-    rings each alone, without waiting."""
+    """Their doorbell could not be rung (the broker was away): the next sweep rings them without waiting."""
     Case.objects.filter(pk__in=case_ids).update(triage_requested_at=None)
 
 

@@ -9,11 +9,9 @@ import datetime as dt
 import enum
 import logging
 import time
-from collections.abc import Callable
-from typing import TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -23,12 +21,10 @@ from helpline.cases.dispatch import (
     CRITICAL_QUEUE,
     MODEL_QUEUE,
     TRIAGE_QUEUE,
-    doorbell_answered,
     enqueue_after_commit,
     publish,
     waiting_in_queues,
 )
-from helpline.cases.intake import CALM_TRIAGE_FLAG, TRIAGE_WAITING_TASK
 from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, Direction, Message, Priority
 from helpline.cases.selectors import by_urgency
 from helpline.casework.selectors import cases_visible_to
@@ -39,7 +35,6 @@ from triage import selectors as triage_selectors
 from triage import services as triage
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 TRIAGE_TASK = "helpline.casework.tasks.triage_case"
 SECOND_LOOK_TASK = "helpline.casework.tasks.second_look"
@@ -295,92 +290,14 @@ def do_triage_case(case_id: int) -> Case | None:
 
     A doorbell for a case already triaged as it stands (a batch took it along, or a copy of the doorbell came
     first) costs one query and does nothing more."""
-    try:
-        triaged = _triage_case_and_those_waiting(case_id)
-    finally:
-        _hand_back_batch_failures()
-    return _give_out(triaged) if triaged else None
-
-
-def _triage_case_and_those_waiting(case_id: int) -> list[Case]:
-    """`do_triage_case`'s triage: the cases triaged, the doorbell's own first; none when it was triaged already."""
     if triage_selectors.triaged_as_written(case_id):
-        return []
-    try:
-        return _triage_with_those_waiting(case_id, take_along=True)
-    except triage.TakenAlongCaseFailed:
-        return _triage_with_those_waiting(case_id, take_along=False)  # rolled back: its own case, alone
-
-
-# How long one calm triage doorbell goes on reading batches while new calm cases keep waiting: then it rings
-# another and lets its worker take other work (notifications wait in their own queue, but on the same processes).
-TRIAGE_WAITING_SECONDS = 2.0
-
-
-def do_triage_waiting(case_id: int | None = None, *, seconds: float = TRIAGE_WAITING_SECONDS) -> int:
-    """The calm triage doorbell rung once for many (intake rings it only when none waits: `CALM_TRIAGE_FLAG`):
-    triage its case (`do_triage_case`), then every other new calm case waiting, a batch at a time, each batch given
-    out as it is triaged, until a batch finds none. The flag is lowered first, so that a case stored from then on
-    rings again and one stored before is read here. Past `seconds` with cases still waiting, it rings another
-    doorbell and returns. The others waiting must not wait on one case: a case that cannot be triaged, or given
-    out, is logged and the batches go on (it is rung again alone, and the assignment tick gives out the rest).
-    Only a database that is away stops it; then the sweep rings again (`sweep_untriaged`). Returns how many cases
-    it triaged besides its own."""
-    doorbell_answered(CALM_TRIAGE_FLAG)  # before reading, never after (helpline.cases.dispatch, "rung once")
-    deadline = time.monotonic() + seconds
-    triaged_in_all = 0
-    try:
-        if case_id is not None:
-            triaged = _carrying_on_after_a_defect(_triage_case_and_those_waiting, case_id) or []
-            triaged_in_all += max(len(triaged) - 1, 0)
-            if triaged:
-                _carrying_on_after_a_defect(_give_out, triaged)
-        while time.monotonic() <= deadline:
-            try:
-                triaged = _triage_a_calm_batch()
-            except triage.TakenAlongCaseFailed:
-                triaged = []  # rolled back: its cases are handed back and left out of the batches that follow
-            if not _hand_back_batch_failures() and not triaged:
-                return triaged_in_all  # none waits but those other workers hold
-            triaged_in_all += len(triaged)
-            if triaged:
-                _carrying_on_after_a_defect(_give_out, triaged)
-        publish(TRIAGE_WAITING_TASK, queue=TRIAGE_QUEUE)  # past its time: another doorbell for the rest
-        return triaged_in_all
-    finally:
-        _hand_back_batch_failures()
-
-
-def _carrying_on_after_a_defect(step: Callable[..., T], *args: object) -> T | None:
-    """The step's result; None, logged, when it fails for a reason of its own. A database that is away is not
-    such a reason: the next step would fail too."""
-    try:
-        return step(*args)
-    except (OperationalError, InterfaceError):
-        raise
-    except Exception:
-        logger.exception("%s failed for %s; the calm triage doorbell goes on with the cases waiting", step.__name__,
-                         args[0] if args and isinstance(args[0], int) else "a batch")  # fmt: skip
         return None
-
-
-def _hand_back_batch_failures() -> int:
-    """Cases whose triage failed in a batch are rung again each alone, by the next sweep: a new calm case has no
-    doorbell of its own to try it (intake rings one for many). Returns how many."""
-    failed = triage.take_batch_failures()
-    if not failed:
-        return 0
     try:
-        with transaction.atomic():  # a savepoint, when a caller's transaction is open
-            case_services.mark_triage_not_requested(failed)
-    except Exception:  # the database refuses: the sweep still rings the calm doorbell for them, only later
-        logger.warning("could not hand back %s cases that failed in a batch", len(failed), exc_info=True)
-    return len(failed)
-
-
-def _give_out(triaged: list[Case]) -> Case:
-    """Give the cases just triaged that wait for someone to people on duty (the assignment turn), unless that would
-    give nothing (everyone at their maximum moments ago, and none of them critical). The first case, as it stands."""
+        triaged = _triage_with_those_waiting(case_id, take_along=True)
+    except triage.TakenAlongCaseFailed:
+        triaged = _triage_with_those_waiting(case_id, take_along=False)  # rolled back: its own case, alone
+    if not triaged:
+        return None
     case = triaged[0]
     waiting = [each for each in triaged if each.assigned_to_id is None and each.status == CaseStatus.TRIAGED]
     if waiting and not all(ladder.turn_would_give_nothing_to(each) for each in waiting):
@@ -442,39 +359,11 @@ def _triage_with_those_waiting(case_id: int, *, take_along: bool) -> list[Case]:
     else:
         taken_along = []  # critical by the same person's earlier contact: given out at once, alone
     for other in taken_along:
-        _group_taken_along(other.case, events)
+        crisis.group_case(other.case, events)
         triaged.append(other.case)
     if any(each.awaiting_model for each in triaged):
         enqueue_after_commit(SECOND_LOOK_TASK, queue=MODEL_QUEUE)
     return triaged
-
-
-def _group_taken_along(case: Case, events: list) -> None:
-    """Group a case a batch took along into the crisis events it names. One that cannot be grouped keeps its
-    triage, and holds back neither the batch nor the batches after it (they take the oldest cases first)."""
-    if not events:
-        return
-    try:
-        with transaction.atomic():  # a savepoint, only while an event is active
-            crisis.group_case(case, events)
-    except (OperationalError, InterfaceError):
-        raise
-    except Exception:
-        logger.exception("grouping %s into the crisis events failed; its triage stands", case.reference)
-
-
-@transaction.atomic
-def _triage_a_calm_batch() -> list[Case]:
-    """Triage up to TAKEN_ALONG new calm cases waiting (no doorbell's own case among them), group them into the
-    crisis events they name, and ring the model worker for the ones it will read."""
-    runs = triage.triage_waiting_cases(besides=None, limit=TAKEN_ALONG, rules=triage_selectors.active_rules())
-    if runs:
-        events = crisis.active_events()
-        for run in runs:
-            _group_taken_along(run.case, events)
-        if any(run.case.awaiting_model for run in runs):
-            enqueue_after_commit(SECOND_LOOK_TASK, queue=MODEL_QUEUE)
-    return [run.case for run in runs]
 
 
 # How long one ring of the model worker's doorbell keeps reading batches: long enough to empty a normal queue,
@@ -530,30 +419,16 @@ def do_assign_waiting() -> int:
 
 def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
     """Ring triage again for cases whose doorbell the broker lost: still new 30 s after intake, or triaged, nobody's,
-    and written to again since. New calm cases have one doorbell between them (`do_triage_waiting`), rung again here
-    while any waits. For the others, a doorbell rung less than LOST_IN_A_BUSY_QUEUE ago counts as lost only when
-    its queue is empty: while doorbells wait there, it is most likely among them. Returns how many doorbells it
-    rang."""
+    and written to again since. A doorbell rung less than LOST_IN_A_BUSY_QUEUE ago counts as lost only when its
+    queue is empty: while doorbells wait there, it is most likely among them. Returns how many were re-sent."""
     now = now or timezone.now()
     stale = now - UNTRIAGED_GRACE
     never_resent = Q(triage_requested_at__lt=F("created_at") + dt.timedelta(seconds=5))
     due_again = Q(triage_requested_at__lt=now - RESEND_BACKOFF)
     # No stamp: the doorbell was never taken by the broker (it was down), so there is no message to wait for.
     never_rung = Q(triage_requested_at__isnull=True)
-    # A new calm case rung for has no doorbell of its own when intake rang one for many (`do_triage_waiting`): one
-    # calm triage doorbell reads every such case, whatever the queues hold, and it is rung again at every sweep while
-    # any waits past the grace. A case whose doorbell was never rung (the broker was away) or that failed in a batch
-    # is rung alone, as is every other case (below): asked apart, so that a long calm backlog never hides them.
-    calm_waiting = Case.objects.filter(
-        status=CaseStatus.NEW, sounds_critical=False, created_at__lt=stale, triage_requested_at__isnull=False
-    ).exists()
-    rung_for_calm = 0
-    if calm_waiting and publish(TRIAGE_WAITING_TASK, queue=TRIAGE_QUEUE):
-        rung_for_calm = 1
-        logger.warning("sweep rang the calm triage doorbell: new calm cases wait past %s s", UNTRIAGED_GRACE.seconds)
     waiting = list(
         Case.objects.filter(status=CaseStatus.NEW)
-        .filter(Q(sounds_critical=True) | never_rung)
         .filter(Q(created_at__lt=stale) & (never_resent | due_again) | never_rung)
         .order_by("created_at")
         .values_list("pk", "triage_requested_at")[:limit]
@@ -572,7 +447,7 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
         .values_list("pk", "triage_requested_at")[:limit]
     )
     if not waiting and not unassigned:
-        return rung_for_calm
+        return 0
     # In a surge the triage queue holds minutes of doorbells, and every case behind them passes the grace: copying
     # them all (5,722 copies for 6,000 contacts at 100/s) doubled the work in front of new contacts, and a copy
     # joins the back of the same queue, so it is served no sooner than the doorbell it copies. While a queue holds
@@ -609,9 +484,9 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
                 # RESEND_BACKOFF after it returns. Unstamped, the first sweep after it returns rings them all.
                 case_services.mark_triage_not_requested(case_ids[sent:])
                 logger.warning("sweep re-sent triage for %s cases; the broker took no more", sent)
-                return rung_for_calm + sent
+                return sent
         logger.warning("sweep re-sent triage for %s cases", len(case_ids))
-    return rung_for_calm + len(case_ids)
+    return len(case_ids)
 
 
 def _first_inbound_bodies(case_ids: list[int]) -> dict[int, str]:

@@ -10,12 +10,6 @@ def triage_case(case_id: int) -> None:
     actions.do_triage_case(case_id)
 
 
-@shared_task(acks_late=True)
-def triage_waiting(case_id: int | None = None) -> None:
-    """The calm triage doorbell rung once for many: triage its case and every new calm case waiting."""
-    actions.do_triage_waiting(case_id)
-
-
 @shared_task
 def sweep_untriaged() -> None:
     """Finds cases whose triage message was lost (broker down, worker died) and rings again."""

@@ -68,40 +68,6 @@ class FailOpenRedisCache(RedisCache):
                     )  # fmt: skip
         return getattr(self._local, method)(*args, **kwargs)
 
-    def _call_redis_only(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """The Redis call's answer, or None when Redis is unavailable: no local fallback, for a question about
-        what other processes did."""
-        if time.monotonic() < _redis_resumes_at.get(self._location, 0.0):
-            return None
-        try:
-            return getattr(super(), method)(*args, **kwargs)
-        except Exception as error:  # as in _call: leave Redis alone for a while
-            with _lock:
-                first = time.monotonic() >= _redis_resumes_at.get(self._location, 0.0)
-                _redis_resumes_at[self._location] = time.monotonic() + RETRY_REDIS_AFTER_SECONDS
-            if first:
-                logger.warning(
-                    "cache unavailable (%s); using a local cache for %.0f s", type(error).__name__,
-                    RETRY_REDIS_AFTER_SECONDS,
-                )  # fmt: skip
-            return None
-
-    def add_shared(self, key: str, value: Any, timeout: float) -> bool | None:
-        """add() in Redis only: True when this call set the key, False when another had, None when Redis cannot
-        say (a process-local answer would mislead the caller about the others)."""
-        return self._call_redis_only("add", key, value, timeout)
-
-    def delete_shared(self, key: str, *, even_after_a_failure: bool = False) -> bool | None:
-        """delete() in Redis only; None when it could not. `even_after_a_failure`: tried even while this process
-        leaves Redis alone after a failure (a worker lowering a flag the other processes read must bring it down
-        as soon as it can); never on the request path, where a frozen Redis would cost each request the wait."""
-        if not even_after_a_failure:
-            return self._call_redis_only("delete", key)
-        try:
-            return super().delete(key)
-        except Exception:  # as in _call
-            return None
-
     def add(self, *args: Any, **kwargs: Any) -> Any:
         return self._call("add", *args, **kwargs)
 

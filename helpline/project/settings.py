@@ -340,7 +340,6 @@ CELERY_TASK_ROUTES = {
     # late heartbeat must mean beat is missing. (Each queue's consumer has a heartbeat of its own.)
     "helpline.cases.tasks.record_heartbeat": {"queue": "escalation"},
     "helpline.casework.tasks.triage_case": {"queue": "triage"},
-    "helpline.casework.tasks.triage_waiting": {"queue": "triage"},
     "helpline.casework.tasks.sweep_untriaged": {"queue": "default"},
     # The model's second look has a worker of its own (deploy/supervisord.conf): triage never waits for it.
     "helpline.casework.tasks.second_look": {"queue": "model"},
