@@ -172,8 +172,16 @@ def blind_index(purpose: str, value: str) -> str:
     hash from ever equalling a word's."""
     if not value:
         return ""
-    key = settings.BLIND_INDEX_KEY.encode()
-    return hmac.new(key, f"{purpose}\x00{value}".encode(), hashlib.sha256).hexdigest()[:32]
+    keyed = _keyed_for(settings.BLIND_INDEX_KEY, purpose).copy()
+    keyed.update(value.encode())
+    return keyed.hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed_for(key: str, purpose: str) -> hmac.HMAC:
+    """The HMAC with the key and the purpose fed in, never updated itself: each value hashes a copy. Setting the
+    key up was most of a short value's cost, and a message has about twenty word beginnings (`search_tokens`)."""
+    return hmac.new(key.encode(), f"{purpose}\x00".encode(), hashlib.sha256)
 
 
 def phone_index(phone: object) -> str:
@@ -194,23 +202,7 @@ LONGEST_PREFIX = 20  # a longer query word is matched on its first 20 letters
 
 def _token(text: str) -> str:
     # 12 hex characters (48 bits): a false match between two different words is about one in 10^14 per pair.
-    return _tokens_keyed_by(settings.BLIND_INDEX_KEY)(text)
-
-
-@functools.lru_cache(maxsize=2)
-def _tokens_keyed_by(key: str) -> Callable[[str], str]:
-    """blind_index("word", ...)[:12] with the key's HMAC set up once and copied for each word: a message has about
-    twenty word beginnings, and setting the key up again for each was most of their cost."""
-    keyed = hmac.new(key.encode(), b"word\x00", hashlib.sha256)
-
-    def token(text: str) -> str:
-        if not text:
-            return ""
-        each = keyed.copy()
-        each.update(text.encode())
-        return each.hexdigest()[:12]
-
-    return token
+    return blind_index("word", text)[:12]
 
 
 def search_tokens(text: str) -> str:
