@@ -163,24 +163,44 @@ def notify_staff(
 # --- Sending -----------------------------------------------------------------------------------------------
 
 
-def _take_send_slot(channel: str) -> bool:
+# How long an alert about a critical case that found its second's slot taken keeps the next seconds for itself.
+# Its retry comes a second later; a little more covers a worker that is slow to take it.
+ALERT_HOLDS_THE_LINE_FOR = 3  # seconds
+
+
+def _take_send_slot(channel: str, *, alert: bool) -> bool:
     """A shared per-second budget for each of Twilio's limits: a long code takes about one SMS a second
     (SMS_PER_SECOND), and the account places a set number of calls a second (CALLS_PER_SECOND). The two are
     Twilio's separate limits, so an SMS never waits for a call's slot, nor a call for an SMS's: with one budget, the
-    call about a critical case went out a second after the SMS to the same worker. E-mail waits for neither."""
+    call about a critical case went out a second after the SMS to the same worker. E-mail waits for neither.
+
+    An `alert` (about a critical case) that finds the second taken holds the line: until it is sent, or for
+    ALERT_HOLDS_THE_LINE_FOR seconds, every other message leaves the slots to it. A crisis broadcast queues
+    hundreds of SMS to citizens, each retried every second for the same slot, and the alert only won when it asked
+    first in a second: it went out after most of them."""
     if channel == NotificationChannel.SMS:
         name, limit = f"sms-rate:{settings.TWILIO_PHONE_NUMBER}", settings.SMS_PER_SECOND
     elif channel == NotificationChannel.VOICE:
         name, limit = f"call-rate:{settings.TWILIO_ACCOUNT_SID}", settings.CALLS_PER_SECOND
     else:
         return True
+    held_for_an_alert = f"{name}:held-for-an-alert"
+    if not alert and cache.get(held_for_an_alert):
+        return False
     bucket = f"{name}:{int(time.time())}"
     if cache.add(bucket, 1, timeout=5):
-        return True
-    try:
-        return cache.incr(bucket) <= limit
-    except ValueError:
-        return True
+        taken = True
+    else:
+        try:
+            taken = cache.incr(bucket) <= limit
+        except ValueError:
+            taken = True
+    if alert:
+        if taken:
+            cache.delete(held_for_an_alert)
+        else:
+            cache.set(held_for_an_alert, 1, timeout=ALERT_HOLDS_THE_LINE_FOR)
+    return taken
 
 
 def _retry_delay(attempts: int) -> dt.timedelta:
@@ -231,7 +251,7 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
             _mirror_to_message(notification, f"not sent: {reason}")
             DeliveryAttempt.objects.create(notification=notification, result="cancelled", detail=reason)
             return DeliveryOutcome(DeliveryStatus.CANCELLED)
-        if not _take_send_slot(notification.channel):
+        if not _take_send_slot(notification.channel, alert=queue_for(notification.case) == ALERTS_QUEUE):
             notification.next_attempt_at = now + dt.timedelta(seconds=1)
             notification.save(update_fields=["next_attempt_at"])
             return DeliveryOutcome(DeliveryStatus.QUEUED, retry_in=1, queue=queue_for(notification.case))

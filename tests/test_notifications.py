@@ -372,6 +372,31 @@ def test_sending_keeps_to_the_numbers_rate(clock, twilio_api, settings):
     assert len(twilio_api.messages) == 1
 
 
+def test_a_critical_cases_sms_takes_the_numbers_next_second_ahead_of_a_crisis_broadcast(clock, twilio_api, settings):
+    """A long code sends about one SMS a second, and a broadcast to a flood's citizens queues hundreds. Every one of
+    them retried each second for the same slot as the critical alert, which so went out after most of them. Now
+    an alert that finds the second taken holds the next ones for itself: messages about other cases wait."""
+    settings.SMS_PER_SECOND = 1
+    citizens = [
+        outbox.queue_notification(
+            key=f"broadcast:{n}", to_number=f"+3876130000{n}", body="Poplava: ...",
+            kind=NotificationKind.CRISIS_BROADCAST, case=CaseFactory(),
+        )
+        for n in range(3)
+    ]  # fmt: skip
+    alert = outbox.queue_notification(key="alert", to_number="+38761999000", body="x", kind="assignment",
+                                      case=CaseFactory(priority="critical"))  # fmt: skip
+
+    assert outbox.deliver(citizens[0].pk).status == "sent"  # this second's SMS
+    assert outbox.deliver(alert.pk).status == "queued"  # the second is taken: retried in a second
+    clock.shift(1.2)
+    assert outbox.deliver(citizens[1].pk).status == "queued"  # first to ask in the new second, and it waits
+    assert outbox.deliver(alert.pk).status == "sent"
+    clock.shift(3)
+    assert outbox.deliver(citizens[1].pk).status == "sent"  # no alert waiting: the broadcast goes on
+    assert [message.form["To"] for message in twilio_api.messages] == ["+38761300000", "+38761999000", "+38761300001"]
+
+
 def test_a_retry_about_a_critical_case_stays_on_the_alerts_queue(clock, twilio_api):
     on_duty()
     assigned_case("ubit će me, ima nož")
