@@ -251,10 +251,13 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
             _mirror_to_message(notification, f"not sent: {reason}")
             DeliveryAttempt.objects.create(notification=notification, result="cancelled", detail=reason)
             return DeliveryOutcome(DeliveryStatus.CANCELLED)
-        if not _take_send_slot(notification.channel, alert=queue_for(notification.case) == ALERTS_QUEUE):
-            notification.next_attempt_at = now + dt.timedelta(seconds=1)
+        alert = queue_for(notification.case) == ALERTS_QUEUE
+        if not _take_send_slot(notification.channel, alert=alert):
+            # An alert asks again as the next second starts, which it holds; the rest a second later, spread out.
+            retry_in = 1.01 - time.time() % 1 if alert else 1
+            notification.next_attempt_at = now + dt.timedelta(seconds=retry_in)
             notification.save(update_fields=["next_attempt_at"])
-            return DeliveryOutcome(DeliveryStatus.QUEUED, retry_in=1, queue=queue_for(notification.case))
+            return DeliveryOutcome(DeliveryStatus.QUEUED, retry_in=retry_in, queue=queue_for(notification.case))
         # The claim: while the row says "sending", nobody else sends it; next_attempt_at is when the relay may ask
         # Twilio whether a worker lost inside the call got the message out.
         notification.status = DeliveryStatus.SENDING
