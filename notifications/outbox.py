@@ -168,18 +168,19 @@ def notify_staff(
 ALERT_HOLDS_THE_LINE_FOR = 3  # seconds
 
 
-def _take_send_slot(channel: str, *, alert: bool) -> bool:
+def _take_send_slot(channel: str, *, alert: bool, sender: str = "") -> bool:
     """A shared per-second budget for each of Twilio's limits: a long code takes about one SMS a second
     (SMS_PER_SECOND), and the account places a set number of calls a second (CALLS_PER_SECOND). The two are
     Twilio's separate limits, so an SMS never waits for a call's slot, nor a call for an SMS's: with one budget, the
-    call about a critical case went out a second after the SMS to the same worker. E-mail waits for neither.
+    call about a critical case went out a second after the SMS to the same worker. E-mail waits for neither. Each
+    SMS `sender` (a number or Messaging Service other than the SOS number's) has its own budget.
 
     An `alert` (about a critical case) that finds the second taken holds the line: until it is sent, or for
     ALERT_HOLDS_THE_LINE_FOR seconds, every other message leaves the slots to it. A crisis broadcast queues
     hundreds of SMS to citizens, each retried every second for the same slot, and the alert only won when it asked
     first in a second: it went out after most of them."""
     if channel == NotificationChannel.SMS:
-        name, limit = f"sms-rate:{settings.TWILIO_PHONE_NUMBER}", settings.SMS_PER_SECOND
+        name, limit = f"sms-rate:{sender or settings.TWILIO_PHONE_NUMBER}", settings.SMS_PER_SECOND
     elif channel == NotificationChannel.VOICE:
         name, limit = f"call-rate:{settings.TWILIO_ACCOUNT_SID}", settings.CALLS_PER_SECOND
     else:
@@ -252,7 +253,7 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
             DeliveryAttempt.objects.create(notification=notification, result="cancelled", detail=reason)
             return DeliveryOutcome(DeliveryStatus.CANCELLED)
         alert = queue_for(notification.case) == ALERTS_QUEUE
-        if not _take_send_slot(notification.channel, alert=alert):
+        if not _take_send_slot(notification.channel, alert=alert, sender=_sender(notification)):
             # An alert asks again as the next second starts, which it holds; the rest a second later, spread out.
             retry_in = 1.01 - time.time() % 1 if alert else 1
             notification.next_attempt_at = now + dt.timedelta(seconds=retry_in)
@@ -287,12 +288,19 @@ def _known_sids(notification: Notification) -> frozenset[str]:
     )
 
 
+def _sender(notification: Notification) -> str:
+    """Where an SMS goes from ("" for the SOS number): alerts that staff alerts are failing by DELIVERY_ALERT_SENDER,
+    any other SMS to a staff member by STAFF_ALERT_SENDER, where they are set."""
+    if notification.idempotency_key.startswith(DELIVERY_ALERT_PREFIX):
+        return settings.DELIVERY_ALERT_SENDER
+    return settings.STAFF_ALERT_SENDER if notification.recipient_id else ""
+
+
 def _outgoing(notification: Notification) -> OutgoingMessage:
-    is_alert = notification.idempotency_key.startswith(DELIVERY_ALERT_PREFIX)
-    sender = getattr(settings, "DELIVERY_ALERT_SENDER", "") if is_alert else ""
     return OutgoingMessage(
-        notification.pk, str(notification.to_number), notification.body, notification.channel, sender=sender
-    )
+        notification.pk, str(notification.to_number), notification.body, notification.channel,
+        sender=_sender(notification),
+    )  # fmt: skip
 
 
 @transaction.atomic

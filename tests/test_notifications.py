@@ -398,6 +398,40 @@ def test_a_critical_cases_sms_takes_the_numbers_next_second_ahead_of_a_crisis_br
     assert [message.form["To"] for message in twilio_api.messages] == ["+38761300000", "+38761999000", "+38761300001"]
 
 
+def test_staff_alerts_go_from_their_own_sender_and_answers_to_citizens_from_the_sos_number(
+    clock, twilio_api, settings
+):
+    """Twilio queues what a number sends beyond its rate: on the SOS number, a staff alert waited behind every
+    answer to the citizens queued before it."""
+    settings.STAFF_ALERT_SENDER = "+38733000222"
+    on_duty(phone="+38761200300")
+    case = assigned_case("ubit će me, ima nož")
+    outbox.queue_notification(key="reply", to_number="+38761999000", body="Zovemo vas.",
+                              kind=NotificationKind.CITIZEN_REPLY, case=case)  # fmt: skip
+    send_all_queued()
+    sent_from = {message.form["To"]: message.form.get("From") for message in twilio_api.messages}
+    assert sent_from == {"+38761200300": "+38733000222", "+38761999000": "+38733000111"}
+
+    settings.STAFF_ALERT_SENDER = "MG" + "2" * 32  # a Messaging Service: its own pool of numbers
+    outbox.queue_notification(key="reminder", to_number="+38761200300", body="x", kind=NotificationKind.REMINDER,
+                              case=case, recipient=case.assigned_to)  # fmt: skip
+    send_all_queued()
+    assert twilio_api.messages[-1].form["MessagingServiceSid"] == "MG" + "2" * 32
+
+
+def test_with_a_sender_of_their_own_staff_alerts_never_wait_for_the_sos_numbers_rate(clock, twilio_api, settings):
+    settings.SMS_PER_SECOND = 1
+    settings.STAFF_ALERT_SENDER = "+38733000222"
+    case = CaseFactory()
+    to_citizen = outbox.queue_notification(key="broadcast", to_number="+38761300000", body="Poplava: ...",
+                                           kind=NotificationKind.CRISIS_BROADCAST, case=case)  # fmt: skip
+    to_staff = outbox.queue_notification(key="reminder", to_number="+38761200300", body="x",
+                                         kind=NotificationKind.REMINDER, case=case,
+                                         recipient=StaffFactory().user)  # fmt: skip
+    assert outbox.deliver(to_citizen.pk).status == "sent"  # the SOS number's second
+    assert outbox.deliver(to_staff.pk).status == "sent"  # the same second, from the other number
+
+
 def test_a_retry_about_a_critical_case_stays_on_the_alerts_queue(clock, twilio_api):
     on_duty()
     assigned_case("ubit će me, ima nož")

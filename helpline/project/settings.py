@@ -446,6 +446,14 @@ TWILIO_PHONE_NUMBER = env.str("TWILIO_PHONE_NUMBER", default="")
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
 SMS_PER_SECOND = env.int("SMS_PER_SECOND", default=1)  # a Twilio long code takes about one message a second
 CALLS_PER_SECOND = env.int("CALLS_PER_SECOND", default=1)  # Twilio places 1 call a second per account (CPS)
+# Every SMS to a staff member goes from here when set: a second number, or a Messaging Service ("MG..."). Twilio
+# queues what a number sends beyond its rate, in order; on the SOS number alone, a staff alert waits there behind
+# every answer to the citizens before it (a surge's thousands of TwiML answers: an hour at one a second). Staff
+# reply to it ("OK 1234"): its incoming messages must reach /webhooks/twilio/sms/ as the SOS number's do.
+STAFF_ALERT_SENDER = env.str("STAFF_ALERT_SENDER", default="")
+# Supervisors' alerts that staff alerts are failing go from here when set (another number or Messaging Service
+# than the failing one's); otherwise from the SOS number.
+DELIVERY_ALERT_SENDER = env.str("DELIVERY_ALERT_SENDER", default="")
 # Welfare campaigns send through a Messaging Service ("MG...") when set, spreading over its pool of numbers: the
 # campaign's rate is SMS_PER_SECOND times WELFARE_SENDING_NUMBERS (without one, the helpline's number alone).
 WELFARE_MESSAGING_SERVICE_SID = env.str("WELFARE_MESSAGING_SERVICE_SID", default="")
