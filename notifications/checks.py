@@ -1,4 +1,4 @@
-"""A start-up check: Twilio cannot reach a service that does not say where it is.
+"""Start-up checks: Twilio cannot reach a service that does not say where it is; staff alerts share a queue.
 
 With SMS_BACKEND=twilio, a call to a worker about a critical case tells Twilio where to fetch what it says
 (PUBLIC_BASE_URL + /webhooks/twilio/voice/staff-call/), and every message and call names its status callback
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, register
+from django.core.checks import CheckMessage, Error, Warning, register
 
 
 @register()
@@ -22,4 +22,19 @@ def twilio_can_reach_this_service(app_configs: Any = None, **kwargs: Any) -> lis
         hint="Set PUBLIC_BASE_URL to the address Twilio reaches this service at (https://sos.example.ba): the calls "
              "to staff about critical cases fetch what they say from it, and status callbacks come back to it.",
         id="notifications.E001",
+    )]  # fmt: skip
+
+
+@register()
+def staff_alerts_have_a_sender_of_their_own(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Twilio sends what a number is given beyond its rate from a queue, in order: the citizens' answers and the
+    staff alerts on one number wait for each other, and in a surge the answers are thousands."""
+    if settings.SMS_BACKEND != "twilio" or settings.STAFF_ALERT_SENDER:
+        return []
+    return [Warning(
+        "Staff alerts go from the SOS number, behind the citizens' answers in its queue at Twilio.",
+        hint="Set STAFF_ALERT_SENDER to a second number or a Messaging Service (MG...) whose incoming messages reach "
+             "/webhooks/twilio/sms/: in a surge, an alert about a critical case would otherwise wait at Twilio "
+             "behind every answer sent before it, one a second.",
+        id="notifications.W002",
     )]  # fmt: skip

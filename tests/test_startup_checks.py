@@ -16,3 +16,13 @@ def test_twilio_with_a_public_address_or_another_backend_starts(settings):
     call_command("check")
     settings.SMS_BACKEND, settings.PUBLIC_BASE_URL = "console", ""
     call_command("check")
+
+
+def test_staff_alerts_on_the_sos_number_are_warned_about_but_do_not_stop_the_start(settings, capsys):
+    settings.SMS_BACKEND, settings.PUBLIC_BASE_URL = "twilio", "https://sos.example.ba"
+    settings.STAFF_ALERT_SENDER = ""
+    call_command("check")
+    assert "notifications.W002" in capsys.readouterr().err
+    settings.STAFF_ALERT_SENDER = "+38733000222"
+    call_command("check")
+    assert "W002" not in capsys.readouterr().err
