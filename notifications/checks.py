@@ -7,6 +7,7 @@ ever confirmed: found by `manage.py migrate`, which every start runs first, not 
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
@@ -38,3 +39,27 @@ def staff_alerts_have_a_sender_of_their_own(app_configs: Any = None, **kwargs: A
              "behind every answer sent before it, one a second.",
         id="notifications.W002",
     )]  # fmt: skip
+
+
+# A phone number in E.164, or a Messaging Service SID.
+SENDER_PATTERN = re.compile(r"\+[1-9][0-9]{6,14}|MG[0-9a-fA-F]{32}")
+
+
+@register()
+def other_senders_are_numbers_or_messaging_services(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A mistyped sender fails at Twilio on the first alert it carries; here it stops the start instead."""
+    problems: list[CheckMessage] = []
+    for name in ("STAFF_ALERT_SENDER", "DELIVERY_ALERT_SENDER"):
+        value = getattr(settings, name)
+        if value and not SENDER_PATTERN.fullmatch(value):
+            problems.append(Error(
+                f"{name} is {value!r}: neither a phone number in E.164 (+38733...) nor a Messaging Service SID.",
+                hint="Give the number as Twilio shows it (+ and digits), or the service's SID (MG and 32 hex digits).",
+                id="notifications.E003",
+            ))  # fmt: skip
+    if settings.STAFF_ALERT_SENDER and settings.STAFF_ALERT_SENDER == settings.TWILIO_PHONE_NUMBER:
+        problems.append(Warning(
+            "STAFF_ALERT_SENDER is the SOS number itself: staff alerts still queue behind the citizens' answers.",
+            hint="Use a second number or a Messaging Service.", id="notifications.W004",
+        ))  # fmt: skip
+    return problems

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from helpline.cases.dispatch import ALERTS_QUEUE
 from helpline.roster.selectors import all_supervisors
-from notifications.models import DeliveryAttempt, Notification, NotificationKind
+from notifications.models import TO_CITIZENS, DeliveryAttempt, Notification, NotificationKind
 from notifications.outbox import DELIVERY_ALERT_PREFIX, FAILED, RETRY, SENT, last_successful_send, queue_notification
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,6 @@ class DeliveryHealth:
         }  # fmt: skip
 
 
-TO_CITIZENS = (NotificationKind.CITIZEN_REPLY, NotificationKind.CRISIS_ANSWER, NotificationKind.CRISIS_BROADCAST)
 # What Twilio reports after it took a send: an SMS the carrier did not deliver (blocked or filtered, 30003/30007),
 # a call that could not be placed. Twilio took them, so they counted as sent, and a carrier blocking the line
 # went unnoticed. (A call nobody answers is a person asleep, not a failing line: not counted.)

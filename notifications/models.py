@@ -31,6 +31,10 @@ class NotificationKind(models.TextChoices):
     CRISIS_BROADCAST = "crisis_broadcast", _("Crisis event broadcast")
 
 
+# What is sent to a citizen (the rest goes to staff, or to the fallback numbers standing in for them).
+TO_CITIZENS = (NotificationKind.CITIZEN_REPLY, NotificationKind.CRISIS_ANSWER, NotificationKind.CRISIS_BROADCAST)
+
+
 class DeliveryStatus(models.TextChoices):
     QUEUED = "queued", _("Queued")
     SENDING = "sending", _("Sending")

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -31,6 +31,7 @@ from notifications import texts
 from notifications.backends import NETWORK_ERROR, DrillBackend, OutgoingMessage, SendResult, get_backend
 from notifications.models import (
     DELIVERY_PROGRESS,
+    TO_CITIZENS,
     DeliveryAttempt,
     DeliveryStatus,
     Notification,
@@ -92,8 +93,9 @@ def queue_notification(
     if notification is None:
         return None  # already written by an earlier run: never twice
     enqueue_after_commit(
-        SEND_TASK, notification.pk, queue=queue or queue_for(case), behind_the_rest=tells_nobody_new(notification)
-    )
+        SEND_TASK, notification.pk, queue=queue or queue_of(notification),
+        behind_the_rest=tells_nobody_new(notification),
+    )  # fmt: skip
     return notification
 
 
@@ -124,7 +126,7 @@ def notifications_written_together() -> Iterator[None]:
     )
     for notification in written:
         enqueue_after_commit(
-            SEND_TASK, notification.pk, queue=queues[id(notification)] or queue_for(notification.case),
+            SEND_TASK, notification.pk, queue=queues[id(notification)] or queue_of(notification),
             behind_the_rest=tells_nobody_new(notification),
         )  # fmt: skip
 
@@ -133,6 +135,22 @@ def queue_for(case: Case | None) -> str:
     """About a critical case, a message rides the alerts queue, which the critical worker takes: a surge of other
     notifications never delays it."""
     return ALERTS_QUEUE if case is not None and case.priority == Priority.CRITICAL else NOTIFICATIONS_QUEUE
+
+
+def is_alert(notification: Notification) -> bool:
+    """A message a person must act on now: to staff (or the fallback numbers) about a critical case, a home
+    visit's alarm or overdue visit, or supervisors told that staff alerts are failing. It rides the alerts queue
+    and comes first for the number's sending rate. What goes to citizens never is: a crisis broadcast reaches the
+    citizens of critical cases too, by the hundred."""
+    if notification.kind in TO_CITIZENS:
+        return False
+    if notification.case_id is None:  # the visits' alarms and the delivery alerts are escalations without a case
+        return notification.kind == NotificationKind.ESCALATION
+    return notification.case.priority == Priority.CRITICAL
+
+
+def queue_of(notification: Notification) -> str:
+    return ALERTS_QUEUE if is_alert(notification) else NOTIFICATIONS_QUEUE
 
 
 def tells_nobody_new(notification: Notification) -> bool:
@@ -163,45 +181,66 @@ def notify_staff(
 # --- Sending -----------------------------------------------------------------------------------------------
 
 
-# How long an alert about a critical case that found its second's slot taken keeps the next seconds for itself.
-# Its retry comes a second later; a little more covers a worker that is slow to take it.
-ALERT_HOLDS_THE_LINE_FOR = 3  # seconds
+# How long an alert that found its second's slot taken keeps the line for itself after asking. Its retry comes as
+# the next second starts; a little more covers a worker slow to take it. It is not lifted when the alert is sent:
+# another alert may be waiting for the same second, and a message let in meanwhile would take its slot.
+ALERT_HOLDS_THE_LINE_FOR = 2  # seconds
+# Once the line has been held this long without a break, one second in THE_RESTS_SECOND_EVERY belongs to the other
+# messages and alerts leave it to them: with more alerts a second than the number sends (a surge's ladders at one
+# SMS a second), the rest (call-outs, digests, answers) would otherwise wait for ever. (Open to all, that second
+# went to the alerts: they ask as it starts.) A short hold (an alert during a broadcast) never gives way.
+HELD_LONG_AFTER = 5  # seconds
+THE_RESTS_SECOND_EVERY = 5  # seconds
 
 
 def _take_send_slot(channel: str, *, alert: bool, sender: str = "") -> bool:
     """A shared per-second budget for each of Twilio's limits: a long code takes about one SMS a second
-    (SMS_PER_SECOND), and the account places a set number of calls a second (CALLS_PER_SECOND). The two are
+    (SMS_PER_SECOND; STAFF_ALERT_SMS_PER_SECOND for STAFF_ALERT_SENDER, which may be a Messaging Service of
+    several numbers), and the account places a set number of calls a second (CALLS_PER_SECOND). The two are
     Twilio's separate limits, so an SMS never waits for a call's slot, nor a call for an SMS's: with one budget, the
     call about a critical case went out a second after the SMS to the same worker. E-mail waits for neither. Each
-    SMS `sender` (a number or Messaging Service other than the SOS number's) has its own budget.
+    SMS sender has its own budget.
 
-    An `alert` (about a critical case) that finds the second taken holds the line: until it is sent, or for
-    ALERT_HOLDS_THE_LINE_FOR seconds, every other message leaves the slots to it. A crisis broadcast queues
+    An `alert` (is_alert) that finds the second taken holds the line: for ALERT_HOLDS_THE_LINE_FOR seconds
+    other messages leave the slots to alerts; once held for HELD_LONG_AFTER, one second in THE_RESTS_SECOND_EVERY
+    is theirs. A crisis broadcast queues
     hundreds of SMS to citizens, each retried every second for the same slot, and the alert only won when it asked
-    first in a second: it went out after most of them."""
+    first in a second: it went out after most of them (benchmarks/alerts_during_broadcast.py)."""
     if channel == NotificationChannel.SMS:
-        name, limit = f"sms-rate:{sender or settings.TWILIO_PHONE_NUMBER}", settings.SMS_PER_SECOND
+        sender = sender or settings.TWILIO_PHONE_NUMBER
+        name = f"sms-rate:{sender}"
+        staff = bool(settings.STAFF_ALERT_SENDER) and sender == settings.STAFF_ALERT_SENDER
+        limit = settings.STAFF_ALERT_SMS_PER_SECOND if staff else settings.SMS_PER_SECOND
     elif channel == NotificationChannel.VOICE:
         name, limit = f"call-rate:{settings.TWILIO_ACCOUNT_SID}", settings.CALLS_PER_SECOND
     else:
         return True
-    held_for_an_alert = f"{name}:held-for-an-alert"
-    if not alert and cache.get(held_for_an_alert):
-        return False
-    bucket = f"{name}:{int(time.time())}"
+    second = int(time.time())
+    held_since_key = f"{name}:held-for-alerts-since"  # the second the line was first held, while it stays held
+    held_since = cache.get(held_since_key)
+    if held_since is not None:
+        the_rests_second = second - held_since >= HELD_LONG_AFTER and second % THE_RESTS_SECOND_EVERY == 0
+        if alert and the_rests_second:
+            _hold_the_line(held_since_key, second)  # still waiting
+            return False
+        if not alert and not the_rests_second:
+            return False
+    bucket = f"{name}:{second}"
     if cache.add(bucket, 1, timeout=5):
-        taken = True
-    else:
-        try:
-            taken = cache.incr(bucket) <= limit
-        except ValueError:
-            taken = True
-    if alert:
-        if taken:
-            cache.delete(held_for_an_alert)
-        else:
-            cache.set(held_for_an_alert, 1, timeout=ALERT_HOLDS_THE_LINE_FOR)
+        return True
+    try:
+        taken = cache.incr(bucket) <= limit
+    except ValueError:
+        return True
+    if alert and not taken:
+        _hold_the_line(held_since_key, second)
     return taken
+
+
+def _hold_the_line(held_since_key: str, second: int) -> None:
+    """Held from `second` on, or held longer if it is already: its start stays, its end moves on."""
+    if not cache.add(held_since_key, second, timeout=ALERT_HOLDS_THE_LINE_FOR):
+        cache.touch(held_since_key, ALERT_HOLDS_THE_LINE_FOR)
 
 
 def _retry_delay(attempts: int) -> dt.timedelta:
@@ -252,13 +291,16 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
             _mirror_to_message(notification, f"not sent: {reason}")
             DeliveryAttempt.objects.create(notification=notification, result="cancelled", detail=reason)
             return DeliveryOutcome(DeliveryStatus.CANCELLED)
-        alert = queue_for(notification.case) == ALERTS_QUEUE
-        if not _take_send_slot(notification.channel, alert=alert, sender=_sender(notification)):
+        alert = is_alert(notification)
+        # A drill's message goes to the drill backend, never to a phone: it takes none of the number's rate.
+        if not notification.is_drill and not _take_send_slot(
+            notification.channel, alert=alert, sender=_sender(notification)
+        ):
             # An alert asks again as the next second starts, which it holds; the rest a second later, spread out.
             retry_in = 1.01 - time.time() % 1 if alert else 1
             notification.next_attempt_at = now + dt.timedelta(seconds=retry_in)
             notification.save(update_fields=["next_attempt_at"])
-            return DeliveryOutcome(DeliveryStatus.QUEUED, retry_in=retry_in, queue=queue_for(notification.case))
+            return DeliveryOutcome(DeliveryStatus.QUEUED, retry_in=retry_in, queue=queue_of(notification))
         # The claim: while the row says "sending", nobody else sends it; next_attempt_at is when the relay may ask
         # Twilio whether a worker lost inside the call got the message out.
         notification.status = DeliveryStatus.SENDING
@@ -275,8 +317,25 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
         if lookup.was_sent:
             result = SendResult(ok=True, provider_sid=lookup.provider_sid, detail="an earlier try had got through")
             return _record_send_result(notification, result, claimed_attempt=notification.attempts)
-    result = backend.send(_outgoing(notification))
+    result = _send_from_a_sender_that_works(backend, _outgoing(notification))
     return _record_send_result(notification, result, claimed_attempt=notification.attempts)
+
+
+# Twilio's refusals of the sender, not of the recipient: a number that is not ours or cannot send SMS, a Messaging
+# Service that is malformed, unknown or without numbers.
+SENDER_REFUSED = frozenset({"21212", "21601", "21606", "21659", "21661", "21703", "21704", "21705", "30127"})
+
+
+def _send_from_a_sender_that_works(backend, message: OutgoingMessage) -> SendResult:
+    """Send; if Twilio refuses STAFF_ALERT_SENDER or DELIVERY_ALERT_SENDER itself, send again from the SOS number.
+    A mistyped or released second number failed every staff SMS for good, and marked each staff phone as failing."""
+    result = backend.send(message)
+    if result.ok or not message.sender or result.error_code not in SENDER_REFUSED:
+        return result
+    logger.error("Twilio refused the sender %s for notification %s (%s): sent from the SOS number instead. Check "
+                 "STAFF_ALERT_SENDER and DELIVERY_ALERT_SENDER.", message.sender, message.notification_id,
+                 result.error_code)  # fmt: skip
+    return backend.send(replace(message, sender=""))
 
 
 def _known_sids(notification: Notification) -> frozenset[str]:
@@ -290,10 +349,11 @@ def _known_sids(notification: Notification) -> frozenset[str]:
 
 def _sender(notification: Notification) -> str:
     """Where an SMS goes from ("" for the SOS number): alerts that staff alerts are failing by DELIVERY_ALERT_SENDER,
-    any other SMS to a staff member by STAFF_ALERT_SENDER, where they are set."""
+    anything else not sent to a citizen (to staff, or to the fallback numbers standing in for them) by
+    STAFF_ALERT_SENDER, where they are set."""
     if notification.idempotency_key.startswith(DELIVERY_ALERT_PREFIX):
         return settings.DELIVERY_ALERT_SENDER
-    return settings.STAFF_ALERT_SENDER if notification.recipient_id else ""
+    return "" if notification.kind in TO_CITIZENS else settings.STAFF_ALERT_SENDER
 
 
 def _outgoing(notification: Notification) -> OutgoingMessage:
@@ -326,8 +386,7 @@ def _record_send_result(notification: Notification, result: SendResult, *, claim
         notification.save(update_fields=["status", "next_attempt_at", "last_error", "last_error_code"])
         logger.warning("notification %s: transient failure %s, retry in %.0fs", notification.pk, result.error_code,
                        delay.total_seconds())  # fmt: skip
-        is_critical = notification.case is not None and notification.case.priority == Priority.CRITICAL
-        retry_queue = ALERTS_QUEUE if is_critical else RETRY_QUEUE
+        retry_queue = ALERTS_QUEUE if is_alert(notification) else RETRY_QUEUE
         return DeliveryOutcome(DeliveryStatus.QUEUED, retry_in=delay.total_seconds(), queue=retry_queue)
     notification.status = DeliveryStatus.FAILED
     notification.save(update_fields=["status", "last_error", "last_error_code"])
@@ -456,17 +515,19 @@ def relay_queued(now: dt.datetime | None = None, *, limit: int = 200) -> int:
     due = list(
         Notification.objects.filter(status=DeliveryStatus.QUEUED, created_at__lt=now - dt.timedelta(seconds=10))
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .order_by("created_at")
-        .values_list("pk", "attempts")[:limit]
+        .select_related("case")
+        .only("pk", "attempts", "kind", "case", "case__priority")
+        .order_by("created_at")[:limit]
     )
     rung = 0
-    for notification_id, attempts in due:
+    for notification in due:
+        notification_id, attempts = notification.pk, notification.attempts
         # Rung again only RELAY_BACKOFF after the last ring for the same attempt: in a surge a queued row is
         # usually waiting in a long queue, not lost, and a ring every tick (10 s) added up to 200 copies a tick to
         # the very queue that was behind: after a 5-minute drill, 83 copies of each waiting alert, 8,000 in all,
         # kept the workers busy for an hour. A new attempt (a retry, a lost worker's row queued again) rings at once.
         if cache.add(f"relay-rung:{notification_id}:{attempts}", 1, timeout=RELAY_BACKOFF_SECONDS):
-            publish(SEND_TASK, notification_id, queue=NOTIFICATIONS_QUEUE)
+            publish(SEND_TASK, notification_id, queue=queue_of(notification))  # an alert stays on the alerts queue
             rung += 1
     return rung
 
@@ -718,9 +779,6 @@ def forget_case_messages(case: Case) -> int:
     The citizen's number goes from everything sent to them (a reply, a crisis event's answer or broadcast), and
     the providers' error texts go from the delivery attempts (Twilio quotes the number: "The 'To' number +387...
     is not a valid mobile number")."""
-    sent_to_the_citizen = (
-        NotificationKind.CITIZEN_REPLY, NotificationKind.CRISIS_ANSWER, NotificationKind.CRISIS_BROADCAST
-    )
-    Notification.objects.filter(case=case, kind__in=sent_to_the_citizen).update(to_number="")
+    Notification.objects.filter(case=case, kind__in=TO_CITIZENS).update(to_number="")
     DeliveryAttempt.objects.filter(notification__case=case).update(detail="")
     return Notification.objects.filter(case=case).update(body="", last_error="")

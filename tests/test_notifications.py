@@ -398,6 +398,97 @@ def test_a_critical_cases_sms_takes_the_numbers_next_second_ahead_of_a_crisis_br
     assert [message.form["To"] for message in twilio_api.messages] == ["+38761300000", "+38761999000", "+38761300001"]
 
 
+def broadcast_sms(n: int, **case_fields) -> Notification:
+    return outbox.queue_notification(
+        key=f"broadcast:{n}", to_number=f"+3876130000{n}", body="Poplava: ...",
+        kind=NotificationKind.CRISIS_BROADCAST, case=CaseFactory(**case_fields),
+    )  # fmt: skip
+
+
+def test_a_broadcast_to_the_citizen_of_a_critical_case_is_no_alert_and_waits_like_the_rest(clock, twilio_api, settings):
+    settings.SMS_PER_SECOND = 1
+    to_critical_citizen = broadcast_sms(0, priority="critical")
+    alert = outbox.queue_notification(key="alert", to_number="+38761999000", body="x", kind="assignment",
+                                      case=CaseFactory(priority="critical"))  # fmt: skip
+    assert not outbox.is_alert(to_critical_citizen) and outbox.queue_of(to_critical_citizen) == "notifications"
+    clock.shift(1)  # a second that is not open to all
+    assert outbox.deliver(broadcast_sms(1).pk).status == "sent"
+    outcome = outbox.deliver(alert.pk)
+    clock.shift(outcome.retry_in)
+    assert outbox.deliver(to_critical_citizen.pk).status == "queued"
+    assert outbox.deliver(alert.pk).status == "sent"
+
+
+def test_a_home_visits_alarm_holds_the_line_like_an_alert_about_a_critical_case(clock, twilio_api, settings):
+    settings.SMS_PER_SECOND = 1
+    alarm = outbox.queue_notification(key="visit-alarm", to_number="+38761999000", body="POMOC",
+                                      kind=NotificationKind.ESCALATION, queue="alerts")  # fmt: skip
+    assert outbox.is_alert(alarm) and outbox.queue_of(alarm) == "alerts"
+    clock.shift(1)
+    assert outbox.deliver(broadcast_sms(0).pk).status == "sent"
+    outcome = outbox.deliver(alarm.pk)
+    assert outcome.status == "queued" and outcome.queue == "alerts"
+    clock.shift(outcome.retry_in)
+    assert outbox.deliver(broadcast_sms(1).pk).status == "queued"
+    assert outbox.deliver(alarm.pk).status == "sent"
+
+
+def test_while_alerts_outnumber_the_numbers_rate_for_long_one_second_in_five_is_left_to_the_other_messages(
+    clock, twilio_api, settings
+):
+    """Otherwise a surge's ladders at one SMS a second held the line for ever: no call-out, digest or answer."""
+    settings.SMS_PER_SECOND = 1
+    case = CaseFactory(priority="critical")
+    alerts = [
+        outbox.queue_notification(key=f"alert:{n}", to_number="+38761999000", body="x", kind="assignment", case=case)
+        for n in range(12)
+    ]
+    waiting = broadcast_sms(0)
+    went_at = None
+    for second in range(1, 15):
+        clock.move_to(START + dt.timedelta(seconds=second, milliseconds=10))
+        for alert in alerts:  # the alerts ask first, as the second starts: one gets through, the others hold on
+            outbox.deliver(alert.pk)
+        if outbox.deliver(waiting.pk) is not None and Notification.objects.get(pk=waiting.pk).sent_at:
+            went_at = second
+            break
+    # Held from second 1; at 5 not yet for 5 s; 10 is the first second that belongs to the rest.
+    assert went_at == 10
+    assert Notification.objects.filter(kind="assignment", sent_at__isnull=False).count() == 9  # one a second before
+
+
+def test_a_drills_messages_take_none_of_the_numbers_rate(clock, twilio_api, settings):
+    settings.SMS_PER_SECOND = 1
+    drill = outbox.queue_notification(key="drill", to_number="+38761999000", body="x", kind="assignment",
+                                      case=CaseFactory(priority="critical", is_drill=True))  # fmt: skip
+    real = outbox.queue_notification(key="real", to_number="+38761999001", body="x", kind="citizen_reply",
+                                     case=CaseFactory())  # fmt: skip
+    assert outbox.deliver(drill.pk).status == "sent"
+    assert outbox.deliver(real.pk).status == "sent"  # the same second: the drill took no slot
+
+
+def test_a_sender_twilio_refuses_gives_way_to_the_sos_number_and_nobodys_phone_is_blamed(clock, twilio_api, settings):
+    settings.STAFF_ALERT_SENDER = "+38733000999"  # a number the account does not have
+    worker = on_duty(phone="+38761200300")
+    twilio_api.error(400, 21606, "The 'From' phone number provided is not a valid message-capable Twilio number")
+    assigned_case("ubit će me, ima nož")
+    send_all_queued()
+    sms = Notification.objects.get(channel="sms")
+    assert sms.status == DeliveryStatus.SENT
+    assert [message.form["From"] for message in twilio_api.messages] == ["+38733000999", "+38733000111"]
+    worker.refresh_from_db()
+    assert worker.phone_failing_since is None
+
+
+def test_the_fallback_numbers_standing_in_for_staff_are_texted_from_the_staff_sender(clock, twilio_api, settings):
+    settings.STAFF_ALERT_SENDER = "+38733000222"
+    # No recipient: the head of the centre, the ladder's last rung.
+    outbox.queue_notification(key="fallback", to_number="+38761555000", body="x", kind=NotificationKind.ESCALATION,
+                              case=CaseFactory(priority="critical"))  # fmt: skip
+    send_all_queued()
+    assert twilio_api.messages[-1].form["From"] == "+38733000222"
+
+
 def test_staff_alerts_go_from_their_own_sender_and_answers_to_citizens_from_the_sos_number(
     clock, twilio_api, settings
 ):

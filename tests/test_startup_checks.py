@@ -26,3 +26,19 @@ def test_staff_alerts_on_the_sos_number_are_warned_about_but_do_not_stop_the_sta
     settings.STAFF_ALERT_SENDER = "+38733000222"
     call_command("check")
     assert "W002" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sender", ["38733000222", "+387 33 000 222", "MG123", "SOS"])
+def test_a_sender_that_is_neither_a_number_nor_a_messaging_service_stops_the_start(settings, sender):
+    settings.STAFF_ALERT_SENDER = sender
+    with pytest.raises(SystemCheckError, match="STAFF_ALERT_SENDER"):
+        call_command("check")
+
+
+def test_a_staff_sender_that_is_the_sos_number_itself_is_warned_about(settings, capsys):
+    settings.TWILIO_PHONE_NUMBER = settings.STAFF_ALERT_SENDER = "+38733000111"
+    call_command("check")
+    assert "notifications.W004" in capsys.readouterr().err
+    settings.STAFF_ALERT_SENDER = "MG" + "a" * 32
+    call_command("check")
+    assert "W004" not in capsys.readouterr().err

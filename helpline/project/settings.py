@@ -451,6 +451,8 @@ CALLS_PER_SECOND = env.int("CALLS_PER_SECOND", default=1)  # Twilio places 1 cal
 # every answer to the citizens before it (a surge's thousands of TwiML answers: an hour at one a second). Staff
 # reply to it ("OK 1234"): its incoming messages must reach /webhooks/twilio/sms/ as the SOS number's do.
 STAFF_ALERT_SENDER = env.str("STAFF_ALERT_SENDER", default="")
+# Its sending rate: a second long code takes about one a second; a Messaging Service, one a second per number.
+STAFF_ALERT_SMS_PER_SECOND = env.int("STAFF_ALERT_SMS_PER_SECOND", default=1)
 # Supervisors' alerts that staff alerts are failing go from here when set (another number or Messaging Service
 # than the failing one's); otherwise from the SOS number.
 DELIVERY_ALERT_SENDER = env.str("DELIVERY_ALERT_SENDER", default="")
