@@ -15,11 +15,18 @@ from django.utils import timezone
 from helpline.cases.dispatch import ALERTS_QUEUE
 from helpline.roster.selectors import all_supervisors
 from notifications.models import TO_CITIZENS, DeliveryAttempt, Notification, NotificationKind
-from notifications.outbox import DELIVERY_ALERT_PREFIX, FAILED, RETRY, SENT, last_successful_send, queue_notification
+from notifications.outbox import (
+    DELIVERY_ALERT_PREFIX,
+    FAILED,
+    RECOVERED_PREFIX,
+    RETRY,
+    SENT,
+    last_successful_send,
+    queue_notification,
+)
 
 logger = logging.getLogger(__name__)
 
-RECOVERED_PREFIX = "delivery-recovered:"
 
 
 def _window() -> dt.timedelta:

@@ -52,6 +52,7 @@ SENT, RETRY, FAILED = "sent", "retry", "failed"
 SENDING_GRACE = dt.timedelta(seconds=30)
 # Alerts about failing staff alerts: they go by another sender where one is configured (delivery_health.py).
 DELIVERY_ALERT_PREFIX = "delivery-alert:"
+RECOVERED_PREFIX = "delivery-recovered:"  # and, once they get out again, the all-clear
 
 
 # --- Writing to the outbox ---------------------------------------------------------------------------------
@@ -131,21 +132,18 @@ def notifications_written_together() -> Iterator[None]:
         )  # fmt: skip
 
 
-def queue_for(case: Case | None) -> str:
-    """About a critical case, a message rides the alerts queue, which the critical worker takes: a surge of other
-    notifications never delays it."""
-    return ALERTS_QUEUE if case is not None and case.priority == Priority.CRITICAL else NOTIFICATIONS_QUEUE
-
-
 def is_alert(notification: Notification) -> bool:
-    """A message a person must act on now: to staff (or the fallback numbers) about a critical case, a home
-    visit's alarm or overdue visit, or supervisors told that staff alerts are failing. It rides the alerts queue
-    and comes first for the number's sending rate. What goes to citizens never is: a crisis broadcast reaches the
-    citizens of critical cases too, by the hundred."""
-    if notification.kind in TO_CITIZENS:
+    """A message a person must act on now: to staff (or the fallback numbers) about a critical case, a worker's
+    reply to the citizen of one, a home visit's alarm, overdue visit or all-clear, supervisors told that staff
+    alerts are failing. It rides the alerts queue, which the critical worker takes too, so a surge of other
+    notifications never delays it, and it comes first for the number's sending rate. A crisis event's answers and
+    broadcasts never are: they reach the citizens of critical cases too, by the hundred."""
+    if notification.kind in (NotificationKind.CRISIS_ANSWER, NotificationKind.CRISIS_BROADCAST):
         return False
-    if notification.case_id is None:  # the visits' alarms and the delivery alerts are escalations without a case
-        return notification.kind == NotificationKind.ESCALATION
+    if notification.case_id is None:  # the visits' and the delivery alerts are escalations without a case
+        return notification.kind == NotificationKind.ESCALATION and not notification.idempotency_key.startswith(
+            RECOVERED_PREFIX
+        )
     return notification.case.priority == Priority.CRITICAL
 
 
@@ -217,30 +215,45 @@ def _take_send_slot(channel: str, *, alert: bool, sender: str = "") -> bool:
         return True
     second = int(time.time())
     held_since_key = f"{name}:held-for-alerts-since"  # the second the line was first held, while it stays held
+    rest_waiting_key = f"{name}:others-waiting"
     held_since = cache.get(held_since_key)
+    room = limit
     if held_since is not None:
-        the_rests_second = second - held_since >= HELD_LONG_AFTER and second % THE_RESTS_SECOND_EVERY == 0
+        the_rests_second = (
+            second - held_since >= HELD_LONG_AFTER and second % THE_RESTS_SECOND_EVERY == 0
+            and bool(cache.get(rest_waiting_key))
+        )  # fmt: skip
         if alert and the_rests_second:
             _hold_the_line(held_since_key, second)  # still waiting
             return False
         if not alert and not the_rests_second:
-            return False
+            room = limit - 1  # one slot a second kept for the alerts; a long code has no other
     bucket = f"{name}:{second}"
-    if cache.add(bucket, 1, timeout=5):
-        return True
-    try:
-        taken = cache.incr(bucket) <= limit
-    except ValueError:
-        return True
-    if alert and not taken:
+    # A message kept to fewer slots than the limit does not count itself in once they are gone: the count it would
+    # leave behind is the alerts' slot.
+    full = room < limit and (cache.get(bucket) or 0) >= room
+    taken = room >= 1 and not full and _count_in(bucket) <= room
+    if not taken and alert:
         _hold_the_line(held_since_key, second)
+    elif not taken and held_since is not None:
+        cache.set(rest_waiting_key, 1, timeout=ALERT_HOLDS_THE_LINE_FOR)
     return taken
+
+
+def _count_in(bucket: str) -> int:
+    """This send's place in its second's bucket (1 for the first)."""
+    if cache.add(bucket, 1, timeout=5):
+        return 1
+    try:
+        return cache.incr(bucket)
+    except ValueError:  # the bucket lapsed between the two: this send is its first
+        return 1
 
 
 def _hold_the_line(held_since_key: str, second: int) -> None:
     """Held from `second` on, or held longer if it is already: its start stays, its end moves on."""
-    if not cache.add(held_since_key, second, timeout=ALERT_HOLDS_THE_LINE_FOR):
-        cache.touch(held_since_key, ALERT_HOLDS_THE_LINE_FOR)
+    if not cache.touch(held_since_key, ALERT_HOLDS_THE_LINE_FOR):
+        cache.add(held_since_key, second, timeout=ALERT_HOLDS_THE_LINE_FOR)
 
 
 def _retry_delay(attempts: int) -> dt.timedelta:
@@ -321,23 +334,6 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
     return _record_send_result(notification, result, claimed_attempt=notification.attempts)
 
 
-# Twilio's refusals of the sender, not of the recipient: a number that is not ours or cannot send SMS, a Messaging
-# Service that is malformed, unknown or without numbers.
-SENDER_REFUSED = frozenset({"21212", "21601", "21606", "21659", "21661", "21703", "21704", "21705", "30127"})
-
-
-def _send_from_a_sender_that_works(backend, message: OutgoingMessage) -> SendResult:
-    """Send; if Twilio refuses STAFF_ALERT_SENDER or DELIVERY_ALERT_SENDER itself, send again from the SOS number.
-    A mistyped or released second number failed every staff SMS for good, and marked each staff phone as failing."""
-    result = backend.send(message)
-    if result.ok or not message.sender or result.error_code not in SENDER_REFUSED:
-        return result
-    logger.error("Twilio refused the sender %s for notification %s (%s): sent from the SOS number instead. Check "
-                 "STAFF_ALERT_SENDER and DELIVERY_ALERT_SENDER.", message.sender, message.notification_id,
-                 result.error_code)  # fmt: skip
-    return backend.send(replace(message, sender=""))
-
-
 def _known_sids(notification: Notification) -> frozenset[str]:
     """The SIDs already recorded for this number: a message or call among them belongs to another notification."""
     return frozenset(
@@ -348,12 +344,16 @@ def _known_sids(notification: Notification) -> frozenset[str]:
 
 
 def _sender(notification: Notification) -> str:
-    """Where an SMS goes from ("" for the SOS number): alerts that staff alerts are failing by DELIVERY_ALERT_SENDER,
-    anything else not sent to a citizen (to staff, or to the fallback numbers standing in for them) by
-    STAFF_ALERT_SENDER, where they are set."""
-    if notification.idempotency_key.startswith(DELIVERY_ALERT_PREFIX):
+    """Where an SMS goes from ("" for the SOS number): alerts that staff alerts are failing (and their all-clear) by
+    DELIVERY_ALERT_SENDER, anything else not sent to a citizen (to staff, or to the fallback numbers standing in for
+    them) by STAFF_ALERT_SENDER, where they are set."""
+    if notification.idempotency_key.startswith((DELIVERY_ALERT_PREFIX, RECOVERED_PREFIX)):
         return settings.DELIVERY_ALERT_SENDER
-    return "" if notification.kind in TO_CITIZENS else settings.STAFF_ALERT_SENDER
+    if notification.kind in TO_CITIZENS or notification.channel != NotificationChannel.SMS:
+        return ""  # calls are placed from the SOS number
+    if cache.get(f"{SENDER_REFUSED_KEY}{settings.STAFF_ALERT_SENDER}"):
+        return ""  # Twilio refused it lately: the SOS number, with its rate and line, until someone fixes it
+    return settings.STAFF_ALERT_SENDER
 
 
 def _outgoing(notification: Notification) -> OutgoingMessage:
@@ -361,6 +361,29 @@ def _outgoing(notification: Notification) -> OutgoingMessage:
         notification.pk, str(notification.to_number), notification.body, notification.channel,
         sender=_sender(notification),
     )  # fmt: skip
+
+
+# Twilio's refusals of the sender, not of the recipient: a number that is not ours or cannot send SMS, a Messaging
+# Service that is malformed, unknown or without numbers.
+SENDER_REFUSED = frozenset({"21212", "21601", "21606", "21659", "21661", "21703", "21704", "21705", "30127"})
+SENDER_REFUSED_KEY = "sender-refused:"
+SENDER_REFUSED_FOR = 600  # seconds: the SOS number carries the staff SMS meanwhile, then the sender is tried again
+
+
+def _send_from_a_sender_that_works(backend, message: OutgoingMessage) -> SendResult:
+    """Send; if Twilio refuses STAFF_ALERT_SENDER or DELIVERY_ALERT_SENDER itself, send again from the SOS number,
+    and leave that sender out for SENDER_REFUSED_FOR. A mistyped or released second number failed every staff SMS
+    for good, and marked each staff phone as failing."""
+    result = backend.send(message)
+    if result.ok or message.channel != NotificationChannel.SMS or not message.sender:
+        return result
+    if result.error_code not in SENDER_REFUSED:
+        return result
+    cache.set(f"{SENDER_REFUSED_KEY}{message.sender}", 1, timeout=SENDER_REFUSED_FOR)
+    logger.error("Twilio refused the sender %s for notification %s (%s): staff SMS go from the SOS number for the "
+                 "next %d minutes. Check STAFF_ALERT_SENDER and DELIVERY_ALERT_SENDER.", message.sender,
+                 message.notification_id, result.error_code, SENDER_REFUSED_FOR // 60)  # fmt: skip
+    return backend.send(replace(message, sender=""))
 
 
 @transaction.atomic
@@ -391,7 +414,9 @@ def _record_send_result(notification: Notification, result: SendResult, *, claim
     notification.status = DeliveryStatus.FAILED
     notification.save(update_fields=["status", "last_error", "last_error_code"])
     _mirror_to_message(notification, DeliveryStatus.FAILED)
-    if notification.recipient_id and notification.channel != NotificationChannel.EMAIL and not result.transient:
+    refused_the_sender = notification.channel == NotificationChannel.SMS and result.error_code in SENDER_REFUSED
+    if notification.recipient_id and notification.channel != NotificationChannel.EMAIL and not result.transient \
+            and not refused_the_sender:
         phone_fails(notification.recipient_id)  # refused for good (a wrong or dead number), not an outage
     logger.error("notification %s failed for good: %s", notification.pk, result.error_code)
     return DeliveryOutcome(DeliveryStatus.FAILED)

@@ -457,6 +457,45 @@ def test_while_alerts_outnumber_the_numbers_rate_for_long_one_second_in_five_is_
     assert Notification.objects.filter(kind="assignment", sent_at__isnull=False).count() == 9  # one a second before
 
 
+def test_when_nothing_else_waits_the_alerts_keep_every_second(clock, twilio_api, settings):
+    settings.SMS_PER_SECOND = 1
+    case = CaseFactory(priority="critical")
+    alerts = [
+        outbox.queue_notification(key=f"alert:{n}", to_number="+38761999000", body="x", kind="assignment", case=case)
+        for n in range(14)
+    ]
+    for second in range(1, 13):
+        clock.move_to(START + dt.timedelta(seconds=second, milliseconds=10))
+        for alert in alerts:
+            outbox.deliver(alert.pk)
+    assert len(twilio_api.messages) == 12  # one a second, the fifth seconds too
+
+
+def test_a_workers_reply_to_the_citizen_of_a_critical_case_is_an_alert_and_goes_from_the_sos_number(settings):
+    settings.STAFF_ALERT_SENDER = "+38733000222"
+    reply = outbox.queue_notification(
+        key="reply", to_number="+38761999000", body="Policija dolazi.", kind=NotificationKind.CITIZEN_REPLY,
+        case=CaseFactory(priority="critical"),
+    )
+    assert outbox.is_alert(reply) and outbox.queue_of(reply) == "alerts"
+    assert outbox._sender(reply) == ""  # the citizen knows the SOS number, and answers it
+
+
+def test_while_the_line_is_held_a_faster_sender_keeps_one_slot_a_second_for_alerts(clock, twilio_api, settings):
+    settings.SMS_PER_SECOND = 5
+    case = CaseFactory(priority="critical")
+    alerts = [
+        outbox.queue_notification(key=f"alert:{n}", to_number="+38761999000", body="x", kind="assignment", case=case)
+        for n in range(6)
+    ]
+    clock.shift(1)
+    assert [outbox.deliver(alert.pk).status for alert in alerts] == ["sent"] * 5 + ["queued"]  # held from now
+    clock.shift(1.01)  # when the waiting alert asks again
+    others = [outbox.deliver(broadcast_sms(n).pk).status for n in range(6)]
+    assert others == ["sent"] * 4 + ["queued"] * 2  # the fifth slot is the alert's
+    assert outbox.deliver(alerts[5].pk).status == "sent"
+
+
 def test_a_drills_messages_take_none_of_the_numbers_rate(clock, twilio_api, settings):
     settings.SMS_PER_SECOND = 1
     drill = outbox.queue_notification(key="drill", to_number="+38761999000", body="x", kind="assignment",
@@ -478,6 +517,26 @@ def test_a_sender_twilio_refuses_gives_way_to_the_sos_number_and_nobodys_phone_i
     assert [message.form["From"] for message in twilio_api.messages] == ["+38733000999", "+38733000111"]
     worker.refresh_from_db()
     assert worker.phone_failing_since is None
+    assert len(twilio_api.calls) == 1  # the call, placed from the SOS number, was not placed twice
+    # Meanwhile the next staff SMS goes from the SOS number at once, in its rate and line.
+    outbox.queue_notification(key="reminder", to_number="+38761200300", body="x", kind=NotificationKind.REMINDER,
+                              case=sms.case, recipient=worker.user)  # fmt: skip
+    send_all_queued()
+    assert [message.form["From"] for message in twilio_api.messages][2:] == ["+38733000111"]
+
+
+def test_a_staff_phone_is_not_blamed_when_the_sos_number_is_refused_as_a_sender_too(clock, twilio_api, settings):
+    settings.STAFF_ALERT_SENDER = "+38733000999"
+    worker = on_duty(phone="+38761200300")
+    case = CaseFactory()
+    outbox.queue_notification(key="reminder", to_number="+38761200300", body="x", kind=NotificationKind.REMINDER,
+                              case=case, recipient=worker.user)  # fmt: skip
+    for _ in range(2):
+        twilio_api.error(400, 21606, "The 'From' phone number provided is not a valid message-capable Twilio number")
+    send_all_queued()
+    assert Notification.objects.get(idempotency_key="reminder").status == DeliveryStatus.FAILED
+    worker.refresh_from_db()
+    assert worker.phone_failing_since is None  # the sender's fault, not this phone's
 
 
 def test_the_fallback_numbers_standing_in_for_staff_are_texted_from_the_staff_sender(clock, twilio_api, settings):
