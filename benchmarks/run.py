@@ -489,6 +489,11 @@ def print_issue_figures(args, sent, report, drained_in, cpu_before, cpu_after, c
     print(f"  intake p99 {intake_p99:.0f} ms; critical ({report['critical_cases']}): assigned p99 "
           f"{critical_assign:.2f} s, SMS handed to Twilio p99 {critical_sms:.2f} s "
           f"({len(report['notify_critical'])} handed by the end; any not handed count as later than all)")  # fmt: skip
+    # The stub has no sending rate and the stack is given none: a real long code sends about one SMS a second.
+    needed = report["staff_sms_critical"] / max(args.seconds, 1)
+    print(f"  (no sending rate applied: the staff SMS about critical cases, first alerts and ladders, were "
+          f"{needed:.1f} a second over the sending's {args.seconds:.0f} s; a long code sends about 1, so these figures "
+          "need STAFF_ALERT_SENDER to be a Messaging Service of that many numbers)")  # fmt: skip
     print(f"  staff SMS outside critical ladders: {report['staff_sms_outside_critical']} in all, at most "
           f"{report['sms_per_staff_minute_max']} per person in any minute; digests {report['digests']}; "
           f"critical-ladder SMS {report['staff_sms_critical']}")  # fmt: skip
