@@ -405,6 +405,14 @@ def broadcast_sms(n: int, **case_fields) -> Notification:
     )  # fmt: skip
 
 
+def alerts_about_a_critical_case(count: int) -> list[Notification]:
+    case = CaseFactory(priority="critical")
+    return [
+        outbox.queue_notification(key=f"alert:{n}", to_number="+38761999000", body="x", kind="assignment", case=case)
+        for n in range(count)
+    ]
+
+
 def test_a_broadcast_to_the_citizen_of_a_critical_case_is_no_alert_and_waits_like_the_rest(clock, twilio_api, settings):
     settings.SMS_PER_SECOND = 1
     to_critical_citizen = broadcast_sms(0, priority="critical")
@@ -438,11 +446,7 @@ def test_while_alerts_outnumber_the_numbers_rate_for_long_one_second_in_five_is_
 ):
     """Otherwise a surge's ladders at one SMS a second held the line for ever: no call-out, digest or answer."""
     settings.SMS_PER_SECOND = 1
-    case = CaseFactory(priority="critical")
-    alerts = [
-        outbox.queue_notification(key=f"alert:{n}", to_number="+38761999000", body="x", kind="assignment", case=case)
-        for n in range(12)
-    ]
+    alerts = alerts_about_a_critical_case(12)
     waiting = broadcast_sms(0)
     went_at = None
     for second in range(1, 15):
@@ -459,11 +463,7 @@ def test_while_alerts_outnumber_the_numbers_rate_for_long_one_second_in_five_is_
 
 def test_when_nothing_else_waits_the_alerts_keep_every_second(clock, twilio_api, settings):
     settings.SMS_PER_SECOND = 1
-    case = CaseFactory(priority="critical")
-    alerts = [
-        outbox.queue_notification(key=f"alert:{n}", to_number="+38761999000", body="x", kind="assignment", case=case)
-        for n in range(14)
-    ]
+    alerts = alerts_about_a_critical_case(14)
     for second in range(1, 13):
         clock.move_to(START + dt.timedelta(seconds=second, milliseconds=10))
         for alert in alerts:
@@ -483,11 +483,7 @@ def test_a_workers_reply_to_the_citizen_of_a_critical_case_is_an_alert_and_goes_
 
 def test_while_the_line_is_held_a_faster_sender_keeps_one_slot_a_second_for_alerts(clock, twilio_api, settings):
     settings.SMS_PER_SECOND = 5
-    case = CaseFactory(priority="critical")
-    alerts = [
-        outbox.queue_notification(key=f"alert:{n}", to_number="+38761999000", body="x", kind="assignment", case=case)
-        for n in range(6)
-    ]
+    alerts = alerts_about_a_critical_case(6)
     clock.shift(1)
     assert [outbox.deliver(alert.pk).status for alert in alerts] == ["sent"] * 5 + ["queued"]  # held from now
     clock.shift(1.01)  # when the waiting alert asks again
