@@ -201,9 +201,9 @@ def _take_send_slot(channel: str, *, alert: bool, sender: str = "") -> bool:
 
     An `alert` (is_alert) that finds the second taken holds the line: for ALERT_HOLDS_THE_LINE_FOR seconds
     other messages leave the slots to alerts; once held for HELD_LONG_AFTER, one second in THE_RESTS_SECOND_EVERY
-    is theirs. A crisis broadcast queues
-    hundreds of SMS to citizens, each retried every second for the same slot, and the alert only won when it asked
-    first in a second: it went out after most of them (benchmarks/alerts_during_broadcast.py)."""
+    is theirs. A crisis broadcast queues hundreds of SMS to citizens, each retried every second for the same slot,
+    and the alert only won when it asked first in a second: it went out after most of them
+    (benchmarks/alerts_during_broadcast.py)."""
     if channel == NotificationChannel.SMS:
         sender = sender or settings.TWILIO_PHONE_NUMBER
         name = f"sms-rate:{sender}"
@@ -351,7 +351,7 @@ def _sender(notification: Notification) -> str:
         return settings.DELIVERY_ALERT_SENDER
     if notification.kind in TO_CITIZENS or notification.channel != NotificationChannel.SMS:
         return ""  # calls are placed from the SOS number
-    if cache.get(f"{SENDER_REFUSED_KEY}{settings.STAFF_ALERT_SENDER}"):
+    if settings.STAFF_ALERT_SENDER and cache.get(f"{SENDER_REFUSED_KEY}{settings.STAFF_ALERT_SENDER}"):
         return ""  # Twilio refused it lately: the SOS number, with its rate and line, until someone fixes it
     return settings.STAFF_ALERT_SENDER
 
@@ -541,7 +541,7 @@ def relay_queued(now: dt.datetime | None = None, *, limit: int = 200) -> int:
         Notification.objects.filter(status=DeliveryStatus.QUEUED, created_at__lt=now - dt.timedelta(seconds=10))
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .select_related("case")
-        .only("pk", "attempts", "kind", "case", "case__priority")
+        .only("pk", "attempts", "kind", "idempotency_key", "case", "case__priority")  # what is_alert reads
         .order_by("created_at")[:limit]
     )
     rung = 0
