@@ -1,9 +1,8 @@
 """`SemanticTriage`: priority and category of a message by meaning, with the labelled examples it resembles.
 
 A message is critical when the critical probability reaches the head's threshold, which was chosen for
-recall (see training.choose_critical_threshold); close to it (from combination.NEAR_CRITICAL_SHARE of it) at least
-high;
-otherwise it gets the most probable of the other priorities.
+recall (see training.choose_critical_threshold); otherwise it gets the most probable of the other priorities, and
+at least high when it comes close (combination.is_near_critical).
 """
 from __future__ import annotations
 
@@ -64,7 +63,6 @@ def choose_priority(priority_probabilities: np.ndarray, priorities: Sequence[str
     if is_near_critical(float(priority_probabilities[critical]), critical_threshold):
         return max(likeliest, "high", key=PRIORITY_RANK.__getitem__)
     return likeliest
-
 
 
 class SemanticTriage:
