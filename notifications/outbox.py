@@ -191,7 +191,7 @@ HELD_LONG_AFTER = 5  # seconds
 THE_RESTS_SECOND_EVERY = 5  # seconds
 
 
-def _take_send_slot(channel: str, *, alert: bool, sender: str = "") -> bool:
+def take_send_slot(channel: str, *, alert: bool, sender: str = "") -> bool:
     """A shared per-second budget for each of Twilio's limits: a long code takes about one SMS a second
     (SMS_PER_SECOND; STAFF_ALERT_SMS_PER_SECOND for STAFF_ALERT_SENDER, which may be a Messaging Service of
     several numbers), and the account places a set number of calls a second (CALLS_PER_SECOND). The two are
@@ -203,7 +203,9 @@ def _take_send_slot(channel: str, *, alert: bool, sender: str = "") -> bool:
     other messages leave the slots to alerts; once held for HELD_LONG_AFTER, one second in THE_RESTS_SECOND_EVERY
     is theirs. A crisis broadcast queues hundreds of SMS to citizens, each retried every second for the same slot,
     and the alert only won when it asked first in a second: it went out after most of them
-    (benchmarks/alerts_during_broadcast.py)."""
+    (benchmarks/alerts_during_broadcast.py). Welfare questions and calls from the helpline's number ask here too
+    (helpline/welfare/sending.py): sent beside the outbox at the number's whole rate, they filled Twilio's queue
+    for the number, and a staff alert from it waited there behind them."""
     if channel == NotificationChannel.SMS:
         sender = sender or settings.TWILIO_PHONE_NUMBER
         name = f"sms-rate:{sender}"
@@ -306,7 +308,7 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
             return DeliveryOutcome(DeliveryStatus.CANCELLED)
         alert = is_alert(notification)
         # A drill's message goes to the drill backend, never to a phone: it takes none of the number's rate.
-        if not notification.is_drill and not _take_send_slot(
+        if not notification.is_drill and not take_send_slot(
             notification.channel, alert=alert, sender=_sender(notification)
         ):
             # An alert asks again as the next second starts, which it holds; the rest a second later, spread out.

@@ -23,9 +23,10 @@ from helpline.welfare.models import (
     VulnerablePerson,
     WelfareCheck,
 )
+from notifications import outbox
 from notifications.backends import OutgoingMessage, SendResult
-from notifications.models import Notification
-from tests.factories import ShiftFactory, StaffFactory, UserFactory
+from notifications.models import Notification, NotificationKind
+from tests.factories import CaseFactory, ShiftFactory, StaffFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
@@ -57,8 +58,17 @@ def provider(settings):
     settings.SMS_PER_SECOND = 1
     settings.WELFARE_MESSAGING_SERVICE_SID = "MG" + "0" * 32
     settings.WELFARE_SENDING_NUMBERS = 5  # five numbers in the pool: five questions a second
+    settings.CALLS_PER_SECOND = 1000  # calls are placed at the account's rate; these tests are about what follows
     ProviderStub.sent, ProviderStub.wrong_numbers, ProviderStub.refusing = [], set(), set()
     return ProviderStub
+
+
+@pytest.fixture
+def from_the_helplines_number(provider, settings):
+    """No Messaging Service: questions go from the SOS number, one a second, which the outbox's SMS share."""
+    settings.WELFARE_MESSAGING_SERVICE_SID = ""
+    settings.SMS_PER_SECOND = settings.CALLS_PER_SECOND = 1
+    return provider
 
 
 @pytest.fixture
@@ -431,3 +441,80 @@ def test_a_person_who_texted_stop_is_not_asked_by_sms_but_called_at_once(provide
     services.advance_campaigns(limit=10)
     calls = [m for m in ProviderStub.sent if m.channel == "voice"]
     assert [m.to for m in calls] == [str(stopped.phone)]  # the other still has an hour to answer the SMS
+
+
+def start_a_campaign_for(count: int) -> list[VulnerablePerson]:
+    people = register(count)
+    services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
+                            call_after_minutes=60, visit_after_minutes=60)  # fmt: skip
+    return people
+
+
+def test_questions_from_the_helplines_number_share_its_second_with_the_outbox(from_the_helplines_number, clock):
+    # Sent beside the outbox at the number's whole rate, the questions doubled what the number was asked to send:
+    # Twilio queued the excess, and an SMS to staff about a critical case waited in that queue behind them.
+    people = start_a_campaign_for(3)
+    clock.shift(dt.timedelta(seconds=10))  # all three due
+    order = [str(check.person.phone) for check in WelfareCheck.objects.order_by("send_at", "pk")]
+    outbox.deliver(outbox.queue_notification(key="b", to_number="+38761300000", body="Poplava: ...",
+                                             kind=NotificationKind.CRISIS_BROADCAST).pk)  # fmt: skip
+
+    services.advance_campaigns(limit=10)  # the outbox took this second
+    assert not [m for m in ProviderStub.sent if m.to in order]
+    assert WelfareCheck.objects.filter(state=CheckState.QUEUED).count() == 3
+    for _ in range(3):
+        clock.shift(dt.timedelta(seconds=1))
+        services.advance_campaigns(limit=10)
+        services.advance_campaigns(limit=10)  # a second tick in the same second sends nothing more
+    assert [m.to for m in ProviderStub.sent if m.to in order] == order  # one a second, in the campaign's order
+    assert len(people) == WelfareCheck.objects.filter(state=CheckState.ASKED).count()
+
+
+def test_a_question_from_the_helplines_number_leaves_the_next_second_to_an_alert_holding_the_line(
+    from_the_helplines_number, clock
+):
+    (person,) = start_a_campaign_for(1)
+    outbox.deliver(outbox.queue_notification(key="b", to_number="+38761300000", body="Poplava: ...",
+                                             kind=NotificationKind.CRISIS_BROADCAST).pk)  # fmt: skip
+    alert = outbox.queue_notification(
+        key="alert",
+        to_number="+38761999000",
+        body="Kritičan slučaj",
+        kind=NotificationKind.ASSIGNMENT,
+        case=CaseFactory(priority="critical"),
+    )
+    waiting = outbox.deliver(alert.pk)  # the second is taken: the alert holds the line
+    assert waiting.status == "queued"
+
+    clock.shift(dt.timedelta(seconds=waiting.retry_in))
+    services.advance_campaigns(limit=10)  # the tick comes first in the new second, and leaves it to the alert
+    assert outbox.deliver(alert.pk).status == "sent"
+    assert sms_to(str(person.phone)) == []
+    assert WelfareCheck.objects.get().state == CheckState.QUEUED
+
+    clock.shift(dt.timedelta(seconds=outbox.ALERT_HOLDS_THE_LINE_FOR + 1))  # nobody holds the line any more
+    services.advance_campaigns(limit=10)
+    assert len(sms_to(str(person.phone))) == 1
+
+
+def test_a_welfare_call_leaves_the_accounts_second_to_a_call_about_a_critical_case(from_the_helplines_number, clock):
+    (person,) = start_a_campaign_for(1)
+    services.advance_campaigns(limit=10)
+    call_due = START + dt.timedelta(minutes=60)
+    clock.move_to(call_due)
+    staff_call = outbox.queue_notification(key="call", to_number="+38761999000", body="Kritičan slučaj",
+                                           kind=NotificationKind.ASSIGNMENT, channel="voice",
+                                           case=CaseFactory(priority="critical"))  # fmt: skip
+    assert outbox.deliver(staff_call.pk).status == "sent"
+
+    services.advance_campaigns(limit=10)  # the account's one call this second is taken
+    check = WelfareCheck.objects.get()
+    assert (check.state, check.call_due_at, check.called_at) == (CheckState.ASKED, call_due, None)
+    clock.shift(dt.timedelta(seconds=1))
+    services.advance_campaigns(limit=10)
+    assert [m.to for m in ProviderStub.sent if m.channel == "voice"] == ["+38761999000", str(person.phone)]
+
+
+def test_a_tick_with_no_campaign_running_only_reads(provider, django_assert_max_num_queries):
+    with django_assert_max_num_queries(2):
+        services.advance_campaigns()

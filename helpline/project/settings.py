@@ -395,9 +395,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Stores contacts spooled while the database was unreachable; a no-op (one directory listing) otherwise.
     "replay-intake-spool": {"task": "helpline.intake.tasks.replay_intake_spool", "schedule": 10.0},
-    # Welfare campaigns: ask, call, visit and escalate what is due (helpline/welfare/services.py).
-    "welfare-campaigns": {"task": "helpline.welfare.tasks.advance_welfare_campaigns", "schedule": 2.0,
-                          "options": {"expires": 10}},
+    # Welfare campaigns: ask, call, visit and escalate what is due (helpline/welfare/services.py). Every second:
+    # a question from the helpline's number takes that second's slot, and the next waits for the next tick.
+    "welfare-campaigns": {"task": "helpline.welfare.tasks.advance_welfare_campaigns", "schedule": 1.0,
+                          "options": {"expires": 5}},
     "roster-gap-report": {
         "task": "notifications.tasks.send_roster_gap_report",
         "schedule": crontab(hour=7, minute=0),

@@ -7,6 +7,7 @@ import datetime as dt
 from django.conf import settings
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
+from notifications import outbox
 from notifications.backends import (
     PERMANENT_TWILIO_ERRORS,
     DrillBackend,
@@ -15,6 +16,7 @@ from notifications.backends import (
     TwilioBackend,
     get_backend,
 )
+from notifications.models import NotificationChannel
 
 CALL_PATH = "/webhooks/twilio/welfare/call/"
 CALL_STATUS_PATH = "/webhooks/twilio/welfare/call/status/"
@@ -29,6 +31,31 @@ def sending_rate() -> float:
 
 def seconds_between_sends() -> dt.timedelta:
     return dt.timedelta(seconds=1 / sending_rate())
+
+
+def may_ask_now(*, is_drill: bool) -> bool:
+    """Whether a question may go out this second. From the helpline's own number it takes that number's slot, as
+    every SMS of the outbox does, and leaves the slot to a staff alert holding the line: sent beside the outbox at
+    the number's whole rate, the questions filled Twilio's queue for the number, and an SMS about a critical case
+    waited there behind them. A Messaging Service's numbers are the campaign's own; its schedule paces them."""
+    if is_drill or settings.WELFARE_MESSAGING_SERVICE_SID:
+        return True
+    return outbox.take_send_slot(NotificationChannel.SMS, alert=False)
+
+
+def may_call_now(*, is_drill: bool) -> bool:
+    """Whether a welfare call may be placed this second: the account's calls a second are shared with the calls to
+    staff about critical cases, which come first."""
+    return is_drill or outbox.take_send_slot(NotificationChannel.VOICE, alert=False)
+
+
+# The welfare tick runs every second (beat); twice a second's sends covers a tick that spans two seconds.
+def questions_a_tick_can_send(limit: int) -> int:
+    return limit if settings.WELFARE_MESSAGING_SERVICE_SID else min(limit, 2 * max(settings.SMS_PER_SECOND, 1))
+
+
+def calls_a_tick_can_place(limit: int) -> int:
+    return min(limit, 2 * max(settings.CALLS_PER_SECOND, 1))
 
 
 def _backend(is_drill: bool):

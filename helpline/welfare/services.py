@@ -29,6 +29,8 @@ from helpline.welfare.models import (
     CampaignStatus,
     CheckState,
     Need,
+    VisitStatus,
+    VisitTask,
     VulnerablePerson,
     WelfareCheck,
 )
@@ -146,6 +148,8 @@ def advance_campaigns(now: dt.datetime | None = None, *, limit: int = 500) -> Ti
     numbers whose earlier question is settled, run due visit escalations, and close finished campaigns."""
     now = now or timezone.now()
     result = TickResult()
+    if not _anything_to_advance(now):
+        return result
     result.asked = send_due_questions(now, limit=limit)
     result.called = call_the_silent(now, limit=limit)
     result.visits = visit_the_silent(now, limit=limit)
@@ -153,6 +157,15 @@ def advance_campaigns(now: dt.datetime | None = None, *, limit: int = 500) -> Ti
     result.escalated = visits.run_due_visit_escalations(now)
     close_settled_campaigns(now)
     return result
+
+
+def _anything_to_advance(now: dt.datetime) -> bool:
+    """Every step works on running campaigns, but for the escalations of visits they sent. The tick runs every
+    second, and most seconds of a year have neither: one or two reads then, not seventeen statements."""
+    return (
+        Campaign.objects.filter(status=CampaignStatus.RUNNING).exists()
+        or VisitTask.objects.filter(status=VisitStatus.WAITING, escalation_due_at__lte=now).exists()
+    )
 
 
 def _claim(query: Q, order: tuple[str, ...], limit: int) -> list[WelfareCheck]:
@@ -166,9 +179,15 @@ def _claim(query: Q, order: tuple[str, ...], limit: int) -> list[WelfareCheck]:
 
 def send_due_questions(now: dt.datetime, *, limit: int = 500) -> int:
     """Send each question whose time has come. The row is claimed (asked) in a short transaction, the provider is
-    called outside it, and the outcome recorded: a wrong number is marked for the register to be corrected."""
+    called outside it, and the outcome recorded: a wrong number is marked for the register to be corrected.
+    From the helpline's own number no more are claimed than a tick can send (sending.may_ask_now)."""
+    real = _ask_due(now, is_drill=False, limit=sending.questions_a_tick_can_send(limit))
+    return real + _ask_due(now, is_drill=True, limit=limit)
+
+
+def _ask_due(now: dt.datetime, *, is_drill: bool, limit: int) -> int:
     with transaction.atomic():
-        due = _claim(Q(state=CheckState.QUEUED, send_at__lte=now), ("send_at", "pk"), limit)
+        due = _claim(Q(state=CheckState.QUEUED, send_at__lte=now, is_drill=is_drill), ("send_at", "pk"), limit)
         # Who texted STOP was told they would get no more SMS from us: no question by SMS, the call comes at once.
         opted_out = set(
             Caller.objects.filter(phone_index__in=[check.phone_index for check in due], has_opted_out=True)
@@ -179,9 +198,13 @@ def send_due_questions(now: dt.datetime, *, limit: int = 500) -> int:
             wait = 0 if check.phone_index in opted_out else check.campaign.call_after_minutes
             check.call_due_at = now + dt.timedelta(minutes=wait)
         WelfareCheck.objects.bulk_update(due, ["state", "asked_at", "call_due_at"])
-    for check in due:
-        if check.phone_index in opted_out:
-            continue
+    asking = [check for check in due if check.phone_index not in opted_out]
+    for position, check in enumerate(asking):
+        if not sending.may_ask_now(is_drill=is_drill):
+            # The second is taken (by the outbox, or a staff alert holds the line): this question and the ones
+            # after it go back to the queue as they were, first in line at the next tick.
+            _not_asked_yet(asking[position:])
+            return len(due) - len(asking) + position
         person = check.person
         body = texts.question_sms(check.campaign, language=person.language, script=person.script)
         result = sending.send_question(check.pk, check.phone, body, is_drill=check.is_drill)
@@ -205,6 +228,12 @@ def send_due_questions(now: dt.datetime, *, limit: int = 500) -> int:
     return len(due)
 
 
+def _not_asked_yet(checks: list[WelfareCheck]) -> None:
+    WelfareCheck.objects.filter(pk__in=[check.pk for check in checks], state=CheckState.ASKED).update(
+        state=CheckState.QUEUED, asked_at=None, call_due_at=None
+    )
+
+
 def _refused_while_others_go_out(check: WelfareCheck, now: dt.datetime) -> bool:
     """This question has been refused for GIVE_UP_ON_SMS_AFTER while other questions got out meanwhile: something
     about this one. While the provider takes nothing at all (an outage), the question waits: the call would meet
@@ -216,14 +245,27 @@ def _refused_while_others_go_out(check: WelfareCheck, now: dt.datetime) -> bool:
 
 
 def call_the_silent(now: dt.datetime, *, limit: int = 500) -> int:
-    """Nobody answered the SMS in time: one call that speaks the question and takes a key press."""
+    """Nobody answered the SMS in time: one call that speaks the question and takes a key press. No more real
+    calls are claimed than a tick can place (sending.may_call_now)."""
+    real = _call_due(now, is_drill=False, limit=sending.calls_a_tick_can_place(limit))
+    return real + _call_due(now, is_drill=True, limit=limit)
+
+
+def _call_due(now: dt.datetime, *, is_drill: bool, limit: int) -> int:
     with transaction.atomic():
-        due = _claim(Q(state=CheckState.ASKED, call_due_at__lte=now), ("call_due_at", "pk"), limit)
+        due = _claim(Q(state=CheckState.ASKED, call_due_at__lte=now, is_drill=is_drill), ("call_due_at", "pk"), limit)
         for check in due:
             check.state, check.called_at = CheckState.CALLED, now
             check.visit_due_at = now + dt.timedelta(minutes=check.campaign.visit_after_minutes)
         WelfareCheck.objects.bulk_update(due, ["state", "called_at", "visit_due_at"])
-    for check in due:
+    for position, check in enumerate(due):
+        if not sending.may_call_now(is_drill=is_drill):
+            # Back to "asked", still due: called at the next tick.
+            still_due = [later.pk for later in due[position:]]
+            WelfareCheck.objects.filter(pk__in=still_due, state=CheckState.CALLED).update(
+                state=CheckState.ASKED, called_at=None, visit_due_at=None
+            )
+            return position
         spoken = texts.question_spoken(check.campaign, language=check.person.language)
         result = sending.place_call(check.pk, check.phone, spoken, is_drill=check.is_drill)
         if result.ok:
