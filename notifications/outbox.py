@@ -189,9 +189,10 @@ ALERT_HOLDS_THE_LINE_FOR = 2  # seconds
 # went to the alerts: they ask as it starts.) A short hold (an alert during a broadcast) never gives way.
 HELD_LONG_AFTER = 5  # seconds
 THE_RESTS_SECOND_EVERY = 5  # seconds
+TURN_KEPT_FOR = 3  # seconds an odd second stays kept for a sender taking turns after it was last refused
 
 
-def take_send_slot(channel: str, *, alert: bool, sender: str = "") -> bool:
+def take_send_slot(channel: str, *, alert: bool, sender: str = "", takes_turns: bool = False) -> bool:
     """A shared per-second budget for each of Twilio's limits: a long code takes about one SMS a second
     (SMS_PER_SECOND; STAFF_ALERT_SMS_PER_SECOND for STAFF_ALERT_SENDER, which may be a Messaging Service of
     several numbers), and the account places a set number of calls a second (CALLS_PER_SECOND). The two are
@@ -205,7 +206,10 @@ def take_send_slot(channel: str, *, alert: bool, sender: str = "") -> bool:
     and the alert only won when it asked first in a second: it went out after most of them
     (benchmarks/alerts_during_broadcast.py). Welfare questions and calls from the helpline's number ask here too
     (helpline/welfare/sending.py): sent beside the outbox at the number's whole rate, they filled Twilio's queue
-    for the number, and a staff alert from it waited there behind them."""
+    for the number, and a staff alert from it waited there behind them. They `take_turns`: once one was refused,
+    the other messages leave every odd second to them while they wait. Otherwise a broadcast's hundreds, each asking
+    again a second later at its own moment of the second, took nearly every slot before the tick's one ask a
+    second, and a dialysis patient's question waited for the whole broadcast."""
     if channel == NotificationChannel.SMS:
         sender = sender or settings.TWILIO_PHONE_NUMBER
         name = f"sms-rate:{sender}"
@@ -218,6 +222,9 @@ def take_send_slot(channel: str, *, alert: bool, sender: str = "") -> bool:
     second = int(time.time())
     held_since_key = f"{name}:held-for-alerts-since"  # the second the line was first held, while it stays held
     rest_waiting_key = f"{name}:others-waiting"
+    turn_waiting_key = f"{name}:turn-waiting"  # a sender that takes turns was refused, and asks again
+    if not alert and not takes_turns and second % 2 == 1 and cache.get(turn_waiting_key):
+        return False
     held_since = cache.get(held_since_key)
     room = limit
     if held_since is not None:
@@ -239,6 +246,8 @@ def take_send_slot(channel: str, *, alert: bool, sender: str = "") -> bool:
         _hold_the_line(held_since_key, second)
     elif not taken and held_since is not None:
         cache.set(rest_waiting_key, 1, timeout=ALERT_HOLDS_THE_LINE_FOR)
+    if not taken and takes_turns:
+        cache.set(turn_waiting_key, 1, timeout=TURN_KEPT_FOR)
     return taken
 
 

@@ -518,3 +518,50 @@ def test_a_welfare_call_leaves_the_accounts_second_to_a_call_about_a_critical_ca
 def test_a_tick_with_no_campaign_running_only_reads(provider, django_assert_max_num_queries):
     with django_assert_max_num_queries(2):
         services.advance_campaigns()
+
+
+def test_a_question_put_back_as_its_campaign_was_finished_does_not_hold_the_person_back(
+    from_the_helplines_number, clock
+):
+    # The tick puts a question whose second was taken back in the queue; a supervisor who finished the campaign
+    # in between left it queued in a finished campaign, an open question nothing would ever settle.
+    (person,) = start_a_campaign_for(1)
+    first = Campaign.objects.get()
+    services.finish_campaign(first)
+    WelfareCheck.objects.filter(campaign=first).update(state=CheckState.QUEUED)  # what the race leaves
+
+    second = services.start_campaign(title="Poplave 2", question="Jeste li sigurni?", areas=[], needs=[], by=None)
+    assert WelfareCheck.objects.get(campaign=first).state == CheckState.NOT_ASKED
+    assert WelfareCheck.objects.get(campaign=second).state == CheckState.QUEUED  # asked, not held behind it
+    clock.shift(dt.timedelta(seconds=1))
+    services.advance_campaigns(limit=10)
+    assert len(sms_to(str(person.phone))) == 1
+
+
+def test_a_campaign_from_the_helplines_number_takes_turns_with_a_broadcast_waiting_to_go(
+    from_the_helplines_number, clock
+):
+    # A broadcast's hundreds each ask again a second after they were refused, at their own moments of the second;
+    # the tick asks once a second. Without turns the campaign's questions waited for the whole broadcast.
+    start_a_campaign_for(2)
+    first, second = (str(check.person.phone) for check in WelfareCheck.objects.order_by("send_at"))
+    clock.shift(dt.timedelta(seconds=10))  # both due, in an even second
+    broadcast = [
+        outbox.queue_notification(
+            key=f"b{n}", to_number=f"+3876130000{n}", body="Poplava: ...", kind=NotificationKind.CRISIS_BROADCAST
+        )
+        for n in range(3)
+    ]
+    assert outbox.deliver(broadcast[0].pk).status == "sent"
+    services.advance_campaigns(limit=10)  # refused: the campaign waits for its turn
+    clock.shift(dt.timedelta(seconds=1))
+    assert outbox.deliver(broadcast[1].pk).status == "queued"  # an odd second: the campaign's
+    services.advance_campaigns(limit=10)
+    assert len(sms_to(first)) == 1
+    clock.shift(dt.timedelta(seconds=1))
+    assert outbox.deliver(broadcast[1].pk).status == "sent"  # an even second: the broadcast's
+    services.advance_campaigns(limit=10)
+    clock.shift(dt.timedelta(seconds=1))
+    assert outbox.deliver(broadcast[2].pk).status == "queued"
+    services.advance_campaigns(limit=10)
+    assert len(sms_to(second)) == 1

@@ -37,16 +37,18 @@ def may_ask_now(*, is_drill: bool) -> bool:
     """Whether a question may go out this second. From the helpline's own number it takes that number's slot, as
     every SMS of the outbox does, and leaves the slot to a staff alert holding the line: sent beside the outbox at
     the number's whole rate, the questions filled Twilio's queue for the number, and an SMS about a critical case
-    waited there behind them. A Messaging Service's numbers are the campaign's own; its schedule paces them."""
+    waited there behind them. It takes turns with the outbox's other messages (every odd second while it waits), so a
+    broadcast's backlog does not hold the campaign back until it has all gone. A Messaging Service's numbers are
+    the campaign's own; its schedule paces them."""
     if is_drill or settings.WELFARE_MESSAGING_SERVICE_SID:
         return True
-    return outbox.take_send_slot(NotificationChannel.SMS, alert=False)
+    return outbox.take_send_slot(NotificationChannel.SMS, alert=False, takes_turns=True)
 
 
 def may_call_now(*, is_drill: bool) -> bool:
     """Whether a welfare call may be placed this second: the account's calls a second are shared with the calls to
     staff about critical cases, which come first."""
-    return is_drill or outbox.take_send_slot(NotificationChannel.VOICE, alert=False)
+    return is_drill or outbox.take_send_slot(NotificationChannel.VOICE, alert=False, takes_turns=True)
 
 
 # The welfare tick runs every second (beat); twice a second's sends covers a tick that spans two seconds.

@@ -294,10 +294,15 @@ def _settle_unanswered_questions_of_finished_campaigns() -> int:
     """A question a finished campaign asked and nobody answered is settled as unreachable once another campaign
     wants that number. Left open, it held the person back from every later campaign for good (one open question
     per number), and nothing would ever settle it: a finished campaign's checks are not called or visited. Until
-    then a late answer still reaches the campaign that asked (a "2" opens its case)."""
-    return WelfareCheck.objects.filter(
-        state__in=[CheckState.ASKED, CheckState.CALLED], campaign__status=CampaignStatus.FINISHED
-    ).update(
+    then a late answer still reaches the campaign that asked (a "2" opens its case).
+
+    A question the tick put back in the queue (its second was taken, or the provider refused it for now) just as a
+    supervisor finished the campaign was never asked: it is settled as not asked, as finishing does."""
+    finished = Q(campaign__status=CampaignStatus.FINISHED)
+    WelfareCheck.objects.filter(finished, state=CheckState.QUEUED).update(
+        state=CheckState.NOT_ASKED, send_at=None, updated_at=timezone.now()
+    )
+    return WelfareCheck.objects.filter(finished, state__in=[CheckState.ASKED, CheckState.CALLED]).update(
         state=CheckState.UNREACHABLE, failure="no answer before the campaign was finished", updated_at=timezone.now()
     )
 
