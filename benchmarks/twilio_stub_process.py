@@ -8,6 +8,7 @@ requests, so here they do not either.
     with StubProcess(call_back_with=AUTH_TOKEN) as stub:   # call_back_with: post signed status callbacks
         stub.url         # where the twilio client sends (TWILIO_API_BASE_URL)
         stub.counts()    # {"sms": n, "calls": n, "callbacks": {status code: n}}: so far
+        stub.sent()      # [{"at": epoch seconds, "from": number or MG sid, "to": number, "kind": "sms"/"call"}]
         stub.pid         # for the CPU report
 """
 from __future__ import annotations
@@ -35,6 +36,13 @@ class StubProcess:
         """Ask the stub what it was sent: one line out, one line back."""
         assert self.process is not None and self.process.stdin and self.process.stdout
         self.process.stdin.write("counts\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def sent(self) -> list[dict]:
+        """Every SMS and call the stub was asked to create, in order, with when it came and from which sender."""
+        assert self.process is not None and self.process.stdin and self.process.stdout
+        self.process.stdin.write("sent\n")
         self.process.stdin.flush()
         return json.loads(self.process.stdout.readline())
 
@@ -77,6 +85,13 @@ def serve() -> None:
                 callbacks = {str(status): n for status, n in stub.callback_answers.items()}
                 print(json.dumps({"sms": len(stub.messages), "calls": len(stub.calls), "callbacks": callbacks}),
                       flush=True)  # fmt: skip
+            elif line.strip() == "sent":
+                created = [
+                    {"at": r.at, "from": r.form.get("From") or r.form.get("MessagingServiceSid"),
+                     "to": r.form.get("To"), "kind": "call" if r.path.endswith("/Calls.json") else "sms"}
+                    for r in [*stub.messages, *stub.calls]
+                ]  # fmt: skip
+                print(json.dumps(sorted(created, key=lambda one: one["at"])), flush=True)
 
 
 if __name__ == "__main__":
