@@ -189,7 +189,7 @@ ALERT_HOLDS_THE_LINE_FOR = 2  # seconds
 # went to the alerts: they ask as it starts.) A short hold (an alert during a broadcast) never gives way.
 HELD_LONG_AFTER = 5  # seconds
 THE_RESTS_SECOND_EVERY = 5  # seconds
-TURN_KEPT_FOR = 3  # seconds an odd second stays kept for a sender taking turns after it was last refused
+TURN_KEPT_FOR = 2  # seconds a side's turn is kept for it after it was last refused: its next second of each parity
 
 
 def take_send_slot(channel: str, *, alert: bool, sender: str = "", takes_turns: bool = False) -> bool:
@@ -206,10 +206,11 @@ def take_send_slot(channel: str, *, alert: bool, sender: str = "", takes_turns: 
     and the alert only won when it asked first in a second: it went out after most of them
     (benchmarks/alerts_during_broadcast.py). Welfare questions and calls from the helpline's number ask here too
     (helpline/welfare/sending.py): sent beside the outbox at the number's whole rate, they filled Twilio's queue
-    for the number, and a staff alert from it waited there behind them. They `take_turns`: once one was refused,
-    the other messages leave every odd second to them while they wait. Otherwise a broadcast's hundreds, each asking
-    again a second later at its own moment of the second, took nearly every slot before the tick's one ask a
-    second, and a dialysis patient's question waited for the whole broadcast."""
+    for the number, and a staff alert from it waited there behind them. They `take_turns` with the rest: while both
+    sides have been refused lately, an odd second keeps one slot for them and an even second one for the rest.
+    Otherwise a broadcast's hundreds, each asking again a second later at its own moment of the second, took nearly
+    every slot before the tick's one ask a second, and a dialysis patient's question waited for the whole broadcast
+    (or, the other way round, a tick early in each second took every slot from citizens' answers)."""
     if channel == NotificationChannel.SMS:
         sender = sender or settings.TWILIO_PHONE_NUMBER
         name = f"sms-rate:{sender}"
@@ -222,9 +223,8 @@ def take_send_slot(channel: str, *, alert: bool, sender: str = "", takes_turns: 
     second = int(time.time())
     held_since_key = f"{name}:held-for-alerts-since"  # the second the line was first held, while it stays held
     rest_waiting_key = f"{name}:others-waiting"
-    turn_waiting_key = f"{name}:turn-waiting"  # a sender that takes turns was refused, and asks again
-    if not alert and not takes_turns and second % 2 == 1 and cache.get(turn_waiting_key):
-        return False
+    turn_key = f"{name}:turn-waiting"  # a sender that takes turns was refused, and asks again
+    others_turn_key = f"{name}:others-turn-waiting"  # one of the rest was
     held_since = cache.get(held_since_key)
     room = limit
     if held_since is not None:
@@ -237,6 +237,9 @@ def take_send_slot(channel: str, *, alert: bool, sender: str = "", takes_turns: 
             return False
         if not alert and not the_rests_second:
             room = limit - 1  # one slot a second kept for the alerts; a long code has no other
+    its_turn = second % 2 == (1 if takes_turns else 0)
+    if not alert and not its_turn and cache.get(others_turn_key if takes_turns else turn_key):
+        room -= 1  # the other side's second, and the other side waits: one slot kept for it
     bucket = f"{name}:{second}"
     # A message kept to fewer slots than the limit does not count itself in once they are gone: the count it would
     # leave behind is the alerts' slot.
@@ -246,8 +249,8 @@ def take_send_slot(channel: str, *, alert: bool, sender: str = "", takes_turns: 
         _hold_the_line(held_since_key, second)
     elif not taken and held_since is not None:
         cache.set(rest_waiting_key, 1, timeout=ALERT_HOLDS_THE_LINE_FOR)
-    if not taken and takes_turns:
-        cache.set(turn_waiting_key, 1, timeout=TURN_KEPT_FOR)
+    if not taken and not alert:
+        cache.set(turn_key if takes_turns else others_turn_key, 1, timeout=TURN_KEPT_FOR)
     return taken
 
 
