@@ -319,10 +319,11 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
             DeliveryAttempt.objects.create(notification=notification, result="cancelled", detail=reason)
             return DeliveryOutcome(DeliveryStatus.CANCELLED)
         alert = is_alert(notification)
+        # Built once: the sender whose rate it waits for is the sender it goes from (a refusal noted meanwhile
+        # would otherwise move it to another number's line), and its cache read is made once.
+        message = _outgoing(notification)
         # A drill's message goes to the drill backend, never to a phone: it takes none of the number's rate.
-        if not notification.is_drill and not take_send_slot(
-            notification.channel, alert=alert, sender=_sender(notification)
-        ):
+        if not notification.is_drill and not take_send_slot(notification.channel, alert=alert, sender=message.sender):
             # An alert asks again as the next second starts, which it holds; the rest a second later, spread out.
             retry_in = 1.01 - time.time() % 1 if alert else 1
             notification.next_attempt_at = now + dt.timedelta(seconds=retry_in)
@@ -338,13 +339,12 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
     if notification.last_error_code == NETWORK_ERROR and notification.sent_at is None:
         # The last try lost its connection: Twilio may have taken the message before the answer was lost.
         lookup = backend.find_sent(
-            _outgoing(notification), since=notification.created_at - dt.timedelta(seconds=5),
-            known_sids=_known_sids(notification),
-        )  # fmt: skip
+            message, since=notification.created_at - dt.timedelta(seconds=5), known_sids=_known_sids(notification)
+        )
         if lookup.was_sent:
             result = SendResult(ok=True, provider_sid=lookup.provider_sid, detail="an earlier try had got through")
             return _record_send_result(notification, result, claimed_attempt=notification.attempts)
-    result = _send_from_a_sender_that_works(backend, _outgoing(notification))
+    result = _send_from_a_sender_that_works(backend, message)
     return _record_send_result(notification, result, claimed_attempt=notification.attempts)
 
 
