@@ -324,6 +324,30 @@ def test_someone_who_never_answered_a_finished_campaign_is_asked_by_the_next_one
     assert WelfareCheck.objects.get(campaign=first).state == CheckState.UNREACHABLE
 
 
+@pytest.mark.parametrize("next_campaign", ["a drill asking them", "a campaign in another town"])
+def test_a_late_2_to_a_finished_campaign_still_asks_for_help_after_a_campaign_that_does_not_ask_them_starts(
+    provider, clock, next_campaign
+):
+    # Settling their question as unreachable made their late "2" an ordinary SMS: a case triaged from the text "2",
+    # not the campaign's case of at least high priority.
+    maglaj, _in_doboj = register(2)
+    first = services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=["Maglaj"], needs=[], by=None)
+    run_ticks(clock, START + dt.timedelta(seconds=30), dt.timedelta(seconds=5))
+    assert len(sms_to(str(maglaj.phone))) == 1  # asked; no answer yet
+    services.finish_campaign(first)
+    if next_campaign == "a drill asking them":
+        services.start_campaign(title="Vježba", question="Vježba: jeste li dobro?", areas=["Maglaj"], needs=[],
+                                by=None, is_drill=True)  # fmt: skip
+    else:
+        services.start_campaign(title="Klizište", question="Jeste li sigurni?", areas=["Doboj"], needs=[], by=None)
+
+    services.answer_welfare_reply(str(maglaj.phone), "2", message_sid="SMlate2")
+
+    check = WelfareCheck.objects.get(campaign=first)
+    assert check.state == CheckState.NEEDS_HELP
+    assert check.case.priority in (Priority.HIGH, Priority.CRITICAL)
+
+
 def test_a_2_from_someone_the_register_says_reads_english_in_cyrillic_opens_a_case_in_their_language(provider, clock):
     # The case was made from the text "2": Bosnian and Latin for everyone, whatever the register said.
     (person,) = register(1)

@@ -78,15 +78,15 @@ def start_campaign(
     # thousands of people would slow the start for nothing.
     chosen = people_for(areas=areas, needs=needs).only("pk", "phone", "needs", "birth_year")
     people = sorted(chosen, key=lambda p: (urgency_of(p, now.year), p.pk))
-    _settle_unanswered_questions_of_finished_campaigns()
     # Numbers are compared by their keyed hashes: the numbers themselves are stored encrypted.
+    indexes = [phone_index(str(person.phone)) for person in people]
+    _settle_unanswered_questions_of_finished_campaigns(set(indexes), is_drill=is_drill)
     busy = set(
         WelfareCheck.objects.filter(state__in=QUESTION_OPEN, is_drill=is_drill).values_list("phone_index", flat=True)
     )
     checks = []
-    for person in people:
+    for person, index in zip(people, indexes, strict=True):
         phone = str(person.phone)
-        index = phone_index(phone)
         held = index in busy
         busy.add(index)
         checks.append(WelfareCheck(
@@ -290,11 +290,14 @@ def visit_the_silent(now: dt.datetime, *, limit: int = 500) -> int:
     return opened
 
 
-def _settle_unanswered_questions_of_finished_campaigns() -> int:
+def _settle_unanswered_questions_of_finished_campaigns(wanted: set[str], *, is_drill: bool) -> int:
     """A question a finished campaign asked and nobody answered is settled as unreachable once another campaign
-    wants that number. Left open, it held the person back from every later campaign for good (one open question
-    per number), and nothing would ever settle it: a finished campaign's checks are not called or visited. Until
-    then a late answer still reaches the campaign that asked (a "2" opens its case).
+    wants that number (`wanted`: blind indexes), a drill for a drill's question, a real campaign for a real one.
+    Left open, it held the person back from every later campaign for good (one open question per number), and
+    nothing would ever settle it: a finished campaign's checks are not called or visited. Until then a late
+    answer still reaches the campaign that asked: a "2" opens a case of at least high priority, linked to the
+    campaign. Settled, the same "2" is an ordinary SMS to the helpline, so no other campaign's start (a drill, a
+    campaign in another town) may settle it.
 
     A question the tick put back in the queue (its second was taken, or the provider refused it for now) just as a
     supervisor finished the campaign was never asked: it is settled as not asked, as finishing does."""
@@ -302,15 +305,25 @@ def _settle_unanswered_questions_of_finished_campaigns() -> int:
     WelfareCheck.objects.filter(finished, state=CheckState.QUEUED).update(
         state=CheckState.NOT_ASKED, send_at=None, updated_at=timezone.now()
     )
-    return WelfareCheck.objects.filter(finished, state__in=[CheckState.ASKED, CheckState.CALLED]).update(
+    if not wanted:
+        return 0
+    return WelfareCheck.objects.filter(
+        finished, state__in=[CheckState.ASKED, CheckState.CALLED], phone_index__in=wanted, is_drill=is_drill
+    ).update(
         state=CheckState.UNREACHABLE, failure="no answer before the campaign was finished", updated_at=timezone.now()
     )
 
 
 def release_held(now: dt.datetime) -> int:
     """A held person whose number has no open question any more is scheduled: the earlier campaign is settled."""
-    if WelfareCheck.objects.filter(state=CheckState.HELD, campaign__status=CampaignStatus.RUNNING).exists():
-        _settle_unanswered_questions_of_finished_campaigns()
+    waiting = set(
+        WelfareCheck.objects.filter(state=CheckState.HELD, campaign__status=CampaignStatus.RUNNING)
+        .values_list("phone_index", "is_drill")
+    )
+    for is_drill in {drill for _, drill in waiting}:
+        _settle_unanswered_questions_of_finished_campaigns(
+            {index for index, drill in waiting if drill == is_drill}, is_drill=is_drill
+        )
     with transaction.atomic():
         held = list(
             WelfareCheck.objects.select_for_update(skip_locked=True)
