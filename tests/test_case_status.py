@@ -3,12 +3,13 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.db import connection
 from django.utils import translation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpline.cases import intake, services
-from helpline.cases.models import CaseStatus, EventKind
+from helpline.cases.models import Case, CaseStatus, EventKind
 from tests.factories import CaseFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -62,6 +63,21 @@ def test_the_reference_year_follows_sarajevo_time_not_utc():
     with time_machine.travel(dt.datetime(2026, 12, 31, 22, 30, tzinfo=dt.UTC), tick=False):
         first, second = intake.next_case_reference(), intake.next_case_reference()
     assert first.startswith("SOS-2026-") and int(second[-5:]) == int(first[-5:]) + 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the years' sequences are PostgreSQL's")
+def test_a_case_opened_by_a_contact_takes_the_years_next_reference_with_more_digits_past_99999():
+    # The database draws the number as it stores the case; the citizen is told the reference the row has.
+    with connection.cursor() as cursor:  # a year no other test reaches; setval is not undone by the rollback
+        cursor.execute("SELECT setval('helpline_case_reference_2124', 99998)")
+    with time_machine.travel(dt.datetime(2124, 6, 1, 12, 0, tzinfo=dt.UTC), tick=False):
+        told = [
+            intake.record_inbound_sms(message_sid=f"SMref{n}", from_number=f"+3876100010{n}", body="Treba mi pomoć")
+            .case.reference
+            for n in range(2)
+        ]
+    assert told == ["SOS-2124-99999", "SOS-2124-100000"]
+    assert sorted(Case.objects.values_list("reference", flat=True)) == sorted(told)
 
 
 statuses = st.sampled_from([s.value for s in CaseStatus])

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import phonenumbers
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -47,7 +48,7 @@ from helpline.cases.models import (
     GivenReference,
     Message,
 )
-from helpline.cases.services import change_case_status, record_event
+from helpline.cases.services import change_case_status, record_event, timeline_written_together
 
 logger = logging.getLogger(__name__)
 
@@ -111,10 +112,23 @@ def reserve_spool_reference() -> str:
     return f"SOS-{timezone.localdate().year}-S{suffix}"
 
 
-def _reference_for_new_case(reserved: str | None) -> str:
+def new_case_reference() -> str | RawSQL:
+    """The next reference as `next_case_reference` gives it, or on PostgreSQL the SQL that draws it from the year's
+    sequence inside the case's INSERT, which returns it (`models.ReferenceField`). Must run inside a transaction."""
+    year = timezone.localdate().year
+    if connection.vendor != "postgresql" or year not in SEQUENCE_YEARS:
+        return next_case_reference()
+    # The same text as next_case_reference: at least five digits, more once a year passes 99,999 cases.
+    return RawSQL(  # the prefix and the sequence's name are bound parameters
+        "(SELECT %s || CASE WHEN n < 100000 THEN lpad(n::text, 5, '0') ELSE n::text END FROM nextval(%s::regclass) n)",
+        [f"SOS-{year:d}-", f"helpline_case_reference_{year:d}"],
+    )
+
+
+def _reference_for_new_case(reserved: str | None) -> str | RawSQL:
     if reserved and not Case.objects.filter(reference=reserved).exists():
         return reserved
-    return next_case_reference()
+    return new_case_reference()
 
 
 def normalise_phone(raw: str | None) -> str | None:
@@ -480,18 +494,21 @@ def record_incoming_call(
             return already.case
         caller = _caller_for(phone)
         known = {field: value for field, value in (("language", known_language), ("script", known_script)) if value}
-        case, _is_new = _open_or_create_case(
-            channel=Channel.VOICE, caller=caller, text="", is_drill=is_drill, reserved_reference=reserved_reference,
-            **known,
-        )  # fmt: skip
-        message = Message.objects.create(
-            case=case, direction=Direction.INBOUND, channel=Channel.VOICE, twilio_sid=call_sid, call_status="ringing"
-        )
-        record_event(
-            case, EventKind.CALL_RECEIVED, actor_kind=ActorKind.CITIZEN, message_id=message.pk,
-            **_answered_with(reserved_reference, case),
-        )  # fmt: skip
-        _schedule_triage(case)
+        # A new case's "created" and "call received" go in one INSERT (nothing here reads them back).
+        with timeline_written_together():
+            case, is_new = _open_or_create_case(
+                channel=Channel.VOICE, caller=caller, text="", is_drill=is_drill, reserved_reference=reserved_reference,
+                **known,
+            )  # fmt: skip
+            message = Message.objects.create(
+                case=case, direction=Direction.INBOUND, channel=Channel.VOICE, twilio_sid=call_sid,
+                call_status="ringing",
+            )  # fmt: skip
+            record_event(
+                case, EventKind.CALL_RECEIVED, actor_kind=ActorKind.CITIZEN, message_id=message.pk,
+                **_answered_with(reserved_reference, case),
+            )  # fmt: skip
+        _schedule_triage(case, is_new=is_new)
         return case
 
     case = _store(record)

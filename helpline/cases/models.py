@@ -178,8 +178,17 @@ class CaseReferenceSequence(models.Model):
         return f"{self.year}: {self.last_number}"
 
 
+class ReferenceField(models.CharField):
+    """A case's reference, which the INSERT returns: on PostgreSQL intake has the database draw it from the year's
+    sequence as the row goes in (`intake.new_case_reference`), one round trip for the number and the row."""
+
+    @property
+    def db_returning(self) -> bool:
+        return connections["default"].features.can_return_columns_from_insert
+
+
 class Case(models.Model):
-    reference = models.CharField(_("reference"), max_length=20, unique=True)
+    reference = ReferenceField(_("reference"), max_length=20, unique=True)
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
     status = models.CharField(_("status"), max_length=20, choices=CaseStatus.choices, default=CaseStatus.NEW)
     # Blank until triage has run: an untriaged case must not look like a normal one.
