@@ -348,6 +348,49 @@ def test_a_late_2_to_a_finished_campaign_still_asks_for_help_after_a_campaign_th
     assert check.case.priority in (Priority.HIGH, Priority.CRITICAL)
 
 
+@pytest.mark.parametrize(("late_by", "still_an_answer"), [(dt.timedelta(hours=3), True), (dt.timedelta(days=2), False)])
+def test_a_late_2_to_a_question_settled_for_the_next_campaign_still_asks_for_help_for_a_day(
+    provider, clock, late_by, still_an_answer
+):
+    # The next campaign settles the old question when it starts, but asks them only when their turn comes.
+    (person,) = register(1)
+    first = services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None)
+    run_ticks(clock, START + dt.timedelta(seconds=30), dt.timedelta(seconds=5))
+    services.finish_campaign(first)
+    services.start_campaign(title="Nestanak struje", question="Imate li struje?", areas=[], needs=[], by=None)
+    assert WelfareCheck.objects.get(campaign=first).state == CheckState.UNREACHABLE
+
+    clock.move_to(START + late_by)
+    said = services.answer_welfare_reply(str(person.phone), "2", message_sid="SMlate")
+
+    check = WelfareCheck.objects.get(campaign=first)
+    if still_an_answer:
+        assert check.state == CheckState.NEEDS_HELP and check.case.reference in said
+        assert check.case.priority in (Priority.HIGH, Priority.CRITICAL)
+    else:  # long after: an ordinary SMS to the helpline, which normal intake takes
+        assert said is None and check.state == CheckState.UNREACHABLE
+
+
+def test_a_2_pressed_on_the_welfare_call_reaches_someone_though_the_question_was_settled_as_it_rang(
+    provider, clock
+):
+    # It was thanked for ("a social worker will contact you"), and nobody was told.
+    register(1)
+    first = services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
+                                    call_after_minutes=1)  # fmt: skip
+    run_ticks(clock, START + dt.timedelta(minutes=2), dt.timedelta(seconds=5))
+    check = WelfareCheck.objects.get(campaign=first)
+    assert check.state == CheckState.CALLED
+    services.finish_campaign(first)  # the supervisor starts it again with better wording, as the phone rings
+    services.start_campaign(title="Poplave, ponovo", question="Jeste li na sigurnom?", areas=[], needs=[], by=None)
+
+    said = services.record_key_press(check.pk, "2", call_sid="CAringing")
+
+    check.refresh_from_db()
+    assert check.state == CheckState.NEEDS_HELP and check.case.reference in said
+    assert check.case.priority in (Priority.HIGH, Priority.CRITICAL)
+
+
 def test_a_2_from_someone_the_register_says_reads_english_in_cyrillic_opens_a_case_in_their_language(provider, clock):
     # The case was made from the text "2": Bosnian and Latin for everyone, whatever the register said.
     (person,) = register(1)

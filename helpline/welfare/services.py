@@ -80,7 +80,7 @@ def start_campaign(
     people = sorted(chosen, key=lambda p: (urgency_of(p, now.year), p.pk))
     # Numbers are compared by their keyed hashes: the numbers themselves are stored encrypted.
     indexes = [phone_index(str(person.phone)) for person in people]
-    _settle_unanswered_questions_of_finished_campaigns(set(indexes), is_drill=is_drill)
+    _settle_unanswered_questions_of_finished_campaigns(Q(phone_index__in=set(indexes), is_drill=is_drill))
     busy = set(
         WelfareCheck.objects.filter(state__in=QUESTION_OPEN, is_drill=is_drill).values_list("phone_index", flat=True)
     )
@@ -290,14 +290,14 @@ def visit_the_silent(now: dt.datetime, *, limit: int = 500) -> int:
     return opened
 
 
-def _settle_unanswered_questions_of_finished_campaigns(wanted: set[str], *, is_drill: bool) -> int:
+def _settle_unanswered_questions_of_finished_campaigns(wanted: Q | Exists) -> int:
     """A question a finished campaign asked and nobody answered is settled as unreachable once another campaign
-    wants that number (`wanted`: blind indexes), a drill for a drill's question, a real campaign for a real one.
-    Left open, it held the person back from every later campaign for good (one open question per number), and
-    nothing would ever settle it: a finished campaign's checks are not called or visited. Until then a late
-    answer still reaches the campaign that asked: a "2" opens a case of at least high priority, linked to the
-    campaign. Settled, the same "2" is an ordinary SMS to the helpline, so no other campaign's start (a drill, a
-    campaign in another town) may settle it.
+    wants that number (`wanted`: the checks of those numbers, a drill's for a drill, a real campaign's for a real
+    one). Left open, it held the person back from every later campaign for good (one open question per number),
+    and nothing would ever settle it: a finished campaign's checks are not called or visited. Until then a late
+    answer reaches the campaign that asked: a "2" opens a case of at least high priority, linked to the campaign;
+    for a day after, so does a late answer to the settled question (`_late_answer_to`). So no campaign's start may
+    settle a question it does not ask again (a drill, a campaign in another town).
 
     A question the tick put back in the queue (its second was taken, or the provider refused it for now) just as a
     supervisor finished the campaign was never asked: it is settled as not asked, as finishing does."""
@@ -305,24 +305,17 @@ def _settle_unanswered_questions_of_finished_campaigns(wanted: set[str], *, is_d
     WelfareCheck.objects.filter(finished, state=CheckState.QUEUED).update(
         state=CheckState.NOT_ASKED, send_at=None, updated_at=timezone.now()
     )
-    if not wanted:
-        return 0
-    return WelfareCheck.objects.filter(
-        finished, state__in=[CheckState.ASKED, CheckState.CALLED], phone_index__in=wanted, is_drill=is_drill
-    ).update(
+    return WelfareCheck.objects.filter(wanted, finished, state__in=[CheckState.ASKED, CheckState.CALLED]).update(
         state=CheckState.UNREACHABLE, failure="no answer before the campaign was finished", updated_at=timezone.now()
     )
 
 
 def release_held(now: dt.datetime) -> int:
     """A held person whose number has no open question any more is scheduled: the earlier campaign is settled."""
-    waiting = set(
-        WelfareCheck.objects.filter(state=CheckState.HELD, campaign__status=CampaignStatus.RUNNING)
-        .values_list("phone_index", "is_drill")
-    )
-    for is_drill in {drill for _, drill in waiting}:
+    held = WelfareCheck.objects.filter(state=CheckState.HELD, campaign__status=CampaignStatus.RUNNING)
+    if held.exists():
         _settle_unanswered_questions_of_finished_campaigns(
-            {index for index, drill in waiting if drill == is_drill}, is_drill=is_drill
+            Exists(held.filter(phone_index=OuterRef("phone_index"), is_drill=OuterRef("is_drill")))
         )
     with transaction.atomic():
         held = list(
@@ -376,13 +369,25 @@ def _has_visit(check: WelfareCheck) -> bool:
     return visits.VisitTask.objects.filter(welfare_check=check).exists()
 
 
+# How long a question settled as unreachable without an answer (a failed SMS, its finished campaign's number asked
+# again) still takes a late answer: its "2" then opens the campaign's case of at least high priority, not an
+# ordinary SMS read from the text "2".
+LATE_ANSWERS_TAKEN_FOR = dt.timedelta(days=1)
+
+
+def _late_answer_to(index: str, *, is_drill: bool) -> Q:
+    return Q(
+        phone_index=index, is_drill=is_drill, state=CheckState.UNREACHABLE, answered_at__isnull=True,
+        updated_at__gte=timezone.now() - LATE_ANSWERS_TAKEN_FOR,
+    )  # fmt: skip
+
+
 def _open_check_for(phone_e164: str, *, is_drill: bool) -> WelfareCheck | None:
-    return (
-        WelfareCheck.objects.select_for_update(of=("self",))
-        .select_related("person", "campaign")
-        .filter(phone_index=phone_index(phone_e164), is_drill=is_drill, state__in=AWAITING_ANSWER)
-        .first()
-    )
+    """The number's open question, else the one most recently settled as unreachable (`_late_answer_to`)."""
+    index = phone_index(phone_e164)
+    checks = WelfareCheck.objects.select_for_update(of=("self",)).select_related("person", "campaign")
+    open_question = checks.filter(phone_index=index, is_drill=is_drill, state__in=AWAITING_ANSWER).first()
+    return open_question or checks.filter(_late_answer_to(index, is_drill=is_drill)).order_by("-updated_at").first()
 
 
 def welfare_business_with(phone_e164: str, *, message_sid: str | None, is_drill: bool = False) -> QuerySet:
@@ -395,7 +400,8 @@ def welfare_business_with_phone_index(index: str, *, message_sid: str | None, is
     """`welfare_business_with`, by the number's blind index."""
     open_question = Q(phone_index=index, is_drill=is_drill, state__in=AWAITING_ANSWER)
     answered_before = Q(reply_sid=message_sid) if message_sid else Q(pk__in=[])
-    return WelfareCheck.objects.filter(open_question | answered_before).values("pk")[:1]
+    late_answer = _late_answer_to(index, is_drill=is_drill)
+    return WelfareCheck.objects.filter(open_question | late_answer | answered_before).values("pk")[:1]
 
 
 def answer_welfare_reply(
@@ -451,7 +457,9 @@ def record_key_press(check_id: int, digits: str, *, call_sid: str) -> str | None
         )
         if check is None:
             return None
-        if check.state in AWAITING_ANSWER:
+        # Settled as unreachable while the call rang (a failed SMS, another campaign's start): the person is on
+        # the line now, and a "2" must reach someone, not be thanked for and dropped.
+        if check.state in AWAITING_ANSWER or (check.state == CheckState.UNREACHABLE and check.answered_at is None):
             if reading == Reading.SAFE:
                 _settle(check, CheckState.SAFE, via="voice")
             else:
