@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 import time_machine
+from django.db import connection
 
 from helpline.cases.models import Case, Priority
 from helpline.casework import actions
@@ -26,6 +27,7 @@ from helpline.welfare.models import (
 from notifications import outbox
 from notifications.backends import OutgoingMessage, SendResult
 from notifications.models import Notification, NotificationKind
+from tests.concurrency import run_at_once
 from tests.factories import CaseFactory, ShiftFactory, StaffFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -389,6 +391,22 @@ def test_a_2_pressed_on_the_welfare_call_reaches_someone_though_the_question_was
     check.refresh_from_db()
     assert check.state == CheckState.NEEDS_HELP and check.case.reference in said
     assert check.case.priority in (Priority.HIGH, Priority.CRITICAL)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs concurrent transactions")
+def test_two_supervisors_starting_campaigns_at_once_both_start_and_each_person_is_asked_one_at_a_time(provider):
+    # Both read "no open question" and opened one for every number: the unique index refused the second start.
+    people = register(6)
+    started, errors = run_at_once(
+        lambda title: services.start_campaign(title=title, question="Jeste li sigurni?", areas=[], needs=[], by=None),
+        [("Poplave",), ("Nestanak struje",)],
+    )
+    assert errors == [] and len(started) == 2
+    for person in people:
+        assert sorted(WelfareCheck.objects.filter(person=person).values_list("state", flat=True)) == [
+            CheckState.HELD, CheckState.QUEUED
+        ]
 
 
 def test_a_2_from_someone_the_register_says_reads_english_in_cyrillic_opens_a_case_in_their_language(provider, clock):

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -60,6 +60,20 @@ def urgency_of(person: VulnerablePerson, this_year: int) -> int:
 
 # --- Starting ---------------------------------------------------------------------------------------------------
 
+# An advisory lock's number (any 64-bit value no other lock uses): see `_take_the_turn_to_open_questions`.
+OPEN_QUESTIONS_TURN = 0x77656C6661726531  # "welfare1"
+
+
+def _take_the_turn_to_open_questions() -> None:
+    """Starting a campaign and releasing held people each read which numbers have an open question and open
+    questions for the others. Two at once (two supervisors starting campaigns, a start during the tick) could both
+    open one for the same number: the unique index refuses the second, the supervisor's page fails, or the tick
+    does. One at a time instead, until the transaction ends. SQLite serialises writers already."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [OPEN_QUESTIONS_TURN])
+
+
 
 @transaction.atomic
 def start_campaign(
@@ -68,6 +82,7 @@ def start_campaign(
 ) -> Campaign:
     """Create the campaign and one check per person in the chosen areas and/or with the chosen needs, in the
     order they will be asked. A number with an open question elsewhere is held until that one is settled."""
+    _take_the_turn_to_open_questions()
     now = timezone.now()
     campaign = Campaign.objects.create(
         title=title, question=question, question_english=question_english.strip(), areas=areas, needs=needs,
@@ -313,11 +328,13 @@ def _settle_unanswered_questions_of_finished_campaigns(wanted: Q | Exists) -> in
 def release_held(now: dt.datetime) -> int:
     """A held person whose number has no open question any more is scheduled: the earlier campaign is settled."""
     held = WelfareCheck.objects.filter(state=CheckState.HELD, campaign__status=CampaignStatus.RUNNING)
-    if held.exists():
-        _settle_unanswered_questions_of_finished_campaigns(
-            Exists(held.filter(phone_index=OuterRef("phone_index"), is_drill=OuterRef("is_drill")))
-        )
+    if not held.exists():
+        return 0
+    _settle_unanswered_questions_of_finished_campaigns(
+        Exists(held.filter(phone_index=OuterRef("phone_index"), is_drill=OuterRef("is_drill")))
+    )
     with transaction.atomic():
+        _take_the_turn_to_open_questions()
         held = list(
             WelfareCheck.objects.select_for_update(skip_locked=True)
             .filter(state=CheckState.HELD, campaign__status=CampaignStatus.RUNNING)
