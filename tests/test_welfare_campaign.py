@@ -409,6 +409,36 @@ def test_two_supervisors_starting_campaigns_at_once_both_start_and_each_person_i
         ]
 
 
+def test_someone_who_answered_safe_and_then_sends_2_gets_the_campaigns_case(provider, clock):
+    # Things change: an hour after "1" the water is in the house. Their "2" was an ordinary SMS read from "2".
+    (person,) = register(1)
+    campaign = services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None)
+    run_ticks(clock, START + dt.timedelta(seconds=30), dt.timedelta(seconds=5))
+    services.answer_welfare_reply(str(person.phone), "1", message_sid="SMsafe")
+    clock.move_to(START + dt.timedelta(hours=1))
+
+    said = services.answer_welfare_reply(str(person.phone), "2 voda ulazi u kuću", message_sid="SMnow")
+
+    check = WelfareCheck.objects.get(campaign=campaign)
+    assert check.state == CheckState.NEEDS_HELP and check.case.reference in said
+    assert check.case.priority in (Priority.HIGH, Priority.CRITICAL)
+
+
+def test_a_2_pressed_on_the_welfare_call_after_a_1_by_sms_opens_the_case(provider, clock):
+    (person,) = register(1)
+    campaign = services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
+                                       call_after_minutes=1)  # fmt: skip
+    run_ticks(clock, START + dt.timedelta(minutes=2), dt.timedelta(seconds=5))
+    check = WelfareCheck.objects.get(campaign=campaign)
+    assert check.state == CheckState.CALLED
+    services.answer_welfare_reply(str(person.phone), "1", message_sid="SMsafe")  # as the phone rang
+
+    said = services.record_key_press(check.pk, "2", call_sid="CAringing")
+
+    check.refresh_from_db()
+    assert check.state == CheckState.NEEDS_HELP and check.case.reference in said
+
+
 def test_a_2_from_someone_the_register_says_reads_english_in_cyrillic_opens_a_case_in_their_language(provider, clock):
     # The case was made from the text "2": Bosnian and Latin for everyone, whatever the register said.
     (person,) = register(1)

@@ -386,17 +386,17 @@ def _has_visit(check: WelfareCheck) -> bool:
     return visits.VisitTask.objects.filter(welfare_check=check).exists()
 
 
-# How long a question settled as unreachable without an answer (a failed SMS, its finished campaign's number asked
-# again) still takes a late answer: its "2" then opens the campaign's case of at least high priority, not an
-# ordinary SMS read from the text "2".
+# How long a settled question still takes an answer: one settled as unreachable without an answer (a failed SMS,
+# its finished campaign's number asked again), and a "2" to one answered "safe" (things change: the water rises).
+# Either opens the campaign's case of at least high priority, not an ordinary SMS read from the text "2".
 LATE_ANSWERS_TAKEN_FOR = dt.timedelta(days=1)
 
 
 def _late_answer_to(index: str, *, is_drill: bool) -> Q:
-    return Q(
-        phone_index=index, is_drill=is_drill, state=CheckState.UNREACHABLE, answered_at__isnull=True,
-        updated_at__gte=timezone.now() - LATE_ANSWERS_TAKEN_FOR,
-    )  # fmt: skip
+    since = timezone.now() - LATE_ANSWERS_TAKEN_FOR
+    unanswered = Q(state=CheckState.UNREACHABLE, answered_at__isnull=True, updated_at__gte=since)
+    answered_safe = Q(state=CheckState.SAFE, answered_at__gte=since)
+    return Q(phone_index=index, is_drill=is_drill) & (unanswered | answered_safe)
 
 
 def _open_check_for(phone_e164: str, *, is_drill: bool) -> WelfareCheck | None:
@@ -445,6 +445,8 @@ def answer_welfare_reply(
         if check is None:
             return None
         reading = read_reply(body)
+        if check.state == CheckState.SAFE and reading != Reading.HELP:
+            return None  # after "I am safe", words are an ordinary message; only a "2" asks the campaign again
         sid = message_sid or f"welfare-{check.pk}-{uuid.uuid4().hex[:12]}"
         if reading == Reading.SAFE:
             _settle(check, CheckState.SAFE, via="sms", reply_sid=sid)
@@ -474,9 +476,11 @@ def record_key_press(check_id: int, digits: str, *, call_sid: str) -> str | None
         )
         if check is None:
             return None
-        # Settled as unreachable while the call rang (a failed SMS, another campaign's start): the person is on
-        # the line now, and a "2" must reach someone, not be thanked for and dropped.
-        if check.state in AWAITING_ANSWER or (check.state == CheckState.UNREACHABLE and check.answered_at is None):
+        # Settled while the call rang (a failed SMS, another campaign's start, a "1" by SMS): the person is on the
+        # line now, and a "2" must reach someone, not be thanked for and dropped.
+        unanswered = check.state == CheckState.UNREACHABLE and check.answered_at is None
+        safe_until_now = check.state == CheckState.SAFE and reading != Reading.SAFE
+        if check.state in AWAITING_ANSWER or unanswered or safe_until_now:
             if reading == Reading.SAFE:
                 _settle(check, CheckState.SAFE, via="voice")
             else:
