@@ -177,16 +177,17 @@ def _serialise_contacts_on(key: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_id(key)])
 
 
-def _caller_for(phone_e164: str | None) -> Caller | None:
+def _caller_for(phone_e164: str | None, *, known_to_be_new: bool = False) -> Caller | None:
     """The caller with this number, created if new; `is_new` tells the intake it need not look for an open case.
-    Call it under `_serialise_contacts_on(phone)`, so no other intake is creating the same caller meanwhile."""
+    Call it under `_serialise_contacts_on(phone)`, so no other intake is creating the same caller meanwhile.
+    `known_to_be_new`: a read under that lock found no caller with this number."""
     if phone_e164 is None:
         return None
     index = phone_index(phone_e164)
     if connection.vendor == "postgresql":
         # Most contacts come from a known number. Read as written SQL, like the insert below: the ORM's building of
         # the query cost twice the read itself, on every SMS and call.
-        caller = next(iter(Caller.objects.raw(_CALLER_SQL, [index])), None)
+        caller = None if known_to_be_new else next(iter(Caller.objects.raw(_CALLER_SQL, [index])), None)
         if caller is None:
             encrypted_phone = Caller._meta.get_field("phone").get_prep_value(phone_e164)
             inserted = list(Caller.objects.raw(_INSERT_CALLER_SQL, [encrypted_phone, index, timezone.now()]))
@@ -198,6 +199,30 @@ def _caller_for(phone_e164: str | None) -> Caller | None:
     caller, created = Caller.objects.get_or_create(phone_index=index, defaults={"phone": phone_e164})
     caller.is_new = created
     return caller
+
+
+# After the number's lock, one read answers both questions every SMS and call asks: was this webhook stored already
+# (a retry), and who is calling. The caller's columns are NULL when the number is new.
+_STORED_AND_CALLER_SQL = (
+    "SELECT c.id, c.phone, c.phone_index, c.name, c.has_opted_out, c.created_at, "
+    "(SELECT m.id FROM helpline_message m WHERE m.twilio_sid = %s ORDER BY m.id LIMIT 1) AS stored_message_id "
+    "FROM (SELECT 1) AS one LEFT JOIN helpline_caller c ON c.phone_index = %s"
+)
+
+
+def _stored_contact_and_caller(twilio_sid: str, phone_e164: str | None) -> tuple[Message | None, Caller | None]:
+    """The message a retried webhook was stored as (then no caller is needed), else the caller, created if new
+    (`_caller_for`). Call it under `_serialise_contacts_on(phone)`, as `_caller_for`."""
+    if phone_e164 is None or connection.vendor != "postgresql":
+        stored = _stored_contact(twilio_sid)
+        return stored, None if stored is not None else _caller_for(phone_e164)
+    row = next(iter(Caller.objects.raw(_STORED_AND_CALLER_SQL, [twilio_sid, phone_index(phone_e164)])))
+    if row.stored_message_id is not None:
+        return Message.objects.select_related("case").filter(pk=row.stored_message_id).first(), None
+    if row.pk is None:
+        return None, _caller_for(phone_e164, known_to_be_new=True)
+    row.is_new = False
+    return None, row
 
 
 def _stored_contact(twilio_sid: str) -> Message | None:
@@ -370,7 +395,7 @@ def record_inbound_sms(
     def record() -> SmsIntake:
         # Copies of one webhook come from one number, so the number's lock serialises them too.
         _serialise_contacts_on(f"phone:{phone}" if phone else f"sid:{message_sid}")
-        already = _stored_contact(message_sid)
+        already, caller = _stored_contact_and_caller(message_sid, phone)
         if already is not None:
             _answered_with(reserved_reference, already.case)  # a retry spooled in an outage had a reference too
             # Twilio retried: answer exactly as the first time.
@@ -378,7 +403,6 @@ def record_inbound_sms(
             return SmsIntake(
                 already.case, _sms_kind(keyword), already.case.language, already.case.script, opened_the_case
             )
-        caller = _caller_for(phone)
         # STOP always stops. START or YES only means "send to me again" from someone who had stopped: from anyone
         # else it is an answer ("Yes, you can call now") and is stored, triaged and passed on like any message.
         opting_in = keyword in OPT_IN_KEYWORDS and caller is not None and caller.has_opted_out
@@ -488,11 +512,10 @@ def record_incoming_call(
 
     def record() -> Case:
         _serialise_contacts_on(f"phone:{phone}" if phone else f"sid:{call_sid}")
-        already = _stored_contact(call_sid)
+        already, caller = _stored_contact_and_caller(call_sid, phone)
         if already is not None:
             _answered_with(reserved_reference, already.case)  # the caller may have heard a reserved reference
             return already.case
-        caller = _caller_for(phone)
         known = {field: value for field, value in (("language", known_language), ("script", known_script)) if value}
         # A new case's "created" and "call received" go in one INSERT (nothing here reads them back).
         with timeline_written_together():
