@@ -415,6 +415,9 @@ def test_someone_who_answered_safe_and_then_sends_2_gets_the_campaigns_case(prov
     campaign = services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None)
     run_ticks(clock, START + dt.timedelta(seconds=30), dt.timedelta(seconds=5))
     services.answer_welfare_reply(str(person.phone), "1", message_sid="SMsafe")
+    clock.move_to(START + dt.timedelta(minutes=10))
+    # Words after "safe" are an ordinary message for normal intake, "no" and "need" among them.
+    assert services.answer_welfare_reply(str(person.phone), "Hvala, ne treba ništa", message_sid="SMthanks") is None
     clock.move_to(START + dt.timedelta(hours=1))
 
     said = services.answer_welfare_reply(str(person.phone), "2 voda ulazi u kuću", message_sid="SMnow")
@@ -422,6 +425,9 @@ def test_someone_who_answered_safe_and_then_sends_2_gets_the_campaigns_case(prov
     check = WelfareCheck.objects.get(campaign=campaign)
     assert check.state == CheckState.NEEDS_HELP and check.case.reference in said
     assert check.case.priority in (Priority.HIGH, Priority.CRITICAL)
+    # Twilio retries the webhook of the "1": still the campaign's, no case of its own.
+    assert check.case.reference in services.answer_welfare_reply(str(person.phone), "1", message_sid="SMsafe")
+    assert Case.objects.count() == 1
 
 
 def test_a_2_pressed_on_the_welfare_call_after_a_1_by_sms_opens_the_case(provider, clock):

@@ -25,6 +25,17 @@ _HELP_WORDS = frozenset({
 })  # fmt: skip
 
 
+# After "I am safe", what asks for help again unmistakably: "2" first, or a word that only means help. Not "ne",
+# "no" or "treba" alone: "Hvala, ne treba ništa" (thanks, we need nothing) is an ordinary message.
+_UNMISTAKABLE_HELP_WORDS = frozenset({"pomoc", "pomozite", "help", "hitno", "sos"})
+
+
+def asks_for_help_again(body: str) -> bool:
+    """A message from someone who answered "safe" that asks the campaign for help after all."""
+    words = fold(body).split()
+    return bool(words) and (words[0] == "2" or bool(set(words) & _UNMISTAKABLE_HELP_WORDS))
+
+
 def fold(text: str) -> str:
     """Lower case, Latin, no diacritics (č, ć -> c; đ -> dj), words separated by single spaces."""
     latin = cyrillic_to_latin(text).lower().replace("đ", "dj")

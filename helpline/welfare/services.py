@@ -34,7 +34,7 @@ from helpline.welfare.models import (
     VulnerablePerson,
     WelfareCheck,
 )
-from helpline.welfare.replies import Reading, read_key_press, read_reply
+from helpline.welfare.replies import Reading, asks_for_help_again, read_key_press, read_reply
 from helpline.welfare.selectors import people_for
 
 logger = logging.getLogger(__name__)
@@ -64,14 +64,21 @@ def urgency_of(person: VulnerablePerson, this_year: int) -> int:
 OPEN_QUESTIONS_TURN = 0x77656C6661726531  # "welfare1"
 
 
-def _take_the_turn_to_open_questions() -> None:
+def _take_the_turn_to_open_questions(*, wait: bool = True) -> bool:
     """Starting a campaign and releasing held people each read which numbers have an open question and open
     questions for the others. Two at once (two supervisors starting campaigns, a start during the tick) could both
     open one for the same number: the unique index refuses the second, the supervisor's page fails, or the tick
-    does. One at a time instead, until the transaction ends. SQLite serialises writers already."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+    does. One at a time instead, until the transaction ends. SQLite serialises writers already.
+
+    `wait=False`: take the turn only if it is free; False when someone else holds it."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        if wait:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [OPEN_QUESTIONS_TURN])
+            return True
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [OPEN_QUESTIONS_TURN])
+        return cursor.fetchone()[0]
 
 
 
@@ -334,7 +341,10 @@ def release_held(now: dt.datetime) -> int:
         Exists(held.filter(phone_index=OuterRef("phone_index"), is_drill=OuterRef("is_drill")))
     )
     with transaction.atomic():
-        _take_the_turn_to_open_questions()
+        # A campaign starting (seconds for thousands of people) or another release holds the turn: the next tick
+        # releases them. Waiting here would keep an answer's webhook (release runs after each answer) waiting.
+        if not _take_the_turn_to_open_questions(wait=False):
+            return 0
         held = list(
             WelfareCheck.objects.select_for_update(skip_locked=True)
             .filter(state=CheckState.HELD, campaign__status=CampaignStatus.RUNNING)
@@ -392,10 +402,13 @@ def _has_visit(check: WelfareCheck) -> bool:
 LATE_ANSWERS_TAKEN_FOR = dt.timedelta(days=1)
 
 
-def _late_answer_to(index: str, *, is_drill: bool) -> Q:
-    since = timezone.now() - LATE_ANSWERS_TAKEN_FOR
-    unanswered = Q(state=CheckState.UNREACHABLE, answered_at__isnull=True, updated_at__gte=since)
-    answered_safe = Q(state=CheckState.SAFE, answered_at__gte=since)
+def _late_answer_to(index: str, *, is_drill: bool, settled_since: dt.datetime | None) -> Q:
+    """Settled questions of this number that may take a late answer; `settled_since` None: whenever settled."""
+    unanswered = Q(state=CheckState.UNREACHABLE, answered_at__isnull=True)
+    answered_safe = Q(state=CheckState.SAFE)
+    if settled_since is not None:
+        unanswered &= Q(updated_at__gte=settled_since)
+        answered_safe &= Q(answered_at__gte=settled_since)
     return Q(phone_index=index, is_drill=is_drill) & (unanswered | answered_safe)
 
 
@@ -404,7 +417,8 @@ def _open_check_for(phone_e164: str, *, is_drill: bool) -> WelfareCheck | None:
     index = phone_index(phone_e164)
     checks = WelfareCheck.objects.select_for_update(of=("self",)).select_related("person", "campaign")
     open_question = checks.filter(phone_index=index, is_drill=is_drill, state__in=AWAITING_ANSWER).first()
-    return open_question or checks.filter(_late_answer_to(index, is_drill=is_drill)).order_by("-updated_at").first()
+    late = _late_answer_to(index, is_drill=is_drill, settled_since=timezone.now() - LATE_ANSWERS_TAKEN_FOR)
+    return open_question or checks.filter(late).order_by("-updated_at").first()
 
 
 def welfare_business_with(phone_e164: str, *, message_sid: str | None, is_drill: bool = False) -> QuerySet:
@@ -417,7 +431,10 @@ def welfare_business_with_phone_index(index: str, *, message_sid: str | None, is
     """`welfare_business_with`, by the number's blind index."""
     open_question = Q(phone_index=index, is_drill=is_drill, state__in=AWAITING_ANSWER)
     answered_before = Q(reply_sid=message_sid) if message_sid else Q(pk__in=[])
-    late_answer = _late_answer_to(index, is_drill=is_drill)
+    # Without the day's limit: every citizen SMS asks this in a read compiled once a process, which would keep the
+    # first call's time for good. A person on the register who once answered pays a read more when they text us;
+    # `_open_check_for` then applies the day.
+    late_answer = _late_answer_to(index, is_drill=is_drill, settled_since=None)
     return WelfareCheck.objects.filter(open_question | late_answer | answered_before).values("pk")[:1]
 
 
@@ -444,9 +461,9 @@ def answer_welfare_reply(
         check = _open_check_for(phone, is_drill=is_drill)
         if check is None:
             return None
-        reading = read_reply(body)
-        if check.state == CheckState.SAFE and reading != Reading.HELP:
+        if check.state == CheckState.SAFE and not asks_for_help_again(body):
             return None  # after "I am safe", words are an ordinary message; only a "2" asks the campaign again
+        reading = read_reply(body)
         sid = message_sid or f"welfare-{check.pk}-{uuid.uuid4().hex[:12]}"
         if reading == Reading.SAFE:
             _settle(check, CheckState.SAFE, via="sms", reply_sid=sid)
@@ -524,7 +541,8 @@ def _settle(
 ) -> None:
     now = timezone.now()
     check.state, check.answered_at, check.answered_via = state, now, via
-    check.reply_sid = reply_sid or check.reply_sid
+    # The first answer's SID stays (a "2" after a "1"): a retried webhook of the "1" then still finds its check.
+    check.reply_sid = check.reply_sid or reply_sid
     check.case = case or check.case
     check.save(update_fields=["state", "answered_at", "answered_via", "reply_sid", "case", "updated_at"])
     visits.close_visit_answered(check, now)
