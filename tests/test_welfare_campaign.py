@@ -342,6 +342,7 @@ def test_a_late_2_to_a_finished_campaign_still_asks_for_help_after_a_campaign_th
                                 by=None, is_drill=True)  # fmt: skip
     else:
         services.start_campaign(title="Klizište", question="Jeste li sigurni?", areas=["Doboj"], needs=[], by=None)
+    assert WelfareCheck.objects.get(campaign=first).state == CheckState.ASKED  # still the first campaign's question
 
     services.answer_welfare_reply(str(maglaj.phone), "2", message_sid="SMlate2")
 

@@ -102,7 +102,11 @@ def start_campaign(
     people = sorted(chosen, key=lambda p: (urgency_of(p, now.year), p.pk))
     # Numbers are compared by their keyed hashes: the numbers themselves are stored encrypted.
     indexes = [phone_index(str(person.phone)) for person in people]
-    _settle_unanswered_questions_of_finished_campaigns(Q(phone_index__in=set(indexes), is_drill=is_drill))
+    wanted = sorted(set(indexes))
+    for start in range(0, len(wanted), 1000):  # SQLite takes at most 32,766 values in one statement
+        _settle_unanswered_questions_of_finished_campaigns(
+            Q(phone_index__in=wanted[start : start + 1000], is_drill=is_drill)
+        )
     busy = set(
         WelfareCheck.objects.filter(state__in=QUESTION_OPEN, is_drill=is_drill).values_list("phone_index", flat=True)
     )
@@ -337,14 +341,15 @@ def release_held(now: dt.datetime) -> int:
     held = WelfareCheck.objects.filter(state=CheckState.HELD, campaign__status=CampaignStatus.RUNNING)
     if not held.exists():
         return 0
-    _settle_unanswered_questions_of_finished_campaigns(
-        Exists(held.filter(phone_index=OuterRef("phone_index"), is_drill=OuterRef("is_drill")))
-    )
     with transaction.atomic():
         # A campaign starting (seconds for thousands of people) or another release holds the turn: the next tick
-        # releases them. Waiting here would keep an answer's webhook (release runs after each answer) waiting.
+        # releases them. Waiting here, for the turn or for the rows a start has settled, would keep an answer's
+        # webhook (release runs after each answer) waiting.
         if not _take_the_turn_to_open_questions(wait=False):
             return 0
+        _settle_unanswered_questions_of_finished_campaigns(
+            Exists(held.filter(phone_index=OuterRef("phone_index"), is_drill=OuterRef("is_drill")))
+        )
         held = list(
             WelfareCheck.objects.select_for_update(skip_locked=True)
             .filter(state=CheckState.HELD, campaign__status=CampaignStatus.RUNNING)
@@ -432,8 +437,8 @@ def welfare_business_with_phone_index(index: str, *, message_sid: str | None, is
     open_question = Q(phone_index=index, is_drill=is_drill, state__in=AWAITING_ANSWER)
     answered_before = Q(reply_sid=message_sid) if message_sid else Q(pk__in=[])
     # Without the day's limit: every citizen SMS asks this in a read compiled once a process, which would keep the
-    # first call's time for good. A person on the register who once answered pays a read more when they text us;
-    # `_open_check_for` then applies the day.
+    # first call's time for good. An SMS from a person on the register who once answered then goes through
+    # `answer_welfare_reply` (a short transaction, two locking reads), which applies the day.
     late_answer = _late_answer_to(index, is_drill=is_drill, settled_since=None)
     return WelfareCheck.objects.filter(open_question | late_answer | answered_before).values("pk")[:1]
 
