@@ -81,7 +81,6 @@ def _take_the_turn_to_open_questions(*, wait: bool = True) -> bool:
         return cursor.fetchone()[0]
 
 
-
 @transaction.atomic
 def start_campaign(
     *, title: str, question: str, areas: list[str], needs: list[str], by: AbstractBaseUser | None,
@@ -338,8 +337,8 @@ def _settle_unanswered_questions_of_finished_campaigns(wanted: Q | Exists) -> in
 
 def release_held(now: dt.datetime) -> int:
     """A held person whose number has no open question any more is scheduled: the earlier campaign is settled."""
-    held = WelfareCheck.objects.filter(state=CheckState.HELD, campaign__status=CampaignStatus.RUNNING)
-    if not held.exists():
+    waiting = WelfareCheck.objects.filter(state=CheckState.HELD, campaign__status=CampaignStatus.RUNNING)
+    if not waiting.exists():
         return 0
     with transaction.atomic():
         # A campaign starting (seconds for thousands of people) or another release holds the turn: the next tick
@@ -348,7 +347,7 @@ def release_held(now: dt.datetime) -> int:
         if not _take_the_turn_to_open_questions(wait=False):
             return 0
         _settle_unanswered_questions_of_finished_campaigns(
-            Exists(held.filter(phone_index=OuterRef("phone_index"), is_drill=OuterRef("is_drill")))
+            Exists(waiting.filter(phone_index=OuterRef("phone_index"), is_drill=OuterRef("is_drill")))
         )
         held = list(
             WelfareCheck.objects.select_for_update(skip_locked=True)
