@@ -25,7 +25,7 @@ from helpline.cases.language import fold
 from helpline.cases.models import Case, CaseStatus, Priority
 from helpline.roster.models import Absence, Shift, StaffProfile
 from helpline.roster.selectors import all_supervisors, on_duty, supervisors_on_duty
-from notifications.models import CallOut, NotificationKind, SurgeMode
+from notifications.models import CallOut, Notification, NotificationKind, SurgeMode
 from notifications.outbox import queue_notification
 from notifications.texts import console_url, in_staff_language
 
@@ -213,8 +213,8 @@ def answer_call_out(staff: StaffProfile, body: str) -> str | None:
     for a shift's length (leave they had then gives way: they chose to come in); "2" is noted. None when this
     person has no open call-out or the SMS is not an answer, so other commands go on."""
     match = _ANSWER.match(fold(body))
-    if match is None:
-        return None
+    if match is None or not _is_a_time_of_day(match.group(2), match.group(3) or match.group(4)):
+        return None  # "DA 4821" is an acknowledgement's code, not "coming at 48:21"
     now = timezone.now()
     with transaction.atomic():
         call = (
@@ -224,6 +224,8 @@ def answer_call_out(staff: StaffProfile, body: str) -> str | None:
         )  # fmt: skip
         if call is None:
             return None
+        if match.group(4) and _is_a_code_sent_to(staff, match.group(2) + match.group(4)):
+            return None  # "1 1830" with a code of theirs: they take that case (the call-out stays open)
         call.answered_at, call.is_coming = now, match.group(1) in _COMING
         call.save(update_fields=["answered_at", "is_coming"])
         if not call.is_coming:
@@ -239,6 +241,16 @@ def answer_call_out(staff: StaffProfile, body: str) -> str | None:
     return in_staff_language(lambda: gettext(
         "Thank you. You are on duty from %(time)s on %(date)s (that time had passed today); cases will come to you."
     ) % {"time": local.strftime("%H:%M"), "date": local.strftime("%d.%m.")})  # fmt: skip
+
+
+def _is_a_time_of_day(hour: str | None, minute: str | None) -> bool:
+    return hour is None or (int(hour) <= 23 and int(minute or 0) <= 59)
+
+
+def _is_a_code_sent_to(staff: StaffProfile, digits: str) -> bool:
+    """Four digits after "1" or "DA" are a time ("1 1830") or, as in "DA 4821", the acknowledgement code of a
+    notification about a case; someone called in may be chased about a case at the same time."""
+    return Notification.objects.filter(recipient=staff.user, case__isnull=False, ack_code=digits).exists()
 
 
 def _coming_from(now: dt.datetime, hour: str | None, minute: str | None) -> dt.datetime:

@@ -252,3 +252,26 @@ def test_while_surge_mode_lasts_every_citizen_answer_carries_the_supervisors_not
     assert notice not in later
     after = client.post("/api/v1/inquiries/", {"message": "Pitanje"}, content_type="application/json").json()
     assert after["notice"] == ""
+
+
+@pytest.mark.parametrize("code", ["4821", "1830"], ids=["not a time", "a time of day"])
+def test_someone_called_in_who_takes_a_case_by_its_code_is_not_put_on_duty_at_a_made_up_hour(
+    clock, supervisor, twilio, code
+):
+    # "DA 4821" was read as "coming at 48:21": a shift from 00:21 for someone asleep, and the case not taken.
+    worker = StaffFactory(phone="+38761200305")
+    ShiftFactory(staff=worker, starts_at=START - dt.timedelta(hours=8), ends_at=START + dt.timedelta(minutes=30))
+    case = new_case("treba nam pomoć oko ogrjeva")
+    assert case.assigned_to == worker.user
+    Notification.objects.filter(recipient=worker.user, case=case).update(ack_code=code)
+    clock.shift(dt.timedelta(hours=1))  # their shift is over; a surge calls them in
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    assert actions.do_call_out(by=supervisor.user) == 1
+
+    twilio.sms(f"DA {code}", sid="SMack1", from_number="+38761200305")
+    case.refresh_from_db()
+    assert case.status == CaseStatus.ACKNOWLEDGED
+    assert worker.shifts.count() == 1  # no shift made up from the code
+    assert CallOut.objects.get(staff=worker).answered_at is None  # the call-out still waits for its answer
+    twilio.sms("1", sid="SMco1", from_number="+38761200305")
+    assert worker in staff_on_duty(START + dt.timedelta(hours=1, minutes=5))
