@@ -25,7 +25,7 @@ from helpline.cases.dispatch import (
     publish,
     waiting_in_queues,
 )
-from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, Direction, Message, Priority
+from helpline.cases.models import OPEN_STATUSES, PRIORITY_RANK, Case, CaseStatus, Direction, Message, Priority
 from helpline.cases.selectors import by_urgency
 from helpline.casework.selectors import cases_visible_to
 from helpline.roster.models import StaffProfile
@@ -189,6 +189,13 @@ def do_reclassify(case: Case, *, by: AbstractBaseUser, priority: str, category: 
         triage.record_correction(
             changed, before_priority=before_priority, before_category=before_category, by=by, reason=reason
         )
+        waits_for_its_worker = changed.status == CaseStatus.ASSIGNED and changed.acknowledged_at is None
+        if PRIORITY_RANK.get(priority, 0) > PRIORITY_RANK.get(before_priority, 0) and waits_for_its_worker:
+            # The clock and ladder were the old priority's: raised to critical by hand, the case waited 15 minutes
+            # for its next step, with no call, and in surge mode with no message at all.
+            changed = _to_someone_who_can_act(
+                changed, why=f"priority raised by hand from {before_priority or 'none'} to {priority}"
+            )
     return changed
 
 
