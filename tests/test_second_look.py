@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from helpline.cases.models import Case, CaseStatus, EventKind
@@ -325,3 +326,26 @@ def test_one_message_the_model_cannot_read_alone_in_the_queue_is_decided_by_the_
     actions.do_second_look()
     assert not Case.objects.get(pk=case.pk).awaiting_model
     assert not Heartbeat.objects.filter(name__startswith=semantic_model.RULES_ONLY_HEARTBEAT_PREFIX).exists()
+
+
+def test_a_follow_up_the_model_reads_before_the_rules_still_reaches_someone_on_duty():
+    # The look marked the case read up to the follow-up; its doorbell, behind it in the queue, then did nothing:
+    # "he is back with a knife" stayed with a worker who had gone home.
+    start = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False) as clock:
+        leaving = StaffFactory()
+        ShiftFactory(staff=leaving, starts_at=start - dt.timedelta(hours=8), ends_at=start + dt.timedelta(minutes=30))
+        colleague = StaffFactory()
+        ShiftFactory(staff=colleague, starts_at=start + dt.timedelta(minutes=20), ends_at=start + dt.timedelta(hours=8))
+        case = contact("Dobar dan, imam pitanje oko alimentacije")
+        actions.do_triage_case(case.pk)
+        actions.do_acknowledge(Case.objects.get(pk=case.pk), by=leaving.user, via="console")
+        clock.move_to(start + dt.timedelta(minutes=40))
+        MessageFactory(case=case, body="Opet je došao, ima nož, prijeti")  # its doorbell still waits
+
+        actions.do_second_look()
+        actions.do_triage_case(case.pk)  # the follow-up's doorbell
+
+    case.refresh_from_db()
+    assert case.assigned_to == colleague.user  # handed on: the words read as critical and its worker is off duty
+    assert alerts_to(colleague, case)

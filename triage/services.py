@@ -448,6 +448,12 @@ def _store_second_look(
         return None  # the citizen wrote again since the batch was read: the next look reads the whole text
     result = _with_prediction(classify_by_rules(text, case.channel, rules=rules), prediction)
     before = case.priority
+    # The model may read a follow-up before the rules' triage of it (its doorbell waits in a busy queue). The look
+    # then leaves the mark where the rules left it: marked read up to the follow-up, the doorbell found nothing to
+    # do, and "he is back" on a case whose worker had gone off duty reached nobody.
+    read_by_the_rules = _last_triaged_message_id(case)
+    if str(read_by_the_rules) != str(message_id):
+        message_id = read_by_the_rules
     # The model's category counts with its priority: a case kept at a higher priority than the combined verdict
     # (never lowered) keeps the category that came with it, so it never reads "critical, information".
     kept_higher = PRIORITY_RANK.get(before, 0) > PRIORITY_RANK[result.priority]
