@@ -318,3 +318,20 @@ def test_concurrent_assignments_never_push_a_worker_over_the_maximum():
     for worker in workers:
         assert Case.objects.filter(assigned_to=worker.user).count() == 2
     assert Case.objects.filter(assigned_to__isnull=True).count() == 0
+
+
+def test_the_sweep_rings_again_for_a_follow_up_on_a_case_someone_has(queues):
+    # Only the unassigned ones were rung again: a lost doorbell of "he is back" on a case someone has (or a
+    # resolved one it reopened) left the case with no clock and nobody told.
+    worker = on_duty_worker()
+    case = case_saying("treba nam pomoć oko ogrjeva")
+    actions.do_triage_case(case.pk)
+    actions.do_acknowledge(Case.objects.get(pk=case.pk), by=worker.user, via="console")
+    assert actions.sweep_untriaged() == 0  # triaged as written: nothing to ring
+    two_minutes_ago = timezone.now() - dt.timedelta(minutes=2)
+    Case.objects.filter(pk=case.pk).update(triaged_at=two_minutes_ago - dt.timedelta(minutes=1))
+    MessageFactory(case=case, body="opet je došao, prijeti nožem", created_at=two_minutes_ago)
+    Case.objects.filter(pk=case.pk).update(triage_requested_at=two_minutes_ago)  # its doorbell was lost
+
+    assert actions.sweep_untriaged() == 1
+    assert queues.size("critical") + queues.size("triage") == 1

@@ -341,9 +341,11 @@ def test_a_follow_up_the_model_reads_before_the_rules_still_reaches_someone_on_d
         actions.do_triage_case(case.pk)
         actions.do_acknowledge(Case.objects.get(pk=case.pk), by=leaving.user, via="console")
         clock.move_to(start + dt.timedelta(minutes=40))
-        MessageFactory(case=case, body="Opet je došao, ima nož, prijeti")  # its doorbell still waits
+        follow_up = MessageFactory(case=case, body="Opet je došao, ima nož, prijeti")  # its doorbell still waits
 
         actions.do_second_look()
+        # Were that doorbell lost, the sweep finds the follow-up written after the case's last full triage.
+        assert Case.objects.get(pk=case.pk).triaged_at < follow_up.created_at
         actions.do_triage_case(case.pk)  # the follow-up's doorbell
 
     case.refresh_from_db()

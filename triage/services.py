@@ -452,7 +452,8 @@ def _store_second_look(
     # then leaves the mark where the rules left it: marked read up to the follow-up, the doorbell found nothing to
     # do, and "he is back" on a case whose worker had gone off duty reached nobody.
     read_by_the_rules = _last_triaged_message_id(case)
-    if str(read_by_the_rules) != str(message_id):
+    read_ahead_of_the_rules = str(read_by_the_rules) != str(message_id)
+    if read_ahead_of_the_rules:
         message_id = read_by_the_rules
     # The model's category counts with its priority: a case kept at a higher priority than the combined verdict
     # (never lowered) keeps the category that came with it, so it never reads "critical, information".
@@ -466,6 +467,7 @@ def _store_second_look(
         up_to_message_id=message_id,
         category_decided=prediction is not None and not kept_higher,
         second_look=True,
+        read_all_written=not read_ahead_of_the_rules,
     )
     raised = PRIORITY_RANK.get(case.priority, 0) > PRIORITY_RANK.get(before, 0)
     if raised:

@@ -288,6 +288,7 @@ def record_triage(
     awaiting_model: bool = False,
     critical_by_words: float = 0.0,
     second_look: bool = False,
+    read_all_written: bool = True,
 ) -> Case:
     """Store a classification. Automatic triage never lowers a priority a case already has: a follow-up that
     sounds calmer does not make the danger smaller, and a person was already called for the priority it had.
@@ -296,14 +297,16 @@ def record_triage(
     whose categories are the better ones). `awaiting_model` marks the case for that second look, which reads the
     cases with the highest `critical_by_words` first; `second_look` says on the timeline that this classification
     is it. With `row_locked`, `case` was read with for_change() in the caller's transaction and is changed as it
-    is."""
+    is. `triaged_at` says when a triage last read everything the citizen had written: not `read_all_written`, it
+    stays, so the sweep still finds the message written after it untriaged."""
     locked = case if row_locked else Case.objects.for_change().get(pk=case.pk)
     new_priority = higher_priority(priority, locked.priority)
     changed = new_priority != locked.priority
     if changed or not locked.category or category_decided:
         locked.category = category
     locked.priority = new_priority
-    locked.triaged_at = timezone.now()
+    if read_all_written or locked.triaged_at is None:
+        locked.triaged_at = timezone.now()
     locked.awaiting_model, locked.critical_by_words = awaiting_model, critical_by_words if awaiting_model else 0.0
     triage_fields = ["priority", "category", "triaged_at", "awaiting_model", "critical_by_words", "updated_at"]
     details = {"second_look": True} if second_look else {}

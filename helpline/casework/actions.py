@@ -425,9 +425,10 @@ def do_assign_waiting() -> int:
 
 
 def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
-    """Ring triage again for cases whose doorbell the broker lost: still new 30 s after intake, or triaged, nobody's,
-    and written to again since. A doorbell rung less than LOST_IN_A_BUSY_QUEUE ago counts as lost only when its
-    queue is empty: while doorbells wait there, it is most likely among them. Returns how many were re-sent."""
+    """Ring triage again for cases whose doorbell the broker lost: still new 30 s after intake, or triaged and
+    written to again since (whoever has them). A doorbell rung less than LOST_IN_A_BUSY_QUEUE ago counts as lost
+    only when its queue is empty: while doorbells wait there, it is most likely among them. Returns how many were
+    re-sent."""
     now = now or timezone.now()
     stale = now - UNTRIAGED_GRACE
     never_resent = Q(triage_requested_at__lt=F("created_at") + dt.timedelta(seconds=5))
@@ -440,20 +441,22 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
         .order_by("created_at")
         .values_list("pk", "triage_requested_at")[:limit]
     )
-    # A triaged case nobody has is given out by the assignment tick; it needs triage again only when the citizen
-    # wrote after it was triaged (that doorbell may be the one lost). Re-sending every waiting case instead put
-    # hundreds of needless triage runs a minute in front of new contacts during a surge.
+    # A triaged case needs triage again only when the citizen wrote after it was triaged (that doorbell may be the
+    # one lost); one nobody has is otherwise given out by the assignment tick. Re-sending every waiting case instead
+    # put hundreds of needless triage runs a minute in front of new contacts during a surge. A case someone has
+    # counts too: only triage of the follow-up restarts a reopened case's clock or hands "he is back" on from a
+    # worker who went off duty.
     written_since_triage = Message.objects.filter(
         case=OuterRef("pk"), direction=Direction.INBOUND, created_at__gt=OuterRef("triaged_at")
     )
-    unassigned = list(
-        Case.objects.filter(status=CaseStatus.TRIAGED, assigned_to__isnull=True)
+    written_again = list(
+        Case.objects.filter(status__in=OPEN_STATUSES).exclude(status=CaseStatus.NEW)
         .filter(Exists(written_since_triage))
         .exclude(triage_requested_at__gte=stale)
         .order_by("created_at")
         .values_list("pk", "triage_requested_at")[:limit]
     )
-    if not waiting and not unassigned:
+    if not waiting and not written_again:
         return 0
     # In a surge the triage queue holds minutes of doorbells, and every case behind them passes the grace: copying
     # them all (5,722 copies for 6,000 contacts at 100/s) doubled the work in front of new contacts, and a copy
@@ -469,7 +472,7 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
     def queue_of(case_id: int) -> str:
         if not queues:  # every case's at once, at the first question
             bodies = _first_inbound_bodies([case_id for case_id, _ in waiting])
-            queues.update({case: triage.queue_for_text(bodies.get(case, "")) for case, _ in waiting + unassigned})
+            queues.update({case: triage.queue_for_text(bodies.get(case, "")) for case, _ in waiting + written_again})
         return queues[case_id]
 
     def taken_for_lost(case_id: int, rung_at: dt.datetime | None) -> bool:
@@ -479,8 +482,8 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
             return False
         return queue_of(case_id) not in busy
 
-    case_ids = [case_id for case_id, rung_at in waiting + unassigned if taken_for_lost(case_id, rung_at)]
-    behind = len(waiting) + len(unassigned) - len(case_ids)
+    case_ids = [case_id for case_id, rung_at in waiting + written_again if taken_for_lost(case_id, rung_at)]
+    behind = len(waiting) + len(written_again) - len(case_ids)
     if behind:
         logger.info("sweep: %s cases not triaged yet wait in busy queues %s; not rung again", behind, queued)
     if case_ids:
