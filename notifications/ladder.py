@@ -26,7 +26,7 @@ from helpline.cases.kept_reads import kept_for_a_second
 from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, EventKind, Priority
 from helpline.cases.selectors import by_urgency
 from helpline.roster.models import StaffProfile
-from helpline.roster.selectors import all_supervisors, supervisors_on_duty
+from helpline.roster.selectors import all_supervisors, is_on_duty, supervisors_on_duty
 from helpline.roster.services import mark_assigned
 from notifications import surge, texts
 from notifications.models import (
@@ -416,7 +416,11 @@ def _run_action(case: Case, action: str, step: int) -> bool:
     told in the minute's digest instead, and is given to someone else only if someone has room."""
     key = f"step:{case.pk}:{step}" if not case.escalation_run else f"step:{case.pk}:r{case.escalation_run}:{step}"
     if surge.is_quiet_for(case):
-        return _reassign(case, step, require_room=True) if action == StepAction.REASSIGN else True
+        # A case on the desk of someone no longer on duty is offered to someone with room at every step: the ladder
+        # repeats without its reassign step, and the digests go to people on duty, so it sat there all the surge.
+        if action == StepAction.REASSIGN or not is_on_duty(case.assigned_to_id, timezone.now()):
+            return _reassign(case, step, require_room=True) or action != StepAction.REASSIGN
+        return True
     urgent = case.priority in (Priority.CRITICAL, Priority.HIGH)
     if action == StepAction.REMIND_ASSIGNEE:
         assignee = StaffProfile.objects.filter(user_id=case.assigned_to_id).first()

@@ -275,3 +275,23 @@ def test_someone_called_in_who_takes_a_case_by_its_code_is_not_put_on_duty_at_a_
     assert CallOut.objects.get(staff=worker).answered_at is None  # the call-out still waits for its answer
     twilio.sms("1", sid="SMco1", from_number="+38761200305")
     assert worker in staff_on_duty(START + dt.timedelta(hours=1, minutes=5))
+
+
+def test_in_surge_mode_a_case_whose_worker_went_off_duty_goes_to_someone_who_came_in_with_room(clock):
+    # The ladder repeats without its reassign step, and digests go to people on duty: the case sat with someone
+    # who had gone home until the surge ended.
+    supervisor = StaffFactory(role="supervisor", phone="+38761200309")  # at home; the surge is declared remotely
+    leaving = StaffFactory(phone="+38761200301", max_open_cases=50)
+    ShiftFactory(staff=leaving, starts_at=START - dt.timedelta(hours=8), ends_at=START + dt.timedelta(minutes=20))
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    case = new_case("treba nam pomoć oko ogrjeva")
+    assert case.assigned_to == leaving.user and case.priority != "critical"
+    came_in = StaffFactory(phone="+38761200302", max_open_cases=50)
+    ShiftFactory(staff=came_in, starts_at=START + dt.timedelta(minutes=45), ends_at=START + dt.timedelta(hours=8))
+
+    for minute in range(1, 180):
+        clock.move_to(START + dt.timedelta(minutes=minute))
+        ladder.run_due_escalations()
+
+    case.refresh_from_db()
+    assert case.assigned_to == came_in.user

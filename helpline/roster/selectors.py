@@ -87,6 +87,11 @@ def _on_duty_in_second(second: dt.datetime) -> tuple[StaffProfile, ...]:
     return tuple(on_duty(second).order_by("pk"))
 
 
+def is_on_duty(user_id: int | None, at: dt.datetime) -> bool:
+    """Whether this login's person is on duty at `at` (who is, kept for a second, as assignment reads it)."""
+    return user_id is not None and any(p.user_id == user_id for p in _on_duty_in_second(at.replace(microsecond=0)))
+
+
 def forget_who_is_on_duty() -> None:
     """A profile changed by an UPDATE (which sends no signal): this process reads who is on duty afresh."""
     _on_duty_in_second.forget()
