@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -227,11 +228,20 @@ def hand_on_cases_of(user_id: int) -> int:
             case = Case.objects.for_change().get(pk=case_id)
             if case.assigned_to_id != user_id or case.status not in OPEN_STATUSES:
                 continue  # moved meanwhile
-            hand_on(case, away=user_id, reason="its worker is no longer active", back_to_them_if_nobody=False)
-            handed += 1
+            moved = hand_on(case, away=user_id, reason="its worker is no longer active", back_to_them_if_nobody=False)
+            handed += moved.assigned_to_id != user_id  # nobody at all to take it: flagged, and tried again
     if handed:
         logger.warning("%s open cases of a deactivated staff member handed on", handed)
     return handed
+
+
+def hand_on_cases_of_the_departed(limit: int = 50) -> int:
+    """The tick's check behind `hand_on_cases_of`, which runs once, after the deactivation commits: open cases still
+    held by someone deactivated (that hand-on failed, or its process died, or they were deactivated by an UPDATE,
+    which sends no signal) are handed on now. Returns how many."""
+    departed = Q(assigned_to__is_active=False) | Q(assigned_to__staff_profile__is_active=False)
+    held = Case.objects.filter(departed, status__in=OPEN_STATUSES).values_list("assigned_to_id", flat=True)
+    return sum(hand_on_cases_of(user_id) for user_id in set(held[:limit]))
 
 
 def _hand_on_when_deactivated(user_id: int, is_active: bool) -> None:

@@ -23,6 +23,11 @@ def run_escalations() -> None:
 
 
 @shared_task
+def hand_on_cases_of_the_departed() -> None:
+    ladder.hand_on_cases_of_the_departed()
+
+
+@shared_task
 def send_roster_gap_report() -> None:
     outbox.send_roster_gap_report()
 

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from helpline.cases.models import Case, CaseStatus, EventKind
 from helpline.casework import actions, selectors
+from helpline.roster.models import StaffProfile
 from notifications import acknowledgement, ladder, texts
 from notifications.models import EscalationPolicy, Notification, NotificationChannel, NotificationKind, StepAction
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
@@ -412,3 +413,17 @@ def test_a_high_case_escalation_call_announces_it_as_high_not_critical(clock, tw
     case = CaseFactory(priority="high")
     spoken = texts.staff_call(case)
     assert "visok" in spoken and "kritičn" not in spoken
+
+
+def test_cases_still_held_by_someone_deactivated_without_a_save_are_handed_on_by_the_tick(clock):
+    # The hand-on runs once, after a save commits: deactivated by an UPDATE (or that hand-on lost with its process),
+    # a taken case stayed with someone who had left, watched by nothing.
+    leaving = on_duty(phone="+38761200301")
+    colleague = on_duty(phone="+38761200302")
+    taken = CaseFactory(assigned_to=leaving.user, status=CaseStatus.ACKNOWLEDGED, priority="high")
+    StaffProfile.objects.filter(pk=leaving.pk).update(is_active=False)
+
+    assert ladder.hand_on_cases_of_the_departed() == 1
+    taken.refresh_from_db()
+    assert (taken.assigned_to, taken.status) == (colleague.user, CaseStatus.ASSIGNED)
+    assert ladder.hand_on_cases_of_the_departed() == 0

@@ -353,6 +353,7 @@ CELERY_TASK_ROUTES = {
     # worker takes it, never behind a surge's backlog of notifications (the surge benchmark measured 42 s there).
     "notifications.tasks.run_escalations": {"queue": "escalation"},
     "notifications.tasks.send_roster_gap_report": {"queue": "notifications"},
+    "notifications.tasks.hand_on_cases_of_the_departed": {"queue": "escalation"},
     "notifications.tasks.send_surge_digests": {"queue": "notifications"},
     "notifications.tasks.send_crisis_broadcast": {"queue": "notifications"},
     "notifications.tasks.ring_stalled_broadcasts": {"queue": "default"},
@@ -385,6 +386,9 @@ CELERY_BEAT_SCHEDULE = {
     # Every second: one indexed query, and a due step runs at most about a second late.
     # A tick not started within 5 s is dropped: the next one does the same work, and ticks must not pile up.
     "run-escalations": {"task": "notifications.tasks.run_escalations", "schedule": 1.0, "options": {"expires": 5}},
+    "hand-on-cases-of-the-departed": {
+        "task": "notifications.tasks.hand_on_cases_of_the_departed", "schedule": 60.0, "options": {"expires": 55}
+    },
     "relay-notifications": {"task": "notifications.tasks.relay_notifications", "schedule": 10.0},
     # In surge mode, one message a minute per person instead of one per case (a no-op otherwise).
     "surge-digests": {"task": "notifications.tasks.send_surge_digests", "schedule": 60.0},
