@@ -355,7 +355,7 @@ def _assign_one_batch(batch: int) -> tuple[dict[int, Case], bool]:
                 case, choice.staff, explanation=choice.summary, quiet=quiet, mark_idle_clock=False,
                 policy=policies[case.priority], row_locked=True,
             )  # fmt: skip
-            pool.count_assignment(choice.staff, now)
+            pool.count_assignment(choice.staff, now, is_drill=case.is_drill)
             assigned_to[choice.staff.user_id] = now
     for user_id, at in assigned_to.items():  # idle clocks: one update per person, not per case
         mark_assigned(user_id, at)

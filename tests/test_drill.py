@@ -13,7 +13,7 @@ from helpline.casework import actions
 from helpline.drill.marker import DRILL_HEADER, contact_figures, new_drill_marker
 from notifications import outbox
 from notifications.models import Notification
-from tests.factories import CaseFactory, ShiftFactory, StaffFactory
+from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
 from tests.tokens import api_token
 
 pytestmark = pytest.mark.django_db
@@ -136,3 +136,22 @@ def test_the_drill_chart_is_a_png(tmp_path):
     draw_chart(tmp_path / "drill.png", sent, figures, started)
     assert (tmp_path / "drill.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+
+
+def test_a_drill_on_the_running_service_never_keeps_a_real_case_from_a_person(twilio):
+    # Drill cases filled everyone's maximum, so a real case waited with no clock; a critical drill case also went
+    # before a real high one, and a plain "OK" took it.
+    worker = StaffFactory(phone="+38761200301", max_open_cases=2)
+    ShiftFactory(staff=worker)
+    drills = [CaseFactory(is_drill=True, priority="critical", status=CaseStatus.TRIAGED) for _ in range(3)]
+    for drill in drills:
+        actions.do_triage_case(drill.pk)
+    real = CaseFactory()
+    MessageFactory(case=real, body="Komšija opet tuče ženu, čuje se vika")
+    actions.do_triage_case(real.pk)
+
+    real.refresh_from_db()
+    assert real.assigned_to == worker.user
+    twilio.sms("OK", sid="SMok1", from_number="+38761200301")
+    real.refresh_from_db()
+    assert real.status == CaseStatus.ACKNOWLEDGED

@@ -100,8 +100,8 @@ class StaffPool:
     def has_room(self) -> bool:
         return any(p.open_cases < p.max_open_cases for p in self.workers + self.supervisors)
 
-    def count_assignment(self, staff: StaffProfile, at: dt.datetime) -> None:
-        staff.open_cases += 1
+    def count_assignment(self, staff: StaffProfile, at: dt.datetime, *, is_drill: bool = False) -> None:
+        staff.open_cases += not is_drill  # as the counters read: a drill's case fills nobody's maximum
         staff.last_assigned_at = at
 
 

@@ -79,11 +79,12 @@ def with_urgency(cases: QuerySet[Case]) -> QuerySet[Case]:
 
 
 def by_urgency(cases: QuerySet[Case]) -> QuerySet[Case]:
-    """The one urgency order: critical first (by rank, never by the priority's text), then, within a priority,
-    cases not flagged as possibly automated (over the per-address limit) before flagged ones, then the nearest
+    """The one urgency order: real cases before a drill's (a rehearsal on the running service never goes before
+    a real person), then critical first (by rank, never by the priority's text), then, within a priority, cases
+    not flagged as possibly automated (over the per-address limit) before flagged ones, then the nearest
     acknowledgement deadline, then the oldest."""
     return with_urgency(cases).order_by(
-        "-urgency", "suspected_automated", F("acknowledge_by").asc(nulls_last=True), "created_at", "pk"
+        "is_drill", "-urgency", "suspected_automated", F("acknowledge_by").asc(nulls_last=True), "created_at", "pk"
     )
 
 

@@ -71,7 +71,12 @@ def with_open_case_counts(staff: QuerySet[StaffProfile]) -> QuerySet[StaffProfil
     return staff.annotate(open_cases=_OPEN_CASES)
 
 
-_OPEN_CASES = Count("user__assigned_cases", filter=Q(user__assigned_cases__status__in=OPEN_STATUSES))
+# Real cases only: a drill rehearsed on the running service must never keep a real case from a person with room
+# for it (a drill's cases fill nobody's maximum; a real emergency during a drill is the case the drill is for).
+_OPEN_CASES = Count(
+    "user__assigned_cases",
+    filter=Q(user__assigned_cases__status__in=OPEN_STATUSES, user__assigned_cases__is_drill=False),
+)
 
 
 def _counters(*staff_ids: int) -> QuerySet:
