@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from helpline.cases import intake
 from helpline.cases import services as case_services
+from helpline.cases.language import command_words
 from helpline.cases.models import Case, CaseStatus, EventKind, mask_phone
 from helpline.cases.selectors import by_urgency
 from helpline.roster.models import StaffProfile
@@ -91,7 +92,7 @@ def handle_staff_sms(staff: StaffProfile, body: str) -> str:
     answer = surge.answer_call_out(staff, body)  # "1" to a call-out means "I am coming", not "I take a case"
     if answer is not None:
         return answer
-    words = body.strip().upper().replace(",", " ").split()
+    words = [word.upper() for word in command_words(body)]
     if not words or words[0] not in ACCEPT_WORDS:
         return texts.command_help()
     if len(words) == 1:

@@ -286,6 +286,23 @@ def test_the_alarm_keyword_raises_a_silent_alarm_without_answering(clock, team):
     assert not sent_to(WORKER_PHONE).exists()
 
 
+@pytest.mark.parametrize("typed", ["POMOĆ!", "Pomoć.", "SOS!!", "pomoc napada me muž klijentice, zovite policiju"])
+def test_the_alarm_is_raised_however_it_is_typed_in_a_hurry(clock, team, typed):
+    # Punctuation made "POMOĆ!" no alarm, and so did more than three words after it: the phone got the command
+    # help back instead, for whoever held it to read.
+    worker, *_ = team
+    services.start_visit(worker, minutes=60, address="Bijeljina, Njegoševa 3", via="console")
+    assert sms(WORKER_PHONE, typed) == ""
+    assert Visit.objects.get(worker=worker).status == VisitStatus.ALARM
+    assert sent_to(SUPERVISOR_PHONE, channel="voice").exists()
+
+
+def test_a_check_out_with_a_full_stop_after_the_pin_is_a_check_out(clock, team):
+    worker, *_ = team
+    services.start_visit(worker, minutes=30, address="Bijeljina, Njegoševa 3", via="console")
+    assert sms(WORKER_PHONE, f"SAFE {PIN}.") == services.texts.checked_out()
+
+
 def test_visit_commands_count_only_from_the_workers_phone_and_with_their_pin(clock, team):
     worker, *_ = team
     colleague = on_duty(phone="+38761300200")

@@ -76,6 +76,17 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+# What people type around a command's words on a phone: "POMOĆ!", "OK.", "SAFE 1234.", "(4821)".
+_AROUND_WORDS = "".join(ch for ch in map(chr, range(0x20, 0x7F)) if not ch.isalnum()) + "¡¿…“”„‘’«»"
+
+
+def command_words(text: str) -> list[str]:
+    """The words of a command SMS, each without the punctuation around it ("POMOĆ!" is POMOĆ, "SAFE 1234." has
+    the PIN 1234): a silent alarm typed in a hurry must still be read as one."""
+    words = (word.strip(_AROUND_WORDS) for word in (text or "").replace(",", " ").split())
+    return [word for word in words if word]
+
+
 def _transliterate_run(text: str) -> str:
     out = []
     i = 0

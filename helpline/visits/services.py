@@ -23,7 +23,7 @@ from django.utils.translation import gettext
 
 from helpline.cases import ticks
 from helpline.cases.dispatch import ALERTS_QUEUE
-from helpline.cases.language import fold
+from helpline.cases.language import command_words, fold
 from helpline.cases.models import Case, mask_phone
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import all_supervisors, is_supervisor, supervisors_on_duty
@@ -517,13 +517,15 @@ def _send(visit: Visit, person: StaffProfile, key: str, body: str, *, call: bool
 def handle_visit_sms(staff: StaffProfile, body: str) -> str | None:
     """A visit command from a registered staff phone (the caller has matched the number to `staff`): the reply
     to send, "" for the silent alarm (send nothing back), or None when the SMS is not a visit command."""
-    words = (body or "").strip().replace(",", " ").split()
+    words = command_words(body)
     if not words:
         return None
     # Folded: Cyrillic, diacritics and case do not matter (PRODUŽI, продужи, сигуран, POMOĆ are all commands).
     first = fold(words[0]).upper()
     rest = words[1:]
-    if first in ALARM_WORDS and len(rest) <= 3:
+    # However it goes on ("POMOĆ! napada me muž klijentice"): a false alarm costs a supervisor a call; a missed one
+    # leaves a worker alone with whoever holds them.
+    if first in ALARM_WORDS:
         raise_alarm(staff, via="SMS")
         return ""  # silent: nothing buzzes on a phone someone else may be holding
     if first in SAFE_WORDS:
