@@ -292,6 +292,21 @@ def test_a_late_safe_answer_calls_off_the_visit(provider, clock):
     assert VisitTask.objects.get().status == VisitStatus.DONE
 
 
+def test_a_late_call_for_help_keeps_the_visit_on_its_way_and_opens_a_case(provider, clock):
+    # The "2" closed the visit already sent ("the person answered"): the one who had not answered the phone was
+    # left to a phone call from a case worker.
+    (person,) = register(1)
+    on_duty(phone="+38762000001")
+    services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
+                            call_after_minutes=10, visit_after_minutes=10)  # fmt: skip
+    run_ticks(clock, START + dt.timedelta(minutes=21), dt.timedelta(minutes=1))
+    assert VisitTask.objects.get().status != VisitStatus.DONE
+    assert services.answer_welfare_reply(str(person.phone), "2", message_sid="SMlate")
+    check = WelfareCheck.objects.get()
+    assert check.state == CheckState.NEEDS_HELP and check.case is not None
+    assert VisitTask.objects.get().status != VisitStatus.DONE
+
+
 def test_finishing_a_campaign_stops_asking_and_frees_its_numbers(provider, clock):
     people = register(3)
     campaign = services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None)

@@ -20,6 +20,11 @@ _SAFE_WORDS = frozenset({
     "1", "da", "ok", "okej", "okay", "oke", "dobro", "dobar", "dobra", "sam", "smo", "siguran", "sigurna", "sigurni",
     "sigurno", "u", "redu", "sve", "je", "hvala", "yes", "safe", "fine", "i", "am", "im", "we", "are", "ja", "mi",
 })  # fmt: skip
+# A "safe" answer says so with one of these: "sam" and "sve je" alone do not ("Sam sam" is "I am alone").
+_SAYS_SAFE = frozenset({
+    "1", "da", "ok", "okej", "okay", "oke", "dobro", "dobar", "dobra", "siguran", "sigurna", "sigurni", "sigurno",
+    "redu", "yes", "safe", "fine",
+})  # fmt: skip
 _HELP_WORDS = frozenset({
     "2", "pomoc", "pomozite", "help", "treba", "trebam", "trebamo", "hitno", "sos", "ne", "no", "nisam", "nismo",
 })  # fmt: skip
@@ -47,7 +52,8 @@ def read_reply(body: str) -> Reading:
     words = fold(body).split()
     if not words:
         return Reading.FREE_TEXT
-    if set(words) <= _SAFE_WORDS and not set(words) & _HELP_WORDS:
+    alone = words.count("sam") > 1  # "Sam sam", "Ja sam sam": I am alone
+    if set(words) <= _SAFE_WORDS and set(words) & _SAYS_SAFE and not set(words) & _HELP_WORDS and not alone:
         return Reading.SAFE
     if set(words) & _HELP_WORDS:
         return Reading.HELP

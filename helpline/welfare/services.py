@@ -36,6 +36,7 @@ from helpline.welfare.models import (
 )
 from helpline.welfare.replies import Reading, asks_for_help_again, read_key_press, read_reply
 from helpline.welfare.selectors import people_for
+from triage.services import queue_for_text
 
 logger = logging.getLogger(__name__)
 
@@ -475,6 +476,7 @@ def answer_welfare_reply(
             stored = intake.record_inbound_sms(
                 message_sid=sid, from_number=phone, body=body, is_drill=check.is_drill,
                 known_language=check.person.language, known_script=check.person.script,
+                triage_queue=queue_for_text(body),  # "voda ulazi, djed ne diše" goes before the calm backlog
             )  # fmt: skip
             case = stored.case
             _raise_to_high(case, check, "answered 2" if reading == Reading.HELP else "answered in words")
@@ -549,7 +551,8 @@ def _settle(
     check.reply_sid = check.reply_sid or reply_sid
     check.case = case or check.case
     check.save(update_fields=["state", "answered_at", "answered_via", "reply_sid", "case", "updated_at"])
-    visits.close_visit_answered(check, now)
+    if state == CheckState.SAFE:  # nobody needs to go; a late "2" keeps the visit already on its way
+        visits.close_visit_answered(check, now)
     # The earlier question is settled: a campaign waiting for this number may ask now.
     transaction.on_commit(lambda: release_held(timezone.now()))
 

@@ -108,7 +108,7 @@ def finish_visit(check: WelfareCheck, *, note: str, by: AbstractBaseUser | None)
 
 
 def close_visit_answered(check: WelfareCheck, now: dt.datetime) -> None:
-    """The person answered by SMS or on the call after the visit was sent: nobody needs to go any more."""
+    """The person answered "safe" by SMS or on the call after the visit was sent: nobody needs to go any more."""
     VisitTask.objects.filter(welfare_check=check).exclude(status=VisitStatus.DONE).update(
         status=VisitStatus.DONE, done_at=now, escalation_due_at=None, outcome=f"the person answered ({check.state})"
     )
