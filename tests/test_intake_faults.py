@@ -334,6 +334,28 @@ def test_a_web_form_sent_while_the_database_is_down_is_answered_and_its_code_wor
 
 @concurrent
 @database_server
+def test_a_follow_up_from_the_case_open_in_this_browser_during_an_outage_is_spooled_not_a_server_error(client):
+    # The browser has a session (the case is open in it); sessions live in the database, and a middleware's look
+    # at the signed-in user failed before the view could spool: Django's 500 page, and "he is back" was lost.
+    client.raise_request_exception = False
+    key = uuid.uuid4().hex
+    first = client.post("/inquiry/", {"message": "Treba mi pomoć", "idempotency_key": key})
+    reference, code = reference_in(first), intake.token_for_idempotency_key(key)
+    assert client.session.session_key
+    with database_unreachable():
+        again = client.post("/inquiry/status/", {
+            "reference": reference, "code": code, "message": "Opet je tu, prijeti", "idempotency_key": uuid.uuid4().hex,
+        })  # fmt: skip
+        new_form = client.post("/inquiry/", {"message": "Druga stvar", "idempotency_key": uuid.uuid4().hex})
+    assert_not_djangos_error_page(again)
+    assert (again.status_code, new_form.status_code) == (202, 202)
+
+    assert spool.replay_spool().stored == 2
+    assert "Opet je tu, prijeti" in Case.objects.get(reference=reference).messages.values_list("body", flat=True)
+
+
+@concurrent
+@database_server
 def test_a_web_form_stored_then_resent_during_an_outage_opens_the_case_by_either_reference(client):
     # The browser resends the form (same key) while the database is down: the resend is answered with a reference
     # of its own, which once opened nothing after the replay ("No case matches").

@@ -75,10 +75,14 @@ class DeactivatedStaffMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> None:
+        # In process_view, not before it: a citizen's page is let through while the database (and so the session)
+        # cannot be read (helpline.project.outage), and that is known only once the view is.
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and not has_access(user):
             logout(request)
-        return self.get_response(request)
 
 
 def _prefixes(*names: str) -> tuple[str, ...]:

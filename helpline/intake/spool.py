@@ -145,6 +145,7 @@ def spool_on_failure(fallback: Callable[..., HttpResponse]):
                 logger.critical("could not spool a contact on %s (%s)", request.path, type(error).__name__)
             return HttpResponse("Temporarily unavailable.", status=503, content_type="text/plain")
 
+        guarded.spools_its_contact = True  # helpline.project.outage: reached even while sessions cannot be read
         return guarded
 
     return decorate

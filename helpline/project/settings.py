@@ -618,6 +618,7 @@ CONSOLE_POLL_SECONDS = env.int("CONSOLE_POLL_SECONDS", default=5)
 CITIZEN_POLL_SECONDS = env.int("CITIZEN_POLL_SECONDS", default=10)
 MIDDLEWARE = [
     *MIDDLEWARE,
+    "helpline.project.outage.CitizenPagesWithoutTheDatabaseMiddleware",
     "helpline.console.middleware.DeactivatedStaffMiddleware",
     "helpline.console.middleware.IdleSessionMiddleware",
     "helpline.console.middleware.SecondFactorMiddleware",
