@@ -16,6 +16,7 @@ CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 12
 CODE_GROUP = 4
 _LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1", "U": "V"})
+_DIGIT_LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
 _SEPARATORS = re.compile(r"[\s\-_.·/]+")
 _REFERENCE = re.compile(r"^SOS-?(\d{4})-?(S?[0-9A-Z]+)$")
 
@@ -53,4 +54,9 @@ def normalise_reference(typed: str) -> str:
     if match is None:
         return compact
     year, number = match.groups()
-    return f"SOS-{year}-{number}" if number.startswith("S") else f"SOS-{year}-{int(number):05d}"
+    if number.startswith("S"):
+        return f"SOS-{year}-{number}"
+    digits = number.translate(_DIGIT_LOOKALIKES)  # "SOS-2026-OOO42", typed with the letter O
+    if not digits.isdigit():
+        return compact  # "SOS-2026-ABC": matches nothing (int() of it was a 500, and a spooled follow-up for ever)
+    return f"SOS-{year}-{int(digits):05d}"
