@@ -171,6 +171,21 @@ def test_a_retried_follow_up_with_the_same_key_is_stored_once(client):
     assert list(Message.objects.values_list("body", flat=True)).count("Još nešto") == 1
 
 
+@pytest.mark.django_db
+def test_a_follow_up_sent_again_with_other_words_under_the_same_key_is_kept_too(client):
+    # The earlier message was returned and the new words dropped, answered 201 "sent".
+    created = client.post("/api/v1/inquiries/", data={"message": "Pomoć"}, content_type="application/json").json()
+    url = f"/api/v1/inquiries/{created['reference']}/messages/"
+    for text in ("Još nešto", "Još nešto, i opet je došao", "Još nešto, i opet je došao"):
+        response = client.post(
+            url, data={"message": text}, content_type="application/json",
+            HTTP_X_INQUIRY_TOKEN=created["token"], HTTP_IDEMPOTENCY_KEY="follow-2",
+        )  # fmt: skip
+        assert response.status_code == 201
+    bodies = list(Message.objects.values_list("body", flat=True))
+    assert bodies.count("Još nešto") == 1 and bodies.count("Još nešto, i opet je došao") == 1
+
+
 # --- PostgreSQL unreachable: spooled, answered as usual, stored once when it returns ------------------------------
 
 
@@ -352,6 +367,24 @@ def test_a_follow_up_from_the_case_open_in_this_browser_during_an_outage_is_spoo
 
     assert spool.replay_spool().stored == 2
     assert "Opet je tu, prijeti" in Case.objects.get(reference=reference).messages.values_list("body", flat=True)
+
+
+@concurrent
+@database_server
+def test_a_web_form_rewritten_and_sent_again_during_an_outage_keeps_both_messages(client):
+    # The spool answered the second form (the same hidden key, other words) with the first one's reference and
+    # code, and the second message was never written down.
+    key = uuid.uuid4().hex
+    with database_unreachable():
+        first = client.post("/inquiry/", {"message": "Treba mi pomoć oko ogrjeva", "idempotency_key": key})
+        rewritten = client.post("/inquiry/", {"message": "Muž je pijan i razbija stvari", "idempotency_key": key})
+        resent = client.post("/inquiry/", {"message": "Muž je pijan i razbija stvari", "idempotency_key": key})
+    assert first.status_code == rewritten.status_code == resent.status_code == 202
+    assert reference_in(first) != reference_in(rewritten) == reference_in(resent)
+
+    assert spool.replay_spool().stored == 2
+    assert Case.objects.count() == 2
+    assert "Muž je pijan i razbija stvari" in Message.objects.values_list("body", flat=True)
 
 
 @concurrent

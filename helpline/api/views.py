@@ -148,10 +148,9 @@ class InquiryCreateView(SpoolsWhenStoringFails, PublicAPIView):
 
     def spool(self) -> Response:
         """Kept in the spool: the reference reserved for it, and the token the key will open it with."""
-        key = idempotency_key(self.request) or uuid.uuid4().hex
-        contact = spool.spool_contact(
-            "web", key, _inquiry(self.request), reference=intake.reserve_spool_reference()
-        )
+        inquiry = _inquiry(self.request)
+        key = spool.key_for("web", idempotency_key(self.request) or uuid.uuid4().hex, inquiry["message"])
+        contact = spool.spool_contact("web", key, inquiry, reference=intake.reserve_spool_reference())
         return _created(
             self.request, contact.reference, intake.token_for_idempotency_key(key), status.HTTP_202_ACCEPTED
         )

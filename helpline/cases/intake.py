@@ -731,11 +731,13 @@ def add_citizen_follow_up(
     def record() -> Message:
         locked = Case.objects.for_change().get(pk=case.pk)
         if idempotency_key:
-            earlier = locked.timeline.filter(
-                kind=EventKind.MESSAGE_RECEIVED, details__idempotency_key=idempotency_key
-            ).first()
-            if earlier is not None:
-                return Message.objects.get(pk=earlier.details["message_id"])
+            # Other words under the same key (the page sent again after an edit) are a message of their own, not
+            # a retry answered "sent" while the new words were dropped.
+            earlier = locked.timeline.filter(kind=EventKind.MESSAGE_RECEIVED, details__idempotency_key=idempotency_key)
+            for event in earlier.order_by("id"):
+                stored = Message.objects.get(pk=event.details["message_id"])
+                if stored.body == text:
+                    return stored
         message = Message.objects.create(case=locked, direction=Direction.INBOUND, channel=Channel.WEB, body=text)
         follow_the_citizens_words(locked, text)
         record_event(

@@ -105,6 +105,16 @@ def spool_contact(kind: str, key: str, payload: dict[str, Any], *, reference: st
     return spooled
 
 
+def key_for(kind: str, key: str, message: str) -> str:
+    """The key to spool a contact under: its own, unless a contact spooled under it says something else (the page
+    sent again with other words, as the live path tells by IdempotencyKeyReused). Then one made from the key and
+    the words, the same for every resend of them, so the second message is kept, not answered as the first."""
+    earlier = spooled(kind, key)
+    if earlier is None or earlier.payload.get("message", message) == message:
+        return key
+    return hashlib.sha256(f"{key}\x00{message}".encode()).hexdigest()[:32]
+
+
 def spooled(kind: str, key: str) -> SpooledContact | None:
     return _read(_file_for(kind, key))
 

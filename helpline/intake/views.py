@@ -113,9 +113,9 @@ def _spool_inquiry(request: HttpRequest) -> HttpResponse:
     form = InquiryForm(request.POST)
     if request.method != "POST" or not form.is_valid():
         raise spool.NothingToSpool
-    key = form.cleaned_data["idempotency_key"] or uuid.uuid4().hex
-    contact = spool.spool_contact("web", key, _inquiry(request, form), reference=intake.reserve_spool_reference())
     message = form.cleaned_data["message"]
+    key = spool.key_for("web", form.cleaned_data["idempotency_key"] or uuid.uuid4().hex, message)
+    contact = spool.spool_contact("web", key, _inquiry(request, form), reference=intake.reserve_spool_reference())
     return _received(
         request, reference=contact.reference, code=intake.token_for_idempotency_key(key),
         in_danger=services.reads_as_danger(message), script=detect_script(message), status=202,
@@ -218,10 +218,8 @@ def _spool_follow_up(request: HttpRequest) -> HttpResponse:
         raise spool.NothingToSpool  # a status check cannot be answered without the database
     data = form.cleaned_data
     reference = normalise_reference(data["reference"])
-    spool.spool_contact(
-        "follow_up", data["idempotency_key"] or uuid.uuid4().hex, {"code": data["code"], "message": data["message"]},
-        reference=reference,
-    )  # fmt: skip
+    key = spool.key_for("follow_up", data["idempotency_key"] or uuid.uuid4().hex, data["message"])
+    spool.spool_contact("follow_up", key, {"code": data["code"], "message": data["message"]}, reference=reference)
     script = detect_script(data["message"])
     context = {"reference": reference, "in_danger": services.reads_as_danger(data["message"])}
     return _render(
