@@ -99,12 +99,16 @@ def test_a_voicemail_whose_recording_callback_comes_after_the_call_ended_is_not_
     assert not case.needs_callback and case.messages.get().recording_sid == "RE017"
 
 
-def test_a_withheld_number_is_an_anonymous_case_that_cannot_be_called_back(twilio):
-    twilio.call(sid="CA008", from_number="+266696687")
+@pytest.mark.parametrize("withheld", ["+266696687", "+8656696", "+86282452253"], ids=["anonymous", "unknown",
+                                                                                      "unavailable"])  # fmt: skip
+def test_a_withheld_number_is_an_anonymous_case_that_cannot_be_called_back(twilio, withheld):
+    twilio.call(sid="CA008", from_number=withheld)
     twilio.call(VOICE + "status/", sid="CA008", CallStatus="no-answer")
-    case = Case.objects.get()
+    twilio.call(sid="CA008b", from_number=withheld)  # another stranger: a case of their own
+    case = Case.objects.order_by("pk").first()
     assert case.caller is None and not case.needs_callback
     assert case.timeline.get(kind=EventKind.CALL_MISSED).details["can_call_back"] is False
+    assert Case.objects.count() == 2
 
 
 def test_a_second_call_from_the_same_number_joins_the_open_case(twilio):

@@ -58,8 +58,13 @@ TRIAGE_TASK = "helpline.casework.tasks.triage_case"
 OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 OPT_IN_KEYWORDS = frozenset({"START", "UNSTOP", "YES"})
 
-# What Twilio puts in From when the caller withheld their number.
-WITHHELD_NUMBERS = frozenset({"anonymous", "restricted", "unknown", "+266696687", "+7378742833", "+2562533"})
+# What Twilio puts in From when the caller withheld their number, or the network gave none: the words spelt on a
+# keypad (ANONYMOUS, RESTRICTED, BLOCKED, UNKNOWN, UNAVAILABLE). Taken for a number, each joined every stranger
+# who called that way into one caller's case.
+WITHHELD_NUMBERS = frozenset({
+    "anonymous", "restricted", "unknown", "unavailable", "blocked",
+    "+266696687", "+7378742833", "+2562533", "+8656696", "+86282452253",
+})  # fmt: skip
 
 
 # --- Shared intake steps -----------------------------------------------------------------------------------
