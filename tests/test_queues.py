@@ -39,6 +39,9 @@ def test_every_task_has_a_route_to_a_known_queue():
     # The escalation tick never waits behind a backlog of notifications.
     assert routes["notifications.tasks.run_escalations"]["queue"] == dispatch.ESCALATION_QUEUE
     assert django_settings.CELERY_BEAT_SCHEDULE["run-escalations"]["options"]["expires"] <= 5
+    # So do the welfare visits nobody has taken, and the hand-on of cases of someone who left.
+    assert routes["helpline.welfare.tasks.escalate_welfare_visits"]["queue"] == dispatch.ESCALATION_QUEUE
+    assert routes["notifications.tasks.hand_on_cases_of_the_departed"]["queue"] == dispatch.ESCALATION_QUEUE
 
 
 @pytest.mark.parametrize("path", ["deploy/supervisord.conf", "docker-compose.yml"])

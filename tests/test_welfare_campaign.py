@@ -14,6 +14,7 @@ from django.db import connection
 from helpline.cases.models import Case, Priority
 from helpline.casework import actions
 from helpline.welfare import selectors, services, visits
+from helpline.welfare import tasks as welfare_tasks
 from helpline.welfare.models import (
     AreaWorker,
     Campaign,
@@ -279,6 +280,26 @@ def test_a_visit_nobody_takes_escalates_like_a_case(provider, clock, settings):
     clock.move_to(START + dt.timedelta(days=settings.VISIT_ADDRESS_RETENTION_DAYS + 1))
     assert visits.purge_visit_notices() == notices.count()
     assert not notices.exclude(body="").exists()
+
+
+def test_a_visit_nobody_takes_reaches_a_supervisor_from_the_tick_queue_while_the_campaign_tick_is_stuck(
+    provider, clock, settings
+):
+    # The only tick that escalated visits ran on the notifications queue with a 5 s expiry: behind a surge's
+    # backlog every one expired unrun, and no supervisor heard of the visit nobody took.
+    settings.ESCALATION_FALLBACK_NUMBERS = []
+    register(1)
+    on_duty(phone="+38762000001")
+    supervisor = on_duty(role="supervisor", phone="+38762000009")
+    services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
+                            call_after_minutes=10, visit_after_minutes=10)  # fmt: skip
+    run_ticks(clock, START + dt.timedelta(minutes=21), dt.timedelta(minutes=1))
+    assert VisitTask.objects.get().status == VisitStatus.WAITING
+
+    for minute in range(22, 60):  # the campaign tick is stuck in a backlog; only the escalation queue's runs
+        clock.move_to(START + dt.timedelta(minutes=minute))
+        welfare_tasks.escalate_welfare_visits()
+    assert Notification.objects.filter(recipient=supervisor.user, kind=visits.VISIT_NOTICE).exists()
 
 
 def test_a_late_safe_answer_calls_off_the_visit(provider, clock):

@@ -348,6 +348,7 @@ CELERY_TASK_ROUTES = {
     "triage.tasks.generate_shifts": {"queue": "default"},
     "notifications.tasks.send_notification": {"queue": "notifications"},
     "helpline.welfare.tasks.advance_welfare_campaigns": {"queue": "notifications"},
+    "helpline.welfare.tasks.escalate_welfare_visits": {"queue": "escalation"},
     "notifications.tasks.relay_notifications": {"queue": "default"},
     # The escalation tick is how an unanswered case reaches someone: it has its own queue and the critical
     # worker takes it, never behind a surge's backlog of notifications (the surge benchmark measured 42 s there).
@@ -401,8 +402,15 @@ CELERY_BEAT_SCHEDULE = {
     "replay-intake-spool": {"task": "helpline.intake.tasks.replay_intake_spool", "schedule": 10.0},
     # Welfare campaigns: ask, call, visit and escalate what is due (helpline/welfare/services.py). Every second:
     # a question from the helpline's number takes that second's slot, and the next waits for the next tick.
+    # It expires after 30 s, not 5: behind a surge's backlog on the notifications queue (tens of seconds) every
+    # tick expired unrun, and nobody was asked, called or visited until the backlog cleared.
     "welfare-campaigns": {"task": "helpline.welfare.tasks.advance_welfare_campaigns", "schedule": 1.0,
-                          "options": {"expires": 5}},
+                          "options": {"expires": 30}},
+    # A welfare visit nobody takes reaches supervisors from the tick queue too, never behind that backlog (the
+    # campaign tick runs the same steps; each step runs once, whichever gets there first).
+    "welfare-visit-escalations": {
+        "task": "helpline.welfare.tasks.escalate_welfare_visits", "schedule": 5.0, "options": {"expires": 10}
+    },
     "roster-gap-report": {
         "task": "notifications.tasks.send_roster_gap_report",
         "schedule": crontab(hour=7, minute=0),
