@@ -61,6 +61,40 @@ def test_the_drill_rehearses_a_campaign_and_clears_up_after_itself(capsys, setti
     assert VulnerablePerson.objects.count() == 0 and Campaign.objects.count() == 0
 
 
+@pytest.mark.django_db
+def test_a_drill_leaves_a_real_campaign_on_the_real_clock(settings):
+    # The drill's simulated clock advanced every campaign: a real person was asked "minutes from now" and their
+    # call and visit were put off by the drill's length.
+    from django.utils import timezone
+
+    from helpline.welfare import services
+    from helpline.welfare.models import CheckState, WelfareCheck
+
+    settings.SMS_BACKEND = "memory"
+    VulnerablePerson.objects.create(full_name="Stvarna Osoba", phone="+38762111222", municipality="Maglaj",
+                                    address="Ulica 1", legal_basis="public_task")  # fmt: skip
+    real = services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=["Maglaj"], needs=[], by=None)
+    call_command("welfare_drill", "--people", "40")
+    check = WelfareCheck.objects.get(campaign=real)
+    assert (check.state, check.asked_at) == (CheckState.QUEUED, None)  # the real tick asks, on the real clock
+    services.advance_campaigns(timezone.now())
+    check.refresh_from_db()
+    assert check.asked_at is not None and check.asked_at <= timezone.now()
+
+
+@pytest.mark.django_db
+def test_a_drill_on_the_real_register_of_an_area_is_finished_when_it_ends(settings):
+    # Left running, the real ticks went on to call the area's real people who had not answered the drill, and to
+    # send drill visits to real workers.
+    from helpline.welfare.models import CampaignStatus
+
+    settings.SMS_BACKEND = "memory"
+    VulnerablePerson.objects.create(full_name="Stvarna Osoba", phone="+38762111222", municipality="Maglaj",
+                                    address="Ulica 1", legal_basis="public_task")  # fmt: skip
+    call_command("welfare_drill", "--area", "Maglaj")
+    assert Campaign.objects.get(is_drill=True).status != CampaignStatus.RUNNING
+
+
 def test_the_help_answer_gives_the_emergency_numbers_the_centre_configured(settings):
     from helpline.welfare import texts
 

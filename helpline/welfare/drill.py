@@ -75,7 +75,7 @@ def run_drill(
     now = started
     while WelfareCheck.objects.filter(campaign=campaign, state=CheckState.QUEUED).exists():
         now += dt.timedelta(seconds=tick_seconds)
-        services.advance_campaigns(now, limit=100_000)
+        services.ask_due_drill_questions(now, limit=100_000)
     asked = WelfareCheck.objects.filter(campaign=campaign).exclude(asked_at=None).order_by("-asked_at").first()
     outcome.simulated_seconds_until_all_asked = (asked.asked_at - started).total_seconds() if asked else 0.0
     weights = [weight for _, weight in ANSWERS]

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from helpline.cases.services import end_drill
-from helpline.welfare import drill
+from helpline.welfare import drill, services
 
 
 class Command(BaseCommand):
@@ -37,6 +37,9 @@ class Command(BaseCommand):
             f"Ran in {outcome.wall_seconds:.1f} s."
         )
         if not options["keep"]:
+            # Finished, or the real ticks went on calling, and sending drill visits to real workers for, the real
+            # people of an --area drill who had not answered.
+            services.finish_campaign(outcome.campaign)
             ended = end_drill(started)
             if not options["area"]:
                 drill.remove_drill_register()
