@@ -331,6 +331,26 @@ def test_a_call_while_the_database_is_down_reaches_voicemail_and_is_stored_with_
 
 @concurrent
 @database_server
+def test_a_voicemail_left_after_the_database_returns_but_before_the_replay_is_kept(twilio):
+    # The call waited in the spool; its recording and status came once the database was back, found no call and
+    # were ignored with a 204, so Twilio never sent them again: the voicemail was lost.
+    with database_unreachable():
+        twilio.call(sid="CAlate1", from_number="+38761400710")
+        twilio.call("/webhooks/twilio/voice/language/", sid="CAlate1", Digits="1")
+    recording = twilio.call(
+        "/webhooks/twilio/voice/recording/", sid="CAlate1", RecordingSid="RElate1", RecordingStatus="completed",
+        RecordingUrl="https://api.twilio.com/rec/RElate1", RecordingDuration="20",
+    )  # fmt: skip
+    status = twilio.call("/webhooks/twilio/voice/status/", sid="CAlate1", CallStatus="completed")
+    assert recording.status_code == status.status_code == 204
+
+    spool.replay_spool()
+    message = Case.objects.get().messages.get()
+    assert message.recording_sid == "RElate1" and message.call_status == "completed"
+
+
+@concurrent
+@database_server
 def test_a_web_form_sent_while_the_database_is_down_is_answered_and_its_code_works_later(client):
     key = uuid.uuid4().hex
     with database_unreachable():

@@ -395,9 +395,13 @@ def voicemail_recording_status(request: HttpRequest) -> HttpResponse:
     if seconds == 0:
         # The caller hung up at the tone: nothing to attach, the call status callback records the missed call.
         return HttpResponse(status=204)
-    intake.attach_voicemail(
+    attached = intake.attach_voicemail(
         call_sid=call_sid, recording_sid=recording_sid, recording_url=_param(request, "RecordingUrl"), seconds=seconds
     )
+    if attached is None and spool.spooled("call", call_sid) is not None:
+        # The call waits in the spool (the database came back before the replay): its voicemail waits behind it,
+        # or it was lost, and with a withheld number it was all the caller left.
+        return _spool_recording(request)
     return HttpResponse(status=204)
 
 
@@ -415,5 +419,9 @@ def call_status(request: HttpRequest) -> HttpResponse:
     missing = [name for name, value in (("CallSid", call_sid), ("CallStatus", status)) if not value]
     if missing:
         return _missing(*missing)
-    intake.record_call_status(call_sid=call_sid, call_status=status, duration=_int_param(request, "CallDuration"))
+    recorded = intake.record_call_status(
+        call_sid=call_sid, call_status=status, duration=_int_param(request, "CallDuration")
+    )
+    if recorded is None and spool.spooled("call", call_sid) is not None:
+        return _spool_call_status(request)  # behind its call in the spool, as a voicemail is
     return HttpResponse(status=204)
