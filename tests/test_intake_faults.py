@@ -294,6 +294,30 @@ def test_a_workers_silent_alarm_during_an_outage_gets_no_citizens_receipt_back(t
 
 @concurrent
 @database_server
+def test_a_welfare_answer_sent_during_an_outage_opens_its_case_under_the_reference_it_was_given(twilio, settings):
+    # The spool answered the "2" with a reference; the replay's welfare path ignored it, and the case got another
+    # one: the reference the person was given named no case.
+    from helpline.welfare import services as welfare
+    from helpline.welfare.models import CheckState, VulnerablePerson, WelfareCheck
+
+    settings.SMS_BACKEND = "memory"
+    VulnerablePerson.objects.create(full_name="Osoba", phone="+38762444555", municipality="Maglaj", address="Ulica 2",
+                                    legal_basis="public_task")  # fmt: skip
+    welfare.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=["Maglaj"], needs=[], by=None)
+    welfare.advance_campaigns(timezone.now())
+    assert WelfareCheck.objects.get().state == CheckState.ASKED
+    with database_unreachable():
+        answer = twilio.sms("2", sid="SMwelfare2", from_number="+38762444555")
+    given = SPOOLED_REFERENCE.search(answer.content.decode()).group(0)
+
+    assert spool.replay_spool().stored == 1
+    check = WelfareCheck.objects.get()
+    assert check.state == CheckState.NEEDS_HELP
+    assert selectors.case_by_reference(given) == check.case
+
+
+@concurrent
+@database_server
 def test_a_call_stored_before_the_outage_is_found_by_the_reference_spoken_during_it(twilio):
     twilio.call(sid="CAboth1", from_number="+38761400650")
     case = Case.objects.get()

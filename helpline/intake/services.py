@@ -49,7 +49,9 @@ def receive_sms(
         return SmsReceived(staff_reply=_answer_staff_command(staff, body, message_sid=message_sid))
     if phone is not None and welfare_business:
         # An answer to an open welfare check ("1" safe, "2" help) is matched to the campaign that asked.
-        welfare_reply = answer_welfare_reply(phone, body, message_sid=message_sid)
+        welfare_reply = answer_welfare_reply(
+            phone, body, message_sid=message_sid, reserved_reference=reserved_reference
+        )
         if welfare_reply is not None:
             return SmsReceived(staff_reply=welfare_reply)
     stored = intake.record_inbound_sms(

@@ -450,12 +450,14 @@ def welfare_business_with_phone_index(index: str, *, message_sid: str | None, is
 
 
 def answer_welfare_reply(
-    phone_e164: str, body: str, *, message_sid: str | None = None, is_drill: bool = False
+    phone_e164: str, body: str, *, message_sid: str | None = None, is_drill: bool = False,
+    reserved_reference: str | None = None,
 ) -> str | None:
     """The SMS to send back when this number has an open welfare question, None otherwise (normal intake then
     goes on). "1" or its words settle the person as safe; "2" or any other text becomes a case through the
     normal intake and triage, at least high priority, linked to the campaign and the register entry here.
-    A retried webhook (same MessageSid) is answered as the first time and stores nothing again."""
+    A retried webhook (same MessageSid) is answered as the first time and stores nothing again. A spooled answer
+    brings the reference it was answered with during the outage (`reserved_reference`): its case takes it."""
     phone = intake.normalise_phone(phone_e164)
     if phone is None or intake.sms_kind_of(body) == "opt_out":
         # STOP is the person's opt-out, for normal intake to record; their check goes on to the call and the visit.
@@ -483,6 +485,7 @@ def answer_welfare_reply(
                 message_sid=sid, from_number=phone, body=body, is_drill=check.is_drill,
                 known_language=check.person.language, known_script=check.person.script,
                 triage_queue=queue_for_text(body),  # "voda ulazi, djed ne diše" goes before the calm backlog
+                reserved_reference=reserved_reference,
             )  # fmt: skip
             case = stored.case
             _raise_to_high(case, check, "answered 2" if reading == Reading.HELP else "answered in words")
