@@ -302,6 +302,24 @@ def test_a_visit_nobody_takes_reaches_a_supervisor_from_the_tick_queue_while_the
     assert Notification.objects.filter(recipient=supervisor.user, kind=visits.VISIT_NOTICE).exists()
 
 
+def test_a_visit_opened_while_nobody_was_on_duty_goes_to_the_first_worker_who_comes_on(provider, clock, settings):
+    # Its ladder only texted supervisors: when the morning shift came, no worker was ever sent.
+    settings.ESCALATION_FALLBACK_NUMBERS = []
+    register(1)
+    StaffFactory(role="supervisor", phone="+38762000009")  # at home, texted through the night
+    services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
+                            call_after_minutes=10, visit_after_minutes=10)  # fmt: skip
+    run_ticks(clock, START + dt.timedelta(minutes=21), dt.timedelta(minutes=1))
+    assert VisitTask.objects.get().assigned_to is None
+    morning = StaffFactory(phone="+38762000001")
+    ShiftFactory(staff=morning, starts_at=START + dt.timedelta(minutes=30), ends_at=START + dt.timedelta(hours=9))
+
+    run_ticks(clock, START + dt.timedelta(minutes=45), dt.timedelta(minutes=1))
+    task = VisitTask.objects.get()
+    assert task.assigned_to == morning.user
+    assert Notification.objects.filter(recipient=morning.user, kind=visits.VISIT_NOTICE).exists()
+
+
 def test_a_late_safe_answer_calls_off_the_visit(provider, clock):
     (person,) = register(1)
     on_duty(phone="+38762000001")

@@ -135,6 +135,8 @@ def run_due_visit_escalations(now: dt.datetime, *, limit: int = 100) -> int:
 
 
 def _run_step(task: VisitTask, now: dt.datetime) -> bool:
+    if task.assigned_to_id is None and _give_to_someone_now_on_duty(task, now):
+        return True
     ladder = Ladder.from_snapshot(task.ladder) if task.ladder else ladder_for(Priority.HIGH)
     position = task.escalation_step + 1
     wait = 1
@@ -146,6 +148,22 @@ def _run_step(task: VisitTask, now: dt.datetime) -> bool:
     task.escalation_step = position
     task.escalation_due_at = now + dt.timedelta(minutes=max(wait, 1))
     task.save(update_fields=["escalation_step", "escalation_due_at", "assigned_to", "explanation"])
+    return True
+
+
+def _give_to_someone_now_on_duty(task: VisitTask, now: dt.datetime) -> bool:
+    """A visit opened while nobody was on duty goes to the first person who is, at its next step, on the ladder of
+    a visit someone has. Its own ladder only texts supervisors: no worker was ever sent, the night's visit
+    waited for a supervisor to go themselves."""
+    staff, explanation = choose_visitor(task.welfare_check, now)
+    if staff is None:
+        return False
+    ladder = ladder_for(Priority.HIGH)
+    task.ladder, task.assigned_to, task.escalation_step = _snapshot(ladder), staff.user, 0
+    task.escalation_due_at = now + dt.timedelta(minutes=ladder.acknowledge_within_minutes)
+    task.explanation = f"nobody was on duty when it was opened; {explanation}"[:300]
+    _tell(staff, task, key=f"welfare-visit:{task.pk}:assigned:{staff.pk}")
+    task.save(update_fields=["ladder", "assigned_to", "escalation_step", "escalation_due_at", "explanation"])
     return True
 
 
