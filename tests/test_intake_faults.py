@@ -375,6 +375,23 @@ def test_a_voicemail_left_after_the_database_returns_but_before_the_replay_is_ke
 
 @concurrent
 @database_server
+def test_a_caller_who_hung_up_at_the_tone_during_an_outage_is_still_marked_for_a_call_back(twilio):
+    # The spool kept the empty recording the live path skips; replayed first, it made the missed call look
+    # answered, and nobody called back.
+    with database_unreachable():
+        twilio.call(sid="CAtone1", from_number="+38761400720")
+        twilio.call("/webhooks/twilio/voice/language/", sid="CAtone1", Digits="1")
+        twilio.call("/webhooks/twilio/voice/recording/", sid="CAtone1", RecordingSid="REtone1",
+                    RecordingStatus="completed", RecordingUrl="https://api.twilio.com/rec/REtone1",
+                    RecordingDuration="0")  # fmt: skip
+        twilio.call("/webhooks/twilio/voice/status/", sid="CAtone1", CallStatus="completed")
+    spool.replay_spool()
+    case = Case.objects.get()
+    assert case.needs_callback and not case.messages.get().recording_sid
+
+
+@concurrent
+@database_server
 def test_a_web_form_sent_while_the_database_is_down_is_answered_and_its_code_works_later(client):
     key = uuid.uuid4().hex
     with database_unreachable():

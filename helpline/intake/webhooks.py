@@ -373,6 +373,8 @@ def voicemail_recorded(request: HttpRequest) -> HttpResponse:
 
 
 def _spool_recording(request: HttpRequest) -> HttpResponse:
+    if not _is_a_voicemail(request):
+        return HttpResponse(status=204)  # as the live path: kept, it made the missed call look answered
     recording_sid = _param(request, "RecordingSid") or f"spooled-{uuid.uuid4()}"
     payload = {
         "call_sid": _param(request, "CallSid"), "recording_sid": recording_sid,
@@ -382,6 +384,12 @@ def _spool_recording(request: HttpRequest) -> HttpResponse:
     return HttpResponse(status=204)
 
 
+def _is_a_voicemail(request: HttpRequest) -> bool:
+    """A finished recording with something in it. The caller who hung up at the tone left nothing to attach: the
+    call status callback records the missed call, for a call back."""
+    return _param(request, "RecordingStatus") in ("", "completed") and _int_param(request, "RecordingDuration") != 0
+
+
 @twilio_webhook
 @spool_on_failure(_spool_recording)
 def voicemail_recording_status(request: HttpRequest) -> HttpResponse:
@@ -389,12 +397,9 @@ def voicemail_recording_status(request: HttpRequest) -> HttpResponse:
     missing = [name for name, value in (("CallSid", call_sid), ("RecordingSid", recording_sid)) if not value]
     if missing:
         return _missing(*missing)
-    if _param(request, "RecordingStatus") not in ("", "completed"):
+    if not _is_a_voicemail(request):
         return HttpResponse(status=204)
     seconds = _int_param(request, "RecordingDuration")
-    if seconds == 0:
-        # The caller hung up at the tone: nothing to attach, the call status callback records the missed call.
-        return HttpResponse(status=204)
     attached = intake.attach_voicemail(
         call_sid=call_sid, recording_sid=recording_sid, recording_url=_param(request, "RecordingUrl"), seconds=seconds
     )
