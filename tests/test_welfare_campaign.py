@@ -320,6 +320,29 @@ def test_a_visit_opened_while_nobody_was_on_duty_goes_to_the_first_worker_who_co
     assert Notification.objects.filter(recipient=morning.user, kind=visits.VISIT_NOTICE).exists()
 
 
+def test_a_visit_taken_and_never_reported_stops_holding_the_persons_number_after_twelve_hours(provider, clock):
+    # Its question stayed open for good: the number was held back from every later campaign.
+    register(1)
+    worker = on_duty(phone="+38762000001")
+    first = services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
+                                    call_after_minutes=10, visit_after_minutes=10)  # fmt: skip
+    run_ticks(clock, START + dt.timedelta(minutes=21), dt.timedelta(minutes=1))
+    visits.take_visit(VisitTask.objects.get(), by=worker.user)
+    run_ticks(clock, START + dt.timedelta(hours=11), dt.timedelta(minutes=30))
+    assert WelfareCheck.objects.get(campaign=first).state == CheckState.VISIT_PENDING  # still on their way
+
+    run_ticks(clock, START + dt.timedelta(hours=13), dt.timedelta(minutes=30))
+    check = WelfareCheck.objects.get(campaign=first)
+    assert check.state == CheckState.UNREACHABLE and "no outcome" in check.failure
+    second = services.start_campaign(title="Klizišta", question="Jeste li sigurni?", areas=[], needs=[], by=None)
+    for seconds in (10, 20, 30):
+        clock.move_to(START + dt.timedelta(hours=13, seconds=seconds))
+        services.advance_campaigns()
+    assert WelfareCheck.objects.get(campaign=second).state == CheckState.ASKED
+    services.record_visit_outcome(check, is_safe=True, note="Bila je kod kćerke.", by=worker.user)
+    assert WelfareCheck.objects.get(campaign=first).state == CheckState.SAFE  # the late report still counts
+
+
 def test_a_late_safe_answer_calls_off_the_visit(provider, clock):
     (person,) = register(1)
     on_duty(phone="+38762000001")
