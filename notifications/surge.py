@@ -250,7 +250,10 @@ def _is_a_time_of_day(hour: str | None, minute: str | None) -> bool:
 def _is_a_code_sent_to(staff: StaffProfile, digits: str) -> bool:
     """Four digits after "1" or "DA" are a time ("1 1830") or, as in "DA 4821", the acknowledgement code of a
     notification about a case; someone called in may be chased about a case at the same time."""
-    return Notification.objects.filter(recipient=staff.user, case__isnull=False, ack_code=digits).exists()
+    return Notification.objects.filter(
+        recipient=staff.user, ack_code=digits, ack_code_used_at__isnull=True,
+        case__status__in=(CaseStatus.NEW, CaseStatus.TRIAGED, CaseStatus.ASSIGNED),  # a case still waiting for them
+    ).exists()  # fmt: skip
 
 
 def _coming_from(now: dt.datetime, hour: str | None, minute: str | None) -> dt.datetime:

@@ -427,3 +427,17 @@ def test_cases_still_held_by_someone_deactivated_without_a_save_are_handed_on_by
     taken.refresh_from_db()
     assert (taken.assigned_to, taken.status) == (colleague.user, CaseStatus.ASSIGNED)
     assert ladder.hand_on_cases_of_the_departed() == 0
+
+
+def test_a_case_never_goes_to_a_supervisor_whose_login_was_deactivated(clock):
+    leaving = StaffFactory(phone="+38761200301")  # off duty, as is everyone at night
+    gone = StaffFactory(role="supervisor", phone="+38761200398")
+    gone.user.is_active = False
+    gone.user.save()
+    supervisor = StaffFactory(role="supervisor", phone="+38761200399")
+    taken = CaseFactory(assigned_to=leaving.user, status=CaseStatus.ACKNOWLEDGED, priority="high")
+    StaffProfile.objects.filter(pk=leaving.pk).update(is_active=False)
+
+    ladder.hand_on_cases_of_the_departed()
+    taken.refresh_from_db()
+    assert taken.assigned_to == supervisor.user

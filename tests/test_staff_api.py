@@ -68,6 +68,12 @@ def test_a_supervisor_sees_every_case_most_urgent_first(people, cases):
     assert [row["priority"] for row in rows] == ["critical", "high", "normal"]
 
 
+def test_a_drills_cases_come_after_every_real_one(people, cases):
+    drill = CaseFactory(status=CaseStatus.TRIAGED, priority="critical", is_drill=True)
+    rows = client_for(people["supervisor"]).get("/api/v1/cases/").json()["results"]
+    assert [row["reference"] for row in rows][-1] == drill.reference
+
+
 def test_someone_elses_case_does_not_exist_for_a_worker(people, cases):
     client = client_for(people["worker"])
     assert client.get(f"/api/v1/cases/{cases['theirs'].pk}/").status_code == 404

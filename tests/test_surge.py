@@ -254,6 +254,20 @@ def test_while_surge_mode_lasts_every_citizen_answer_carries_the_supervisors_not
     assert after["notice"] == ""
 
 
+def test_an_old_used_code_that_reads_as_a_time_is_a_call_out_time(clock, supervisor, twilio):
+    # Any code ever sent counted: "1 1830" from someone once sent 1830 was taken for a spent code, and they were
+    # not put on duty.
+    worker = StaffFactory(phone="+38761200305")
+    old = CaseFactory(assigned_to=worker.user, status=CaseStatus.RESOLVED)
+    Notification.objects.create(recipient=worker.user, case=old, to_number="+38761200305", body="x", ack_code="1830",
+                                channel="sms", kind=NotificationKind.ASSIGNMENT,
+                                idempotency_key="old-1830", ack_code_used_at=START)  # fmt: skip
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    actions.do_call_out(by=supervisor.user)
+    reply = twilio.sms("1 1830", sid="SMco1", from_number="+38761200305").content.decode()
+    assert "18:30" in reply and CallOut.objects.get(staff=worker).is_coming is True
+
+
 @pytest.mark.parametrize("code", ["4821", "1830"], ids=["not a time", "a time of day"])
 def test_someone_called_in_who_takes_a_case_by_its_code_is_not_put_on_duty_at_a_made_up_hour(
     clock, supervisor, twilio, code

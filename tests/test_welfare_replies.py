@@ -12,11 +12,12 @@ from helpline.welfare.models import Campaign, VulnerablePerson
 from helpline.welfare.replies import Reading, read_key_press, read_reply
 
 SAFE = ["1", "1.", " 1 ", "da", "Da!", "ok", "OK", "dobro", "dobro sam", "siguran sam", "Sigurna sam, hvala",
-        "sve u redu", "сигуран сам", "Да", "ок", "добро сам"]  # fmt: skip
+        "sve u redu", "сигуран сам", "Да", "ок", "добро сам", "Dobro sam, sigurna sam", "sigurna sam i dobro sam",
+        "Hvala"]  # fmt: skip
 HELP = ["2", "2.", "pomoć", "pomoc", "POMOĆ!", "treba pomoć", "трeба помоћ", "треба помоћ", "ne", "нисам добро", "1 2"]
 # "Sam sam" and "Ja sam sam" are "I am alone"; "hvala" and "sve je" say nothing about being safe.
 FREE = ["voda ulazi u kuću", "nemam struje, aparat radi još sat", "где сте?", "Sam sam", "ja sam sam", "Сам сам",
-        "hvala", "sve je"]  # fmt: skip
+        "sve je"]  # fmt: skip
 
 
 @pytest.mark.parametrize("body", SAFE)

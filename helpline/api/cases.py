@@ -76,7 +76,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     def get_queryset(self):
         cases = with_urgency(selectors.cases_visible_to(self.request.user)).select_related("caller", "assigned_to")
-        return cases.order_by("-urgency", "acknowledge_by", "created_at")
+        return cases.order_by("is_drill", "-urgency", "acknowledge_by", "created_at")  # real cases before a drill's
 
     def get_serializer_class(self):
         return CaseDetailSerializer if self.action == "retrieve" else CaseListSerializer

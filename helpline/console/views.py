@@ -315,7 +315,7 @@ def _label_search_form(form) -> None:
 def search(request: HttpRequest) -> HttpResponse:
     """The staff API's case filters, as a form; the results are what the person may see, most urgent first."""
     visible = with_urgency(selectors.cases_visible_to(request.user))
-    visible = visible.select_related("caller", "assigned_to").order_by("-urgency", "-created_at", "pk")
+    visible = visible.select_related("caller", "assigned_to").order_by("is_drill", "-urgency", "-created_at", "pk")
     filterset = CaseFilter(request.GET or None, queryset=visible, request=request)
     _label_search_form(filterset.form)
     is_valid = filterset.is_valid() if request.GET else True

@@ -45,7 +45,10 @@ def staff_by_id(staff_id: int) -> StaffProfile | None:
 
 def all_supervisors() -> list[StaffProfile]:
     """Every active supervisor with a phone, on duty or not: the ladder's last resort."""
-    supervisors = StaffProfile.objects.filter(role=Role.SUPERVISOR, is_active=True).exclude(phone="")
+    # A login deactivated is someone who left, as a profile deactivated is: never the one a case goes to.
+    supervisors = StaffProfile.objects.filter(role=Role.SUPERVISOR, is_active=True, user__is_active=True).exclude(
+        phone=""
+    )
     return list(supervisors.select_related("user").order_by("pk"))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import itertools
 import re
 import unicodedata
 
@@ -23,7 +24,7 @@ _SAFE_WORDS = frozenset({
 # A "safe" answer says so with one of these: "sam" and "sve je" alone do not ("Sam sam" is "I am alone").
 _SAYS_SAFE = frozenset({
     "1", "da", "ok", "okej", "okay", "oke", "dobro", "dobar", "dobra", "siguran", "sigurna", "sigurni", "sigurno",
-    "redu", "yes", "safe", "fine",
+    "redu", "yes", "safe", "fine", "hvala",
 })  # fmt: skip
 _HELP_WORDS = frozenset({
     "2", "pomoc", "pomozite", "help", "treba", "trebam", "trebamo", "hitno", "sos", "ne", "no", "nisam", "nismo",
@@ -52,7 +53,7 @@ def read_reply(body: str) -> Reading:
     words = fold(body).split()
     if not words:
         return Reading.FREE_TEXT
-    alone = words.count("sam") > 1  # "Sam sam", "Ja sam sam": I am alone
+    alone = ("sam", "sam") in itertools.pairwise(words)  # "(Ja) sam sam": I am alone
     if set(words) <= _SAFE_WORDS and set(words) & _SAYS_SAFE and not set(words) & _HELP_WORDS and not alone:
         return Reading.SAFE
     if set(words) & _HELP_WORDS:
