@@ -334,4 +334,28 @@ def test_the_sweep_rings_again_for_a_follow_up_on_a_case_someone_has(queues):
     Case.objects.filter(pk=case.pk).update(triage_requested_at=two_minutes_ago)  # its doorbell was lost
 
     assert actions.sweep_untriaged() == 1
-    assert queues.size("critical") + queues.size("triage") == 1
+    assert queues.size("critical") == 1  # by the follow-up's own words, not the first message's
+    queues.purge("critical")
+    assert actions.sweep_untriaged() == 0  # rung by the sweep: not again before the back-off
+    Case.objects.filter(pk=case.pk).update(triage_requested_at=timezone.now() - dt.timedelta(minutes=6))
+    assert actions.sweep_untriaged() == 1
+
+
+def test_the_sweep_rings_a_welfare_answer_raised_to_high_whose_doorbell_was_lost(queues):
+    # Raised to high without the rules reading it, it counted as triaged: the sweep never saw it, and "djed ne
+    # diše" was never read (never critical) nor handed on.
+    from helpline.welfare.models import Campaign, VulnerablePerson, WelfareCheck
+    from helpline.welfare.services import _raise_to_high
+
+    person = VulnerablePerson.objects.create(full_name="Osoba", phone="+38762444556", municipality="Maglaj",
+                                             address="Ulica 3", legal_basis="public_task")  # fmt: skip
+    campaign = Campaign.objects.create(title="Poplave", question="Jeste li sigurni?")
+    check = WelfareCheck.objects.create(campaign=campaign, person=person, phone=str(person.phone))
+    case = case_saying("2, voda ulazi, djed ne diše")
+    _raise_to_high(case, check, "answered in words")
+    two_minutes_ago = timezone.now() - dt.timedelta(minutes=2)
+    Case.objects.filter(pk=case.pk).update(created_at=two_minutes_ago, triage_requested_at=two_minutes_ago)
+
+    assert actions.sweep_untriaged() == 1
+    actions.do_triage_case(case.pk)
+    assert Case.objects.get(pk=case.pk).priority == "critical"

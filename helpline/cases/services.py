@@ -297,15 +297,16 @@ def record_triage(
     whose categories are the better ones). `awaiting_model` marks the case for that second look, which reads the
     cases with the highest `critical_by_words` first; `second_look` says on the timeline that this classification
     is it. With `row_locked`, `case` was read with for_change() in the caller's transaction and is changed as it
-    is. `triaged_at` says when a triage last read everything the citizen had written: not `read_all_written`, it
-    stays, so the sweep still finds the message written after it untriaged."""
+    is. `triaged_at` says when a triage last read everything the citizen had written: not `read_all_written` (a
+    look ahead of the rules, a welfare answer raised to high unread), it stays, so the sweep still finds what is
+    unread."""
     locked = case if row_locked else Case.objects.for_change().get(pk=case.pk)
     new_priority = higher_priority(priority, locked.priority)
     changed = new_priority != locked.priority
     if changed or not locked.category or category_decided:
         locked.category = category
     locked.priority = new_priority
-    if read_all_written or locked.triaged_at is None:
+    if read_all_written:
         locked.triaged_at = timezone.now()
     locked.awaiting_model, locked.critical_by_words = awaiting_model, critical_by_words if awaiting_model else 0.0
     triage_fields = ["priority", "category", "triaged_at", "awaiting_model", "critical_by_words", "updated_at"]

@@ -449,9 +449,17 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
     written_since_triage = Message.objects.filter(
         case=OuterRef("pk"), direction=Direction.INBOUND, created_at__gt=OuterRef("triaged_at")
     )
+    # Rung once, by the intake that stored the message: lost after the grace. Rung again by a sweep since: not
+    # again before RESEND_BACKOFF, so a case the sweep keeps seeing (hosts' clocks apart) is not rung every 30 s.
+    rung_only_by_intake = written_since_triage.filter(
+        created_at__gte=OuterRef("triage_requested_at") - dt.timedelta(seconds=5)
+    )
+    # Classified without reading the text (a welfare "2" raised to high): the rules have not read it yet.
+    not_read = Q(triaged_at__isnull=True) & (never_resent | due_again | never_rung)
+    written = Exists(written_since_triage) & (Exists(rung_only_by_intake) | due_again | never_rung)
     written_again = list(
         Case.objects.filter(status__in=OPEN_STATUSES).exclude(status=CaseStatus.NEW)
-        .filter(Exists(written_since_triage))
+        .filter(not_read | written)
         .exclude(triage_requested_at__gte=stale)
         .order_by("created_at")
         .values_list("pk", "triage_requested_at")[:limit]
@@ -470,8 +478,9 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
     queues: dict[int, str] = {}
 
     def queue_of(case_id: int) -> str:
-        if not queues:  # every case's at once, at the first question
+        if not queues:  # every case's at once, at the first question; a follow-up by its own words
             bodies = _first_inbound_bodies([case_id for case_id, _ in waiting])
+            bodies.update(_last_inbound_bodies([case_id for case_id, _ in written_again]))
             queues.update({case: triage.queue_for_text(bodies.get(case, "")) for case, _ in waiting + written_again})
         return queues[case_id]
 
@@ -497,6 +506,16 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
                 return sent
         logger.warning("sweep re-sent triage for %s cases", len(case_ids))
     return len(case_ids)
+
+
+def _last_inbound_bodies(case_ids: list[int]) -> dict[int, str]:
+    """Each case's latest message from the citizen: a lost follow-up's doorbell rides the queue its words choose
+    ("he is back with a knife" the critical one), not the first message's."""
+    bodies: dict[int, str] = {}
+    rows = Message.objects.filter(case_id__in=case_ids, direction=Direction.INBOUND).order_by("case_id", "-id")
+    for case_id, body in rows.values_list("case_id", "body"):
+        bodies.setdefault(case_id, body or "")
+    return bodies
 
 
 def _first_inbound_bodies(case_ids: list[int]) -> dict[int, str]:

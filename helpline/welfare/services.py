@@ -584,7 +584,7 @@ def _raise_to_high(case: Case, check: WelfareCheck, why: str) -> None:
     reads the text and may raise it to critical, and assigns the case as for any contact."""
     reason = f"welfare check (campaign {check.campaign_id}): {why}"
     case_services.record_triage(case, priority=Priority.HIGH, category=case.category, reasons=[reason],
-                                up_to_message_id=None)  # fmt: skip
+                                up_to_message_id=None, read_all_written=False)  # fmt: skip
 
 
 def _settle(
