@@ -429,7 +429,11 @@ def _run_action(case: Case, action: str, step: int) -> bool:
         # A case on the desk of someone no longer on duty is offered to someone with room at every step: the ladder
         # repeats without its reassign step, and the digests go to people on duty, so it sat there all the surge.
         if action == StepAction.REASSIGN or not is_on_duty(case.assigned_to_id, timezone.now()):
-            return _reassign(case, step, require_room=True) or action != StepAction.REASSIGN
+            # Not while this process saw everyone full moments ago: asking takes the assignment turn, held to the
+            # end of the tick's transaction, which triage's batches wait for.
+            if not turn_would_give_nothing_to(case):
+                return _reassign(case, step, require_room=True) or action != StepAction.REASSIGN
+            return action != StepAction.REASSIGN
         return True
     urgent = case.priority in (Priority.CRITICAL, Priority.HIGH)
     if action == StepAction.REMIND_ASSIGNEE:
