@@ -155,3 +155,14 @@ def test_a_drill_on_the_running_service_never_keeps_a_real_case_from_a_person(tw
     twilio.sms("OK", sid="SMok1", from_number="+38761200301")
     real.refresh_from_db()
     assert real.status == CaseStatus.ACKNOWLEDGED
+
+
+def test_a_drill_still_fills_people_up_as_a_real_surge_would(twilio):
+    worker = StaffFactory(phone="+38761200301", max_open_cases=2)
+    ShiftFactory(staff=worker)
+    drills = []
+    for _ in range(3):
+        drill = CaseFactory(is_drill=True)
+        MessageFactory(case=drill, body="treba nam pomoć oko ogrjeva")
+        drills.append(actions.do_triage_case(drill.pk))
+    assert [drill.assigned_to for drill in drills].count(worker.user) == 2  # the third waits, as it would for real

@@ -101,7 +101,10 @@ class StaffPool:
         return any(p.open_cases < p.max_open_cases for p in self.workers + self.supervisors)
 
     def count_assignment(self, staff: StaffProfile, at: dt.datetime, *, is_drill: bool = False) -> None:
-        staff.open_cases += not is_drill  # as the counters read: a drill's case fills nobody's maximum
+        if is_drill:  # as the counters read: a drill's case takes no real case's room
+            staff.open_drill_cases = getattr(staff, "open_drill_cases", 0) + 1
+        else:
+            staff.open_cases += 1
         staff.last_assigned_at = at
 
 
@@ -123,6 +126,13 @@ def _idlest(pool: list[StaffProfile]) -> StaffProfile:
     return min(pool, key=lambda w: (phone_is_failing(w, now), w.open_cases, w.last_assigned_at or never, w.pk))
 
 
+def _room_test(case: Case):
+    """Room for a real case counts real cases only; for a drill's case, the drill's cases as well."""
+    if case.is_drill:
+        return lambda person: person.open_cases + getattr(person, "open_drill_cases", 0) < person.max_open_cases
+    return lambda person: person.open_cases < person.max_open_cases
+
+
 def pick_assignee(
     case: Case, pool: StaffPool, *, exclude: int | None = None, require_room: bool = False,
     supervisors_need_room: bool = False,
@@ -135,7 +145,8 @@ def pick_assignee(
     (triage's batches) a supervisor at their maximum takes no more cases that are not critical: they wait."""
     workers = [w for w in pool.workers if w.user_id != exclude]
     speakers = [w for w in workers if case.language in (w.languages or [])]
-    available = [w for w in speakers if w.open_cases < w.max_open_cases]
+    has_room = _room_test(case)
+    available = [w for w in speakers if has_room(w)]
     skilled = [w for w in available if case.category in (w.skills or [])]
     if skilled:
         return AssignmentChoice(_idlest(skilled), "on duty, speaks the language, trained for the category, has room")
@@ -149,7 +160,7 @@ def pick_assignee(
         )
     supervisors = [s for s in pool.supervisors if s.user_id != exclude]
     if require_room or (supervisors_need_room and not is_critical):
-        supervisors = [s for s in supervisors if s.open_cases < s.max_open_cases]
+        supervisors = [s for s in supervisors if has_room(s)]
     if supervisors:
         reason = "no worker on duty" if not workers else "no worker on duty who speaks the language and has room"
         if exclude is not None:
@@ -158,7 +169,7 @@ def pick_assignee(
     # Last, a worker who does not speak the case's language: a colleague or an interpreter can help them, and a
     # case nobody on duty may take is a case nobody answers (with people on duty, no escalation would start).
     others = [w for w in workers if w not in speakers]
-    with_room = [w for w in others if w.open_cases < w.max_open_cases]
+    with_room = [w for w in others if has_room(w)]
     if with_room or (is_critical and others and not require_room):
         return AssignmentChoice(
             _idlest(with_room or others),

@@ -75,16 +75,23 @@ def with_open_case_counts(staff: QuerySet[StaffProfile]) -> QuerySet[StaffProfil
 
 
 # Real cases only: a drill rehearsed on the running service must never keep a real case from a person with room
-# for it (a drill's cases fill nobody's maximum; a real emergency during a drill is the case the drill is for).
+# for it (a real emergency during a drill is the case the drill is for). A drill's own cases count its cases
+# too (`_OPEN_DRILL_CASES`), so the drill still fills people up and queues as a real surge would.
 _OPEN_CASES = Count(
     "user__assigned_cases",
     filter=Q(user__assigned_cases__status__in=OPEN_STATUSES, user__assigned_cases__is_drill=False),
 )
+_OPEN_DRILL_CASES = Count(
+    "user__assigned_cases",
+    filter=Q(user__assigned_cases__status__in=OPEN_STATUSES, user__assigned_cases__is_drill=True),
+)
 
 
 def _counters(*staff_ids: int) -> QuerySet:
-    active = StaffProfile.objects.filter(pk__in=staff_ids, is_active=True).annotate(open_cases=_OPEN_CASES)
-    return active.values_list("pk", "last_assigned_at", "open_cases")
+    active = StaffProfile.objects.filter(pk__in=staff_ids, is_active=True).annotate(
+        open_cases=_OPEN_CASES, open_drill_cases=_OPEN_DRILL_CASES
+    )
+    return active.values_list("pk", "last_assigned_at", "open_cases", "open_drill_cases")
 
 
 _COUNTERS = CompiledRead(_counters)  # compiled once for each number of people on duty
@@ -114,13 +121,12 @@ def on_duty_with_open_cases(at: dt.datetime) -> list[StaffProfile]:
     if not kept:
         return []
     ids = [profile.pk for profile in kept]
-    fresh = {pk: (last_assigned_at, open_cases) for pk, last_assigned_at, open_cases in
-             _COUNTERS.fetch(*ids)}  # fmt: skip
+    fresh = {pk: counters for pk, *counters in _COUNTERS.fetch(*ids)}
     people = []
     for profile in kept:
         if profile.pk in fresh:  # not deactivated meanwhile
             person = copy.copy(profile)  # the kept profile is shared: the pool counts up its own copy
-            person.last_assigned_at, person.open_cases = fresh[profile.pk]
+            person.last_assigned_at, person.open_cases, person.open_drill_cases = fresh[profile.pk]
             people.append(person)
     return people
 
