@@ -392,6 +392,17 @@ def test_a_caller_who_hung_up_at_the_tone_during_an_outage_is_still_marked_for_a
 
 @concurrent
 @database_server
+def test_a_caller_who_chose_english_during_an_outage_hears_the_goodbye_in_english(twilio):
+    with database_unreachable():
+        twilio.call(sid="CAen1", from_number="+38761400730")
+        twilio.call("/webhooks/twilio/voice/language/", sid="CAen1", Digits="2")
+        goodbye = twilio.call("/webhooks/twilio/voice/recorded/", sid="CAen1", RecordingSid="REen1",
+                              RecordingDuration="9")  # fmt: skip
+    assert b'language="en' in goodbye.content
+
+
+@concurrent
+@database_server
 def test_a_web_form_sent_while_the_database_is_down_is_answered_and_its_code_works_later(client):
     key = uuid.uuid4().hex
     with database_unreachable():

@@ -276,8 +276,14 @@ def _voicemail(request: HttpRequest, reference: str, language: str) -> VoiceResp
     return response
 
 
+def _spooled_language(request: HttpRequest) -> str:
+    """The language the caller chose, when the choice waits in the spool; Bosnian otherwise (as the greeting)."""
+    chosen = spool.spooled("call_language", _param(request, "CallSid"))
+    return chosen.payload.get("language", "bs") if chosen is not None else "bs"
+
+
 def _spool_dial_result(request: HttpRequest) -> HttpResponse:
-    return _twiml(_voicemail(request, _spooled_call(request).reference, "bs"))
+    return _twiml(_voicemail(request, _spooled_call(request).reference, _spooled_language(request)))
 
 
 @twilio_webhook
@@ -348,7 +354,8 @@ def whisper_accept(request: HttpRequest) -> HttpResponse:
 
 def _goodbye(request: HttpRequest) -> HttpResponse:
     response = VoiceResponse()
-    _say(response, replies.voice_goodbye(language="bs", number_withheld=_number_withheld(request)), "bs")
+    language = _spooled_language(request)  # a caller who pressed 2 for English hears the goodbye in English
+    _say(response, replies.voice_goodbye(language=language, number_withheld=_number_withheld(request)), language)
     response.hangup()
     return _twiml(response)
 
