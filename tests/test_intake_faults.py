@@ -461,6 +461,25 @@ def test_a_web_form_rewritten_and_sent_again_during_an_outage_keeps_both_message
 
 @concurrent
 @database_server
+def test_a_web_form_stored_then_rewritten_during_an_outage_opens_by_the_code_it_was_given(client):
+    # The replay found the key taken by the first message and stored the second with a new random code: the
+    # reference and code the citizen was shown opened nothing, and they could not read replies or write again.
+    key = uuid.uuid4().hex
+    first = client.post("/inquiry/", {"message": "Treba mi pomoć oko ogrjeva", "idempotency_key": key})
+    with database_unreachable():
+        rewritten = client.post("/inquiry/", {"message": "Muž je pijan i razbija stvari", "idempotency_key": key})
+    assert rewritten.status_code == 202
+    reference, code = reference_in(rewritten), intake.token_for_idempotency_key(key)
+
+    assert spool.replay_spool().stored == 1
+    assert Case.objects.count() == 2
+    status = client.post("/inquiry/status/", {"reference": reference, "code": code}, follow=True)
+    assert status.status_code == 200 and "Muž je pijan i razbija stvari" in status.content.decode()
+    assert reference_in(first) not in status.content.decode()
+
+
+@concurrent
+@database_server
 def test_a_web_form_stored_then_resent_during_an_outage_opens_the_case_by_either_reference(client):
     # The browser resends the form (same key) while the database is down: the resend is answered with a reference
     # of its own, which once opened nothing after the replay ("No case matches").

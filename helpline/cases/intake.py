@@ -672,6 +672,7 @@ def record_web_inquiry(
     triage_queue: str = TRIAGE_QUEUE,
     idempotency_key: str | None = None,
     reserved_reference: str | None = None,
+    citizen_token: str | None = None,
 ) -> WebIntake:
     """A web inquiry always opens its own case: whoever knows a phone number must not read that person's case.
 
@@ -679,8 +680,12 @@ def record_web_inquiry(
     With an idempotency key, a retry (the same key and the same message) returns the first inquiry's case and
     code; the same key with another message raises IdempotencyKeyReused. `over_address_limit` names the
     per-address limit the sender passed: the inquiry is stored all the same, marked as possibly automated.
+    `citizen_token`: the code the citizen was already given (a spooled inquiry's), when not the key's own.
     """
-    token = token_for_idempotency_key(idempotency_key) if idempotency_key else citizen_code.new_code()
+    if citizen_token:
+        token = citizen_token
+    else:
+        token = token_for_idempotency_key(idempotency_key) if idempotency_key else citizen_code.new_code()
     queue = triage_queue
 
     def record() -> Case:

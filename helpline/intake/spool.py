@@ -112,6 +112,10 @@ def key_for(kind: str, key: str, message: str) -> str:
     earlier = spooled(kind, key)
     if earlier is None or earlier.payload.get("message", message) == message:
         return key
+    return _key_and_words(key, message)
+
+
+def _key_and_words(key: str, message: str) -> str:
     return hashlib.sha256(f"{key}\x00{message}".encode()).hexdigest()[:32]
 
 
@@ -203,8 +207,13 @@ def _replay_web(contact: SpooledContact) -> str:
             **contact.payload, idempotency_key=contact.key, reserved_reference=contact.reference
         )
     except intake.IdempotencyKeyReused:
-        # The client reused a key for another message: store this one too, as its own inquiry.
-        received = services.receive_web_inquiry(**contact.payload, reserved_reference=contact.reference)
+        # The key was used before the outage for another message (the page rewritten and sent again): this one is
+        # its own inquiry, opened by the code the citizen was given for it (the key's), and stored once however
+        # often the replay runs (under the key and its words).
+        received = services.receive_web_inquiry(
+            **contact.payload, idempotency_key=_key_and_words(contact.key, contact.payload.get("message", "")),
+            citizen_token=intake.token_for_idempotency_key(contact.key), reserved_reference=contact.reference,
+        )  # fmt: skip
     return received.case.reference
 
 
