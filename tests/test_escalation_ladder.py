@@ -441,3 +441,65 @@ def test_a_case_never_goes_to_a_supervisor_whose_login_was_deactivated(clock):
     ladder.hand_on_cases_of_the_departed()
     taken.refresh_from_db()
     assert taken.assigned_to == supervisor.user
+
+
+# --- A person raising a case's priority by hand starts the new priority's clock ---------------------------------
+
+
+def calm_case() -> Case:
+    case = CaseFactory()
+    MessageFactory(case=case, body="treba nam pomoć oko ogrjeva")
+    return actions.do_triage_case(case.pk)
+
+
+def assignment_alerts(staff, case: Case) -> list[str]:
+    rows = Notification.objects.filter(case=case, recipient=staff.user, kind=NotificationKind.ASSIGNMENT)
+    return list(rows.order_by("id").values_list("channel", flat=True))
+
+
+def test_a_case_raised_to_critical_by_hand_calls_its_worker_with_the_critical_deadline(clock):
+    worker = on_duty()
+    supervisor = on_duty(role="supervisor")
+    case = calm_case()
+    assert (case.priority, case.assigned_to) == ("normal", worker.user)
+    normal_deadline = case.acknowledge_by
+
+    clock.shift(dt.timedelta(minutes=1))
+    raised = actions.do_reclassify(case, by=supervisor.user, priority="critical", category="domestic_violence",
+                                   reason="pozvala je, muž joj prijeti")  # fmt: skip
+
+    assert raised.assigned_to == worker.user and raised.status == CaseStatus.ASSIGNED
+    assert raised.acknowledge_by < normal_deadline  # the critical ladder's deadline, from now
+    sms, voice = NotificationChannel.SMS, NotificationChannel.VOICE
+    assert assignment_alerts(worker, case) == [sms, sms, voice]
+
+
+def test_a_raised_case_whose_worker_went_off_duty_goes_to_someone_on_duty(clock):
+    leaving = StaffFactory()
+    ShiftFactory(staff=leaving, starts_at=START - dt.timedelta(hours=8), ends_at=START + dt.timedelta(minutes=5))
+    case = calm_case()
+    assert case.assigned_to == leaving.user
+    clock.shift(dt.timedelta(minutes=10))
+    colleague = on_duty()
+    supervisor = on_duty(role="supervisor")
+
+    raised = actions.do_reclassify(case, by=supervisor.user, priority="critical", category="suicide_self_harm",
+                                   reason="rekla je da ima tablete")  # fmt: skip
+
+    assert raised.assigned_to in (colleague.user, supervisor.user)
+    now_with = StaffProfile.objects.get(user=raised.assigned_to)
+    assert NotificationChannel.VOICE in assignment_alerts(now_with, case)
+
+
+def test_lowering_or_recategorising_by_hand_leaves_the_clock_alone(clock):
+    worker = on_duty()
+    supervisor = on_duty(role="supervisor")
+    case = calm_case()
+    deadline = case.acknowledge_by
+    clock.shift(dt.timedelta(minutes=1))
+
+    changed = actions.do_reclassify(case, by=supervisor.user, priority="low", category="information",
+                                    reason="samo pitanje")  # fmt: skip
+
+    assert changed.acknowledge_by == deadline
+    assert assignment_alerts(worker, case) == [NotificationChannel.SMS]

@@ -114,6 +114,14 @@ def run_ticks(clock, until: dt.datetime, step: dt.timedelta) -> None:
         services.advance_campaigns(limit=5000)
 
 
+def campaign_until_a_visit_is_sent(clock) -> Campaign:
+    """A campaign that calls after 10 minutes and sends a visit 10 minutes later, run until it has (21 minutes)."""
+    campaign = services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
+                                       call_after_minutes=10, visit_after_minutes=10)  # fmt: skip
+    run_ticks(clock, START + dt.timedelta(minutes=21), dt.timedelta(minutes=1))
+    return campaign
+
+
 # What each person in the 1,000 does, by n % 20.
 SAFE_REPLIES = {0: "1", 1: "1", 2: "da", 3: "OK", 4: "dobro sam", 5: "сигуран сам", 6: "Да", 7: "1."}
 HELP_REPLIES = {8: "2", 9: "2", 10: "треба помоћ", 11: "pomoć", 12: "voda ulazi u kuću, ne mogu izaći"}
@@ -251,9 +259,7 @@ def test_a_visit_nobody_takes_escalates_like_a_case(provider, clock, settings):
     (person,) = register(1)
     worker = on_duty(phone="+38762000001")
     supervisor = on_duty(role="supervisor", phone="+38762000009")
-    services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
-                            call_after_minutes=10, visit_after_minutes=10)  # fmt: skip
-    run_ticks(clock, START + dt.timedelta(minutes=21), dt.timedelta(minutes=1))
+    campaign_until_a_visit_is_sent(clock)
     task = VisitTask.objects.get()
     assert task.assigned_to == worker.user
     assert Notification.objects.filter(recipient=worker.user, kind=visits.VISIT_NOTICE).count() == 1
@@ -291,9 +297,7 @@ def test_a_visit_nobody_takes_reaches_a_supervisor_from_the_tick_queue_while_the
     register(1)
     on_duty(phone="+38762000001")
     supervisor = on_duty(role="supervisor", phone="+38762000009")
-    services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
-                            call_after_minutes=10, visit_after_minutes=10)  # fmt: skip
-    run_ticks(clock, START + dt.timedelta(minutes=21), dt.timedelta(minutes=1))
+    campaign_until_a_visit_is_sent(clock)
     assert VisitTask.objects.get().status == VisitStatus.WAITING
 
     for minute in range(22, 60):  # the campaign tick is stuck in a backlog; only the escalation queue's runs
@@ -307,9 +311,7 @@ def test_a_visit_opened_while_nobody_was_on_duty_goes_to_the_first_worker_who_co
     settings.ESCALATION_FALLBACK_NUMBERS = []
     register(1)
     StaffFactory(role="supervisor", phone="+38762000009")  # at home, texted through the night
-    services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
-                            call_after_minutes=10, visit_after_minutes=10)  # fmt: skip
-    run_ticks(clock, START + dt.timedelta(minutes=21), dt.timedelta(minutes=1))
+    campaign_until_a_visit_is_sent(clock)
     assert VisitTask.objects.get().assigned_to is None
     morning = StaffFactory(phone="+38762000001")
     ShiftFactory(staff=morning, starts_at=START + dt.timedelta(minutes=30), ends_at=START + dt.timedelta(hours=9))
@@ -324,9 +326,7 @@ def test_a_visit_taken_and_never_reported_stops_holding_the_persons_number_after
     # Its question stayed open for good: the number was held back from every later campaign.
     register(1)
     worker = on_duty(phone="+38762000001")
-    first = services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
-                                    call_after_minutes=10, visit_after_minutes=10)  # fmt: skip
-    run_ticks(clock, START + dt.timedelta(minutes=21), dt.timedelta(minutes=1))
+    first = campaign_until_a_visit_is_sent(clock)
     visits.take_visit(VisitTask.objects.get(), by=worker.user)
     run_ticks(clock, START + dt.timedelta(hours=11), dt.timedelta(minutes=30))
     assert WelfareCheck.objects.get(campaign=first).state == CheckState.VISIT_PENDING  # still on their way
@@ -346,9 +346,7 @@ def test_a_visit_taken_and_never_reported_stops_holding_the_persons_number_after
 def test_a_late_safe_answer_calls_off_the_visit(provider, clock):
     (person,) = register(1)
     on_duty(phone="+38762000001")
-    services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
-                            call_after_minutes=10, visit_after_minutes=10)  # fmt: skip
-    run_ticks(clock, START + dt.timedelta(minutes=21), dt.timedelta(minutes=1))
+    campaign_until_a_visit_is_sent(clock)
     assert services.answer_welfare_reply(str(person.phone), "ок", message_sid="SMlate")
     assert WelfareCheck.objects.get().state == CheckState.SAFE
     assert VisitTask.objects.get().status == VisitStatus.DONE
@@ -359,9 +357,7 @@ def test_a_late_call_for_help_keeps_the_visit_on_its_way_and_opens_a_case(provid
     # left to a phone call from a case worker.
     (person,) = register(1)
     on_duty(phone="+38762000001")
-    services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None,
-                            call_after_minutes=10, visit_after_minutes=10)  # fmt: skip
-    run_ticks(clock, START + dt.timedelta(minutes=21), dt.timedelta(minutes=1))
+    campaign_until_a_visit_is_sent(clock)
     assert VisitTask.objects.get().status != VisitStatus.DONE
     assert services.answer_welfare_reply(str(person.phone), "2", message_sid="SMlate")
     check = WelfareCheck.objects.get()
