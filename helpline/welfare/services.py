@@ -195,10 +195,7 @@ def settle_visits_without_outcome(now: dt.datetime, *, limit: int = 100) -> int:
     """Questions whose visit was taken VISIT_OUTCOME_EXPECTED_WITHIN ago with no outcome: settled as unreachable,
     saying why, so later campaigns ask the number again. The visit stays the worker's, whose outcome, when they
     record it, still settles the question. Returns how many."""
-    stale = VisitTask.objects.filter(
-        status=VisitStatus.TAKEN, taken_at__lt=now - VISIT_OUTCOME_EXPECTED_WITHIN,
-        welfare_check__state=CheckState.VISIT_PENDING,
-    ).values_list("welfare_check_id", flat=True)  # fmt: skip
+    stale = VisitTask.objects.filter(_taken_without_outcome(now)).values_list("welfare_check_id", flat=True)
     settled = 0
     for check_id in list(stale[:limit]):
         with transaction.atomic():
@@ -206,27 +203,32 @@ def settle_visits_without_outcome(now: dt.datetime, *, limit: int = 100) -> int:
             if check is None or check.state != CheckState.VISIT_PENDING:
                 continue
             check.state = CheckState.UNREACHABLE
-            check.failure = "the visit was taken, and no outcome recorded within 12 hours"
+            hours = VISIT_OUTCOME_EXPECTED_WITHIN // dt.timedelta(hours=1)
+            check.failure = f"the visit was taken, and no outcome recorded within {hours} hours"
             check.save(update_fields=["state", "failure", "updated_at"])
             transaction.on_commit(lambda: release_held(timezone.now()))
             settled += 1
     if settled:
-        logger.warning("%s welfare visits taken without an outcome recorded in 12 hours; their questions settled",
+        logger.warning("%s welfare visits taken without an outcome recorded in time; their questions settled",
                        settled)  # fmt: skip
     return settled
+
+
+def _taken_without_outcome(now: dt.datetime) -> Q:
+    """Visits taken VISIT_OUTCOME_EXPECTED_WITHIN ago whose question still waits for their outcome."""
+    return Q(
+        status=VisitStatus.TAKEN, taken_at__lt=now - VISIT_OUTCOME_EXPECTED_WITHIN,
+        welfare_check__state=CheckState.VISIT_PENDING,
+    )  # fmt: skip
 
 
 def _anything_to_advance(now: dt.datetime) -> bool:
     """Every step works on running campaigns, but for the escalations of visits they sent. The tick runs every
     second, and most seconds of a year have neither: one or two reads then, not seventeen statements."""
     escalation_due = Q(status=VisitStatus.WAITING, escalation_due_at__lte=now)
-    without_outcome = Q(
-        status=VisitStatus.TAKEN, taken_at__lt=now - VISIT_OUTCOME_EXPECTED_WITHIN,
-        welfare_check__state=CheckState.VISIT_PENDING,
-    )  # fmt: skip
     return (
         Campaign.objects.filter(status=CampaignStatus.RUNNING).exists()
-        or VisitTask.objects.filter(escalation_due | without_outcome).exists()
+        or VisitTask.objects.filter(escalation_due | _taken_without_outcome(now)).exists()
     )
 
 
