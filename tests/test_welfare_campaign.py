@@ -123,7 +123,7 @@ def campaign_until_a_visit_is_sent(clock) -> Campaign:
 
 
 # What each person in the 1,000 does, by n % 20.
-SAFE_REPLIES = {0: "1", 1: "1", 2: "da", 3: "OK", 4: "dobro sam", 5: "сигуран сам", 6: "Да", 7: "1."}
+SAFE_REPLIES = {0: "1", 1: "1", 2: "da, dobro", 3: "OK", 4: "dobro sam", 5: "сигуран сам", 6: "Да, добро", 7: "1."}
 HELP_REPLIES = {8: "2", 9: "2", 10: "треба помоћ", 11: "pomoć", 12: "voda ulazi u kuću, ne mogu izaći"}
 WRONG_NUMBER = 13  # 21211 from the provider
 # 14..19: never answer
@@ -230,6 +230,27 @@ def test_a_campaign_over_a_thousand_people_ends_with_each_in_exactly_one_state(p
     # Cyrillic readers were asked in Cyrillic.
     assert "Одговорите 1" in sms_to(phone(0))[0].body
     assert "Odgovorite 1" in sms_to(phone(1))[0].body
+
+
+def test_a_bare_yes_to_a_question_about_help_is_asked_again_and_the_call_still_follows(provider, clock):
+    # "Trebate li pomoć?" answered "Da" was read as safe: the person who asked for help was thanked and left.
+    (person,) = register(1)
+    on_duty(phone="+38762000001")
+    services.start_campaign(
+        title="Poplave", question="Trebate li pomoć?", areas=[], needs=[], by=None, call_after_minutes=60
+    )  # fmt: skip
+    run_ticks(clock, START + dt.timedelta(seconds=30), dt.timedelta(seconds=5))
+
+    said = services.answer_welfare_reply(str(person.phone), "Da", message_sid="SMyes")
+    assert "Одговорите 1" in said  # the register says Cyrillic: 1 or 2, in the person's script
+    check = WelfareCheck.objects.get()
+    assert check.state == CheckState.ASKED and check.case is None and not Case.objects.exists()
+    assert services.answer_welfare_reply(str(person.phone), "Da", message_sid="SMyes") == said  # Twilio's retry
+
+    run_ticks(clock, START + dt.timedelta(minutes=61), dt.timedelta(minutes=1))
+    assert WelfareCheck.objects.get().state == CheckState.CALLED  # no digit came: the call follows on time
+    services.answer_welfare_reply(str(person.phone), "2", message_sid="SMtwo")
+    assert WelfareCheck.objects.get().state == CheckState.NEEDS_HELP
 
 
 def test_a_person_in_two_campaigns_is_asked_again_only_after_the_first_is_settled(provider, clock):

@@ -11,13 +11,15 @@ from helpline.cases.language import latin_to_cyrillic
 from helpline.welfare.models import Campaign, VulnerablePerson
 from helpline.welfare.replies import Reading, read_key_press, read_reply
 
-SAFE = ["1", "1.", " 1 ", "da", "Da!", "ok", "OK", "dobro", "dobro sam", "siguran sam", "Sigurna sam, hvala",
-        "sve u redu", "сигуран сам", "Да", "ок", "добро сам", "Dobro sam, sigurna sam", "sigurna sam i dobro sam",
-        "Hvala"]  # fmt: skip
+SAFE = ["1", "1.", " 1 ", "Da, dobro sam", "Da 1", "ok", "OK", "dobro", "dobro sam", "siguran sam",
+        "Sigurna sam, hvala", "sve u redu", "сигуран сам", "Да, сигурна сам", "ок", "добро сам",
+        "Dobro sam, sigurna sam", "sigurna sam i dobro sam", "Hvala"]  # fmt: skip
 HELP = ["2", "2.", "pomoć", "pomoc", "POMOĆ!", "treba pomoć", "трeба помоћ", "треба помоћ", "ne", "нисам добро", "1 2"]
 # "Sam sam" and "Ja sam sam" are "I am alone"; "hvala" and "sve je" say nothing about being safe.
 FREE = ["voda ulazi u kuću", "nemam struje, aparat radi još sat", "где сте?", "Sam sam", "ja sam sam", "Сам сам",
         "sve je"]  # fmt: skip
+# Yes to whatever the supervisor asked: "Jeste li sigurni?" and "Trebate li pomoć?" are both answered "Da".
+UNCLEAR = ["da", "Da!", "Да", "yes", "Da, hvala", "da da"]
 
 
 @pytest.mark.parametrize("body", SAFE)
@@ -35,7 +37,12 @@ def test_anything_else_goes_to_a_person(body):
     assert read_reply(body) == Reading.FREE_TEXT
 
 
-@given(st.sampled_from(SAFE + HELP + FREE))
+@pytest.mark.parametrize("body", UNCLEAR)
+def test_a_bare_yes_is_not_read_as_safe_because_the_question_may_have_asked_about_help(body):
+    assert read_reply(body) == Reading.UNCLEAR
+
+
+@given(st.sampled_from(SAFE + HELP + FREE + UNCLEAR))
 def test_an_answer_reads_the_same_in_cyrillic(body):
     assert read_reply(latin_to_cyrillic(body)) == read_reply(body)
 

@@ -1,5 +1,5 @@
-"""Reading a person's answer to a welfare question: "1", "da", "ok", "dobro", "сигуран сам" mean safe; "2",
-"pomoć", "треба помоћ" or anything else written mean a person should look at it."""
+"""Reading a person's answer to a welfare question: "1", "ok", "dobro", "сигуран сам" mean safe; "2", "pomoć",
+"треба помоћ" or anything else written mean a person should look at it; a bare "da" is asked again."""
 from __future__ import annotations
 
 import enum
@@ -14,6 +14,9 @@ class Reading(enum.StrEnum):
     SAFE = "safe"
     HELP = "help"  # answered 2, or asked for help in words
     FREE_TEXT = "free_text"  # wrote something else: a person reads it, as a case
+    # "Da" or "Yes" and nothing that says safe: the answer to the supervisor's question, which may have been
+    # "Do you need help?" as well as "Are you safe?". The person is asked to answer 1 or 2.
+    UNCLEAR = "unclear"
 
 
 # Words that, alone or together, say "I am safe" (after folding: no diacritics, Cyrillic read as Latin).
@@ -26,6 +29,8 @@ _SAYS_SAFE = frozenset({
     "1", "da", "ok", "okej", "okay", "oke", "dobro", "dobar", "dobra", "siguran", "sigurna", "sigurni", "sigurno",
     "redu", "yes", "safe", "fine", "hvala",
 })  # fmt: skip
+# Yes-words answer the question, whatever it was; "hvala" (thanks) alone declines help as politely as it says safe.
+_ANSWER_THE_QUESTION = frozenset({"da", "yes"})
 _HELP_WORDS = frozenset({
     "2", "pomoc", "pomozite", "help", "treba", "trebam", "trebamo", "hitno", "sos", "ne", "no", "nisam", "nismo",
 })  # fmt: skip
@@ -55,6 +60,8 @@ def read_reply(body: str) -> Reading:
         return Reading.FREE_TEXT
     alone = ("sam", "sam") in itertools.pairwise(words)  # "(Ja) sam sam": I am alone
     if set(words) <= _SAFE_WORDS and set(words) & _SAYS_SAFE and not set(words) & _HELP_WORDS and not alone:
+        if set(words) & _ANSWER_THE_QUESTION and not set(words) & (_SAYS_SAFE - _ANSWER_THE_QUESTION - {"hvala"}):
+            return Reading.UNCLEAR  # "Da", "Da, hvala": yes to a question we cannot read
         return Reading.SAFE
     if set(words) & _HELP_WORDS:
         return Reading.HELP

@@ -493,7 +493,9 @@ def answer_welfare_reply(
 ) -> str | None:
     """The SMS to send back when this number has an open welfare question, None otherwise (normal intake then
     goes on). "1" or its words settle the person as safe; "2" or any other text becomes a case through the
-    normal intake and triage, at least high priority, linked to the campaign and the register entry here.
+    normal intake and triage, at least high priority, linked to the campaign and the register entry here. A bare
+    "Da" is asked again (1 or 2), except from the spool, whose citizen was already given a reference: a person
+    reads that one, as a case.
     A retried webhook (same MessageSid) is answered as the first time and stores nothing again. A spooled answer
     brings the reference it was answered with during the outage (`reserved_reference`): its case takes it."""
     phone = intake.normalise_phone(phone_e164)
@@ -515,6 +517,9 @@ def answer_welfare_reply(
         if check.state == CheckState.SAFE and not asks_for_help_again(body):
             return None  # after "I am safe", words are an ordinary message; only a "2" asks the campaign again
         reading = read_reply(body)
+        if reading == Reading.UNCLEAR and reserved_reference is None:
+            # Nothing is settled: the question stays open, and its call and visit follow on time if no digit comes.
+            return texts.answer_with_a_digit(language=check.person.language, script=check.person.script)
         sid = message_sid or f"welfare-{check.pk}-{uuid.uuid4().hex[:12]}"
         if reading == Reading.SAFE:
             _settle(check, CheckState.SAFE, via="sms", reply_sid=sid)

@@ -59,6 +59,11 @@ def thanks_safe(*, language: str, script: str) -> str:
     return _in_script(_THANKS_SAFE[_lang(language)], script, language)
 
 
+def answer_with_a_digit(*, language: str, script: str) -> str:
+    """To a bare "Da": which of the two it means, asked again. It is the SMS's only sign that the answer was read."""
+    return _in_script(f"{CENTRE_NAME}: {_INSTRUCTIONS[_lang(language)]}", script, language)
+
+
 def help_coming(reference: str, *, language: str, script: str) -> str:
     # The numbers the centre configured (settings.EMERGENCY_NUMBERS), as every other text to citizens gives them.
     numbers = {name: settings.EMERGENCY_NUMBERS[name] for name in ("police", "fire", "ambulance")}
