@@ -294,6 +294,38 @@ def test_a_workers_silent_alarm_during_an_outage_gets_no_citizens_receipt_back(t
 
 @concurrent
 @database_server
+def test_a_workers_command_sent_during_an_outage_is_answered_by_sms_once_it_has_run(twilio):
+    # The spool answered the command with nothing (a citizen's receipt on a worker's phone is dangerous), and the
+    # replay ran it but sent nothing either: the worker who took the case never learned that "OK" had worked.
+    from helpline.casework import actions
+    from notifications.models import Notification, NotificationKind
+    from tests.factories import MessageFactory, ShiftFactory
+
+    worker = StaffFactory(phone="+38761400810")
+    ShiftFactory(staff=worker, starts_at=timezone.now() - dt.timedelta(hours=1),
+                 ends_at=timezone.now() + dt.timedelta(hours=8))  # fmt: skip
+    case = CaseFactory()
+    MessageFactory(case=case, body="ubit će me, ima nož")
+    actions.do_triage_case(case.pk)
+    code = Notification.objects.filter(recipient=worker.user, case=case).values_list("ack_code", flat=True).first()
+    twilio.sms("Kada radite?", sid="SMbefore2", from_number="+38761400811")  # the database answers: phones read
+    with database_unreachable():
+        taken = twilio.sms(f"OK {code}", sid="SMok1", from_number="+38761400810")
+        alarm = twilio.sms("POMOC", sid="SMalarm2", from_number="+38761400810")
+    assert b"<Message" not in taken.content and b"<Message" not in alarm.content
+
+    assert spool.replay_spool().stored == 2
+    case.refresh_from_db()
+    assert case.acknowledged_at is not None
+    (answer,) = Notification.objects.filter(kind=NotificationKind.COMMAND_REPLY)  # the "OK" only, not the alarm
+    assert answer.to_number == "+38761400810" and case.reference in answer.body
+    spool.spool_contact("sms", "SMok1", {"message_sid": "SMok1", "from_number": "+38761400810", "body": f"OK {code}"})
+    spool.replay_spool()  # the replay ran again (killed before it forgot the file): the answer is not sent twice
+    assert Notification.objects.filter(kind=NotificationKind.COMMAND_REPLY).count() == 1
+
+
+@concurrent
+@database_server
 def test_a_welfare_answer_sent_during_an_outage_opens_its_case_under_the_reference_it_was_given(twilio, settings):
     # The spool answered the "2" with a reference; the replay's welfare path ignored it, and the case got another
     # one: the reference the person was given named no case.

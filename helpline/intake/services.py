@@ -21,7 +21,7 @@ from helpline.roster.selectors import on_duty, staff_by_id, staff_ids_with_phone
 from helpline.visits.services import handle_visit_sms
 from helpline.welfare.services import answer_welfare_reply, welfare_business_with_phone_index
 from notifications import acknowledgement, outbox, surge
-from notifications.models import StaffSmsCommand
+from notifications.models import NotificationKind, StaffSmsCommand
 from triage.services import queue_for_text
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class SmsReceived:
 
     intake: intake.SmsIntake | None = None
     staff_reply: str = ""
+    staff: StaffProfile | None = None  # the staff member whose command it was
 
 
 def receive_sms(
@@ -46,7 +47,7 @@ def receive_sms(
     staff_id, welfare_business = _who_is_texting(phone, message_sid=message_sid, is_drill=is_drill)
     staff = staff_by_id(staff_id) if staff_id is not None else None
     if staff is not None:
-        return SmsReceived(staff_reply=_answer_staff_command(staff, body, message_sid=message_sid))
+        return SmsReceived(staff_reply=_answer_staff_command(staff, body, message_sid=message_sid), staff=staff)
     if phone is not None and welfare_business:
         # An answer to an open welfare check ("1" safe, "2" help) is matched to the campaign that asked.
         welfare_reply = answer_welfare_reply(
@@ -59,6 +60,20 @@ def receive_sms(
         triage_queue=queue_for_text(body), reserved_reference=reserved_reference,
     )  # fmt: skip
     return SmsReceived(intake=stored)
+
+
+def receive_spooled_sms(*, reserved_reference: str, **sms) -> SmsReceived:
+    """An SMS the spool kept while the database was away, stored now. A staff command ("SAFE 1234" at the end of
+    a home visit, "OK 4821") was answered with nothing then, so that nobody watching the phone read a citizen's
+    receipt; its answer goes out now by SMS, once however often the replay runs. A silent alarm's answer is
+    nothing, and stays nothing."""
+    received = receive_sms(**sms, reserved_reference=reserved_reference)
+    if received.staff is not None and received.staff_reply and sms.get("message_sid"):
+        outbox.queue_notification(
+            key=f"command-reply:{sms['message_sid']}", to_number=str(received.staff.phone or ""),
+            body=received.staff_reply, kind=NotificationKind.COMMAND_REPLY, recipient=received.staff.user,
+        )  # fmt: skip
+    return received
 
 
 def _answer_staff_command(staff: StaffProfile, body: str, *, message_sid: str) -> str:

@@ -178,7 +178,7 @@ class ReplayResult:
 
 
 def _replay_sms(contact: SpooledContact) -> str:
-    received = services.receive_sms(**contact.payload, reserved_reference=contact.reference)
+    received = services.receive_spooled_sms(**contact.payload, reserved_reference=contact.reference)
     return received.intake.case.reference if received.intake and received.intake.case else ""
 
 
