@@ -7,9 +7,10 @@ mistypes is stopped after a few tries; someone trying many names from one addres
 one name spread over many addresses (a botnet) are stopped by the third, which is far above the others, so one
 address alone never reaches it.
 
-Nobody can lock a named worker out by failing on purpose: the first two counters are per address, and the third
-does not apply at an address the person has signed in from before (axes' access log), so they still get in from
-their usual places while someone guesses at their name from elsewhere.
+Nobody can lock a named worker out by failing on purpose: the first two counters are per address, and neither the
+second nor the third applies at an address the person has signed in from before (axes' access log), so they still
+get in from their usual places (the office's shared address among them) while someone guesses from elsewhere or at
+other names from there.
 """
 from __future__ import annotations
 
@@ -50,11 +51,22 @@ class TwoCounterHandler(AxesDatabaseHandler):
         )
         username = get_client_username(request, credentials)
         per_username = _failures(recent.filter(username=username))
-        per_address = _failures(recent)
         reached = (
-            per_username >= settings.LOGIN_FAILURES_PER_USERNAME or per_address >= settings.LOGIN_FAILURES_PER_ADDRESS
-        ) or (username and self._guessed_at_everywhere(request, username))
+            per_username >= settings.LOGIN_FAILURES_PER_USERNAME
+            or self._guessed_at_from_here(request, recent, username)
+            or (username and self._guessed_at_everywhere(request, username))
+        )
         return settings.AXES_FAILURE_LIMIT if reached else 0
+
+    @staticmethod
+    def _guessed_at_from_here(request, recent, username: str) -> bool:
+        """Failures from this address for any name reached their limit, and this name has never signed in here.
+        Staff share their office's address (one NAT, the guest Wi-Fi on the same line): one infected PC there
+        failing at twenty names must not lock every colleague out of the console, which a flood night needs."""
+        if _failures(recent) < settings.LOGIN_FAILURES_PER_ADDRESS:
+            return False
+        signed_in_here = AccessLog.objects.filter(username=username, ip_address=request.axes_ip_address)
+        return not (username and signed_in_here.exists())
 
     @staticmethod
     def _guessed_at_everywhere(request, username: str) -> bool:
