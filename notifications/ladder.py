@@ -363,6 +363,41 @@ def _assign_one_batch(batch: int) -> tuple[dict[int, Case], bool]:
     return handed, len(cases) == batch and bool(handed)
 
 
+# How many cases one tick flags as waited too long for room: the rest come in the next tick (every two seconds).
+FLAGGED_PER_TICK = 50
+
+
+def flag_cases_left_waiting_for_room(now: dt.datetime | None = None, *, limit: int = FLAGGED_PER_TICK) -> int:
+    """A case nobody on duty has room for waits, unassigned, for someone to resolve a case or come on duty: with
+    no clock, nobody was told. One waiting longer than its priority's time to acknowledge is flagged now, and the
+    ladder for a case nobody could take tells every supervisor, then the fallback numbers, until someone takes it
+    (the board proposes surge mode meanwhile). Not in surge mode: there the minute's digest counts these cases, and
+    paging about each is what surge mode stops. A critical case is never left waiting: it goes over a maximum."""
+    if surge.surge_is_on():
+        return 0
+    now = now or timezone.now()
+    flagged = 0
+    for priority in (Priority.HIGH, Priority.NORMAL, Priority.LOW):
+        cut = now - dt.timedelta(minutes=max(ladder_for(priority).acknowledge_within_minutes, 1))
+        waited = Case.objects.filter(
+            Q(triaged_at__lte=cut) | Q(triaged_at__isnull=True, created_at__lte=cut),
+            status=CaseStatus.TRIAGED, assigned_to__isnull=True, escalation_due_at__isnull=True, priority=priority,
+        )  # fmt: skip
+        for case in list(waited.order_by("created_at")[: limit - flagged]):
+            with transaction.atomic():
+                locked = Case.objects.for_change().get(pk=case.pk)
+                if locked.status != CaseStatus.TRIAGED or locked.assigned_to_id or locked.escalation_due_at:
+                    continue  # given out or flagged meanwhile
+                waited_minutes = round((now - (locked.triaged_at or locked.created_at)).total_seconds() / 60)
+                explanation = f"waited {waited_minutes} min: everyone on duty is at their maximum"
+                logger.warning("%s %s; supervisors are told", locked.reference, explanation)
+                case_services.flag_unassignable(locked, explanation=explanation)
+                flagged += 1
+        if flagged >= limit:
+            break
+    return flagged
+
+
 # --- Running due steps ------------------------------------------------------------------------------------------
 
 

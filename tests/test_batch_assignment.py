@@ -2,7 +2,10 @@
 open-case counter kept in the turn's transaction: concurrent triage never pushes anyone over their maximum (the
 critical rule apart), and nobody waits on the on-duty staff rows."""
 
+import datetime as dt
+
 import pytest
+import time_machine
 from django.conf import settings as django_settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -10,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from helpline.cases.models import Case, CaseStatus, Priority
 from helpline.casework import actions
 from notifications import ladder
+from notifications.models import Notification, NotificationKind
 from tests.concurrency import run_at_once
 from tests.factories import CaseFactory, ShiftFactory, StaffFactory, case_saying
 
@@ -155,3 +159,30 @@ def test_supervisors_giving_cases_to_whoever_should_have_them_at_once_never_over
     assert errors == []
     assert open_cases_of(worker) == 1  # each choice was made and kept under the assignment turn
     assert open_cases_of(supervisor) == 5
+
+
+def test_a_case_left_waiting_for_room_past_its_time_to_acknowledge_is_flagged_for_every_supervisor():
+    # One worker and one supervisor on duty at night, both full: a normal case waited with no clock, off the
+    # board's list of cases waiting for a person, and nobody was ever told.
+    start = dt.datetime(2026, 12, 6, 23, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False) as clock:
+        worker = ShiftFactory(staff=StaffFactory(max_open_cases=1), starts_at=start - dt.timedelta(hours=1),
+                              ends_at=start + dt.timedelta(hours=9)).staff  # fmt: skip
+        supervisor = ShiftFactory(staff=StaffFactory(role="supervisor", max_open_cases=0, phone="+38761700900"),
+                                  starts_at=start - dt.timedelta(hours=1), ends_at=start + dt.timedelta(hours=9)).staff
+        CaseFactory(assigned_to=worker.user, status=CaseStatus.ASSIGNED)
+        waiting = case_saying(NORMAL)
+        actions.do_triage_case(waiting.pk)
+        actions.do_assign_waiting()
+        assert Case.objects.get(pk=waiting.pk).escalation_due_at is None  # within its 15 minutes it just waits
+
+        clock.shift(dt.timedelta(minutes=16))
+        actions.do_assign_waiting()
+        ladder.run_due_escalations()
+        told = Notification.objects.filter(case=waiting, kind=NotificationKind.ESCALATION, recipient=supervisor.user)
+        assert told.exists()
+        assert Case.objects.get(pk=waiting.pk).assigned_to is None
+
+        actions.do_resolve(Case.objects.get(assigned_to=worker.user), by=worker.user, outcome="helped")
+        actions.do_assign_waiting()
+        assert Case.objects.get(pk=waiting.pk).assigned_to == worker.user  # room came: it is given out as ever

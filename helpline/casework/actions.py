@@ -420,8 +420,10 @@ def _act_on_raised_priority(case: Case, raised_from: str) -> bool:
 
 def do_assign_waiting() -> int:
     """The tick's share: cases waiting for room (someone resolved a case, came on duty, or a triage's batch was
-    left to the turn in line) are given out."""
-    return len(ladder.assign_waiting())
+    left to the turn in line) are given out; those left waiting too long are flagged for the supervisors."""
+    given = len(ladder.assign_waiting())
+    ladder.flag_cases_left_waiting_for_room()
+    return given
 
 
 def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
