@@ -27,7 +27,7 @@ from helpline.cases.kept_reads import kept_for_a_second
 from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, EventKind, Priority
 from helpline.cases.selectors import by_urgency
 from helpline.roster.models import StaffProfile
-from helpline.roster.selectors import all_supervisors, is_on_duty, supervisors_on_duty
+from helpline.roster.selectors import all_supervisors, is_on_duty, on_duty, supervisors_on_duty
 from helpline.roster.services import mark_assigned
 from notifications import surge, texts
 from notifications.models import (
@@ -242,6 +242,36 @@ def hand_on_cases_of_the_departed(limit: int = 50) -> int:
     departed = Q(assigned_to__is_active=False) | Q(assigned_to__staff_profile__is_active=False)
     held = Case.objects.filter(departed, status__in=OPEN_STATUSES).values_list("assigned_to_id", flat=True)
     return sum(hand_on_cases_of(user_id) for user_id in set(held[:limit]))
+
+
+def hand_on_cases_left_at_shift_end(now: dt.datetime | None = None, *, limit: int = 50) -> int:
+    """A case given to someone whose shift then ended before they took it waited out its deadline with them: the
+    reminder went to a phone at home, and the case moved to a colleague on duty only at the ladder's reassign step
+    (25 minutes for a normal case). Each minute such cases are offered to someone on duty now, by the assignment
+    policy (in surge mode only to someone with room); with nobody to take it, the ladder goes on as it was. A case
+    they took stays theirs: they said they have it in hand. Returns how many were handed on."""
+    now = now or timezone.now()
+    left = (
+        Case.objects.filter(status=CaseStatus.ASSIGNED, acknowledged_at__isnull=True, assigned_to__isnull=False)
+        .exclude(assigned_to_id__in=on_duty(now).values("user_id"))
+        .values_list("pk", flat=True)
+    )
+    handed = 0
+    for case_id in list(left.order_by("pk")[:limit]):
+        with transaction.atomic():
+            case = Case.objects.for_change().get(pk=case_id)
+            holder = case.assigned_to_id
+            if case.status != CaseStatus.ASSIGNED or case.acknowledged_at or is_on_duty(holder, now):
+                continue
+            choice = choose_assignee(case, now, exclude=holder, require_room=surge.is_quiet_for(case))
+            if choice.staff is None:
+                continue
+            hand_over(
+                case, choice.staff, explanation=f"the person it was given to went off duty before taking it: "
+                f"{choice.summary}", restart_clock=False, row_locked=True,
+            )  # fmt: skip
+            handed += 1
+    return handed
 
 
 def _hand_on_when_deactivated(user_id: int, is_active: bool) -> None:

@@ -24,7 +24,9 @@ def run_escalations() -> None:
 
 @shared_task
 def hand_on_cases_of_the_departed() -> None:
+    """Each minute: open cases of people deactivated, and cases not yet taken by people whose shift has ended."""
     ladder.hand_on_cases_of_the_departed()
+    ladder.hand_on_cases_left_at_shift_end()
 
 
 @shared_task

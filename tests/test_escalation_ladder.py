@@ -429,6 +429,30 @@ def test_cases_still_held_by_someone_deactivated_without_a_save_are_handed_on_by
     assert ladder.hand_on_cases_of_the_departed() == 0
 
 
+def test_a_case_not_yet_taken_when_its_workers_shift_ends_goes_to_someone_on_duty_within_a_minute(clock):
+    # Given at 09:00 to a worker whose shift ended at 09:01: the reminder went to their phone at home, and the
+    # colleague who came on at 09:01 got the case only at the ladder's reassign step, 25 minutes later.
+    leaving = StaffFactory(phone="+38761200301")
+    ShiftFactory(staff=leaving, starts_at=START - dt.timedelta(hours=8), ends_at=START + dt.timedelta(minutes=1))
+    colleague = StaffFactory(phone="+38761200302")
+    ShiftFactory(staff=colleague, starts_at=START + dt.timedelta(minutes=1), ends_at=START + dt.timedelta(hours=8))
+    case = CaseFactory()
+    MessageFactory(case=case, body="treba nam pomoć oko ogrjeva")
+    actions.do_triage_case(case.pk)
+    taken = CaseFactory(assigned_to=leaving.user, status=CaseStatus.ACKNOWLEDGED, priority="high")
+    case.refresh_from_db()
+    assert case.assigned_to == leaving.user
+
+    clock.move_to(START + dt.timedelta(minutes=2))
+    assert ladder.hand_on_cases_left_at_shift_end() == 1
+    case.refresh_from_db()
+    assert (case.assigned_to, case.status) == (colleague.user, CaseStatus.ASSIGNED)
+    assert Notification.objects.filter(kind=NotificationKind.ASSIGNMENT, recipient=colleague.user, case=case).exists()
+    taken.refresh_from_db()
+    assert taken.assigned_to == leaving.user  # one they took stays theirs
+    assert ladder.hand_on_cases_left_at_shift_end() == 0
+
+
 def test_a_case_never_goes_to_a_supervisor_whose_login_was_deactivated(clock):
     leaving = StaffFactory(phone="+38761200301")  # off duty, as is everyone at night
     gone = StaffFactory(role="supervisor", phone="+38761200398")
