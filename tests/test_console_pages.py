@@ -251,6 +251,7 @@ def test_odd_addresses_never_break_a_page(client, people, cases, url):
         {"day": "0001-01-01", "starts": "00:30", "ends": "06:00"},
         {"day": "2026-11-24", "starts": "25:00", "ends": "06:00"},
         {"day": "2026-11-24", "starts": "08:00", "ends": "08:00"},
+        {"day": "2026-03-29", "starts": "02:00", "ends": "03:00"},  # the hour the clocks skip: it was a 500
     ],
 )
 def test_impossible_shifts_are_field_errors(client, people, data):

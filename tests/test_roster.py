@@ -8,7 +8,7 @@ from django.utils import translation
 
 from helpline.roster.models import Absence, RotationPattern, RotationSlot, Shift
 from helpline.roster.selectors import on_duty
-from helpline.roster.services import generate_shifts, roster_gaps, shift_window
+from helpline.roster.services import generate_shifts, generate_upcoming_shifts, roster_gaps, shift_window
 from tests.factories import ShiftFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -39,8 +39,8 @@ def test_a_shift_starting_in_the_skipped_hour_starts_when_the_clock_resumes():
     assert starts == local(2026, 3, 29, 3, 30)
 
 
-def rotation(*slots, cycle_days=2, starts_on=dt.date(2026, 3, 27)):
-    pattern = RotationPattern.objects.create(name="Test", starts_on=starts_on, cycle_days=cycle_days)
+def rotation(*slots, cycle_days=2, starts_on=dt.date(2026, 3, 27), name="Test"):
+    pattern = RotationPattern.objects.create(name=name, starts_on=starts_on, cycle_days=cycle_days)
     for staff, day, start, end in slots:
         RotationSlot.objects.create(pattern=pattern, staff=staff, day_in_cycle=day, start_time=start, end_time=end)
     return pattern
@@ -57,6 +57,18 @@ def test_a_rotation_generates_each_shift_once_and_covers_the_dst_night():
     assert list(on_duty(local(2026, 3, 29, 5, 30))) == [bob]
     assert list(on_duty(local(2026, 3, 29, 6, 30))) == []
     assert list(on_duty(local(2026, 3, 29, 23))) == [ana]
+
+
+def test_a_slot_inside_the_skipped_spring_hour_does_not_stop_the_other_rotations_being_generated():
+    # 02:00-03:00 on 29 March has no time: its shift broke the database's check, and the hourly generation of
+    # every rotation after it stopped, leaving the change-over day with nobody on the roster.
+    ana, bob = StaffFactory(), StaffFactory()
+    odd = rotation((ana, 0, dt.time(2), dt.time(3)), cycle_days=1, starts_on=dt.date(2026, 3, 28), name="A")
+    nights = rotation((bob, 0, dt.time(22), dt.time(6)), cycle_days=1, starts_on=dt.date(2026, 3, 28), name="B")
+    with time_machine.travel(local(2026, 3, 28, 12), tick=False):
+        generate_upcoming_shifts(days=3)
+    assert Shift.objects.filter(pattern=odd).count() == 3  # 28, 30 and 31 March; not the 29th
+    assert list(on_duty(local(2026, 3, 29, 23))) == [bob] and Shift.objects.filter(pattern=nights).count() == 4
 
 
 def test_on_duty_answers_for_a_moment_over_midnight():

@@ -129,6 +129,8 @@ class ShiftForm(forms.Form):
                 self.add_error("ends", _("A shift must end after it starts."))
             else:
                 data["starts_at"], data["ends_at"] = shift_window(data["day"], data["starts"], data["ends"])
+                if data["ends_at"] <= data["starts_at"]:  # both inside the hour the clocks skip in spring
+                    self.add_error("ends", _("On this day the clocks go forward at 02:00: this shift has no time."))
         return data
 
 

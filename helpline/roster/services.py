@@ -6,17 +6,19 @@ Shift times are wall-clock times in Europe/Sarajevo. A night shift 22:00-06:00 o
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from helpline.roster.models import Absence, Role, RotationPattern, Shift, StaffProfile
 
 LOCAL = ZoneInfo(settings.TIME_ZONE)
+logger = logging.getLogger(__name__)
 
 
 def local_moment(day: dt.date, time: dt.time) -> dt.datetime:
@@ -49,6 +51,8 @@ def generate_shifts(pattern: RotationPattern, first_day: dt.date, last_day: dt.d
             if slot.day_in_cycle != index:
                 continue
             starts_at, ends_at = shift_window(day, slot.start_time, slot.end_time)
+            if ends_at <= starts_at:
+                continue  # wholly inside the hour the clocks skip in spring: that day it has no time at all
             _, was_created = Shift.objects.get_or_create(
                 staff=slot.staff, starts_at=starts_at, pattern=pattern, defaults={"ends_at": ends_at}
             )
@@ -58,11 +62,16 @@ def generate_shifts(pattern: RotationPattern, first_day: dt.date, last_day: dt.d
 
 
 def generate_upcoming_shifts(days: int = 21) -> int:
+    """Each active pattern's shifts for the coming days. One pattern that cannot be generated (a slot the database
+    refuses) is logged and left for its fix; the patterns after it are still generated."""
     today = timezone.localdate()
-    return sum(
-        generate_shifts(pattern, today, today + dt.timedelta(days=days))
-        for pattern in RotationPattern.objects.filter(is_active=True)
-    )
+    created = 0
+    for pattern in RotationPattern.objects.filter(is_active=True):
+        try:
+            created += generate_shifts(pattern, today, today + dt.timedelta(days=days))
+        except DatabaseError as error:
+            logger.error("could not generate the shifts of rotation %s (%s)", pattern.pk, type(error).__name__)
+    return created
 
 
 @dataclass(frozen=True)
