@@ -26,14 +26,22 @@ def emergency_sentence() -> str:
     ) % _numbers()
 
 
+def _sms_emergency_sentence() -> str:
+    # Shorter than the pages' sentence: with diacritics or Cyrillic an SMS segment holds 67 characters, and the
+    # receipt must stay within two (a surge sends thousands, each segment paid for and queued at the number's rate).
+    return gettext("In danger now? Police %(police)s, ambulance %(ambulance)s.") % _numbers()
+
+
 def sms_case_reply(*, reference: str, is_new_case: bool, language: str, script: str) -> str:
+    """The receipt: the reference, what happens next and the emergency numbers, in at most two SMS segments."""
+
     def render() -> str:
         if is_new_case:
-            first = gettext("%(helpline)s: we have received your message. Your case number is %(reference)s.")
+            first = gettext("%(helpline)s: message received, case %(reference)s.")
         else:
-            first = gettext("%(helpline)s: your message has been added to case %(reference)s.")
-        next_step = gettext("A social worker will contact you as soon as possible.")
-        return " ".join([first % {**_numbers(), "reference": reference}, next_step, emergency_sentence()])
+            first = gettext("%(helpline)s: message added to case %(reference)s.")
+        next_step = gettext("A social worker will contact you.")
+        return " ".join([first % {**_numbers(), "reference": reference}, next_step, _sms_emergency_sentence()])
 
     return _in_citizens_words(language, script, render)
 
@@ -44,7 +52,7 @@ def sms_opt_out_reply(*, language: str, script: str) -> str:
             [
                 gettext("%(helpline)s: you will receive no more SMS from us. Send START to receive them again.")
                 % _numbers(),
-                emergency_sentence(),
+                _sms_emergency_sentence(),
             ]
         )
 
@@ -54,7 +62,7 @@ def sms_opt_out_reply(*, language: str, script: str) -> str:
 def sms_opt_in_reply(*, language: str, script: str) -> str:
     def render() -> str:
         return " ".join(
-            [gettext("%(helpline)s: you will receive our SMS again.") % _numbers(), emergency_sentence()]
+            [gettext("%(helpline)s: you will receive our SMS again.") % _numbers(), _sms_emergency_sentence()]
         )
 
     return _in_citizens_words(language, script, render)
