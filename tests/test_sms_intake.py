@@ -179,6 +179,17 @@ def test_stop_records_the_opt_out_and_start_reverses_it(twilio):
     assert Case.objects.count() == 1
 
 
+def test_stop_after_the_case_was_resolved_is_answered_in_the_citizens_language_and_script(twilio):
+    # With no open case, the word STOP itself was read for a language: an English or Cyrillic writer got Bosnian.
+    twilio.sms("Please help me, my husband is hurting me", sid="SM0E1", from_number="+38761555181")
+    twilio.sms("Треба ми помоћ, муж ме туче", sid="SM0C1", from_number="+38761555182")
+    Case.objects.update(status=CaseStatus.RESOLVED)
+    english = reply_text(twilio.sms("STOP", sid="SM0E2", from_number="+38761555181"))
+    cyrillic = reply_text(twilio.sms("STOP", sid="SM0C2", from_number="+38761555182"))
+    assert "no more SMS" in english
+    assert "више вам нећемо слати" in cyrillic
+
+
 @pytest.mark.parametrize("open_case", [True, False], ids=["on an open case", "with no open case"])
 def test_a_citizens_yes_is_an_answer_stored_and_passed_on_not_an_opt_in(twilio, open_case):
     # "Reply YES if it is safe to call": it was taken for Twilio's opt-in keyword, answered "you will receive

@@ -476,6 +476,12 @@ def _record_opt_change(
             message_id=message.pk,
         )
         language, script = case.language, case.script
+    else:
+        # "STOP" says nothing of its writer's language: with no open case (usually it comes after one was
+        # resolved), the caller's latest case tells, else it is Bosnian in Latin.
+        latest = Case.objects.filter(caller=caller).order_by("-created_at").values("language", "script").first()
+        if latest is not None:
+            language, script = latest["language"], latest["script"]
     return SmsIntake(case, "opt_out" if opting_out else "opt_in", language, script)
 
 
