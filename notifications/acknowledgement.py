@@ -13,7 +13,8 @@ import re
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Case as SqlCase
+from django.db.models import Q, When
 from django.utils import timezone
 
 from helpline.cases import intake
@@ -108,9 +109,14 @@ def handle_staff_sms(staff: StaffProfile, body: str) -> str:
         _refuse(staff, named, "a reference instead of the notification's code")
         return texts.use_the_code()
     with transaction.atomic():
+        # Four digits repeat among the many alerts a supervisor gets in a night: the code of a case still waiting,
+        # and not yet used, is the one meant; before, the newest message with the code won, and "OK 4821" was
+        # refused as used (its case long closed), or took the wrong case, while the one meant went on escalating.
+        still_waiting = Q(case__status__in=WAITING_FOR_ACKNOWLEDGEMENT, ack_code_used_at__isnull=True)
         notification = (
             Notification.objects.for_change(of=("self",)).select_related("case")
-            .filter(recipient=staff.user, ack_code=code, case__isnull=False).order_by("-created_at").first()
+            .filter(recipient=staff.user, ack_code=code, case__isnull=False)
+            .order_by(SqlCase(When(still_waiting, then=0), default=1), "-created_at").first()
         )  # fmt: skip
         if notification is None:
             _refuse(staff, None, "a code this person was never sent")

@@ -168,6 +168,24 @@ def test_a_used_code_sent_again_changes_nothing_and_is_flagged(clock, twilio):
     assert flag["staff_id"] == worker.user_id
 
 
+def test_a_code_that_came_again_on_a_case_since_closed_takes_the_case_still_waiting(clock, twilio):
+    # Four digits repeat among a night's alerts: the newest message with the code won, so "OK 4821" was refused
+    # as used (its case closed) while the case the worker meant went on escalating.
+    worker = on_duty(phone=WORKER_PHONE)
+    waiting = new_case(NORMAL_TEXT)
+    code = code_sent(worker, waiting)
+    clock.shift(dt.timedelta(minutes=1))
+    closed = new_case(CRITICAL_TEXT)
+    Notification.objects.filter(case=closed).update(ack_code=code)
+    Case.objects.filter(pk=closed.pk).update(status=CaseStatus.RESOLVED)
+
+    response = twilio.sms(f"OK {code}", sid="SMsamecode", from_number=WORKER_PHONE)
+
+    assert reply_text(response) == texts.acknowledged(waiting)
+    waiting.refresh_from_db()
+    assert waiting.status == CaseStatus.ACKNOWLEDGED
+
+
 def test_a_used_code_cannot_take_the_case_back_after_it_was_given_to_someone_else(clock, twilio):
     worker = on_duty(phone=WORKER_PHONE)
     colleague = on_duty(phone=COLLEAGUE_PHONE)
