@@ -6,6 +6,7 @@ import pytest
 import time_machine
 from django.utils import translation
 
+from helpline.console.services import move_shift, remove_shift
 from helpline.roster.models import Absence, RotationPattern, RotationSlot, Shift
 from helpline.roster.selectors import on_duty
 from helpline.roster.services import generate_shifts, generate_upcoming_shifts, roster_gaps, shift_window
@@ -69,6 +70,36 @@ def test_a_slot_inside_the_skipped_spring_hour_does_not_stop_the_other_rotations
         generate_upcoming_shifts(days=3)
     assert Shift.objects.filter(pattern=odd).count() == 3  # 28, 30 and 31 March; not the 29th
     assert list(on_duty(local(2026, 3, 29, 23))) == [bob] and Shift.objects.filter(pattern=nights).count() == 4
+
+
+def test_the_roster_follows_a_rotation_edited_and_keeps_what_a_supervisor_changed_by_hand():
+    # Ana replaced by Bob in the night slot stayed on the roster for three weeks, and was given cases; a swap or a
+    # shift removed by hand came back within the hour.
+    ana, bob, cem, dina = StaffFactory(), StaffFactory(), StaffFactory(), StaffFactory()
+    supervisor = StaffFactory(role="supervisor").user
+    pattern = rotation((ana, 0, dt.time(22), dt.time(6)), cycle_days=1, starts_on=dt.date(2026, 12, 1))
+    with time_machine.travel(local(2026, 12, 1, 12), tick=False):
+        generate_upcoming_shifts(days=6)  # 1 to 7 December
+        swapped = Shift.objects.get(staff=ana, starts_at=local(2026, 12, 3, 22))
+        move_shift(swapped, by=supervisor, staff=cem, starts_at=swapped.starts_at, ends_at=swapped.ends_at)
+        remove_shift(Shift.objects.get(staff=ana, starts_at=local(2026, 12, 4, 22)), by=supervisor)
+
+    RotationSlot.objects.filter(pattern=pattern).update(staff=bob, end_time=dt.time(7))
+    with time_machine.travel(local(2026, 12, 1, 23), tick=False):  # tonight's shift has begun
+        generate_upcoming_shifts(days=6)
+    assert list(on_duty(local(2026, 12, 1, 23, 30))) == [ana]  # a shift under way is left as it is
+    assert list(on_duty(local(2026, 12, 2, 23))) == [bob] and list(on_duty(local(2026, 12, 3, 6, 30))) == [bob]
+    assert list(on_duty(local(2026, 12, 3, 23))) == [cem]  # the swap stays
+    assert list(on_duty(local(2026, 12, 4, 23))) == []  # the removed shift stays removed
+    assert not Shift.objects.filter(staff=ana, starts_at__gt=local(2026, 12, 2, 0)).exists()
+
+    dina_slot = RotationSlot.objects.create(pattern=pattern, staff=dina, day_in_cycle=0, start_time=dt.time(8),
+                                            end_time=dt.time(16))  # fmt: skip
+    RotationSlot.objects.filter(staff=bob).delete()
+    with time_machine.travel(local(2026, 12, 2, 12), tick=False):
+        generate_upcoming_shifts(days=5)
+    assert list(on_duty(local(2026, 12, 5, 23))) == []  # the slot removed: its future shifts went
+    assert list(on_duty(local(2026, 12, 5, 9))) == [dina] and dina_slot.shifts.count() == 6
 
 
 def test_on_duty_answers_for_a_moment_over_midnight():

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 
 from helpline.roster.models import Shift, StaffProfile
 from helpline.roster.selectors import is_supervisor
+from helpline.roster.services import remove_shift_from_roster
 
 # --- The roster -----------------------------------------------------------------------------------------------
 
@@ -35,10 +36,11 @@ def move_shift(
     # Saved, not updated in the database directly: the audit trail (django-simple-history) records a save, with
     # who made it, and a queryset update would leave the change out of it.
     shift.staff, shift.starts_at, shift.ends_at, shift.note = staff, starts_at, ends_at, note
+    shift.changed_by_hand = True  # a swap: the rotation's hourly generation must not put it back
     shift._history_user = by
     try:
         with transaction.atomic():
-            shift.save(update_fields=["staff", "starts_at", "ends_at", "note"])
+            shift.save(update_fields=["staff", "starts_at", "ends_at", "note", "changed_by_hand"])
     except IntegrityError:
         shift.refresh_from_db()
         raise ValueError(_("This person already has a shift starting at that time.")) from None
@@ -47,6 +49,6 @@ def move_shift(
 
 def remove_shift(shift: Shift, *, by: AbstractBaseUser) -> None:
     _require_supervisor(by)
-    shift.delete()
+    remove_shift_from_roster(shift)
 
 

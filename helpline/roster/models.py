@@ -90,6 +90,8 @@ class RotationSlot(models.Model):
     day_in_cycle = models.PositiveIntegerField(_("day in the cycle"), help_text=_("0 is the cycle's first day."))
     start_time = models.TimeField(_("starts"))
     end_time = models.TimeField(_("ends"))
+    # Days whose shift from this slot a supervisor removed by hand: the hourly generation does not put it back.
+    days_removed = models.JSONField(default=list, blank=True, editable=False)
     history = HistoricalRecords()
 
     class Meta:
@@ -111,6 +113,14 @@ class Shift(models.Model):
     starts_at = models.DateTimeField(_("starts"))
     ends_at = models.DateTimeField(_("ends"))
     pattern = models.ForeignKey(RotationPattern, null=True, blank=True, on_delete=models.SET_NULL, editable=False)
+    # Which slot on which day a generated shift comes from: the shift follows its slot when a supervisor edits the
+    # rotation (another person, other hours), and goes when the slot does. Empty for shifts entered by hand.
+    slot = models.ForeignKey(
+        "RotationSlot", null=True, blank=True, on_delete=models.SET_NULL, editable=False, related_name="shifts"
+    )
+    slot_day = models.DateField(null=True, blank=True, editable=False)
+    # A generated shift a supervisor changed by hand (a swap): the rotation never changes it back.
+    changed_by_hand = models.BooleanField(default=False, db_default=False, editable=False)
     note = models.CharField(_("note"), max_length=200, blank=True)
     history = HistoricalRecords()
 
@@ -125,6 +135,9 @@ class Shift(models.Model):
                 condition=models.Q(ends_at__gt=models.F("starts_at")), name="shift_ends_after_start"
             ),
             models.UniqueConstraint(fields=["staff", "starts_at", "pattern"], name="one_generated_shift_per_slot"),
+            models.UniqueConstraint(
+                fields=["slot", "slot_day"], condition=models.Q(slot__isnull=False), name="one_shift_per_slot_and_day"
+            ),
         ]
 
     def __str__(self) -> str:

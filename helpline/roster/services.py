@@ -15,7 +15,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from helpline.roster.models import Absence, Role, RotationPattern, Shift, StaffProfile
+from helpline.roster.models import Absence, Role, RotationPattern, RotationSlot, Shift, StaffProfile
 
 LOCAL = ZoneInfo(settings.TIME_ZONE)
 logger = logging.getLogger(__name__)
@@ -41,9 +41,14 @@ def shift_window(day: dt.date, start: dt.time, end: dt.time) -> tuple[dt.datetim
 
 @transaction.atomic
 def generate_shifts(pattern: RotationPattern, first_day: dt.date, last_day: dt.date) -> int:
-    """Create the pattern's shifts for the days given; shifts that exist already are left alone."""
-    created = 0
-    slots = list(pattern.slots.select_related("staff"))
+    """Bring the pattern's shifts for the days given in line with its slots as they stand now: a missing shift is
+    created; a future one whose slot now names another person or other hours follows it; a future one whose slot
+    was removed, or moved to another day of the cycle, goes (Ana replaced by Bob in the night slot stayed on the
+    roster for three weeks, and was given cases). A shift that has begun is left as it is, and so is one a
+    supervisor changed by hand (a swap). Returns how many shifts were created."""
+    now = timezone.now()
+    wanted: dict[tuple[int, dt.date], tuple[int, dt.datetime, dt.datetime]] = {}
+    slots = list(pattern.slots.all())
     day = max(first_day, pattern.starts_on)
     while day <= last_day:
         index = (day - pattern.starts_on).days % pattern.cycle_days
@@ -51,14 +56,56 @@ def generate_shifts(pattern: RotationPattern, first_day: dt.date, last_day: dt.d
             if slot.day_in_cycle != index:
                 continue
             starts_at, ends_at = shift_window(day, slot.start_time, slot.end_time)
-            if ends_at <= starts_at:
-                continue  # wholly inside the hour the clocks skip in spring: that day it has no time at all
-            _, was_created = Shift.objects.get_or_create(
-                staff=slot.staff, starts_at=starts_at, pattern=pattern, defaults={"ends_at": ends_at}
-            )
-            created += was_created
+            if ends_at <= starts_at or day.isoformat() in slot.days_removed:
+                continue  # wholly inside the hour the clocks skip in spring, or removed from the roster by hand
+            wanted[(slot.pk, day)] = (slot.staff_id, starts_at, ends_at)
         day += dt.timedelta(days=1)
+    kept = {}
+    for shift in Shift.objects.filter(pattern=pattern, slot_day__range=(first_day, last_day)):
+        key = (shift.slot_id, shift.slot_day)
+        if key in wanted:
+            kept[key] = shift
+        elif not shift.changed_by_hand and shift.starts_at > now:
+            shift.delete()  # its slot was removed (slot None) or now falls on another day
+    created = 0
+    for (slot_id, slot_day), (staff_id, starts_at, ends_at) in wanted.items():
+        shift = kept.get((slot_id, slot_day))
+        if shift is None:
+            created += _create_or_adopt(pattern, slot_id, slot_day, staff_id, starts_at, ends_at)
+        elif not shift.changed_by_hand and shift.starts_at > now and (
+            (shift.staff_id, shift.starts_at, shift.ends_at) != (staff_id, starts_at, ends_at)
+        ):
+            shift.staff_id, shift.starts_at, shift.ends_at = staff_id, starts_at, ends_at
+            shift.save(update_fields=["staff", "starts_at", "ends_at"])
     return created
+
+
+def remove_shift_from_roster(shift: Shift) -> None:
+    """A supervisor takes a shift off the roster. One from a rotation stays off: its slot remembers the day, or the
+    hourly generation would put the person back on duty within the hour."""
+    with transaction.atomic():
+        if shift.slot_id and shift.slot_day:
+            slot = RotationSlot.objects.select_for_update().get(pk=shift.slot_id)
+            recent = [day for day in slot.days_removed if day >= (shift.slot_day - dt.timedelta(days=60)).isoformat()]
+            slot.days_removed = sorted({*recent, shift.slot_day.isoformat()})
+            slot.save(update_fields=["days_removed"])
+        shift.delete()
+
+
+def _create_or_adopt(
+    pattern: RotationPattern, slot_id: int, slot_day: dt.date, staff_id: int, starts_at: dt.datetime,
+    ends_at: dt.datetime,
+) -> int:  # fmt: skip
+    """The slot's shift on that day, created; or a shift generated before shifts knew their slot, taken on."""
+    older = Shift.objects.filter(pattern=pattern, staff_id=staff_id, starts_at=starts_at, slot__isnull=True).first()
+    if older is not None:
+        older.slot_id, older.slot_day = slot_id, slot_day
+        older.save(update_fields=["slot", "slot_day"])
+        return 0
+    Shift.objects.create(
+        staff_id=staff_id, starts_at=starts_at, ends_at=ends_at, pattern=pattern, slot_id=slot_id, slot_day=slot_day
+    )
+    return 1
 
 
 def generate_upcoming_shifts(days: int = 21) -> int:
