@@ -19,6 +19,7 @@ from django.db.models import Count
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
+from helpline.cases import selectors as case_selectors
 from helpline.cases import services as case_services
 from helpline.cases.dispatch import NOTIFICATIONS_QUEUE, enqueue_after_commit
 from helpline.cases.kept_reads import kept_for_a_second
@@ -156,7 +157,7 @@ def _citizen(case: Case) -> str:
     """One citizen, however many cases: by the blind index of their number (a caller's, or the one a web form
     gave), else the case. By caller alone, someone who texted and also wrote through the form, or wrote twice,
     was several citizens: the same reply reached them three times, and the figures counted them three times."""
-    index = case.caller.phone_index if case.caller_id else case.contact_phone_index
+    index = _citizen_number_index(case)
     return f"phone:{index}" if index else f"case:{case.pk}"
 
 
@@ -164,17 +165,29 @@ def _citizen_number(case: Case) -> str:
     return str(case.caller.phone) if case.caller_id else str(case.contact_phone or "")
 
 
+def _citizen_number_index(case: Case) -> str:
+    return case.caller.phone_index if case.caller_id else case.contact_phone_index
+
+
 def _why_not_reach(case: Case) -> str:
-    if case.caller_id and case.caller.has_opted_out:
-        return "opted out of SMS"
-    return ""
+    """Why the citizen gets nothing through this case. A call or SMS case is answered by SMS alone, so a number
+    that may not be texted (a STOP, or "texts are not safe" on any of its cases) gets nothing; a web case still
+    has its status page."""
+    if case.channel == Channel.WEB:
+        return ""
+    return case_selectors.why_the_number_may_not_be_texted(_citizen_number_index(case))
 
 
 def _reply(case: Case, text: str, *, key: str, kind: str, by: AbstractBaseUser | None) -> None:
     """A message on the case the citizen can read (their status page), and an SMS when the case came by phone or
-    the citizen said SMS is safe; the outbox checks opt-out and safety again right before sending."""
+    the citizen said SMS is safe, and nothing the number's other cases say forbids it (a STOP, "texts are not
+    safe"); the outbox checks all of that again right before sending."""
     number = _citizen_number(case)
-    by_sms = bool(number) and (case.channel != Channel.WEB or case.safe_to_text is True)
+    by_sms = (
+        bool(number)
+        and (case.channel != Channel.WEB or case.safe_to_text is True)
+        and not case_selectors.why_the_number_may_not_be_texted(_citizen_number_index(case))
+    )
     message = case_services.record_reply(
         case, text, by=by, channel=Channel.SMS if by_sms else Channel.WEB,
         delivery_status=DeliveryStatus.QUEUED if by_sms else "",

@@ -21,8 +21,10 @@ from django.db.models import Case as SqlCase
 from django.db.models import F, OuterRef, Q, Subquery, When
 from django.utils import timezone
 
+from helpline.cases import selectors as case_selectors
 from helpline.cases import services as case_services
 from helpline.cases.dispatch import ALERTS_QUEUE, NOTIFICATIONS_QUEUE, RETRY_QUEUE, enqueue_after_commit, publish
+from helpline.cases.encryption import phone_index
 from helpline.cases.models import Case, CaseStatus, Channel, EventKind, Message, Priority
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import all_supervisors, forget_who_is_on_duty
@@ -276,17 +278,22 @@ def _retry_delay(attempts: int) -> dt.timedelta:
 
 
 def _why_not_send(notification: Notification) -> str:
-    """Re-checked right before every send, under the row lock: the world may have changed since it was queued."""
+    """Re-checked right before every send, under the row lock: the world may have changed since it was queued (a
+    flood's queue holds a citizen's SMS for minutes, and their STOP may arrive meanwhile)."""
     case = notification.case
+    if notification.kind in TO_CITIZENS:
+        if case is not None and case.safe_to_text is False:
+            return "the citizen said SMS is not safe"
+        if case is not None and case.caller_id and case.caller.has_opted_out:
+            return "the citizen opted out of SMS"
+        # A STOP or "texts are not safe" given through another case of the same number holds for this one too.
+        refusal = case_selectors.why_the_number_may_not_be_texted(phone_index(notification.to_number))
+        if refusal:
+            return refusal
     if case is None:
         return ""
     if notification.kind in STOPS_WHEN_ACKNOWLEDGED and case.status not in WAITING_FOR_ACKNOWLEDGEMENT:
         return f"case is {case.status}"
-    if notification.kind == NotificationKind.CITIZEN_REPLY:
-        if case.safe_to_text is False:
-            return "the citizen said SMS is not safe"
-        if case.caller_id and case.caller.has_opted_out:
-            return "the citizen opted out of SMS"
     return ""
 
 

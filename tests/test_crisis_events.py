@@ -9,8 +9,8 @@ from django.conf import settings
 from helpline.cases.encryption import phone_index
 from helpline.cases.models import Caller, Case
 from helpline.casework import actions
-from notifications import crisis
-from notifications.models import CrisisContact, CrisisEvent, Notification, NotificationKind
+from notifications import crisis, outbox
+from notifications.models import CrisisContact, CrisisEvent, DeliveryStatus, Notification, NotificationKind
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +48,13 @@ def contact(text: str, *, phone: str, script: str = "latin", language: str = "bs
 
 def sent_to(phone: str, kind: str) -> list[Notification]:
     return list(Notification.objects.filter(to_number=phone, kind=kind))
+
+
+def web_form(text: str, *, phone: str, safe_to_text: bool | None) -> Case:
+    """A web inquiry that gave a phone number and answered "is it safe to text you?", then triage."""
+    case = CaseFactory(channel="web", caller=None, contact_phone=phone, safe_to_text=safe_to_text)
+    MessageFactory(case=case, channel="web", body=text)
+    return actions.do_triage_case(case.pk)
 
 
 def test_contacts_naming_the_event_are_grouped_and_answered_once_in_their_script(flood):
@@ -217,3 +224,53 @@ def test_a_worker_cannot_declare_an_event_or_broadcast(client, flood):
     client.force_login(worker.user)
     assert client.post("/console/events/", {"title": "x", "places": "y", "answer": "z"}).status_code == 403
     assert client.post(f"/console/events/{flood.pk}/broadcast/", {"token": "t", "text": "x"}).status_code == 403
+
+
+# --- Nobody who said no to SMS gets one: the refusal belongs to the number, whichever case it came through ------
+
+
+def test_a_number_that_texted_stop_gets_no_crisis_sms_through_the_web_form_it_also_sent(flood, supervisor):
+    Caller.objects.create(phone="+38761000051", has_opted_out=True)  # texted STOP before the flood
+    web = web_form("Maglaj, voda u kući, trebamo pomoć", phone="+38761000051", safe_to_text=True)
+    assert CrisisContact.objects.filter(case=web).exists()
+    assert not sent_to("+38761000051", NotificationKind.CRISIS_ANSWER)
+    assert web.messages.filter(direction="outbound", channel="web").exists()  # still on their status page
+
+    broadcast = crisis.start_broadcast(flood, by=supervisor.user, token="t-51", text="Ekipe stižu.")
+    crisis.deliver_broadcast(broadcast.pk)
+    assert not sent_to("+38761000051", NotificationKind.CRISIS_BROADCAST)
+
+
+def test_a_call_from_a_number_whose_web_form_said_texts_are_not_safe_gets_no_crisis_sms(flood, supervisor):
+    # "Texts are not safe" means someone else reads that phone: it holds for every case from the number.
+    web_form("Nasilje u kući, Maglaj", phone="+38761000052", safe_to_text=False)
+    caller = Caller.objects.create(phone="+38761000052")
+    call = CaseFactory(channel="voice", caller=caller)
+    MessageFactory(case=call, channel="voice", body="Poplava u Maglaju, zarobljeni smo")
+    actions.do_triage_case(call.pk)
+    assert CrisisContact.objects.filter(case=call).exists()
+    assert not sent_to("+38761000052", NotificationKind.CRISIS_ANSWER)
+
+    broadcast = crisis.start_broadcast(flood, by=supervisor.user, token="t-52", text="Ekipe stižu.")
+    crisis.deliver_broadcast(broadcast.pk)
+    assert not sent_to("+38761000052", NotificationKind.CRISIS_BROADCAST)
+
+
+def test_stop_arriving_after_the_broadcast_was_queued_stops_its_sms(flood, supervisor, twilio, twilio_api):
+    # The flood queue sends about one SMS a second: minutes pass between queueing and sending.
+    web = web_form("Maglaj, voda u kući", phone="+38761000053", safe_to_text=True)
+    broadcast = crisis.start_broadcast(flood, by=supervisor.user, token="t-53", text="Ekipe stižu.")
+    crisis.deliver_broadcast(broadcast.pk)
+    [queued] = sent_to("+38761000053", NotificationKind.CRISIS_BROADCAST)
+    [answer] = sent_to("+38761000053", NotificationKind.CRISIS_ANSWER)
+
+    assert twilio.sms("STOP", sid="SM0530", from_number="+38761000053").status_code == 200
+    outbox.deliver(queued.pk)
+    outbox.deliver(answer.pk)
+    queued.refresh_from_db()
+    answer.refresh_from_db()
+    assert (queued.status, answer.status) == (DeliveryStatus.CANCELLED, DeliveryStatus.CANCELLED)
+    assert "opted out" in queued.last_error
+    assert not [m for m in twilio_api.messages if "Ekipe" in str(m)]
+    assert queued.message.delivery_status.startswith("not sent")  # what the case's timeline shows
+    assert web.pk == queued.case_id

@@ -110,6 +110,21 @@ def from_the_same_number(case: Case) -> Q | None:
     return Q(caller_id__in=caller_ids) | Q(contact_phone_index__in=numbers)
 
 
+def why_the_number_may_not_be_texted(number_index: str) -> str:
+    """Why no SMS may go to this number (its blind index), or "" when one may. The citizen's word is kept on one
+    case or on the caller, but it is about the phone: a STOP from the number, or "texts are not safe" (someone else
+    reads that phone) on any case that came from it or gave it, holds for every case of theirs."""
+    if not number_index:
+        return ""
+    callers = Caller.objects.filter(phone_index=number_index)
+    if callers.filter(has_opted_out=True).exists():
+        return "the citizen opted out of SMS"
+    from_the_number = Q(caller_id__in=callers.values("pk")) | Q(contact_phone_index=number_index)
+    if Case.objects.filter(from_the_number, safe_to_text=False).exists():
+        return "the citizen said SMS is not safe"
+    return ""
+
+
 def earlier_cases_of(case: Case) -> QuerySet[Case]:
     """The same person's other cases: by caller, by the number they gave, and cases linked by triage."""
     same_person = Q(pk__in=case.linked_cases.values("pk"))
