@@ -120,7 +120,8 @@ def _refuse_what_does_not_fit_in_an_sms(latin: str, cyrillic: str = "", english:
 
 
 def end_event(event: CrisisEvent, *, by: AbstractBaseUser) -> CrisisEvent:
-    """No more grouping; the board and its broadcasts stay."""
+    """No more grouping, and nothing more sent: its answers and broadcasts still in the outbox are cancelled when
+    their turn comes (outbox._why_not_send), and a running broadcast stops. The board and its broadcasts stay."""
     CrisisEvent.objects.filter(pk=event.pk, ended_at__isnull=True).update(ended_at=timezone.now())
     active_events.forget()  # an UPDATE sends no signal
     event.refresh_from_db()
@@ -220,6 +221,7 @@ def group_case(case: Case, events: Sequence[CrisisEvent] | None = None) -> list[
         case_services.record_event(case, EventKind.NOTE, text=f"grouped into crisis event {match.event.title}")
         if not _why_not_reach(case):
             answer = for_citizen(case, match.event.answer, match.event.answer_cyrillic, match.event.answer_english)
+            # The outbox reads the event from this key: an answer of an event ended meanwhile is not sent.
             _reply(case, answer, key=f"crisis-answer:{match.event.pk}:{_citizen(case)}",
                    kind=NotificationKind.CRISIS_ANSWER, by=None)  # fmt: skip
     return grouped
@@ -285,6 +287,10 @@ def deliver_broadcast(broadcast_id: int, *, batch: int = 200) -> int:
     )
     last_case_id = 0
     while True:
+        # An ended event sends nothing more (the outbox also holds back what this run queued before the end).
+        if CrisisEvent.objects.filter(pk=broadcast.event_id, ended_at__isnull=False).exists():
+            logger.warning("crisis broadcast %s stopped: its event has ended", broadcast.pk)
+            break
         chunk = list(contacts.filter(case_id__gt=last_case_id)[:batch])
         if not chunk:
             break
@@ -300,7 +306,7 @@ def deliver_broadcast(broadcast_id: int, *, batch: int = 200) -> int:
                     )
                     if not reason:
                         text = for_citizen(case, broadcast.text, broadcast.text_cyrillic, broadcast.text_english)
-                        _reply(case, text,
+                        _reply(case, text,  # the outbox reads the broadcast from the key, as for an answer
                                key=f"crisis-broadcast:{broadcast.pk}:{citizen}",
                                kind=NotificationKind.CRISIS_BROADCAST, by=broadcast.sent_by)  # fmt: skip
             except IntegrityError:

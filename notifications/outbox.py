@@ -34,6 +34,7 @@ from notifications.backends import NETWORK_ERROR, DrillBackend, OutgoingMessage,
 from notifications.models import (
     DELIVERY_PROGRESS,
     TO_CITIZENS,
+    CrisisEvent,
     DeliveryAttempt,
     DeliveryStatus,
     Notification,
@@ -290,11 +291,29 @@ def _why_not_send(notification: Notification) -> str:
         refusal = case_selectors.why_the_number_may_not_be_texted(phone_index(notification.to_number))
         if refusal:
             return refusal
+    is_crisis_sms = notification.kind in (NotificationKind.CRISIS_ANSWER, NotificationKind.CRISIS_BROADCAST)
+    if is_crisis_sms and _crisis_event_has_ended(notification.idempotency_key):
+        return "the crisis event has ended"
     if case is None:
         return ""
     if notification.kind in STOPS_WHEN_ACKNOWLEDGED and case.status not in WAITING_FOR_ACKNOWLEDGEMENT:
         return f"case is {case.status}"
     return ""
+
+
+def _crisis_event_has_ended(key: str) -> bool:
+    """Whether the event of a crisis answer or broadcast has ended: its answer may name a shelter that has flooded
+    since, and ending the event is how a supervisor stops it. The key names the event ("crisis-answer:<event id>:
+    <citizen>") or the broadcast ("crisis-broadcast:<broadcast id>:<citizen>"), as notifications/crisis.py writes
+    it; read from the key, so queued rows need no new column."""
+    kind, _, rest = key.partition(":")
+    object_id = rest.partition(":")[0]
+    if not object_id.isdigit():
+        return False
+    ended = CrisisEvent.objects.filter(ended_at__isnull=False)
+    if kind == "crisis-answer":
+        return ended.filter(pk=object_id).exists()
+    return ended.filter(broadcasts__pk=object_id).exists()
 
 
 @dataclass(frozen=True)

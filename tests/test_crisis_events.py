@@ -274,3 +274,22 @@ def test_stop_arriving_after_the_broadcast_was_queued_stops_its_sms(flood, super
     assert not [m for m in twilio_api.messages if "Ekipe" in str(m)]
     assert queued.message.delivery_status.startswith("not sent")  # what the case's timeline shows
     assert web.pk == queued.case_id
+
+
+def test_ending_an_event_stops_its_answers_and_broadcasts_still_waiting_to_be_sent(flood, supervisor, twilio_api):
+    # The shelter the answer names may have flooded since: the supervisor ends the event to stop sending it.
+    contact("Poplava u Maglaju, voda ulazi", phone="+38761000061")
+    queued = crisis.start_broadcast(flood, by=supervisor.user, token="t-61", text="Prihvatni centar: OŠ Maglaj.")
+    crisis.deliver_broadcast(queued.pk)  # in the outbox, waiting for its second
+    running = crisis.start_broadcast(flood, by=supervisor.user, token="t-62", text="Ekipe stižu.")
+
+    actions.do_end_crisis_event(flood, by=supervisor.user)
+    crisis.deliver_broadcast(running.pk)  # its doorbell rings after the end
+    for notification in Notification.objects.all():
+        outbox.deliver(notification.pk)
+
+    assert not [m for m in twilio_api.messages if m.form["To"] == "+38761000061"]
+    stopped = Notification.objects.filter(kind__in=[NotificationKind.CRISIS_ANSWER, NotificationKind.CRISIS_BROADCAST])
+    assert {(n.status, n.last_error) for n in stopped} == {(DeliveryStatus.CANCELLED, "the crisis event has ended")}
+    case = Case.objects.get(caller__phone_index=phone_index("+38761000061"))
+    assert not [m for m in case.messages.filter(direction="outbound") if "Ekipe" in m.body]  # never even written
