@@ -32,6 +32,7 @@ from notifications.models import (
     CrisisContact,
     CrisisEvent,
     DeliveryStatus,
+    Notification,
     NotificationKind,
 )
 from notifications.outbox import queue_notification
@@ -189,12 +190,17 @@ def _reply(case: Case, text: str, *, key: str, kind: str, by: AbstractBaseUser |
         and (case.channel != Channel.WEB or case.safe_to_text is True)
         and not case_selectors.why_the_number_may_not_be_texted(_citizen_number_index(case))
     )
+    if not by_sms:
+        case_services.record_reply(case, text, by=by, channel=Channel.WEB)
+        return
+    notification = queue_notification(key=key, to_number=number, body=text, kind=kind, case=case)
+    if notification is None:
+        return  # the citizen had it through another case of theirs: no copy on this one, "queued" for ever
     message = case_services.record_reply(
-        case, text, by=by, channel=Channel.SMS if by_sms else Channel.WEB,
-        delivery_status=DeliveryStatus.QUEUED if by_sms else "",
+        case, text, by=by, channel=Channel.SMS, delivery_status=DeliveryStatus.QUEUED
     )  # fmt: skip
-    if by_sms:
-        queue_notification(key=key, to_number=number, body=text, kind=kind, case=case, message=message)
+    notification.message = message
+    Notification.objects.filter(pk=notification.pk).update(message=message)
 
 
 # --- Grouping (the worker's triage step) ----------------------------------------------------------------------

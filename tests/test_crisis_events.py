@@ -293,3 +293,14 @@ def test_ending_an_event_stops_its_answers_and_broadcasts_still_waiting_to_be_se
     assert {(n.status, n.last_error) for n in stopped} == {(DeliveryStatus.CANCELLED, "the crisis event has ended")}
     case = Case.objects.get(caller__phone_index=phone_index("+38761000061"))
     assert not [m for m in case.messages.filter(direction="outbound") if "Ekipe" in m.body]  # never even written
+
+
+def test_a_citizens_second_case_shows_no_automatic_answer_stuck_as_queued(flood):
+    # The citizen gets the answer once, on their first case: the second case showed a copy "queued" for ever.
+    first = contact("Poplava u Maglaju", phone="+38761000071")
+    Case.objects.filter(pk=first.pk).update(status="resolved")
+    second = contact("Voda i dalje raste u Maglaju", phone="+38761000071")
+    assert first.pk != second.pk
+    [answer] = sent_to("+38761000071", NotificationKind.CRISIS_ANSWER)
+    assert answer.case_id == first.pk and answer.message.case_id == first.pk
+    assert not second.messages.filter(direction="outbound").exists()
