@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone, translation
 from django.utils.translation import gettext
@@ -93,12 +93,40 @@ def declare_event(
     if not answer:
         raise ValueError(gettext("Write the automatic answer for citizens."))
     _refuse_what_does_not_fit_in_an_sms(answer, answer_cyrillic, answer_english)
-    event = CrisisEvent.objects.create(
-        title=title[:120], keywords=keywords.strip(), places=places.strip(), categories=list(categories or []),
-        answer=answer, answer_cyrillic=answer_cyrillic, answer_english=answer_english, declared_by=by,
-    )  # fmt: skip
+    with transaction.atomic():
+        _take_the_turn_to_declare()
+        _refuse_an_event_already_active(title[:120], places)
+        event = CrisisEvent.objects.create(
+            title=title[:120], keywords=keywords.strip(), places=places.strip(), categories=list(categories or []),
+            answer=answer, answer_cyrillic=answer_cyrillic, answer_english=answer_english, declared_by=by,
+        )  # fmt: skip
     logger.warning("crisis event declared: %s", event.title)
     return event
+
+
+# An advisory lock's number (any 64-bit value no other lock uses): see `_take_the_turn_to_declare`.
+DECLARING_TURN = 0x6372697369733031  # "crisis01"
+
+
+def _take_the_turn_to_declare() -> None:
+    """Declarations one at a time, until the transaction ends: two at once (a double-click, two supervisors) would
+    each find no such event active and both be stored. SQLite serialises writers already."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DECLARING_TURN])
+
+
+def _refuse_an_event_already_active(title: str, places: str) -> None:
+    """The same flood declared twice (a double-click, a second supervisor) would answer each citizen twice. The
+    same means the same title and the same places, in any order, case, spacing or diacritics."""
+    same = (" ".join(fold(title).split()), frozenset(_terms(places)))
+    for event in CrisisEvent.objects.filter(ended_at__isnull=True):
+        if (" ".join(fold(event.title).split()), frozenset(_terms(event.places))) == same:
+            raise ValueError(
+                gettext("The event %(title)s is already active with these places: open it instead.")
+                % {"title": event.title}
+            )
 
 
 def _text(value: str) -> str:

@@ -304,3 +304,19 @@ def test_a_citizens_second_case_shows_no_automatic_answer_stuck_as_queued(flood)
     [answer] = sent_to("+38761000071", NotificationKind.CRISIS_ANSWER)
     assert answer.case_id == first.pk and answer.message.case_id == first.pk
     assert not second.messages.filter(direction="outbound").exists()
+
+
+def test_declaring_the_same_event_twice_is_refused_so_each_citizen_gets_one_answer(client, flood, supervisor):
+    # A double-click, or a second supervisor declaring the flood a minute later: two events, two answers each.
+    client.force_login(supervisor.user)
+    again = {"title": " poplava  maglaj", "places": "Novi Seher, Maglaj", "keywords": "voda", "answer": "Sporije."}
+    response = client.post("/console/events/", again)
+    assert response.status_code == 400 and "već postoji" in response.content.decode()
+    assert CrisisEvent.objects.count() == 1
+    contact("Poplava u Maglaju, voda ulazi", phone="+38761000081")
+    assert len(sent_to("+38761000081", NotificationKind.CRISIS_ANSWER)) == 1
+
+    other_town = {**again, "places": "Doboj"}
+    assert client.post("/console/events/", other_town).status_code == 302
+    actions.do_end_crisis_event(flood, by=supervisor.user)  # the water came back after the event ended
+    assert client.post("/console/events/", again).status_code == 302
