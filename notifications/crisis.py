@@ -49,10 +49,35 @@ def _terms(text: str) -> list[str]:
     return [" ".join(fold(term).split()) for term in _SEPARATORS.split(text or "") if term.strip()]
 
 
-def _mentions(folded_text: str, term: str) -> bool:
-    """The term at the start of a word: Bosnian inflects place names ("u Maglaju", "iz Doboja"), so "maglaj" must
-    find "maglaju", while "laj" must not find "maglaj"."""
-    return re.search(rf"\b{re.escape(term)}", folded_text) is not None
+def _for_matching(text: str) -> str:
+    """Folded (Cyrillic as Latin, no diacritics), and "dj" as "d": people type đ as either."""
+    return " ".join(fold(text).replace("dj", "d").split())
+
+
+SHORT_TERM = 4  # letters: a one-word term this short must be the whole word ("Bare" is not "barem")
+
+
+def _stem(word: str) -> str:
+    """A word without its last vowel: Bosnian case endings change it (Tuzla, u Tuzli; Novi, u Novom)."""
+    return word[:-1] if len(word) > 2 and word[-1] in "aeiou" else word
+
+
+def _mentions(text: str, term: str) -> bool:
+    """Whether a text (as _for_matching gives it) names a term, in any case ending, simply: a one-word term of
+    up to SHORT_TERM letters must be a whole word; a longer one is its stem starting a word ("poplav" finds
+    "poplave", "tuzl" finds "u Tuzli"); a name of several words needs each word's stem, in order and next to each
+    other ("u Novom Šeheru" is "Novi Šeher"; "Novi auto" or "Stari Šeher" are not), words of one or two letters
+    ("u", "na") as they are."""
+    words = _for_matching(term).split()
+    if not words:
+        return False
+    if len(words) == 1 and len(words[0]) <= SHORT_TERM:
+        pattern = rf"\b{re.escape(words[0])}\b"
+    else:
+        pattern = r"\b" + r"\W+".join(
+            re.escape(word) if len(word) <= 2 else rf"{re.escape(_stem(word))}\w*" for word in words
+        ) + r"\b"
+    return re.search(pattern, text) is not None
 
 
 @dataclass(frozen=True)
@@ -64,7 +89,7 @@ class EventMatch:
 def matching_events(text: str, category: str, events: Sequence[CrisisEvent]) -> list[EventMatch]:
     """The events a contact belongs to: its text names one of the event's places or keywords (Latin or Cyrillic,
     with or without diacritics, any ending), and, when the event lists triage categories, its category is one."""
-    folded = " ".join(fold(text).split())
+    folded = _for_matching(text)
     found = []
     for event in events:
         if event.categories and category not in event.categories:

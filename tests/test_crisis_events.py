@@ -320,3 +320,50 @@ def test_declaring_the_same_event_twice_is_refused_so_each_citizen_gets_one_answ
     assert client.post("/console/events/", other_town).status_code == 302
     actions.do_end_crisis_event(flood, by=supervisor.user)  # the water came back after the event ended
     assert client.post("/console/events/", again).status_code == 302
+
+
+# --- Which contacts an event's places and keywords find -----------------------------------------------------------
+
+TUZLA = CrisisEvent(places="Tuzla, Novi Šeher, Bare, Đurđevik", keywords="poplava")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Voda je u Tuzli do koljena",  # the last vowel changes with the case ending
+        "Tuzla: voda do koljena",
+        "Zarobljeni smo u Novom Šeheru",  # each word of a two-word name inflects
+        "novom seheru, hitno",
+        "Imamo poplave u podrumu",
+        "Поплава у Тузли",  # Cyrillic as Latin
+        "Вода у Новом Шехеру",
+        "Durdevik je pod vodom",  # đ typed as d
+        "Djurdjeviku treba pomoc",  # or as dj
+        "Ђурђевик под водом",
+        "U Barama? Ne, Bare su poplavljene",  # a short name as a whole word
+    ],
+)
+def test_a_contact_naming_a_place_or_keyword_in_any_form_joins_the_event(text):
+    assert crisis.matching_events(text, "other", [TUZLA])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Barem mi recite kad dolazite",  # "Bare" is not the start of "barem"
+        "Novi auto mi je pokvaren",  # one word of "Novi Šeher" is not the place
+        "Šeher je lijep u proljeće",
+        "Stari Šeher, Novi Grad",  # both words, but not together
+    ],
+)
+def test_a_contact_that_only_looks_like_a_place_is_not_grouped(text):
+    assert not crisis.matching_events(text, "other", [TUZLA])
+
+
+def test_a_call_from_tuzla_is_grouped_and_answered(supervisor):
+    actions.do_declare_crisis_event(
+        by=supervisor.user, title="Poplava Tuzla", places="Tuzla, Novi Šeher", keywords="poplava",
+        answer="Prihvatni centar: OŠ Tuzla.",
+    )  # fmt: skip
+    contact("Voda nam je u kući u Tuzli", phone="+38761000091")
+    assert sent_to("+38761000091", NotificationKind.CRISIS_ANSWER)
