@@ -225,12 +225,20 @@ def _citizen_number_index(case: Case) -> str:
 
 
 def _why_not_reach(case: Case) -> str:
-    """Why the citizen gets nothing through this case. A call or SMS case is answered by SMS alone, so a number
-    that may not be texted (a STOP, or "texts are not safe" on any of its cases) gets nothing; a web case still
-    has its status page."""
+    """Why the citizen gets nothing through this case. A call or SMS case is answered by SMS alone, so a withheld
+    number, or one that may not be texted (a STOP, or "texts are not safe" on any of its cases), gets nothing; a
+    web case still has its status page."""
     if case.channel == Channel.WEB:
         return ""
+    if not _citizen_number(case):
+        return "no number to text"
     return case_selectors.why_the_number_may_not_be_texted(_citizen_number_index(case))
+
+
+def _may_take_an_sms(case: Case) -> bool:
+    """What the case itself says (the number's other cases are asked in `_reply`): it has a number, and came by
+    phone or its web form said SMS is safe."""
+    return bool(_citizen_number(case)) and (case.channel != Channel.WEB or case.safe_to_text is True)
 
 
 def _reply(case: Case, text: str, *, key: str, kind: str, by: AbstractBaseUser | None) -> None:
@@ -238,10 +246,8 @@ def _reply(case: Case, text: str, *, key: str, kind: str, by: AbstractBaseUser |
     the citizen said SMS is safe, and nothing the number's other cases say forbids it (a STOP, "texts are not
     safe"); the outbox checks all of that again right before sending."""
     number = _citizen_number(case)
-    by_sms = (
-        bool(number)
-        and (case.channel != Channel.WEB or case.safe_to_text is True)
-        and not case_selectors.why_the_number_may_not_be_texted(_citizen_number_index(case))
+    by_sms = _may_take_an_sms(case) and not case_selectors.why_the_number_may_not_be_texted(
+        _citizen_number_index(case)
     )
     if not by_sms:
         case_services.record_reply(case, text, by=by, channel=Channel.WEB)
@@ -344,6 +350,9 @@ def deliver_broadcast(broadcast_id: int, *, batch: int = 200) -> int:
     contacts = (
         CrisisContact.objects.filter(event=broadcast.event).select_related("case__caller").order_by("case_id")
     )
+    # A citizen is claimed through the first case of theirs that is reached: one that can take an SMS when any
+    # can, not a web form without SMS consent that happens to be older.
+    textable = {_citizen(contact.case) for contact in contacts.iterator() if _may_take_an_sms(contact.case)}
     last_case_id = 0
     while True:
         # An ended event sends nothing more (the outbox also holds back what this run queued before the end).
@@ -357,6 +366,8 @@ def deliver_broadcast(broadcast_id: int, *, batch: int = 200) -> int:
         for contact in chunk:
             case = contact.case
             citizen = _citizen(case)
+            if citizen in textable and not _may_take_an_sms(case):
+                continue  # another case of theirs in the event can take the SMS, and claims them
             reason = _why_not_reach(case)
             try:
                 with transaction.atomic():

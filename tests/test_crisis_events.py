@@ -367,3 +367,20 @@ def test_a_call_from_tuzla_is_grouped_and_answered(supervisor):
     )  # fmt: skip
     contact("Voda nam je u kući u Tuzli", phone="+38761000091")
     assert sent_to("+38761000091", NotificationKind.CRISIS_ANSWER)
+
+
+def test_a_broadcast_reaches_a_citizen_by_sms_through_whichever_of_their_cases_allows_it(flood, supervisor):
+    # Claimed through their first case, a web form that never said SMS is safe, the citizen who then texted got
+    # nothing but a line on a status page; and a call from a withheld number counted as "reached" with nothing sent.
+    web_form("Maglaj, poplava", phone="+38761000101", safe_to_text=None)
+    contact("Poplava u Maglaju, još čekamo", phone="+38761000101")
+    withheld = CaseFactory(channel="voice", caller=None)
+    MessageFactory(case=withheld, channel="voice", body="Poplava u Maglaju, zarobljeni smo")
+    actions.do_triage_case(withheld.pk)
+    assert CrisisContact.objects.filter(case=withheld).exists()
+
+    broadcast = crisis.start_broadcast(flood, by=supervisor.user, token="t-101", text="Ekipe stižu.")
+    crisis.deliver_broadcast(broadcast.pk)
+    assert len(sent_to("+38761000101", NotificationKind.CRISIS_BROADCAST)) == 1
+    broadcast.refresh_from_db()
+    assert (broadcast.reached, broadcast.skipped) == (1, 1)
