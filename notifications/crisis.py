@@ -301,6 +301,7 @@ def start_broadcast(
     """Record the broadcast and ring the sender after commit. The same token (a re-click, the form sent again)
     returns the broadcast already started: it is never sent twice."""
     text, text_cyrillic, text_english = _text(text), _text(text_cyrillic), _text(text_english)
+    token = _text(token)  # the form's, as sent: a NUL in it was a 500
     if not text:
         raise ValueError(gettext("Write the reply to send."))
     _refuse_what_does_not_fit_in_an_sms(text, text_cyrillic, text_english)

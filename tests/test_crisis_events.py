@@ -384,3 +384,12 @@ def test_a_broadcast_reaches_a_citizen_by_sms_through_whichever_of_their_cases_a
     assert len(sent_to("+38761000101", NotificationKind.CRISIS_BROADCAST)) == 1
     broadcast.refresh_from_db()
     assert (broadcast.reached, broadcast.skipped) == (1, 1)
+
+
+def test_a_broadcast_form_whose_token_holds_a_nul_character_is_sent_once_not_an_error_page(client, flood, supervisor):
+    client.force_login(supervisor.user)
+    form = {"token": "abc\x00def", "text": "Ekipe stižu večeras."}
+    response = client.post(f"/console/events/{flood.pk}/broadcast/", form)
+    assert response.status_code == 302
+    assert client.post(f"/console/events/{flood.pk}/broadcast/", form).status_code == 302  # a re-click
+    assert flood.broadcasts.count() == 1
