@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 import time_machine
 from django.conf import settings
+from django.utils import timezone
 
 from helpline.cases.encryption import phone_index
 from helpline.cases.models import Caller, Case
@@ -254,6 +255,14 @@ def test_a_call_from_a_number_whose_web_form_said_texts_are_not_safe_gets_no_cri
     broadcast = crisis.start_broadcast(flood, by=supervisor.user, token="t-52", text="Ekipe stižu.")
     crisis.deliver_broadcast(broadcast.pk)
     assert not sent_to("+38761000052", NotificationKind.CRISIS_BROADCAST)
+
+
+def test_a_later_form_saying_texts_are_safe_again_lets_the_crisis_answer_go(flood, supervisor):
+    # The citizen's latest word counts: "not safe" once (he was at home then) must not silence them for good.
+    old = web_form("Nasilje u kući", phone="+38761000054", safe_to_text=False)
+    Case.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=30))
+    web_form("Maglaj, voda u kući, sama sam, sada je sigurno pisati", phone="+38761000054", safe_to_text=True)
+    assert sent_to("+38761000054", NotificationKind.CRISIS_ANSWER)
 
 
 def test_stop_arriving_after_the_broadcast_was_queued_stops_its_sms(flood, supervisor, twilio, twilio_api):

@@ -113,14 +113,21 @@ def from_the_same_number(case: Case) -> Q | None:
 def why_the_number_may_not_be_texted(number_index: str) -> str:
     """Why no SMS may go to this number (its blind index), or "" when one may. The citizen's word is kept on one
     case or on the caller, but it is about the phone: a STOP from the number, or "texts are not safe" (someone else
-    reads that phone) on any case that came from it or gave it, holds for every case of theirs."""
+    reads that phone) on the latest case that came from it or gave it and answered the question, holds for every
+    case of theirs. A later form that says texts are safe again lifts it: the citizen's latest word counts."""
     if not number_index:
         return ""
     callers = Caller.objects.filter(phone_index=number_index)
     if callers.filter(has_opted_out=True).exists():
         return "the citizen opted out of SMS"
     from_the_number = Q(caller_id__in=callers.values("pk")) | Q(contact_phone_index=number_index)
-    if Case.objects.filter(from_the_number, safe_to_text=False).exists():
+    latest_word = (
+        Case.objects.filter(from_the_number, safe_to_text__isnull=False)
+        .order_by("-created_at", "-pk")
+        .values_list("safe_to_text", flat=True)
+        .first()
+    )
+    if latest_word is False:
         return "the citizen said SMS is not safe"
     return ""
 
