@@ -51,7 +51,8 @@ def test_a_hundred_messages_from_one_address_in_a_minute_are_all_stored_and_answ
     assert statuses == [201] * 100
     cases = list(Case.objects.order_by("pk"))
     assert len(cases) == 100 and {case.messages.count() for case in cases} == {1}
-    assert [case.suspected_automated for case in cases] == [False] * 10 + [True] * 90
+    assert [case.over_address_limit for case in cases] == [False] * 10 + [True] * 90
+    assert not any(case.suspected_automated for case in cases)  # a shared address is not a bot
     flags = [case.timeline.filter(kind=EventKind.FLAGGED).first() for case in cases[10:]]
     assert all(flag is not None and flag.details["limit"] == "10/minute" for flag in flags)
     print(f"100 inquiries from one address: {elapsed:.2f} s, {100 / elapsed:.0f} a second")
@@ -68,7 +69,7 @@ def test_with_the_counts_in_redis_as_in_production_the_eleventh_message_in_a_min
     try:
         for n in range(11):
             assert client.post("/inquiry/", form_data(message=f"m{n}"), REMOTE_ADDR=SHELTER).status_code == 201
-        assert [case_saying(f"m{n}").suspected_automated for n in range(11)] == [False] * 10 + [True]
+        assert [case_saying(f"m{n}").over_address_limit for n in range(11)] == [False] * 10 + [True]
         assert redis.Redis.from_url(location).dbsize() > 0  # counted in Redis, not in the fail-open local cache
     finally:
         redis.Redis.from_url(location).flushdb()
@@ -79,17 +80,18 @@ def test_another_address_is_not_flagged_for_a_busy_one(client):
     for n in range(12):
         client.post("/inquiry/", form_data(message=f"m{n}"), REMOTE_ADDR=SHELTER)
     client.post("/inquiry/", form_data(message="Ja sam neko drugi."), REMOTE_ADDR="10.99.99.99")
-    assert not case_saying("Ja sam neko drugi.").suspected_automated
+    assert not case_saying("Ja sam neko drugi.").over_address_limit
 
 
 @pytest.mark.django_db
 def test_a_flagged_case_waits_behind_an_unflagged_one_of_the_same_priority_but_never_behind_a_lower_one():
     flagged_critical = CaseFactory(priority="critical", suspected_automated=True)
+    trapped_normal = CaseFactory(priority="normal", suspected_automated=True)
     normal = CaseFactory(priority="normal")
-    flagged_normal = CaseFactory(priority="normal", suspected_automated=True)
+    busy_address_normal = CaseFactory(priority="normal", over_address_limit=True)
     later_normal = CaseFactory(priority="normal")
     order = list(selectors.by_urgency(Case.objects.all()))
-    assert order == [flagged_critical, normal, later_normal, flagged_normal]
+    assert order == [flagged_critical, normal, later_normal, busy_address_normal, trapped_normal]
 
 
 @pytest.mark.django_db
@@ -310,5 +312,6 @@ def test_staff_see_in_the_console_why_a_case_is_flagged(client):
     supervisor = StaffFactory(role="supervisor")
     client.force_login(supervisor.user)
     html = client.get(f"/console/cases/{flagged.pk}/").content.decode()
-    assert "moguće automatski poslano" in html
-    assert "više poruka s jedne adrese nego što ograničenje dopušta (10/minute)" in html
+    assert "mnogo poruka s jedne adrese" in html
+    assert "moguće automatski poslano" not in html  # a shared address is not a bot
+    assert "Više poruka s jedne adrese nego što ograničenje dopušta (10/minute)" in html

@@ -80,9 +80,9 @@ def test_a_drill_marker_is_accepted_once(client):
     marker = new_drill_marker()
     codes = [_drill_inquiry(client, marker).status_code for _ in range(12)]
     # The first is the drill's; each replay is a real contact, under the public limit of 10 a minute per address
-    # (the eleventh is stored all the same, flagged as possibly automated).
+    # (the eleventh is stored all the same, flagged as over the address's limit).
     assert codes == [201] * 12
-    drills = Case.objects.order_by("pk").values_list("is_drill", "suspected_automated")
+    drills = Case.objects.order_by("pk").values_list("is_drill", "over_address_limit")
     assert list(drills) == [(True, False)] + [(False, False)] * 10 + [(False, True)]
 
 

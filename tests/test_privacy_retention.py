@@ -7,8 +7,9 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
+from helpline.cases.intake import record_web_inquiry
 from helpline.cases.models import Caller, Case, CaseStatus, Channel, Direction, EventKind, Message, TimelineEvent
-from helpline.cases.services import add_note
+from helpline.cases.services import add_note, change_case_status, reclassify_case, record_triage
 from helpline.casework.selectors import case_stats
 from helpline.privacy import services
 from helpline.privacy.models import Anonymisation
@@ -22,13 +23,18 @@ NOW = dt.datetime(2026, 12, 3, 9, 0, tzinfo=dt.UTC)
 EVER = (dt.datetime(2020, 1, 1, tzinfo=dt.UTC), dt.datetime(2027, 1, 1, tzinfo=dt.UTC))
 
 
-def ended_case(*, days_ago: int, category: str, status: str = CaseStatus.RESOLVED, worker=None, **extra) -> Case:
-    """A case that came in, was acknowledged and resolved `days_ago` days before NOW, with everything personal."""
+def ended_case(
+    *, days_ago: int, category: str, status: str = CaseStatus.RESOLVED, worker=None, acknowledged: bool = True,
+    **extra,
+) -> Case:
+    """A case that came in, was acknowledged (unless not) and resolved `days_ago` days before NOW, with everything
+    personal."""
     start = NOW - dt.timedelta(days=days_ago, hours=3)
     with time_machine.travel(start, tick=False):
         case = CaseFactory(
             category=category, priority="normal", channel=Channel.VOICE, status=status, assigned_to=worker,
-            acknowledged_at=start + dt.timedelta(minutes=4), resolved_at=start + dt.timedelta(hours=3),
+            acknowledged_at=start + dt.timedelta(minutes=4) if acknowledged else None,
+            resolved_at=start + dt.timedelta(hours=3),
             contact_name="Amela Hodžić", contact_phone="+38761999888", contact_email="amela@example.ba",
             safe_contact_note="Poslije 17h, muž je na poslu", caller=CallerFactory(name="Amela"), **extra,
         )  # fmt: skip
@@ -59,14 +65,17 @@ def supervisor():
 @pytest.fixture
 def centre(worker):
     """Cases of different purposes and ages. Defaults in settings: information 183 days, material need 730, child
-    protection 3650, a bot-trapped web form 30."""
+    protection 3650, a bot-trapped web form nobody took up 30."""
     return {
         "information_old": ended_case(days_ago=200, category="information", worker=worker.user),
         "information_new": ended_case(days_ago=100, category="information", worker=worker.user),
         "material_kept": ended_case(days_ago=400, category="material_need", status=CaseStatus.CLOSED),
         "material_old": ended_case(days_ago=800, category="material_need", status=CaseStatus.CLOSED),
         "child_kept": ended_case(days_ago=800, category="child_protection"),
-        "bot": ended_case(days_ago=40, category="child_protection", suspected_automated=True),
+        "bot": ended_case(
+            days_ago=40, category="child_protection", status=CaseStatus.CLOSED, acknowledged=False,
+            suspected_automated=True,
+        ),
     }
 
 
@@ -206,6 +215,32 @@ def test_retention_is_set_per_category_and_outcome_in_settings(settings, worker,
     assert_anonymised(closed)
     assert_untouched(resolved)
     assert_untouched(other)
+
+
+def test_a_real_inquiry_sent_over_the_address_limit_is_kept_for_its_category_not_erased_as_a_bot(twilio_api):
+    # A shelter's Wi-Fi: the eleventh message in a minute from its address is a child's, and a real one.
+    with time_machine.travel(NOW - dt.timedelta(days=40), tick=False):
+        case = record_web_inquiry(message="Očuh tuče moju sestru", over_address_limit="10/minute").case
+        record_triage(case, priority="high", category="child_protection", reasons=[], up_to_message_id=None)
+        change_case_status(case, CaseStatus.RESOLVED, reason="handed to the guardianship authority")
+    with time_machine.travel(NOW, tick=False):
+        assert services.anonymise_expired().total == 0
+    assert list(case.messages.values_list("body", flat=True)) == ["Očuh tuče moju sestru"]
+    assert not Anonymisation.objects.filter(case=case).exists()
+
+
+def test_a_bot_trapped_inquiry_a_worker_took_up_and_resolved_is_kept_for_its_category(worker, twilio_api):
+    # The hidden field can be filled by a browser's autofill: the worker who took the case up found a person.
+    taken_up = ended_case(days_ago=40, category="child_protection", worker=worker.user, suspected_automated=True)
+    reclassified = ended_case(
+        days_ago=40, category="information", status=CaseStatus.CLOSED, acknowledged=False, suspected_automated=True
+    )
+    with time_machine.travel(NOW - dt.timedelta(days=40, hours=1), tick=False):
+        reclassify_case(reclassified, priority="normal", category="child_protection", reason="a child", by=worker.user)
+    with time_machine.travel(NOW, tick=False):
+        assert services.anonymise_expired().total == 0
+    assert_untouched(taken_up)
+    assert_untouched(reclassified)
 
 
 def test_an_open_case_is_never_anonymised_however_old(worker, twilio_api):

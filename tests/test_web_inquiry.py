@@ -127,7 +127,7 @@ def test_errors_are_in_bosnian_by_default_and_in_english_when_asked(client):
 def test_inquiries_over_the_per_address_limit_are_stored_and_flagged_not_refused(client):
     statuses = [post_json(client, API, {"message": f"Pomoć {n}"}).status_code for n in range(11)]
     assert statuses == [201] * 11
-    flagged = list(Case.objects.order_by("pk").values_list("suspected_automated", flat=True))
+    flagged = list(Case.objects.order_by("pk").values_list("over_address_limit", flat=True))
     assert flagged == [False] * 10 + [True]
     assert Case.objects.order_by("pk").last().timeline.get(kind=EventKind.FLAGGED).details["limit"] == "10/minute"
 
@@ -136,7 +136,7 @@ def test_the_limit_cannot_be_dodged_with_a_forged_forwarded_header(client):
     for n in range(10):
         post_json(client, API, {"message": f"Pomoć {n}"}, HTTP_X_FORWARDED_FOR=f"10.0.0.{n}")
     assert post_json(client, API, {"message": "x"}, HTTP_X_FORWARDED_FOR="10.9.9.9").status_code == 201
-    assert case_saying("x").suspected_automated
+    assert case_saying("x").over_address_limit
 
 
 def test_language_can_be_given_as_croatian_or_serbian_and_is_answered_in_the_common_language(client):
@@ -211,7 +211,8 @@ def test_a_filled_trap_field_is_kept_but_flagged_so_no_person_is_ever_lost(clien
 def test_the_form_over_the_per_address_limit_stores_flags_and_answers(client):
     statuses = [client.post("/inquiry/", form_data(message=f"m{n}")).status_code for n in range(11)]
     assert statuses == [201] * 11 and Case.objects.count() == 11
-    assert Case.objects.filter(suspected_automated=True).count() == 1
+    assert Case.objects.filter(over_address_limit=True).count() == 1
+    assert not Case.objects.filter(suspected_automated=True).exists()
 
 
 def test_the_status_page_shows_replies_with_reference_and_code(client):

@@ -43,6 +43,7 @@ class CaseAdmin(admin.ModelAdmin):
     readonly_fields = [
         "reference", "channel", "status", "priority", "category", "caller", "assigned_to", "created_at",
         "updated_at", "triaged_at", "resolved_at", "suspected_automated",
+        "over_address_limit",
     ]  # fmt: skip
     # Contact details are not shown here: the rule for who sees them (helpline.casework.contact_details) lives above
     # the case domain, and helpline.console.admin extends this page with them under that rule.

@@ -685,7 +685,8 @@ def record_web_inquiry(
     The phone given is kept on the case for a call back and for linking repeat contacts, not as the case's caller.
     With an idempotency key, a retry (the same key and the same message) returns the first inquiry's case and
     code; the same key with another message raises IdempotencyKeyReused. `over_address_limit` names the
-    per-address limit the sender passed: the inquiry is stored all the same, marked as possibly automated.
+    per-address limit the sender passed: the inquiry is stored all the same and marked so, apart from
+    `suspected_automated` (the hidden trap field), because a shared address sends real messages over the limit.
     `citizen_token`: the code the citizen was already given (a spooled inquiry's), when not the key's own.
     """
     if citizen_token:
@@ -715,7 +716,8 @@ def record_web_inquiry(
             safe_to_call=safe_to_call,
             safe_to_text=safe_to_text,
             safe_contact_note=safe_contact_note,
-            suspected_automated=suspected_automated or bool(over_address_limit),
+            suspected_automated=suspected_automated,
+            over_address_limit=bool(over_address_limit),
             citizen_token_hash=_hash_token(citizen_code.normalise_code(token)),
             is_drill=is_drill,
             idempotency_key=idempotency_key or None,

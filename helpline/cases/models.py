@@ -232,6 +232,12 @@ class Case(models.Model):
     suspected_automated = models.BooleanField(
         _("suspected automated"), default=False, help_text=_("The web form's hidden trap field was filled in.")
     )
+    # Kept apart from the trap: a shelter's Wi-Fi, a school or a carrier's shared address sends real messages over
+    # the limit. Such a case waits behind unflagged ones in the queue, but is kept as long as any real case.
+    over_address_limit = models.BooleanField(
+        _("over the per-address limit"), default=False,
+        help_text=_("Sent when its address had passed the per-address limit on new inquiries."),
+    )  # fmt: skip
 
     linked_cases = models.ManyToManyField(
         "self", verbose_name=_("linked cases"), blank=True, help_text=_("Earlier contacts from the same person.")

@@ -81,11 +81,12 @@ def with_urgency(cases: QuerySet[Case]) -> QuerySet[Case]:
 def by_urgency(cases: QuerySet[Case]) -> QuerySet[Case]:
     """The one urgency order: real cases before a drill's (a rehearsal on the running service never goes before
     a real person), then critical first (by rank, never by the priority's text), then, within a priority, cases
-    not flagged as possibly automated (over the per-address limit) before flagged ones, then the nearest
-    acknowledgement deadline, then the oldest."""
+    not flagged before those sent over the per-address limit, and those before the ones that filled the hidden
+    trap field, then the nearest acknowledgement deadline, then the oldest."""
     return with_urgency(cases).order_by(
-        "is_drill", "-urgency", "suspected_automated", F("acknowledge_by").asc(nulls_last=True), "created_at", "pk"
-    )
+        "is_drill", "-urgency", "suspected_automated", "over_address_limit", F("acknowledge_by").asc(nulls_last=True),
+        "created_at", "pk",
+    )  # fmt: skip
 
 
 def phone_indexes_of(case: Case) -> list[str]:

@@ -35,12 +35,22 @@ from triage.models import Category
 # --- Retention ------------------------------------------------------------------------------------------------
 
 ANY = "*"
+
+# A person on staff treated the case as a person's: took it (acknowledged), resolved it, or set its category by hand.
+_TAKEN_UP_BY_STAFF = (
+    Q(first_acknowledged_at__isnull=False) | Q(acknowledged_at__isnull=False) | Q(status=CaseStatus.RESOLVED)
+    | Q(Exists(TimelineEvent.objects.filter(case=OuterRef("pk"), kind=EventKind.RECLASSIFIED)))
+)  # fmt: skip
+# Only the hidden trap field makes a bot: a shared address over the per-address limit (`over_address_limit`) sends
+# real messages, and browser autofill can fill the trap, so a trapped case staff took up is kept as a real one. A
+# trapped case a worker found to be spam is closed untaken.
+_AUTOMATED = Q(is_drill=False, suspected_automated=True) & ~_TAKEN_UP_BY_STAFF
 # How a case ended, for retention: the first that applies.
 OUTCOMES: dict[str, Q] = {
     "drill": Q(is_drill=True),
-    "automated": Q(is_drill=False, suspected_automated=True),
-    "resolved": Q(is_drill=False, suspected_automated=False, status=CaseStatus.RESOLVED),
-    "closed": Q(is_drill=False, suspected_automated=False, status=CaseStatus.CLOSED),
+    "automated": _AUTOMATED,
+    "resolved": Q(is_drill=False, status=CaseStatus.RESOLVED) & ~_AUTOMATED,
+    "closed": Q(is_drill=False, status=CaseStatus.CLOSED) & ~_AUTOMATED,
 }
 
 

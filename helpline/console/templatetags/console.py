@@ -109,7 +109,8 @@ def describe_event(event) -> str:
         return d.get("via", "")
     if kind == EventKind.FLAGGED:
         if d.get("limit"):
-            return _("Possibly automated: more messages from one address than the limit (%(limit)s).") % {
+            return _("More messages from one address than the limit (%(limit)s): a shared one, such as a shelter's, "
+                     "sends many real messages.") % {
                 "limit": d["limit"]
             }
         return d.get("reason", "")
