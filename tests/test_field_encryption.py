@@ -16,6 +16,7 @@ from helpline.cases import services
 from helpline.cases.encryption import FERNET_PREFIX, phone_index
 from helpline.cases.models import Caller, Case, EventKind, Message
 from helpline.cases.search import cases_matching
+from helpline.casework.actions import do_reclassify
 from helpline.intake.services import receive_sms
 from helpline.welfare import selectors as welfare_selectors
 from helpline.welfare import services as welfare_services
@@ -160,6 +161,16 @@ def test_staff_notes_and_reasons_on_the_timeline_are_encrypted_and_ids_stay_quer
     assert case.timeline.filter(details__assignee_id=7).exists()
     with pytest.raises(FieldError, match="encrypted"):
         list(case.timeline.filter(details__text="x"))
+
+
+def test_the_reason_of_a_staff_correction_of_triage_is_encrypted_like_the_text_it_corrects():
+    supervisor = StaffFactory(role="supervisor")
+    case = CaseFactory(priority="normal", category="information")
+    do_reclassify(case, by=supervisor.user, priority="high", category="domestic_violence",
+                  reason="Selma kaže da je muž tuče")  # fmt: skip
+    (reason,) = raw_rows("SELECT reason FROM triage_triagecorrection")[0]
+    assert reason.startswith(FERNET_PREFIX) and "Selma" not in reason
+    assert case.triage_corrections.get().reason == "Selma kaže da je muž tuče"
 
 
 def test_a_staff_phone_is_encrypted_and_an_sms_from_it_is_still_recognised():

@@ -1,15 +1,20 @@
 """A citizen's rights on request, by a supervisor with a reason on the timeline: export everything held about them
 (JSON and a page to print), and erasure, refused while a legal hold keeps a case, with the hold's reason shown."""
+import io
 import json
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from helpline.cases.encryption import phone_index
 from helpline.cases.models import Caller, CaseRead, CaseStatus, Channel, EventKind
+from helpline.casework.actions import do_reclassify
 from helpline.privacy import services
 from helpline.privacy.models import Anonymisation
 from tests.factories import CallerFactory, CaseFactory, MessageFactory, StaffFactory
+from triage.models import TriageCorrection
+from triage.selectors import corrections_for_training
 
 pytestmark = pytest.mark.django_db
 
@@ -112,6 +117,38 @@ def test_erasure_anonymises_every_case_of_the_person_and_deletes_their_voicemail
     # The figures keep the cases: status, category and dates stay.
     person["sms"].refresh_from_db()
     assert (person["sms"].status, person["sms"].category) == (CaseStatus.RESOLVED, "information")
+
+
+def test_erasure_takes_the_persons_words_out_of_triage_corrections_and_the_training_export(
+    supervisor, person, twilio_api, tmp_path
+):
+    reclassified = do_reclassify(
+        person["sms"], by=supervisor.user, priority="high", category="domestic_violence",
+        reason="Jasna je na telefonu rekla da je muž tuče",
+    )  # fmt: skip
+    assert corrections_for_training() != []
+    services.erase_person(by=supervisor.user, reason="Zahtjev 13/2026", phone=PHONE)
+    correction = TriageCorrection.objects.get(case=reclassified)
+    assert (correction.text, correction.reason) == ("", "")
+    # The labels stay: how often staff corrected triage, and to what, is not about the person.
+    assert (correction.corrected_priority, correction.corrected_category) == ("high", "domestic_violence")
+    assert corrections_for_training() == []
+    out = tmp_path / "corrections.jsonl"
+    call_command("export_triage_corrections", out=out, stdout=io.StringIO())
+    assert out.read_text(encoding="utf-8") == ""
+
+
+def test_the_export_gives_staff_corrections_of_triage_with_their_reasons(client, supervisor, person):
+    do_reclassify(person["sms"], by=supervisor.user, priority="high", category="domestic_violence",
+                  reason="Jasna kaže da je muž tuče")  # fmt: skip
+    client.force_login(supervisor.user)
+    response = client.post("/console/privacy/export.json", {"phone": PHONE, "reason": "Zahtjev 12/2026"})
+    [correction] = json.loads(response.content)["cases"][0]["triage_corrections"]
+    assert correction["reason"] == "Jasna kaže da je muž tuče"
+    assert (correction["priority"], correction["category"]) == ("high", "domestic_violence")
+    assert set(correction) == {"time", "triage_said", "priority", "category", "reason"}
+    page = client.post("/console/privacy/export.html", {"phone": PHONE, "reason": "Zahtjev 12/2026"})
+    assert "Jasna kaže da je muž tuče" in page.content.decode()
 
 
 def test_erasure_is_refused_under_a_legal_hold_with_its_reason(client, supervisor, person, twilio_api):

@@ -70,8 +70,9 @@ class TriageCorrection(models.Model):
     """A person changed what triage said about a case: the text triage read, its verdict and theirs.
 
     Staff corrections are labelled examples for the next training of the semantic model
-    (`manage.py export_triage_corrections`). The text is the citizen's, so it is kept with the case (deleted with
-    it) and is never quoted back as a "resembles" example (see triage.semantic.training.LabelledMessage).
+    (`manage.py export_triage_corrections`). The text is the citizen's and the reason may name them, so both are
+    encrypted, blanked when the case is anonymised (the labels stay, for how often triage is corrected), and the
+    text is never quoted back as a "resembles" example (see triage.semantic.training.LabelledMessage).
     """
 
     case = models.ForeignKey(
@@ -84,7 +85,7 @@ class TriageCorrection(models.Model):
     predicted_category = models.CharField(_("predicted category"), max_length=40, choices=Category.choices, blank=True)
     corrected_priority = models.CharField(_("corrected priority"), max_length=10, choices=Priority.choices)
     corrected_category = models.CharField(_("corrected category"), max_length=40, choices=Category.choices)
-    reason = models.TextField(_("reason"), blank=True)
+    reason = EncryptedTextField(_("reason"), blank=True)
     corrected_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+", verbose_name=_("by")
     )

@@ -502,6 +502,13 @@ def record_correction(
     )
 
 
+def forget_words_in_corrections(case: Case) -> int:
+    """The case is being anonymised: its corrections lose the citizen's text and the staff's reason, and so leave
+    the training export; the labels stay, as the case's category does, for how often and how triage was corrected.
+    Blanked rather than deleted: a label without its words teaches the model nothing, but counts. Returns how many."""
+    return TriageCorrection.objects.filter(case=case).exclude(text="", reason="").update(text="", reason="")
+
+
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "data" / "default_rules.json"
 
 

@@ -30,7 +30,7 @@ from helpline.cases.encryption import email_index, phone_index
 from helpline.cases.models import OPEN_STATUSES, Case, CaseRead, CaseStatus, EventKind, TimelineEvent
 from helpline.privacy.models import Anonymisation, LegalHold
 from helpline.roster.selectors import is_supervisor
-from triage.models import Category
+from triage.models import Category, TriageCorrection
 
 # --- Retention ------------------------------------------------------------------------------------------------
 
@@ -237,6 +237,14 @@ def _case_export(case: Case, hold: LegalHold | None) -> dict:
         "history": [
             {"time": event.created_at.isoformat(), "what": _event_label(event.kind), "by": event.actor_kind}
             for event in timeline
+        ],
+        # The text triage read is the messages' own, given above; the reason is staff's words about the person.
+        "triage_corrections": [
+            {"time": correction.corrected_at.isoformat(),
+             "triage_said": f"{correction.predicted_priority or '-'}/{correction.predicted_category or '-'}",
+             "priority": correction.corrected_priority, "category": correction.corrected_category,
+             "reason": correction.reason}
+            for correction in TriageCorrection.objects.filter(case=case).order_by("corrected_at", "pk")
         ],
         "legal_hold": {"reason": hold.reason, "since": hold.set_at.isoformat()} if hold else None,
     }

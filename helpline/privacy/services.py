@@ -2,7 +2,8 @@
 request (export, erasure). Supervisors only; every action is on the cases' timelines with its reason.
 
 Case rows change only through helpline.cases.services (`anonymise_case`, `record_event`, `record_read`); the texts
-sent about a case are forgotten by notifications.outbox; voicemail is deleted at Twilio through its REST client.
+sent about a case are forgotten by notifications.outbox, the words kept with staff corrections of triage by
+triage.services; voicemail is deleted at Twilio through its REST client.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from helpline.privacy.models import Anonymisation, Basis, LegalHold
 from helpline.roster.selectors import is_supervisor
 from notifications import outbox
 from notifications.backends import RedirectedHttpClient
+from triage import services as triage_services
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +135,7 @@ def _anonymise(case: Case, *, basis: str, by: AbstractBaseUser | None = None, re
     """Within the caller's transaction: the case's personal data, the texts sent about it, and the record."""
     case_services.anonymise_case(case, basis=basis, actor=by, reason=reason, rule=rule)
     outbox.forget_case_messages(case)
+    triage_services.forget_words_in_corrections(case)
     Anonymisation.objects.create(case=case, anonymised_at=timezone.now(), basis=basis, rule=rule, by=by)
 
 
