@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from helpline.cases.encryption import phone_index
+from helpline.cases.intake import add_citizen_follow_up
 from helpline.cases.models import Caller, CaseRead, CaseStatus, Channel, EventKind
 from helpline.casework.actions import do_reclassify
 from helpline.privacy import services
@@ -173,6 +174,47 @@ def test_erasure_waits_for_an_open_case_to_be_resolved(client, supervisor, perso
     response = client.post("/console/privacy/erase/", {"phone": PHONE, "reason": "Zahtjev", "confirm": "on"})
     assert response.status_code == 409 and "još otvoren" in response.content.decode()
     assert not Anonymisation.objects.exists()
+
+
+def test_a_case_reopened_while_the_erasure_runs_is_reported_left_open_and_the_rest_is_erased(
+    client, supervisor, person, monkeypatch, twilio_api
+):
+    # While Twilio deletes the first case's voicemail, the person writes again on their web case and reopens it.
+    delete_at_twilio = services.delete_recordings_at_twilio
+
+    def citizen_writes_meanwhile(case):
+        if case.pk == person["sms"].pk:
+            add_citizen_follow_up(person["web"], "Još sam ovdje, otac je gore.")
+        return delete_at_twilio(case)
+
+    monkeypatch.setattr(services, "delete_recordings_at_twilio", citizen_writes_meanwhile)
+    client.force_login(supervisor.user)
+    response = client.post(
+        "/console/privacy/erase/", {"phone": PHONE, "reason": "Zahtjev 16/2026", "confirm": "on"}, follow=True
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "ponovo otvoren" in page and person["web"].reference in page
+    assert Anonymisation.objects.filter(case=person["sms"]).exists()
+    # The reopened case is left whole, for its worker, and is erased by a new request once it is resolved.
+    assert not Anonymisation.objects.filter(case=person["web"]).exists()
+    assert "Još sam ovdje, otac je gore." in person["web"].messages.values_list("body", flat=True)
+
+
+def test_a_legal_hold_set_while_the_erasure_runs_keeps_its_case_and_is_reported(
+    supervisor, person, monkeypatch, twilio_api
+):
+    delete_at_twilio = services.delete_recordings_at_twilio
+
+    def court_order_meanwhile(case):
+        if case.pk == person["sms"].pk:
+            services.set_legal_hold(person["web"], by=supervisor.user, reason="Općinski sud Tuzla")
+        return delete_at_twilio(case)
+
+    monkeypatch.setattr(services, "delete_recordings_at_twilio", court_order_meanwhile)
+    result = services.erase_person(by=supervisor.user, reason="Zahtjev 17/2026", phone=PHONE)
+    assert (result.erased, result.held) == ([person["sms"].reference], [person["web"].reference])
+    assert not Anonymisation.objects.filter(case=person["web"]).exists()
 
 
 def test_erasure_needs_the_confirmation_box(client, supervisor, person):

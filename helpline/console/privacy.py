@@ -98,6 +98,13 @@ def person_erase(request: HttpRequest) -> HttpResponse:
     if result.waiting_for_twilio:
         messages.warning(request, _("Twilio could not delete the voicemail of %(cases)s yet; nothing of those cases "
                                     "was removed. Try again later.") % {"cases": ", ".join(result.waiting_for_twilio)})
+    if result.reopened:
+        messages.warning(request, _("Not erased, because it was reopened while the erasure ran (the person wrote "
+                                    "again): %(cases)s. Erase again once it is resolved.")
+                         % {"cases": ", ".join(result.reopened)})  # fmt: skip
+    if result.held:
+        messages.warning(request, _("Not erased, because a legal hold was set while the erasure ran: %(cases)s.")
+                         % {"cases": ", ".join(result.held)})  # fmt: skip
     if result.already_anonymous:
         messages.info(request, _("Already anonymous: %(cases)s.") % {"cases": ", ".join(result.already_anonymous)})
     if welfare_selectors.register_export(form.lookup().get("phone", "")):

@@ -227,6 +227,10 @@ class ErasureResult:
     erased: list[str] = field(default_factory=list)  # references
     already_anonymous: list[str] = field(default_factory=list)
     waiting_for_twilio: list[str] = field(default_factory=list)
+    # Reopened (the person wrote again) or put under a legal hold while the erasure ran: left whole, to erase by a
+    # new request once resolved or released.
+    reopened: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
 
 
 def erase_person(*, by: AbstractBaseUser, reason: str, phone: str = "", email: str = "") -> ErasureResult:
@@ -255,10 +259,18 @@ def erase_person(*, by: AbstractBaseUser, reason: str, phone: str = "", email: s
             result.waiting_for_twilio.append(case.reference)
             continue
         with transaction.atomic():
+            # The checks above were made before Twilio was asked, which takes seconds: meanwhile the person may have
+            # written again (a follow-up reopens a case) or a supervisor set a hold. Under the row lock, again.
             locked = Case.objects.for_change().get(pk=case.pk)
-            if selectors.legal_hold_of(locked) is None and not Anonymisation.objects.filter(case=locked).exists():
+            if Anonymisation.objects.filter(case=locked).exists():
+                result.already_anonymous.append(case.reference)
+            elif locked.is_open:
+                result.reopened.append(case.reference)
+            elif selectors.legal_hold_of(locked) is not None:
+                result.held.append(case.reference)
+            else:
                 _anonymise(locked, basis=Basis.REQUEST, by=by, reason=reason)
                 result.erased.append(case.reference)
-    logger.info("erasure on request: %s cases anonymised, %s waiting for Twilio", len(result.erased),
-                len(result.waiting_for_twilio))  # fmt: skip
+    logger.info("erasure on request: %s cases anonymised, %s waiting for Twilio, %s reopened and %s held meanwhile",
+                len(result.erased), len(result.waiting_for_twilio), len(result.reopened), len(result.held))
     return result
