@@ -243,6 +243,19 @@ def test_a_bot_trapped_inquiry_a_worker_took_up_and_resolved_is_kept_for_its_cat
     assert_untouched(reclassified)
 
 
+def test_an_anonymised_case_cannot_be_reopened_and_the_worker_is_told_to_open_a_new_one(client, worker, twilio_api):
+    # Reopened, it would be worked with its data gone, and never anonymised again: a new contact is a new case.
+    case = ended_case(days_ago=200, category="information", worker=worker.user)
+    with time_machine.travel(NOW, tick=False):
+        assert services.anonymise_expired().total == 1
+    client.force_login(worker.user)
+    response = client.post(f"/console/cases/{case.pk}/reopen/", {"reason": "javila se opet"})
+    assert response.status_code == 409
+    assert "novi slučaj" in response.content.decode()
+    case.refresh_from_db()
+    assert case.status == CaseStatus.RESOLVED
+
+
 def test_an_open_case_is_never_anonymised_however_old(worker, twilio_api):
     case = ended_case(days_ago=2000, category="information", status=CaseStatus.ASSIGNED, worker=worker.user)
     with time_machine.travel(NOW, tick=False):

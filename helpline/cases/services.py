@@ -237,6 +237,14 @@ def _change_locked_case_status(
             % {"from_status": CaseStatus(from_status).label.lower(), "to_status": CaseStatus(to_status).label.lower()}
         )
     is_reopen = from_status in (CaseStatus.RESOLVED, CaseStatus.CLOSED)
+    if is_reopen and locked.timeline.filter(kind=EventKind.ANONYMISED).exists():
+        # Its words and contacts are gone, and retention passes over an anonymised case: reopened, it would be
+        # worked blind and keep whatever was added to it for good. What comes now is a new contact.
+        raise CaseTransitionError(
+            _("The personal data of %(reference)s was erased, so it cannot be reopened: the person's next call, SMS "
+              "or form opens a new case.")
+            % {"reference": locked.reference}
+        )
     if is_reopen and locked.caller_id is not None:
         other = selectors.open_case_for_caller(locked.caller)
         if other is not None:
