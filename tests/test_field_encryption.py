@@ -3,6 +3,8 @@ a key can be rotated, and a production start without a key stops with a clear me
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import FieldError
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
-from django.db import connection
+from django.db import connection, connections, transaction
 
 from helpline.cases import services
 from helpline.cases.encryption import FERNET_PREFIX, phone_index
@@ -18,11 +20,12 @@ from helpline.cases.models import Caller, Case, EventKind, Message
 from helpline.cases.search import cases_matching
 from helpline.casework.actions import do_reclassify
 from helpline.intake.services import receive_sms
+from helpline.operations.key_rotation import reencrypt_all, reindex_all
 from helpline.welfare import selectors as welfare_selectors
 from helpline.welfare import services as welfare_services
 from helpline.welfare.models import CheckState, VulnerablePerson, WelfareCheck
 from tests.encrypted import what_is_readable
-from tests.factories import CaseFactory, StaffFactory
+from tests.factories import CaseFactory, MessageFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -126,6 +129,44 @@ def test_values_stored_before_encryption_are_encrypted_by_the_rotation():
     assert note.startswith(FERNET_PREFIX)
     case.refresh_from_db()
     assert case.safe_contact_note == "Samo ujutro"
+
+
+def _waits_for_a_row_lock(timeout: float = 10.0) -> bool:
+    """Whether another connection is waiting for a row this one holds (pg_locks is read live, even mid-transaction)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if raw_rows("SELECT count(*) FROM pg_locks WHERE NOT granted")[0][0]:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs concurrent transactions")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize("rotation", [reencrypt_all, reindex_all], ids=["re-encryption", "blind indexes"])
+def test_an_erasure_that_commits_while_a_key_rotation_runs_stays_erased(rotation):
+    case = CaseFactory(caller=None, channel="web", status="closed", contact_name="Selma Begić", contact_phone=NUMBER)
+    MessageFactory(case=case, channel="web", body=BODY)
+    services.add_note(case, "Selma ima dvoje djece.", by=StaffFactory().user)
+
+    def rotate() -> None:
+        try:
+            rotation(batch=10)
+        finally:
+            connections.close_all()
+
+    rotating = threading.Thread(target=rotate)
+    with transaction.atomic():
+        services.anonymise_case(case, basis="request")
+        rotating.start()
+        # The rotation has read the rows as they were before the erasure, and waits for this transaction to end.
+        assert _waits_for_a_row_lock()
+    rotating.join(timeout=30)
+
+    case.refresh_from_db()
+    assert (case.contact_name, str(case.contact_phone), case.contact_phone_index) == ("", "", "")
+    assert case.messages.get().body == "" and case.messages.get().search_tokens == ""
+    assert case.timeline.get(kind=EventKind.NOTE).details["text"] == ""
 
 
 @pytest.mark.parametrize("missing", ["FIELD_ENCRYPTION_KEYS", "BLIND_INDEX_KEY"])

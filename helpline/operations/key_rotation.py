@@ -2,7 +2,8 @@
 recomputed with the current `BLIND_INDEX_KEY` (`manage.py rotate_keys`, README "Keys").
 
 Both passes work in batches of their own transactions, in primary-key order, and can be stopped and run again: a
-value already under the new key is simply re-encrypted, an index already current is rewritten unchanged.
+value already under the new key is simply re-encrypted, an index already current is rewritten unchanged. Neither
+writes back over a value changed since it was read (an erasure that commits while the rotation runs stays erased).
 """
 from __future__ import annotations
 
@@ -55,7 +56,12 @@ def reencrypt_all(batch: int = BATCH) -> Counter:
             f"SELECT {quote(pk)}, {quote(column)} FROM {quote(table)} "  # noqa: S608
             f"WHERE {quote(column)} <> '' AND {quote(pk)} > %s ORDER BY {quote(pk)} LIMIT %s"
         )
-        update = f"UPDATE {quote(table)} SET {quote(column)} = %s WHERE {quote(pk)} = %s"  # noqa: S608
+        # Only if the value is still the one read: an erasure or an edit that commits between the read and the
+        # write (the read takes no lock) must not be undone by the old ciphertext written back.
+        update = (
+            f"UPDATE {quote(table)} SET {quote(column)} = %s "  # noqa: S608
+            f"WHERE {quote(pk)} = %s AND {quote(column)} = %s"
+        )
         last = 0 if isinstance(model._meta.pk, models.AutoField | models.BigAutoField) else ""
         while True:
             with transaction.atomic(), connection.cursor() as cursor:
@@ -66,10 +72,10 @@ def reencrypt_all(batch: int = BATCH) -> Counter:
                 changed = []
                 for key, value in rows:
                     if not value.startswith(FERNET_PREFIX):
-                        changed.append((fernet.encrypt(value.encode()).decode(), key))
+                        changed.append((fernet.encrypt(value.encode()).decode(), key, value))
                         continue
                     try:
-                        changed.append((fernet.rotate(value.encode()).decode(), key))
+                        changed.append((fernet.rotate(value.encode()).decode(), key, value))
                     except InvalidToken:
                         counts["unreadable"] += 1
                         logger.warning("%s.%s of row %s: no key opens it; left as it is", table, column, key)
@@ -80,10 +86,13 @@ def reencrypt_all(batch: int = BATCH) -> Counter:
 
 
 def _reindex(queryset: models.QuerySet, fields: list[str], derive: Callable[[models.Model], None], batch: int) -> int:
+    """Each batch is locked as it is read: rows derived from values an erasure blanks meanwhile would otherwise be
+    written back with the erased words (a note) or the hash of an erased number. An erasure running now waits for
+    the batch, or the batch for it, and reads what it left."""
     done, last = 0, 0
     while True:
         with transaction.atomic():
-            rows = list(queryset.filter(pk__gt=last).order_by("pk")[:batch])
+            rows = list(queryset.filter(pk__gt=last).order_by("pk").select_for_update()[:batch])
             if not rows:
                 return done
             for row in rows:
