@@ -1,5 +1,6 @@
 """Citizens' words, names and numbers are encrypted in the database and its backups; the service reads them as usual,
 a key can be rotated, and a production start without a key stops with a clear message."""
+import io
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from django.db import connection, connections, transaction
 
 from helpline.cases import services
 from helpline.cases.encryption import FERNET_PREFIX, phone_index
-from helpline.cases.models import Caller, Case, EventKind, Message
+from helpline.cases.models import Caller, Case, CaseStatus, EventKind, Message
 from helpline.cases.search import cases_matching
 from helpline.casework.actions import do_reclassify
 from helpline.intake.services import receive_sms
@@ -116,6 +117,45 @@ def test_a_key_rotation_re_encrypts_everything_and_everything_still_reads(twilio
     assert Case.objects.filter(cases_matching("nožem")).get() == case  # search tokens use the new index key
     twilio.sms("Opet ja.", sid="SM" + "4" * 32)
     assert Case.objects.count() == 1  # the caller is still recognised by the number's new blind index
+
+
+def texted_before_and_during_a_blind_index_rotation(twilio, settings, *, first_resolved: bool) -> list[Case]:
+    """A caller's SMS under the old blind-index key, then, with the new key set and before the rotation has run,
+    another from the same number: not recognised, it made a second caller."""
+    twilio.sms(BODY, sid="SM" + "5" * 32)
+    first = Case.objects.get()
+    Caller.objects.update(has_opted_out=True)  # they texted STOP once: that must outlive the rotation
+    if first_resolved:
+        services.change_case_status(first, CaseStatus.RESOLVED, reason="safe at her sister's")
+    settings.BLIND_INDEX_KEY = "a new blind index key for this test"
+    twilio.sms("Opet ja, isti broj.", sid="SM" + "6" * 32)
+    assert Caller.objects.count() == 2
+    return list(Case.objects.order_by("pk"))
+
+
+def test_a_caller_who_texted_during_a_blind_index_rotation_is_one_caller_again_and_the_rotation_finishes(
+    twilio, settings
+):
+    first, second = texted_before_and_during_a_blind_index_rotation(twilio, settings, first_resolved=True)
+    out = io.StringIO()
+    call_command("rotate_keys", stdout=out)
+
+    caller = Caller.objects.get()
+    assert set(caller.cases.all()) == {first, second} and caller.has_opted_out
+    assert Case.objects.filter(cases_matching("nožem")).get() == first  # the passes after the callers' ran
+    twilio.sms("I još jednom.", sid="SM" + "7" * 32)
+    assert second.messages.count() == 2  # the number is recognised and joins its open case
+
+
+def test_a_caller_with_an_open_case_under_each_row_is_named_and_the_rotation_finishes(twilio, settings):
+    first, second = texted_before_and_during_a_blind_index_rotation(twilio, settings, first_resolved=False)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("rotate_keys", stdout=out, stderr=err)
+
+    assert Caller.objects.count() == 2  # one caller has one open case at most: a person merges them
+    assert first.reference in err.getvalue() and second.reference in err.getvalue()
+    assert NUMBER not in out.getvalue() + err.getvalue()
+    assert Case.objects.filter(cases_matching("nožem")).get() == first  # the passes after the callers' ran
 
 
 def test_values_stored_before_encryption_are_encrypted_by_the_rotation():

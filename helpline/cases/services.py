@@ -596,6 +596,28 @@ def _forget_links_to(reference: str, *, on_cases: list[int]) -> None:
     TimelineEvent.objects.bulk_update(naming, ["details"])
 
 
+# --- Callers ---------------------------------------------------------------------------------------------------
+
+
+def merge_duplicate_caller(*, keep: Caller, duplicate: Caller) -> list[str]:
+    """One number as two callers: a contact that came in while the blind index was being rotated was not recognised
+    and made a second. Within the caller's transaction, with both rows locked: the duplicate's cases move to `keep`,
+    which keeps an opt-out (and a name) either had, and the duplicate is deleted. Returns [] when merged; when both
+    have an open case (a caller has one at most), nothing changes and the two cases' references are returned, for
+    a person to resolve one and run the rotation again."""
+    both = Case.objects.filter(caller__in=[keep, duplicate], status__in=OPEN_STATUSES)
+    for is_drill in (False, True):
+        open_cases = list(both.filter(is_drill=is_drill).order_by("pk").values_list("caller_id", "reference"))
+        if {caller_id for caller_id, reference in open_cases} == {keep.pk, duplicate.pk}:
+            return [reference for caller_id, reference in open_cases]
+    Case.objects.filter(caller=duplicate).update(caller=keep)
+    keep.has_opted_out = keep.has_opted_out or duplicate.has_opted_out
+    keep.name = keep.name or duplicate.name
+    duplicate.delete()
+    Caller.objects.filter(pk=keep.pk).update(has_opted_out=keep.has_opted_out, name=keep.name)
+    return []
+
+
 def mark_triage_requested(case_ids: list[int]) -> None:
     Case.objects.filter(pk__in=case_ids).update(triage_requested_at=timezone.now())
 

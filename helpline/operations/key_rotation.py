@@ -24,6 +24,7 @@ from helpline.cases.encryption import (
     search_tokens,
 )
 from helpline.cases.models import ENCRYPTED_DETAILS, Caller, Case, Message, TimelineEvent
+from helpline.cases.services import merge_duplicate_caller
 from helpline.roster.models import StaffProfile
 from helpline.welfare.models import VulnerablePerson, WelfareCheck
 
@@ -102,11 +103,44 @@ def _reindex(queryset: models.QuerySet, fields: list[str], derive: Callable[[mod
             last = rows[-1].pk
 
 
-def reindex_all(batch: int = BATCH) -> Counter:
-    """Recompute every blind index from the decrypted values with the current BLIND_INDEX_KEY, and re-encrypt the
-    timeline's free-text entries (inside JSON, out of reach of `reencrypt_all`'s column pass)."""
+def _reindex_callers(batch: int, left_apart: list[list[str]]) -> int:
+    """The callers' pass: a number that texted while the new key was set but its index not yet rewritten made a
+    second caller under the new index (intake did not recognise it), and rewriting the first caller's index would
+    break the index's uniqueness and stop the rotation. The two are merged into the first; when each has an open
+    case they are left apart (the first under its old index) and their cases' references added to `left_apart`."""
+    done, last = 0, 0
+    while True:
+        with transaction.atomic():
+            rows = list(Caller.objects.filter(pk__gt=last).order_by("pk").select_for_update()[:batch])
+            if not rows:
+                return done
+            merged_away: set[int] = set()
+            rewritten = []
+            for row in rows:
+                if row.pk in merged_away:
+                    continue
+                index = phone_index(row.phone)
+                duplicate = Caller.objects.select_for_update().filter(phone_index=index).exclude(pk=row.pk).first()
+                if duplicate is not None:
+                    still_open = merge_duplicate_caller(keep=row, duplicate=duplicate)
+                    if still_open:
+                        left_apart.append(still_open)
+                        continue
+                    merged_away.add(duplicate.pk)
+                row.phone_index = index
+                rewritten.append(row)
+            Caller.objects.bulk_update(rewritten, ["phone_index"])
+            done += len(rewritten)
+            last = rows[-1].pk
 
-    def by_phone(row: Caller | StaffProfile) -> None:
+
+def reindex_all(batch: int = BATCH, left_apart: list[list[str]] | None = None) -> Counter:
+    """Recompute every blind index from the decrypted values with the current BLIND_INDEX_KEY, and re-encrypt the
+    timeline's free-text entries (inside JSON, out of reach of `reencrypt_all`'s column pass). Callers one number
+    made twice that could not be merged are added to `left_apart` (their open cases' references)."""
+    left_apart = [] if left_apart is None else left_apart
+
+    def by_phone(row: StaffProfile) -> None:
         row.phone_index = phone_index(row.phone)
 
     def case(row: Case) -> None:
@@ -127,7 +161,7 @@ def reindex_all(batch: int = BATCH) -> Counter:
         "staff": _reindex(
             StaffProfile.objects.only("phone", "phone_index"), ["phone_index"], by_phone, batch
         ),
-        "callers": _reindex(Caller.objects.only("phone", "phone_index"), ["phone_index"], by_phone, batch),
+        "callers": _reindex_callers(batch, left_apart),
         "cases": _reindex(
             Case.objects.only("contact_phone", "contact_email", "contact_phone_index", "contact_email_index"),
             ["contact_phone_index", "contact_email_index"], case, batch,

@@ -19,12 +19,18 @@ class Command(BaseCommand):
         self.stdout.write(f"Re-encrypted {sum(encrypted.values())} values in {len(encrypted)} columns.")
         for column, count in sorted(encrypted.items()):
             self.stdout.write(f"  {column}: {count}")
-        indexed = reindex_all(batch)
+        left_apart: list[list[str]] = []
+        indexed = reindex_all(batch, left_apart)
         self.stdout.write(
             f"Blind indexes recomputed: {indexed['callers']} callers, {indexed['cases']} cases, "
             f"{indexed['messages']} messages, {indexed['staff']} staff, {indexed['register']} register entries, "
             f"{indexed['welfare_checks']} welfare checks."
         )
+        for references in left_apart:
+            self.stderr.write(
+                f"One number is two callers, each with an open case ({', '.join(references)}): it texted while the "
+                "blind-index key changed. Resolve one of the cases and run rotate_keys again to merge them."
+            )
         if unreadable:
             self.stderr.write(
                 f"{unreadable} values could not be opened with any key in FIELD_ENCRYPTION_KEYS and were left as "
