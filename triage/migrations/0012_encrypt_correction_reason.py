@@ -15,7 +15,7 @@ def encrypt_existing(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("triage", "0010_phone_failing_since"),
+        ("triage", "0011_shifts_follow_their_rotation_slot"),
     ]
 
     operations = [
