@@ -40,13 +40,20 @@ class NotAllowed(Exception):
     """The person may not acknowledge this case (it is someone else's)."""
 
 
+class NotOpen(NotAllowed):
+    """Nobody acknowledges a resolved or closed case: it is reopened, with a reason, before anyone takes it."""
+
+
 @transaction.atomic
 def acknowledge_case(case: Case, *, by: AbstractBaseUser, via: str) -> Case:
-    """The assignee (or a supervisor, or anyone while the case is unassigned) has taken the case: the ladder stops
-    at once and queued reminders are cancelled. Acknowledging twice is harmless."""
+    """The assignee (or a supervisor, or anyone while the case is unassigned) has taken the open case: the ladder
+    stops at once and queued reminders are cancelled. Acknowledging twice is harmless. Raises NotOpen for a
+    resolved or closed case: assigning it to whoever pressed would reopen it silently."""
     locked = Case.objects.for_change().get(pk=case.pk)
     if not by.is_active or (locked.assigned_to_id not in (None, by.pk) and not is_supervisor(by)):
         raise NotAllowed
+    if not locked.is_open:
+        raise NotOpen
     if locked.status in (CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS):
         return locked
     if locked.assigned_to_id != by.pk:

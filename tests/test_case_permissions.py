@@ -47,7 +47,8 @@ EXPECTED = {
         "supervisor": _everyone_may_see(ALLOWED),
     },
     "unassigned": {
-        "other worker": {**_everyone_may_see(403), "view": ALLOWED, "acknowledge": ALLOWED},
+        # To reopen, the case is resolved first: closed from the queue, it is no longer in the worker's sight.
+        "other worker": {**_everyone_may_see(403), "view": ALLOWED, "acknowledge": ALLOWED, "reopen": 404},
         # A triaged case must be taken before work on it starts: a state rule (409), the same for both surfaces.
         "supervisor": {**_everyone_may_see(ALLOWED), "start": 409},
     },
@@ -204,3 +205,56 @@ def test_a_signed_in_user_without_a_staff_profile_changes_nothing_on_either_surf
 
     assert api_answer in (403, 404) and console_answer in (403, 404)
     assert state_of(api_case) == state_of(console_case) == before
+
+
+def resolved_case_nobody_has(status: str = CaseStatus.RESOLVED) -> Case:
+    """A case closed from the queue before anyone took it (a duplicate, a test message): nobody has it."""
+    case = CaseFactory(
+        status=CaseStatus.TRIAGED, priority="high", category="domestic_violence", contact_name="Lejla Hodžić",
+        safe_contact_note="Samo SMS, muž čita poruke",
+    )  # fmt: skip
+    MessageFactory(case=case, body="Muž me tuče")
+    case_services.change_case_status(case, status, reason="closed from the queue")
+    return Case.objects.get(pk=case.pk)
+
+
+@pytest.mark.parametrize("status", [CaseStatus.RESOLVED, CaseStatus.CLOSED])
+@pytest.mark.parametrize("surface", [through_api, through_console])
+def test_a_worker_neither_reads_nor_takes_a_closed_case_nobody_has(people, status, surface):
+    """Taking it would reopen it onto their desk and show them the contact details it keeps masked."""
+    case = resolved_case_nobody_has(status)
+    before = state_of(case)
+    worker = people["other worker"].user
+
+    assert surface("view", case, worker, people)[0] == 404
+    assert surface("acknowledge", case, worker, people)[0] == 404
+
+    assert state_of(case) == before
+    assert (case.status, case.assigned_to_id) == (status, None)
+
+
+def test_a_worker_does_not_find_a_closed_case_nobody_has_in_the_list_or_the_search(people):
+    closed, waiting = resolved_case_nobody_has(), build_case("unassigned", "view", people)
+    api = APIClient()
+    api.force_authenticate(user=people["other worker"].user)
+    console = Client()
+    console.force_login(people["other worker"].user)
+
+    listed = {row["id"] for row in api.get("/api/v1/cases/", {"page_size": 100}).json()["results"]}
+    found = console.get("/console/search/", {"search": ""}).content.decode()
+
+    assert waiting.pk in listed and closed.pk not in listed
+    assert f"/console/cases/{waiting.pk}/" in found and f"/console/cases/{closed.pk}/" not in found
+
+
+def test_a_supervisor_still_reads_a_closed_case_nobody_has_but_reopens_it_rather_than_taking_it(people):
+    case = resolved_case_nobody_has()
+    supervisor = people["supervisor"].user
+
+    assert through_api("view", case, supervisor, people)[0] == ALLOWED
+    assert through_console("view", case, supervisor, people)[0] == ALLOWED
+    assert through_api("acknowledge", case, supervisor, people)[0] == 409
+    assert through_console("acknowledge", case, supervisor, people)[0] == 409
+    assert (Case.objects.get(pk=case.pk).status, Case.objects.get(pk=case.pk).assigned_to_id) == (
+        CaseStatus.RESOLVED, None,
+    )  # fmt: skip

@@ -81,11 +81,15 @@ def _only_assignee_or_supervisor() -> str:
 
 def check_may(user: AbstractBaseUser, case: Case, act: Act) -> None:
     """The one permission rule. Supervisors may do everything. Other staff see the cases assigned to them now or
-    before and every unassigned case; they take (acknowledge) a case that is theirs or nobody's, and they work on
-    (start, resolve, reopen, reply, note, reclassify) only the case assigned to them now. Assigning is for
-    supervisors. Raises CaseNotVisible or NotPermitted."""
+    before and every open unassigned case; they take (acknowledge) a case that is theirs or nobody's, and they work
+    on (start, resolve, reopen, reply, note, reclassify) only the case assigned to them now. Assigning is for
+    supervisors. Only an open case is taken, by anyone: taking a resolved one would reopen it without a reason on
+    its timeline, onto a desk that shows its contact details in clear. Raises CaseNotVisible, NotPermitted or
+    CaseNotOpen."""
     if not is_staff_member(user) or not cases_visible_to(user).filter(pk=case.pk).exists():
         raise CaseNotVisible
+    if act == Act.ACKNOWLEDGE and not case.is_open:
+        raise CaseNotOpen(_("A closed or resolved case must be reopened first."))
     if is_supervisor(user) or act == Act.VIEW:
         return
     if act == Act.ASSIGN:
@@ -102,7 +106,7 @@ def may(user: AbstractBaseUser, case: Case, act: Act) -> bool:
     """For showing or hiding a button; the action itself checks again."""
     try:
         check_may(user, case, act)
-    except (CaseNotVisible, NotPermitted):
+    except (CaseNotVisible, NotPermitted, CaseNotOpen):
         return False
     return True
 
@@ -114,6 +118,8 @@ def do_acknowledge(case: Case, *, by: AbstractBaseUser, via: str) -> Case:
     check_may(by, case, Act.ACKNOWLEDGE)
     try:
         return acknowledgement.acknowledge_case(case, by=by, via=via)
+    except acknowledgement.NotOpen:  # resolved by someone else meanwhile
+        raise CaseNotOpen(_("A closed or resolved case must be reopened first.")) from None
     except acknowledgement.NotAllowed:  # taken by someone else meanwhile
         raise NotPermitted(_("This case is assigned to someone else.")) from None
 

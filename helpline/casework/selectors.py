@@ -32,8 +32,9 @@ from notifications.models import Notification
 
 
 def cases_visible_to(user) -> QuerySet[Case]:
-    """A supervisor sees every case; a worker the cases assigned to them now or before, and the unassigned queue.
-    Anything else does not exist for them (404, no hint)."""
+    """A supervisor sees every case; a worker the cases assigned to them now or before, and the unassigned queue
+    (open cases nobody has: a case closed from the queue before anyone took it is nobody's business but the
+    supervisors'). Anything else does not exist for them (404, no hint)."""
     cases = Case.objects.all()
     if is_supervisor(user):
         return cases
@@ -42,7 +43,8 @@ def cases_visible_to(user) -> QuerySet[Case]:
     ever_assigned = TimelineEvent.objects.filter(kind=EventKind.ASSIGNED, details__assignee_id=user.pk).values(
         "case_id"
     )
-    return cases.filter(Q(assigned_to=user) | Q(assigned_to__isnull=True) | Q(pk__in=ever_assigned))
+    waiting_for_anyone = Q(assigned_to__isnull=True, status__in=OPEN_STATUSES)
+    return cases.filter(Q(assigned_to=user) | waiting_for_anyone | Q(pk__in=ever_assigned))
 
 
 def with_unread(cases: QuerySet[Case], user: AbstractBaseUser) -> QuerySet[Case]:
