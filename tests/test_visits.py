@@ -513,3 +513,85 @@ def test_the_boards_visits_include_shows_supervisors_the_panel_and_nobody_else(c
         request.user = user
         html_out = render_to_string("console/_visits_board.html", {}, request=request)
         assert ("Kralja Tvrtka 2" in html_out) is shown
+
+
+def extend_through_api(visit: Visit, user, **data) -> tuple[bool, object]:
+    api = APIClient()
+    api.force_authenticate(user)
+    response = api.post(f"/api/v1/visits/{visit.pk}/extend/", data, format="json")
+    return response.status_code == 200, response.json()
+
+
+def extend_through_console(visit: Visit, user, **data) -> tuple[bool, object]:
+    console = Client()
+    console.force_login(user)
+    response = console.post(reverse("console:visit-extend", args=[visit.pk]), data, follow=True)
+    said = [str(message) for message in response.context["messages"]]
+    return said == [str(services.gettext("Visit extended."))], said
+
+
+@pytest.mark.parametrize("extend", [extend_through_api, extend_through_console])
+def test_an_overdue_visit_is_extended_in_the_api_and_the_console_only_with_the_pin(clock, team, extend):
+    # Whoever held the worker's phone, signed in, stopped the ladder and sent the supervisors the all-clear.
+    worker, *_ = team
+    visit = services.start_visit(worker, minutes=30, address="Maglaj, Prva 1", via="console")
+    tick_at(clock, 30)
+    tick_at(clock, 35)  # overdue: the worker, then the supervisor on duty
+    end = Visit.objects.get(pk=visit.pk).expected_end_at
+
+    for refused in ({"minutes": 30}, {"minutes": 30, "pin": "0000"}):
+        assert extend(visit, worker.user, **refused)[0] is False
+        visit.refresh_from_db()
+        assert (visit.status, visit.expected_end_at) == (VisitStatus.OVERDUE, end)  # still chased
+    assert not sent_to(SUPERVISOR_PHONE, idempotency_key__contains=":clear:").exists()
+    assert visit.events.filter(kind=VisitEventKind.REFUSED).count() == 2
+
+    assert extend(visit, worker.user, minutes=30, pin=PIN)[0] is True
+    visit.refresh_from_db()
+    assert visit.status == VisitStatus.ACTIVE and visit.expected_end_at == START + dt.timedelta(minutes=65)
+    assert sent_to(SUPERVISOR_PHONE, idempotency_key__contains=":clear:").exists()
+
+
+@pytest.mark.parametrize("extend", [extend_through_api, extend_through_console])
+def test_a_long_extension_needs_the_pin_before_the_visit_is_overdue_too(clock, team, extend):
+    worker, *_ = team
+    visit = services.start_visit(worker, minutes=30, address="Maglaj, Prva 1", via="console")
+
+    assert extend(visit, worker.user, minutes=services.EXTEND_WITHOUT_PIN_MAX_MINUTES + 1)[0] is False
+    assert extend(visit, worker.user, minutes=services.EXTEND_WITHOUT_PIN_MAX_MINUTES)[0] is True
+    assert extend(visit, worker.user, minutes=120, pin=PIN)[0] is True
+    visit.refresh_from_db()
+    assert visit.expected_end_at == START + dt.timedelta(minutes=30 + 60 + 120)
+
+
+@pytest.mark.parametrize("extend", [extend_through_api, extend_through_console])
+def test_the_duress_pin_answers_an_extension_as_done_and_raises_the_alarm(clock, team, extend):
+    worker, *_ = team
+    visit = services.start_visit(worker, minutes=30, address="Maglaj, Prva 1", via="console")
+    tick_at(clock, 30)
+
+    accepted, answer = extend(visit, worker.user, minutes=30, pin=DURESS)
+
+    assert accepted is True  # for anyone watching, the visit was extended
+    if extend is extend_through_api:
+        assert answer["status"] == "active"
+        assert dt.datetime.fromisoformat(answer["expected_end_at"]) == START + dt.timedelta(minutes=60)
+    assert Visit.objects.get(pk=visit.pk).status == VisitStatus.ALARM
+    assert sent_to(SUPERVISOR_PHONE, channel="voice").exists() and sent_to(FALLBACK, channel="sms").exists()
+
+
+def test_a_supervisor_extends_a_workers_overdue_visit_without_the_workers_pin(clock, team):
+    worker, supervisor, _ = team
+    visit = services.start_visit(worker, minutes=30, address="Maglaj, Prva 1", via="console")
+    tick_at(clock, 30)
+    assert extend_through_api(visit, supervisor.user, minutes=30)[0] is True
+    assert Visit.objects.get(pk=visit.pk).status == VisitStatus.ACTIVE
+
+
+def test_the_console_asks_a_worker_with_pins_for_their_pin_to_extend(clock, team, client):
+    worker, *_ = team
+    services.start_visit(worker, minutes=30, address="Maglaj, Prva 1", via="console")
+    client.force_login(worker.user)
+    page = client.get(reverse("console:visits")).content.decode()
+    extend_form = page.split('id="visit-extend-button"')[0].rsplit("<form", 1)[1]
+    assert 'name="pin"' in extend_form and 'type="password"' in extend_form

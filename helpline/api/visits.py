@@ -6,6 +6,7 @@ import datetime as dt
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.utils import timezone
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema
@@ -54,8 +55,14 @@ class StartVisitSerializer(serializers.Serializer):
                                                    required=False, allow_null=True, default=None)  # fmt: skip
 
 
-class MinutesSerializer(serializers.Serializer):
+class ExtendSerializer(serializers.Serializer):
     minutes = serializers.IntegerField(min_value=1, max_value=services.MAX_VISIT_MINUTES)
+    pin = serializers.CharField(
+        max_length=6, required=False, allow_blank=True, default="",
+        help_text=format_lazy(gettext_lazy("The worker's check-out PIN: needed once the visit is overdue, or for "
+                                           "more than {minutes} minutes."),
+                              minutes=services.EXTEND_WITHOUT_PIN_MAX_MINUTES),
+    )  # fmt: skip
 
 
 class PinSerializer(serializers.Serializer):
@@ -124,14 +131,17 @@ class VisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             raise ValidationError({"non_field_errors": [str(refusal)]}) from refusal
         return self._done(visit, status.HTTP_201_CREATED)
 
-    @extend_schema(request=MinutesSerializer, responses=VisitSerializer)
+    @extend_schema(request=ExtendSerializer, responses=VisitSerializer)
     @action(detail=True, methods=["post"])
     def extend(self, request: Request, pk=None) -> Response:
-        data = MinutesSerializer(data=request.data)
+        """The worker's duress PIN answers as an extension would, and raises the silent alarm."""
+        data = ExtendSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             visit = services.extend_visit(self.get_object(), minutes=data.validated_data["minutes"],
-                                          by=request.user, via="api")  # fmt: skip
+                                          by=request.user, via="api", pin=data.validated_data["pin"])  # fmt: skip
+        except services.PinRefused as refusal:
+            raise ValidationError({"pin": [str(refusal)]}) from refusal
         except services.VisitRefused as refusal:
             raise ValidationError({"non_field_errors": [str(refusal)]}) from refusal
         except DjangoPermissionDenied as refusal:

@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -45,6 +46,13 @@ class StartVisitForm(forms.Form):
 class ExtendForm(forms.Form):
     minutes = forms.IntegerField(label=gettext_lazy("Add minutes"), min_value=1,
                                  max_value=services.MAX_VISIT_MINUTES, initial=30)  # fmt: skip
+    # Shown whenever the worker has PINs, not only once overdue: a page opened in time may be sent late.
+    pin = forms.CharField(
+        label=format_lazy(gettext_lazy("Your PIN (once overdue, or for more than {minutes} minutes)"),
+                          minutes=services.EXTEND_WITHOUT_PIN_MAX_MINUTES),
+        max_length=6, required=False,
+        widget=forms.PasswordInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )  # fmt: skip
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("auto_id", "extend_%s")
@@ -163,8 +171,9 @@ def visit_extend(request: HttpRequest, pk: int) -> HttpResponse:
     form = ExtendForm(request.POST)
     if form.is_valid():
         try:
-            services.extend_visit(visit, minutes=form.cleaned_data["minutes"], by=request.user, via="console")
-            messages.success(request, _("Visit extended."))
+            services.extend_visit(visit, minutes=form.cleaned_data["minutes"], by=request.user, via="console",
+                                  pin=form.cleaned_data["pin"])  # fmt: skip
+            messages.success(request, _("Visit extended."))  # the duress PIN too: someone may be watching
         except services.VisitRefused as refusal:
             messages.error(request, str(refusal))
     else:

@@ -7,6 +7,7 @@ out. Nothing about an alarm ever goes to the worker's own phone.
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import re
@@ -163,17 +164,54 @@ def _locked(visit: Visit) -> Visit:
     )
 
 
-@transaction.atomic
-def extend_visit(visit: Visit, *, minutes: int, by: AbstractBaseUser, via: str) -> Visit:
+# Without the PIN, a worker extends a visit that is not yet overdue by at most this much: someone else may hold
+# their phone (signed in to the console or the app, or just texting), and "EXTEND 720" silenced the visit for twelve
+# hours.
+EXTEND_WITHOUT_PIN_MAX_MINUTES = 60
+
+
+class PinRefused(VisitRefused):
+    """An extension the worker's check-out PIN was needed for, and not given (`missing`) or wrong; recorded."""
+
+    def __init__(self, message: str, *, missing: bool) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+def extend_visit(visit: Visit, *, minutes: int, by: AbstractBaseUser, via: str, pin: str = "") -> Visit:
     """More time, counted from the expected end (or from now, when already overdue). The worker extending is the
-    worker alive: an overdue ladder stops, and those already told hear the all-clear. An alarm is not extended."""
-    if not 1 <= minutes <= MAX_VISIT_MINUTES:
-        raise VisitRefused(gettext("A visit lasts 1 to %(max)s minutes.") % {"max": MAX_VISIT_MINUTES})
+    worker alive: an overdue ladder stops, and those already told hear the all-clear. An alarm is not extended.
+
+    The one rule for every channel (SMS, console, API, the overdue call): the worker extending their own visit gives
+    their check-out PIN once it is overdue, or for more than EXTEND_WITHOUT_PIN_MAX_MINUTES; without it, or with a
+    wrong one, PinRefused. A supervisor extends someone else's visit on their own authority, and a worker with no
+    PINs set extends as before. The duress PIN raises the silent alarm and returns a copy of the visit that only
+    looks extended, never saved: the answer whoever is watching expects."""
+    try:
+        return _extend(visit, minutes=minutes, by=by, via=via, pin=(pin or "").strip())
+    except PinRefused as refusal:  # recorded outside the rolled-back transaction
+        reason = "extension without the PIN" if refusal.missing else "wrong PIN"
+        _record(visit, VisitEventKind.REFUSED, actor=by, via=via, reason=reason)
+        raise
+
+
+@transaction.atomic
+def _extend(visit: Visit, *, minutes: int, by: AbstractBaseUser, via: str, pin: str) -> Visit:
     visit = _locked(visit)
     _may_act_as_worker(visit, by)
+    is_worker = by.pk == visit.worker.user_id
+    meaning = _extension_pin_meaning(visit.worker, pin) if is_worker else "not needed"
+    if meaning == "duress":
+        return _looks_extended(visit, minutes=min(max(minutes, 1), MAX_VISIT_MINUTES), via=via)
+    if not 1 <= minutes <= MAX_VISIT_MINUTES:
+        raise VisitRefused(gettext("A visit lasts 1 to %(max)s minutes.") % {"max": MAX_VISIT_MINUTES})
     if visit.status not in (VisitStatus.ACTIVE, VisitStatus.OVERDUE):
         raise VisitRefused(gettext("This visit cannot be extended."))
     now = timezone.now()
+    if meaning == "wrong":
+        raise PinRefused(texts.wrong_pin(), missing=False)
+    if meaning == "not given" and (_is_overdue(visit, now) or minutes > EXTEND_WITHOUT_PIN_MAX_MINUTES):
+        raise PinRefused(texts.extend_needs_your_pin(EXTEND_WITHOUT_PIN_MAX_MINUTES), missing=True)
     was_escalated = visit.escalation_step > 0
     visit.expected_end_at = max(visit.expected_end_at, now) + dt.timedelta(minutes=minutes)
     _restart_overdue_clock(visit)
@@ -183,6 +221,29 @@ def extend_visit(visit: Visit, *, minutes: int, by: AbstractBaseUser, via: str) 
     if was_escalated:
         _all_clear(visit)
     return visit
+
+
+def _extension_pin_meaning(worker: StaffProfile, pin: str) -> str:
+    """As `_pin_meaning`, and "not given" when the worker has PINs and gave none."""
+    if pin:
+        return _pin_meaning(worker, pin)
+    return "not given" if has_pins(worker) else "none"
+
+
+def _is_overdue(visit: Visit, now: dt.datetime) -> bool:
+    """Past its expected end, whether or not the ladder's first step has run yet."""
+    return visit.status == VisitStatus.OVERDUE or visit.escalation_step > 0 or visit.expected_end_at <= now
+
+
+def _looks_extended(visit: Visit, *, minutes: int, via: str) -> Visit:
+    """The duress PIN on an extension: the alarm sounds, and the worker's screen or phone is shown the visit as if
+    extended (an unsaved copy; the visit itself is now the alarm)."""
+    pretended = copy.copy(visit)
+    raise_alarm(visit.worker, via=via, duress=True)
+    pretended.status, pretended.is_duress, pretended.escalation_step = VisitStatus.ACTIVE, False, 0
+    pretended.acknowledged_at, pretended.acknowledged_by = None, None
+    pretended.expected_end_at = max(visit.expected_end_at, timezone.now()) + dt.timedelta(minutes=minutes)
+    return pretended
 
 
 def _restart_overdue_clock(visit: Visit) -> None:
@@ -346,7 +407,7 @@ def confirm_safe_by_call(notification_id: int, *, pin: str | None = None) -> boo
             _record(visit, VisitEventKind.REFUSED, actor=notification.recipient, via="key press", reason="wrong PIN")
             return False
     extend_visit(visit, minutes=settings.VISIT_SAFE_CALL_EXTENSION_MINUTES, by=notification.recipient,
-                 via="key press")  # fmt: skip
+                 via="key press", pin=(pin or "").strip("#"))  # fmt: skip
     _record(visit, VisitEventKind.SAFE_CONFIRMED, actor=notification.recipient, via="key press")
     return True
 
@@ -541,31 +602,17 @@ def handle_visit_sms(staff: StaffProfile, body: str) -> str | None:
     return None
 
 
-# Without the PIN, an SMS extends a visit that is not yet overdue by at most this much: someone else may hold the
-# phone, and "EXTEND 720" silenced the visit for twelve hours.
-EXTEND_WITHOUT_PIN_MAX_MINUTES = 60
-
-
 def _extend_by_sms(staff: StaffProfile, minutes: int, *, pin: str) -> str:
-    """EXTEND <minutes> [PIN]. Once the visit is overdue (supervisors are being told), only the check-out PIN
-    extends it and calls them off: the phone may not be in the worker's hands. The duress PIN answers exactly as an
-    extension would, and raises the alarm. A worker with no PINs set extends as before."""
+    """EXTEND <minutes> [PIN], by `extend_visit`'s rule: once the visit is overdue (supervisors are being told), or
+    for more than EXTEND_WITHOUT_PIN_MAX_MINUTES, only the check-out PIN extends it and calls them off. The duress
+    PIN answers exactly as an extension would, and raises the alarm."""
     visit = open_visit_of(staff)
     if visit is None:
         return texts.no_open_visit()
-    meaning = _pin_meaning(staff, pin) if pin else ("none" if not has_pins(staff) else "not given")
-    if meaning == "duress":
-        pretended = Visit(worker=staff, expected_end_at=max(visit.expected_end_at, timezone.now()))
-        pretended.expected_end_at += dt.timedelta(minutes=min(minutes, MAX_VISIT_MINUTES))
-        raise_alarm(staff, via="SMS", duress=True)
-        return texts.visit_extended(pretended)
-    needs_pin = visit.escalation_step > 0 or minutes > EXTEND_WITHOUT_PIN_MAX_MINUTES
-    if meaning == "wrong" or (meaning == "not given" and needs_pin):
-        _record(visit, VisitEventKind.REFUSED, actor=staff.user, via="SMS",
-                reason="extension without the PIN" if meaning == "not given" else "wrong PIN")  # fmt: skip
-        return texts.extend_needs_pin(EXTEND_WITHOUT_PIN_MAX_MINUTES) if meaning == "not given" else texts.wrong_pin()
     try:
-        return texts.visit_extended(extend_visit(visit, minutes=minutes, by=staff.user, via="SMS"))
+        return texts.visit_extended(extend_visit(visit, minutes=minutes, by=staff.user, via="SMS", pin=pin))
+    except PinRefused as refusal:
+        return texts.extend_needs_pin(EXTEND_WITHOUT_PIN_MAX_MINUTES) if refusal.missing else str(refusal)
     except VisitRefused as refusal:
         return str(refusal)
 

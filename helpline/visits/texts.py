@@ -164,6 +164,13 @@ def extend_needs_pin(max_minutes: int) -> str:
     ) % {"minutes": max_minutes})  # fmt: skip
 
 
+def extend_needs_your_pin(max_minutes: int) -> str:
+    """The console's and the app's words for `extend_needs_pin`: there the PIN has a field of its own."""
+    return _in_staff_language(lambda: gettext(
+        "Not extended: once a visit is overdue, or for more than %(minutes)s minutes, enter your PIN."
+    ) % {"minutes": max_minutes})  # fmt: skip
+
+
 def visit_extended(visit: Visit) -> str:
     return _in_staff_language(lambda: gettext("Visit extended: check out by %(due)s.") % _facts(visit))
 
