@@ -206,3 +206,57 @@ def test_a_welfare_visit_is_found_from_the_menu_by_its_worker_and_taken_by_an_al
     client.post(f"/console/welfare/visits/{task.pk}/take/")
     task.refresh_from_db()
     assert task.assigned_to == supervisor.user and task.status == "taken"
+
+
+def visit_nobody_has(people):
+    """Ana in Doboj could not be reached, and nobody was on duty to be given the visit."""
+    from helpline.welfare.models import VisitTask
+
+    services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=["Doboj"], needs=[], by=None,
+                            call_after_minutes=10, visit_after_minutes=10)  # fmt: skip
+    services.advance_campaigns(limit=10)
+    services.mark_unreachable(WelfareCheck.objects.get(person=people[2]).pk, "SMS failed (21211)")
+    task = VisitTask.objects.get()
+    assert task.assigned_to is None
+    return task
+
+
+def test_a_worker_records_what_they_found_only_on_a_welfare_visit_they_have_taken(client, people, clock):
+    # Anyone could mark a person nobody had visited as safe, by posting to a visit that was not in their list.
+    task = visit_nobody_has(people)
+    worker = StaffFactory(phone="+38762000001")
+    client.force_login(worker.user)
+
+    page = client.post(f"/console/welfare/visits/{task.pk}/safe/", {"note": "sve u redu"}, follow=True)
+
+    assert "Prvo preuzmite ovaj obilazak" in page.content.decode()  # the console speaks Bosnian
+    task.refresh_from_db()
+    assert task.status == "waiting" and task.welfare_check.state == CheckState.UNREACHABLE
+
+    client.post(f"/console/welfare/visits/{task.pk}/take/")
+    client.post(f"/console/welfare/visits/{task.pk}/safe/", {"note": "sve u redu"})
+    task.refresh_from_db()
+    assert task.status == "done" and task.welfare_check.state == CheckState.SAFE
+
+
+def test_a_worker_records_nothing_on_a_colleagues_welfare_visit(client, people, clock):
+    task = visit_nobody_has(people)
+    colleague, worker = StaffFactory(phone="+38762000001"), StaffFactory(phone="+38762000002")
+    client.force_login(colleague.user)
+    client.post(f"/console/welfare/visits/{task.pk}/take/")
+    client.force_login(worker.user)
+
+    client.post(f"/console/welfare/visits/{task.pk}/help/", {"note": "treba lijekove"})
+
+    task.refresh_from_db()
+    assert task.status == "taken" and task.welfare_check.state == CheckState.UNREACHABLE
+
+
+def test_a_supervisor_records_what_was_found_on_any_welfare_visit(client, people, clock):
+    task = visit_nobody_has(people)
+    client.force_login(StaffFactory(role="supervisor", phone="+38762000009").user)
+
+    client.post(f"/console/welfare/visits/{task.pk}/help/", {"note": "treba lijekove"})
+
+    task.refresh_from_db()
+    assert task.status == "done" and task.welfare_check.state == CheckState.NEEDS_HELP

@@ -276,12 +276,13 @@ def my_visits(request: HttpRequest) -> HttpResponse:
 @staff_page
 def visit_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     task = get_object_or_404(VisitTask, pk=pk)
-    if task.assigned_to_id not in (None, request.user.pk) and not is_supervisor(request.user):
-        messages.error(request, _("This visit is assigned to someone else."))
-        return redirect("console:welfare-visits")
-    if action == "take":
-        visits.take_visit(task, by=request.user)
-    elif action in ("safe", "help") and task.status != VisitStatus.DONE:
-        services.record_visit_outcome(task.welfare_check, is_safe=action == "safe",
-                                      note=request.POST.get("note", "")[:300], by=request.user)  # fmt: skip
+    try:
+        if action == "take":
+            visits.check_may(task, request.user, recording_outcome=False)
+            visits.take_visit(task, by=request.user)
+        elif action in ("safe", "help") and task.status != VisitStatus.DONE:
+            services.record_visit_outcome(task.welfare_check, is_safe=action == "safe",
+                                          note=request.POST.get("note", "")[:300], by=request.user)  # fmt: skip
+    except visits.VisitNotYours as refusal:
+        messages.error(request, str(refusal))
     return redirect("console:welfare-visits")

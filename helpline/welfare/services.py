@@ -619,9 +619,13 @@ def _reply_text(check: WelfareCheck, *, spoken: bool = False) -> str:
 
 
 def record_visit_outcome(check: WelfareCheck, *, is_safe: bool, note: str, by: AbstractBaseUser) -> WelfareCheck:
-    """The worker reports what they found: the person is safe or needs help (the worker is with them)."""
+    """The worker who has the visit reports what they found: the person is safe or needs help (the worker is with
+    them). Raises visits.VisitNotYours for anyone else but a supervisor."""
     with transaction.atomic():
         locked = WelfareCheck.objects.select_for_update().get(pk=check.pk)
+        task = VisitTask.objects.select_for_update().filter(welfare_check=locked).first()
+        if task is not None:
+            visits.check_may(task, by, recording_outcome=True)
         visits.finish_visit(locked, note=note, by=by)
         if locked.state in (*AWAITING_ANSWER, CheckState.UNREACHABLE):
             locked.state = CheckState.SAFE if is_safe else CheckState.NEEDS_HELP

@@ -11,11 +11,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from helpline.cases.dispatch import NOTIFICATIONS_QUEUE
 from helpline.cases.models import Case, Priority
 from helpline.roster.models import Role, StaffProfile
-from helpline.roster.selectors import all_supervisors, on_duty, supervisors_on_duty
+from helpline.roster.selectors import all_supervisors, is_supervisor, on_duty, supervisors_on_duty
 from helpline.welfare import texts
 from helpline.welfare.models import AreaWorker, VisitStatus, VisitTask, WelfareCheck
 from notifications.ladder import NOBODY_ON_DUTY_LADDER, Ladder, ladder_for
@@ -88,6 +89,21 @@ def _tell(staff: StaffProfile, task: VisitTask, *, key: str) -> bool:
         key=key, to_number=str(staff.phone or ""), body=body, kind=VISIT_NOTICE, recipient=staff.user,
         queue=NOTIFICATIONS_QUEUE,
     ) is not None  # fmt: skip
+
+
+class VisitNotYours(Exception):
+    """The visit is someone else's, or nobody's yet; the message says which to the person who asked."""
+
+
+def check_may(task: VisitTask, user: AbstractBaseUser, *, recording_outcome: bool) -> None:
+    """Anyone takes a visit nobody has; only whoever has it says what they found there, and a supervisor may do
+    either on any visit. An outcome posted on a visit nobody had taken marked a person nobody saw as safe."""
+    if is_supervisor(user) or task.assigned_to_id == user.pk:
+        return
+    if task.assigned_to_id is not None:
+        raise VisitNotYours(gettext("This visit is assigned to someone else."))
+    if recording_outcome:
+        raise VisitNotYours(gettext("Take this visit first: nobody has it yet."))
 
 
 def take_visit(task: VisitTask, *, by: AbstractBaseUser) -> VisitTask:
