@@ -595,3 +595,19 @@ def test_the_console_asks_a_worker_with_pins_for_their_pin_to_extend(clock, team
     page = client.get(reverse("console:visits")).content.decode()
     extend_form = page.split('id="visit-extend-button"')[0].rsplit("<form", 1)[1]
     assert 'name="pin"' in extend_form and 'type="password"' in extend_form
+
+
+def test_a_nul_character_in_the_supervisors_note_ending_a_visit_is_refused_and_the_visit_stays_open(
+    clock, team, client
+):
+    worker, supervisor, _ = team
+    visit = services.start_visit(worker, minutes=30, address="Maglaj, Prva 1", via="console")
+    client.force_login(supervisor.user)
+
+    response = client.post(reverse("console:visit-end", args=[visit.pk]), {"note": "telefon izgubljen\x00"})
+
+    assert response.status_code == 400 and "Znak NUL nije dozvoljen." in response.content.decode()
+    visit.refresh_from_db()
+    assert visit.status == VisitStatus.ACTIVE and not visit.events.filter(kind=VisitEventKind.ENDED).exists()
+    client.post(reverse("console:visit-end", args=[visit.pk]), {"note": "telefon izgubljen"})
+    assert Visit.objects.get(pk=visit.pk).status == VisitStatus.ENDED

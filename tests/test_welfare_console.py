@@ -260,3 +260,27 @@ def test_a_supervisor_records_what_was_found_on_any_welfare_visit(client, people
 
     task.refresh_from_db()
     assert task.status == "done" and task.welfare_check.state == CheckState.NEEDS_HELP
+
+
+@pytest.mark.parametrize("query", [{"area": "Maglaj\x00"}, {"need": "\x00"}, {"column": "safe", "area": "\x00"}])
+def test_a_nul_character_in_the_tally_filter_is_refused_with_a_400_not_a_server_error(
+    client, supervisor, people, clock, query
+):
+    campaign = services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=["Maglaj"], needs=[],
+                                       by=supervisor.user, call_after_minutes=60, visit_after_minutes=30)  # fmt: skip
+    response = client.get(f"/console/welfare/{campaign.pk}/people/", query)
+    assert response.status_code == 400 and "Znak NUL nije dozvoljen." in response.content.decode()
+    assert client.get(f"/console/welfare/{campaign.pk}/people/", {"area": "Maglaj"}).status_code == 200
+
+
+def test_a_nul_character_in_a_welfare_visit_note_is_refused_and_nothing_is_recorded(client, people, clock):
+    task = visit_nobody_has(people)
+    worker = StaffFactory(phone="+38762000001")
+    client.force_login(worker.user)
+    client.post(f"/console/welfare/visits/{task.pk}/take/")
+
+    response = client.post(f"/console/welfare/visits/{task.pk}/safe/", {"note": "sve u redu\x00"})
+
+    assert response.status_code == 400 and "Znak NUL nije dozvoljen." in response.content.decode()
+    task.refresh_from_db()
+    assert task.status == "taken" and task.welfare_check.state == CheckState.UNREACHABLE

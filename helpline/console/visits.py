@@ -70,6 +70,10 @@ class CheckOutForm(forms.Form):
         super().__init__(*args, **kwargs)
 
 
+class EndVisitForm(forms.Form):
+    note = forms.CharField(required=False)
+
+
 class PinForm(forms.Form):
     checkout_pin = forms.CharField(label=gettext_lazy("Check-out PIN (4-6 digits)"), max_length=6,
                                    widget=forms.PasswordInput(attrs={"inputmode": "numeric", "autocomplete": "off"}))
@@ -210,7 +214,12 @@ def visit_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @supervisor_page
 def visit_end(request: HttpRequest, pk: int) -> HttpResponse:
-    services.end_visit(_visible(request, pk), by=request.user, note=request.POST.get("note", ""))
+    visit = _visible(request, pk)
+    form = EndVisitForm(request.POST)
+    if not form.is_valid():  # the visit stays open: the supervisor sees why, and ends it again
+        messages.error(request, " ".join(form.errors["note"]))
+        return render(request, "console/visits.html", _page_context(request), status=400)
+    services.end_visit(visit, by=request.user, note=form.cleaned_data["note"])
     messages.success(request, _("Visit ended."))
     return redirect("console:visits")
 

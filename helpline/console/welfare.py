@@ -55,6 +55,19 @@ class CampaignForm(forms.Form):
         self.fields["areas"].choices = [(area, area) for area in selectors.municipalities()]
 
 
+class PeopleFilterForm(forms.Form):
+    """The tally's filters, read through form fields: a CharField refuses a NUL character, which PostgreSQL cannot
+    compare (a 500 before). Not stripped: an area is matched exactly as the register has it."""
+
+    column = forms.CharField(required=False, strip=False)
+    area = forms.CharField(required=False, strip=False)
+    need = forms.CharField(required=False, strip=False)
+
+
+class VisitOutcomeForm(forms.Form):
+    note = forms.CharField(required=False)
+
+
 class PersonForm(forms.ModelForm):
     needs = forms.MultipleChoiceField(label=gettext_lazy("Needs"), required=False, choices=Need.choices,
                                       widget=forms.CheckboxSelectMultiple)  # fmt: skip
@@ -129,12 +142,15 @@ def campaign_finish(request: HttpRequest, pk: int) -> HttpResponse:
 def campaign_people(request: HttpRequest, pk: int) -> HttpResponse:
     """The list behind one number of the tally (a column, an area, a need, or a mix)."""
     campaign = get_object_or_404(Campaign, pk=pk)
-    column, area, need = request.GET.get("column", ""), request.GET.get("area", ""), request.GET.get("need", "")
+    filters = PeopleFilterForm(request.GET)
+    if not filters.is_valid():
+        return render(request, "console/welfare_people.html", {"campaign": campaign, "filters": filters}, status=400)
+    column, area, need = (filters.cleaned_data[name] for name in ("column", "area", "need"))
     checks = selectors.checks_in(campaign, column=column, area=area, need=need)
     page = Paginator(checks, PEOPLE_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "console/welfare_people.html", {
         "campaign": campaign, "page": page, "column": column, "area": area, "need": need,
-        "need_labels": dict(Need.choices),
+        "need_labels": dict(Need.choices), "filters": filters,
     })  # fmt: skip
 
 
@@ -267,22 +283,30 @@ def register_export(request: HttpRequest, file_format: str) -> HttpResponse:
 @require_GET
 @staff_page
 def my_visits(request: HttpRequest) -> HttpResponse:
+    return _visits_page(request)
+
+
+def _visits_page(request: HttpRequest, *, status: int = 200) -> HttpResponse:
     everyone = is_supervisor(request.user)
     visits = selectors.open_visits_for(request.user, everyone=everyone)
-    return render(request, "console/welfare_visits.html", {"visits": visits, "everyone": everyone})
+    return render(request, "console/welfare_visits.html", {"visits": visits, "everyone": everyone}, status=status)
 
 
 @require_POST
 @staff_page
 def visit_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     task = get_object_or_404(VisitTask, pk=pk)
+    form = VisitOutcomeForm(request.POST)
+    if not form.is_valid():  # nothing is recorded: the worker sees why, and writes the note again
+        messages.error(request, " ".join(form.errors["note"]))
+        return _visits_page(request, status=400)
     try:
         if action == "take":
             visits.check_may(task, request.user, recording_outcome=False)
             visits.take_visit(task, by=request.user)
         elif action in ("safe", "help") and task.status != VisitStatus.DONE:
             services.record_visit_outcome(task.welfare_check, is_safe=action == "safe",
-                                          note=request.POST.get("note", "")[:300], by=request.user)  # fmt: skip
+                                          note=form.cleaned_data["note"][:300], by=request.user)  # fmt: skip
     except visits.VisitNotYours as refusal:
         messages.error(request, str(refusal))
     return redirect("console:welfare-visits")
