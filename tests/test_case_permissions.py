@@ -137,7 +137,11 @@ def test_the_api_and_the_console_answer_alike(people, situation, person, action)
 
     expected = EXPECTED[situation][person][action]
     assert (api_answer, console_answer) == (expected, expected)
-    assert state_of(api_case) == state_of(console_case)
+    api_state, console_state = state_of(api_case), state_of(console_case)
+    if expected == 409:  # the console shows the whole case again with the reason, a read; the API only the reason
+        assert console_state["read_by"] == [*api_state["read_by"], user.pk]
+        console_state["read_by"] = api_state["read_by"]
+    assert api_state == console_state
     if expected == ALLOWED:
         assert state_of(api_case) != before  # something happened, and it was the same thing on both surfaces
     else:

@@ -69,6 +69,22 @@ def test_every_way_of_opening_a_case_is_in_its_read_log(client, worker, supervis
         assert page.count(case.reference) == 4
 
 
+@pytest.mark.parametrize(("action", "data", "answer"), [
+    ("note", {"text": ""}, 400),  # a form sent empty
+    ("reopen", {"reason": "opet"}, 409),  # a change the case's status does not allow
+])
+def test_a_case_page_shown_again_after_a_refused_action_is_in_the_read_log(client, worker, action, data, answer):
+    # The page shown with the form's error is the whole case, conversation and all: it was read without a trace.
+    case = CaseFactory(assigned_to=worker.user, status=CaseStatus.ASSIGNED)
+    MessageFactory(case=case, body="Muž me tuče")
+    client.force_login(worker.user)
+
+    response = client.post(f"/console/cases/{case.pk}/{action}/", data)
+
+    assert response.status_code == answer and "Muž me tuče" in response.content.decode()
+    assert list(CaseRead.objects.filter(case=case).values_list("reader_id", "via")) == [(worker.user.pk, "console")]
+
+
 def test_a_polled_conversation_is_logged_again_after_the_quiet_period(client, worker, settings):
     settings.READ_LOG_POLL_EVERY_SECONDS = 600
     case = CaseFactory(assigned_to=worker.user, status=CaseStatus.ASSIGNED)

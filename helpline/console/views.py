@@ -285,7 +285,8 @@ def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 
 def _case_again(request: HttpRequest, pk: int, extra: dict, *, status: int) -> HttpResponse:
-    case = _case_or_404(request, pk)
+    """The case page again, with why the action was refused: the whole case is shown, so the read is recorded."""
+    case = _case_or_404(request, pk, via="console")
     return render(request, "console/case.html", _case_context(request, case, **extra), status=status)
 
 
