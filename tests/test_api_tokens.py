@@ -114,3 +114,19 @@ def test_a_token_of_a_profile_deactivated_without_a_save_is_refused(worker):
     token = api_token(worker.user)
     type(worker).objects.filter(pk=worker.pk).update(is_active=False)
     assert _me(token) == "refused"
+
+
+def test_a_workers_token_stops_working_when_they_become_a_supervisor_without_a_second_factor(worker, settings):
+    # The second factor was asked only when a token was issued: the worker's token, made without one, kept its
+    # full supervisor access for its twelve hours after the promotion.
+    settings.SECOND_FACTOR_REQUIRED = True
+    token = _log_in(worker.user.username)  # a worker needs no second factor
+    assert _me(token) == 200
+
+    worker.role = "supervisor"
+    worker.save()
+
+    response = APIClient().get("/api/v1/me/", HTTP_AUTHORIZATION=f"Token {token}")
+    assert response.status_code in (401, 403)
+    assert "second factor" in response.json()["detail"] or "drugi faktor" in response.json()["detail"]
+    assert APIClient().get("/api/v1/cases/", HTTP_AUTHORIZATION=f"Token {token}").status_code in (401, 403)

@@ -1,5 +1,6 @@
 """API authentication for staff: knox tokens (hashed in the database, with an expiry), refused for a deactivated
-user or staff profile even before the revocation has run."""
+user or staff profile even before the revocation has run, and for someone who must now have a second factor and
+has none (a worker's token outlives their promotion to supervisor)."""
 from __future__ import annotations
 
 from django.utils.translation import gettext as _
@@ -8,14 +9,20 @@ from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from knox.auth import TokenAuthentication
 from rest_framework import exceptions
 
+from helpline.access import second_factor
 from helpline.access.revocation import has_access
 
 
 class StaffTokenAuthentication(TokenAuthentication):
     def validate_user(self, auth_token):
-        if not has_access(auth_token.user):
+        user = auth_token.user
+        if not has_access(user):
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
-        return (auth_token.user, auth_token)
+        # The login asks for the second factor only when it issues the token: checked on every request, a token made
+        # while none was required stops at the promotion that requires one.
+        if second_factor.must_have_second_factor(user) and not second_factor.has_second_factor(user):
+            raise exceptions.AuthenticationFailed(_("Set up a second factor in the console first."))
+        return (user, auth_token)
 
 
 class StaffTokenScheme(OpenApiAuthenticationExtension):
