@@ -124,9 +124,30 @@ class MemoryBackend:
             return Lookup(known=True, provider_sid=self._sids.get(message.notification_id, ""))
 
 
+# Twilio's Smart Encoding sends these look-alikes as their GSM-7 forms; NFKD already folds the rest it rewrites
+# (the ellipsis, the unusual spaces).
+_SMART_ENCODED = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "“": '"', "”": '"', "„": '"',
+                                "«": '"', "»": '"', "–": "-", "—": "-", "‐": "-", "‑": "-", "−": "-"})  # fmt: skip
+# What a trial account puts before every body it sends.
+TWILIO_TRIAL_PREFIX = "Sent from your Twilio trial account - "
+
+
 def _folded(text: str) -> str:
-    """Twilio may rewrite look-alike characters (smart encoding) or prefix a trial notice: compare loosely."""
-    return " ".join(unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().split()).casefold()
+    """A body as compared with what Twilio lists: Smart Encoding may have rewritten look-alike characters, so
+    accents, case and runs of spaces do not count. Letters of every script stay: folded to ASCII, a Cyrillic reply
+    was left as "." and matched any other message to the number."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_SMART_ENCODED))
+    bare = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return " ".join(bare.casefold().split())
+
+
+def is_same_text(listed_body: str, ours: str) -> bool:
+    """Whether a message Twilio lists is ours: the whole body, as sent or behind the trial account's notice. A
+    part would not do: "Da" is inside every "Dakle", and what a message shares with another is no proof."""
+    folded = _folded(ours)
+    if not folded:
+        return False  # nothing to recognise it by
+    return _folded(listed_body) in (folded, _folded(TWILIO_TRIAL_PREFIX + ours))
 
 
 # Twilio lists a number's messages and calls newest first, a page at a time. The lookup reads every page back to
@@ -222,8 +243,8 @@ class TwilioBackend:
 
     def find_sent(self, message: OutgoingMessage, *, since: dt.datetime, known_sids: frozenset[str]) -> Lookup:
         """Did Twilio take this message although nobody recorded its SID (a worker killed inside the call)?
-        An SMS is recognised by its text, which carries the notification's one-time code; a call by its number
-        and time, among the calls whose SID no notification has recorded."""
+        An SMS is recognised by its whole text (is_same_text); a call by its number and time, among the calls
+        whose SID no notification has recorded."""
         try:
             if message.channel == "voice":
                 calls = _newest_since(
@@ -232,9 +253,12 @@ class TwilioBackend:
                 )
                 found = [c for c in calls if c.sid not in known_sids]  # the oldest unclaimed call is the lost one
                 return Lookup(known=True, provider_sid=found[-1].sid if found else "")
-            ours = _folded(message.body)
+            if not _folded(message.body):
+                # Twilio refuses a message with no text, so it cannot have taken this one.
+                logger.warning("notification %s has no text to find it by at Twilio", message.notification_id)
+                return Lookup(known=True)
             for sent in _newest_since(self.client.messages.stream(to=message.to, page_size=LOOKUP_PAGE), since):
-                if sent.sid not in known_sids and ours in _folded(sent.body or ""):
+                if sent.sid not in known_sids and is_same_text(sent.body or "", message.body):
                     return Lookup(known=True, provider_sid=sent.sid)
             return Lookup(known=True)
         except (TwilioException, OSError) as error:

@@ -4,13 +4,16 @@ import datetime as dt
 
 import pytest
 import time_machine
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from helpline.cases import dispatch, services
 from helpline.cases.models import Case, CaseStatus
 from helpline.cases.tasks import BEAT_HEARTBEAT, queue_heartbeat_name, worker_heartbeat_name
 from helpline.casework import actions
 from notifications import outbox
-from notifications.backends import OutgoingMessage, TwilioBackend
+from notifications.backends import OutgoingMessage, TwilioBackend, is_same_text
 from notifications.delivery_health import alert_supervisors_of_failing_delivery, delivery_health
 from notifications.models import DeliveryStatus, Notification, NotificationKind
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
@@ -111,6 +114,66 @@ def test_an_sms_a_killed_worker_never_handed_to_twilio_goes_out_once_within_a_mi
 
     sms.refresh_from_db()
     assert sms.status == DeliveryStatus.SENT and len(twilio_api.messages) == 1
+
+
+def interrupted_reply(body: str, *, to_number: str = "+38761200400") -> Notification:
+    """A reply to a citizen whose worker was killed inside the Twilio call before Twilio had it."""
+    reply = outbox.queue_notification(key="reply", to_number=to_number, body=body, kind="citizen_reply",
+                                      case=CaseFactory(status="in_progress"))  # fmt: skip
+    killed_inside_the_call(reply, twilio_got_it=False)
+    return reply
+
+
+@pytest.mark.parametrize(
+    ("reply", "other_message_to_that_number"),
+    [
+        ("Помоћ стиже.", "Primili smo vašu poruku. Ref. HX-2026-0042."),  # Cyrillic: nothing left of it in ASCII
+        ("Da", "Dakle, javite se kad budete mogli."),  # a short reply inside other words
+    ],
+)
+def test_an_interrupted_reply_is_not_mistaken_for_another_message_to_the_same_number(
+    clock, twilio_api, reply, other_message_to_that_number
+):
+    # The intake's automatic receipt goes to the same number and no notification records its SID.
+    receipt = OutgoingMessage(notification_id=0, to="+38761200400", body=other_message_to_that_number, channel="sms")
+    assert TwilioBackend().send(receipt).ok
+    sms = interrupted_reply(reply)
+
+    clock.shift(dt.timedelta(seconds=31))
+    outbox.relay_queued()
+    outbox.deliver(sms.pk)
+
+    sms.refresh_from_db()
+    assert [m["body"] for m in twilio_api.accepted_messages()] == [other_message_to_that_number, reply]
+    assert sms.status == DeliveryStatus.SENT and sms.provider_sid == twilio_api.accepted_messages()[1]["sid"]
+
+
+def test_an_interrupted_reply_in_cyrillic_that_twilio_had_is_found_and_not_sent_again(clock, twilio_api):
+    sms = interrupted_reply("Помоћ стиже.")
+    # A trial account prefixes every body; Twilio lists it so.
+    trial = OutgoingMessage(sms.pk, "+38761200400", "Sent from your Twilio trial account - Помоћ стиже.", "sms")
+    assert TwilioBackend().send(trial).ok
+
+    clock.shift(dt.timedelta(seconds=31))
+    outbox.relay_queued()
+    outbox.deliver(sms.pk)
+
+    sms.refresh_from_db()
+    assert sms.status == DeliveryStatus.SENT and len(twilio_api.messages) == 1
+    assert sms.provider_sid == twilio_api.accepted_messages()[0]["sid"]
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=40).filter(lambda body: any(char.isalnum() for char in body)),
+       st.text(alphabet=st.characters(categories=("L", "N")), min_size=1, max_size=10))  # fmt: skip
+def test_a_message_at_twilio_is_recognised_by_its_whole_text_in_any_script(body, word):
+    assert is_same_text(body, body) and is_same_text(f"  {body.replace(' ', chr(0xA0))} ", body)
+    assert is_same_text(f"Sent from your Twilio trial account - {body}", body)
+    assert not is_same_text(f"{body} {word}", body) and not is_same_text(f"{word} {body}", body)
+
+
+def test_a_message_with_no_text_is_never_recognised():
+    assert not is_same_text("", "") and not is_same_text("Primili smo vašu poruku.", " \u0301 ")
 
 
 def test_an_sms_whose_twilio_call_outlived_the_claim_still_counts_as_sent_and_is_not_sent_again(
