@@ -251,7 +251,13 @@ class TwilioBackend:
                     self.client.calls.stream(to=message.to, from_=settings.TWILIO_PHONE_NUMBER, page_size=LOOKUP_PAGE),
                     since,
                 )
-                found = [c for c in calls if c.sid not in known_sids]  # the oldest unclaimed call is the lost one
+                # The oldest unclaimed call we placed is the lost one. Only calls made through the API count: a
+                # citizen's call put through to staff (intake's <Dial>) is listed from the SOS number too, as a leg
+                # of the citizen's call, and was taken for the alert's call, which was then never placed.
+                found = [
+                    c for c in calls
+                    if c.direction == "outbound-api" and not c.parent_call_sid and c.sid not in known_sids
+                ]  # fmt: skip
                 return Lookup(known=True, provider_sid=found[-1].sid if found else "")
             if not _folded(message.body):
                 # Twilio refuses a message with no text, so it cannot have taken this one.

@@ -217,6 +217,25 @@ def test_a_call_a_killed_worker_had_placed_is_not_placed_again(clock, twilio_api
     assert call.provider_sid == twilio_api.accepted_calls()[0]["sid"]
 
 
+def test_a_citizens_call_forwarded_to_the_worker_is_not_taken_for_the_interrupted_alert_call(clock, twilio_api):
+    worker = on_duty(phone="+38761200300")
+    assigned_case("ubit će me, ima nož")
+    call = Notification.objects.get(recipient=worker.user, channel="voice")
+    killed_inside_the_call(call, twilio_got_it=False)
+    clock.shift(dt.timedelta(seconds=5))
+    # Meanwhile a citizen's live call is put through to the worker: Twilio dials it from the SOS number.
+    forwarded = twilio_api.dialled_leg(to="+38761200300", caller_id="+38733000111")
+
+    clock.shift(dt.timedelta(seconds=26))
+    outbox.relay_queued()
+    outbox.deliver(call.pk)
+
+    call.refresh_from_db()
+    placed = [c["sid"] for c in twilio_api.accepted_calls() if c["sid"] != forwarded["sid"]]
+    assert len(placed) == 1  # the alert's call was placed, once
+    assert call.status == DeliveryStatus.SENT and call.provider_sid == placed[0]
+
+
 def test_an_interrupted_send_waits_while_twilio_cannot_be_asked(clock, twilio_api):
     worker = on_duty(phone="+38761200300")
     assigned_case()

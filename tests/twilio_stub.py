@@ -76,6 +76,7 @@ class TwilioStub:
                             "sid": f"{'CA' if is_call else 'SM'}{uuid.uuid4().hex}", "status": "queued",
                             "to": form.get("To"), "from": form.get("From") or form.get("MessagingServiceSid"),
                             "body": "" if is_call else form.get("Body", ""), "parent_call_sid": None,
+                            "direction": "outbound-api",  # as Twilio lists what was created through the API
                             "url": form.get("Url"),
                             "date_created": format_datetime(dt.datetime.now(dt.UTC)),
                             "kind": "call" if is_call else "sms", **body,
@@ -193,6 +194,19 @@ class TwilioStub:
                 status = "no answer"
             with self._lock:
                 self.callback_answers[status] += 1
+
+    def dialled_leg(self, *, to: str, caller_id: str) -> dict:
+        """A leg Twilio dials for a <Dial> in a call's TwiML (a citizen's call forwarded to staff, shown with the
+        SOS number as caller ID): listed among the calls from that number, though nobody created it through the
+        API. Returns it as the list endpoint does."""
+        leg = {
+            "sid": f"CA{uuid.uuid4().hex}", "status": "in-progress", "to": to, "from": caller_id, "body": "",
+            "parent_call_sid": f"CA{uuid.uuid4().hex}", "direction": "outbound-dial", "url": None,
+            "date_created": format_datetime(dt.datetime.now(dt.UTC)), "kind": "call",
+        }  # fmt: skip
+        with self._lock:
+            self.accepted.append(leg)
+        return dict(leg)
 
     def answer(self, status: int, body: dict | None = None) -> None:
         """Queue the answer to the next request (default: 201 with a fresh SID)."""
