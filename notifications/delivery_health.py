@@ -91,10 +91,8 @@ def delivery_health(now: dt.datetime | None = None) -> DeliveryHealth:
     failed = Q(result__in=(RETRY, FAILED))
     # Staff alerts only: an SMS to a citizen's landline (a crisis broadcast to voice callers) fails for reasons of
     # its own, and counting those raised "staff alerts are failing" with every staff alert getting through.
-    attempts = DeliveryAttempt.objects.filter(
-        at__gt=min(starts), at__lte=now, result__in=(SENT, RETRY, FAILED, *LATER_FAILURES), notification__is_drill=False
-    ).exclude(notification__idempotency_key__startswith=DELIVERY_ALERT_PREFIX).exclude(
-        notification__kind__in=TO_CITIZENS
+    attempts = _staff_alert_attempts().filter(
+        at__gt=min(starts), at__lte=now, result__in=(SENT, RETRY, FAILED, *LATER_FAILURES)
     )
     latest_try = DeliveryAttempt.objects.filter(
         notification_id=OuterRef("notification_id"), result__in=(SENT, RETRY, FAILED)
@@ -119,6 +117,15 @@ def delivery_health(now: dt.datetime | None = None) -> DeliveryHealth:
         sends=shown["sends"], failures=shown["failures"], rate=shown["rate"], is_failing=bool(failing),
         last_success_at=last_successful_send(), last_failure_at=figures["last_failure_at"],
     )  # fmt: skip
+
+
+def _staff_alert_attempts():
+    """What the health counts: attempts at staff alerts, not drills, not these alerts themselves."""
+    return (
+        DeliveryAttempt.objects.filter(notification__is_drill=False)
+        .exclude(notification__idempotency_key__startswith=DELIVERY_ALERT_PREFIX)
+        .exclude(notification__kind__in=TO_CITIZENS)
+    )
 
 
 def _window_share(start: dt.datetime, sends: int, failures: int) -> dict:
@@ -154,21 +161,34 @@ def alert_supervisors_of_failing_delivery(now: dt.datetime | None = None) -> int
     health = delivery_health(now)
     outage = _open_outage()
     if health.is_failing and not outage:
-        # The outage is named after its first failure in the window: two ticks at once write the same keys.
-        first_failure = (
-            DeliveryAttempt.objects.filter(at__gt=health.window_start, result__in=(RETRY, FAILED))
-            .order_by("at", "pk")
-            .values_list("pk", flat=True)
-            .first()
-        )
         logger.error("staff alerts are failing: %d of %d sends in the window", health.failures, health.sends)
-        return _tell_supervisors(DELIVERY_ALERT_PREFIX, str(first_failure), _failing_text(health))
+        return _tell_supervisors(DELIVERY_ALERT_PREFIX, _name_of_new_outage(health), _failing_text(health))
     alert_at = _alert_time(outage)
     has_recovered = health.last_success_at is not None and alert_at is not None and health.last_success_at > alert_at
     if outage and not health.is_failing and has_recovered:
         logger.warning("staff alerts are getting out again")
         return _tell_supervisors(RECOVERED_PREFIX, outage, _recovered_text())
     return 0
+
+
+def _name_of_new_outage(health: DeliveryHealth) -> str:
+    """An outage is named after its first failure of any kind in the window since the last all-clear: two ticks at
+    once write the same keys, and the next outage has another name. Named after the first send Twilio refused, an
+    outage in which Twilio took everything and the carrier delivered nothing (30007) was "None", and so was the
+    next: its alerts were already written, and supervisors were never told again."""
+    last_all_clear = Notification.objects.filter(idempotency_key__startswith=RECOVERED_PREFIX).aggregate(
+        at=Max("created_at")
+    )["at"]
+    since = max(health.window_start, last_all_clear) if last_all_clear else health.window_start
+    first_failure = (
+        _staff_alert_attempts()
+        .filter(at__gt=since, result__in=(RETRY, FAILED, *LATER_FAILURES))
+        .order_by("at", "pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    # Its failures all came before the last all-clear: named after when this one was found.
+    return str(first_failure) if first_failure is not None else f"t{int(since.timestamp())}"
 
 
 def _alert_time(outage: str) -> dt.datetime | None:

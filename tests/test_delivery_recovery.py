@@ -554,6 +554,26 @@ def test_supervisors_are_told_once_per_outage_and_again_when_it_is_over(clock, t
     assert alert_supervisors_of_failing_delivery() == 0
 
 
+def test_supervisors_are_told_of_each_outage_in_which_the_carrier_stops_delivering(clock, twilio_api, twilio):
+    # Twilio took every SMS and the carrier reported them undelivered (30007): the outage had no refused send to
+    # be named after, was named "None", and the second one wrote nothing: supervisors were never told again.
+    supervisor = StaffFactory(role="supervisor", phone="+38761300001")
+    for outage in range(2):
+        for n in range(6):
+            sent_then_undelivered(twilio, "30007", key=f"o{outage}-{n}", to_number="+38761999000", kind="reminder",
+                                  case=CaseFactory())  # fmt: skip
+        assert alert_supervisors_of_failing_delivery() == 1, f"outage {outage + 1} was not told"
+        clock.shift(dt.timedelta(minutes=6))
+        ok = outbox.queue_notification(key=f"ok{outage}", to_number="+38761999000", body="x", kind="reminder",
+                                       case=CaseFactory(status="assigned"))  # fmt: skip
+        outbox.deliver(ok.pk)
+        assert alert_supervisors_of_failing_delivery() == 1  # the all-clear
+        clock.shift(dt.timedelta(minutes=1))
+
+    alerts = Notification.objects.filter(idempotency_key__startswith="delivery-alert:", recipient=supervisor.user)
+    assert alerts.count() == 2 and not any("None" in alert.idempotency_key for alert in alerts)
+
+
 def fail_staff_alerts(count: int) -> None:
     for n in range(count):
         notification = outbox.queue_notification(key=f"out{n}", to_number="+38761999000", body="x", kind="reminder",
