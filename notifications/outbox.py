@@ -370,8 +370,30 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
         if lookup.was_sent:
             result = SendResult(ok=True, provider_sid=lookup.provider_sid, detail="an earlier try had got through")
             return _record_send_result(notification, result, claimed_attempt=notification.attempts)
+        if not lookup.known:
+            return _wait_until_twilio_can_be_asked(notification, claimed_attempt=notification.attempts)
     result = _send_from_a_sender_that_works(backend, message)
     return _record_send_result(notification, result, claimed_attempt=notification.attempts)
+
+
+def _wait_until_twilio_can_be_asked(notification: Notification, *, claimed_attempt: int) -> DeliveryOutcome | None:
+    """The last try lost its connection and Twilio cannot be asked whether it took the message: sending now could
+    send it twice, so the row goes back to the queue for SENDING_GRACE, as an interrupted send waits in the relay.
+    The attempt number stays counted: it is the claim's token, and a claim never reuses an earlier one."""
+    retry_in = SENDING_GRACE.total_seconds()
+    with transaction.atomic():
+        waits = Notification.objects.filter(
+            pk=notification.pk, status=DeliveryStatus.SENDING, attempts=claimed_attempt
+        ).update(status=DeliveryStatus.QUEUED, next_attempt_at=timezone.now() + SENDING_GRACE)
+        if not waits:
+            return None  # the relay took this worker for lost and holds the row now
+        DeliveryAttempt.objects.create(
+            notification=notification, result="wait", detail="an earlier try lost its connection and Twilio cannot "
+            "be asked whether it took the message",
+        )  # fmt: skip
+    logger.warning("notification %s: an earlier try may have got through and Twilio cannot be asked; not sent "
+                   "again yet", notification.pk)  # fmt: skip
+    return DeliveryOutcome(DeliveryStatus.QUEUED, retry_in=retry_in, queue=queue_of(notification))
 
 
 def _known_sids(notification: Notification) -> frozenset[str]:

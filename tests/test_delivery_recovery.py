@@ -651,6 +651,26 @@ def test_a_send_whose_answer_was_lost_is_looked_up_before_it_is_tried_again(cloc
     assert sms.provider_sid == twilio_api.accepted_messages()[0]["sid"]
 
 
+def test_a_send_whose_answer_was_lost_waits_while_twilio_cannot_be_asked_and_is_never_sent_twice(clock, twilio_api):
+    worker = on_duty(phone="+38761200300")
+    assigned_case()
+    sms = Notification.objects.get(recipient=worker.user)
+    twilio_api.hang_up_after_accepting = 1  # Twilio took it; the answer never arrived
+    first = outbox.deliver(sms.pk)
+    twilio_api.lookups_unavailable = True
+
+    clock.shift(dt.timedelta(seconds=first.retry_in + 1))
+    waiting = outbox.deliver(sms.pk)
+    sms.refresh_from_db()
+    assert waiting.status == sms.status == DeliveryStatus.QUEUED and len(twilio_api.messages) == 1  # not blindly
+
+    twilio_api.lookups_unavailable = False
+    clock.shift(dt.timedelta(seconds=waiting.retry_in + 1))
+    assert outbox.deliver(sms.pk).status == DeliveryStatus.SENT
+    sms.refresh_from_db()
+    assert len(twilio_api.messages) == 1 and sms.provider_sid == twilio_api.accepted_messages()[0]["sid"]
+
+
 def test_failures_of_a_notification_that_got_through_later_no_longer_count(clock, twilio_api):
     worker = on_duty(phone="+38761200300")
     assigned_case()

@@ -34,6 +34,8 @@ class TwilioStub:
         self._answers: list[tuple[int, dict]] = []
         self._outage: tuple[int, dict] | None = None
         self.outage_covers_lookups = True
+        # Lookups (the list endpoints) answer 503 while sends are taken: Twilio cannot be asked what it has.
+        self.lookups_unavailable = False
         # Seconds to hold each create request after accepting it: a worker can be killed "inside the call".
         self.delay_seconds = 0.0
         # How many of the next accepted creates lose their answer (the connection drops): "Twilio took it, the
@@ -123,6 +125,10 @@ class TwilioStub:
                     stub.requests.append(Recorded("GET", self.path, query))
                     if stub._outage is not None and stub.outage_covers_lookups:
                         self._answer(*stub._outage)
+                        return
+                    if stub.lookups_unavailable:
+                        self._answer(503, {"code": 20503, "message": "Service Unavailable", "status": 503,
+                                           "more_info": ""})  # fmt: skip
                         return
                     kind, key = ("call", "calls") if url.path.endswith("/Calls.json") else ("sms", "messages")
                     found = [
