@@ -1,7 +1,8 @@
 """How a notification leaves the building: Twilio, the console (development) or memory (tests).
 
-Each backend answers with a SendResult; errors are sorted into transient (worth a retry: network, 5xx, 429) and
-permanent (invalid number 21211, unsubscribed 21610, ...), which fail at once and let the escalation go on.
+Each backend answers with a SendResult; errors are sorted into transient (worth a retry: network, 5xx, 429, Twilio
+refusing our account) and permanent (invalid number 21211, unsubscribed 21610, ...), which fail at once and let the
+escalation go on.
 """
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ logger = logging.getLogger(__name__)
 PERMANENT_TWILIO_ERRORS = frozenset({"21211", "21214", "21408", "21610", "21612", "21614", "21606", "21660"})
 # The error code of a send whose connection failed: Twilio may or may not have taken the message.
 NETWORK_ERROR = "network"
+# Twilio refusing our account, not the message: credentials that do not authenticate (20003) or a suspended
+# account (20005). Every send fails alike until someone fixes the settings, so it is an outage: retried, and
+# never the recipient's phone's fault. (Taken as permanent, each staff alert failed for good on its first try and
+# every recipient was passed over by assignment for an hour.)
+ACCOUNT_ERRORS = frozenset({"20003", "20005"})
 
 
 @dataclass(frozen=True)
@@ -192,6 +198,27 @@ def _read_the_environment_once(http_client: TwilioHttpClient, url: str) -> None:
     session.trust_env = False
 
 
+def is_account_refused(error: TwilioRestException) -> bool:
+    """Whether Twilio refused a create for our account rather than for the message: an ACCOUNT_ERRORS code, or HTTP
+    401, 403 or 404 (the account SID in the URL names no account) with no code about the message, its number or
+    its sender (those are 21xxx and up; the API's own are 20xxx)."""
+    code = str(error.code or "")
+    return code in ACCOUNT_ERRORS or (error.status in (401, 403, 404) and (not code or code.startswith("20")))
+
+
+def result_of_refused_create(error: TwilioRestException, *, what: str) -> SendResult:
+    """A message or call Twilio refused, sorted: transient (5xx, 429, our account) or permanent."""
+    code = str(error.code or "")
+    error_code = code or str(error.status)
+    if is_account_refused(error):
+        logger.error("Twilio refused the helpline's account (HTTP %s, error %s) for %s: check TWILIO_ACCOUNT_SID and "
+                     "TWILIO_AUTH_TOKEN and that the account is active. Messages wait and are sent once it works.",
+                     error.status, error_code, what)  # fmt: skip
+        return SendResult(ok=False, transient=True, error_code=error_code, detail=(error.msg or "")[:500])
+    transient = (error.status >= 500 or error.status == 429) and code not in PERMANENT_TWILIO_ERRORS
+    return SendResult(ok=False, transient=transient, error_code=error_code, detail=(error.msg or "")[:500])
+
+
 class TwilioBackend:
     def __init__(self) -> None:
         http_client = (
@@ -231,12 +258,7 @@ class TwilioBackend:
                     **via,
                 )
         except TwilioRestException as error:
-            code = str(error.code or "")
-            transient = error.status >= 500 or error.status == 429
-            if code in PERMANENT_TWILIO_ERRORS:
-                transient = False
-            error_code = code or str(error.status)
-            return SendResult(ok=False, transient=transient, error_code=error_code, detail=error.msg[:500])
+            return result_of_refused_create(error, what=_described(message))
         except (TwilioException, OSError) as error:  # network trouble: try again later
             return SendResult(ok=False, transient=True, error_code=NETWORK_ERROR, detail=str(error)[:500])
         return SendResult(ok=True, provider_sid=created.sid)

@@ -364,6 +364,44 @@ def test_a_staff_alert_that_failed_during_an_outage_is_sent_once_twilio_takes_me
     assert len(delivered_to_worker) == 1 and case.reference in delivered_to_worker[0]["body"]
 
 
+@pytest.mark.parametrize(
+    ("status", "code", "refusal"),
+    [
+        (401, 20003, "Authenticate"),  # a rotated auth token
+        (403, 20005, "Account not active"),  # a suspended account
+        (404, 20404, "The requested resource was not found"),  # a mistyped account SID
+    ],
+)
+def test_twilio_refusing_our_account_is_an_outage_not_the_workers_phone(
+    clock, twilio_api, settings, caplog, status, code, refusal
+):
+    settings.NOTIFICATION_MAX_ATTEMPTS = 2
+    worker = on_duty(phone="+38761200300")
+    case = assigned_case()
+    sms = Notification.objects.get(recipient=worker.user)
+    twilio_api.outage(status, code, refusal)
+    assert outbox.deliver(sms.pk).status == DeliveryStatus.QUEUED  # tried again, not failed on the first try
+    assert any(r.levelname == "ERROR" and "TWILIO_AUTH_TOKEN" in r.getMessage() for r in caplog.records)
+    clock.shift(dt.timedelta(seconds=15))
+    outbox.deliver(sms.pk)
+    sms.refresh_from_db()
+    worker.refresh_from_db()
+    assert sms.status == DeliveryStatus.FAILED and worker.phone_failing_since is None  # not passed over for it
+
+    clock.shift(dt.timedelta(seconds=15))
+    twilio_api.recover()  # someone fixed the credentials
+    other = outbox.queue_notification(key="other", to_number="+38761999000", body="x", kind="reminder",
+                                      case=CaseFactory(status="assigned"))  # fmt: skip
+    assert outbox.deliver(other.pk).status == "sent"
+    clock.shift(dt.timedelta(seconds=1))
+    outbox.relay_queued()
+    outbox.deliver(sms.pk)
+
+    sms.refresh_from_db()
+    assert sms.status == DeliveryStatus.SENT
+    assert [m["to"] for m in twilio_api.accepted_messages() if case.reference in m["body"]] == ["+38761200300"]
+
+
 def test_during_a_long_outage_one_failed_alert_at_a_time_probes_twilio(clock, twilio_api, settings):
     on_duty(phone="+38761200300")
     for _ in range(3):

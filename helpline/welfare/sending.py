@@ -9,12 +9,12 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from notifications import outbox
 from notifications.backends import (
-    PERMANENT_TWILIO_ERRORS,
     DrillBackend,
     OutgoingMessage,
     SendResult,
     TwilioBackend,
     get_backend,
+    result_of_refused_create,
 )
 from notifications.models import NotificationChannel
 
@@ -83,9 +83,7 @@ def place_call(check_id: int, to: str, body: str, *, is_drill: bool) -> SendResu
             timeout=settings.WELFARE_CALL_RING_SECONDS,
         )  # fmt: skip
     except TwilioRestException as error:
-        code = str(error.code or error.status)
-        transient = (error.status >= 500 or error.status == 429) and code not in PERMANENT_TWILIO_ERRORS
-        return SendResult(ok=False, transient=transient, error_code=code, detail=(error.msg or "")[:500])
+        return result_of_refused_create(error, what=f"welfare check {check_id}'s call")
     except (TwilioException, OSError) as error:
         return SendResult(ok=False, transient=True, error_code="network", detail=str(error)[:500])
     return SendResult(ok=True, provider_sid=created.sid)
