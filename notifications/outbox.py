@@ -25,7 +25,7 @@ from helpline.cases import selectors as case_selectors
 from helpline.cases import services as case_services
 from helpline.cases.dispatch import ALERTS_QUEUE, NOTIFICATIONS_QUEUE, RETRY_QUEUE, enqueue_after_commit, publish
 from helpline.cases.encryption import phone_index
-from helpline.cases.models import Case, CaseStatus, Channel, EventKind, Message, Priority
+from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, Channel, EventKind, Message, Priority
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import all_supervisors, forget_who_is_on_duty
 from helpline.roster.services import coming_week_gaps
@@ -316,6 +316,11 @@ def _crisis_event_has_ended(key: str) -> bool:
     return ended.filter(broadcasts__pk=object_id).exists()
 
 
+# What _why_not_send asks of a reply to a citizen on its own case, as a filter (the number's other cases are asked at
+# send time): the citizen did not say SMS is unsafe nor opt out.
+CITIZEN_MAY_BE_TEXTED = ~Q(case__safe_to_text=False) & ~Q(case__caller__has_opted_out=True)
+
+
 @dataclass(frozen=True)
 class DeliveryOutcome:
     status: str
@@ -594,8 +599,8 @@ RELAY_BACKOFF_SECONDS = 60
 
 def relay_queued(now: dt.datetime | None = None, *, limit: int = 200) -> int:
     """Rings the sender again for notifications still queued (the broker was down, a task was lost), settles sends
-    a lost worker left half-done (asking Twilio first), and queues again the staff alerts a Twilio outage made
-    fail while their case still waits. Returns how many doorbells it rang."""
+    a lost worker left half-done (asking Twilio first), and queues again what a Twilio outage made fail while it
+    is still wanted (requeue_after_outage). Returns how many doorbells it rang."""
     now = now or timezone.now()
     reconcile_interrupted_sends(now)
     requeue_after_outage(now)
@@ -693,19 +698,27 @@ def last_successful_send() -> dt.datetime | None:
 
 
 def requeue_after_outage(now: dt.datetime, *, limit: int = 200) -> int:
-    """Staff alerts that failed for good on transient errors (Twilio 503s for minutes) while their case still
-    waits are queued again once Twilio took any message after their last try. Until then one of them, the most
-    urgent, is tried every NOTIFICATION_OUTAGE_PROBE_SECONDS as a probe. Never one whose case was taken, whose
-    recipient no longer holds the case, or that failed on a permanent error (invalid number, unsubscribed)."""
+    """Messages that failed for good on transient errors (Twilio 503s for minutes) in the last day and are still
+    wanted are queued again once Twilio took any message after their last try: staff alerts whose case still waits,
+    a worker's reply to a citizen or the "citizen wrote again" SMS while the case is open, alarms without a case
+    (a home visit's, "staff alerts are failing"). Until then one of them, the most urgent, is tried every
+    NOTIFICATION_OUTAGE_PROBE_SECONDS as a probe. Never one whose case was taken (or closed), whose recipient no
+    longer holds the case, that the citizen may no longer be texted, or that failed on a permanent error (invalid
+    number, unsubscribed)."""
     probe_every = dt.timedelta(seconds=getattr(settings, "NOTIFICATION_OUTAGE_PROBE_SECONDS", 60))
+    still_wanted = (
+        Q(kind__in=STOPS_WHEN_ACKNOWLEDGED, case__status__in=WAITING_FOR_ACKNOWLEDGEMENT)
+        | Q(kind=NotificationKind.ESCALATION, case__isnull=True)
+        | Q(kind=NotificationKind.FOLLOW_UP, case__status__in=OPEN_STATUSES)
+        | Q(kind=NotificationKind.CITIZEN_REPLY, case__status__in=OPEN_STATUSES) & CITIZEN_MAY_BE_TEXTED
+    )
     failed = (
         Notification.objects.filter(
-            status=DeliveryStatus.FAILED, provider_sid__isnull=True, is_drill=False,
-            kind__in=STOPS_WHEN_ACKNOWLEDGED, case__status__in=WAITING_FOR_ACKNOWLEDGEMENT,
+            still_wanted, status=DeliveryStatus.FAILED, provider_sid__isnull=True, is_drill=False,
             created_at__gte=now - dt.timedelta(days=1),
         )
         .exclude(
-            Q(kind__in=(NotificationKind.ASSIGNMENT, NotificationKind.REMINDER))
+            Q(kind__in=(NotificationKind.ASSIGNMENT, NotificationKind.REMINDER, NotificationKind.FOLLOW_UP))
             & ~Q(recipient_id=F("case__assigned_to_id"))
         )
         .annotate(last_result=_last_attempt("result"), last_at=_last_attempt("at"))
@@ -718,7 +731,10 @@ def requeue_after_outage(now: dt.datetime, *, limit: int = 200) -> int:
     if not requeued:
         probe = (
             failed.filter(last_at__lte=now - probe_every)
-            .order_by(SqlCase(When(case__priority=Priority.CRITICAL, then=0), default=1), "last_at")
+            .order_by(
+                SqlCase(When(case__priority=Priority.CRITICAL, then=0), When(case__isnull=True, then=0), default=1),
+                "last_at",
+            )
             .values_list("pk", flat=True)
             .first()
         )
@@ -727,7 +743,7 @@ def requeue_after_outage(now: dt.datetime, *, limit: int = 200) -> int:
         Notification.objects.filter(pk__in=requeued, status=DeliveryStatus.FAILED).update(
             status=DeliveryStatus.QUEUED, next_attempt_at=now
         )
-        logger.warning("%d staff alerts that failed during a provider outage queued again", len(requeued))
+        logger.warning("%d messages that failed during a provider outage queued again", len(requeued))
     return len(requeued)
 
 

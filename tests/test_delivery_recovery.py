@@ -402,6 +402,70 @@ def test_twilio_refusing_our_account_is_an_outage_not_the_workers_phone(
     assert [m["to"] for m in twilio_api.accepted_messages() if case.reference in m["body"]] == ["+38761200300"]
 
 
+def twilio_recovers_and_the_relay_runs(notification: Notification, clock, twilio_api) -> None:
+    """Twilio takes another message, the relay runs, and the notification's sender is rung."""
+    twilio_api.recover()
+    other = outbox.queue_notification(key="other", to_number="+38761999000", body="x", kind="reminder",
+                                      case=CaseFactory(status="assigned"))  # fmt: skip
+    assert outbox.deliver(other.pk).status == "sent"
+    clock.shift(dt.timedelta(seconds=1))
+    outbox.relay_queued()
+    outbox.deliver(notification.pk)
+    notification.refresh_from_db()
+
+
+def reply_to_a_citizen(**case) -> Notification:
+    return outbox.queue_notification(key="reply", to_number="+38761200400", body="Ekipa dolazi.",
+                                     kind="citizen_reply", case=CaseFactory(status="in_progress", **case))  # fmt: skip
+
+
+def follow_up_to_its_worker() -> Notification:
+    worker = on_duty(phone="+38761200300")
+    case = CaseFactory(status="in_progress", assigned_to=worker.user, priority="critical")
+    return outbox.queue_notification(key="follow-up", to_number="+38761200300", body="Javio se ponovo.",
+                                     kind="follow_up", case=case, recipient=worker.user)  # fmt: skip
+
+
+def visit_alarm_to_a_supervisor() -> Notification:
+    supervisor = on_duty(role="supervisor", phone="+38761200309")
+    return outbox.queue_notification(key="visit-alarm:1", to_number="+38761200309", body="Posjeta: alarm.",
+                                     kind="escalation", recipient=supervisor.user)  # fmt: skip
+
+
+@pytest.mark.parametrize("failed", [reply_to_a_citizen, follow_up_to_its_worker, visit_alarm_to_a_supervisor])
+def test_a_reply_follow_up_or_visit_alarm_that_failed_during_an_outage_goes_out_once_twilio_is_back(
+    clock, twilio_api, settings, failed
+):
+    notification = failed()
+    twilio_api.outage()
+    fail_for_good_on_transient_errors(notification, clock, settings)
+    twilio_recovers_and_the_relay_runs(notification, clock, twilio_api)
+    assert notification.status == DeliveryStatus.SENT
+    assert [m["body"] for m in twilio_api.accepted_messages()].count(notification.body) == 1
+
+
+def test_a_reply_that_failed_during_an_outage_is_not_sent_once_the_citizen_said_sms_is_not_safe(
+    clock, twilio_api, settings
+):
+    reply = reply_to_a_citizen()
+    twilio_api.outage()
+    fail_for_good_on_transient_errors(reply, clock, settings)
+    Case.objects.filter(pk=reply.case_id).update(safe_to_text=False)
+    twilio_recovers_and_the_relay_runs(reply, clock, twilio_api)
+    assert reply.status == DeliveryStatus.FAILED and "Ekipa dolazi." not in [
+        m["body"] for m in twilio_api.accepted_messages()
+    ]
+
+
+def test_a_reply_that_failed_during_an_outage_a_day_ago_is_not_sent_now(clock, twilio_api, settings):
+    reply = reply_to_a_citizen()
+    twilio_api.outage()
+    fail_for_good_on_transient_errors(reply, clock, settings)
+    clock.shift(dt.timedelta(days=1))
+    twilio_recovers_and_the_relay_runs(reply, clock, twilio_api)
+    assert reply.status == DeliveryStatus.FAILED and len(twilio_api.accepted_messages()) == 1  # the other only
+
+
 def test_during_a_long_outage_one_failed_alert_at_a_time_probes_twilio(clock, twilio_api, settings):
     on_duty(phone="+38761200300")
     for _ in range(3):
