@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -367,6 +368,7 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
         notification.next_attempt_at = now + SENDING_GRACE
         notification.save(update_fields=["status", "attempts", "next_attempt_at"])
     backend = DrillBackend() if notification.is_drill else get_backend()
+    keep_the_claim = partial(_claim_kept_for_another_request, notification.pk, claimed_attempt=notification.attempts)
     if notification.last_error_code == NETWORK_ERROR and notification.sent_at is None:
         # The last try lost its connection: Twilio may have taken the message before the answer was lost.
         lookup = backend.find_sent(
@@ -377,8 +379,21 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
             return _record_send_result(notification, result, claimed_attempt=notification.attempts)
         if not lookup.known:
             return _wait_until_twilio_can_be_asked(notification, claimed_attempt=notification.attempts)
-    result = _send_from_a_sender_that_works(backend, message)
+        if not keep_the_claim():
+            return None  # the lookup outlived the claim: the relay holds the row now
+    result = _send_from_a_sender_that_works(backend, message, before_another_try=keep_the_claim)
     return _record_send_result(notification, result, claimed_attempt=notification.attempts)
+
+
+def _claim_kept_for_another_request(notification_id: int, *, claimed_attempt: int) -> bool:
+    """Before a second request to Twilio within one claim (the send after a lookup, the send from the SOS number
+    after a refused sender): the claim gets another SENDING_GRACE, as each request may take up to the client's
+    timeouts. Otherwise two requests outlived the grace, the relay took the worker for lost, and the message went
+    out twice. False when the claim was lost meanwhile: the relay holds the row, and this worker sends nothing."""
+    return bool(
+        Notification.objects.filter(pk=notification_id, status=DeliveryStatus.SENDING, attempts=claimed_attempt)
+        .update(next_attempt_at=timezone.now() + SENDING_GRACE)
+    )
 
 
 def _wait_until_twilio_can_be_asked(notification: Notification, *, claimed_attempt: int) -> DeliveryOutcome | None:
@@ -437,10 +452,13 @@ SENDER_REFUSED_KEY = "sender-refused:"
 SENDER_REFUSED_FOR = 600  # seconds: the SOS number carries the staff SMS meanwhile, then the sender is tried again
 
 
-def _send_from_a_sender_that_works(backend, message: OutgoingMessage) -> SendResult:
+def _send_from_a_sender_that_works(
+    backend, message: OutgoingMessage, *, before_another_try: Callable[[], bool] = lambda: True
+) -> SendResult:
     """Send; if Twilio refuses STAFF_ALERT_SENDER or DELIVERY_ALERT_SENDER itself, send again from the SOS number,
     and leave that sender out for SENDER_REFUSED_FOR. A mistyped or released second number failed every staff SMS
-    for good, and marked each staff phone as failing."""
+    for good, and marked each staff phone as failing. `before_another_try` keeps the claim for the second request;
+    when it answers False the refusal is returned and nothing is sent again."""
     result = backend.send(message)
     if result.ok or message.channel != NotificationChannel.SMS or not message.sender:
         return result
@@ -450,6 +468,8 @@ def _send_from_a_sender_that_works(backend, message: OutgoingMessage) -> SendRes
     logger.error("Twilio refused the sender %s for notification %s (%s): staff SMS go from the SOS number for the "
                  "next %d minutes. Check STAFF_ALERT_SENDER and DELIVERY_ALERT_SENDER.", message.sender,
                  message.notification_id, result.error_code, SENDER_REFUSED_FOR // 60)  # fmt: skip
+    if not before_another_try():
+        return result
     return backend.send(replace(message, sender=""))
 
 

@@ -773,6 +773,41 @@ def test_a_send_whose_answer_was_lost_waits_while_twilio_cannot_be_asked_and_is_
     assert len(twilio_api.messages) == 1 and sms.provider_sid == twilio_api.accepted_messages()[0]["sid"]
 
 
+def test_a_send_after_a_slow_lookup_is_not_taken_for_a_lost_worker_and_goes_out_once(clock, twilio_api, monkeypatch):
+    worker = on_duty(phone="+38761200300")
+    assigned_case()
+    sms = Notification.objects.get(recipient=worker.user)
+    # The last try lost its connection before Twilio had the message: this one looks it up first.
+    Notification.objects.filter(pk=sms.pk).update(attempts=1, last_error_code="network")
+    real_find_sent, real_send = TwilioBackend.find_sent, TwilioBackend.send
+    lookups, sends = [], []
+
+    def slow_lookup(backend, message, **kwargs):
+        lookups.append(message)
+        if len(lookups) == 1:
+            clock.shift(dt.timedelta(seconds=25))  # many pages of a surge to read
+        return real_find_sent(backend, message, **kwargs)
+
+    def send_while_the_relay_runs(backend, message):
+        sends.append(message)
+        if len(sends) == 1:
+            clock.shift(dt.timedelta(seconds=10))  # the send is still on its way when
+            outbox.relay_queued()  # the relay looks for lost workers,
+            outbox.deliver(sms.pk)  # and another worker answers a doorbell, if one was rung
+        return real_send(backend, message)
+
+    monkeypatch.setattr(TwilioBackend, "find_sent", slow_lookup)
+    monkeypatch.setattr(TwilioBackend, "send", send_while_the_relay_runs)
+    outcome = outbox.deliver(sms.pk)
+    clock.shift(dt.timedelta(minutes=1))
+    outbox.relay_queued()
+    outbox.deliver(sms.pk)
+
+    sms.refresh_from_db()
+    assert len(twilio_api.accepted_messages()) == 1 and sms.provider_sid == twilio_api.accepted_messages()[0]["sid"]
+    assert outcome.status == DeliveryStatus.SENT
+
+
 def test_failures_of_a_notification_that_got_through_later_no_longer_count(clock, twilio_api):
     worker = on_duty(phone="+38761200300")
     assigned_case()

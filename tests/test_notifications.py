@@ -11,6 +11,7 @@ from django.utils import timezone
 from helpline.cases.models import Case, CaseStatus, EventKind
 from helpline.casework import actions
 from notifications import acknowledgement, ladder, outbox, texts
+from notifications.backends import TwilioBackend
 from notifications.models import DeliveryStatus, Notification, NotificationKind
 from tests.concurrency import run_at_once
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
@@ -519,6 +520,38 @@ def test_a_sender_twilio_refuses_gives_way_to_the_sos_number_and_nobodys_phone_i
                               case=sms.case, recipient=worker.user)  # fmt: skip
     send_all_queued()
     assert [message.form["From"] for message in twilio_api.messages][2:] == ["+38733000111"]
+
+
+def test_a_staff_sms_resent_from_the_sos_number_after_a_slow_refusal_goes_out_once(
+    clock, twilio_api, settings, monkeypatch
+):
+    # Twilio took 25 s to refuse the staff sender; the second request, from the SOS number, outlived the 30 s
+    # claim, so the relay took the worker for lost and another worker sent the SMS as well.
+    settings.STAFF_ALERT_SENDER = "+38733000999"
+    on_duty(phone="+38761200300")
+    case = CaseFactory()
+    reminder = outbox.queue_notification(key="reminder", to_number="+38761200300", body="x", kind="reminder",
+                                         case=case)  # fmt: skip
+    twilio_api.error(400, 21606, "The 'From' phone number provided is not a valid message-capable Twilio number")
+    real_send, requests = TwilioBackend.send, []
+
+    def slow_twilio(backend, message):
+        requests.append(message.sender)
+        if len(requests) == 1:
+            clock.shift(dt.timedelta(seconds=25))  # the refusal takes its time
+        elif len(requests) == 2:
+            clock.shift(dt.timedelta(seconds=10))  # the second request is still on its way when
+            outbox.relay_queued()  # the relay looks for lost workers,
+            outbox.deliver(reminder.pk)  # and another worker answers a doorbell, if one was rung
+        return real_send(backend, message)
+
+    monkeypatch.setattr(TwilioBackend, "send", slow_twilio)
+    outcome = outbox.deliver(reminder.pk)
+    clock.shift(dt.timedelta(minutes=1))
+    outbox.relay_queued()
+    outbox.deliver(reminder.pk)
+    assert [m["from"] for m in twilio_api.accepted_messages()] == ["+38733000111"]
+    assert outcome.status == DeliveryStatus.SENT
 
 
 def test_a_staff_phone_is_not_blamed_when_the_sos_number_is_refused_as_a_sender_too(clock, twilio_api, settings):
