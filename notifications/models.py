@@ -80,6 +80,9 @@ class Notification(models.Model):
     # No retry, redelivered task or second sweep may send the same thing twice.
     idempotency_key = models.CharField(max_length=200, unique=True)
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True, db_index=True)
+    # When the latest send claimed the row: a lost worker's call is looked for at Twilio from then on. (The due time
+    # moves while the relay waits for Twilio, so the claim time cannot be read back from it.)
+    claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     is_drill = models.BooleanField(default=False, editable=False)

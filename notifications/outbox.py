@@ -365,8 +365,8 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
         # Twilio whether a worker lost inside the call got the message out.
         notification.status = DeliveryStatus.SENDING
         notification.attempts += 1
-        notification.next_attempt_at = now + SENDING_GRACE
-        notification.save(update_fields=["status", "attempts", "next_attempt_at"])
+        notification.claimed_at, notification.next_attempt_at = now, now + SENDING_GRACE
+        notification.save(update_fields=["status", "attempts", "claimed_at", "next_attempt_at"])
     backend = DrillBackend() if notification.is_drill else get_backend()
     keep_the_claim = partial(_claim_kept_for_another_request, notification.pk, claimed_attempt=notification.attempts)
     if notification.last_error_code == NETWORK_ERROR and notification.sent_at is None:
@@ -664,9 +664,14 @@ def reconcile_interrupted_sends(now: dt.datetime, *, limit: int = 50) -> int:
 
 def _reconcile(notification: Notification, now: dt.datetime) -> bool:
     """Settles one interrupted send; False when the provider could not be asked."""
-    claimed_at = notification.next_attempt_at - SENDING_GRACE if notification.next_attempt_at else None
-    # An SMS is matched by its text (its one-time code), so any message since the row was written is it; a call
-    # has no text, so only calls from a little before the claim count.
+    # The claim's own time: the due time moves each time this waits for Twilio, and read back from it, the second
+    # look began after the call had been placed, missed it, and placed it again. (A row claimed before claimed_at
+    # was kept has only its due time.)
+    claimed_at = notification.claimed_at or (
+        notification.next_attempt_at - SENDING_GRACE if notification.next_attempt_at else None
+    )
+    # An SMS is matched by its whole text, so any message since the row was written may be it; a call has no text,
+    # so only calls from a little before the claim count.
     since = notification.created_at if notification.channel != NotificationChannel.VOICE else (
         claimed_at or notification.created_at
     )

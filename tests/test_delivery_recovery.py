@@ -46,7 +46,7 @@ def killed_inside_the_call(notification: Notification, *, twilio_got_it: bool) -
     """What a worker SIGKILLed inside the Twilio call leaves behind: the row claimed as "sending" by `deliver`,
     and the message at Twilio or not, depending on when the kill came."""
     Notification.objects.filter(pk=notification.pk).update(
-        status=DeliveryStatus.SENDING, attempts=1, next_attempt_at=START + outbox.SENDING_GRACE
+        status=DeliveryStatus.SENDING, attempts=1, claimed_at=START, next_attempt_at=START + outbox.SENDING_GRACE
     )
     if twilio_got_it:
         assert TwilioBackend().send(outbox._outgoing(notification)).ok
@@ -214,6 +214,27 @@ def test_a_call_a_killed_worker_had_placed_is_not_placed_again(clock, twilio_api
 
     call.refresh_from_db()
     assert call.status == DeliveryStatus.SENT and len(twilio_api.calls) == 1
+    assert call.provider_sid == twilio_api.accepted_calls()[0]["sid"]
+
+
+def test_a_call_a_killed_worker_had_placed_is_not_placed_again_after_twilio_could_not_be_asked_at_first(
+    clock, twilio_api
+):
+    worker = on_duty(phone="+38761200300")
+    assigned_case("ubit će me, ima nož")
+    call = Notification.objects.get(recipient=worker.user, channel="voice")
+    killed_inside_the_call(call, twilio_got_it=True)
+    twilio_api.lookups_unavailable = True
+    clock.shift(dt.timedelta(seconds=31))
+    outbox.relay_queued()  # the relay waits, and asks again later
+
+    twilio_api.lookups_unavailable = False
+    clock.shift(dt.timedelta(seconds=31))
+    outbox.relay_queued()
+    outbox.deliver(call.pk)
+
+    call.refresh_from_db()
+    assert len(twilio_api.calls) == 1 and call.status == DeliveryStatus.SENT
     assert call.provider_sid == twilio_api.accepted_calls()[0]["sid"]
 
 
