@@ -53,7 +53,7 @@ def test_a_supervisor_starts_a_campaign_and_watches_the_tally_move(page_for, liv
     expect(page.locator('#welfare-tally tr.total td[data-column="no_answer"]')).to_have_text("8")
 
     phones = list(campaign.checks.order_by("pk").values_list("phone", flat=True))
-    for phone, answer in zip(phones, ["1", "da", "сигуран сам", "2", "1"], strict=False):
+    for phone, answer in zip(phones, ["1", "dobro sam", "сигуран сам", "2", "1"], strict=False):
         services.answer_welfare_reply(phone, answer, is_drill=True)
     expect(page.locator('#welfare-tally tr.total td[data-column="safe"]')).to_have_text("4")  # polls: no reload
     expect(page.locator('#welfare-tally tr.total td[data-column="needs_help"]')).to_have_text("1")
