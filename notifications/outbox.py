@@ -26,7 +26,7 @@ from helpline.cases import selectors as case_selectors
 from helpline.cases import services as case_services
 from helpline.cases.dispatch import ALERTS_QUEUE, NOTIFICATIONS_QUEUE, RETRY_QUEUE, enqueue_after_commit, publish
 from helpline.cases.encryption import phone_index
-from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, Channel, EventKind, Message, Priority
+from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, Channel, Direction, EventKind, Message, Priority
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import all_supervisors, forget_who_is_on_duty
 from helpline.roster.services import coming_week_gaps
@@ -595,11 +595,25 @@ def tell_assignee_of_follow_up(case: Case) -> Notification | None:
     )  # fmt: skip
 
 
+# The same words sent on a case within this long are one reply sent twice (a double-click, a retried request).
+SAME_REPLY_WITHIN = dt.timedelta(seconds=60)
+
+
 def reply_to_citizen(case: Case, text: str, *, by: AbstractBaseUser) -> Message:
     """A reply goes out through the case's channel: SMS for calls and texts (if the person allows SMS and has not
     opted out, checked again right before sending); for web inquiries, the citizen's status page, plus an SMS
     only when they said SMS is safe."""
     with transaction.atomic():
+        # The case row first: a double-click's two requests (or an API client's retry after a timeout) come one
+        # after the other here, and the second finds the first's reply instead of texting the citizen twice.
+        Case.objects.for_change().filter(pk=case.pk).first()
+        just_sent = (
+            case.messages.filter(direction=Direction.OUTBOUND, created_at__gte=timezone.now() - SAME_REPLY_WITHIN)
+            .order_by("-created_at")
+            .first()
+        )
+        if just_sent is not None and just_sent.body == text:
+            return just_sent
         number = str(case.caller.phone) if case.caller_id else str(case.contact_phone or "")
         by_sms = bool(number) and (case.channel != Channel.WEB or case.safe_to_text is True)
         message = case_services.record_reply(

@@ -108,6 +108,16 @@ def test_a_reply_goes_to_the_outbox_as_an_sms(client, people, cases):
     assert notification.body == "Jeste li sigurni?" and str(notification.to_number) == str(cases["mine"].caller.phone)
 
 
+def test_a_reply_sent_twice_by_a_double_click_reaches_the_citizen_once(client, people, cases):
+    signed_in(client, people["worker"])
+    url = f"/console/cases/{cases['mine'].pk}/reply/"
+    assert [client.post(url, {"text": "Zovemo vas za 5 min."}).status_code for _ in range(2)] == [302, 302]
+    assert cases["mine"].messages.filter(direction=Direction.OUTBOUND).count() == 1
+    assert Notification.objects.filter(case=cases["mine"], kind="citizen_reply").count() == 1
+    client.post(url, {"text": "Jeste li još tu?"})  # other words: sent
+    assert Notification.objects.filter(case=cases["mine"], kind="citizen_reply").count() == 2
+
+
 def test_an_empty_reply_is_a_field_error(client, people, cases):
     response = signed_in(client, people["worker"]).post(f"/console/cases/{cases['mine'].pk}/reply/", {"text": ""})
     assert response.status_code == 400 and 'aria-invalid="true"' in response.content.decode()
