@@ -286,3 +286,16 @@ def test_an_anonymised_case_is_no_longer_named_on_the_persons_other_cases():
     anonymise_case(old, basis="retention")
     linked = newer.timeline.get(kind=EventKind.LINKED)
     assert old.reference not in linked.details["references"]
+
+
+def test_an_anonymised_case_no_longer_names_the_persons_other_cases():
+    # The other way round: the anonymised "information" case still named her domestic-violence case, which holds
+    # her name and number, and so tied the anonymised one back to her.
+    from helpline.cases.services import anonymise_case, link_cases
+
+    caller = CallerFactory()
+    kept = CaseFactory(caller=caller)
+    anonymised = CaseFactory(caller=caller, status=CaseStatus.RESOLVED)
+    link_cases(anonymised, [kept])
+    anonymise_case(anonymised, basis="retention")
+    assert anonymised.timeline.get(kind=EventKind.LINKED).details["references"] == []

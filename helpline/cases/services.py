@@ -539,6 +539,8 @@ class CaseStillOpen(Exception):
 
 def _without_free_text(details: dict) -> dict:
     kept = {key: ("" if key in FREE_TEXT_DETAILS else value) for key, value in details.items()}
+    if "references" in kept:  # its own "linked to earlier contacts: SOS-...": the person's cases that still name them
+        kept["references"] = []
     if isinstance(kept.get("reasons"), list):  # "Threat (critical): 'ubit cu'": keep the rule, not the words
         kept["reasons"] = [str(reason).split(" (")[0] for reason in kept["reasons"]]
     return kept
