@@ -20,8 +20,8 @@ from django.utils import timezone
 from helpline.cases import intake
 from helpline.cases import services as case_services
 from helpline.cases.language import command_words
-from helpline.cases.models import Case, CaseStatus, EventKind, mask_phone
-from helpline.cases.selectors import by_urgency
+from helpline.cases.models import Case, CaseStatus, EventKind, Message, mask_phone
+from helpline.cases.selectors import by_urgency, call_was_answered
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import is_supervisor
 from helpline.roster.services import mark_assigned
@@ -160,8 +160,9 @@ def acknowledged_by_key_press(notification_id: int) -> Case | None:
         return Case.objects.select_related("assigned_to").get(pk=notification.case_id)
 
 
-def accept_call(case: Case, staff: StaffProfile) -> Case:
-    """A staff member pressed 1 on a live call: the case is theirs and acknowledged (supervisors may take any)."""
+def accept_call(case: Case, staff: StaffProfile, *, call: Message) -> Case:
+    """A staff member pressed 1 on a live call: the case is theirs and acknowledged (supervisors may take any), and
+    this call is answered (`call_was_answered`), so the hunt stops and the call is not a missed one."""
     with transaction.atomic():
         locked = Case.objects.for_change().get(pk=case.pk)
         if locked.assigned_to_id != staff.user_id:
@@ -169,10 +170,7 @@ def accept_call(case: Case, staff: StaffProfile) -> Case:
                 locked, staff.user, explanation="answered the live call", row_locked=True
             )
             mark_assigned(staff.user_id, timezone.now())
-        return acknowledge_case(locked, by=staff.user, via=LIVE_CALL)
-
-
-def call_was_accepted(case: Case) -> bool:
-    return case.status in (CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS) and case.timeline.filter(
-        Q(kind=EventKind.ACKNOWLEDGED, details__via=LIVE_CALL)
-    ).exists()
+        locked = acknowledge_case(locked, by=staff.user, via=LIVE_CALL)
+        if not call_was_answered(call):  # Twilio may post the key press twice
+            case_services.record_event(locked, EventKind.CALL_ANSWERED, actor=staff.user, message_id=call.pk)
+        return locked

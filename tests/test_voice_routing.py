@@ -138,3 +138,40 @@ def test_a_caller_who_withholds_their_number_is_asked_for_one_and_not_promised_a
     goodbye = twilio.call(VOICE + "recorded/", sid="CAanon", from_number="anonymous").content.decode()
     assert promised not in goodbye and promised not in prompt
     assert replies.voice_goodbye(language="bs", number_withheld=True) in goodbye
+
+
+def _follow(twilio, twiml: str, pattern: str, sid: str, **params):
+    """Post to a URL the TwiML gave Twilio (a Dial's action, a Number's whisper, a Gather's action), as Twilio does."""
+    import html
+    import re
+
+    url = html.unescape(re.search(pattern, twiml).group(1)).removeprefix("https://sos.example.test")
+    return twilio.call(url, sid=sid, **params).content.decode()
+
+
+def answer(twilio, dialling: str, *, leg: str = "CA599") -> None:
+    """The person the TwiML rings picks up and presses 1 at the whisper."""
+    whisper = _follow(twilio, dialling, r'<Number [^>]*url="([^"]+)"', leg)
+    _follow(twilio, whisper, r'<Gather action="([^"]+)"', leg, Digits="1")
+
+
+def dial_ends(twilio, dialling: str, *, sid: str, status: str = "no-answer") -> str:
+    return _follow(twilio, dialling, r'<Dial action="([^"]+)"', sid, DialCallStatus=status)
+
+
+def test_a_citizen_who_calls_again_on_a_case_answered_live_before_is_rung_through_to_the_next_person(twilio):
+    """The first call was answered live; on the second, the first person rung does not answer: the caller must reach
+    the next one, then the voicemail, not be hung up on because the case's earlier call was answered."""
+    worker = on_duty(phone="+38761555001")
+    supervisor = on_duty(role="supervisor", phone="+38761555009")
+    first_call = start_call(twilio, sid="CA500")
+    answer(twilio, first_call, leg="CA501")
+    assert "<Hangup />" in dial_ends(twilio, first_call, sid="CA500", status="completed")
+    twilio.call(VOICE + "status/", sid="CA500", CallStatus="completed", CallDuration="300")
+
+    second_call = start_call(twilio, sid="CA600")
+    assert f">{worker.phone}</Number>" in second_call
+    next_person = dial_ends(twilio, second_call, sid="CA600")
+    assert f">{supervisor.phone}</Number>" in next_person
+    assert "<Record" in dial_ends(twilio, next_person, sid="CA600")
+

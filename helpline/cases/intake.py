@@ -604,7 +604,7 @@ def record_call_status(*, call_sid: str, call_status: str, duration: int | None 
         return case  # a repeated callback changes nothing
     message.call_status = call_status
     message.save(update_fields=["call_status"])
-    if call_status in FINAL_CALL_STATUSES and not message.recording_sid and not _taken_live(message):
+    if call_status in FINAL_CALL_STATUSES and not message.recording_sid and not selectors.call_was_answered(message):
         can_call_back = case.caller_id is not None
         if can_call_back and not case.needs_callback:
             Case.objects.filter(pk=case.pk).update(needs_callback=True)
@@ -614,13 +614,6 @@ def record_call_status(*, call_sid: str, call_status: str, duration: int | None 
             call_status=call_status, seconds=duration, can_call_back=can_call_back,
         )  # fmt: skip
     return case
-
-
-def _taken_live(call: Message) -> bool:
-    """A staff member pressed 1 and spoke with the caller during this call: it was answered, not missed."""
-    return call.case.timeline.filter(
-        kind=EventKind.ACKNOWLEDGED, details__via=LIVE_CALL, created_at__gte=call.created_at
-    ).exists()
 
 
 # --- Web ---------------------------------------------------------------------------------------------------

@@ -390,6 +390,7 @@ class EventKind(models.TextChoices):
     MESSAGE_SENT = "message_sent", _("Message sent")
     CALL_RECEIVED = "call_received", _("Call received")
     CALL_MISSED = "call_missed", _("Call missed or abandoned")
+    CALL_ANSWERED = "call_answered", _("Call answered")
     VOICEMAIL_RECEIVED = "voicemail_received", _("Voicemail received")
     STATUS_CHANGED = "status_changed", _("Status changed")
     TRIAGED = "triaged", _("Triaged")

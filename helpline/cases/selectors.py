@@ -14,6 +14,7 @@ from helpline.cases.models import (
     Case,
     Channel,
     Direction,
+    EventKind,
     Message,
 )
 
@@ -58,6 +59,17 @@ def call_message(call_sid: str, *, lock: bool = False) -> Message | None:
 def case_for_call(call_sid: str) -> Case | None:
     message = call_message(call_sid)
     return message.case if message is not None else None
+
+
+def latest_call_on(case: Case) -> Message | None:
+    calls = case.messages.filter(channel=Channel.VOICE, direction=Direction.INBOUND)
+    return calls.order_by("-created_at", "-id").first()
+
+
+def call_was_answered(call: Message) -> bool:
+    """A staff member pressed 1 on this call and was put through. Asked of the call, never of its case: a case
+    answered live once may be called again, and that call must still ring the next person and end in a voicemail."""
+    return call.case.timeline.filter(kind=EventKind.CALL_ANSWERED, details__message_id=call.pk).exists()
 
 
 def with_urgency(cases: QuerySet[Case]) -> QuerySet[Case]:

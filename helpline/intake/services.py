@@ -14,7 +14,7 @@ from helpline.cases.compiled_reads import CompiledRead
 from helpline.cases.dispatch import CRITICAL_QUEUE
 from helpline.cases.encryption import phone_index
 from helpline.cases.language import detect_language, in_readers_script
-from helpline.cases.models import Case
+from helpline.cases.models import Case, Message
 from helpline.intake import staff_phones
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import on_duty, staff_by_id, staff_ids_with_phone_index, voice_hunt_list
@@ -192,9 +192,5 @@ def who_to_ring(hunt: list[int], attempt: int) -> tuple[int, StaffProfile] | Non
     return None
 
 
-def accept_live_call(case: Case, staff: StaffProfile) -> None:
-    acknowledgement.accept_call(case, staff)
-
-
-def live_call_was_accepted(case: Case) -> bool:
-    return acknowledgement.call_was_accepted(case)
+def accept_live_call(case: Case, staff: StaffProfile, call: Message) -> None:
+    acknowledgement.accept_call(case, staff, call=call)

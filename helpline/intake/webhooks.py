@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
@@ -246,8 +247,10 @@ def _connect_or_voicemail(request: HttpRequest, case, language: str, *, hunt: li
             caller_id=settings.TWILIO_PHONE_NUMBER or None,
             answer_on_bridge=True,
         )
-        # The whisper asks the worker to press 1, so a voicemail box that picks up never counts as an answer.
-        whisper = _absolute(request, "webhooks:voice-whisper") + f"?case={case.reference}&staff={staff.pk}"
+        # The whisper asks the worker to press 1, so a voicemail box that picks up never counts as an answer. It
+        # names the caller's call: the key press answers that call, not the case (the citizen may call again).
+        target = urlencode({"case": case.reference, "staff": staff.pk, "call": _param(request, "CallSid")})
+        whisper = _absolute(request, "webhooks:voice-whisper") + f"?{target}"
         dial.number(str(staff.phone), url=whisper, method="POST")
         response.append(dial)
         return response
@@ -291,10 +294,11 @@ def _spool_dial_result(request: HttpRequest) -> HttpResponse:
 def dial_result(request: HttpRequest) -> HttpResponse:
     """Dial's action: the person rung has hung up, or never took the call. Done if they pressed 1; otherwise
     ring the next one, and after the last, voicemail."""
-    case = selectors.case_for_call(_param(request, "CallSid"))
-    if case is None:
+    call = selectors.call_message(_param(request, "CallSid"))
+    if call is None:
         return _missing("CallSid")
-    if services.live_call_was_accepted(case):
+    case = call.case
+    if selectors.call_was_answered(call):
         response = VoiceResponse()
         response.hangup()
         return _twiml(response)
@@ -315,6 +319,13 @@ def _hunt_target(request: HttpRequest):
     return case, staff
 
 
+def _hunted_call(request: HttpRequest, case):
+    """The caller's call this worker was rung for. A URL given before the call travelled in it (a deploy during
+    the ring) names none: the case's latest call is that one."""
+    call = selectors.call_message(request.GET.get("call", "")) if request.GET.get("call") else None
+    return call if call is not None and call.case_id == case.pk else selectors.latest_call_on(case)
+
+
 def _hang_up(request: HttpRequest) -> HttpResponse:
     """The worker's leg, when the case cannot be read: not an answer, so the caller's hunt moves on."""
     response = VoiceResponse()
@@ -331,7 +342,8 @@ def whisper(request: HttpRequest) -> HttpResponse:
     if case is None or staff is None:
         response.hangup()
         return _twiml(response)
-    accept_url = _absolute(request, "webhooks:voice-whisper-accept") + f"?case={case.reference}&staff={staff.pk}"
+    target = urlencode({"case": case.reference, "staff": staff.pk, "call": request.GET.get("call", "")})
+    accept_url = _absolute(request, "webhooks:voice-whisper-accept") + f"?{target}"
     gather = Gather(num_digits=1, action=accept_url, method="POST", timeout=8)
     language = settings.LANGUAGE_CODE
     _say(gather, replies.voice_whisper(reference=case.reference, priority=case.priority), language)
@@ -345,10 +357,11 @@ def whisper(request: HttpRequest) -> HttpResponse:
 def whisper_accept(request: HttpRequest) -> HttpResponse:
     case, staff = _hunt_target(request)
     response = VoiceResponse()
-    if case is None or staff is None or _param(request, "Digits") != "1":
+    call = _hunted_call(request, case) if case is not None else None
+    if call is None or staff is None or _param(request, "Digits") != "1":
         response.hangup()
         return _twiml(response)
-    services.accept_live_call(case, staff)
+    services.accept_live_call(case, staff, call)
     return _twiml(response)  # an empty response ends the whisper and bridges the two calls
 
 
