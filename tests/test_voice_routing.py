@@ -175,3 +175,22 @@ def test_a_citizen_who_calls_again_on_a_case_answered_live_before_is_rung_throug
     assert f">{supervisor.phone}</Number>" in next_person
     assert "<Record" in dial_ends(twilio, next_person, sid="CA600")
 
+
+def test_a_worker_who_presses_1_on_their_own_acknowledged_case_has_answered_the_call(twilio):
+    """The case is theirs and acknowledged already (by SMS); the citizen calls, they press 1 and talk: the caller is
+    not then rung through to someone else and the voicemail, and the call is not a missed one."""
+    from notifications.acknowledgement import acknowledge_case
+
+    worker = on_duty(phone="+38761555001")
+    on_duty(role="supervisor", phone="+38761555009")
+    twilio.sms("Treba mi pomoć", sid="SM700")
+    case = Case.objects.get()
+    acknowledge_case(case, by=worker.user, via="SMS")
+
+    call = start_call(twilio, sid="CA700")
+    assert f">{worker.phone}</Number>" in call
+    answer(twilio, call, leg="CA701")
+    assert "<Hangup />" in dial_ends(twilio, call, sid="CA700", status="completed")
+    twilio.call(VOICE + "status/", sid="CA700", CallStatus="completed", CallDuration="300")
+    case.refresh_from_db()
+    assert not case.needs_callback and not case.timeline.filter(kind=EventKind.CALL_MISSED).exists()
