@@ -825,7 +825,7 @@ def _move_forward(provider_sid: str, status: str, error_code: str) -> bool:
 
 def phone_fails(user_id: int | None) -> None:
     """What we sent to this staff member's phone did not arrive: marked with the time of the latest such report.
-    The mark counts for PHONE_FAILING_COUNTS_FOR (triage.assignment): a phone switched off for the night
+    The mark counts for PHONE_FAILING_COUNTS_FOR (helpline.roster.selectors): a phone switched off for the night
     (30003) is not passed over all the next shift."""
     if user_id is not None and StaffProfile.objects.filter(user_id=user_id).update(
         phone_failing_since=timezone.now()

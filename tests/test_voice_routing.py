@@ -194,3 +194,16 @@ def test_a_worker_who_presses_1_on_their_own_acknowledged_case_has_answered_the_
     twilio.call(VOICE + "status/", sid="CA700", CallStatus="completed", CallDuration="300")
     case.refresh_from_db()
     assert not case.needs_callback and not case.timeline.filter(kind=EventKind.CALL_MISSED).exists()
+
+
+def test_someone_whose_phone_is_failing_is_rung_after_those_whose_phones_work(twilio):
+    """Their SMS came back undelivered minutes ago: the caller would wait out their ring for nothing first."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    failing = on_duty(phone="+38761555002", phone_failing_since=timezone.now() - dt.timedelta(minutes=5))
+    working = on_duty(phone="+38761555001")  # the higher id: last among equals, were it not for the phone
+    first = start_call(twilio)
+    assert f">{working.phone}</Number>" in first and str(failing.phone) not in first
+    assert f">{failing.phone}</Number>" in dial_ends(twilio, first, sid="CA500")

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from helpline.cases.models import Case, Priority
 from helpline.roster.models import Role, StaffProfile
-from helpline.roster.selectors import on_duty_with_open_cases
+from helpline.roster.selectors import on_duty_with_open_cases, phone_is_failing
 
 # Advisory lock keys (any two numbers no other code uses): the turn itself, and the one place in line behind it.
 ASSIGNMENT_TURN = 18_000_001
@@ -106,15 +106,6 @@ class StaffPool:
         else:
             staff.open_cases += 1
         staff.last_assigned_at = at
-
-
-# How long a report that a person's phone did not receive counts against them. A new report marks it again.
-PHONE_FAILING_COUNTS_FOR = dt.timedelta(hours=1)
-
-
-def phone_is_failing(staff: StaffProfile, now: dt.datetime | None = None) -> bool:
-    since = staff.phone_failing_since
-    return since is not None and since > (now or timezone.now()) - PHONE_FAILING_COUNTS_FOR
 
 
 def _idlest(pool: list[StaffProfile]) -> StaffProfile:

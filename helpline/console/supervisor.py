@@ -20,11 +20,10 @@ from helpline.console.access import staff_page, supervisor_page
 from helpline.console.forms import ReassignForm, ShiftForm, parse_week
 from helpline.console.middleware import polling
 from helpline.roster.models import Shift
-from helpline.roster.selectors import is_supervisor
+from helpline.roster.selectors import is_supervisor, phone_is_failing
 from helpline.roster.services import LOCAL
 from notifications import surge
 from notifications.delivery_health import delivery_health
-from triage.assignment import phone_is_failing
 
 
 def _with_phones_failing(staff: list, now) -> list:

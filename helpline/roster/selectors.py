@@ -6,6 +6,7 @@ import datetime as dt
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 
 from helpline.cases.compiled_reads import CompiledRead
 from helpline.cases.kept_reads import kept_for_a_second
@@ -135,11 +136,25 @@ def supervisors_on_duty(at: dt.datetime) -> QuerySet[StaffProfile]:
     return on_duty(at, role=Role.SUPERVISOR)
 
 
+# How long a report that a person's phone did not receive counts against them. A new report marks it again.
+PHONE_FAILING_COUNTS_FOR = dt.timedelta(hours=1)
+
+
+def phone_is_failing(staff: StaffProfile, now: dt.datetime | None = None) -> bool:
+    since = staff.phone_failing_since
+    return since is not None and since > (now or timezone.now()) - PHONE_FAILING_COUNTS_FOR
+
+
 def voice_hunt_list(case: Case, at: dt.datetime, *, limit: int = 3) -> list[StaffProfile]:
     """Whom a live call rings, in order: workers on duty who speak the caller's language and have a phone, fewest
-    open cases first, then the supervisor on duty. A few at most, so nobody in crisis waits minutes."""
+    open cases first, then the supervisor on duty. A few at most, so nobody in crisis waits minutes. As in
+    assignment, a phone known to be failing comes last: the caller would wait out its ring for nothing."""
     staff = with_open_case_counts(on_duty(at)).exclude(phone="")
     speakers = [s for s in staff if case.language in (s.languages or [])]
-    workers = sorted((s for s in speakers if s.role == Role.WORKER), key=lambda s: (s.open_cases, s.pk))
-    supervisors = sorted((s for s in staff if s.role == Role.SUPERVISOR), key=lambda s: (s.open_cases, s.pk))
+
+    def ring_order(person: StaffProfile) -> tuple:
+        return phone_is_failing(person, at), person.open_cases, person.pk
+
+    workers = sorted((s for s in speakers if s.role == Role.WORKER), key=ring_order)
+    supervisors = sorted((s for s in staff if s.role == Role.SUPERVISOR), key=ring_order)
     return (workers[: limit - 1] + supervisors[:1]) if supervisors else workers[:limit]
