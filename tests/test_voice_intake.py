@@ -99,6 +99,18 @@ def test_a_voicemail_whose_recording_callback_comes_after_the_call_ended_is_not_
     assert not case.needs_callback and case.messages.get().recording_sid == "RE017"
 
 
+def test_a_voicemail_first_reported_without_its_address_can_be_played_once_the_address_comes(twilio):
+    # Twilio's Record action may post before the recording is stored, with no RecordingUrl; its status callback then
+    # brings the address, which was dropped as a repeat: the console had a voicemail nobody could play.
+    twilio.call(sid="CA018")
+    twilio.call(VOICE + "recorded/", sid="CA018", RecordingSid="RE018", RecordingUrl="", RecordingDuration="15")
+    twilio.call(VOICE + "recording/", sid="CA018", RecordingSid="RE018", RecordingUrl="https://api.twilio.com/rec/RE018",
+                RecordingDuration="15", RecordingStatus="completed")  # fmt: skip
+    message = Message.objects.get()
+    assert message.recording_url == "https://api.twilio.com/rec/RE018" and message.recording_seconds == 15
+    assert list(message.case.timeline.values_list("kind", flat=True)).count(EventKind.VOICEMAIL_RECEIVED) == 1
+
+
 @pytest.mark.parametrize("withheld", ["+266696687", "+8656696", "+86282452253"], ids=["anonymous", "unknown",
                                                                                       "unavailable"])  # fmt: skip
 def test_a_withheld_number_is_an_anonymous_case_that_cannot_be_called_back(twilio, withheld):

@@ -566,12 +566,18 @@ def record_call_language(*, call_sid: str, language: str) -> Case | None:
 
 @transaction.atomic
 def attach_voicemail(*, call_sid: str, recording_sid: str, recording_url: str, seconds: int | None) -> Case | None:
-    """Attach a finished voicemail recording to its call. Twilio may report it twice; it is attached once."""
+    """Attach a finished voicemail recording to its call. Twilio may report it twice; it is attached once. The
+    first report may come without the recording's address (the Record action's, before Twilio stored it): a later
+    one that has it fills it in, or the console could never play the voicemail."""
     message = selectors.call_message(call_sid, lock=True)
     if message is None:
         logger.warning("voicemail for a call we never stored; ignored")
         return None
     if message.recording_sid == recording_sid:
+        if recording_url and not message.recording_url:
+            message.recording_url = recording_url
+            message.recording_seconds = message.recording_seconds or seconds
+            message.save(update_fields=["recording_url", "recording_seconds"])
         return message.case
     message.recording_sid = recording_sid
     message.recording_url = recording_url
