@@ -435,6 +435,18 @@ def test_a_caller_who_chose_english_during_an_outage_hears_the_goodbye_in_englis
 
 @concurrent
 @database_server
+def test_a_caller_who_chose_english_during_an_outage_hears_the_goodbye_in_english_after_it_ends(twilio):
+    # The database came back while they spoke: their call still waits in the spool, so it has no case to read the
+    # language from, and they were thanked in Bosnian.
+    with database_unreachable():
+        twilio.call(sid="CAen2", from_number="+38761400731")
+        twilio.call("/webhooks/twilio/voice/language/", sid="CAen2", Digits="2")
+    goodbye = twilio.call("/webhooks/twilio/voice/recorded/", sid="CAen2", RecordingSid="REen2",
+                          RecordingDuration="9")  # fmt: skip
+    assert goodbye.status_code == 200 and b'language="en' in goodbye.content
+
+@concurrent
+@database_server
 def test_a_web_form_sent_while_the_database_is_down_is_answered_and_its_code_works_later(client):
     key = uuid.uuid4().hex
     with database_unreachable():

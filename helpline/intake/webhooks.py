@@ -385,7 +385,8 @@ def voicemail_recorded(request: HttpRequest) -> HttpResponse:
             recording_url=_param(request, "RecordingUrl"), seconds=seconds,
         )  # fmt: skip
     case = selectors.case_for_call(_param(request, "CallSid"))
-    language = case.language if case is not None else "bs"
+    # No case: the call still waits in the spool (the database came back during it), and so may its language.
+    language = case.language if case is not None else _spooled_language(request)
     response = VoiceResponse()
     _say(response, replies.voice_goodbye(language=language, number_withheld=_number_withheld(request)), language)
     response.hangup()
