@@ -447,6 +447,30 @@ def test_a_caller_who_chose_english_during_an_outage_hears_the_goodbye_in_englis
 
 @concurrent
 @database_server
+def test_a_drill_call_spooled_in_an_outage_stays_a_drill_when_its_language_is_chosen_after_it(twilio):
+    # The language webhook, with the database back and the call still in the spool, stored the call afresh: a real
+    # case (on-duty phones rung for a rehearsal), under a reference other than the one the caller was given.
+    from urllib.parse import urlencode
+
+    from helpline.drill.marker import DRILL_HEADER, new_drill_marker
+    from tests.conftest import sign
+
+    params = {"CallSid": "CAdrill1", "AccountSid": "AC" + "0" * 32, "From": "+38761400740", "To": "+38733000111",
+              "CallStatus": "ringing"}  # fmt: skip
+    headers = {"HTTP_X_TWILIO_SIGNATURE": sign("/webhooks/twilio/voice/", params),
+               "HTTP_" + DRILL_HEADER.upper().replace("-", "_"): new_drill_marker()}  # fmt: skip
+    with database_unreachable():
+        twilio.client.post("/webhooks/twilio/voice/", data=urlencode(params),
+                           content_type="application/x-www-form-urlencoded", **headers)  # fmt: skip
+    given = spool.spooled("call", "CAdrill1").reference
+    twilio.call("/webhooks/twilio/voice/language/", sid="CAdrill1", from_number="+38761400740", Digits="2")
+
+    spool.replay_spool()
+    case = Case.objects.get()
+    assert case.is_drill and case.reference == given and case.language == "en"
+
+@concurrent
+@database_server
 def test_a_web_form_sent_while_the_database_is_down_is_answered_and_its_code_works_later(client):
     key = uuid.uuid4().hex
     with database_unreachable():

@@ -226,7 +226,16 @@ def call_language_chosen(request: HttpRequest) -> HttpResponse:
     language = _chosen_language(request)
     case = intake.record_call_language(call_sid=call_sid, language=language)
     if case is None:
-        case = intake.record_incoming_call(call_sid=call_sid, from_number=_param(request, "From"))
+        spooled = spool.spooled("call", call_sid)
+        if spooled is not None:
+            # The call rang during an outage and waits in the spool: stored as the spool keeps it, so that a drill
+            # stays a drill and the case has the reference the caller may already have heard.
+            intake.record_incoming_call(**spooled.payload, reserved_reference=spooled.reference)
+        else:
+            intake.record_incoming_call(
+                call_sid=call_sid, from_number=_param(request, "From"), is_drill=is_drill_request(request)
+            )
+        case = intake.record_call_language(call_sid=call_sid, language=language)
     return _twiml(_connect_or_voicemail(request, case, language, hunt=services.hunt_for(case), attempt=0))
 
 
