@@ -407,6 +407,32 @@ def test_a_voicemail_left_after_the_database_returns_but_before_the_replay_is_ke
 
 @concurrent
 @database_server
+@pytest.mark.parametrize("database_back_before_the_end", [False, True], ids=["during", "after"])
+def test_a_voicemail_left_in_an_outage_is_not_replayed_as_a_missed_call(twilio, database_back_before_the_end):
+    # Twilio posts the Record action, then the call's "completed", then the recording's own callback. Only the last
+    # was spooled as the voicemail, after the status: replayed in that order, the call was marked missed first.
+    voice = "/webhooks/twilio/voice/"
+    recording = {"RecordingSid": "REvm1", "RecordingUrl": "https://api.twilio.com/rec/REvm1",
+                 "RecordingDuration": "25"}  # fmt: skip
+    with database_unreachable():
+        twilio.call(sid="CAvm1", from_number="+38761400750")
+        twilio.call(voice + "language/", sid="CAvm1", Digits="1")
+        if not database_back_before_the_end:
+            twilio.call(voice + "recorded/", sid="CAvm1", **recording)
+            twilio.call(voice + "status/", sid="CAvm1", CallStatus="completed")
+            twilio.call(voice + "recording/", sid="CAvm1", RecordingStatus="completed", **recording)
+    if database_back_before_the_end:
+        twilio.call(voice + "recorded/", sid="CAvm1", **recording)
+        twilio.call(voice + "status/", sid="CAvm1", CallStatus="completed")
+        twilio.call(voice + "recording/", sid="CAvm1", RecordingStatus="completed", **recording)
+
+    spool.replay_spool()
+    case = Case.objects.get()
+    assert case.messages.get().recording_sid == "REvm1"
+    assert not case.needs_callback and not case.timeline.filter(kind=EventKind.CALL_MISSED).exists()
+
+@concurrent
+@database_server
 def test_a_caller_who_hung_up_at_the_tone_during_an_outage_is_still_marked_for_a_call_back(twilio):
     # The spool kept the empty recording the live path skips; replayed first, it made the missed call look
     # answered, and nobody called back.

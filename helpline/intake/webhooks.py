@@ -374,7 +374,21 @@ def whisper_accept(request: HttpRequest) -> HttpResponse:
     return _twiml(response)  # an empty response ends the whisper and bridges the two calls
 
 
+def _spool_voicemail_left(request: HttpRequest) -> None:
+    """The voicemail as Record's action reports it, spooled behind its call and ahead of the call's "completed"
+    (which Twilio posts before the recording's own callback, and which, replayed first, would call the call
+    missed). Under a key of its own: the recording's callback may still bring an address this one lacked."""
+    recording_sid, seconds = _param(request, "RecordingSid"), _int_param(request, "RecordingDuration")
+    if recording_sid and seconds:
+        payload = {
+            "call_sid": _param(request, "CallSid"), "recording_sid": recording_sid,
+            "recording_url": _param(request, "RecordingUrl"), "seconds": seconds,
+        }  # fmt: skip
+        spool.spool_contact("voicemail", f"recorded:{recording_sid}", payload)
+
+
 def _goodbye(request: HttpRequest) -> HttpResponse:
+    _spool_voicemail_left(request)
     response = VoiceResponse()
     language = _spooled_language(request)  # a caller who pressed 2 for English hears the goodbye in English
     _say(response, replies.voice_goodbye(language=language, number_withheld=_number_withheld(request)), language)
@@ -389,10 +403,12 @@ def voicemail_recorded(request: HttpRequest) -> HttpResponse:
     which attaches it too, often comes after the call's "completed", which would have called the call missed)."""
     recording_sid, seconds = _param(request, "RecordingSid"), _int_param(request, "RecordingDuration")
     if recording_sid and seconds:
-        intake.attach_voicemail(
+        attached = intake.attach_voicemail(
             call_sid=_param(request, "CallSid"), recording_sid=recording_sid,
             recording_url=_param(request, "RecordingUrl"), seconds=seconds,
         )  # fmt: skip
+        if attached is None and spool.spooled("call", _param(request, "CallSid")) is not None:
+            _spool_voicemail_left(request)  # the call waits in the spool: its voicemail waits behind it
     case = selectors.case_for_call(_param(request, "CallSid"))
     # No case: the call still waits in the spool (the database came back during it), and so may its language.
     language = case.language if case is not None else _spooled_language(request)
