@@ -133,6 +133,16 @@ def staff_call_to_fallback(case: Case) -> str:
     )
 
 
+def staff_call_while_unavailable() -> str:
+    """Said on a call about a case whose details cannot be read (the database is away): how to take it anyway."""
+    return in_staff_language(
+        lambda: gettext(
+            "%(helpline)s: the details of the case were sent to you by SMS. Reply OK and the code from it to take it."
+        )
+        % {"helpline": settings.HELPLINE_NAME}
+    )
+
+
 def command_help() -> str:
     return in_staff_language(
         lambda: gettext(

@@ -278,6 +278,23 @@ def test_a_status_callback_or_a_console_page_while_the_database_is_down_is_a_503
 
 @concurrent
 @database_server
+def test_a_worker_called_about_a_case_during_an_outage_is_told_to_take_it_by_sms_not_an_application_error(twilio):
+    # The call about a critical case reached the worker while PostgreSQL restarted: they heard Twilio's "an
+    # application error has occurred" and nothing about how to take the case; its status callback got a 503.
+    twilio.client.raise_request_exception = False
+    with database_unreachable():
+        spoken = twilio.post("/webhooks/twilio/voice/staff-call/?notification=41", {"CallSid": "CAstaff1"})
+        pressed = twilio.post("/webhooks/twilio/voice/staff-call/accept/?notification=41",
+                              {"CallSid": "CAstaff1", "Digits": "1"})  # fmt: skip
+        status = twilio.post("/webhooks/twilio/voice/staff-call/status/?n=41",
+                             {"CallSid": "CAstaff1", "CallStatus": "completed"})  # fmt: skip
+    for answer in (spoken, pressed):
+        assert answer.status_code == 200 and answer["Content-Type"].startswith("text/xml")
+        assert b"SMS" in answer.content and b"OK" in answer.content and b"<Hangup />" in answer.content
+    assert status.status_code == 204
+
+@concurrent
+@database_server
 def test_a_workers_silent_alarm_during_an_outage_gets_no_citizens_receipt_back(twilio):
     """Someone may be watching the worker's phone: the alarm is spooled, and nothing is sent back to it."""
     StaffFactory(phone="+38761400800")

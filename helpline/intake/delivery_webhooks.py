@@ -1,12 +1,17 @@
 """Twilio's callbacks about what we sent: delivery status of SMS, and the call to a worker about a critical case."""
+import logging
+
 from django.http import HttpRequest, HttpResponse
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from helpline.intake import visit_webhooks
+from helpline.intake.spool import spool_on_failure
 from helpline.intake.webhooks import _absolute, _missing, _param, _say, _twiml, twilio_webhook
 from helpline.welfare import services as welfare_services
 from notifications import acknowledgement, outbox, texts
 from notifications.models import Notification
+
+logger = logging.getLogger(__name__)
 
 
 @twilio_webhook
@@ -41,7 +46,17 @@ def _notification(request: HttpRequest) -> Notification | None:
     return Notification.objects.select_related("case").filter(pk=raw).first()
 
 
+def _take_it_by_sms(request: HttpRequest) -> HttpResponse:
+    """The call's notification cannot be read (the database is away for a moment): the worker hears how to take
+    the case by SMS, whose message reached them with its code, rather than Twilio's "application error"."""
+    response = VoiceResponse()
+    _say(response, texts.staff_call_while_unavailable(), "bs")
+    response.hangup()
+    return _twiml(response)
+
+
 @twilio_webhook
+@spool_on_failure(_take_it_by_sms)
 def staff_call(request: HttpRequest) -> HttpResponse:
     """What a worker hears when called about a critical case: a summary, and press 1 to take it."""
     notification = _notification(request)
@@ -64,6 +79,7 @@ def staff_call(request: HttpRequest) -> HttpResponse:
 
 
 @twilio_webhook
+@spool_on_failure(_take_it_by_sms)
 def staff_call_accept(request: HttpRequest) -> HttpResponse:
     notification = _notification(request)
     response = VoiceResponse()
@@ -77,7 +93,18 @@ def staff_call_accept(request: HttpRequest) -> HttpResponse:
     return _twiml(response)
 
 
+def _status_not_stored(request: HttpRequest) -> HttpResponse:
+    # Twilio does not retry a status callback, so a 503 would keep nothing either; the ladder's steps do not wait
+    # for it (an unanswered call is followed by the next step at its due time).
+    logger.warning(
+        "status %s of the staff call for notification %s not stored (database unavailable)",
+        _param(request, "CallStatus") or "-", request.GET.get("n", "-"),
+    )
+    return HttpResponse(status=204)
+
+
 @twilio_webhook
+@spool_on_failure(_status_not_stored)
 def staff_call_status(request: HttpRequest) -> HttpResponse:
     sid, status = _param(request, "CallSid"), _param(request, "CallStatus")
     if not sid or not status:
