@@ -170,7 +170,12 @@ def accept_call(case: Case, staff: StaffProfile, *, call: Message) -> Case:
                 locked, staff.user, explanation="answered the live call", row_locked=True
             )
             mark_assigned(staff.user_id, timezone.now())
-        locked = acknowledge_case(locked, by=staff.user, via=LIVE_CALL)
+        try:
+            locked = acknowledge_case(locked, by=staff.user, via=LIVE_CALL)
+        except NotOpen:
+            # Resolved while the phone rang (by its own worker, who holds it): the person is on the line now, and
+            # the call is answered all the same; whoever talks with them reopens the case if it needs it.
+            logger.warning("%s was answered live after it was resolved", locked.reference)
         if not call_was_answered(call):  # Twilio may post the key press twice
             case_services.record_event(locked, EventKind.CALL_ANSWERED, actor=staff.user, message_id=call.pk)
         return locked

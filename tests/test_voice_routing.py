@@ -196,6 +196,18 @@ def test_a_worker_who_presses_1_on_their_own_acknowledged_case_has_answered_the_
     assert not case.needs_callback and not case.timeline.filter(kind=EventKind.CALL_MISSED).exists()
 
 
+def test_a_worker_who_resolved_the_case_while_its_caller_rang_them_still_answers_the_call(twilio):
+    # Pressing 1 on a case resolved meanwhile raised (a closed case is not taken): a server error on a live call.
+    worker = on_duty(phone="+38761555001")
+    twilio.sms("Treba mi pomoć", sid="SM710")
+    case = Case.objects.get()
+    call = start_call(twilio, sid="CA710")
+    Case.objects.filter(pk=case.pk).update(status=CaseStatus.RESOLVED, assigned_to=worker.user)
+    answer(twilio, call, leg="CA711")
+    assert "<Hangup />" in dial_ends(twilio, call, sid="CA710", status="completed")
+    assert case.timeline.filter(kind=EventKind.CALL_ANSWERED).exists()
+
+
 def test_someone_whose_phone_is_failing_is_rung_after_those_whose_phones_work(twilio):
     """Their SMS came back undelivered minutes ago: the caller would wait out their ring for nothing first."""
     import datetime as dt
