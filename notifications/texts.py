@@ -134,10 +134,12 @@ def staff_call_to_fallback(case: Case) -> str:
 
 
 def staff_call_while_unavailable() -> str:
-    """Said on a call about a case whose details cannot be read (the database is away): how to take it anyway."""
+    """Said on a staff call whose details cannot be read (the database is away): how to act on it anyway. The
+    call may be about a case or a home visit's alarm (they share the webhook, told apart only in the database)."""
     return in_staff_language(
         lambda: gettext(
-            "%(helpline)s: the details of the case were sent to you by SMS. Reply OK and the code from it to take it."
+            "%(helpline)s: the details were sent to you by SMS. Read it and answer it as it says: for a case, reply "
+            "OK and the code from it to take it."
         )
         % {"helpline": settings.HELPLINE_NAME}
     )
