@@ -302,6 +302,12 @@ BACKENDS = {
 }
 
 
+def alerts_reach_no_phone_in_production() -> bool:
+    """True when a production deployment sends through anything but Twilio: the console backend logs each staff
+    alert and reports it sent, so cases go to people who never hear of them. A demo says DEPLOYMENT=demo."""
+    return settings.DEPLOYMENT == "production" and settings.SMS_BACKEND != "twilio"
+
+
 # One backend per thread, kept while the settings it was made from stand. A Twilio client made per message opened
 # a new connection (in production a TLS handshake with api.twilio.com) for every SMS and call; a kept one sends
 # over the connection its last message used. requests' sessions are not promised to be thread-safe, hence one per

@@ -1,4 +1,5 @@
-"""Start-up checks: Twilio cannot reach a service that does not say where it is; staff alerts share a queue.
+"""Start-up checks: production alerts go through Twilio; Twilio cannot reach a service that does not say where it
+is; staff alerts share a queue.
 
 With SMS_BACKEND=twilio, a call to a worker about a critical case tells Twilio where to fetch what it says
 (PUBLIC_BASE_URL + /webhooks/twilio/voice/staff-call/), and every message and call names its status callback
@@ -13,6 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
+from notifications.backends import alerts_reach_no_phone_in_production
+
 
 @register()
 def twilio_can_reach_this_service(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -23,6 +26,19 @@ def twilio_can_reach_this_service(app_configs: Any = None, **kwargs: Any) -> lis
         hint="Set PUBLIC_BASE_URL to the address Twilio reaches this service at (https://sos.example.ba): the calls "
              "to staff about critical cases fetch what they say from it, and status callbacks come back to it.",
         id="notifications.E001",
+    )]  # fmt: skip
+
+
+@register()
+def production_alerts_reach_phones(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A deployment that forgot SMS_BACKEND would log every staff alert and call it sent: nobody is told of a case."""
+    if not alerts_reach_no_phone_in_production():
+        return []
+    return [Error(
+        f"DEPLOYMENT is production, but SMS_BACKEND is {settings.SMS_BACKEND!r}: staff alerts would go nowhere.",
+        hint="Set SMS_BACKEND=twilio (with the TWILIO_* settings and PUBLIC_BASE_URL). For a demo that sends nothing, "
+             "set DEPLOYMENT=demo instead (README, \"Configuration\").",
+        id="notifications.E005",
     )]  # fmt: skip
 
 

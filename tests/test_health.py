@@ -70,6 +70,29 @@ def test_work_that_stopped_moving_makes_health_degraded_though_every_process_bea
     assert any("1 spooled contact(s) not stored" in problem for problem in body["problems"])
 
 
+def test_production_whose_alerts_are_only_logged_makes_health_degraded(client, clock, settings):
+    # Every staff alert "sent" to the log while everything beats: a case assigned to someone who never hears of it.
+    settings.DEPLOYMENT, settings.SMS_BACKEND = "production", "console"
+    everything_beats()
+
+    body = client.get("/healthz/").json()
+
+    assert body["status"] == "degraded"
+    assert "alerts go nowhere: SMS_BACKEND=console" in body["problems"]
+
+    settings.SMS_BACKEND = "twilio"
+    assert client.get("/healthz/").json()["status"] == "ok"
+
+
+def test_a_demo_with_the_console_backend_is_healthy(client, clock, settings):
+    settings.DEPLOYMENT, settings.SMS_BACKEND = "demo", "console"
+    everything_beats()
+
+    body = client.get("/healthz/").json()
+
+    assert body["status"] == "ok", body["problems"]
+
+
 def test_a_beat_heartbeat_older_than_a_few_seconds_makes_health_degraded_but_still_200(client, clock):
     everything_beats()
     clock.shift(62)

@@ -90,7 +90,7 @@ def _everything_logged(records) -> str:
 
 
 def test_the_logs_of_an_sms_on_its_whole_way_carry_no_number_and_no_words(twilio, settings, caplog):
-    settings.SMS_BACKEND = "console"  # the compose default: it writes what it "sends" to the log
+    settings.SMS_BACKEND = "console"  # the development default: it writes what it "sends" to the log
     worker = StaffFactory(phone="+38762555111")
     ShiftFactory(staff=worker)
     with caplog.at_level(logging.DEBUG):

@@ -42,3 +42,18 @@ def test_a_staff_sender_that_is_the_sos_number_itself_is_warned_about(settings, 
     settings.STAFF_ALERT_SENDER = "MG" + "a" * 32
     call_command("check")
     assert "W004" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["console", "memory", ""])
+def test_production_whose_alerts_would_only_be_logged_stops_the_start(settings, backend):
+    # A compose file that forgot SMS_BACKEND logged every staff alert, reported it sent, and /healthz/ said ok.
+    settings.DEPLOYMENT, settings.SMS_BACKEND = "production", backend
+    with pytest.raises(SystemCheckError, match="SMS_BACKEND"):
+        call_command("check")
+
+
+def test_a_demo_that_says_so_starts_with_the_console_backend(settings):
+    settings.DEPLOYMENT, settings.SMS_BACKEND = "demo", "console"
+    call_command("check")
+    settings.DEPLOYMENT, settings.SMS_BACKEND = "production", "twilio"
+    call_command("check")

@@ -1,5 +1,6 @@
 """GET /healthz/: whether intake works (the database answers), and whether the work behind it runs: the broker,
-beat's heartbeat, a consumer for every worker queue, and whether staff alerts get out (Twilio refusing them).
+beat's heartbeat, a consumer for every worker queue, and whether staff alerts get out (Twilio refusing them, or a
+production deployment whose SMS_BACKEND only logs them).
 Answers within about a second whatever is down."""
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from django.views.decorators.http import require_GET
 from helpline.cases import dispatch
 from helpline.cases.models import Case, CaseStatus, Heartbeat
 from helpline.cases.tasks import BEAT_HEARTBEAT, WORKER_HEARTBEAT_PREFIX, queue_heartbeat_name
+from notifications.backends import alerts_reach_no_phone_in_production
 from notifications.delivery_health import delivery_health
 from notifications.models import DeliveryStatus, Notification
 from triage.semantic_model import RULES_ONLY_HEARTBEAT_PREFIX, RULES_ONLY_REPORT_EVERY_SECONDS, is_turned_off
@@ -172,6 +174,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception:  # as above
         work["progress"], progress_problems = None, ["waiting work unreadable"]
     problems += progress_problems
+    if alerts_reach_no_phone_in_production():  # `migrate` refuses this; a web started without it must not say ok
+        problems.insert(0, f"alerts go nowhere: SMS_BACKEND={settings.SMS_BACKEND}")
     if broker != "ok":
         problems.insert(0, "the broker is unreachable")
     body = {"status": "degraded" if problems else "ok", "database": database, "broker": broker, **work,
