@@ -438,7 +438,8 @@ ESCALATION_STEPS_PER_TICK = 25
 
 def run_due_escalations(now: dt.datetime | None = None, *, limit: int = ESCALATION_STEPS_PER_TICK) -> int:
     """Claim cases whose next step is due and run each step once. Safe with two beats: SKIP LOCKED plus the
-    step-number check. Each case's step runs in its own savepoint: one failing case never holds back the rest."""
+    step-number check. Each case's step runs in its own savepoint: one failing case never holds back the rest, nor
+    takes the places of the cases behind it (helpline/cases/ticks.py)."""
     now = now or timezone.now()
     due = Case.objects.filter(escalation_due_at__lte=now, status__in=WAITING_FOR_ACKNOWLEDGEMENT)
     return ticks.run_each_due(

@@ -181,6 +181,40 @@ def test_one_failing_case_does_not_hold_back_the_escalation_of_the_others(clock,
     assert (broken.escalation_step, healthy.escalation_step) == (0, 1)
 
 
+def test_cases_whose_step_fails_on_every_tick_do_not_starve_the_cases_behind_them(clock, monkeypatch, caplog):
+    # 25 broken cases at the front of the queue took every tick's 25 steps, for ever: no healthy case was chased.
+    on_duty(phone="+38761200301")
+    broken = [critical_case(), critical_case()]
+    clock.shift(30)
+    healthy = critical_case()  # due half a minute after the broken ones, so behind them in the queue
+    original = ladder._run_action
+
+    def fail_for_the_broken(case, action, step):
+        if case.pk in {case.pk for case in broken}:
+            raise RuntimeError("a bad row")
+        return original(case, action, step)
+
+    monkeypatch.setattr(ladder, "_run_action", fail_for_the_broken)
+    for second in range(3):  # the tick runs every second, taking as many steps as the broken cases fill
+        clock.move_to(START + dt.timedelta(minutes=3, seconds=second))
+        ladder.run_due_escalations(limit=len(broken))
+
+    healthy.refresh_from_db()
+    assert healthy.escalation_step == 1
+    assert all(case.reference in caplog.text for case in broken)
+    failures_logged = caplog.text.count("failed")
+
+    # Fixed (or the cause gone), a broken case is tried again a minute later, and its ladder moves on.
+    monkeypatch.setattr(ladder, "_run_action", original)
+    clock.move_to(START + dt.timedelta(minutes=3, seconds=30))
+    ladder.run_due_escalations()
+    assert caplog.text.count("failed") == failures_logged  # not retried, nor logged, every second meanwhile
+    assert [Case.objects.get(pk=case.pk).escalation_step for case in broken] == [0, 0]
+    clock.move_to(START + dt.timedelta(minutes=4, seconds=3))
+    ladder.run_due_escalations()
+    assert [Case.objects.get(pk=case.pk).escalation_step for case in broken] == [1, 1]
+
+
 def test_escalated_counts_agree_on_the_api_the_board_and_the_stats(clock):
     worker = on_duty(phone="+38761200301")
     supervisor = on_duty(role="supervisor", phone="+38761200309")

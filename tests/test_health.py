@@ -93,6 +93,31 @@ def test_a_demo_with_the_console_backend_is_healthy(client, clock, settings):
     assert body["status"] == "ok", body["problems"]
 
 
+def test_an_escalation_ladder_that_stopped_moving_makes_health_degraded(client, clock, settings):
+    # Every process beat while a step failed on every tick: a case nobody took was not chased, and health said ok.
+    waiting = CaseFactory(status="assigned", escalation_due_at=START)
+    clock.shift(45)
+    everything_beats()
+    body = client.get("/healthz/").json()
+    assert body["status"] == "ok", body["problems"]  # a tick or two late is not a fault
+    assert body["progress"]["oldest_overdue_escalation_step_seconds"] == 45
+
+    clock.shift(30)
+    everything_beats()
+    body = client.get("/healthz/").json()
+    assert body["status"] == "degraded"
+    assert "an escalation step due 75 s ago not yet run" in body["problems"]
+
+    settings.HEALTH_ESCALATION_MAX_LATE_SECONDS = 120  # a centre that tolerates more
+    assert client.get("/healthz/").json()["status"] == "ok"
+
+    waiting.escalation_due_at = START + dt.timedelta(minutes=5)  # the step ran: the next one is due later
+    waiting.save(update_fields=["escalation_due_at"])
+    settings.HEALTH_ESCALATION_MAX_LATE_SECONDS = 60
+    body = client.get("/healthz/").json()
+    assert body["status"] == "ok" and body["progress"]["oldest_overdue_escalation_step_seconds"] is None
+
+
 def test_a_beat_heartbeat_older_than_a_few_seconds_makes_health_degraded_but_still_200(client, clock):
     everything_beats()
     clock.shift(62)

@@ -24,6 +24,7 @@ from helpline.cases.tasks import BEAT_HEARTBEAT, WORKER_HEARTBEAT_PREFIX, queue_
 from notifications.backends import alerts_reach_no_phone_in_production
 from notifications.delivery_health import delivery_health
 from notifications.models import DeliveryStatus, Notification
+from notifications.outbox import WAITING_FOR_ACKNOWLEDGEMENT
 from triage.semantic_model import RULES_ONLY_HEARTBEAT_PREFIX, RULES_ONLY_REPORT_EVERY_SECONDS, is_turned_off
 
 BROKER_CHECK_TIMEOUT_SECONDS = 1.0
@@ -135,6 +136,10 @@ def _progress_state(now: dt.datetime) -> tuple[dict, list[str]]:
         "queued_staff_alert": Notification.objects.filter(status=DeliveryStatus.QUEUED, recipient__isnull=False)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .aggregate(at=Min(Coalesce("next_attempt_at", "created_at")))["at"],
+        # A step that fails on every tick keeps its due time (helpline/cases/ticks.py): its ladder stood still.
+        "overdue_escalation_step": Case.objects.filter(
+            status__in=WAITING_FOR_ACKNOWLEDGEMENT, escalation_due_at__lte=now
+        ).aggregate(at=Min("escalation_due_at"))["at"],
     }
     ages = {name: round((now - at).total_seconds()) if at else None for name, at in oldest.items()}
     spooled = sorted(Path(settings.INTAKE_SPOOL_DIR).glob("*.json"), key=lambda path: path.stat().st_mtime)
@@ -143,6 +148,9 @@ def _progress_state(now: dt.datetime) -> tuple[dict, list[str]]:
         "untriaged": (UNTRIAGED_MAX_SECONDS, "a contact not triaged for {age} s"),
         "awaiting_model": (AWAITING_MODEL_MAX_SECONDS, "the model's second look {age} s behind"),
         "queued_staff_alert": (QUEUED_ALERT_MAX_SECONDS, "a staff alert due {age} s ago not yet sent"),
+        "overdue_escalation_step": (
+            settings.HEALTH_ESCALATION_MAX_LATE_SECONDS, "an escalation step due {age} s ago not yet run"
+        ),
         "spooled": (SPOOLED_MAX_SECONDS, f"{len(spooled)} spooled contact(s) not stored, the oldest {{age}} s"),
     }
     problems = [text.format(age=ages[name]) for name, (limit, text) in limits.items() if (ages[name] or 0) > limit]

@@ -445,6 +445,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 HEALTH_BEAT_MAX_AGE_SECONDS = env.float("HEALTH_BEAT_MAX_AGE_SECONDS", default=10.0)
 WORKER_HEARTBEAT_SECONDS = 2.0
 HEALTH_WORKER_MAX_AGE_SECONDS = env.float("HEALTH_WORKER_MAX_AGE_SECONDS", default=10.0)
+# ... and when a case's escalation step is overdue by more than this: the tick runs every second, so a step this
+# late is one that fails on every try (helpline/cases/ticks.py), or a tick queue nobody gets to.
+HEALTH_ESCALATION_MAX_LATE_SECONDS = env.float("HEALTH_ESCALATION_MAX_LATE_SECONDS", default=60.0)
 # The semantic model beside the rules (triage/semantic_model.py). Off, every case is triaged by the rules alone and
 # no case waits for the model's second look: for a box without the memory for it (about 100 MB in each worker
 # process that loads it), and for issue 18's benchmark of the rules' pipeline. The rules alone miss most dangers
