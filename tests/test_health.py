@@ -118,6 +118,32 @@ def test_an_escalation_ladder_that_stopped_moving_makes_health_degraded(client, 
     assert body["status"] == "ok" and body["progress"]["oldest_overdue_escalation_step_seconds"] is None
 
 
+def test_replies_to_citizens_stuck_in_the_queue_make_health_degraded_but_a_slow_broadcast_does_not(client, clock):
+    # Staff alerts were watched; a worker's answer to a citizen, or a crisis event's, could wait an hour unseen.
+    from notifications.models import Notification
+
+    case = CaseFactory(status="assigned")
+    for key, kind in (("reply:1", "citizen_reply"), ("crisis-answer:1:1", "crisis_answer"),
+                      ("crisis-broadcast:1:1", "crisis_broadcast")):  # fmt: skip
+        Notification.objects.create(idempotency_key=key, to_number="+38761200401", body="x", kind=kind, case=case)
+    clock.shift(dt.timedelta(minutes=2))
+    everything_beats()
+    body = client.get("/healthz/").json()
+    assert body["status"] == "ok", body["problems"]  # the number's rate is shared; two minutes is not a fault
+    assert body["progress"]["oldest_queued_citizen_reply_seconds"] == 120
+
+    clock.shift(dt.timedelta(minutes=4))
+    everything_beats()
+    body = client.get("/healthz/").json()
+    assert body["status"] == "degraded"
+    assert body["problems"] == ["a reply to a citizen due 360 s ago not yet sent"]
+
+    Notification.objects.filter(kind__in=["citizen_reply", "crisis_answer"]).update(status="sent")
+    body = client.get("/healthz/").json()
+    assert body["status"] == "ok", body["problems"]  # the broadcast, still queued, is not counted
+    assert body["progress"]["oldest_queued_citizen_reply_seconds"] is None
+
+
 def test_a_beat_heartbeat_older_than_a_few_seconds_makes_health_degraded_but_still_200(client, clock):
     everything_beats()
     clock.shift(62)

@@ -23,7 +23,7 @@ from helpline.cases.models import Case, CaseStatus, Heartbeat
 from helpline.cases.tasks import BEAT_HEARTBEAT, WORKER_HEARTBEAT_PREFIX, queue_heartbeat_name
 from notifications.backends import alerts_reach_no_phone_in_production
 from notifications.delivery_health import delivery_health
-from notifications.models import DeliveryStatus, Notification
+from notifications.models import DeliveryStatus, Notification, NotificationKind
 from notifications.outbox import WAITING_FOR_ACKNOWLEDGEMENT
 from triage.semantic_model import RULES_ONLY_HEARTBEAT_PREFIX, RULES_ONLY_REPORT_EVERY_SECONDS, is_turned_off
 
@@ -124,18 +124,25 @@ def _staff_alert_state() -> tuple[dict, list[str]]:
 UNTRIAGED_MAX_SECONDS = 120  # triage takes well under a second; the sweep re-rings a lost doorbell after 30 s
 AWAITING_MODEL_MAX_SECONDS = 600  # the model's second look lags in a surge (about two minutes at 100 contacts/s)
 QUEUED_ALERT_MAX_SECONDS = 120  # a staff alert due and not yet handed to Twilio
+# A worker's answer or a crisis event's answer to a citizen, due and not handed to Twilio. They share the SOS
+# number's one SMS a second with everything else, behind alerts; a crisis broadcast (thousands, paced on purpose)
+# is left out.
+QUEUED_CITIZEN_REPLY_MAX_SECONDS = 300
 SPOOLED_MAX_SECONDS = 60  # the replay runs every 10 s once the database answers
 
 
 def _progress_state(now: dt.datetime) -> tuple[dict, list[str]]:
     """How old the oldest waiting piece of each kind of work is (seconds; None when nothing waits)."""
+    due = Q(status=DeliveryStatus.QUEUED) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+    since_due = Min(Coalesce("next_attempt_at", "created_at"))
     oldest = {
         "untriaged": Case.objects.filter(status=CaseStatus.NEW).aggregate(at=Min("created_at"))["at"],
         "awaiting_model": Case.objects.filter(awaiting_model=True).aggregate(at=Min("created_at"))["at"],
         # Measured from when it became due (a retry is due at its next attempt, not when first written).
-        "queued_staff_alert": Notification.objects.filter(status=DeliveryStatus.QUEUED, recipient__isnull=False)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .aggregate(at=Min(Coalesce("next_attempt_at", "created_at")))["at"],
+        "queued_staff_alert": Notification.objects.filter(due, recipient__isnull=False).aggregate(at=since_due)["at"],
+        "queued_citizen_reply": Notification.objects.filter(
+            due, kind__in=(NotificationKind.CITIZEN_REPLY, NotificationKind.CRISIS_ANSWER)
+        ).aggregate(at=since_due)["at"],
         # A step that fails on every tick keeps its due time (helpline/cases/ticks.py): its ladder stood still.
         "overdue_escalation_step": Case.objects.filter(
             status__in=WAITING_FOR_ACKNOWLEDGEMENT, escalation_due_at__lte=now
@@ -148,6 +155,7 @@ def _progress_state(now: dt.datetime) -> tuple[dict, list[str]]:
         "untriaged": (UNTRIAGED_MAX_SECONDS, "a contact not triaged for {age} s"),
         "awaiting_model": (AWAITING_MODEL_MAX_SECONDS, "the model's second look {age} s behind"),
         "queued_staff_alert": (QUEUED_ALERT_MAX_SECONDS, "a staff alert due {age} s ago not yet sent"),
+        "queued_citizen_reply": (QUEUED_CITIZEN_REPLY_MAX_SECONDS, "a reply to a citizen due {age} s ago not yet sent"),
         "overdue_escalation_step": (
             settings.HEALTH_ESCALATION_MAX_LATE_SECONDS, "an escalation step due {age} s ago not yet run"
         ),
