@@ -322,6 +322,30 @@ def test_a_worker_still_without_its_model_minutes_later_is_still_reported(client
         semantic_model.forget_semantic_model()
 
 
+def test_a_worker_without_its_model_is_still_reported_through_a_quiet_night(client, clock, monkeypatch, tmp_path):
+    """It reported "rules only" when its load failed; with no triage for three minutes the report aged out and
+    /healthz/ said "ok", though the next case it triages is read by the rules alone. The ticks it runs meanwhile
+    keep the report fresh."""
+    from helpline.cases.tasks import record_heartbeat
+    from triage import semantic_model
+    from triage.services import classify
+
+    monkeypatch.setattr(semantic_model, "head_file", tmp_path / "missing.npz")
+    monkeypatch.setattr(time, "monotonic", time.time)  # the report's own clock moves with the test's
+    semantic_model.forget_semantic_model()
+    try:
+        classify("Muž me tuče, pomozite")  # the process's one triage of the night
+        for _ in range(10):  # twenty quiet minutes in which the process runs only its periodic tasks
+            clock.shift(120)
+            record_heartbeat.apply()
+        everything_beats()
+
+        body = client.get("/healthz/").json()
+        assert body["status"] == "degraded" and body["semantic_triage"] == "rules only in 1 process(es)"
+    finally:
+        semantic_model.forget_semantic_model()
+
+
 def test_a_centre_that_turned_the_model_off_sees_so_on_healthz_without_an_alarm(client, clock, settings):
     from triage import semantic_model
     from triage.services import classify

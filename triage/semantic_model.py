@@ -170,6 +170,15 @@ def report_rules_only() -> None:
         logger.warning("could not record that this process triages by the rules alone", exc_info=True)
 
 
+def keep_rules_only_report_fresh() -> None:
+    """Refresh this process's "rules only" report if its model could not be loaded, whether or not it triages: a
+    process quiet for three minutes otherwise aged out of /healthz/, which said "ok" although its next case is read
+    by the rules alone. Called before every task a worker process runs (helpline/project/celery.py; the ticks run
+    every few seconds); a dictionary look-up unless it reports (at most a write a minute)."""
+    if _loaded.get("pid") == os.getpid() and _loaded.get("model") is None and _loaded.get("problem") != TURNED_OFF:
+        report_rules_only()
+
+
 def model_problem() -> str:
     """Why the model could not be loaded in this process ('' when it loaded or was never asked for)."""
     return str(_loaded.get("problem", "")) if _loaded.get("pid") == os.getpid() else ""

@@ -2,7 +2,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import task_prerun, worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "helpline.project.settings")
 
@@ -36,6 +36,15 @@ def _critical_worker_loads_the_model(**_kwargs) -> None:
 
     if CRITICAL_QUEUE in app.amqp.queues.consume_from:
         warm_up_in_background()
+
+
+@task_prerun.connect
+def _rules_only_report_stays_fresh(**_kwargs) -> None:
+    """A worker process whose model could not be loaded says so on /healthz/ for as long as it runs, not only
+    within three minutes of its last triage: every process runs some tick every few seconds."""
+    from triage.semantic_model import keep_rules_only_report_fresh
+
+    keep_rules_only_report_fresh()
 
 
 @worker_ready.connect
