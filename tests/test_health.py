@@ -4,6 +4,7 @@ import datetime as dt
 import logging
 import os
 import time
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -142,6 +143,32 @@ def test_replies_to_citizens_stuck_in_the_queue_make_health_degraded_but_a_slow_
     body = client.get("/healthz/").json()
     assert body["status"] == "ok", body["problems"]  # the broadcast, still queued, is not counted
     assert body["progress"]["oldest_queued_citizen_reply_seconds"] is None
+
+
+def test_a_spooled_contact_stored_while_health_looks_does_not_make_the_answer_unreadable(
+    client, clock, settings, tmp_path, monkeypatch
+):
+    # After an outage the replay stores and deletes spooled files while /healthz/ lists them: a file gone between
+    # the listing and its stat() made the whole answer "waiting work unreadable".
+    settings.INTAKE_SPOOL_DIR = tmp_path
+    for name in ("sms-0001.json", "sms-0002.json"):
+        (tmp_path / name).write_text("{}")
+        os.utime(tmp_path / name, (START.timestamp(), START.timestamp()))
+    listed = Path.glob
+
+    def listed_then_one_replayed(directory, pattern):
+        found = list(listed(directory, pattern))
+        (tmp_path / "sms-0001.json").unlink(missing_ok=True)  # the replay stored it meanwhile
+        return iter(found)
+
+    monkeypatch.setattr(Path, "glob", listed_then_one_replayed)
+    clock.shift(5)
+    everything_beats()
+
+    body = client.get("/healthz/").json()
+
+    assert body["status"] == "ok", body["problems"]
+    assert body["progress"]["oldest_spooled_seconds"] == 5
 
 
 def test_a_beat_heartbeat_older_than_a_few_seconds_makes_health_degraded_but_still_200(client, clock):

@@ -131,6 +131,18 @@ QUEUED_CITIZEN_REPLY_MAX_SECONDS = 300
 SPOOLED_MAX_SECONDS = 60  # the replay runs every 10 s once the database answers
 
 
+def _spooled_file_times(directory: Path) -> list[float]:
+    """When each spooled contact was written. The replay deletes the files it stored while this reads them (after
+    an outage, many a second): one gone since the listing is stored, not a fault."""
+    times = []
+    for path in directory.glob("*.json"):
+        try:
+            times.append(path.stat().st_mtime)
+        except FileNotFoundError:
+            continue
+    return times
+
+
 def _progress_state(now: dt.datetime) -> tuple[dict, list[str]]:
     """How old the oldest waiting piece of each kind of work is (seconds; None when nothing waits)."""
     due = Q(status=DeliveryStatus.QUEUED) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
@@ -149,8 +161,8 @@ def _progress_state(now: dt.datetime) -> tuple[dict, list[str]]:
         ).aggregate(at=Min("escalation_due_at"))["at"],
     }
     ages = {name: round((now - at).total_seconds()) if at else None for name, at in oldest.items()}
-    spooled = sorted(Path(settings.INTAKE_SPOOL_DIR).glob("*.json"), key=lambda path: path.stat().st_mtime)
-    ages["spooled"] = round(time.time() - spooled[0].stat().st_mtime) if spooled else None
+    spooled = _spooled_file_times(Path(settings.INTAKE_SPOOL_DIR))
+    ages["spooled"] = round(time.time() - min(spooled)) if spooled else None
     limits = {
         "untriaged": (UNTRIAGED_MAX_SECONDS, "a contact not triaged for {age} s"),
         "awaiting_model": (AWAITING_MODEL_MAX_SECONDS, "the model's second look {age} s behind"),
