@@ -171,6 +171,27 @@ def test_a_spooled_contact_stored_while_health_looks_does_not_make_the_answer_un
     assert body["progress"]["oldest_spooled_seconds"] == 5
 
 
+@pytest.mark.parametrize("allowed", [["sos.example.ba"], [".example.ba"], ["*"]])
+def test_the_containers_own_health_check_is_answered_whatever_the_allowed_hosts(client, clock, settings, allowed):
+    # docker-compose's web healthcheck asks http://127.0.0.1:8000/healthz/; with ALLOWED_HOSTS set for production
+    # it got 400, and the container was marked unhealthy while it served everyone.
+    settings.ALLOWED_HOSTS = allowed
+    everything_beats()
+
+    response = client.get("/healthz/", HTTP_HOST="127.0.0.1:8000", REMOTE_ADDR="127.0.0.1")
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+    assert client.get("/healthz/", HTTP_HOST="[::1]:8000", REMOTE_ADDR="::1").status_code == 200
+
+
+def test_the_host_check_still_holds_for_other_addresses_and_other_pages(client, clock, settings):
+    settings.ALLOWED_HOSTS = ["sos.example.ba"]
+    everything_beats()
+
+    assert client.get("/healthz/", HTTP_HOST="evil.example", REMOTE_ADDR="203.0.113.9").status_code == 400
+    assert client.get("/inquiry/", HTTP_HOST="127.0.0.1:8000", REMOTE_ADDR="127.0.0.1").status_code == 400
+    assert client.get("/healthz/", HTTP_HOST="sos.example.ba", REMOTE_ADDR="203.0.113.9").status_code == 200
+
+
 def test_a_beat_heartbeat_older_than_a_few_seconds_makes_health_degraded_but_still_200(client, clock):
     everything_beats()
     clock.shift(62)

@@ -121,6 +121,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # The container's health check asks http://127.0.0.1:8000/healthz/: answered whatever ALLOWED_HOSTS says.
+    "helpline.project.local_health_check.LoopbackHealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before anything reads a body: an oversized one is answered 413 (helpline/project/request_limits.py).
     "helpline.project.request_limits.RequestBodyLimitMiddleware",
