@@ -99,3 +99,44 @@ def test_health_answers_503_when_the_database_is_unreachable():
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["status"] == 503
     assert outcome["body"]["database"] == "unreachable"
+
+
+def _worker_services(compose: dict) -> dict[str, dict]:
+    return {name: service for name, service in compose["services"].items() if "worker" in service.get("command", [])}
+
+
+def _seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+)(ms|s|m)", duration)
+    return int(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[match.group(2)]
+
+
+def test_a_worker_docker_stops_hands_back_its_tasks_before_it_is_killed(settings):
+    """`docker compose stop` (or a redeploy) sends SIGTERM and SIGKILLs after the grace period, 10 s by default. On
+    SIGTERM a worker waited for its running tasks without a limit (the soft shutdown applies to a cold shutdown
+    only), and was killed mid-task; a task taken (acks_late) then came back only after the broker's visibility
+    timeout."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    workers = _worker_services(compose)
+    assert {"worker", "worker-critical", "worker-alerts", "worker-model"} <= set(workers)
+    for name, service in workers.items():
+        assert service["environment"].get("REMAP_SIGTERM") == "SIGQUIT", name  # SIGTERM starts the soft shutdown
+        assert _seconds(service.get("stop_grace_period", "10s")) >= settings.CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT + 15
+        assert service["environment"]["DATABASE_URL"] == compose["x-app"]["environment"]["DATABASE_URL"]  # merged
+    supervised = (ROOT / "deploy" / "supervisord.conf").read_text()
+    programs = re.findall(r"^\[program:\w+\]\n(.*?)(?=^\[|\Z)", supervised, re.M | re.S)
+    celery_workers = [program for program in programs if "--app helpline worker" in program]
+    assert len(celery_workers) == 4
+    assert all('REMAP_SIGTERM="SIGQUIT"' in program for program in celery_workers)
+
+
+def test_a_hung_task_is_stopped_and_the_longest_one_still_finishes():
+    from helpline.casework.actions import SECOND_LOOK_SECONDS
+    from helpline.project.celery import app
+
+    soft, hard = app.conf.task_soft_time_limit, app.conf.task_time_limit
+    assert soft and hard and SECOND_LOOK_SECONDS * 4 <= soft < hard  # the model's look reads for 20 s, then a batch
+    if app.conf.broker_url.startswith("redis://"):
+        # A task a killed worker had taken comes back after the visibility timeout: sooner than Redis's hour, but
+        # never while a task still runs (the hard limit) or waits for its countdown (a retry: up to 300 s).
+        visibility = app.conf.broker_transport_options["visibility_timeout"]
+        assert max(hard, 300) < visibility <= 900

@@ -318,7 +318,11 @@ if IS_EMBEDDED_BROKER:
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
 else:
     # Intake must answer within a second even when the broker is gone: fail fast, the sweep recovers.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 5}
+    # visibility_timeout: a message a worker took and never acknowledged (acks_late, and the worker was SIGKILLed,
+    # ran out of memory or lost its host) is handed out again after this; Redis's default is an hour. It must stay
+    # above the hard time limit and the longest countdown a task is published with (a retry's, 300 s at most:
+    # notifications/tasks.py), or a task still running or waiting is handed to a second worker as well.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 5, "visibility_timeout": 600}
 CELERY_BROKER_CONNECTION_TIMEOUT = 0.5
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
@@ -372,8 +376,20 @@ CELERY_TASK_ROUTES = {
 }
 # Tasks outside an app's tasks.py (the case-work layer is not a Django app of its own).
 CELERY_IMPORTS = ["helpline.casework.tasks"]
-CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 10.0  # finish or hand back running tasks on a warm shutdown
+# A stopped worker gives its running tasks this long to finish, then hands back what is left (acks_late). Celery
+# applies it to a cold shutdown only, so the workers run with REMAP_SIGTERM=SIGQUIT (docker-compose.yml,
+# deploy/supervisord.conf): SIGTERM, what docker and supervisord send, then starts it. A warm shutdown, Celery's
+# default on SIGTERM, would wait for the tasks without a limit, until the SIGKILL.
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 10.0
 CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = True
+# A hung task (a socket without a timeout, a lock never granted) holds a pool process for ever: two on the critical
+# worker stop every ladder. The longest task that works is the model's second look, which reads batches for 20 s
+# (SECOND_LOOK_SECONDS) and then finishes its batch (a second or two; the model reads a message in tens of ms);
+# the spool replay, a crisis broadcast and the daily anonymisation go on where they stopped in their next run.
+# SoftTimeLimitExceeded is raised in the task first, then the process is killed; below the broker's visibility
+# timeout. The alerts worker's thread pool does not enforce them (its sends time out after 10 s themselves).
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_TASK_TIME_LIMIT = 300
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
