@@ -503,6 +503,27 @@ def test_the_api_starts_extends_and_checks_out_a_visit_with_the_pin(clock, team)
     assert StaffIncident.objects.get().case == case
 
 
+def test_an_incident_is_linked_only_to_a_case_of_the_reporters_own(clock, team, client):
+    # Any reference was taken: a worker's incident landed in the supervisors' report under a colleague's case.
+    worker, _supervisor, _ = team
+    colleagues = CaseFactory(assigned_to=StaffFactory().user)
+    theirs = CaseFactory(assigned_to=worker.user)
+    api = APIClient()
+    api.force_authenticate(worker.user)
+    incident = {"kind": "threat", "occurred_at": "2026-11-23T08:30:00Z", "place": "Maglaj", "description": "prijetio",
+                "perpetrator": "partner"}  # fmt: skip
+    refused = api.post("/api/v1/staff-incidents/", {**incident, "case_reference": colleagues.reference}, format="json")
+    assert refused.status_code == 400 and "case_reference" in refused.json()
+    client.force_login(worker.user)
+    page = client.post("/console/visits/incidents/", {**incident, "occurred_at": "", "case_reference":
+                                                      colleagues.reference})  # fmt: skip
+    assert page.status_code == 400 and not StaffIncident.objects.exists()
+    prefix, year, serial = theirs.reference.lower().split("-")
+    typed = f"{prefix}-{year}-{serial.replace('0', 'O')}"  # typed loosely, as a reference is read everywhere else
+    assert api.post("/api/v1/staff-incidents/", {**incident, "case_reference": typed}, format="json").status_code == 201
+    assert StaffIncident.objects.get().case == theirs
+
+
 def test_the_boards_visits_include_shows_supervisors_the_panel_and_nobody_else(clock, team, rf):
     from django.template.loader import render_to_string
 

@@ -18,7 +18,6 @@ from rest_framework.response import Response
 
 from helpline.api.cases import STAFF_AUTHENTICATION
 from helpline.api.permissions import IsStaffMember
-from helpline.cases.models import Case
 from helpline.roster.models import StaffProfile
 from helpline.visits import selectors, services
 from helpline.visits.models import IncidentKind, StaffIncident, Visit
@@ -119,7 +118,7 @@ class VisitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         data.is_valid(raise_exception=True)
         staff = _profile(request)
         reference = data.validated_data["case_reference"]
-        case = services._case_for_visit(staff, reference) if reference else None
+        case = services.staff_case_by_reference(staff, reference) if reference else None
         if reference and case is None:
             raise ValidationError({"case_reference": [_("No such case among yours.")]})
         try:
@@ -209,7 +208,9 @@ class IncidentViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, viewsets.G
     def perform_create(self, serializer) -> None:
         data = dict(serializer.validated_data)
         reference = data.pop("case_reference", "")
-        case = Case.objects.filter(reference__iexact=reference).first() if reference else None
+        case = services.staff_case_by_reference(_profile(self.request), reference) if reference else None
+        if reference and case is None:
+            raise ValidationError({"case_reference": [_("No such case among yours.")]})
         serializer.instance = services.record_incident(
             staff_affected=_profile(self.request), reported_by=self.request.user, case=case, **data
         )

@@ -245,9 +245,13 @@ def visit_pins(request: HttpRequest) -> HttpResponse:
 def incident_report(request: HttpRequest) -> HttpResponse:
     staff = _staff(request)
     form = IncidentForm(request.POST)
+    case = None
+    if form.is_valid() and form.cleaned_data["case_reference"]:
+        case = services.staff_case_by_reference(staff, form.cleaned_data["case_reference"])
+        if case is None:
+            form.add_error("case_reference", _("No such case among yours."))
     if form.is_valid():
         data = form.cleaned_data
-        case = Case.objects.filter(reference__iexact=data["case_reference"]).first() if data["case_reference"] else None
         services.record_incident(
             staff_affected=staff, kind=data["kind"], occurred_at=data["occurred_at"] or timezone.now(),
             place=data["place"], description=data["description"], perpetrator=data["perpetrator"],

@@ -26,6 +26,7 @@ from helpline.cases import ticks
 from helpline.cases.dispatch import ALERTS_QUEUE
 from helpline.cases.language import command_words, fold
 from helpline.cases.models import Case, mask_phone
+from helpline.cases.selectors import case_by_reference
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import all_supervisors, is_supervisor, supervisors_on_duty
 from helpline.visits import texts
@@ -627,7 +628,7 @@ def _start_by_sms(staff: StaffProfile, body: str) -> str:
         parts = parts[:1] + (parts[2].split(None, 1) if len(parts) > 2 else [])
     if len(parts) < 2 or not _MINUTES.match(parts[1]):
         return texts.visit_help()
-    case = _case_for_visit(staff, reference) if reference else None
+    case = staff_case_by_reference(staff, reference) if reference else None
     address = parts[2] if len(parts) > 2 else ""
     try:
         visit = start_visit(staff, minutes=int(parts[1]), address=address, case=case, via="SMS")
@@ -639,12 +640,14 @@ def _start_by_sms(staff: StaffProfile, body: str) -> str:
     return reply
 
 
-def _case_for_visit(staff: StaffProfile, reference: str) -> Case | None:
-    """Only a case the worker may see: their own, or any for a supervisor."""
-    cases = Case.objects.filter(reference__iexact=reference)
-    if not staff.is_supervisor:
-        cases = cases.filter(assigned_to_id=staff.user_id)
-    return cases.first()
+def staff_case_by_reference(staff: StaffProfile, reference: str) -> Case | None:
+    """The case a worker names for a visit or an incident, however they typed its reference: only their own (held
+    now, or resolved in their hands), or any for a supervisor. Any other reference names nothing: linking a visit
+    or an incident to a colleague's case put it in the supervisors' report under a case the worker may not see."""
+    case = case_by_reference(reference)
+    if case is None or staff.is_supervisor or case.assigned_to_id == staff.user_id:
+        return case
+    return None
 
 
 def _acknowledge_by_code(staff: StaffProfile, code: str) -> str | None:
