@@ -133,14 +133,16 @@ def why_the_number_may_not_be_texted(number_index: str) -> str:
     callers = Caller.objects.filter(phone_index=number_index)
     if callers.filter(has_opted_out=True).exists():
         return "the citizen opted out of SMS"
-    from_the_number = Q(caller_id__in=callers.values("pk")) | Q(contact_phone_index=number_index)
-    latest_word = (
-        Case.objects.filter(from_the_number, safe_to_text__isnull=False)
-        .order_by("-created_at", "-pk")
-        .values_list("safe_to_text", flat=True)
-        .first()
-    )
-    if latest_word is False:
+    # Two reads, each by its own index, and the latest answer picked here: one read with OR and ORDER BY ... LIMIT 1
+    # walked the created_at index back through every case when none matched (80 ms at 300,000 cases, asked for
+    # every citizen SMS sent and every contact a crisis event groups).
+    answered = Case.objects.filter(safe_to_text__isnull=False)
+    fields = ("created_at", "pk", "safe_to_text")
+    answers = [
+        *answered.filter(caller__phone_index=number_index).values_list(*fields),
+        *answered.filter(contact_phone_index=number_index).values_list(*fields),
+    ]
+    if answers and max(answers)[2] is False:
         return "the citizen said SMS is not safe"
     return ""
 
