@@ -352,8 +352,14 @@ def deliver_broadcast(broadcast_id: int, *, batch: int = 200) -> int:
         CrisisContact.objects.filter(event=broadcast.event).select_related("case__caller").order_by("case_id")
     )
     # A citizen is claimed through the first case of theirs that is reached: one that can take an SMS when any
-    # can, not a web form without SMS consent that happens to be older.
-    textable = {_citizen(contact.case) for contact in contacts.iterator() if _may_take_an_sms(contact.case)}
+    # can, not a web form without SMS consent that happens to be older. "Can" includes what the number's other
+    # cases say: a woman whose form said texts are unsafe, and who then called, is reached on her status page,
+    # her one safe channel, not skipped on the call's case.
+    textable = {
+        _citizen(contact.case) for contact in contacts.iterator()
+        if _may_take_an_sms(contact.case)
+        and not case_selectors.why_the_number_may_not_be_texted(_citizen_number_index(contact.case))
+    }  # fmt: skip
     last_case_id = 0
     while True:
         # An ended event sends nothing more (the outbox also holds back what this run queued before the end).

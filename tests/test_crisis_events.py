@@ -265,6 +265,22 @@ def test_a_later_form_saying_texts_are_safe_again_lets_the_crisis_answer_go(floo
     assert sent_to("+38761000054", NotificationKind.CRISIS_ANSWER)
 
 
+def test_a_broadcast_reaches_on_her_status_page_a_citizen_whose_form_said_texts_are_unsafe_and_who_then_called(
+    flood, supervisor
+):
+    # Her call's case counted as able to take an SMS, so her web case was passed over; the call's SMS was then
+    # refused at the number: she was skipped, and the notice never reached her one safe channel.
+    web = web_form("Maglaj, voda u kući, muž mi čita poruke", phone="+38761000055", safe_to_text=False)
+    caller = Caller.objects.create(phone="+38761000055")
+    call = CaseFactory(channel="voice", caller=caller)
+    MessageFactory(case=call, channel="voice", body="Poplava u Maglaju, zarobljeni smo")
+    actions.do_triage_case(call.pk)
+    broadcast = crisis.start_broadcast(flood, by=supervisor.user, token="t-55", text="Evakuacija u 18 h.")
+    assert crisis.deliver_broadcast(broadcast.pk) == 1
+    assert any("Evakuacija" in message.body for message in web.messages.all())
+    assert not sent_to("+38761000055", NotificationKind.CRISIS_BROADCAST)
+
+
 def test_stop_arriving_after_the_broadcast_was_queued_stops_its_sms(flood, supervisor, twilio, twilio_api):
     # The flood queue sends about one SMS a second: minutes pass between queueing and sending.
     web = web_form("Maglaj, voda u kući", phone="+38761000053", safe_to_text=True)
