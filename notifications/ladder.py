@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -393,39 +393,44 @@ def _assign_one_batch(batch: int) -> tuple[dict[int, Case], bool]:
     return handed, len(cases) == batch and bool(handed)
 
 
-# How many cases one tick flags as waited too long for room: the rest come in the next tick (every two seconds).
-FLAGGED_PER_TICK = 50
+# How often the supervisors hear again of cases waiting for room while they still wait.
+WAITING_FOR_ROOM_TOLD_EVERY = dt.timedelta(minutes=15)
 
 
-def flag_cases_left_waiting_for_room(now: dt.datetime | None = None, *, limit: int = FLAGGED_PER_TICK) -> int:
-    """A case nobody on duty has room for waits, unassigned, for someone to resolve a case or come on duty: with
-    no clock, nobody was told. One waiting longer than its priority's time to acknowledge is flagged now, and the
-    ladder for a case nobody could take tells every supervisor, then the fallback numbers, until someone takes it
-    (the board proposes surge mode meanwhile). Not in surge mode: there the minute's digest counts these cases, and
-    paging about each is what surge mode stops. A critical case is never left waiting: it goes over a maximum."""
+def tell_supervisors_of_cases_waiting_for_room(now: dt.datetime | None = None) -> int:
+    """A case nobody on duty has room for waits, unassigned, for someone to resolve a case or come on duty: with no
+    clock, nobody heard of it. While any has waited longer than its priority's time to acknowledge, the supervisors
+    on duty (every supervisor when none is) get one SMS saying how many and for how long, again every
+    WAITING_FOR_ROOM_TOLD_EVERY: they can take one, raise someone's maximum, call people in or declare surge mode.
+    One message, not a ladder per case: forty cases left by a surge just ended paged three supervisors 240 times.
+    Not in surge mode, whose minute's digest counts these cases. A critical case never waits: it goes over a
+    maximum. Returns how many were told."""
     if surge.surge_is_on():
         return 0
     now = now or timezone.now()
-    flagged = 0
+    waited_too_long = Q(pk__in=[])
     for priority in (Priority.HIGH, Priority.NORMAL, Priority.LOW):
         cut = now - dt.timedelta(minutes=max(ladder_for(priority).acknowledge_within_minutes, 1))
-        waited = Case.objects.filter(
-            Q(triaged_at__lte=cut) | Q(triaged_at__isnull=True, created_at__lte=cut),
-            status=CaseStatus.TRIAGED, assigned_to__isnull=True, escalation_due_at__isnull=True, priority=priority,
-        )  # fmt: skip
-        for case in list(waited.order_by("created_at")[: limit - flagged]):
-            with transaction.atomic():
-                locked = Case.objects.for_change().get(pk=case.pk)
-                if locked.status != CaseStatus.TRIAGED or locked.assigned_to_id or locked.escalation_due_at:
-                    continue  # given out or flagged meanwhile
-                waited_minutes = round((now - (locked.triaged_at or locked.created_at)).total_seconds() / 60)
-                explanation = f"waited {waited_minutes} min: everyone on duty is at their maximum"
-                logger.warning("%s %s; supervisors are told", locked.reference, explanation)
-                case_services.flag_unassignable(locked, explanation=explanation)
-                flagged += 1
-        if flagged >= limit:
-            break
-    return flagged
+        in_queue_since_before = Q(triaged_at__lte=cut) | Q(triaged_at__isnull=True, created_at__lte=cut)
+        waited_too_long |= Q(priority=priority) & in_queue_since_before
+    waiting = Case.objects.filter(
+        waited_too_long, status=CaseStatus.TRIAGED, assigned_to__isnull=True, escalation_due_at__isnull=True,
+        is_drill=False,
+    ).aggregate(count=Count("pk"), oldest=Min("created_at"))  # fmt: skip
+    if not waiting["count"]:
+        return 0
+    text = texts.waiting_for_room(waiting["count"], oldest_minutes=int((now - waiting["oldest"]).total_seconds() // 60))
+    window = int(now.timestamp() // WAITING_FOR_ROOM_TOLD_EVERY.total_seconds())
+    told = 0
+    for supervisor in list(supervisors_on_duty(now).exclude(phone="")) or all_supervisors():
+        told += bool(queue_notification(
+            key=f"waiting-for-room:{supervisor.pk}:{window}", to_number=str(supervisor.phone), body=text,
+            kind=NotificationKind.ESCALATION, recipient=supervisor.user,
+        ))  # fmt: skip
+    if told:
+        logger.warning("%s cases waiting for room (the oldest since %s): supervisors told", waiting["count"],
+                       waiting["oldest"].isoformat(timespec="minutes"))  # fmt: skip
+    return told
 
 
 # --- Running due steps ------------------------------------------------------------------------------------------

@@ -199,3 +199,17 @@ def timezone_local(moment):
     from django.utils import timezone
 
     return timezone.localtime(moment)
+
+
+def waiting_for_room(count: int, *, oldest_minutes: int) -> str:
+    """To supervisors: cases wait unassigned because everyone on duty is at their maximum."""
+    return in_staff_language(
+        lambda: gettext(
+            "%(helpline)s: %(count)s cases are waiting and everyone on duty is at their maximum (the oldest for "
+            "%(oldest)s min). Take one, raise a maximum or call people in: %(link)s"
+        )
+        % {
+            "helpline": settings.HELPLINE_NAME, "count": count, "oldest": oldest_minutes,
+            "link": console_url("/console/board/") or "/console/board/",
+        }
+    )

@@ -161,9 +161,10 @@ def test_supervisors_giving_cases_to_whoever_should_have_them_at_once_never_over
     assert open_cases_of(supervisor) == 5
 
 
-def test_a_case_left_waiting_for_room_past_its_time_to_acknowledge_is_flagged_for_every_supervisor():
+def test_supervisors_hear_of_cases_left_waiting_for_room_in_one_message_every_quarter_hour():
     # One worker and one supervisor on duty at night, both full: a normal case waited with no clock, off the
-    # board's list of cases waiting for a person, and nobody was ever told.
+    # board's list of cases waiting for a person, and nobody was ever told. (Then, told by a ladder per case,
+    # forty cases left by a surge paged three supervisors 240 times: now one message says how many.)
     start = dt.datetime(2026, 12, 6, 23, 0, tzinfo=dt.UTC)
     with time_machine.travel(start, tick=False) as clock:
         worker = ShiftFactory(staff=StaffFactory(max_open_cases=1), starts_at=start - dt.timedelta(hours=1),
@@ -171,18 +172,25 @@ def test_a_case_left_waiting_for_room_past_its_time_to_acknowledge_is_flagged_fo
         supervisor = ShiftFactory(staff=StaffFactory(role="supervisor", max_open_cases=0, phone="+38761700900"),
                                   starts_at=start - dt.timedelta(hours=1), ends_at=start + dt.timedelta(hours=9)).staff
         CaseFactory(assigned_to=worker.user, status=CaseStatus.ASSIGNED)
-        waiting = case_saying(NORMAL)
-        actions.do_triage_case(waiting.pk)
+        waiting = [case_saying(NORMAL) for _ in range(3)]
+        for case in waiting:
+            actions.do_triage_case(case.pk)
         actions.do_assign_waiting()
-        assert Case.objects.get(pk=waiting.pk).escalation_due_at is None  # within its 15 minutes it just waits
+        told = Notification.objects.filter(kind=NotificationKind.ESCALATION, recipient=supervisor.user)
+        assert not told.exists()  # within its 15 minutes a case just waits
 
         clock.shift(dt.timedelta(minutes=16))
         actions.do_assign_waiting()
-        ladder.run_due_escalations()
-        told = Notification.objects.filter(case=waiting, kind=NotificationKind.ESCALATION, recipient=supervisor.user)
-        assert told.exists()
-        assert Case.objects.get(pk=waiting.pk).assigned_to is None
+        clock.shift(dt.timedelta(seconds=30))
+        actions.do_assign_waiting()  # the next tick: nothing more
+        (message,) = told
+        assert message.case is None and "3" in message.body
+        assert not Case.objects.filter(pk__in=[c.pk for c in waiting], escalation_due_at__isnull=False).exists()
+
+        clock.shift(dt.timedelta(minutes=15))
+        actions.do_assign_waiting()
+        assert told.all().count() == 2  # still waiting a quarter of an hour on: told again
 
         actions.do_resolve(Case.objects.get(assigned_to=worker.user), by=worker.user, outcome="helped")
         actions.do_assign_waiting()
-        assert Case.objects.get(pk=waiting.pk).assigned_to == worker.user  # room came: it is given out as ever
+        assert Case.objects.filter(pk__in=[c.pk for c in waiting], assigned_to=worker.user).count() == 1

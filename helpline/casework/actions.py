@@ -426,9 +426,9 @@ def _act_on_raised_priority(case: Case, raised_from: str) -> bool:
 
 def do_assign_waiting() -> int:
     """The tick's share: cases waiting for room (someone resolved a case, came on duty, or a triage's batch was
-    left to the turn in line) are given out; those left waiting too long are flagged for the supervisors."""
+    left to the turn in line) are given out; the supervisors hear of those left waiting too long."""
     given = len(ladder.assign_waiting())
-    ladder.flag_cases_left_waiting_for_room()
+    ladder.tell_supervisors_of_cases_waiting_for_room()
     return given
 
 
