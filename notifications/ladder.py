@@ -397,6 +397,17 @@ def _assign_one_batch(batch: int) -> tuple[dict[int, Case], bool]:
 WAITING_FOR_ROOM_TOLD_EVERY = dt.timedelta(minutes=15)
 
 
+def left_waiting_for_room(now: dt.datetime) -> Q:
+    """Cases in the queue, with no clock, for longer than their priority's time to acknowledge: nobody on duty had
+    room for them (a critical case never waits: it goes over a maximum)."""
+    waited_too_long = Q(pk__in=[])
+    for priority in (Priority.HIGH, Priority.NORMAL, Priority.LOW):
+        cut = now - dt.timedelta(minutes=max(ladder_for(priority).acknowledge_within_minutes, 1))
+        in_queue_since_before = Q(triaged_at__lte=cut) | Q(triaged_at__isnull=True, created_at__lte=cut)
+        waited_too_long |= Q(priority=priority) & in_queue_since_before
+    return waited_too_long & Q(status=CaseStatus.TRIAGED, assigned_to__isnull=True, escalation_due_at__isnull=True)
+
+
 def tell_supervisors_of_cases_waiting_for_room(now: dt.datetime | None = None) -> int:
     """A case nobody on duty has room for waits, unassigned, for someone to resolve a case or come on duty: with no
     clock, nobody heard of it. While any has waited longer than its priority's time to acknowledge, the supervisors
@@ -408,15 +419,10 @@ def tell_supervisors_of_cases_waiting_for_room(now: dt.datetime | None = None) -
     if surge.surge_is_on():
         return 0
     now = now or timezone.now()
-    waited_too_long = Q(pk__in=[])
-    for priority in (Priority.HIGH, Priority.NORMAL, Priority.LOW):
-        cut = now - dt.timedelta(minutes=max(ladder_for(priority).acknowledge_within_minutes, 1))
-        in_queue_since_before = Q(triaged_at__lte=cut) | Q(triaged_at__isnull=True, created_at__lte=cut)
-        waited_too_long |= Q(priority=priority) & in_queue_since_before
-    waiting = Case.objects.filter(
-        waited_too_long, status=CaseStatus.TRIAGED, assigned_to__isnull=True, escalation_due_at__isnull=True,
-        is_drill=False,
-    ).aggregate(count=Count("pk"), oldest=Min("created_at"))  # fmt: skip
+    waiting = (
+        Case.objects.filter(left_waiting_for_room(now), is_drill=False)
+        .aggregate(count=Count("pk"), oldest=Min("created_at"))
+    )
     if not waiting["count"]:
         return 0
     text = texts.waiting_for_room(waiting["count"], oldest_minutes=int((now - waiting["oldest"]).total_seconds() // 60))

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from helpline.cases.models import Case, CaseStatus, Priority
-from helpline.casework import actions
+from helpline.casework import actions, selectors
 from notifications import ladder
 from notifications.models import Notification, NotificationKind
 from tests.concurrency import run_at_once
@@ -185,6 +185,7 @@ def test_supervisors_hear_of_cases_left_waiting_for_room_in_one_message_every_qu
         actions.do_assign_waiting()  # the next tick: nothing more
         (message,) = told
         assert message.case is None and "3" in message.body
+        assert {case.pk for case in selectors.waiting_for_a_person()} >= {case.pk for case in waiting}  # the board
         assert not Case.objects.filter(pk__in=[c.pk for c in waiting], escalation_due_at__isnull=False).exists()
 
         clock.shift(dt.timedelta(minutes=15))

@@ -28,6 +28,7 @@ from helpline.cases.selectors import by_urgency, earlier_cases_of, with_urgency
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import active_staff, is_staff_member, is_supervisor, on_duty, with_open_case_counts
 from helpline.roster.services import LOCAL, local_moment
+from notifications import ladder
 from notifications.models import Notification
 
 
@@ -136,7 +137,9 @@ def count_waiting_for_a_person() -> int:
 def _waiting_for_a_person(now: dt.datetime) -> QuerySet[Case]:
     overdue = Q(acknowledge_by__lt=now, acknowledged_at__isnull=True)
     urgent = Q(priority__in=[Priority.CRITICAL, Priority.HIGH])
-    return Case.objects.filter(urgent | overdue | Q(is_escalated=True), status__in=WAITING_FOR_A_PERSON)
+    # A normal or low case nobody had room for has no deadline of its own: past its priority's, it is on the list.
+    no_room = ladder.left_waiting_for_room(now)
+    return Case.objects.filter(urgent | overdue | Q(is_escalated=True) | no_room, status__in=WAITING_FOR_A_PERSON)
 
 
 def notification_logs(case_ids: list[int], *, per_case: int | None = None) -> dict[int, list[Notification]]:
