@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from helpline.cases import services as case_services
 from helpline.cases import ticks
 from helpline.cases.kept_reads import kept_for_a_second
-from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, EventKind, Priority
+from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, EventKind, Priority, TimelineEvent
 from helpline.cases.selectors import by_urgency
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import all_supervisors, is_on_duty, on_duty, supervisors_on_duty
@@ -249,15 +249,20 @@ def hand_on_cases_left_at_shift_end(now: dt.datetime | None = None, *, limit: in
     reminder went to a phone at home, and the case moved to a colleague on duty only at the ladder's reassign step
     (25 minutes for a normal case). Each minute such cases are offered to someone on duty now, by the assignment
     policy (in surge mode only to someone with room); with nobody to take it, the ladder goes on as it was. A case
-    they took stays theirs: they said they have it in hand. Returns how many were handed on."""
+    they took stays theirs: they said they have it in hand; so does one a supervisor gave them by hand (someone on
+    call, say). The most urgent go first. Returns how many were handed on."""
     now = now or timezone.now()
+    last_assignment = TimelineEvent.objects.filter(case=OuterRef("pk"), kind=EventKind.ASSIGNED).order_by(
+        "-created_at", "-pk"
+    )
     left = (
         Case.objects.filter(status=CaseStatus.ASSIGNED, acknowledged_at__isnull=True, assigned_to__isnull=False)
         .exclude(assigned_to_id__in=on_duty(now).values("user_id"))
-        .values_list("pk", flat=True)
+        .annotate(given_by=Subquery(last_assignment.values("actor_id")[:1]))
+        .filter(given_by__isnull=True)  # given by the service (triage, the ladder), not by a supervisor
     )
     handed = 0
-    for case_id in list(left.order_by("pk")[:limit]):
+    for case_id in list(by_urgency(left).values_list("pk", flat=True)[:limit]):
         with transaction.atomic():
             case = Case.objects.for_change().get(pk=case_id)
             holder = case.assigned_to_id

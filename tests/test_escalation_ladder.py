@@ -486,6 +486,13 @@ def test_a_case_not_yet_taken_when_its_workers_shift_ends_goes_to_someone_on_dut
     assert taken.assigned_to == leaving.user  # one they took stays theirs
     assert ladder.hand_on_cases_left_at_shift_end() == 0
 
+    supervisor = StaffFactory(role="supervisor")
+    on_call = StaffFactory(phone="+38761200303")  # off duty: on call tonight, by the supervisor's choice
+    actions.do_assign(case, staff=on_call, by=supervisor.user)
+    assert ladder.hand_on_cases_left_at_shift_end() == 0
+    case.refresh_from_db()
+    assert case.assigned_to == on_call.user
+
 
 def test_a_case_never_goes_to_a_supervisor_whose_login_was_deactivated(clock):
     leaving = StaffFactory(phone="+38761200301")  # off duty, as is everyone at night
