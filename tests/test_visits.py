@@ -14,6 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from helpline.cases import services as case_services
 from helpline.cases.encryption import phone_index
 from helpline.roster.selectors import staff_by_id, staff_ids_with_phone_index
 from helpline.visits import services
@@ -522,6 +523,11 @@ def test_an_incident_is_linked_only_to_a_case_of_the_reporters_own(clock, team, 
     typed = f"{prefix}-{year}-{serial.replace('0', 'O')}"  # typed loosely, as a reference is read everywhere else
     assert api.post("/api/v1/staff-incidents/", {**incident, "case_reference": typed}, format="json").status_code == 201
     assert StaffIncident.objects.get().case == theirs
+    theirs_before = case_services.assign_case(CaseFactory(), worker.user, explanation="triage")
+    case_services.assign_case(theirs_before, StaffFactory().user, explanation="given to a colleague")
+    moved_on = api.post("/api/v1/staff-incidents/", {**incident, "case_reference": theirs_before.reference},
+                        format="json")  # fmt: skip
+    assert moved_on.status_code == 201  # threatened on the visit, then the case moved on: still theirs to report
 
 
 def test_the_boards_visits_include_shows_supervisors_the_panel_and_nobody_else(clock, team, rf):

@@ -25,7 +25,7 @@ from django.utils.translation import gettext
 from helpline.cases import ticks
 from helpline.cases.dispatch import ALERTS_QUEUE
 from helpline.cases.language import command_words, fold
-from helpline.cases.models import Case, mask_phone
+from helpline.cases.models import Case, EventKind, mask_phone
 from helpline.cases.selectors import case_by_reference
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import all_supervisors, is_supervisor, supervisors_on_duty
@@ -642,12 +642,15 @@ def _start_by_sms(staff: StaffProfile, body: str) -> str:
 
 def staff_case_by_reference(staff: StaffProfile, reference: str) -> Case | None:
     """The case a worker names for a visit or an incident, however they typed its reference: only their own (held
-    now, or resolved in their hands), or any for a supervisor. Any other reference names nothing: linking a visit
+    now or before), or any for a supervisor. Any other reference names nothing: linking a visit
     or an incident to a colleague's case put it in the supervisors' report under a case the worker may not see."""
     case = case_by_reference(reference)
     if case is None or staff.is_supervisor or case.assigned_to_id == staff.user_id:
         return case
-    return None
+    # Held before and since given to a colleague: still theirs to report an incident on (threatened on the visit,
+    # then the case moved on), as it is still theirs to read.
+    held_before = case.timeline.filter(kind=EventKind.ASSIGNED, details__assignee_id=staff.user_id).exists()
+    return case if held_before else None
 
 
 def _acknowledge_by_code(staff: StaffProfile, code: str) -> str | None:
