@@ -739,15 +739,18 @@ def last_successful_send() -> dt.datetime | None:
 def requeue_after_outage(now: dt.datetime, *, limit: int = 200) -> int:
     """Messages that failed for good on transient errors (Twilio 503s for minutes) in the last day and are still
     wanted are queued again once Twilio took any message after their last try: staff alerts whose case still waits,
-    a worker's reply to a citizen or the "citizen wrote again" SMS while the case is open, alarms without a case
-    (a home visit's, "staff alerts are failing"). Until then one of them, the most urgent, is tried every
-    NOTIFICATION_OUTAGE_PROBE_SECONDS as a probe. Never one whose case was taken (or closed), whose recipient no
-    longer holds the case, that the citizen may no longer be texted, or that failed on a permanent error (invalid
-    number, unsubscribed)."""
+    a worker's reply to a citizen or the "citizen wrote again" SMS while the case is open. Until then one of them,
+    the most urgent, is tried every NOTIFICATION_OUTAGE_PROBE_SECONDS as a probe. Never one whose case was taken (or
+    closed), whose recipient no longer holds the case, that the citizen may no longer be texted, or that failed on a
+    permanent error (invalid number, unsubscribed).
+
+    Never an alarm without a case either: nothing here can tell whether it is still true. A home visit's alarm went
+    out after the worker had checked out safe and the all-clear was sent (while a visit stays overdue its ladder
+    repeats every few minutes anyway), and "staff alerts are failing" after they worked again (its all-clear
+    follows, and a new outage writes a new alert)."""
     probe_every = dt.timedelta(seconds=getattr(settings, "NOTIFICATION_OUTAGE_PROBE_SECONDS", 60))
     still_wanted = (
         Q(kind__in=STOPS_WHEN_ACKNOWLEDGED, case__status__in=WAITING_FOR_ACKNOWLEDGEMENT)
-        | Q(kind=NotificationKind.ESCALATION, case__isnull=True)
         | Q(kind=NotificationKind.FOLLOW_UP, case__status__in=OPEN_STATUSES)
         | Q(kind=NotificationKind.CITIZEN_REPLY, case__status__in=OPEN_STATUSES) & CITIZEN_MAY_BE_TEXTED
     )
@@ -770,10 +773,7 @@ def requeue_after_outage(now: dt.datetime, *, limit: int = 200) -> int:
     if not requeued:
         probe = (
             failed.filter(last_at__lte=now - probe_every)
-            .order_by(
-                SqlCase(When(case__priority=Priority.CRITICAL, then=0), When(case__isnull=True, then=0), default=1),
-                "last_at",
-            )
+            .order_by(SqlCase(When(case__priority=Priority.CRITICAL, then=0), default=1), "last_at")
             .values_list("pk", flat=True)
             .first()
         )

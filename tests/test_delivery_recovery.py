@@ -447,14 +447,8 @@ def follow_up_to_its_worker() -> Notification:
                                      kind="follow_up", case=case, recipient=worker.user)  # fmt: skip
 
 
-def visit_alarm_to_a_supervisor() -> Notification:
-    supervisor = on_duty(role="supervisor", phone="+38761200309")
-    return outbox.queue_notification(key="visit-alarm:1", to_number="+38761200309", body="Posjeta: alarm.",
-                                     kind="escalation", recipient=supervisor.user)  # fmt: skip
-
-
-@pytest.mark.parametrize("failed", [reply_to_a_citizen, follow_up_to_its_worker, visit_alarm_to_a_supervisor])
-def test_a_reply_follow_up_or_visit_alarm_that_failed_during_an_outage_goes_out_once_twilio_is_back(
+@pytest.mark.parametrize("failed", [reply_to_a_citizen, follow_up_to_its_worker])
+def test_a_reply_or_follow_up_that_failed_during_an_outage_goes_out_once_twilio_is_back(
     clock, twilio_api, settings, failed
 ):
     notification = failed()
@@ -463,6 +457,29 @@ def test_a_reply_follow_up_or_visit_alarm_that_failed_during_an_outage_goes_out_
     twilio_recovers_and_the_relay_runs(notification, clock, twilio_api)
     assert notification.status == DeliveryStatus.SENT
     assert [m["body"] for m in twilio_api.accepted_messages()].count(notification.body) == 1
+
+
+def test_a_staff_alerts_are_failing_alert_lost_in_the_outage_is_not_sent_once_it_is_over(clock, twilio_api, settings):
+    # Requeued after recovery, supervisors read that staff alerts were failing when they worked again: the
+    # all-clear tells them it is over, and a new outage writes a new alert.
+    settings.NOTIFICATION_MAX_ATTEMPTS = 1
+    supervisor = StaffFactory(role="supervisor", phone="+38761300001")
+    twilio_api.outage()
+    fail_staff_alerts(6)
+    assert alert_supervisors_of_failing_delivery() == 1
+    alert = Notification.objects.get(idempotency_key__startswith="delivery-alert:")
+    outbox.deliver(alert.pk)
+    alert.refresh_from_db()
+    assert alert.status == DeliveryStatus.FAILED
+
+    clock.shift(dt.timedelta(minutes=6))
+    twilio_recovers_and_the_relay_runs(alert, clock, twilio_api)
+    clock.shift(dt.timedelta(minutes=2))
+    outbox.relay_queued()
+    outbox.deliver(alert.pk)
+    alert.refresh_from_db()
+    assert alert.status == DeliveryStatus.FAILED
+    assert alert.body not in [m["body"] for m in twilio_api.accepted_messages() if m["to"] == str(supervisor.phone)]
 
 
 def test_a_reply_that_failed_during_an_outage_is_not_sent_once_the_citizen_said_sms_is_not_safe(

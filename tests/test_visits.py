@@ -19,6 +19,7 @@ from helpline.cases.encryption import phone_index
 from helpline.roster.selectors import staff_by_id, staff_ids_with_phone_index
 from helpline.visits import services
 from helpline.visits.models import StaffIncident, Visit, VisitEventKind, VisitStatus
+from notifications import outbox
 from notifications.models import DeliveryStatus, Notification, NotificationChannel, StaffSmsCommand
 from tests.factories import CaseFactory, ShiftFactory, StaffFactory
 
@@ -195,6 +196,36 @@ def test_a_supervisor_taking_the_overdue_visit_stops_the_ladder_and_what_was_sti
         tick_at(clock, minute)
     assert Notification.objects.count() == count
     assert visit.events.filter(kind=VisitEventKind.ACKNOWLEDGED, details__via="SMS").exists()
+
+
+def test_an_overdue_alarm_that_failed_in_a_twilio_outage_is_not_sent_after_the_worker_checked_out_safe(
+    clock, team, twilio_api, settings
+):
+    # Requeued once Twilio was back, the supervisor got the overdue SMS and call after the all-clear had told them
+    # the worker was safe. While a visit stays overdue its ladder repeats every few minutes anyway.
+    settings.NOTIFICATION_MAX_ATTEMPTS = 1
+    worker, *_ = team
+    services.start_visit(worker, minutes=30, address="Doboj, Kralja Tvrtka 2", via="console")
+    tick_at(clock, 30)
+    tick_at(clock, 35)  # the supervisor on duty, by SMS and a call
+    twilio_api.outage()
+    alarms = list(sent_to(SUPERVISOR_PHONE))
+    for alarm in alarms:
+        outbox.deliver(alarm.pk)
+    assert {alarm.status for alarm in Notification.objects.filter(pk__in=[a.pk for a in alarms])} == {"failed"}
+
+    assert sms(WORKER_PHONE, f"SAFE {PIN}") == services.texts.checked_out()
+    twilio_api.recover()
+    for minute in (36, 37, 40, 45):
+        clock.move_to(START + dt.timedelta(minutes=minute))
+        outbox.relay_queued()
+        for queued in Notification.objects.filter(status=DeliveryStatus.QUEUED):
+            outbox.deliver(queued.pk)
+
+    assert [m["body"] for m in twilio_api.accepted_messages() if m["to"] == SUPERVISOR_PHONE] == [
+        sent_to(SUPERVISOR_PHONE, idempotency_key__contains=":clear:").get().body
+    ]  # the all-clear, and nothing after it
+    assert not [c for c in twilio_api.accepted_calls() if c["to"] == SUPERVISOR_PHONE]
 
 
 def test_a_finished_visits_code_is_left_to_the_case_commands(clock, team):
