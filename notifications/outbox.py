@@ -19,7 +19,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Case as SqlCase
-from django.db.models import F, OuterRef, Q, Subquery, When
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, When
 from django.utils import timezone
 
 from helpline.cases import selectors as case_selectors
@@ -736,13 +736,26 @@ def last_successful_send() -> dt.datetime | None:
     )
 
 
+# A reply sent late would contradict the worker's newer one ("go to the station now" after "do NOT go"), and a
+# "citizen wrote again" SMS is moot once the worker has answered.
+OVERTAKEN_BY_A_NEWER_REPLY = (NotificationKind.CITIZEN_REPLY, NotificationKind.FOLLOW_UP)
+
+
+def _newer_replies_on_the_case() -> QuerySet[Message]:
+    """Replies on the outer notification's case written after it (a reply's own message is written just before its
+    notification, and has the lower id)."""
+    return Message.objects.filter(case=OuterRef("case"), direction=Direction.OUTBOUND).filter(
+        Q(created_at__gt=OuterRef("created_at")) | Q(pk__gt=OuterRef("message_id"))
+    )
+
+
 def requeue_after_outage(now: dt.datetime, *, limit: int = 200) -> int:
     """Messages that failed for good on transient errors (Twilio 503s for minutes) in the last day and are still
     wanted are queued again once Twilio took any message after their last try: staff alerts whose case still waits,
-    a worker's reply to a citizen or the "citizen wrote again" SMS while the case is open. Until then one of them,
-    the most urgent, is tried every NOTIFICATION_OUTAGE_PROBE_SECONDS as a probe. Never one whose case was taken (or
-    closed), whose recipient no longer holds the case, that the citizen may no longer be texted, or that failed on a
-    permanent error (invalid number, unsubscribed).
+    a worker's reply to a citizen or the "citizen wrote again" SMS while the case is open and the worker has not
+    replied since. Until then one of them, the most urgent, is tried every NOTIFICATION_OUTAGE_PROBE_SECONDS as a
+    probe. Never one whose case was taken (or closed), whose recipient no longer holds the case, that the citizen
+    may no longer be texted, or that failed on a permanent error (invalid number, unsubscribed).
 
     Never an alarm without a case either: nothing here can tell whether it is still true. A home visit's alarm went
     out after the worker had checked out safe and the all-clear was sent (while a visit stays overdue its ladder
@@ -763,6 +776,7 @@ def requeue_after_outage(now: dt.datetime, *, limit: int = 200) -> int:
             Q(kind__in=(NotificationKind.ASSIGNMENT, NotificationKind.REMINDER, NotificationKind.FOLLOW_UP))
             & ~Q(recipient_id=F("case__assigned_to_id"))
         )
+        .exclude(Q(kind__in=OVERTAKEN_BY_A_NEWER_REPLY) & Exists(_newer_replies_on_the_case()))
         .annotate(last_result=_last_attempt("result"), last_at=_last_attempt("at"))
         .filter(last_result=RETRY)
     )  # fmt: skip
@@ -782,6 +796,10 @@ def requeue_after_outage(now: dt.datetime, *, limit: int = 200) -> int:
         Notification.objects.filter(pk__in=requeued, status=DeliveryStatus.FAILED).update(
             status=DeliveryStatus.QUEUED, next_attempt_at=now
         )
+        # The worker's screen shows the reply on its way again, not failed.
+        Message.objects.filter(
+            pk__in=Notification.objects.filter(pk__in=requeued, status=DeliveryStatus.QUEUED).values("message_id")
+        ).update(delivery_status=DeliveryStatus.QUEUED)
         logger.warning("%d messages that failed during a provider outage queued again", len(requeued))
     return len(requeued)
 

@@ -482,6 +482,67 @@ def test_a_staff_alerts_are_failing_alert_lost_in_the_outage_is_not_sent_once_it
     assert alert.body not in [m["body"] for m in twilio_api.accepted_messages() if m["to"] == str(supervisor.phone)]
 
 
+def test_a_reply_lost_in_an_outage_is_not_sent_after_the_workers_newer_reply(clock, twilio_api, settings):
+    # The citizen got "do NOT go to the station" and then, requeued, the older "go to the station now".
+    worker = on_duty(phone="+38761200300")
+    case = CaseFactory(status="in_progress", assigned_to=worker.user)
+    twilio_api.outage()
+    first = outbox.reply_to_citizen(case, "Idite odmah u policijsku stanicu.", by=worker.user)
+    first_sms = Notification.objects.get(message=first)
+    fail_for_good_on_transient_errors(first_sms, clock, settings)
+
+    twilio_api.recover()
+    clock.shift(dt.timedelta(minutes=2))
+    newer = outbox.reply_to_citizen(case, "NE idite u stanicu, ekipa dolazi k vama.", by=worker.user)
+    assert outbox.deliver(Notification.objects.get(message=newer).pk).status == DeliveryStatus.SENT
+    for _ in range(3):
+        clock.shift(dt.timedelta(minutes=1))
+        outbox.relay_queued()
+        for queued in Notification.objects.filter(status=DeliveryStatus.QUEUED):
+            outbox.deliver(queued.pk)
+
+    assert [m["body"] for m in twilio_api.accepted_messages()] == [newer.body]
+    first.refresh_from_db()
+    assert first.delivery_status == DeliveryStatus.FAILED  # the worker sees it never went out
+
+
+def test_a_citizen_wrote_again_sms_lost_in_an_outage_is_not_sent_once_the_worker_has_replied(
+    clock, twilio_api, settings
+):
+    follow_up = follow_up_to_its_worker()
+    twilio_api.outage()
+    fail_for_good_on_transient_errors(follow_up, clock, settings)
+    twilio_api.recover()
+    clock.shift(dt.timedelta(minutes=1))
+    outbox.reply_to_citizen(follow_up.case, "Vidio sam, zovem vas.", by=follow_up.recipient)  # seen and answered
+    twilio_recovers_and_the_relay_runs(follow_up, clock, twilio_api)
+    assert follow_up.status == DeliveryStatus.FAILED
+    assert follow_up.body not in [m["body"] for m in twilio_api.accepted_messages()]
+
+
+def test_a_reply_queued_again_after_an_outage_shows_as_queued_then_sent(clock, twilio_api, settings):
+    worker = on_duty(phone="+38761200300")
+    case = CaseFactory(status="in_progress", assigned_to=worker.user)
+    twilio_api.outage()
+    reply = outbox.reply_to_citizen(case, "Ekipa dolazi.", by=worker.user)
+    sms = Notification.objects.get(message=reply)
+    fail_for_good_on_transient_errors(sms, clock, settings)
+    reply.refresh_from_db()
+    assert reply.delivery_status == DeliveryStatus.FAILED
+
+    twilio_api.recover()
+    other = outbox.queue_notification(key="other", to_number="+38761999000", body="x", kind="reminder",
+                                      case=CaseFactory(status="assigned"))  # fmt: skip
+    assert outbox.deliver(other.pk).status == DeliveryStatus.SENT
+    clock.shift(dt.timedelta(seconds=1))
+    outbox.relay_queued()
+    reply.refresh_from_db()
+    assert reply.delivery_status == DeliveryStatus.QUEUED  # not "failed" while it is on its way again
+    outbox.deliver(sms.pk)
+    reply.refresh_from_db()
+    assert reply.delivery_status == DeliveryStatus.SENT
+
+
 def test_a_reply_that_failed_during_an_outage_is_not_sent_once_the_citizen_said_sms_is_not_safe(
     clock, twilio_api, settings
 ):
