@@ -377,8 +377,12 @@ def deliver(notification_id: int) -> DeliveryOutcome | None:
         if lookup.was_sent:
             result = SendResult(ok=True, provider_sid=lookup.provider_sid, detail="an earlier try had got through")
             return _record_send_result(notification, result, claimed_attempt=notification.attempts)
-        if not lookup.known:
+        if not lookup.known and not (alert and _has_waited_long_enough_to_send_anyway(notification)):
             return _wait_until_twilio_can_be_asked(notification, claimed_attempt=notification.attempts)
+        if not lookup.known:
+            logger.error("notification %s: an earlier try may have got through and Twilio still cannot be asked "
+                         "after %d waits; the alert is sent again anyway (a duplicate is better than none)",
+                         notification.pk, WAITS_BEFORE_AN_ALERT_GOES_ANYWAY)  # fmt: skip
         if not keep_the_claim():
             return None  # the lookup outlived the claim: the relay holds the row now
     result = _send_from_a_sender_that_works(backend, message, before_another_try=keep_the_claim)
@@ -396,24 +400,58 @@ def _claim_kept_for_another_request(notification_id: int, *, claimed_attempt: in
     )
 
 
+# An alert whose last answer was lost waits this many times SENDING_GRACE (about 90 s) for Twilio to be asked
+# whether it got through, then goes again anyway: a worker told twice of a critical case is better than never told.
+WAITS_BEFORE_AN_ALERT_GOES_ANYWAY = 3
+WAITED = "wait"  # what a wait records among the attempts
+CANNOT_BE_ASKED = "an earlier try lost its connection and Twilio cannot be asked whether it took the message"
+
+
+def _has_waited_long_enough_to_send_anyway(notification: Notification) -> bool:
+    """Whether this alert has waited WAITS_BEFORE_AN_ALERT_GOES_ANYWAY times since its last real try, or has no
+    attempt left to wait with."""
+    attempts = notification.delivery_attempts
+    last_try = attempts.exclude(result=WAITED).order_by("-pk").values_list("pk", flat=True).first() or 0
+    waits = attempts.filter(result=WAITED, pk__gt=last_try).count()
+    return waits >= WAITS_BEFORE_AN_ALERT_GOES_ANYWAY or notification.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS
+
+
 def _wait_until_twilio_can_be_asked(notification: Notification, *, claimed_attempt: int) -> DeliveryOutcome | None:
     """The last try lost its connection and Twilio cannot be asked whether it took the message: sending now could
     send it twice, so the row goes back to the queue for SENDING_GRACE, as an interrupted send waits in the relay.
-    The attempt number stays counted: it is the claim's token, and a claim never reuses an earlier one."""
+    The attempt number stays counted: it is the claim's token, and a claim never reuses an earlier one. So the wait
+    is not for ever: with no attempt left the message fails as on a transient error (requeue_after_outage sends it,
+    looking it up first, once Twilio answers again). An alert goes anyway before that (deliver)."""
     retry_in = SENDING_GRACE.total_seconds()
+    if notification.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
+        return _fail_for_want_of_an_answer(notification, claimed_attempt=claimed_attempt)
     with transaction.atomic():
         waits = Notification.objects.filter(
             pk=notification.pk, status=DeliveryStatus.SENDING, attempts=claimed_attempt
         ).update(status=DeliveryStatus.QUEUED, next_attempt_at=timezone.now() + SENDING_GRACE)
         if not waits:
             return None  # the relay took this worker for lost and holds the row now
-        DeliveryAttempt.objects.create(
-            notification=notification, result="wait", detail="an earlier try lost its connection and Twilio cannot "
-            "be asked whether it took the message",
-        )  # fmt: skip
+        DeliveryAttempt.objects.create(notification=notification, result=WAITED, detail=CANNOT_BE_ASKED)
     logger.warning("notification %s: an earlier try may have got through and Twilio cannot be asked; not sent "
                    "again yet", notification.pk)  # fmt: skip
     return DeliveryOutcome(DeliveryStatus.QUEUED, retry_in=retry_in, queue=queue_of(notification))
+
+
+def _fail_for_want_of_an_answer(notification: Notification, *, claimed_attempt: int) -> DeliveryOutcome | None:
+    with transaction.atomic():
+        failed = Notification.objects.filter(
+            pk=notification.pk, status=DeliveryStatus.SENDING, attempts=claimed_attempt
+        ).update(status=DeliveryStatus.FAILED, next_attempt_at=None)
+        if not failed:
+            return None  # the relay took this worker for lost and holds the row now
+        # Recorded as a transient failure, with the lost connection's code kept: a requeue looks it up first.
+        DeliveryAttempt.objects.create(
+            notification=notification, result=RETRY, error_code=NETWORK_ERROR, detail=CANNOT_BE_ASKED
+        )
+        _mirror_to_message(notification, DeliveryStatus.FAILED)
+    logger.error("notification %s failed: Twilio could not be asked whether an earlier try got through, and no "
+                 "attempt is left", notification.pk)  # fmt: skip
+    return DeliveryOutcome(DeliveryStatus.FAILED)
 
 
 def _known_sids(notification: Notification) -> frozenset[str]:

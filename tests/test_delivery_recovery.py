@@ -872,6 +872,84 @@ def test_a_send_whose_answer_was_lost_waits_while_twilio_cannot_be_asked_and_is_
     assert len(twilio_api.messages) == 1 and sms.provider_sid == twilio_api.accepted_messages()[0]["sid"]
 
 
+def lost_answer_while_twilio_cannot_be_asked(twilio_api, notification: Notification) -> outbox.DeliveryOutcome:
+    """Twilio took the message, the answer never arrived, and its list of messages cannot be read."""
+    twilio_api.hang_up_after_accepting = 1
+    outcome = outbox.deliver(notification.pk)
+    twilio_api.lookups_unavailable = True
+    return outcome
+
+
+def test_an_alert_whose_answer_was_lost_goes_out_again_after_about_90_s_while_twilio_cannot_be_asked(
+    clock, twilio_api, caplog
+):
+    # It waited 30 s at a time for as long as Twilio's list could not be read: a worker never told of a critical
+    # case. A duplicate alert is better than none.
+    worker = on_duty(phone="+38761200300")
+    case = CaseFactory(status="assigned", priority="critical", assigned_to=worker.user)
+    alert = outbox.queue_notification(key="alert", to_number="+38761200300", body=f"HITNO {case.reference}",
+                                      kind="assignment", case=case, recipient=worker.user)  # fmt: skip
+    assert outbox.is_alert(alert)
+    outcome = lost_answer_while_twilio_cannot_be_asked(twilio_api, alert)
+    for _ in range(10):
+        clock.shift(dt.timedelta(seconds=outcome.retry_in + 1))
+        outcome = outbox.deliver(alert.pk)
+        if outcome.status != DeliveryStatus.QUEUED:
+            break
+
+    assert outcome.status == DeliveryStatus.SENT
+    assert alert.delivery_attempts.filter(result="wait").count() == 3
+    assert dt.timedelta(seconds=90) < dt.datetime.now(dt.UTC) - START < dt.timedelta(minutes=2)
+    assert len(twilio_api.accepted_messages()) == 2  # the lost one and this one
+    assert any("a duplicate is better than none" in r.getMessage() for r in caplog.records)
+
+
+def test_a_reply_whose_answer_was_lost_fails_after_its_attempts_and_goes_out_once_when_twilio_can_be_asked(
+    clock, twilio_api, settings
+):
+    settings.NOTIFICATION_MAX_ATTEMPTS = 4
+    reply = reply_to_a_citizen()
+    assert not outbox.is_alert(reply)
+    outcome = lost_answer_while_twilio_cannot_be_asked(twilio_api, reply)
+    for _ in range(10):
+        clock.shift(dt.timedelta(seconds=outcome.retry_in + 1))
+        outcome = outbox.deliver(reply.pk)
+        if outcome.status != DeliveryStatus.QUEUED:
+            break
+    reply.refresh_from_db()
+    assert reply.status == DeliveryStatus.FAILED and reply.attempts == 4
+    assert len(twilio_api.messages) == 1  # never sent blindly
+
+    clock.shift(dt.timedelta(seconds=10))
+    twilio_api.lookups_unavailable = False
+    twilio_recovers_and_the_relay_runs(reply, clock, twilio_api)  # requeued after the outage, looked up first
+    assert reply.status == DeliveryStatus.SENT
+    assert [m["body"] for m in twilio_api.accepted_messages()].count(reply.body) == 1
+
+
+def test_a_staff_alert_stuck_waiting_for_twilio_to_be_asked_makes_healthz_degraded(
+    client, clock, twilio_api, settings
+):
+    # Each wait moved its due time on, and /healthz/ measured from it: the alert never looked older than 30 s.
+    worker = on_duty(phone="+38761200300")
+    case = CaseFactory(status="assigned", assigned_to=worker.user)
+    settings.NOTIFICATION_MAX_ATTEMPTS = 10  # still waiting when the monitor looks
+    reminder = outbox.queue_notification(key="reminder", to_number="+38761200300", body=f"Podsjetnik {case.reference}",
+                                         kind="reminder", case=case, recipient=worker.user)  # fmt: skip
+    outcome = lost_answer_while_twilio_cannot_be_asked(twilio_api, reminder)
+    while dt.datetime.now(dt.UTC) - START < dt.timedelta(seconds=150):
+        clock.shift(dt.timedelta(seconds=outcome.retry_in + 1))
+        outcome = outbox.deliver(reminder.pk)
+        assert outcome.status == DeliveryStatus.QUEUED
+    clock.shift(dt.timedelta(seconds=5))  # between two tries, as a monitor usually finds it
+
+    everything_beats()
+    body = client.get("/healthz/").json()
+    assert body["status"] == "degraded"
+    assert body["progress"]["oldest_queued_staff_alert_seconds"] >= 150
+    assert any("staff alert" in problem for problem in body["problems"])
+
+
 def test_a_send_after_a_slow_lookup_is_not_taken_for_a_lost_worker_and_goes_out_once(clock, twilio_api, monkeypatch):
     worker = on_duty(phone="+38761200300")
     assigned_case()

@@ -11,7 +11,8 @@ from pathlib import Path
 from celery import current_app
 from django.conf import settings
 from django.db import connection
-from django.db.models import Min, Q
+from django.db.models import Case as SqlCase
+from django.db.models import Min, Q, When
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
@@ -123,7 +124,7 @@ def _staff_alert_state() -> tuple[dict, list[str]]:
 # stuck (a hung child, a task that fails on every try, a replay that cannot store a file): these look at the work.
 UNTRIAGED_MAX_SECONDS = 120  # triage takes well under a second; the sweep re-rings a lost doorbell after 30 s
 AWAITING_MODEL_MAX_SECONDS = 600  # the model's second look lags in a surge (about two minutes at 100 contacts/s)
-QUEUED_ALERT_MAX_SECONDS = 120  # a staff alert due and not yet handed to Twilio
+QUEUED_ALERT_MAX_SECONDS = 120  # a staff alert written and not yet handed to Twilio
 # A worker's answer or a crisis event's answer to a citizen, due and not handed to Twilio. They share the SOS
 # number's one SMS a second with everything else, behind alerts; a crisis broadcast (thousands, paced on purpose)
 # is left out.
@@ -147,11 +148,18 @@ def _progress_state(now: dt.datetime) -> tuple[dict, list[str]]:
     """How old the oldest waiting piece of each kind of work is (seconds; None when nothing waits)."""
     due = Q(status=DeliveryStatus.QUEUED) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
     since_due = Min(Coalesce("next_attempt_at", "created_at"))
+    # A staff alert not yet handed to Twilio counts from when it was written, due or not: each retry, and each wait
+    # for Twilio to say whether a lost try got through, moves its due time on, and measured from that, an alert that
+    # never got out looked seconds old for ever. A call placed again after a busy line counts from its due time.
+    never_handed_over = Q(sent_at__isnull=True)
     oldest = {
         "untriaged": Case.objects.filter(status=CaseStatus.NEW).aggregate(at=Min("created_at"))["at"],
         "awaiting_model": Case.objects.filter(awaiting_model=True).aggregate(at=Min("created_at"))["at"],
-        # Measured from when it became due (a retry is due at its next attempt, not when first written).
-        "queued_staff_alert": Notification.objects.filter(due, recipient__isnull=False).aggregate(at=since_due)["at"],
+        "queued_staff_alert": Notification.objects.filter(
+            Q(status=DeliveryStatus.QUEUED, recipient__isnull=False) & (due | never_handed_over)
+        ).aggregate(at=Min(SqlCase(When(never_handed_over, then="created_at"), default=Coalesce(
+            "next_attempt_at", "created_at"
+        ))))["at"],
         "queued_citizen_reply": Notification.objects.filter(
             due, kind__in=(NotificationKind.CITIZEN_REPLY, NotificationKind.CRISIS_ANSWER)
         ).aggregate(at=since_due)["at"],
@@ -166,7 +174,7 @@ def _progress_state(now: dt.datetime) -> tuple[dict, list[str]]:
     limits = {
         "untriaged": (UNTRIAGED_MAX_SECONDS, "a contact not triaged for {age} s"),
         "awaiting_model": (AWAITING_MODEL_MAX_SECONDS, "the model's second look {age} s behind"),
-        "queued_staff_alert": (QUEUED_ALERT_MAX_SECONDS, "a staff alert due {age} s ago not yet sent"),
+        "queued_staff_alert": (QUEUED_ALERT_MAX_SECONDS, "a staff alert written {age} s ago not yet sent"),
         "queued_citizen_reply": (QUEUED_CITIZEN_REPLY_MAX_SECONDS, "a reply to a citizen due {age} s ago not yet sent"),
         "overdue_escalation_step": (
             settings.HEALTH_ESCALATION_MAX_LATE_SECONDS, "an escalation step due {age} s ago not yet run"
