@@ -215,6 +215,52 @@ def test_cases_whose_step_fails_on_every_tick_do_not_starve_the_cases_behind_the
     assert [Case.objects.get(pk=case.pk).escalation_step for case in broken] == [1, 1]
 
 
+def test_a_case_whose_step_failed_once_is_chased_again_on_the_next_tick(clock, monkeypatch):
+    # A one-off error (a lock timeout, a row changed under it) left the case unchased for a whole minute.
+    on_duty(phone="+38761200301")
+    case = critical_case()
+    original, failures = ladder._run_action, []
+
+    def fail_once(case, action, step):
+        if not failures:
+            failures.append(step)
+            raise RuntimeError("a one-off error")
+        return original(case, action, step)
+
+    monkeypatch.setattr(ladder, "_run_action", fail_once)
+    tick_at(clock, 2)
+    assert Case.objects.get(pk=case.pk).escalation_step == 0
+    clock.move_to(START + dt.timedelta(minutes=2, seconds=1))  # the next tick, a second later
+    ladder.run_due_escalations()
+    assert Case.objects.get(pk=case.pk).escalation_step == 1
+
+
+def test_a_database_error_in_the_middle_of_a_tick_holds_back_no_case(clock, monkeypatch, caplog):
+    # An error of the database itself (a restart, a cancelled statement) is no fault of the case it hit: each case
+    # it hit was left unchased for a minute, and every waiting case when it lasted a whole tick.
+    from django.db import connection
+
+    on_duty(phone="+38761200301")
+    cases = [critical_case(), critical_case()]
+    original, cancelled = ladder._run_action, []
+
+    def database_cancels_the_first_statement(case, action, step):
+        if not cancelled:
+            cancelled.append(case.pk)
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL statement_timeout = 1")
+                cursor.execute("SELECT pg_sleep(1)")
+        return original(case, action, step)
+
+    monkeypatch.setattr(ladder, "_run_action", database_cancels_the_first_statement)
+    tick_at(clock, 2)
+    assert cancelled and "statement timeout" in caplog.text
+    assert [Case.objects.get(pk=case.pk).escalation_step for case in cases] == [0, 0]  # the tick stopped there
+    clock.move_to(START + dt.timedelta(minutes=2, seconds=1))  # the next tick, a second later
+    ladder.run_due_escalations()
+    assert [Case.objects.get(pk=case.pk).escalation_step for case in cases] == [1, 1]
+
+
 def test_escalated_counts_agree_on_the_api_the_board_and_the_stats(clock):
     worker = on_duty(phone="+38761200301")
     supervisor = on_duty(role="supervisor", phone="+38761200309")
