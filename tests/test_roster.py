@@ -102,6 +102,39 @@ def test_the_roster_follows_a_rotation_edited_and_keeps_what_a_supervisor_change
     assert list(on_duty(local(2026, 12, 5, 9))) == [dina] and dina_slot.shifts.count() == 6
 
 
+def test_two_people_swapped_between_slots_starting_together_take_each_others_shifts_and_days_keep_coming():
+    # Ana's and Bob's night slots swapped: the generator moved Ana's shift to Bob while Bob still held his, the
+    # database refused a second shift of Bob's at that hour, and the rotation stopped being generated every hour.
+    ana, bob = StaffFactory(), StaffFactory(role="supervisor")
+    pattern = rotation((ana, 0, dt.time(22), dt.time(6)), (bob, 0, dt.time(22), dt.time(6)), cycle_days=1,
+                       starts_on=dt.date(2026, 12, 1))  # fmt: skip
+    with time_machine.travel(local(2026, 12, 1, 12), tick=False):
+        generate_upcoming_shifts(days=3)  # 1 to 4 December
+    ana_slot, bob_slot = pattern.slots.get(staff=ana), pattern.slots.get(staff=bob)
+    ana_slot.staff, bob_slot.staff = bob, ana
+    ana_slot.save()
+    bob_slot.save()
+
+    with time_machine.travel(local(2026, 12, 2, 12), tick=False):
+        generate_upcoming_shifts(days=3)  # 2 to 5 December: the 5th is new
+    assert Shift.objects.get(slot=ana_slot, slot_day=dt.date(2026, 12, 3)).staff == bob
+    assert Shift.objects.get(slot=bob_slot, slot_day=dt.date(2026, 12, 3)).staff == ana
+    assert set(on_duty(local(2026, 12, 5, 23))) == {ana, bob}
+    assert Shift.objects.filter(pattern=pattern, slot_day=dt.date(2026, 12, 5)).count() == 2
+
+
+def test_a_shift_generated_before_shifts_knew_their_slot_is_taken_on_not_doubled():
+    ana = StaffFactory()
+    pattern = rotation((ana, 0, dt.time(22), dt.time(6)), cycle_days=1, starts_on=dt.date(2026, 12, 1))
+    older = Shift.objects.create(staff=ana, pattern=pattern, starts_at=local(2026, 12, 2, 22),
+                                 ends_at=local(2026, 12, 3, 6))  # fmt: skip
+    with time_machine.travel(local(2026, 12, 1, 12), tick=False):
+        generate_upcoming_shifts(days=2)
+        generate_upcoming_shifts(days=2)
+    assert Shift.objects.filter(staff=ana, starts_at=local(2026, 12, 2, 22)).get() == older
+    assert Shift.objects.filter(pattern=pattern).count() == 3
+
+
 def test_on_duty_answers_for_a_moment_over_midnight():
     night = StaffFactory()
     Shift.objects.create(staff=night, starts_at=local(2026, 11, 21, 22), ends_at=local(2026, 11, 22, 6))

@@ -48,8 +48,9 @@ class ShiftViewSet(viewsets.ModelViewSet):
     queryset = Shift.objects.order_by("starts_at", "pk")
 
     def _save(self, serializer) -> None:
-        # The database, not a read before the write, knows whether this person already has this rotation's shift
-        # at that time (one_generated_shift_per_slot): a clash is the client's 400, never a 500.
+        # The database has the last word on a shift's constraints: a clash is the client's 400, never a 500. (Two
+        # shifts of one person at one time are allowed since one_generated_shift_per_slot went: a swap between two
+        # slots that start together needs it for a moment.)
         try:
             with transaction.atomic():
                 serializer.save()

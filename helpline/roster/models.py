@@ -134,7 +134,8 @@ class Shift(models.Model):
             models.CheckConstraint(
                 condition=models.Q(ends_at__gt=models.F("starts_at")), name="shift_ends_after_start"
             ),
-            models.UniqueConstraint(fields=["staff", "starts_at", "pattern"], name="one_generated_shift_per_slot"),
+            # What identifies a generated shift. Not (staff, starts_at, pattern): when two people whose slots start
+            # together are swapped, one of them holds both shifts for a moment while the roster follows the slots.
             models.UniqueConstraint(
                 fields=["slot", "slot_day"], condition=models.Q(slot__isnull=False), name="one_shift_per_slot_and_day"
             ),

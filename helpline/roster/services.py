@@ -96,7 +96,9 @@ def _create_or_adopt(
     pattern: RotationPattern, slot_id: int, slot_day: dt.date, staff_id: int, starts_at: dt.datetime,
     ends_at: dt.datetime,
 ) -> int:  # fmt: skip
-    """The slot's shift on that day, created; or a shift generated before shifts knew their slot, taken on."""
+    """The slot's shift on that day, created; or a shift generated before shifts knew their slot, taken on. The
+    older shift is looked for first because nothing in the database stops a second shift of the same person at the
+    same time any more (only one per slot and day)."""
     older = Shift.objects.filter(pattern=pattern, staff_id=staff_id, starts_at=starts_at, slot__isnull=True).first()
     if older is not None:
         older.slot_id, older.slot_day = slot_id, slot_day
