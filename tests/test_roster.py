@@ -190,3 +190,19 @@ def test_the_gap_report_is_shown_to_supervisors_in_the_admin(admin_client):
         response = admin_client.get("/admin/triage/shift/gaps/")
     assert response.status_code == 200
     assert "nema dežurnog socijalnog radnika" in response.content.decode()
+
+
+def test_a_generated_shift_given_to_someone_else_in_the_admin_stays_theirs(admin_client):
+    # The admin never marked such a shift as changed by hand, and the hourly generation gave it back to Ana.
+    ana, cem = StaffFactory(), StaffFactory()
+    rotation((ana, 0, dt.time(22), dt.time(6)), cycle_days=1, starts_on=dt.date(2026, 12, 1))
+    with time_machine.travel(local(2026, 12, 1, 12), tick=False):
+        generate_upcoming_shifts(days=3)
+        shift = Shift.objects.get(staff=ana, starts_at=local(2026, 12, 3, 22))
+        response = admin_client.post(f"/admin/triage/shift/{shift.pk}/change/", {
+            "staff": cem.pk, "starts_at_0": "2026-12-03", "starts_at_1": "22:00:00",
+            "ends_at_0": "2026-12-04", "ends_at_1": "06:00:00", "note": "zamjena",
+        })  # fmt: skip
+        assert response.status_code == 302
+        generate_upcoming_shifts(days=3)
+    assert list(on_duty(local(2026, 12, 3, 23))) == [cem]

@@ -50,6 +50,12 @@ class ShiftAdmin(SimpleHistoryAdmin):
     list_filter = ["staff__role", "pattern"]
     date_hierarchy = "starts_at"
 
+    def save_model(self, request, obj, form, change) -> None:
+        # A swap made here, like one made in the console: the rotation's hourly generation must not put it back.
+        if change and {"staff", "starts_at", "ends_at"} & set(form.changed_data):
+            obj.changed_by_hand = True
+        super().save_model(request, obj, form, change)
+
     def get_urls(self):
         gaps = path("gaps/", self.admin_site.admin_view(self.gaps_view), name="triage_shift_gaps")
         return [gaps, *super().get_urls()]
