@@ -206,3 +206,25 @@ def test_a_generated_shift_given_to_someone_else_in_the_admin_stays_theirs(admin
         assert response.status_code == 302
         generate_upcoming_shifts(days=3)
     assert list(on_duty(local(2026, 12, 3, 23))) == [cem]
+
+
+def test_a_rotation_replaced_takes_its_future_shifts_off_the_roster_within_the_hour():
+    # Deactivated or deleted, its generated shifts stayed on duty for three weeks next to the new rotation's.
+    ana, bob, cem = StaffFactory(), StaffFactory(), StaffFactory()
+    nights = rotation((ana, 0, dt.time(22), dt.time(6)), cycle_days=1, starts_on=dt.date(2026, 12, 1), name="A")
+    days = rotation((bob, 0, dt.time(8), dt.time(16)), cycle_days=1, starts_on=dt.date(2026, 12, 1), name="B")
+    supervisor = StaffFactory(role="supervisor").user
+    with time_machine.travel(local(2026, 12, 1, 12), tick=False):
+        generate_upcoming_shifts(days=3)  # 1 to 4 December
+        swapped = Shift.objects.get(staff=ana, starts_at=local(2026, 12, 3, 22))
+        move_shift(swapped, by=supervisor, staff=cem, starts_at=swapped.starts_at, ends_at=swapped.ends_at)
+
+    nights.is_active = False
+    nights.save()
+    days.delete()
+    with time_machine.travel(local(2026, 12, 1, 23), tick=False):
+        generate_upcoming_shifts(days=3)
+    assert list(on_duty(local(2026, 12, 1, 23, 30))) == [ana]  # a shift under way is left as it is
+    assert list(on_duty(local(2026, 12, 2, 23))) == [] and list(on_duty(local(2026, 12, 2, 9))) == []
+    assert list(on_duty(local(2026, 12, 3, 23))) == [cem]  # a swap made by hand stays
+    assert Shift.objects.filter(staff=bob, starts_at=local(2026, 12, 1, 8)).exists()  # the past stays as it was

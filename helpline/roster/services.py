@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -110,10 +111,27 @@ def _create_or_adopt(
     return 1
 
 
+def remove_shifts_of_retired_rotations() -> int:
+    """A rotation deactivated or deleted (replaced by another) takes its future generated shifts with it, or its
+    people stay on duty for three weeks next to the new rotation's. A deleted one leaves its shifts with no
+    rotation but still with their slot's day. A shift that has begun stays, and so does one changed by hand (a
+    swap). Returns how many shifts went."""
+    retired = Shift.objects.filter(
+        Q(pattern__is_active=False) | Q(pattern__isnull=True),
+        slot_day__isnull=False,
+        changed_by_hand=False,
+        starts_at__gt=timezone.now(),
+    )
+    removed, _ = retired.delete()
+    return removed
+
+
 def generate_upcoming_shifts(days: int = 21) -> int:
-    """Each active pattern's shifts for the coming days. One pattern that cannot be generated (a slot the database
-    refuses) is logged and left for its fix; the patterns after it are still generated."""
+    """Each active pattern's shifts for the coming days, after the future shifts of retired rotations are taken off.
+    One pattern that cannot be generated (a slot the database refuses) is logged and left for its fix; the patterns
+    after it are still generated."""
     today = timezone.localdate()
+    remove_shifts_of_retired_rotations()
     created = 0
     for pattern in RotationPattern.objects.filter(is_active=True):
         try:
