@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
@@ -298,8 +299,9 @@ class CrisisBroadcast(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    # When its sender was last rung: at the start, then by the sweep while it has not finished.
-    rung_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # When its sender was last rung: at the start, then by the sweep while it has not finished. A database default
+    # too, as for the other columns added in a release: the version before keeps inserting while both run.
+    rung_at = models.DateTimeField(default=timezone.now, db_default=Now(), db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     reached = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)

@@ -234,8 +234,10 @@ class Case(models.Model):
     )
     # Kept apart from the trap: a shelter's Wi-Fi, a school or a carrier's shared address sends real messages over
     # the limit. Such a case waits behind unflagged ones in the queue, but is kept as long as any real case.
+    # A database default too: the version before this one, still taking contacts during a deploy, inserts cases
+    # without the column (without it, every contact fell to the spool).
     over_address_limit = models.BooleanField(
-        _("over the per-address limit"), default=False,
+        _("over the per-address limit"), default=False, db_default=False,
         help_text=_("Sent when its address had passed the per-address limit on new inquiries."),
     )  # fmt: skip
 
@@ -250,8 +252,9 @@ class Case(models.Model):
     escalation_loop = models.PositiveIntegerField(_("escalation loops"), default=0)
     # Which run of the ladder this is: each restart of the clock (a reassignment, a raised priority, a case flagged
     # when nobody was on duty) counts one up. Its steps' messages carry it in their keys, so a second run's steps
-    # are sent, not taken for copies of the first run's (which had the same step numbers).
-    escalation_run = models.PositiveIntegerField(_("escalation runs"), default=0)
+    # are sent, not taken for copies of the first run's (which had the same step numbers). A database default for
+    # the version before, which inserts cases without it while a deploy runs.
+    escalation_run = models.PositiveIntegerField(_("escalation runs"), default=0, db_default=0)
     # The escalation policy's steps as they were when the clock started: [[number, action, wait minutes], ...].
     escalation_ladder = models.JSONField(_("escalation steps"), default=list, blank=True, editable=False)
     is_escalated = models.BooleanField(_("escalated"), default=False, db_index=True)

@@ -91,7 +91,8 @@ class RotationSlot(models.Model):
     start_time = models.TimeField(_("starts"))
     end_time = models.TimeField(_("ends"))
     # Days whose shift from this slot a supervisor removed by hand: the hourly generation does not put it back.
-    days_removed = models.JSONField(default=list, blank=True, editable=False)
+    # A database default for the version before, which inserts slots without it while a deploy runs.
+    days_removed = models.JSONField(default=list, db_default=[], blank=True, editable=False)
     history = HistoricalRecords()
 
     class Meta:

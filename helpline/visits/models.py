@@ -53,7 +53,8 @@ class Visit(models.Model):
     escalation_loop = models.PositiveIntegerField(_("escalation loops"), default=0)
     # Which run of the ladder this is (an extension restarts the overdue clock, an alarm starts its own ladder):
     # in the steps' message keys, so a later run is not taken for a copy of an earlier one with the same steps.
-    escalation_run = models.PositiveIntegerField(_("escalation runs"), default=0)
+    # A database default for the version before, which inserts visits without it while a deploy runs.
+    escalation_run = models.PositiveIntegerField(_("escalation runs"), default=0, db_default=0)
     escalation_ladder = models.JSONField(_("escalation steps"), default=dict, blank=True, editable=False)
     acknowledged_at = models.DateTimeField(_("acknowledged"), null=True, blank=True)
     acknowledged_by = models.ForeignKey(
