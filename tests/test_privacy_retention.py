@@ -2,9 +2,13 @@
 or a longer period keeps, leaves the figures as they were, and a dry run changes nothing."""
 import datetime as dt
 import json
+import logging
+import os
+import signal
 
 import pytest
 import time_machine
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.management import call_command
 
 from helpline.cases.intake import record_web_inquiry
@@ -143,6 +147,43 @@ def test_a_run_stopped_after_one_batch_is_finished_by_the_next(centre, twilio_ap
 def test_the_beat_task_runs_the_job(centre, twilio_api):
     with time_machine.travel(NOW, tick=False):
         assert anonymise_expired_cases.apply().get() == 3
+
+
+def test_a_run_stopped_by_its_time_limit_says_what_it_did_and_the_next_run_finishes(centre, twilio_api, caplog):
+    # The soft time limit arrives as it does in a Celery worker: a signal, raised in the task as
+    # SoftTimeLimitExceeded, here while it waits for Twilio to delete the second voicemail.
+    deletions = []
+
+    def soft_time_limit_on_the_second_deletion():
+        deletions.append(1)
+        if len(deletions) == 2:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    def raise_soft_time_limit(signum, frame):
+        raise SoftTimeLimitExceeded()
+
+    previous = signal.signal(signal.SIGUSR1, raise_soft_time_limit)
+    twilio_api.on_delete = soft_time_limit_on_the_second_deletion
+    try:
+        with time_machine.travel(NOW, tick=False), caplog.at_level(logging.INFO, logger="helpline.privacy.services"):
+            assert services.anonymise_expired().total == 1
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert "retention: 1 cases anonymised" in caplog.text
+    assert "stopped by its time limit; the next run continues" in caplog.text
+
+    with time_machine.travel(NOW, tick=False):
+        assert services.anonymise_expired().total == 2
+    assert Anonymisation.objects.count() == 3
+
+
+def test_the_daily_job_has_an_hour_not_the_few_minutes_other_tasks_get_and_no_second_worker_takes_it(settings):
+    # Capped by the global limit, a backlog with voicemail to delete at Twilio never finished. A message a worker
+    # has not acknowledged is handed to another after the broker's visibility timeout: the job is acknowledged on
+    # receipt instead (one stopped half-way is continued by the next day's run).
+    assert anonymise_expired_cases.soft_time_limit >= 3000 > settings.CELERY_TASK_TIME_LIMIT
+    assert anonymise_expired_cases.time_limit > anonymise_expired_cases.soft_time_limit
+    assert anonymise_expired_cases.acks_late is False
 
 
 def test_a_legal_hold_keeps_an_expired_case_until_it_is_released(centre, supervisor, twilio_api):

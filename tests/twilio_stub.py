@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import format_datetime
@@ -38,6 +39,9 @@ class TwilioStub:
         self.lookups_unavailable = False
         # Seconds to hold each create request after accepting it: a worker can be killed "inside the call".
         self.delay_seconds = 0.0
+        # Called (in the stub's thread) as each DELETE arrives, before it is answered: something happening to the
+        # client while it waits for Twilio.
+        self.on_delete: Callable[[], None] | None = None
         # How many of the next accepted creates lose their answer (the connection drops): "Twilio took it, the
         # client never heard".
         self.hang_up_after_accepting = 0
@@ -108,10 +112,13 @@ class TwilioStub:
                 """Deleting a resource (a voicemail recording): 204, or the queued answer or outage."""
                 with stub._lock:
                     stub.requests.append(Recorded("DELETE", self.path, {}))
+                    on_delete = stub.on_delete
                     if stub._outage is not None:
                         status, body = stub._outage
                     else:
                         status, body = stub._answers.pop(0) if stub._answers else (204, {})
+                if on_delete is not None:
+                    on_delete()
                 if status == 204:
                     self.send_response(204)
                     self.end_headers()

@@ -385,7 +385,8 @@ CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = True
 # A hung task (a socket without a timeout, a lock never granted) holds a pool process for ever: two on the critical
 # worker stop every ladder. The longest task that works is the model's second look, which reads batches for 20 s
 # (SECOND_LOOK_SECONDS) and then finishes its batch (a second or two; the model reads a message in tens of ms);
-# the spool replay, a crisis broadcast and the daily anonymisation go on where they stopped in their next run.
+# the spool replay and a crisis broadcast go on where they stopped in their next run; the daily anonymisation has
+# an hour of its own (helpline/privacy/tasks.py).
 # SoftTimeLimitExceeded is raised in the task first, then the process is killed; below the broker's visibility
 # timeout. The alerts worker's thread pool does not enforce them (its sends time out after 10 s themselves).
 CELERY_TASK_SOFT_TIME_LIMIT = 240
