@@ -270,6 +270,14 @@ def test_impossible_shifts_are_field_errors(client, people, data):
     assert response.status_code == 400 and not Shift.objects.exists()
 
 
+def test_a_shift_inside_the_hour_the_clocks_skip_is_refused_in_bosnian(client, people):
+    response = signed_in(client, people["supervisor"]).post("/console/roster/shifts/", {
+        "staff": people["worker"].pk, "day": "2026-03-29", "starts": "02:00", "ends": "03:00",
+    })  # fmt: skip
+    page = response.content.decode()
+    assert "clocks go forward" not in page and "Tog dana se sat u 02:00 pomjera unaprijed" in page
+
+
 def test_a_posted_action_on_a_case_out_of_range_is_not_found(client, people):
     response = signed_in(client, people["supervisor"]).post("/console/cases/99999999999999999999999/note/",
                                                             {"text": "x"})  # fmt: skip
