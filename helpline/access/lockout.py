@@ -10,7 +10,8 @@ address alone never reaches it.
 Nobody can lock a named worker out by failing on purpose: the first two counters are per address, and neither the
 second nor the third applies at an address the person has signed in from before (axes' access log), so they still
 get in from their usual places (the office's shared address among them) while someone guesses from elsewhere or at
-other names from there.
+other names from there. Only far more failures from one address (LOGIN_FAILURES_PER_ADDRESS_FOR_EVERYONE) stop
+everyone there: guessing at the names that do sign in there, a few at a time each, is not endless either.
 """
 from __future__ import annotations
 
@@ -60,10 +61,15 @@ class TwoCounterHandler(AxesDatabaseHandler):
 
     @staticmethod
     def _guessed_at_from_here(request, recent, username: str) -> bool:
-        """Failures from this address for any name reached their limit, and this name has never signed in here.
-        Staff share their office's address (one NAT, the guest Wi-Fi on the same line): one infected PC there
-        failing at twenty names must not lock every colleague out of the console, which a flood night needs."""
-        if _failures(recent) < settings.LOGIN_FAILURES_PER_ADDRESS:
+        """Failures from this address for any name reached their limit, and this name has never signed in here;
+        or they reached the far higher limit that stops everyone there. Staff share their office's address (one
+        NAT, the guest Wi-Fi on the same line): one infected PC there failing at twenty names must not lock every
+        colleague out of the console, which a flood night needs. But without the higher limit it could guess
+        four passwords of every colleague every quarter of an hour, for ever."""
+        failures = _failures(recent)
+        if failures >= settings.LOGIN_FAILURES_PER_ADDRESS_FOR_EVERYONE:
+            return True
+        if failures < settings.LOGIN_FAILURES_PER_ADDRESS:
             return False
         signed_in_here = AccessLog.objects.filter(username=username, ip_address=request.axes_ip_address)
         return not (username and signed_in_here.exists())

@@ -623,6 +623,11 @@ AXES_HANDLER = "helpline.access.lockout.TwoCounterHandler"
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=5)
 LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=20)
+# ... and for everyone at that address, even the people who sign in there: an infected PC behind the office's
+# address guessing a few passwords of each colleague, under the per-username limit every cool-off, for ever.
+LOGIN_FAILURES_PER_ADDRESS_FOR_EVERYONE = env.int(
+    "LOGIN_FAILURES_PER_ADDRESS_FOR_EVERYONE", default=5 * LOGIN_FAILURES_PER_ADDRESS
+)
 # Guesses at one name from many addresses together; not counted at an address the person signed in from before.
 LOGIN_FAILURES_PER_USERNAME_EVERYWHERE = env.int("LOGIN_FAILURES_PER_USERNAME_EVERYWHERE", default=50)
 AXES_FAILURE_LIMIT = 1  # the handler answers 1 when either counter has reached its own limit
