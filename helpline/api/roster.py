@@ -6,6 +6,7 @@ from rest_framework import serializers, viewsets
 from helpline.api.cases import STAFF_AUTHENTICATION
 from helpline.api.permissions import IsSupervisor
 from helpline.roster.models import Shift, StaffProfile
+from helpline.roster.selectors import clashes_with_the_rotation
 
 
 class StaffProfileSerializer(serializers.ModelSerializer):
@@ -31,6 +32,12 @@ class ShiftSerializer(serializers.ModelSerializer):
         ends = data.get("ends_at", getattr(self.instance, "ends_at", None))
         if starts and ends and ends <= starts:
             raise serializers.ValidationError({"ends_at": [_("A shift must end after it starts.")]})
+        staff = data.get("staff", getattr(self.instance, "staff", None))
+        moved = self.instance is not None and staff and starts
+        if moved and clashes_with_the_rotation(self.instance, staff.pk, starts):
+            raise serializers.ValidationError(
+                {"starts_at": [_("This person already has a shift starting at that time.")]}
+            )
         return data
 
 
@@ -48,9 +55,7 @@ class ShiftViewSet(viewsets.ModelViewSet):
     queryset = Shift.objects.order_by("starts_at", "pk")
 
     def _save(self, serializer) -> None:
-        # The database has the last word on a shift's constraints: a clash is the client's 400, never a 500. (Two
-        # shifts of one person at one time are allowed since one_generated_shift_per_slot went: a swap between two
-        # slots that start together needs it for a moment.)
+        # The database has the last word on a shift's constraints: a clash is the client's 400, never a 500.
         try:
             with transaction.atomic():
                 serializer.save()

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from helpline.roster.models import Shift, StaffProfile
-from helpline.roster.selectors import is_supervisor
+from helpline.roster.selectors import clashes_with_the_rotation, is_supervisor
 from helpline.roster.services import remove_shift_from_roster
 
 # --- The roster -----------------------------------------------------------------------------------------------
@@ -33,6 +33,8 @@ def move_shift(
     note: str = "",
 ) -> Shift:  # fmt: skip
     _require_supervisor(by)
+    if clashes_with_the_rotation(shift, staff.pk, starts_at):
+        raise ValueError(_("This person already has a shift starting at that time."))
     # Saved, not updated in the database directly: the audit trail (django-simple-history) records a save, with
     # who made it, and a queryset update would leave the change out of it.
     shift.staff, shift.starts_at, shift.ends_at, shift.note = staff, starts_at, ends_at, note

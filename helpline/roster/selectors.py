@@ -53,6 +53,16 @@ def all_supervisors() -> list[StaffProfile]:
     return list(supervisors.select_related("user").order_by("pk"))
 
 
+def clashes_with_the_rotation(shift: Shift, staff_id: int, starts_at: dt.datetime) -> bool:
+    """Whether a supervisor moving this generated shift would give its person two shifts of the rotation starting
+    together: a mistake, refused. The database refused it too until the rotation's own swaps needed it for a
+    moment; shifts entered by hand may overlap."""
+    if shift.pattern_id is None:
+        return False
+    others = Shift.objects.filter(staff_id=staff_id, starts_at=starts_at, pattern_id=shift.pattern_id)
+    return others.exclude(pk=shift.pk).exists()
+
+
 def active_staff() -> QuerySet[StaffProfile]:
     return StaffProfile.objects.filter(is_active=True, user__is_active=True).select_related("user").order_by(
         "user__first_name", "user__username"
