@@ -208,6 +208,21 @@ def test_a_generated_shift_given_to_someone_else_in_the_admin_stays_theirs(admin
     assert list(on_duty(local(2026, 12, 3, 23))) == [cem]
 
 
+def test_a_generated_shift_given_to_someone_else_through_the_api_stays_theirs():
+    from rest_framework.test import APIClient
+
+    ana, cem = StaffFactory(), StaffFactory()
+    rotation((ana, 0, dt.time(22), dt.time(6)), cycle_days=1, starts_on=dt.date(2026, 12, 1))
+    api = APIClient()
+    api.force_authenticate(StaffFactory(role="supervisor").user)
+    with time_machine.travel(local(2026, 12, 1, 12), tick=False):
+        generate_upcoming_shifts(days=3)
+        shift = Shift.objects.get(staff=ana, starts_at=local(2026, 12, 3, 22))
+        assert api.patch(f"/api/v1/shifts/{shift.pk}/", {"staff": cem.pk}, format="json").status_code == 200
+        generate_upcoming_shifts(days=3)
+    assert list(on_duty(local(2026, 12, 3, 23))) == [cem]
+
+
 def test_a_rotation_replaced_takes_its_future_shifts_off_the_roster_within_the_hour():
     # Deactivated or deleted, its generated shifts stayed on duty for three weeks next to the new rotation's.
     ana, bob, cem = StaffFactory(), StaffFactory(), StaffFactory()

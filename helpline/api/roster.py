@@ -54,11 +54,11 @@ class ShiftViewSet(viewsets.ModelViewSet):
     serializer_class = ShiftSerializer
     queryset = Shift.objects.order_by("starts_at", "pk")
 
-    def _save(self, serializer) -> None:
+    def _save(self, serializer, **fields) -> None:
         # The database has the last word on a shift's constraints: a clash is the client's 400, never a 500.
         try:
             with transaction.atomic():
-                serializer.save()
+                serializer.save(**fields)
         except IntegrityError:
             raise serializers.ValidationError(
                 {"starts_at": [_("This person already has a shift starting at that time.")]}
@@ -68,4 +68,5 @@ class ShiftViewSet(viewsets.ModelViewSet):
         self._save(serializer)
 
     def perform_update(self, serializer) -> None:
-        self._save(serializer)
+        # Changed by a supervisor: the rotation's hourly generation leaves it as they set it (a swap).
+        self._save(serializer, changed_by_hand=True)
