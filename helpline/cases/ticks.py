@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from django.db import InterfaceError, OperationalError, models, transaction
+from django.db import InterfaceError, OperationalError, connection, models, transaction
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -20,8 +20,9 @@ Row = TypeVar("Row", bound=models.Model)
 # still.
 RETRY_FAILED_STEP_AFTER = dt.timedelta(seconds=60)
 LEFT_OUT_AFTER_FAILURES_IN_A_ROW = 2
-# Errors of the database itself (a restart, a lost connection, a cancelled statement, a deadlock): no fault of the
-# row they hit, and likely to hit every row behind it. The tick stops and leaves nothing out; the next one retries.
+# Errors of the database. When the connection itself is gone (a restart), the tick stops and leaves nothing out: it
+# would hit every row behind it, and the next tick retries. Otherwise (a statement cancelled or timed out, a lock not
+# had, a deadlock) it is the row's failure like any other: one such row always failing first stopped every tick.
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 # (model, pk) -> (failures in a row, when the last one was); forgotten RETRY_FAILED_STEP_AFTER after the last.
 _failed_steps: dict[tuple[str, int], tuple[int, dt.datetime]] = {}
@@ -63,22 +64,29 @@ def run_each_due(due: models.QuerySet[Row], run_step: Callable[[Row], bool], *, 
                 try:
                     with transaction.atomic():
                         done += bool(run_step(row))
-                except DATABASE_ERRORS:
-                    logger.exception("due step for %s failed on a database error; this tick stops there, and the "
-                                     "next one tries every due row again", _label(row))  # fmt: skip
-                    return done  # the steps run before it are kept (unless the connection itself is gone)
+                except DATABASE_ERRORS as error:
+                    if isinstance(error, InterfaceError) or not connection.is_usable():
+                        logger.exception("due step for %s failed: the database went away; this tick stops there, "
+                                         "and the next one tries every due row again", _label(row))  # fmt: skip
+                        return done  # the steps run before it are kept (unless the connection itself is gone)
+                    _note_failure(key, row, now)  # a statement cancelled, a lock not had: this row's, each time
                 except Exception:
-                    failures = _failed_steps.get(key, (0, now))[0] + 1
-                    _failed_steps[key] = (failures, now)
-                    if failures >= LEFT_OUT_AFTER_FAILURES_IN_A_ROW:
-                        logger.exception(
-                            "due step for %s failed %d times in a row; tried again in %d s, the rows behind it "
-                            "meanwhile", _label(row), failures, RETRY_FAILED_STEP_AFTER.total_seconds(),
-                        )  # fmt: skip
-                    else:
-                        logger.exception("due step for %s failed; tried again on the next tick", _label(row))
+                    _note_failure(key, row, now)
                 else:
                     _failed_steps.pop(key, None)
             if len(claimed) < wanted:  # nothing more is due (or free)
                 break
     return done
+
+
+def _note_failure(key: tuple[str, int], row: models.Model, now: dt.datetime) -> None:
+    """Called inside the `except` of the row's step: logs it with its traceback, and counts it."""
+    failures = _failed_steps.get(key, (0, now))[0] + 1
+    _failed_steps[key] = (failures, now)
+    if failures >= LEFT_OUT_AFTER_FAILURES_IN_A_ROW:
+        logger.exception(
+            "due step for %s failed %d times in a row; tried again in %d s, the rows behind it meanwhile",
+            _label(row), failures, RETRY_FAILED_STEP_AFTER.total_seconds(),
+        )  # fmt: skip
+    else:
+        logger.exception("due step for %s failed; tried again on the next tick", _label(row))
