@@ -780,10 +780,16 @@ OVERTAKEN_BY_A_NEWER_REPLY = (NotificationKind.CITIZEN_REPLY, NotificationKind.F
 
 
 def _newer_replies_on_the_case() -> QuerySet[Message]:
-    """Replies on the outer notification's case written after it (a reply's own message is written just before its
-    notification, and has the lower id)."""
-    return Message.objects.filter(case=OuterRef("case"), direction=Direction.OUTBOUND).filter(
-        Q(created_at__gt=OuterRef("created_at")) | Q(pk__gt=OuterRef("message_id"))
+    """A worker's replies on the outer notification's case written after it (a reply's own message is written just
+    before its notification, and has the lower id). Not a crisis event's answer or broadcast: those go to everyone
+    in the event, and overtake nothing a worker wrote to this citizen (floods and Twilio outages come together)."""
+    sent_by_a_crisis_event = Notification.objects.filter(
+        message=OuterRef("pk"), kind__in=(NotificationKind.CRISIS_ANSWER, NotificationKind.CRISIS_BROADCAST)
+    )
+    return (
+        Message.objects.filter(case=OuterRef("case"), direction=Direction.OUTBOUND)
+        .filter(Q(created_at__gt=OuterRef("created_at")) | Q(pk__gt=OuterRef("message_id")))
+        .exclude(Exists(sent_by_a_crisis_event))
     )
 
 

@@ -9,6 +9,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from helpline.cases import dispatch, services
+from helpline.cases import services as case_services
 from helpline.cases.models import Case, CaseStatus
 from helpline.cases.tasks import BEAT_HEARTBEAT, queue_heartbeat_name, worker_heartbeat_name
 from helpline.casework import actions
@@ -504,6 +505,28 @@ def test_a_reply_lost_in_an_outage_is_not_sent_after_the_workers_newer_reply(clo
     assert [m["body"] for m in twilio_api.accepted_messages()] == [newer.body]
     first.refresh_from_db()
     assert first.delivery_status == DeliveryStatus.FAILED  # the worker sees it never went out
+
+
+def test_a_reply_lost_in_an_outage_still_goes_out_after_a_crisis_broadcast_on_the_case(clock, twilio_api, settings):
+    # The flood's broadcast counted as the worker's newer reply: "Ne izlazite, ekipa dolazi" was never sent.
+    from notifications.models import NotificationKind
+
+    worker = on_duty(phone="+38761200300")
+    case = CaseFactory(status="in_progress", assigned_to=worker.user)
+    twilio_api.outage()
+    reply = outbox.reply_to_citizen(case, "Ne izlazite, ekipa dolazi k vama.", by=worker.user)
+    fail_for_good_on_transient_errors(Notification.objects.get(message=reply), clock, settings)
+    twilio_api.recover()
+    clock.shift(dt.timedelta(minutes=2))
+    broadcast = case_services.record_reply(case, "Evakuacija u 18 h.", by=None, channel="sms")
+    outbox.queue_notification(key="crisis-broadcast:1:test", to_number=str(case.caller.phone), body=broadcast.body,
+                              kind=NotificationKind.CRISIS_BROADCAST, case=case, message=broadcast)  # fmt: skip
+    for _ in range(3):
+        clock.shift(dt.timedelta(minutes=1))
+        outbox.relay_queued()
+        for queued in Notification.objects.filter(status=DeliveryStatus.QUEUED):
+            outbox.deliver(queued.pk)
+    assert reply.body in [m["body"] for m in twilio_api.accepted_messages()]
 
 
 def test_a_citizen_wrote_again_sms_lost_in_an_outage_is_not_sent_once_the_worker_has_replied(
