@@ -249,8 +249,9 @@ def hand_on_cases_left_at_shift_end(now: dt.datetime | None = None, *, limit: in
     reminder went to a phone at home, and the case moved to a colleague on duty only at the ladder's reassign step
     (25 minutes for a normal case). Each minute such cases are offered to someone on duty now, by the assignment
     policy (in surge mode only to someone with room); with nobody to take it, the ladder goes on as it was. A case
-    they took stays theirs: they said they have it in hand; so does one a supervisor gave them by hand (someone on
-    call, say). The most urgent go first. Returns how many were handed on."""
+    they took stays theirs: they said they have it in hand; so does one a supervisor gave them by hand while they
+    were off duty (someone on call, say), but not one given at 21:55 to someone going home at 22:00. The most
+    urgent go first. Returns how many were handed on."""
     now = now or timezone.now()
     last_assignment = TimelineEvent.objects.filter(case=OuterRef("pk"), kind=EventKind.ASSIGNED).order_by(
         "-created_at", "-pk"
@@ -258,11 +259,17 @@ def hand_on_cases_left_at_shift_end(now: dt.datetime | None = None, *, limit: in
     left = (
         Case.objects.filter(status=CaseStatus.ASSIGNED, acknowledged_at__isnull=True, assigned_to__isnull=False)
         .exclude(assigned_to_id__in=on_duty(now).values("user_id"))
-        .annotate(given_by=Subquery(last_assignment.values("actor_id")[:1]))
-        .filter(given_by__isnull=True)  # given by the service (triage, the ladder), not by a supervisor
+        .annotate(
+            given_by=Subquery(last_assignment.values("actor_id")[:1]),
+            given_at=Subquery(last_assignment.values("created_at")[:1]),
+        )
     )
     handed = 0
-    for case_id in list(by_urgency(left).values_list("pk", flat=True)[:limit]):
+    for case_id, given_by, given_at, holder in list(
+        by_urgency(left).values_list("pk", "given_by", "given_at", "assigned_to_id")[:limit]
+    ):
+        if given_by is not None and given_at is not None and not on_duty(given_at).filter(user_id=holder).exists():
+            continue  # a supervisor gave it to someone already off duty (on call): theirs by that choice
         with transaction.atomic():
             case = Case.objects.for_change().get(pk=case_id)
             holder = case.assigned_to_id

@@ -542,6 +542,18 @@ def test_a_case_not_yet_taken_when_its_workers_shift_ends_goes_to_someone_on_dut
     case.refresh_from_db()
     assert case.assigned_to == on_call.user
 
+    # Given by hand to someone on duty whose shift then ends: handed on like any other.
+    clock.move_to(START + dt.timedelta(hours=7, minutes=55))
+    ending = StaffFactory(phone="+38761200304")
+    ShiftFactory(staff=ending, starts_at=START, ends_at=START + dt.timedelta(hours=8))
+    night = StaffFactory(phone="+38761200305")
+    ShiftFactory(staff=night, starts_at=START + dt.timedelta(hours=8), ends_at=START + dt.timedelta(hours=16))
+    actions.do_assign(case, staff=ending, by=supervisor.user)
+    clock.move_to(START + dt.timedelta(hours=8, minutes=1))
+    assert ladder.hand_on_cases_left_at_shift_end() == 1
+    case.refresh_from_db()
+    assert case.assigned_to == night.user
+
 
 def test_a_case_never_goes_to_a_supervisor_whose_login_was_deactivated(clock):
     leaving = StaffFactory(phone="+38761200301")  # off duty, as is everyone at night
