@@ -219,8 +219,11 @@ def test_a_generated_shift_given_to_someone_else_through_the_api_stays_theirs():
         generate_upcoming_shifts(days=3)
         shift = Shift.objects.get(staff=ana, starts_at=local(2026, 12, 3, 22))
         assert api.patch(f"/api/v1/shifts/{shift.pk}/", {"staff": cem.pk}, format="json").status_code == 200
+        noted = Shift.objects.get(staff=ana, starts_at=local(2026, 12, 2, 22))
+        assert api.patch(f"/api/v1/shifts/{noted.pk}/", {"note": "kasni 10 min"}, format="json").status_code == 200
         generate_upcoming_shifts(days=3)
     assert list(on_duty(local(2026, 12, 3, 23))) == [cem]
+    assert not Shift.objects.get(pk=noted.pk).changed_by_hand  # a note alone: it still follows its slot
 
 
 def test_a_rotation_replaced_takes_its_future_shifts_off_the_roster_within_the_hour():

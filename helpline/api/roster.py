@@ -68,5 +68,9 @@ class ShiftViewSet(viewsets.ModelViewSet):
         self._save(serializer)
 
     def perform_update(self, serializer) -> None:
-        # Changed by a supervisor: the rotation's hourly generation leaves it as they set it (a swap).
-        self._save(serializer, changed_by_hand=True)
+        # Another person or other times, set by a supervisor (a swap): the rotation's hourly generation leaves it as
+        # they set it. A note alone changes nothing of that: the shift still follows its slot.
+        shift, changes = serializer.instance, serializer.validated_data
+        moved = any(name in changes and changes[name] != getattr(shift, name) for name in ("staff", "starts_at",
+                                                                                           "ends_at"))
+        self._save(serializer, **({"changed_by_hand": True} if moved else {}))
