@@ -714,6 +714,10 @@ def reconcile_interrupted_sends(now: dt.datetime, *, limit: int = 50) -> int:
     return len(stuck)
 
 
+# How long an alert whose worker was lost inside the send waits for Twilio to say whether it got through.
+ALERT_LOST_SEND_WAITS_AT_MOST = SENDING_GRACE * (1 + WAITS_BEFORE_AN_ALERT_GOES_ANYWAY)
+
+
 def _reconcile(notification: Notification, now: dt.datetime) -> bool:
     """Settles one interrupted send; False when the provider could not be asked."""
     # The claim's own time: the due time moves each time this waits for Twilio, and read back from it, the second
@@ -739,6 +743,16 @@ def _reconcile(notification: Notification, now: dt.datetime) -> bool:
         )
         if current is None:
             return True  # the worker was not lost after all, or another relay settled it
+        if not lookup.known and is_alert(current) and claimed_at and now - claimed_at >= ALERT_LOST_SEND_WAITS_AT_MOST:
+            # As in `deliver`: a worker told twice of a critical case is better than never told. A worker killed
+            # inside the call (a deploy, the memory limit) while Twilio's list could not be read kept it for ever.
+            DeliveryAttempt.objects.create(notification=current, result="lost", detail=CANNOT_BE_ASKED[:500])
+            current.status, current.next_attempt_at, current.last_error_code = DeliveryStatus.QUEUED, now, ""
+            current.save(update_fields=["status", "next_attempt_at", "last_error_code"])
+            logger.error("notification %s: its worker was lost inside the send and Twilio still cannot be asked "
+                         "after %d s; the alert is sent again anyway (a duplicate is better than none)", current.pk,
+                         ALERT_LOST_SEND_WAITS_AT_MOST.total_seconds())  # fmt: skip
+            return False
         if not lookup.known:
             current.next_attempt_at = now + SENDING_GRACE
             current.save(update_fields=["next_attempt_at"])

@@ -927,6 +927,27 @@ def test_an_alert_whose_answer_was_lost_goes_out_again_after_about_90_s_while_tw
     assert any("a duplicate is better than none" in r.getMessage() for r in caplog.records)
 
 
+def test_an_alert_left_sending_by_a_killed_worker_goes_out_two_minutes_on_while_twilio_cannot_be_asked(
+    clock, twilio_api, client
+):
+    # The relay waited 30 s at a time for Twilio's list, for ever, and /healthz/ counted only queued alerts.
+    worker = on_duty(phone="+38761200300")
+    case = CaseFactory(status="assigned", priority="critical", assigned_to=worker.user)
+    alert = outbox.queue_notification(key="alert", to_number="+38761200300", body=f"HITNO {case.reference}",
+                                      kind="assignment", case=case, recipient=worker.user)  # fmt: skip
+    killed_inside_the_call(alert, twilio_got_it=False)
+    twilio_api.lookups_unavailable = True
+    clock.move_to(START + dt.timedelta(seconds=125))  # nothing has looked at it yet: /healthz/ sees it all the same
+    assert "a staff alert written 125 s ago" in " ".join(client.get("/healthz/").json()["problems"])
+    for seconds in range(130, 301, 10):
+        clock.move_to(START + dt.timedelta(seconds=seconds))
+        outbox.relay_queued()
+        for queued in Notification.objects.filter(pk=alert.pk, status=DeliveryStatus.QUEUED):
+            outbox.deliver(queued.pk)
+    alert.refresh_from_db()
+    assert alert.status == DeliveryStatus.SENT and len(twilio_api.accepted_messages()) == 1
+
+
 def test_a_reply_whose_answer_was_lost_fails_after_its_attempts_and_goes_out_once_when_twilio_can_be_asked(
     clock, twilio_api, settings
 ):

@@ -155,8 +155,11 @@ def _progress_state(now: dt.datetime) -> tuple[dict, list[str]]:
     oldest = {
         "untriaged": Case.objects.filter(status=CaseStatus.NEW).aggregate(at=Min("created_at"))["at"],
         "awaiting_model": Case.objects.filter(awaiting_model=True).aggregate(at=Min("created_at"))["at"],
+        # Left "sending" by a worker killed inside the send counts too: the relay may wait on Twilio meanwhile.
         "queued_staff_alert": Notification.objects.filter(
             Q(status=DeliveryStatus.QUEUED, recipient__isnull=False) & (due | never_handed_over)
+            | Q(status=DeliveryStatus.SENDING, recipient__isnull=False, sent_at__isnull=True,
+                created_at__lte=now - dt.timedelta(seconds=QUEUED_ALERT_MAX_SECONDS))
         ).aggregate(at=Min(SqlCase(When(never_handed_over, then="created_at"), default=Coalesce(
             "next_attempt_at", "created_at"
         ))))["at"],
