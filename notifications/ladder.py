@@ -448,7 +448,34 @@ def tell_supervisors_of_cases_waiting_for_room(now: dt.datetime | None = None) -
     if told:
         logger.warning("%s cases waiting for room (the oldest since %s): supervisors told", waiting["count"],
                        waiting["oldest"].isoformat(timespec="minutes"))  # fmt: skip
+    _chase_the_oldest_high_case_left_waiting(now)
     return told
+
+
+def _chase_the_oldest_high_case_left_waiting(now: dt.datetime) -> None:
+    """An SMS a quarter hour is not enough for a high case while the supervisor on duty sleeps: one waiting twice
+    its time to acknowledge goes on the ladder for a case nobody could take (every supervisor called, then the
+    fallback numbers) until someone takes it or has room for it. One such case at a time, the oldest: forty of
+    them at once paged three supervisors 240 times, and one ringing phone is enough to wake the person who acts."""
+    waiting_high = Case.objects.filter(
+        status=CaseStatus.TRIAGED, assigned_to__isnull=True, priority=Priority.HIGH, is_drill=False
+    )
+    if waiting_high.filter(escalation_due_at__isnull=False).exists():
+        return  # one is on its ladder already
+    twice = dt.timedelta(minutes=2 * max(ladder_for(Priority.HIGH).acknowledge_within_minutes, 1))
+    oldest = (
+        waiting_high.filter(left_waiting_for_room(now))
+        .filter(Q(triaged_at__lte=now - twice) | Q(triaged_at__isnull=True, created_at__lte=now - twice))
+        .order_by("created_at")
+        .first()
+    )
+    if oldest is None:
+        return
+    with transaction.atomic():
+        case_services.flag_unassignable(
+            oldest, explanation=f"high priority, waited over {int(twice.total_seconds() // 60)} min: everyone on "
+            "duty is at their maximum"
+        )  # fmt: skip
 
 
 # --- Running due steps ------------------------------------------------------------------------------------------

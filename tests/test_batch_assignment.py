@@ -195,3 +195,24 @@ def test_supervisors_hear_of_cases_left_waiting_for_room_in_one_message_every_qu
         actions.do_resolve(Case.objects.get(assigned_to=worker.user), by=worker.user, outcome="helped")
         actions.do_assign_waiting()
         assert Case.objects.filter(pk__in=[c.pk for c in waiting], assigned_to=worker.user).count() == 1
+
+
+def test_the_oldest_high_case_left_waiting_twice_its_time_rings_every_supervisor_one_case_at_a_time():
+    # An SMS a quarter hour did not wake the supervisor on duty: a high case waited for hours.
+    start = dt.datetime(2026, 12, 6, 23, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False) as clock:
+        worker = ShiftFactory(staff=StaffFactory(max_open_cases=1), starts_at=start - dt.timedelta(hours=1),
+                              ends_at=start + dt.timedelta(hours=9)).staff  # fmt: skip
+        ShiftFactory(staff=StaffFactory(role="supervisor", max_open_cases=0, phone="+38761700900"),
+                     starts_at=start - dt.timedelta(hours=1), ends_at=start + dt.timedelta(hours=9))  # fmt: skip
+        CaseFactory(assigned_to=worker.user, status=CaseStatus.ASSIGNED)
+        high = [case_saying(HIGH) for _ in range(3)]
+        for case in high:
+            actions.do_triage_case(case.pk)
+            clock.shift(dt.timedelta(seconds=1))
+        clock.shift(dt.timedelta(minutes=11))
+        actions.do_assign_waiting()
+        ladder.run_due_escalations()
+        on_the_ladder = Case.objects.filter(pk__in=[c.pk for c in high], escalation_due_at__isnull=False)
+        assert list(on_the_ladder.values_list("pk", flat=True)) == [high[0].pk]  # the oldest, alone
+        assert Notification.objects.filter(case=high[0], kind=NotificationKind.ESCALATION, channel="voice").exists()
