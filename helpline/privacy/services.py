@@ -172,7 +172,7 @@ def _anonymise_if_still_expired(case_id: int, now: dt.datetime, run: RetentionRu
 
 def anonymise_expired(now: dt.datetime | None = None, *, batch_size: int | None = None,
                       max_batches: int | None = None) -> RetentionRun:  # fmt: skip
-    """The daily job: anonymise every ended case past its retention and without a legal hold, in batches (each case
+    """The hourly job: anonymise every ended case past its retention and without a legal hold, in batches (each case
     its own transaction), so a run stopped half-way loses nothing and the next run carries on. Logs counts only,
     also when the task's soft time limit stops it."""
     now = now or timezone.now()

@@ -445,7 +445,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Retention: anonymise the personal data of cases whose period ended (helpline/privacy/services.py).
     "anonymise-expired-cases": {
-        "task": "helpline.privacy.tasks.anonymise_expired_cases", "schedule": crontab(hour=3, minute=45)
+        "task": "helpline.privacy.tasks.anonymise_expired_cases", "schedule": crontab(minute=45)
     },
     "clear-expired-sessions": {
         "task": "helpline.privacy.tasks.clear_expired_sessions", "schedule": crontab(hour=3, minute=50)
