@@ -27,7 +27,7 @@ from helpline.cases.kept_reads import kept_for_a_second
 from helpline.cases.models import OPEN_STATUSES, Case, CaseStatus, EventKind, Priority, TimelineEvent
 from helpline.cases.selectors import by_urgency
 from helpline.roster.models import StaffProfile
-from helpline.roster.selectors import all_supervisors, is_on_duty, on_duty, supervisors_on_duty
+from helpline.roster.selectors import all_supervisors, is_on_duty, on_duty, supervisors_on_duty, supervisors_to_tell
 from helpline.roster.services import mark_assigned
 from notifications import surge, texts
 from notifications.models import (
@@ -440,7 +440,7 @@ def tell_supervisors_of_cases_waiting_for_room(now: dt.datetime | None = None) -
     text = texts.waiting_for_room(waiting["count"], oldest_minutes=int((now - waiting["oldest"]).total_seconds() // 60))
     window = int(now.timestamp() // WAITING_FOR_ROOM_TOLD_EVERY.total_seconds())
     told = 0
-    for supervisor in list(supervisors_on_duty(now).exclude(phone="")) or all_supervisors():
+    for supervisor in supervisors_to_tell(now):
         told += bool(queue_notification(
             key=f"waiting-for-room:{supervisor.pk}:{window}", to_number=str(supervisor.phone), body=text,
             kind=NotificationKind.ESCALATION, recipient=supervisor.user,

@@ -24,7 +24,7 @@ from helpline.cases.kept_reads import kept_for_a_second
 from helpline.cases.language import fold
 from helpline.cases.models import Case, CaseStatus, Priority
 from helpline.roster.models import Absence, Shift, StaffProfile
-from helpline.roster.selectors import all_supervisors, on_duty, supervisors_on_duty
+from helpline.roster.selectors import on_duty, supervisors_to_tell
 from notifications.models import CallOut, Notification, NotificationKind, SurgeMode
 from notifications.outbox import queue_notification
 from notifications.texts import console_url, in_staff_language
@@ -149,7 +149,7 @@ def send_digests(now: dt.datetime | None = None) -> int:
     ) % {"helpline": settings.HELPLINE_NAME, "waiting": pressure.waiting, "critical": pressure.critical_waiting,
          "oldest": oldest, "link": _console_link()})  # fmt: skip
     sent = 0
-    for supervisor in list(supervisors_on_duty(now).exclude(phone="")) or all_supervisors():
+    for supervisor in supervisors_to_tell(now):
         sent += bool(queue_notification(
             key=f"digest:{supervisor.pk}:{minute}", to_number=str(supervisor.phone), body=supervisor_text,
             kind=NotificationKind.DIGEST, recipient=supervisor.user,

@@ -146,6 +146,12 @@ def supervisors_on_duty(at: dt.datetime) -> QuerySet[StaffProfile]:
     return on_duty(at, role=Role.SUPERVISOR)
 
 
+def supervisors_to_tell(at: dt.datetime) -> list[StaffProfile]:
+    """Who hears of the queue as a whole (the surge digest, cases waiting for room): the supervisors on duty with a
+    phone, or every supervisor when none is."""
+    return list(supervisors_on_duty(at).exclude(phone="")) or all_supervisors()
+
+
 # How long a report that a person's phone did not receive counts against them. A new report marks it again.
 PHONE_FAILING_COUNTS_FOR = dt.timedelta(hours=1)
 
