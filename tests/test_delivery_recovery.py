@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from helpline.cases import dispatch, services
 from helpline.cases import services as case_services
-from helpline.cases.models import Case, CaseStatus
+from helpline.cases.models import Case, CaseStatus, Message
 from helpline.cases.tasks import BEAT_HEARTBEAT, queue_heartbeat_name, worker_heartbeat_name
 from helpline.casework import actions
 from notifications import outbox
@@ -483,18 +483,25 @@ def test_a_staff_alerts_are_failing_alert_lost_in_the_outage_is_not_sent_once_it
     assert alert.body not in [m["body"] for m in twilio_api.accepted_messages() if m["to"] == str(supervisor.phone)]
 
 
-def test_a_reply_lost_in_an_outage_is_not_sent_after_the_workers_newer_reply(clock, twilio_api, settings):
-    # The citizen got "do NOT go to the station" and then, requeued, the older "go to the station now".
+def worker_reply_lost_in_an_outage(text: str, clock, twilio_api, settings) -> tuple[Message, Notification]:
+    """A worker's reply to the citizen of their case, whose SMS failed for good while Twilio was out (and still is)."""
     worker = on_duty(phone="+38761200300")
     case = CaseFactory(status="in_progress", assigned_to=worker.user)
     twilio_api.outage()
-    first = outbox.reply_to_citizen(case, "Idite odmah u policijsku stanicu.", by=worker.user)
-    first_sms = Notification.objects.get(message=first)
-    fail_for_good_on_transient_errors(first_sms, clock, settings)
+    reply = outbox.reply_to_citizen(case, text, by=worker.user)
+    sms = Notification.objects.get(message=reply)
+    fail_for_good_on_transient_errors(sms, clock, settings)
+    return reply, sms
+
+
+def test_a_reply_lost_in_an_outage_is_not_sent_after_the_workers_newer_reply(clock, twilio_api, settings):
+    # The citizen got "do NOT go to the station" and then, requeued, the older "go to the station now".
+    first, _sms = worker_reply_lost_in_an_outage("Idite odmah u policijsku stanicu.", clock, twilio_api, settings)
+    case, worker = first.case, first.case.assigned_to
 
     twilio_api.recover()
     clock.shift(dt.timedelta(minutes=2))
-    newer = outbox.reply_to_citizen(case, "NE idite u stanicu, ekipa dolazi k vama.", by=worker.user)
+    newer = outbox.reply_to_citizen(case, "NE idite u stanicu, ekipa dolazi k vama.", by=worker)
     assert outbox.deliver(Notification.objects.get(message=newer).pk).status == DeliveryStatus.SENT
     for _ in range(3):
         clock.shift(dt.timedelta(minutes=1))
@@ -511,12 +518,8 @@ def test_a_reply_lost_in_an_outage_still_goes_out_after_a_crisis_broadcast_on_th
     # The flood's broadcast counted as the worker's newer reply: "Ne izlazite, ekipa dolazi" was never sent.
     from notifications.models import NotificationKind
 
-    worker = on_duty(phone="+38761200300")
-    case = CaseFactory(status="in_progress", assigned_to=worker.user)
-    twilio_api.outage()
-    reply = outbox.reply_to_citizen(case, "Ne izlazite, ekipa dolazi k vama.", by=worker.user)
-    sms = Notification.objects.get(message=reply)
-    fail_for_good_on_transient_errors(sms, clock, settings)
+    reply, sms = worker_reply_lost_in_an_outage("Ne izlazite, ekipa dolazi k vama.", clock, twilio_api, settings)
+    case = reply.case
     clock.shift(dt.timedelta(minutes=2))
     broadcast = case_services.record_reply(case, "Evakuacija u 18 h.", by=None, channel="sms")
     outbox.queue_notification(key="crisis-broadcast:1:test", to_number=str(case.caller.phone), body=broadcast.body,
@@ -540,12 +543,7 @@ def test_a_citizen_wrote_again_sms_lost_in_an_outage_is_not_sent_once_the_worker
 
 
 def test_a_reply_queued_again_after_an_outage_shows_as_queued_then_sent(clock, twilio_api, settings):
-    worker = on_duty(phone="+38761200300")
-    case = CaseFactory(status="in_progress", assigned_to=worker.user)
-    twilio_api.outage()
-    reply = outbox.reply_to_citizen(case, "Ekipa dolazi.", by=worker.user)
-    sms = Notification.objects.get(message=reply)
-    fail_for_good_on_transient_errors(sms, clock, settings)
+    reply, sms = worker_reply_lost_in_an_outage("Ekipa dolazi.", clock, twilio_api, settings)
     reply.refresh_from_db()
     assert reply.delivery_status == DeliveryStatus.FAILED
 
