@@ -409,12 +409,14 @@ def _assign_one_batch(batch: int) -> tuple[dict[int, Case], bool]:
 WAITING_FOR_ROOM_TOLD_EVERY = dt.timedelta(minutes=15)
 
 
-def left_waiting_for_room(now: dt.datetime) -> Q:
-    """Cases in the queue, with no clock, for longer than their priority's time to acknowledge: nobody on duty had
-    room for them (a critical case never waits: it goes over a maximum)."""
+def left_waiting_for_room(
+    now: dt.datetime, *, priorities: tuple[str, ...] = (Priority.HIGH, Priority.NORMAL, Priority.LOW), times: int = 1
+) -> Q:
+    """Cases in the queue, with no clock, for longer than `times` their priority's time to acknowledge: nobody on
+    duty had room for them (a critical case never waits: it goes over a maximum)."""
     waited_too_long = Q(pk__in=[])
-    for priority in (Priority.HIGH, Priority.NORMAL, Priority.LOW):
-        cut = now - dt.timedelta(minutes=max(ladder_for(priority).acknowledge_within_minutes, 1))
+    for priority in priorities:
+        cut = now - times * dt.timedelta(minutes=max(ladder_for(priority).acknowledge_within_minutes, 1))
         in_queue_since_before = Q(triaged_at__lte=cut) | Q(triaged_at__isnull=True, created_at__lte=cut)
         waited_too_long |= Q(priority=priority) & in_queue_since_before
     return waited_too_long & Q(status=CaseStatus.TRIAGED, assigned_to__isnull=True, escalation_due_at__isnull=True)
@@ -462,20 +464,18 @@ def _chase_the_oldest_high_case_left_waiting(now: dt.datetime) -> None:
     )
     if waiting_high.filter(escalation_due_at__isnull=False).exists():
         return  # one is on its ladder already
-    twice = dt.timedelta(minutes=2 * max(ladder_for(Priority.HIGH).acknowledge_within_minutes, 1))
     oldest = (
-        waiting_high.filter(left_waiting_for_room(now))
-        .filter(Q(triaged_at__lte=now - twice) | Q(triaged_at__isnull=True, created_at__lte=now - twice))
+        waiting_high.filter(left_waiting_for_room(now, priorities=(Priority.HIGH,), times=2))
         .order_by("created_at")
         .first()
     )
     if oldest is None:
         return
+    twice = 2 * max(ladder_for(Priority.HIGH).acknowledge_within_minutes, 1)
     with transaction.atomic():
         case_services.flag_unassignable(
-            oldest, explanation=f"high priority, waited over {int(twice.total_seconds() // 60)} min: everyone on "
-            "duty is at their maximum"
-        )  # fmt: skip
+            oldest, explanation=f"high priority, waited over {twice} min: everyone on duty is at their maximum"
+        )
 
 
 # --- Running due steps ------------------------------------------------------------------------------------------
