@@ -232,11 +232,12 @@ def test_a_campaign_over_a_thousand_people_ends_with_each_in_exactly_one_state(p
     assert "Odgovorite 1" in sms_to(phone(1))[0].body
 
 
-def test_a_bare_yes_to_a_question_about_help_is_asked_again_and_the_call_still_follows(provider, clock):
+def test_a_bare_yes_to_a_question_about_help_is_asked_again_shown_on_the_tally_and_called_soon(provider, clock):
     # "Trebate li pomoć?" answered "Da" was read as safe: the person who asked for help was thanked and left.
+    # Then the "Da" was asked again but left no trace: the tally said "no answer", and the call waited the hour.
     (person,) = register(1)
     on_duty(phone="+38762000001")
-    services.start_campaign(
+    campaign = services.start_campaign(
         title="Poplave", question="Trebate li pomoć?", areas=[], needs=[], by=None, call_after_minutes=60
     )  # fmt: skip
     run_ticks(clock, START + dt.timedelta(seconds=30), dt.timedelta(seconds=5))
@@ -245,10 +246,15 @@ def test_a_bare_yes_to_a_question_about_help_is_asked_again_and_the_call_still_f
     assert "Одговорите 1" in said  # the register says Cyrillic: 1 or 2, in the person's script
     check = WelfareCheck.objects.get()
     assert check.state == CheckState.ASKED and check.case is None and not Case.objects.exists()
+    assert check.unclear_answer_at is not None
+    assert selectors.tally(campaign).answered_unclearly == 1
+    assert list(selectors.checks_in(campaign, column="answered_unclearly")) == [check]
     assert services.answer_welfare_reply(str(person.phone), "Da", message_sid="SMyes") == said  # Twilio's retry
 
-    run_ticks(clock, START + dt.timedelta(minutes=61), dt.timedelta(minutes=1))
-    assert WelfareCheck.objects.get().state == CheckState.CALLED  # no digit came: the call follows on time
+    # The person has the phone in hand but has not managed a digit: the call, where a key press answers, comes
+    # within minutes instead of at the end of the hour.
+    run_ticks(clock, START + dt.timedelta(minutes=12), dt.timedelta(minutes=1))
+    assert WelfareCheck.objects.get().state == CheckState.CALLED
     services.answer_welfare_reply(str(person.phone), "2", message_sid="SMtwo")
     assert WelfareCheck.objects.get().state == CheckState.NEEDS_HELP
 

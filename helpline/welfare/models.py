@@ -214,6 +214,9 @@ class WelfareCheck(models.Model):
     call_sid = models.CharField(max_length=64, null=True, blank=True, unique=True)
     visit_due_at = models.DateTimeField(null=True, blank=True, db_index=True)
     answered_at = models.DateTimeField(null=True, blank=True)
+    # When the person last wrote a bare "Da" or "Yes", which answers the question without saying which way: the
+    # question stays open and is asked again, and the supervisor sees that the person did write.
+    unclear_answer_at = models.DateTimeField(null=True, blank=True)
     answered_via = models.CharField(max_length=10, blank=True)  # sms, voice, visit
     reply_sid = models.CharField(max_length=64, null=True, blank=True, unique=True)
     failure = models.CharField(max_length=200, blank=True)

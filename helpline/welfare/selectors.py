@@ -13,6 +13,7 @@ from helpline.cases.intake import normalise_phone
 from helpline.cases.search import query_words
 from helpline.welfare import texts
 from helpline.welfare.models import (
+    QUESTION_OPEN,
     Campaign,
     CampaignStatus,
     CheckState,
@@ -81,6 +82,7 @@ class Tally:
     everyone_asked_by: dt.datetime | None = None
     visits_waiting: int = 0
     held: int = 0  # waiting for another campaign's question to them to be settled: no time can be promised
+    answered_unclearly: int = 0  # wrote a bare "Da" and were asked again for 1 or 2: no answer yet, but they wrote
 
 
 def _empty() -> dict[str, int]:
@@ -112,10 +114,20 @@ def tally(campaign: Campaign) -> Tally:
     # page said "everyone will have been asked by 09:00:59" at 09:02, with a hundred still not asked.
     if result.columns["not_yet_asked"] and (result.held or (result.everyone_asked_by or now) < now):
         result.everyone_asked_by = None
+    result.answered_unclearly = _answered_unclearly(WelfareCheck.objects.filter(campaign=campaign)).count()
     result.visits_waiting = WelfareCheck.objects.filter(
         campaign=campaign, visit__status__in=[VisitStatus.WAITING, VisitStatus.TAKEN]
     ).count()
     return result
+
+
+# Not a column of its own (each check is in exactly one): the people among "no answer" and "visit pending" who did
+# write, a bare "Da", and have not yet answered 1 or 2.
+ANSWERED_UNCLEARLY = "answered_unclearly"
+
+
+def _answered_unclearly(checks: QuerySet[WelfareCheck]) -> QuerySet[WelfareCheck]:
+    return checks.filter(state__in=QUESTION_OPEN, unclear_answer_at__isnull=False)
 
 
 def checks_in(campaign: Campaign, *, column: str = "", area: str = "", need: str = "") -> QuerySet[WelfareCheck]:
@@ -123,6 +135,8 @@ def checks_in(campaign: Campaign, *, column: str = "", area: str = "", need: str
     checks = WelfareCheck.objects.filter(campaign=campaign).select_related("person", "case", "visit__assigned_to")
     if column in TALLY_COLUMNS:
         checks = checks.filter(state__in=TALLY_COLUMNS[column])
+    elif column == ANSWERED_UNCLEARLY:
+        checks = _answered_unclearly(checks)
     if area:
         checks = checks.filter(person__municipality=area)
     if need:

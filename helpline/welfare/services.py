@@ -518,7 +518,7 @@ def answer_welfare_reply(
             return None  # after "I am safe", words are an ordinary message; only a "2" asks the campaign again
         reading = read_reply(body)
         if reading == Reading.UNCLEAR and reserved_reference is None:
-            # Nothing is settled: the question stays open, and its call and visit follow on time if no digit comes.
+            _note_unclear_answer(check)
             return texts.answer_with_a_digit(language=check.person.language, script=check.person.script)
         sid = message_sid or f"welfare-{check.pk}-{uuid.uuid4().hex[:12]}"
         if reading == Reading.SAFE:
@@ -534,6 +534,23 @@ def answer_welfare_reply(
             _raise_to_high(case, check, "answered 2" if reading == Reading.HELP else "answered in words")
             _settle(check, CheckState.NEEDS_HELP, via="sms", reply_sid=sid, case=case)
         return _reply_text(check)
+
+
+# A person who wrote a bare "Da" has the phone in hand: the call, where one key press answers, follows soon.
+CALL_AFTER_UNCLEAR_ANSWER = dt.timedelta(minutes=10)
+
+
+def _note_unclear_answer(check: WelfareCheck) -> None:
+    """Nothing is settled: the question stays open and the visit follows on time if no digit comes. The answer
+    is on the tally, and a call not yet made comes within minutes instead of at the end of the wait."""
+    now = timezone.now()
+    check.unclear_answer_at = now
+    fields = ["unclear_answer_at", "updated_at"]
+    soon = now + CALL_AFTER_UNCLEAR_ANSWER
+    if check.state == CheckState.ASKED and (check.call_due_at is None or check.call_due_at > soon):
+        check.call_due_at = soon
+        fields.append("call_due_at")
+    check.save(update_fields=fields)
 
 
 def record_key_press(check_id: int, digits: str, *, call_sid: str) -> str | None:
