@@ -90,7 +90,7 @@ def _empty() -> dict[str, int]:
 
 
 def tally(campaign: Campaign) -> Tally:
-    """The campaign's numbers, by state, by area and by need; four queries whatever the campaign's size."""
+    """The campaign's numbers, by state, by area and by need; five queries whatever the campaign's size."""
     now = timezone.now()
     result = Tally(campaign=campaign, columns=_empty())
     areas: dict[str, dict[str, int]] = {}
