@@ -638,6 +638,38 @@ def test_the_duress_pin_answers_an_extension_as_done_and_raises_the_alarm(clock,
     assert sent_to(SUPERVISOR_PHONE, channel="voice").exists() and sent_to(FALLBACK, channel="sms").exists()
 
 
+@pytest.mark.parametrize("extend", [extend_through_api, extend_through_console])
+def test_after_the_duress_pin_extended_a_visit_the_workers_screens_keep_showing_it_extended(clock, team, extend):
+    # A reload of the page showed the visit over, a minute after it was "extended", to whoever stood behind them.
+    worker, supervisor, _ = team
+    visit = services.start_visit(worker, minutes=30, address="Maglaj, Prva 1", via="console")
+    tick_at(clock, 30)
+    extend(visit, worker.user, minutes=30, pin=DURESS)
+
+    def as_seen_by(user) -> tuple[dict, str]:
+        api, console = APIClient(), Client()
+        api.force_authenticate(user)
+        console.force_login(user)
+        return api.get(f"/api/v1/visits/{visit.pk}/").json(), console.get(reverse("console:visits")).content.decode()
+
+    seen, page = as_seen_by(worker.user)
+    assert seen["status"] == "active" and seen["ended_at"] is None
+    assert dt.datetime.fromisoformat(seen["expected_end_at"]) == START + dt.timedelta(minutes=60)
+    assert 'data-visit-status="active"' in page and "Maglaj, Prva 1" in page
+    assert as_seen_by(supervisor.user)[0]["status"] == "alarm"
+
+    # Made to extend again, even with the real PIN: the screen moves on, the alarm does not stop.
+    assert extend(visit, worker.user, minutes=20, pin=PIN)[0] is True
+    seen, _page = as_seen_by(worker.user)
+    assert dt.datetime.fromisoformat(seen["expected_end_at"]) == START + dt.timedelta(minutes=80)
+    # A check-out, even with the real PIN, ends the pretence on the worker's screen only.
+    assert services.check_out_with_pin(worker, PIN, via="SMS").reply == services.texts.checked_out()
+    assert as_seen_by(worker.user)[0]["status"] == "checked_out"
+    visit.refresh_from_db()
+    assert visit.status == VisitStatus.ALARM and visit.acknowledged_at is None
+    assert not sent_to(SUPERVISOR_PHONE, idempotency_key__contains=":clear:").exists()
+
+
 def test_a_supervisor_extends_a_workers_overdue_visit_without_the_workers_pin(clock, team):
     worker, supervisor, _ = team
     visit = services.start_visit(worker, minutes=30, address="Maglaj, Prva 1", via="console")

@@ -26,7 +26,6 @@ from helpline.visits.models import IncidentKind, StaffIncident, Visit
 class VisitSerializer(serializers.ModelSerializer):
     worker_name = serializers.CharField(source="worker.__str__", read_only=True)
     case_reference = serializers.CharField(source="case.reference", read_only=True, allow_null=True, default=None)
-    status = serializers.SerializerMethodField()
 
     class Meta:
         model = Visit
@@ -34,16 +33,10 @@ class VisitSerializer(serializers.ModelSerializer):
                   "started_at", "expected_end_at", "ended_at", "escalation_step", "acknowledged_at"]  # fmt: skip
         read_only_fields = fields
 
-    def get_status(self, visit: Visit) -> str:
-        request = self.context.get("request")
-        return selectors.status_seen_by(visit, getattr(request, "user", None))
-
     def to_representation(self, visit: Visit) -> dict:
-        data = super().to_representation(visit)
-        if data["status"] != visit.status:  # a duress alarm, shown to the worker as the check-out it pretended
-            ended_at = serializers.DateTimeField().to_representation(visit.alarm_raised_at)
-            data.update(ended_at=ended_at, escalation_step=0, acknowledged_at=None)
-        return data
+        # A duress alarm is shown to the worker as the check-out or the extension it pretended.
+        request = self.context.get("request")
+        return super().to_representation(selectors.seen_by(visit, getattr(request, "user", None)))
 
 
 class StartVisitSerializer(serializers.Serializer):

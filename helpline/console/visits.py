@@ -116,13 +116,13 @@ def _visible(request: HttpRequest, pk: int):
 
 def _page_context(request: HttpRequest, **forms_given) -> dict:
     staff = getattr(request.user, "staff_profile", None)
-    own = selectors.visits_of_worker(staff) if staff else []
-    open_visit = next((v for v in own if v.is_open and not v.is_duress), None)
+    own = [selectors.seen_by(visit, request.user) for visit in selectors.visits_of_worker(staff)] if staff else []
+    open_visit = next((visit for visit in own if visit.is_open), None)
     return {
         "staff": staff,
         "open_visit": open_visit,
-        "open_status": selectors.status_seen_by(open_visit, request.user) if open_visit else "",
-        "past_visits": [(v, selectors.status_seen_by(v, request.user)) for v in own if v != open_visit],
+        "open_status": open_visit.status if open_visit else "",
+        "past_visits": [(visit, visit.status) for visit in own if visit is not open_visit],
         "has_pins": bool(staff) and services.has_pins(staff),
         "start_form": forms_given.get("start_form") or (StartVisitForm(staff=staff) if staff else None),
         "extend_form": ExtendForm(),

@@ -2,6 +2,8 @@
 incidents of aggression against staff."""
 from __future__ import annotations
 
+import copy
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -48,6 +50,9 @@ class Visit(models.Model):
     # Raised with the duress PIN: the worker's own screens show a normal check-out (someone may be watching).
     is_duress = models.BooleanField(_("duress"), default=False)
     alarm_raised_at = models.DateTimeField(_("alarm raised"), null=True, blank=True)
+    # The duress PIN given to "extend" the visit: the end the worker's own screens show, as if it were extended,
+    # for as long as the alarm sounds. Without it a reload showed the visit over, to whoever made them extend it.
+    pretended_end_at = models.DateTimeField(_("end shown to the worker"), null=True, blank=True)
     escalation_due_at = models.DateTimeField(_("escalation due"), null=True, blank=True, db_index=True)
     escalation_step = models.PositiveIntegerField(_("escalation steps run"), default=0)
     escalation_loop = models.PositiveIntegerField(_("escalation loops"), default=0)
@@ -81,6 +86,21 @@ class Visit(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_VISIT_STATUSES
+
+    def as_the_worker_sees_it(self) -> Visit:
+        """A duress alarm, as the worker's own screens show it (someone may be standing behind them): the visit
+        "extended" while that pretence lasts, otherwise a check-out. An unsaved copy; any other visit as it is."""
+        if not self.is_duress:
+            return self
+        seen = copy.copy(self)
+        seen.is_duress, seen.escalation_step, seen.acknowledged_at, seen.acknowledged_by = False, 0, None, None
+        if self.status == VisitStatus.ALARM and self.pretended_end_at is not None:
+            late = self.pretended_end_at <= timezone.now()
+            seen.status = VisitStatus.OVERDUE if late else VisitStatus.ACTIVE
+            seen.expected_end_at, seen.ended_at = self.pretended_end_at, None
+        else:
+            seen.status, seen.ended_at = VisitStatus.CHECKED_OUT, self.ended_at or self.alarm_raised_at
+        return seen
 
 
 class VisitEventKind(models.TextChoices):

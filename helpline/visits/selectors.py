@@ -40,11 +40,12 @@ def visible_visits(user) -> QuerySet[Visit]:
     return visits.filter(worker__user=user)
 
 
-def status_seen_by(visit: Visit, user) -> str:
-    """A duress alarm looks like a check-out on the worker's own screens: someone may be standing behind them."""
-    if visit.is_duress and user is not None and user.pk == visit.worker.user_id:
-        return VisitStatus.CHECKED_OUT
-    return visit.status
+def seen_by(visit: Visit, user) -> Visit:
+    """A duress alarm looks like a check-out, or the extension it pretended, on the worker's own screens: someone
+    may be standing behind them. Supervisors see the alarm."""
+    if user is not None and user.pk == visit.worker.user_id:
+        return visit.as_the_worker_sees_it()
+    return visit
 
 
 def visit_notifications(visit: Visit) -> QuerySet[Notification]:

@@ -7,7 +7,6 @@ out. Nothing about an alarm ever goes to the worker's own phone.
 """
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import logging
 import re
@@ -202,7 +201,9 @@ def _extend(visit: Visit, *, minutes: int, by: AbstractBaseUser, via: str, pin: 
     _may_act_as_worker(visit, by)
     is_worker = by.pk == visit.worker.user_id
     meaning = _extension_pin_meaning(visit.worker, pin) if is_worker else "not needed"
-    if meaning == "duress":
+    if meaning == "duress" or (is_worker and _is_pretending(visit) and meaning in ("checkout", "none")):
+        # Under duress, or again on the visit the duress PIN "extended": the worker's screen shows what it expects,
+        # and only a supervisor stops the alarm.
         return _looks_extended(visit, minutes=min(max(minutes, 1), MAX_VISIT_MINUTES), via=via)
     if not 1 <= minutes <= MAX_VISIT_MINUTES:
         raise VisitRefused(gettext("A visit lasts 1 to %(max)s minutes.") % {"max": MAX_VISIT_MINUTES})
@@ -236,15 +237,24 @@ def _is_overdue(visit: Visit, now: dt.datetime) -> bool:
     return visit.status == VisitStatus.OVERDUE or visit.escalation_step > 0 or visit.expected_end_at <= now
 
 
+def _is_pretending(visit: Visit) -> bool:
+    """An alarm raised by the duress PIN on an extension, still sounding: the worker's screens show the visit on."""
+    return visit.status == VisitStatus.ALARM and visit.is_duress and visit.pretended_end_at is not None
+
+
 def _looks_extended(visit: Visit, *, minutes: int, via: str) -> Visit:
     """The duress PIN on an extension: the alarm sounds, and the worker's screen or phone is shown the visit as if
-    extended (an unsaved copy; the visit itself is now the alarm)."""
-    pretended = copy.copy(visit)
-    raise_alarm(visit.worker, via=via, duress=True)
-    pretended.status, pretended.is_duress, pretended.escalation_step = VisitStatus.ACTIVE, False, 0
-    pretended.acknowledged_at, pretended.acknowledged_by = None, None
-    pretended.expected_end_at = max(visit.expected_end_at, timezone.now()) + dt.timedelta(minutes=minutes)
-    return pretended
+    extended (an unsaved copy; the visit itself is now the alarm). The end it shows is kept, so that the screen
+    still shows it after a reload, and a further "extension" moves it on."""
+    was_pretending = _is_pretending(visit)
+    shown_end = visit.pretended_end_at if was_pretending else visit.expected_end_at
+    pretended_end = max(shown_end, timezone.now()) + dt.timedelta(minutes=minutes)
+    if not was_pretending:
+        raise_alarm(visit.worker, via=via, duress=True)
+    Visit.objects.filter(pk=visit.pk).update(pretended_end_at=pretended_end)
+    _record(visit, VisitEventKind.EXTENDED, actor=visit.worker.user, via=via, minutes=minutes,
+            pretended=True, note="only on the worker's screen: the alarm goes on")  # fmt: skip
+    return _locked(visit).as_the_worker_sees_it()
 
 
 def _restart_overdue_clock(visit: Visit) -> None:
@@ -302,8 +312,29 @@ def check_out_with_pin(worker: StaffProfile, pin: str, *, via: str) -> CheckOutA
         reply = texts.checked_out() if visit else texts.no_open_visit()
         return CheckOutAnswer(reply, visit, accepted=visit is not None)
     if visit is None:
-        return CheckOutAnswer(texts.no_open_visit())
+        pretending = _pretended_visit_of(worker)
+        if pretending is None:
+            return CheckOutAnswer(texts.no_open_visit())
+        return CheckOutAnswer(texts.checked_out(), _stop_pretending(pretending, via=via), accepted=True)
     return CheckOutAnswer(texts.checked_out(), check_out(visit, by=worker.user, via=via), accepted=True)
+
+
+def _pretended_visit_of(worker: StaffProfile) -> Visit | None:
+    return Visit.objects.filter(
+        worker=worker, status=VisitStatus.ALARM, is_duress=True, pretended_end_at__isnull=False
+    ).first()
+
+
+@transaction.atomic
+def _stop_pretending(visit: Visit, *, via: str) -> Visit:
+    """The check-out PIN on the visit the duress PIN "extended": the worker's screen shows it checked out, and the
+    alarm goes on until a supervisor takes it (a PIN can be given under threat too)."""
+    visit = _locked(visit)
+    Visit.objects.filter(pk=visit.pk).update(pretended_end_at=None)
+    _record(visit, VisitEventKind.CHECKED_OUT, actor=visit.worker.user, via=via,
+            note="during the duress alarm: the alarm goes on until a supervisor takes it")  # fmt: skip
+    visit.pretended_end_at = None
+    return visit.as_the_worker_sees_it()
 
 
 @transaction.atomic
