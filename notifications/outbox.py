@@ -35,6 +35,7 @@ from notifications.backends import NETWORK_ERROR, DrillBackend, OutgoingMessage,
 from notifications.models import (
     DELIVERY_PROGRESS,
     TO_CITIZENS,
+    BroadcastRecipient,
     CrisisEvent,
     DeliveryAttempt,
     DeliveryStatus,
@@ -999,4 +1000,8 @@ def forget_case_messages(case: Case) -> int:
     is not a valid mobile number")."""
     Notification.objects.filter(case=case, kind__in=TO_CITIZENS).update(to_number="")
     DeliveryAttempt.objects.filter(notification__case=case).update(detail="")
+    # A broadcast counts each citizen once by their number's key: the row stays for the broadcast's figures, keyed
+    # by itself, so the key no longer says that this number was reached.
+    for recipient in BroadcastRecipient.objects.filter(case=case, citizen__startswith="phone:"):
+        BroadcastRecipient.objects.filter(pk=recipient.pk).update(citizen=f"erased:{recipient.pk}")
     return Notification.objects.filter(case=case).update(body="", last_error="")

@@ -300,3 +300,24 @@ def test_the_export_of_someone_in_the_welfare_register_includes_the_entry_and_it
     assert (entry["name"], entry["address"], entry["needs"]) == ("Hasija Hodžić", "Obala 3", ["dialysis"])
     page = client.post("/console/privacy/export.html", {"phone": "061 777 001", "reason": "Zahtjev 15/2026"})
     assert "Hasija Hodžić" in page.content.decode() and "Obala 3" in page.content.decode()
+
+
+def test_erasure_takes_the_persons_number_key_off_the_crisis_broadcasts_that_reached_them(
+    supervisor, person, twilio_api
+):
+    # "phone:<blind index>" stayed on each broadcast after erasure: anyone holding the key could still tell that
+    # this number was reached by the flood broadcast, and on which (anonymised) case.
+    from notifications.models import BroadcastRecipient, CrisisBroadcast, CrisisEvent
+
+    event = CrisisEvent.objects.create(title="Poplava Maglaj", keywords="poplava", answer="Pomoć stiže.")
+    broadcast = CrisisBroadcast.objects.create(event=event, token="b1", text="Evakuacija u 18h.")
+    reached = BroadcastRecipient.objects.create(broadcast=broadcast, citizen=f"phone:{phone_index(PHONE)}",
+                                                case=person["sms"])  # fmt: skip
+    someone_else = BroadcastRecipient.objects.create(broadcast=broadcast, citizen="phone:0123", case=person["other"])
+
+    services.erase_person(by=supervisor.user, reason="Zahtjev 21/2026", phone=PHONE)
+
+    reached.refresh_from_db()
+    assert phone_index(PHONE) not in reached.citizen and reached.case_id == person["sms"].pk  # still counted
+    someone_else.refresh_from_db()
+    assert someone_else.citizen == "phone:0123"
