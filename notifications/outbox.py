@@ -942,7 +942,9 @@ def _settle_lost_send(provider_sid: str, notification_id: int) -> Notification |
 
 
 def record_staff_call_outcome(*, provider_sid: str, call_status: str, notification_id: int | None = None) -> None:
-    """A critical-case call to a worker that was busy or not answered is tried once more after a short wait."""
+    """A critical-case call to a worker that was busy or not answered is tried once more after a short wait. A call
+    with no case (a home visit's overdue call or alarm) is not: its own ladder rings again while the visit is still
+    overdue, and by the time Twilio says "busy" the worker may have checked out and the all-clear gone."""
     with transaction.atomic():
         notification = _by_sid_or_token(provider_sid, notification_id)
         if notification is None:
@@ -950,7 +952,8 @@ def record_staff_call_outcome(*, provider_sid: str, call_status: str, notificati
         DeliveryAttempt.objects.create(
             notification=notification, result=f"call {call_status}", detail=_callback_detail(provider_sid)
         )
-        if call_status in ("busy", "no-answer", "failed") and notification.attempts < 2:
+        try_again = notification.case_id is not None and notification.attempts < 2
+        if call_status in ("busy", "no-answer", "failed") and try_again:
             notification.status = DeliveryStatus.QUEUED
             notification.provider_sid = None
             notification.next_attempt_at = timezone.now() + dt.timedelta(seconds=settings.STAFF_CALL_RETRY_SECONDS)

@@ -701,3 +701,20 @@ def test_a_nul_character_in_the_supervisors_note_ending_a_visit_is_refused_and_t
     assert visit.status == VisitStatus.ACTIVE and not visit.events.filter(kind=VisitEventKind.ENDED).exists()
     client.post(reverse("console:visit-end", args=[visit.pk]), {"note": "telefon izgubljen"})
     assert Visit.objects.get(pk=visit.pk).status == VisitStatus.ENDED
+
+
+def test_a_busy_call_about_a_visit_already_checked_out_does_not_ring_the_supervisor_again(clock, team):
+    # The supervisor's phone was busy on the overdue call; by the time Twilio said so the worker had checked out
+    # and the all-clear had gone. The busy call was queued again and rang the supervisor about a safe worker.
+    worker, *_ = team
+    services.start_visit(worker, minutes=30, address="Maglaj, Prva 1", via="console")
+    tick_at(clock, 30)
+    tick_at(clock, 35)
+    call = sent_to(SUPERVISOR_PHONE, channel="voice").get()
+    Notification.objects.filter(pk=call.pk).update(status=DeliveryStatus.SENT, provider_sid="CAbusy1", attempts=1)
+    assert services.check_out_with_pin(worker, PIN, via="SMS").accepted
+
+    outbox.record_staff_call_outcome(provider_sid="CAbusy1", call_status="busy")
+
+    call.refresh_from_db()
+    assert call.status != DeliveryStatus.QUEUED
