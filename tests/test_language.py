@@ -1,4 +1,5 @@
 """Citizens write in Latin or Cyrillic, with or without diacritics; answers follow their script."""
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -50,3 +51,21 @@ def test_words_in_capitals_are_transliterated_and_web_addresses_without_http_sta
         "инфо на www.csr-maglaj.ba и csr-maglaj.ba/pomoc"
     )
     assert latin_to_cyrillic("Pošaljite STOP ili START, SMS ili OK.") == "Пошаљите STOP или START, SMS или OK."
+
+
+@pytest.mark.parametrize("text, language", [
+    ("HELP on me tuce", "bs"),
+    ("Help!!! otac pije i bije mamu", "bs"),
+    ("pls help, muz me bije", "bs"),
+    ("help, ubit ce me", "bs"),
+    ("Pomoć, on je opet tu", "bs"),
+    ("dont let him kill me", "en"),
+    ("help me he is hitting me", "en"),
+    ("My husband is beating me, please help", "en"),
+    ("I am from Syria, we need a place to sleep tonight", "en"),
+])  # fmt: skip
+def test_a_message_mixing_an_english_word_into_bosnian_is_answered_in_bosnian_and_english_stays_english(
+    text, language
+):
+    # "HELP on me tuce" was answered in English: "help" counted, "tuce" did not, and "on" and "me" counted for both.
+    assert detect_language(text) == language

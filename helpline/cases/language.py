@@ -30,15 +30,32 @@ _KEEP_AS_IS = re.compile(
     rf"|{_DOMAIN})"
 )
 
+# Words common in one language's short messages. "me" and "on" are words of both, and say nothing. A message in
+# Bosnian with one English word ("HELP on me tuce") was answered in English: the people and the danger in a message
+# ("otac", "bije", "nož") are words too, and weigh as much as "help".
 _ENGLISH_MARKERS = frozenset(
-    "the an my me he she is are am was were have has had help please and you your not to of in on with "
-    "what how when where who can need want am hurt scared afraid he's i'm don't can't will would ".split()
+    "the an my he she is are am was were have has had help please and you your not to of in with "
+    "what how when where who can need want hurt scared afraid he's i'm im don't dont can't cant will would "
+    "him her his they them this that there from for at it let kill going husband wife hitting beating "
+    "father mother know".split()
 )
 _BOSNIAN_MARKERS = frozenset(
-    "je sam si smo ste su da ne me mi se na za od do sa kako sta šta što gdje gde ko tko molim pomoc "
-    "pomoć treba trebam nije nisam moj moja moje mene meni ja on ona oni mu joj ih ali ili jer kad kada "
-    "vas vam hvala dobar dan bih bi biti ce će hoće hoce muz muž dijete djeca dete deca ".split()
+    "je sam si smo ste su da ne mi se na za od do sa kako sta šta što gdje gde ko tko molim pomoc "
+    "pomoć treba trebam nije nisam moj moja moje mene meni ja ona oni mu joj ih ali ili jer kad kada "
+    "vas vam hvala dobar dan bih bi biti ce će hoće hoce muz muž dijete djeca dete deca "
+    "pomozite hitno bije tuce tuče ubit ubiti ubice ubiće prijeti preti noz nož nozem nožem otac mama mamu "
+    "majka tata pije kuci kući sad sada opet jos još tu pa li kod nas te ga vec već samo sin zena žena "
+    "policija policiju iz".split()
 )
+_BOSNIAN_LETTERS = frozenset("čćšžđ")
+
+
+def _marker_counts(text: str) -> tuple[int, int]:
+    """English and Bosnian evidence in a Latin text: marker words, and any word with č, ć, š, ž or đ."""
+    words = re.findall(r"[\w']+", text.lower())
+    english = sum(1 for word in words if word in _ENGLISH_MARKERS)
+    bosnian = sum(1 for word in words if word in _BOSNIAN_MARKERS or not _BOSNIAN_LETTERS.isdisjoint(word))
+    return english, bosnian
 
 
 def is_cyrillic(text: str) -> bool:
@@ -122,9 +139,7 @@ def detect_language(text: str) -> str:
     """'en' when the text reads as English, otherwise 'bs' (the default reply language of the helpline)."""
     if is_cyrillic(text):
         return "bs"
-    words = re.findall(r"[\w']+", text.lower())
-    english = sum(1 for word in words if word in _ENGLISH_MARKERS)
-    bosnian = sum(1 for word in words if word in _BOSNIAN_MARKERS)
+    english, bosnian = _marker_counts(text)
     return "en" if english > bosnian else "bs"
 
 
@@ -134,9 +149,7 @@ def language_evidence(text: str) -> str | None:
     citizen's next words instead."""
     if is_cyrillic(text):
         return "bs"
-    words = re.findall(r"[\w']+", text.lower())
-    english = sum(1 for word in words if word in _ENGLISH_MARKERS)
-    bosnian = sum(1 for word in words if word in _BOSNIAN_MARKERS)
+    english, bosnian = _marker_counts(text)
     if english == bosnian:
         return None
     return "en" if english > bosnian else "bs"
