@@ -482,6 +482,109 @@ def test_a_citizen_writing_again_on_a_waiting_case_keeps_its_ladder_running(cloc
     assert case.escalation_step == 1 and case.escalation_due_at == START + dt.timedelta(minutes=3)
 
 
+# --- A follow-up that raises a case, or that came just before it was resolved ------------------------------------
+
+
+def voice_alerts_to(staff, case: Case) -> int:
+    return Notification.objects.filter(case=case, recipient=staff.user, channel=NotificationChannel.VOICE).count()
+
+
+def test_a_follow_up_that_makes_a_waiting_case_critical_calls_its_worker_with_the_critical_deadline(clock, twilio):
+    # Before, the worker got a follow-up SMS only, and the low case's ladder stayed: the first reminder an hour on.
+    worker = on_duty(phone="+38761200301")
+    twilio.sms("Trebam savjet oko alimentacije za dijete", sid="SMfirst", from_number="+38761555111")
+    case = Case.objects.get()
+    actions.do_triage_case(case.pk)
+    case.refresh_from_db()
+    assert (case.status, case.assigned_to) == (CaseStatus.ASSIGNED, worker.user) and case.priority != "critical"
+    calm_deadline = case.acknowledge_by
+
+    clock.shift(dt.timedelta(minutes=1))
+    twilio.sms("On je opet tu sa nozem, ubit ce me", sid="SMsecond", from_number="+38761555111")
+    actions.do_triage_case(case.pk)
+    case.refresh_from_db()
+    assert (case.priority, case.status, case.assigned_to) == ("critical", CaseStatus.ASSIGNED, worker.user)
+    assert case.acknowledge_by < calm_deadline  # the critical ladder's deadline, from now
+    assert case.acknowledge_by <= START + dt.timedelta(minutes=1 + 15)
+    assert voice_alerts_to(worker, case) == 1
+
+
+def test_a_case_a_supervisor_gave_out_before_triage_made_it_critical_calls_its_worker(clock):
+    worker = on_duty(phone="+38761200301")
+    supervisor = on_duty(role="supervisor", phone="+38761200309")
+    case = CaseFactory()
+    MessageFactory(case=case, body="On je opet tu sa nozem, ubit ce me")
+    actions.do_assign(case, staff=worker, by=supervisor.user)
+    calm_deadline = Case.objects.get(pk=case.pk).acknowledge_by
+    assert voice_alerts_to(worker, case) == 0
+
+    clock.shift(dt.timedelta(minutes=1))
+    actions.do_triage_case(case.pk)
+    case.refresh_from_db()
+    assert (case.priority, case.status, case.assigned_to) == ("critical", CaseStatus.ASSIGNED, worker.user)
+    assert case.acknowledge_by < calm_deadline
+    assert voice_alerts_to(worker, case) == 1
+
+
+def test_a_calm_follow_up_on_a_high_case_a_critical_rule_once_matched_stays_with_its_worker(clock):
+    # The first message's critical rule (which the model ruled out) counted again for every later message: "thank
+    # you, see you on Tuesday" took the case from its off-duty worker.
+    day_worker = off_duty_by_now(phone="+38761200301")
+    evening_worker = on_duty(phone="+38761200302")
+    case = CaseFactory(assigned_to=day_worker.user, status=CaseStatus.IN_PROGRESS, priority="high")
+    MessageFactory(case=case, body="Čitala sam u novinama da je komšija ubio ženu, kako da pomognem djeci?")
+    actions.do_triage_case(case.pk)  # the first message read as it was (a critical rule, then the model)
+    case.refresh_from_db()
+    assert (case.priority, case.assigned_to) == ("high", day_worker.user)
+
+    clock.shift(dt.timedelta(minutes=5))
+    MessageFactory(case=case, body="Hvala vam, vidimo se u utorak")
+    actions.do_triage_case(case.pk)
+    case.refresh_from_db()
+    assert (case.status, case.assigned_to) == (CaseStatus.IN_PROGRESS, day_worker.user)
+    assert not Notification.objects.filter(recipient=evening_worker.user).exists()
+    assert Notification.objects.filter(recipient=day_worker.user, kind=NotificationKind.FOLLOW_UP).exists()
+
+
+def test_a_follow_up_that_came_just_before_the_case_was_resolved_reopens_it_and_calls_its_worker(clock, twilio):
+    # The worker pressed Resolve before the follow-up's triage ran: the case became critical, closed, and nobody
+    # was told.
+    worker = on_duty(phone="+38761200301")
+    twilio.sms("Trebam savjet oko alimentacije za dijete", sid="SMfirst", from_number="+38761555111")
+    case = Case.objects.get()
+    actions.do_triage_case(case.pk)
+    acknowledgement.acknowledge_case(case, by=worker.user, via="API")
+    actions.do_start(Case.objects.get(pk=case.pk), by=worker.user)
+
+    clock.shift(dt.timedelta(minutes=20))
+    twilio.sms("On je opet tu sa nozem, ubit ce me", sid="SMsecond", from_number="+38761555111")
+    assert Case.objects.count() == 1  # joined the open case
+    clock.shift(dt.timedelta(seconds=30))
+    actions.do_resolve(Case.objects.get(pk=case.pk), by=worker.user, outcome="savjet dat")
+
+    clock.shift(dt.timedelta(minutes=2))  # the triage queue was behind
+    actions.do_triage_case(case.pk)
+    case.refresh_from_db()
+    assert (case.priority, case.status, case.assigned_to) == ("critical", CaseStatus.ASSIGNED, worker.user)
+    assert case.acknowledged_at is None and case.escalation_due_at is not None  # chased until someone takes it
+    assert voice_alerts_to(worker, case) == 1
+    reopened = case.timeline.filter(kind=EventKind.STATUS_CHANGED, details__to_status=CaseStatus.ASSIGNED).last()
+    assert reopened.details["reopened"] is True
+
+
+def test_a_follow_up_stored_after_the_case_was_resolved_does_not_reopen_it_by_triage(clock):
+    worker = on_duty(phone="+38761200301")
+    case = CaseFactory(assigned_to=worker.user, status=CaseStatus.IN_PROGRESS, priority="normal")
+    MessageFactory(case=case, body="Trebam savjet oko alimentacije za dijete")
+    actions.do_triage_case(case.pk)
+    actions.do_resolve(Case.objects.get(pk=case.pk), by=worker.user, outcome="savjet dat")
+    clock.shift(dt.timedelta(minutes=5))
+    MessageFactory(case=case, body="Hvala")  # not a path a citizen has: none stores on a resolved case unreopened
+    actions.do_triage_case(case.pk)
+    case.refresh_from_db()
+    assert case.status == CaseStatus.RESOLVED
+
+
 def test_the_fallback_numbers_call_gives_the_facts_and_asks_for_no_key(clock, twilio):
     StaffFactory(role="supervisor", phone="+38761200399")
     case = critical_case()

@@ -65,6 +65,20 @@ def inbound_texts(case_ids: list[int]) -> dict[int, tuple[str, int | None]]:
     return texts
 
 
+def written_after(case_id: int, message_id: int | None) -> tuple[str, dt.datetime | None]:
+    """The citizen's messages on the case after `message_id` (every one, with None) joined, and when the first of
+    them was stored: what a follow-up's triage reads anew."""
+    rows = Message.objects.filter(case_id=case_id, direction=Direction.INBOUND).order_by("id")
+    if message_id is not None:
+        rows = rows.filter(pk__gt=message_id)
+    bodies, first_at = [], None
+    for body, created_at in rows.values_list("body", "created_at"):
+        first_at = first_at or created_at
+        if body:
+            bodies.append(body)
+    return "\n".join(bodies), first_at
+
+
 def lock_new_cases_not_triaged(*, besides: set[int], limit: int, sounding_critical: bool = False) -> list[Case]:
     """Up to `limit` new cases nobody has triaged yet, oldest first, other than those `besides`: those whose
     doorbell rides the critical queue (`sounding_critical`) or the others; locked for the caller's transaction, with

@@ -127,12 +127,17 @@ def _last_triaged_message_id(case: Case) -> int | None:
 
 @dataclass(frozen=True)
 class TriageRun:
-    """The locked case; whether this run read a follow-up (a message that came after an earlier triage); and
-    whether a critical rule matched, so that the model read it at once (the critical worker's work)."""
+    """The locked case; whether this run read a follow-up (a message that came after an earlier triage); whether a
+    critical rule matched the case's messages, so that the model read them at once; whether one matched what this
+    run read anew (a follow-up's own words: an earlier message's rule must not make "thank you" urgent); the
+    priority the case had before; and when the first message this run read anew was stored."""
 
     case: Case
     read_follow_up: bool = False
     critical_by_rules: bool = False
+    reads_critical: bool = False
+    priority_before: str = ""
+    first_read_anew_at: dt.datetime | None = None
 
 
 @transaction.atomic(savepoint=False)  # nothing here is caught and carried on from: no savepoint of its own
@@ -148,13 +153,19 @@ def triage_case(case_id: int, *, rules: list[CompiledRule] | None = None) -> Tri
         logger.warning("triage for a case that does not exist (id %s)", case_id)
         return None
     text, last_message_id = _inbound_text(case)
-    if case.triaged_at is not None and last_message_id == _last_triaged_message_id(case):
-        return TriageRun(case)
     read_follow_up = case.triaged_at is not None
+    read_up_to = _last_triaged_message_id(case) if read_follow_up else None
+    if read_follow_up and last_message_id == read_up_to:
+        return TriageRun(case, priority_before=case.priority)
+    priority_before = case.priority
     rules = selectors.active_rules() if rules is None else rules
     earlier = selectors.recent_cases_of_same_callers([case], window=REPEAT_CONTACT_WINDOW).get(case.pk, [])
     critical_by_rules = _triage_locked(case, text, last_message_id, rules, earlier)
-    return TriageRun(case, read_follow_up, critical_by_rules)
+    if not read_follow_up:
+        return TriageRun(case, False, critical_by_rules, critical_by_rules, priority_before)
+    written_anew, first_at = selectors.written_after(case.pk, read_up_to)
+    reads_critical = _reads_as_critical(written_anew, classify_by_rules(written_anew, case.channel, rules=rules))
+    return TriageRun(case, True, critical_by_rules, reads_critical, priority_before, first_at)
 
 
 _NOT_READ_YET = object()  # no batch read the message beforehand: the model reads it now, if it must

@@ -25,7 +25,16 @@ from helpline.cases.dispatch import (
     publish,
     waiting_in_queues,
 )
-from helpline.cases.models import OPEN_STATUSES, PRIORITY_RANK, Case, CaseStatus, Direction, Message, Priority
+from helpline.cases.models import (
+    OPEN_STATUSES,
+    PRIORITY_RANK,
+    ActorKind,
+    Case,
+    CaseStatus,
+    Direction,
+    Message,
+    Priority,
+)
 from helpline.cases.selectors import by_urgency
 from helpline.casework.selectors import cases_visible_to
 from helpline.roster.models import StaffProfile
@@ -322,17 +331,27 @@ def do_triage_case(case_id: int) -> Case | None:
     return case
 
 
+def _waits_for_its_worker(case: Case) -> bool:
+    return case.status == CaseStatus.ASSIGNED and case.acknowledged_at is None
+
+
+def _raised_by_triage(run: triage.TriageRun) -> bool:
+    # A case given out before its first triage (a supervisor's choice) runs the normal ladder (`ladder_for`).
+    return PRIORITY_RANK.get(run.case.priority, 0) > PRIORITY_RANK[run.priority_before or Priority.NORMAL]
+
+
 def _follow_up_reaches_someone(case: Case, *, reads_critical: bool) -> Case:
     """The citizen wrote again on a case someone has. Reopened by writing (back on the desk with no clock): its
     worker's clock starts again, or it goes to someone who can act. Otherwise its worker is told of an urgent
     follow-up when they can act on it now; when they cannot (off duty, on leave, deactivated), an urgent follow-up,
     or any on a case whose worker is gone, goes to someone on duty: "he is back with a knife" must not wait for
     tomorrow's shift, nor go to a phone that is switched off for the night."""
-    if case.status == CaseStatus.ASSIGNED and case.acknowledged_at is None and case.escalation_due_at is None:
+    if _waits_for_its_worker(case) and case.escalation_due_at is None:
         return _to_someone_who_can_act(case, why="the citizen wrote again")
     holder, can_act = _holder_can_act(case)
-    # Urgent by what this message says (or a critical case), not by a priority that never goes down: a "thank you,
-    # see you on Tuesday" on a high case must not take it from its worker every evening.
+    # Urgent by what the new message says (or a critical case), not by a priority that never goes down, nor by an
+    # earlier message's rule: a "thank you, see you on Tuesday" on a high case must not take it from its worker
+    # every evening.
     urgent = reads_critical or case.priority == Priority.CRITICAL
     gone = _gone(holder)
     if can_act or not (urgent or gone):
@@ -342,6 +361,27 @@ def _follow_up_reaches_someone(case: Case, *, reads_critical: bool) -> Case:
         case, away=case.assigned_to_id, reason="the citizen wrote again; its worker is off duty or no longer active",
         back_to_them_if_nobody=not gone,
     )  # fmt: skip
+
+
+def _written_before_it_was_resolved(case: Case, run: triage.TriageRun) -> bool:
+    """The citizen wrote while the case was open, and it was resolved before triage read that (in a surge the
+    triage queue is minutes behind the worker pressing Resolve): nobody has read it."""
+    written_at = run.first_read_anew_at
+    return written_at is not None and (case.resolved_at is None or written_at <= case.resolved_at)
+
+
+def _reopen_for_what_was_not_read(case: Case) -> Case:
+    """Back to its worker's desk (or the queue), to be chased as any follow-up is; as it stands when it cannot be
+    reopened (erased, or the person has another open case), and its worker is told."""
+    try:
+        return case_services.change_case_status(
+            case, case_services.reopen_target(case), actor_kind=ActorKind.CITIZEN, row_locked=True,
+            reason="The citizen wrote before it was resolved; nobody had read it.",
+        )  # fmt: skip
+    except case_services.CaseTransitionError:
+        logger.warning("%s has a message nobody read but cannot be reopened; its worker is told", case.reference)
+        outbox.tell_assignee_of_follow_up(case)
+        return case
 
 
 @transaction.atomic
@@ -356,14 +396,24 @@ def _triage_with_those_waiting(case_id: int, *, take_along: bool) -> list[Case]:
     case = run.case
     events = crisis.active_events()
     crisis.group_case(case, events)
-    if run.read_follow_up and case.assigned_to_id is not None and case.is_open:
-        case = _follow_up_reaches_someone(case, reads_critical=run.critical_by_rules)
+    if run.read_follow_up and not case.is_open and _written_before_it_was_resolved(case, run):
+        case = _reopen_for_what_was_not_read(case)
+    if case.assigned_to_id is not None and case.is_open:
+        if _waits_for_its_worker(case) and _raised_by_triage(run):
+            # As when a person raises it (`do_reclassify`): the clock and ladder were the old priority's, and "he is
+            # back with a knife" on a low case waited an hour for its first reminder, with no call.
+            case = _to_someone_who_can_act(
+                case, why=f"triage raised the priority from {run.priority_before or 'none'} to {case.priority}"
+            )
+        elif run.read_follow_up:
+            case = _follow_up_reaches_someone(case, reads_critical=run.reads_critical)
     triaged = [case]
     # The critical worker (whose doorbells are the messages critical rules match) never carries a batch of calm
-    # ones: it takes along a few other messages that sound critical, which the model reads with its own.
+    # ones: it takes along a few other messages that sound critical, which the model reads with its own. A
+    # follow-up's doorbell rides the queue its own words chose.
     if not take_along:
         taken_along = []
-    elif run.critical_by_rules:
+    elif run.reads_critical:
         taken_along = triage.triage_waiting_cases(
             besides=case.pk, limit=CRITICAL_TAKEN_ALONG, rules=rules, critical=True
         )
