@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from helpline.cases import services as case_services
 from helpline.cases.dispatch import publish
-from helpline.cases.models import Case, CaseStatus, EventKind
+from helpline.cases.models import Case, CaseStatus, EventKind, TimelineEvent
 from helpline.casework import actions
 from tests.concurrency import run_at_once
 from tests.factories import (
@@ -359,3 +359,50 @@ def test_the_sweep_rings_a_welfare_answer_raised_to_high_whose_doorbell_was_lost
     assert actions.sweep_untriaged() == 1
     actions.do_triage_case(case.pk)
     assert Case.objects.get(pk=case.pk).priority == "critical"
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_triage_the_database_failed_is_rung_again_by_the_next_sweep_though_the_queues_are_busy(queues):
+    # Celery acknowledged the failed doorbell, and the sweep took the case for still queued behind the surge: a
+    # critical case waited half an hour for its triage.
+    import threading
+
+    from django.db import connections
+
+    from helpline.casework import tasks
+
+    case = case_saying("popila sam sve tablete")
+    a_minute_ago = timezone.now() - dt.timedelta(minutes=1)
+    Case.objects.filter(pk=case.pk).update(created_at=a_minute_ago, triage_requested_at=a_minute_ago)
+    for queue in ("critical", "triage"):  # other contacts' doorbells: both queues are busy
+        publish(actions.TRIAGE_TASK, 0, queue=queue)
+    assert actions.sweep_untriaged() == 0  # its own doorbell is most likely among them
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_timeline() -> None:  # another transaction keeps it past the lock timeout, every attempt
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {TimelineEvent._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+                held.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_timeline)
+    holder.start()
+    assert held.wait(10)
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '50ms'")
+    try:
+        result = tasks.triage_case.apply(args=(case.pk,))
+    finally:
+        release.set()
+        holder.join()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    assert result.failed() and Case.objects.get(pk=case.pk).status == CaseStatus.NEW
+
+    assert actions.sweep_untriaged() == 1  # at once, busy queues or not
+    assert queues.size("critical") == 2

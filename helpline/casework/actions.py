@@ -11,7 +11,7 @@ import logging
 import time
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -564,6 +564,20 @@ def sweep_untriaged(now: dt.datetime | None = None, *, limit: int = 500) -> int:
                 return sent
         logger.warning("sweep re-sent triage for %s cases", len(case_ids))
     return len(case_ids)
+
+
+def ring_triage_again_at_next_sweep(case_id: int) -> None:
+    """A triage doorbell failed (a bug, or the database still away after its retries) and was taken off its queue:
+    unstamped, the case is rung by the next sweep, busy queues or not, as one whose doorbell was never rung."""
+    for attempt in range(2):
+        try:
+            case_services.mark_triage_not_requested([case_id])
+            return
+        except DatabaseError:
+            if attempt == 0:
+                connection.close_if_unusable_or_obsolete()  # a failover broke the connection: the next one is new
+    logger.warning("triage of case id %s failed and its stamp could not be cleared: the sweep rings it again "
+                   "within %s", case_id, LOST_IN_A_BUSY_QUEUE)  # fmt: skip
 
 
 def _last_inbound_bodies(case_ids: list[int]) -> dict[int, str]:
