@@ -362,7 +362,7 @@ def test_the_sweep_rings_a_welfare_answer_raised_to_high_whose_doorbell_was_lost
 
 
 @requires_postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_triage_the_database_failed_is_rung_again_by_the_next_sweep_though_the_queues_are_busy(queues):
     # Celery acknowledged the failed doorbell, and the sweep took the case for still queued behind the surge: a
     # critical case waited half an hour for its triage.
