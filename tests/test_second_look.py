@@ -109,18 +109,22 @@ def test_a_case_already_taken_stays_with_its_worker_without_a_new_alert():
     assert len(alerts_to(worker, case)) == 1  # the first alert only: the worker has the case open
 
 
-def doubting_prediction(text: str) -> Prediction:
+def doubting_prediction() -> Prediction:
     return Prediction(
         priority="low", category="information", critical_probability=0.0, critical_threshold=0.2,
         priority_probabilities={"low": 1.0}, category_probabilities={"information": 1.0}, resembles=(),
     )  # fmt: skip
 
 
+def doubting_predictions(texts: list[str]) -> list[Prediction]:
+    return [doubting_prediction() for _ in texts]
+
+
 def test_a_critical_rule_the_model_rules_out_is_high_before_anyone_is_called(monkeypatch):
     worker = StaffFactory()
     ShiftFactory(staff=worker)
     case = contact(BEATEN)
-    monkeypatch.setattr(semantic_model.semantic_model(), "predict", doubting_prediction)
+    monkeypatch.setattr(semantic_model.semantic_model(), "predict_many", doubting_predictions)
 
     actions.do_triage_case(case.pk)
 

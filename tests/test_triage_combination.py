@@ -288,10 +288,10 @@ def test_a_rules_only_report_the_database_refuses_never_costs_the_case_its_triag
 def test_a_model_that_fails_on_one_message_leaves_that_message_to_the_rules(monkeypatch):
     model = semantic_model.semantic_model()
 
-    def broken(text: str) -> Prediction:
+    def broken(texts: list[str]) -> list[Prediction]:
         raise embedding_module.EmbeddingUnavailable("the embedding model returned non-finite numbers")
 
-    monkeypatch.setattr(model, "predict", broken)
+    monkeypatch.setattr(model, "predict_many", broken)
     result = classify("Muž me tuče, pomozite")
     assert result.priority == "critical" and result.reasons[-1] == RULES_ONLY_REASON
 

@@ -346,3 +346,22 @@ _CATEGORY_ORDER = [
 
 def _category_order(category: str) -> int:
     return _CATEGORY_ORDER.index(category) if category in _CATEGORY_ORDER else len(_CATEGORY_ORDER)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
+
+
+def sentences_matched(text: str, rules: Iterable[CompiledRule]) -> str:
+    """The sentences of `text` in which the given rules match, in their order ('' when none matches the text): what
+    the semantic model reads to judge a critical rule's match, instead of the calm paragraph around it. A pattern
+    whose parts ("a + b") stand in two sentences brings the sentences that hold its words."""
+    rules = list(rules)
+    matches = find_matches(text, rules)
+    if not matches:
+        return ""
+    sentences = [sentence.strip() for sentence in _SENTENCE_END.split(text) if sentence.strip()]
+    kept = [sentence for sentence in sentences if find_matches(sentence, rules, first_only=True)]
+    if not kept:
+        matched_words = {word for match in matches for word in match.words}
+        kept = [sentence for sentence in sentences if matched_words & set(tokens(sentence))]
+    return " ".join(kept)

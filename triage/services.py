@@ -4,7 +4,9 @@ Two steps. The first triage (`triage_case`) is the rules', about a millisecond, 
 worker told without waiting for anything slower; only a message a critical rule matched is read by the model at
 once, because the model may rule that rule out, and nobody should be called for a danger it would take back.
 The semantic model then takes a second look at the rest in a process of its own (`second_look`): it can raise
-the priority and name a better category, never lower what people were already called for. Both are safe to run
+the priority and name a better category, never lower what people were already called for. The model reads the
+whole text, and on their own the messages since it last read the case and the sentences a critical rule matched
+(`parts_to_read`): a calm paragraph around a danger neither hides it nor rules the rule out. Both are safe to run
 twice or in two workers at once: the case row is locked, and a case whose messages were already read is left as
 it is. Who gets the case is triage.assignment.
 """
@@ -25,7 +27,13 @@ from helpline.cases import services as case_services
 from helpline.cases.dispatch import CRITICAL_QUEUE, TRIAGE_QUEUE
 from helpline.cases.models import PRIORITY_RANK, Case, Channel, Direction, EventKind, Priority
 from triage import selectors
-from triage.classification import Classification, CompiledRule, classify_text, reads_as_critical
+from triage.classification import (
+    Classification,
+    CompiledRule,
+    classify_text,
+    reads_as_critical,
+    sentences_matched,
+)
 from triage.models import TriageCorrection, TriageRule
 from triage.semantic.combination import combine, rule_ruled_out
 from triage.semantic_model import critical_by_words, is_turned_off, report_rules_only, semantic_model
@@ -62,49 +70,97 @@ def classify(text: str, channel: str | None = None) -> Classification:
     Never on the request path: the model takes tens of milliseconds a message. Without the model (it could not be
     loaded, or it failed on this message) the rules decide alone, and the reasons say so.
     """
-    return with_the_model(classify_by_rules(text, channel), text)
+    rules = selectors.active_rules()
+    return with_the_model(classify_by_rules(text, channel, rules=rules), text, rules=rules)
 
 
-def with_the_model(result: Classification, text: str) -> Classification:
+# The parts of a case's text the model reads on their own, besides everything the citizen wrote: a calm paragraph
+# around a danger sentence, or a calm history before a follow-up, is enough for the model's reading of the whole to
+# "rule out" a critical rule or to miss the danger. "popila sam sve tablete" after an alimony question read 0.01.
+NEW_MESSAGES = "the new messages"
+RULES_WORDS = "the sentences a critical rule matched"
+
+
+def parts_to_read(
+    text: str, new_text: str, by_rules: Classification, rules: list[CompiledRule]
+) -> dict[str, str]:
+    """What the model reads of a case besides its whole text: the messages since its last reading (`new_text`), and
+    the sentences a critical rule matched, each only when it is not the whole text. So at most three readings a
+    triage, read in one batch (predict_many)."""
+    parts = {}
+    if new_text.strip() and new_text.strip() != text.strip():
+        parts[NEW_MESSAGES] = new_text
+    if by_rules.priority == Priority.CRITICAL and text.strip():
+        matched = sentences_matched(text, [rule for rule in rules if rule.priority == Priority.CRITICAL])
+        if matched.strip() and matched.strip() != text.strip():
+            parts[RULES_WORDS] = matched
+    return parts
+
+
+def with_the_model(
+    result: Classification, text: str, *, new_text: str = "", rules: list[CompiledRule] | None = None
+) -> Classification:
     """The rules' classification of `text` with the model's verdict combined in (or, without the model, the rules'
-    alone, saying so)."""
+    alone, saying so). The model also reads `new_text` (the messages since the case was last read) and the sentences
+    a critical rule matched on their own (`parts_to_read`)."""
     if not text.strip():
         return result  # nothing written for the model to read (a call, an empty SMS): the rules' answer stands
-    model = semantic_model()
-    prediction = None
-    if model is not None:
-        try:
-            prediction = model.predict(text)
-        except Exception:  # the rules' answer is a whole answer; a case is never left untriaged for the model
-            logger.warning("the semantic model failed on a message; triaging it by the rules alone", exc_info=True)
-    return _with_prediction(result, prediction)
+    parts = parts_to_read(text, new_text, result, selectors.active_rules() if rules is None else rules)
+    return with_predictions(result, text, parts, _read_by_the_model([text, *parts.values()]))
 
 
-def _with_prediction(rules: Classification, prediction: Prediction | None) -> Classification:
-    """The rules' classification with the model's prediction combined in or, without one (the model could not be
-    loaded, or failed), the rules' alone, saying so."""
+def with_predictions(
+    rules: Classification, text: str, parts: dict[str, str], predictions: dict[str, Prediction | None]
+) -> Classification:
+    """The rules' classification with the model's readings of `text` and its `parts` (`predictions`, by text)
+    combined in or, without a reading of the whole text (the model could not be loaded, or failed), the rules'
+    alone, saying so."""
+    prediction = predictions.get(text)
     if prediction is None:
         return replace(rules, reasons=[*rules.reasons, TURNED_OFF_REASON if is_turned_off() else RULES_ONLY_REASON])
-    return combined_classification(rules, prediction)
+    return combined_classification(rules, prediction, parts={part: predictions.get(t) for part, t in parts.items()})
 
 
-def combined_classification(rules: Classification, prediction: Prediction) -> Classification:
+def combined_classification(
+    rules: Classification, prediction: Prediction, *, parts: dict[str, Prediction | None] | None = None
+) -> Classification:
     """The rules' classification with the model's verdict combined in, and both explained: the rules that matched,
-    then the model's probability and the labelled training examples the message resembles (never other cases)."""
-    probability, threshold = prediction.critical_probability, prediction.critical_threshold
+    then the model's probability and the labelled training examples the message resembles (never other cases).
+
+    `prediction` is the model's reading of the whole text; `parts` its readings of parts of it read on their own
+    (`parts_to_read`). The model's priority is the highest of its readings, with that reading's category (the whole
+    text's on a tie). A critical rule is ruled out only by the model's reading of the sentences it matched (the
+    whole text's when those are the whole text): never by a longer text around them. When that reading failed, the
+    rule counts in full."""
+    parts = dict(parts or {})
+    readings = [("", prediction), *((part, read) for part, read in parts.items() if read is not None)]
+    label, top = max(readings, key=lambda reading: PRIORITY_RANK[reading[1].priority])  # the first on a tie
+    rule_reading = parts.get(RULES_WORDS, prediction)
+    probability = rule_reading.critical_probability if rule_reading is not None else None
+    threshold = rule_reading.critical_threshold if rule_reading is not None else None
     priority, category = combine(
-        prediction.priority, prediction.category, rules, critical_probability=probability, critical_threshold=threshold
+        top.priority, top.category, rules, critical_probability=probability, critical_threshold=threshold
     )
-    model_rank, rules_rank = PRIORITY_RANK[prediction.priority], PRIORITY_RANK[rules.priority]
+    model_rank, rules_rank = PRIORITY_RANK[top.priority], PRIORITY_RANK[rules.priority]
+    model = f"the model reading {label}" if label else "the model"
     if rule_ruled_out(rules.priority, probability, threshold):
+        read = f" reading {RULES_WORDS}" if RULES_WORDS in parts else ""
         priority_from = (
-            f"a critical rule matched, but the model ruled it out (critical {probability:.2f}, under half its "
+            f"a critical rule matched, but the model{read} ruled it out (critical {probability:.2f}, under half its "
             f"threshold {threshold:.2f}): high, not critical"
         )
     else:
-        priority_from = "the model" if model_rank > rules_rank else "the rules" if rules_rank > model_rank else "both"
-    decided = f"combined: {priority} (from {priority_from}), {category} (from the model)"
-    return replace(rules, priority=priority, category=category, reasons=[*rules.reasons, prediction.reason, decided])
+        priority_from = model if model_rank > rules_rank else "the rules" if rules_rank > model_rank else "both"
+    decided = f"combined: {priority} (from {priority_from}), {category} (from {model})"
+    # A part read as the same text as another (the new message is the sentence the rule matched) is named once.
+    named: dict[int, list[str]] = {}
+    for part, read in parts.items():
+        if read is not None and read is not prediction:
+            named.setdefault(id(read), []).append(part)
+    by_id = {id(read): read for read in parts.values() if read is not None}
+    part_reasons = [f"{' and '.join(names)}: {by_id[key].reason}" for key, names in named.items()]
+    reasons = [*rules.reasons, prediction.reason, *part_reasons, decided]
+    return replace(rules, priority=priority, category=category, reasons=reasons)
 
 
 def queue_for_text(text: str) -> str:
@@ -158,12 +214,13 @@ def triage_case(case_id: int, *, rules: list[CompiledRule] | None = None) -> Tri
     if read_follow_up and last_message_id == read_up_to:
         return TriageRun(case, priority_before=case.priority)
     priority_before = case.priority
+    # What came since the last triage, which the model also reads on its own if it reads the case now.
+    written_anew, first_at = selectors.written_after(case.pk, read_up_to) if read_follow_up else ("", None)
     rules = selectors.active_rules() if rules is None else rules
     earlier = selectors.recent_cases_of_same_callers([case], window=REPEAT_CONTACT_WINDOW).get(case.pk, [])
-    critical_by_rules = _triage_locked(case, text, last_message_id, rules, earlier)
+    critical_by_rules = _triage_locked(case, text, last_message_id, rules, earlier, written_anew)
     if not read_follow_up:
         return TriageRun(case, False, critical_by_rules, critical_by_rules, priority_before)
-    written_anew, first_at = selectors.written_after(case.pk, read_up_to)
     reads_critical = _reads_as_critical(written_anew, classify_by_rules(written_anew, case.channel, rules=rules))
     return TriageRun(case, True, critical_by_rules, reads_critical, priority_before, first_at)
 
@@ -184,12 +241,18 @@ class _Verdict:
 
 
 def _triage_locked(
-    case: Case, text: str, last_message_id: int | None, rules: list[CompiledRule], earlier: list[Case]
+    case: Case,
+    text: str,
+    last_message_id: int | None,
+    rules: list[CompiledRule],
+    earlier: list[Case],
+    new_text: str = "",
 ) -> bool:
-    """Classify a case read under its row lock (its inbound messages joined in `text`), link the same person's
-    recent cases (`earlier`), and record the verdict. True when a critical rule matched: the model then read the
-    message at once (a batch reads its cases beforehand and calls `_verdict` with their predictions)."""
-    verdict = _verdict(case, text, rules, earlier)
+    """Classify a case read under its row lock (its inbound messages joined in `text`, those since its last triage
+    in `new_text`), link the same person's recent cases (`earlier`), and record the verdict. True when a critical
+    rule matched: the model then read the message at once (a batch reads its cases beforehand and calls `_verdict`
+    with their predictions)."""
+    verdict = _verdict(case, text, rules, earlier, new_text=new_text)
     _record_verdict(case, verdict, last_message_id, earlier)
     return verdict.read_by_model
 
@@ -199,11 +262,13 @@ def _verdict(
     text: str,
     rules: list[CompiledRule],
     earlier: list[Case],
-    prediction: Prediction | None | object = _NOT_READ_YET,
+    predictions: dict[str, Prediction | None] | object = _NOT_READ_YET,
     by_rules: Classification | None = None,
+    new_text: str = "",
 ) -> _Verdict:
     """Work out a case's triage without writing anything, so that a batch can leave out a case whose words reveal
-    a defect here with nothing to undo. `by_rules`: the rules' classification of `text`, when a batch read it."""
+    a defect here with nothing to undo. `by_rules`: the rules' classification of `text`, when a batch read it;
+    `predictions`: the model's readings by text, when a batch read them (`parts_to_read`)."""
     result = classify_by_rules(text, case.channel, rules=rules) if by_rules is None else by_rules
     # A critical rule is the one verdict the model can take back (it rules out "noz" in the news, a joke, the
     # past): it is asked now, before anyone is called, rather than calling someone for what it would lower
@@ -211,9 +276,11 @@ def _verdict(
     read_by_model = result.priority == Priority.CRITICAL and bool(text.strip())
     if read_by_model:
         result = (
-            with_the_model(result, text)
-            if prediction is _NOT_READ_YET
-            else _with_prediction(result, prediction)  # type: ignore[arg-type]  (read in a batch beforehand)
+            with_the_model(result, text, new_text=new_text, rules=rules)
+            if predictions is _NOT_READ_YET
+            else with_predictions(  # read in a batch beforehand
+                result, text, parts_to_read(text, new_text, result, rules), predictions  # type: ignore[arg-type]
+            )
         )
     awaiting_model = bool(text.strip()) and not read_by_model and not is_turned_off()
     raised_by = ""
@@ -230,6 +297,7 @@ def _record_verdict(case: Case, verdict: _Verdict, last_message_id: int | None, 
     result = verdict.result
     if earlier:
         case_services.link_cases(case, earlier)
+    by_the_model = verdict.read_by_model and result.reasons[-1:] not in ([RULES_ONLY_REASON], [TURNED_OFF_REASON])
     case_services.record_triage(
         case,
         row_locked=True,
@@ -240,8 +308,8 @@ def _record_verdict(case: Case, verdict: _Verdict, last_message_id: int | None, 
         raised_by_earlier_contact=verdict.raised_by,
         awaiting_model=verdict.awaiting_model,
         critical_by_words=verdict.critical_by_words,
+        read_by_model=by_the_model,
     )
-    by_the_model = verdict.read_by_model and result.reasons[-1:] not in ([RULES_ONLY_REASON], [TURNED_OFF_REASON])
     logger.info(
         "triaged %s as %s/%s by %s", case.reference, case.priority, case.category,
         "the rules and the model" if by_the_model else "the rules",
@@ -303,7 +371,10 @@ def triage_waiting_cases(
         if read is not None and _reads_as_critical(texts.get(case.pk, ("", None))[0], read) == critical:
             by_rules[case.pk] = read
     cases = [case for case in cases if case.pk in by_rules]
-    predictions = _read_by_the_model([texts.get(case.pk, ("", ""))[0] for case in cases]) if critical else None
+    to_read = [
+        read for case in cases for read in _texts_to_read(texts.get(case.pk, ("", None))[0], by_rules[case.pk], rules)
+    ]
+    predictions = _read_by_the_model(to_read) if critical else None
     earlier = selectors.recent_cases_of_same_callers(cases, window=REPEAT_CONTACT_WINDOW)
     # One case that cannot be triaged must not hold back the batch, nor, taken along again and again, every batch
     # after it: it is left to its own doorbell, alone. There is no savepoint a case (SAVEPOINT and RELEASE were two
@@ -354,7 +425,7 @@ def _triage_taken_along(
 ) -> bool:
     """Triage one case of a batch; False when its words reveal a defect (nothing of it was written)."""
     text, last_message_id = texts.get(case.pk, ("", None))
-    read = {"prediction": predictions.get(text)} if predictions is not None else {}
+    read = {"predictions": predictions} if predictions is not None else {}
     try:
         verdict = _verdict(case, text, rules, earlier.get(case.pk, []), by_rules=by_rules, **read)
     except Exception:
@@ -373,6 +444,12 @@ def _triage_taken_along(
         )  # fmt: skip
         raise TakenAlongCaseFailed(case.reference) from error
     return True
+
+
+def _texts_to_read(text: str, by_rules: Classification, rules: list[CompiledRule]) -> list[str]:
+    """What the model reads of a new case a critical batch took along: its text, and the sentences a critical rule
+    matched (a case never triaged has no messages older than its last triage)."""
+    return [text, *parts_to_read(text, "", by_rules, rules).values()] if text.strip() else []
 
 
 def _read_by_the_model(texts: list[str]) -> dict[str, Prediction | None]:
@@ -431,17 +508,25 @@ def second_look(limit: int = SECOND_LOOK_BATCH) -> list[SecondLook]:
     waiting = selectors.awaiting_model(limit)
     if not waiting:
         return []
-    predictions = _read_by_the_model([text for _, text, _ in waiting])
+    rules = selectors.active_rules()  # read once a batch, not once a case
+    # Each case's whole text, what came since the model last read it, and the sentences a critical rule matched,
+    # in one batch: at most three readings a case.
+    to_read = {}
+    for case_id, text, new_text, _ in waiting:
+        by_rules = classify_by_rules(text, rules=rules)  # the channel counts only for a call with no words
+        to_read[case_id] = (by_rules, parts_to_read(text, new_text, by_rules, rules))
+    predictions = _read_by_the_model(
+        [read for (case_id, text, _, _) in waiting for read in (text, *to_read[case_id][1].values())]
+    )
     model = semantic_model()
     if predictions and not any(predictions.values()) and model is not None and not model_reads(model):
         # Loaded, yet it reads nothing, not even a plain message: left waiting for it (and /healthz/ shows the look
         # falling behind), not marked read by the rules alone, which would keep the model from them once it works
         # again. Messages it cannot read while it reads others are theirs to blame: the rules decide them, below.
         return []
-    rules = selectors.active_rules()  # read once a batch, not once a case
     looks = []
-    for case_id, text, message_id in waiting:
-        look = _store_second_look(case_id, text, message_id, predictions.get(text), rules)
+    for case_id, text, _, message_id in waiting:
+        look = _store_second_look(case_id, text, message_id, predictions, rules, *to_read[case_id])
         if look is not None:
             looks.append(look)
     return looks
@@ -449,7 +534,13 @@ def second_look(limit: int = SECOND_LOOK_BATCH) -> list[SecondLook]:
 
 @transaction.atomic
 def _store_second_look(
-    case_id: int, text: str, message_id: int | None, prediction: Prediction | None, rules: list[CompiledRule]
+    case_id: int,
+    text: str,
+    message_id: int | None,
+    predictions: dict[str, Prediction | None],
+    rules: list[CompiledRule],
+    by_rules: Classification,
+    parts: dict[str, str],
 ) -> SecondLook | None:
     case = Case.objects.for_change().filter(pk=case_id, awaiting_model=True).first()
     if case is None:
@@ -457,7 +548,8 @@ def _store_second_look(
     latest = case.messages.filter(direction=Direction.INBOUND).order_by("-id").values_list("id", flat=True).first()
     if latest != message_id:
         return None  # the citizen wrote again since the batch was read: the next look reads the whole text
-    result = _with_prediction(classify_by_rules(text, case.channel, rules=rules), prediction)
+    result = with_predictions(by_rules, text, parts, predictions)
+    prediction = predictions.get(text)
     before = case.priority
     # The model may read a follow-up before the rules' triage of it (its doorbell waits in a busy queue). The look
     # then leaves the mark where the rules left it: marked read up to the follow-up, the doorbell found nothing to

@@ -296,6 +296,7 @@ def record_triage(
     awaiting_model: bool = False,
     critical_by_words: float = 0.0,
     second_look: bool = False,
+    read_by_model: bool = False,
     read_all_written: bool = True,
 ) -> Case:
     """Store a classification. Automatic triage never lowers a priority a case already has: a follow-up that
@@ -304,9 +305,10 @@ def record_triage(
     The category changes with a raised priority, or when `category_decided` (the semantic model's second look,
     whose categories are the better ones). `awaiting_model` marks the case for that second look, which reads the
     cases with the highest `critical_by_words` first; `second_look` says on the timeline that this classification
-    is it. With `row_locked`, `case` was read with for_change() in the caller's transaction and is changed as it
-    is. `triaged_at` says when a triage last read everything the citizen had written: not `read_all_written` (a
-    look ahead of the rules, a welfare answer raised to high unread), it stays, so the sweep still finds what is
+    is it, and `read_by_model` that the model read the text (its next reading takes what came since on its own).
+    With `row_locked`, `case` was read with for_change() in the caller's transaction and is changed as it is.
+    `triaged_at` says when a triage last read everything the citizen had written: not `read_all_written` (a look
+    ahead of the rules, a welfare answer raised to high unread), it stays, so the sweep still finds what is
     unread."""
     locked = case if row_locked else Case.objects.for_change().get(pk=case.pk)
     new_priority = higher_priority(priority, locked.priority)
@@ -319,6 +321,8 @@ def record_triage(
     locked.awaiting_model, locked.critical_by_words = awaiting_model, critical_by_words if awaiting_model else 0.0
     triage_fields = ["priority", "category", "triaged_at", "awaiting_model", "critical_by_words", "updated_at"]
     details = {"second_look": True} if second_look else {}
+    if read_by_model or second_look:
+        details["read_by_model"] = True
     # One UPDATE of the row and one INSERT of both events, where a new case's status changes too.
     with timeline_written_together():
         record_event(

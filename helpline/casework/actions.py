@@ -451,15 +451,15 @@ def do_second_look(*, seconds: float = SECOND_LOOK_SECONDS) -> int:
                 case = Case.objects.for_change().get(pk=look.case.pk)
                 crisis.group_case(case)  # the model's category may name an event the rules' did not
                 if look.raised_from and case.is_open:
-                    waiting_raised |= _act_on_raised_priority(case, look.raised_from)
+                    waiting_raised |= _act_on_raised_priority(case, look.raised_from, by="the semantic model")
         if waiting_raised:
             ladder.assign_waiting()
         if not looks or time.monotonic() > deadline:
             return read
 
 
-def _act_on_raised_priority(case: Case, raised_from: str) -> bool:
-    """True when the case waits for someone (assignment will take it, most urgent first)."""
+def _act_on_raised_priority(case: Case, raised_from: str, *, by: str) -> bool:
+    """True when the case waits for someone (assignment will take it, most urgent first). `by`: what raised it."""
     if case.assigned_to_id is None:
         return case.status == CaseStatus.TRIAGED
     if case.status != CaseStatus.ASSIGNED or case.acknowledged_at is not None:
@@ -468,8 +468,8 @@ def _act_on_raised_priority(case: Case, raised_from: str) -> bool:
     if staff is not None:
         ladder.hand_over(
             case, staff,
-            explanation=f"the semantic model raised the priority from {raised_from} to {case.priority}",
-            row_locked=True,  # read for change by do_second_look
+            explanation=f"{by} raised the priority from {raised_from} to {case.priority}",
+            row_locked=True,  # read for change by the caller
         )  # fmt: skip
     return False
 
