@@ -43,7 +43,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-REPEAT_CONTACT_WINDOW = dt.timedelta(hours=24)
+REPEAT_CONTACT_WINDOW = dt.timedelta(hours=24)  # said in helpline.cases.services.EARLIER_CONTACT_REASON
+# A contact raised by the same person's earlier one keeps its own category only when it names one of these.
+DANGER_CATEGORIES = frozenset({"domestic_violence", "child_protection", "suicide_self_harm"})
 
 
 RULES_ONLY_REASON = "rules only (model unavailable)"
@@ -288,6 +290,10 @@ def _verdict(
         highest = max(earlier, key=lambda other: PRIORITY_RANK.get(other.priority, 0))
         if PRIORITY_RANK.get(highest.priority, 0) > PRIORITY_RANK[result.priority]:
             result.priority, raised_by = highest.priority, highest.reference
+            # The danger is the earlier contact's: "critical, information" tells the worker nothing. Its category
+            # comes along, unless these words name a danger of their own.
+            if result.category not in DANGER_CATEGORIES and highest.category:
+                result.category = highest.category
     return _Verdict(
         result, read_by_model, awaiting_model, critical_by_words(text) if awaiting_model else 0.0, raised_by
     )
@@ -554,7 +560,9 @@ def _store_second_look(
     # The model may read a follow-up before the rules' triage of it (its doorbell waits in a busy queue). The look
     # then leaves the mark where the rules left it: marked read up to the follow-up, the doorbell found nothing to
     # do, and "he is back" on a case whose worker had gone off duty reached nobody.
-    read_by_the_rules = _last_triaged_message_id(case)
+    last_triage = case.timeline.filter(kind=EventKind.TRIAGED).order_by("-id").values_list("details", flat=True)
+    last = last_triage.first() or {}
+    read_by_the_rules = last.get("up_to_message_id")
     read_ahead_of_the_rules = str(read_by_the_rules) != str(message_id)
     if read_ahead_of_the_rules:
         message_id = read_by_the_rules
@@ -569,6 +577,8 @@ def _store_second_look(
         reasons=result.reasons,
         up_to_message_id=message_id,
         category_decided=prediction is not None and not kept_higher,
+        # A priority held by the same person's earlier contact still says so, not only the look's lower verdict.
+        raised_by_earlier_contact=last.get("raised_by_earlier_contact", "") if kept_higher else "",
         second_look=True,
         read_all_written=not read_ahead_of_the_rules,
     )

@@ -282,6 +282,16 @@ def higher_priority(a: str, b: str) -> str:
     return a if PRIORITY_RANK.get(a, 0) >= PRIORITY_RANK.get(b, 0) else b
 
 
+# Why a contact has the priority of the same person's earlier one (triage's repeat-contact window is 24 hours):
+# stored in English with the other reasons, for the API; the console shows it in the reader's language
+# (helpline.casework.selectors.triage_reasons).
+EARLIER_CONTACT_REASON = "raised because of the same person's earlier contact within 24 hours: {reference}"
+
+
+def earlier_contact_reason(reference: str) -> str:
+    return EARLIER_CONTACT_REASON.format(reference=reference)
+
+
 @transaction.atomic(savepoint=False)  # nothing here is caught and carried on from: no savepoint of its own
 def record_triage(
     case: Case,
@@ -303,13 +313,14 @@ def record_triage(
     sounds calmer does not make the danger smaller, and a person was already called for the priority it had.
 
     The category changes with a raised priority, or when `category_decided` (the semantic model's second look,
-    whose categories are the better ones). `awaiting_model` marks the case for that second look, which reads the
-    cases with the highest `critical_by_words` first; `second_look` says on the timeline that this classification
-    is it, and `read_by_model` that the model read the text (its next reading takes what came since on its own).
-    With `row_locked`, `case` was read with for_change() in the caller's transaction and is changed as it is.
-    `triaged_at` says when a triage last read everything the citizen had written: not `read_all_written` (a look
-    ahead of the rules, a welfare answer raised to high unread), it stays, so the sweep still finds what is
-    unread."""
+    whose categories are the better ones). `raised_by_earlier_contact`: the reference of the same person's earlier
+    case whose priority this one was given, said in the reasons too. `awaiting_model` marks the case for that
+    second look, which reads the cases with the highest `critical_by_words` first; `second_look` says on the
+    timeline that this classification is it, and `read_by_model` that the model read the text (its next reading
+    takes what came since on its own). With `row_locked`, `case` was read with for_change() in the caller's
+    transaction and is changed as it is. `triaged_at` says when a triage last read everything the citizen had
+    written: not `read_all_written` (a look ahead of the rules, a welfare answer raised to high unread), it stays,
+    so the sweep still finds what is unread."""
     locked = case if row_locked else Case.objects.for_change().get(pk=case.pk)
     new_priority = higher_priority(priority, locked.priority)
     changed = new_priority != locked.priority
@@ -321,6 +332,8 @@ def record_triage(
     locked.awaiting_model, locked.critical_by_words = awaiting_model, critical_by_words if awaiting_model else 0.0
     triage_fields = ["priority", "category", "triaged_at", "awaiting_model", "critical_by_words", "updated_at"]
     details = {"second_look": True} if second_look else {}
+    if raised_by_earlier_contact:
+        reasons = [*reasons, earlier_contact_reason(raised_by_earlier_contact)]
     if read_by_model or second_look:
         details["read_by_model"] = True
     # One UPDATE of the row and one INSERT of both events, where a new case's status changes too.

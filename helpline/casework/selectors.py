@@ -10,6 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import ExtractHour
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from helpline.cases import services as case_services
 from helpline.cases.figures import percentile
@@ -100,9 +101,21 @@ def visible_case(user: AbstractBaseUser, pk: int) -> Case | None:
 
 
 def triage_reasons(case: Case) -> list[str]:
-    """Why triage chose the priority: the reasons of the latest classification (from the prefetched timeline)."""
+    """Why triage chose the priority: the reasons of the latest classification (from the prefetched timeline), the
+    same person's earlier contact that raised it said in the reader's language."""
     triaged = [event for event in case.timeline.all() if event.kind == EventKind.TRIAGED]
-    return list(triaged[-1].details.get("reasons") or []) if triaged else []
+    if not triaged:
+        return []
+    details = triaged[-1].details
+    reasons = list(details.get("reasons") or [])
+    earlier = details.get("raised_by_earlier_contact")
+    if earlier:  # stored in English for the API (and not at all before it was); shown translated here
+        reasons = [reason for reason in reasons if reason != case_services.earlier_contact_reason(earlier)]
+        reasons.append(
+            _("raised because of the same person's earlier contact within 24 hours: %(reference)s")
+            % {"reference": earlier}
+        )
+    return reasons
 
 
 def earlier_cases_for(user: AbstractBaseUser, case: Case) -> QuerySet[Case]:
