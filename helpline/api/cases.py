@@ -76,7 +76,8 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     def get_queryset(self):
         cases = with_urgency(selectors.cases_visible_to(self.request.user)).select_related("caller", "assigned_to")
-        return cases.order_by("is_drill", "-urgency", "acknowledge_by", "created_at")  # real cases before a drill's
+        # Real cases before a drill's; the id last, so a page never repeats or skips a case.
+        return cases.order_by("is_drill", "-urgency", "acknowledge_by", "created_at", "pk")
 
     def get_serializer_class(self):
         return CaseDetailSerializer if self.action == "retrieve" else CaseListSerializer

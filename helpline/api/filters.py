@@ -6,6 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
+from django_filters.constants import EMPTY_VALUES
 from django_filters.fields import IsoDateTimeField
 
 from helpline.cases.models import Case, CaseStatus, Channel, Priority
@@ -61,6 +62,19 @@ class YesNoFilter(django_filters.BooleanFilter):
     field_class = YesNoField
 
 
+class StableOrderingFilter(django_filters.OrderingFilter):
+    """The client's order, then the case's age and id: many cases share a priority or have no deadline, and with
+    ties left to PostgreSQL a page could repeat some and skip others (a critical case fell between two pages)."""
+
+    TIE_BREAKERS = ("created_at", "pk")
+
+    def filter(self, qs, value):
+        ordered = super().filter(qs, value)
+        if value in EMPTY_VALUES:
+            return ordered  # the list's own order, which ends with its own tie-breakers
+        return ordered.order_by(*ordered.query.order_by, *self.TIE_BREAKERS)
+
+
 class CaseFilter(django_filters.FilterSet):
     status = ChoicesFilter(choices=CaseStatus.choices)
     priority = ChoicesFilter(choices=Priority.choices)
@@ -76,7 +90,7 @@ class CaseFilter(django_filters.FilterSet):
         method="filter_search",
         help_text="Reference, or words of the messages (any case, script or accents; a word's beginning is enough).",
     )
-    ordering = django_filters.OrderingFilter(
+    ordering = StableOrderingFilter(
         fields=(("urgency", "priority"), ("created_at", "created"), ("acknowledge_by", "deadline"))
     )
 
