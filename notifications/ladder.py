@@ -162,6 +162,12 @@ def hand_over(
     with transaction.atomic(savepoint=False):  # all or nothing with the caller's transaction, one when none
         if not row_locked:  # the ladder is that of the priority the case has under its lock, not a stale copy's
             case = Case.objects.for_change().get(pk=case.pk)
+        if by is not None and not case.is_open:
+            # A person giving the case to someone decided on what they saw; resolved since, it would be reopened
+            # with "assigned" as its only reason. The service's own hand-overs (triage, the ladder, a follow-up)
+            # check what they need under their own locks.
+            meanwhile = gettext("%(reference)s was resolved or closed meanwhile: reopen it first.")
+            raise case_services.CaseTransitionError(meanwhile % {"reference": case.reference})
         clock: dict = {}
         if restart_clock:  # the clock starts in the assignment's own write
             ladder = policy or ladder_for(case.priority)

@@ -44,7 +44,8 @@ EXPECTED = {
         "assignee": {**_everyone_may_see(ALLOWED), "assign": 403},
         "former assignee": {**_everyone_may_see(403), "view": ALLOWED},
         "other worker": _everyone_may_see(404),
-        "supervisor": _everyone_may_see(ALLOWED),
+        # Its worker has not acknowledged it: starting is theirs (it takes the case); a supervisor takes it first.
+        "supervisor": {**_everyone_may_see(ALLOWED), "start": 409},
     },
     "unassigned": {
         # To reopen, the case is resolved first: closed from the queue, it is no longer in the worker's sight.

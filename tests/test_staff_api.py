@@ -108,7 +108,8 @@ def test_a_case_once_assigned_to_a_worker_stays_visible_to_them(people, cases):
         ("supervisor", "get", "/api/v1/cases/{theirs}/", 200),
         ("supervisor", "get", "/api/v1/staff/", 200),
         ("supervisor", "get", "/api/v1/shifts/", 200),
-        ("supervisor", "post", "/api/v1/cases/{theirs}/start/", 200),
+        # Not acknowledged by its worker yet: a supervisor takes it (or reassigns it) before starting work.
+        ("supervisor", "post", "/api/v1/cases/{theirs}/start/", 409),
     ],
 )
 def test_permission_matrix(people, cases, who, method, path, expected):

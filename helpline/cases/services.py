@@ -42,9 +42,9 @@ logger = logging.getLogger(__name__)
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     CaseStatus.NEW: frozenset({CaseStatus.TRIAGED, CaseStatus.ASSIGNED, CaseStatus.RESOLVED, CaseStatus.CLOSED}),
     CaseStatus.TRIAGED: frozenset({CaseStatus.ASSIGNED, CaseStatus.RESOLVED, CaseStatus.CLOSED}),
-    CaseStatus.ASSIGNED: frozenset(
-        {CaseStatus.ACKNOWLEDGED, CaseStatus.IN_PROGRESS, CaseStatus.TRIAGED, CaseStatus.RESOLVED}
-    ),
+    # Not straight to in progress: work starts on a case someone has taken, or the acknowledgement is never
+    # recorded, the case shows overdue for ever and its ladder may stop with nobody having it in hand.
+    CaseStatus.ASSIGNED: frozenset({CaseStatus.ACKNOWLEDGED, CaseStatus.TRIAGED, CaseStatus.RESOLVED}),
     CaseStatus.ACKNOWLEDGED: frozenset({CaseStatus.IN_PROGRESS, CaseStatus.ASSIGNED, CaseStatus.RESOLVED}),
     CaseStatus.IN_PROGRESS: frozenset({CaseStatus.ASSIGNED, CaseStatus.RESOLVED}),
     CaseStatus.RESOLVED: frozenset({CaseStatus.CLOSED, CaseStatus.TRIAGED, CaseStatus.ASSIGNED}),

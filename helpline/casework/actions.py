@@ -133,23 +133,55 @@ def do_acknowledge(case: Case, *, by: AbstractBaseUser, via: str) -> Case:
         raise NotPermitted(_("This case is assigned to someone else.")) from None
 
 
+def _locked_and_checked(case: Case, by: AbstractBaseUser, act: Act) -> Case:
+    """The case as it is now, locked for the caller's transaction, and the rule asked again of it. The surfaces
+    read the case before the request's turn came: a reassign or a resolution that landed meanwhile must decide,
+    not the copy (a worker resolved a case just given to a colleague, cancelling the colleague's alert)."""
+    locked = Case.objects.for_change().get(pk=case.pk)
+    check_may(by, locked, act)
+    return locked
+
+
 def do_start(case: Case, *, by: AbstractBaseUser, reason: str = "") -> Case:
+    """Work starts on a case someone has taken. Its worker starting a case given to them takes it first (the
+    ladder stops, the acknowledgement counts); anyone else is refused: starting would stop nothing and leave the
+    case waiting, unacknowledged, on its worker's desk."""
     check_may(by, case, Act.START)
-    return case_services.change_case_status(case, CaseStatus.IN_PROGRESS, actor=by, reason=reason or "started work")
+    with transaction.atomic():
+        locked = _locked_and_checked(case, by, Act.START)
+        if locked.status == CaseStatus.ASSIGNED:
+            if locked.assigned_to_id != by.pk:
+                raise case_services.CaseTransitionError(
+                    _("Its worker has not acknowledged this case yet. Acknowledge and take it, or give it to "
+                      "someone else, before starting work on it.")
+                )  # fmt: skip
+            locked = acknowledgement.acknowledge_case(locked, by=by, via="started work")
+        started = case_services.change_case_status(
+            locked, CaseStatus.IN_PROGRESS, actor=by, reason=reason or "started work", row_locked=True
+        )
+    case.status = started.status
+    return started
 
 
 def do_resolve(case: Case, *, by: AbstractBaseUser, outcome: str) -> Case:
     check_may(by, case, Act.RESOLVE)
-    return case_services.change_case_status(case, CaseStatus.RESOLVED, actor=by, reason=outcome)
+    with transaction.atomic():
+        locked = _locked_and_checked(case, by, Act.RESOLVE)
+        resolved = case_services.change_case_status(locked, CaseStatus.RESOLVED, actor=by, reason=outcome,
+                                                    row_locked=True)  # fmt: skip
+    case.status, case.resolved_at = resolved.status, resolved.resolved_at
+    return resolved
 
 
 def do_reopen(case: Case, *, by: AbstractBaseUser, reason: str = "") -> Case:
     """Back to its worker's desk (theirs again at once when they reopen it themselves; otherwise they are told and
     their clock starts, or it goes to someone on duty when they cannot act on it), or to the queue."""
     check_may(by, case, Act.REOPEN)
-    target = case_services.reopen_target(case)
     with transaction.atomic():
-        reopened = case_services.change_case_status(case, target, actor=by, reason=reason or "reopened")
+        locked = _locked_and_checked(case, by, Act.REOPEN)
+        target = case_services.reopen_target(locked)
+        reopened = case_services.change_case_status(locked, target, actor=by, reason=reason or "reopened",
+                                                    row_locked=True)  # fmt: skip
         if reopened.assigned_to_id is None:
             return reopened
         if reopened.assigned_to_id == by.pk:
@@ -187,20 +219,23 @@ def _to_someone_who_can_act(case: Case, *, why: str) -> Case:
 def do_reply(case: Case, *, by: AbstractBaseUser, text: str) -> Message:
     """Sent through the case's channel by the outbox, which also obeys the caller's opt-out and safe-contact wish."""
     check_may(by, case, Act.REPLY)
-    return outbox.reply_to_citizen(case, text, by=by)
+    with transaction.atomic():
+        return outbox.reply_to_citizen(_locked_and_checked(case, by, Act.REPLY), text, by=by)
 
 
 def do_add_note(case: Case, *, by: AbstractBaseUser, text: str) -> None:
     check_may(by, case, Act.NOTE)
-    case_services.add_note(case, text, by=by)
+    with transaction.atomic():
+        case_services.add_note(_locked_and_checked(case, by, Act.NOTE), text, by=by)
 
 
 def do_reclassify(case: Case, *, by: AbstractBaseUser, priority: str, category: str, reason: str) -> Case:
     """A person overrides triage; the change is kept as a labelled example for the model's next training."""
     check_may(by, case, Act.RECLASSIFY)
-    before_priority, before_category = case.priority, case.category
     with transaction.atomic():
-        changed = case_services.reclassify_case(case, priority=priority, category=category, reason=reason, by=by)
+        locked = _locked_and_checked(case, by, Act.RECLASSIFY)
+        before_priority, before_category = locked.priority, locked.category
+        changed = case_services.reclassify_case(locked, priority=priority, category=category, reason=reason, by=by)
         triage.record_correction(
             changed, before_priority=before_priority, before_category=before_category, by=by, reason=reason
         )
@@ -211,18 +246,22 @@ def do_reclassify(case: Case, *, by: AbstractBaseUser, priority: str, category: 
             changed = _to_someone_who_can_act(
                 changed, why=f"priority raised by hand from {before_priority or 'none'} to {priority}"
             )
+    case.priority, case.category = changed.priority, changed.category
     return changed
 
 
 def do_assign(case: Case, *, by: AbstractBaseUser, staff: StaffProfile | None = None) -> Case:
     """A supervisor gives the case to a person, or (no person named) to whoever the assignment policy picks besides
-    its current worker. Their acknowledgement clock starts and they are told."""
+    its current worker. Their acknowledgement clock starts and they are told. Whether the case is open is asked of
+    the locked row: a reassign that landed just after the case was resolved reopened it."""
     check_may(by, case, Act.ASSIGN)
-    if not case.is_open:
-        raise CaseNotOpen(_("A closed or resolved case must be reopened first."))
-    if staff is None:
-        return ladder.assign_by_policy(case, exclude=case.assigned_to_id, reason="assigned by a supervisor")
-    return ladder.hand_over(case, staff, by=by, explanation="assigned by a supervisor")
+    with transaction.atomic():
+        locked = _locked_and_checked(case, by, Act.ASSIGN)
+        if not locked.is_open:
+            raise CaseNotOpen(_("A closed or resolved case must be reopened first."))
+        if staff is None:
+            return ladder.assign_by_policy(locked, exclude=locked.assigned_to_id, reason="assigned by a supervisor")
+        return ladder.hand_over(locked, staff, by=by, explanation="assigned by a supervisor", row_locked=True)
 
 
 def do_take_next(user: AbstractBaseUser) -> Case | None:
