@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Case as SqlCase
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, When
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from helpline.cases import selectors as case_selectors
 from helpline.cases import services as case_services
@@ -638,10 +639,33 @@ def tell_assignee_of_follow_up(case: Case) -> Notification | None:
 SAME_REPLY_WITHIN = dt.timedelta(seconds=60)
 
 
+class ReplyCannotReach(Exception):
+    """Nobody could read this reply: no status page, and no SMS the person allows. The message says why, and what
+    the worker can do instead, in their words."""
+
+
+def why_a_reply_cannot_be_texted(case: Case, number: str) -> str:
+    """Why a reply on this case may not go by SMS, in the worker's words, or "" when it may. A caller who texted
+    us may be texted back; one who called or wrote on the web only when they said SMS is safe: an abuser may read
+    the phone, and a voice caller was never asked."""
+    if not number:
+        return _("The caller's number was withheld: a reply cannot reach them by SMS, and a call back is not "
+                 "possible either. Nothing was sent; keep what you meant to say as a note.")  # fmt: skip
+    if case.safe_to_text is False:
+        return _("The person said SMS is not safe: nothing was sent. Call them back if they said a call is safe.")
+    if case.caller_id and case.caller.has_opted_out:
+        return _("The person opted out of SMS: nothing was sent. Call them back if they said a call is safe.")
+    if case.channel != Channel.SMS and case.safe_to_text is not True:
+        return _("The person was not asked whether SMS is safe: nothing was sent. If they said so on the phone, "
+                 "record it under “Safe to contact” first; otherwise call them back.")  # fmt: skip
+    return ""
+
+
 def reply_to_citizen(case: Case, text: str, *, by: AbstractBaseUser) -> Message:
-    """A reply goes out through the case's channel: SMS for calls and texts (if the person allows SMS and has not
-    opted out, checked again right before sending); for web inquiries, the citizen's status page, plus an SMS
-    only when they said SMS is safe."""
+    """A reply goes out through the case's channel: SMS for texts, and for calls only when the caller said SMS is
+    safe (checked again right before sending, with their opt-out); for web inquiries, the citizen's status page,
+    plus an SMS only when they said SMS is safe. Raises ReplyCannotReach when neither would reach them: stored,
+    it would read as sent ("your reply is on its way") while nobody can ever see it."""
     with transaction.atomic():
         # The case row first: a double-click's two requests (or an API client's retry after a timeout) come one
         # after the other here, and the second finds the first's reply instead of texting the citizen twice.
@@ -654,7 +678,11 @@ def reply_to_citizen(case: Case, text: str, *, by: AbstractBaseUser) -> Message:
         if just_sent is not None and just_sent.body == text:
             return just_sent
         number = str(case.caller.phone) if case.caller_id else str(case.contact_phone or "")
-        by_sms = bool(number) and (case.channel != Channel.WEB or case.safe_to_text is True)
+        why_not_sms = why_a_reply_cannot_be_texted(case, number)
+        has_status_page = case.channel == Channel.WEB and bool(case.citizen_token_hash)
+        if why_not_sms and not has_status_page:
+            raise ReplyCannotReach(why_not_sms)
+        by_sms = not why_not_sms
         message = case_services.record_reply(
             case, text, by=by, channel=Channel.SMS if by_sms else Channel.WEB,
             delivery_status=DeliveryStatus.QUEUED if by_sms else "",

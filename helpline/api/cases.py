@@ -107,7 +107,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             raise NotFound from None
         except actions.NotPermitted as error:
             raise PermissionDenied(str(error)) from None
-        except (CaseTransitionError, actions.CaseNotOpen) as error:
+        except (CaseTransitionError, actions.CaseNotOpen, actions.CannotReach) as error:
             return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
         if isinstance(result, Message):
             return Response(MessageSerializer(result).data, status=code)

@@ -404,6 +404,7 @@ class EventKind(models.TextChoices):
     ACKNOWLEDGED = "acknowledged", _("Acknowledged")
     ESCALATED = "escalated", _("Escalated")
     NOTE = "note", _("Note")
+    SAFE_CONTACT_RECORDED = "safe_contact_recorded", _("Safe contact recorded")
     OPTED_OUT = "opted_out", _("Caller opted out of SMS")
     OPTED_IN = "opted_in", _("Caller opted in to SMS again")
     LANGUAGE_CHOSEN = "language_chosen", _("Language chosen")

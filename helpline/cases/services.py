@@ -509,6 +509,21 @@ def reopen_target(case: Case) -> str:
     return CaseStatus.ASSIGNED if case.assigned_to_id else CaseStatus.TRIAGED
 
 
+def record_safe_contact(
+    case: Case, *, safe_to_call: bool | None, safe_to_text: bool | None, by: AbstractBaseUser
+) -> Case:
+    """What the person told a worker (on the phone, say) about whether a call or an SMS is safe; None is "not
+    asked". Every outbound message obeys it. The caller holds the case's row lock."""
+    before = {"safe_to_call": case.safe_to_call, "safe_to_text": case.safe_to_text}
+    case.safe_to_call, case.safe_to_text = safe_to_call, safe_to_text
+    case.save(update_fields=["safe_to_call", "safe_to_text", "updated_at"])
+    record_event(
+        case, EventKind.SAFE_CONTACT_RECORDED, actor=by, before=before, safe_to_call=safe_to_call,
+        safe_to_text=safe_to_text,
+    )  # fmt: skip
+    return case
+
+
 def add_note(case: Case, text: str, *, by: AbstractBaseUser) -> TimelineEvent:
     """An internal note: on the timeline for staff, never shown to the citizen."""
     return record_event(case, EventKind.NOTE, actor=by, text=text)

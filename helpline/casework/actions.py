@@ -67,6 +67,7 @@ class Act(enum.StrEnum):
     REOPEN = "reopen"
     REPLY = "reply"
     NOTE = "note"
+    SAFE_CONTACT = "safe_contact"
     RECLASSIFY = "reclassify"
     ASSIGN = "assign"
 
@@ -81,6 +82,10 @@ class NotPermitted(Exception):
 
 class CaseNotOpen(Exception):
     """A closed or resolved case must be reopened before it is given to someone (409)."""
+
+
+class CannotReach(Exception):
+    """A reply nobody could read (a withheld number, SMS not allowed, no status page): 409 with what to do instead."""
 
 
 # The two kinds of "no", in the words a worker reads.
@@ -220,13 +225,28 @@ def do_reply(case: Case, *, by: AbstractBaseUser, text: str) -> Message:
     """Sent through the case's channel by the outbox, which also obeys the caller's opt-out and safe-contact wish."""
     check_may(by, case, Act.REPLY)
     with transaction.atomic():
-        return outbox.reply_to_citizen(_locked_and_checked(case, by, Act.REPLY), text, by=by)
+        locked = _locked_and_checked(case, by, Act.REPLY)
+        try:
+            return outbox.reply_to_citizen(locked, text, by=by)
+        except outbox.ReplyCannotReach as error:
+            raise CannotReach(str(error)) from None
 
 
 def do_add_note(case: Case, *, by: AbstractBaseUser, text: str) -> None:
     check_may(by, case, Act.NOTE)
     with transaction.atomic():
         case_services.add_note(_locked_and_checked(case, by, Act.NOTE), text, by=by)
+
+
+def do_record_safe_contact(
+    case: Case, *, by: AbstractBaseUser, safe_to_call: bool | None, safe_to_text: bool | None
+) -> Case:
+    """What the person said about a safe call or SMS, recorded by their worker (a voice caller is never asked by
+    the service: until this is recorded, replies on a voice case are not texted)."""
+    check_may(by, case, Act.SAFE_CONTACT)
+    with transaction.atomic():
+        locked = _locked_and_checked(case, by, Act.SAFE_CONTACT)
+        return case_services.record_safe_contact(locked, safe_to_call=safe_to_call, safe_to_text=safe_to_text, by=by)
 
 
 def do_reclassify(case: Case, *, by: AbstractBaseUser, priority: str, category: str, reason: str) -> Case:

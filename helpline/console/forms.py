@@ -56,6 +56,27 @@ class ReplyForm(CaseForm):
     )  # fmt: skip
 
 
+YES_NO_NOT_ASKED = [("", _("not asked")), ("yes", _("yes")), ("no", _("no"))]
+
+
+def _yes_no(value: str) -> bool | None:
+    return {"yes": True, "no": False}.get(value)
+
+
+class SafeContactForm(CaseForm):
+    """What the person said about being contacted (on the phone, say): every reply and call obeys it."""
+
+    id_prefix = "safe"
+    safe_to_call = forms.TypedChoiceField(
+        label=_("Is it safe to call them?"), choices=YES_NO_NOT_ASKED, coerce=_yes_no, empty_value=None,
+        required=False,
+    )  # fmt: skip
+    safe_to_text = forms.TypedChoiceField(
+        label=_("Is it safe to send them an SMS?"), choices=YES_NO_NOT_ASKED, coerce=_yes_no, empty_value=None,
+        required=False,
+    )  # fmt: skip
+
+
 class NoteForm(CaseForm):
     id_prefix = "note"
     text = forms.CharField(

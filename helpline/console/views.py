@@ -42,6 +42,7 @@ from helpline.console.forms import (
     ReclassifyForm,
     ReplyForm,
     ResolveForm,
+    SafeContactForm,
 )
 from helpline.console.middleware import LAST_ACTIVE_KEY, polling
 from helpline.roster.selectors import is_supervisor as is_supervisor_user
@@ -151,6 +152,10 @@ def _case_context(request: HttpRequest, case, **forms) -> dict:
         "is_supervisor": is_supervisor,
         "reply_form": ReplyForm(),
         "note_form": NoteForm(),
+        "safe_contact_form": SafeContactForm(initial={
+            "safe_to_call": {True: "yes", False: "no"}.get(case.safe_to_call, ""),
+            "safe_to_text": {True: "yes", False: "no"}.get(case.safe_to_text, ""),
+        }),
         "resolve_form": ResolveForm(),
         "reason_form": ReasonForm(),
         "reclassify_form": ReclassifyForm(initial={"priority": case.priority, "category": case.category}),
@@ -253,6 +258,9 @@ CASE_ACTIONS: dict[str, CaseAction] = {
     "note": CaseAction(NoteForm, "note_form",
                        lambda case, user, data: actions.do_add_note(case, by=user, text=data["text"]),
                        gettext_lazy("Note added.")),
+    "safe-contact": CaseAction(SafeContactForm, "safe_contact_form",
+                               lambda case, user, data: actions.do_record_safe_contact(case, by=user, **data),
+                               gettext_lazy("What the person said about safe contact is recorded.")),
     "reclassify": CaseAction(ReclassifyForm, "reclassify_form",
                              lambda case, user, data: actions.do_reclassify(case, by=user, **data),
                              gettext_lazy("Priority and category changed.")),
@@ -278,8 +286,9 @@ def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         raise Http404 from None
     except actions.NotPermitted as error:
         return forbidden(request, str(error))
-    except (CaseTransitionError, actions.CaseNotOpen) as error:
-        return _case_again(request, pk, {"action_error": str(error)}, status=409)
+    except (CaseTransitionError, actions.CaseNotOpen, actions.CannotReach) as error:
+        kept = {spec.form_name: form} if form is not None else {}  # what they wrote stays in the form
+        return _case_again(request, pk, {"action_error": str(error), **kept}, status=409)
     messages.success(request, str(spec.done))
     return redirect(_safe_next(request, reverse("console:case", args=[pk])))
 

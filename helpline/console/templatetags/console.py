@@ -101,6 +101,12 @@ def describe_event(event) -> str:
         }  # fmt: skip
     if kind == EventKind.NOTE:
         return d.get("text", "")
+    if kind == EventKind.SAFE_CONTACT_RECORDED:
+        answer = {True: _("yes"), False: _("no")}
+        return _("call: %(call)s, SMS: %(sms)s") % {
+            "call": answer.get(d.get("safe_to_call"), _("not asked")),
+            "sms": answer.get(d.get("safe_to_text"), _("not asked")),
+        }  # fmt: skip
     if kind in (EventKind.UNASSIGNED,):
         return d.get("explanation", "")
     if kind == EventKind.LINKED:
