@@ -484,6 +484,41 @@ def _chase_the_oldest_high_case_left_waiting(now: dt.datetime) -> None:
         )
 
 
+# --- After surge mode ---------------------------------------------------------------------------------------------
+
+
+def restart_ladders_after_surge(now: dt.datetime | None = None) -> int:
+    """Surge mode ended. While it lasted, a quiet case's steps counted as run but told nobody, so after an hour its
+    ladder stood at the repeating steps: resumed there, thirty waiting cases paged the supervisor and the head of
+    the centre thirty times each while their worker heard nothing. Each waiting case that is not critical starts
+    its clock and ladder again from the first step, and each holder on duty gets one SMS saying how many wait for
+    them (one who went home has theirs handed on by the shift-end tick). A critical case kept its full ladder
+    throughout and is left where it stands. Returns how many cases were restarted."""
+    now = now or timezone.now()
+    waiting = Case.objects.filter(
+        status=CaseStatus.ASSIGNED, acknowledged_at__isnull=True, assigned_to__isnull=False
+    ).exclude(priority=Priority.CRITICAL)
+    restarted = 0
+    for priority in set(waiting.values_list("priority", flat=True)):
+        policy = ladder_for(priority)
+        restarted += case_services.restart_escalation_clocks(
+            waiting.filter(priority=priority), ladder=policy.as_snapshot(),
+            acknowledge_by=now + dt.timedelta(minutes=policy.acknowledge_within_minutes),
+        )  # fmt: skip
+    per_holder = dict(
+        waiting.filter(is_drill=False).values_list("assigned_to").annotate(n=Count("pk")).order_by()
+    )
+    minute = now.strftime("%Y%m%d%H%M")
+    for holder in on_duty(now).filter(user_id__in=per_holder).exclude(phone=""):
+        queue_notification(
+            key=f"surge-over:{holder.pk}:{minute}", to_number=str(holder.phone), recipient=holder.user,
+            body=texts.surge_over(per_holder[holder.user_id]), kind=NotificationKind.DIGEST,
+        )  # fmt: skip
+    if restarted:
+        logger.warning("surge mode ended: %s waiting cases start their ladders again", restarted)
+    return restarted
+
+
 # --- Running due steps ------------------------------------------------------------------------------------------
 
 

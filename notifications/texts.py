@@ -213,3 +213,14 @@ def waiting_for_room(count: int, *, oldest_minutes: int) -> str:
             "link": console_url("/console/board/") or "/console/board/",
         }
     )
+
+
+def surge_over(count: int) -> str:
+    """To a holder when surge mode ends: their cases' reminders start again from the first."""
+    return in_staff_language(
+        lambda: gettext(
+            "%(helpline)s: surge mode is over. %(count)s cases are waiting for you to take them; reminders start "
+            "again: %(link)s"
+        )
+        % {"helpline": settings.HELPLINE_NAME, "count": count, "link": console_url("/console/") or "/console/"}
+    )

@@ -309,3 +309,154 @@ def test_in_surge_mode_a_case_whose_worker_went_off_duty_goes_to_someone_who_cam
 
     case.refresh_from_db()
     assert case.assigned_to == came_in.user
+
+
+# --- Ending surge mode -------------------------------------------------------------------------------------------
+
+
+def test_ending_surge_mode_restarts_the_quiet_cases_ladders_and_tells_each_holder_once(clock, supervisor, settings):
+    # Each quiet case had counted its steps as done: when the surge ended, 30 cases paged the supervisor and the
+    # head of the centre once each, and the worker heard nothing.
+    settings.ESCALATION_FALLBACK_NUMBERS = ["+38761999000"]
+    supervisor.max_open_cases = 0  # the quiet reassign steps leave the cases with the worker
+    supervisor.save()
+    worker = on_duty(phone="+38761200301", max_open_cases=50)
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    cases = [new_case("treba nam pomoć oko ogrjeva") for _ in range(3)]
+    assert {case.assigned_to for case in cases} == {worker.user}
+    for minute in range(1, 181):
+        clock.move_to(START + dt.timedelta(minutes=minute))
+        ladder.run_due_escalations()
+    Notification.objects.all().delete()
+
+    actions.do_end_surge(by=supervisor.user)
+    summary = Notification.objects.get(recipient=worker.user)
+    assert "3" in summary.body
+    assert not Notification.objects.exclude(pk=summary.pk).exists()
+    for minute in range(1, 12):  # inside the normal case's first deadline (15 minutes) nobody else is told
+        clock.move_to(START + dt.timedelta(hours=3, minutes=minute))
+        ladder.run_due_escalations()
+    assert not Notification.objects.exclude(pk=summary.pk).exists()
+    clock.move_to(START + dt.timedelta(hours=3, minutes=16))
+    ladder.run_due_escalations()  # the first step again: a reminder to the worker, not the head of the centre
+    assert set(Notification.objects.exclude(pk=summary.pk).values_list("kind", "recipient")) == {
+        (NotificationKind.REMINDER, worker.user.pk)
+    }
+
+
+def test_ending_surge_mode_leaves_a_critical_cases_ladder_where_it_is(clock, supervisor):
+    on_duty(phone="+38761200301")
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    case = new_case("ubit će me, ima nož")
+    clock.move_to(START + dt.timedelta(minutes=4))
+    ladder.run_due_escalations()
+    case.refresh_from_db()
+    step, due = case.escalation_step, case.escalation_due_at
+    assert step >= 1
+    actions.do_end_surge(by=supervisor.user)
+    case.refresh_from_db()
+    assert (case.escalation_step, case.escalation_due_at) == (step, due)
+
+
+# --- Call-out answers as people write them --------------------------------------------------------------------
+
+
+def called_out(supervisor, phone="+38761200305"):
+    staff = StaffFactory(phone=phone)
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    actions.do_call_out(by=supervisor.user)
+    return staff
+
+
+@pytest.mark.parametrize("answer, starts", [
+    ("Da, dolazim", "10:00"), ("da mogu", "10:00"), ("Dolazim", "10:00"), ("Може", "10:00"), ("1, u 22h", "22:00"),
+    ("1 oko 22h", "22:00"), ("1 za pola sata", "10:30"), ("1 u 22 sata", "22:00"), ("1 у 22ч", "22:00"),
+    ("1 sutra u 7", "07:00"), ("1 u 22h30", "22:30"),
+])  # fmt: skip
+def test_an_ordinary_call_out_answer_puts_the_person_on_duty(clock, supervisor, twilio, answer, starts):
+    staff = called_out(supervisor)
+    reply = twilio.sms(answer, sid="SMco1", from_number="+38761200305").content.decode()
+    assert CallOut.objects.get().is_coming is True, reply
+    assert timezone.localtime(staff.shifts.get().starts_at).strftime("%H:%M") == starts
+
+
+@pytest.mark.parametrize("answer", ["2 ne mogu", "Ne mogu", "ne", "2"])
+def test_an_ordinary_no_is_recorded_as_a_no(clock, supervisor, twilio, answer):
+    staff = called_out(supervisor)
+    twilio.sms(answer, sid="SMco1", from_number="+38761200305")
+    assert CallOut.objects.get().is_coming is False
+    assert not staff.shifts.exists()
+
+
+def test_a_call_out_answer_not_understood_gets_the_call_out_help_not_the_case_help(clock, supervisor, twilio):
+    staff = called_out(supervisor)
+    reply = twilio.sms("1 kad stignem autobusom", sid="SMco1", from_number="+38761200305").content.decode()
+    assert "1 18:30" in reply
+    assert CallOut.objects.get().answered_at is None and not staff.shifts.exists()
+
+
+# --- Call-out times across midnight and the clock change ------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer, sent_at, starts", [
+    ("1 u 12", "2026-11-23 20:00", "2026-11-24 00:00"),  # noon has passed: twelve is midnight
+    ("1 u 12", "2026-11-23 23:30", "2026-11-24 00:00"),
+    ("1 u 12", "2026-11-23 10:00", "2026-11-23 12:00"),
+    ("1 u 11", "2026-11-23 23:20", "2026-11-24 11:00"),  # not 23:00, twenty minutes ago
+    ("1 u 23", "2026-11-23 23:20", "2026-11-23 23:00"),  # what they wrote, a moment ago: now-ish
+    ("1 u 1", "2026-11-23 23:20", "2026-11-24 01:00"),
+    ("1 u 7", "2026-11-23 18:00", "2026-11-23 19:00"),
+])  # fmt: skip
+def test_a_call_out_time_is_the_next_time_that_matches_what_was_written(clock, supervisor, twilio, answer, sent_at,
+                                                                        starts):
+    staff = called_out(supervisor)
+    clock.move_to(dt.datetime.fromisoformat(sent_at).replace(tzinfo=timezone.get_current_timezone()))
+    twilio.sms(answer, sid="SMco1", from_number="+38761200305")
+    assert timezone.localtime(staff.shifts.get().starts_at).strftime("%Y-%m-%d %H:%M") == starts
+
+
+@pytest.mark.parametrize("sent_at", ["2026-03-28 21:00", "2026-10-24 21:00"], ids=["spring", "autumn"])
+def test_a_call_out_shift_across_the_clock_change_lasts_eight_real_hours(clock, supervisor, twilio, sent_at):
+    staff = called_out(supervisor)
+    clock.move_to(dt.datetime.fromisoformat(sent_at).replace(tzinfo=timezone.get_current_timezone()))
+    twilio.sms("1 u 22", sid="SMco1", from_number="+38761200305")
+    shift = staff.shifts.get()
+    assert shift.ends_at - shift.starts_at == dt.timedelta(hours=8)
+
+
+# --- Changing a call-out answer -------------------------------------------------------------------------------
+
+
+def test_a_yes_changed_to_no_takes_the_person_off_duty(clock, supervisor, twilio):
+    staff = called_out(supervisor)
+    twilio.sms("1", sid="SMco1", from_number="+38761200305")
+    assert staff in staff_on_duty(START + dt.timedelta(minutes=5))
+    clock.shift(dt.timedelta(minutes=10))
+    reply = twilio.sms("2", sid="SMco2", from_number="+38761200305").content.decode()
+    assert CallOut.objects.get().is_coming is False
+    assert staff not in staff_on_duty(START + dt.timedelta(minutes=15))
+    assert "OK" not in reply
+
+
+def test_a_no_changed_to_yes_puts_the_person_on_duty(clock, supervisor, twilio):
+    staff = called_out(supervisor)
+    twilio.sms("2", sid="SMco1", from_number="+38761200305")
+    twilio.sms("1 u 11", sid="SMco2", from_number="+38761200305")
+    assert CallOut.objects.get().is_coming is True
+    assert staff in staff_on_duty(START + dt.timedelta(hours=1, minutes=5))  # 11:00 in Sarajevo
+
+
+def test_a_yes_to_a_call_out_of_a_surge_ended_and_started_again_counts(clock, supervisor, twilio):
+    staff = called_out(supervisor)
+    actions.do_end_surge(by=supervisor.user)
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    twilio.sms("1", sid="SMco1", from_number="+38761200305")
+    assert staff in staff_on_duty(START + dt.timedelta(minutes=5))
+
+
+def test_a_reply_to_a_call_out_that_has_ended_is_thanked(clock, supervisor, twilio):
+    staff = called_out(supervisor)
+    actions.do_end_surge(by=supervisor.user)
+    reply = twilio.sms("1 u 18", sid="SMco1", from_number="+38761200305").content.decode()
+    assert "over" in reply
+    assert not staff.shifts.exists()

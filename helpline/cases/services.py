@@ -15,7 +15,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, connections, transaction
 from django.db.models import Case as SqlCase
-from django.db.models import Value, When
+from django.db.models import F, QuerySet, Value, When
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -462,6 +462,16 @@ def start_escalation_clock(case: Case, *, acknowledge_by: dt.datetime, ladder: l
 
     `ladder` is a list of [step number, action, minutes to wait after it]. The caller holds the case's row lock."""
     _save_escalation_fields(case, **_escalation_clock_fields(case, acknowledge_by, ladder))
+
+
+def restart_escalation_clocks(cases: QuerySet[Case], *, acknowledge_by: dt.datetime, ladder: list[list]) -> int:
+    """A new run of the ladder from its first step for each of `cases` still assigned and not taken, in one
+    UPDATE (ending surge mode restarts hundreds). A case taken meanwhile is left alone: the row lock the UPDATE
+    waits for makes PostgreSQL read its status again. Returns how many were restarted."""
+    return cases.filter(status=CaseStatus.ASSIGNED, acknowledged_at__isnull=True).update(
+        acknowledge_by=acknowledge_by, escalation_due_at=acknowledge_by, escalation_step=0, escalation_loop=0,
+        escalation_ladder=ladder, escalation_run=F("escalation_run") + 1, updated_at=timezone.now(),
+    )  # fmt: skip
 
 
 def _escalation_clock_fields(case: Case, acknowledge_by: dt.datetime, ladder: list[list] | None) -> dict[str, Any]:

@@ -313,9 +313,14 @@ def do_start_surge(*, by: AbstractBaseUser, name: str, citizen_notice: str = "",
     )
 
 
+@transaction.atomic
 def do_end_surge(*, by: AbstractBaseUser):
+    """Surge mode off; the cases that waited quietly start their ladders again from the first step."""
     _require_supervisor(by)
-    return surge.end_surge(by=by)
+    ended = surge.end_surge(by=by)
+    if ended is not None:
+        ladder.restart_ladders_after_surge()
+    return ended
 
 
 def do_declare_crisis_event(*, by: AbstractBaseUser, **fields) -> crisis.CrisisEvent:
