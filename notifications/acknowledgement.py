@@ -101,9 +101,13 @@ def handle_staff_sms(staff: StaffProfile, body: str) -> str:
     if answer is not None:
         return answer
     words = [word.upper() for word in command_words(body)]
+    plain_ok = len(words) == 1 and words[0] in ACCEPT_WORDS
+    over = surge.reply_to_an_ended_call_out(staff, body)
+    if over is not None and not (plain_ok and _cases_a_plain_ok_may_take(staff).exists()):
+        return over  # "1 u 22" or "2" to a call-out of a surge just ended: not a case command gone wrong
     if not words or words[0] not in ACCEPT_WORDS:
         return texts.command_help()
-    if len(words) == 1:
+    if plain_ok:
         case = by_urgency(_cases_a_plain_ok_may_take(staff)).first()
         if case is None and is_supervisor(staff.user) and _notified_or_theirs(staff).exists():
             return texts.use_the_code()  # a colleague's case, escalated to them: taken with its code

@@ -194,6 +194,9 @@ class SurgeMode(models.Model):
         _("notice for citizens (English)"), blank=True, default="", db_default="",
         help_text=_("For citizens who write in English. Left empty, they get the notice above."),
     )  # fmt: skip
+    # Since when nothing has waited (the digest's count was 0), and when the supervisors were told they may end it.
+    backlog_cleared_at = models.DateTimeField(null=True, blank=True, editable=False)
+    told_backlog_cleared_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("surge mode")
@@ -215,6 +218,8 @@ class CallOut(models.Model):
     sent_at = models.DateTimeField(auto_now_add=True)
     answered_at = models.DateTimeField(null=True, blank=True)
     is_coming = models.BooleanField(null=True)
+    # The shift their "1" gave: a later "2" takes it back, a later "1 u 22" moves it.
+    shift = models.ForeignKey("triage.Shift", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         verbose_name = _("call-out")

@@ -460,3 +460,42 @@ def test_a_reply_to_a_call_out_that_has_ended_is_thanked(clock, supervisor, twil
     reply = twilio.sms("1 u 18", sid="SMco1", from_number="+38761200305").content.decode()
     assert "over" in reply
     assert not staff.shifts.exists()
+
+
+# --- When the backlog clears ----------------------------------------------------------------------------------
+
+
+def test_with_nothing_waiting_no_digest_goes_out_and_after_a_while_the_supervisor_is_told_once_to_end_it(
+    clock, supervisor, client, settings
+):
+    # "SURGE: 0 waiting, 0 critical" went out every minute for as long as surge mode was left on.
+    settings.SURGE_CLEARED_MINUTES = 30
+    on_duty(phone="+38761200301")
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    for minute in range(1, 90):
+        clock.move_to(START + dt.timedelta(minutes=minute))
+        surge.send_digests()
+        if minute == 20:
+            assert not surge.surge_can_end(surge.current_surge(), START + dt.timedelta(minutes=minute))
+    told = Notification.objects.filter(recipient=supervisor.user)
+    assert told.count() == 1
+    assert "surge" in told.get().body.lower() and told.get().kind != NotificationKind.DIGEST
+    assert not Notification.objects.filter(kind=NotificationKind.DIGEST).exists()
+    client.force_login(supervisor.user)
+    assert "surge-can-end" in client.get("/console/board/").content.decode()
+
+
+def test_a_backlog_that_comes_back_starts_the_quiet_time_again(clock, supervisor, settings):
+    settings.SURGE_CLEARED_MINUTES = 30
+    on_duty(phone="+38761200301", max_open_cases=50)
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    clock.move_to(START + dt.timedelta(minutes=20))
+    surge.send_digests()
+    case = new_case("treba nam pomoć oko ogrjeva")
+    clock.move_to(START + dt.timedelta(minutes=21))
+    surge.send_digests()
+    actions.do_acknowledge(case, by=case.assigned_to, via="console")
+    for minute in range(22, 50):  # 28 minutes clear since the case was taken
+        clock.move_to(START + dt.timedelta(minutes=minute))
+        surge.send_digests()
+    assert not Notification.objects.exclude(kind=NotificationKind.DIGEST).filter(recipient=supervisor.user).exists()

@@ -39,7 +39,8 @@ def _board_context() -> dict:
         # Staff alerts the provider refuses (a Twilio outage): shown above everything while most of them fail.
         "delivery": delivery,
         "delivery_minutes": delivery.as_dict()["window_seconds"] // 60,
-        "surge": surge.current_surge(),
+        "surge": (running := surge.current_surge()),
+        "surge_can_end": surge.surge_can_end(running, now),
         "pressure": surge.surge_pressure(now),
         "waiting": case_reads.waiting_for_a_person(),
         "waiting_count": case_reads.count_waiting_for_a_person(),

@@ -501,6 +501,8 @@ NOTIFICATION_RETRY_BASE_SECONDS = env.float("NOTIFICATION_RETRY_BASE_SECONDS", d
 STAFF_CALL_RETRY_SECONDS = env.int("STAFF_CALL_RETRY_SECONDS", default=60)
 # The board proposes surge mode past this many waiting cases per person on duty.
 SURGE_CASES_PER_PERSON = env.float("SURGE_CASES_PER_PERSON", default=5.0)
+# Once nothing has waited for this many minutes in surge mode, the board and one SMS propose ending it.
+SURGE_CLEARED_MINUTES = env.int("SURGE_CLEARED_MINUTES", default=30)
 # A staff member who answers a call-out with "1" is on duty for this many hours from the time they give.
 CALL_OUT_SHIFT_HOURS = env.int("CALL_OUT_SHIFT_HOURS", default=8)
 # Called (and texted) when a case's ladder reaches its last resort: for example the head of the centre. E.164.
