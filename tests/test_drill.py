@@ -166,3 +166,42 @@ def test_a_drill_still_fills_people_up_as_a_real_surge_would(twilio):
         MessageFactory(case=drill, body="treba nam pomoć oko ogrjeva")
         drills.append(actions.do_triage_case(drill.pk))
     assert [drill.assigned_to for drill in drills].count(worker.user) == 2  # the third waits, as it would for real
+
+
+def test_an_interrupted_drill_resolves_the_cases_it_made(monkeypatch):
+    # Ctrl-C (or a refused service, or a chart that could not be written) left the drill's cases open for ever:
+    # their ladders ran on and they sat in the queues.
+    from helpline.drill.management.commands import drill
+
+    def interrupted(*args, **kwargs):
+        CaseFactory(is_drill=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(drill, "open_loop", interrupted)
+    real = CaseFactory()
+    with pytest.raises(KeyboardInterrupt):
+        call_command("drill", "--rate", "1", "--seconds", "1")
+    assert Case.objects.get(is_drill=True).status == CaseStatus.RESOLVED
+    real.refresh_from_db()
+    assert real.status == CaseStatus.NEW
+
+
+def test_drill_end_resolves_every_drill_case_left_open():
+    with time_machine.travel(timezone.now() - dt.timedelta(days=2)):
+        left = CaseFactory(is_drill=True)  # by a drill run with --keep-open, or killed
+    real = CaseFactory()
+    call_command("drill", "--end")
+    left.refresh_from_db()
+    real.refresh_from_db()
+    assert (left.status, real.status) == (CaseStatus.RESOLVED, CaseStatus.NEW)
+
+
+def test_the_boards_waiting_count_counts_drill_cases_apart(client):
+    supervisor = StaffFactory(role="supervisor")
+    CaseFactory(priority="critical")
+    CaseFactory(priority="critical", is_drill=True)
+    CaseFactory(priority="critical", is_drill=True)
+    client.force_login(supervisor.user)
+    board = client.get("/console/board/").content.decode()
+    count = board.split('id="waiting-count"', 1)[1].split("</span>", 1)[0]
+    assert "3" in count and "2" in count and "drill" in count

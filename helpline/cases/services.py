@@ -689,9 +689,12 @@ def record_heartbeats(names: list[str]) -> None:
     )  # fmt: skip
 
 
-def end_drill(started_at: dt.datetime) -> int:
-    """Resolve the drill's cases still open, so they leave the queues and stop escalating. Returns how many."""
-    open_drill_cases = Case.objects.filter(is_drill=True, created_at__gte=started_at, status__in=OPEN_STATUSES)
+def end_drill(started_at: dt.datetime | None = None) -> int:
+    """Resolve the drill's cases still open (every drill's, without `started_at`), so they leave the queues and stop
+    escalating. Returns how many."""
+    open_drill_cases = Case.objects.filter(is_drill=True, status__in=OPEN_STATUSES)
+    if started_at is not None:
+        open_drill_cases = open_drill_cases.filter(created_at__gte=started_at)
     ended = 0
     for case in open_drill_cases.only("pk"):
         try:

@@ -142,9 +142,13 @@ def waiting_for_a_person(*, limit: int = 100) -> list[Case]:
     return cases
 
 
-def count_waiting_for_a_person() -> int:
-    """How many the board's list would hold without its limit (it shows the 100 most urgent)."""
-    return _waiting_for_a_person(timezone.now()).count()
+def count_waiting_for_a_person() -> tuple[int, int]:
+    """How many the board's list would hold without its limit (it shows the 100 most urgent): real cases, and drill
+    cases apart (a drill's contacts are no person waiting, as on the Load panel). One query."""
+    counts = _waiting_for_a_person(timezone.now()).aggregate(
+        real=Count("pk", filter=Q(is_drill=False)), drill=Count("pk", filter=Q(is_drill=True))
+    )
+    return counts["real"], counts["drill"]
 
 
 def _waiting_for_a_person(now: dt.datetime) -> QuerySet[Case]:

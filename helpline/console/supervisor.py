@@ -43,7 +43,10 @@ def _board_context() -> dict:
         "surge_can_end": surge.surge_can_end(running, now),
         "pressure": surge.surge_pressure(now),
         "waiting": case_reads.waiting_for_a_person(),
-        "waiting_count": case_reads.count_waiting_for_a_person(),
+        # Drill cases are counted apart: left in the count, an interrupted drill's showed as people waiting.
+        "waiting_count": (counts := case_reads.count_waiting_for_a_person())[0],
+        "waiting_drill_count": counts[1],
+        "waiting_total": sum(counts),
         "staff": _with_phones_failing(case_reads.staff_loads(now), now),
         "figures": case_reads.figures_for_day(now),
         "reassign_form": ReassignForm(),

@@ -5,8 +5,9 @@
 
 Every contact carries a drill marker signed with SECRET_KEY: the service stores and works it like any contact
 (triage, assignment, escalation), but its notifications go to the drill backend and it is left out of the
-figures. At the end the command prints the figures and draws a chart of latency over time; then it resolves
-the drill's cases still open (unless --keep-open).
+figures. At the end the command prints the figures and draws a chart of latency over time; then, and when it is
+interrupted, it resolves the drill's cases still open (unless --keep-open). `drill --end` resolves every drill case
+still open, whichever drill left it.
 """
 
 from __future__ import annotations
@@ -42,16 +43,30 @@ class Command(BaseCommand):
         parser.add_argument("--wait", type=float, default=120.0, help="seconds to wait for assignment afterwards")
         parser.add_argument("--chart", type=Path, default=None, help="PNG path (default var/drill-<time>.png)")
         parser.add_argument("--keep-open", action="store_true", help="leave the drill's cases open at the end")
+        parser.add_argument("--end", action="store_true", help="only resolve every drill case still open, and stop")
 
     def handle(self, *args, url: str, rate: float, seconds: float, critical_share: float, wait: float,
-               chart: Path | None, keep_open: bool, **options) -> None:  # fmt: skip
+               chart: Path | None, keep_open: bool, end: bool, **options) -> None:  # fmt: skip
+        if end:  # what a drill interrupted with --keep-open, or killed, left open
+            self.stdout.write(f"resolved {services.end_drill()} drill cases still open")
+            return
         if rate <= 0 or seconds <= 0:
             raise CommandError("--rate and --seconds must be positive")
+        started_at = timezone.now()
+        try:
+            self._drill(url, rate, seconds, critical_share, wait, chart, started_at)
+        finally:
+            # Ctrl-C, a refused service or a chart that cannot be written: left open, the drill's cases went on
+            # escalating, sat in the queues and in the board's count.
+            if not keep_open:
+                self.stdout.write(f"resolved {services.end_drill(started_at)} drill cases still open")
+
+    def _drill(self, url: str, rate: float, seconds: float, critical_share: float, wait: float, chart: Path | None,
+               started_at: dt.datetime) -> None:  # fmt: skip
         twilio_share = 1.0
         if not settings.TWILIO_AUTH_TOKEN:
             self.stderr.write("TWILIO_AUTH_TOKEN is not set, so the service refuses Twilio webhooks: web only")
             twilio_share = 0.0
-        started_at = timezone.now()
         contacts = Contacts(
             auth_token=settings.TWILIO_AUTH_TOKEN,
             signing_base=settings.PUBLIC_BASE_URL or url,
@@ -81,8 +96,6 @@ class Command(BaseCommand):
         chart = chart or settings.VAR_DIR / f"drill-{timezone.localtime(started_at):%Y%m%d-%H%M%S}.png"
         draw_chart(chart, sent, figures, started_at)
         self.stdout.write(f"chart: {chart}")
-        if not keep_open:
-            self.stdout.write(f"resolved {services.end_drill(started_at)} drill cases still open")
 
     def _wait_for_assignment(self, cases, wait: float) -> float | None:
         """Seconds after the last contact until every drill case was assigned or flagged; None if it never was."""
