@@ -133,8 +133,9 @@ def _console_link(path: str = "/console/board/") -> str:
 
 
 def send_digests(now: dt.datetime | None = None) -> int:
-    """Once a minute in surge mode: each supervisor on duty (every supervisor when none is) gets the queue in one
-    SMS, and each worker on duty the count of their own cases still waiting for them. Idempotent per minute."""
+    """Once a minute in surge mode, while anything waits: each supervisor on duty (every supervisor when none is)
+    gets the queue in one SMS, with the count of their own cases still waiting for them, and everyone else on duty
+    holding such cases that count. Idempotent per minute."""
     now = now or timezone.now()
     running = current_surge()
     if running is None:
@@ -153,29 +154,38 @@ def send_digests(now: dt.datetime | None = None) -> int:
         "%(helpline)s SURGE: %(waiting)s waiting, %(critical)s critical, oldest critical %(oldest)s min: %(link)s"
     ) % {"helpline": settings.HELPLINE_NAME, "waiting": pressure.waiting, "critical": pressure.critical_waiting,
          "oldest": oldest, "link": _console_link()})  # fmt: skip
-    sent = 0
-    for supervisor in supervisors_to_tell(now):
-        sent += bool(queue_notification(
-            key=f"digest:{supervisor.pk}:{minute}", to_number=str(supervisor.phone), body=supervisor_text,
-            kind=NotificationKind.DIGEST, recipient=supervisor.user,
-        ))  # fmt: skip
-    waiting_per_worker = dict(
+    # A supervisor on duty with room is given normal cases too, as quietly: their own count rides in their digest.
+    waiting_per_holder = dict(
         Case.objects.filter(status=CaseStatus.ASSIGNED, is_drill=False, assigned_to__isnull=False)
         .exclude(priority=Priority.CRITICAL)
-        .values_list("assigned_to").annotate(n=Count("pk"))
-    )
-    for worker in on_duty(now, role="worker").exclude(phone=""):
-        count = waiting_per_worker.get(worker.user_id, 0)
+        .values_list("assigned_to").annotate(n=Count("pk")).order_by()
+    )  # fmt: skip
+    sent = 0
+    told = set()
+    for supervisor in supervisors_to_tell(now):
+        own = waiting_per_holder.get(supervisor.user_id, 0)
+        body = supervisor_text if not own else supervisor_text + " " + _own_count(own)
+        told.add(supervisor.pk)
+        sent += bool(queue_notification(
+            key=f"digest:{supervisor.pk}:{minute}", to_number=str(supervisor.phone), body=body,
+            kind=NotificationKind.DIGEST, recipient=supervisor.user,
+        ))  # fmt: skip
+    for holder in on_duty(now).exclude(phone="").exclude(pk__in=told):  # whatever their role
+        count = waiting_per_holder.get(holder.user_id, 0)
         if not count:
             continue
         text = in_staff_language(lambda count=count: gettext(
             "%(helpline)s: %(count)s cases are waiting for you to take them: %(link)s"
         ) % {"helpline": settings.HELPLINE_NAME, "count": count, "link": _console_link("/console/")})  # fmt: skip
         sent += bool(queue_notification(
-            key=f"digest:{worker.pk}:{minute}", to_number=str(worker.phone), body=text,
-            kind=NotificationKind.DIGEST, recipient=worker.user,
+            key=f"digest:{holder.pk}:{minute}", to_number=str(holder.phone), body=text,
+            kind=NotificationKind.DIGEST, recipient=holder.user,
         ))  # fmt: skip
     return sent
+
+
+def _own_count(count: int) -> str:
+    return in_staff_language(lambda: gettext("%(count)s of them are waiting for you to take them.") % {"count": count})
 
 
 def surge_can_end(running: SurgeMode | None, now: dt.datetime) -> bool:

@@ -458,7 +458,7 @@ def test_a_reply_to_a_call_out_that_has_ended_is_thanked(clock, supervisor, twil
     staff = called_out(supervisor)
     actions.do_end_surge(by=supervisor.user)
     reply = twilio.sms("1 u 18", sid="SMco1", from_number="+38761200305").content.decode()
-    assert "over" in reply
+    assert "poziv je završen" in reply  # "the call-out is over", in the staff's language
     assert not staff.shifts.exists()
 
 
@@ -479,7 +479,7 @@ def test_with_nothing_waiting_no_digest_goes_out_and_after_a_while_the_superviso
             assert not surge.surge_can_end(surge.current_surge(), START + dt.timedelta(minutes=minute))
     told = Notification.objects.filter(recipient=supervisor.user)
     assert told.count() == 1
-    assert "surge" in told.get().body.lower() and told.get().kind != NotificationKind.DIGEST
+    assert "Poplava Maglaj" in told.get().body and told.get().kind != NotificationKind.DIGEST
     assert not Notification.objects.filter(kind=NotificationKind.DIGEST).exists()
     client.force_login(supervisor.user)
     assert "surge-can-end" in client.get("/console/board/").content.decode()
@@ -499,3 +499,16 @@ def test_a_backlog_that_comes_back_starts_the_quiet_time_again(clock, supervisor
         clock.move_to(START + dt.timedelta(minutes=minute))
         surge.send_digests()
     assert not Notification.objects.exclude(kind=NotificationKind.DIGEST).filter(recipient=supervisor.user).exists()
+
+
+def test_a_supervisor_given_cases_quietly_is_told_how_many_wait_for_them(clock, supervisor):
+    # Normal cases went to the supervisor on duty with room, with no SMS; the personal count went to workers only.
+    supervisor.max_open_cases = 50
+    supervisor.save()
+    actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
+    cases = [new_case("treba nam pomoć oko ogrjeva") for _ in range(2)]
+    assert {case.assigned_to for case in cases} == {supervisor.user}
+    clock.move_to(START + dt.timedelta(minutes=1))
+    surge.send_digests()
+    bodies = list(Notification.objects.filter(recipient=supervisor.user).values_list("body", flat=True))
+    assert len(bodies) == 1 and "vas ceka" in bodies[0]  # "... of them are waiting for you"
