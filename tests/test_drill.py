@@ -204,4 +204,4 @@ def test_the_boards_waiting_count_counts_drill_cases_apart(client):
     client.force_login(supervisor.user)
     board = client.get("/console/board/").content.decode()
     count = board.split('id="waiting-count"', 1)[1].split("</span>", 1)[0]
-    assert "3" in count and "2" in count and "drill" in count
+    assert "3" in count and "2 vježbe" in count  # "3, 2 of them drills"
