@@ -499,7 +499,7 @@ def restart_ladders_after_surge(now: dt.datetime | None = None) -> int:
         status=CaseStatus.ASSIGNED, acknowledged_at__isnull=True, assigned_to__isnull=False
     ).exclude(priority=Priority.CRITICAL)
     restarted = 0
-    for priority in set(waiting.values_list("priority", flat=True)):
+    for priority in waiting.order_by().values_list("priority", flat=True).distinct():
         policy = ladder_for(priority)
         restarted += case_services.restart_escalation_clocks(
             waiting.filter(priority=priority), ladder=policy.as_snapshot(),
