@@ -195,11 +195,24 @@ def _found_by_comparing_every_word(text, rules):
     """The rules' matches as the engine found them before it looked words up by their beginning: every phrase of an
     alternative whose parts can all begin in the message compared with every word of every clause. The quick lookup
     must find exactly the same."""
-    from triage.classification import MAX_GAP, NEGATION_REACH, NEGATIONS, NOT_NEGATING_AFTER, clauses
+    from triage.classification import (
+        MAX_GAP,
+        NEGATION_BRIDGES,
+        NEGATION_REACH,
+        NEGATIONS,
+        NOT_NEGATING_AFTER,
+        clauses,
+    )  # fmt: skip
 
     def denied(words, start):
-        return any(words[i] in NEGATIONS and (words[i + 1] if i + 1 < len(words) else "") not in NOT_NEGATING_AFTER
-                   for i in range(max(0, start - NEGATION_REACH), start))  # fmt: skip
+        between = words[max(0, start - NEGATION_REACH) : start]
+        for i in reversed(range(len(between))):
+            following = between[i + 1] if i + 1 < len(between) else words[start]
+            if between[i] in NEGATIONS and following not in NOT_NEGATING_AFTER:
+                return True
+            if between[i] not in NEGATION_BRIDGES:
+                return False
+        return False
 
     def phrase_in(phrase, words):
         for start, word in enumerate(words):
@@ -263,3 +276,34 @@ def test_the_quick_lookup_finds_exactly_what_comparing_every_word_finds(data):
     rules = active_rules()
     expected = _found_by_comparing_every_word(text, rules)
     assert [(m.rule.name, m.words, m.parts) for m in find_matches(text, rules)] == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ne zovi policiju ubit će me",
+        "nemoj me zvati ubiće me",
+        "nisam dobro popila sam sve tablete",
+        "nije me briga ubit ću se",
+        "dont let him kill me",
+    ],
+)
+def test_a_negation_of_another_verb_does_not_cancel_the_danger_after_it(text):
+    result = classify_by_rules(text)
+    assert result.priority == "critical", result.reasons
+    assert queue_for_text(text) == "critical"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ne želim se ubiti",
+        "ne želim više da se ubijem",
+        "nisam ga udarila",
+        "he didn't hit me",
+        "I'm not going to kill myself",
+    ],
+)
+def test_a_negation_of_the_danger_itself_still_denies_it(text):
+    result = classify_by_rules(text)
+    assert result.priority not in ("critical", "high"), result.reasons

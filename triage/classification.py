@@ -25,7 +25,18 @@ NEGATIONS = frozenset(
 NOT_NEGATING_AFTER = frozenset("mogu moze mozemo znam smijem smem".split())
 MAX_GAP = 2  # words allowed between the words of one phrase
 MIN_TYPO_LENGTH = 6  # shorter words are too close to each other ("bills", "pills") to forgive a slip
-NEGATION_REACH = 3  # how many words before a phrase a negation still applies ("ne želim se ubiti")
+NEGATION_REACH = 5  # how many words before a phrase a negation still applies ("ne želim više da se ubijem")
+# The only words that may stand between a negation and the phrase it denies: clitics, auxiliaries, modals and their
+# like ("ne želim se ubiti", "nisam ga udarila", "I'm not going to kill myself"). Any other word is a verb or noun of
+# its own that the negation belongs to: "ne zovi policiju ubit će me" and "dont let him kill me" deny nothing.
+NEGATION_BRIDGES = frozenset(
+    "se si me mi te ti ga mu ju je joj nas nam vas vam ih im sam smo ste su bi bih bismo biste da li vise bas "
+    "nikome nikoga nista "
+    "zelim zelis zeli zelimo zelite zele hocu hoces hoce hocemo hocete hoce htio htjela htjeo htela htjeli "
+    "namjeravam nameravam planiram mislim smijem smem mogu moze "
+    "want wanna to going gonna will would plan planning intend mean trying try really ever even actually i "
+    "am is are was were be been do did have".split()
+)
 _CLAUSE_BREAK = re.compile(r"[.!?;,\n]+|\s-\s|\bali\b|\bbut\b")
 
 
@@ -156,11 +167,15 @@ def _is_slip_of(pattern: str, token: str) -> bool:
 
 
 def _is_negated(words: list[str], start: int) -> bool:
-    for i in range(max(0, start - NEGATION_REACH), start):
+    """Whether a negation denies the phrase at `start`: one stands before it with nothing but NEGATION_BRIDGES
+    between them, and it is not despair ("ne mogu više ubit ću se")."""
+    for i in range(start - 1, max(-1, start - 1 - NEGATION_REACH), -1):
         if words[i] in NEGATIONS:
             following = words[i + 1] if i + 1 < len(words) else ""
             if following not in NOT_NEGATING_AFTER:
                 return True
+        if words[i] not in NEGATION_BRIDGES:
+            return False  # a word of its own: the negation before it belongs to that word, not to the phrase
     return False
 
 
