@@ -1,4 +1,7 @@
 """Triage reads messages the way people write them and explains itself to the social worker."""
+import json
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -307,3 +310,39 @@ def test_a_negation_of_another_verb_does_not_cancel_the_danger_after_it(text):
 def test_a_negation_of_the_danger_itself_still_denies_it(text):
     result = classify_by_rules(text)
     assert result.priority not in ("critical", "high"), result.reasons
+
+
+@pytest.mark.parametrize("text", ["večeras će sve biti gotovo", "nocas ce sve bit gotovo"])
+def test_a_shipped_term_with_the_future_clitic_matches(text):
+    result = classify_by_rules(text)
+    assert result.priority == "critical", result.reasons
+
+
+def test_a_supervisors_term_with_the_future_clitic_matches_as_people_write_it():
+    from triage.classification import find_matches
+
+    rule = compile_rule(name="r", category="domestic_violence", priority="critical", terms="ubit ce me")
+    assert find_matches("ubit će me", [rule])
+    assert find_matches("ubit ce me veceras", [rule])
+
+
+def _messages_made_of(line):
+    """A message for each option of each part of a term line, the other parts taking their first option."""
+    parts = [[option.strip().replace("=", "") for option in part.split("|") if option.strip()]
+             for part in re.split(r"[+&]", line) if part.strip()]  # fmt: skip
+    for index, options in enumerate(parts):
+        for option in options:
+            yield " ".join(option if i == index else others[0] for i, others in enumerate(parts))
+
+
+def test_every_shipped_term_matches_a_message_made_of_itself():
+    from triage.classification import find_matches
+    from triage.services import DEFAULT_RULES_FILE
+
+    dead = []
+    for shipped in json.loads(DEFAULT_RULES_FILE.read_text(encoding="utf-8")):
+        for line in shipped["terms"]:
+            rule = compile_rule(name=shipped["name"], category=shipped["category"], priority=shipped["priority"],
+                                terms=line, can_be_negated=shipped["can_be_negated"])  # fmt: skip
+            dead += [(shipped["name"], text) for text in _messages_made_of(line) if not find_matches(text, [rule])]
+    assert not dead

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from helpline.cases.language import detect_language, detect_script
 from helpline.cases.models import PRIORITY_RANK
-from triage.normalise import fold, tokens
+from triage.normalise import fold, tokens, without_future_clitics
 
 # Words after which a phrase is denied ("ne želim se ubiti", "nije me udario", "I don't want to die").
 NEGATIONS = frozenset(
@@ -57,7 +57,8 @@ class Phrase:
 
     @classmethod
     def parse(cls, line: str) -> Phrase:
-        return cls(tuple(fold(word) if not word.startswith("=") else "=" + fold(word[1:]) for word in line.split()))
+        words = (fold(word) if not word.startswith("=") else "=" + fold(word[1:]) for word in line.split())
+        return cls(tuple(without_future_clitics(words)))
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def compile_rule(*, name: str, category: str, priority: str, terms: str, can_be_
     same_clause = tuple("&" in line for line in lines)
     alternatives = tuple(
         tuple(
-            tuple(Phrase.parse(option) for option in part.split("|") if option.strip())
+            tuple(phrase for option in part.split("|") if (phrase := Phrase.parse(option)).words)
             for part in re.split(r"[+&]", line)
             if part.strip()
         )

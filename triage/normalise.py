@@ -6,18 +6,25 @@ without diacritics matches Latin and Cyrillic, with or without diacritics, in an
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 # fold lives in the case domain, below triage, so that staff search (helpline.cases.search) folds words exactly as
 # the rules do; it is re-exported here for the rules and their tests.
 from helpline.cases.language import fold
 
-__all__ = ["fold", "tokens"]
+__all__ = ["fold", "tokens", "without_future_clitics"]
 
 _WORD = re.compile(r"[a-z0-9]+")
 # "ubit ću", "ubit ce", "ubiću" all say "will kill": the future clitic is dropped, not the meaning.
 _FUTURE_CLITICS = frozenset({"cu", "ces", "ce", "cemo", "cete"})
 
 
+def without_future_clitics(words: Iterable[str]) -> list[str]:
+    """The words without the future clitic. Messages and rule terms both go through it: a term that kept "ce"
+    ("sve ce bit gotovo", a supervisor's "ubit ce me") would wait for a word no message ever has."""
+    return [word for word in words if word.lstrip("=") not in _FUTURE_CLITICS]
+
+
 def tokens(text: str) -> list[str]:
     """The words of a message, folded, without the future clitic."""
-    return [word for word in _WORD.findall(fold(text)) if word not in _FUTURE_CLITICS]
+    return without_future_clitics(_WORD.findall(fold(text)))
