@@ -346,3 +346,61 @@ def test_every_shipped_term_matches_a_message_made_of_itself():
                                 terms=line, can_be_negated=shipped["can_be_negated"])  # fmt: skip
             dead += [(shipped["name"], text) for text in _messages_made_of(line) if not find_matches(text, [rule])]
     assert not dead
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ima noooož", "tuuuče me", "ubiiiiti će me", "he has a kniiife", "he will killlll me", "he will kiiilll me"],
+)
+def test_a_word_with_a_letter_held_down_still_matches(text):
+    result = classify_by_rules(text)
+    assert result.priority == "critical", result.reasons
+
+
+def test_a_letter_held_down_is_read_once_and_a_real_double_letter_still_matches():
+    assert tokens("noooož KIIILLL pills ooobiti") == ["nooz", "kiill", "pills", "obiti"]
+    assert word_matches("=noz", "nooz") and word_matches("kill", "kiill") and word_matches("=kill", "kill")
+    assert not word_matches("noose", "nose") and not word_matches("teen", "tenis")
+
+
+@pytest.mark.parametrize(
+    ("text", "priority"),
+    [
+        ("istukao me", "critical"),
+        ("izudarao me", "critical"),
+        ("izbo me", "critical"),
+        ("izmlatio me", "critical"),
+        ("siluje me", "critical"),
+        ("ošamario me", "high"),
+    ],
+)
+def test_violence_said_with_a_verb_prefix_or_in_the_present_is_recognised(text, priority):
+    result = classify_by_rules(text)
+    assert (result.priority, result.category) == (priority, "domestic_violence"), result.reasons
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "poplava, djed je sam i ne može izaći",
+        "voda ulazi u kuću, mama je nepokretna u prizemlju",
+        "nestalo struje, tata je na kiseoniku a koncentrator ne radi",
+        "water is coming into the house and my grandmother cannot get out",
+    ],
+)
+def test_a_person_trapped_by_a_flood_or_left_without_power_for_a_medical_device_is_critical(text):
+    result = classify_by_rules(text)
+    assert result.priority == "critical", result.reasons
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Kako da se prijavim za pomoć nakon poplave? Koje dokumente trebam?",
+        "baka ima upalu pluća, treba nam njega",
+        "djedu je opao pritisak, doktor kaže da je dobro",
+    ],
+)
+def test_a_flood_question_or_a_word_that_only_looks_prefixed_stays_calm(text):
+    result = classify_by_rules(text)
+    assert result.priority != "critical", result.reasons

@@ -7,6 +7,7 @@ typo of one letter in a longer word still matches.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -152,13 +153,35 @@ def _within_one_edit(a: str, b: str) -> bool:
 
 def word_matches(pattern: str, token: str) -> bool:
     if pattern.startswith("="):
-        return token == pattern[1:]
+        return token == pattern[1:] or pattern[1:] in _with_single_letters(token)
     if token.startswith(pattern):
         return True
+    for spelling in _with_single_letters(token):  # a loop, not any(): this runs for every word the rules compare
+        if spelling.startswith(pattern):
+            return True
     # People type fast in a crisis: one slip in a longer word still counts ("tabelte", "ubitii", "samoubsitvo").
     if len(pattern) >= MIN_TYPO_LENGTH and len(token) >= len(pattern) - 1:
         return _is_slip_of(pattern, token)
     return False
+
+
+@lru_cache(maxsize=100_000)
+def _with_single_letters(token: str) -> tuple[str, ...]:
+    """The token's other spellings with one or more of its double letters single: a letter held down ("nooz" from
+    "noooož") reads as one, and a real double ("kiill" for "kill") as two. Our languages do not double letters, so
+    only a held letter or an English word has one. A double in the first two letters is kept: the engine looks
+    words up by those two letters. At most three doubles are tried one by one; beyond, all of them are single."""
+    doubles = [i for i in range(2, len(token)) if token[i] == token[i - 1]]
+    if not doubles:
+        return ()
+    if len(doubles) > 3:
+        return ("".join(ch for i, ch in enumerate(token) if i not in doubles),)
+    spellings = []
+    for keep in itertools.product((True, False), repeat=len(doubles)):
+        dropped = {i for i, kept in zip(doubles, keep, strict=True) if not kept}
+        if dropped:
+            spellings.append("".join(ch for i, ch in enumerate(token) if i not in dropped))
+    return tuple(spellings)
 
 
 @lru_cache(maxsize=100_000)

@@ -25,6 +25,12 @@ def without_future_clitics(words: Iterable[str]) -> list[str]:
     return [word for word in words if word.lstrip("=") not in _FUTURE_CLITICS]
 
 
+# A letter held down ("noooož", "tuuuče", "kiiiill"): three or more of one letter are two (one at a word's start,
+# where no word doubles a letter), and the rules read a double letter as either ("nooz" is "noz", "kiill" "kill").
+_HELD_AT_START = re.compile(r"\b([a-z])\1{2,}")
+_HELD = re.compile(r"([a-z])\1{2,}")
+
+
 def tokens(text: str) -> list[str]:
-    """The words of a message, folded, without the future clitic."""
-    return without_future_clitics(_WORD.findall(fold(text)))
+    """The words of a message, folded, without the future clitic, a letter held down written twice at most."""
+    return without_future_clitics(_WORD.findall(_HELD.sub(r"\1\1", _HELD_AT_START.sub(r"\1", fold(text)))))

@@ -88,6 +88,12 @@ rule("Nasilje se dešava sada", "domestic_violence", "critical", [
     "hitting me", "beating me", "beats me", "choking me", "strangl", "he is hitting", "attacking me", "napao me",
     "zakljuc nas", "zakljuc me", "zatvor nas", "zatvor me", "ne da izac", "ne pusta izac", "ne pusta van",
     "locked us", "locked me",
+    # The same violence with a verb prefix ("istukao", "izudarao", "izmlatio") or in the present ("siluje"). Written out
+    # one by one: a prefix allowed on every word would read "upala" (an inflammation) as "pala" (she fell).
+    # Stabbing as whole words: "izbo" begins "izbori", "izbola" is one slip from "izboljšati". One line each: one
+    # alternative for the engine to pass over, not twenty (the request path's check must stay under a millisecond).
+    "istuk|istuc|izudar|izmlat|mlati me|me mlati|izbi me|izbio me|izbila me|siluj",
+    "=izbo|=izbola|=izbode|=izbodu|=izboden|=izbodena|=ubo|=ubola|=ubode|=uboden|=uboli|=probo|=probola|=probode",
     "ispred vrat", "lupa na vrat", "lupa u vrat", "provaljuj", "provali", "razvaljuj", "razbij vrat", "razbi vrat",
     "outside the door", "breaking the door", "break the door", "break in",
     "u opasnost", "=in danger", "bojim se za zivot", "bojim se za svoj zivot", "scared for my life", "afraid for my life",
@@ -113,7 +119,7 @@ rule("Ne može slobodno govoriti", "domestic_violence", "critical", [
 ])
 rule("Nasilje u porodici", "domestic_violence", "high", [
     "nasil", "batin", "tuk", "tuc", "=bije", "bio me", "udara", "udario", "udarila", "udarao", "sutnu", "samar", "samari",
-    "modric", "masnic", "ozljed", "povrijedi", "povredi", "zlostav", "maltret", "abus", "violen", "=hit me", "hit her",
+    "osamar", "isamar", "mlat", "modric", "masnic", "ozljed", "povrijedi", "povredi", "zlostav", "maltret", "abus", "violen", "=hit me", "hit her",
     "hurts me", "bruis", "slapp", "punch", "kick",
     "prijeti mi", "prijeti da", "prijetio", "prijetila", "prijeti nam", "prijetnj", "threatens me", "threatened me",
     "threatens to", "prati me", "uhod", "stalk", "proganj", "napad me", "me napad", "napada me", "ogreb", "gurnu me",
@@ -173,6 +179,28 @@ rule("Stari i nemoćni: potrebna njega", "elderly_disability", "normal", [
     "cerebraln", "poseb potreb", "demencij", "dementn", "alzheim", "elderly", "disabled",
     "disability", "care home", "nursing home", "tudja njega", "tudju njegu", "nursing", "home help",
 ])
+
+# --- Floods and power cuts -----------------------------------------------------------------------------
+# The 2014 floods: people trapped by water, old or bedridden people with water rising at home, and people whose
+# oxygen or dialysis machine stops when the power goes. Danger to life now.
+WATER = "poplav|=voda|=vode|=vodu|=vodom|bujic|flood|=water"
+TRAPPED = ("ne moze izac|ne mozemo izac|ne mogu izac|ne moze da izadj|ne mozemo da izadj|ne mogu da izadj|ne moze van|"
+           "ne mozemo van|ne mogu van|ne moze napolj|zarobljen|zatocen|odsjecen|odsecen|na krovu|na tavan|"
+           "cant get out|cannot get out|can not get out|trapped|stuck|on the roof|in the attic|cut off")
+RISING = ("ulazi|ulaze|usla|prodire|prodrl|nadire|nadolazi|raste|=do kreveta|=do pojasa|=do koljena|"
+          "=do kolena|=do prozora|rising|coming in|coming into|getting in|pouring in")
+POWER_OUT = ("nestal struj|nestalo je struj|nema struj|bez struj|struja nestal|nestanak struj|power cut|power out|"
+             "no power|no electricity|without power|without electricity")
+DEVICE = ("kiseonik|kisik|koncentrator|aparat za disanj|aparatu za disanj|respirator|dijaliz|oxygen|concentrator|"
+          "ventilator|dialysis")
+rule("Poplava: ljudi zarobljeni vodom", "other", "critical", [f"{WATER} + {TRAPPED}"])
+rule("Poplava ili nestanak struje: nemoćna osoba u opasnosti", "elderly_disability", "critical", [
+    # Three parts anywhere in the message ("&" would hold all three to one clause, and the person is often named
+    # in the next one: "voda ulazi u kuću, mama je nepokretna").
+    f"{WATER} + {RISING} + " + "|".join(OLD),
+    f"{DEVICE} + {POWER_OUT}",
+])
+rule("Voda ulazi u kuću", "other", "high", [f"{WATER} & {RISING}"])
 
 # --- Mental health -------------------------------------------------------------------------------------
 rule("Akutna psihička kriza", "mental_health", "high", [
