@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import re
 import time
+import uuid
 from urllib.parse import urlsplit
 
 import pytest
@@ -315,3 +316,26 @@ def test_staff_see_in_the_console_why_a_case_is_flagged(client):
     assert "mnogo poruka s jedne adrese" in html
     assert "moguće automatski poslano" not in html  # a shared address is not a bot
     assert "Više poruka s jedne adrese nego što ograničenje dopušta (10/minute)" in html
+
+
+# --- A form sent again --------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_sending_again_with_not_safe_to_call_and_a_note_is_applied_and_on_the_timeline(client):
+    # On a slow line the citizen sent, then switched "safe to call" to No and wrote why, and sent again: the
+    # resend was answered with the first case, still safe to call, and a worker could ring the abuser's house.
+    form = form_data(message="Treba mi pomoć", phone="061 123 456", safe_to_call="yes", safe_to_text="yes",
+                     idempotency_key=uuid.uuid4().hex)  # fmt: skip
+    client.post("/inquiry/", form)
+    client.post("/inquiry/", {**form, "safe_to_call": "no", "safe_contact_note": "Ne zovite, on je kod kuće"})
+    case = Case.objects.get()
+    assert (case.safe_to_call, case.safe_to_text) == (False, True)
+    assert case.safe_contact_note == "Ne zovite, on je kod kuće"
+    event = case.timeline.get(kind=EventKind.CONTACT_LIMITED)
+    assert event.actor_kind == "citizen" and event.details["safe_to_call"] is False
+
+    client.post("/inquiry/", {**form, "safe_to_call": "yes", "safe_to_text": "no", "safe_contact_note": ""})
+    case.refresh_from_db()  # back to "yes" is not safer: ignored; "no SMS" is
+    assert (case.safe_to_call, case.safe_to_text) == (False, False)
+    assert case.safe_contact_note == "Ne zovite, on je kod kuće" and case.messages.count() == 1

@@ -48,7 +48,7 @@ from helpline.cases.models import (
     GivenReference,
     Message,
 )
-from helpline.cases.services import change_case_status, record_event, timeline_written_together
+from helpline.cases.services import change_case_status, limit_contact, record_event, timeline_written_together
 
 logger = logging.getLogger(__name__)
 
@@ -642,6 +642,7 @@ def citizen_token_matches(case: Case, token: str) -> bool:
 class WebIntake:
     case: Case
     token: str  # shown to the citizen once; only its hash is stored
+    is_new: bool = True  # False: a resend of an inquiry already stored under its idempotency key
 
 
 class IdempotencyKeyReused(Exception):
@@ -683,9 +684,11 @@ def record_web_inquiry(
 
     The phone given is kept on the case for a call back and for linking repeat contacts, not as the case's caller.
     With an idempotency key, a retry (the same key and the same message) returns the first inquiry's case and
-    code; the same key with another message raises IdempotencyKeyReused. `over_address_limit` names the
-    per-address limit the sender passed: the inquiry is stored all the same and marked so, apart from
-    `suspected_automated` (the hidden trap field), because a shared address sends real messages over the limit.
+    code, and applies what the resend says that makes contacting the citizen safer (`limit_contact`: a No to calls
+    pressed after the first Send); the same key with another message raises IdempotencyKeyReused.
+    `over_address_limit` names the per-address limit the sender passed: the inquiry is stored all the same and
+    marked so, apart from `suspected_automated` (the hidden trap field), because a shared address sends real
+    messages over the limit.
     `citizen_token`: the code the citizen was already given (a spooled inquiry's), when not the key's own.
     """
     if citizen_token:
@@ -693,8 +696,10 @@ def record_web_inquiry(
     else:
         token = token_for_idempotency_key(idempotency_key) if idempotency_key else citizen_code.new_code()
     queue = triage_queue
+    found_stored = False
 
     def record() -> Case:
+        nonlocal found_stored
         if idempotency_key:
             _serialise_contacts_on(f"idempotency:{idempotency_key}")
             already = Case.objects.filter(idempotency_key=idempotency_key).first()
@@ -703,7 +708,12 @@ def record_web_inquiry(
                     raise IdempotencyKeyReused(idempotency_key)
                 # A resend spooled in an outage was answered with a reference of its own: it opens this case too.
                 _answered_with(reserved_reference, already)
-                return already
+                locked = Case.objects.for_change().get(pk=already.pk)
+                limit_contact(
+                    locked, safe_to_call=safe_to_call, safe_to_text=safe_to_text, safe_contact_note=safe_contact_note
+                )
+                found_stored = True
+                return locked
         case = _create_case(
             channel=Channel.WEB,
             caller=None,
@@ -732,8 +742,8 @@ def record_web_inquiry(
         return case
 
     case = _store(record)
-    logger.info("web inquiry stored on %s", case.reference)
-    return WebIntake(case, token)
+    logger.info("web inquiry %s on %s", "found again" if found_stored else "stored", case.reference)
+    return WebIntake(case, token, is_new=not found_stored)
 
 
 def add_citizen_follow_up(

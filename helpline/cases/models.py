@@ -407,6 +407,7 @@ class EventKind(models.TextChoices):
     SAFE_CONTACT_RECORDED = "safe_contact_recorded", _("Safe contact recorded")
     OPTED_OUT = "opted_out", _("Caller opted out of SMS")
     OPTED_IN = "opted_in", _("Caller opted in to SMS again")
+    CONTACT_LIMITED = "contact_limited", _("The citizen limited how we may contact them")
     LANGUAGE_CHOSEN = "language_chosen", _("Language chosen")
     FLAGGED = "flagged", _("Flagged")
     LEGAL_HOLD_SET = "legal_hold_set", _("Legal hold set")

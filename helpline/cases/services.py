@@ -534,6 +534,30 @@ def record_safe_contact(
     return case
 
 
+def limit_contact(
+    case: Case, *, safe_to_call: bool | None, safe_to_text: bool | None, safe_contact_note: str
+) -> TimelineEvent | None:
+    """What a citizen said again about contacting them, where it makes contact safer: a No to calls or SMS, a
+    note on when it is safe added. Anything else (a Yes after a No, a note taken away) is ignored: an abuser may
+    send the form again too. Call it under the case's row lock; the event says what changed, never the note."""
+    changed: dict[str, Any] = {}
+    if safe_to_call is False and case.safe_to_call is not False:
+        case.safe_to_call = changed["safe_to_call"] = False
+    if safe_to_text is False and case.safe_to_text is not False:
+        case.safe_to_text = changed["safe_to_text"] = False
+    note = safe_contact_note.strip()
+    if note and note not in case.safe_contact_note:
+        joined = f"{case.safe_contact_note}\n{note}" if case.safe_contact_note else note
+        limit = Case._meta.get_field("safe_contact_note").max_length
+        case.safe_contact_note = joined if len(joined) <= limit else note[:limit]  # the latest words first
+        changed["note_added"] = True
+    if not changed:
+        return None
+    fields = [name for name in ("safe_to_call", "safe_to_text") if name in changed]
+    _save_locked_case(case, fields + (["safe_contact_note"] if "note_added" in changed else []))
+    return record_event(case, EventKind.CONTACT_LIMITED, actor_kind=ActorKind.CITIZEN, **changed)
+
+
 def add_note(case: Case, text: str, *, by: AbstractBaseUser) -> TimelineEvent:
     """An internal note: on the timeline for staff, never shown to the citizen."""
     return record_event(case, EventKind.NOTE, actor=by, text=text)
