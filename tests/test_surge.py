@@ -245,7 +245,7 @@ def test_while_surge_mode_lasts_every_citizen_answer_carries_the_supervisors_not
     assert api["notice"] == notice
     page = client.get("/inquiry/")
     form = {"message": "Trebamo vodu", "idempotency_key": page.context["form"].initial["idempotency_key"]}
-    assert notice in client.post("/inquiry/", form).content.decode()
+    assert notice in client.post("/inquiry/", form, follow=True).content.decode()
 
     surge.end_surge(by=supervisor.user)
     later = twilio.sms("Hvala", sid="SMsurge3", from_number="+38761200779").content.decode()

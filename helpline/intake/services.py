@@ -130,6 +130,7 @@ class WebInquiryReceived:
     case: Case
     token: str  # the citizen's secret code, shown once
     in_danger: bool  # the quick danger check fired: the answer starts with what to do right now
+    is_new: bool = True  # False: a resend of an inquiry stored before (the same idempotency key and words)
 
 
 def receive_web_inquiry(
@@ -143,7 +144,7 @@ def receive_web_inquiry(
         message=message, language=language or detect_language(message), is_drill=is_drill, triage_queue=queue,
         **contact,
     )  # fmt: skip
-    return WebInquiryReceived(stored.case, stored.token, in_danger=queue == CRITICAL_QUEUE)
+    return WebInquiryReceived(stored.case, stored.token, in_danger=queue == CRITICAL_QUEUE, is_new=stored.is_new)
 
 
 def receive_follow_up(case: Case, text: str, *, idempotency_key: str | None = None, over_address_limit: str = ""):

@@ -112,10 +112,12 @@ def key_for(kind: str, key: str, message: str) -> str:
     earlier = spooled(kind, key)
     if earlier is None or earlier.payload.get("message", message) == message:
         return key
-    return _key_and_words(key, message)
+    return key_and_words(key, message)
 
 
-def _key_and_words(key: str, message: str) -> str:
+def key_and_words(key: str, message: str) -> str:
+    """The key of a message sent under a key another message already took (the page rewritten and sent again):
+    the same for every resend of these words, so each is stored once (the live form uses it as well)."""
     return hashlib.sha256(f"{key}\x00{message}".encode()).hexdigest()[:32]
 
 
@@ -211,7 +213,7 @@ def _replay_web(contact: SpooledContact) -> str:
         # its own inquiry, opened by the code the citizen was given for it (the key's), and stored once however
         # often the replay runs (under the key and its words).
         received = services.receive_web_inquiry(
-            **contact.payload, idempotency_key=_key_and_words(contact.key, contact.payload.get("message", "")),
+            **contact.payload, idempotency_key=key_and_words(contact.key, contact.payload.get("message", "")),
             citizen_token=intake.token_for_idempotency_key(contact.key), reserved_reference=contact.reference,
         )  # fmt: skip
     return received.case.reference

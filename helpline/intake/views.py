@@ -7,8 +7,11 @@ import time
 import uuid
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.core.cache import cache
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
@@ -29,6 +32,12 @@ from helpline.intake.throttles import InquiryStatusRateThrottle, limit_reached
 CITIZEN_CASE_KEY = "citizen_case"
 CITIZEN_FLASH_KEY = "citizen_flash"
 CITIZEN_IDLE_SECONDS = 30 * 60
+# The receipt of an inquiry just stored (its reference and code), kept until its page is shown once: the form is
+# answered with a redirect, so neither Back nor a reload, after the quick exit, brings the code back.
+CITIZEN_RECEIPT_KEY = "citizen_receipt"
+# How long a receipt not yet shown may be shown to a resend of its form, from another session: Send pressed twice
+# on a slow line drops the first answer, and with it the session cookie that held the receipt.
+UNSHOWN_RECEIPT_SECONDS = 10 * 60
 
 
 def _page_context() -> dict:
@@ -99,12 +108,29 @@ def _received(
     request: HttpRequest, *, reference: str, code: str, in_danger: bool, script: str, status: int, notice: str = "",
     written_in: str | None = None,
 ) -> HttpResponse:  # fmt: skip
-    # Rendered, not redirected: the secret code must never sit in a URL or the browser's history. A reload
-    # sends the same idempotency key, so it is answered with the same case and code, and stores nothing new.
-    context = {"reference": reference, "code": format_code(code), "in_danger": in_danger, "notice": notice}
+    """The receipt with the reference and code, rendered (never in a URL or the browser's history)."""
+    context = {
+        "reference": reference, "code": format_code(code), "in_danger": in_danger, "notice": notice,
+        "hide_language_switch": True,  # it reloads the page, and the code is not shown twice
+    }  # fmt: skip
     return _render(
         request, "helpline/inquiry_received.html", context, script=script, status=status, written_in=written_in
     )
+
+
+def _unshown_receipt(case_id: int) -> str:
+    return f"helpline:unshown-receipt:{case_id}"
+
+
+def _keep_receipt(request: HttpRequest, received: services.WebInquiryReceived) -> None:
+    case = received.case
+    request.session[CITIZEN_RECEIPT_KEY] = {
+        "reference": case.reference, "code": received.token, "in_danger": received.in_danger,
+        "script": case.script, "language": case.language, "case": case.pk,
+        "notice": services.surge_notice(case.script, case.language),
+    }  # fmt: skip
+    if received.is_new:
+        cache.set(_unshown_receipt(case.pk), True, UNSHOWN_RECEIPT_SECONDS)
 
 
 def _spool_inquiry(request: HttpRequest) -> HttpResponse:
@@ -135,16 +161,43 @@ def inquiry_form(request: HttpRequest) -> HttpResponse:
         script = detect_script(request.POST.get("message", ""))
         return _render(request, "helpline/inquiry_form.html", {"form": form}, script=script, status=400)
     inquiry = _inquiry(request, form, over_address_limit=limit_reached(request))
+    key = form.cleaned_data["idempotency_key"]
     try:
-        received = services.receive_web_inquiry(**inquiry, idempotency_key=form.cleaned_data["idempotency_key"])
+        received = services.receive_web_inquiry(**inquiry, idempotency_key=key)
     except intake.IdempotencyKeyReused:
-        # The page was sent again with other words (back button, new message): a new inquiry, not a retry.
-        received = services.receive_web_inquiry(**inquiry)
+        # The page was sent again with other words (Back, a new message): a new inquiry, not a retry, stored once
+        # however often it is reloaded (under the key and its words, as the spool does) and opened by the code of
+        # the form it came from.
+        received = services.receive_web_inquiry(
+            **inquiry, idempotency_key=spool.key_and_words(key, inquiry["message"]),
+            citizen_token=intake.token_for_idempotency_key(key),
+        )  # fmt: skip
+    # A resend (the form restored by Back after the quick exit, then sent) shows the code only while its receipt
+    # has not been shown yet; otherwise the receipt page says "received", and nothing more.
+    if received.is_new or cache.get(_unshown_receipt(received.case.pk)):
+        _keep_receipt(request, received)
+    return HttpResponseRedirect(reverse("inquiry-received"), status=303)
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD"])
+def inquiry_received(request: HttpRequest) -> HttpResponse:
+    """The receipt, shown once; then (Back, a reload, the form sent again) only that the message was received."""
+    try:
+        receipt = request.session.pop(CITIZEN_RECEIPT_KEY, None) if request.method == "GET" else None
+    except DatabaseError:  # sessions live in the database
+        receipt = None
+    if receipt is None:
+        return _render(request, "helpline/inquiry_received.html", {"already_shown": True})
+    cache.delete(_unshown_receipt(receipt["case"]))
     return _received(
-        request, reference=received.case.reference, code=received.token, in_danger=received.in_danger,
-        script=received.case.script, status=201, written_in=received.case.language,
-        notice=services.surge_notice(received.case.script, received.case.language),
+        request, reference=receipt["reference"], code=receipt["code"], in_danger=receipt["in_danger"],
+        script=receipt["script"], status=200, notice=receipt["notice"], written_in=receipt["language"],
     )  # fmt: skip
+
+
+# Like the form, reached while sessions cannot be read (helpline.project.outage): then it says "received".
+inquiry_received.spools_its_contact = True
 
 
 # --- The conversation -----------------------------------------------------------------------------------------
@@ -292,4 +345,5 @@ def leave_conversation(request: HttpRequest) -> HttpResponse:
     """"Close my case on this phone": the next person to pick up the phone needs the code again."""
     request.session.pop(CITIZEN_CASE_KEY, None)
     request.session.pop(CITIZEN_FLASH_KEY, None)
+    request.session.pop(CITIZEN_RECEIPT_KEY, None)
     return redirect("inquiry-status")

@@ -30,6 +30,7 @@ webhook_patterns = [
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="inquiry-form", permanent=False)),
     path("inquiry/", views.inquiry_form, name="inquiry-form"),
+    path("inquiry/received/", views.inquiry_received, name="inquiry-received"),
     path("inquiry/status/", views.inquiry_status, name="inquiry-status"),
     path("inquiry/status/messages/", views.conversation_messages, name="inquiry-conversation-messages"),
     path("inquiry/status/leave/", views.leave_conversation, name="inquiry-leave"),

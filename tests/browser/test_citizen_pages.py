@@ -186,6 +186,25 @@ def test_the_quick_exit_closes_the_conversation_in_this_browser(page_for, live_s
     assert "Ne smijem da pričam" not in page.content()
 
 
+def test_back_after_the_quick_exit_shows_neither_the_code_nor_the_case(page_for, live_server, settings):
+    # The form's POST was answered with the page itself: Back (then "Continue") sent it again and the same
+    # reference and code came back, and "Open the conversation" showed everything written.
+    settings.QUICK_EXIT_URL = f"{live_server.url}/healthz/"
+    page = page_for(**PHONE)
+    write_to_us(page, live_server.url, "Ne smijem da pričam, on je kod kuće.")
+    reference, code = receipt(page)
+    page.get_by_role("button", name="Otvori razgovor s nama").click()
+    page.get_by_role("link", name=re.compile("Brzi izlaz")).click()
+    page.wait_for_url(f"{live_server.url}/healthz/")
+
+    for _step in range(2):  # whoever picks up the phone: Back, and Back again, reloading each page
+        page.go_back()
+        page.reload()
+        html = page.content()
+        assert code not in html and reference not in html and "Ne smijem da pričam" not in html
+    assert Case.objects.count() == 1
+
+
 @pytest.mark.parametrize("width", [360, 1280])
 def test_screenshots_of_the_citizens_pages(page_for, live_server, width):
     worker = staff_member(user__first_name="Amra")
