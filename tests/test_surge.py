@@ -102,7 +102,8 @@ def test_in_surge_mode_a_plain_ok_takes_the_workers_most_urgent_quiet_case(clock
     worker = on_duty(phone="+38761200301", max_open_cases=50)
     actions.do_start_surge(by=supervisor.user, name="Poplava Maglaj")
     calm = new_case("treba nam pomoć oko ogrjeva")
-    urgent = new_case("komšinica stara i sama, voda joj ulazi u kuću, ne može izaći")
+    # High, not critical: "voda joj ulazi u kuću, ne može izaći" is critical since the flood rule, with its ladder.
+    urgent = new_case("baka je stara i sama, nema ko da joj donese lijekove")
     assert not Notification.objects.filter(recipient=worker.user).exists()  # given quietly: no message each
 
     most_urgent, other = by_urgency(Case.objects.filter(pk__in=[calm.pk, urgent.pk]))
