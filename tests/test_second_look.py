@@ -25,7 +25,9 @@ pytestmark = pytest.mark.django_db
 # A farewell with affairs settled: no word of the rules' lists, and the model knows what it means.
 FAREWELL = "Pisem vam zadnji put, mačku sam dala komšinici i pisma su u ladici"
 BEATEN = "Muž me tuče, pomozite"  # a critical rule's words
-FLOODED_GRANDMOTHER = "Baka je sama u kući, voda ulazi, nema struje"  # high by the rules
+# High by the rules (water coming in, nobody named who cannot get out). With an old person named ("baka je sama u
+# kući, voda ulazi") the rules now say critical, and the model reads it at once, never from this queue.
+FLOODED_HOUSE = "Voda ulazi u kuću, nema struje, šta da radimo"
 
 
 def contact(text: str) -> Case:
@@ -202,7 +204,7 @@ def test_a_message_that_arrives_while_the_model_reads_is_read_with_the_next_look
 
 def test_in_a_queue_the_model_reads_first_the_message_whose_words_sound_likeliest_critical():
     ShiftFactory(staff=StaffFactory(max_open_cases=100))
-    older = [contact("Koje je radno vrijeme centra?"), contact(FLOODED_GRANDMOTHER), contact("Trebam pomoć oko drva")]
+    older = [contact("Koje je radno vrijeme centra?"), contact(FLOODED_HOUSE), contact("Trebam pomoć oko drva")]
     for case in older:
         actions.do_triage_case(case.pk)
     Case.objects.filter(pk__in=[case.pk for case in older]).update(created_at=timezone.now() - dt.timedelta(minutes=5))
