@@ -802,3 +802,25 @@ def test_a_sweep_that_finds_the_broker_away_leaves_its_cases_for_the_first_sweep
 
     assert actions.sweep_untriaged() == 3
     assert queues.size("triage") == 3
+
+
+@concurrent
+@database_server
+@pytest.mark.parametrize("rules_compiled_before", [True, False], ids=["rules-compiled", "fresh-process"])
+def test_a_danger_message_sent_while_the_database_is_down_still_shows_whom_to_call_now(client, rules_compiled_before):
+    # The quick danger check read the rules' change-stamp from the database, failed, and called it "not critical":
+    # the spooled receipt had no "call 122/124 now" block exactly when nobody on staff could be alerted.
+    from triage import selectors as triage_selectors
+
+    if rules_compiled_before:
+        client.post("/inquiry/", {"message": "Treba mi savjet", "idempotency_key": uuid.uuid4().hex})
+    else:
+        triage_selectors.forget_compiled_rules()
+    with database_unreachable():
+        danger = client.post("/inquiry/", {"message": "Муж ми прети ножем, сада је у кући",
+                                           "idempotency_key": uuid.uuid4().hex})  # fmt: skip
+        calm = client.post("/inquiry/", {"message": "Treba mi savjet o alimentaciji",
+                                         "idempotency_key": uuid.uuid4().hex})  # fmt: skip
+    assert (danger.status_code, calm.status_code) == (202, 202)
+    assert 'class="call-now"' in danger.content.decode()
+    assert 'class="call-now"' not in calm.content.decode()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
+from pathlib import Path
 from typing import NamedTuple
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import Count, Max, Q
 
 from helpline.cases.kept_reads import kept_for_a_second
@@ -14,7 +17,12 @@ from helpline.cases.selectors import phone_indexes_of
 from triage.classification import CompiledRule, compile_rule
 from triage.models import TriageCorrection, TriageRule
 
+logger = logging.getLogger(__name__)
+
+DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "data" / "default_rules.json"
+
 _compiled_cache: dict[str, object] = {"stamp": None, "rules": []}
+_shipped_cache: list[CompiledRule] = []
 
 
 @kept_for_a_second(TriageRule)
@@ -25,8 +33,17 @@ def _rules_stamp() -> dict[str, object]:
 
 def active_rules() -> list[CompiledRule]:
     """The active rules, compiled; recompiled only when a supervisor changed them. A change made in this process
-    is seen at once, one made in another (the console's web process) within a second."""
-    stamp = _rules_stamp()
+    is seen at once, one made in another (the console's web process) within a second.
+
+    While the database cannot be read (an outage: intake spools what arrives), the rules last compiled in this
+    process, or in a process that has compiled none the shipped ones: a danger message spooled in an outage must
+    still be recognised, and its citizen told to call the police now, when no worker can be alerted."""
+    try:
+        stamp = _rules_stamp()
+    except DatabaseError:
+        logger.warning("the triage rules could not be read; using the ones compiled before, or the shipped ones")
+        compiled_before = _compiled_cache["stamp"] is not None
+        return _compiled_cache["rules"] if compiled_before else shipped_rules()  # type: ignore[return-value]
     if stamp != _compiled_cache["stamp"]:
         _compiled_cache["rules"] = [
             compile_rule(
@@ -43,6 +60,27 @@ def active_rules() -> list[CompiledRule]:
 
 
 _critical_cache: dict[str, object] = {"rules": [], "source": None}
+
+
+def shipped_rules() -> list[CompiledRule]:
+    """The rules shipped with the service (triage/data/default_rules.json), compiled once per process."""
+    if not _shipped_cache:
+        _shipped_cache.extend(
+            compile_rule(
+                name=rule["name"],
+                category=rule["category"],
+                priority=rule["priority"],
+                terms="\n".join(rule["terms"]),
+                can_be_negated=rule["can_be_negated"],
+            )
+            for rule in json.loads(DEFAULT_RULES_FILE.read_text(encoding="utf-8"))
+        )
+    return _shipped_cache
+
+
+def forget_compiled_rules() -> None:
+    """As a process just started: no rules compiled yet (for tests)."""
+    _compiled_cache.update(stamp=None, rules=[])
 
 
 def critical_rules() -> list[CompiledRule]:

@@ -17,7 +17,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -622,7 +621,7 @@ def forget_words_in_corrections(case: Case) -> int:
     return TriageCorrection.objects.filter(case=case).exclude(text="", reason="").update(text="", reason="")
 
 
-DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "data" / "default_rules.json"
+DEFAULT_RULES_FILE = selectors.DEFAULT_RULES_FILE
 
 
 @dataclass(frozen=True)
