@@ -48,6 +48,12 @@ def test_a_reference_still_finds_its_case(written_cases):
     assert found(written_cases["other"].reference.lower()) == {written_cases["other"].reference}
 
 
+def test_a_reference_typed_in_cyrillic_finds_its_case(written_cases):
+    reference = written_cases["other"].reference  # SOS-2026-00003
+    assert found(reference.replace("SOS", "СОС")) == {reference}
+    assert found(reference.lower().replace("sos", "сос")) == {reference}
+
+
 def test_console_and_api_search_both_fold(client, written_cases):
     supervisor = StaffFactory(role="supervisor")
     client.force_login(supervisor.user)

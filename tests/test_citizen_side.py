@@ -146,6 +146,40 @@ def test_a_spool_reference_keeps_its_letters():
     assert citizen_code.normalise_reference("sos 2026 s7kx3m") == "SOS-2026-S7KX3M"
 
 
+# Cyrillic letters that look like the code's Latin ones (А В Е К М Н О Р С Т Х Ј), as a Serbian phone's keyboard
+# types them when the citizen copies the code or the reference from paper.
+CYRILLIC_FOR_LATIN = str.maketrans("ABEKMHOPCTXJabekmhopctxj", "АВЕКМНОРСТХЈавекмнорстхј")
+
+
+@given(st.binary(min_size=8, max_size=32))
+def test_a_code_typed_on_a_cyrillic_keyboard_reads_back(digest):
+    code = citizen_code.code_from_bytes(digest)
+    plain = citizen_code.normalise_code(code)
+    for typed in (code.translate(CYRILLIC_FOR_LATIN), code.lower().translate(CYRILLIC_FOR_LATIN)):
+        assert citizen_code.normalise_code(typed) == plain
+
+
+@pytest.mark.parametrize("typed", ["СОС-2026-00042", "сос 2026 42", "SОS-2026-ООО42", "СОС2026-00042"])
+def test_a_reference_typed_in_cyrillic_reads_back(typed):
+    assert citizen_code.normalise_reference(typed) == "SOS-2026-00042"
+
+
+def test_a_spool_reference_typed_in_cyrillic_keeps_its_letters():
+    assert citizen_code.normalise_reference("СОС-2026-С7КХ3М") == "SOS-2026-S7KX3M"
+    assert citizen_code.normalise_reference("сос 2026 сhрр84ј") == "SOS-2026-SHPP84J"
+
+
+@pytest.mark.django_db
+def test_a_case_opens_with_its_reference_and_code_typed_on_a_cyrillic_keyboard(client):
+    created = client.post("/inquiry/", form_data())
+    case, code = Case.objects.get(), code_in(created)
+    page = client.post("/inquiry/status/", {
+        "reference": case.reference.translate(CYRILLIC_FOR_LATIN).replace("S", "С"),
+        "code": code.translate(CYRILLIC_FOR_LATIN),
+    }, follow=True)  # fmt: skip
+    assert page.status_code == 200 and "Trebam pomoć." in page.content.decode()
+
+
 @pytest.mark.django_db
 def test_the_code_typed_in_lower_case_with_spaces_opens_the_case(client):
     created = client.post("/inquiry/", form_data(), follow=True)

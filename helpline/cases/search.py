@@ -40,7 +40,9 @@ def cases_matching(query: str) -> Q:
     by_text = Q()
     for word in words:
         by_text &= message_text_matches(word)
-    # A reference given during an outage, typed in full, finds its case too (a subquery: no duplicate rows).
-    given = GivenReference.objects.filter(reference=normalise_reference(query)).values("case_id")
-    by_reference = Q(reference__icontains=query) | Q(pk__in=given)
+    # A reference typed in full however the citizen wrote it down ("sos 2026 42", "СОС-2026-00042"), or given
+    # during an outage, finds its case too (a subquery: no duplicate rows).
+    reference = normalise_reference(query)
+    given = GivenReference.objects.filter(reference=reference).values("case_id")
+    by_reference = Q(reference__icontains=query) | Q(reference=reference) | Q(pk__in=given)
     return by_reference | by_text if words else by_reference
