@@ -12,11 +12,12 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 import time_machine
+from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
 from helpline.cases import citizen_code, intake, selectors
-from helpline.cases.models import Case, Direction, EventKind
+from helpline.cases.models import Case, CaseStatus, Direction, EventKind
 from helpline.intake.cyrillic_pages import html_in_cyrillic
 from tests.encrypted import case_saying
 from tests.factories import CaseFactory, MessageFactory, StaffFactory
@@ -236,6 +237,21 @@ def test_the_conversation_promises_only_a_time_still_ahead(client):
     Case.objects.filter(pk=case.pk).update(acknowledged_at=now)
     page = client.get("/inquiry/status/messages/").content.decode()
     assert "has taken up your case" in page and "taking longer" not in page
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", [CaseStatus.RESOLVED, CaseStatus.CLOSED])
+def test_a_case_closed_without_a_reply_says_so_and_how_to_write_again_not_that_it_is_late(client, status):
+    # A case closed without anyone taking it said "this is taking longer than it should: the people on duty have
+    # been reminded" for ever.
+    client.cookies["django_language"] = "en"
+    code = code_in(client.post("/inquiry/", form_data(message="Trebam savjet oko alimentacije.")))
+    case = Case.objects.get()
+    Case.objects.filter(pk=case.pk).update(status=status, acknowledge_by=timezone.now() - dt.timedelta(hours=3))
+    client.post("/inquiry/status/", {"reference": case.reference, "code": code})
+    page = client.get("/inquiry/status/messages/").content.decode()
+    assert "taking longer" not in page and "being alerted" not in page
+    assert "This case is closed" in page and "write again below" in page
 
 
 @pytest.mark.django_db

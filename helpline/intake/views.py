@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from helpline.cases import intake, selectors
 from helpline.cases.citizen_code import format_code, normalise_code, normalise_reference
 from helpline.cases.language import detect_language, detect_script
-from helpline.cases.models import Case, Channel, Direction, Priority
+from helpline.cases.models import OPEN_STATUSES, Case, Channel, Direction, Priority
 from helpline.drill.marker import is_drill_request
 from helpline.intake import services, spool
 from helpline.intake.cyrillic_pages import html_in_cyrillic
@@ -242,7 +242,10 @@ def _conversation_context(case: Case) -> dict:
         "in_danger": _reads_as_danger(case, messages),
         # What the page may promise: a time still ahead, never one already past or kept.
         "taken": case.acknowledged_at is not None,
-        "late": case.acknowledge_by is not None and case.acknowledge_by <= timezone.now(),
+        # A closed case is late for no one: writing again below opens it again (intake.add_citizen_follow_up).
+        "closed": case.status not in OPEN_STATUSES,
+        "late": case.status in OPEN_STATUSES and case.acknowledge_by is not None
+        and case.acknowledge_by <= timezone.now(),
         "poll_seconds": settings.CITIZEN_POLL_SECONDS,
     }
 
