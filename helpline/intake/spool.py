@@ -31,7 +31,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from helpline.cases import intake, selectors
-from helpline.intake import services
+from helpline.intake import error_pages, services
 
 logger = logging.getLogger(__name__)
 
@@ -140,8 +140,9 @@ class NothingToSpool(Exception):
 
 def spool_on_failure(fallback: Callable[..., HttpResponse]):
     """The last resort of an intake view: any exception becomes `fallback(request, ...)`, which spools the contact
-    and answers as the view would have. Should the spool fail too (the disk), the answer is a plain 503: Twilio
-    then tries the number's fallback URL, and a browser shows its own page rather than Django's."""
+    and answers as the view would have. Should the spool fail too (the disk), or the request carry no contact (a
+    status check), the answer is a 503: plain for Twilio, which then tries the number's fallback URL; for a
+    citizen the public page with the emergency numbers (helpline.intake.error_pages)."""
 
     def decorate(view):
         @wraps(view)
@@ -159,7 +160,7 @@ def spool_on_failure(fallback: Callable[..., HttpResponse]):
                 pass
             except Exception as error:
                 logger.critical("could not spool a contact on %s (%s)", request.path, type(error).__name__)
-            return HttpResponse("Temporarily unavailable.", status=503, content_type="text/plain")
+            return error_pages.unavailable(request)  # the public page with the numbers; plain for Twilio
 
         guarded.spools_its_contact = True  # helpline.project.outage: reached even while sessions cannot be read
         return guarded

@@ -237,6 +237,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # No other site ever learns where a person came from (the quick-exit link above all). Not "no-referrer": with it,
 # Chromium sends "Origin: null" on form posts and Django's CSRF check refuses every submitted form.
 SECURE_REFERRER_POLICY = "same-origin"
+# A citizen's form refused for its token (cookies blocked or cleared) comes back with what they wrote.
+CSRF_FAILURE_VIEW = "helpline.project.errors.csrf_failure"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_HTTPS_PROXY", False) else None
