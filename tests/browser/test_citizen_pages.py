@@ -229,3 +229,45 @@ def test_screenshots_of_the_citizens_pages(page_for, live_server, width):
         DOCS.mkdir(parents=True, exist_ok=True)
         for name in ("form", "critical", "conversation"):
             shutil.copyfile(SCREENSHOTS / f"citizen-{name}-{width}.png", DOCS / f"citizen-{name}-{width}.png")
+
+
+def overlaps(one: dict, other: dict) -> bool:
+    return not (one["x"] + one["width"] <= other["x"] or other["x"] + other["width"] <= one["x"]
+                or one["y"] + one["height"] <= other["y"] or other["y"] + other["height"] <= one["y"])  # fmt: skip
+
+
+def test_at_360px_the_reference_is_one_line_and_the_quick_exit_never_covers_the_receipt(page_for, live_server):
+    # The reference broke as "SOS-2026-" / "00007", and scrolled a little, the fixed quick exit covered the
+    # receipt's label and the top of the reference.
+    page = page_for(**PHONE)
+    write_to_us(page, live_server.url, "Trebam savjet oko alimentacije.")
+    reference = page.locator(".reference")
+    assert reference.evaluate("e => e.getClientRects().length === 1 && e.scrollWidth <= e.clientWidth")
+    line = reference.evaluate("e => parseFloat(getComputedStyle(e).lineHeight)")
+    assert reference.bounding_box()["height"] <= line * 1.2, "the reference is on one line"
+    assert_fits_the_width(page)
+    quick_exit = page.locator(".quick-exit")
+    label = page.locator(".receipt p").first
+    for scrolled in range(0, 400, 20):
+        page.evaluate(f"window.scrollTo(0, {scrolled})")
+        exit_box = quick_exit.bounding_box()
+        for part in (label, reference):
+            box = part.bounding_box()
+            if box["y"] >= exit_box["y"] + exit_box["height"] or box["y"] + box["height"] <= exit_box["y"]:
+                continue  # wholly below or above it
+            # Under the quick exit, a line is hidden whole (a bar across the page), never half beside it.
+            assert exit_box["x"] <= 0.5 and exit_box["width"] >= PHONE["width"] - 1, (scrolled, box, exit_box)
+    assert page.csp_errors == []
+
+
+def test_a_form_sent_back_with_errors_puts_the_focus_on_what_to_correct(page_for, live_server):
+    page = page_for(**PHONE)
+    page.goto(f"{live_server.url}/inquiry/")
+    page.get_by_role("button", name="Pošalji").click()
+    page.wait_for_load_state()
+    summary = page.locator(".error-summary")
+    expect(summary).to_be_visible()
+    expect(summary).to_be_focused()
+    box, exit_box = summary.bounding_box(), page.locator(".quick-exit").bounding_box()
+    assert not overlaps(box, exit_box) and box["y"] < PHONE["height"]
+    assert page.csp_errors == []
