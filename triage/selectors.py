@@ -33,17 +33,8 @@ def _rules_stamp() -> dict[str, object]:
 
 def active_rules() -> list[CompiledRule]:
     """The active rules, compiled; recompiled only when a supervisor changed them. A change made in this process
-    is seen at once, one made in another (the console's web process) within a second.
-
-    While the database cannot be read (an outage: intake spools what arrives), the rules last compiled in this
-    process, or in a process that has compiled none the shipped ones: a danger message spooled in an outage must
-    still be recognised, and its citizen told to call the police now, when no worker can be alerted."""
-    try:
-        stamp = _rules_stamp()
-    except DatabaseError:
-        logger.warning("the triage rules could not be read; using the ones compiled before, or the shipped ones")
-        compiled_before = _compiled_cache["stamp"] is not None
-        return _compiled_cache["rules"] if compiled_before else shipped_rules()  # type: ignore[return-value]
+    is seen at once, one made in another (the console's web process) within a second."""
+    stamp = _rules_stamp()
     if stamp != _compiled_cache["stamp"]:
         _compiled_cache["rules"] = [
             compile_rule(
@@ -84,9 +75,19 @@ def forget_compiled_rules() -> None:
 
 
 def critical_rules() -> list[CompiledRule]:
-    """The active critical rules, for the request path's choice of queue; picked again whenever the active rules
-    were recompiled."""
-    rules = active_rules()
+    """The active critical rules, for the request path's choice of queue and its quick danger check; picked again
+    whenever the active rules were recompiled.
+
+    While the rules cannot be read (an outage: intake spools what arrives), those last compiled in this process, or
+    the shipped ones in a process that has compiled none with a critical rule among them: a danger message spooled
+    in an outage must still be recognised, and its citizen told to call the police now, when no worker can be
+    alerted. (Triage itself, and the evaluation, still fail on rules they cannot read.)"""
+    try:
+        rules = active_rules()
+    except DatabaseError:
+        logger.warning("the triage rules could not be read; the quick check uses those compiled before, or the shipped")
+        compiled: list[CompiledRule] = _compiled_cache["rules"]  # type: ignore[assignment]
+        rules = compiled if any(rule.priority == "critical" for rule in compiled) else shipped_rules()
     if _critical_cache["source"] is not rules:
         _critical_cache["rules"] = [rule for rule in rules if rule.priority == "critical"]
         _critical_cache["source"] = rules
