@@ -172,7 +172,7 @@ def test_a_spool_reference_typed_in_cyrillic_keeps_its_letters():
 
 @pytest.mark.django_db
 def test_a_case_opens_with_its_reference_and_code_typed_on_a_cyrillic_keyboard(client):
-    created = client.post("/inquiry/", form_data())
+    created = client.post("/inquiry/", form_data(), follow=True)
     case, code = Case.objects.get(), code_in(created)
     page = client.post("/inquiry/status/", {
         "reference": case.reference.translate(CYRILLIC_FOR_LATIN).replace("S", "С"),
@@ -245,7 +245,7 @@ def test_a_case_closed_without_a_reply_says_so_and_how_to_write_again_not_that_i
     # A case closed without anyone taking it said "this is taking longer than it should: the people on duty have
     # been reminded" for ever.
     client.cookies["django_language"] = "en"
-    code = code_in(client.post("/inquiry/", form_data(message="Trebam savjet oko alimentacije.")))
+    code = code_in(client.post("/inquiry/", form_data(message="Trebam savjet oko alimentacije."), follow=True))
     case = Case.objects.get()
     Case.objects.filter(pk=case.pk).update(status=status, acknowledge_by=timezone.now() - dt.timedelta(hours=3))
     client.post("/inquiry/status/", {"reference": case.reference, "code": code})
