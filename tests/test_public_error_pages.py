@@ -115,7 +115,7 @@ def test_a_form_refused_for_its_token_comes_back_with_the_message_kept_and_sends
 
     sent = client.post("/inquiry/", {"message": "Muž mi prijeti, bojim se.", "idempotency_key": "k" * 32,
                                      "csrfmiddlewaretoken": token_in(html)})  # fmt: skip
-    assert sent.status_code == 201 and Case.objects.count() == 1
+    assert sent.status_code == 303 and Case.objects.count() == 1
 
 
 @pytest.mark.django_db
