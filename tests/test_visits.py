@@ -718,3 +718,69 @@ def test_a_busy_call_about_a_visit_already_checked_out_does_not_ring_the_supervi
 
     call.refresh_from_db()
     assert call.status != DeliveryStatus.QUEUED
+
+
+def test_a_duress_alarm_opens_the_supervisor_board_above_the_waiting_cases_marked_critical_with_its_time(
+    clock, team, client
+):
+    # With eighteen cases waiting the alarm was 9,000 px down the page, grey like a visit in progress, showing the
+    # visit's expected end instead of when the alarm was raised, and the board's beep never sounded for it.
+    worker, supervisor, _ = team
+    for _ in range(3):
+        CaseFactory(priority="critical")
+    services.start_visit(worker, minutes=30, address="Maglaj, Rudarska 12", via="console")
+    services.check_out_with_pin(worker, DURESS, via="SMS")
+    visit = Visit.objects.get(worker=worker)
+    client.force_login(supervisor.user)
+
+    page = client.get(reverse("console:board")).content.decode()
+
+    alarms = page.index('id="visit-alarms"')
+    assert alarms < page.index('id="waiting-title"')
+    row = page[page.rindex("<li", 0, page.index(f'id="visit-{visit.pk}"', alarms)):].split("</li>")[0]
+    assert f'data-critical="visit-{visit.pk}"' in row and "visit-critical" in row
+    assert "Uzbuna od 10:00" in row and "Rok" not in row
+    # the same visit is not listed twice on the page
+    assert page.count(f'id="visit-{visit.pk}"') == 1
+
+
+def test_an_untaken_alarm_offers_no_end_button_and_cannot_be_ended(clock, team, client):
+    worker, supervisor, _ = team
+    services.start_visit(worker, minutes=30, address="Maglaj, Rudarska 12", via="console")
+    services.check_out_with_pin(worker, DURESS, via="SMS")
+    visit = Visit.objects.get(worker=worker)
+    client.force_login(supervisor.user)
+
+    page = client.get(reverse("console:board")).content.decode()
+    assert "visit-end" not in page and "visit-acknowledge" in page
+    response = client.post(reverse("console:visit-end", args=[visit.pk]), {"note": "sve u redu"})
+    assert Visit.objects.get(pk=visit.pk).status == VisitStatus.ALARM
+    assert response.status_code == 400
+
+    services.acknowledge_visit(visit, by=supervisor.user, via="console")
+    page = client.get(reverse("console:board")).content.decode()
+    end_form = page.split('class="visit-end')[0].rsplit("<form", 1)[1]
+    assert 'name="note"' in end_form and "required" in end_form
+    response = client.post(reverse("console:visit-end", args=[visit.pk]), {"note": ""})
+    assert response.status_code == 400 and Visit.objects.get(pk=visit.pk).status == VisitStatus.ALARM
+    client.post(reverse("console:visit-end", args=[visit.pk]), {"note": "razgovarala s njom, sigurna je"})
+    assert Visit.objects.get(pk=visit.pk).status == VisitStatus.ENDED
+
+
+def test_ending_a_duress_alarm_tells_everyone_who_heard_of_it_but_not_the_phones_in_that_home(clock, team):
+    # The fallback numbers and the supervisors had "alarm, call the police, address ..." and never learnt it was
+    # over. The worker's phone, and the colleague's beside them, may be in other hands: they hear nothing.
+    worker, supervisor, _ = team
+    colleague = on_duty(role="supervisor", phone="+38761300555")
+    services.start_visit(worker, minutes=30, address="Maglaj, Rudarska 12", via="console", colleague=colleague)
+    services.check_out_with_pin(worker, DURESS, via="SMS")
+    visit = Visit.objects.get(worker=worker)
+    assert sent_to(FALLBACK).exists() and sent_to(OTHER_SUPERVISOR_PHONE).exists()
+    services.acknowledge_visit(visit, by=supervisor.user, via="console")
+
+    services.end_visit(visit, by=supervisor.user, note="razgovarala s njom")
+
+    clear = Notification.objects.filter(idempotency_key__contains=":clear:")
+    assert set(clear.values_list("to_number", flat=True)) == {SUPERVISOR_PHONE, OTHER_SUPERVISOR_PHONE, FALLBACK}
+    assert not sent_to(WORKER_PHONE).exists()
+    assert not clear.filter(to_number="+38761300555").exists()

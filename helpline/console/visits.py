@@ -71,7 +71,8 @@ class CheckOutForm(forms.Form):
 
 
 class EndVisitForm(forms.Form):
-    note = forms.CharField(required=False)
+    # Required: ending someone's visit says they are safe, and the visit's record must say how that is known.
+    note = forms.CharField(max_length=500)
 
 
 class PinForm(forms.Form):
@@ -206,9 +207,7 @@ def visit_check_out(request: HttpRequest, pk: int) -> HttpResponse:
 def visit_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
     services.acknowledge_visit(_visible(request, pk), by=request.user, via="console")
     messages.success(request, _("You have taken this visit's alarm."))
-    target = request.POST.get("next", "")
-    is_safe = url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure())
-    return redirect(target if target and is_safe else "console:visits")
+    return _back(request)
 
 
 @require_POST
@@ -219,9 +218,20 @@ def visit_end(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():  # the visit stays open: the supervisor sees why, and ends it again
         messages.error(request, " ".join(form.errors["note"]))
         return render(request, "console/visits.html", _page_context(request), status=400)
-    services.end_visit(visit, by=request.user, note=form.cleaned_data["note"])
-    messages.success(request, _("Visit ended."))
-    return redirect("console:visits")
+    try:
+        services.end_visit(visit, by=request.user, note=form.cleaned_data["note"])
+    except services.VisitRefused as refusal:
+        messages.error(request, str(refusal))
+        return render(request, "console/visits.html", _page_context(request), status=400)
+    messages.success(request, _("Visit ended. Everyone who was told of it gets the all-clear."))
+    return _back(request)
+
+
+def _back(request: HttpRequest) -> HttpResponse:
+    """To the page the supervisor acted on (the board or the visits page), never off this site."""
+    target = request.POST.get("next", "")
+    is_safe = url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure())
+    return redirect(target if target and is_safe else "console:visits")
 
 
 @require_POST

@@ -382,16 +382,23 @@ def acknowledge_visit(visit: Visit, *, by: AbstractBaseUser, via: str) -> Visit:
 
 @transaction.atomic
 def end_visit(visit: Visit, *, by: AbstractBaseUser, note: str = "") -> Visit:
-    """A supervisor closes a visit the worker cannot check out of (the alarm was dealt with, the phone lost)."""
+    """A supervisor closes a visit the worker cannot check out of (the alarm was dealt with, the phone lost).
+    An alarm or an overdue visit must have been taken first: one tap must not end an alarm nobody dealt with.
+    Everyone who heard of it hears the all-clear, as after a check-out."""
     if not is_supervisor(by):
         raise PermissionDenied(gettext("Only a supervisor may end someone's visit."))
     visit = _locked(visit)
     if not visit.is_open:
         return visit
+    if visit.status != VisitStatus.ACTIVE and visit.acknowledged_at is None:
+        raise VisitRefused(gettext("Take the alarm first: end the visit once you know the worker is safe."))
     visit.status, visit.ended_at, visit.escalation_due_at = VisitStatus.ENDED, timezone.now(), None
     visit.save(update_fields=["status", "ended_at", "escalation_due_at"])
     _record(visit, VisitEventKind.ENDED, actor=by, note=note[:500])
     _stop_sending(visit)
+    _all_clear(visit)
+    logger.info("home visit %s ended by a supervisor (user %s)%s", visit.pk, by.pk,
+                " after a duress alarm" if visit.is_duress else "")  # fmt: skip
     return visit
 
 
@@ -409,12 +416,16 @@ def _stop_sending(visit: Visit, *, only_to: AbstractBaseUser | None = None) -> N
 
 
 def _all_clear(visit: Visit) -> None:
-    """Those already told (never the worker) hear that the worker is safe, by SMS."""
-    told = (
-        _visit_notifications(visit).exclude(recipient=visit.worker.user).exclude(idempotency_key__contains=":clear:")
-        .values_list("to_number", flat=True).distinct()
-    )  # fmt: skip
-    for index, number in enumerate(sorted({str(n) for n in told})):
+    """Those already told hear that the worker is safe, by SMS. Never the worker's phone; after a duress alarm
+    not the colleague's either: both may be in the hands of whoever made the worker give the duress PIN, and an
+    all-clear would tell them an alarm had been raised."""
+    in_that_home = [visit.worker] + ([visit.colleague] if visit.is_duress and visit.colleague else [])
+    told = _visit_notifications(visit).exclude(idempotency_key__contains=":clear:")
+    for person in in_that_home:
+        told = told.exclude(recipient=person.user)
+    numbers = {str(n) for n in told.values_list("to_number", flat=True).distinct()}
+    numbers -= {str(person.phone) for person in in_that_home if person.phone}
+    for index, number in enumerate(sorted(numbers)):
         queue_notification(
             keep_letters=True,  # an address to find, exactly as written
             key=f"{VISIT_KEY_PREFIX}{visit.pk}:clear:{visit.events.count()}:{index}", to_number=number,

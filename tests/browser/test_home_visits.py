@@ -13,7 +13,7 @@ from helpline.visits.models import Visit
 from notifications import outbox
 from notifications.models import Notification
 from tests.browser.conftest import PASSWORD, SCREENSHOTS, log_in
-from tests.factories import ShiftFactory, StaffFactory
+from tests.factories import CaseFactory, ShiftFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -77,3 +77,53 @@ def test_a_visit_started_in_the_console_goes_overdue_and_the_supervisor_takes_it
     assert visit.acknowledged_by.username == "sefica" and visit.escalation_due_at is None
     assert board.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert board.csp_errors == [] and worker_page.csp_errors == []
+
+
+def test_a_duress_alarm_opens_the_busy_board_with_a_banner_and_a_beep_and_ends_only_after_a_confirmed_take(
+    page_for, live_server, fast_polling
+):
+    # With eighteen cases waiting, the alarm used to sit 9,000 px down a 360 px board, grey and silent, and one
+    # tap under "Take it" ended it.
+    worker = staff_member(user__username="amra", user__first_name="Amra", phone="+38761200301")
+    services.set_pins(worker, checkout_pin="2468", duress_pin="1357")
+    staff_member(user__username="sefica", user__first_name="Šefica", role="supervisor", phone="+38761200309")
+    for _ in range(18):
+        CaseFactory(priority="critical")
+    services.start_visit(worker, minutes=30, address="Maglaj, Rudarska 12, stan 3", via="console")
+
+    board = page_for(width=360, height=780)
+    log_in(board, live_server.url, "sefica")
+    board.goto(f"{live_server.url}/console/board/")
+    expect(board.locator("#waiting-title")).to_be_visible()
+    services.check_out_with_pin(worker, "1357", via="SMS")
+    visit = Visit.objects.get(worker=worker)
+
+    banner = board.locator("#critical-alert")
+    expect(banner).to_contain_text("Uzbuna s kućne posjete: Amra")  # the board polls: no reload
+    assert int(board.evaluate("document.documentElement.dataset.beeps || 0")) >= 1
+    row = board.locator(f"#visit-alarms #visit-{visit.pk}")
+    expect(row).to_contain_text("Uzbuna od")
+    assert row.bounding_box()["y"] < board.locator("#waiting-title").bounding_box()["y"]
+    board.evaluate("window.scrollTo(0, 0)")
+    assert board.locator("#visit-alarms").bounding_box()["y"] < 780  # on the first screen
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    board.screenshot(path=str(SCREENSHOTS / "board-visit-alarm-360.png"))
+    expect(row.locator("button.visit-end")).to_have_count(0)  # nobody has taken it yet
+
+    row.locator("button.visit-acknowledge").click()
+    row = board.locator(f"#visit-{visit.pk}")
+    expect(row.locator(".badge.taken")).to_be_visible()
+    row.locator("summary").click()
+    board.wait_for_timeout(1500)  # a poll comes and goes: the step stays open
+    row.locator("textarea[name=note]").fill("Razgovarala s Amrom, sigurna je")
+    board.screenshot(path=str(SCREENSHOTS / "board-visit-end-confirm-360.png"))
+    with board.expect_navigation():
+        row.locator("button.visit-end").click()
+    expect(board.locator(".flash-success")).to_contain_text("Posjeta je završena")
+    assert board.url == f"{live_server.url}/console/board/"
+    visit.refresh_from_db()
+    assert visit.status == "ended"
+    assert Notification.objects.filter(idempotency_key__contains=":clear:").exists()
+    assert not Notification.objects.filter(to_number="+38761200301").exists()
+    assert board.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert board.csp_errors == []

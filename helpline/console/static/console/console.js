@@ -80,9 +80,15 @@
     var link = row ? row.querySelector(".case-link") : null;
     alert.textContent = "";
     var text = document.createElement("span");
-    text.textContent = (alert.dataset.text || "New critical case") + ": ";
     alert.appendChild(text);
-    if (link) {
+    if (row && row.dataset.alertText) {
+      // A home-visit alarm: its own words, and a link down to its row.
+      var jump = document.createElement("a");
+      jump.href = "#" + row.id;
+      jump.textContent = row.dataset.alertText;
+      alert.appendChild(jump);
+    } else if (link) {
+      text.textContent = (alert.dataset.text || "New critical case") + ": ";
       var a = document.createElement("a");
       a.href = link.getAttribute("href");
       a.textContent = row.querySelector(".ref").textContent;
@@ -102,6 +108,15 @@
       event.preventDefault();
     }
   });
+  // A confirmation step someone has opened (ending a visit) stays open across a poll; the poll itself goes on, so
+  // a board left with one open still shows new cases.
+  var openSteps = [];
+  document.addEventListener("htmx:beforeSwap", function () {
+    openSteps = Array.from(document.querySelectorAll("details[data-keep-open][open]")).map(function (el) { return el.id; });
+  });
+  function reopenSteps() {
+    openSteps.forEach(function (id) { var el = document.getElementById(id); if (el) { el.open = true; } });
+  }
   // --- Typing is activity --------------------------------------------------------------------------------
   // The session ends after a spell without requests from the person; someone writing a long reply makes none,
   // so the page says "still here" now and then, but only after real key presses or clicks (never by itself).
@@ -119,5 +134,5 @@
   }, 30 * 1000);
 
   document.addEventListener("DOMContentLoaded", function () { tick(); checkForNews(true); });
-  document.addEventListener("htmx:afterSettle", function () { tick(); checkForNews(false); });
+  document.addEventListener("htmx:afterSettle", function () { reopenSteps(); tick(); checkForNews(false); });
 })();
