@@ -284,3 +284,20 @@ def test_a_nul_character_in_a_welfare_visit_note_is_refused_and_nothing_is_recor
     assert response.status_code == 400 and "Znak NUL nije dozvoljen." in response.content.decode()
     task.refresh_from_db()
     assert task.status == "taken" and task.welfare_check.state == CheckState.UNREACHABLE
+
+
+@pytest.mark.parametrize("minutes", [9999999999, 2000000000, 1441, 0])
+def test_a_campaign_waiting_longer_than_a_day_is_refused_on_the_form_not_with_a_server_error(
+    client, supervisor, people, clock, minutes
+):
+    # 9999999999 minutes was a 500 (integer out of range), and 2,000,000,000 (3,800 years) was accepted: nobody
+    # silent would ever have been called.
+    for field in ("call_after_minutes", "visit_after_minutes"):
+        data = {"title": "Poplava", "question": "Jeste li sigurni?", "areas": ["Maglaj"], "call_after_minutes": 60,
+                "visit_after_minutes": 30, field: minutes}  # fmt: skip
+        response = client.post("/console/welfare/", data)
+        assert response.status_code == 200 and 'class="errorlist' in response.content.decode()
+    assert not Campaign.objects.exists()
+    with pytest.raises(ValueError):
+        services.start_campaign(title="x", question="x", areas=["Maglaj"], needs=[], by=supervisor.user,
+                                call_after_minutes=minutes)  # fmt: skip

@@ -45,9 +45,11 @@ class CampaignForm(forms.Form):
     needs = forms.MultipleChoiceField(label=gettext_lazy("Needs"), required=False, choices=Need.choices,
                                       widget=forms.CheckboxSelectMultiple)  # fmt: skip
     call_after_minutes = forms.IntegerField(label=gettext_lazy("Call after (minutes without an answer)"),
-                                            min_value=1, initial=60)  # fmt: skip
+                                            min_value=1, max_value=services.MAX_WAIT_MINUTES,
+                                            initial=60)  # fmt: skip
     visit_after_minutes = forms.IntegerField(label=gettext_lazy("Visit after (minutes after the call)"),
-                                             min_value=1, initial=30)  # fmt: skip
+                                             min_value=1, max_value=services.MAX_WAIT_MINUTES,
+                                             initial=30)  # fmt: skip
     is_drill = forms.BooleanField(label=gettext_lazy("Drill (nothing reaches a phone)"), required=False)
 
     def __init__(self, *args, **kwargs) -> None:

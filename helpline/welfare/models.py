@@ -8,6 +8,7 @@ hashes it is found by (a number, a register entry, the words of a name), recompu
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -136,6 +137,11 @@ class VulnerablePerson(models.Model):
         return mask_phone(self.phone)
 
 
+# A campaign's waits (SMS to call, call to visit) are minutes to hours in a flood; a day at most. A larger number
+# is a typing slip that would leave the silent uncalled (and ten digits overflowed the column: a server error).
+MAX_WAIT_MINUTES = 24 * 60
+
+
 class CampaignStatus(models.TextChoices):
     RUNNING = "running", _("Running")
     FINISHED = "finished", _("Finished")
@@ -160,8 +166,15 @@ class Campaign(models.Model):
     status = models.CharField(
         _("status"), max_length=10, choices=CampaignStatus.choices, default=CampaignStatus.RUNNING
     )
-    call_after_minutes = models.PositiveIntegerField(_("call when no SMS answer after (minutes)"), default=60)
-    visit_after_minutes = models.PositiveIntegerField(_("visit when no call answer after (minutes)"), default=30)
+    # At most a day (as the console's form and start_campaign): the admin edits these too.
+    call_after_minutes = models.PositiveIntegerField(
+        _("call when no SMS answer after (minutes)"), default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_WAIT_MINUTES)],
+    )  # fmt: skip
+    visit_after_minutes = models.PositiveIntegerField(
+        _("visit when no call answer after (minutes)"), default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_WAIT_MINUTES)],
+    )  # fmt: skip
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("started by"), null=True, on_delete=models.SET_NULL, related_name="+"
     )

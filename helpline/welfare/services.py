@@ -24,6 +24,7 @@ from helpline.cases.encryption import phone_index
 from helpline.cases.models import Caller, Case, Priority, mask_phone
 from helpline.welfare import sending, texts, visits
 from helpline.welfare.models import (
+    MAX_WAIT_MINUTES,
     QUESTION_OPEN,
     Campaign,
     CampaignStatus,
@@ -88,7 +89,11 @@ def start_campaign(
     is_drill: bool = False, call_after_minutes: int = 60, visit_after_minutes: int = 30, question_english: str = "",
 ) -> Campaign:
     """Create the campaign and one check per person in the chosen areas and/or with the chosen needs, in the
-    order they will be asked. A number with an open question elsewhere is held until that one is settled."""
+    order they will be asked. A number with an open question elsewhere is held until that one is settled.
+    ValueError when a wait is outside 1..MAX_WAIT_MINUTES."""
+    for wait in (call_after_minutes, visit_after_minutes):
+        if not 1 <= wait <= MAX_WAIT_MINUTES:
+            raise ValueError(f"a campaign's wait is 1 to {MAX_WAIT_MINUTES} minutes, not {wait}")
     _take_the_turn_to_open_questions()
     now = timezone.now()
     campaign = Campaign.objects.create(
