@@ -67,3 +67,44 @@ def test_a_supervisor_starts_a_campaign_and_watches_the_tally_move(page_for, liv
     page.locator('#welfare-tally tr.total td[data-column="needs_help"] a').click()
     expect(page.locator("table.welfare-people")).to_contain_text("Osoba")
     assert page.csp_errors == []
+
+
+def test_the_board_and_the_campaign_pages_fit_a_phone_while_a_campaign_runs_and_a_visit_has_a_long_address(
+    page_for, live_server
+):
+    # At 360 px the board was 614 px wide while a campaign ran and 696 px with a long visit address: the Overdue
+    # badges and the Reassign buttons were off screen. The campaign page, its people list and the register too.
+    from helpline.visits import services as visit_services
+    from tests.factories import CaseFactory
+
+    supervisor = StaffFactory(user__username="sefica", role="supervisor", phone="+38761200309")
+    supervisor.user.set_password(PASSWORD)
+    supervisor.user.save()
+    ShiftFactory(staff=supervisor)
+    worker = StaffFactory(phone="+38761200301")
+    ShiftFactory(staff=worker)
+    VulnerablePerson.objects.bulk_create([
+        VulnerablePerson(full_name=f"Osoba Sa Vrlo Dugim Prezimenom{n}", phone=f"+38761{n:06d}",
+                         municipality="Maglaj" if n % 2 else "Novi Grad Sarajevo", legal_basis="public_task",
+                         birth_year=1930 + n, address="Ulica Hasana Kikića bb, zgrada 4, ulaz 2, stan 17",
+                         needs=["power_device", "lives_alone"] if n % 2 else ["dialysis"])
+        for n in range(6)
+    ])  # fmt: skip
+    campaign = services.start_campaign(
+        title="Poplava Maglaj i Novi Grad: provjera dobrobiti", question="Jeste li?",
+        areas=["Maglaj", "Novi Grad Sarajevo"], needs=[], by=supervisor.user,
+    )  # fmt: skip
+    visit_services.start_visit(worker, minutes=30, via="console",
+                               address="Ulica_Maršala_Tita_bb_zgrada_Energoinvest_ulaz_3_stan_42_Sarajevo_Centar")
+    CaseFactory(priority="critical")
+
+    page = page_for(width=360, height=780)
+    log_in(page, live_server.url, "sefica")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for name, path in [("board", "/console/board/"), ("campaign", f"/console/welfare/{campaign.pk}/"),
+                       ("people", f"/console/welfare/{campaign.pk}/people/?column=not_yet_asked"),
+                       ("register", "/console/welfare/register/")]:  # fmt: skip
+        page.goto(f"{live_server.url}{path}")
+        page.screenshot(path=str(SCREENSHOTS / f"fit-360-{name}.png"), full_page=True)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 360, f"{name} is {width} px wide at 360 px"
