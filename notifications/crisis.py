@@ -176,8 +176,10 @@ def _refuse_what_does_not_fit_in_an_sms(latin: str, cyrillic: str = "", english:
 def end_event(event: CrisisEvent, *, by: AbstractBaseUser) -> CrisisEvent:
     """No more grouping, and nothing more sent: its answers and broadcasts still in the outbox are cancelled when
     their turn comes (outbox._why_not_send), and a running broadcast stops. The board and its broadcasts stay."""
-    CrisisEvent.objects.filter(pk=event.pk, ended_at__isnull=True).update(ended_at=timezone.now())
+    ended = CrisisEvent.objects.filter(pk=event.pk, ended_at__isnull=True).update(ended_at=timezone.now(), ended_by=by)
     active_events.forget()  # an UPDATE sends no signal
+    if ended:
+        logger.info("crisis event %s ended by user %s", event.pk, getattr(by, "pk", None))
     event.refresh_from_db()
     return event
 

@@ -261,6 +261,10 @@ class CrisisEvent(models.Model):
         related_name="+",
     )  # fmt: skip
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("ended by"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
 
     class Meta:
         verbose_name = _("crisis event")

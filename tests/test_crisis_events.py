@@ -418,3 +418,22 @@ def test_a_broadcast_form_whose_token_holds_a_nul_character_is_sent_once_not_an_
     assert response.status_code == 302
     assert client.post(f"/console/events/{flood.pk}/broadcast/", form).status_code == 302  # a re-click
     assert flood.broadcasts.count() == 1
+
+
+def test_ending_an_event_asks_first_and_records_who_ended_it(client, flood, supervisor, caplog):
+    # One tap ended the event, for good, and the event never said who had ended it.
+    client.force_login(supervisor.user)
+    page = client.get(f"/console/events/{flood.pk}/").content.decode()
+    assert "Završi događaj…" in page and 'name="confirm"' in page
+
+    client.post(f"/console/events/{flood.pk}/end/")  # without the confirmation: nothing ends
+    flood.refresh_from_db()
+    assert flood.ended_at is None
+
+    with caplog.at_level("INFO"):
+        client.post(f"/console/events/{flood.pk}/end/", {"confirm": "yes"})
+    flood.refresh_from_db()
+    assert flood.ended_at is not None and flood.ended_by == supervisor.user
+    assert any(f"crisis event {flood.pk} ended by user {supervisor.user.pk}" in r.getMessage() for r in caplog.records)
+    page = client.get(f"/console/events/{flood.pk}/").content.decode()
+    assert f"završio/la {supervisor.user.get_full_name() or supervisor.user.get_username()}" in page

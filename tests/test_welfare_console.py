@@ -301,3 +301,31 @@ def test_a_campaign_waiting_longer_than_a_day_is_refused_on_the_form_not_with_a_
     with pytest.raises(ValueError):
         services.start_campaign(title="x", question="x", areas=["Maglaj"], needs=[], by=supervisor.user,
                                 call_after_minutes=minutes)  # fmt: skip
+
+
+def test_finishing_a_campaign_says_who_will_not_be_called_asks_first_and_records_who_finished_it(
+    client, supervisor, people, clock, settings, caplog
+):
+    # "Finish the campaign" was one tap, for good: everyone asked and still silent was never called or visited,
+    # and nobody could tell who had finished it.
+    settings.SMS_BACKEND = "memory"
+    campaign = services.start_campaign(title="Poplava", question="Jeste li sigurni?", areas=["Maglaj"], needs=[],
+                                       by=supervisor.user)  # fmt: skip
+    for seconds in (5, 7, 9):  # both asked, both silent (a question a second at most)
+        clock.move_to(START + dt.timedelta(seconds=seconds))
+        services.advance_campaigns()
+    page = client.get(f"/console/welfare/{campaign.pk}/").content.decode()
+    assert "2 osobe koje su upitane neće biti pozvane ni posjećene" in page and 'name="confirm"' in page
+
+    client.post(f"/console/welfare/{campaign.pk}/finish/")  # without the confirmation: it runs on
+    campaign.refresh_from_db()
+    assert campaign.status == "running"
+
+    with caplog.at_level("INFO"):
+        client.post(f"/console/welfare/{campaign.pk}/finish/", {"confirm": "yes"})
+    campaign.refresh_from_db()
+    assert campaign.status == "finished" and campaign.finished_by == supervisor.user
+    assert any(f"welfare campaign {campaign.pk} finished by user {supervisor.user.pk}" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+    page = client.get(f"/console/welfare/{campaign.pk}/").content.decode()
+    assert f"završio/la {supervisor.user.get_full_name() or supervisor.user.get_username()}" in page

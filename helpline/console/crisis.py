@@ -84,6 +84,9 @@ def event_broadcast(request: HttpRequest, pk: int) -> HttpResponse:
 @supervisor_page
 def event_end(request: HttpRequest, pk: int) -> HttpResponse:
     event = get_object_or_404(CrisisEvent, pk=pk)
+    if request.POST.get("confirm") != "yes":  # the page's second step: it cannot be undone
+        messages.error(request, _("The event goes on: confirm that you want to end it."))
+        return redirect("console:crisis-event", event.pk)
     actions.do_end_crisis_event(event, by=request.user)
     messages.success(request, _("The event has ended: new contacts are no longer grouped into it."))
     return redirect("console:crisis-event", event.pk)

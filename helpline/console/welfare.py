@@ -133,7 +133,11 @@ def campaign_live(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @supervisor_page
 def campaign_finish(request: HttpRequest, pk: int) -> HttpResponse:
-    services.finish_campaign(get_object_or_404(Campaign, pk=pk), by=request.user)
+    campaign = get_object_or_404(Campaign, pk=pk)
+    if request.POST.get("confirm") != "yes":  # the page's second step: it cannot be undone
+        messages.error(request, _("The campaign runs on: confirm that you want to finish it."))
+        return redirect("console:welfare-campaign", pk=pk)
+    services.finish_campaign(campaign, by=request.user)
     messages.success(request, _("The campaign is finished: nobody more will be asked."))
     return redirect("console:welfare-campaign", pk=pk)
 

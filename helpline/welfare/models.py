@@ -180,6 +180,11 @@ class Campaign(models.Model):
     )
     started_at = models.DateTimeField(_("started"), auto_now_add=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # Finishing leaves the silent uncalled and unvisited: who decided it is part of the record.
+    finished_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("finished by"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
 
     class Meta:
         verbose_name = _("welfare campaign")

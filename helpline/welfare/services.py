@@ -149,16 +149,19 @@ def _schedule(checks: list[WelfareCheck], now: dt.datetime) -> None:
 
 def finish_campaign(campaign: Campaign, *, by: AbstractBaseUser | None = None) -> Campaign:
     """Stop asking: people not yet asked or held are left as they are (the tally shows them), nobody new is
-    asked, called or visited for this campaign; visits already sent still run."""
+    asked, called or visited for this campaign; visits already sent still run. Records who finished it."""
     with transaction.atomic():
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if locked.status != CampaignStatus.FINISHED:
-            locked.status, locked.finished_at = CampaignStatus.FINISHED, timezone.now()
-            locked.save(update_fields=["status", "finished_at"])
+            locked.status, locked.finished_at, locked.finished_by = CampaignStatus.FINISHED, timezone.now(), by
+            locked.save(update_fields=["status", "finished_at", "finished_by"])
+            silent = WelfareCheck.objects.filter(campaign=locked, state__in=[CheckState.ASKED, CheckState.CALLED])
             # Queued and held numbers are freed for other campaigns.
-            WelfareCheck.objects.filter(campaign=locked, state__in=[CheckState.QUEUED, CheckState.HELD]).update(
-                state=CheckState.NOT_ASKED, send_at=None
-            )
+            not_asked = WelfareCheck.objects.filter(
+                campaign=locked, state__in=[CheckState.QUEUED, CheckState.HELD]
+            ).update(state=CheckState.NOT_ASKED, send_at=None)
+            logger.info("welfare campaign %s finished by user %s: %s asked and silent will not be called or visited, "
+                        "%s never asked", locked.pk, getattr(by, "pk", None), silent.count(), not_asked)  # fmt: skip
     return locked
 
 
