@@ -328,3 +328,12 @@ def test_the_lists_say_how_many_wait_when_they_show_only_the_most_urgent(client,
     page = client.get("/console/").content.decode()
     total = selectors.count_unassigned()
     assert total > 50 and f"(najhitnijih 50 od {total})" in page  # the console is in Bosnian
+
+
+def test_the_boards_load_figure_says_it_counts_every_open_case_not_yet_taken(client):
+    # "Čeka: 51" above a list "Čekaju osobu (18)" read as two answers to one question: the list shows only the
+    # urgent, overdue and escalated cases, the figure every case nobody has taken.
+    supervisor = StaffFactory(role="supervisor")
+    client.force_login(supervisor.user)
+    page = client.get("/console/board/").content.decode()
+    assert "Otvoreno, još niko nije preuzeo: 0" in page and "Čeka: 0" not in page
