@@ -561,6 +561,9 @@ def run_escalation_step(case: Case, *, expected_step: int, now: dt.datetime) -> 
                 locked, EventKind.ESCALATED, step=position, loop=loop, action=action, reached=reached,
                 lateness_seconds=round((now - due).total_seconds(), 1) if due else None,
             )  # fmt: skip
+            logger.info("case %s escalation step %s%s: %s, %s", locked.reference, position,
+                        f" (round {loop})" if loop else "", action,
+                        "someone told" if reached else "nobody to tell")  # fmt: skip
             if reached:
                 break
             position += 1

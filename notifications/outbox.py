@@ -544,9 +544,39 @@ def _record_send_result(notification: Notification, result: SendResult, *, claim
     refused_the_sender = notification.channel == NotificationChannel.SMS and result.error_code in SENDER_REFUSED
     if notification.recipient_id and notification.channel != NotificationChannel.EMAIL and not result.transient \
             and not refused_the_sender:
-        phone_fails(notification.recipient_id)  # refused for good (a wrong or dead number), not an outage
-    logger.error("notification %s failed for good: %s", notification.pk, result.error_code)
+        # refused for good (a wrong or dead number), not an outage
+        phone_fails(notification.recipient_id, about=notification, reason=plain_reason(result.error_code))
+    logger.error("notification %s (%s) failed for good: %s", notification.pk, described(notification),
+                 plain_reason(result.error_code))  # fmt: skip
     return DeliveryOutcome(DeliveryStatus.FAILED)
+
+
+# What Twilio's error codes mean, for whoever reads the log at night (twilio.com/docs/api/errors): the usual ones.
+_PLAIN_REASONS = {
+    "21211": "invalid number", "21214": "number cannot be reached", "21610": "recipient unsubscribed (STOP)",
+    "21612": "number cannot be reached from our number", "21614": "not a mobile number",
+    "30003": "phone switched off or out of reach", "30004": "blocked by the recipient", "30005": "unknown number",
+    "30006": "landline or unreachable carrier", "30007": "filtered by the carrier", "30008": "unknown carrier error",
+    "20429": "too many requests to Twilio", "20500": "Twilio server error",
+}  # fmt: skip
+
+
+def plain_reason(error_code: str | None) -> str:
+    code = str(error_code or "")
+    meaning = _PLAIN_REASONS.get(code)
+    return f"{meaning} ({code})" if meaning else f"error {code}" if code else "no reason given"
+
+
+def described(notification: Notification) -> str:
+    """For the log: the case reference (or the visit), the kind and the channel; never a number or the text."""
+    if notification.case_id:
+        subject = Case.objects.filter(pk=notification.case_id).values_list("reference", flat=True).first() or "?"
+        subject = f"case {subject}"
+    elif (notification.idempotency_key or "").startswith("visit:"):
+        subject = f"home visit {notification.idempotency_key.split(':')[1]}"
+    else:
+        subject = "no case"
+    return f"{subject}, {notification.kind} by {notification.channel}"
 
 
 def _mark_sent_if_still_claimed(notification: Notification, result: SendResult, *, claimed_attempt: int) -> bool:
@@ -918,17 +948,20 @@ def _move_forward(provider_sid: str, status: str, error_code: str) -> bool:
     by_sid = Notification.objects.filter(provider_sid=provider_sid)
     if not by_sid.filter(status__in=behind).update(**changes):
         return False
-    notification = by_sid.only("pk", "message_id", "recipient_id").get()
+    # What the log line needs too (described): the case, the kind, the channel.
+    notification = by_sid.only(
+        "pk", "message_id", "recipient_id", "case_id", "kind", "channel", "idempotency_key"
+    ).get()
     _mirror_to_message(notification, status)
     DeliveryAttempt.objects.create(notification=notification, result=f"callback {status}"[:20], error_code=error_code)
     if status == DeliveryStatus.DELIVERED:
         phone_receives(notification.recipient_id)
     elif status in (DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED):
-        phone_fails(notification.recipient_id)
+        phone_fails(notification.recipient_id, about=notification, reason=plain_reason(error_code))
     return True
 
 
-def phone_fails(user_id: int | None) -> None:
+def phone_fails(user_id: int | None, *, about: Notification | None = None, reason: str = "") -> None:
     """What we sent to this staff member's phone did not arrive: marked with the time of the latest such report.
     The mark counts for PHONE_FAILING_COUNTS_FOR (helpline.roster.selectors): a phone switched off for the night
     (30003) is not passed over all the next shift."""
@@ -936,7 +969,8 @@ def phone_fails(user_id: int | None) -> None:
         phone_failing_since=timezone.now()
     ):
         forget_who_is_on_duty()  # the next assignment here passes them over (other processes within a second)
-        logger.warning("messages to a staff member's phone (user %s) are not arriving", user_id)
+        logger.warning("messages to a staff member's phone (user %s) are not arriving: %s, %s", user_id,
+                       described(about) if about is not None else "?", reason or "no reason given")  # fmt: skip
 
 
 def phone_receives(user_id: int | None) -> None:
@@ -991,7 +1025,7 @@ def record_staff_call_outcome(*, provider_sid: str, call_status: str, notificati
             notification.save(update_fields=["status"])
             phone_receives(notification.recipient_id)
         if call_status == "failed":
-            phone_fails(notification.recipient_id)
+            phone_fails(notification.recipient_id, about=notification, reason="the call failed")
 
 
 # --- Roster gaps -------------------------------------------------------------------------------------------

@@ -876,3 +876,25 @@ def test_the_same_notification_queued_by_two_workers_at_once_is_written_once():
     assert errors == []
     assert sorted(pk is not None for pk in results) == [False, True]  # one wrote it, the other was told so
     assert Notification.objects.filter(case=case).count() == 1
+
+
+def test_a_failed_alert_and_each_escalation_step_are_logged_with_the_case_kind_and_a_plain_reason(
+    clock, twilio_api, caplog
+):
+    # The night's log read "notification 2 failed for good: 21211" and "messages to a staff member's phone (user 1)
+    # are not arriving": no case, no kind, no meaning; and no line at all when a case climbed its ladder.
+    staff = on_duty()
+    case = assigned_case()
+    twilio_api.error(400, 21211, "The 'To' number is not a valid phone number.")
+    with caplog.at_level("INFO"):
+        outbox.deliver(Notification.objects.get().pk)
+        clock.shift(dt.timedelta(minutes=16))
+        ladder.run_due_escalations()
+    lines = [record.getMessage() for record in caplog.records]
+    failed = next(line for line in lines if "failed for good" in line)
+    assert case.reference in failed and "assignment" in failed and "invalid number" in failed
+    phone = next(line for line in lines if "not arriving" in line)
+    assert case.reference in phone and "invalid number" in phone
+    step = next(line for line in lines if "escalation step 1" in line)
+    assert case.reference in step
+    assert not any(str(staff.phone) in line or str(staff.phone)[-6:] in line for line in lines)

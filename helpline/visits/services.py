@@ -555,6 +555,8 @@ def run_visit_escalation_step(visit: Visit, *, expected_step: int, now: dt.datet
             reached = _run_action(locked, action, position)
             _record(locked, VisitEventKind.ESCALATED, step=position, loop=loop, action=action, reached=reached,
                     lateness_seconds=round((now - due).total_seconds(), 1))  # fmt: skip
+            logger.info("home visit %s (%s) escalation step %s: %s, %s", locked.pk, locked.status, position, action,
+                        "someone told" if reached else "nobody to tell")  # fmt: skip
             if reached:
                 break
             position += 1

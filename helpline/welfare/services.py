@@ -187,6 +187,9 @@ def advance_campaigns(now: dt.datetime | None = None, *, limit: int = 500) -> Ti
     result.asked = send_due_questions(now, limit=limit)
     result.called = call_the_silent(now, limit=limit)
     result.visits = visit_the_silent(now, limit=limit)
+    if result.called or result.visits:
+        logger.info("welfare checks without an answer: %s people called after the SMS, %s visits opened after the call",
+                    result.called, result.visits)  # fmt: skip
     result.released = release_held(now)
     result.escalated = visits.run_due_visit_escalations(now)
     settle_visits_without_outcome(now)
