@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0013_broadcast_rung_at_database_default'),
+        ('notifications', '0015_surge_backlog_cleared'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
