@@ -53,12 +53,13 @@ class Command(BaseCommand):
         if rate <= 0 or seconds <= 0:
             raise CommandError("--rate and --seconds must be positive")
         started_at = timezone.now()
+        self.reached_nothing = False
         try:
             self._drill(url, rate, seconds, critical_share, wait, chart, started_at)
         finally:
-            # Ctrl-C, a refused service or a chart that cannot be written: left open, the drill's cases went on
-            # escalating, sat in the queues and in the board's count.
-            if not keep_open:
+            # Ctrl-C, a failing service or a chart that cannot be written: left open, the drill's cases went on
+            # escalating, sat in the queues and in the board's count. A service that answered nothing made none.
+            if not keep_open and not self.reached_nothing:
                 self.stdout.write(f"resolved {services.end_drill(started_at)} drill cases still open")
 
     def _drill(self, url: str, rate: float, seconds: float, critical_share: float, wait: float, chart: Path | None,
@@ -83,6 +84,7 @@ class Command(BaseCommand):
         sending_took = time.perf_counter() - sending_started
         if not any(200 <= s.status < 300 for s in sent):
             statuses = dict(Counter(s.status for s in sent))  # 0: no answer at all (refused, timed out)
+            self.reached_nothing = True
             raise CommandError(f"no contact of {len(sent)} was answered 2xx by {url} (statuses {statuses})")
         drill_cases = Case.objects.filter(is_drill=True, created_at__gte=started_at)
         drained_in = self._wait_for_assignment(drill_cases, wait)
