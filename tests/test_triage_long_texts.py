@@ -134,7 +134,7 @@ def test_a_follow_up_after_a_long_history_costs_the_model_two_readings_not_one_a
         MessageFactory(case=case, body=body)
     actions.do_triage_case(case.pk)
     actions.do_second_look()
-    MessageFactory(case=case, body="istukao me sinoc, ne smijem kuci")
+    MessageFactory(case=case, body="opet je bilo frke sinoc, ne smijem kuci")
     actions.do_triage_case(case.pk)
     model = semantic_model.semantic_model()
     read, reading_many = [], model.predict_many
@@ -146,4 +146,4 @@ def test_a_follow_up_after_a_long_history_costs_the_model_two_readings_not_one_a
     monkeypatch.setattr(model, "predict_many", counting)
     actions.do_second_look()
 
-    assert len(read) == 2 and read[1] == "istukao me sinoc, ne smijem kuci"
+    assert len(read) == 2 and read[1] == "opet je bilo frke sinoc, ne smijem kuci"
