@@ -4,7 +4,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportModelAdmin
 
-from helpline.welfare.models import AreaWorker, Campaign, VisitTask, VulnerablePerson, WelfareCheck
+from helpline.welfare.models import AreaWorker, Campaign, VisitEscalation, VisitTask, VulnerablePerson, WelfareCheck
 from helpline.welfare.register import VulnerablePersonResource
 from helpline.welfare.selectors import people_matching
 
@@ -45,10 +45,24 @@ class WelfareCheckAdmin(admin.ModelAdmin):
     raw_id_fields = ("person", "case")
 
 
+class VisitEscalationInline(admin.TabularInline):
+    """The visit's timeline: each step of its ladder, whom it told and in which SMS (several visits share one)."""
+
+    model = VisitEscalation
+    fields = ("at", "step", "loop", "action", "reached", "recipient", "told_at", "notification")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(VisitTask)
 class VisitTaskAdmin(admin.ModelAdmin):
     list_display = ("pk", "status", "assigned_to", "escalation_step", "escalation_due_at")
     list_filter = ("status",)
+    inlines = [VisitEscalationInline]
 
 
 admin.site.register(AreaWorker)

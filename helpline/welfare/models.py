@@ -315,3 +315,38 @@ class VisitTask(models.Model):
 
     def __str__(self) -> str:
         return f"visit {self.pk} ({self.status})"
+
+
+class VisitEscalation(models.Model):
+    """One step of a visit's ladder and whom it told: the visit's timeline. A person a step tells hears of it in the
+    next SMS about visits to their number (visits.send_visit_digests), at most one a minute; the row waits here
+    until that SMS is written (told_at). Forty visits escalating at once are one SMS, and none is left out."""
+
+    task = models.ForeignKey(VisitTask, on_delete=models.CASCADE, related_name="escalations")
+    step = models.PositiveIntegerField()  # the position on the ladder, counting repeats
+    loop = models.PositiveIntegerField(default=0)  # 0 on the first pass
+    action = models.CharField(max_length=40)
+    # False: the step had nobody to tell (no supervisor on duty, nobody to reassign to) and the ladder went on.
+    reached = models.BooleanField(default=True)
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    to_number = models.CharField(max_length=20, blank=True)  # a staff phone or a fallback number (E.164)
+    at = models.DateTimeField()
+    told_at = models.DateTimeField(null=True, blank=True)
+    # The SMS that told them: None when nothing had to be sent (a drill, nobody reached, the visit taken meanwhile).
+    notification = models.ForeignKey(
+        "notifications.Notification", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("visit escalation step")
+        verbose_name_plural = _("visit escalation steps")
+        ordering = ["at", "pk"]
+        indexes = [
+            models.Index(fields=["at"], condition=models.Q(told_at__isnull=True), name="visit_escalation_untold"),
+            models.Index(fields=["to_number", "told_at"], name="visit_escalation_told"),
+        ]
+
+    def __str__(self) -> str:
+        return f"visit {self.task_id} step {self.step}: {self.action}"

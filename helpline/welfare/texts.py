@@ -79,3 +79,28 @@ def visit_task(person_name: str, address: str, area: str, visit_id: int) -> str:
         "Nismo ih uspjeli dobiti ni porukom ni pozivom. Preuzmite zadatak u konzoli"
         + (f": {page}" if page else " (Obilasci).")
     )
+
+
+# Needs as a short SMS names them, for the visit to go to first.
+_NEEDS_IN_SHORT = {
+    "power_device": "aparat na struju", "dialysis": "dijaliza", "lives_alone": "živi sam/a",
+    "mobility": "otežano kretanje", "dementia": "demencija", "children_in_care": "djeca na brizi",
+}  # fmt: skip
+
+
+def visits_waiting(
+    *, count: int, areas: list[tuple[str, int]], oldest_minutes: int, first: int, first_area: str,
+    first_needs: list[str], yours: int,
+) -> str:  # fmt: skip
+    """Several visits nobody has taken, in one SMS to a person the ladder tells: how many, where, how long the
+    oldest has waited, and which to go to first (its number and needs: no name or address, which the console
+    shows, so a lost phone holds less). `yours`: how many of them are this person's to take."""
+    where = ", ".join(f"{area} {n}" for area, n in areas[:3]) + (", ..." if len(areas) > 3 else "")
+    needs = ", ".join(_NEEDS_IN_SHORT[need] for need in first_needs if need in _NEEDS_IN_SHORT)
+    page = console_url("/console/welfare/visits/")
+    return (
+        f"Obilasci: {count} nepreuzeto ({where}), najstariji {oldest_minutes} min. "
+        f"Prvo #{first} ({first_area}{': ' + needs if needs else ''})."
+        + (f" Vasih: {yours}." if yours else "")
+        + (f" {page}" if page else " Konzola: Obilasci.")
+    )

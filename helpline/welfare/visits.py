@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import Counter
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -14,13 +15,14 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from helpline.cases.dispatch import NOTIFICATIONS_QUEUE
+from helpline.cases.encryption import phone_index
 from helpline.cases.models import Case, Priority
 from helpline.roster.models import Role, StaffProfile
 from helpline.roster.selectors import all_supervisors, is_supervisor, on_duty, supervisors_on_duty
 from helpline.welfare import texts
-from helpline.welfare.models import AreaWorker, VisitStatus, VisitTask, WelfareCheck
+from helpline.welfare.models import AreaWorker, VisitEscalation, VisitStatus, VisitTask, WelfareCheck
 from notifications.ladder import NOBODY_ON_DUTY_LADDER, Ladder, ladder_for
-from notifications.models import Notification, NotificationChannel, StepAction
+from notifications.models import Notification, StepAction
 from notifications.outbox import queue_notification
 from triage.assignment import choose_assignee
 
@@ -132,7 +134,8 @@ def close_visit_answered(check: WelfareCheck, now: dt.datetime) -> None:
 
 def run_due_visit_escalations(now: dt.datetime, *, limit: int = 100) -> int:
     """Claim visits nobody has taken whose next step is due, and run each step once (SKIP LOCKED plus the step
-    number as a fencing token, as the case ladder does)."""
+    number as a fencing token, as the case ladder does); then send what the steps have to say, one SMS per person
+    (send_visit_digests)."""
     done = 0
     with transaction.atomic():
         due = list(
@@ -147,6 +150,10 @@ def run_due_visit_escalations(now: dt.datetime, *, limit: int = 100) -> int:
                     done += _run_step(task, now)
             except Exception:
                 logger.exception("visit escalation for task %s failed; retried on the next tick", task.pk)
+    try:
+        send_visit_digests(now)
+    except Exception:  # the steps are recorded: what they say goes with the next tick's digest
+        logger.exception("welfare visit digests failed; sent on the next tick")
     return done
 
 
@@ -157,8 +164,10 @@ def _run_step(task: VisitTask, now: dt.datetime) -> bool:
     position = task.escalation_step + 1
     wait = 1
     for _ in range(len(ladder.steps) + 1):
-        action, wait, _loop = ladder.step_at(position)
-        if _run_action(task, action, position, now):
+        action, wait, loop = ladder.step_at(position)
+        told = _run_action(task, action, position, now)
+        _record_step(task, position, loop, action, told, now)
+        if told:
             break
         position += 1
     task.escalation_step = position
@@ -183,41 +192,114 @@ def _give_to_someone_now_on_duty(task: VisitTask, now: dt.datetime) -> bool:
     return True
 
 
-def _run_action(task: VisitTask, action: str, step: int, now: dt.datetime) -> bool:
-    key = f"welfare-visit:{task.pk}:step:{step}"
+# Whom a step tells: a staff member, or one of the centre's fallback numbers (no staff member behind it).
+Told = list[StaffProfile | str]
+
+
+def _run_action(task: VisitTask, action: str, step: int, now: dt.datetime) -> Told:
+    """Who is to hear of the visit at this step (empty when nobody can be). They are told by send_visit_digests."""
     if action == StepAction.REMIND_ASSIGNEE:
-        staff = StaffProfile.objects.filter(user_id=task.assigned_to_id).first()
-        return staff is not None and _tell(staff, task, key=key)
+        return list(StaffProfile.objects.filter(user_id=task.assigned_to_id).exclude(phone="")[:1])
     if action == StepAction.REASSIGN:
         staff, explanation = choose_visitor(task.welfare_check, now, exclude=task.assigned_to_id)
-        if staff is None:
-            return False
+        if staff is None or not staff.phone:
+            return []
         task.assigned_to, task.explanation = staff.user, f"step {step}, not taken in time: {explanation}"[:300]
-        return _tell(staff, task, key=key)
+        return [staff]
     if action == StepAction.NOTIFY_SUPERVISOR_ON_DUTY:
-        people = list(supervisors_on_duty(now).exclude(phone="")[:1])
-    elif action == StepAction.NOTIFY_ALL_SUPERVISORS:
-        people = all_supervisors()
-    elif action == StepAction.NOTIFY_FALLBACK_CONTACTS:
-        return _tell_fallback_numbers(task, key)
+        return list(supervisors_on_duty(now).exclude(phone="")[:1])
+    if action == StepAction.NOTIFY_ALL_SUPERVISORS:
+        return [person for person in all_supervisors() if person.phone]
+    if action == StepAction.NOTIFY_FALLBACK_CONTACTS:
+        return list(settings.ESCALATION_FALLBACK_NUMBERS)
+    return []
+
+
+def _record_step(task: VisitTask, step: int, loop: int, action: str, told: Told, now: dt.datetime) -> None:
+    """The step on the visit's timeline, one row per person it tells, each waiting for their next digest. A drill's
+    visits reach no phone: its rows are told at once, with nothing sent."""
+    drill = task.welfare_check.is_drill
+    rows = [
+        VisitEscalation(
+            task=task, step=step, loop=loop, action=action, at=now, told_at=now if drill else None,
+            recipient=whom.user if isinstance(whom, StaffProfile) else None,
+            to_number="" if drill else str(whom.phone if isinstance(whom, StaffProfile) else whom),
+        )
+        for whom in told
+    ] or [VisitEscalation(task=task, step=step, loop=loop, action=action, at=now, told_at=now, reached=False)]
+    VisitEscalation.objects.bulk_create(rows)
+    logger.info("welfare visit %s escalation step %s%s: %s, %s", task.pk, step, f" (round {loop})" if loop else "",
+                action, f"{len(told)} to tell" if told else "nobody to tell")  # fmt: skip
+
+
+# The least time between two SMS about visits nobody has taken to the same phone: forty silent people at night sent
+# the supervisor 160 in forty minutes, one per step of each visit's ladder, and a phone buzzing every few seconds is
+# a phone nobody reads.
+VISIT_DIGEST_EVERY = dt.timedelta(minutes=1)
+
+
+def send_visit_digests(now: dt.datetime) -> int:
+    """Tell each person what the visits' steps have for them since their last SMS about visits, in one SMS, at
+    most one every VISIT_DIGEST_EVERY: a single visit in its own words (who, the address), several as how many,
+    where, how long the oldest has waited and which to go to first. A step for a visit taken meanwhile is dropped:
+    somebody has it. Returns how many SMS were written."""
+    sent = 0
+    with transaction.atomic():
+        untold = list(
+            VisitEscalation.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(told_at__isnull=True)
+            .select_related("task__welfare_check__person", "recipient")
+            .order_by("at", "pk")
+        )
+        by_number: dict[str, list[VisitEscalation]] = {}
+        for row in untold:
+            by_number.setdefault(row.to_number, []).append(row)
+        told_lately = set(
+            VisitEscalation.objects.filter(
+                to_number__in=list(by_number), told_at__gt=now - VISIT_DIGEST_EVERY, notification__isnull=False
+            ).values_list("to_number", flat=True)
+        )
+        for number, rows in by_number.items():
+            if number in told_lately:
+                continue  # they wait for the minute to pass
+            waiting = [row for row in rows if row.task.status == VisitStatus.WAITING]
+            notification = _send_digest(number, waiting, now) if waiting else None
+            if waiting and notification is None:
+                continue  # another tick wrote this minute's SMS to them: the next one carries these
+            VisitEscalation.objects.filter(pk__in=[row.pk for row in rows]).update(
+                told_at=now, notification=notification
+            )
+            sent += notification is not None
+    return sent
+
+
+def _send_digest(number: str, rows: list[VisitEscalation], now: dt.datetime) -> Notification | None:
+    tasks = sorted({row.task_id: row.task for row in rows}.values(), key=visit_order)
+    recipient = next((row.recipient for row in rows if row.recipient_id), None)
+    who = f"staff{recipient.pk}" if recipient else f"number{phone_index(number)[:16]}"
+    if len(tasks) == 1:
+        person = tasks[0].welfare_check.person
+        body = texts.visit_task(person.full_name, person.address, person.settlement or person.municipality,
+                                tasks[0].pk)  # fmt: skip
     else:
-        return False
-    return any([_tell(person, task, key=f"{key}:{person.pk}") for person in people])
+        yours = {row.task_id for row in rows if row.recipient_id and row.task.assigned_to_id == row.recipient_id}
+        body = texts.visits_waiting(
+            count=len(tasks), areas=Counter(task.welfare_check.person.municipality for task in tasks).most_common(),
+            oldest_minutes=int((now - min(task.created_at for task in tasks)).total_seconds() // 60),
+            first=tasks[0].pk, first_area=tasks[0].welfare_check.person.municipality,
+            first_needs=tasks[0].welfare_check.person.needs or [], yours=len(yours),
+        )  # fmt: skip
+    return queue_notification(
+        keep_letters=len(tasks) == 1,  # an address to find, exactly as written
+        key=f"welfare-visits:{who}:{now.strftime('%Y%m%d%H%M')}", to_number=number, body=body, kind=VISIT_NOTICE,
+        recipient=recipient, queue=NOTIFICATIONS_QUEUE,
+    )  # fmt: skip
 
 
-def _tell_fallback_numbers(task: VisitTask, key: str) -> bool:
-    if task.welfare_check.is_drill:
-        return bool(settings.ESCALATION_FALLBACK_NUMBERS)
-    person = task.welfare_check.person
-    body = texts.visit_task(person.full_name, person.address, person.municipality, task.pk)
-    told = False
-    for index, number in enumerate(settings.ESCALATION_FALLBACK_NUMBERS):
-        told |= queue_notification(
-            keep_letters=True,  # an address to find, exactly as written
-            key=f"{key}:fallback:{index}", to_number=number, body=body, kind=VISIT_NOTICE,
-            channel=NotificationChannel.SMS, queue=NOTIFICATIONS_QUEUE,
-        ) is not None  # fmt: skip
-    return told
+def visit_order(task: VisitTask) -> tuple:
+    """Who to go to first: a power-dependent device or dialysis, then living alone, then the oldest (the check's
+    urgency, as the campaign asked them), then the visit waiting longest."""
+    return (task.welfare_check.urgency, task.created_at, task.pk)
 
 
 def purge_visit_notices(now: dt.datetime | None = None) -> int:
@@ -228,7 +310,9 @@ def purge_visit_notices(now: dt.datetime | None = None) -> int:
     cutoff = now - dt.timedelta(days=settings.VISIT_ADDRESS_RETENTION_DAYS)
     emptied = 0
     for task_id in VisitTask.objects.filter(status=VisitStatus.DONE, done_at__lt=cutoff).values_list("pk", flat=True):
+        # Its own notices, and the SMS its steps were told in (a visit alone in one is named there, with its address).
+        told_in = VisitEscalation.objects.filter(task_id=task_id, notification__isnull=False).values("notification")
         emptied += Notification.objects.filter(
-            idempotency_key__startswith=f"welfare-visit:{task_id}:", kind=VISIT_NOTICE
+            Q(idempotency_key__startswith=f"welfare-visit:{task_id}:") | Q(pk__in=told_in), kind=VISIT_NOTICE
         ).exclude(body="").update(body="")
     return emptied
