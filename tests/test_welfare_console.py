@@ -329,3 +329,36 @@ def test_finishing_a_campaign_says_who_will_not_be_called_asks_first_and_records
                for r in caplog.records)  # fmt: skip
     page = client.get(f"/console/welfare/{campaign.pk}/").content.decode()
     assert f"završio/la {supervisor.user.get_full_name() or supervisor.user.get_username()}" in page
+
+
+def test_the_welfare_visits_page_shows_fifty_visits_at_a_time_the_most_urgent_first_with_their_needs_in_bosnian(
+    client, supervisor, clock, django_assert_max_num_queries
+):
+    # Hundreds of visits on one page at 360 px, without the needs that decide who to go to first, and an English
+    # "no answer to the SMS or the call; on duty for ..." under each name on a Bosnian page.
+    from helpline.welfare import visits
+
+    VulnerablePerson.objects.bulk_create([
+        VulnerablePerson(full_name=f"Osoba {n}", phone=f"+38761{n:06d}", municipality="Maglaj", address=f"Ulica {n}",
+                         legal_basis="public_task", birth_year=1950, needs=["lives_alone"] if n % 2 else [])
+        for n in range(59)
+    ])  # fmt: skip
+    VulnerablePerson.objects.create(full_name="Hasija Hodžić", phone="+38761999999", municipality="Maglaj",
+                                    legal_basis="public_task", needs=["power_device", "lives_alone"])  # fmt: skip
+    campaign = services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None)
+    for minute, check in enumerate(campaign.checks.order_by("-urgency")):  # her visit was opened last
+        clock.move_to(START + dt.timedelta(minutes=minute))
+        visits.open_visit(check, START + dt.timedelta(minutes=minute), reason="no answer to the SMS or the call")
+
+    with django_assert_max_num_queries(12):
+        first = client.get("/console/welfare/visits/").content.decode()
+    assert first.count('class="panel welfare-visit') == 50
+    assert first.index("Hasija Hodžić") < first.index("Osoba ")  # an oxygen machine goes first
+    assert "Kiseonik ili drugi uređaj koji zavisi od struje" in first and "Živi sam/a" in first
+    assert "Stranica 1 od 2" in first and "?page=2" in first
+    for english in ("no answer to the sms", "on duty", "nobody was", "given to", "visits in hand", "open since",
+                    "escalated", "not yet done", "could not be reached"):
+        assert english not in first.lower()
+
+    second = client.get("/console/welfare/visits/?page=2").content.decode()
+    assert second.count('class="panel welfare-visit') == 10 and "Hasija Hodžić" not in second

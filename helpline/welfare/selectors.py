@@ -153,13 +153,16 @@ def board_tallies() -> list[Tally]:
     return [tally(campaign) for campaign in running_campaigns()]
 
 
-def open_visits_for(user, *, everyone: bool = False) -> QuerySet:
+def open_visits_for(user, *, everyone: bool = False) -> QuerySet[VisitTask]:
     """The welfare visits not yet done that are this person's; with `everyone` (a supervisor, whom the ladder alerts
-    about visits nobody takes), all of them, the untaken first."""
+    about visits nobody takes), all of them. The untaken first, then who to go to first (a power-dependent device
+    or dialysis, then living alone, then the oldest: the check's urgency), then the longest waiting."""
     visits = VisitTask.objects.exclude(status=VisitStatus.DONE).select_related("welfare_check__person", "assigned_to")
     if not everyone:
-        return visits.filter(assigned_to=user)
-    return visits.order_by(SqlCase(When(status=VisitStatus.WAITING, then=0), default=1), "created_at", "pk")
+        visits = visits.filter(assigned_to=user)
+    return visits.order_by(
+        SqlCase(When(status=VisitStatus.WAITING, then=0), default=1), "welfare_check__urgency", "created_at", "pk"
+    )
 
 
 def spoken_question(check_id: int) -> tuple[str, str] | None:

@@ -108,3 +108,37 @@ def test_the_board_and_the_campaign_pages_fit_a_phone_while_a_campaign_runs_and_
         page.screenshot(path=str(SCREENSHOTS / f"fit-360-{name}.png"), full_page=True)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 360, f"{name} is {width} px wide at 360 px"
+
+
+def test_the_welfare_visits_page_fits_a_phone_a_page_at_a_time_with_each_persons_needs(page_for, live_server):
+    # Every open visit on one page, hundreds at night, scrolled through at 360 px without what decides who to go to
+    # first; a long address or a long name must wrap, not widen the page.
+    from helpline.welfare import visits
+
+    supervisor = StaffFactory(user__username="sefica", role="supervisor", phone="+38761200309")
+    supervisor.user.set_password(PASSWORD)
+    supervisor.user.save()
+    ShiftFactory(staff=supervisor)
+    VulnerablePerson.objects.bulk_create([
+        VulnerablePerson(full_name=f"Osoba Sa Vrlo Dugim Prezimenom-Dvostrukim{n}", phone=f"+38761{n:06d}",
+                         municipality="Novi Grad Sarajevo", legal_basis="public_task", birth_year=1930 + n % 50,
+                         address="Ulica_Maršala_Tita_bb_zgrada_Energoinvest_ulaz_3_stan_42_Sarajevo_Centar",
+                         trusted_contact_name="Kćerka Amra Hadžiahmetović-Zukić", trusted_contact_phone="+38761777777",
+                         needs=["power_device", "lives_alone", "mobility", "dementia"] if n % 2 else ["dialysis"])
+        for n in range(60)
+    ])  # fmt: skip
+    campaign = services.start_campaign(title="Poplava", question="Jeste li?", areas=[], needs=[], by=None)
+    for check in campaign.checks.all():
+        visits.open_visit(check, timezone.now(), reason="no answer to the SMS or the call")
+
+    page = page_for(width=360, height=780)
+    log_in(page, live_server.url, "sefica")
+    page.goto(f"{live_server.url}/console/welfare/visits/")
+    expect(page.locator("section.welfare-visit")).to_have_count(50)
+    expect(page.locator("section.welfare-visit").first).to_contain_text("Dijaliza")  # the oldest on dialysis
+    expect(page.locator("nav.pages")).to_contain_text("Stranica 1 od 2")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "fit-360-welfare-visits.png"), full_page=True)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 360, f"the welfare visits page is {width} px wide at 360 px"
+    assert page.csp_errors == []
