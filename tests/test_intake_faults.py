@@ -609,6 +609,62 @@ def test_a_web_form_stored_then_resent_during_an_outage_opens_the_case_by_either
     assert status.status_code == 200 and case.reference in status.content.decode()
 
 
+def safety_form(**overrides) -> dict:
+    return {"message": "Treba mi pomoć", "phone": "061 123 456", "safe_to_call": "yes", "safe_to_text": "yes",
+            "safe_contact_note": "", "idempotency_key": uuid.uuid4().hex, **overrides}  # fmt: skip
+
+
+@concurrent
+@database_server
+def test_a_form_stored_then_sent_again_during_an_outage_with_not_safe_to_call_is_applied_on_replay(client):
+    # The healthy form applies a resend's "not safe to call"; the spooled resend was stored as a plain retry, and
+    # a worker could ring the house where the abuser is.
+    form = safety_form()
+    client.post("/inquiry/", form)
+    with database_unreachable():
+        client.post("/inquiry/", {**form, "safe_to_call": "no", "safe_contact_note": "Ne zovite, on je kod kuće"})
+
+    assert spool.replay_spool().stored == 1
+    case = Case.objects.get()
+    assert (case.safe_to_call, case.safe_to_text) == (False, True)
+    assert case.safe_contact_note == "Ne zovite, on je kod kuće"
+    event = case.timeline.get(kind=EventKind.CONTACT_LIMITED)
+    assert event.actor_kind == "citizen" and event.details["safe_to_call"] is False
+
+
+@concurrent
+@database_server
+def test_a_form_sent_twice_during_an_outage_keeps_the_safer_answer_of_the_second(client):
+    # Both copies were spooled under one key, and the second one (with "no SMS" and a note) was never written.
+    form = safety_form()
+    with database_unreachable():
+        client.post("/inquiry/", form)
+        client.post("/inquiry/", {**form, "safe_to_text": "no", "safe_contact_note": "Samo poslije 18h"})
+        client.post("/inquiry/", {**form, "safe_to_text": "yes"})  # back to "yes": not safer, ignored
+
+    spool.replay_spool()
+    spool.replay_spool()  # a second run changes nothing
+    case = Case.objects.get()
+    assert (case.safe_to_call, case.safe_to_text) == (True, False)
+    assert case.safe_contact_note == "Samo poslije 18h" and case.messages.count() == 1
+    assert case.timeline.filter(kind=EventKind.CONTACT_LIMITED).count() == 1
+    assert spool.pending() == []
+
+
+@concurrent
+@database_server
+def test_a_less_safe_resend_during_an_outage_changes_nothing_on_replay(client):
+    form = safety_form(safe_to_call="no", safe_to_text="no", safe_contact_note="Ne zovite")
+    client.post("/inquiry/", form)
+    with database_unreachable():
+        client.post("/inquiry/", {**form, "safe_to_call": "yes", "safe_to_text": "yes", "safe_contact_note": ""})
+
+    spool.replay_spool()
+    case = Case.objects.get()
+    assert (case.safe_to_call, case.safe_to_text, case.safe_contact_note) == (False, False, "Ne zovite")
+    assert not case.timeline.filter(kind=EventKind.CONTACT_LIMITED).exists()
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("fault", [OperationalError("server closed the connection unexpectedly"), TypeError("a bug")])
 def test_an_inquiry_stored_just_before_the_database_fails_is_answered_with_its_own_reference(

@@ -150,7 +150,7 @@ class InquiryCreateView(SpoolsWhenStoringFails, PublicAPIView):
         """Kept in the spool: the reference reserved for it, and the token the key will open it with."""
         inquiry = _inquiry(self.request)
         key = spool.key_for("web", idempotency_key(self.request) or uuid.uuid4().hex, inquiry["message"])
-        contact = spool.spool_contact("web", key, inquiry, reference=intake.reserve_spool_reference())
+        contact, _is_new = spool.spool_inquiry(key, inquiry, reference=intake.reserve_spool_reference())
         return _created(
             self.request, contact.reference, intake.token_for_idempotency_key(key), status.HTTP_202_ACCEPTED
         )

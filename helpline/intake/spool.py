@@ -9,7 +9,6 @@ through the ordinary intake, which is idempotent on MessageSid, CallSid and the 
 """
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
@@ -40,7 +39,7 @@ SPOOL_FORMAT = 1
 
 @dataclass(frozen=True)
 class SpooledContact:
-    kind: str  # "sms", "call", "call_language", "voicemail", "call_status", "web" or "follow_up"
+    kind: str  # "sms", "call", "call_language", "voicemail", "call_status", "web", "web_again" or "follow_up"
     key: str  # what makes a copy of the same contact the same: MessageSid, CallSid, idempotency key, ...
     reference: str  # the reference the citizen was given ("" where none was)
     received_at: str
@@ -81,10 +80,15 @@ def _fsync_directory(directory: Path) -> None:
 def spool_contact(kind: str, key: str, payload: dict[str, Any], *, reference: str = "") -> SpooledContact:
     """Keep one contact on disk until the replay stores it; durable when this returns. A contact already spooled
     under the same kind and key is not written again: the first copy (and its reference) is returned."""
+    return _spool(kind, key, payload, reference=reference)[0]
+
+
+def _spool(kind: str, key: str, payload: dict[str, Any], *, reference: str) -> tuple[SpooledContact, bool]:
+    """The contact kept, and whether this call wrote it (False: a copy was there first)."""
     path = _file_for(kind, key)
     existing = _read(path)
     if existing is not None:
-        return existing
+        return existing, False
     entry = {
         "format": SPOOL_FORMAT, "kind": kind, "key": key, "reference": reference,
         "received_at": timezone.now().isoformat(), "payload": payload,
@@ -95,14 +99,38 @@ def spool_contact(kind: str, key: str, payload: dict[str, Any], *, reference: st
             stream.write(json.dumps(entry, ensure_ascii=False).encode())
             stream.flush()
             os.fsync(stream.fileno())
-        with contextlib.suppress(FileExistsError):  # a concurrent copy of the contact was linked first: it stays
+        written = True
+        try:
             os.link(temporary, path)  # atomic, and never replaces an existing file
+        except FileExistsError:  # a concurrent copy of the contact was linked first: it stays
+            written = False
     finally:
         os.unlink(temporary)
     _fsync_directory(path.parent)
     spooled = _read(path)
-    logger.warning("database unavailable: %s spooled as %s", kind, spooled.reference or "(no reference)")
-    return spooled
+    if written:
+        logger.warning("database unavailable: %s spooled as %s", kind, spooled.reference or "(no reference)")
+    return spooled, written
+
+
+# What a citizen may say again about contacting them when they send the same form again (helpline.cases.intake
+# applies a resend's answer where it makes contact safer, and only then).
+CONTACT_PREFERENCES = ("safe_to_call", "safe_to_text", "safe_contact_note")
+
+
+def spool_inquiry(key: str, inquiry: dict[str, Any], *, reference: str) -> tuple[SpooledContact, bool]:
+    """Keep a web inquiry: the contact that will answer it, and whether it is new (False: the same form, with the
+    same words, was spooled before, and this is a resend). A resend that answers the contact questions otherwise
+    ("not safe to call" pressed after the first Send) is kept beside it, to be applied on replay as the healthy
+    form applies it; only a safer answer is (`limit_contact`), so a resend is never a way to loosen it."""
+    first, is_new = _spool("web", key, inquiry, reference=reference)
+    if is_new:
+        return first, True
+    said_again = {name: inquiry.get(name) for name in CONTACT_PREFERENCES}
+    if said_again != {name: first.payload.get(name) for name in CONTACT_PREFERENCES}:
+        again_key = f"{key}\x00{json.dumps(said_again, sort_keys=True, ensure_ascii=False)}"
+        _spool("web_again", again_key, {**inquiry, "idempotency_key": key}, reference=first.reference)
+    return first, False
 
 
 def key_for(kind: str, key: str, message: str) -> str:
@@ -204,20 +232,30 @@ def _replay_call_status(contact: SpooledContact) -> str:
     return case.reference if case else ""
 
 
-def _replay_web(contact: SpooledContact) -> str:
+def _store_inquiry(inquiry: dict[str, Any], *, key: str, reference: str) -> str:
     try:
-        received = services.receive_web_inquiry(
-            **contact.payload, idempotency_key=contact.key, reserved_reference=contact.reference
-        )
+        received = services.receive_web_inquiry(**inquiry, idempotency_key=key, reserved_reference=reference)
     except intake.IdempotencyKeyReused:
         # The key was used before the outage for another message (the page rewritten and sent again): this one is
         # its own inquiry, opened by the code the citizen was given for it (the key's), and stored once however
         # often the replay runs (under the key and its words).
         received = services.receive_web_inquiry(
-            **contact.payload, idempotency_key=key_and_words(contact.key, contact.payload.get("message", "")),
-            citizen_token=intake.token_for_idempotency_key(contact.key), reserved_reference=contact.reference,
+            **inquiry, idempotency_key=key_and_words(key, inquiry.get("message", "")),
+            citizen_token=intake.token_for_idempotency_key(key), reserved_reference=reference,
         )  # fmt: skip
     return received.case.reference
+
+
+def _replay_web(contact: SpooledContact) -> str:
+    return _store_inquiry(contact.payload, key=contact.key, reference=contact.reference)
+
+
+def _replay_web_again(contact: SpooledContact) -> str:
+    # Replayed after its first copy (oldest first), it finds that inquiry and applies what it says that is safer;
+    # should the first copy still wait (a bad file), it stores the inquiry, and the first then changes nothing less
+    # safe.
+    inquiry = dict(contact.payload)
+    return _store_inquiry(inquiry, key=inquiry.pop("idempotency_key"), reference=contact.reference)
 
 
 class _NotTheirCase(Exception):
@@ -251,6 +289,7 @@ REPLAYERS: dict[str, Callable[[SpooledContact], str]] = {
     "voicemail": _replay_voicemail,
     "call_status": _replay_call_status,
     "web": _replay_web,
+    "web_again": _replay_web_again,
     "follow_up": _replay_follow_up,
 }
 

@@ -141,7 +141,7 @@ def _spool_inquiry(request: HttpRequest) -> HttpResponse:
         raise spool.NothingToSpool
     message = form.cleaned_data["message"]
     key = spool.key_for("web", form.cleaned_data["idempotency_key"] or uuid.uuid4().hex, message)
-    contact = spool.spool_contact("web", key, _inquiry(request, form), reference=intake.reserve_spool_reference())
+    contact, _is_new = spool.spool_inquiry(key, _inquiry(request, form), reference=intake.reserve_spool_reference())
     return _received(
         request, reference=contact.reference, code=intake.token_for_idempotency_key(key),
         in_danger=services.reads_as_danger(message), script=detect_script(message), status=202,
