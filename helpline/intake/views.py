@@ -3,6 +3,7 @@ while the database is away is spooled and answered as usual (helpline.intake.spo
 error page, and a message is never refused for rate (helpline.intake.throttles)."""
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
@@ -27,6 +28,8 @@ from helpline.intake.forms import FollowUpForm, InquiryForm, StatusCheckForm, ne
 from helpline.intake.spool import spool_on_failure
 from helpline.intake.throttles import InquiryStatusRateThrottle, limit_reached
 
+logger = logging.getLogger(__name__)
+
 # The case a citizen opened with their code stays open in this browser while they use it, and no longer: the
 # phone may be shared with the person they are afraid of.
 CITIZEN_CASE_KEY = "citizen_case"
@@ -38,6 +41,9 @@ CITIZEN_RECEIPT_KEY = "citizen_receipt"
 # How long a receipt not yet shown may be shown to a resend of its form, from another session: Send pressed twice
 # on a slow line drops the first answer, and with it the session cookie that held the receipt.
 UNSHOWN_RECEIPT_SECONDS = 10 * 60
+# How long the code of a form's key, once shown, is remembered as shown where the database cannot tell: a resend
+# while the database is away (Back after the quick exit, then Send) is spooled, and must not show it again.
+SHOWN_RECEIPT_SECONDS = 30 * 24 * 60 * 60
 
 
 def _page_context() -> dict:
@@ -122,12 +128,38 @@ def _unshown_receipt(case_id: int) -> str:
     return f"helpline:unshown-receipt:{case_id}"
 
 
-def _keep_receipt(request: HttpRequest, received: services.WebInquiryReceived) -> None:
+def _shown_receipt(form_key: str, message: str) -> str:
+    """What names the receipt of a form's key and words (other words under the key are an inquiry of their own,
+    with a receipt of its own). Hashed: the key derives the secret code, and the cache is no place for it."""
+    return f"helpline:shown-receipt:{spool.key_and_words(form_key, message)}"
+
+
+def _remember_receipt_shown(shown: str) -> None:
+    if not shown:
+        return
+    try:
+        cache.set(shown, True, SHOWN_RECEIPT_SECONDS)
+    except Exception:  # the receipt is on its way to the citizen: a cache fault must not turn it into an error
+        logger.warning("could not remember a receipt as shown")
+
+
+def _receipt_was_shown(form_key: str, message: str) -> bool:
+    if not form_key:
+        return False
+    try:
+        return bool(cache.get(_shown_receipt(form_key, message)))
+    except Exception:  # not known: the citizen sees their code rather than lose it
+        logger.warning("could not read whether a receipt was shown")
+        return False
+
+
+def _keep_receipt(request: HttpRequest, received: services.WebInquiryReceived, *, shown: str) -> None:
+    """`shown`: what remembers the receipt as shown once it is (`_shown_receipt`)."""
     case = received.case
     request.session[CITIZEN_RECEIPT_KEY] = {
         "reference": case.reference, "code": received.token, "in_danger": received.in_danger,
         "script": case.script, "language": case.language, "case": case.pk,
-        "notice": services.surge_notice(case.script, case.language),
+        "notice": services.surge_notice(case.script, case.language), "shown": shown,
     }  # fmt: skip
     if received.is_new:
         cache.set(_unshown_receipt(case.pk), True, UNSHOWN_RECEIPT_SECONDS)
@@ -139,13 +171,22 @@ def _spool_inquiry(request: HttpRequest) -> HttpResponse:
     form = InquiryForm(request.POST)
     if request.method != "POST" or not form.is_valid():
         raise spool.NothingToSpool
-    message = form.cleaned_data["message"]
-    key = spool.key_for("web", form.cleaned_data["idempotency_key"] or uuid.uuid4().hex, message)
-    contact, _is_new = spool.spool_inquiry(key, _inquiry(request, form), reference=intake.reserve_spool_reference())
+    message, form_key = form.cleaned_data["message"], form.cleaned_data["idempotency_key"]
+    key = spool.key_for("web", form_key or uuid.uuid4().hex, message)
+    contact, is_new = spool.spool_inquiry(key, _inquiry(request, form), reference=intake.reserve_spool_reference())
+    script, written_in = detect_script(message), detect_language(message)
+    if not is_new or _receipt_was_shown(form_key, message):
+        # A resend of a form whose code was shown (by the spool, or by the receipt before the outage): "received",
+        # as the healthy form answers it, and nothing that opens the case.
+        return _render(
+            request, "helpline/inquiry_received.html", {"already_shown": True}, script=script, status=202,
+            written_in=written_in,
+        )  # fmt: skip
+    if form_key:
+        _remember_receipt_shown(_shown_receipt(form_key, message))
     return _received(
         request, reference=contact.reference, code=intake.token_for_idempotency_key(key),
-        in_danger=services.reads_as_danger(message), script=detect_script(message), status=202,
-        written_in=detect_language(message),
+        in_danger=services.reads_as_danger(message), script=script, status=202, written_in=written_in,
     )  # fmt: skip
 
 
@@ -173,9 +214,11 @@ def inquiry_form(request: HttpRequest) -> HttpResponse:
             citizen_token=intake.token_for_idempotency_key(key),
         )  # fmt: skip
     # A resend (the form restored by Back after the quick exit, then sent) shows the code only while its receipt
-    # has not been shown yet; otherwise the receipt page says "received", and nothing more.
-    if received.is_new or cache.get(_unshown_receipt(received.case.pk)):
-        _keep_receipt(request, received)
+    # has not been shown yet (here, or by the spool while the database was away); otherwise the receipt page says
+    # "received", and nothing more.
+    unshown = received.is_new or cache.get(_unshown_receipt(received.case.pk))
+    if unshown and not _receipt_was_shown(key, inquiry["message"]):
+        _keep_receipt(request, received, shown=_shown_receipt(key, inquiry["message"]) if key else "")
     return HttpResponseRedirect(reverse("inquiry-received"), status=303)
 
 
@@ -190,6 +233,7 @@ def inquiry_received(request: HttpRequest) -> HttpResponse:
     if receipt is None:
         return _render(request, "helpline/inquiry_received.html", {"already_shown": True})
     cache.delete(_unshown_receipt(receipt["case"]))
+    _remember_receipt_shown(receipt.get("shown", ""))  # a receipt kept before this field existed has none
     return _received(
         request, reference=receipt["reference"], code=receipt["code"], in_danger=receipt["in_danger"],
         script=receipt["script"], status=200, notice=receipt["notice"], written_in=receipt["language"],
