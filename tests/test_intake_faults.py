@@ -701,6 +701,37 @@ def test_a_form_whose_code_was_shown_then_sent_again_during_an_outage_does_not_s
     assert code not in html and format_code(code) not in html and 'class="code"' not in html
 
 
+SPOOLED_RECEIPTS = [  # what they wrote, and what the page must say in their language and script
+    ("Muž mi prijeti nožem, ubiće me", "Vaša poruka je sačuvana i stići će do socijalnog radnika čim", "obavještava"),
+    ("Treba mi savjet o alimentaciji", "Vaša poruka je sačuvana i stići će do socijalnog radnika čim", "obavještava"),
+    ("Муж ми прети ножем, сада је у кући", "Ваша порука је сачувана и стићи ће до социјалног радника чим",
+     "обавјештава"),
+    ("My husband is threatening me with a knife, please help",
+     "Your message is saved and will reach a social worker as soon as", "being alerted"),
+]
+
+
+@concurrent
+@database_server
+@pytest.mark.parametrize(("message", "honest", "untrue"), SPOOLED_RECEIPTS, ids=["danger", "calm", "cyrillic", "en"])
+def test_a_form_kept_during_an_outage_says_it_is_saved_for_later_and_whom_to_call_now(client, message, honest, untrue):
+    # The spooled receipt said a social worker on duty was being alerted, while nobody could be until the replay:
+    # someone in danger waited for a call that could not come.
+    form = {"message": message, "idempotency_key": uuid.uuid4().hex}
+    with database_unreachable():
+        first = client.post("/inquiry/", form)
+        resent = client.post("/inquiry/", form)
+        follow_up = client.post("/inquiry/status/", {
+            "reference": reference_in(first), "code": intake.token_for_idempotency_key(form["idempotency_key"]),
+            "message": message, "idempotency_key": uuid.uuid4().hex,
+        })  # fmt: skip
+    for page in (first, resent, follow_up):
+        main = page.content.decode().split('<main id="content"', 1)[1].split("</main>", 1)[0]
+        assert page.status_code == 202 and honest in main and untrue not in main
+        assert 'href="tel:122"' in main and 'href="tel:124"' in main  # in the page itself, not only its footer
+        assert main.index('href="tel:122"') < main.index(honest)
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("fault", [OperationalError("server closed the connection unexpectedly"), TypeError("a bug")])
 def test_an_inquiry_stored_just_before_the_database_fails_is_answered_with_its_own_reference(

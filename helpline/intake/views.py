@@ -112,11 +112,13 @@ def _inquiry(request: HttpRequest, form: InquiryForm, *, over_address_limit: str
 
 def _received(
     request: HttpRequest, *, reference: str, code: str, in_danger: bool, script: str, status: int, notice: str = "",
-    written_in: str | None = None,
+    written_in: str | None = None, spooled: bool = False,
 ) -> HttpResponse:  # fmt: skip
-    """The receipt with the reference and code, rendered (never in a URL or the browser's history)."""
+    """The receipt with the reference and code, rendered (never in a URL or the browser's history). `spooled`: the
+    message waits in the spool, and nobody can be alerted until it is stored; the page says so."""
     context = {
         "reference": reference, "code": format_code(code), "in_danger": in_danger, "notice": notice,
+        "spooled": spooled,
         "hide_language_switch": True,  # it reloads the page, and the code is not shown twice
     }  # fmt: skip
     return _render(
@@ -178,15 +180,15 @@ def _spool_inquiry(request: HttpRequest) -> HttpResponse:
     if not is_new or _receipt_was_shown(form_key, message):
         # A resend of a form whose code was shown (by the spool, or by the receipt before the outage): "received",
         # as the healthy form answers it, and nothing that opens the case.
+        context = {"already_shown": True, "spooled": True, "in_danger": services.reads_as_danger(message)}
         return _render(
-            request, "helpline/inquiry_received.html", {"already_shown": True}, script=script, status=202,
-            written_in=written_in,
-        )  # fmt: skip
+            request, "helpline/inquiry_received.html", context, script=script, status=202, written_in=written_in
+        )
     if form_key:
         _remember_receipt_shown(_shown_receipt(form_key, message))
     return _received(
         request, reference=contact.reference, code=intake.token_for_idempotency_key(key),
-        in_danger=services.reads_as_danger(message), script=script, status=202, written_in=written_in,
+        in_danger=services.reads_as_danger(message), script=script, status=202, written_in=written_in, spooled=True,
     )  # fmt: skip
 
 
@@ -321,7 +323,7 @@ def _spool_follow_up(request: HttpRequest) -> HttpResponse:
     key = spool.key_for("follow_up", data["idempotency_key"] or uuid.uuid4().hex, data["message"])
     spool.spool_contact("follow_up", key, {"code": data["code"], "message": data["message"]}, reference=reference)
     script = detect_script(data["message"])
-    context = {"reference": reference, "in_danger": services.reads_as_danger(data["message"])}
+    context = {"reference": reference, "in_danger": services.reads_as_danger(data["message"]), "spooled": True}
     return _render(
         request, "helpline/follow_up_received.html", context, script=script, status=202,
         written_in=detect_language(data["message"]),
