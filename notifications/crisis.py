@@ -228,19 +228,22 @@ def _citizen_number_index(case: Case) -> str:
 
 def _why_not_reach(case: Case) -> str:
     """Why the citizen gets nothing through this case. A call or SMS case is answered by SMS alone, so a withheld
-    number, or one that may not be texted (a STOP, or "texts are not safe" on any of its cases), gets nothing; a
-    web case still has its status page."""
+    number, a case whose citizen may not be texted (a caller who never said SMS is safe, a STOP), or a number that
+    may not be (a STOP, or "texts are not safe" on any of its cases) gets nothing; a web case still has its status
+    page."""
     if case.channel == Channel.WEB:
         return ""
     if not _citizen_number(case):
         return "no number to text"
-    return case_selectors.why_the_number_may_not_be_texted(_citizen_number_index(case))
+    return case_selectors.why_the_case_may_not_be_texted(case) or case_selectors.why_the_number_may_not_be_texted(
+        _citizen_number_index(case)
+    )
 
 
 def _may_take_an_sms(case: Case) -> bool:
-    """What the case itself says (the number's other cases are asked in `_reply`): it has a number, and came by
-    phone or its web form said SMS is safe."""
-    return bool(_citizen_number(case)) and (case.channel != Channel.WEB or case.safe_to_text is True)
+    """What the case itself says (the number's other cases are asked in `_reply`): it has a number, and the one
+    rule of citizen SMS allows it (texted us, or said SMS is safe)."""
+    return bool(_citizen_number(case)) and not case_selectors.why_the_case_may_not_be_texted(case)
 
 
 def _reply(case: Case, text: str, *, key: str, kind: str, by: AbstractBaseUser | None) -> None:

@@ -286,10 +286,9 @@ def _why_not_send(notification: Notification) -> str:
     flood's queue holds a citizen's SMS for minutes, and their STOP may arrive meanwhile)."""
     case = notification.case
     if notification.kind in TO_CITIZENS:
-        if case is not None and case.safe_to_text is False:
-            return "the citizen said SMS is not safe"
-        if case is not None and case.caller_id and case.caller.has_opted_out:
-            return "the citizen opted out of SMS"
+        refusal = case_selectors.why_the_case_may_not_be_texted(case) if case is not None else ""
+        if refusal:
+            return refusal
         # A STOP or "texts are not safe" given through another case of the same number holds for this one too.
         refusal = case_selectors.why_the_number_may_not_be_texted(phone_index(notification.to_number))
         if refusal:
@@ -320,8 +319,8 @@ def _crisis_event_has_ended(key: str) -> bool:
 
 
 # What _why_not_send asks of a reply to a citizen on its own case, as a filter (the number's other cases are asked at
-# send time): the citizen did not say SMS is unsafe nor opt out.
-CITIZEN_MAY_BE_TEXTED = ~Q(case__safe_to_text=False) & ~Q(case__caller__has_opted_out=True)
+# send time).
+CITIZEN_MAY_BE_TEXTED = case_selectors.case_may_be_texted("case__")
 
 
 @dataclass(frozen=True)
@@ -681,11 +680,12 @@ def why_a_reply_cannot_be_texted(case: Case, number: str) -> str:
     if not number:
         return _("The caller's number was withheld: a reply cannot reach them by SMS, and a call back is not "
                  "possible either. Nothing was sent; keep what you meant to say as a note.")  # fmt: skip
-    if case.safe_to_text is False:
+    reason = case_selectors.why_the_case_may_not_be_texted(case)
+    if reason == case_selectors.SAID_SMS_NOT_SAFE:
         return _("The person said SMS is not safe: nothing was sent. Call them back if they said a call is safe.")
-    if case.caller_id and case.caller.has_opted_out:
+    if reason == case_selectors.OPTED_OUT_OF_SMS:
         return _("The person opted out of SMS: nothing was sent. Call them back if they said a call is safe.")
-    if case.channel != Channel.SMS and case.safe_to_text is not True:
+    if reason:
         return _("The person was not asked whether SMS is safe: nothing was sent. If they said so on the phone, "
                  "record it under “Safe to contact” first; otherwise call them back.")  # fmt: skip
     return ""

@@ -437,3 +437,42 @@ def test_ending_an_event_asks_first_and_records_who_ended_it(client, flood, supe
     assert any(f"crisis event {flood.pk} ended by user {supervisor.user.pk}" in r.getMessage() for r in caplog.records)
     page = client.get(f"/console/events/{flood.pk}/").content.decode()
     assert f"završio/la {supervisor.user.get_full_name() or supervisor.user.get_username()}" in page
+
+
+def voice_call(text: str, *, phone: str, safe_to_text: bool | None = None) -> Case:
+    """A call whose voicemail names the event, then triage; `safe_to_text` as a worker recorded what they said."""
+    caller = Caller.objects.get_or_create(phone_index=phone_index(phone), defaults={"phone": phone})[0]
+    call = CaseFactory(channel="voice", caller=caller, safe_to_text=safe_to_text)
+    MessageFactory(case=call, channel="voice", body=text)
+    return actions.do_triage_case(call.pk)
+
+
+def test_a_caller_who_never_said_sms_is_safe_gets_no_crisis_sms_but_one_who_said_so_does(flood, supervisor):
+    # Replies already text a caller only when they said SMS is safe; the event's automatic answer and its
+    # broadcast texted every caller, and the phone may be read by the person they called about.
+    never_asked = voice_call("Poplava u Maglaju, zarobljeni smo", phone="+38761000111")
+    voice_call("Maglaj, voda u kući", phone="+38761000112", safe_to_text=True)
+    assert CrisisContact.objects.filter(case=never_asked).exists()
+    assert not sent_to("+38761000111", NotificationKind.CRISIS_ANSWER)
+    assert sent_to("+38761000112", NotificationKind.CRISIS_ANSWER)
+
+    broadcast = crisis.start_broadcast(flood, by=supervisor.user, token="t-111", text="Ekipe stižu.")
+    crisis.deliver_broadcast(broadcast.pk)
+    assert not sent_to("+38761000111", NotificationKind.CRISIS_BROADCAST)
+    assert sent_to("+38761000112", NotificationKind.CRISIS_BROADCAST)
+    broadcast.refresh_from_db()
+    assert (broadcast.reached, broadcast.skipped) == (1, 1)
+    assert not never_asked.messages.filter(direction="outbound").exists()  # nothing that reads as sent
+
+
+def test_a_crisis_sms_queued_for_a_caller_never_asked_about_sms_is_not_sent(flood, twilio_api):
+    # Queued before the rule (or by any other path), it is held back when the outbox checks again before sending.
+    call = voice_call("Poplava u Maglaju", phone="+38761000113")
+    queued = outbox.queue_notification(
+        key=f"crisis-answer:{flood.pk}:test", to_number="+38761000113", body="Prihvatni centar: OŠ Maglaj.",
+        kind=NotificationKind.CRISIS_ANSWER, case=call,
+    )  # fmt: skip
+    outbox.deliver(queued.pk)
+    queued.refresh_from_db()
+    assert queued.status == DeliveryStatus.CANCELLED and "not asked" in queued.last_error
+    assert not twilio_api.messages

@@ -123,6 +123,35 @@ def from_the_same_number(case: Case) -> Q | None:
     return Q(caller_id__in=caller_ids) | Q(contact_phone_index__in=numbers)
 
 
+SAID_SMS_NOT_SAFE = "the citizen said SMS is not safe"
+OPTED_OUT_OF_SMS = "the citizen opted out of SMS"
+NOT_ASKED_ABOUT_SMS = "the citizen was not asked whether SMS is safe"
+
+
+def why_the_case_may_not_be_texted(case: Case) -> str:
+    """The one rule every SMS to a citizen about their case obeys (a worker's reply, a crisis event's automatic
+    answer and broadcast, and the outbox again right before sending): why this case's citizen may not be texted,
+    or "" when they may. Someone who texted us may be texted back; someone who called or wrote on the web only
+    when they said SMS is safe: whoever they fear may read the phone, and a caller is never asked by the service
+    (a worker records what they said). What the number's other cases say is `why_the_number_may_not_be_texted`."""
+    if case.safe_to_text is False:
+        return SAID_SMS_NOT_SAFE
+    if case.caller_id and case.caller.has_opted_out:
+        return OPTED_OUT_OF_SMS
+    if case.channel != Channel.SMS and case.safe_to_text is not True:
+        return NOT_ASKED_ABOUT_SMS
+    return ""
+
+
+def case_may_be_texted(prefix: str = "") -> Q:
+    """`why_the_case_may_not_be_texted` as a filter, on cases or through a relation (`prefix="case__"`)."""
+    return (
+        ~Q(**{f"{prefix}safe_to_text": False})
+        & ~Q(**{f"{prefix}caller__has_opted_out": True})
+        & (Q(**{f"{prefix}channel": Channel.SMS}) | Q(**{f"{prefix}safe_to_text": True}))
+    )
+
+
 def why_the_number_may_not_be_texted(number_index: str) -> str:
     """Why no SMS may go to this number (its blind index), or "" when one may. The citizen's word is kept on one
     case or on the caller, but it is about the phone: a STOP from the number, or "texts are not safe" (someone else
