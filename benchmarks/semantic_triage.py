@@ -134,6 +134,15 @@ def rules_with_a_test_database() -> Iterator[Callable]:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
+def _rules_words() -> Callable[[str], str]:
+    """The sentences of a text the shipped critical rules matched (what the worker's model reads on its own in a
+    long text); Django is set up by rules_with_a_test_database by then."""
+    from triage import selectors
+    from triage.classification import sentences_matched
+
+    return lambda text: sentences_matched(text, selectors.critical_rules())
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -228,6 +237,7 @@ def main() -> int:
     started = time.perf_counter()
     with rules_with_a_test_database() if arguments.rules else _no_rules() as rules:
         report = cross_author_evaluation(authors, table, settings, extra_training=older, rules=rules,
+                                         rules_words=_rules_words() if rules else None,
                                          progress=lambda line: print("  ", line, flush=True))
         print(f"({time.perf_counter() - started:.0f} s)\n")
         for mode in MODES:

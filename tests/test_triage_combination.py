@@ -85,6 +85,20 @@ def test_a_critical_rule_the_model_all_but_rules_out_makes_the_message_high_not_
 
 
 @pytest.mark.parametrize(
+    ("words_probability", "expected"),
+    [(0.12, ("critical", "domestic_violence")), (0.11, ("high", "material_need")), (None, ("high", "material_need"))],
+)
+def test_in_a_long_letter_the_rule_stands_with_its_category_only_when_its_own_sentences_read_critical(
+    words_probability, expected
+):
+    """A knife threat at the end of a letter about money: the letter reads calm, the threat's sentence critical."""
+    assert combine(
+        "normal", "material_need", Verdict("critical", "domestic_violence"),
+        critical_probability=0.02, critical_threshold=0.12, rules_words_probability=words_probability,
+    ) == expected  # fmt: skip
+
+
+@pytest.mark.parametrize(
     ("probability", "threshold"),
     [(0.07, 0.12), (0.06, 0.12), (None, None)],  # half the threshold or more; or the rules alone (no model)
 )

@@ -96,22 +96,35 @@ def reading(priority: str, category: str, critical: float) -> Prediction:
 KNIFE_RULE = Classification("critical", "domestic_violence", "bs", "latin", ["Oružje (critical): 'noz'"], ["Oružje"])
 
 
-def test_a_calm_reading_of_the_whole_text_cannot_rule_out_a_critical_rule_its_own_sentence_keeps():
-    calm_whole, knife_sentence = reading("normal", "material_need", 0.01), reading("high", "domestic_violence", 0.15)
+def test_a_calm_reading_of_a_long_text_cannot_rule_out_a_critical_rule_whose_sentence_reads_critical_alone():
+    calm_whole = reading("normal", "domestic_violence", 0.01)
+    knife_sentence = reading("critical", "domestic_violence", 0.35)
 
     result = combined_classification(KNIFE_RULE, calm_whole, parts={RULES_WORDS: knife_sentence})
 
     assert (result.priority, result.category) == ("critical", "domestic_violence")
-    assert "ruled it out" not in result.reasons[-1]
+    assert "the rule stands" in result.reasons[-1]
 
 
-def test_a_critical_rule_is_still_ruled_out_when_the_model_reads_its_own_sentence_as_calm():
-    news = reading("low", "information", 0.01)
+def test_a_critical_rule_is_still_ruled_out_when_its_sentence_alone_reads_below_critical():
+    # Read without the message around it ("in the film he said he'd kill her"), a sentence sounds worse than it is:
+    # only a reading of critical keeps a rule the whole text rules out.
+    film_line = reading("high", "domestic_violence", 0.15)
 
-    result = combined_classification(KNIFE_RULE, reading("low", "information", 0.02), parts={RULES_WORDS: news})
+    result = combined_classification(KNIFE_RULE, reading("low", "information", 0.02), parts={RULES_WORDS: film_line})
 
     assert result.priority == "high"
-    assert "reading the sentences a critical rule matched ruled it out" in result.reasons[-1]
+    assert "the model ruled it out" in result.reasons[-1]
+
+
+def test_the_sentences_a_rule_matched_never_raise_the_priority_by_themselves():
+    calm = Classification("normal", "information", "bs", "latin", [], [])
+
+    result = combined_classification(
+        calm, reading("low", "information", 0.01), parts={RULES_WORDS: reading("critical", "domestic_violence", 0.6)}
+    )
+
+    assert result.priority == "normal"
 
 
 def test_the_highest_reading_decides_the_priority_and_brings_its_category():

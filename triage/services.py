@@ -34,7 +34,7 @@ from triage.classification import (
     sentences_matched,
 )
 from triage.models import TriageCorrection, TriageRule
-from triage.semantic.combination import combine, rule_ruled_out
+from triage.semantic.combination import LONG_TEXT, combine, kept_by_its_own_words, rule_ruled_out
 from triage.semantic_model import critical_by_words, is_turned_off, report_rules_only, semantic_model
 
 if TYPE_CHECKING:
@@ -75,9 +75,10 @@ def classify(text: str, channel: str | None = None) -> Classification:
     return with_the_model(classify_by_rules(text, channel, rules=rules), text, rules=rules)
 
 
-# The parts of a case's text the model reads on their own, besides everything the citizen wrote: a calm paragraph
-# around a danger sentence, or a calm history before a follow-up, is enough for the model's reading of the whole to
-# "rule out" a critical rule or to miss the danger. "popila sam sve tablete" after an alimony question read 0.01.
+# The parts of a case's text the model reads on their own, besides everything the citizen wrote: a calm history
+# before a follow-up is enough for the model's reading of the whole to miss the danger ("popila sam sve tablete"
+# after an alimony question read 0.01), and a calm paragraph around a danger sentence in a long text enough for it to
+# "rule out" a critical rule (see combination.LONG_TEXT for why only in long texts).
 NEW_MESSAGES = "the new messages"
 RULES_WORDS = "the sentences a critical rule matched"
 
@@ -86,12 +87,12 @@ def parts_to_read(
     text: str, new_text: str, by_rules: Classification, rules: list[CompiledRule]
 ) -> dict[str, str]:
     """What the model reads of a case besides its whole text: the messages since its last reading (`new_text`), and
-    the sentences a critical rule matched, each only when it is not the whole text. So at most three readings a
-    triage, read in one batch (predict_many)."""
+    in a long text the sentences a critical rule matched, each only when it is not the whole text. So at most three
+    readings a triage, read in one batch (predict_many)."""
     parts = {}
     if new_text.strip() and new_text.strip() != text.strip():
         parts[NEW_MESSAGES] = new_text
-    if by_rules.priority == Priority.CRITICAL and text.strip():
+    if by_rules.priority == Priority.CRITICAL and len(text.strip()) >= LONG_TEXT:
         matched = sentences_matched(text, [rule for rule in rules if rule.priority == Priority.CRITICAL])
         if matched.strip() and matched.strip() != text.strip():
             parts[RULES_WORDS] = matched
@@ -129,26 +130,35 @@ def combined_classification(
     then the model's probability and the labelled training examples the message resembles (never other cases).
 
     `prediction` is the model's reading of the whole text; `parts` its readings of parts of it read on their own
-    (`parts_to_read`). The model's priority is the highest of its readings, with that reading's category (the whole
-    text's on a tie). A critical rule is ruled out only by the model's reading of the sentences it matched (the
-    whole text's when those are the whole text): never by a longer text around them. When that reading failed, the
-    rule counts in full."""
+    (`parts_to_read`). The model's priority is the highest of its readings of the whole and of the new messages,
+    with that reading's category (the whole text's on a tie). A critical rule is ruled out by the model's reading of
+    the whole text, unless its reading of the sentences the rule matched (long texts only) is critical on its own
+    (`combination.rule_ruled_out`)."""
     parts = dict(parts or {})
     readings = [("", prediction), *((part, read) for part, read in parts.items() if read is not None)]
-    label, top = max(readings, key=lambda reading: PRIORITY_RANK[reading[1].priority])  # the first on a tie
-    rule_reading = parts.get(RULES_WORDS, prediction)
-    probability = rule_reading.critical_probability if rule_reading is not None else None
-    threshold = rule_reading.critical_threshold if rule_reading is not None else None
+    # The matched sentences never raise the priority by themselves: read without their context (a joke, the news,
+    # the past), they are often more frightening than the message (combination.LONG_TEXT).
+    raising = [(label, read) for label, read in readings if label != RULES_WORDS]
+    label, top = max(raising, key=lambda reading: PRIORITY_RANK[reading[1].priority])  # the first on a tie
+    probability, threshold = prediction.critical_probability, prediction.critical_threshold
+    rules_words = parts.get(RULES_WORDS)
+    words_probability = rules_words.critical_probability if rules_words is not None else None
     priority, category = combine(
-        top.priority, top.category, rules, critical_probability=probability, critical_threshold=threshold
-    )
+        top.priority, top.category, rules, critical_probability=probability, critical_threshold=threshold,
+        rules_words_probability=words_probability,
+    )  # fmt: skip
     model_rank, rules_rank = PRIORITY_RANK[top.priority], PRIORITY_RANK[rules.priority]
     model = f"the model reading {label}" if label else "the model"
-    if rule_ruled_out(rules.priority, probability, threshold):
-        read = f" reading {RULES_WORDS}" if RULES_WORDS in parts else ""
+    if rule_ruled_out(rules.priority, probability, threshold, rules_words_probability=words_probability):
         priority_from = (
-            f"a critical rule matched, but the model{read} ruled it out (critical {probability:.2f}, under half its "
+            f"a critical rule matched, but the model ruled it out (critical {probability:.2f}, under half its "
             f"threshold {threshold:.2f}): high, not critical"
+        )
+    elif kept_by_its_own_words(rules.priority, probability, threshold, words_probability):
+        model = "the critical rule"  # its category too: see combine
+        priority_from = (
+            f"a critical rule matched; the model read the whole text as calm (critical {probability:.2f}), but "
+            f"{RULES_WORDS} on their own as critical ({words_probability:.2f}): the rule stands"
         )
     else:
         priority_from = model if model_rank > rules_rank else "the rules" if rules_rank > model_rank else "both"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse as sparse_matrices
 
-from triage.semantic.combination import PRIORITY_RANK, Verdict, combine
+from triage.semantic.combination import LONG_TEXT, PRIORITY_RANK, Verdict, combine
 from triage.semantic.embedding import Embedder
 from triage.semantic.features import FeatureSpec
 from triage.semantic.head import (
@@ -461,6 +461,7 @@ def cross_author_evaluation(
     *,
     extra_training: Mapping[str, Sequence[LabelledMessage]] | None = None,
     rules: RulesFunction | None = None,
+    rules_words: Callable[[str], str] | None = None,
     progress: Callable[[str], None] | None = None,
     only: Collection[str] = (),
     jobs: int = 1,
@@ -469,6 +470,9 @@ def cross_author_evaluation(
     `extra_training`, which is never scored). The threshold for each fold comes from leave-one-author-out inside
     its training groups. An author's figures do not depend on `only`: its heads learn from the same groups, in the
     same order. With `jobs` above one, the priority heads of every fold are fitted first, that many at a time.
+
+    `rules_words` gives the sentences of a text a critical rule matched: with it, the combined figures read them on
+    their own in long texts, as the worker does (triage.services.parts_to_read, combination.rule_ruled_out).
     """
     extra_training = dict(extra_training or {})
     report = CrossAuthorReport(by_mode={mode: [] for mode in MODES if mode == "model" or rules is not None})
@@ -495,9 +499,15 @@ def cross_author_evaluation(
             report.by_mode["rules"].append(
                 score(author, held_out, [v.priority for v in verdicts], [v.category for v in verdicts])
             )
+            words_probabilities = _rules_words_probabilities(head, held_out, verdicts, rules_words, table)
             combined = [
-                combine(p, c, v, critical_probability=probability, critical_threshold=threshold)
-                for p, c, v, probability in zip(priorities, categories, verdicts, critical_probabilities, strict=True)
+                combine(
+                    p, c, v, critical_probability=probability, critical_threshold=threshold,
+                    rules_words_probability=words_probabilities.get(index),
+                )
+                for index, (p, c, v, probability) in enumerate(
+                    zip(priorities, categories, verdicts, critical_probabilities, strict=True)
+                )
             ]
             report.by_mode["combined"].append(
                 score(author, held_out, [p for p, _ in combined], [c for _, c in combined])
@@ -505,6 +515,30 @@ def cross_author_evaluation(
         if progress:
             progress(f"{author}: threshold {threshold:.3f}, critical recall {model_scores.critical_recall:.3f}")
     return report
+
+
+def _rules_words_probabilities(
+    head: TriageHead,
+    messages: Sequence[LabelledMessage],
+    verdicts: Sequence[Verdict],
+    rules_words: Callable[[str], str] | None,
+    table: EmbeddingTable,
+) -> dict[int, float]:
+    """For each long message a critical rule matched (by index): the head's critical probability for the sentences
+    the rule matched, read on their own, when they are not the whole text."""
+    if rules_words is None:
+        return {}
+    parts = {}
+    for index, (message, verdict) in enumerate(zip(messages, verdicts, strict=True)):
+        text = message.text.strip()
+        if verdict.priority == "critical" and len(text) >= LONG_TEXT:
+            words = rules_words(message.text).strip()
+            if words and words != text:
+                parts[index] = LabelledMessage(words, message.priority, message.category, message.author)
+    if not parts:
+        return {}
+    _, _, probabilities = predict_with_head(head, list(parts.values()), table)
+    return dict(zip(parts, probabilities, strict=True))
 
 
 def train_shipped_head(

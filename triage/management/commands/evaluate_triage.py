@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from triage import selectors
+from triage.classification import sentences_matched
 from triage.evaluation.metrics import EVALUATION_SET, TARGETS, evaluate, load_messages
 from triage.semantic.combination import IN_ONE_LINE
 from triage.semantic_model import is_turned_off
@@ -110,6 +111,7 @@ class Command(BaseCommand):
             extra_training=older,
             only=chosen,  # the others still train every head: a chosen author's row is its row in the full table
             rules=classify_by_rules,
+            rules_words=lambda text: sentences_matched(text, selectors.critical_rules()),
             progress=lambda line: self.stdout.write(f"  {line}"),
             jobs=jobs,
         )
