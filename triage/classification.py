@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from helpline.cases.language import detect_language, detect_script
 from helpline.cases.models import PRIORITY_RANK
-from triage.normalise import fold, tokens, without_future_clitics
+from triage.normalise import fold, folded_tokens, tokens, without_future_clitics
 
 # Words after which a phrase is denied ("ne želim se ubiti", "nije me udario", "I don't want to die").
 NEGATIONS = frozenset(
@@ -217,7 +217,7 @@ def _rest_of_phrase(rest: tuple[str, ...], words: list[str], start: int) -> list
 
 def clauses(text: str) -> list[list[str]]:
     """The message cut at punctuation and 'but', so that a negation in one clause never reaches the next."""
-    return [words for part in _CLAUSE_BREAK.split(fold(text)) if (words := tokens(part))]
+    return [words for part in _CLAUSE_BREAK.split(fold(text)) if (words := folded_tokens(part))]
 
 
 _WHOLE_MESSAGE = -1  # a scope: every clause, rather than the clause at that index

@@ -89,6 +89,8 @@ def fold(text: str) -> str:
     matches words on it (helpline.cases.search), so a rule and a search treat "NOŽEM", "nozem" and "ножем" alike."""
     # "can't" and "don't" are one word each, as the rules write them ("cant", "dont").
     text = cyrillic_to_latin(text.lower()).translate(_FOLD).replace("'", "").replace("\u2019", "")
+    if text.isascii():  # most messages once the letters above are folded: nothing left to decompose
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
