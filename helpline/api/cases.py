@@ -62,7 +62,10 @@ ACTION_RESPONSES = {
     200: CaseListSerializer,
     403: OpenApiResponse(ErrorSerializer, description="Your role may not do this."),
     404: OpenApiResponse(ErrorSerializer, description="No such case, or not yours to see."),
-    409: OpenApiResponse(ErrorSerializer, description="Not allowed from the case's current status."),
+    409: OpenApiResponse(
+        ErrorSerializer,
+        description="Not allowed from the case's current status, or (resolve) changed since the app showed it.",
+    ),
 }
 
 
@@ -107,7 +110,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             raise NotFound from None
         except actions.NotPermitted as error:
             raise PermissionDenied(str(error)) from None
-        except (CaseTransitionError, actions.CaseNotOpen, actions.CannotReach) as error:
+        except (CaseTransitionError, actions.CaseNotOpen, actions.CannotReach, actions.ChangedSinceSeen) as error:
             return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
         if isinstance(result, Message):
             return Response(MessageSerializer(result).data, status=code)
@@ -128,8 +131,10 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @extend_schema(request=ResolveSerializer, responses=ACTION_RESPONSES)
     @action(detail=True, methods=["post"])
     def resolve(self, request: Request, pk=None) -> Response:
-        return self._run(lambda case, data: actions.do_resolve(case, by=request.user, outcome=data["outcome"]),
-                         ResolveSerializer)  # fmt: skip
+        return self._run(
+            lambda case, data: actions.do_resolve(case, by=request.user, outcome=data["outcome"], seen=data["seen"]),
+            ResolveSerializer,
+        )
 
     @extend_schema(request=ReasonSerializer, responses=ACTION_RESPONSES)
     @action(detail=True, methods=["post"])

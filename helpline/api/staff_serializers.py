@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from helpline.cases.models import Case, CaseStatus, Message, Priority, TimelineEvent, mask_phone
+from helpline.casework.actions import Seen
 from helpline.casework.contact_details import ContactDetails, contact_details
 from notifications.models import Notification
 from triage.models import Category
@@ -125,7 +126,24 @@ class CaseDetailSerializer(CaseListSerializer):
 
 
 class ResolveSerializer(serializers.Serializer):
+    """What the app showed travels with Resolve, so a message that came after it is read before the case closes."""
+
     outcome = serializers.CharField(max_length=1000)
+    seen_message_id = serializers.IntegerField(
+        required=False, min_value=0,
+        help_text="The id of the newest message the app showed on this case (0: none). A message from the person "
+        "after it refuses the resolution with 409. Send it: left out, the resolution is not checked (for older "
+        "clients only).",
+    )  # fmt: skip
+    seen_priority = serializers.ChoiceField(
+        choices=[("", "not triaged yet"), *Priority.choices], required=False, allow_blank=True,
+        help_text="The priority the app showed. A different priority now refuses the resolution with 409. Left out, "
+        "not checked.",
+    )  # fmt: skip
+
+    def validate(self, data: dict) -> dict:
+        data["seen"] = Seen(last_message_id=data.get("seen_message_id"), priority=data.get("seen_priority"))
+        return data
 
 
 class ReasonSerializer(serializers.Serializer):

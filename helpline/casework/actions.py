@@ -9,6 +9,7 @@ import datetime as dt
 import enum
 import logging
 import time
+from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, connection, transaction
@@ -82,6 +83,11 @@ class NotPermitted(Exception):
 
 class CaseNotOpen(Exception):
     """A closed or resolved case must be reopened before it is given to someone (409)."""
+
+
+class ChangedSinceSeen(Exception):
+    """The person wrote, or the priority changed, after the page (or app) the worker acted from was loaded: 409 with
+    what to look at, and the page shown again as it is now."""
 
 
 class CannotReach(Exception):
@@ -168,10 +174,37 @@ def do_start(case: Case, *, by: AbstractBaseUser, reason: str = "") -> Case:
     return started
 
 
-def do_resolve(case: Case, *, by: AbstractBaseUser, outcome: str) -> Case:
+@dataclass(frozen=True)
+class Seen:
+    """What the worker's page or app showed of the case when they chose to act. None: not said (an older API
+    client), so not checked; a message id of 0: no message was shown."""
+
+    last_message_id: int | None = None
+    priority: str | None = None
+
+
+def _check_nothing_new_since(case: Case, seen: Seen) -> None:
+    """Asked of the locked row: intake stores a follow-up under the same lock, so a message the check cannot see yet
+    is not there to be missed. Only the person's messages count; a reply or a note by staff is no news to read."""
+    if seen.last_message_id is not None:
+        if seen.last_message_id and not case.messages.filter(pk=seen.last_message_id).exists():
+            raise ChangedSinceSeen(_("The page showed a message that is not on this case: open the case again."))
+        if case.messages.filter(direction=Direction.INBOUND, pk__gt=seen.last_message_id).exists():
+            raise ChangedSinceSeen(
+                _("A new message arrived since you opened the case: read it before closing the case.")
+            )
+    if seen.priority is not None and seen.priority != case.priority:
+        raise ChangedSinceSeen(_("The case's priority changed since you opened it: see why before closing the case."))
+
+
+def do_resolve(case: Case, *, by: AbstractBaseUser, outcome: str, seen: Seen | None = None) -> Case:
+    """`seen`: what the worker's page showed. A message from the person or a new priority since then refuses the
+    resolution (ChangedSinceSeen): "he is back with a knife" must not be closed unread from a page loaded before it."""
     check_may(by, case, Act.RESOLVE)
     with transaction.atomic():
         locked = _locked_and_checked(case, by, Act.RESOLVE)
+        if seen is not None:
+            _check_nothing_new_since(locked, seen)
         resolved = case_services.change_case_status(locked, CaseStatus.RESOLVED, actor=by, reason=outcome,
                                                     row_locked=True)  # fmt: skip
     case.status, case.resolved_at = resolved.status, resolved.resolved_at

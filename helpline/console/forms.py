@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from helpline.cases.intake import normalise_phone
 from helpline.cases.models import Priority
+from helpline.casework.actions import Seen
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import active_staff
 from helpline.roster.services import LOCAL, shift_window
@@ -41,11 +42,25 @@ class ReasonForm(CaseForm):
 
 
 class ResolveForm(CaseForm):
+    """The hidden fields say what the page showed (its last message, the priority); the case page writes them from
+    the case it rendered, never from a refused form's data, so the page that shows the new message resolves."""
+
     id_prefix = "resolve"
     outcome = forms.CharField(
         label=_("Outcome"), max_length=1000, help_text=_("What was done, in a sentence or two."),
         widget=forms.Textarea(attrs={"rows": 2}),
     )  # fmt: skip
+    seen_message_id = forms.IntegerField(min_value=0, required=False, widget=forms.HiddenInput)
+    seen_priority = forms.ChoiceField(choices=[("", ""), *Priority.choices], required=False, widget=forms.HiddenInput)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        # A page without the fields (one loaded before they existed, during a deploy) resolves unchecked, as before.
+        data["seen"] = Seen(
+            last_message_id=data.get("seen_message_id"),
+            priority=data.get("seen_priority", "") if "seen_priority" in self.data else None,
+        )
+        return data
 
 
 class ReplyForm(CaseForm):

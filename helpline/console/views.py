@@ -157,6 +157,10 @@ def _case_context(request: HttpRequest, case, **forms) -> dict:
             "safe_to_text": {True: "yes", False: "no"}.get(case.safe_to_text, ""),
         }),
         "resolve_form": ResolveForm(),
+        # What this page shows, sent back with Resolve: anything the person writes after it stops the resolution.
+        # Not moved on by the conversation's refresh, which the worker may not have looked at while writing.
+        "seen": {"message_id": max((message.pk for message in case.messages.all()), default=0),
+                 "priority": case.priority},
         "reason_form": ReasonForm(),
         "reclassify_form": ReclassifyForm(initial={"priority": case.priority, "category": case.category}),
         # Only an open case can be given to someone (a closed one must be reopened first).
@@ -247,7 +251,8 @@ CASE_ACTIONS: dict[str, CaseAction] = {
                         lambda case, user, data: actions.do_start(case, by=user, reason=data["reason"]),
                         gettext_lazy("Work started.")),
     "resolve": CaseAction(ResolveForm, "resolve_form",
-                          lambda case, user, data: actions.do_resolve(case, by=user, outcome=data["outcome"]),
+                          lambda case, user, data: actions.do_resolve(case, by=user, outcome=data["outcome"],
+                                                                     seen=data["seen"]),
                           gettext_lazy("The case is resolved.")),
     "reopen": CaseAction(ReasonForm, "reason_form",
                          lambda case, user, data: actions.do_reopen(case, by=user, reason=data["reason"]),
@@ -286,7 +291,7 @@ def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         raise Http404 from None
     except actions.NotPermitted as error:
         return forbidden(request, str(error))
-    except (CaseTransitionError, actions.CaseNotOpen, actions.CannotReach) as error:
+    except (CaseTransitionError, actions.CaseNotOpen, actions.CannotReach, actions.ChangedSinceSeen) as error:
         kept = {spec.form_name: form} if form is not None else {}  # what they wrote stays in the form
         return _case_again(request, pk, {"action_error": str(error), **kept}, status=409)
     messages.success(request, str(spec.done))
