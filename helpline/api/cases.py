@@ -33,6 +33,8 @@ from helpline.api.staff_serializers import (
     ReclassifySerializer,
     ReplySerializer,
     ResolveSerializer,
+    SafeContactRecordedSerializer,
+    SafeContactSerializer,
 )
 from helpline.cases.models import Case, Message
 from helpline.cases.selectors import with_urgency
@@ -99,9 +101,10 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     # --- actions: each one call into helpline.casework.actions -------------------------------------------------
 
-    def _run(self, act, request_shape=None, code: int = status.HTTP_200_OK) -> Response:
+    def _run(self, act, request_shape=None, code: int = status.HTTP_200_OK, answer=CaseListSerializer) -> Response:
         """Find the case the person may see (404 before anything else), read the request's fields (400), run the
-        action, and answer in the API's terms: 403 for a role, 409 for an illegal change."""
+        action, and answer in the API's terms: 403 for a role, 409 for an illegal change. `answer`: the case's
+        shape in the response."""
         case = self.get_object()
         data = _valid(request_shape, self.request) if request_shape else {}
         try:
@@ -115,7 +118,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         if isinstance(result, Message):
             return Response(MessageSerializer(result).data, status=code)
         fresh = self.get_queryset().get(pk=case.pk)
-        return Response(CaseListSerializer(fresh, context={"request": self.request}).data, status=code)
+        return Response(answer(fresh, context={"request": self.request}).data, status=code)
 
     @extend_schema(request=None, responses=ACTION_RESPONSES)
     @action(detail=True, methods=["post"])
@@ -171,6 +174,13 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def reply(self, request: Request, pk=None) -> Response:
         return self._run(lambda case, data: actions.do_reply(case, by=request.user, text=data["text"]),
                          ReplySerializer, status.HTTP_201_CREATED)  # fmt: skip
+
+    @extend_schema(request=SafeContactSerializer, responses={**ACTION_RESPONSES, 200: SafeContactRecordedSerializer})
+    @action(detail=True, methods=["post"], url_path="safe-contact")
+    def safe_contact(self, request: Request, pk=None) -> Response:
+        """What the person said about a safe call or SMS (on the phone, say), on the timeline; replies obey it."""
+        return self._run(lambda case, data: actions.do_record_safe_contact(case, by=request.user, **data),
+                         SafeContactSerializer, answer=SafeContactRecordedSerializer)  # fmt: skip
 
     @extend_schema(request=ReclassifySerializer, responses=ACTION_RESPONSES)
     @action(detail=True, methods=["post"])

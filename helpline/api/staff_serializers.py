@@ -1,6 +1,7 @@
 """Shapes of the staff case API. Contact details are masked except for the assigned worker and supervisors
 (helpline.casework.contact_details)."""
 from django.contrib.auth import get_user_model
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -164,6 +165,34 @@ class NoteSerializer(serializers.Serializer):
 
 class ReplySerializer(serializers.Serializer):
     text = serializers.CharField(max_length=1600)
+
+
+class PersonsAnswer(serializers.BooleanField):
+    """true, false, or null for "not asked", and never left out: a missing answer taken for "not asked" would wipe
+    a "no" recorded before."""
+
+    default_error_messages = {
+        "required": _("Say what the person answered: true (safe), false (not safe) or null (not asked)."),
+        "invalid": _("Answer true (safe), false (not safe) or null (not asked)."),
+    }
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(allow_null=True, **kwargs)
+
+
+class SafeContactSerializer(serializers.Serializer):
+    """What the person said about being contacted (on the phone, say), as the console records it. Both answers
+    are sent each time: the record replaces the one before."""
+
+    safe_to_call = PersonsAnswer(help_text="Is it safe to call them? null: not asked.")
+    safe_to_text = PersonsAnswer(
+        help_text="Is it safe to send them an SMS? null: not asked (a voice caller's replies are then not texted)."
+    )
+
+
+class SafeContactRecordedSerializer(CaseListSerializer):
+    class Meta(CaseListSerializer.Meta):
+        fields = [*CaseListSerializer.Meta.fields, "safe_to_call", "safe_to_text"]
 
 
 class ReclassifySerializer(serializers.Serializer):
