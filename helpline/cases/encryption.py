@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -133,8 +134,21 @@ class EncryptedDetailsField(models.JSONField):
             if isinstance(entry, str) and entry:
                 changed[key] = change(entry)
             elif isinstance(entry, list):
-                changed[key] = [change(item) if isinstance(item, str) and item else item for item in entry]
+                changed[key] = [self._each_item(item, change) for item in entry]
         return changed
+
+    @staticmethod
+    def _each_item(item: Any, change: Callable[[str], str]) -> Any:
+        """A list's text, or its object (triage's explained reasons quote the citizen's words) sealed whole as one
+        token, {"sealed": ...}: one token an object, not one a word."""
+        if isinstance(item, str) and item:
+            return change(item)
+        if isinstance(item, dict) and change is _encrypt_once and set(item) != {"sealed"}:
+            return {"sealed": _encrypt_once(json.dumps(item, ensure_ascii=False))}
+        if isinstance(item, dict) and change is _decrypt_if_encrypted and set(item) == {"sealed"}:
+            opened = _decrypt_if_encrypted(str(item["sealed"]))
+            return item if opened.startswith(FERNET_PREFIX) else json.loads(opened)  # a lost key: left sealed
+        return item
 
     def get_prep_value(self, value: Any) -> Any:
         return super().get_prep_value(self._each_text(value, _encrypt_once))

@@ -424,7 +424,7 @@ class ActorKind(models.TextChoices):
 
 # Timeline entries that may hold a person's words (a staff note, a reason, the words triage quoted) are encrypted;
 # the rest (ids, steps, channels, the idempotency key intake looks up) stay queryable.
-ENCRYPTED_DETAILS = ("text", "reason", "outcome", "explanation", "reasons")
+ENCRYPTED_DETAILS = ("text", "reason", "outcome", "explanation", "reasons", "explained")
 
 
 class TimelineEvent(models.Model):
