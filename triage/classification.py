@@ -98,6 +98,9 @@ class Classification:
     script: str
     reasons: list[str] = field(default_factory=list)
     matched_rules: list[str] = field(default_factory=list)
+    # The reasons again, each as a kind and its parameters, for the console to say in the reader's language
+    # (helpline.casework.reasons); `reasons` stays English, for the API and the log.
+    explained: list[dict] = field(default_factory=list)
 
 
 def compile_rule(*, name: str, category: str, priority: str, terms: str, can_be_negated: bool = True) -> CompiledRule:
@@ -351,7 +354,9 @@ def classify_text(text: str, rules: Iterable[CompiledRule], channel: str | None 
     language, script = detect_language(text), detect_script(text)
     matches = find_matches(text, rules)
     if not matches:
-        return Classification("normal", "other", language, script, ["no rule matched: a person must read it"], [])
+        return Classification(
+            "normal", "other", language, script, ["no rule matched: a person must read it"], [], [{"kind": "no_rule"}]
+        )
     top = max(PRIORITY_RANK[m.rule.priority] for m in matches)
     scores: dict[str, float] = {}
     for match in matches:
@@ -360,8 +365,11 @@ def classify_text(text: str, rules: Iterable[CompiledRule], channel: str | None 
     category = _choose_category(matches, top, scores)
     ordered = sorted(matches, key=lambda m: -PRIORITY_RANK[m.rule.priority])
     reasons = [f"{m.rule.name} ({m.rule.priority}): '{' '.join(m.words)}'" for m in ordered]
+    explained = [
+        {"kind": "rule", "rule": m.rule.name, "priority": m.rule.priority, "words": " ".join(m.words)} for m in ordered
+    ]
     priority = str(next(p for p, rank in PRIORITY_RANK.items() if rank == top))
-    return Classification(priority, category, language, script, reasons, [m.rule.name for m in ordered])
+    return Classification(priority, category, language, script, reasons, [m.rule.name for m in ordered], explained)
 
 
 def _choose_category(matches: list[Match], top: int, scores: dict[str, float]) -> str:

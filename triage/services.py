@@ -61,6 +61,7 @@ def classify_by_rules(
         # A call with nothing written down yet: someone reached out by phone, and a person must call back soon.
         result.priority = Priority.HIGH
         result.reasons = ["a call with no written message yet: call back"]
+        result.explained = [{"kind": "call_without_words"}]
     return result
 
 
@@ -81,6 +82,7 @@ def classify(text: str, channel: str | None = None) -> Classification:
 # "rule out" a critical rule (see combination.LONG_TEXT for why only in long texts).
 NEW_MESSAGES = "the new messages"
 RULES_WORDS = "the sentences a critical rule matched"
+_PART_KINDS = {NEW_MESSAGES: "new_messages", RULES_WORDS: "rules_words"}  # as the console's reasons name them
 
 
 def parts_to_read(
@@ -119,7 +121,12 @@ def with_predictions(
     alone, saying so."""
     prediction = predictions.get(text)
     if prediction is None:
-        return replace(rules, reasons=[*rules.reasons, TURNED_OFF_REASON if is_turned_off() else RULES_ONLY_REASON])
+        turned_off = is_turned_off()
+        return replace(
+            rules,
+            reasons=[*rules.reasons, TURNED_OFF_REASON if turned_off else RULES_ONLY_REASON],
+            explained=[*rules.explained, {"kind": "rules_only", "turned_off": turned_off}],
+        )
     return combined_classification(rules, prediction, parts={part: predictions.get(t) for part, t in parts.items()})
 
 
@@ -149,19 +156,31 @@ def combined_classification(
     )  # fmt: skip
     model_rank, rules_rank = PRIORITY_RANK[top.priority], PRIORITY_RANK[rules.priority]
     model = f"the model reading {label}" if label else "the model"
+    # Where the priority and the category came from, for the console: "model" (with `read`, the part it read),
+    # "rules", "both", "ruled_out" (a critical rule the model took back), "kept_by_its_words", "rule".
+    decision: dict = {"kind": "decision", "priority": priority, "category": category, "read": _PART_KINDS.get(label)}
     if rule_ruled_out(rules.priority, probability, threshold, rules_words_probability=words_probability):
         priority_from = (
             f"a critical rule matched, but the model ruled it out (critical {probability:.2f}, under half its "
             f"threshold {threshold:.2f}): high, not critical"
         )
+        decision.update(priority_from="ruled_out", category_from="model")
     elif kept_by_its_own_words(rules.priority, probability, threshold, words_probability):
         model = "the critical rule"  # its category too: see combine
         priority_from = (
             f"a critical rule matched; the model read the whole text as calm (critical {probability:.2f}), but "
             f"{RULES_WORDS} on their own as critical ({words_probability:.2f}): the rule stands"
         )
+        decision.update(priority_from="kept_by_its_words", category_from="rule", read="")
     else:
         priority_from = model if model_rank > rules_rank else "the rules" if rules_rank > model_rank else "both"
+        decision.update(
+            priority_from="model" if model_rank > rules_rank else "rules" if rules_rank > model_rank else "both",
+            category_from="model",
+        )
+    decision.update(critical_probability=round(probability, 3), critical_threshold=round(threshold, 3))
+    if words_probability is not None:
+        decision["words_probability"] = round(words_probability, 3)
     decided = f"combined: {priority} (from {priority_from}), {category} (from {model})"
     # A part read as the same text as another (the new message is the sentence the rule matched) is named once.
     named: dict[int, list[str]] = {}
@@ -171,7 +190,11 @@ def combined_classification(
     by_id = {id(read): read for read in parts.values() if read is not None}
     part_reasons = [f"{' and '.join(names)}: {by_id[key].reason}" for key, names in named.items()]
     reasons = [*rules.reasons, prediction.reason, *part_reasons, decided]
-    return replace(rules, priority=priority, category=category, reasons=reasons)
+    part_explained = [
+        {**by_id[key].explained, "parts": [_PART_KINDS[name] for name in names]} for key, names in named.items()
+    ]
+    explained = [*rules.explained, prediction.explained, *part_explained, decision]
+    return replace(rules, priority=priority, category=category, reasons=reasons, explained=explained)
 
 
 def queue_for_text(text: str) -> str:
@@ -319,6 +342,7 @@ def _record_verdict(case: Case, verdict: _Verdict, last_message_id: int | None, 
         priority=result.priority,
         category=result.category,
         reasons=result.reasons,
+        explained=result.explained,
         up_to_message_id=last_message_id,
         raised_by_earlier_contact=verdict.raised_by,
         awaiting_model=verdict.awaiting_model,
@@ -584,6 +608,7 @@ def _store_second_look(
         priority=result.priority,
         category=result.category,
         reasons=result.reasons,
+        explained=result.explained,
         up_to_message_id=message_id,
         category_decided=prediction is not None and not kept_higher,
         # A priority held by the same person's earlier contact still says so, not only the look's lower verdict.

@@ -301,6 +301,7 @@ def record_triage(
     category: str,
     reasons: list[str],
     up_to_message_id: int | None,
+    explained: list[dict] | None = None,
     raised_by_earlier_contact: str = "",
     category_decided: bool = False,
     awaiting_model: bool = False,
@@ -317,10 +318,11 @@ def record_triage(
     case whose priority this one was given, said in the reasons too. `awaiting_model` marks the case for that
     second look, which reads the cases with the highest `critical_by_words` first; `second_look` says on the
     timeline that this classification is it, and `read_by_model` that the model read the text (its next reading
-    takes what came since on its own). With `row_locked`, `case` was read with for_change() in the caller's
-    transaction and is changed as it is. `triaged_at` says when a triage last read everything the citizen had
-    written: not `read_all_written` (a look ahead of the rules, a welfare answer raised to high unread), it stays,
-    so the sweep still finds what is unread."""
+    takes what came since on its own). `explained`: the reasons as kinds and parameters, which the console says in
+    the reader's language (without it, the English reasons are shown). With `row_locked`, `case` was read with
+    for_change() in the caller's transaction and is changed as it is. `triaged_at` says when a triage last read
+    everything the citizen had written: not `read_all_written` (a look ahead of the rules, a welfare answer raised to
+    high unread), it stays, so the sweep still finds what is unread."""
     locked = case if row_locked else Case.objects.for_change().get(pk=case.pk)
     new_priority = higher_priority(priority, locked.priority)
     changed = new_priority != locked.priority
@@ -336,6 +338,8 @@ def record_triage(
         reasons = [*reasons, earlier_contact_reason(raised_by_earlier_contact)]
     if read_by_model or second_look:
         details["read_by_model"] = True
+    if explained:
+        details["explained"] = explained
     # One UPDATE of the row and one INSERT of both events, where a new case's status changes too.
     with timeline_written_together():
         record_event(
@@ -591,7 +595,8 @@ def record_read(
 # Timeline details that may hold words a person wrote or said (notes, reasons, triage's quoted words, the outcome):
 # blanked on anonymisation. The timeline is otherwise append-only; storage limitation is the one exception the law
 # makes to keeping it as written.
-FREE_TEXT_DETAILS = frozenset({"text", "reason", "outcome", "explanation", "idempotency_key"})
+# Triage's explained reasons quote the words too: dropped whole, and the console falls back to `reasons` (below).
+FREE_TEXT_DETAILS = frozenset({"text", "reason", "outcome", "explanation", "idempotency_key", "explained"})
 
 
 # The record of how the case's data was kept and removed: written by supervisors and the service, never by citizens.

@@ -50,6 +50,21 @@ class Prediction:
             f"threshold {self.critical_threshold:.2f}), {self.category}; resembles: {examples}"
         )
 
+    @property
+    def explained(self) -> dict:
+        """The `reason` as a kind and its parameters, for the console to say in the reader's language."""
+        return {
+            "kind": "model",
+            "priority": self.priority,
+            "near_critical": is_near_critical(self.critical_probability, self.critical_threshold),
+            "critical_probability": round(self.critical_probability, 3),
+            "critical_threshold": round(self.critical_threshold, 3),
+            "category": self.category,
+            "resembles": [
+                {"text": example.text, "similarity": round(example.similarity, 2)} for example in self.resembles[:2]
+            ],
+        }
+
 
 def choose_priority(priority_probabilities: np.ndarray, priorities: Sequence[str], critical_threshold: float) -> str:
     """Critical once its probability reaches the threshold; otherwise the likeliest of the other priorities, and at
