@@ -3,6 +3,7 @@ everything around it (its read recorded), the board and the figures. One rule ea
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import statistics
 from dataclasses import dataclass
 
@@ -26,11 +27,14 @@ from helpline.cases.models import (
     TimelineEvent,
 )
 from helpline.cases.selectors import by_urgency, earlier_cases_of, with_urgency
+from helpline.casework.reasons import UnknownReason, reasons_in_words
 from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import active_staff, is_staff_member, is_supervisor, on_duty, with_open_case_counts
 from helpline.roster.services import LOCAL, local_moment
 from notifications import ladder
 from notifications.models import Notification
+
+logger = logging.getLogger(__name__)
 
 
 def cases_visible_to(user) -> QuerySet[Case]:
@@ -108,6 +112,12 @@ def triage_reasons(case: Case) -> list[str]:
         return []
     details = triaged[-1].details
     reasons = list(details.get("reasons") or [])
+    explained = details.get("explained")
+    if explained:  # absent before it was stored, blanked on anonymisation: then the English reasons
+        try:
+            reasons = reasons_in_words(explained)
+        except UnknownReason:
+            logger.warning("triage reasons of %s not said in words; shown in English", case.reference, exc_info=True)
     earlier = details.get("raised_by_earlier_contact")
     if earlier:  # stored in English for the API (and not at all before it was); shown translated here
         reasons = [reason for reason in reasons if reason != case_services.earlier_contact_reason(earlier)]
