@@ -12,8 +12,9 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from helpline.cases import services as case_services
-from helpline.cases.models import Case, EventKind
+from helpline.cases.models import Case, CaseStatus, EventKind
 from helpline.casework import actions
+from helpline.operations.key_rotation import reindex_all
 from tests.factories import CaseFactory, MessageFactory, ShiftFactory, StaffFactory
 from tests.test_triage_long_texts import LIFE_STORY
 from tests.tokens import api_token
@@ -116,3 +117,23 @@ def test_the_citizens_words_in_the_explained_reasons_are_not_stored_in_clear():
         stored = cursor.fetchone()[0]
 
     assert "noz" not in stored and "nož" not in stored
+
+
+def test_an_anonymised_case_shows_the_rules_it_matched_without_the_words(client):
+    worker, case = triaged("ubit će me, ima nož")
+    Case.objects.filter(pk=case.pk).update(status=CaseStatus.RESOLVED)
+
+    case_services.anonymise_case(Case.objects.get(pk=case.pk), basis="retention")
+
+    page = case_page(client, worker, case)
+    assert "Oružje" in page
+    assert "noz" not in page and "nož" not in page
+    assert not case.timeline.filter(kind=EventKind.TRIAGED).latest("id").details["explained"]
+
+
+def test_the_explained_reasons_still_read_after_the_timeline_is_re_encrypted(client):
+    worker, case = triaged("ubit će me, ima nož")
+
+    reindex_all()
+
+    assert re.search(r"Pravilo »Oružje« \(kritično\): »no[zž]«", case_page(client, worker, case))
