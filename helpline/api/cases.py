@@ -34,7 +34,7 @@ from helpline.api.staff_serializers import (
     ReplySerializer,
     ResolveSerializer,
     SafeContactRecordedSerializer,
-    SafeContactSerializer,
+    SafeContactRecordSerializer,
 )
 from helpline.cases.models import Case, Message
 from helpline.cases.selectors import with_urgency
@@ -175,12 +175,14 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return self._run(lambda case, data: actions.do_reply(case, by=request.user, text=data["text"]),
                          ReplySerializer, status.HTTP_201_CREATED)  # fmt: skip
 
-    @extend_schema(request=SafeContactSerializer, responses={**ACTION_RESPONSES, 200: SafeContactRecordedSerializer})
+    @extend_schema(
+        request=SafeContactRecordSerializer, responses={**ACTION_RESPONSES, 200: SafeContactRecordedSerializer}
+    )
     @action(detail=True, methods=["post"], url_path="safe-contact")
     def safe_contact(self, request: Request, pk=None) -> Response:
         """What the person said about a safe call or SMS (on the phone, say), on the timeline; replies obey it."""
         return self._run(lambda case, data: actions.do_record_safe_contact(case, by=request.user, **data),
-                         SafeContactSerializer, answer=SafeContactRecordedSerializer)  # fmt: skip
+                         SafeContactRecordSerializer, answer=SafeContactRecordedSerializer)  # fmt: skip
 
     @extend_schema(request=ReclassifySerializer, responses=ACTION_RESPONSES)
     @action(detail=True, methods=["post"])

@@ -180,9 +180,10 @@ class PersonsAnswer(serializers.BooleanField):
         super().__init__(allow_null=True, **kwargs)
 
 
-class SafeContactSerializer(serializers.Serializer):
-    """What the person said about being contacted (on the phone, say), as the console records it. Both answers
-    are sent each time: the record replaces the one before."""
+class SafeContactRecordSerializer(serializers.Serializer):
+    """What the person said about being contacted (on the phone, say), as the console records it. Both answers are
+    sent each time: the record replaces the one before. (Not named SafeContactSerializer: the schema would give the
+    citizen's form's own safe_contact this one's required fields.)"""
 
     safe_to_call = PersonsAnswer(help_text="Is it safe to call them? null: not asked.")
     safe_to_text = PersonsAnswer(
