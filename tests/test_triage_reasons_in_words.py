@@ -113,7 +113,7 @@ def test_the_citizens_words_in_the_explained_reasons_are_not_stored_in_clear():
     assert any(item.get("words") for item in event.details["explained"])
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT details::text FROM helpline_timelineevent WHERE id = %s", [event.pk])
+        cursor.execute("SELECT CAST(details AS TEXT) FROM helpline_timelineevent WHERE id = %s", [event.pk])
         stored = cursor.fetchone()[0]
 
     assert "noz" not in stored and "nož" not in stored
