@@ -44,9 +44,16 @@ _CLAUSE_BREAK = re.compile(r"[.!?;,\n]+|\s-\s|\bali\b|\bbut\b")
 @dataclass(frozen=True)
 class Phrase:
     words: tuple[str, ...]  # word beginnings; "=word" must match whole
-    # What a message must hold for the phrase to be worth searching: a word beginning with `opening` (None: the first
-    # word is too short to say), or, for a first word long enough to forgive a slip, `slip_tail` inside some word.
+    # What a message must hold for the phrase to be worth searching (see _Message.present and `_may_be_in`): `needs`,
+    # a beginning for each of its words that forgives no slip (three letters, or the word when shorter); a first
+    # word long enough to forgive a slip has `slip_keys` and `slip_tail` instead, what a word within one slip of it
+    # must show. `opening` is the first word's first two letters (None: shorter), the part of it the lookup uses;
+    # `key`, the rarest-looking of the beginnings it needs, what the rule's quick filter (CompiledRule.opening_bits)
+    # asks of it.
     opening: str | None = field(init=False, compare=False)
+    needs: tuple[str, ...] = field(init=False, compare=False)
+    key: str = field(init=False, compare=False)
+    slip_keys: tuple[str, str] | None = field(init=False, compare=False)
     slip_tail: str | None = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -55,11 +62,22 @@ class Phrase:
         object.__setattr__(self, "opening", whole[:2] if len(whole) >= 2 else None)
         forgives_a_slip = not first.startswith("=") and len(first) >= MIN_TYPO_LENGTH
         object.__setattr__(self, "slip_tail", first[3:] if forgives_a_slip else None)
+        object.__setattr__(self, "slip_keys", (first[:3], first[:2] + first[3]) if forgives_a_slip else None)
+        # A later word is compared with word_matches, which forgives a slip in a long word anywhere, and takes a
+        # one-letter pattern as a beginning: only the others need their beginning in the message.
+        later = [word.lstrip("=")[:3] for word in self.words[1:] if _forgives_no_slip(word) and len(word) > 1]
+        needs = later if forgives_a_slip else [whole[:3], *later]
+        object.__setattr__(self, "needs", tuple(needs))
+        object.__setattr__(self, "key", max(needs, key=len) if needs else whole[:2])
 
     @classmethod
     def parse(cls, line: str) -> Phrase:
         words = (fold(word) if not word.startswith("=") else "=" + fold(word[1:]) for word in line.split())
         return cls(tuple(without_future_clitics(words)))
+
+
+def _forgives_no_slip(pattern: str) -> bool:
+    return pattern.startswith("=") or len(pattern) < MIN_TYPO_LENGTH
 
 
 @dataclass(frozen=True)
@@ -76,9 +94,10 @@ class CompiledRule:
     # For each alternative, each part's possible first two letters: an alternative whose part cannot start in the
     # message is skipped without matching (a slip in a word's first two letters is not forgiven; that is the price).
     openings: tuple[tuple[frozenset[str], ...], ...] = ()
-    # The openings as bits, to pass over the alternatives a message cannot match without testing each part: every
-    # part of every alternative is one bit; `opening_bits` gives, for a beginning, the bits of the parts it may
-    # begin, and `alternative_bits` each alternative's parts.
+    # The same filter as bits, finer where a phrase's key is (three letters for a word that forgives no slip), to
+    # pass over the alternatives a message cannot match without testing each part: every part of every alternative
+    # is one bit; `opening_bits` gives, for a beginning, the bits of the parts it may begin, and `alternative_bits`
+    # each alternative's parts.
     opening_bits: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
     alternative_bits: tuple[int, ...] = ()
 
@@ -121,11 +140,12 @@ def compile_rule(*, name: str, category: str, priority: str, terms: str, can_be_
     opening_bits: dict[str, int] = {}
     alternative_bits = []
     bit = 1
-    for alternative_openings in openings:
+    for alternative in alternatives:
         bits = 0
-        for part_openings in alternative_openings:
-            for opening in part_openings:
-                opening_bits[opening] = opening_bits.get(opening, 0) | bit
+        for part in alternative:
+            for phrase in part:
+                # The finer key where there is one: fewer alternatives pass than by two letters alone.
+                opening_bits[phrase.key] = opening_bits.get(phrase.key, 0) | bit
             bits, bit = bits | bit, bit << 1
         alternative_bits.append(bits)
     return CompiledRule(
@@ -238,10 +258,21 @@ class _Message:
         for clause, words in enumerate(self.parts):
             for position, word in enumerate(words):
                 self.at.setdefault(word[:2], []).append((clause, position))
+        # Every two-letter beginning, and every three-letter one: a word's own, and the one it has when a letter
+        # held down in it is read once ("nooož": "noz"; see _with_single_letters, which keeps the first two).
         self.present = set(self.at)
+        for words in self.parts:
+            for word in words:
+                if len(word) > 2:
+                    self.present.add(word[:3])
+                    if word[2] == word[1]:
+                        third = next((letter for letter in word[3:] if letter != word[1]), "")
+                        self.present.add(word[:2] + third)
         self.joined = " ".join(word for words in self.parts for word in words)
         self._starts: dict[str, list[tuple[int, int]]] = {}
         self._found: dict[tuple[tuple[str, ...], int, bool], list[str] | None] = {}
+        # By the part's id: the rules outlive the message, so an id is not reused while the message is read.
+        self._candidates: dict[int, list[Phrase]] = {}
 
     def find(self, phrase: Phrase, scope: int, can_be_negated: bool) -> list[str] | None:
         """The words of the phrase's first occurrence in the scope that is not denied. In each clause only the
@@ -256,23 +287,21 @@ class _Message:
             found = self._found[key] = self._first_occurrence(phrase, starts, scope, can_be_negated) if starts else None
         return found
 
+    def candidates(self, options: tuple[Phrase, ...]) -> list[Phrase]:
+        """The phrases of a part that some word of the message may begin, in their order: worked out once per part,
+        however many clauses an "a & b" pattern is tried in."""
+        kept = self._candidates.get(id(options))
+        if kept is None:
+            present, joined = self.present, self.joined
+            kept = self._candidates[id(options)] = [phrase for phrase in options if _may_be_in(phrase, present, joined)]
+        return kept
+
     def _look_up(self, pattern: str) -> list[tuple[int, int]]:
         whole = pattern[1:] if pattern.startswith("=") else pattern
-        if len(whole) < 2:  # shorter than a word beginning: every word is compared
-            return [(c, i) for c, words in enumerate(self.parts) for i, word in enumerate(words)
-                    if word_matches(pattern, word)]  # fmt: skip
-        head = whole[:2]
-        if pattern.startswith("=") or len(pattern) < MIN_TYPO_LENGTH:  # no slip forgiven: same first two letters
-            return [(c, i) for c, i in self.at.get(head, ()) if word_matches(pattern, self.parts[c][i])]
-        found = [(c, i) for c, i in self.at.get(head, ()) if word_matches(pattern, self.parts[c][i])]
-        # A word within one slip of the pattern begins with its first two letters, or (the slip in those two) holds
-        # the pattern's rest from its fourth letter on: only such words are checked for a slip.
-        tail = pattern[3:]
-        if tail in self.joined:
-            found += [(c, i) for c, words in enumerate(self.parts) for i, word in enumerate(words)
-                      if word[:2] != head and tail in word and word_matches(pattern, word)]  # fmt: skip
-            found.sort()
-        return found
+        # Looked up by its first two letters: a slip there is not forgiven (that is the price of not comparing every
+        # word); a word that begins them and is within one slip of a long pattern is. A one-letter first word ("u
+        # krvi") is that word itself.
+        return [(c, i) for c, i in self.at.get(whole[:2], ()) if word_matches(pattern, self.parts[c][i])]
 
     def _first_occurrence(
         self, phrase: Phrase, starts: list[tuple[int, int]], scope: int, can_be_negated: bool
@@ -331,14 +360,9 @@ def _find_parts(
 ) -> list[list[str] | None]:
     """For each part of a combined pattern, the words of the first of its phrases found (None: not found)."""
     found: list[list[str] | None] = []
-    present, joined = message.present, message.joined
     for options in alternative:
         words = None
-        for phrase in options:
-            if phrase.opening not in present and phrase.opening is not None and (
-                phrase.slip_tail is None or phrase.slip_tail not in joined
-            ):
-                continue  # no word of the message could start it (see _Message._look_up)
+        for phrase in message.candidates(options):
             words = message.find(phrase, scope, can_be_negated)
             if words:
                 break
@@ -346,6 +370,20 @@ def _find_parts(
         if words is None:
             break  # one part missing is enough to fail; the rest need not be searched
     return found
+
+
+def _may_be_in(phrase: Phrase, present: set[str], joined: str) -> bool:
+    """False when the message cannot hold the phrase, so it need not be searched: a beginning it needs is missing, or
+    no word can be within one slip of its long first word. Such a word keeps its first three letters (the slip comes
+    later), or reads as its first two and fourth (the third left out, or swapped with the fourth), or holds its rest
+    from the fourth letter on (the slip in the third letter)."""
+    for needed in phrase.needs:
+        if needed not in present:
+            return False
+    if phrase.slip_keys is not None:
+        with_three, without_third = phrase.slip_keys
+        return with_three in present or without_third in present or phrase.slip_tail in joined  # type: ignore[operator]
+    return True
 
 
 def classify_text(text: str, rules: Iterable[CompiledRule], channel: str | None = None) -> Classification:
