@@ -47,10 +47,8 @@ class Phrase:
     # What a message must hold for the phrase to be worth searching (see _Message.present and `_may_be_in`): `needs`,
     # a beginning for each of its words that forgives no slip (three letters, or the word when shorter); a first
     # word long enough to forgive a slip has `slip_keys` and `slip_tail` instead, what a word within one slip of it
-    # must show. `opening` is the first word's first two letters (None: shorter), the part of it the lookup uses;
-    # `key`, the rarest-looking of the beginnings it needs, what the rule's quick filter (CompiledRule.opening_bits)
-    # asks of it.
-    opening: str | None = field(init=False, compare=False)
+    # must show. `key`, the rarest-looking of the beginnings it needs, is what the rule's quick filter
+    # (CompiledRule.opening_bits) asks of it.
     needs: tuple[str, ...] = field(init=False, compare=False)
     key: str = field(init=False, compare=False)
     slip_keys: tuple[str, str] | None = field(init=False, compare=False)
@@ -59,7 +57,6 @@ class Phrase:
     def __post_init__(self) -> None:
         first = self.words[0] if self.words else ""
         whole = first[1:] if first.startswith("=") else first
-        object.__setattr__(self, "opening", whole[:2] if len(whole) >= 2 else None)
         forgives_a_slip = not first.startswith("=") and len(first) >= MIN_TYPO_LENGTH
         object.__setattr__(self, "slip_tail", first[3:] if forgives_a_slip else None)
         object.__setattr__(self, "slip_keys", (first[:3], first[:2] + first[3]) if forgives_a_slip else None)
