@@ -167,6 +167,19 @@ def test_means_timing_and_a_childs_age_are_read_without_the_obvious_words(text, 
     assert (result.priority, result.category) == ("critical", category), result.reasons
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "divojčica je sama u kući od jutra",  # ikavian: the Krajina, Herzegovina, Dalmatia
+        "dite je samo u autu na suncu",
+        "dica su sama na balkonu",
+    ],
+)
+def test_a_child_said_in_ikavian_is_recognised_like_any_other_child(text):
+    result = classify_by_rules(text)
+    assert (result.priority, result.category) == ("critical", "child_protection"), result.reasons
+
+
 def test_shipped_rules_reach_an_existing_installation_only_when_asked(db):
     from triage.services import install_default_rules
 

@@ -18,8 +18,8 @@ AGES = "|".join(
     number + "godisnj"
     for number in "jedno dvo tro cetvoro cetvero peto sesto sedmo osmo devet deset jedanaest dvanaest".split()
 ) + "|toddler|infant|newborn|novorodj|malisan|little boy|little girl|=mala od|=mali od|malo dijete|malo dete|nephew|niece|necak|necakinj|sestric|bratic"
-KIDS_ALTS = "dijet|djec|djet|dete|deca|decu|beba|bebu|=sin|=sina|sinu|kcer|cerk|child|kids|baby|=son|daughter|maloljet|malodob|ucenik|ucenic|djevojcic|devojcic|djecak|decak|tinejdz|teen|unuk|unuc|malog brat|malu sestr|mladj brat|mladj sestr|mladjeg brat|mladju sestr|" + AGES
-KIDS = ["dijet", "djec", "djet", "dete", "deca", "decu", "decom", "beba", "bebu", "bebi", "sin", "sina", "kcer", "cerk", "malodob", "maloljet", "klinac", "klinc", "=kid", "kids", "child", "baby", "son", "daughter", "unuk", "unuc"]
+# Ikavian (Dalmatia, Herzegovina, the Krajina) says "dite", "dica", "divojčica".
+KIDS_ALTS = "dijet|djec|djet|dete|deca|decu|beba|bebu|=sin|=sina|sinu|kcer|cerk|child|kids|baby|=son|daughter|maloljet|malodob|ucenik|ucenic|djevojcic|devojcic|divojcic|dite|=dica|=dicu|=dici|dicom|djecak|decak|tinejdz|teen|unuk|unuc|malog brat|malu sestr|mladj brat|mladj sestr|mladjeg brat|mladju sestr|" + AGES
 
 # --- Suicide and self-harm ---------------------------------------------------------------------------
 rule("Namjera samoubistva", "suicide_self_harm", "critical", [
