@@ -101,13 +101,21 @@ def state_of(case: Case) -> dict:
     }
 
 
+def sent_for(action: str, case: Case) -> dict:
+    """The action's answers; a resolution also says which message the page or app showed last (the case's)."""
+    data = API_DATA.get(action, {})
+    if action == "resolve":
+        data = {**data, "seen_message_id": case.messages.latest("pk").pk}
+    return data
+
+
 def through_api(action: str, case: Case, user, people) -> tuple[object, str]:
     client = APIClient()
     client.force_authenticate(user=user)  # how a person signs in is not the point here: what they may do is
     if action == "view":
         response = client.get(f"/api/v1/cases/{case.pk}/")
     else:
-        data = {"staff_id": people["colleague"].user.pk} if action == "assign" else API_DATA.get(action, {})
+        data = {"staff_id": people["colleague"].user.pk} if action == "assign" else sent_for(action, case)
         response = client.post(f"/api/v1/cases/{case.pk}/{action}/", data, format="json")
     answer = ALLOWED if response.status_code in (200, 201) else response.status_code
     detail = response.json().get("detail", "") if answer == 403 else ""
@@ -120,7 +128,7 @@ def through_console(action: str, case: Case, user, people) -> tuple[object, str]
     if action == "view":
         response = client.get(f"/console/cases/{case.pk}/")
         return (ALLOWED if response.status_code == 200 else response.status_code), response.content.decode()
-    data = {"staff": people["colleague"].pk} if action == "assign" else API_DATA.get(action, {})
+    data = {"staff": people["colleague"].pk} if action == "assign" else sent_for(action, case)
     response = client.post(f"/console/cases/{case.pk}/{CONSOLE_ACTION.get(action, action)}/", data)
     assert response.status_code != 400, response.content.decode()  # the data is valid: any refusal is the rule's
     return (ALLOWED if response.status_code == 302 else response.status_code), response.content.decode()

@@ -129,14 +129,18 @@ def test_the_api_refuses_resolve_when_a_message_came_after_the_last_one_the_app_
 
 def test_the_api_refuses_resolve_when_the_priority_differs_from_what_the_app_showed(worker, case):
     response = client_for(worker).post(f"/api/v1/cases/{case.pk}/resolve/",
-                                       {"outcome": "Riješeno", "seen_priority": "low"}, format="json")  # fmt: skip
+                                       {"outcome": "Riješeno", "seen_priority": "low",
+                                        "seen_message_id": last_message_id(client_for(worker), case)},
+                                       format="json")  # fmt: skip
     assert response.status_code == 409 and PRIORITY_REFUSAL in response.json()["detail"]
     assert still_open(case)
 
 
-def test_an_api_client_that_says_nothing_of_what_it_showed_still_resolves(worker, case):
+def test_an_api_client_must_say_which_message_it_showed_before_a_case_closes(worker, case):
     response = client_for(worker).post(f"/api/v1/cases/{case.pk}/resolve/", {"outcome": "Riješeno"}, format="json")
-    assert response.status_code == 200 and response.json()["status"] == CaseStatus.RESOLVED
+    assert response.status_code == 400
+    assert "message the person sent after it must be read" in response.json()["seen_message_id"][0]
+    assert still_open(case)
 
 
 def test_the_api_refuses_a_seen_message_of_another_case(worker, case):

@@ -151,7 +151,9 @@ def test_work_a_case_from_acknowledgement_to_resolution_and_reopening(people, ca
     assert client.post(f"{base}/acknowledge/").json()["status"] == "acknowledged"
     assert client.post(f"{base}/start/", {}, format="json").json()["status"] == "in_progress"
     assert client.post(f"{base}/resolve/", {}, format="json").status_code == 400  # an outcome is required
-    assert client.post(f"{base}/resolve/", {"outcome": "safe house"}, format="json").json()["status"] == "resolved"
+    shown = client.get(f"{base}/").json()["messages"][-1]["id"]
+    resolved = client.post(f"{base}/resolve/", {"outcome": "safe house", "seen_message_id": shown}, format="json")
+    assert resolved.json()["status"] == "resolved"
     reopened = client.post(f"{base}/reopen/", {"reason": "she wrote again"}, format="json").json()
     assert reopened["status"] == "acknowledged"  # the worker reopening their own case has it in hand
     kinds = list(

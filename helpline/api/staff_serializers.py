@@ -130,11 +130,13 @@ class ResolveSerializer(serializers.Serializer):
     """What the app showed travels with Resolve, so a message that came after it is read before the case closes."""
 
     outcome = serializers.CharField(max_length=1000)
+    # Required: a resolution that says nothing of what was shown closed cases over a message nobody had read.
     seen_message_id = serializers.IntegerField(
-        required=False, min_value=0,
+        min_value=0,
+        error_messages={"required": "Say which message the app showed last (its id, or 0 for none): a message the "
+                        "person sent after it must be read before the case is closed."},
         help_text="The id of the newest message the app showed on this case (0: none). A message from the person "
-        "after it refuses the resolution with 409. Send it: left out, the resolution is not checked (for older "
-        "clients only).",
+        "after it refuses the resolution with 409.",
     )  # fmt: skip
     seen_priority = serializers.ChoiceField(
         choices=[("", "not triaged yet"), *Priority.choices], required=False, allow_blank=True,

@@ -176,8 +176,8 @@ def do_start(case: Case, *, by: AbstractBaseUser, reason: str = "") -> Case:
 
 @dataclass(frozen=True)
 class Seen:
-    """What the worker's page or app showed of the case when they chose to act. None: not said (an older API
-    client), so not checked; a message id of 0: no message was shown."""
+    """What the worker's page or app showed of the case when they chose to act. None: not said (a console page
+    loaded before the fields existed), so not checked; the API requires the message id. 0: no message was shown."""
 
     last_message_id: int | None = None
     priority: str | None = None
