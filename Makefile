@@ -40,7 +40,7 @@ bench: install
 	$(BIN)/python benchmarks/run.py --runs 3 --rules-only
 # The API fuzzed with fresh random examples, as a worker and as a supervisor (make test runs a small fixed set).
 fuzz: install ; FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} HYPOTHESIS_RANDOM=1 $(BIN)/pytest tests/test_api_schema_fuzz.py -p no:cacheprovider
-faults: install ; $(BIN)/python benchmarks/faults.py  # fault injection on a stack of its own, ~15 min; not in `make test`
+faults: install ; $(BIN)/python benchmarks/faults.py  # fault injection on a stack of its own, ~17 min; not in `make test`
 triage-bench: install ; $(BIN)/python benchmarks/semantic_triage.py --worker  # triage cost a message, worker rate, request path
 
 lint: install

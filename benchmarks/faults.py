@@ -2,13 +2,14 @@
 """Fault injection against the real stack: what each fault costs in contacts and staff alerts.
 
 Starts gunicorn, a critical-queue worker, an alerts sender, a general worker and beat (benchmarks/run.py's Stack)
-against a PostgreSQL cluster and a Redis server of its own (a throwaway cluster made with initdb on a free port in a
-temporary directory, and `redis-server` on another free port: the shared ones on 5432 and 6379 are never touched),
+against a PostgreSQL cluster and Redis servers of its own (a throwaway cluster made with initdb on a free port in a
+temporary directory, and two `redis-server`s on other free ports, one the broker and one the cache, so that the cache
+can fail alone: the shared ones on 5432 and 6379 are never touched),
 with the real twilio client sending to a local stub. Then runs each scenario and prints, per scenario: contacts
 sent, answered 2xx, stored, triaged, assigned, notified, duplicates of each, intake latency during the fault
 (median and p99) and the time until everything sent was stored, triaged, assigned and notified again.
 
-    make faults                                   # every scenario, about 12 minutes
+    make faults                                   # every scenario, about 14 minutes
     .venv/bin/python benchmarks/faults.py --only redis-frozen,pg-stopped
 
 Everything listens on 127.0.0.1; every loop is bounded; the stack and the servers are stopped at the end.
@@ -110,6 +111,7 @@ class ThrowawayRedis:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
         command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
                    "no", "--dir", str(self.directory), "--protected-mode", "yes"]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -469,16 +471,19 @@ class Suite:
         outcome = Outcome(name, note, contacts, fault_window=(timer["start"], timer["end"]))
         return self.settle(outcome, since, timer["end"])
 
-    def redis_frozen(self, redis: ThrowawayRedis, seconds: float) -> Outcome:
+    # docker-compose.yml keeps the broker and the cache in one Redis: when it freezes or dies, both go.
+    def redis_frozen(self, servers: list[ThrowawayRedis], seconds: float) -> Outcome:
+        what = "Redis frozen (SIGSTOP)" if len(servers) > 1 else "cache frozen (SIGSTOP), broker up"
         return self._under_fault(
-            "Redis frozen (SIGSTOP)", f"{seconds:.0f} s, 5 contacts/s", lambda: redis.signal(signal.SIGSTOP),
-            lambda: redis.signal(signal.SIGCONT), seconds,
+            what, f"{seconds:.0f} s, 5 contacts/s", lambda: [r.signal(signal.SIGSTOP) for r in servers],
+            lambda: [r.signal(signal.SIGCONT) for r in servers], seconds,
         )  # fmt: skip
 
-    def redis_killed(self, redis: ThrowawayRedis, seconds: float) -> Outcome:
+    def redis_killed(self, servers: list[ThrowawayRedis], seconds: float) -> Outcome:
+        what = "Redis killed" if len(servers) > 1 else "cache killed, broker up"
         return self._under_fault(
-            "Redis killed", f"down {seconds:.0f} s then restarted empty, 5 contacts/s", redis.kill, redis.start,
-            seconds,
+            what, f"down {seconds:.0f} s then restarted empty, 5 contacts/s", lambda: [r.kill() for r in servers],
+            lambda: [r.start() for r in servers], seconds,
         )  # fmt: skip
 
     def postgres_stopped(self, postgres: ThrowawayPostgres, seconds: float) -> Outcome:
@@ -600,7 +605,10 @@ def print_table(outcomes: list[Outcome]) -> None:
           " until every contact answered 2xx was stored, triaged, assigned and notified.")  # fmt: skip
 
 
-SCENARIOS = ["two-sms", "five-copies", "redis-frozen", "redis-killed", "pg-stopped", "workers-killed", "twilio-503"]
+SCENARIOS = [
+    "two-sms", "five-copies", "redis-frozen", "redis-killed", "cache-frozen", "cache-killed", "pg-stopped",
+    "workers-killed", "twilio-503",
+]  # fmt: skip
 
 
 def main() -> None:
@@ -619,7 +627,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="helpline-faults-"))
     log_dir = work / "logs"
     log_dir.mkdir()
-    postgres, redis = ThrowawayPostgres(work), ThrowawayRedis(work)
+    postgres, redis, cache = ThrowawayPostgres(work), ThrowawayRedis(work / "broker"), ThrowawayRedis(work / "cache")
     port = free_port()
     stack = None
     print(f"logs and servers in {work}")
@@ -627,11 +635,12 @@ def main() -> None:
         postgres.create()
         postgres.create_database()
         redis.start()
+        cache.start()
         with TwilioStub() as stub:
             stub.call_back_with(AUTH_TOKEN)  # as Twilio does: a send that outlived its worker is settled by them
             env = {
                 **os.environ, "DATABASE_URL": postgres.url, "CELERY_BROKER_URL": f"{redis.url}/0",
-                "CACHE_URL": f"{redis.url}/1", "VAR_DIR": str(work / "var"), "SECRET_KEY": "faults-only",
+                "CACHE_URL": f"{cache.url}/1", "VAR_DIR": str(work / "var"), "SECRET_KEY": "faults-only",
                 "INTAKE_SPOOL_DIR": str(work / "spool"),
                 "ALLOWED_HOSTS": "127.0.0.1,localhost", "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
                 "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
@@ -639,7 +648,8 @@ def main() -> None:
                 "SMS_PER_SECOND": "100000", "CALLS_PER_SECOND": "100000", "INQUIRY_THROTTLE_RATE": "100000000/minute",
                 "DJANGO_SETTINGS_MODULE": "helpline.project.settings", "LOG_LEVEL": "WARNING", "CONN_MAX_AGE": "60",
             }  # fmt: skip
-            print(f"PostgreSQL on {postgres.port}, Redis on {redis.port}, web on {port}, Twilio stub at {stub.url}")
+            print(f"PostgreSQL on {postgres.port}, Redis on {redis.port} (cache {cache.port}), web on {port}, "
+                  f"Twilio stub at {stub.url}")
             manage(env, "migrate", "--noinput", "-v", "0")
             manage(env, "load_demo_data", capture=True)
             # The ladder stays out of the way: these scenarios measure intake and the first alert.
@@ -657,8 +667,10 @@ def main() -> None:
             runs: dict[str, Callable[[], Outcome]] = {
                 "two-sms": suite.two_quick_sms,
                 "five-copies": suite.five_copies,
-                "redis-frozen": lambda: suite.redis_frozen(redis, args.redis_freeze_seconds),
-                "redis-killed": lambda: suite.redis_killed(redis, args.redis_down_seconds),
+                "redis-frozen": lambda: suite.redis_frozen([redis, cache], args.redis_freeze_seconds),
+                "redis-killed": lambda: suite.redis_killed([redis, cache], args.redis_down_seconds),
+                "cache-frozen": lambda: suite.redis_frozen([cache], args.redis_freeze_seconds),
+                "cache-killed": lambda: suite.redis_killed([cache], args.redis_down_seconds),
                 "pg-stopped": lambda: suite.postgres_stopped(postgres, args.postgres_down_seconds),
                 "workers-killed": suite.workers_killed,
                 "twilio-503": lambda: suite.twilio_down(args.twilio_down_seconds),
@@ -678,6 +690,7 @@ def main() -> None:
         if stack is not None:
             stack.stop()
         redis.kill()
+        cache.kill()
         postgres.stop()
         if os.environ.get("KEEP_FAULT_LOGS") != "1":
             shutil.rmtree(work, ignore_errors=True)
