@@ -2,6 +2,7 @@
 import pytest
 
 from helpline.cases.models import Case, CaseStatus, EventKind
+from helpline.casework import actions
 from tests.factories import ShiftFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -219,3 +220,27 @@ def test_someone_whose_phone_is_failing_is_rung_after_those_whose_phones_work(tw
     first = start_call(twilio)
     assert f">{working.phone}</Number>" in first and str(failing.phone) not in first
     assert f">{failing.phone}</Number>" in dial_ends(twilio, first, sid="CA500")
+
+
+def test_a_caller_nobody_could_take_during_a_crisis_hears_its_answer_before_the_emergency_numbers(twilio):
+    supervisor = StaffFactory(role="supervisor", phone="")
+    actions.do_declare_crisis_event(
+        by=supervisor.user, title="Poplava Maglaj", places="Maglaj", answer="Zbog poplave odgovaramo sporije. "
+        "Prihvatni centar: OŠ Maglaj.", answer_english="Because of the flood we answer slowly. Shelter: Maglaj school.",
+    )  # fmt: skip
+
+    in_bosnian = start_call(twilio, sid="CA800", digits="1")
+    in_english = start_call(twilio, sid="CA801", digits="2")
+
+    assert "<Record" in in_bosnian and "Prihvatni centar: OŠ Maglaj." in in_bosnian
+    assert in_bosnian.index("OŠ Maglaj") < in_bosnian.index("122")  # then the police's number
+    assert "Shelter: Maglaj school." in in_english and "Prihvatni" not in in_english
+
+
+def test_a_caller_hears_no_crisis_answer_once_the_event_has_ended(twilio):
+    supervisor = StaffFactory(role="supervisor", phone="")
+    flood = actions.do_declare_crisis_event(
+        by=supervisor.user, title="Poplava Maglaj", places="Maglaj", answer="Prihvatni centar: OŠ Maglaj."
+    )
+    actions.do_end_crisis_event(flood, by=supervisor.user)
+    assert "OŠ Maglaj" not in start_call(twilio, sid="CA802")

@@ -2,6 +2,8 @@
 in the citizen's language, and in Cyrillic when they wrote in Cyrillic."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext
@@ -82,13 +84,18 @@ def voice_greeting() -> dict[str, str]:
     return {"bs": bosnian, "en": english}
 
 
-def voice_voicemail_prompt(*, reference: str, language: str, number_withheld: bool = False) -> str:
-    """With the number withheld nobody can call back unless the caller says a number: they are asked for one."""
+def voice_voicemail_prompt(
+    *, reference: str, language: str, number_withheld: bool = False, crisis_answers: Sequence[str] = ()
+) -> str:
+    """With the number withheld nobody can call back unless the caller says a number: they are asked for one.
+    `crisis_answers`: what the supervisors' declared crisis events tell citizens (the delay, where help points are),
+    said before the emergency numbers."""
     with translation.override(language):
         return " ".join(
             [
                 gettext("Your call has been recorded under case number %(reference)s.")
                 % {"reference": spoken_reference(reference)},
+                *crisis_answers,
                 emergency_sentence(),
                 gettext(
                     "Please leave a message after the tone: tell us what is happening, where you are, and "

@@ -20,7 +20,7 @@ from helpline.roster.models import StaffProfile
 from helpline.roster.selectors import on_duty, staff_by_id, staff_ids_with_phone_index, voice_hunt_list
 from helpline.visits.services import handle_visit_sms
 from helpline.welfare.services import answer_welfare_reply, welfare_business_with_phone_index
-from notifications import acknowledgement, outbox, surge
+from notifications import acknowledgement, crisis, outbox, surge
 from notifications.models import NotificationKind, StaffSmsCommand
 from triage.services import queue_for_text
 
@@ -181,6 +181,25 @@ def hunt_for(case: Case) -> list[int]:
     the order would change with every case assigned meanwhile, and the hunt would ring someone twice and skip
     someone else."""
     return [person.pk for person in voice_hunt_list(case, timezone.now())]
+
+
+# A caller waits through every word: the newest events only, should several be declared at once.
+CRISIS_ANSWERS_SPOKEN = 2
+
+
+def crisis_answers_for_callers(language: str) -> list[str]:
+    """What the active crisis events tell citizens, for a caller nobody could take: the newest first, in English
+    for a caller who chose English when the supervisor wrote one, else the Latin text (a voice reads it aloud;
+    a call has no script). A call is not grouped into an event (there are no words to match), so a caller in a
+    flood hears the delay and the help points here or not at all. Nothing when the database cannot say: the
+    voicemail in an outage must still be taken."""
+    try:
+        events = crisis.active_events()
+    except DatabaseError:
+        logger.warning("could not read the crisis events for a caller's voicemail; said without them")
+        return []
+    newest = sorted(events, key=lambda event: event.pk, reverse=True)[:CRISIS_ANSWERS_SPOKEN]
+    return [(event.answer_english if language == "en" else "").strip() or event.answer.strip() for event in newest]
 
 
 def who_to_ring(hunt: list[int], attempt: int) -> tuple[int, StaffProfile] | None:

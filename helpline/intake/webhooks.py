@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from functools import wraps
 from urllib.parse import urlencode
 
@@ -263,18 +264,24 @@ def _connect_or_voicemail(request: HttpRequest, case, language: str, *, hunt: li
         dial.number(str(staff.phone), url=whisper, method="POST")
         response.append(dial)
         return response
-    return _voicemail(request, case.reference, language)
+    return _voicemail(request, case.reference, language, services.crisis_answers_for_callers(language))
 
 
 def _number_withheld(request: HttpRequest) -> bool:
     return intake.normalise_phone(_param(request, "From")) is None
 
 
-def _voicemail(request: HttpRequest, reference: str, language: str) -> VoiceResponse:
+def _voicemail(
+    request: HttpRequest, reference: str, language: str, crisis_answers: Sequence[str] = ()
+) -> VoiceResponse:
+    """`crisis_answers`: left out on the spool's paths, where the database has just failed: asking it again for
+    the events could make the caller wait for its timeout twice."""
     response = VoiceResponse()
     withheld = _number_withheld(request)
-    _say(response, replies.voice_voicemail_prompt(reference=reference, language=language, number_withheld=withheld),
-         language)  # fmt: skip
+    prompt = replies.voice_voicemail_prompt(
+        reference=reference, language=language, number_withheld=withheld, crisis_answers=crisis_answers
+    )
+    _say(response, prompt, language)
     response.record(
         action=_absolute(request, "webhooks:voice-recorded"),
         method="POST",
