@@ -32,7 +32,12 @@ from triage.semantic.head import (
 )
 from triage.semantic.model import choose_priority
 
-TARGET_CRITICAL_RECALL = 0.97  # where the threshold is set on training authors; the issue's target is 0.95 on new ones
+# Where the threshold is set on training authors; the issue's target is 0.95 on new ones. 0.97 until forty-one
+# authors: with five more, the threshold it chose rose (0.225-0.234 to 0.235-0.243 on the three worst development
+# authors' folds) and caught one critical message fewer of theirs. At 0.975 (thresholds 0.207-0.216), combined,
+# against the shipped thirty-six-author head at 0.97: critical messages missed 16 -> 13 of 345 (worst author recall
+# 0.913 -> 0.922), calm messages marked critical up by about three (worst 0.228 -> 0.234), category 0.700 -> 0.711.
+TARGET_CRITICAL_RECALL = 0.975
 
 
 @dataclass(frozen=True)
