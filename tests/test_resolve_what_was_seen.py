@@ -139,7 +139,7 @@ def test_the_api_refuses_resolve_when_the_priority_differs_from_what_the_app_sho
 def test_an_api_client_must_say_which_message_it_showed_before_a_case_closes(worker, case):
     response = client_for(worker).post(f"/api/v1/cases/{case.pk}/resolve/", {"outcome": "Riješeno"}, format="json")
     assert response.status_code == 400
-    assert "message the person sent after it must be read" in response.json()["seen_message_id"][0]
+    assert "poruku koju je osoba poslala nakon nje treba pročitati" in response.json()["seen_message_id"][0]
     assert still_open(case)
 
 

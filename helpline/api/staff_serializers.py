@@ -133,8 +133,8 @@ class ResolveSerializer(serializers.Serializer):
     # Required: a resolution that says nothing of what was shown closed cases over a message nobody had read.
     seen_message_id = serializers.IntegerField(
         min_value=0,
-        error_messages={"required": "Say which message the app showed last (its id, or 0 for none): a message the "
-                        "person sent after it must be read before the case is closed."},
+        error_messages={"required": _("Say which message the app showed last (its id, or 0 for none): a message "
+                                      "the person sent after it must be read before the case is closed.")},
         help_text="The id of the newest message the app showed on this case (0: none). A message from the person "
         "after it refuses the resolution with 409.",
     )  # fmt: skip
