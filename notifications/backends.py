@@ -171,6 +171,27 @@ def _newest_since(resources: Iterable, since: dt.datetime) -> Iterator:
         yield resource
 
 
+@dataclass(frozen=True)
+class InboundContact:
+    """An SMS or a call that reached the SOS number, as Twilio's log lists it."""
+
+    kind: str  # "sms" or "call"
+    sid: str
+    from_number: str
+    created: dt.datetime
+    body: str = ""
+    num_media: int = 0
+    status: str = ""  # a call's: ringing, in-progress, completed, busy, no-answer, canceled, failed
+    duration: int | None = None  # a call's, in seconds
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
 class RedirectedHttpClient(TwilioHttpClient):
     """Sends every Twilio API request to another origin: a local stub in tests, never the internet."""
 
@@ -262,6 +283,31 @@ class TwilioBackend:
         except (TwilioException, OSError) as error:  # network trouble: try again later
             return SendResult(ok=False, transient=True, error_code=NETWORK_ERROR, detail=str(error)[:500])
         return SendResult(ok=True, provider_sid=created.sid)
+
+    def inbound_since(self, since: dt.datetime) -> list[InboundContact]:
+        """Every SMS and call that reached the SOS number at or after `since`, from Twilio's log (newest first, all
+        pages back to `since`). Raises TwilioException (or an OSError) when Twilio cannot be asked."""
+        number = settings.TWILIO_PHONE_NUMBER
+        messages = _newest_since(
+            self.client.messages.stream(to=number, date_sent_after=since, page_size=LOOKUP_PAGE), since
+        )
+        calls = _newest_since(self.client.calls.stream(to=number, start_time_after=since, page_size=LOOKUP_PAGE), since)
+        found = [
+            InboundContact(
+                "sms", m.sid, m.from_ or "", m.date_created, body=m.body or "", num_media=_int_or_none(m.num_media) or 0
+            )
+            for m in messages
+            if m.direction == "inbound"
+        ]
+        found += [
+            InboundContact(
+                # twilio's CallInstance names it _from, its MessageInstance from_.
+                "call", c.sid, c._from or "", c.date_created, status=c.status or "", duration=_int_or_none(c.duration)
+            )
+            for c in calls
+            if c.direction == "inbound"
+        ]
+        return found
 
     def find_sent(self, message: OutgoingMessage, *, since: dt.datetime, known_sids: frozenset[str]) -> Lookup:
         """Did Twilio take this message although nobody recorded its SID (a worker killed inside the call)?

@@ -14,9 +14,13 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+
+def _listed_time(value: str) -> dt.datetime:
+    return parsedate_to_datetime(value)
 
 
 @dataclass
@@ -220,6 +224,25 @@ class TwilioStub:
         with self._lock:
             self.accepted.append(leg)
         return dict(leg)
+
+    def inbound(
+        self, kind: str, *, from_: str, to: str, body: str = "", status: str = "received", ago_seconds: float = 0,
+        duration: int | None = None, sid: str = "",
+    ) -> dict:
+        """An SMS or call that reached our number (`kind` "sms" or "call"), listed as Twilio lists it although no
+        webhook of ours ever received it. Returns it as the list endpoint does."""
+        resource = {
+            "sid": sid or f"{'CA' if kind == 'call' else 'SM'}{uuid.uuid4().hex}", "status": status, "to": to,
+            "from": from_, "body": body if kind == "sms" else "", "parent_call_sid": None, "direction": "inbound",
+            "url": None, "num_media": "0", "duration": None if duration is None else str(duration),
+            "date_created": format_datetime(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=ago_seconds)),
+            "kind": kind,
+        }  # fmt: skip
+        with self._lock:
+            # Newest first as Twilio lists them: kept in the order of their time, whatever order a test adds them.
+            self.accepted.append(resource)
+            self.accepted.sort(key=lambda listed: _listed_time(listed["date_created"]))
+        return dict(resource)
 
     def answer(self, status: int, body: dict | None = None) -> None:
         """Queue the answer to the next request (default: 201 with a fresh SID)."""

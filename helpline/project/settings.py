@@ -369,6 +369,7 @@ CELERY_TASK_ROUTES = {
     # Supervisors must hear that staff alerts are failing even while the notifications queue is backed up.
     "notifications.tasks.alert_on_failing_delivery": {"queue": "escalation"},
     "helpline.intake.tasks.replay_intake_spool": {"queue": "default"},
+    "helpline.intake.tasks.recover_missed_contacts": {"queue": "default"},
     # A worker overdue on a home visit is chased on the same queue as an unanswered case.
     "helpline.visits.tasks.run_visit_escalations": {"queue": "escalation"},
     "helpline.visits.tasks.purge_visit_addresses": {"queue": "default"},
@@ -421,6 +422,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Stores contacts spooled while the database was unreachable; a no-op (one directory listing) otherwise.
     "replay-intake-spool": {"task": "helpline.intake.tasks.replay_intake_spool", "schedule": 10.0},
+    # Contacts Twilio took while our webhooks could not be reached (helpline/intake/recovery.py).
+    "recover-missed-contacts": {
+        "task": "helpline.intake.tasks.recover_missed_contacts", "schedule": 60.0, "options": {"expires": 55}
+    },
     # Welfare campaigns: ask, call, visit and escalate what is due (helpline/welfare/services.py). Every second:
     # a question from the helpline's number takes that second's slot, and the next waits for the next tick.
     # It expires after 30 s, not 5: behind a surge's backlog on the notifications queue (tens of seconds) every

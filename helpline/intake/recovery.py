@@ -1,0 +1,156 @@
+"""Contacts our webhooks never received, found in Twilio's log and stored as if they had arrived.
+
+While the web is down (a failed deploy, an expired certificate, the host unreachable) or too slow (Twilio gives up
+on a webhook after 15 s), Twilio still takes every SMS and call to the SOS number and lists them. Nothing a citizen
+sends may be lost: every minute the worker asks Twilio for what reached the number since its last look, and any SMS
+or call whose SID we do not know is stored now through the same intake the webhook uses. The citizen, who heard or
+read nothing from us, gets the answer the webhook would have given, by SMS; a call nobody answered becomes a missed
+call to call back. A call we stored whose final status never reached us (a lost status callback) is settled too.
+
+Only contacts older than RECOVERY_GRACE are looked at (a webhook may still be on its way, or in the spool), and only
+since the last look (its time kept in the cache), with RECOVERY_OVERLAP for clocks that disagree. With no last
+look (the first run, the cache emptied), the look goes back to the newest contact we stored before it, at most
+RECOVERY_LOOKBACK: that is how far an outage of the web can have gone unnoticed, and a new deployment on a number
+that had another service before does not import its history.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Max
+from django.utils import timezone
+
+from helpline.cases import intake
+from helpline.cases.intake import FINAL_CALL_STATUSES
+from helpline.cases.models import Direction, Message
+from helpline.intake import replies, services, spool
+from helpline.welfare.models import WelfareCheck
+from notifications.backends import InboundContact, TwilioBackend, get_backend
+from notifications.models import NotificationKind, StaffSmsCommand
+from notifications.outbox import queue_notification
+
+logger = logging.getLogger(__name__)
+
+RECOVERY_GRACE = dt.timedelta(minutes=2)
+RECOVERY_OVERLAP = dt.timedelta(minutes=1)
+RECOVERY_LOOKBACK = dt.timedelta(hours=24)
+# With no last look and nothing stored yet: a fresh deployment looks back this far, not a day.
+FIRST_LOOK = dt.timedelta(minutes=15)
+LAST_LOOK_KEY = "intake:recovery:looked-until"
+HANDLED_KEY = "intake:recovery:handled:{sid}"
+HANDLED_FOR_SECONDS = 2 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Recovery:
+    listed: int  # SMS and calls Twilio listed in the window
+    stored_sms: int  # SMS no webhook of ours had received, stored now
+    stored_calls: int  # calls likewise, each a missed call
+    settled_calls: int  # calls we had, whose final status never reached us
+
+
+def recover_missed_contacts(now: dt.datetime | None = None) -> Recovery | None:
+    """Look once (see the module); None when there is nowhere to look (not on Twilio) or Twilio cannot be asked."""
+    backend = get_backend()
+    if not isinstance(backend, TwilioBackend) or not settings.TWILIO_PHONE_NUMBER:
+        return None
+    now = now or timezone.now()
+    until = now - RECOVERY_GRACE
+    since = _since(now)
+    try:
+        listed = [contact for contact in backend.inbound_since(since) if contact.created <= until]
+    except Exception as error:  # Twilio down, refusing, or unreachable: the next look covers this one's window
+        logger.warning("could not ask Twilio for contacts our webhooks missed (%s); the next look tries again",
+                       type(error).__name__)  # fmt: skip
+        return None
+    known = _known_sids([contact.sid for contact in listed])
+    stored_sms = stored_calls = settled_calls = 0
+    for contact in reversed(listed):  # oldest first, as they came
+        if contact.kind == "sms" and contact.sid not in known:
+            stored_sms += _recover_sms(contact)
+        elif contact.kind == "call" and contact.status in FINAL_CALL_STATUSES:
+            status_known = known.get(contact.sid)
+            if status_known is None:
+                stored_calls += _recover_call(contact)
+            elif status_known not in FINAL_CALL_STATUSES:
+                intake.record_call_status(call_sid=contact.sid, call_status=contact.status, duration=contact.duration)
+                settled_calls += 1
+                logger.warning("call status recovered from Twilio's log: %s (its status callback never came)",
+                               contact.status)  # fmt: skip
+    cache.set(LAST_LOOK_KEY, until.isoformat(), timeout=None)
+    return Recovery(len(listed), stored_sms, stored_calls, settled_calls)
+
+
+def _since(now: dt.datetime) -> dt.datetime:
+    earliest = now - RECOVERY_LOOKBACK
+    last_look = cache.get(LAST_LOOK_KEY)
+    if last_look:
+        return max(earliest, dt.datetime.fromisoformat(last_look) - RECOVERY_OVERLAP)
+    inbound = Message.objects.filter(direction=Direction.INBOUND, twilio_sid__isnull=False)
+    newest = inbound.aggregate(at=Max("created_at"))["at"]
+    if newest is None:
+        return now - FIRST_LOOK
+    return max(earliest, min(newest - RECOVERY_OVERLAP, now - FIRST_LOOK))
+
+
+def _known_sids(sids: list[str]) -> dict[str, str]:
+    """Each SID already handled, with the call status we have for it ("" for an SMS): stored as a contact, as a
+    staff command, as a welfare answer, waiting in the spool, or recovered before."""
+    known = dict(Message.objects.filter(twilio_sid__in=sids).values_list("twilio_sid", "call_status"))
+    for answered in (
+        StaffSmsCommand.objects.filter(message_sid__in=sids).values_list("message_sid", flat=True),
+        WelfareCheck.objects.filter(reply_sid__in=sids).values_list("reply_sid", flat=True),
+    ):
+        known.update(dict.fromkeys(answered, ""))
+    handled = cache.get_many([HANDLED_KEY.format(sid=sid) for sid in sids if sid not in known])
+    known.update({key.rsplit(":", 1)[1]: "" for key in handled})
+    for sid in sids:
+        if sid not in known and (spool.spooled("sms", sid) or spool.spooled("call", sid)):
+            known[sid] = ""
+    return {sid: status or "" for sid, status in known.items()}
+
+
+def _recover_sms(contact: InboundContact) -> int:
+    received = services.receive_sms(
+        message_sid=contact.sid, from_number=contact.from_number, body=contact.body, num_media=contact.num_media
+    )
+    cache.set(HANDLED_KEY.format(sid=contact.sid), 1, timeout=HANDLED_FOR_SECONDS)
+    if received.staff is not None:
+        if received.staff_reply:  # a silent alarm's answer is nothing, and stays nothing
+            queue_notification(
+                key=f"command-reply:{contact.sid}", to_number=str(received.staff.phone or ""),
+                body=received.staff_reply, kind=NotificationKind.COMMAND_REPLY, recipient=received.staff.user,
+            )  # fmt: skip
+        logger.warning("staff SMS recovered from Twilio's log and run now (our webhook never received it)")
+        return 1
+    stored = received.intake
+    if stored is None:
+        # A welfare answer ("1" safe, "2" help) is recorded as if it had come in time; its confirmation, minutes
+        # late, is not sent: the campaign's own messages tell the person what happens next.
+        logger.warning("welfare answer recovered from Twilio's log (our webhook never received it)")
+        return 1
+    if stored.case is not None and stored.kind == "message":  # STOP and START are answered by Twilio itself
+        text = replies.sms_case_reply(
+            reference=stored.case.reference, is_new_case=stored.is_new_case, language=stored.language,
+            script=stored.script,
+        )  # fmt: skip
+        queue_notification(
+            key=f"recovered-reply:{contact.sid}", to_number=contact.from_number, body=text,
+            kind=NotificationKind.CITIZEN_REPLY, case=stored.case,
+        )  # fmt: skip
+    logger.warning("SMS recovered from Twilio's log onto %s (our webhook never received it)",
+                   stored.case.reference if stored.case else "no case")  # fmt: skip
+    return 1
+
+
+def _recover_call(contact: InboundContact) -> int:
+    case = intake.record_incoming_call(call_sid=contact.sid, from_number=contact.from_number)
+    intake.record_call_status(call_sid=contact.sid, call_status=contact.status, duration=contact.duration)
+    cache.set(HANDLED_KEY.format(sid=contact.sid), 1, timeout=HANDLED_FOR_SECONDS)
+    logger.warning("call recovered from Twilio's log onto %s (%s; our webhook never received it)", case.reference,
+                   contact.status)  # fmt: skip
+    return 1

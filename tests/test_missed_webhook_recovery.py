@@ -1,0 +1,119 @@
+"""What Twilio took while our webhooks could not be reached (the web down, or too slow for Twilio's 15 s) is found
+in Twilio's log and stored: nothing a citizen sends is lost because the server was away."""
+import datetime as dt
+
+import pytest
+import time_machine
+
+from helpline.cases import intake
+from helpline.cases.models import Case, Message
+from helpline.intake import recovery
+from notifications.models import Notification, NotificationKind
+from tests.test_staff_sms_acknowledgement import CRITICAL_TEXT, WORKER_PHONE, code_sent, new_case, on_duty
+
+pytestmark = pytest.mark.django_db
+
+START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+SOS_NUMBER = "+38733000111"
+CITIZEN = "+38761555123"
+
+
+@pytest.fixture
+def sos_line(settings, twilio_api):
+    settings.TWILIO_PHONE_NUMBER = SOS_NUMBER
+    return twilio_api
+
+
+def test_an_sms_no_webhook_received_becomes_a_case_and_the_citizen_gets_the_receipt_by_sms(sos_line):
+    listed = sos_line.inbound("sms", from_=CITIZEN, to=SOS_NUMBER, body="Muž mi prijeti nožem, pomozite",
+                              ago_seconds=300)  # fmt: skip
+
+    found = recovery.recover_missed_contacts()
+
+    assert found is not None and found.stored_sms == 1
+    message = Message.objects.get(twilio_sid=listed["sid"])
+    assert message.body == "Muž mi prijeti nožem, pomozite"
+    receipt = Notification.objects.get(kind=NotificationKind.CITIZEN_REPLY, case=message.case)
+    assert receipt.to_number == CITIZEN and message.case.reference in receipt.body
+
+
+def test_looking_again_stores_nothing_twice_and_sends_no_second_receipt(sos_line):
+    sos_line.inbound("sms", from_=CITIZEN, to=SOS_NUMBER, body="Trebam pomoć oko ogrjeva", ago_seconds=300)
+    recovery.recover_missed_contacts()
+
+    again = recovery.recover_missed_contacts()
+
+    assert again is not None and again.stored_sms == 0
+    assert Case.objects.count() == 1
+    assert Notification.objects.filter(kind=NotificationKind.CITIZEN_REPLY).count() == 1
+
+
+def test_an_sms_its_webhook_already_stored_is_left_alone(sos_line, twilio):
+    response = twilio.sms("Dobar dan, imam pitanje o alimentaciji", sid="SM" + "2" * 32, from_number=CITIZEN)
+    assert response.status_code == 200
+    stored = Message.objects.get()
+    sos_line.inbound("sms", from_=CITIZEN, to=SOS_NUMBER, body=stored.body, sid=stored.twilio_sid, ago_seconds=300)
+
+    found = recovery.recover_missed_contacts()
+
+    assert found is not None and found.stored_sms == 0
+    assert Message.objects.count() == 1
+    assert not Notification.objects.filter(kind=NotificationKind.CITIZEN_REPLY).exists()
+
+
+def test_a_contact_of_the_last_seconds_is_left_to_its_webhook_still_on_the_way(sos_line):
+    sos_line.inbound("sms", from_=CITIZEN, to=SOS_NUMBER, body="Pomozite", ago_seconds=5)
+
+    found = recovery.recover_missed_contacts()
+
+    assert found is not None and found.stored_sms == 0
+    assert not Case.objects.exists()
+
+
+def test_a_call_no_webhook_received_becomes_a_missed_call_to_call_back(sos_line):
+    sos_line.inbound("call", from_=CITIZEN, to=SOS_NUMBER, status="no-answer", ago_seconds=300, duration=0)
+
+    found = recovery.recover_missed_contacts()
+
+    assert found is not None and found.stored_calls == 1
+    case = Case.objects.get()
+    assert case.needs_callback
+
+
+def test_a_call_whose_final_status_never_reached_us_is_settled_as_missed(sos_line):
+    case = intake.record_incoming_call(call_sid="CA" + "1" * 32, from_number=CITIZEN)
+    sos_line.inbound("call", from_=CITIZEN, to=SOS_NUMBER, status="completed", sid="CA" + "1" * 32, ago_seconds=300,
+                     duration=4)  # fmt: skip
+
+    found = recovery.recover_missed_contacts()
+
+    assert found is not None and found.settled_calls == 1 and found.stored_calls == 0
+    case.refresh_from_db()
+    assert case.needs_callback
+    assert Case.objects.count() == 1
+
+
+def test_twilio_unreachable_leaves_the_window_for_the_next_look(sos_line):
+    sos_line.outage()
+    sos_line.inbound("sms", from_=CITIZEN, to=SOS_NUMBER, body="Ne mogu više, sve sam sredila", ago_seconds=300)
+
+    assert recovery.recover_missed_contacts() is None
+
+    sos_line.recover()
+    found = recovery.recover_missed_contacts()
+    assert found is not None and found.stored_sms == 1
+
+
+def test_a_workers_ok_no_webhook_received_takes_the_case_and_is_answered_by_sms(sos_line):
+    with time_machine.travel(START, tick=False):
+        worker = on_duty(phone=WORKER_PHONE)
+        case = new_case(CRITICAL_TEXT)
+        sos_line.inbound("sms", from_=WORKER_PHONE, to=SOS_NUMBER, body=f"OK {code_sent(worker, case)}")
+    with time_machine.travel(START + dt.timedelta(minutes=5), tick=False):
+        found = recovery.recover_missed_contacts()
+
+    assert found is not None and found.stored_sms == 1
+    case.refresh_from_db()
+    assert case.acknowledged_at is not None
+    assert Notification.objects.filter(kind=NotificationKind.COMMAND_REPLY, recipient=worker.user).exists()
+    assert Case.objects.count() == 1  # the worker's SMS is a command, never a case of its own
