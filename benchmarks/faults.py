@@ -491,6 +491,46 @@ class Suite:
             "PostgreSQL stopped", f"{seconds:.0f} s, 5 contacts/s", postgres.stop, postgres.start, seconds
         )
 
+    def web_killed(self, seconds: float) -> Outcome:
+        """gunicorn SIGKILLed and kept down, then started again. Twilio keeps taking the SMS and calls meanwhile
+        and lists them in its log (the stub is told of each before its webhook is posted, as Twilio logs a contact
+        before it calls us); the web form's citizens see an error. Everything Twilio took must be stored once the
+        worker reads its log (helpline/intake/recovery.py: contacts older than two minutes, looked for every
+        minute), so this one settles minutes after the fault, not seconds."""
+        since = self.now_iso()
+        timer = {}
+
+        def logged_at_twilio(n: int) -> Contact:
+            contact = self.contacts.mix(n)
+            if contact.kind in ("sms", "voice"):
+                params = dict(urllib.parse.parse_qsl(contact.body.decode()))
+                kind, status = ("sms", "received") if contact.kind == "sms" else ("call", "completed")
+                self.stub.inbound(kind, from_=params["From"], to=HELPLINE_NUMBER, body=params.get("Body", ""),
+                                  status=status, sid=contact.key)  # fmt: skip
+            return contact
+
+        def fault() -> None:
+            time.sleep(3)
+            timer["start"] = time.perf_counter()
+            kill_process_tree(self.stack, "web")
+            time.sleep(seconds)
+            restart(self.stack, "web", self.log_dir)
+            wait_for(self.port)
+            timer["end"] = time.perf_counter()
+
+        thread = threading.Thread(target=fault, daemon=True)
+        thread.start()
+        contacts = send_at_rate(self.port, logged_at_twilio, 5.0, seconds + 8)
+        thread.join(seconds + 60)
+        outcome = Outcome("web killed", f"down {seconds:.0f} s then restarted, 5 contacts/s; SMS and calls in "
+                          "Twilio's log", contacts, fault_window=(timer["start"], timer["end"]))  # fmt: skip
+        twilio_took = len({c.key for c in contacts if c.kind in ("sms", "voice")})
+        answered_web = len({c.key for c in contacts if c.kind == "web" and 200 <= c.status < 300})
+        failed = sum(1 for c in contacts if not 200 <= c.status < 300)
+        outcome.extra = (f"{twilio_took} SMS and calls Twilio took, {failed} webhooks and form posts not answered "
+                         "(the form's citizens saw an error)")  # fmt: skip
+        return self.settle(outcome, since, timer["end"], until=lambda r: r["stored"] >= twilio_took + answered_web)
+
     def log_lines(self, *phrases: str) -> int:
         return sum(
             sum(1 for line in path.read_text(errors="replace").splitlines() if any(p in line for p in phrases))
@@ -607,7 +647,7 @@ def print_table(outcomes: list[Outcome]) -> None:
 
 SCENARIOS = [
     "two-sms", "five-copies", "redis-frozen", "redis-killed", "cache-frozen", "cache-killed", "pg-stopped",
-    "workers-killed", "twilio-503",
+    "workers-killed", "twilio-503", "web-killed",
 ]  # fmt: skip
 
 
@@ -618,6 +658,7 @@ def main() -> None:
     parser.add_argument("--redis-down-seconds", type=float, default=20.0)
     parser.add_argument("--postgres-down-seconds", type=float, default=20.0)
     parser.add_argument("--twilio-down-seconds", type=float, default=200.0)
+    parser.add_argument("--web-down-seconds", type=float, default=30.0)
     args = parser.parse_args()
     chosen = [name for name in args.only.split(",") if name]
     unknown = set(chosen) - set(SCENARIOS)
@@ -674,6 +715,7 @@ def main() -> None:
                 "pg-stopped": lambda: suite.postgres_stopped(postgres, args.postgres_down_seconds),
                 "workers-killed": suite.workers_killed,
                 "twilio-503": lambda: suite.twilio_down(args.twilio_down_seconds),
+                "web-killed": lambda: suite.web_killed(args.web_down_seconds),
             }
             outcomes = []
             for name in chosen:

@@ -1,9 +1,13 @@
 """What Twilio took while our webhooks could not be reached (the web down, or too slow for Twilio's 15 s) is found
 in Twilio's log and stored: nothing a citizen sends is lost because the server was away."""
 import datetime as dt
+import html
+import io
+import re
 
 import pytest
 import time_machine
+from django.core.management import call_command
 
 from helpline.cases import intake
 from helpline.cases.models import Case, Message
@@ -117,3 +121,18 @@ def test_a_workers_ok_no_webhook_received_takes_the_case_and_is_answered_by_sms(
     assert case.acknowledged_at is not None
     assert Notification.objects.filter(kind=NotificationKind.COMMAND_REPLY, recipient=worker.user).exists()
     assert Case.objects.count() == 1  # the worker's SMS is a command, never a case of its own
+
+
+def test_the_fallback_twiml_tells_callers_and_texters_the_emergency_numbers_in_both_languages(settings):
+    settings.ESCALATION_FALLBACK_NUMBERS = ["+38761999000"]
+    out = io.StringIO()
+    call_command("twilio_fallback_twiml", stdout=out)
+    voice, sms = (html.unescape(part) for part in out.getvalue().split("Primary handler fails):")[1:])
+
+    said = re.findall(r"<Say[^>]*>(.*?)</Say>", voice)
+    assert "Naša služba se trenutno ne može javiti" in said[0] and "cannot answer the call" in said[1]
+    assert all(settings.EMERGENCY_NUMBERS["police"] in text for text in said)
+    assert re.search(r"<Dial[^>]*>\+38761999000</Dial>", voice)
+    body = re.search(r"<Message>(.*?)</Message>", sms).group(1)
+    assert "Primili smo vašu poruku" in body and "We received your message" in body
+    assert settings.EMERGENCY_NUMBERS["ambulance"] in body

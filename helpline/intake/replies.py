@@ -107,6 +107,32 @@ def voice_voicemail_prompt(
         )  # fmt: skip
 
 
+def fallback_voice(*, language: str) -> str:
+    """What a caller hears from Twilio's "Primary handler fails" TwiML while our service cannot answer at all: the
+    call is in Twilio's log, and the worker turns it into a missed call to call back (helpline/intake/recovery.py)
+    once the service is back. Never the case number: there is none yet."""
+    with translation.override(language):
+        return " ".join([
+            gettext("Our service cannot answer the call right now. We can see that you called: unless your number "
+                    "is hidden, a social worker will call you back as soon as possible."),
+            emergency_sentence(),
+        ])  # fmt: skip
+
+
+def fallback_sms() -> str:
+    """The SMS answer from Twilio's "Primary handler fails" TwiML, in Bosnian and English at once (nobody can read
+    the message's language there): the message is kept, and its case number follows once the service is back."""
+    parts = []
+    for language in ("bs", "en"):
+        with translation.override(language):
+            parts.append(
+                gettext("We received your message. Your case number will follow by SMS once our service is back.")
+                + " "
+                + _sms_emergency_sentence()
+            )
+    return " / ".join(parts)
+
+
 def voice_goodbye(*, language: str, number_withheld: bool = False) -> str:
     """Never the promise of a call back that cannot come: with the number withheld, the caller is told so."""
     with translation.override(language):
