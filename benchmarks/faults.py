@@ -9,7 +9,7 @@ with the real twilio client sending to a local stub. Then runs each scenario and
 sent, answered 2xx, stored, triaged, assigned, notified, duplicates of each, intake latency during the fault
 (median and p99) and the time until everything sent was stored, triaged, assigned and notified again.
 
-    make faults                                   # every scenario, about 14 minutes
+    make faults                                   # every scenario, about 18 minutes
     .venv/bin/python benchmarks/faults.py --only redis-frozen,pg-stopped
 
 Everything listens on 127.0.0.1; every loop is bounded; the stack and the servers are stopped at the end.

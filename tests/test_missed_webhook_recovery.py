@@ -136,3 +136,25 @@ def test_the_fallback_twiml_tells_callers_and_texters_the_emergency_numbers_in_b
     body = re.search(r"<Message>(.*?)</Message>", sms).group(1)
     assert "Primili smo vašu poruku" in body and "We received your message" in body
     assert settings.EMERGENCY_NUMBERS["ambulance"] in body
+
+
+def test_a_contact_that_fails_to_store_keeps_neither_the_others_back_nor_itself_from_the_next_look(sos_line,
+                                                                                                   monkeypatch):
+    failing = sos_line.inbound("sms", from_="+38761555001", to=SOS_NUMBER, body="Prva poruka", ago_seconds=400)
+    sos_line.inbound("sms", from_="+38761555002", to=SOS_NUMBER, body="Druga poruka", ago_seconds=300)
+    store = recovery.services.receive_sms
+
+    def broken_for_one(**sms):
+        if sms["message_sid"] == failing["sid"]:
+            raise RuntimeError("this one cannot be stored now")
+        return store(**sms)
+
+    monkeypatch.setattr(recovery.services, "receive_sms", broken_for_one)
+    first = recovery.recover_missed_contacts()
+    assert first is not None and first.stored_sms == 1
+    monkeypatch.setattr(recovery.services, "receive_sms", store)
+
+    second = recovery.recover_missed_contacts()
+
+    assert second is not None and second.stored_sms == 1
+    assert Message.objects.filter(twilio_sid=failing["sid"]).exists() and Case.objects.count() == 2

@@ -68,20 +68,27 @@ def recover_missed_contacts(now: dt.datetime | None = None) -> Recovery | None:
                        type(error).__name__)  # fmt: skip
         return None
     known = _known_sids([contact.sid for contact in listed])
-    stored_sms = stored_calls = settled_calls = 0
+    stored_sms = stored_calls = settled_calls = failed = 0
     for contact in reversed(listed):  # oldest first, as they came
-        if contact.kind == "sms" and contact.sid not in known:
-            stored_sms += _recover_sms(contact)
-        elif contact.kind == "call" and contact.status in FINAL_CALL_STATUSES:
-            status_known = known.get(contact.sid)
-            if status_known is None:
-                stored_calls += _recover_call(contact)
-            elif status_known not in FINAL_CALL_STATUSES:
-                intake.record_call_status(call_sid=contact.sid, call_status=contact.status, duration=contact.duration)
-                settled_calls += 1
-                logger.warning("call status recovered from Twilio's log: %s (its status callback never came)",
-                               contact.status)  # fmt: skip
-    cache.set(LAST_LOOK_KEY, until.isoformat(), timeout=None)
+        try:
+            if contact.kind == "sms" and contact.sid not in known:
+                stored_sms += _recover_sms(contact)
+            elif contact.kind == "call" and contact.status in FINAL_CALL_STATUSES:
+                status_known = known.get(contact.sid)
+                if status_known is None:
+                    stored_calls += _recover_call(contact)
+                elif status_known not in FINAL_CALL_STATUSES:
+                    intake.record_call_status(
+                        call_sid=contact.sid, call_status=contact.status, duration=contact.duration
+                    )
+                    settled_calls += 1
+                    logger.warning("call status recovered from Twilio's log: %s (its status callback never came)",
+                                   contact.status)  # fmt: skip
+        except Exception:  # one contact that fails must not keep the others from being stored
+            failed += 1
+            logger.exception("could not store a %s found in Twilio's log; the next look tries it again", contact.kind)
+    if not failed:  # otherwise the next look covers this window again (what was stored is known by then)
+        cache.set(LAST_LOOK_KEY, until.isoformat(), timeout=None)
     return Recovery(len(listed), stored_sms, stored_calls, settled_calls)
 
 
