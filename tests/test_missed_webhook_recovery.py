@@ -4,6 +4,7 @@ import datetime as dt
 import html
 import io
 import re
+from email.utils import parsedate_to_datetime
 
 import pytest
 import time_machine
@@ -39,6 +40,9 @@ def test_an_sms_no_webhook_received_becomes_a_case_and_the_citizen_gets_the_rece
     assert message.body == "Muž mi prijeti nožem, pomozite"
     receipt = Notification.objects.get(kind=NotificationKind.CITIZEN_REPLY, case=message.case)
     assert receipt.to_number == CITIZEN and message.case.reference in receipt.body
+    # Dated when it was sent, not when it was found: its worker sees how long it has waited.
+    sent_at = parsedate_to_datetime(listed["date_created"])
+    assert message.created_at == sent_at and message.case.created_at == sent_at
 
 
 def test_looking_again_stores_nothing_twice_and_sends_no_second_receipt(sos_line):

@@ -128,6 +128,9 @@ def _recover_sms(contact: InboundContact) -> int:
     received = services.receive_sms(
         message_sid=contact.sid, from_number=contact.from_number, body=contact.body, num_media=contact.num_media
     )
+    # Dated when the citizen sent it, as the spool's replay dates its contacts: minutes of an outage must not read
+    # "0 min ago" to the worker, nor put it behind newer cases.
+    intake.date_contact_as_received(contact.sid, contact.created)
     cache.set(HANDLED_KEY.format(sid=contact.sid), 1, timeout=HANDLED_FOR_SECONDS)
     if received.staff is not None:
         if received.staff_reply:  # a silent alarm's answer is nothing, and stays nothing
@@ -160,6 +163,7 @@ def _recover_sms(contact: InboundContact) -> int:
 def _recover_call(contact: InboundContact) -> int:
     case = intake.record_incoming_call(call_sid=contact.sid, from_number=contact.from_number)
     intake.record_call_status(call_sid=contact.sid, call_status=contact.status, duration=contact.duration)
+    intake.date_contact_as_received(contact.sid, contact.created)
     cache.set(HANDLED_KEY.format(sid=contact.sid), 1, timeout=HANDLED_FOR_SECONDS)
     logger.warning("call recovered from Twilio's log onto %s (%s; our webhook never received it)", case.reference,
                    contact.status)  # fmt: skip
