@@ -183,6 +183,7 @@ class InboundContact:
     num_media: int = 0
     status: str = ""  # a call's: ringing, in-progress, completed, busy, no-answer, canceled, failed
     duration: int | None = None  # a call's, in seconds
+    ended: dt.datetime | None = None  # a call's end, once it has ended
 
 
 def _int_or_none(value: object) -> int | None:
@@ -284,27 +285,36 @@ class TwilioBackend:
             return SendResult(ok=False, transient=True, error_code=NETWORK_ERROR, detail=str(error)[:500])
         return SendResult(ok=True, provider_sid=created.sid)
 
-    def inbound_since(self, since: dt.datetime) -> list[InboundContact]:
-        """Every SMS and call that reached the SOS number at or after `since`, from Twilio's log (newest first, all
-        pages back to `since`). Raises TwilioException (or an OSError) when Twilio cannot be asked."""
-        number = settings.TWILIO_PHONE_NUMBER
-        messages = _newest_since(
-            self.client.messages.stream(to=number, date_sent_after=since, page_size=LOOKUP_PAGE), since
-        )
-        calls = _newest_since(self.client.calls.stream(to=number, start_time_after=since, page_size=LOOKUP_PAGE), since)
-        found = [
-            InboundContact(
-                "sms", m.sid, m.from_ or "", m.date_created, body=m.body or "", num_media=_int_or_none(m.num_media) or 0
+    def inbound_since(self, since: dt.datetime, until: dt.datetime) -> list[InboundContact]:
+        """Every SMS and call that reached our numbers from `since` to `until`, from Twilio's log: the SMS to the SOS
+        number and to STAFF_ALERT_SENDER when it is a number (staff answer alerts there), the calls to the SOS
+        number. Raises TwilioException (or an OSError) when Twilio cannot be asked."""
+        numbers = [settings.TWILIO_PHONE_NUMBER]
+        if settings.STAFF_ALERT_SENDER.startswith("+") and settings.STAFF_ALERT_SENDER not in numbers:
+            numbers.append(settings.STAFF_ALERT_SENDER)
+        found = []
+        for number in numbers:
+            messages = self.client.messages.stream(
+                to=number, date_sent_after=since, date_sent_before=until, page_size=LOOKUP_PAGE
             )
-            for m in messages
-            if m.direction == "inbound"
-        ]
+            found += [
+                InboundContact(
+                    "sms", m.sid, m.from_ or "", m.date_created, body=m.body or "",
+                    num_media=_int_or_none(m.num_media) or 0,
+                )
+                for m in _newest_since(messages, since)
+                if m.direction == "inbound"
+            ]
+        calls = self.client.calls.stream(
+            to=settings.TWILIO_PHONE_NUMBER, start_time_after=since, start_time_before=until, page_size=LOOKUP_PAGE
+        )
         found += [
             InboundContact(
                 # twilio's CallInstance names it _from, its MessageInstance from_.
-                "call", c.sid, c._from or "", c.date_created, status=c.status or "", duration=_int_or_none(c.duration)
+                "call", c.sid, c._from or "", c.date_created, status=c.status or "",
+                duration=_int_or_none(c.duration), ended=c.end_time,
             )
-            for c in calls
+            for c in _newest_since(calls, since)
             if c.direction == "inbound"
         ]
         return found

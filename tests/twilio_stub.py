@@ -230,13 +230,18 @@ class TwilioStub:
         duration: int | None = None, sid: str = "",
     ) -> dict:
         """An SMS or call that reached our number (`kind` "sms" or "call"), listed as Twilio lists it although no
-        webhook of ours ever received it. Returns it as the list endpoint does."""
+        webhook of ours ever received it; a call with a final status ended `duration` seconds after it started.
+        Returns it as the list endpoint does."""
+        started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=ago_seconds)
         resource = {
             "sid": sid or f"{'CA' if kind == 'call' else 'SM'}{uuid.uuid4().hex}", "status": status, "to": to,
             "from": from_, "body": body if kind == "sms" else "", "parent_call_sid": None, "direction": "inbound",
             "url": None, "num_media": "0", "duration": None if duration is None else str(duration),
-            "date_created": format_datetime(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=ago_seconds)),
-            "kind": kind,
+            "date_created": format_datetime(started), "date_sent": format_datetime(started),
+            "start_time": format_datetime(started), "kind": kind,
+            # A call's end: given once it has a final status, its duration after its start.
+            "end_time": format_datetime(started + dt.timedelta(seconds=duration or 0))
+            if kind == "call" and status in ("completed", "busy", "no-answer", "canceled", "failed") else None,
         }  # fmt: skip
         with self._lock:
             # Newest first as Twilio lists them: kept in the order of their time, whatever order a test adds them.

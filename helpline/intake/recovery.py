@@ -22,6 +22,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Max
@@ -43,9 +44,8 @@ RECOVERY_OVERLAP = dt.timedelta(minutes=1)
 RECOVERY_LOOKBACK = dt.timedelta(hours=24)
 # With no last look and nothing stored yet: a fresh deployment looks back this far, not a day.
 FIRST_LOOK = dt.timedelta(minutes=15)
+LOOK_SPAN = dt.timedelta(minutes=30)
 LAST_LOOK_KEY = "intake:recovery:looked-until"
-HANDLED_KEY = "intake:recovery:handled:{sid}"
-HANDLED_FOR_SECONDS = 2 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -62,36 +62,47 @@ def recover_missed_contacts(now: dt.datetime | None = None) -> Recovery | None:
     if not isinstance(backend, TwilioBackend) or not settings.TWILIO_PHONE_NUMBER:
         return None
     now = now or timezone.now()
-    until = now - RECOVERY_GRACE
     since = _since(now)
+    # At most LOOK_SPAN a look: after a long outage the looks catch up a window at a time, each within its limits.
+    until = min(now - RECOVERY_GRACE, since + LOOK_SPAN)
     try:
-        listed = [contact for contact in backend.inbound_since(since) if contact.created <= until]
+        listed = [contact for contact in backend.inbound_since(since, until) if contact.created <= until]
+    except SoftTimeLimitExceeded:
+        raise
     except Exception as error:  # Twilio down, refusing, or unreachable: the next look covers this one's window
         logger.warning("could not ask Twilio for contacts our webhooks missed (%s); the next look tries again",
                        type(error).__name__)  # fmt: skip
         return None
+    listed.sort(key=lambda contact: contact.created)  # as they came: an SMS, then the same person's call
     known = _known_sids([contact.sid for contact in listed])
     stored_sms = stored_calls = settled_calls = failed = 0
-    for contact in reversed(listed):  # oldest first, as they came
+    looked_until = until
+    for contact in listed:
         try:
-            if contact.kind == "sms" and contact.sid not in known:
-                stored_sms += _recover_sms(contact)
-            elif contact.kind == "call" and contact.status in FINAL_CALL_STATUSES:
-                status_known = known.get(contact.sid)
-                if status_known is None:
-                    stored_calls += _recover_call(contact)
-                elif status_known not in FINAL_CALL_STATUSES:
-                    intake.record_call_status(
-                        call_sid=contact.sid, call_status=contact.status, duration=contact.duration
-                    )
-                    settled_calls += 1
-                    logger.warning("call status recovered from Twilio's log: %s (its status callback never came)",
-                                   contact.status)  # fmt: skip
+            if contact.kind == "sms":
+                if contact.sid not in known:
+                    stored_sms += _recover_sms(contact)
+                continue
+            # A call still going on, or ended within the grace (its voicemail or final status may be on the way):
+            # the next look sees it again, so the window must not pass it.
+            if contact.status not in FINAL_CALL_STATUSES or contact.ended is None or contact.ended > until:
+                looked_until = min(looked_until, contact.created - dt.timedelta(seconds=1))
+                continue
+            status_known = known.get(contact.sid)
+            if status_known is None:
+                stored_calls += _recover_call(contact)
+            elif status_known not in (*FINAL_CALL_STATUSES, SPOOLED):
+                intake.record_call_status(call_sid=contact.sid, call_status=contact.status, duration=contact.duration)
+                settled_calls += 1
+                logger.warning("call status recovered from Twilio's log: %s (its status callback never came)",
+                               contact.status)  # fmt: skip
+        except SoftTimeLimitExceeded:
+            raise
         except Exception:  # one contact that fails must not keep the others from being stored
             failed += 1
             logger.exception("could not store a %s found in Twilio's log; the next look tries it again", contact.kind)
     if not failed:  # otherwise the next look covers this window again (what was stored is known by then)
-        cache.set(LAST_LOOK_KEY, until.isoformat(), timeout=None)
+        cache.set(LAST_LOOK_KEY, max(looked_until, since).isoformat(), timeout=None)
     return Recovery(len(listed), stored_sms, stored_calls, settled_calls)
 
 
@@ -107,21 +118,28 @@ def _since(now: dt.datetime) -> dt.datetime:
     return max(earliest, min(newest - RECOVERY_OVERLAP, now - FIRST_LOOK))
 
 
+SPOOLED = "spooled"  # a contact waiting in the spool: its replay stores it, and settles its call
+
+
 def _known_sids(sids: list[str]) -> dict[str, str]:
-    """Each SID already handled, with the call status we have for it ("" for an SMS): stored as a contact, as a
-    staff command, as a welfare answer, waiting in the spool, or recovered before."""
-    known = dict(Message.objects.filter(twilio_sid__in=sids).values_list("twilio_sid", "call_status"))
+    """Each SID already handled, with the call status we have for it ("" for an SMS): waiting in the spool, stored
+    as a contact, a staff command or a welfare answer, answered without being stored, or recovered before. The spool
+    is asked first: its replay stores a contact before it deletes the file, so a contact is always in one or the
+    other."""
+    known = {
+        sid: SPOOLED for sid in sids
+        if spool.spooled("sms", sid) or spool.spooled("call", sid)
+    }  # fmt: skip
+    for sid, status in Message.objects.filter(twilio_sid__in=sids).values_list("twilio_sid", "call_status"):
+        known.setdefault(sid, status or "")
     for answered in (
         StaffSmsCommand.objects.filter(message_sid__in=sids).values_list("message_sid", flat=True),
         WelfareCheck.objects.filter(reply_sid__in=sids).values_list("reply_sid", flat=True),
+        services.answered_sids([sid for sid in sids if sid not in known]),
     ):
-        known.update(dict.fromkeys(answered, ""))
-    handled = cache.get_many([HANDLED_KEY.format(sid=sid) for sid in sids if sid not in known])
-    known.update({key.rsplit(":", 1)[1]: "" for key in handled})
-    for sid in sids:
-        if sid not in known and (spool.spooled("sms", sid) or spool.spooled("call", sid)):
-            known[sid] = ""
-    return {sid: status or "" for sid, status in known.items()}
+        for sid in answered:
+            known.setdefault(sid, "")
+    return known
 
 
 def _recover_sms(contact: InboundContact) -> int:
@@ -131,7 +149,7 @@ def _recover_sms(contact: InboundContact) -> int:
     # Dated when the citizen sent it, as the spool's replay dates its contacts: minutes of an outage must not read
     # "0 min ago" to the worker, nor put it behind newer cases.
     intake.date_contact_as_received(contact.sid, contact.created)
-    cache.set(HANDLED_KEY.format(sid=contact.sid), 1, timeout=HANDLED_FOR_SECONDS)
+    services.remember_answered(contact.sid)
     if received.staff is not None:
         if received.staff_reply:  # a silent alarm's answer is nothing, and stays nothing
             queue_notification(
@@ -164,7 +182,7 @@ def _recover_call(contact: InboundContact) -> int:
     case = intake.record_incoming_call(call_sid=contact.sid, from_number=contact.from_number)
     intake.record_call_status(call_sid=contact.sid, call_status=contact.status, duration=contact.duration)
     intake.date_contact_as_received(contact.sid, contact.created)
-    cache.set(HANDLED_KEY.format(sid=contact.sid), 1, timeout=HANDLED_FOR_SECONDS)
+    services.remember_answered(contact.sid)
     logger.warning("call recovered from Twilio's log onto %s (%s; our webhook never received it)", case.reference,
                    contact.status)  # fmt: skip
     return 1

@@ -119,20 +119,6 @@ def fallback_voice(*, language: str) -> str:
         ])  # fmt: skip
 
 
-def fallback_sms() -> str:
-    """The SMS answer from Twilio's "Primary handler fails" TwiML, in Bosnian and English at once (nobody can read
-    the message's language there): the message is kept, and its case number follows once the service is back."""
-    parts = []
-    for language in ("bs", "en"):
-        with translation.override(language):
-            parts.append(
-                gettext("We received your message. Your case number will follow by SMS once our service is back.")
-                + " "
-                + _sms_emergency_sentence()
-            )
-    return " / ".join(parts)
-
-
 def voice_goodbye(*, language: str, number_withheld: bool = False) -> str:
     """Never the promise of a call back that cannot come: with the number withheld, the caller is told so."""
     with translation.override(language):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
@@ -54,12 +55,33 @@ def receive_sms(
             phone, body, message_sid=message_sid, reserved_reference=reserved_reference
         )
         if welfare_reply is not None:
+            remember_answered(message_sid)
             return SmsReceived(staff_reply=welfare_reply)
     stored = intake.record_inbound_sms(
         message_sid=message_sid, from_number=from_number, body=body, num_media=num_media, is_drill=is_drill,
         triage_queue=queue_for_text(body), reserved_reference=reserved_reference,
     )  # fmt: skip
+    if stored.case is None:
+        remember_answered(message_sid)
     return SmsReceived(intake=stored)
+
+
+# SMS answered without a message stored under their SID (a welfare "Da" asked again for 1 or 2; STOP or START from
+# a number with no open case): remembered, so that the reading of Twilio's log (helpline/intake/recovery.py) does not
+# take them for SMS no webhook received and store them again as a citizen's case. In the cache: should it be down,
+# such an SMS may be stored once more as a message.
+ANSWERED_KEY = "intake:answered-sms:{sid}"
+ANSWERED_FOR_SECONDS = 2 * 24 * 3600
+
+
+def remember_answered(message_sid: str) -> None:
+    if message_sid:
+        cache.set(ANSWERED_KEY.format(sid=message_sid), 1, timeout=ANSWERED_FOR_SECONDS)
+
+
+def answered_sids(sids: list[str]) -> set[str]:
+    found = cache.get_many([ANSWERED_KEY.format(sid=sid) for sid in sids])
+    return {key.rsplit(":", 1)[1] for key in found}
 
 
 def receive_spooled_sms(*, reserved_reference: str, **sms) -> SmsReceived:

@@ -1,18 +1,19 @@
-"""Print the TwiML for the SOS number's "Primary handler fails" URLs in the Twilio console (a TwiML Bin each).
+"""Print the TwiML for the SOS number's "Primary handler fails" URL for calls in the Twilio console (a TwiML Bin).
 
-Twilio answers with these itself when our webhooks cannot be reached: the caller hears, in both languages, that the
-call was seen and the emergency numbers, and is put through to the first of ESCALATION_FALLBACK_NUMBERS if any; the
-texter reads that the message was received. Both contacts stay in Twilio's log, and the worker stores them once the
-service is back (helpline/intake/recovery.py). Run again after changing the emergency or fallback numbers.
+Twilio answers with it itself when our voice webhook cannot be reached: the caller hears, in both languages, that
+the call was seen and the emergency numbers, and is put through to the first of ESCALATION_FALLBACK_NUMBERS if any.
+The call stays in Twilio's log, and the worker stores it as a missed call once the service is back
+(helpline/intake/recovery.py). Messages get no fallback answer: Twilio's own would reach a staff phone's silent alarm
+too, and the receipt with the case number goes out once the SMS is recovered. Run again after changing the
+emergency or fallback numbers.
 """
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
 from helpline.intake import replies
 
-# How long the fallback number rings before the caller is told goodbye: about six rings.
+# How long the fallback number rings before the call ends: about six rings.
 DIAL_TIMEOUT_SECONDS = 30
 
 
@@ -28,17 +29,8 @@ def fallback_voice_twiml() -> str:
     return str(response)
 
 
-def fallback_sms_twiml() -> str:
-    response = MessagingResponse()
-    response.message(replies.fallback_sms())
-    return str(response)
-
-
 class Command(BaseCommand):
-    help = 'The TwiML for the SOS number\'s "Primary handler fails" URLs (voice and messaging), for TwiML Bins.'
+    help = 'The TwiML for the SOS number\'s "Primary handler fails" URL for calls, for a TwiML Bin.'
 
     def handle(self, *args, **options) -> None:
-        self.stdout.write("Voice (A call comes in > Primary handler fails):")
         self.stdout.write(fallback_voice_twiml())
-        self.stdout.write("\nMessaging (A message comes in > Primary handler fails):")
-        self.stdout.write(fallback_sms_twiml())
