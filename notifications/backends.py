@@ -162,11 +162,12 @@ def is_same_text(listed_body: str, ours: str) -> bool:
 LOOKUP_PAGE = 200
 
 
-def _newest_since(resources: Iterable, since: dt.datetime) -> Iterator:
-    """The resources (newest first) created at or after `since`, read lazily: no page is fetched after the first
-    older resource, nor after the caller has found what it looked for."""
+def _newest_since(resources: Iterable, since: dt.datetime, at: str = "date_created") -> Iterator:
+    """The resources (newest first, by their `at` time) at or after `since`, read lazily: no page is fetched after
+    the first older resource, nor after the caller has found what it looked for."""
     for resource in resources:
-        if resource.date_created is not None and resource.date_created < since:
+        when = getattr(resource, at, None) or resource.date_created
+        if when is not None and when < since:
             return
         yield resource
 
@@ -298,11 +299,12 @@ class TwilioBackend:
                 to=number, date_sent_after=since, date_sent_before=until, page_size=LOOKUP_PAGE
             )
             found += [
+                # Twilio lists and filters messages by the time they were sent, calls by their start.
                 InboundContact(
-                    "sms", m.sid, m.from_ or "", m.date_created, body=m.body or "",
+                    "sms", m.sid, m.from_ or "", m.date_sent or m.date_created, body=m.body or "",
                     num_media=_int_or_none(m.num_media) or 0,
                 )
-                for m in _newest_since(messages, since)
+                for m in _newest_since(messages, since, at="date_sent")
                 if m.direction == "inbound"
             ]
         calls = self.client.calls.stream(
@@ -311,10 +313,10 @@ class TwilioBackend:
         found += [
             InboundContact(
                 # twilio's CallInstance names it _from, its MessageInstance from_.
-                "call", c.sid, c._from or "", c.date_created, status=c.status or "",
+                "call", c.sid, c._from or "", c.start_time or c.date_created, status=c.status or "",
                 duration=_int_or_none(c.duration), ended=c.end_time,
             )
-            for c in _newest_since(calls, since)
+            for c in _newest_since(calls, since, at="start_time")
             if c.direction == "inbound"
         ]
         return found

@@ -79,3 +79,18 @@ def other_senders_are_numbers_or_messaging_services(app_configs: Any = None, **k
             hint="Use a second number or a Messaging Service.", id="notifications.W004",
         ))  # fmt: skip
     return problems
+
+
+@register()
+def twilio_log_reading_shares_its_memory(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The worker's reading of Twilio's log (helpline/intake/recovery.py) keeps its last look, and the SMS the web's
+    webhook answered without storing them, in the cache: a cache of each process's own memory shares neither."""
+    if settings.SMS_BACKEND != "twilio" or "locmem" not in settings.CACHES["default"]["BACKEND"].lower():
+        return []
+    return [Warning(
+        "SMS_BACKEND is twilio, but the cache is each process's own (CACHE_URL=locmemcache://).",
+        hint="Set CACHE_URL to Redis (redis://host:6379/1): the worker reading Twilio's log for contacts the webhooks "
+             "missed would otherwise not see the SMS the web answered without storing them (a welfare \"Da\" asked "
+             "again) and could store one as a citizen's case, and it would forget its last look at every restart.",
+        id="notifications.W006",
+    )]  # fmt: skip

@@ -202,3 +202,36 @@ def test_a_welfare_da_its_webhook_answered_is_not_stored_again_as_a_citizens_cas
 
     assert found is not None and found.listed == 2 and found.stored_sms == 0
     assert not Case.objects.exists()
+
+
+def test_a_long_call_keeps_neither_itself_nor_the_sms_sent_during_it_from_being_stored(sos_line):
+    with time_machine.travel(START, tick=False) as clock:
+        call = sos_line.inbound("call", from_=CITIZEN, to=SOS_NUMBER, status="in-progress")
+        for _ in range(6):  # the looks of the call's first half hour
+            clock.shift(dt.timedelta(minutes=5))
+            recovery.recover_missed_contacts()
+        clock.shift(dt.timedelta(minutes=5))
+        sos_line.inbound("sms", from_="+38761555009", to=SOS_NUMBER, body="Muž mi prijeti nožem", ago_seconds=180)
+        found = recovery.recover_missed_contacts()
+        assert found is not None and found.stored_sms == 1  # at once, not after the call
+        clock.shift(dt.timedelta(minutes=10))
+        with sos_line._lock:  # the call ends after 45 minutes: answered by the fallback number, say
+            listed = next(resource for resource in sos_line.accepted if resource["sid"] == call["sid"])
+            listed["status"], listed["end_time"] = "completed", format_datetime(START + dt.timedelta(minutes=44))
+        clock.shift(dt.timedelta(minutes=3))
+
+        found = recovery.recover_missed_contacts()
+
+    assert found is not None and found.stored_calls == 1
+    assert Case.objects.count() == 2
+
+
+def test_a_call_nobody_answered_has_no_end_time_at_twilio_and_is_stored_all_the_same(sos_line):
+    sos_line.inbound("call", from_=CITIZEN, to=SOS_NUMBER, status="canceled", ago_seconds=300)
+    with sos_line._lock:  # as Twilio lists a call that did not complete: no end time
+        sos_line.accepted[-1]["end_time"] = None
+
+    found = recovery.recover_missed_contacts()
+
+    assert found is not None and found.stored_calls == 1
+    assert Case.objects.get().needs_callback

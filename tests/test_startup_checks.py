@@ -57,3 +57,14 @@ def test_a_demo_that_says_so_starts_with_the_console_backend(settings):
     call_command("check")
     settings.DEPLOYMENT, settings.SMS_BACKEND = "production", "twilio"
     call_command("check")
+
+
+def test_twilio_with_a_cache_each_process_keeps_to_itself_is_warned_about(settings, capsys):
+    settings.SMS_BACKEND, settings.PUBLIC_BASE_URL = "twilio", "https://sos.example.ba"
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    call_command("check")
+    assert "notifications.W006" in capsys.readouterr().err
+    settings.CACHES = {"default": {"BACKEND": "helpline.project.cache.FailOpenRedisCache",
+                                   "LOCATION": "redis://127.0.0.1:6379/1"}}  # fmt: skip
+    call_command("check")
+    assert "W006" not in capsys.readouterr().err

@@ -44,7 +44,6 @@ RECOVERY_OVERLAP = dt.timedelta(minutes=1)
 RECOVERY_LOOKBACK = dt.timedelta(hours=24)
 # With no last look and nothing stored yet: a fresh deployment looks back this far, not a day.
 FIRST_LOOK = dt.timedelta(minutes=15)
-LOOK_SPAN = dt.timedelta(minutes=30)
 LAST_LOOK_KEY = "intake:recovery:looked-until"
 
 
@@ -63,8 +62,7 @@ def recover_missed_contacts(now: dt.datetime | None = None) -> Recovery | None:
         return None
     now = now or timezone.now()
     since = _since(now)
-    # At most LOOK_SPAN a look: after a long outage the looks catch up a window at a time, each within its limits.
-    until = min(now - RECOVERY_GRACE, since + LOOK_SPAN)
+    until = now - RECOVERY_GRACE
     try:
         listed = [contact for contact in backend.inbound_since(since, until) if contact.created <= until]
     except SoftTimeLimitExceeded:
@@ -75,18 +73,21 @@ def recover_missed_contacts(now: dt.datetime | None = None) -> Recovery | None:
         return None
     listed.sort(key=lambda contact: contact.created)  # as they came: an SMS, then the same person's call
     known = _known_sids([contact.sid for contact in listed])
-    stored_sms = stored_calls = settled_calls = failed = 0
-    looked_until = until
+    stored_sms = stored_calls = settled_calls = 0
+    # The next look starts here: no later than any contact this look had to leave for later, so that a long call
+    # or a contact that failed to store is listed again (everything after it too, which costs reading only: what
+    # was stored is known).
+    next_since = until
     for contact in listed:
         try:
             if contact.kind == "sms":
                 if contact.sid not in known:
                     stored_sms += _recover_sms(contact)
                 continue
-            # A call still going on, or ended within the grace (its voicemail or final status may be on the way):
-            # the next look sees it again, so the window must not pass it.
-            if contact.status not in FINAL_CALL_STATUSES or contact.ended is None or contact.ended > until:
-                looked_until = min(looked_until, contact.created - dt.timedelta(seconds=1))
+            # A call still going on, or ended within the grace (its voicemail or final status may be on the way).
+            # A call nobody answered (busy, no-answer, canceled, failed) has no end time at Twilio: its start counts.
+            if contact.status not in FINAL_CALL_STATUSES or (contact.ended or contact.created) > until:
+                next_since = min(next_since, contact.created)
                 continue
             status_known = known.get(contact.sid)
             if status_known is None:
@@ -99,10 +100,10 @@ def recover_missed_contacts(now: dt.datetime | None = None) -> Recovery | None:
         except SoftTimeLimitExceeded:
             raise
         except Exception:  # one contact that fails must not keep the others from being stored
-            failed += 1
+            next_since = min(next_since, contact.created)
             logger.exception("could not store a %s found in Twilio's log; the next look tries it again", contact.kind)
-    if not failed:  # otherwise the next look covers this window again (what was stored is known by then)
-        cache.set(LAST_LOOK_KEY, max(looked_until, since).isoformat(), timeout=None)
+    # Kept as the last look's end; the next look starts RECOVERY_OVERLAP before it.
+    cache.set(LAST_LOOK_KEY, next_since.isoformat(), timeout=None)
     return Recovery(len(listed), stored_sms, stored_calls, settled_calls)
 
 
