@@ -1,20 +1,22 @@
 """Contacts our webhooks never received, found in Twilio's log and stored as if they had arrived.
 
-While the web is down (a failed deploy, an expired certificate, the host unreachable) or too slow (Twilio gives up
-on a webhook after 15 s), Twilio still takes every SMS and call to the SOS number and lists them. Nothing a citizen
-sends may be lost: every minute the worker asks Twilio for what reached the number since its last look, and any SMS
-or call whose SID we do not know is stored now through the same intake the webhook uses. The citizen, who heard or
-read nothing from us, gets the answer the webhook would have given, by SMS; a call nobody answered becomes a missed
-call to call back. A call we stored whose final status never reached us (a lost status callback) is settled too.
+While the web is down (a failed deploy, an expired certificate, the host unreachable, gunicorn dead), Twilio still
+takes every SMS and call to our numbers and lists them. Nothing a citizen sends may be lost: every minute the worker
+asks Twilio for what reached the SOS number (and the staff alert number's SMS) since its last look, and any SMS or
+call whose SID we do not know is stored now through the same intake the webhook uses. The citizen, who heard or read
+nothing from us, gets the answer the webhook would have given, by SMS; a call nobody answered becomes a missed call
+to call back. A call we stored whose final status never reached us (a lost status callback) is settled too. (A
+webhook that was only slow, past Twilio's 15 s, still stores its contact: that citizen's receipt is not recovered.)
 
-Only contacts older than RECOVERY_GRACE are looked at (a webhook may still be on its way, or in the spool), and only
-since the last look (its time kept in the cache), with RECOVERY_OVERLAP for clocks that disagree. With no last
-look (the first run, the cache emptied), the look goes back to the newest contact we stored before it, at most
-RECOVERY_LOOKBACK: that is how far an outage of the web can have gone unnoticed; with nothing stored yet, FIRST_LOOK
-(a new deployment on a number that had another service before imports at most its last quarter of an hour).
+Only contacts older than RECOVERY_GRACE are looked at (a webhook may still be on its way, or in the spool). Each look
+starts where the last one ended, or at the oldest contact it had to leave for later (a call still going on, a
+contact that failed to store), less RECOVERY_OVERLAP for clocks that disagree; that point is kept in the cache. With
+no last look (the first run, the cache emptied), the look goes back to the newest contact we stored before it, at
+most RECOVERY_LOOKBACK: that is how far an outage of the web can have gone unnoticed; with nothing stored yet,
+FIRST_LOOK (a new deployment on a number that had another service before imports at most its last quarter of an hour).
 
-What a look costs: two list requests to Twilio when the number is quiet; in a surge, every contact of the window
-(about three minutes: 30,000 at 10,000 a minute, 150 pages of 200), and one read of their SIDs in the database.
+What a look costs: two or three list requests to Twilio when the numbers are quiet; in a surge, every contact of the
+window (about three minutes: 30,000 at 10,000 a minute, 150 pages of 200), and one read of their SIDs in the database.
 """
 from __future__ import annotations
 
