@@ -65,18 +65,36 @@ def test_an_sms_its_webhook_already_stored_is_left_alone(sos_line, twilio):
 
     found = recovery.recover_missed_contacts()
 
-    assert found is not None and found.stored_sms == 0
+    assert found is not None and found.listed == 1 and found.stored_sms == 0
     assert Message.objects.count() == 1
     assert not Notification.objects.filter(kind=NotificationKind.CITIZEN_REPLY).exists()
 
 
 def test_a_contact_of_the_last_seconds_is_left_to_its_webhook_still_on_the_way(sos_line):
-    sos_line.inbound("sms", from_=CITIZEN, to=SOS_NUMBER, body="Pomozite", ago_seconds=5)
+    with time_machine.travel(START, tick=False) as clock:
+        sos_line.inbound("sms", from_=CITIZEN, to=SOS_NUMBER, body="Pomozite", ago_seconds=5)
 
-    found = recovery.recover_missed_contacts()
+        found = recovery.recover_missed_contacts()
 
-    assert found is not None and found.stored_sms == 0
-    assert not Case.objects.exists()
+        assert found is not None and found.stored_sms == 0
+        assert not Case.objects.exists()
+        clock.shift(dt.timedelta(minutes=3))  # no webhook came: the next look past the grace stores it
+        assert recovery.recover_missed_contacts().stored_sms == 1
+
+
+def test_an_sms_to_the_staff_alert_number_is_read_too(sos_line, settings):
+    settings.STAFF_ALERT_SENDER = "+38733000222"
+    with time_machine.travel(START, tick=False) as clock:
+        worker = on_duty(phone=WORKER_PHONE)
+        case = new_case(CRITICAL_TEXT)
+        sos_line.inbound("sms", from_=WORKER_PHONE, to="+38733000222", body=f"OK {code_sent(worker, case)}")
+        clock.shift(dt.timedelta(minutes=5))
+
+        found = recovery.recover_missed_contacts()
+
+    assert found is not None and found.stored_sms == 1
+    case.refresh_from_db()
+    assert case.acknowledged_at is not None
 
 
 def test_a_call_no_webhook_received_becomes_a_missed_call_to_call_back(sos_line):

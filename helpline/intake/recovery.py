@@ -84,7 +84,8 @@ def recover_missed_contacts(now: dt.datetime | None = None) -> Recovery | None:
         try:
             if contact.kind == "sms":
                 if contact.sid not in known:
-                    stored_sms += _recover_sms(contact)
+                    _recover_sms(contact)
+                    stored_sms += 1
                 continue
             # A call still going on, or ended within the grace (its voicemail or final status may be on the way).
             # A call nobody answered (busy, no-answer, canceled, failed) has no end time at Twilio: its start counts.
@@ -93,7 +94,8 @@ def recover_missed_contacts(now: dt.datetime | None = None) -> Recovery | None:
                 continue
             status_known = known.get(contact.sid)
             if status_known is None:
-                stored_calls += _recover_call(contact)
+                _recover_call(contact)
+                stored_calls += 1
             elif status_known not in (*FINAL_CALL_STATUSES, SPOOLED):
                 intake.record_call_status(call_sid=contact.sid, call_status=contact.status, duration=contact.duration)
                 settled_calls += 1
@@ -126,7 +128,8 @@ SPOOLED = "spooled"  # a contact waiting in the spool: its replay stores it, and
 
 def _known_sids(sids: list[str]) -> dict[str, str]:
     """Each SID already handled, with the call status we have for it ("" for an SMS): waiting in the spool, stored
-    as a contact, a staff command or a welfare answer, answered without being stored, or recovered before. The spool
+    as a contact, a staff command or a welfare answer (by a webhook or an earlier look), or answered without being
+    stored (services.remember_answered). The spool
     is asked first: its replay stores a contact before it deletes the file, so a contact is always in one or the
     other."""
     known = {
@@ -145,14 +148,13 @@ def _known_sids(sids: list[str]) -> dict[str, str]:
     return known
 
 
-def _recover_sms(contact: InboundContact) -> int:
+def _recover_sms(contact: InboundContact) -> None:
     received = services.receive_sms(
         message_sid=contact.sid, from_number=contact.from_number, body=contact.body, num_media=contact.num_media
     )
     # Dated when the citizen sent it, as the spool's replay dates its contacts: minutes of an outage must not read
     # "0 min ago" to the worker, nor put it behind newer cases.
     intake.date_contact_as_received(contact.sid, contact.created)
-    services.remember_answered(contact.sid)
     if received.staff is not None:
         if received.staff_reply:  # a silent alarm's answer is nothing, and stays nothing
             queue_notification(
@@ -160,13 +162,13 @@ def _recover_sms(contact: InboundContact) -> int:
                 body=received.staff_reply, kind=NotificationKind.COMMAND_REPLY, recipient=received.staff.user,
             )  # fmt: skip
         logger.warning("staff SMS recovered from Twilio's log and run now (our webhook never received it)")
-        return 1
+        return
     stored = received.intake
     if stored is None:
         # A welfare answer ("1" safe, "2" help) is recorded as if it had come in time; its confirmation, minutes
         # late, is not sent: the campaign's own messages tell the person what happens next.
         logger.warning("welfare answer recovered from Twilio's log (our webhook never received it)")
-        return 1
+        return
     if stored.case is not None and stored.kind == "message":  # STOP and START are answered by Twilio itself
         text = replies.sms_case_reply(
             reference=stored.case.reference, is_new_case=stored.is_new_case, language=stored.language,
@@ -178,14 +180,11 @@ def _recover_sms(contact: InboundContact) -> int:
         )  # fmt: skip
     logger.warning("SMS recovered from Twilio's log onto %s (our webhook never received it)",
                    stored.case.reference if stored.case else "no case")  # fmt: skip
-    return 1
 
 
-def _recover_call(contact: InboundContact) -> int:
+def _recover_call(contact: InboundContact) -> None:
     case = intake.record_incoming_call(call_sid=contact.sid, from_number=contact.from_number)
     intake.record_call_status(call_sid=contact.sid, call_status=contact.status, duration=contact.duration)
     intake.date_contact_as_received(contact.sid, contact.created)
-    services.remember_answered(contact.sid)
     logger.warning("call recovered from Twilio's log onto %s (%s; our webhook never received it)", case.reference,
                    contact.status)  # fmt: skip
-    return 1
