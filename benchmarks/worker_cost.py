@@ -13,13 +13,14 @@ PostgreSQL's own CPU is not in these figures; the statements are its share's mea
 the broker database is flushed at the end.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/helpline_x CELERY_BROKER_URL=redis://127.0.0.1:6379/5 \
-        .venv/bin/python benchmarks/worker_cost.py [--contacts 1000]
+        .venv/bin/python benchmarks/worker_cost.py [--contacts 1000] [--profile [--sort tottime] [--top 40]]
 """
 from __future__ import annotations
 
 import argparse
 import cProfile
 import os
+import pstats
 import sys
 import time
 from collections.abc import Callable
@@ -61,11 +62,11 @@ def everyone_on_duty_with_room_and_rules_only() -> None:
     semantic_model._loaded.update(pid=os.getpid(), model=None, problem="left out by the benchmark")
 
 
-def answer_doorbells(case_ids: list[int]) -> tuple[float, float, int]:
+def answer_doorbells(case_ids: list[int], profiler: cProfile.Profile | None = None) -> tuple[float, float, int]:
     """CPU seconds, wall seconds and statements to answer every case's doorbell in order."""
     from helpline.casework import actions
 
-    return cost_of_each(actions.do_triage_case, case_ids)
+    return cost_of_each(actions.do_triage_case, case_ids, profiler)
 
 
 def cost_of_each(
@@ -99,6 +100,9 @@ def main() -> None:
     parser.add_argument("--warm-up", type=int, default=50)
     parser.add_argument("--critical-share", type=float, default=0.03)
     parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--profile", action="store_true", help="cProfile the taken-along run and print its functions")
+    parser.add_argument("--sort", default="cumulative", help="the profile's order: cumulative or tottime")
+    parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
 
     configure_environment()
@@ -119,10 +123,13 @@ def main() -> None:
     for label, along in (("each doorbell its own case", 0), (f"taking along up to {taken_along}", taken_along)):
         actions.TAKEN_ALONG = along
         case_ids = new_cases(application, contacts, args.contacts)
-        cpu, wall, statements = answer_doorbells(case_ids)
+        profiler = cProfile.Profile() if args.profile and along else None
+        cpu, wall, statements = answer_doorbells(case_ids, profiler)
         n = len(case_ids)
         print(f"  {label:>30}: {n} cases, CPU {1000 * cpu / n:5.2f} ms, wall {1000 * wall / n:5.2f} ms, "
               f"{statements / n:5.1f} statements a contact")  # fmt: skip
+        if profiler:
+            pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
     actions.TAKEN_ALONG = taken_along
     broker = os.environ["CELERY_BROKER_URL"]
     if broker.startswith("redis://"):
