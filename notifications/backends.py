@@ -287,14 +287,11 @@ class TwilioBackend:
         return SendResult(ok=True, provider_sid=created.sid)
 
     def inbound_since(self, since: dt.datetime, until: dt.datetime) -> list[InboundContact]:
-        """Every SMS and call that reached our numbers from `since` to `until`, from Twilio's log: the SMS to the SOS
-        number and to STAFF_ALERT_SENDER when it is a number (staff answer alerts there), the calls to the SOS
-        number. Raises TwilioException (or an OSError) when Twilio cannot be asked."""
-        numbers = [settings.TWILIO_PHONE_NUMBER]
-        if settings.STAFF_ALERT_SENDER.startswith("+") and settings.STAFF_ALERT_SENDER not in numbers:
-            numbers.append(settings.STAFF_ALERT_SENDER)
+        """Every SMS and call that reached our numbers from `since` to `until`, from Twilio's log: the SMS to every
+        number `sms_numbers_we_answer_on` names, the calls to the SOS number. Raises TwilioException (or an OSError)
+        when Twilio cannot be asked."""
         found = []
-        for number in numbers:
+        for number in self.sms_numbers_we_answer_on():
             messages = self.client.messages.stream(
                 to=number, date_sent_after=since, date_sent_before=until, page_size=LOOKUP_PAGE
             )
@@ -320,6 +317,35 @@ class TwilioBackend:
             if c.direction == "inbound"
         ]
         return found
+
+    def sms_numbers_we_answer_on(self) -> list[str]:
+        """The numbers people text us on: the SOS number, and every number we send from and so may be answered on.
+        Staff answer an alert ("OK", a silent alarm) to STAFF_ALERT_SENDER, supervisors DELIVERY_ALERT_SENDER's,
+        the people a welfare campaign asked to WELFARE_MESSAGING_SERVICE_SID's. A sender that is a Messaging
+        Service ("MG...") is its pool of numbers, asked of Twilio each time (numbers are added to a pool in the
+        console, with no word to us), as a reply goes to the number of the pool that texted the person."""
+        numbers = [settings.TWILIO_PHONE_NUMBER]
+        for sender in (
+            settings.STAFF_ALERT_SENDER, settings.DELIVERY_ALERT_SENDER, settings.WELFARE_MESSAGING_SERVICE_SID,
+        ):  # fmt: skip
+            senders = self._pool_of(sender) if sender.startswith("MG") else [sender]
+            numbers += [number for number in senders if number.startswith("+") and number not in numbers]
+        return numbers
+
+    def _pool_of(self, service_sid: str) -> list[str]:
+        try:
+            pool = self.client.messaging.v1.services(service_sid).phone_numbers.stream(page_size=LOOKUP_PAGE)
+            return [number.phone_number or "" for number in pool]
+        except TwilioException as error:
+            # A list request that fails raises TwilioException("Unable to fetch page", response), not
+            # TwilioRestException with a status: the status is the response's.
+            response = error.args[1] if len(error.args) > 1 else None
+            if getattr(response, "status_code", None) != 404:
+                raise  # Twilio cannot be asked now: the caller's next look covers this one's window
+            # A Messaging Service that does not exist (a mistyped setting) must not keep the SOS number from being
+            # read; its own sends fail, and say so, too.
+            logger.error("Messaging Service %s is unknown to Twilio: SMS to its numbers cannot be read", service_sid)
+            return []
 
     def find_sent(self, message: OutgoingMessage, *, since: dt.datetime, known_sids: frozenset[str]) -> Lookup:
         """Did Twilio take this message although nobody recorded its SID (a worker killed inside the call)?

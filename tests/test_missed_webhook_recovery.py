@@ -22,6 +22,7 @@ pytestmark = pytest.mark.django_db
 START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 SOS_NUMBER = "+38733000111"
 CITIZEN = "+38761555123"
+WELFARE_NUMBER = "+38733000404"  # a number of the welfare campaigns' Messaging Service
 
 
 @pytest.fixture
@@ -95,6 +96,35 @@ def test_an_sms_to_the_staff_alert_number_is_read_too(sos_line, settings):
     assert found is not None and found.stored_sms == 1
     case.refresh_from_db()
     assert case.acknowledged_at is not None
+
+
+def test_an_sms_to_a_number_of_the_staff_alerts_messaging_service_is_read_too(sos_line, settings):
+    # The README advises a Messaging Service for staff alerts: a worker answers the number of its pool that texted
+    # them, which Twilio names only when asked for the pool.
+    settings.STAFF_ALERT_SENDER = "MG" + "7" * 32
+    sos_line.messaging_services[settings.STAFF_ALERT_SENDER] = ["+38733000301", "+38733000302"]
+    with time_machine.travel(START, tick=False) as clock:
+        worker = on_duty(phone=WORKER_PHONE)
+        case = new_case(CRITICAL_TEXT)
+        sos_line.inbound("sms", from_=WORKER_PHONE, to="+38733000302", body=f"OK {code_sent(worker, case)}")
+        clock.shift(dt.timedelta(minutes=5))
+
+        found = recovery.recover_missed_contacts()
+
+    assert found is not None and found.stored_sms == 1
+    case.refresh_from_db()
+    assert case.acknowledged_at is not None
+    assert Notification.objects.filter(kind=NotificationKind.COMMAND_REPLY, recipient=worker.user).exists()
+
+
+def test_a_messaging_service_twilio_does_not_know_keeps_nobody_elses_sms_from_being_read(sos_line, settings):
+    settings.STAFF_ALERT_SENDER = "MG" + "8" * 32  # mistyped: Twilio answers 404 for its pool
+    listed = sos_line.inbound("sms", from_=CITIZEN, to=SOS_NUMBER, body="Treba mi pomoć, sama sam", ago_seconds=300)
+
+    found = recovery.recover_missed_contacts()
+
+    assert found is not None and found.stored_sms == 1
+    assert Message.objects.filter(twilio_sid=listed["sid"]).exists()
 
 
 def test_a_call_no_webhook_received_becomes_a_missed_call_to_call_back(sos_line):
@@ -214,12 +244,38 @@ def test_a_welfare_da_its_webhook_answered_is_not_stored_again_as_a_citizens_cas
             intake_services.receive_sms(message_sid=sid, from_number=str(person.phone), body=body)
             sos_line.inbound("sms", from_=str(person.phone), to=SOS_NUMBER, body=body, sid=sid)
         settings.SMS_BACKEND = "twilio"
+        sos_line.messaging_services[settings.WELFARE_MESSAGING_SERVICE_SID] = [WELFARE_NUMBER]
         clock.shift(dt.timedelta(minutes=3))
 
         found = recovery.recover_missed_contacts()
 
     assert found is not None and found.listed == 2 and found.stored_sms == 0
     assert not Case.objects.exists()
+
+
+@pytest.mark.usefixtures("provider")
+def test_a_welfare_answer_to_the_campaigns_messaging_service_no_webhook_received_is_recorded(sos_line, settings):
+    from helpline.welfare import services as welfare_services
+    from helpline.welfare.models import WelfareCheck
+    from tests.test_welfare_campaign import register, run_ticks
+
+    with time_machine.travel(START, tick=False) as clock:
+        (person,) = register(1)
+        welfare_services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None)
+        run_ticks(clock, START + dt.timedelta(seconds=30), dt.timedelta(seconds=5))
+        assert WelfareCheck.objects.get(person=person).asked_at is not None
+        # "2": they need help. It went to the pool's number that asked them, while our web was down.
+        answer = sos_line.inbound("sms", from_=str(person.phone), to=WELFARE_NUMBER, body="2")
+        settings.SMS_BACKEND = "twilio"
+        sos_line.messaging_services[settings.WELFARE_MESSAGING_SERVICE_SID] = [WELFARE_NUMBER]
+        clock.shift(dt.timedelta(minutes=3))
+
+        found = recovery.recover_missed_contacts()
+
+    assert found is not None and found.stored_sms == 1
+    check = WelfareCheck.objects.get(person=person)
+    assert check.reply_sid == answer["sid"] and check.answered_at is not None
+    assert check.state == "needs_help"
 
 
 def test_a_long_call_keeps_neither_itself_nor_the_sms_sent_during_it_from_being_stored(sos_line):

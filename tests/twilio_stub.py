@@ -41,6 +41,8 @@ class TwilioStub:
         self.outage_covers_lookups = True
         # Lookups (the list endpoints) answer 503 while sends are taken: Twilio cannot be asked what it has.
         self.lookups_unavailable = False
+        # Messaging Services ("MG..." -> their pool of numbers), as the Messaging API lists a service's numbers.
+        self.messaging_services: dict[str, list[str]] = {}
         # Seconds to hold each create request after accepting it: a worker can be killed "inside the call".
         self.delay_seconds = 0.0
         # Called (in the stub's thread) as each DELETE arrives, before it is answered: something happening to the
@@ -141,6 +143,9 @@ class TwilioStub:
                         self._answer(503, {"code": 20503, "message": "Service Unavailable", "status": 503,
                                            "more_info": ""})  # fmt: skip
                         return
+                    if url.path.startswith("/v1/Services/") and url.path.endswith("/PhoneNumbers"):
+                        self._answer(*stub._pool_of(url.path.split("/")[3]))
+                        return
                     kind, key = ("call", "calls") if url.path.endswith("/Calls.json") else ("sms", "messages")
                     found = [
                         dict(resource) for resource in reversed(stub.accepted)
@@ -224,6 +229,17 @@ class TwilioStub:
         with self._lock:
             self.accepted.append(leg)
         return dict(leg)
+
+    def _pool_of(self, service_sid: str) -> tuple[int, dict]:
+        if service_sid not in self.messaging_services:
+            return 404, {"code": 20404, "message": "The requested resource was not found", "status": 404,
+                         "more_info": ""}  # fmt: skip
+        numbers = [
+            {"sid": f"PN{index:032d}", "service_sid": service_sid, "phone_number": number, "country_code": "BA"}
+            for index, number in enumerate(self.messaging_services[service_sid])
+        ]
+        return 200, {"phone_numbers": numbers, "meta": {"key": "phone_numbers", "page": 0, "page_size": len(numbers),
+                                                         "next_page_url": None}}  # fmt: skip
 
     def inbound(
         self, kind: str, *, from_: str, to: str, body: str = "", status: str = "received", ago_seconds: float = 0,

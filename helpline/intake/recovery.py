@@ -2,7 +2,8 @@
 
 While the web is down (a failed deploy, an expired certificate, the host unreachable, gunicorn dead), Twilio still
 takes every SMS and call to our numbers and lists them. Nothing a citizen sends may be lost: every minute the worker
-asks Twilio for what reached the SOS number (and the staff alert number's SMS) since its last look, and any SMS or
+asks Twilio for what reached the SOS number (and the SMS to every number we send from, which staff and the people a
+welfare campaign asked answer: `TwilioBackend.sms_numbers_we_answer_on`) since its last look, and any SMS or
 call whose SID we do not know is stored now through the same intake the webhook uses. The citizen, who heard or read
 nothing from us, gets the answer the webhook would have given, by SMS; a call nobody answered becomes a missed call
 to call back. A call we stored whose final status never reached us (a lost status callback) is settled too. (A
@@ -15,8 +16,9 @@ no last look (the first run, the cache emptied), the look goes back to the newes
 most RECOVERY_LOOKBACK: that is how far an outage of the web can have gone unnoticed; with nothing stored yet,
 FIRST_LOOK (a new deployment on a number that had another service before imports at most its last quarter of an hour).
 
-What a look costs: two or three list requests to Twilio when the numbers are quiet; in a surge, every contact of the
-window (about three minutes: 30,000 at 10,000 a minute, 150 pages of 200), and one read of their SIDs in the database.
+What a look costs: two or three list requests to Twilio when the numbers are quiet (and one for each Messaging
+Service's pool); in a surge, every contact of the window (about three minutes: 30,000 at 10,000 a minute, 150 pages
+of 200), and one read of their SIDs in the database.
 """
 from __future__ import annotations
 
