@@ -187,6 +187,15 @@ class InboundContact:
     ended: dt.datetime | None = None  # a call's end, once it has ended
 
 
+@dataclass(frozen=True)
+class FailedWebhook:
+    """A request Twilio made to one of our webhooks that failed, as its debugger's alerts list it."""
+
+    sid: str  # the SMS or call it was about
+    url: str  # the URL Twilio asked
+    error_code: str  # 11200 (no usable answer: a timeout past 15 s, a 5xx), 11205 (no connection), ...
+
+
 def _int_or_none(value: object) -> int | None:
     try:
         return int(value)  # type: ignore[call-overload]
@@ -317,6 +326,19 @@ class TwilioBackend:
             if c.direction == "inbound"
         ]
         return found
+
+    def failed_webhooks_since(self, since: dt.datetime, until: dt.datetime) -> list[FailedWebhook]:
+        """The requests to our webhooks Twilio gave up on from `since` to `until` (the error alerts of its debugger):
+        a webhook that answered too late, with an error, or not at all. Raises TwilioException (or an OSError) when
+        Twilio cannot be asked."""
+        alerts = self.client.monitor.v1.alerts.stream(
+            log_level="error", start_date=since, end_date=until, page_size=LOOKUP_PAGE
+        )
+        return [
+            FailedWebhook(alert.resource_sid, alert.request_url or "", alert.error_code or "")
+            for alert in alerts
+            if alert.resource_sid
+        ]
 
     def sms_numbers_we_answer_on(self) -> list[str]:
         """The numbers people text us on: the SOS number, and every number we send from and so may be answered on.

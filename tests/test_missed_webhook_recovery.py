@@ -71,6 +71,59 @@ def test_an_sms_its_webhook_already_stored_is_left_alone(sos_line, twilio):
     assert not Notification.objects.filter(kind=NotificationKind.CITIZEN_REPLY).exists()
 
 
+def test_an_sms_stored_by_a_webhook_twilio_gave_up_on_gets_its_receipt_by_sms_once(sos_line, twilio, settings):
+    # In a surge the webhook stored the SMS after Twilio's 15 s: Twilio dropped the answer, and the citizen read no
+    # reference and no emergency numbers. Twilio's debugger says which request it gave up on.
+    response = twilio.sms("Mama ne ustaje iz kreveta od jutros, sama sam s njom", sid="SM" + "3" * 32,
+                          from_number=CITIZEN)  # fmt: skip
+    assert response.status_code == 200
+    stored = Message.objects.get()
+    sos_line.inbound("sms", from_=CITIZEN, to=SOS_NUMBER, body=stored.body, sid=stored.twilio_sid, ago_seconds=300)
+    sos_line.webhook_failed(stored.twilio_sid, settings.PUBLIC_BASE_URL + "/webhooks/twilio/sms/")
+
+    found = recovery.recover_missed_contacts()
+    again = recovery.recover_missed_contacts()
+
+    assert found is not None and found.stored_sms == 0 and found.answered_late == 1
+    receipt = Notification.objects.get(kind=NotificationKind.CITIZEN_REPLY)
+    assert receipt.to_number == CITIZEN and stored.case.reference in receipt.body
+    assert settings.EMERGENCY_NUMBERS["police"] in receipt.body
+    assert again is not None and again.answered_late == 0
+    assert Notification.objects.filter(kind=NotificationKind.CITIZEN_REPLY).count() == 1
+
+
+def test_a_staff_command_whose_answer_twilio_never_got_is_answered_by_sms(sos_line, settings):
+    from helpline.intake import services as intake_services
+
+    with time_machine.travel(START, tick=False) as clock:
+        worker = on_duty(phone=WORKER_PHONE)
+        case = new_case(CRITICAL_TEXT)
+        sid = "SM" + "4" * 32
+        received = intake_services.receive_sms(message_sid=sid, from_number=WORKER_PHONE,
+                                               body=f"OK {code_sent(worker, case)}")  # fmt: skip
+        sos_line.webhook_failed(sid, settings.PUBLIC_BASE_URL + "/webhooks/twilio/sms/")
+        clock.shift(dt.timedelta(minutes=3))
+
+        found = recovery.recover_missed_contacts()
+
+    assert found is not None and found.answered_late == 1
+    reply = Notification.objects.get(kind=NotificationKind.COMMAND_REPLY)
+    assert reply.recipient == worker.user and received.staff_reply and reply.body
+    assert Case.objects.count() == 1
+
+
+def test_a_failed_status_callback_sends_nobody_anything(sos_line, twilio, settings):
+    response = twilio.sms("Trebam informaciju o jednokratnoj pomoći", sid="SM" + "5" * 32, from_number=CITIZEN)
+    assert response.status_code == 200
+    stored = Message.objects.get()
+    sos_line.webhook_failed(stored.twilio_sid, settings.PUBLIC_BASE_URL + "/webhooks/twilio/sms/status/")
+
+    found = recovery.recover_missed_contacts()
+
+    assert found is not None and found.answered_late == 0
+    assert not Notification.objects.filter(kind=NotificationKind.CITIZEN_REPLY).exists()
+
+
 def test_a_contact_of_the_last_seconds_is_left_to_its_webhook_still_on_the_way(sos_line):
     with time_machine.travel(START, tick=False) as clock:
         sos_line.inbound("sms", from_=CITIZEN, to=SOS_NUMBER, body="Pomozite", ago_seconds=5)

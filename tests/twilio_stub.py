@@ -43,6 +43,8 @@ class TwilioStub:
         self.lookups_unavailable = False
         # Messaging Services ("MG..." -> their pool of numbers), as the Messaging API lists a service's numbers.
         self.messaging_services: dict[str, list[str]] = {}
+        # The debugger's error alerts (`webhook_failed`), as the Monitor API lists them.
+        self.alerts: list[dict] = []
         # Seconds to hold each create request after accepting it: a worker can be killed "inside the call".
         self.delay_seconds = 0.0
         # Called (in the stub's thread) as each DELETE arrives, before it is answered: something happening to the
@@ -143,6 +145,10 @@ class TwilioStub:
                         self._answer(503, {"code": 20503, "message": "Service Unavailable", "status": 503,
                                            "more_info": ""})  # fmt: skip
                         return
+                    if url.path == "/v1/Alerts":
+                        self._answer(200, {"alerts": list(stub.alerts), "meta": {
+                            "key": "alerts", "page": 0, "page_size": len(stub.alerts), "next_page_url": None}})
+                        return
                     if url.path.startswith("/v1/Services/") and url.path.endswith("/PhoneNumbers"):
                         self._answer(*stub._pool_of(url.path.split("/")[3]))
                         return
@@ -240,6 +246,17 @@ class TwilioStub:
         ]
         return 200, {"phone_numbers": numbers, "meta": {"key": "phone_numbers", "page": 0, "page_size": len(numbers),
                                                          "next_page_url": None}}  # fmt: skip
+
+    def webhook_failed(self, sid: str, url: str, *, error_code: str = "11200") -> None:
+        """Twilio's request to `url` about the SMS or call `sid` failed (11200: no usable answer within 15 s, or an
+        error), and its debugger lists the alert."""
+        now = format_datetime(dt.datetime.now(dt.UTC))
+        with self._lock:
+            self.alerts.append({
+                "sid": f"NO{uuid.uuid4().hex}", "resource_sid": sid, "request_url": url, "error_code": error_code,
+                "log_level": "error", "request_method": "POST", "date_created": now, "date_generated": now,
+                "alert_text": "Msg=Request timeout", "account_sid": "AC" + "0" * 32,
+            })  # fmt: skip
 
     def inbound(
         self, kind: str, *, from_: str, to: str, body: str = "", status: str = "received", ago_seconds: float = 0,

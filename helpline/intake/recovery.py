@@ -6,8 +6,10 @@ asks Twilio for what reached the SOS number (and the SMS to every number we send
 welfare campaign asked answer: `TwilioBackend.sms_numbers_we_answer_on`) since its last look, and any SMS or
 call whose SID we do not know is stored now through the same intake the webhook uses. The citizen, who heard or read
 nothing from us, gets the answer the webhook would have given, by SMS; a call nobody answered becomes a missed call
-to call back. A call we stored whose final status never reached us (a lost status callback) is settled too. (A
-webhook that was only slow, past Twilio's 15 s, still stores its contact: that citizen's receipt is not recovered.)
+to call back. A call we stored whose final status never reached us (a lost status callback) is settled too. A
+webhook that was only slow, past Twilio's 15 s, still stores its contact, but Twilio drops its answer: the errors
+Twilio's debugger lists for our SMS webhook name those SMS, and their receipts (or a staff command's answer) go out
+by SMS too.
 
 Only contacts older than RECOVERY_GRACE are looked at (a webhook may still be on its way, or in the spool). Each look
 starts where the last one ended, or at the oldest contact it had to leave for later (a call still going on, a
@@ -25,20 +27,23 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Max
+from django.urls import reverse
 from django.utils import timezone
 
 from helpline.cases import intake
 from helpline.cases.intake import FINAL_CALL_STATUSES
-from helpline.cases.models import Direction, Message
+from helpline.cases.models import Case, Direction, Message
 from helpline.intake import replies, services, spool
+from helpline.roster.models import StaffProfile
 from helpline.welfare.models import WelfareCheck
-from notifications.backends import InboundContact, TwilioBackend, get_backend
-from notifications.models import NotificationKind, StaffSmsCommand
+from notifications.backends import FailedWebhook, InboundContact, TwilioBackend, get_backend
+from notifications.models import Notification, NotificationKind, StaffSmsCommand
 from notifications.outbox import queue_notification
 
 logger = logging.getLogger(__name__)
@@ -57,6 +62,7 @@ class Recovery:
     stored_sms: int  # SMS no webhook of ours had received, stored now
     stored_calls: int  # calls likewise, each a missed call
     settled_calls: int  # calls we had, whose final status never reached us
+    answered_late: int = 0  # SMS stored by a webhook Twilio gave up on, whose answer went out by SMS now
 
 
 def recover_missed_contacts(now: dt.datetime | None = None) -> Recovery | None:
@@ -110,7 +116,64 @@ def recover_missed_contacts(now: dt.datetime | None = None) -> Recovery | None:
             logger.exception("could not store a %s found in Twilio's log; the next look tries it again", contact.kind)
     # Kept as the last look's end; the next look starts RECOVERY_OVERLAP before it.
     cache.set(LAST_LOOK_KEY, next_since.isoformat(), timeout=None)
-    return Recovery(len(listed), stored_sms, stored_calls, settled_calls)
+    answered = _answer_what_failed_webhooks_left_unanswered(backend, since, now)
+    return Recovery(len(listed), stored_sms, stored_calls, settled_calls, answered)
+
+
+# Twilio's debugger writes its alert about a failed webhook after a delay (it buffers them): each read of the alerts
+# starts this long before the last one ended. What was answered already is known by its key: read twice, an alert
+# sends nothing twice. (In a surge whose webhooks time out by the thousand, a look reads its minute and these three
+# again: about 200 pages at 10,000 a minute.)
+ALERTS_OVERLAP = dt.timedelta(minutes=3)
+ALERTS_LOOKED_KEY = "intake:recovery:alerts-looked-until"
+
+
+def _answer_what_failed_webhooks_left_unanswered(backend: TwilioBackend, since: dt.datetime, now: dt.datetime) -> int:
+    """An SMS our webhook stored, but whose answer Twilio never got (the webhook took longer than Twilio's 15 s in a
+    surge, or failed after storing it): its citizen read no reference and no emergency numbers, and a staff
+    command's sender no answer. Twilio's debugger lists such requests; their answers go out now by SMS, once, under
+    the keys a contact no webhook received is answered under (so one both missed and listed there is answered
+    once). Returns how many. Alerts are read from where the last read ended (less ALERTS_OVERLAP), or from the
+    contacts' look; a read that fails is tried again by the next look."""
+    looked = cache.get(ALERTS_LOOKED_KEY)
+    start = max(since, dt.datetime.fromisoformat(looked)) if looked else since
+    try:
+        failed = backend.failed_webhooks_since(start - ALERTS_OVERLAP, now)
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as error:  # Twilio down or refusing: the next look reads these alerts again
+        logger.warning("could not ask Twilio which webhooks failed (%s)", type(error).__name__)
+        return 0
+    answered = _answer_failed(failed)
+    cache.set(ALERTS_LOOKED_KEY, now.isoformat(), timeout=None)
+    return answered
+
+
+def _answer_failed(failed: list[FailedWebhook]) -> int:
+    sms_path = reverse("webhooks:sms")
+    sids = {webhook.sid for webhook in failed if urlsplit(webhook.url).path == sms_path}
+    if not sids:
+        return 0
+    keys = [f"{prefix}:{sid}" for sid in sids for prefix in (RECEIPT_KEY, COMMAND_REPLY_KEY)]
+    sent = set(Notification.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", flat=True))
+    answered = 0
+    stored = Message.objects.filter(twilio_sid__in=sids, direction=Direction.INBOUND, case__isnull=False)
+    for message in stored.select_related("case__caller"):
+        if f"{RECEIPT_KEY}:{message.twilio_sid}" in sent or intake.sms_kind_of(message.body) != "message":
+            continue  # answered already; or STOP and START, which Twilio answers itself
+        case = message.case
+        is_new_case = not case.messages.filter(direction=Direction.INBOUND, pk__lt=message.pk).exists()
+        _send_receipt(message.twilio_sid, str(case.caller.phone if case.caller else ""), case, is_new_case=is_new_case,
+                      language=case.language, script=case.script)  # fmt: skip
+        answered += 1
+    for command in StaffSmsCommand.objects.filter(message_sid__in=sids).exclude(reply="").select_related("staff"):
+        if f"{COMMAND_REPLY_KEY}:{command.message_sid}" in sent:
+            continue
+        _send_command_reply(command.message_sid, command.staff, command.reply)
+        answered += 1
+    if answered:
+        logger.warning("%d answers Twilio never got from our webhook (it gave up waiting) sent now by SMS", answered)
+    return answered
 
 
 def _since(now: dt.datetime) -> dt.datetime:
@@ -159,10 +222,7 @@ def _recover_sms(contact: InboundContact) -> None:
     intake.date_contact_as_received(contact.sid, contact.created)
     if received.staff is not None:
         if received.staff_reply:  # a silent alarm's answer is nothing, and stays nothing
-            queue_notification(
-                key=f"command-reply:{contact.sid}", to_number=str(received.staff.phone or ""),
-                body=received.staff_reply, kind=NotificationKind.COMMAND_REPLY, recipient=received.staff.user,
-            )  # fmt: skip
+            _send_command_reply(contact.sid, received.staff, received.staff_reply)
         logger.warning("staff SMS recovered from Twilio's log and run now (our webhook never received it)")
         return
     stored = received.intake
@@ -172,16 +232,32 @@ def _recover_sms(contact: InboundContact) -> None:
         logger.warning("welfare answer recovered from Twilio's log (our webhook never received it)")
         return
     if stored.case is not None and stored.kind == "message":  # STOP and START are answered by Twilio itself
-        text = replies.sms_case_reply(
-            reference=stored.case.reference, is_new_case=stored.is_new_case, language=stored.language,
-            script=stored.script,
-        )  # fmt: skip
-        queue_notification(
-            key=f"recovered-reply:{contact.sid}", to_number=contact.from_number, body=text,
-            kind=NotificationKind.CITIZEN_REPLY, case=stored.case,
-        )  # fmt: skip
+        _send_receipt(contact.sid, contact.from_number, stored.case, is_new_case=stored.is_new_case,
+                      language=stored.language, script=stored.script)  # fmt: skip
     logger.warning("SMS recovered from Twilio's log onto %s (our webhook never received it)",
                    stored.case.reference if stored.case else "no case")  # fmt: skip
+
+
+RECEIPT_KEY = "recovered-reply"
+COMMAND_REPLY_KEY = "command-reply"  # as the spool's replay answers a staff command
+
+
+def _send_receipt(sid: str, to_number: str, case: Case, *, is_new_case: bool, language: str, script: str) -> None:
+    """The webhook's answer to a citizen's SMS, by SMS: the reference, what happens next, the emergency numbers,
+    and the supervisors' surge notice while there is one."""
+    text = replies.sms_case_reply(reference=case.reference, is_new_case=is_new_case, language=language, script=script)
+    notice = services.surge_notice(script, language)
+    queue_notification(
+        key=f"{RECEIPT_KEY}:{sid}", to_number=to_number, body=f"{text} {notice}" if notice else text,
+        kind=NotificationKind.CITIZEN_REPLY, case=case,
+    )  # fmt: skip
+
+
+def _send_command_reply(sid: str, staff: StaffProfile, reply: str) -> None:
+    queue_notification(
+        key=f"{COMMAND_REPLY_KEY}:{sid}", to_number=str(staff.phone or ""), body=reply,
+        kind=NotificationKind.COMMAND_REPLY, recipient=staff.user,
+    )  # fmt: skip
 
 
 def _recover_call(contact: InboundContact) -> None:
