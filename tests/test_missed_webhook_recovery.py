@@ -47,6 +47,26 @@ def test_an_sms_no_webhook_received_becomes_a_case_and_the_citizen_gets_the_rece
     assert message.created_at == sent_at and message.case.created_at == sent_at
 
 
+def test_a_worker_that_dies_before_the_receipt_is_queued_leaves_the_sms_for_the_next_look(sos_line, monkeypatch):
+    listed = sos_line.inbound("sms", from_=CITIZEN, to=SOS_NUMBER, body="Ne mogu više, pomozite mi", ago_seconds=300)
+    queue = recovery.queue_notification
+
+    def worker_killed(**kwargs):
+        raise SystemExit("killed")  # not an Exception: the look itself dies, as a killed process would
+
+    monkeypatch.setattr(recovery, "queue_notification", worker_killed)
+    with pytest.raises(SystemExit):
+        recovery.recover_missed_contacts()
+    assert not Message.objects.filter(twilio_sid=listed["sid"]).exists()
+
+    monkeypatch.setattr(recovery, "queue_notification", queue)
+    found = recovery.recover_missed_contacts()
+
+    assert found is not None and found.stored_sms == 1
+    message = Message.objects.get(twilio_sid=listed["sid"])
+    assert Notification.objects.filter(kind=NotificationKind.CITIZEN_REPLY, case=message.case).count() == 1
+
+
 def test_looking_again_stores_nothing_twice_and_sends_no_second_receipt(sos_line):
     sos_line.inbound("sms", from_=CITIZEN, to=SOS_NUMBER, body="Trebam pomoć oko ogrjeva", ago_seconds=150)
     recovery.recover_missed_contacts()

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Max
 from django.urls import reverse
 from django.utils import timezone
@@ -213,7 +214,10 @@ def _known_sids(sids: list[str]) -> dict[str, str]:
     return known
 
 
+@transaction.atomic
 def _recover_sms(contact: InboundContact) -> None:
+    """Stored, dated and answered in one transaction: a worker that dies before the answer is queued leaves nothing,
+    and the next look stores and answers it (stored alone, its SID would be known, and its citizen never answered)."""
     received = services.receive_sms(
         message_sid=contact.sid, from_number=contact.from_number, body=contact.body, num_media=contact.num_media
     )
@@ -260,6 +264,7 @@ def _send_command_reply(sid: str, staff: StaffProfile, reply: str) -> None:
     )  # fmt: skip
 
 
+@transaction.atomic
 def _recover_call(contact: InboundContact) -> None:
     case = intake.record_incoming_call(call_sid=contact.sid, from_number=contact.from_number)
     intake.record_call_status(call_sid=contact.sid, call_status=contact.status, duration=contact.duration)
