@@ -363,6 +363,10 @@ print(json.dumps({
         status="failed", kind__in=("assignment", "reminder", "escalation"), case__status__in=waiting
     ).count(),
     "stuck_sending": staff.filter(status="sending").count(),
+    # SMS whose webhook answered too late for Twilio (or never): their citizens' receipts, sent since by SMS.
+    "late_receipts": Notification.objects.filter(
+        idempotency_key__in=[f"recovered-reply:{sid}" for sid in keys["late_sids"]], status__in=sent
+    ).count(),
     "settled_by_callback": staff.filter(
         delivery_attempts__result="sent", delivery_attempts__detail__startswith="status callback for "
     ).distinct().count(),
@@ -382,6 +386,14 @@ class Outcome:
     extra: str = ""
 
 
+TWILIO_WAITS_MS = 15_000  # how long Twilio waits for a webhook's answer before it gives up and drops it
+
+
+def late_sms(contacts: list[Contact]) -> set[str]:
+    """The SMS whose webhook gave Twilio no answer within its 15 s (Twilio then drops the receipt)."""
+    return {c.key for c in contacts if c.kind == "sms" and (c.status == 0 or c.latency_ms > TWILIO_WAITS_MS)}
+
+
 class Suite:
     def __init__(self, stack: Stack, stub: TwilioStub, log_dir: Path, port: int) -> None:
         self.stack, self.stub, self.log_dir, self.port = stack, stub, log_dir, port
@@ -392,6 +404,7 @@ class Suite:
             "sids": [c.key for c in contacts if c.kind in ("sms", "voice")],
             "tokens": [c.key for c in contacts if c.kind == "web"],
             "since": since,
+            "late_sids": sorted(late_sms(contacts)),
         }
         keys_file = self.log_dir / "fault-keys.json"
         keys_file.write_text(json.dumps(keys))
@@ -550,6 +563,61 @@ class Suite:
                          "(the form's citizens saw an error)")  # fmt: skip
         return self.settle(outcome, since, timer["end"], until=lambda r: r["stored"] >= twilio_took + answered_web)
 
+    def web_frozen(self, seconds: float) -> Outcome:
+        """gunicorn and its workers SIGSTOPped (a host swapping, a stop-the-world pause), then SIGCONTinued: the
+        requests wait in the listen queue, and those that waited longer than Twilio's 15 s are answered too late.
+        Twilio lists every SMS and call (as in web_killed) and, for each SMS its webhook did not answer in time,
+        an error alert in its debugger (the stub is told after the answer came late or never). Everything must be
+        stored once, and each of those citizens must get the receipt Twilio dropped, by SMS
+        (helpline/intake/recovery.py)."""
+        since = self.now_iso()
+        timer = {}
+
+        def logged_at_twilio(n: int) -> Contact:
+            contact = self.contacts.mix(n)
+            if contact.kind in ("sms", "voice"):
+                params = dict(urllib.parse.parse_qsl(contact.body.decode()))
+                kind, status = ("sms", "received") if contact.kind == "sms" else ("call", "completed")
+                self.stub.inbound(kind, from_=params["From"], to=HELPLINE_NUMBER, body=params.get("Body", ""),
+                                  status=status, sid=contact.key)  # fmt: skip
+            return contact
+
+        def web_processes() -> list[int]:
+            web = self.stack.processes["web"].pid
+            return [web, *descendants(web)]
+
+        def fault() -> None:
+            time.sleep(3)
+            timer["start"] = time.perf_counter()
+            frozen = web_processes()
+            for pid in frozen:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+            time.sleep(seconds)
+            for pid in frozen:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+            timer["end"] = time.perf_counter()
+
+        thread = threading.Thread(target=fault, daemon=True)
+        thread.start()
+        contacts = send_at_rate(self.port, logged_at_twilio, 5.0, seconds + 8)
+        thread.join(seconds + 60)
+        late = late_sms(contacts)
+        for sid in late:
+            self.stub.webhook_failed(sid, f"{self.contacts.base}/webhooks/twilio/sms/")
+        outcome = Outcome("web frozen", f"SIGSTOP {seconds:.0f} s, 5 contacts/s; SMS and calls in Twilio's log, a "
+                          "debugger alert for each SMS answered too late", contacts,
+                          fault_window=(timer["start"], timer["end"]))  # fmt: skip
+        twilio_took = len({c.key for c in contacts if c.kind in ("sms", "voice")})
+        answered_web = len({c.key for c in contacts if c.kind == "web" and 200 <= c.status < 300})
+        self.settle(outcome, since, timer["end"], until=lambda r: r["stored"] >= twilio_took + answered_web
+                    and r["late_receipts"] >= len(late))  # fmt: skip
+        outcome.extra = (f"{twilio_took} SMS and calls Twilio took; {len(late)} SMS answered after Twilio's 15 s or "
+                         f"never, {outcome.report.get('late_receipts', '?')} of their citizens sent the receipt by SMS "
+                         "since")  # fmt: skip
+        return outcome
+
     def log_lines(self, *phrases: str) -> int:
         return sum(
             sum(1 for line in path.read_text(errors="replace").splitlines() if any(p in line for p in phrases))
@@ -667,7 +735,7 @@ def print_table(outcomes: list[Outcome]) -> None:
 
 SCENARIOS = [
     "two-sms", "five-copies", "redis-frozen", "redis-killed", "cache-frozen", "cache-killed", "pg-stopped",
-    "workers-killed", "twilio-503", "web-killed",
+    "workers-killed", "twilio-503", "web-killed", "web-frozen",
 ]  # fmt: skip
 
 
@@ -679,6 +747,7 @@ def main() -> None:
     parser.add_argument("--postgres-down-seconds", type=float, default=20.0)
     parser.add_argument("--twilio-down-seconds", type=float, default=200.0)
     parser.add_argument("--web-down-seconds", type=float, default=30.0)
+    parser.add_argument("--web-frozen-seconds", type=float, default=30.0)
     args = parser.parse_args()
     chosen = [name for name in args.only.split(",") if name]
     unknown = set(chosen) - set(SCENARIOS)
@@ -736,6 +805,7 @@ def main() -> None:
                 "workers-killed": suite.workers_killed,
                 "twilio-503": lambda: suite.twilio_down(args.twilio_down_seconds),
                 "web-killed": lambda: suite.web_killed(args.web_down_seconds),
+                "web-frozen": lambda: suite.web_frozen(args.web_frozen_seconds),
             }
             outcomes = []
             for name in chosen:
