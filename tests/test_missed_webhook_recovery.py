@@ -302,7 +302,9 @@ def test_a_call_still_going_on_is_stored_once_it_has_ended_however_long_it_laste
 
 
 @pytest.mark.usefixtures("provider")
-def test_a_welfare_da_its_webhook_answered_is_not_stored_again_as_a_citizens_case(sos_line, settings):
+def test_a_welfare_da_its_webhook_answered_is_not_stored_again_as_a_citizens_case(
+    sos_line, settings, django_capture_on_commit_callbacks
+):
     # "Da" to a welfare question is asked again ("1 or 2?") and stored nowhere under its SID; read from Twilio's log
     # after the person's "1" had settled the check, it became a citizen's case, and the old person got a receipt.
     from helpline.intake import services as intake_services
@@ -314,7 +316,8 @@ def test_a_welfare_da_its_webhook_answered_is_not_stored_again_as_a_citizens_cas
         welfare_services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None)
         run_ticks(clock, START + dt.timedelta(seconds=30), dt.timedelta(seconds=5))
         for sid, body in (("SM" + "d" * 32, "Da"), ("SM" + "e" * 32, "1")):  # through the webhook, in time
-            intake_services.receive_sms(message_sid=sid, from_number=str(person.phone), body=body)
+            with django_capture_on_commit_callbacks(execute=True):  # its transaction commits
+                intake_services.receive_sms(message_sid=sid, from_number=str(person.phone), body=body)
             sos_line.inbound("sms", from_=str(person.phone), to=SOS_NUMBER, body=body, sid=sid)
         settings.SMS_BACKEND = "twilio"
         sos_line.messaging_services[settings.WELFARE_MESSAGING_SERVICE_SID] = [WELFARE_NUMBER]
@@ -349,6 +352,38 @@ def test_a_welfare_answer_to_the_campaigns_messaging_service_no_webhook_received
     check = WelfareCheck.objects.get(person=person)
     assert check.reply_sid == answer["sid"] and check.answered_at is not None
     assert check.state == "needs_help"
+
+
+@pytest.mark.usefixtures("provider")
+def test_a_welfare_answer_whose_recovery_died_half_way_is_recorded_by_the_next_look(sos_line, settings, monkeypatch):
+    # Remembered as answered while its transaction was rolled back, the "2" would be skipped by every later look.
+    from helpline.welfare import services as welfare_services
+    from helpline.welfare.models import WelfareCheck
+    from tests.test_welfare_campaign import register, run_ticks
+
+    with time_machine.travel(START, tick=False) as clock:
+        (person,) = register(1)
+        welfare_services.start_campaign(title="Poplave", question="Jeste li sigurni?", areas=[], needs=[], by=None)
+        run_ticks(clock, START + dt.timedelta(seconds=30), dt.timedelta(seconds=5))
+        answer = sos_line.inbound("sms", from_=str(person.phone), to=SOS_NUMBER, body="2")
+        settings.SMS_BACKEND = "twilio"
+        sos_line.messaging_services[settings.WELFARE_MESSAGING_SERVICE_SID] = []
+        clock.shift(dt.timedelta(minutes=3))
+        dating = intake.date_contact_as_received
+
+        def worker_killed(*args, **kwargs):
+            raise SystemExit("killed")
+
+        monkeypatch.setattr(intake, "date_contact_as_received", worker_killed)
+        with pytest.raises(SystemExit):
+            recovery.recover_missed_contacts()
+        assert WelfareCheck.objects.get(person=person).reply_sid is None
+        monkeypatch.setattr(intake, "date_contact_as_received", dating)
+
+        found = recovery.recover_missed_contacts()
+
+    assert found is not None and found.stored_sms == 1
+    assert WelfareCheck.objects.get(person=person).reply_sid == answer["sid"]
 
 
 def test_a_long_call_keeps_neither_itself_nor_the_sms_sent_during_it_from_being_stored(sos_line):

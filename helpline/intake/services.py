@@ -75,8 +75,11 @@ ANSWERED_FOR_SECONDS = 2 * 24 * 3600
 
 
 def remember_answered(message_sid: str) -> None:
+    """Once the transaction it was answered in commits (at once outside one): the recovery of a missed SMS stores
+    and answers it in one transaction, and one rolled back must leave it to be tried again, not remembered."""
     if message_sid:
-        cache.set(ANSWERED_KEY.format(sid=message_sid), 1, timeout=ANSWERED_FOR_SECONDS)
+        key = ANSWERED_KEY.format(sid=message_sid)
+        transaction.on_commit(lambda: cache.set(key, 1, timeout=ANSWERED_FOR_SECONDS))
 
 
 def answered_sids(sids: list[str]) -> set[str]:
