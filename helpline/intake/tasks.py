@@ -16,14 +16,15 @@ def replay_intake_spool() -> dict[str, int]:
 
 @shared_task
 def recover_missed_contacts() -> dict[str, int] | None:
-    """Beat rings this every minute: one look at Twilio's log of the SOS number since the last (two list requests
-    when nothing was missed)."""
+    """Beat rings this every minute: one look at Twilio's log of our numbers since the last, and at its debugger's
+    alerts about our SMS webhook (three list requests when nothing was missed)."""
     found = recovery.recover_missed_contacts()
     if found is None:
         return None
     return {
-        "listed": found.listed, "sms": found.stored_sms, "calls": found.stored_calls, "settled": found.settled_calls
-    }
+        "listed": found.listed, "sms": found.stored_sms, "calls": found.stored_calls, "settled": found.settled_calls,
+        "answered_late": found.answered_late,
+    }  # fmt: skip
 
 
 @worker_ready.connect
