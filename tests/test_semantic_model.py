@@ -263,8 +263,8 @@ def test_the_shipped_head_threshold_comes_from_leaving_authors_out():
 
 def test_the_shipped_head_is_small_and_flags_a_plain_emergency_but_not_a_question():
     # It grows with the labelled examples it keeps for "resembles" (about 450 bytes each, compressed): 5.8 MB at
-    # thirty-six authors' 12,381 messages, 6.4 MB at forty-one authors' 13,872.
-    assert DEFAULT_HEAD_FILE.stat().st_size < 7_000_000
+    # thirty-six authors' 12,381 messages, 6.4 MB at forty-one authors' 13,872, 7.2 MB at forty-seven's 15,656.
+    assert DEFAULT_HEAD_FILE.stat().st_size < 8_000_000
     triage = SemanticTriage.load()
     emergency, question = triage.predict_many(
         ["Pomozite, muž me upravo tuče i prijeti da će me ubiti nožem", "Koje je radno vrijeme vašeg centra?"]
