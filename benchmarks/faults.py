@@ -303,7 +303,6 @@ def send_together(port: int, contacts: list[Contact], gaps: list[float]) -> list
 DB_REPORT = r"""
 import json
 from collections import Counter, defaultdict
-from django.db.models import Count, Q
 from helpline.cases.models import Case, EventKind, Message, TimelineEvent
 from notifications.models import Notification
 keys = json.load(open(KEYS_FILE))
@@ -319,7 +318,6 @@ for token in tokens:
     case_ids.update(found)
 cases = Case.objects.filter(pk__in=case_ids)
 events = TimelineEvent.objects.filter(case__in=cases)
-per_case = lambda kind: events.filter(kind=kind).values("case_id").annotate(n=Count("id"))
 
 
 def assignments_by_case():
@@ -523,6 +521,17 @@ class Suite:
             "PostgreSQL stopped", f"{seconds:.0f} s, 5 contacts/s", postgres.stop, postgres.start, seconds
         )
 
+    def logged_at_twilio(self, n: int) -> Contact:
+        """The n-th contact of the mix; an SMS or call is first listed at the stub, as Twilio logs a contact before
+        it calls our webhook."""
+        contact = self.contacts.mix(n)
+        if contact.kind in ("sms", "voice"):
+            params = dict(urllib.parse.parse_qsl(contact.body.decode()))
+            kind, status = ("sms", "received") if contact.kind == "sms" else ("call", "completed")
+            self.stub.inbound(kind, from_=params["From"], to=HELPLINE_NUMBER, body=params.get("Body", ""),
+                              status=status, sid=contact.key)  # fmt: skip
+        return contact
+
     def web_killed(self, seconds: float) -> Outcome:
         """gunicorn SIGKILLed and kept down, then started again. Twilio keeps taking the SMS and calls meanwhile
         and lists them in its log (the stub is told of each before its webhook is posted, as Twilio logs a contact
@@ -531,15 +540,6 @@ class Suite:
         minute), so this one settles minutes after the fault, not seconds."""
         since = self.now_iso()
         timer = {}
-
-        def logged_at_twilio(n: int) -> Contact:
-            contact = self.contacts.mix(n)
-            if contact.kind in ("sms", "voice"):
-                params = dict(urllib.parse.parse_qsl(contact.body.decode()))
-                kind, status = ("sms", "received") if contact.kind == "sms" else ("call", "completed")
-                self.stub.inbound(kind, from_=params["From"], to=HELPLINE_NUMBER, body=params.get("Body", ""),
-                                  status=status, sid=contact.key)  # fmt: skip
-            return contact
 
         def fault() -> None:
             time.sleep(3)
@@ -552,7 +552,7 @@ class Suite:
 
         thread = threading.Thread(target=fault, daemon=True)
         thread.start()
-        contacts = send_at_rate(self.port, logged_at_twilio, 5.0, seconds + 8)
+        contacts = send_at_rate(self.port, self.logged_at_twilio, 5.0, seconds + 8)
         thread.join(seconds + 60)
         outcome = Outcome("web killed", f"down {seconds:.0f} s then restarted, 5 contacts/s; SMS and calls in "
                           "Twilio's log", contacts, fault_window=(timer["start"], timer["end"]))  # fmt: skip
@@ -573,15 +573,6 @@ class Suite:
         since = self.now_iso()
         timer = {}
 
-        def logged_at_twilio(n: int) -> Contact:
-            contact = self.contacts.mix(n)
-            if contact.kind in ("sms", "voice"):
-                params = dict(urllib.parse.parse_qsl(contact.body.decode()))
-                kind, status = ("sms", "received") if contact.kind == "sms" else ("call", "completed")
-                self.stub.inbound(kind, from_=params["From"], to=HELPLINE_NUMBER, body=params.get("Body", ""),
-                                  status=status, sid=contact.key)  # fmt: skip
-            return contact
-
         def web_processes() -> list[int]:
             web = self.stack.processes["web"].pid
             return [web, *descendants(web)]
@@ -601,7 +592,7 @@ class Suite:
 
         thread = threading.Thread(target=fault, daemon=True)
         thread.start()
-        contacts = send_at_rate(self.port, logged_at_twilio, 5.0, seconds + 8)
+        contacts = send_at_rate(self.port, self.logged_at_twilio, 5.0, seconds + 8)
         thread.join(seconds + 60)
         late = late_sms(contacts)
         for sid in late:
