@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -384,6 +385,33 @@ def test_exported_corrections_are_one_more_author_the_training_learns_from_but_n
     texts = ["Treba nam pomoć oko ogrjeva"]
     priorities, _ = head.probabilities(embedder.embed(texts), texts)
     assert head.priorities[int(np.argmax(priorities[0]))] == "critical"
+
+
+def test_train_triage_with_corrections_learns_from_the_staffs_corrections_in_the_database(
+    tmp_path, settings, monkeypatch
+):
+    # The full training takes twenty minutes; what is checked here is the command's wiring: the corrections are
+    # exported from the database, outside the repository, and handed to the training as one more author.
+    from triage.management.commands import train_triage
+
+    settings.VAR_DIR = str(tmp_path)
+    case, supervisor = reclassified_case("Treba nam pomoć oko ogrjeva", priority="high", category="material_need")
+    actions.do_reclassify(
+        Case.objects.get(pk=case.pk), by=supervisor.user, priority="critical", category="elderly_disability",
+        reason="baka bez grijanja, minus deset",
+    )
+    trained: list[list[str]] = []
+    monkeypatch.setattr(train_triage, "train_head", lambda argv: trained.append(argv) or 0)
+
+    call_command("train_triage", "--with-corrections", "--out", str(tmp_path / "head.npz"), stdout=io.StringIO())
+
+    (argv,) = trained
+    corrections = Path(argv[argv.index("--with-corrections") + 1])
+    assert corrections.is_relative_to(tmp_path) and argv[argv.index("--out") + 1] == str(tmp_path / "head.npz")
+    groups = corpus.training_groups([corrections])
+    assert [(m.text, m.priority) for m in groups[f"corrections:{corrections.stem}"]] == [
+        ("Treba nam pomoć oko ogrjeva", "critical")
+    ]
 
 
 def test_a_labelled_file_row_is_quotable_unless_it_says_otherwise(tmp_path):
