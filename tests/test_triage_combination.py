@@ -392,7 +392,7 @@ def test_train_triage_with_corrections_learns_from_the_staffs_corrections_in_the
 ):
     # The full training takes twenty minutes; what is checked here is the command's wiring: the corrections are
     # exported from the database, outside the repository, and handed to the training as one more author.
-    from triage.management.commands import train_triage
+    from triage.semantic import __main__ as training
 
     settings.VAR_DIR = str(tmp_path)
     case, supervisor = reclassified_case("Treba nam pomoć oko ogrjeva", priority="high", category="material_need")
@@ -401,7 +401,7 @@ def test_train_triage_with_corrections_learns_from_the_staffs_corrections_in_the
         reason="baka bez grijanja, minus deset",
     )
     trained: list[list[str]] = []
-    monkeypatch.setattr(train_triage, "train_head", lambda argv: trained.append(argv) or 0)
+    monkeypatch.setattr(training, "main", lambda argv: trained.append(argv) or 0)
 
     call_command("train_triage", "--with-corrections", "--out", str(tmp_path / "head.npz"), stdout=io.StringIO())
 

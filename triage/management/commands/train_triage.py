@@ -15,7 +15,6 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from triage.semantic.__main__ import main as train_head
 from triage.semantic.model import DEFAULT_HEAD_FILE
 
 
@@ -30,10 +29,13 @@ class Command(BaseCommand):
         parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)), help="heads fitted at a time")
 
     def handle(self, *args, with_corrections: bool, out: Path, jobs: int, **options) -> None:
+        # Imported here: training needs scipy, which nothing else in a running service loads.
+        from triage.semantic import __main__ as training
+
         argv = ["--out", str(out), "--jobs", str(jobs)]
         if with_corrections:
             corrections = Path(settings.VAR_DIR) / "training" / "triage_corrections.jsonl"
             call_command("export_triage_corrections", "--out", str(corrections), stdout=self.stdout)
             argv += ["--with-corrections", str(corrections)]
-        if train_head(argv) != 0:
+        if training.main(argv) != 0:
             raise CommandError("training failed")
