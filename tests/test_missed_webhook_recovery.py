@@ -156,30 +156,24 @@ def test_a_contact_of_the_last_seconds_is_left_to_its_webhook_still_on_the_way(s
         assert recovery.recover_missed_contacts().stored_sms == 1
 
 
-def test_an_sms_to_the_staff_alert_number_is_read_too(sos_line, settings):
-    settings.STAFF_ALERT_SENDER = "+38733000222"
+@pytest.mark.parametrize(
+    ("sender", "pool", "answered_on"),
+    [
+        ("+38733000222", None, "+38733000222"),
+        # The README advises a Messaging Service for staff alerts: a worker answers the number of its pool that
+        # texted them, which Twilio names only when asked for the pool.
+        ("MG" + "7" * 32, ["+38733000301", "+38733000302"], "+38733000302"),
+    ],
+    ids=["a number", "a messaging service"],
+)
+def test_a_workers_ok_to_the_number_staff_alerts_come_from_is_read_too(sos_line, settings, sender, pool, answered_on):
+    settings.STAFF_ALERT_SENDER = sender
+    if pool is not None:
+        sos_line.messaging_services[sender] = pool
     with time_machine.travel(START, tick=False) as clock:
         worker = on_duty(phone=WORKER_PHONE)
         case = new_case(CRITICAL_TEXT)
-        sos_line.inbound("sms", from_=WORKER_PHONE, to="+38733000222", body=f"OK {code_sent(worker, case)}")
-        clock.shift(dt.timedelta(minutes=5))
-
-        found = recovery.recover_missed_contacts()
-
-    assert found is not None and found.stored_sms == 1
-    case.refresh_from_db()
-    assert case.acknowledged_at is not None
-
-
-def test_an_sms_to_a_number_of_the_staff_alerts_messaging_service_is_read_too(sos_line, settings):
-    # The README advises a Messaging Service for staff alerts: a worker answers the number of its pool that texted
-    # them, which Twilio names only when asked for the pool.
-    settings.STAFF_ALERT_SENDER = "MG" + "7" * 32
-    sos_line.messaging_services[settings.STAFF_ALERT_SENDER] = ["+38733000301", "+38733000302"]
-    with time_machine.travel(START, tick=False) as clock:
-        worker = on_duty(phone=WORKER_PHONE)
-        case = new_case(CRITICAL_TEXT)
-        sos_line.inbound("sms", from_=WORKER_PHONE, to="+38733000302", body=f"OK {code_sent(worker, case)}")
+        sos_line.inbound("sms", from_=WORKER_PHONE, to=answered_on, body=f"OK {code_sent(worker, case)}")
         clock.shift(dt.timedelta(minutes=5))
 
         found = recovery.recover_missed_contacts()
