@@ -17,6 +17,11 @@ from django.core.management.base import BaseCommand
 from triage.selectors import corrections_for_training
 
 
+def default_corrections_file() -> Path:
+    """Where the corrections are written unless told otherwise: under VAR_DIR, outside the repository."""
+    return Path(settings.VAR_DIR) / "training" / "triage_corrections.jsonl"
+
+
 class Command(BaseCommand):
     help = "Write staff corrections of triage (the latest per case) as a jsonl file the training can read."
 
@@ -27,7 +32,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, out: Path | None, **options) -> None:
-        out = out or Path(settings.VAR_DIR) / "training" / "triage_corrections.jsonl"
+        out = out or default_corrections_file()
         rows = corrections_for_training()
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("w", encoding="utf-8") as handle:

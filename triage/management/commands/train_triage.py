@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from triage.management.commands.export_triage_corrections import default_corrections_file
 from triage.semantic.model import DEFAULT_HEAD_FILE
 
 
@@ -34,7 +34,7 @@ class Command(BaseCommand):
 
         argv = ["--out", str(out), "--jobs", str(jobs)]
         if with_corrections:
-            corrections = Path(settings.VAR_DIR) / "training" / "triage_corrections.jsonl"
+            corrections = default_corrections_file()
             call_command("export_triage_corrections", "--out", str(corrections), stdout=self.stdout)
             argv += ["--with-corrections", str(corrections)]
         if training.main(argv) != 0:
