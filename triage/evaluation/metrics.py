@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from triage.semantic.head import CATEGORIES, PRIORITIES
+
 EVALUATION_SET = Path(__file__).resolve().parent / "messages.jsonl"
 
 TARGETS = {"critical_recall": 0.97, "low_normal_marked_critical": 0.10, "category_accuracy": 0.85}
@@ -35,6 +37,44 @@ class Report:
 
 def load_messages(path: Path = EVALUATION_SET) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+class ReadingError(ValueError):
+    """A second reading that does not label every message of its file exactly once, with known labels."""
+
+
+@dataclass(frozen=True)
+class SecondReading:
+    """Another person's labels of a labelled file's messages, given as a system's verdicts are (no reasons)."""
+
+    priority: str
+    category: str
+    reasons: tuple = ()
+
+
+def load_second_reading(path: Path, messages: list[dict]) -> Callable[[str], SecondReading]:
+    """A second reader's labels of `messages` (one JSON line each: {"line", "priority", "category"}, `line` counting
+    the labelled file's messages from 1), as a function of a message's text that `evaluate` can score like a system.
+
+    Every message must be read exactly once: a reading that skipped one would score better than it is.
+    """
+    by_line: dict[int, SecondReading] = {}
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if row.get("priority") not in PRIORITIES or row.get("category") not in CATEGORIES:
+            raise ReadingError(f"{path}:{number}: unknown priority or category")
+        if not isinstance(row.get("line"), int) or not 1 <= row["line"] <= len(messages) or row["line"] in by_line:
+            raise ReadingError(f"{path}:{number}: 'line' must name each of the file's {len(messages)} messages once")
+        by_line[row["line"]] = SecondReading(row["priority"], row["category"])
+    if len(by_line) != len(messages):
+        raise ReadingError(f"{path}: {len(by_line)} of the file's {len(messages)} messages read")
+    readings: dict[str, SecondReading] = {}
+    for line, message in enumerate(messages, start=1):
+        if readings.setdefault(message["text"], by_line[line]) != by_line[line]:
+            raise ReadingError(f"{path}: the same text is read two ways (line {line})")
+    return readings.__getitem__
 
 
 def evaluate(messages: list[dict], classify: Callable) -> Report:

@@ -4,6 +4,7 @@
     manage.py evaluate_triage --cross-author    # each author scored by a model that never saw them
     manage.py evaluate_triage --cross-author --authors author_y_diaspora   # one author's row of that table
     manage.py evaluate_triage --file F --system combined   # what the worker runs (rules and the shipped model) on F
+    manage.py evaluate_triage --file F --second-reading R  # how far a second reader's labels R agree with F's
 """
 
 import os
@@ -15,7 +16,14 @@ from django.db import DatabaseError
 
 from triage import selectors
 from triage.classification import sentences_matched
-from triage.evaluation.metrics import EVALUATION_SET, TARGETS, evaluate, load_messages
+from triage.evaluation.metrics import (
+    EVALUATION_SET,
+    TARGETS,
+    Report,
+    evaluate,
+    load_messages,
+    load_second_reading,
+)
 from triage.semantic.combination import IN_ONE_LINE
 from triage.semantic_model import is_turned_off
 from triage.services import classify, classify_by_rules
@@ -39,6 +47,13 @@ class Command(BaseCommand):
             "--show-errors", action="store_true", help="List every miss, false alarm and wrong category."
         )
         parser.add_argument(
+            "--second-reading", type=Path, default=None, metavar="R",
+            help=(
+                "With --file: score another person's labels of the same messages (triage/evaluation/second_readings) "
+                "as if they were a system: how far two careful readers agree."
+            ),
+        )
+        parser.add_argument(
             "--cross-author", action="store_true",
             help="Train on all authors but one, score the held-out author, for each in turn (half an hour).",
         )
@@ -60,8 +75,13 @@ class Command(BaseCommand):
 
     def handle(
         self, *args, file: Path, system: str, show_errors: bool, cross_author: bool, mode: str, authors: str,
-        jobs: int, **options,
+        jobs: int, second_reading: Path | None = None, **options,
     ) -> None:
+        if second_reading is not None:
+            if cross_author:
+                raise CommandError("--second-reading scores one --file; it does not go with --cross-author")
+            self._second_reading(file, second_reading)
+            return
         if not (cross_author and mode == "model"):  # the model alone reads no rule
             self._check_rules_can_be_read()  # before a cross-author run's hours of training, not after them
         if cross_author:
@@ -118,6 +138,17 @@ class Command(BaseCommand):
         for shown in MODES if mode == "all" else (mode,):
             self.stdout.write("\n".join(report_lines(report, shown)) + "\n")
 
+    def _second_reading(self, file: Path, reading: Path) -> None:
+        messages = load_messages(file)
+        try:
+            read = load_second_reading(reading, messages)
+        except (OSError, ValueError) as error:  # ReadingError, a JSON line that does not parse, a missing file
+            raise CommandError(f"the second reading {reading} cannot be scored against {file.name}: {error}") from error
+        # Not held to the targets: they are asked of a system, and this is how far the system can be asked to go.
+        self._print_report(
+            evaluate(messages, read), f"a second reader ({reading.name})", file, show_errors=False, with_targets=False
+        )
+
     def _on_file(self, file: Path, system: str, show_errors: bool) -> None:
         if system == "combined" and is_turned_off():
             raise CommandError(
@@ -125,18 +156,23 @@ class Command(BaseCommand):
                 "alone. Run with SEMANTIC_TRIAGE=true, or ask for --system rules."
             )
         report = evaluate(load_messages(file), classify if system == "combined" else classify_by_rules)
-        out = self.stdout.write
         name = "the rules and the shipped model" if system == "combined" else "the active rules"
+        self._print_report(report, name, file, show_errors=show_errors)
+
+    def _print_report(
+        self, report: Report, name: str, file: Path, *, show_errors: bool, with_targets: bool = True
+    ) -> None:
+        out = self.stdout.write
         out(f"{name} on {file.name}; messages: {report.total}")
-        out(f"critical recall:                {report.critical_recall:.3f}  (target >= {TARGETS['critical_recall']})")
+        def target(word: str, name: str) -> str:
+            return f"  (target {word} {TARGETS[name]})" if with_targets else ""
+
+        out(f"critical recall:                {report.critical_recall:.3f}{target('>=', 'critical_recall')}")
         out(
-            f"low/normal marked critical:     {report.low_normal_marked_critical:.3f}  "
-            f"(target <= {TARGETS['low_normal_marked_critical']})"
+            f"low/normal marked critical:     {report.low_normal_marked_critical:.3f}"
+            f"{target('<=', 'low_normal_marked_critical')}"
         )
-        out(
-            f"category accuracy:              {report.category_accuracy:.3f}  "
-            f"(target >= {TARGETS['category_accuracy']})"
-        )
+        out(f"category accuracy:              {report.category_accuracy:.3f}{target('>=', 'category_accuracy')}")
         out(f"priority exactly right:         {report.priority_accuracy:.3f}")
         out("priority confusion (rows: expected, columns: given):")
         out("            " + "".join(f"{p:>10}" for p in PRIORITIES))
@@ -154,4 +190,5 @@ class Command(BaseCommand):
                         f"  [{row['priority']}/{row['category']} -> {row['got_priority']}/{row['got_category']}] "
                         f"{row['text']}\n      {row['reasons'][:3]}"
                     )
-        out(self.style.SUCCESS("targets met") if report.meets_targets else self.style.ERROR("targets NOT met"))
+        if with_targets:
+            out(self.style.SUCCESS("targets met") if report.meets_targets else self.style.ERROR("targets NOT met"))
