@@ -12,7 +12,7 @@ from django.core.management import call_command
 
 from helpline.cases import intake
 from helpline.cases.models import Case, Message
-from helpline.intake import recovery
+from helpline.intake import recovery, spool
 from notifications.models import Notification, NotificationKind
 from tests.test_staff_sms_acknowledgement import CRITICAL_TEXT, WORKER_PHONE, code_sent, new_case, on_duty
 from tests.test_welfare_campaign import provider  # noqa: F401 - the welfare tests' sender, a fixture used below
@@ -26,8 +26,9 @@ WELFARE_NUMBER = "+38733000404"  # a number of the welfare campaigns' Messaging 
 
 
 @pytest.fixture
-def sos_line(settings, twilio_api):
+def sos_line(settings, twilio_api, tmp_path):
     settings.TWILIO_PHONE_NUMBER = SOS_NUMBER
+    settings.INTAKE_SPOOL_DIR = tmp_path / "spool"  # a contact that fails to store waits there
     return twilio_api
 
 
@@ -255,26 +256,102 @@ def test_the_fallback_twiml_tells_callers_the_emergency_numbers_in_both_language
     assert re.search(r"<Dial[^>]*>\+38761999000</Dial>", voice)
 
 
-def test_a_contact_that_fails_to_store_keeps_neither_the_others_back_nor_itself_from_the_next_look(sos_line,
-                                                                                                   monkeypatch):
+def failing_to_store(monkeypatch, sid: str) -> None:
+    """Storing this one SMS or call raises, as a bug tied to its contents would, until the test puts it right."""
+    store_sms, store_call = recovery.services.receive_sms, recovery.intake.record_incoming_call
+
+    def sms_broken_for_one(**sms):
+        if sms["message_sid"] == sid:
+            raise RuntimeError("this one cannot be stored")
+        return store_sms(**sms)
+
+    def call_broken_for_one(**call):
+        if call["call_sid"] == sid:
+            raise RuntimeError("this one cannot be stored")
+        return store_call(**call)
+
+    monkeypatch.setattr(recovery.services, "receive_sms", sms_broken_for_one)
+    monkeypatch.setattr(recovery.intake, "record_incoming_call", call_broken_for_one)
+
+
+def test_an_sms_that_fails_to_store_waits_in_the_spool_keeps_no_other_back_and_is_answered_once_stored(
+    sos_line, monkeypatch, client
+):
     failing = sos_line.inbound("sms", from_="+38761555001", to=SOS_NUMBER, body="Prva poruka", ago_seconds=400)
     sos_line.inbound("sms", from_="+38761555002", to=SOS_NUMBER, body="Druga poruka", ago_seconds=300)
-    store = recovery.services.receive_sms
+    with monkeypatch.context() as broken:
+        failing_to_store(broken, failing["sid"])
+        first = recovery.recover_missed_contacts()
+        assert first is not None and first.stored_sms == 1  # the other one
+        assert [contact.kind for contact in spool.pending()] == ["recovered_sms"]
+        assert client.get("/healthz/").json()["progress"]["oldest_spooled_seconds"] is not None  # counted there
+        assert spool.replay_spool().failed == 1  # the replay meets the same fault, and keeps it
+        again = recovery.recover_missed_contacts()
+        assert again is not None and again.stored_sms == 0  # known as waiting in the spool: not tried twice
 
-    def broken_for_one(**sms):
-        if sms["message_sid"] == failing["sid"]:
-            raise RuntimeError("this one cannot be stored now")
-        return store(**sms)
+    replayed = spool.replay_spool()
 
-    monkeypatch.setattr(recovery.services, "receive_sms", broken_for_one)
-    first = recovery.recover_missed_contacts()
-    assert first is not None and first.stored_sms == 1
-    monkeypatch.setattr(recovery.services, "receive_sms", store)
+    assert replayed.stored == 1 and spool.pending() == []
+    message = Message.objects.get(twilio_sid=failing["sid"])
+    assert message.created_at == parsedate_to_datetime(failing["date_created"])  # dated when the citizen sent it
+    receipt = Notification.objects.get(kind=NotificationKind.CITIZEN_REPLY, case=message.case)
+    assert receipt.to_number == "+38761555001" and message.case.reference in receipt.body
+    assert Case.objects.count() == 2
+    assert recovery.recover_missed_contacts().stored_sms == 0 and spool.replay_spool().stored == 0
+    assert Notification.objects.filter(kind=NotificationKind.CITIZEN_REPLY).count() == 2  # one receipt each
 
-    second = recovery.recover_missed_contacts()
 
-    assert second is not None and second.stored_sms == 1
-    assert Message.objects.filter(twilio_sid=failing["sid"]).exists() and Case.objects.count() == 2
+def test_an_sms_that_cannot_be_stored_for_more_than_a_day_is_still_kept_and_stored_once_it_can_be(
+    sos_line, monkeypatch
+):
+    """Twilio's log is read at most a day back: a contact held back by the look alone was dropped after that."""
+    with time_machine.travel(START, tick=False) as clock:
+        failing = sos_line.inbound("sms", from_=CITIZEN, to=SOS_NUMBER, body="Sama sam, ne mogu ustati",
+                                   ago_seconds=300)  # fmt: skip
+        with monkeypatch.context() as broken:
+            failing_to_store(broken, failing["sid"])
+            recovery.recover_missed_contacts()
+            for _ in range(26):  # a look each hour, for a day and more
+                clock.shift(dt.timedelta(hours=1))
+                recovery.recover_missed_contacts()
+                spool.replay_spool()
+        assert not Message.objects.filter(twilio_sid=failing["sid"]).exists()
+
+        assert spool.replay_spool().stored == 1
+
+    message = Message.objects.get(twilio_sid=failing["sid"])
+    assert message.body == "Sama sam, ne mogu ustati"
+    assert Notification.objects.filter(kind=NotificationKind.CITIZEN_REPLY, case=message.case).count() == 1
+
+
+def test_a_call_that_fails_to_store_waits_in_the_spool_and_becomes_a_missed_call_to_call_back(sos_line, monkeypatch):
+    call = sos_line.inbound("call", from_=CITIZEN, to=SOS_NUMBER, status="no-answer", ago_seconds=300)
+    with monkeypatch.context() as broken:
+        failing_to_store(broken, call["sid"])
+        recovery.recover_missed_contacts()
+    assert [contact.kind for contact in spool.pending()] == ["recovered_call"]
+
+    assert spool.replay_spool().stored == 1
+
+    case = Case.objects.get()
+    assert case.needs_callback and case.messages.get().twilio_sid == call["sid"]
+
+
+def test_when_the_spool_cannot_take_a_failed_contact_either_the_next_look_tries_it_again(sos_line, monkeypatch):
+    failing = sos_line.inbound("sms", from_=CITIZEN, to=SOS_NUMBER, body="Pomozite, molim vas", ago_seconds=300)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as broken:
+        failing_to_store(broken, failing["sid"])
+        broken.setattr(spool, "spool_contact", disk_full)
+        recovery.recover_missed_contacts()
+
+    found = recovery.recover_missed_contacts()
+
+    assert found is not None and found.stored_sms == 1
+    assert Message.objects.filter(twilio_sid=failing["sid"]).exists()
 
 
 def test_a_call_still_going_on_is_stored_once_it_has_ended_however_long_it_lasted(sos_line):

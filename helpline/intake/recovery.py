@@ -12,8 +12,11 @@ Twilio's debugger lists for our SMS webhook name those SMS, and their receipts (
 by SMS too.
 
 Only contacts older than RECOVERY_GRACE are looked at (a webhook may still be on its way, or in the spool). Each look
-starts where the last one ended, or at the oldest contact it had to leave for later (a call still going on, a
-contact that failed to store), less RECOVERY_OVERLAP for clocks that disagree; that point is kept in the cache. With
+starts where the last one ended, or at the oldest contact it had to leave for later (a call still going on), less
+RECOVERY_OVERLAP for clocks that disagree; that point is kept in the cache. A contact that fails to store is kept in
+the spool (helpline/intake/spool.py), whose replay tries it again every few seconds for as long as it takes, and
+answers it as a look would have; /healthz/ counts it meanwhile. Before, the next look tried it again until it fell
+out of the window, a day on, and was then dropped with an ERROR in the log as its only trace. With
 no last look (the first run, the cache emptied), the look goes back to the newest contact we stored before it, at
 most RECOVERY_LOOKBACK: that is how far an outage of the web can have gone unnoticed; with nothing stored yet,
 FIRST_LOOK (a new deployment on a number that had another service before imports at most its last quarter of an hour).
@@ -113,8 +116,9 @@ def recover_missed_contacts(now: dt.datetime | None = None) -> Recovery | None:
         except SoftTimeLimitExceeded:
             raise
         except Exception:  # one contact that fails must not keep the others from being stored
-            next_since = min(next_since, contact.created)
-            logger.exception("could not store a %s found in Twilio's log; the next look tries it again", contact.kind)
+            logger.exception("could not store a %s found in Twilio's log", contact.kind)
+            if not _keep_for_the_replay(contact, settling=contact.sid in known):
+                next_since = min(next_since, contact.created)
     # Kept as the last look's end; the next look starts RECOVERY_OVERLAP before it.
     cache.set(LAST_LOOK_KEY, next_since.isoformat(), timeout=None)
     answered = _answer_what_failed_webhooks_left_unanswered(backend, since, now)
@@ -198,10 +202,7 @@ def _known_sids(sids: list[str]) -> dict[str, str]:
     stored (services.remember_answered). The spool
     is asked first: its replay stores a contact before it deletes the file, so a contact is always in one or the
     other."""
-    known = {
-        sid: SPOOLED for sid in sids
-        if spool.spooled("sms", sid) or spool.spooled("call", sid)
-    }  # fmt: skip
+    known = dict.fromkeys(spool.spooled_among(sids, ("sms", "call", *RECOVERED_KINDS.values())), SPOOLED)
     for sid, status in Message.objects.filter(twilio_sid__in=sids).values_list("twilio_sid", "call_status"):
         known.setdefault(sid, status or "")
     for answered in (
@@ -214,8 +215,54 @@ def _known_sids(sids: list[str]) -> dict[str, str]:
     return known
 
 
+# The spool's kinds for a contact found here that could not be stored: replayed by `store_recovered` below.
+RECOVERED_KINDS = {"sms": "recovered_sms", "call": "recovered_call"}
+
+
+def _keep_for_the_replay(contact: InboundContact, *, settling: bool) -> bool:
+    """Keep a contact that failed to store in the spool, to be stored and answered by its replay; False when the
+    spool could not take it either (the next look then tries it again). A call we have, whose final status failed
+    to store, is kept as the status callback that never came."""
+    try:
+        if settling:
+            spool.spool_contact(
+                "call_status", contact.sid,
+                {"call_sid": contact.sid, "call_status": contact.status, "duration": contact.duration},
+            )  # fmt: skip
+        else:
+            spool.spool_contact(RECOVERED_KINDS[contact.kind], contact.sid, _as_payload(contact))
+    except Exception as error:
+        logger.critical("could not keep a %s from Twilio's log in the spool either (%s); the next look tries again",
+                        contact.kind, type(error).__name__)  # fmt: skip
+        return False
+    return True
+
+
+def _as_payload(contact: InboundContact) -> dict:
+    return {
+        "kind": contact.kind, "sid": contact.sid, "from_number": contact.from_number,
+        "created": contact.created.isoformat(), "body": contact.body, "num_media": contact.num_media,
+        "status": contact.status, "duration": contact.duration,
+        "ended": contact.ended.isoformat() if contact.ended else None,
+    }  # fmt: skip
+
+
+def store_recovered(payload: dict) -> str:
+    """A contact from Twilio's log kept in the spool, stored and answered now as the look would have (the spool's
+    replay calls this). Returns its case's reference ("" for a staff command or a welfare answer)."""
+    contact = InboundContact(**{
+        **payload,
+        "created": dt.datetime.fromisoformat(payload["created"]),
+        "ended": dt.datetime.fromisoformat(payload["ended"]) if payload.get("ended") else None,
+    })  # fmt: skip
+    if contact.kind == "call":
+        return _recover_call(contact).reference
+    stored = _recover_sms(contact)
+    return stored.reference if stored is not None else ""
+
+
 @transaction.atomic
-def _recover_sms(contact: InboundContact) -> None:
+def _recover_sms(contact: InboundContact) -> Case | None:
     """Stored, dated and answered in one transaction: a worker that dies before the answer is queued leaves nothing,
     and the next look stores and answers it (stored alone, its SID would be known, and its citizen never answered)."""
     received = services.receive_sms(
@@ -228,18 +275,19 @@ def _recover_sms(contact: InboundContact) -> None:
         if received.staff_reply:  # a silent alarm's answer is nothing, and stays nothing
             _send_command_reply(contact.sid, received.staff, received.staff_reply)
         logger.warning("staff SMS recovered from Twilio's log and run now (our webhook never received it)")
-        return
+        return None
     stored = received.intake
     if stored is None:
         # A welfare answer ("1" safe, "2" help) is recorded as if it had come in time; its confirmation, minutes
         # late, is not sent: the campaign's own messages tell the person what happens next.
         logger.warning("welfare answer recovered from Twilio's log (our webhook never received it)")
-        return
+        return None
     if stored.case is not None and stored.kind == "message":  # STOP and START are answered by Twilio itself
         _send_receipt(contact.sid, contact.from_number, stored.case, is_new_case=stored.is_new_case,
                       language=stored.language, script=stored.script)  # fmt: skip
     logger.warning("SMS recovered from Twilio's log onto %s (our webhook never received it)",
                    stored.case.reference if stored.case else "no case")  # fmt: skip
+    return stored.case
 
 
 RECEIPT_KEY = "recovered-reply"
@@ -265,9 +313,10 @@ def _send_command_reply(sid: str, staff: StaffProfile, reply: str) -> None:
 
 
 @transaction.atomic
-def _recover_call(contact: InboundContact) -> None:
+def _recover_call(contact: InboundContact) -> Case:
     case = intake.record_incoming_call(call_sid=contact.sid, from_number=contact.from_number)
     intake.record_call_status(call_sid=contact.sid, call_status=contact.status, duration=contact.duration)
     intake.date_contact_as_received(contact.sid, contact.created)
     logger.warning("call recovered from Twilio's log onto %s (%s; our webhook never received it)", case.reference,
                    contact.status)  # fmt: skip
+    return case
