@@ -113,6 +113,51 @@ def test_an_sms_stored_by_a_webhook_twilio_gave_up_on_gets_its_receipt_by_sms_on
     assert Notification.objects.filter(kind=NotificationKind.CITIZEN_REPLY).count() == 1
 
 
+def test_a_receipt_twilio_never_got_goes_out_once_twilios_debugger_answers_again_after_ten_minutes_down(
+    sos_line, twilio, settings
+):
+    """The Monitor API can be down while the SMS API answers: the looks went on, and the alerts of the minutes it
+    was down were never read again (only the last three minutes were)."""
+    with time_machine.travel(START, tick=False) as clock:
+        recovery.recover_missed_contacts()  # the looks had been running
+        clock.shift(dt.timedelta(minutes=1))
+        response = twilio.sms("Otac pije i prijeti, djeca su sa mnom u sobi", sid="SM" + "4" * 32, from_number=CITIZEN)
+        assert response.status_code == 200
+        sos_line.webhook_failed("SM" + "4" * 32, settings.PUBLIC_BASE_URL + "/webhooks/twilio/sms/")
+        sos_line.alerts_unavailable = True
+        for _ in range(10):  # ten looks while the debugger cannot be asked
+            clock.shift(dt.timedelta(minutes=1))
+            assert recovery.recover_missed_contacts().answered_late == 0
+        sos_line.alerts_unavailable = False
+        clock.shift(dt.timedelta(minutes=1))
+
+        found = recovery.recover_missed_contacts()
+        clock.shift(dt.timedelta(minutes=1))
+        again = recovery.recover_missed_contacts()
+
+    assert found.answered_late == 1 and again.answered_late == 0
+    receipt = Notification.objects.get(kind=NotificationKind.CITIZEN_REPLY)
+    assert receipt.to_number == CITIZEN and Message.objects.get().case.reference in receipt.body
+
+
+def test_a_day_old_alert_is_not_read_when_the_debugger_comes_back(sos_line, twilio, settings):
+    with time_machine.travel(START, tick=False) as clock:
+        recovery.recover_missed_contacts()
+        response = twilio.sms("Hvala na pomoći prošle sedmice", sid="SM" + "5" * 32, from_number=CITIZEN)
+        assert response.status_code == 200
+        sos_line.webhook_failed("SM" + "5" * 32, settings.PUBLIC_BASE_URL + "/webhooks/twilio/sms/")
+        sos_line.alerts_unavailable = True
+        for _ in range(26):  # a day and more of looks, an hour apart
+            clock.shift(dt.timedelta(hours=1))
+            recovery.recover_missed_contacts()
+        sos_line.alerts_unavailable = False
+
+        found = recovery.recover_missed_contacts()
+
+    assert found.answered_late == 0  # as far back as the contacts' look reads: a day
+    assert not Notification.objects.filter(kind=NotificationKind.CITIZEN_REPLY).exists()
+
+
 def test_a_staff_command_whose_answer_twilio_never_got_is_answered_by_sms(sos_line, settings):
     from helpline.intake import services as intake_services
 

@@ -23,6 +23,13 @@ def _listed_time(value: str) -> dt.datetime:
     return parsedate_to_datetime(value)
 
 
+def _within(generated: str, query: dict[str, str]) -> bool:
+    """An alert generated inside the StartDate and EndDate asked for (ISO 8601, as the Monitor API takes them)."""
+    at = _listed_time(generated)
+    start, end = query.get("StartDate"), query.get("EndDate")
+    return (not start or at >= dt.datetime.fromisoformat(start)) and (not end or at <= dt.datetime.fromisoformat(end))
+
+
 @dataclass
 class Recorded:
     method: str
@@ -41,6 +48,7 @@ class TwilioStub:
         self.outage_covers_lookups = True
         # Lookups (the list endpoints) answer 503 while sends are taken: Twilio cannot be asked what it has.
         self.lookups_unavailable = False
+        self.alerts_unavailable = False
         # Messaging Services ("MG..." -> their pool of numbers), as the Messaging API lists a service's numbers.
         self.messaging_services: dict[str, list[str]] = {}
         # The debugger's error alerts (`webhook_failed`), as the Monitor API lists them.
@@ -146,8 +154,13 @@ class TwilioStub:
                                            "more_info": ""})  # fmt: skip
                         return
                     if url.path == "/v1/Alerts":
-                        self._answer(200, {"alerts": list(stub.alerts), "meta": {
-                            "key": "alerts", "page": 0, "page_size": len(stub.alerts), "next_page_url": None}})
+                        if stub.alerts_unavailable:  # the Monitor API down while the rest of Twilio answers
+                            self._answer(503, {"code": 20503, "message": "Service Unavailable", "status": 503,
+                                               "more_info": ""})  # fmt: skip
+                            return
+                        alerts = [alert for alert in stub.alerts if _within(alert["date_generated"], query)]
+                        self._answer(200, {"alerts": alerts, "meta": {
+                            "key": "alerts", "page": 0, "page_size": len(alerts), "next_page_url": None}})
                         return
                     if url.path.startswith("/v1/Services/") and url.path.endswith("/PhoneNumbers"):
                         self._answer(*stub._pool_of(url.path.split("/")[3]))

@@ -126,9 +126,9 @@ def recover_missed_contacts(now: dt.datetime | None = None) -> Recovery | None:
 
 
 # Twilio's debugger writes its alert about a failed webhook after a delay (it buffers them): each read of the alerts
-# starts this long before the last one ended. What was answered already is known by its key: read twice, an alert
-# sends nothing twice. (In a surge whose webhooks time out by the thousand, a look reads its minute and these three
-# again: about 200 pages at 10,000 a minute.)
+# starts this long before the last one that succeeded ended. What was answered already is known by its key: read
+# twice, an alert sends nothing twice. (In a surge whose webhooks time out by the thousand, a look reads its minute and
+# these three again: about 200 pages at 10,000 a minute.)
 ALERTS_OVERLAP = dt.timedelta(minutes=3)
 ALERTS_LOOKED_KEY = "intake:recovery:alerts-looked-until"
 
@@ -138,10 +138,11 @@ def _answer_what_failed_webhooks_left_unanswered(backend: TwilioBackend, since: 
     surge, or failed after storing it): its citizen read no reference and no emergency numbers, and a staff
     command's sender no answer. Twilio's debugger lists such requests; their answers go out now by SMS, once, under
     the keys a contact no webhook received is answered under (so one both missed and listed there is answered
-    once). Returns how many. Alerts are read from where the last read ended (less ALERTS_OVERLAP), or from the
-    contacts' look; a read that fails is tried again by the next look."""
+    once). Returns how many. Alerts are read from where the last read that succeeded ended (less ALERTS_OVERLAP),
+    however long the Monitor API was down while the contacts' looks went on, but at most RECOVERY_LOOKBACK back, as
+    far as a look at the contacts reads; with no last read, from the contacts' look."""
     looked = cache.get(ALERTS_LOOKED_KEY)
-    start = max(since, dt.datetime.fromisoformat(looked)) if looked else since
+    start = max(now - RECOVERY_LOOKBACK, dt.datetime.fromisoformat(looked)) if looked else since
     try:
         failed = backend.failed_webhooks_since(start - ALERTS_OVERLAP, now)
     except SoftTimeLimitExceeded:
