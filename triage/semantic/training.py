@@ -90,6 +90,11 @@ class TrainingSettings:
     # messages marked critical 0.068 against 0.074, worst author's critical recall 0.913 against 0.930) at 62 ms
     # more a message; the category's neighbour vote with other shares, counts and temperatures (0.746 to 0.778).
     # A separate critical-or-not head, alone or averaged in, lowered the worst author's recall.
+    # Stop 58, forty-seven authors, on the three worst (ai, f, k; combined, against the shipped features): e5's
+    # "passage: " embedding beside its "query: " one (768 numbers, two embeddings a message) missed one more critical
+    # message (worst recall 0.922 against 0.930) and marked more calm ones critical (ai 0.234 against 0.221), category
+    # 0.707 / 0.755 / 0.658 against 0.703 / 0.766 / 0.660. Second readers agree with these authors far better
+    # (triage/evaluation/second_readings): what is left is the frozen encoder's, not the head's or the labels'.
     iterations: int = 400
     target_critical_recall: float = TARGET_CRITICAL_RECALL
 
